@@ -1,0 +1,1 @@
+"""Time: the working-day calendar, deadline policies and (later) the escalation ladder."""

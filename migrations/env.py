@@ -1,0 +1,43 @@
+"""Alembic environment: runs against the app's engine (handed in by `flask db ...`) or DATABASE_URL."""
+from __future__ import annotations
+
+import os
+
+import sqlalchemy as sa
+from alembic import context
+from sqlmodel import SQLModel
+
+import tickets.models  # noqa: F401  (registers the tables)
+from tickets.db import UTCDateTime
+
+config = context.config
+target_metadata = SQLModel.metadata
+
+
+def render_item(type_, obj, autogen_context):
+    """Write our TypeDecorator as the plain column type it stands for, so migrations need no app import."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    if type_ == "type" and obj.__class__.__module__.startswith("sqlmodel"):
+        return "sa.String()"
+    return False
+
+
+def run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        render_item=render_item,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+engine = config.attributes.get("engine")
+if engine is None:
+    engine = sa.create_engine(os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
+with engine.connect() as connection:
+    run(connection)
+    connection.commit()

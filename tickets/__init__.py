@@ -1,0 +1,1 @@
+"""The heart of Banjie: tickets, departments, users, the workflow, intake pages and the JSON API."""

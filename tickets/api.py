@@ -1,0 +1,156 @@
+"""The JSON API of API.md: public filing and lookup, and the staff queue and actions."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_babel import lazy_gettext as _l
+
+from . import clock, intake, workflow
+from .access import current_staff, ticket_for, visible_tickets
+from .db import db
+from .errors import NotFound
+from .extensions import csrf, limiter
+from .http import json_body
+from .labels import PROBLEM_TYPE_LABELS
+from .models import Department, ProblemType, Status, Ticket
+from .presenters import iso, list_items, public_view, staff_view
+from .validation import Collector, integer
+from .workflow import Actor
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # the public endpoints carry no ambient authority; staff writes check CSRF in current_staff()
+
+MAX_PER_PAGE = 100
+
+
+def filing_limit() -> str:
+    return current_app.config["RATELIMIT_PUBLIC"]
+
+
+def lookup_limit() -> str:
+    return current_app.config["RATELIMIT_LOOKUP"]
+
+
+# --- public ------------------------------------------------------------------------------------------
+
+@bp.get("/departments")
+@limiter.shared_limit(lookup_limit, scope="public-read")
+def departments():
+    """The departments a citizen may name when filing."""
+    rows = db.session.scalars(sa.select(Department).where(Department.active.is_(True)).order_by(Department.code))
+    return jsonify([{"id": d.id, "code": d.code, "name": d.name} for d in rows])
+
+
+@bp.get("/problem-types")
+@limiter.shared_limit(lookup_limit, scope="public-read")
+def problem_types():
+    """The problem types of the contract with their labels."""
+    return jsonify([{"code": p.value, "label": str(PROBLEM_TYPE_LABELS[p.value])} for p in ProblemType])
+
+
+@bp.post("/tickets")
+@limiter.shared_limit(filing_limit, scope="filing")
+def file_ticket():
+    """File a new grievance; answers the tracking number and the query code (shown only this once)."""
+    data = json_body()
+    values = intake.validate_intake(db.session, data)
+    filed = intake.file_ticket(db.session, values, channel="api")
+    db.session.commit()
+    ticket = filed.ticket
+    response = jsonify({"tracking_no": ticket.tracking_no, "query_code": filed.query_code,
+                        "status": ticket.status, "created_at": iso(ticket.created_at)})
+    response.status_code = 201
+    response.headers["Location"] = url_for(".public_ticket", tracking_no=ticket.tracking_no)
+    return response
+
+
+def _citizen_ticket(tracking_no: str) -> Ticket:
+    ticket = intake.find_for_citizen(db.session, tracking_no, request.args.get("code", ""))
+    if ticket is None:
+        raise NotFound(_l("No case matches this tracking number and query code."))
+    return ticket
+
+
+@bp.get("/tickets/<tracking_no>")
+@limiter.shared_limit(lookup_limit, scope="lookup")
+def public_ticket(tracking_no):
+    """A citizen's view of their case: status, public timeline, reply and rating."""
+    ticket = _citizen_ticket(tracking_no)
+    survey = workflow.open_survey_for(db.session, ticket, clock.now())
+    return jsonify(public_view(db.session, ticket, survey_open=survey is not None))
+
+
+@bp.post("/tickets/<tracking_no>/rating")
+@limiter.shared_limit(lookup_limit, scope="lookup")
+def rate_ticket(tracking_no):
+    """Rate the open satisfaction survey of a closed case (1 very satisfied … 5 very dissatisfied)."""
+    ticket = _citizen_ticket(tracking_no)
+    data = json_body()
+    workflow.rate(db.session, ticket, data.get("score"), data.get("comment"), channel="web")
+    db.session.commit()
+    return jsonify(public_view(db.session, ticket))
+
+
+# --- staff -------------------------------------------------------------------------------------------
+
+def _list_filters() -> dict:
+    args = request.args
+    check = Collector()
+    status = args.get("status") or None
+    if status is not None and status not in Status.__members__:
+        check.fail("status", _l("Unknown status."))
+    check.values["status"] = status
+    check.field("department_id", integer, args.get("department_id"), required=False, minimum=1)
+    overdue = (args.get("overdue") or "").lower()
+    if overdue not in ("", "true", "false", "1", "0"):
+        check.fail("overdue", _l("Must be true or false."))
+    check.values["overdue"] = overdue in ("true", "1")
+    check.field("page", integer, args.get("page"), required=False, minimum=1, maximum=1_000_000)
+    check.field("per_page", integer, args.get("per_page"), required=False, minimum=1, maximum=MAX_PER_PAGE)
+    return check.raise_if_errors()
+
+
+@bp.get("/staff/tickets")
+def staff_tickets():
+    """The tickets this staff member may see, filtered and paged; phone numbers masked."""
+    actor = Actor.of(current_staff())
+    filters = _list_filters()
+    page, per_page = filters["page"] or 1, filters["per_page"] or 20
+    now = clock.now()
+    query = visible_tickets(actor)
+    if filters["status"]:
+        query = query.where(Ticket.status == filters["status"])
+    if filters["department_id"]:
+        query = query.where(Ticket.department_id == filters["department_id"])
+    if filters["overdue"]:
+        query = query.where(Ticket.due_at < now, Ticket.status.not_in([Status.closed.value, Status.rejected.value]))
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+    rows = list(db.session.scalars(
+        query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    ))
+    return jsonify({"items": list_items(db.session, rows, now), "total": total, "page": page, "per_page": per_page})
+
+
+@bp.get("/staff/tickets/<tracking_no>")
+def staff_ticket(tracking_no):
+    """The full ticket with deadlines, every event and the actions this caller may take."""
+    actor = Actor.of(current_staff())
+    ticket = ticket_for(actor, tracking_no)
+    return jsonify(staff_view(db.session, ticket, actor, clock.now()))
+
+
+@bp.post("/staff/tickets/<tracking_no>/<action>")
+def staff_action(tracking_no, action):
+    """Take one workflow action on a ticket; `version` in the body, when given, must match."""
+    actor = Actor.of(current_staff())
+    data = json_body()
+    if action not in workflow.ACTIONS:
+        raise NotFound(_l("Unknown action."))
+    ticket = ticket_for(actor, tracking_no)
+    check = Collector()
+    version = check.field("version", integer, data.get("version"), required=False, minimum=1)
+    check.raise_if_errors()
+    payload = {key: value for key, value in data.items() if key != "version"}
+    workflow.perform(db.session, ticket, actor, action, payload, expected_version=version)
+    db.session.commit()
+    return jsonify(staff_view(db.session, ticket, actor, clock.now()))

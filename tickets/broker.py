@@ -1,0 +1,51 @@
+"""The Dramatiq broker: embedded (in-process) by default, Redis or RabbitMQ in production."""
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Middleware
+
+
+class AppContextMiddleware(Middleware):
+    """Runs every message inside an app context, so actors use the same session code as views."""
+
+    def __init__(self, app):
+        self.app = app
+        self._contexts = {}
+
+    def before_process_message(self, broker, message):
+        context = self.app.app_context()
+        context.push()
+        self._contexts[message.message_id] = context
+
+    def _pop(self, message):
+        context = self._contexts.pop(message.message_id, None)
+        if context is not None:
+            context.pop()
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        self._pop(message)
+
+    def after_skip_message(self, broker, message):
+        self._pop(message)
+
+
+def make_broker(url: str) -> dramatiq.Broker:
+    if not url:
+        return StubBroker()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from dramatiq.brokers.redis import RedisBroker
+        return RedisBroker(url=url)
+    if url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        return RabbitmqBroker(url=url)
+    raise ValueError(f"BROKER_URL must be redis://, amqp:// or empty, not {url.split(':', 1)[0]}://")
+
+
+def init_broker(app) -> dramatiq.Broker:
+    """Build the configured broker and make it the global one; call before any actor module is imported."""
+    broker = make_broker(app.config["BROKER_URL"])
+    broker.add_middleware(AppContextMiddleware(app))
+    dramatiq.set_broker(broker)
+    app.extensions["banjie.broker"] = broker
+    return broker

@@ -1,0 +1,155 @@
+"""Command line of API.md: `flask db ...`, `flask users ...`, `flask seed-demo`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import AppGroup
+from werkzeug.security import generate_password_hash
+
+from .db import db
+from .models import ApiToken, Department, Role, User
+from .phones import normalise_mobile
+from .secrets import hash_api_token, new_api_token
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+db_cli = AppGroup("db", help="Schema migrations (Alembic).")
+users_cli = AppGroup("users", help="Staff accounts and API tokens.")
+
+
+def alembic_config():
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = db.engine
+    return config
+
+
+def upgrade_database(revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(), revision)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision):
+    """Bring the schema up to REVISION (default: the newest)."""
+    upgrade_database(revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision):
+    """Take the schema back to REVISION."""
+    from alembic import command
+
+    command.downgrade(alembic_config(), revision)
+
+
+@db_cli.command("current")
+def db_current():
+    """Print the schema's current revision."""
+    from alembic import command
+
+    command.current(alembic_config())
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True)
+@click.option("--autogenerate/--empty", default=True)
+def db_revision(message, autogenerate):
+    """Write a new migration (compared with the models unless --empty)."""
+    from alembic import command
+
+    command.revision(alembic_config(), message=message, autogenerate=autogenerate)
+
+
+def create_user(session, username: str, role: str, *, department_code: str | None = None,
+                password: str | None = None, phone: str | None = None, display_name: str | None = None) -> User:
+    if role not in Role.__members__:
+        raise click.BadParameter(f"role must be one of {', '.join(Role.__members__)}")
+    if session.scalar(sa.select(User).where(User.username == username)):
+        raise click.BadParameter(f"user {username!r} exists already")
+    department = None
+    if role == Role.department.value and not department_code:
+        raise click.BadParameter("a department handler needs --department")
+    if department_code:
+        department = session.scalar(sa.select(Department).where(Department.code == department_code))
+        if department is None:
+            raise click.BadParameter(f"no department with code {department_code!r}")
+    normalised = None
+    if phone:
+        normalised = normalise_mobile(phone)
+        if normalised is None:
+            raise click.BadParameter("not a valid mainland mobile number")
+    user = User(username=username, role=role, department_id=department.id if department else None,
+                phone=normalised, display_name=display_name,
+                password_hash=generate_password_hash(password) if password else None)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def issue_token(session, user: User, label: str | None = None) -> str:
+    token = new_api_token()
+    session.add(ApiToken(user_id=user.id, token_hash=hash_api_token(token), label=label))
+    return token
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--department", "department_code", help="department code, for the department role")
+@click.option("--password", help="prompted for when omitted")
+@click.option("--phone", help="mainland mobile number")
+@click.option("--name", "display_name", help="name shown to colleagues")
+def users_create(username, role, department_code, password, phone, display_name):
+    """Create a staff account."""
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = create_user(db.session, username, role, department_code=department_code, password=password, phone=phone,
+                       display_name=display_name)
+    db.session.commit()
+    click.echo(f"created {user.username} ({user.role})")
+
+
+@users_cli.command("token")
+@click.argument("username")
+@click.option("--label", help="what the token is for")
+def users_token(username, label):
+    """Print a new API token for USERNAME (shown once; only its hash is stored)."""
+    user = db.session.scalar(sa.select(User).where(User.username == username))
+    if user is None:
+        raise click.BadParameter(f"no user {username!r}")
+    token = issue_token(db.session, user, label)
+    db.session.commit()
+    click.echo(token)
+
+
+@click.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="do nothing when the database already has departments")
+def seed_demo(if_empty):
+    """Load demo departments, one user of each role and a dozen tickets in different states."""
+    from .demo import DEMO_PASSWORD, DEMO_USERS, seed
+
+    if if_empty and db.session.scalar(sa.select(sa.func.count()).select_from(Department)):
+        click.echo("demo data already present")
+    else:
+        seed(db.session)
+        db.session.commit()
+        click.echo("demo data loaded")
+    click.echo(f"demo logins (password {DEMO_PASSWORD}):")
+    for username, role, _code, _name in DEMO_USERS:
+        click.echo(f"  {username:<12} {role}")
+
+
+def register(app) -> None:
+    app.cli.add_command(db_cli)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_demo)

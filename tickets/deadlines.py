@@ -1,0 +1,100 @@
+"""Deadline rows of a ticket: start them, end them, and keep the ticket's current due date in step.
+
+The working-day arithmetic lives in the escalation room; app.py hands its policy in, so this room
+imports no other.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .models import Deadline, DeadlineKind, Ticket
+
+# What the ticket's `due_at` follows: the return window runs alongside the handling deadline and is
+# only a limit on the department's `return` action.
+PRIMARY_KINDS = (DeadlineKind.accept, DeadlineKind.handle, DeadlineKind.review, DeadlineKind.rectify)
+
+
+class Due(Protocol):
+    at: datetime
+    provisional: bool
+
+
+class Policy(Protocol):
+    def working_days(self, kind: str, *, problem_type: str | None = None, department_id: int | None = None) -> int: ...
+
+    def due(self, start: datetime, working_days: int) -> Due: ...
+
+
+def policy() -> Policy:
+    return current_app.extensions["banjie.deadline_policy"]
+
+
+def open_deadlines(session, ticket: Ticket) -> list[Deadline]:
+    return list(
+        session.scalars(
+            sa.select(Deadline).where(Deadline.ticket_id == ticket.id, Deadline.ended_at.is_(None)).order_by(Deadline.id)
+        )
+    )
+
+
+def start(session, ticket: Ticket, kind: DeadlineKind, at: datetime, *, working_days: int | None = None,
+          department_id: int | None = None) -> Deadline:
+    rules = policy()
+    days = working_days or rules.working_days(kind.value, problem_type=ticket.problem_type, department_id=department_id)
+    due = rules.due(at, days)
+    last_round = session.scalar(
+        sa.select(sa.func.max(Deadline.round)).where(Deadline.ticket_id == ticket.id, Deadline.kind == kind.value)
+    )
+    deadline = Deadline(
+        ticket_id=ticket.id, kind=kind.value, round=(last_round or 0) + 1, department_id=department_id,
+        started_at=at, working_days=days, due_at=due.at, original_due_at=due.at, provisional=due.provisional,
+    )
+    session.add(deadline)
+    return deadline
+
+
+def end(session, ticket: Ticket, kinds, at: datetime, outcome: str | None = None) -> list[Deadline]:
+    """End the open deadlines of these kinds; the outcome is `met` or `late` unless one is given."""
+    ended = []
+    for deadline in open_deadlines(session, ticket):
+        if deadline.kind in {k.value for k in kinds}:
+            deadline.ended_at = at
+            deadline.outcome = outcome or ("met" if at <= deadline.due_at else "late")
+            ended.append(deadline)
+    return ended
+
+
+def reopen(session, ticket: Ticket, kind: DeadlineKind) -> Deadline | None:
+    """Resume the latest deadline of a kind (a reply sent back does not earn the department more time)."""
+    deadline = session.scalar(
+        sa.select(Deadline)
+        .where(Deadline.ticket_id == ticket.id, Deadline.kind == kind.value)
+        .order_by(Deadline.round.desc())
+        .limit(1)
+    )
+    if deadline is not None:
+        deadline.ended_at = None
+        deadline.outcome = None
+    return deadline
+
+
+def extend(deadline: Deadline, working_days: int) -> Deadline:
+    due = policy().due(deadline.due_at, working_days)
+    deadline.due_at = due.at
+    deadline.extended_days += working_days
+    deadline.provisional = deadline.provisional or due.provisional
+    return deadline
+
+
+def refresh_ticket_due(session, ticket: Ticket) -> None:
+    session.flush()
+    current = [d for d in open_deadlines(session, ticket) if d.kind in {k.value for k in PRIMARY_KINDS}]
+    if current:
+        latest = current[-1]
+        ticket.due_at, ticket.due_kind, ticket.due_provisional = latest.due_at, latest.kind, latest.provisional
+    else:
+        ticket.due_at, ticket.due_kind, ticket.due_provisional = None, None, False

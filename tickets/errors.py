@@ -1,0 +1,55 @@
+"""Errors of the contract: each carries its HTTP status, a stable machine code and a translated message."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+
+class BanjieError(Exception):
+    status = 400
+    code = "bad_request"
+    default_message = _l("The request could not be understood.")
+
+    def __init__(self, message=None, fields: dict | None = None):
+        super().__init__(str(message or self.default_message))
+        self.message = message or self.default_message
+        self.fields = fields or {}
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": str(self.message)}
+        if self.fields:
+            body["fields"] = {name: str(text) for name, text in self.fields.items()}
+        return {"error": body}
+
+
+class BadRequest(BanjieError):
+    pass
+
+
+class Unauthorized(BanjieError):
+    status, code = 401, "unauthorized"
+    default_message = _l("Please sign in or give a valid API token.")
+
+
+class Forbidden(BanjieError):
+    status, code = 403, "forbidden"
+    default_message = _l("Your role is not allowed to do this.")
+
+
+class NotFound(BanjieError):
+    status, code = 404, "not_found"
+    default_message = _l("Not found.")
+
+
+class InvalidTransition(BanjieError):
+    status, code = 409, "invalid_transition"
+    default_message = _l("This action is not allowed in the ticket's current state.")
+
+
+class Conflict(BanjieError):
+    status, code = 409, "conflict"
+    default_message = _l("Someone else changed this ticket first. Reload it and try again.")
+
+
+class ValidationFailed(BanjieError):
+    status, code = 422, "validation_error"
+    default_message = _l("Some fields are not valid.")

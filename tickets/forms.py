@@ -1,0 +1,32 @@
+"""Forms of the public pages. They render fields and carry the CSRF token; the rules live in intake/workflow."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import RadioField, SelectField, StringField, TextAreaField
+
+from .labels import PROBLEM_TYPE_LABELS, SCORE_LABELS
+
+
+class FilingForm(FlaskForm):
+    name = StringField(_l("Your name or company"))
+    phone = StringField(_l("Mobile number"))
+    problem_type = RadioField(_l("What went wrong"), choices=list(PROBLEM_TYPE_LABELS.items()), validate_choice=False)
+    department_id = SelectField(_l("Department concerned (if you know it)"), choices=[], validate_choice=False)
+    service_item = StringField(_l("Service or matter (e.g. business licence change)"))
+    description = TextAreaField(_l("What happened"))
+
+    def apply_errors(self, fields: dict) -> None:
+        for name, message in fields.items():
+            getattr(self, name).errors = [str(message)]
+
+
+class LookupForm(FlaskForm):
+    tracking_no = StringField(_l("Tracking number"))
+    code = StringField(_l("Query code"))
+
+
+class RatingForm(FlaskForm):
+    score = RadioField(_l("How satisfied are you?"), choices=list(SCORE_LABELS.items()), coerce=int,
+                       validate_choice=False)
+    comment = TextAreaField(_l("Comment (optional)"))

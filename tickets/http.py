@@ -1,0 +1,96 @@
+"""HTTP plumbing shared by the API and the pages: reading JSON bodies and answering every error in the contract's shape."""
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify, make_response, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .db import db
+from .errors import BadRequest, BanjieError
+
+log = logging.getLogger("banjie.http")
+
+
+class UnsupportedMediaType(BanjieError):
+    status, code = 415, "unsupported_media_type"
+    default_message = _l("Send the body as application/json.")
+
+
+HTTP_ERRORS = {
+    400: ("bad_request", _l("The request could not be understood.")),
+    401: ("unauthorized", _l("Please sign in or give a valid API token.")),
+    403: ("forbidden", _l("Your role is not allowed to do this.")),
+    404: ("not_found", _l("Not found.")),
+    405: ("method_not_allowed", _l("This method is not allowed here.")),
+    413: ("payload_too_large", _l("The request is too large (64 KB at most).")),
+    415: ("unsupported_media_type", _l("Send the body as application/json.")),
+    429: ("rate_limited", _l("Too many requests. Please wait a moment and try again.")),
+    500: ("internal_error", _l("Something went wrong on our side. Nothing you sent was lost; please try again.")),
+}
+
+
+def json_body() -> dict:
+    """The request's JSON object; 415 for another content type, 400 for malformed JSON or a non-object."""
+    if not request.content_length and not request.data:
+        return {}
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType()
+    data = request.get_json(silent=True, cache=True)
+    if data is None:
+        raise BadRequest(_l("The body is not valid JSON."))
+    if not isinstance(data, dict):
+        raise BadRequest(_l("The body must be a JSON object."))
+    return data
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/sms/")
+
+
+def _error_response(status: int, code: str, message, fields=None, headers=None):
+    db.session.rollback()
+    if wants_json():
+        body = {"code": code, "message": str(message)}
+        if fields:
+            body["fields"] = {k: str(v) for k, v in fields.items()}
+        response = jsonify({"error": body})
+    else:
+        response = make_response(render_template("error.html", status=status, message=str(message)))
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app) -> None:
+    @app.errorhandler(BanjieError)
+    def _banjie_error(error: BanjieError):
+        return _error_response(error.status, error.code, error.message, error.fields)
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(error: CSRFError):
+        return _error_response(400, "csrf_failed", _l("The form expired or was sent from elsewhere. Reload the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        code, message = HTTP_ERRORS.get(error.code, ("http_error", error.description))
+        headers = {}
+        if error.code == 429:
+            retry_after = getattr(error, "retry_after", None)
+            response = error.get_response()
+            if response is not None and response.headers.get("Retry-After"):
+                headers["Retry-After"] = response.headers["Retry-After"]
+            elif retry_after:
+                headers["Retry-After"] = str(retry_after)
+        if error.code == 405 and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return _error_response(error.code or 500, code, message, headers=headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        code, message = HTTP_ERRORS[500]
+        return _error_response(500, code, message)

@@ -1,0 +1,117 @@
+"""Filing: validate what a citizen sends, give the ticket a tracking number and a query code, start the clock."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from . import clock, deadlines, secrets, validation
+from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
+from .phones import normalise_mobile
+
+NAME_MAX = 50
+DESCRIPTION_MIN = 5
+DESCRIPTION_MAX = 2000
+SERVICE_ITEM_MAX = 100
+INTAKE_FIELDS = ("name", "phone", "problem_type", "description", "department_id", "service_item")
+
+
+def validate_intake(session, data) -> dict:
+    """Clean values for every intake field, or ValidationFailed naming each bad field."""
+    check = validation.Collector()
+    check.field("name", validation.text, data.get("name"), required=True, max_len=NAME_MAX, single_line=True)
+    raw_phone = check.field("phone", validation.text, data.get("phone"), required=True, max_len=40, single_line=True)
+    if raw_phone is not None:
+        phone = normalise_mobile(raw_phone)
+        if phone is None:
+            check.fail("phone", _l("Enter a valid mainland mobile number, e.g. 138 0013 8000."))
+        check.values["phone"] = phone
+    problem_type = data.get("problem_type")
+    if problem_type in (None, ""):
+        check.fail("problem_type", _l("This field is required."))
+    elif not isinstance(problem_type, str) or problem_type not in ProblemType.__members__:
+        check.fail("problem_type", _l("Choose one of the listed problem types."))
+    check.values["problem_type"] = problem_type
+    check.field("description", validation.text, data.get("description"), required=True,
+                min_len=DESCRIPTION_MIN, max_len=DESCRIPTION_MAX)
+    department_id = check.field("department_id", validation.integer, data.get("department_id"), required=False,
+                                minimum=1)
+    if department_id is not None:
+        department = session.get(Department, department_id)
+        if department is None or not department.active:
+            check.fail("department_id", _l("No such department."))
+    check.field("service_item", validation.text, data.get("service_item"), required=False,
+                max_len=SERVICE_ITEM_MAX, single_line=True)
+    return check.raise_if_errors()
+
+
+def _tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["TIMEZONE"])
+
+
+def next_tracking_no(session, at: datetime) -> str:
+    """BJ20261122-0001: the local date and that day's sequence, unique under concurrent filing.
+
+    The counter row is bumped with one atomic upsert. On PostgreSQL that happens in its own short
+    transaction, so the row lock is not held while the rest of the filing is written; the number may
+    then skip if the filing fails, which is harmless. SQLite has a single writer anyway, so there it
+    joins the caller's transaction.
+    """
+    day = at.astimezone(_tz()).strftime("%Y%m%d")
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+        statement = insert(TrackingCounter).values(day=day, value=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=["day"], set_={"value": TrackingCounter.value + 1}
+        ).returning(TrackingCounter.value)
+        with bind.connect() as connection:
+            value = connection.execute(statement).scalar_one()
+            connection.commit()
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+        statement = insert(TrackingCounter).values(day=day, value=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=["day"], set_={"value": TrackingCounter.value + 1}
+        ).returning(TrackingCounter.value)
+        value = session.execute(statement).scalar_one()
+    return f"BJ{day}-{value:04d}"
+
+
+@dataclass(frozen=True)
+class Filed:
+    ticket: Ticket
+    query_code: str  # shown to the citizen once; only its hash is stored
+
+
+def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
+    """Create a submitted ticket from validated intake data (see `validate_intake`)."""
+    now = clock.now()
+    code = secrets.new_query_code()
+    ticket = Ticket(
+        tracking_no=next_tracking_no(session, now), query_code_hash=secrets.hash_query_code(code),
+        citizen_name=data["name"], phone=data["phone"], problem_type=data["problem_type"],
+        service_item=data.get("service_item"), description=data["description"], channel=channel,
+        suggested_department_id=data.get("department_id"), created_at=now, updated_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    deadlines.start(session, ticket, DeadlineKind.accept, now)
+    deadlines.refresh_ticket_due(session, ticket)
+    session.add(Event(ticket_id=ticket.id, at=now, actor_role="citizen", action="file", to_status=ticket.status,
+                      public=True, data={"channel": channel}))
+    return Filed(ticket, code)
+
+
+def find_for_citizen(session, tracking_no, code) -> Ticket | None:
+    """The ticket only when the number and the query code both match; otherwise None, whichever was wrong."""
+    if not isinstance(tracking_no, str) or not isinstance(code, str) or len(tracking_no) > 24 or len(code) > 40:
+        return None
+    ticket = session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no.strip().upper()))
+    if ticket is None or not secrets.check_query_code(ticket.query_code_hash, code):
+        return None
+    return ticket

@@ -1,0 +1,69 @@
+"""Human labels for the codes of the contract. Translated through the message catalogs (zh_CN first)."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+STATUS_LABELS = {
+    "submitted": _l("Awaiting acceptance"),
+    "accepted": _l("Accepted"),
+    "rejected": _l("Not accepted"),
+    "transferred": _l("In progress"),
+    "returned": _l("Returned"),
+    "replied": _l("Awaiting review"),
+    "closed": _l("Closed"),
+    "rectifying": _l("Being rectified"),
+}
+
+PROBLEM_TYPE_LABELS = {
+    "cannot_handle": _l("Could not get it done"),
+    "too_slow": _l("Too slow"),
+    "too_hard": _l("Too difficult"),
+    "other": _l("Other"),
+}
+
+SCORE_LABELS = {
+    1: _l("Very satisfied"),
+    2: _l("Satisfied"),
+    3: _l("Basically satisfied"),
+    4: _l("Dissatisfied"),
+    5: _l("Very dissatisfied"),
+}
+
+ROLE_LABELS = {
+    "admin": _l("Administrator"),
+    "office": _l("Office staff"),
+    "department": _l("Department handler"),
+    "supervisor": _l("Supervisor"),
+    "leader": _l("Leader"),
+}
+
+ACTION_LABELS = {
+    "file": _l("Submitted"),
+    "accept": _l("Accepted"),
+    "reject": _l("Not accepted"),
+    "transfer": _l("Transferred to a department"),
+    "return": _l("Returned by the department"),
+    "request_extension": _l("Extension requested"),
+    "decide_extension": _l("Extension decided"),
+    "reply": _l("Department replied"),
+    "approve": _l("Reply approved and closed"),
+    "send_back": _l("Reply sent back"),
+    "resolve": _l("Resolved by the office"),
+    "remind": _l("Reminder sent"),
+    "note": _l("Internal note"),
+    "explain": _l("Explained and closed"),
+    "rate": _l("Rated"),
+}
+
+DEADLINE_LABELS = {
+    "accept": _l("Acceptance"),
+    "handle": _l("Handling"),
+    "return": _l("Return window"),
+    "review": _l("Review"),
+    "rectify": _l("Rectification"),
+}
+
+
+def label(mapping, code) -> str:
+    value = mapping.get(code)
+    return str(value) if value is not None else str(code)

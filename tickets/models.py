@@ -1,0 +1,240 @@
+"""Tables of the ticket room: departments, staff, tickets and their append-only history."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from .db import UTCDateTime, utcnow
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    office = "office"
+    department = "department"
+    supervisor = "supervisor"
+    leader = "leader"
+
+
+class Status(str, enum.Enum):
+    submitted = "submitted"
+    accepted = "accepted"
+    rejected = "rejected"
+    transferred = "transferred"
+    returned = "returned"
+    replied = "replied"
+    closed = "closed"
+    rectifying = "rectifying"
+
+
+FINAL_STATUSES = frozenset({Status.rejected, Status.closed})
+OPEN_STATUSES = frozenset(Status) - FINAL_STATUSES
+
+
+class ProblemType(str, enum.Enum):
+    cannot_handle = "cannot_handle"
+    too_slow = "too_slow"
+    too_hard = "too_hard"
+    other = "other"
+
+
+class DeadlineKind(str, enum.Enum):
+    accept = "accept"        # the office accepts and dispatches (or rejects)
+    handle = "handle"        # the department replies
+    return_ = "return"       # window in which the department may return a misrouted case
+    review = "review"        # the office reviews a reply
+    rectify = "rectify"      # the department fixes what a 差评 reopened
+
+
+def _time(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class Department(SQLModel, table=True):
+    __tablename__ = "department"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(sa_type=sa.String(32), unique=True)
+    name: str = Field(sa_type=sa.String(100))
+    supervisor_name: Optional[str] = Field(default=None, sa_type=sa.String(50))
+    supervisor_phone: Optional[str] = Field(default=None, sa_type=sa.String(20))
+    leader_name: Optional[str] = Field(default=None, sa_type=sa.String(50))
+    leader_phone: Optional[str] = Field(default=None, sa_type=sa.String(20))
+    active: bool = Field(default=True)
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user_account"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    username: str = Field(sa_type=sa.String(64), unique=True)
+    display_name: Optional[str] = Field(default=None, sa_type=sa.String(64))
+    password_hash: Optional[str] = Field(default=None, sa_type=sa.String(255))
+    role: Role = Field(sa_type=sa.String(16))
+    department_id: Optional[int] = Field(default=None, foreign_key="department.id", index=True)
+    phone: Optional[str] = Field(default=None, sa_type=sa.String(20))
+    active: bool = Field(default=True)
+    created_at: datetime = _time(default_factory=utcnow)
+    last_login_at: Optional[datetime] = _time(default=None)
+
+    # Flask-Login's user protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    token_hash: str = Field(sa_type=sa.String(64), unique=True)
+    label: Optional[str] = Field(default=None, sa_type=sa.String(64))
+    created_at: datetime = _time(default_factory=utcnow)
+    last_used_at: Optional[datetime] = _time(default=None)
+    revoked_at: Optional[datetime] = _time(default=None)
+
+
+class Ticket(SQLModel, table=True):
+    __tablename__ = "ticket"
+    __table_args__ = (
+        sa.Index("ix_ticket_department_status", "department_id", "status"),
+        sa.Index("ix_ticket_status_due", "status", "due_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    tracking_no: str = Field(sa_type=sa.String(24), unique=True)
+    query_code_hash: str = Field(sa_type=sa.String(100))
+    citizen_name: str = Field(sa_type=sa.String(50))
+    phone: str = Field(sa_type=sa.String(20), index=True)
+    problem_type: ProblemType = Field(sa_type=sa.String(20))
+    service_item: Optional[str] = Field(default=None, sa_type=sa.String(100))
+    description: str = Field(sa_type=sa.Text)
+    channel: str = Field(default="web", sa_type=sa.String(16))
+    status: Status = Field(default=Status.submitted, sa_type=sa.String(16), index=True)
+    suggested_department_id: Optional[int] = Field(default=None, foreign_key="department.id")
+    department_id: Optional[int] = Field(default=None, foreign_key="department.id")
+    supervision_level: int = Field(default=0)
+    version: int = Field(default=1)
+    # The department's latest reply (internal until the office approves it) and what the citizen was told.
+    reply_content: Optional[str] = Field(default=None, sa_type=sa.Text)
+    public_reply: Optional[str] = Field(default=None, sa_type=sa.Text)
+    reject_reason: Optional[str] = Field(default=None, sa_type=sa.Text)
+    extension_pending: bool = Field(default=False)
+    # The deadline now running (denormalised from `deadline` for queues and the overdue filter).
+    due_at: Optional[datetime] = _time(default=None)
+    due_kind: Optional[str] = Field(default=None, sa_type=sa.String(16))
+    due_provisional: bool = Field(default=False)
+    created_at: datetime = _time(default_factory=utcnow)
+    updated_at: datetime = _time(default_factory=utcnow)
+    closed_at: Optional[datetime] = _time(default=None)
+
+
+class TicketCoDepartment(SQLModel, table=True):
+    """协办: departments that help the lead department; they can see the case and add notes."""
+
+    __tablename__ = "ticket_co_department"
+
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
+    department_id: int = Field(foreign_key="department.id", primary_key=True, index=True)
+
+
+class Event(SQLModel, table=True):
+    """One row per action on a ticket. Append-only: the history is the audit trail."""
+
+    __tablename__ = "event"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    at: datetime = _time(default_factory=utcnow)
+    actor_id: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    actor_role: Optional[str] = Field(default=None, sa_type=sa.String(16))
+    action: str = Field(sa_type=sa.String(32))
+    from_status: Optional[str] = Field(default=None, sa_type=sa.String(16))
+    to_status: Optional[str] = Field(default=None, sa_type=sa.String(16))
+    note: Optional[str] = Field(default=None, sa_type=sa.Text)
+    public: bool = Field(default=False)
+    public_note: Optional[str] = Field(default=None, sa_type=sa.Text)
+    data: Optional[dict] = Field(default=None, sa_type=sa.JSON)
+
+
+class Deadline(SQLModel, table=True):
+    """A deadline is data: it starts with an action, ends with another, and an approved extension moves it."""
+
+    __tablename__ = "deadline"
+    __table_args__ = (
+        sa.UniqueConstraint("ticket_id", "kind", "round", name="uq_deadline_ticket_kind_round"),
+        sa.Index("ix_deadline_open_due", "ended_at", "due_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    kind: DeadlineKind = Field(sa_type=sa.String(16))
+    round: int = Field(default=1)
+    department_id: Optional[int] = Field(default=None, foreign_key="department.id")
+    started_at: datetime = _time()
+    working_days: int
+    due_at: datetime = _time()
+    original_due_at: datetime = _time()
+    extended_days: int = Field(default=0)
+    provisional: bool = Field(default=False)
+    ended_at: Optional[datetime] = _time(default=None)
+    outcome: Optional[str] = Field(default=None, sa_type=sa.String(16))
+
+
+class ExtensionRequest(SQLModel, table=True):
+    __tablename__ = "extension_request"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    deadline_id: int = Field(foreign_key="deadline.id")
+    working_days: int
+    reason: str = Field(sa_type=sa.Text)
+    requested_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    requested_at: datetime = _time(default_factory=utcnow)
+    decided_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    decided_at: Optional[datetime] = _time(default=None)
+    approved: Optional[bool] = Field(default=None)
+    decision_note: Optional[str] = Field(default=None, sa_type=sa.Text)
+
+
+class Survey(SQLModel, table=True):
+    """One satisfaction survey round, opened when a ticket closes. Never pre-filled."""
+
+    __tablename__ = "survey"
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "round", name="uq_survey_ticket_round"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    round: int = Field(default=1)
+    phone: str = Field(sa_type=sa.String(20), index=True)
+    opened_at: datetime = _time(default_factory=utcnow)
+    closes_at: datetime = _time()
+    score: Optional[int] = Field(default=None)
+    comment: Optional[str] = Field(default=None, sa_type=sa.Text)
+    rated_at: Optional[datetime] = _time(default=None)
+    channel: Optional[str] = Field(default=None, sa_type=sa.String(16))
+
+
+class TrackingCounter(SQLModel, table=True):
+    """Per-day sequence behind tracking numbers (BJ20261122-0001)."""
+
+    __tablename__ = "tracking_counter"
+
+    day: str = Field(sa_type=sa.String(8), primary_key=True)
+    value: int = Field(default=0)

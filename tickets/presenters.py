@@ -1,0 +1,157 @@
+"""What each audience sees of a ticket, as JSON-ready dicts. The citizen never sees staff names or internal notes."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+
+from . import phones
+from .access import co_department_ids, sees_full_phone
+from .labels import ACTION_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
+from .models import Deadline, Department, Event, Status, Survey, Ticket, User
+from .workflow import Actor, allowed_actions
+
+
+def local_tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["TIMEZONE"])
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(local_tz()).isoformat() if value else None
+
+
+def local_text(value: datetime | None) -> str:
+    return value.astimezone(local_tz()).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _public_note(event: Event) -> str | None:
+    data = event.data or {}
+    if event.action == "transfer":
+        return _("Transferred to %(department)s; reply due by %(due)s.", department=data.get("department_name", ""),
+                 due=local_text(datetime.fromisoformat(data["due_at"])) if data.get("due_at") else "")
+    if event.action == "return":
+        return _("The case is being re-dispatched to the right department.")
+    if event.action == "decide_extension":
+        return _("The handling deadline was extended to %(due)s.",
+                 due=local_text(datetime.fromisoformat(data["due_at"])) if data.get("due_at") else "")
+    if event.action == "rate":
+        text = _("Rating: %(label)s", label=label(SCORE_LABELS, data.get("score")))
+        if event.to_status == Status.rectifying.value:
+            text += " " + _("The case has been reopened for rectification.")
+        return text
+    return event.public_note
+
+
+def public_timeline(session, ticket: Ticket) -> list[dict]:
+    events = session.scalars(
+        sa.select(Event).where(Event.ticket_id == ticket.id, Event.public.is_(True)).order_by(Event.at, Event.id)
+    )
+    return [
+        {"at": iso(e.at), "status": e.to_status, "label": label(ACTION_LABELS, e.action), "note": _public_note(e)}
+        for e in events
+    ]
+
+
+def latest_rating(session, ticket: Ticket) -> dict | None:
+    survey = session.scalar(
+        sa.select(Survey).where(Survey.ticket_id == ticket.id, Survey.rated_at.is_not(None))
+        .order_by(Survey.round.desc()).limit(1)
+    )
+    if survey is None:
+        return None
+    return {"score": survey.score, "label": label(SCORE_LABELS, survey.score), "comment": survey.comment,
+            "round": survey.round, "rated_at": iso(survey.rated_at)}
+
+
+def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
+    return {
+        "tracking_no": ticket.tracking_no,
+        "status": ticket.status,
+        "status_label": label(STATUS_LABELS, ticket.status),
+        "problem_type": ticket.problem_type,
+        "problem_type_label": label(PROBLEM_TYPE_LABELS, ticket.problem_type),
+        "created_at": iso(ticket.created_at),
+        "due_at": iso(ticket.due_at),
+        "timeline": public_timeline(session, ticket),
+        "reply": ticket.public_reply if ticket.status in (Status.closed.value, Status.rectifying.value) else None,
+        "rating": latest_rating(session, ticket),
+        "survey_open": survey_open,
+    }
+
+
+def _department_names(session, ids) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return dict(session.execute(sa.select(Department.id, Department.name).where(Department.id.in_(ids))).all())
+
+
+def list_item(ticket: Ticket, departments: dict[int, str], now: datetime) -> dict:
+    return {
+        "tracking_no": ticket.tracking_no,
+        "status": ticket.status,
+        "status_label": label(STATUS_LABELS, ticket.status),
+        "problem_type": ticket.problem_type,
+        "problem_type_label": label(PROBLEM_TYPE_LABELS, ticket.problem_type),
+        "citizen_name": ticket.citizen_name,
+        "phone": phones.mask(ticket.phone),
+        "service_item": ticket.service_item,
+        "department_id": ticket.department_id,
+        "department_name": departments.get(ticket.department_id),
+        "supervision_level": ticket.supervision_level,
+        "created_at": iso(ticket.created_at),
+        "due_at": iso(ticket.due_at),
+        "due_kind": ticket.due_kind,
+        "overdue": bool(ticket.due_at and ticket.due_at < now),
+        "version": ticket.version,
+    }
+
+
+def list_items(session, tickets: list[Ticket], now: datetime) -> list[dict]:
+    names = _department_names(session, [t.department_id for t in tickets])
+    return [list_item(t, names, now) for t in tickets]
+
+
+def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
+    co_ids = co_department_ids(session, ticket)
+    names = _department_names(session, [ticket.department_id, ticket.suggested_department_id, *co_ids])
+    view = public_view(session, ticket)
+    view.update(list_item(ticket, names, now))
+    events = list(session.scalars(sa.select(Event).where(Event.ticket_id == ticket.id).order_by(Event.at, Event.id)))
+    actor_ids = {e.actor_id for e in events if e.actor_id}
+    users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(actor_ids)))} if actor_ids else {}
+    view.update({
+        "phone": ticket.phone if sees_full_phone(actor, ticket) else phones.mask(ticket.phone),
+        "description": ticket.description,
+        "channel": ticket.channel,
+        "suggested_department_id": ticket.suggested_department_id,
+        "suggested_department_name": names.get(ticket.suggested_department_id),
+        "co_department_ids": co_ids,
+        "co_department_names": [names.get(i) for i in co_ids],
+        "reply_content": ticket.reply_content,
+        "reject_reason": ticket.reject_reason,
+        "extension_pending": ticket.extension_pending,
+        "due_provisional": ticket.due_provisional,
+        "updated_at": iso(ticket.updated_at),
+        "closed_at": iso(ticket.closed_at),
+        "deadlines": [
+            {"kind": d.kind, "label": label(DEADLINE_LABELS, d.kind), "round": d.round,
+             "department_id": d.department_id, "started_at": iso(d.started_at), "working_days": d.working_days,
+             "due_at": iso(d.due_at), "original_due_at": iso(d.original_due_at), "extended_days": d.extended_days,
+             "provisional": d.provisional, "ended_at": iso(d.ended_at), "outcome": d.outcome}
+            for d in session.scalars(sa.select(Deadline).where(Deadline.ticket_id == ticket.id).order_by(Deadline.id))
+        ],
+        "events": [
+            {"id": e.id, "at": iso(e.at), "action": e.action, "label": label(ACTION_LABELS, e.action),
+             "from_status": e.from_status, "to_status": e.to_status,
+             "actor": (users[e.actor_id].display_name or users[e.actor_id].username) if e.actor_id in users else None,
+             "actor_role": e.actor_role, "note": e.note, "public": e.public, "public_note": e.public_note,
+             "data": e.data}
+            for e in events
+        ],
+        "allowed_actions": allowed_actions(session, ticket, actor),
+    })
+    return view

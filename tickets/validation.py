@@ -1,0 +1,103 @@
+"""Field rules shared by the JSON API, the public form and the workflow. Pure: values in, values or messages out."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from flask_babel import lazy_gettext as _l
+
+from .errors import ValidationFailed
+
+# Control characters other than tab and newlines, and lone surrogates: PostgreSQL refuses NUL and
+# unpaired surrogates, and nothing a person types contains them.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+class FieldError(Exception):
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
+
+
+def text(value, *, required: bool, max_len: int, min_len: int = 1, single_line: bool = False) -> str | None:
+    """A cleaned string (stripped, NFC), None when optional and empty, or FieldError."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise FieldError(_l("This field is required."))
+        return None
+    if not isinstance(value, str):
+        raise FieldError(_l("Must be text."))
+    if _FORBIDDEN.search(value):
+        raise FieldError(_l("Contains characters that cannot be stored."))
+    value = unicodedata.normalize("NFC", value.strip())
+    if single_line and ("\n" in value or "\r" in value):
+        raise FieldError(_l("Must be on one line."))
+    if len(value) < min_len:
+        raise FieldError(_l("Must be at least %(n)d characters.", n=min_len))
+    if len(value) > max_len:
+        raise FieldError(_l("Must be at most %(n)d characters.", n=max_len))
+    return value
+
+
+def integer(value, *, required: bool, minimum: int | None = None, maximum: int | None = None) -> int | None:
+    if value is None or value == "":
+        if required:
+            raise FieldError(_l("This field is required."))
+        return None
+    if isinstance(value, bool):
+        raise FieldError(_l("Must be a whole number."))
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
+        value = int(value)
+    if not isinstance(value, int):
+        raise FieldError(_l("Must be a whole number."))
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise FieldError(_l("Must be between %(lo)d and %(hi)d.", lo=minimum, hi=maximum))
+    return value
+
+
+def boolean(value, *, required: bool) -> bool | None:
+    if value is None:
+        if required:
+            raise FieldError(_l("This field is required."))
+        return None
+    if not isinstance(value, bool):
+        raise FieldError(_l("Must be true or false."))
+    return value
+
+
+def integer_list(value, *, max_items: int) -> list[int]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > max_items:
+        raise FieldError(_l("Must be a list of at most %(n)d ids.", n=max_items))
+    items = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            raise FieldError(_l("Must be a list of at most %(n)d ids.", n=max_items))
+        if item not in items:
+            items.append(item)
+    return items
+
+
+class Collector:
+    """Runs field rules and gathers every message, so the caller hears about all bad fields at once."""
+
+    def __init__(self):
+        self.errors: dict[str, object] = {}
+        self.values: dict[str, object] = {}
+
+    def field(self, name: str, rule, *args, **kwargs):
+        try:
+            self.values[name] = rule(*args, **kwargs)
+        except FieldError as exc:
+            self.errors[name] = exc.message
+            self.values[name] = None
+        return self.values[name]
+
+    def fail(self, name: str, message) -> None:
+        self.errors.setdefault(name, message)
+
+    def raise_if_errors(self) -> dict:
+        if self.errors:
+            raise ValidationFailed(fields=self.errors)
+        return self.values

@@ -1,0 +1,125 @@
+"""Public pages in Chinese, mobile first: file a grievance, get the tracking number, follow it, rate the reply."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from . import clock, intake, workflow
+from .api import filing_limit, lookup_limit
+from .db import db
+from .errors import InvalidTransition, ValidationFailed
+from .extensions import limiter
+from .forms import FilingForm, LookupForm, RatingForm
+from .models import Department, Ticket
+from .presenters import public_view
+
+bp = Blueprint("public", __name__)
+
+TRACKED_KEY = "tracked"
+TRACKED_MAX = 20
+
+
+def _remember(tracking_no: str) -> None:
+    """This browser proved it knows the query code; let it come back without typing it again."""
+    tracked = [n for n in session.get(TRACKED_KEY, []) if n != tracking_no]
+    session[TRACKED_KEY] = ([tracking_no] + tracked)[:TRACKED_MAX]
+
+
+def _department_choices():
+    rows = db.session.scalars(sa.select(Department).where(Department.active.is_(True)).order_by(Department.code))
+    return [("", _("Not sure"))] + [(str(d.id), d.name) for d in rows]
+
+
+@bp.get("/")
+def index():
+    """The filing form."""
+    form = FilingForm()
+    form.department_id.choices = _department_choices()
+    return render_template("tickets/file.html", form=form)
+
+
+@bp.post("/")
+@limiter.shared_limit(filing_limit, scope="filing")
+def submit():
+    """Check the form with the same rules as the API, file it, and show the tracking number."""
+    form = FilingForm()
+    form.department_id.choices = _department_choices()
+    if not form.validate():  # only the CSRF token is checked here
+        return render_template("tickets/file.html", form=form), 400
+    raw = {name: request.form.get(name) for name in intake.INTAKE_FIELDS}
+    try:
+        values = intake.validate_intake(db.session, raw)
+    except ValidationFailed as error:
+        form.apply_errors(error.fields)
+        return render_template("tickets/file.html", form=form, invalid=True), 422
+    filed = intake.file_ticket(db.session, values, channel="web")
+    db.session.commit()
+    session["filed"] = {"tracking_no": filed.ticket.tracking_no, "code": filed.query_code}
+    _remember(filed.ticket.tracking_no)
+    return redirect(url_for(".filed"), code=303)
+
+
+@bp.get("/filed")
+def filed():
+    """The confirmation with the tracking number and query code, shown once."""
+    receipt = session.pop("filed", None)
+    if receipt is None:
+        return redirect(url_for(".track"))
+    return render_template("tickets/filed.html", receipt=receipt)
+
+
+@bp.route("/track", methods=["GET", "POST"])
+@limiter.shared_limit(lookup_limit, scope="lookup", methods=["POST"])
+def track():
+    """Look a case up by tracking number and query code."""
+    form = LookupForm()
+    if request.method == "GET" and request.args.get("no"):
+        form.tracking_no.data = request.args["no"]
+    if form.validate_on_submit():
+        ticket = intake.find_for_citizen(db.session, form.tracking_no.data or "", form.code.data or "")
+        if ticket is not None:
+            _remember(ticket.tracking_no)
+            return redirect(url_for(".case", tracking_no=ticket.tracking_no), code=303)
+        form.code.errors = [_("No case matches this tracking number and query code.")]
+        return render_template("tickets/track.html", form=form), 404
+    return render_template("tickets/track.html", form=form)
+
+
+def _tracked_ticket(tracking_no: str) -> Ticket | None:
+    if tracking_no not in session.get(TRACKED_KEY, []):
+        return None
+    return db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+
+
+@bp.get("/track/<tracking_no>")
+def case(tracking_no):
+    """The case page: status, deadline, the public timeline, the reply, and the survey while it is open."""
+    ticket = _tracked_ticket(tracking_no)
+    if ticket is None:
+        return redirect(url_for(".track", no=tracking_no))
+    survey = workflow.open_survey_for(db.session, ticket, clock.now())
+    view = public_view(db.session, ticket, survey_open=survey is not None)
+    return render_template("tickets/case.html", case=view, ticket=ticket, rating_form=RatingForm())
+
+
+@bp.post("/track/<tracking_no>/rating")
+@limiter.shared_limit(lookup_limit, scope="lookup")
+def rate(tracking_no):
+    """Record the citizen's rating from the case page."""
+    ticket = _tracked_ticket(tracking_no)
+    if ticket is None:
+        return redirect(url_for(".track", no=tracking_no))
+    form = RatingForm()
+    if form.validate():
+        try:
+            workflow.rate(db.session, ticket, request.form.get("score"), form.comment.data, channel="web")
+            db.session.commit()
+            flash(_("Thank you for your rating."), "success")
+        except ValidationFailed:
+            db.session.rollback()
+            flash(_("Please choose one of the five ratings."), "error")
+        except InvalidTransition:
+            db.session.rollback()
+            flash(_("There is no open satisfaction survey for this case."), "error")
+    return redirect(url_for(".case", tracking_no=tracking_no), code=303)

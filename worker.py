@@ -1,0 +1,8 @@
+"""Entry point for `dramatiq worker` processes: builds the app (which sets the broker), then the actor modules.
+
+    dramatiq worker --processes 2 --threads 4 worker
+"""
+from app import create_app
+
+app = create_app()
+broker = app.extensions["banjie.broker"]
