@@ -197,7 +197,7 @@ def world(app, client) -> World:
         for code, department in ((d.code, d) for d in db.session.scalars(sa.select(Department))):
             w.departments[code] = department.id
         for username, (role, code) in ROLES.items():
-            user = create_user(db.session, username, role, department_code=code, password="pw-" + username)
+            user = create_user(db.session, username, role, department_code=code)
             w.users[username] = user.id
             w.tokens[username] = issue_token(db.session, user)
         db.session.commit()
