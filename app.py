@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 from flask.cli import with_appcontext
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -83,7 +83,12 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
 
 
 def select_locale() -> str:
-    """?lang= (remembered in the session), else the browser's preference among zh_CN and en; zh_CN first."""
+    """?lang= (remembered in the session), else the browser's preference among zh_CN and en; zh_CN first.
+
+    Outside a request (actors, the CLI) it is zh_CN: SMS and reports speak to Chinese readers.
+    """
+    if not has_request_context():
+        return "zh_CN"
     chosen = request.args.get("lang")
     if chosen in LANGUAGES:
         session["lang"] = chosen

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from werkzeug.security import generate_password_hash
 
 from .db import db
@@ -133,6 +133,7 @@ def users_token(username, label):
 
 
 @click.command("seed-demo")
+@with_appcontext
 @click.option("--if-empty", is_flag=True, help="do nothing when the database already has departments")
 def seed_demo(if_empty):
     """Load demo departments, one user of each role and a dozen tickets in different states."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms import RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
 from .labels import PROBLEM_TYPE_LABELS, SCORE_LABELS
 
@@ -11,7 +11,7 @@ from .labels import PROBLEM_TYPE_LABELS, SCORE_LABELS
 class FilingForm(FlaskForm):
     name = StringField(_l("Your name or company"))
     phone = StringField(_l("Mobile number"))
-    problem_type = RadioField(_l("What went wrong"), choices=list(PROBLEM_TYPE_LABELS.items()), validate_choice=False)
+    problem_type = RadioField(_l("What went wrong"), choices=[SelectChoice(code, label) for code, label in PROBLEM_TYPE_LABELS.items()], validate_choice=False)
     department_id = SelectField(_l("Department concerned (if you know it)"), choices=[], validate_choice=False)
     service_item = StringField(_l("Service or matter (e.g. business licence change)"))
     description = TextAreaField(_l("What happened"))
@@ -27,6 +27,6 @@ class LookupForm(FlaskForm):
 
 
 class RatingForm(FlaskForm):
-    score = RadioField(_l("How satisfied are you?"), choices=list(SCORE_LABELS.items()), coerce=int,
+    score = RadioField(_l("How satisfied are you?"), choices=[SelectChoice(score, label) for score, label in SCORE_LABELS.items()], coerce=int,
                        validate_choice=False)
     comment = TextAreaField(_l("Comment (optional)"))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from flask_babel import lazy_gettext as _l
 
@@ -20,7 +19,10 @@ class FieldError(Exception):
 
 
 def text(value, *, required: bool, max_len: int, min_len: int = 1, single_line: bool = False) -> str | None:
-    """A cleaned string (stripped, NFC), None when optional and empty, or FieldError."""
+    """The string as written but for surrounding white space; None when optional and empty; or FieldError.
+
+    No Unicode normalisation: NFC would rewrite CJK compatibility ideographs, and a name must stay as written.
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise FieldError(_l("This field is required."))
@@ -29,7 +31,7 @@ def text(value, *, required: bool, max_len: int, min_len: int = 1, single_line: 
         raise FieldError(_l("Must be text."))
     if _FORBIDDEN.search(value):
         raise FieldError(_l("Contains characters that cannot be stored."))
-    value = unicodedata.normalize("NFC", value.strip())
+    value = value.strip()
     if single_line and ("\n" in value or "\r" in value):
         raise FieldError(_l("Must be on one line."))
     if len(value) < min_len:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from wtforms import SelectChoice
 
 from . import clock, intake, workflow
 from .api import filing_limit, lookup_limit
@@ -28,7 +29,7 @@ def _remember(tracking_no: str) -> None:
 
 def _department_choices():
     rows = db.session.scalars(sa.select(Department).where(Department.active.is_(True)).order_by(Department.code))
-    return [("", _("Not sure"))] + [(str(d.id), d.name) for d in rows]
+    return [SelectChoice("", _("Not sure"))] + [SelectChoice(str(d.id), d.name) for d in rows]
 
 
 @bp.get("/")

@@ -1,0 +1,82 @@
+"""The public pages: file a case in Chinese, get the codes once, follow it, rate it; CSRF on every form."""
+from __future__ import annotations
+
+import re
+
+from tests.test_intake_properties import csrf_token
+
+
+def file_by_form(client, **fields):
+    data = {"name": "李四", "phone": "139 1234 5678", "problem_type": "too_hard",
+            "description": "<script>alert(1)</script> 开证明要跑三个部门 😀 𠀀", **fields}
+    return client.post("/", data={**data, "csrf_token": csrf_token(client)})
+
+
+def test_filing_form_in_chinese(world):
+    page = world.client.get("/").get_data(as_text=True)
+    assert "我要反映" in page and "办不了" in page and "市场监督管理局" in page and 'lang="zh-CN"' in page
+    english = world.client.get("/?lang=en").get_data(as_text=True)
+    assert "Report a problem" in english and 'lang="en"' in english
+    assert "Report a problem" in world.client.get("/").get_data(as_text=True)  # the choice is remembered
+
+
+def test_form_without_csrf_is_refused(world):
+    response = world.client.post("/", data={"name": "x", "phone": "13800138000", "problem_type": "other",
+                                            "description": "没有令牌的提交"})
+    assert response.status_code == 400
+    assert "表单已过期" in response.get_data(as_text=True)
+    assert world.get("office", "/api/v1/staff/tickets").get_json()["total"] == 0
+
+
+def test_bad_form_shows_chinese_messages_and_keeps_input(world):
+    response = file_by_form(world.client, phone="12345", description="短")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "请输入有效的大陆手机号码" in page and "至少" in page
+    assert 'value="李四"' in page and 'value="12345"' in page
+
+
+def test_file_confirm_track_and_escape(world):
+    response = file_by_form(world.client)
+    assert response.status_code == 303 and response.headers["Location"].endswith("/filed")
+    receipt = world.client.get("/filed").get_data(as_text=True)
+    no = re.search(r'id="tracking-no">([^<]+)<', receipt).group(1)
+    code = re.search(r'id="query-code">([^<]+)<', receipt).group(1)
+    assert no.startswith("BJ") and len(code) == 8
+    # the code is shown once
+    assert world.client.get("/filed").status_code == 302
+    # this browser may follow its own case straight away
+    case = world.client.get(f"/track/{no}").get_data(as_text=True)
+    assert "待受理" in case and "&lt;script&gt;" in case and "<script>alert" not in case and "😀 𠀀" in case
+    # another browser needs the code
+    other = world.app.test_client()
+    assert other.get(f"/track/{no}").status_code == 302
+    token = csrf_token(other, "/track")
+    wrong = other.post("/track", data={"tracking_no": no, "code": "WRONGCODE", "csrf_token": token})
+    assert wrong.status_code == 404 and "受理编号或查询码不正确" in wrong.get_data(as_text=True)
+    right = other.post("/track", data={"tracking_no": no, "code": code.lower(), "csrf_token": token})
+    assert right.status_code == 303 and other.get(f"/track/{no}").status_code == 200
+
+
+def test_case_page_follows_the_loop_and_takes_the_rating(world):
+    file_by_form(world.client)
+    receipt = world.client.get("/filed").get_data(as_text=True)
+    no = re.search(r'id="tracking-no">([^<]+)<', receipt).group(1)
+    world.act("office", no, "accept", note="内部备注不应出现")
+    world.act("office", no, "transfer", department_id=world.departments["A"])
+    world.act("dept_a", no, "reply", content="已为您开通一窗通办。")
+    world.act("office", no, "approve")
+    page = world.client.get(f"/track/{no}").get_data(as_text=True)
+    for text in ("已提交", "已受理", "已转办", "市场监督管理局", "审核通过，已办结", "已为您开通一窗通办", "提交评价"):
+        assert text in page, text
+    assert "内部备注" not in page and "dept_a" not in page
+    token = csrf_token(world.client, f"/track/{no}")
+    response = world.client.post(f"/track/{no}/rating", data={"score": "1", "comment": "很好", "csrf_token": token})
+    assert response.status_code == 303
+    page = world.client.get(f"/track/{no}").get_data(as_text=True)
+    assert "感谢您的评价" in page and "非常满意" in page and "提交评价" not in page
+
+
+def test_errors_render_as_chinese_pages(world):
+    response = world.client.get("/no-such-page")
+    assert response.status_code == 404 and "抱歉" in response.get_data(as_text=True)

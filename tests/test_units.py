@@ -1,0 +1,55 @@
+"""Pure pieces: phone numbers, query codes, message catalogs."""
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+
+from tickets import secrets
+from tickets.phones import mask, normalise_mobile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("raw", [
+    "13800138000", "138 0013 8000", "138-0013-8000", "+86 138 0013 8000", "+8613800138000", "0086 13800138000",
+    "8613800138000", "(138) 0013-8000", "１３８００１３８０００", " 13800138000 ", "＋86 13800138000",
+])
+def test_mobile_spellings(raw):
+    assert normalise_mobile(raw) == "+8613800138000"
+
+
+@pytest.mark.parametrize("raw", ["", "12345", "010-12345678", "+1 415 555 0100", "1380013800", "138001380001",
+                                 "abc", "+852 9123 4567", None, 13800138000, "1" * 100])
+def test_not_mainland_mobiles(raw):
+    assert normalise_mobile(raw) is None
+
+
+def test_mask():
+    assert mask("+8613800138000") == "138****8000" and mask(None) == "" and mask("+86123") == "***"
+
+
+def test_query_codes():
+    code = secrets.new_query_code()
+    stored = secrets.hash_query_code(code)
+    assert code not in stored and secrets.check_query_code(stored, code)
+    assert secrets.check_query_code(stored, code.lower()[:4] + " " + code[4:])
+    assert not secrets.check_query_code(stored, "X" + code[1:]) and not secrets.check_query_code("junk", code)
+    assert secrets.hash_query_code(code) != stored  # salted
+
+
+def test_every_message_has_a_chinese_translation():
+    """Strings in the code and templates must all be in the zh catalog (run `make messages` and translate)."""
+    method_map = [("**.py", "python"), ("**.html", "jinja2")]
+    keywords = {"_": None, "gettext": None, "_l": None, "lazy_gettext": None}
+    found = set()
+    for folder in ("tickets", "escalation", "notify", "reports", "admin", "templates"):
+        for _file, _line, message, _comments, _context in extract_from_dir(ROOT / folder, method_map, keywords=keywords):
+            found.add(message if isinstance(message, str) else message[0])
+    mo = ROOT / "translations/zh_Hans_CN/LC_MESSAGES/messages.mo"
+    with mo.open("rb") as handle:
+        catalog = read_mo(handle)
+    translated = {m.id for m in catalog if m.id and m.string}
+    assert found - translated == set()
