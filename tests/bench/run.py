@@ -1,0 +1,764 @@
+"""Filing benchmark: POST /api/v1/tickets under gunicorn against PostgreSQL, with concurrent clients.
+
+`make bench` runs it. For each gunicorn configuration it starts the real stack (gunicorn + the app +
+PostgreSQL database `banjie_bench`, dropped and rebuilt at the start of every run), warms it up, then
+measures
+
+  * filing:  POST /api/v1/tickets with a varied mainland mobile number, every answer must be 201;
+  * ceiling: GET /api/v1/problem-types (no database) on the same stack, every answer must be 200.
+
+Each phase is bounded by a request count and a duration, whichever ends first. Load comes from `wrk`
+(with tests/bench/wrk_filing.lua) when it is installed, else from Python threads that each keep one
+HTTP/1.1 connection open. Both run on this machine against 127.0.0.1, so the client shares the CPUs
+with gunicorn and PostgreSQL; the CPU split printed under each table says how much it took.
+
+After each filing phase the database is checked: the new tickets must match the 201s received, every
+tracking number received must be in the database, and no tracking number may repeat.
+
+The issue's goal: >= 300 tickets/s with p99 < 100 ms at 16 concurrent clients on this 2-core machine.
+Results also go to bench-results/filing.json. Exit status 1 on any non-201/200 answer or failed check,
+2 when the stack cannot be set up; with --check-goal also 1 when the recommended configuration misses
+the goal.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+BIN = ROOT / ".venv" / "bin"
+WRK_SCRIPT = HERE / "wrk_filing.lua"
+RESULTS = ROOT / "bench-results" / "filing.json"
+BENCH_DB = "banjie_bench"
+DEFAULT_ADMIN_URL = os.environ.get("BANJIE_BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DEFAULT_CONFIGS = ["sync:4", "gthread:2x4", "gthread:3x4", "gthread:4x2"]
+# What we recommend for production on a 2-core host; tests/bench/README.md gives the reasons.
+RECOMMENDED = "sync:4"
+GOAL_RPS, GOAL_P99_MS, GOAL_CLIENTS = 300.0, 100.0, 16
+
+FILING_PATH = "/api/v1/tickets"
+CEILING_PATH = "/api/v1/problem-types"
+NAMES = ["张三", "李四", "王五", "赵六", "陈晓明", "刘芳", "周杰", "吴敏"]
+DESCRIPTIONS = ["营业执照变更办了一个月还没有结果，窗口说系统有问题。",
+                "社保转移材料交了三次，每次都说缺一样东西。",
+                "不动产登记预约不上，网上一直显示没有号。"]
+PROBLEM_TYPES = ["too_slow", "cannot_handle", "too_hard", "other"]
+# Mainland mobile prefixes; 154 is unallocated. run.py checks them with the app's own parser before use.
+MOBILE_PREFIXES = [str(p) for p in itertools.chain(range(130, 140), range(150, 160), range(180, 190)) if p != 154]
+
+
+# --- configuration ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Config:
+    worker_class: str
+    workers: int
+    threads: int
+
+    @classmethod
+    def parse(cls, spec: str) -> "Config":
+        """`sync:4` (4 sync workers) or `gthread:2x4` (2 workers of 4 threads)."""
+        match = re.fullmatch(r"(sync|gthread):(\d+)(?:x(\d+))?", spec.strip())
+        if not match:
+            raise argparse.ArgumentTypeError(f"config {spec!r}: expected sync:<workers> or gthread:<workers>x<threads>")
+        kind, workers, threads = match.group(1), int(match.group(2)), int(match.group(3) or 1)
+        if kind == "sync" and threads != 1:
+            raise argparse.ArgumentTypeError(f"config {spec!r}: sync workers have one thread")
+        if workers < 1 or threads < 1:
+            raise argparse.ArgumentTypeError(f"config {spec!r}: workers and threads must be >= 1")
+        return cls(kind, workers, threads)
+
+    @property
+    def label(self) -> str:
+        return f"sync:{self.workers}" if self.worker_class == "sync" else f"gthread:{self.workers}x{self.threads}"
+
+    @property
+    def description(self) -> str:
+        if self.worker_class == "sync":
+            return f"{self.workers} sync workers"
+        return f"{self.workers} gthread workers x {self.threads} threads"
+
+    def gunicorn_args(self) -> list[str]:
+        args = ["-w", str(self.workers), "-k", self.worker_class]
+        if self.worker_class == "gthread":
+            args += ["--threads", str(self.threads)]
+        return args
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (connections); default 16")
+    parser.add_argument("--requests", type=int, default=6000, help="requests per measured phase; default 6000")
+    parser.add_argument("--duration", type=float, default=15.0,
+                        help="seconds per measured phase at most (whichever of --requests/--duration ends first); "
+                             "default 15")
+    parser.add_argument("--warmup", type=int, default=300, help="filing requests before measuring; default 300")
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, metavar="SPEC",
+                        help="gunicorn configurations: sync:<workers> or gthread:<workers>x<threads>, space or "
+                             f"comma separated; default {' '.join(DEFAULT_CONFIGS)}")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                        help="load generator: wrk when installed (auto), or Python threads with keep-alive")
+    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL,
+                        help="admin connection to PostgreSQL; the benchmark database is created next to it "
+                             f"(default {DEFAULT_ADMIN_URL}, or $BANJIE_BENCH_PG_ADMIN)")
+    parser.add_argument("--connection-close", action="store_true",
+                        help="a new connection for every request (like many citizens filing once each) instead of "
+                             "one keep-alive connection per client")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the GET /api/v1/problem-types phase")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})")
+    parser.add_argument("--check-goal", action="store_true",
+                        help=f"exit 1 when {RECOMMENDED} misses {GOAL_RPS:g} tickets/s with p99 < {GOAL_P99_MS:g} ms")
+    args = parser.parse_args(argv)
+    specs = [s for item in args.configs for s in item.split(",") if s.strip()]
+    try:
+        args.configs = [Config.parse(s) for s in specs]
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    if args.clients < 1 or args.requests < 1 or args.duration <= 0 or args.warmup < 0:
+        parser.error("--clients, --requests and --duration must be positive, --warmup not negative")
+    return args
+
+
+# --- database -----------------------------------------------------------------------------------------
+
+def libpq_url(url: str) -> str:
+    """psycopg wants postgresql://; SQLAlchemy-style postgresql+psycopg:// is accepted on the command line."""
+    return re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgresql://", url)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(libpq_url(url))
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def pg_connect(url: str):
+    import psycopg
+    return psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=5)
+
+
+def recreate_database(admin_url: str) -> str:
+    with pg_connect(admin_url) as connection:
+        version = connection.execute("SHOW server_version").fetchone()[0]
+        force = " WITH (FORCE)" if connection.info.server_version >= 130000 else ""
+        connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"{force}')
+        connection.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    return version
+
+
+def app_env(database_url: str) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": database_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        "SECRET_KEY": "banjie-bench-not-a-secret",
+        "RATELIMIT_PUBLIC": "off",  # else filing answers 429 after 30 a minute
+        "BROKER_URL": "",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.pop("FLASK_DEBUG", None)
+    return env
+
+
+def build_schema(env: dict) -> None:
+    flask = [str(BIN / "flask"), "--app", "app"]
+    for command in (["db", "upgrade"], ["seed-demo"]):
+        done = subprocess.run(flask + command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        if done.returncode != 0:
+            raise SetupError(f"flask {' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+
+
+def ticket_count(db_url: str) -> int:
+    with pg_connect(db_url) as connection:
+        return connection.execute("SELECT count(*) FROM ticket").fetchone()[0]
+
+
+def settled_ticket_count(db_url: str, timeout: float = 10.0) -> int:
+    """The ticket count once it stops moving (wrk may leave a few filings in flight when it stops)."""
+    last, stable_since, deadline = ticket_count(db_url), time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = ticket_count(db_url)
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since >= 0.6:
+            break
+    return last
+
+
+def pg_db_stats(db_url: str) -> dict:
+    with pg_connect(db_url) as connection:
+        row = connection.execute(
+            "SELECT xact_commit, xact_rollback, tup_inserted, sessions FROM pg_stat_database WHERE datname = %s",
+            (BENCH_DB,)).fetchone()
+    return dict(zip(("xact_commit", "xact_rollback", "tup_inserted", "sessions"), row))
+
+
+def check_filings(db_url: str, before: int, result: "PhaseResult", in_flight_allowance: int) -> dict:
+    """New tickets vs 201s received, received numbers present, and no duplicate tracking number anywhere."""
+    after = settled_ticket_count(db_url)
+    created = after - before
+    received = result.tracking_nos
+    with pg_connect(db_url) as connection:
+        total, distinct = connection.execute("SELECT count(*), count(DISTINCT tracking_no) FROM ticket").fetchone()
+        found = connection.execute("SELECT count(*) FROM ticket WHERE tracking_no = ANY(%s)", (received,)).fetchone()[0]
+    ok_201 = result.statuses.get(201, 0)
+    unanswered = created - ok_201
+    checks = {
+        "tickets_before": before, "tickets_after": after, "tickets_created": created, "responses_201": ok_201,
+        "tracking_nos_received": len(received), "tracking_nos_received_distinct": len(set(received)),
+        "tracking_nos_received_in_db": found, "tickets_in_db": total, "tracking_nos_in_db_distinct": distinct,
+        # wrk cut off by its -d duration leaves up to one request per connection in flight: filed, unanswered.
+        "filed_but_unanswered_when_client_stopped": unanswered,
+    }
+    problems = []
+    if not 0 <= unanswered <= in_flight_allowance:
+        allowed = f" (at most {in_flight_allowance} may be in flight when wrk's -d ends)" if in_flight_allowance else ""
+        problems.append(f"{created} tickets created but {ok_201} answered 201{allowed}")
+    if len(received) != ok_201:
+        problems.append(f"{ok_201} answers were 201 but {len(received)} carried a tracking number")
+    if len(set(received)) != len(received):
+        problems.append(f"{len(received) - len(set(received))} tracking numbers were handed out twice")
+    if found != len(set(received)):
+        problems.append(f"{len(set(received)) - found} tracking numbers received are not in the database")
+    if distinct != total:
+        problems.append(f"{total - distinct} duplicate tracking numbers in the database")
+    checks["ok"] = not problems
+    checks["problems"] = problems
+    return checks
+
+
+class SetupError(RuntimeError):
+    pass
+
+
+# --- gunicorn -----------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    def __init__(self, config: Config, env: dict):
+        self.config, self.env = config, env
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-gunicorn-{config.worker_class}-", suffix=".log",
+                                               delete=False)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Gunicorn":
+        command = [str(BIN / "gunicorn"), *self.config.gunicorn_args(), "-b", f"127.0.0.1:{self.port}",
+                   "--log-level", "warning", "app:create_app()"]
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SetupError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                connection.request("GET", CEILING_PATH)
+                if connection.getresponse().status == 200:
+                    connection.close()
+                    # Every worker must be up, not just the first one to accept.
+                    if len(self.worker_pids()) >= self.config.workers:
+                        return
+                connection.close()
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SetupError(f"gunicorn did not answer on port {self.port} within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def worker_pids(self) -> list[int]:
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # our own session: the master and its workers only
+                self.proc.wait(timeout=5)
+        self.log.close()
+
+    def cleanup_log(self) -> None:
+        try:
+            os.unlink(self.log.name)
+        except OSError:
+            pass
+
+
+# --- CPU accounting -----------------------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _machine_cpu() -> tuple[float, float, float]:
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields[:8]) / CLK_TCK, idle / CLK_TCK, fields[7] / CLK_TCK  # total, idle, steal
+
+
+def cpu_snapshot(server: Gunicorn) -> dict:
+    total, idle, steal = _machine_cpu()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once reaped
+    pg = {pid: _proc_cpu(pid) for pid in _postgres_pids()}
+    return {
+        "time": time.monotonic(), "machine_total": total, "machine_idle": idle, "machine_steal": steal,
+        "gunicorn": sum(_proc_cpu(pid) for pid in [server.proc.pid, *server.worker_pids()]),
+        "workers": {pid: _proc_cpu(pid) for pid in server.worker_pids()},
+        "postgres": pg,
+        "client": time.process_time() + children.ru_utime + children.ru_stime,
+    }
+
+
+def cpu_split(before: dict, after: dict) -> dict:
+    """Cores used by each party during the phase (2.0 = both cores of a 2-core machine busy)."""
+    wall = after["time"] - before["time"]
+    pg = sum(v - before["postgres"].get(pid, 0.0) for pid, v in after["postgres"].items())
+    busy = (after["machine_total"] - before["machine_total"]) - (after["machine_idle"] - before["machine_idle"])
+    per = lambda seconds: round(seconds / wall, 2) if wall > 0 else 0.0  # noqa: E731
+    return {"gunicorn": per(after["gunicorn"] - before["gunicorn"]), "postgres": per(pg),
+            "client": per(after["client"] - before["client"]), "machine_busy": per(busy),
+            "steal": per(after["machine_steal"] - before["machine_steal"]),
+            # Each worker is one process, so one core at most (the GIL); uneven numbers mean uneven load.
+            "per_worker": sorted((per(v - before["workers"].get(pid, 0.0)) for pid, v in after["workers"].items()),
+                                 reverse=True),
+            "cpu_seconds": {"gunicorn": round(after["gunicorn"] - before["gunicorn"], 3), "postgres": round(pg, 3),
+                            "client": round(after["client"] - before["client"], 3)}}
+
+
+# --- load generators ----------------------------------------------------------------------------------
+
+@dataclass
+class PhaseResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    statuses: dict
+    transport_errors: int
+    tracking_nos: list
+    # False when wrk was cut off by --duration with requests still in flight (their tickets exist unanswered).
+    drained: bool = True
+
+    def errors(self, expected: int) -> int:
+        return self.transport_errors + sum(n for code, n in self.statuses.items() if code != expected)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+
+def random_phone(rng: random.Random) -> str:
+    number = rng.choice(MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+    return f"{number[:3]} {number[3:7]} {number[7:]}"
+
+
+def filing_body(rng: random.Random) -> bytes:
+    return json.dumps({"name": rng.choice(NAMES), "phone": random_phone(rng), "problem_type": rng.choice(PROBLEM_TYPES),
+                       "description": rng.choice(DESCRIPTIONS)}, ensure_ascii=False).encode()
+
+
+def check_prefixes() -> None:
+    sys.path.insert(0, str(ROOT))
+    from tickets.phones import normalise_mobile
+    rng = random.Random(1)
+    for prefix in MOBILE_PREFIXES:
+        for _ in range(20):
+            number = prefix + f"{rng.randrange(10**8):08d}"
+            if normalise_mobile(f"{number[:3]} {number[3:7]} {number[7:]}") is None:
+                raise SetupError(f"the app refuses generated mobile number {number}")
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return 0.0
+    rank = max(1, -(-len(sorted_values) * pct // 100))  # nearest rank
+    return sorted_values[int(rank) - 1]
+
+
+def python_load(port: int, mode: str, clients: int, max_requests: int, duration: float,
+                close: bool = False) -> PhaseResult:
+    """`clients` threads, each with one keep-alive HTTP/1.1 connection (reopened if the server closes it).
+
+    A request is only started while the count and the time allow, so none is left in flight.
+    """
+    tickets = itertools.count()
+    start_gate = threading.Barrier(clients + 1)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    transport_errors = [0]
+    tracking: list[str] = []
+    deadline = [0.0]
+    headers = {"Content-Type": "application/json"}
+    get_headers = {}
+    if close:  # http.client reopens the connection by itself on the next request
+        headers["Connection"] = get_headers["Connection"] = "close"
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine, my_statuses, my_tracking, my_errors = [], {}, [], 0
+        start_gate.wait()
+        try:
+            while next(tickets) < max_requests and time.perf_counter() < deadline[0]:
+                body = filing_body(rng) if mode == "post" else None
+                t0 = time.perf_counter()
+                try:
+                    if mode == "post":
+                        connection.request("POST", FILING_PATH, body, headers)
+                    else:
+                        connection.request("GET", CEILING_PATH, headers=get_headers)
+                    response = connection.getresponse()
+                    data = response.read()
+                except (OSError, http.client.HTTPException):
+                    my_errors += 1
+                    connection.close()
+                    continue
+                mine.append(time.perf_counter() - t0)
+                my_statuses[response.status] = my_statuses.get(response.status, 0) + 1
+                if mode == "post" and response.status == 201:
+                    my_tracking.append(json.loads(data)["tracking_no"])
+        finally:
+            connection.close()
+            with lock:
+                latencies.extend(mine)
+                tracking.extend(my_tracking)
+                transport_errors[0] += my_errors
+                for code, n in my_statuses.items():
+                    statuses[code] = statuses.get(code, 0) + n
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    started = time.perf_counter()
+    deadline[0] = started + duration
+    start_gate.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    ms = lambda s: round(s * 1000, 2)  # noqa: E731
+    return PhaseResult(len(latencies), elapsed, ms(percentile(latencies, 50)), ms(percentile(latencies, 90)),
+                       ms(percentile(latencies, 99)), ms(latencies[-1] if latencies else 0.0), statuses,
+                       transport_errors[0], tracking)
+
+
+def wrk_load(port: int, mode: str, clients: int, max_requests: int, duration: float,
+             close: bool = False) -> PhaseResult:
+    """wrk with tests/bench/wrk_filing.lua: one wrk thread (plenty for a few thousand requests/s) driving
+    `clients` connections; the script ends the run once `max_requests` responses are in."""
+    # -d is only a safety net: the script stops sending at `duration`, waits for the answers, then ends wrk.
+    command = ["wrk", "-t", "1", "-c", str(clients), "-d", f"{int(duration) + 40}s", "--timeout", "30s",
+               "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}", "--", mode, str(max_requests), ",".join(MOBILE_PREFIXES),
+               "close" if close else "keep-alive", str(duration)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 90)
+    line = next((l for l in done.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise SetupError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(line[len("BENCH_JSON "):])
+    errors = data["errors"]
+    us = lambda v: round(v / 1000, 2)  # noqa: E731
+    return PhaseResult(data["requests"], data["span_us"] / 1e6, us(data["latency_us"]["p50"]),
+                       us(data["latency_us"]["p90"]), us(data["latency_us"]["p99"]), us(data["latency_us"]["max"]),
+                       {int(k): v for k, v in data["statuses"].items()},
+                       errors["connect"] + errors["read"] + errors["write"] + errors["timeout"], data["tracking_nos"],
+                       drained=data["stopped_by_count"])
+
+
+# --- machine ------------------------------------------------------------------------------------------
+
+def machine_info(pg_version: str, client: str) -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        nproc = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip())
+    except (OSError, ValueError):
+        nproc = len(os.sched_getaffinity(0))
+    info = {"nproc": nproc, "cpu_model": model, "postgresql": pg_version, "python": platform.python_version(),
+            "kernel": platform.release(), "load_generator": client}
+    try:
+        quota = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota[0] != "max":
+            info["cgroup_cpu_limit"] = round(int(quota[0]) / int(quota[1]), 2)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import gunicorn
+        info["gunicorn"] = gunicorn.__version__
+    except ImportError:
+        pass
+    if client == "wrk":
+        info["wrk"] = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.splitlines()[0].strip()
+    info["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
+    return info
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+def run_config(config: Config, args, env: dict, db_url: str, load) -> dict:
+    result: dict = {"config": config.label, "description": config.description, "phases": {}}
+    server = Gunicorn(config, env)
+    try:
+        with server:
+            # PostgreSQL publishes a backend's counters late (up to 10 s when idle, at the latest when it exits),
+            # so the per-filing figures span the whole config and are read after gunicorn has stopped.
+            pg_start, tickets_start = pg_db_stats(db_url), ticket_count(db_url)
+            if args.warmup:
+                warm = python_load(server.port, "post", args.clients, args.warmup, 60, args.connection_close)
+                result["warmup"] = {"requests": warm.requests, "errors": warm.errors(201),
+                                    "statuses": {str(k): v for k, v in sorted(warm.statuses.items())}}
+            phases = [("filing", "post", 201)] + ([] if args.no_ceiling else [("ceiling", "get", 200)])
+            for name, mode, expected in phases:
+                before_count = ticket_count(db_url)
+                cpu_before = cpu_snapshot(server)
+                phase = load(server.port, mode, args.clients, args.requests, args.duration, args.connection_close)
+                cpu_after = cpu_snapshot(server)
+                endpoint = f"POST {FILING_PATH}" if mode == "post" else f"GET {CEILING_PATH}"
+                entry = {"endpoint": endpoint, "clients": args.clients, "requests": phase.requests,
+                         "seconds": round(phase.seconds, 2), "rps": round(phase.rps, 1), "p50_ms": phase.p50_ms,
+                         "p90_ms": phase.p90_ms, "p99_ms": phase.p99_ms, "max_ms": phase.max_ms,
+                         "errors": phase.errors(expected),
+                         "statuses": {str(k): v for k, v in sorted(phase.statuses.items())},
+                         "transport_errors": phase.transport_errors, "cpu_cores": cpu_split(cpu_before, cpu_after)}
+                if mode == "post":
+                    allowance = 0 if phase.drained else args.clients
+                    entry["db_check"] = check_filings(db_url, before_count, phase, allowance)
+                result["phases"][name] = entry
+        filed = ticket_count(db_url) - tickets_start
+        time.sleep(0.2)  # exiting backends flush their statistics
+        pg_end = pg_db_stats(db_url)
+        if filed and "filing" in result["phases"]:
+            result["phases"]["filing"]["postgres_per_filing"] = {
+                key: round((pg_end[key] - pg_start[key]) / filed, 3) for key in pg_end
+            } | {"filings": filed}
+        if "Traceback" in server.log_tail(200):
+            result["gunicorn_log_tail"] = server.log_tail(40)
+    finally:
+        server.cleanup_log()
+    return result
+
+
+def goal_met(filing: dict) -> bool:
+    return filing["clients"] >= GOAL_CLIENTS and filing["rps"] >= GOAL_RPS and filing["p99_ms"] < GOAL_P99_MS \
+        and filing["errors"] == 0
+
+
+def print_config(result: dict, best: bool) -> None:
+    mark = "   <== best" if best else ""
+    recommended = "   [recommended default]" if result["config"] == RECOMMENDED else ""
+    print(f"\n{result['config']} ({result['description']}){mark}{recommended}")
+    header = f"  {'endpoint':<28} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for phase in result["phases"].values():
+        print(f"  {phase['endpoint']:<28} {phase['clients']:>7} {phase['requests']:>8} {phase['rps']:>8.1f} "
+              f"{phase['p50_ms']:>8.1f} {phase['p99_ms']:>8.1f} {phase['errors']:>6}")
+    for name, phase in result["phases"].items():
+        cpu = phase["cpu_cores"]
+        workers = "+".join(f"{w:.2f}" for w in cpu["per_worker"])
+        print(f"  {name}: CPU cores used: gunicorn {cpu['gunicorn']:.2f} ({workers}), postgres {cpu['postgres']:.2f}, "
+              f"load generator {cpu['client']:.2f}, whole machine {cpu['machine_busy']:.2f}"
+              + (f" (steal {cpu['steal']:.2f})" if cpu["steal"] >= 0.01 else "")
+              + (f"; non-2xx/transport: {phase['statuses']} / {phase['transport_errors']}" if phase["errors"] else ""))
+    if any(p["cpu_cores"]["per_worker"] and min(p["cpu_cores"]["per_worker"]) < 0.1
+           and max(p["cpu_cores"]["per_worker"]) > 0.3 for p in result["phases"].values()):
+        print("  note: a worker sat (nearly) idle: gthread keeps each keep-alive connection on the worker that "
+              "accepted it, and the 16 connections were not spread evenly")
+    filing = result["phases"].get("filing")
+    if filing:
+        per = filing.get("postgres_per_filing", {})
+        check = filing["db_check"]
+        ms_cpu = {k: 1000 * v / max(1, filing["requests"]) for k, v in filing["cpu_cores"]["cpu_seconds"].items()}
+        print(f"  per filing: {ms_cpu['gunicorn']:.2f} ms gunicorn CPU, {ms_cpu['postgres']:.2f} ms postgres CPU"
+              + (f"; over all {per['filings']} filings of this config: {per['xact_commit']:.2f} transactions, "
+                 f"{per['tup_inserted']:.2f} rows inserted, {per['sessions']:.3f} new PostgreSQL connections"
+                 if per else ""))
+        verdict = "OK" if check["ok"] else "FAILED: " + "; ".join(check["problems"])
+        extra = (f", {check['filed_but_unanswered_when_client_stopped']} filed but unanswered when wrk's duration ended"
+                 if check["filed_but_unanswered_when_client_stopped"] else "")
+        print(f"  db check: {check['tickets_created']} tickets created for {check['responses_201']} answers 201{extra}; "
+              f"{check['tracking_nos_received_distinct']}/{check['tracking_nos_received']} tracking numbers distinct, "
+              f"all in the db: {check['tracking_nos_received_in_db'] == check['tracking_nos_received_distinct']}; "
+              f"{check['tracking_nos_in_db_distinct']}/{check['tickets_in_db']} distinct in the table -> {verdict}")
+        print(f"  goal (>= {GOAL_RPS:g} tickets/s, p99 < {GOAL_P99_MS:g} ms at {GOAL_CLIENTS} clients): "
+              f"{'MET' if goal_met(filing) else 'MISSED'}")
+    if result.get("warmup", {}).get("errors"):
+        print(f"  warm-up: {result['warmup']['errors']} of {result['warmup']['requests']} filings failed "
+              f"{result['warmup']['statuses']}")
+    if "gunicorn_log_tail" in result:
+        print("  gunicorn logged a traceback:\n    " + result["gunicorn_log_tail"].replace("\n", "\n    "))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "python"
+    elif client == "wrk" and not shutil.which("wrk"):
+        print("wrk is not installed (apt-get install -y wrk); using the Python client", file=sys.stderr)
+        client = "python"
+    load = wrk_load if client == "wrk" else python_load
+
+    db_url = with_database(args.database_url, BENCH_DB)
+    try:
+        check_prefixes()
+        pg_version = recreate_database(args.database_url)
+        env = app_env(db_url)
+        build_schema(env)
+    except SetupError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - report what is missing (PostgreSQL down, bad URL) and stop
+        print(f"bench: cannot prepare {BENCH_DB} via {args.database_url}: {error}", file=sys.stderr)
+        return 2
+
+    machine = machine_info(pg_version, client)
+    print(f"Banjie filing benchmark -- {machine['nproc']} CPUs ({machine['cpu_model']}), PostgreSQL {pg_version}, "
+          f"Python {machine['python']}, gunicorn {machine.get('gunicorn', '?')}")
+    print(f"load generator: {machine.get('wrk', 'Python threads with http.client')} on this machine "
+          f"against 127.0.0.1; it shares the CPUs with gunicorn and PostgreSQL (see 'CPU cores used')")
+    connection = "a new connection per request" if args.connection_close else "one keep-alive connection each"
+    extra = os.environ.get("GUNICORN_CMD_ARGS")
+    print(f"each phase: {args.clients} clients ({connection}), up to {args.requests} requests or {args.duration:g} s, "
+          f"after a warm-up of {args.warmup} filings; database {BENCH_DB} (rebuilt, demo data loaded); "
+          f"load average at start {' '.join(machine['loadavg_at_start'])}"
+          + (f"; GUNICORN_CMD_ARGS={extra!r}" if extra else ""))
+
+    results = []
+    failed = False
+    try:
+        for config in args.configs:
+            print(f"... {config.label}", flush=True)
+            results.append(run_config(config, args, env, db_url, load))
+    except SetupError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        failed = True
+
+    measured = [r for r in results if "filing" in r["phases"]]
+    clean = [r for r in measured if r["phases"]["filing"]["errors"] == 0 and r["phases"]["filing"]["db_check"]["ok"]]
+    # Best: the most tickets/s among the configurations that keep filing p99 under the goal's bound (all, if none do).
+    fast_enough = [r for r in clean if r["phases"]["filing"]["p99_ms"] < GOAL_P99_MS] or clean
+    best = max(fast_enough, key=lambda r: r["phases"]["filing"]["rps"], default=None)
+    for result in results:
+        print_config(result, best is result)
+
+    final_db: dict = {}
+    try:
+        with pg_connect(db_url) as connection:
+            total, distinct = connection.execute("SELECT count(*), count(DISTINCT tracking_no) FROM ticket").fetchone()
+        final_db = {"tickets": total, "distinct_tracking_nos": distinct, "ok": total == distinct}
+        print(f"\nall runs: {total} tickets in {BENCH_DB}, {distinct} distinct tracking numbers -> "
+              f"{'OK' if total == distinct else 'DUPLICATES'}")
+    except Exception as error:  # noqa: BLE001
+        print(f"bench: final check failed: {error}", file=sys.stderr)
+        failed = True
+
+    recommended = next((r for r in results if r["config"] == RECOMMENDED), None)
+    if best is None:
+        print("best in this run: none (errors)")
+    elif best["phases"]["filing"]["p99_ms"] < GOAL_P99_MS:
+        print(f"best in this run: {best['config']} (most tickets/s among those with filing p99 under {GOAL_P99_MS:g} ms)")
+    else:
+        print(f"best in this run: {best['config']} (most tickets/s; none kept filing p99 under {GOAL_P99_MS:g} ms)")
+    rec = Config.parse(RECOMMENDED)
+    print(f"recommended production default: {RECOMMENDED} (gunicorn {' '.join(rec.gunicorn_args())}) behind a "
+          f"buffering reverse proxy; reasons in tests/bench/README.md")
+    print(f"results written to {args.output}")
+
+    errors = sum(p["errors"] for r in results for p in r["phases"].values()) \
+        + sum(r.get("warmup", {}).get("errors", 0) for r in results)
+    checks_ok = all(r["phases"]["filing"]["db_check"]["ok"] for r in measured) and final_db.get("ok", False)
+    goal = goal_met(recommended["phases"]["filing"]) if recommended and "filing" in recommended["phases"] else None
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({
+        "goal": {"tickets_per_s": GOAL_RPS, "p99_ms_below": GOAL_P99_MS, "clients": GOAL_CLIENTS,
+                 "met_by_recommended": goal},
+        "machine": machine,
+        "parameters": {"clients": args.clients, "requests": args.requests, "duration_s": args.duration,
+                       "warmup": args.warmup, "connection": "close" if args.connection_close else "keep-alive",
+                       "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
+                       "configs": [c.label for c in args.configs], "database": BENCH_DB},
+        "results": results, "best": best["config"] if best else None, "recommended": RECOMMENDED,
+        "final_db_check": final_db, "errors": errors, "ok": not failed and errors == 0 and checks_ok,
+    }, ensure_ascii=False, indent=2) + "\n")
+
+    if errors:
+        print(f"FAILED: {errors} requests did not get the expected status", file=sys.stderr)
+    if not checks_ok:
+        print("FAILED: database check", file=sys.stderr)
+    if failed or errors or not checks_ok:
+        return 1
+    if args.check_goal and not goal:
+        print(f"goal missed by {RECOMMENDED}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
