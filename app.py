@@ -118,6 +118,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     logging.getLogger("werkzeug").addFilter(RedactQueryCode())
 
     db.init_app(app)
+    # Banjie configures no async engines; the extension's async teardown would still cost a thread hop per request.
+    app.teardown_appcontext_funcs[:] = [f for f in app.teardown_appcontext_funcs
+                                        if getattr(f, "__name__", "") != "_close_async_sessions"]
     with app.app_context():
         for engine in db.engines.values():
             configure_engine(engine)

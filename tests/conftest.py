@@ -24,6 +24,8 @@ REQUIRE_SERVICES = os.environ.get("BANJIE_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("BANJIE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_TEST_DB = os.environ.get("BANJIE_TEST_PG_DB", "banjie_test")
 PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_TEST_DB
+# Database 15 of the local Redis is the suite's own; it is flushed before each test that uses it.
+REDIS_URL = os.environ.get("BANJIE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 # A Monday morning in a published year, so deadlines are easy to reason about.
 START = datetime(2026, 11, 16, 9, 0, tzinfo=TZ)
 
@@ -68,6 +70,20 @@ def postgres_database():
         service_missing("PostgreSQL", str(error).splitlines()[0])
     _migrated_app(PG_URL)
     return PG_URL
+
+
+@pytest.fixture
+def redis_url():
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError as error:
+        service_missing("Redis", str(error))
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
 
 
 def _truncate_all(url: str) -> None:

@@ -26,3 +26,11 @@ def test_off_disables_the_limit(make_app):
     app = make_app(RATELIMIT_PUBLIC="off")
     client = app.test_client()
     assert all(client.post("/api/v1/tickets", json=BODY).status_code == 201 for _ in range(40))
+
+
+def test_workers_share_one_budget_through_redis(make_app, redis_url):
+    """Behind gunicorn each worker is its own process; with Redis storage they count together."""
+    config = {"RATELIMIT_PUBLIC": "4/minute", "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": redis_url}
+    first, second = make_app(**config).test_client(), make_app(**config).test_client()
+    codes = [client.post("/api/v1/tickets", json=BODY).status_code for client in (first, second) * 3]
+    assert codes == [201, 201, 201, 201, 429, 429]

@@ -43,18 +43,23 @@ def open_deadlines(session, ticket: Ticket) -> list[Deadline]:
 
 def start(session, ticket: Ticket, kind: DeadlineKind, at: datetime, *, working_days: int | None = None,
           department_id: int | None = None) -> Deadline:
-    rules = policy()
-    days = working_days or rules.working_days(kind.value, problem_type=ticket.problem_type, department_id=department_id)
-    due = rules.due(at, days)
     last_round = session.scalar(
         sa.select(sa.func.max(Deadline.round)).where(Deadline.ticket_id == ticket.id, Deadline.kind == kind.value)
     )
-    deadline = Deadline(
-        ticket_id=ticket.id, kind=kind.value, round=(last_round or 0) + 1, department_id=department_id,
-        started_at=at, working_days=days, due_at=due.at, original_due_at=due.at, provisional=due.provisional,
-    )
+    deadline = planned(ticket, kind, at, working_days=working_days, department_id=department_id)
+    deadline.ticket_id, deadline.round = ticket.id, (last_round or 0) + 1
     session.add(deadline)
     return deadline
+
+
+def planned(ticket: Ticket, kind: DeadlineKind, at: datetime, *, working_days: int | None = None,
+            department_id: int | None = None) -> Deadline:
+    """A first-round deadline of this kind starting at `at`, not yet attached to the ticket or the session."""
+    rules = policy()
+    days = working_days or rules.working_days(kind.value, problem_type=ticket.problem_type, department_id=department_id)
+    due = rules.due(at, days)
+    return Deadline(kind=kind.value, department_id=department_id, started_at=at, working_days=days,
+                    due_at=due.at, original_due_at=due.at, provisional=due.provisional)
 
 
 def end(session, ticket: Ticket, kinds, at: datetime, outcome: str | None = None) -> list[Deadline]:
