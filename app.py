@@ -12,6 +12,7 @@ import click
 from flask import Flask, has_request_context, request, session
 from flask.cli import with_appcontext
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.serving import run_simple
 
 from escalation.calendar import from_chinese_calendar
 from escalation.policies import DeadlinePolicy
@@ -171,7 +172,8 @@ def serve():
     host, port = app.config["HOST"], app.config["PORT"]
     click.echo(f"Banjie: public site http://{host}:{port}/  staff API http://{host}:{port}/api/v1/")
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False, load_dotenv=False)
+        # app.run() refuses to start inside a `flask` command, so serve with Werkzeug directly.
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     finally:
         if worker is not None:
             worker.stop()

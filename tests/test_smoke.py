@@ -3,3 +3,43 @@ def test_file_and_look_up(world):
     response = world.client.get(f"/api/v1/tickets/{filed['tracking_no']}?code={filed['query_code']}")
     assert response.status_code == 200
     assert response.get_json()["status"] == "submitted"
+
+
+def test_flask_serve_answers_on_host_and_port(tmp_path):
+    """`make run` ends in `flask serve`: it must really listen, in embedded mode, with its in-process worker."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    flask = Path(sys.executable).with_name("flask")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "SECRET_KEY": "serve-test",
+           "HOST": "127.0.0.1", "PORT": str(port), "BROKER_URL": ""}
+    subprocess.run([flask, "--app", "app", "db", "upgrade"], cwd=root, env=env, check=True, capture_output=True)
+    server = subprocess.Popen([flask, "--app", "app", "serve"], cwd=root, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None, server.stdout.read()
+                assert time.monotonic() < deadline, "flask serve did not start listening"
+                time.sleep(0.2)
+        assert response.status_code == 200 and "反映" in response.text
+        types = requests.get(f"http://127.0.0.1:{port}/api/v1/problem-types", timeout=2).json()
+        assert {t["code"] for t in types} == {"cannot_handle", "too_slow", "too_hard", "other"}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        server.stdout.close()

@@ -336,6 +336,17 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
 def _postgres_pids() -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -585,7 +596,8 @@ def run_config(config: Config, args, env: dict, db_url: str, load) -> dict:
                          "p90_ms": phase.p90_ms, "p99_ms": phase.p99_ms, "max_ms": phase.max_ms,
                          "errors": phase.errors(expected),
                          "statuses": {str(k): v for k, v in sorted(phase.statuses.items())},
-                         "transport_errors": phase.transport_errors, "cpu_cores": cpu_split(cpu_before, cpu_after)}
+                         "transport_errors": phase.transport_errors, "cpu_cores": cpu_split(cpu_before, cpu_after),
+                         "worker_rss_mib": [rss_mib(pid) for pid in server.worker_pids()]}
                 if mode == "post":
                     allowance = 0 if phase.drained else args.clients
                     entry["db_check"] = check_filings(db_url, before_count, phase, allowance)
@@ -626,6 +638,11 @@ def print_config(result: dict, best: bool) -> None:
               f"load generator {cpu['client']:.2f}, whole machine {cpu['machine_busy']:.2f}"
               + (f" (steal {cpu['steal']:.2f})" if cpu["steal"] >= 0.01 else "")
               + (f"; non-2xx/transport: {phase['statuses']} / {phase['transport_errors']}" if phase["errors"] else ""))
+    for name, phase in result["phases"].items():
+        if phase.get("worker_rss_mib"):
+            print(f"  {name}: worker memory after the phase (RSS MiB): "
+                  + " + ".join(f"{m:.0f}" for m in phase["worker_rss_mib"])
+                  + f" = {sum(phase['worker_rss_mib']):.0f}")
     if any(p["cpu_cores"]["per_worker"] and min(p["cpu_cores"]["per_worker"]) < 0.1
            and max(p["cpu_cores"]["per_worker"]) > 0.3 for p in result["phases"].values()):
         print("  note: a worker sat (nearly) idle: gthread keeps each keep-alive connection on the worker that "
