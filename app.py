@@ -84,19 +84,22 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
 
 
 def select_locale() -> str:
-    """?lang= (remembered in the session), else the browser's preference among zh_CN and en; zh_CN first.
+    """The language of a response; Chinese first.
 
-    Outside a request (actors, the CLI) it is zh_CN: SMS and reports speak to Chinese readers.
+    Pages are Chinese unless the visitor chose English with ?lang=en (remembered in the session): a
+    browser left on English must not turn a Chinese government site English by itself. The JSON API
+    answers in the caller's Accept-Language (zh_CN or en), as API.md says. Outside a request
+    (actors, the CLI) it is zh_CN: SMS and reports speak to Chinese readers.
     """
     if not has_request_context():
         return "zh_CN"
+    if request.path.startswith(("/api/", "/sms/")):
+        return request.accept_languages.best_match(LANGUAGES, default="zh_CN")
     chosen = request.args.get("lang")
     if chosen in LANGUAGES:
         session["lang"] = chosen
         return chosen
-    if session.get("lang") in LANGUAGES:
-        return session["lang"]
-    return request.accept_languages.best_match(LANGUAGES, default="zh_CN")
+    return session.get("lang") if session.get("lang") in LANGUAGES else "zh_CN"
 
 
 class RedactQueryCode(logging.Filter):
@@ -114,6 +117,7 @@ class RedactQueryCode(logging.Filter):
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder="templates", static_folder="static")
     _load_settings(app, test_config)
+    app.json.ensure_ascii = False  # UTF-8 JSON: Chinese stays readable in answers and logs
     if app.config["PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
     logging.getLogger("werkzeug").addFilter(RedactQueryCode())

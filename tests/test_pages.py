@@ -18,6 +18,14 @@ def test_filing_form_in_chinese(world):
     english = world.client.get("/?lang=en").get_data(as_text=True)
     assert "Report a problem" in english and 'lang="en"' in english
     assert "Report a problem" in world.client.get("/").get_data(as_text=True)  # the choice is remembered
+    assert "我要反映" in world.client.get("/?lang=zh_CN").get_data(as_text=True)
+
+
+def test_pages_stay_chinese_for_an_english_browser(world):
+    english_browser = {"Accept-Language": "en-US,en;q=0.9"}
+    assert "我要反映" in world.client.get("/", headers=english_browser).get_data(as_text=True)
+    api = world.client.post("/api/v1/tickets", json={}, headers=english_browser).get_json()
+    assert api["error"]["code"] == "validation_error" and "请" not in api["error"]["message"]
 
 
 def test_form_without_csrf_is_refused(world):
