@@ -39,7 +39,7 @@ bench: $(STAMP) translations
 # Developers: after adding or changing user-facing text, refresh the catalogs and translate the new entries.
 messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
-		--project banjie --version 0.1 -o translations/messages.pot tickets escalation notify reports admin app.py templates
+		--project banjie --version 0.1 -o translations/messages.pot $(wildcard tickets escalation notify reports admin) app.py templates
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
 
 clean:

@@ -56,11 +56,14 @@ def test_the_whole_loop_as_the_citizen_sees_it(world, clock):
     view = public(world, filed).get_json()
     assert view["status"] == "replied" and view["status_label"] == "待审核"
     assert view["reply"] is None  # not before the office approved it
+    assert view["timeline"][-1]["label"] == "部门已答复" and "审核" in view["timeline"][-1]["note"]
+    assert "3 号窗口" not in str(view)
     clock.advance(hours=1)
     world.act("office", no, "approve")
     view = public(world, filed).get_json()
     assert view["status"] == "closed" and view["reply"] == "已办结，请到 3 号窗口领取执照。"
-    assert [step["status"] for step in view["timeline"]] == ["submitted", "accepted", "transferred", "closed"]
+    assert [step["status"] for step in view["timeline"]] == ["submitted", "accepted", "transferred", "replied",
+                                                              "closed"]
     assert "市场监督管理局" in view["timeline"][2]["note"]
     text = str(view)
     assert "内部" not in text and "office" not in text and "dept_a" not in text
@@ -285,6 +288,21 @@ def test_payload_validation_names_fields(world):
     empty_reason = world.post("office", f"/api/v1/staff/tickets/{world.file()['tracking_no']}/reject", json={"reason": "  "})
     assert empty_reason.status_code == 422 and "reason" in empty_reason.get_json()["error"]["fields"]
     assert world.ticket("office", no)["status"] == "accepted"
+
+
+@pytest.mark.parametrize("department_id", [0, -1, 2**31, 10**20])
+def test_ids_out_of_range_are_field_errors_on_every_database(world, department_id):
+    body = {"name": "王五", "phone": "13800138000", "problem_type": "other", "description": "部门编号越界的测试",
+            "department_id": department_id}
+    filed = world.client.post("/api/v1/tickets", json=body)
+    assert filed.status_code == 422 and set(filed.get_json()["error"]["fields"]) == {"department_id"}
+    no = world.file()["tracking_no"]
+    world.act("office", no, "accept")
+    transfer = world.post("office", f"/api/v1/staff/tickets/{no}/transfer",
+                          json={"department_id": department_id, "co_department_ids": [department_id]})
+    assert transfer.status_code == 422
+    assert set(transfer.get_json()["error"]["fields"]) == {"department_id", "co_department_ids"}
+    assert filed.get_json()["error"]["fields"]["department_id"] == "编号无效，没有对应的记录。"
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ def test_citizen_files_and_follows_a_case(world, browser_page):
         page.click("text=查看办理进度")
         page.wait_for_url(f"**/track/{tracking_no}")
         timeline = page.locator(".timeline").inner_text()
-        for step in ("已提交", "已受理", "已转办", "审核通过，已办结"):
+        for step in ("已提交", "已受理", "已转办", "部门已答复", "审核通过，已办结"):
             assert step in timeline
         assert page.locator(".status").inner_text() == "已办结"
         assert "电子证照已推送" in page.locator("#reply").inner_text()

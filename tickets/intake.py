@@ -38,8 +38,7 @@ def validate_intake(session, data) -> dict:
     check.values["problem_type"] = problem_type
     check.field("description", validation.text, data.get("description"), required=True,
                 min_len=DESCRIPTION_MIN, max_len=DESCRIPTION_MAX)
-    department_id = check.field("department_id", validation.integer, data.get("department_id"), required=False,
-                                minimum=1)
+    department_id = check.field("department_id", validation.identifier, data.get("department_id"), required=False)
     if department_id is not None:
         department = session.get(Department, department_id)
         if department is None or not department.active:

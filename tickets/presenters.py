@@ -32,6 +32,10 @@ def _public_note(event: Event) -> str | None:
     if event.action == "transfer":
         return _("Transferred to %(department)s; reply due by %(due)s.", department=data.get("department_name", ""),
                  due=local_text(datetime.fromisoformat(data["due_at"])) if data.get("due_at") else "")
+    if event.action == "reply":
+        return _("The department has replied; the office is reviewing the reply.")
+    if event.action == "send_back":
+        return _("The reply did not pass review; the department is handling the case further.")
     if event.action == "return":
         return _("The case is being re-dispatched to the right department.")
     if event.action == "decide_extension":

@@ -52,9 +52,24 @@ def integer(value, *, required: bool, minimum: int | None = None, maximum: int |
         value = int(value)
     if not isinstance(value, int):
         raise FieldError(_l("Must be a whole number."))
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+    if minimum is not None and maximum is not None and not minimum <= value <= maximum:
         raise FieldError(_l("Must be between %(lo)d and %(hi)d.", lo=minimum, hi=maximum))
+    if minimum is not None and value < minimum:
+        raise FieldError(_l("Must be at least %(lo)d.", lo=minimum))
+    if maximum is not None and value > maximum:
+        raise FieldError(_l("Must be at most %(hi)d.", hi=maximum))
     return value
+
+
+ID_MAX = 2**31 - 1  # ids are 32-bit integers in the database; anything larger names no row
+
+
+def identifier(value, *, required: bool) -> int | None:
+    """A row id: a whole number from 1 to ID_MAX; other numbers name nothing, whatever the database."""
+    number = integer(value, required=required)
+    if number is not None and not 1 <= number <= ID_MAX:
+        raise FieldError(_l("No record has this id."))
+    return number
 
 
 def boolean(value, *, required: bool) -> bool | None:
@@ -74,7 +89,7 @@ def integer_list(value, *, max_items: int) -> list[int]:
         raise FieldError(_l("Must be a list of at most %(n)d ids.", n=max_items))
     items = []
     for item in value:
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= ID_MAX:
             raise FieldError(_l("Must be a list of at most %(n)d ids.", n=max_items))
         if item not in items:
             items.append(item)

@@ -219,7 +219,7 @@ def _active_department(session, department_id):
 
 def _parse_transfer(session, ticket, payload):
     def build(c, p):
-        department_id = c.field("department_id", validation.integer, p.get("department_id"), required=True, minimum=1)
+        department_id = c.field("department_id", validation.identifier, p.get("department_id"), required=True)
         c.field("working_days", validation.integer, p.get("working_days"), required=False, minimum=1,
                 maximum=MAX_WORKING_DAYS)
         co_ids = c.field("co_department_ids", validation.integer_list, p.get("co_department_ids"), max_items=10)
@@ -360,7 +360,8 @@ def _reply(session, ticket, actor, data, now):
     _withdraw_pending_extension(session, ticket, now)
     deadlines.start(session, ticket, DeadlineKind.review, now)
     deadlines.refresh_ticket_due(session, ticket)
-    return _event(session, ticket, actor, "reply", now, from_status=previous, note=data["content"])
+    # Public as a step, so the citizen sees the case is being reviewed; the text itself only after approval.
+    return _event(session, ticket, actor, "reply", now, from_status=previous, note=data["content"], public=True)
 
 
 def open_survey(session, ticket: Ticket, now: datetime) -> Survey:
@@ -413,7 +414,7 @@ def _send_back(session, ticket, actor, data, now):
     deadlines.end(session, ticket, [DeadlineKind.review], now)
     deadlines.reopen(session, ticket, DeadlineKind.rectify if target == Status.rectifying else DeadlineKind.handle)
     deadlines.refresh_ticket_due(session, ticket)
-    return _event(session, ticket, actor, "send_back", now, from_status=previous, note=data["reason"])
+    return _event(session, ticket, actor, "send_back", now, from_status=previous, note=data["reason"], public=True)
 
 
 def _remind(session, ticket, actor, data, now):
