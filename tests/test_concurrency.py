@@ -70,9 +70,9 @@ def test_stale_read_loses_with_conflict(world):
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite serialises writers as a whole
 def test_second_writer_waits_for_the_row_lock_then_conflicts(world, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("row locks are PostgreSQL's; SQLite serialises writers as a whole")
     no = world.file()["tracking_no"]
     app = world.app
     outcome = {}
