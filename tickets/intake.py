@@ -64,18 +64,16 @@ def next_tracking_no(session, at: datetime) -> str:
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
-        statement = insert(TrackingCounter).values(day=day, value=1)
-        statement = statement.on_conflict_do_update(
-            index_elements=["day"], set_={"value": TrackingCounter.value + 1}
-        ).returning(TrackingCounter.value)
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(TrackingCounter).values(day=day, value=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=["day"], set_={"value": TrackingCounter.value + 1}
+    ).returning(TrackingCounter.value)
+    if bind.dialect.name == "postgresql":
         with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             value = connection.execute(statement).scalar_one()
     else:
-        from sqlalchemy.dialects.sqlite import insert
-        statement = insert(TrackingCounter).values(day=day, value=1)
-        statement = statement.on_conflict_do_update(
-            index_elements=["day"], set_={"value": TrackingCounter.value + 1}
-        ).returning(TrackingCounter.value)
         value = session.execute(statement).scalar_one()
     return f"BJ{day}-{value:04d}"
 

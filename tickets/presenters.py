@@ -70,13 +70,20 @@ def latest_rating(session, ticket: Ticket) -> dict | None:
             "round": survey.round, "rated_at": iso(survey.rated_at)}
 
 
-def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
+def _headline(ticket: Ticket) -> dict:
+    """The fields every audience sees first: number, status and kind of problem, with their labels."""
     return {
         "tracking_no": ticket.tracking_no,
         "status": ticket.status,
         "status_label": label(STATUS_LABELS, ticket.status),
         "problem_type": ticket.problem_type,
         "problem_type_label": label(PROBLEM_TYPE_LABELS, ticket.problem_type),
+    }
+
+
+def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
+    return {
+        **_headline(ticket),
         "created_at": iso(ticket.created_at),
         "due_at": iso(ticket.due_at),
         "timeline": public_timeline(session, ticket),
@@ -95,11 +102,7 @@ def _department_names(session, ids) -> dict[int, str]:
 
 def list_item(ticket: Ticket, departments: dict[int, str], now: datetime) -> dict:
     return {
-        "tracking_no": ticket.tracking_no,
-        "status": ticket.status,
-        "status_label": label(STATUS_LABELS, ticket.status),
-        "problem_type": ticket.problem_type,
-        "problem_type_label": label(PROBLEM_TYPE_LABELS, ticket.problem_type),
+        **_headline(ticket),
         "citizen_name": ticket.citizen_name,
         "phone": phones.mask(ticket.phone),
         "service_item": ticket.service_item,
