@@ -72,7 +72,7 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
     app.config["SQLALCHEMY_ENGINES"] = {"default": {"url": url, "pool_pre_ping": True}}
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    app.config["RATELIMIT_ENABLED"] = app.config["RATELIMIT_PUBLIC"].lower() != "off"
+    app.config.setdefault("RATELIMIT_ENABLED", True)  # RATELIMIT_PUBLIC=off lifts the public limits only
     app.config["RATELIMIT_HEADERS_ENABLED"] = True
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"

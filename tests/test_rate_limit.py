@@ -5,7 +5,7 @@ BODY = {"name": "王五", "phone": "13800138000", "problem_type": "other", "desc
 
 
 def test_filing_is_limited_across_api_and_form(make_app):
-    app = make_app(RATELIMIT_PUBLIC="3/minute", RATELIMIT_ENABLED=True)
+    app = make_app(RATELIMIT_PUBLIC="3/minute")
     client = app.test_client()
     assert [client.post("/api/v1/tickets", json=BODY).status_code for _ in range(2)] == [201, 201]
     form = client.post("/", data={**BODY, "csrf_token": csrf_token(client)})
@@ -30,7 +30,7 @@ def test_off_disables_the_limit(make_app):
 
 def test_workers_share_one_budget_through_redis(make_app, redis_url):
     """Behind gunicorn each worker is its own process; with Redis storage they count together."""
-    config = {"RATELIMIT_PUBLIC": "4/minute", "RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": redis_url}
+    config = {"RATELIMIT_PUBLIC": "4/minute", "RATELIMIT_STORAGE_URI": redis_url}
     first, second = make_app(**config).test_client(), make_app(**config).test_client()
     codes = [client.post("/api/v1/tickets", json=BODY).status_code for client in (first, second) * 3]
     assert codes == [201, 201, 201, 201, 429, 429]

@@ -62,13 +62,17 @@ def current_staff() -> User:
     return user
 
 
-def visible_tickets(actor: Actor) -> sa.Select:
-    """SELECT of the tickets this actor may see: a department handler only its own (lead or co-department)."""
-    query = sa.select(Ticket)
+def visibility(actor: Actor):
+    """WHERE clause of the tickets this actor may see: a department handler only its own (lead or co-department)."""
     if actor.role == Role.department:
         co = sa.select(TicketCoDepartment.ticket_id).where(TicketCoDepartment.department_id == actor.department_id)
-        query = query.where(sa.or_(Ticket.department_id == actor.department_id, Ticket.id.in_(co)))
-    return query
+        return sa.or_(Ticket.department_id == actor.department_id, Ticket.id.in_(co))
+    return sa.true()
+
+
+def visible_tickets(actor: Actor) -> sa.Select:
+    """SELECT of the tickets this actor may see."""
+    return sa.select(Ticket).where(visibility(actor))
 
 
 def ticket_for(actor: Actor, tracking_no: str) -> Ticket:

@@ -9,7 +9,7 @@ from . import clock, intake, workflow
 from .access import current_staff, ticket_for, visible_tickets
 from .db import db
 from .errors import NotFound
-from .extensions import csrf, limiter
+from .extensions import csrf, public_limit
 from .http import json_body
 from .labels import PROBLEM_TYPE_LABELS
 from .models import Department, ProblemType, Status, Ticket
@@ -34,7 +34,7 @@ def lookup_limit() -> str:
 # --- public ------------------------------------------------------------------------------------------
 
 @bp.get("/departments")
-@limiter.shared_limit(lookup_limit, scope="public-read")
+@public_limit(lookup_limit, "public-read")
 def departments():
     """The departments a citizen may name when filing."""
     rows = db.session.scalars(sa.select(Department).where(Department.active.is_(True)).order_by(Department.code))
@@ -42,14 +42,14 @@ def departments():
 
 
 @bp.get("/problem-types")
-@limiter.shared_limit(lookup_limit, scope="public-read")
+@public_limit(lookup_limit, "public-read")
 def problem_types():
     """The problem types of the contract with their labels."""
     return jsonify([{"code": p.value, "label": str(PROBLEM_TYPE_LABELS[p.value])} for p in ProblemType])
 
 
 @bp.post("/tickets")
-@limiter.shared_limit(filing_limit, scope="filing")
+@public_limit(filing_limit, "filing")
 def file_ticket():
     """File a new grievance; answers the tracking number and the query code (shown only this once)."""
     data = json_body()
@@ -72,7 +72,7 @@ def _citizen_ticket(tracking_no: str) -> Ticket:
 
 
 @bp.get("/tickets/<tracking_no>")
-@limiter.shared_limit(lookup_limit, scope="lookup")
+@public_limit(lookup_limit, "lookup")
 def public_ticket(tracking_no):
     """A citizen's view of their case: status, public timeline, reply and rating."""
     ticket = _citizen_ticket(tracking_no)
@@ -81,7 +81,7 @@ def public_ticket(tracking_no):
 
 
 @bp.post("/tickets/<tracking_no>/rating")
-@limiter.shared_limit(lookup_limit, scope="lookup")
+@public_limit(lookup_limit, "lookup")
 def rate_ticket(tracking_no):
     """Rate the open satisfaction survey of a closed case (1 very satisfied … 5 very dissatisfied)."""
     ticket = _citizen_ticket(tracking_no)

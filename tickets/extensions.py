@@ -1,6 +1,7 @@
 """Flask extensions, created unbound here and attached in app.py with `init_app`."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -11,3 +12,12 @@ babel = Babel()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def public_limits_off() -> bool:
+    return current_app.config["RATELIMIT_PUBLIC"].strip().lower() == "off"
+
+
+def public_limit(limit_provider, scope: str, **kwargs):
+    """A per-client limit shared by every public route of `scope`; RATELIMIT_PUBLIC=off lifts them all."""
+    return limiter.shared_limit(limit_provider, scope=scope, exempt_when=public_limits_off, **kwargs)

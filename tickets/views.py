@@ -10,7 +10,7 @@ from . import clock, intake, workflow
 from .api import filing_limit, lookup_limit
 from .db import db
 from .errors import InvalidTransition, ValidationFailed
-from .extensions import limiter
+from .extensions import public_limit
 from .forms import FilingForm, LookupForm, RatingForm
 from .models import Department, Ticket
 from .presenters import public_view
@@ -41,7 +41,7 @@ def index():
 
 
 @bp.post("/")
-@limiter.shared_limit(filing_limit, scope="filing")
+@public_limit(filing_limit, "filing")
 def submit():
     """Check the form with the same rules as the API, file it, and show the tracking number."""
     form = FilingForm()
@@ -71,7 +71,7 @@ def filed():
 
 
 @bp.route("/track", methods=["GET", "POST"])
-@limiter.shared_limit(lookup_limit, scope="lookup", methods=["POST"])
+@public_limit(lookup_limit, "lookup", methods=["POST"])
 def track():
     """Look a case up by tracking number and query code."""
     form = LookupForm()
@@ -105,7 +105,7 @@ def case(tracking_no):
 
 
 @bp.post("/track/<tracking_no>/rating")
-@limiter.shared_limit(lookup_limit, scope="lookup")
+@public_limit(lookup_limit, "lookup")
 def rate(tracking_no):
     """Record the citizen's rating from the case page."""
     ticket = _tracked_ticket(tracking_no)
