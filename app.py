@@ -47,6 +47,8 @@ SETTINGS = {
     "SURVEY_OPEN_DAYS": (3, int),
     "OFFICE_NAME": ("办不成事反映窗口", str),
     "PROXY_COUNT": (0, int),
+    "LOGIN_RATELIMIT": ("5/15 minutes", str),
+    "LOGIN_RATELIMIT_CLIENT": ("30/hour", str),
 }
 
 
@@ -133,6 +135,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None  # the sign-in page says enough
     login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)) if user_id.isdigit() else None)
 
     tz = ZoneInfo(app.config["TIMEZONE"])
@@ -148,9 +152,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_error_handlers(app)
     cli.register(app)
 
-    from tickets.presenters import local_text
+    from admin import init_admin
+
+    init_admin(app)
+
+    from tickets.presenters import iso_text, local_text
 
     app.add_template_filter(local_text, "localtime")
+    app.add_template_filter(iso_text, "isotime")
+    from tickets.phones import national
+
+    app.add_template_filter(lambda number: national(number) if number else "", "phone")
 
     @app.context_processor
     def _globals():

@@ -6,6 +6,7 @@ in which case they fail.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,7 +18,8 @@ import sqlalchemy as sa
 from app import create_app
 from tickets.cli import create_user, issue_token, upgrade_database
 from tickets.db import db
-from tickets.models import Department
+from tickets.models import Department, User
+from werkzeug.security import generate_password_hash
 
 TZ = ZoneInfo("Asia/Shanghai")
 REQUIRE_SERVICES = os.environ.get("BANJIE_REQUIRE_SERVICES") == "1"
@@ -185,11 +187,35 @@ class World:
         assert response.status_code == expect, (action, response.get_json())
         return response.get_json()
 
+    def console(self, who: str):
+        """A new browser-like client signed into the console as `who` (through the real sign-in form)."""
+        with self.app.app_context():
+            user = db.session.get(User, self.users[who])
+            user.password_hash = user.password_hash or CONSOLE_PASSWORD_HASH
+            db.session.commit()
+        client = self.app.test_client()
+        response = client.post("/admin/login", data={"username": who, "password": CONSOLE_PASSWORD,
+                                                      "csrf_token": page_csrf(client, "/admin/login")})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+
     def ticket(self, who, tracking_no) -> dict:
         response = self.get(who, f"/api/v1/staff/tickets/{tracking_no}")
         assert response.status_code == 200, response.get_json()
         return response.get_json()
 
+
+def page_csrf(client, path: str) -> str:
+    """The CSRF token of the form on a page, as a browser would submit it."""
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+CONSOLE_PASSWORD = "test-password-1"
+# A cheap hash for tests (the product uses Werkzeug's default, scrypt); checked by the same function.
+CONSOLE_PASSWORD_HASH = generate_password_hash(CONSOLE_PASSWORD, method="pbkdf2:sha256:1")
 
 ROLES = {
     "admin": ("admin", None),

@@ -9,7 +9,7 @@ from . import clock, intake, workflow
 from .access import current_staff, ticket_for, visible_tickets
 from .db import db
 from .errors import NotFound
-from .extensions import csrf, public_limit
+from .extensions import csrf, public_limit, public_limits_off
 from .http import json_body
 from .labels import PROBLEM_TYPE_LABELS
 from .models import Department, ProblemType, Status, Ticket
@@ -23,12 +23,16 @@ csrf.exempt(bp)  # the public endpoints carry no ambient authority; staff writes
 MAX_PER_PAGE = 100
 
 
+# With RATELIMIT_PUBLIC=off the routes are exempt; the limiter still parses the string, so give it a valid one.
+UNUSED_LIMIT = "1000/second"
+
+
 def filing_limit() -> str:
-    return current_app.config["RATELIMIT_PUBLIC"]
+    return UNUSED_LIMIT if public_limits_off() else current_app.config["RATELIMIT_PUBLIC"]
 
 
 def lookup_limit() -> str:
-    return current_app.config["RATELIMIT_LOOKUP"]
+    return UNUSED_LIMIT if public_limits_off() else current_app.config["RATELIMIT_LOOKUP"]
 
 
 # --- public ------------------------------------------------------------------------------------------

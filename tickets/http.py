@@ -58,7 +58,9 @@ def _error_response(status: int, code: str, message, fields=None, headers=None):
             body["fields"] = {k: str(v) for k, v in fields.items()}
         response = jsonify({"error": body})
     else:
-        response = make_response(render_template("error.html", status=status, message=str(message)))
+        # The console has its own look; the template lives with the admin room but needs no admin view.
+        template = "admin/error.html" if request.path.startswith("/admin") else "error.html"
+        response = make_response(render_template(template, status=status, message=str(message)))
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value

@@ -162,3 +162,8 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
         "allowed_actions": allowed_actions(session, ticket, actor),
     })
     return view
+
+
+def iso_text(value: str | None) -> str:
+    """An ISO-8601 time from a view dict, as people read it (local time, to the minute)."""
+    return local_text(datetime.fromisoformat(value)) if value else ""

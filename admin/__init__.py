@@ -1,0 +1,24 @@
+"""The staff console (Flask-Admin): sign-in, dashboard, work queues, case pages and management."""
+from __future__ import annotations
+
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+from flask_babel import lazy_gettext as _l
+
+
+def init_admin(app) -> Admin:
+    from . import auth, management
+    from .case import CaseView
+    from .dashboard import Dashboard
+    from .queues import QUEUES, QueueView
+
+    admin = Admin(app, name=_l("Banjie console"), index_view=Dashboard(),
+                  theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True))
+    with app.app_context():  # Flask-Admin probes the SQLAlchemy-Lite extension, which needs a context
+        for queue in QUEUES:
+            admin.add_view(QueueView(queue))
+        admin.add_view(CaseView(name=_l("Case"), endpoint="case", url="/admin/case"))
+        management.register(admin)
+    app.register_blueprint(auth.bp)
+    app.extensions["banjie.admin"] = admin
+    return admin

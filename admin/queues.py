@@ -1,0 +1,263 @@
+"""Work queues: one Flask-Admin list per stage of the loop, limited in the query to what the viewer may see."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+import sqlalchemy as sa
+from flask import abort, current_app, g, has_request_context, url_for
+from flask_admin import expose
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
+
+from tickets import clock, phones
+from tickets.access import visibility
+from tickets.db import db
+from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
+from tickets.models import OPEN_STATUSES, Department, ProblemType, Role, Status, Ticket
+from tickets.presenters import local_text, local_tz
+from tickets.validation import ID_MAX
+
+from .base import RoleGuard, SQLModelQueries, current_actor, current_role
+
+OPEN = sorted(s.value for s in OPEN_STATUSES)
+TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
+EVERYONE = frozenset(Role)
+OVERDUE_ARGS = {"flt0_0": "yes"}  # a queue's URL arguments that apply its overdue filter
+NOT_DEPARTMENTS = EVERYONE - {Role.department}
+
+
+@dataclass(frozen=True)
+class Queue:
+    endpoint: str
+    name: object
+    statuses: tuple[Status, ...]  # empty: every status
+    roles: frozenset[Role] = EVERYONE
+    by_deadline: bool = True  # open work is sorted by what falls due first; history by what came last
+
+
+QUEUES = (
+    Queue("queue_intake", STATUS_LABELS["submitted"], (Status.submitted, Status.accepted), NOT_DEPARTMENTS),
+    Queue("queue_in_progress", STATUS_LABELS["transferred"], (Status.transferred,)),
+    Queue("queue_review", STATUS_LABELS["replied"], (Status.replied,)),
+    Queue("queue_returned", STATUS_LABELS["returned"], (Status.returned,), NOT_DEPARTMENTS),
+    Queue("queue_rectifying", STATUS_LABELS["rectifying"], (Status.rectifying,)),
+    Queue("queue_closed", STATUS_LABELS["closed"], (Status.closed, Status.rejected), by_deadline=False),
+    Queue("cases", _l("All cases"), (), by_deadline=False),
+)
+
+
+def local_day_bounds(now: datetime) -> tuple[datetime, datetime]:
+    local = now.astimezone(local_tz())
+    start = datetime.combine(local.date(), time.min, tzinfo=local.tzinfo)
+    return start, start + timedelta(days=1)
+
+
+def soon_threshold(now: datetime) -> datetime:
+    """A deadline before the end of the next working day is 'due soon' (amber)."""
+    return current_app.extensions["banjie.deadline_policy"].due(now, 1).at
+
+
+def department_names() -> dict[int, str]:
+    if "banjie_department_names" not in g:
+        g.banjie_department_names = dict(db.session.execute(sa.select(Department.id, Department.name)).all())
+    return g.banjie_department_names
+
+
+class DepartmentFilter(FilterEqual):
+    """Departments as they are now: read per request, not once when the console starts."""
+
+    def __init__(self):
+        super().__init__(Ticket.department_id, _l("Department"))
+
+    def get_options(self, view):
+        if not has_request_context():
+            return None
+        return [(str(i), name) for i, name in
+                db.session.execute(sa.select(Department.id, Department.name).order_by(Department.code)).all()]
+
+    def validate(self, value):
+        return value.isdigit() and int(value) <= ID_MAX
+
+    def clean(self, value):
+        return int(value)
+
+
+def due_badge(ticket: Ticket, now: datetime) -> Markup:
+    if ticket.due_at is None or ticket.status not in OPEN:
+        return Markup("")
+    text = local_text(ticket.due_at)
+    if ticket.due_at < now:
+        return Markup('<span class="due-badge due-overdue" title="{}">{}</span>').format(_l("Overdue"), text)
+    if ticket.due_at <= soon_threshold(now):
+        return Markup('<span class="due-badge due-soon" title="{}">{}</span>').format(
+            _l("Due within a working day"), text)
+    return Markup('<span class="due-badge">{}</span>').format(text)
+
+
+class OverdueFilter(BaseSQLAFilter):
+    def __init__(self):
+        super().__init__(Ticket.due_at, _l("Overdue"), options=(("yes", _l("Yes")),))
+
+    def apply(self, query, value, alias=None):
+        return query.filter(Ticket.due_at < clock.now(), Ticket.status.in_(OPEN))
+
+    def operation(self):
+        return _l("only")
+
+
+def csv_safe(value) -> str:
+    """Spreadsheet programs run cells that start with = + - @ as formulas; citizens' text must not run."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class QueueView(RoleGuard, SQLModelQueries, ModelView):
+    """One work queue. Read-only: every change happens on the case page, through the workflow."""
+
+    can_create = can_edit = can_delete = False
+    can_view_details = False
+    can_set_page_size = True
+    column_display_actions = False  # rows open the case page; there is nothing to do from the list
+    page_size = 20
+    column_list = ("tracking_no", "status", "problem_type", "citizen_name", "phone", "department_id",
+                   "supervision_level", "created_at", "due_at")
+    column_labels = {
+        "tracking_no": _l("Tracking number"), "status": _l("Status"), "problem_type": _l("Problem type"),
+        "citizen_name": _l("Citizen's name"), "phone": _l("Phone"), "department_id": _l("Department"),
+        "supervision_level": _l("Supervision"), "created_at": _l("Filed at"), "due_at": _l("Due"),
+        "service_item": _l("Service item"), "description": _l("Description"),
+    }
+    column_sortable_list = ("tracking_no", "created_at", "due_at", "supervision_level")
+    # Flask-Admin shows the search box when this is set; what a term matches is decided in _apply_search.
+    column_searchable_list = ("tracking_no", "citizen_name", "description")
+    column_export_list = ("tracking_no", "status", "problem_type", "citizen_name", "phone", "service_item",
+                          "department_id", "supervision_level", "created_at", "due_at", "description")
+    export_types = ("csv",)
+
+    def __init__(self, queue: Queue):
+        self.queue = queue
+        self.roles = queue.roles
+        self.column_default_sort = ("due_at", False) if queue.by_deadline else ("created_at", True)
+        # The overdue filter comes first so that its URL argument is the same in every queue (OVERDUE_ARGS).
+        filters = [OverdueFilter(),
+                   DepartmentFilter(),
+                   FilterEqual(Ticket.problem_type, _l("Problem type"),
+                               options=[(p.value, PROBLEM_TYPE_LABELS[p.value]) for p in ProblemType])]
+        if len(queue.statuses) != 1:
+            shown = queue.statuses or tuple(Status)
+            filters.append(FilterEqual(Ticket.status, _l("Status"),
+                                       options=[(s.value, STATUS_LABELS[s.value]) for s in shown]))
+        self.column_filters = filters
+        super().__init__(Ticket, db, name=queue.name,
+                         endpoint=queue.endpoint, url=f"/admin/{queue.endpoint.replace('_', '-')}")
+
+    # --- what the viewer may see -------------------------------------------------------------------
+
+    def _restrict(self, query):
+        query = query.filter(visibility(current_actor()))
+        if self.queue.statuses:
+            query = query.filter(Ticket.status.in_([s.value for s in self.queue.statuses]))
+        return query
+
+    def get_query(self):
+        return self._restrict(super().get_query())
+
+    def get_count_query(self):
+        return self._restrict(super().get_count_query())
+
+    def _get_filter_groups(self):
+        self._refresh_filters_cache()  # the department list may have changed since the last request
+        return super()._get_filter_groups()
+
+    def get_one(self, id):
+        return self.get_query().filter(Ticket.id == id).one_or_none()
+
+    @property
+    def can_export(self) -> bool:
+        return current_role() in (Role.admin, Role.office)
+
+    @expose("/export/<export_type>/")
+    def export(self, export_type):
+        if not self.can_export:
+            abort(403)  # Flask-Admin would only flash and redirect; an export is refused outright
+        return super().export(export_type)
+
+    def search_placeholder(self):
+        return _l("Tracking number, phone number or text")
+
+    # --- search: a tracking number or a phone number exactly, anything else as text --------------------
+
+    def _apply_search(self, query, count_query, joins, count_joins, search):
+        term = search.strip()
+        if not term:
+            return query, count_query, joins, count_joins
+        phone = phones.normalise_mobile(term)
+        if TRACKING_NO.match(term):
+            condition = Ticket.tracking_no == term.upper()
+        elif phone:
+            condition = Ticket.phone == phone
+        else:
+            pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            condition = sa.or_(*(column.ilike(pattern, escape="\\") for column in
+                                 (Ticket.tracking_no, Ticket.citizen_name, Ticket.description, Ticket.service_item)))
+        query = query.filter(condition)
+        if count_query is not None:
+            count_query = count_query.filter(condition)
+        return query, count_query, joins, count_joins
+
+    # --- how cells look ------------------------------------------------------------------------------
+
+    def _case_link(view, context, model, name):
+        return Markup('<a href="{}">{}</a>').format(url_for("case.show", tracking_no=model.tracking_no),
+                                                   model.tracking_no)
+
+    column_formatters = {
+        "tracking_no": _case_link,
+        "status": lambda v, c, m, n: label(STATUS_LABELS, m.status),
+        "problem_type": lambda v, c, m, n: label(PROBLEM_TYPE_LABELS, m.problem_type),
+        "phone": lambda v, c, m, n: phones.mask(m.phone),
+        "department_id": lambda v, c, m, n: department_names().get(m.department_id, ""),
+        "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
+        "created_at": lambda v, c, m, n: local_text(m.created_at),
+        "due_at": lambda v, c, m, n: due_badge(m, clock.now()),
+    }
+    # Export is for the office and admins, who see whole numbers on the case page too.
+    column_formatters_export = {
+        "tracking_no": lambda v, c, m, n: m.tracking_no,
+        "status": lambda v, c, m, n: label(STATUS_LABELS, m.status),
+        "problem_type": lambda v, c, m, n: label(PROBLEM_TYPE_LABELS, m.problem_type),
+        "citizen_name": lambda v, c, m, n: csv_safe(m.citizen_name),
+        "phone": lambda v, c, m, n: phones.national(m.phone),
+        "service_item": lambda v, c, m, n: csv_safe(m.service_item),
+        "description": lambda v, c, m, n: csv_safe(m.description),
+        "department_id": lambda v, c, m, n: department_names().get(m.department_id, ""),
+        "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
+        "created_at": lambda v, c, m, n: local_text(m.created_at),
+        "due_at": lambda v, c, m, n: local_text(m.due_at) if m.status in OPEN else "",
+    }
+
+    def get_export_name(self, export_type="csv"):
+        return f"banjie-{self.endpoint}-{clock.now().astimezone(local_tz()):%Y%m%d-%H%M}.{export_type}"
+
+
+SUPERVISION_LABELS = {0: "", 1: _l("Reminded"), 2: _l("Supervised"), 3: _l("Listed for supervision")}
+
+
+def supervision_text(level: int) -> str:
+    return str(SUPERVISION_LABELS.get(level, level))
+
+
+def counts_by_status(actor) -> dict[str, int]:
+    rows = db.session.execute(
+        sa.select(Ticket.status, sa.func.count()).where(visibility(actor)).group_by(Ticket.status)
+    ).all()
+    return {status: count for status, count in rows}
+
+
+def queue_count(queue: Queue, by_status: dict[str, int]) -> int:
+    statuses = [s.value for s in queue.statuses] or list(by_status)
+    return sum(by_status.get(s, 0) for s in statuses)

@@ -1,0 +1,308 @@
+"""The staff console over HTTP: sign-in, who may open what, department isolation, and working a case."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import CONSOLE_PASSWORD, page_csrf
+
+QUEUE_URLS = ["/admin/queue-intake/", "/admin/queue-in-progress/", "/admin/queue-review/",
+              "/admin/queue-returned/", "/admin/queue-rectifying/", "/admin/queue-closed/", "/admin/cases/"]
+
+
+def listed(page: str, no: str) -> bool:
+    """Whether a case appears as a row (a link to its page), not merely in the echoed search box."""
+    return f'/admin/case/{no}"' in page
+
+
+def login(client, username, password, **extra):
+    return client.post("/admin/login", data={"username": username, "password": password,
+                                             "csrf_token": page_csrf(client, "/admin/login"), **extra})
+
+
+def transferred_to(world, department="A", **filing):
+    no = world.file(**filing)["tracking_no"]
+    world.act("office", no, "accept")
+    world.act("office", no, "transfer", department_id=world.departments[department])
+    return no
+
+
+def case_form(client, no, action, **fields):
+    """Post an action form of the case page the way the browser does: with the page's CSRF token and version."""
+    page = client.get(f"/admin/case/{no}").get_data(as_text=True)
+    form = re.search(rf'<form method="post" action="/admin/case/{no}/{action}".*?</form>', page, re.S)
+    assert form, f"no {action} form on the page"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.group(0)).group(1)
+    version = re.search(r'name="version" value="(\d+)"', form.group(0)).group(1)
+    return client.post(f"/admin/case/{no}/{action}", data={"csrf_token": token, "version": version, **fields})
+
+
+# --- sign-in ---------------------------------------------------------------------------------------------
+
+def test_sign_in_and_out(world):
+    client = world.app.test_client()
+    assert client.get("/admin/").headers["Location"].startswith("/admin/login?next=/admin/")
+    world.console("office")  # sets the password
+    wrong = login(client, "office", "not the password")
+    assert wrong.status_code == 401 and "用户名或密码不正确" in wrong.get_data(as_text=True)
+    unknown = login(client, "nobody", "whatever")
+    assert unknown.status_code == 401 and "用户名或密码不正确" in unknown.get_data(as_text=True)
+    ok = login(client, "office", CONSOLE_PASSWORD, next="/admin/cases/")
+    assert ok.status_code == 302 and ok.headers["Location"] == "/admin/cases/"
+    cookie = ok.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/logout").status_code == 405  # signing out is a POST with a CSRF token
+    assert client.post("/admin/logout").status_code == 400
+    out = client.post("/admin/logout", data={"csrf_token": page_csrf(client, "/admin/")})
+    assert out.status_code == 302 and client.get("/admin/").status_code == 302
+
+
+def test_inactive_users_cannot_sign_in(world):
+    world.console("dept_a")
+    from tickets.db import db
+    from tickets.models import User
+    with world.app.app_context():
+        db.session.get(User, world.users["dept_a"]).active = False
+        db.session.commit()
+    assert login(world.app.test_client(), "dept_a", CONSOLE_PASSWORD).status_code == 401
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example/",
+                                    "javascript:alert(1)", "http:/evil.example", "/\t/evil.example"])
+def test_next_never_leaves_the_site(world, target):
+    world.console("office")
+    client = world.app.test_client()
+    response = login(client, "office", CONSOLE_PASSWORD, next=target)
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+
+
+def test_repeated_failures_are_throttled(make_app):
+    app = make_app(LOGIN_RATELIMIT="3/15 minutes")
+    client = app.test_client()
+    codes = [login(client, "office", "wrong").status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    page = login(client, "office", "wrong").get_data(as_text=True)
+    assert "请稍后再试" in page
+    # another account from the same client still has its own budget
+    assert login(client, "leader", "wrong").status_code == 401
+
+
+# --- who may open what -----------------------------------------------------------------------------------
+
+EXPECTED = {
+    # view: roles that get 200; everyone else signed in gets 403
+    "/admin/": {"admin", "office", "dept_a", "supervisor", "leader"},
+    "/admin/queue-intake/": {"admin", "office", "supervisor", "leader"},
+    "/admin/queue-returned/": {"admin", "office", "supervisor", "leader"},
+    "/admin/queue-in-progress/": {"admin", "office", "dept_a", "supervisor", "leader"},
+    "/admin/queue-review/": {"admin", "office", "dept_a", "supervisor", "leader"},
+    "/admin/queue-rectifying/": {"admin", "office", "dept_a", "supervisor", "leader"},
+    "/admin/queue-closed/": {"admin", "office", "dept_a", "supervisor", "leader"},
+    "/admin/cases/": {"admin", "office", "dept_a", "supervisor", "leader"},
+    "/admin/cases/export/csv/": {"admin", "office"},
+}
+
+
+def test_role_by_view_matrix(world):
+    clients = {who: world.console(who) for who in ("admin", "office", "dept_a", "supervisor", "leader")}
+    anonymous = world.app.test_client()
+    for path, allowed in EXPECTED.items():
+        response = anonymous.get(path)
+        assert response.status_code == 302 and "/admin/login" in response.headers["Location"], path
+        for who, client in clients.items():
+            expected = 200 if who in allowed else 403
+            assert client.get(path).status_code == expected, (path, who)
+
+
+def test_menus_show_only_what_the_role_may_open(world):
+    department = world.console("dept_a").get("/admin/").get_data(as_text=True)
+    assert "/admin/queue-in-progress/" in department and "/admin/queue-intake/" not in department
+    office = world.console("office").get("/admin/").get_data(as_text=True)
+    assert "/admin/queue-intake/" in office
+
+
+def test_case_page_actions_follow_role_and_state(world):
+    no = transferred_to(world, "A")
+    pages = {who: world.console(who).get(f"/admin/case/{no}").get_data(as_text=True)
+             for who in ("office", "dept_a", "supervisor", "leader")}
+    actions = {who: set(re.findall(rf'action="/admin/case/{no}/(\w+)"', page)) for who, page in pages.items()}
+    assert actions["dept_a"] == {"return", "request_extension", "reply", "note"}
+    assert actions["office"] == {"remind", "note"}
+    assert actions["supervisor"] == {"remind", "note"}
+    assert actions["leader"] == set() and "没有需要您处理的事项" in pages["leader"]
+    # a form the role may not use is refused even if posted by hand
+    leader = world.console("leader")
+    refused = leader.post(f"/admin/case/{no}/remind", data={"csrf_token": page_csrf(leader, f"/admin/case/{no}")})
+    assert refused.status_code == 403
+    assert world.ticket("office", no)["supervision_level"] == 0
+
+
+# --- department isolation ----------------------------------------------------------------------------------
+
+def test_a_department_sees_nothing_of_another_departments_cases(world):
+    mine = transferred_to(world, "A", phone="13911112222", description="甲部门的案件描述")
+    theirs = transferred_to(world, "B", phone="13933334444", description="乙部门的保密描述")
+    client = world.console("dept_a")
+    for path in QUEUE_URLS[1:3] + QUEUE_URLS[4:]:
+        page = client.get(path).get_data(as_text=True)
+        assert not listed(page, theirs), path
+    listing = client.get("/admin/cases/").get_data(as_text=True)
+    assert listed(listing, mine) and not listed(listing, theirs)
+    for term in (theirs, "139 3333 4444", "乙部门"):
+        assert not listed(client.get("/admin/cases/", query_string={"search": term}).get_data(as_text=True), theirs)
+    assert client.get(f"/admin/case/{theirs}").status_code == 404
+    assert client.post(f"/admin/case/{theirs}/reply", data={
+        "csrf_token": page_csrf(client, f"/admin/case/{mine}"), "content": "越权答复"}).status_code == 404
+    assert client.get("/admin/cases/export/csv/").status_code == 403
+    assert world.ticket("office", theirs)["status"] == "transferred"
+    # the dashboard counts only its own cases
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert not listed(dashboard, theirs)
+
+
+def test_phone_numbers_are_masked_in_lists_and_whole_for_the_handler(world):
+    no = transferred_to(world, "A", phone="13911112222")
+    office = world.console("office")
+    assert "139****2222" in office.get("/admin/cases/").get_data(as_text=True)
+    assert "13911112222" not in office.get("/admin/cases/").get_data(as_text=True)
+    assert "13911112222" in office.get(f"/admin/case/{no}").get_data(as_text=True)
+    assert "13911112222" in world.console("dept_a").get(f"/admin/case/{no}").get_data(as_text=True)
+    supervisor = world.console("supervisor").get(f"/admin/case/{no}").get_data(as_text=True)
+    assert "139****2222" in supervisor and "13911112222" not in supervisor
+
+
+# --- working a case ----------------------------------------------------------------------------------------
+
+def test_the_whole_loop_in_the_console(world):
+    no = world.file(description="<script>alert(1)</script> 办证难 😀 𠀀")["tracking_no"]
+    office, department = world.console("office"), world.console("dept_a")
+    page = office.get(f"/admin/case/{no}").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; 办证难 😀 𠀀" in page and "<script>alert(1)" not in page
+    assert 'data-confirm="' in page  # 不予受理 asks first
+    assert case_form(office, no, "accept", note="材料齐全").status_code == 302
+    assert "受理：已完成" in office.get(f"/admin/case/{no}").get_data(as_text=True)
+    assert case_form(office, no, "transfer", department_id=str(world.departments["A"]), working_days="3",
+                     co_department_ids=[str(world.departments["C"])], instructions="请三日内答复").status_code == 302
+    detail = world.ticket("office", no)
+    assert detail["status"] == "transferred" and detail["co_department_ids"] == [world.departments["C"]]
+    assert [d["working_days"] for d in detail["deadlines"] if d["kind"] == "handle"] == [3]
+    assert case_form(department, no, "reply", content="已办结，请到三号窗口领取。").status_code == 302
+    assert case_form(office, no, "approve").status_code == 302
+    detail = world.ticket("office", no)
+    assert detail["status"] == "closed"
+    assert [e["action"] for e in detail["events"]] == ["file", "accept", "transfer", "reply", "approve"]
+    assert detail["events"][1]["actor"] == "office"  # the console acts as the signed-in user
+
+
+def test_bad_form_input_is_explained_in_chinese_and_kept(world):
+    no = world.file()["tracking_no"]
+    office = world.console("office")
+    response = case_form(office, no, "reject", reason="   ")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "此项为必填项" in page
+    case_form(office, no, "accept")
+    response = case_form(office, no, "transfer", department_id="", working_days="abc", instructions="保留这段说明")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "保留这段说明" in page and "须为整数" in page
+    assert world.ticket("office", no)["status"] == "accepted"
+
+
+def test_a_stale_page_gets_a_conflict_and_keeps_the_text(world):
+    no = world.file()["tracking_no"]
+    office = world.console("office")
+    page = office.get(f"/admin/case/{no}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    world.act("office", no, "accept")  # a colleague was quicker
+    response = office.post(f"/admin/case/{no}/note", data={"csrf_token": token, "version": "1",
+                                                           "content": "我写的备注"})
+    assert response.status_code == 409 and "我写的备注" in response.get_data(as_text=True)
+    response = office.post(f"/admin/case/{no}/reject", data={"csrf_token": token, "version": "1",
+                                                             "reason": "我写的理由"})
+    assert response.status_code == 409
+    assert "我写的理由" in response.get_data(as_text=True)
+    assert world.ticket("office", no)["status"] == "accepted"
+
+
+def test_forms_need_the_csrf_token(world):
+    no = world.file()["tracking_no"]
+    office = world.console("office")
+    assert office.post(f"/admin/case/{no}/accept", data={"version": "1"}).status_code == 400
+    assert world.ticket("office", no)["status"] == "submitted"
+
+
+# --- queues: sorting, search, filters, export -------------------------------------------------------------
+
+def test_search_by_number_phone_and_text(world):
+    first = world.file(phone="13911112222", description="营业执照补办太慢")["tracking_no"]
+    second = world.file(phone="13933334444", description="社保转移办不了")["tracking_no"]
+    office = world.console("office")
+
+    def found(term):
+        page = office.get("/admin/cases/", query_string={"search": term}).get_data(as_text=True)
+        return {no for no in (first, second) if listed(page, no)}
+
+    assert found(first) == {first} and found(first.lower()) == {first}
+    assert found("139-1111-2222") == {first} and found("+86 139 3333 4444") == {second}
+    assert found("社保") == {second} and found("100%_") == set()
+
+
+def test_in_progress_is_sorted_by_deadline_and_colours_the_late(world, clock):
+    later = transferred_to(world, "A")
+    world.act("office", later, "remind")
+    clock.advance(days=1)
+    sooner_no = world.file()["tracking_no"]
+    world.act("office", sooner_no, "accept")
+    world.act("office", sooner_no, "transfer", department_id=world.departments["A"], working_days=1)
+    office = world.console("office")
+    page = office.get("/admin/queue-in-progress/").get_data(as_text=True)
+    assert page.index(sooner_no) < page.index(later)
+    assert "due-soon" in page and "due-overdue" not in page
+    clock.advance(days=10)
+    page = office.get("/admin/queue-in-progress/").get_data(as_text=True)
+    assert page.count("due-overdue") == 2
+    overdue = office.get("/admin/cases/?flt0_0=yes").get_data(as_text=True)
+    assert listed(overdue, later) and listed(overdue, sooner_no)
+
+
+def test_filters_by_department_type_and_status(world):
+    a = transferred_to(world, "A", problem_type="too_slow")
+    b = transferred_to(world, "B", problem_type="too_hard")
+    submitted = world.file(problem_type="other")["tracking_no"]
+    office = world.console("office")
+
+    def shown(query):
+        page = office.get("/admin/cases/?" + query).get_data(as_text=True)
+        return {no for no in (a, b, submitted) if listed(page, no)}
+
+    assert shown(f"flt0_1={world.departments['A']}") == {a}
+    assert shown("flt0_2=too_hard") == {b}
+    assert shown("flt0_3=submitted") == {submitted}
+    assert shown("flt0_1=abc") == {a, b, submitted}  # an invalid value is ignored with a message, never a 500
+
+
+def test_csv_export_for_the_office(world):
+    no = world.file(name="=HYPERLINK(\"http://x\")", phone="13911112222")["tracking_no"]
+    office = world.console("office")
+    response = office.get("/admin/cases/export/csv/")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    header, row = rows[0], next(r for r in rows if r and r[0] == no)
+    assert "受理编号" in header
+    assert row[header.index("群众姓名")].startswith("'=")  # a spreadsheet will not run it
+    assert row[header.index("手机号码")] == "13911112222"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(search=st.text(max_size=40), filter_value=st.text(max_size=20), page=st.text(max_size=6),
+       sort=st.text(max_size=4))
+def test_queue_parameters_never_break_the_page(world, search, filter_value, page, sort):
+    client = world.__dict__.setdefault("_office", world.console("office"))
+    response = client.get("/admin/cases/", query_string={"search": search, "flt0_1": filter_value,
+                                                         "flt1_2": filter_value, "page": page, "sort": sort})
+    assert response.status_code in (200, 302, 400)
