@@ -137,7 +137,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the sign-in page says enough
-    login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)) if user_id.isdigit() else None)
+    login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)) if user_id.isascii() and user_id.isdigit() else None)
 
     tz = ZoneInfo(app.config["TIMEZONE"])
     calendar = from_chinese_calendar()

@@ -97,7 +97,7 @@ def payload_from_form(action: str, form) -> dict:
     payload: dict = {}
     for field in ACTION_FORMS[action]:
         if field.kind == "departments":
-            payload[field.name] = [int(v) if v.isdigit() else v for v in form.getlist(field.name) if v]
+            payload[field.name] = [int(v) if v.isascii() and v.isdigit() else v for v in form.getlist(field.name) if v]
         elif field.kind == "yesno":
             payload[field.name] = {"yes": True, "no": False}.get(form.get(field.name, ""))
         else:
@@ -108,7 +108,7 @@ def payload_from_form(action: str, form) -> dict:
 
 def _version(form) -> int | None:
     raw = form.get("version", "")
-    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
 
 
 class CaseView(RoleGuard, BaseView):

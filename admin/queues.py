@@ -80,7 +80,7 @@ class DepartmentFilter(FilterEqual):
                 db.session.execute(sa.select(Department.id, Department.name).order_by(Department.code)).all()]
 
     def validate(self, value):
-        return value.isdigit() and int(value) <= ID_MAX
+        return value.isascii() and value.isdigit() and int(value) <= ID_MAX
 
     def clean(self, value):
         return int(value)

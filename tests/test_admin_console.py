@@ -229,6 +229,14 @@ def test_a_stale_page_gets_a_conflict_and_keeps_the_text(world):
     assert world.ticket("office", no)["status"] == "accepted"
 
 
+def test_non_ascii_digits_in_forms_are_field_errors(world):
+    no = world.file()["tracking_no"]
+    office = world.console("office")
+    case_form(office, no, "accept")
+    response = case_form(office, no, "transfer", department_id="²", co_department_ids=["٣"])
+    assert response.status_code == 422 and world.ticket("office", no)["status"] == "accepted"
+
+
 def test_forms_need_the_csrf_token(world):
     no = world.file()["tracking_no"]
     office = world.console("office")
@@ -284,6 +292,7 @@ def test_filters_by_department_type_and_status(world):
     assert shown("flt0_2=too_hard") == {b}
     assert shown("flt0_3=submitted") == {submitted}
     assert shown("flt0_1=abc") == {a, b, submitted}  # an invalid value is ignored with a message, never a 500
+    assert shown("flt0_1=%C2%B2") == {a, b, submitted}  # '²' is a digit to Python, not a number
 
 
 def test_csv_export_for_the_office(world):
