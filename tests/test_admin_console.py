@@ -293,6 +293,8 @@ def test_filters_by_department_type_and_status(world):
     assert shown("flt0_3=submitted") == {submitted}
     assert shown("flt0_1=abc") == {a, b, submitted}  # an invalid value is ignored with a message, never a 500
     assert shown("flt0_1=%C2%B2") == {a, b, submitted}  # '²' is a digit to Python, not a number
+    assert office.get("/admin/cases/?flt0_2=%00").status_code == 400  # PostgreSQL refuses NUL in text
+    assert office.get("/admin/cases/?search=a%00b").status_code == 400
 
 
 def test_csv_export_for_the_office(world):

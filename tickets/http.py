@@ -67,7 +67,14 @@ def _error_response(status: int, code: str, message, fields=None, headers=None):
     return response
 
 
+def reject_nul_in_query() -> None:
+    """A NUL character is never meaningful in a URL, and PostgreSQL refuses it in text: 400 before any query."""
+    if "\x00" in request.query_string.decode("utf-8", "replace") or any("\x00" in v for v in request.args.values()):
+        raise BadRequest(_l("The address contains a character that is not allowed."))
+
+
 def register_error_handlers(app) -> None:
+    app.before_request(reject_nul_in_query)
     @app.errorhandler(BanjieError)
     def _banjie_error(error: BanjieError):
         return _error_response(error.status, error.code, error.message, error.fields)
