@@ -17,6 +17,19 @@ def sign_in(page, url, who):
     page.wait_for_url(url + "/admin/")
 
 
+def submit(page, action, done, status):
+    """Press an action's button and wait for the console to confirm it and show the new status."""
+    page.click(f"#action-{action} button[type=submit]")
+    page.wait_for_selector(f"text={done}：已完成。")
+    assert page.locator(".case-status").inner_text() == status
+
+
+def open_from_queue(page, queue, no):
+    page.click(f"nav >> text={queue}")
+    page.click(f"text={no}")
+    page.wait_for_url(f"**/admin/case/{no}")
+
+
 def sign_out(page):
     page.click("text=退出")
     page.wait_for_selector("text=您已安全退出。")
@@ -40,7 +53,6 @@ def test_a_case_from_intake_to_closed_in_the_console(world, browser_page):
         shot(page, "console-02-dashboard-office")
 
         page.click("nav >> text=待受理")
-        page.wait_for_selector(f"text={no}")
         assert "139****5678" in page.locator("table.model-list").inner_text()
         shot(page, "console-03-queue-intake")
         page.click(f"text={no}")
@@ -50,9 +62,7 @@ def test_a_case_from_intake_to_closed_in_the_console(world, browser_page):
         shot(page, "console-04-case-submitted")
 
         page.fill("#accept-note", "属实，材料已核对")
-        page.click("#action-accept button[type=submit]")
-        page.wait_for_selector("text=受理：已完成。")
-        assert page.locator(".case-status").inner_text() == "已受理"
+        submit(page, "accept", "受理", "已受理")
 
         page.click("#action-transfer button[type=submit]")  # no department chosen: a Chinese message, not a 500
         page.wait_for_selector("#action-transfer .invalid-feedback")
@@ -61,35 +71,25 @@ def test_a_case_from_intake_to_closed_in_the_console(world, browser_page):
         page.fill("#transfer-working_days", "3")
         page.fill("#transfer-instructions", "请与房东电子签核实，三日内答复")
         shot(page, "console-05-transfer-form")
-        page.click("#action-transfer button[type=submit]")
-        page.wait_for_selector("text=转办：已完成。")
-        assert page.locator(".case-status").inner_text() == "办理中"
+        submit(page, "transfer", "转办", "办理中")
         shot(page, "console-06-case-transferred")
         sign_out(page)
 
         sign_in(page, url, "dept_a")
         shot(page, "console-07-dashboard-department")
-        page.click("nav >> text=办理中")
-        page.click(f"text={no}")
-        page.wait_for_url(f"**/admin/case/{no}")
+        open_from_queue(page, "办理中", no)
         assert "#action-accept" not in page.content()
         page.fill("#reply-content", "已协调房东通过线上电子签完成证明，居住证已于今日办结，可到社区领取。")
-        page.click("#action-reply button[type=submit]")
-        page.wait_for_selector("text=提交答复审核：已完成。")
-        assert page.locator(".case-status").inner_text() == "待审核"
+        submit(page, "reply", "提交答复审核", "待审核")
         shot(page, "console-08-case-replied")
         sign_out(page)
 
         sign_in(page, url, "office")
-        page.click("nav >> text=待审核")
-        page.click(f"text={no}")
-        page.wait_for_url(f"**/admin/case/{no}")
+        open_from_queue(page, "待审核", no)
         dialogs = []
         page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
-        page.click("#action-approve button[type=submit]")
-        page.wait_for_selector("text=审核通过并办结：已完成。")
+        submit(page, "approve", "审核通过并办结", "已办结")
         assert dialogs and "群众将看到该答复" in dialogs[0]
-        assert page.locator(".case-status").inner_text() == "已办结"
         timeline = page.locator("#timeline").inner_text()
         for step in ("已提交", "已受理", "已转办", "部门已答复", "审核通过，已办结"):
             assert step in timeline
