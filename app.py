@@ -116,6 +116,14 @@ class RedactQueryCode(logging.Filter):
         return True
 
 
+def _load_user(user_id: str):
+    """The signed-in user for a session; a deactivated account is signed out at its next request."""
+    if not (user_id.isascii() and user_id.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.active else None
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder="templates", static_folder="static")
     _load_settings(app, test_config)
@@ -137,7 +145,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the sign-in page says enough
-    login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)) if user_id.isascii() and user_id.isdigit() else None)
+    login_manager.user_loader(_load_user)
 
     tz = ZoneInfo(app.config["TIMEZONE"])
     calendar = from_chinese_calendar()

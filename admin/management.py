@@ -1,6 +1,343 @@
-"""Management views: departments, users and their API tokens, service items."""
+"""Management views: departments, users and their API tokens, service items, and the problem types.
+
+Departments and service items are the office's to keep (admin and office); accounts and tokens are the
+administrators' alone. Nothing here is ever deleted: rows have history, so they are deactivated instead.
+Every form is scaffolded by `BanjieModelConverter`, which knows SQLModel's column types; what a form leaves
+out on purpose is named in `form_excluded_columns` (tests/test_admin_management.py holds the views to that).
+"""
 from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import abort, flash, g, redirect, request, url_for
+from flask_admin import BaseView, expose
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_admin.model.template import LinkRowAction
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import generate_password_hash
+from wtforms import PasswordField, StringField, ValidationError
+from wtforms.validators import InputRequired, Length, Optional
+
+from tickets import clock, phones
+from tickets.cli import issue_token
+from tickets.db import db
+from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
+from tickets.models import ApiToken, Department, ProblemType, Role, ServiceItem, User
+from tickets.presenters import local_text
+
+from .base import STAFF, RoleGuard, SQLModelQueries
+from .converters import BanjieModelConverter, ChoicesField
+
+CATEGORY = _l("Management")
+ADMINS = frozenset({Role.admin})
+OFFICE = frozenset({Role.admin, Role.office})
+
+PHONE_MESSAGE = _l("Enter a valid mainland mobile number, e.g. 138 0013 8000.")
+
+
+class MobileNumber:
+    """A mainland mobile number in any common spelling; the field's data becomes E.164. Empty passes."""
+
+    def __call__(self, form, field) -> None:
+        if not field.data:
+            return
+        normalised = phones.normalise_mobile(field.data)
+        if normalised is None:
+            raise ValidationError(str(PHONE_MESSAGE))
+        field.data = normalised
+
+
+def _department_choices():
+    rows = db.session.execute(
+        sa.select(Department.id, Department.code, Department.name, Department.active).order_by(Department.code)
+    ).all()
+    inactive = _("inactive")  # outside the f-string, where Babel's extractor can see it
+    return [(i, f"{code} · {name}" if active else f"{code} · {name} ({inactive})") for i, code, name, active in rows]
+
+
+def _names(key: str, statement) -> dict:
+    """A per-request id → name map for list cells, read once per page rather than once per row."""
+    cache = g.setdefault("banjie_management_names", {})
+    if key not in cache:
+        cache[key] = dict(db.session.execute(statement).all())
+    return cache[key]
+
+
+def department_name(department_id) -> str:
+    return _names("department", sa.select(Department.id, Department.name)).get(department_id, "")
+
+
+def username(user_id) -> str:
+    return _names("user", sa.select(User.id, User.username)).get(user_id, "")
+
+
+def _time(name):
+    return lambda v, c, m, n: local_text(getattr(m, name))
+
+
+def _masked(name):
+    return lambda v, c, m, n: phones.mask(getattr(m, name))
+
+
+class ManagementView(RoleGuard, SQLModelQueries, ModelView):
+    """What every management list shares: SQLModel-aware forms, no deletion, friendly unique errors."""
+
+    model_form_converter = BanjieModelConverter
+    can_delete = False
+    can_view_details = False
+    page_size = 50
+
+    def __init__(self, model, *, name, endpoint, url):
+        super().__init__(model, db, name=name, endpoint=endpoint, url=url, category=CATEGORY)
+
+    def build_new_instance(self):
+        # Flask-Admin builds rows without __init__: no Pydantic state, and SQLModel's defaults (active,
+        # created_at) read None until the INSERT. Build them the SQLModel way.
+        return self.model()
+
+    def handle_view_exception(self, exc: Exception) -> bool:
+        if isinstance(exc, IntegrityError):
+            # Two people saving the same code at once: the database refuses the second. Say so, not the SQL.
+            flash(_("This could not be saved: a value that must be unique is already in use."), "error")
+            return True
+        return super().handle_view_exception(exc)
+
+
+class DepartmentView(ManagementView):
+    roles = OFFICE
+    column_list = ("code", "name", "supervisor_name", "supervisor_phone", "leader_name", "leader_phone", "active",
+                   "created_at")
+    column_labels = {
+        "code": _l("Code"), "name": _l("Name"),
+        "supervisor_name": _l("Supervisor in charge"), "supervisor_phone": _l("Supervisor's mobile"),
+        "leader_name": _l("Leader in charge"), "leader_phone": _l("Leader's mobile"),
+        "active": _l("Active"), "created_at": _l("Created"),
+    }
+    column_descriptions = {
+        "code": _l("Short and stable: the command line refers to the department by it."),
+        "active": _l("Inactive departments keep their history but no longer receive cases."),
+    }
+    column_searchable_list = ("code", "name")
+    column_filters = ("active",)
+    column_default_sort = "code"
+    column_formatters = {
+        "supervisor_phone": _masked("supervisor_phone"),
+        "leader_phone": _masked("leader_phone"),
+        "created_at": _time("created_at"),
+    }
+    form_excluded_columns = ("created_at",)
+    form_args = {
+        "supervisor_phone": {"validators": [MobileNumber()]},
+        "leader_phone": {"validators": [MobileNumber()]},
+    }
+
+
+class NewPasswordField(PasswordField):
+    """Never shown, never written to the model as is: the view stores its hash."""
+
+    def populate_obj(self, obj, name) -> None:
+        pass
+
+
+ROLE_CHOICES = [(role.value, ROLE_LABELS[role.value]) for role in Role]
+
+
+class UserView(ManagementView):
+    roles = ADMINS
+    column_list = ("username", "display_name", "role", "department_id", "phone", "active", "last_login_at")
+    column_labels = {
+        "username": _l("Username"), "display_name": _l("Display name"), "role": _l("Role"),
+        "department_id": _l("Department"), "phone": _l("Phone"), "active": _l("Active"),
+        "created_at": _l("Created"), "last_login_at": _l("Last sign-in"),
+    }
+    column_descriptions = {
+        "department_id": _l("Department handlers only."),
+        "active": _l("Inactive accounts can neither sign in nor use their API tokens."),
+    }
+    column_searchable_list = ("username", "display_name")
+    column_default_sort = "username"
+    column_formatters = {
+        "role": lambda v, c, m, n: label(ROLE_LABELS, m.role),
+        "department_id": lambda v, c, m, n: department_name(m.department_id),
+        "phone": _masked("phone"),
+        "created_at": _time("created_at"),
+        "last_login_at": _time("last_login_at"),
+    }
+    column_extra_row_actions = [
+        LinkRowAction("fa fa-key", lambda action, row_id, row: url_for("api_tokens.issue", user_id=row_id),
+                      title=_l("Issue an API token")),
+    ]
+    # Hashes are never shown; the clock fields are the system's to write.
+    form_excluded_columns = ("password_hash", "created_at", "last_login_at")
+    form_choices = {"role": ROLE_CHOICES}
+    form_foreign_keys = {"department_id": _department_choices}
+    form_args = {"phone": {"validators": [MobileNumber()]}}
+    form_extra_fields = {
+        "new_password": NewPasswordField(
+            _l("New password"), validators=[Optional(), Length(min=8, max=200, message=_l(
+                "Use between 8 and 200 characters."))],
+            description=_l("Required for a new account. Leave empty to keep the current password.")),
+    }
+
+    def __init__(self, **kwargs):
+        self.column_filters = [
+            FilterEqual(User.role, _l("Role"), options=ROLE_CHOICES),
+            "active",
+        ]
+        super().__init__(User, **kwargs)
+
+    def validate_form(self, form) -> bool:
+        valid = super().validate_form(form)
+        if request.method != "POST" or not hasattr(form, "new_password"):
+            return valid
+        editing = getattr(form, "_obj", None)
+        errors = []
+        role = form.role.data
+        if role == Role.department.value and form.department_id.data is None:
+            errors.append((form.department_id, _l("A department handler needs a department.")))
+        if role != Role.department.value and form.department_id.data is not None:
+            errors.append((form.department_id, _l("Only department handlers belong to a department.")))
+        if editing is None and not form.new_password.data:
+            errors.append((form.new_password, _l("Set a password for the new account.")))
+        if editing is not None and editing.id == current_user.id:
+            # Lockout protection: the last administrator must not be able to shut everyone out.
+            if role != Role.admin.value:
+                errors.append((form.role, _l("You cannot remove your own administrator role.")))
+            if not form.active.data:
+                errors.append((form.active, _l("You cannot deactivate your own account.")))
+        for field, message in errors:
+            field.errors = [*field.errors, str(message)]
+        return valid and not errors
+
+    def on_model_change(self, form, model, is_created) -> None:
+        if form.new_password.data:
+            model.password_hash = generate_password_hash(form.new_password.data)
+
+
+def _user_choices():
+    rows = db.session.execute(sa.select(User.id, User.username).where(User.active.is_(True)).order_by(User.username))
+    return rows.all()
+
+
+class IssueTokenForm(FlaskForm):
+    user_id = ChoicesField(_l("User"), validators=[InputRequired()], choices=_user_choices, coerce=int)
+    label = StringField(_l("Label"), validators=[Optional(), Length(max=64)],
+                        description=_l("What the token is for, e.g. the system that will use it."),
+                        filters=[lambda value: value.strip() or None if isinstance(value, str) else value])
+
+
+class ApiTokenView(ManagementView):
+    """Tokens are listed, issued (shown once) and revoked here; their hashes never leave the database.
+
+    There is no model form: a token is made by `issue` and changed only by `revoke`.
+    """
+
+    roles = ADMINS
+    can_create = can_edit = False
+    list_template = "admin/management/token_list.html"
+    column_list = ("user_id", "label", "created_at", "last_used_at", "revoked_at")
+    column_labels = {
+        "user_id": _l("User"), "label": _l("Label"), "created_at": _l("Issued"), "last_used_at": _l("Last used"),
+        "revoked_at": _l("Status"),
+    }
+    column_default_sort = ("created_at", True)
+    column_sortable_list = ("created_at", "last_used_at")
+    column_searchable_list = ("label",)
+
+    def _status(view, context, model, name):
+        if model.revoked_at is not None:
+            return _("Revoked %(at)s", at=local_text(model.revoked_at))
+        return Markup(
+            '<form method="post" action="{action}" class="d-inline" data-confirm="{confirm}">'
+            '<input type="hidden" name="csrf_token" value="{csrf}">'
+            '<span class="badge badge-success mr-2">{active}</span>'
+            '<button type="submit" class="btn btn-sm btn-outline-danger">{revoke}</button></form>'
+        ).format(action=url_for(".revoke", token_id=model.id), csrf=generate_csrf(), active=_("Active"),
+                 revoke=_("Revoke"), confirm=_("Revoke this token? Programs using it stop working at once."))
+
+    column_formatters = {
+        "user_id": lambda v, c, m, n: username(m.user_id),
+        "created_at": _time("created_at"),
+        "last_used_at": _time("last_used_at"),
+        "revoked_at": _status,
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(ApiToken, **kwargs)
+
+    @expose("/issue/", methods=("GET", "POST"))
+    def issue(self):
+        form = IssueTokenForm()
+        if request.method == "GET" and request.args.get("user_id", "").isdigit():
+            form.user_id.data = int(request.args["user_id"])
+        if form.validate_on_submit():
+            user = db.session.get(User, form.user_id.data)
+            if user is None or not user.active:
+                abort(404)
+            token = issue_token(db.session, user, form.label.data)
+            db.session.commit()
+            # Shown on this page only: not flashed (the cookie would carry it), not logged, not cached.
+            response = self.render("admin/management/token_issued.html", token=token, user=user,
+                                   token_label=form.label.data)
+            return response, 200, {"Cache-Control": "no-store"}
+        status = 400 if request.method == "POST" else 200
+        return self.render("admin/management/token_issue.html", form=form), status
+
+    @expose("/revoke/<int:token_id>", methods=("POST",))
+    def revoke(self, token_id: int):
+        token = db.session.get(ApiToken, token_id)
+        if token is None:
+            abort(404)
+        if token.revoked_at is None:
+            token.revoked_at = clock.now()
+            db.session.commit()
+            flash(_("The token was revoked."), "success")
+        return redirect(url_for(".index_view"))
+
+
+class ServiceItemView(ManagementView):
+    roles = OFFICE
+    column_list = ("name", "department_id", "active", "created_at")
+    column_labels = {"name": _l("Service item"), "department_id": _l("Department"), "active": _l("Active"),
+                     "created_at": _l("Created")}
+    column_descriptions = {"department_id": _l("The department that usually handles it, if any.")}
+    column_searchable_list = ("name",)
+    column_filters = ("active",)
+    column_default_sort = "name"
+    column_formatters = {
+        "department_id": lambda v, c, m, n: department_name(m.department_id),
+        "created_at": _time("created_at"),
+    }
+    form_excluded_columns = ("created_at",)
+    form_foreign_keys = {"department_id": _department_choices}
+
+    def __init__(self, **kwargs):
+        super().__init__(ServiceItem, **kwargs)
+
+
+class ProblemTypesView(RoleGuard, BaseView):
+    """The problem types are part of the public API contract: shown here, changed only with the contract."""
+
+    roles = STAFF
+
+    @expose("/")
+    def index(self):
+        rows = [(p.value, label(PROBLEM_TYPE_LABELS, p.value)) for p in ProblemType]
+        return self.render("admin/management/problem_types.html", rows=rows)
 
 
 def register(admin) -> None:
     """Add the management views to the console."""
+    admin.add_view(DepartmentView(Department, name=_l("Departments"), endpoint="departments",
+                                  url="/admin/departments"))
+    admin.add_view(ServiceItemView(name=_l("Service items"), endpoint="service_items", url="/admin/service-items"))
+    admin.add_view(ProblemTypesView(name=_l("Problem types"), endpoint="problem_types", url="/admin/problem-types",
+                                    category=CATEGORY))
+    admin.add_view(UserView(name=_l("Users"), endpoint="users", url="/admin/users"))
+    admin.add_view(ApiTokenView(name=_l("API tokens"), endpoint="api_tokens", url="/admin/api-tokens"))

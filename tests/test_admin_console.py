@@ -64,13 +64,14 @@ def test_sign_in_and_out(world):
 
 
 def test_inactive_users_cannot_sign_in(world):
-    world.console("dept_a")
+    signed_in = world.console("dept_a")
     from tickets.db import db
     from tickets.models import User
     with world.app.app_context():
         db.session.get(User, world.users["dept_a"]).active = False
         db.session.commit()
     assert login(world.app.test_client(), "dept_a", CONSOLE_PASSWORD).status_code == 401
+    assert signed_in.get("/admin/").status_code == 302  # a session already open ends too
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example/",

@@ -238,3 +238,18 @@ class TrackingCounter(SQLModel, table=True):
 
     day: str = Field(sa_type=sa.String(8), primary_key=True)
     value: int = Field(default=0)
+
+
+class ServiceItem(SQLModel, table=True):
+    """办理事项: a service citizens can say they were trying to get done, optionally with the department doing it.
+
+    `name` is a plain SQLModel `str` (an AutoString column), the type SQLModel gives unless told otherwise.
+    """
+
+    __tablename__ = "service_item"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    department_id: Optional[int] = Field(default=None, foreign_key="department.id", index=True)
+    active: bool = Field(default=True)
+    created_at: datetime = _time(default_factory=utcnow)
