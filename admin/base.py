@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import abort, redirect, request, url_for
+from flask import abort, g, redirect, request, url_for
 from flask_login import current_user
 
 from sqlalchemy.orm import Query
@@ -52,3 +52,11 @@ class SQLModelQueries:
 
     def get_count_query(self):
         return Query([sa.func.count("*")], session=db.session).select_from(self.model)
+
+
+def request_names(key: str, statement) -> dict:
+    """A per-request id → name map for list cells, read once per page rather than once per row."""
+    cache = g.setdefault("banjie_names", {})
+    if key not in cache:
+        cache[key] = dict(db.session.execute(statement).all())
+    return cache[key]

@@ -8,7 +8,7 @@ out on purpose is named in `form_excluded_columns` (tests/test_admin_management.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import FilterEqual
@@ -31,7 +31,8 @@ from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
 from tickets.models import ApiToken, Department, ProblemType, Role, ServiceItem, User
 from tickets.presenters import local_text
 
-from .base import STAFF, RoleGuard, SQLModelQueries
+from .base import STAFF, RoleGuard, SQLModelQueries, request_names
+from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
 
 CATEGORY = _l("Management")
@@ -61,20 +62,12 @@ def _department_choices():
     return [(i, f"{code} · {name}" if active else f"{code} · {name} ({inactive})") for i, code, name, active in rows]
 
 
-def _names(key: str, statement) -> dict:
-    """A per-request id → name map for list cells, read once per page rather than once per row."""
-    cache = g.setdefault("banjie_management_names", {})
-    if key not in cache:
-        cache[key] = dict(db.session.execute(statement).all())
-    return cache[key]
-
-
 def department_name(department_id) -> str:
-    return _names("department", sa.select(Department.id, Department.name)).get(department_id, "")
+    return department_names().get(department_id, "")
 
 
 def username(user_id) -> str:
-    return _names("user", sa.select(User.id, User.username)).get(user_id, "")
+    return request_names("user", sa.select(User.id, User.username)).get(user_id, "")
 
 
 def _time(name):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 import sqlalchemy as sa
-from flask import abort, current_app, g, has_request_context, url_for
+from flask import abort, current_app, has_request_context, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
@@ -21,7 +21,7 @@ from tickets.models import OPEN_STATUSES, Department, ProblemType, Role, Status,
 from tickets.presenters import local_text, local_tz
 from tickets.validation import ID_MAX
 
-from .base import RoleGuard, SQLModelQueries, current_actor, current_role
+from .base import RoleGuard, SQLModelQueries, current_actor, current_role, request_names
 
 OPEN = sorted(s.value for s in OPEN_STATUSES)
 TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
@@ -62,9 +62,7 @@ def soon_threshold(now: datetime) -> datetime:
 
 
 def department_names() -> dict[int, str]:
-    if "banjie_department_names" not in g:
-        g.banjie_department_names = dict(db.session.execute(sa.select(Department.id, Department.name)).all())
-    return g.banjie_department_names
+    return request_names("department", sa.select(Department.id, Department.name))
 
 
 class DepartmentFilter(FilterEqual):
