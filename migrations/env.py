@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from alembic import context
 from sqlmodel import SQLModel
 
-import tickets.models  # noqa: F401  (registers the tables)
+import notify.models  # noqa: F401  (registers the tables of each room)
+import tickets.models  # noqa: F401
 from tickets.db import UTCDateTime
 
 config = context.config

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from . import clock, deadlines, secrets, validation
 from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
 from .phones import normalise_mobile
+from .signals import event_recorded
 
 NAME_MAX = 50
 DESCRIPTION_MIN = 5
@@ -101,8 +102,10 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
     session.flush()
     accept.ticket_id, accept.round = ticket.id, 1
     session.add(accept)
-    session.add(Event(ticket_id=ticket.id, at=now, actor_role="citizen", action="file", to_status=ticket.status,
-                      public=True, data={"channel": channel}))
+    event = Event(ticket_id=ticket.id, at=now, actor_role="citizen", action="file", to_status=ticket.status,
+                  public=True, data={"channel": channel})
+    session.add(event)
+    event_recorded.send(event, session=session, ticket=ticket, query_code=code)
     return Filed(ticket, code)
 
 

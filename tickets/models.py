@@ -231,6 +231,21 @@ class Survey(SQLModel, table=True):
     channel: Optional[str] = Field(default=None, sa_type=sa.String(16))
 
 
+class ReturnVisit(SQLModel, table=True):
+    """回访: the office calls back a citizen who rated a case badly, and writes down what came of it."""
+
+    __tablename__ = "return_visit"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    survey_id: int = Field(foreign_key="survey.id", unique=True)
+    visited_at: datetime = _time()
+    contacted: bool
+    outcome: str = Field(sa_type=sa.Text)
+    recorded_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = _time(default_factory=utcnow)
+
+
 class TrackingCounter(SQLModel, table=True):
     """Per-day sequence behind tracking numbers (BJ20261122-0001)."""
 

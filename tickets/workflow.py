@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import clock, deadlines, validation
+from .signals import event_recorded
 from .errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from .models import (
     OPEN_STATUSES,
@@ -179,6 +180,7 @@ def _event(session, ticket: Ticket, actor: Actor, action: str, now: datetime, *,
         public_note=public_note, data=data,
     )
     session.add(event)
+    event_recorded.send(event, session=session, ticket=ticket)
     return event
 
 

@@ -1,0 +1,91 @@
+"""Tables of the SMS room: the outbox, admins' template texts, opted-out numbers and every inbound reply."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Optional
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from tickets.db import UTCDateTime, utcnow
+
+
+def _time(**kwargs):
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class SmsStatus(str, enum.Enum):
+    pending = "pending"          # written; waits for its commit, the end of quiet hours, or a retry
+    sending = "sending"          # claimed by a worker: the provider call may be in flight
+    sent = "sent"                # the provider accepted it (provider_sid is set)
+    delivered = "delivered"      # the provider's status callback says the phone has it
+    undelivered = "undelivered"  # the carrier could not deliver it
+    failed = "failed"            # permanent: invalid number, opted out, or out of attempts; never retried
+    recorded = "recorded"        # the outbox backend: kept for the console, not sent
+
+
+FINAL = frozenset({SmsStatus.sent, SmsStatus.delivered, SmsStatus.undelivered, SmsStatus.failed, SmsStatus.recorded})
+
+
+class SmsMessage(SQLModel, table=True):
+    """One text message, written in the transaction that caused it and sent by a worker after the commit."""
+
+    __tablename__ = "sms_message"
+    __table_args__ = (sa.Index("ix_sms_message_status_not_before", "status", "not_before"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: Optional[int] = Field(default=None, foreign_key="ticket.id", index=True)
+    phone: str = Field(sa_type=sa.String(20))
+    audience: str = Field(sa_type=sa.String(16))  # citizen | handler | supervisor | leader | office
+    template: str = Field(sa_type=sa.String(40), index=True)
+    body: str = Field(sa_type=sa.Text)
+    status: SmsStatus = Field(default=SmsStatus.pending, sa_type=sa.String(16))
+    backend: Optional[str] = Field(default=None, sa_type=sa.String(16))
+    attempts: int = Field(default=0)
+    not_before: datetime = _time(default_factory=utcnow)
+    first_claimed_at: Optional[datetime] = _time(default=None)
+    claimed_at: Optional[datetime] = _time(default=None)
+    provider_sid: Optional[str] = Field(default=None, sa_type=sa.String(64), unique=True)
+    error_code: Optional[str] = Field(default=None, sa_type=sa.String(32))
+    error_message: Optional[str] = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _time(default_factory=utcnow)
+    sent_at: Optional[datetime] = _time(default=None)
+    status_at: Optional[datetime] = _time(default=None)
+    resent_from_id: Optional[int] = Field(default=None, foreign_key="sms_message.id")
+
+
+class SmsTemplate(SQLModel, table=True):
+    """An administrator's wording of one message; a key without a row uses the default text."""
+
+    __tablename__ = "sms_template"
+
+    key: str = Field(sa_type=sa.String(40), primary_key=True)
+    body: str = Field(sa_type=sa.Text)
+    updated_at: datetime = _time(default_factory=utcnow)
+    updated_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
+
+
+class SmsOptOut(SQLModel, table=True):
+    """A number that answered TD/退订: it gets no more satisfaction surveys."""
+
+    __tablename__ = "sms_opt_out"
+
+    phone: str = Field(sa_type=sa.String(20), primary_key=True)
+    opted_out_at: datetime = _time(default_factory=utcnow)
+    source: str = Field(default="sms", sa_type=sa.String(16))
+
+
+class InboundSms(SQLModel, table=True):
+    """Every text a citizen sent us, with what it did. The provider's id makes a re-delivered webhook harmless."""
+
+    __tablename__ = "sms_inbound"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    provider_sid: str = Field(sa_type=sa.String(64), unique=True)
+    phone: str = Field(sa_type=sa.String(20), index=True)
+    body: str = Field(sa_type=sa.Text)
+    received_at: datetime = _time(default_factory=utcnow)
+    outcome: str = Field(sa_type=sa.String(16))  # rated | unclear | opt_out | no_survey | closed | unknown
+    survey_id: Optional[int] = Field(default=None, foreign_key="survey.id", index=True)
+    score: Optional[int] = Field(default=None)
