@@ -45,6 +45,11 @@ SETTINGS = {
     "RATELIMIT_LOOKUP": ("120/minute", str),
     "RATELIMIT_STORAGE_URI": ("memory://", str),
     "SURVEY_OPEN_DAYS": (3, int),
+    "SMS_RATE_PER_SECOND": (10, int),
+    "SMS_RATE_REDIS_URL": ("", str),
+    "SMS_MAX_ATTEMPTS": (8, int),
+    "SMS_CLAIM_LEASE_SECONDS": (60, int),
+    "TWILIO_TIMEOUT_SECONDS": (10, float),
     "OFFICE_NAME": ("办不成事反映窗口", str),
     "PROXY_COUNT": (0, int),
     "LOGIN_RATELIMIT": ("5/15 minutes", str),
@@ -152,6 +157,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["banjie.deadline_policy"] = DeadlinePolicy(calendar_source=lambda: calendar, tz=tz)
     init_broker(app)
 
+    import notify
+    from notify.quiet import parse_quiet_hours
+
+    parse_quiet_hours(app.config["SMS_QUIET_HOURS"])  # a malformed setting stops start-up with a clear message
+    notify.init_app(app)
+
     from tickets import api, cli, views
     from tickets.http import register_error_handlers
 
@@ -171,6 +182,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from tickets.phones import national
 
     app.add_template_filter(lambda number: national(number) if number else "", "phone")
+    from tickets.phones import mask
+
+    app.add_template_filter(lambda number: mask(number) if number else "", "mask_phone")
 
     @app.context_processor
     def _globals():

@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 
 
 def init_admin(app) -> Admin:
-    from . import auth, management
+    from . import auth, management, sms
     from .case import CaseView
     from .dashboard import Dashboard
     from .queues import QUEUES, QueueView
@@ -19,6 +19,7 @@ def init_admin(app) -> Admin:
             admin.add_view(QueueView(queue))
         admin.add_view(CaseView(name=_l("Case"), endpoint="case", url="/admin/case"))
         management.register(admin)
+        sms.register(admin)
     app.register_blueprint(auth.bp)
     app.extensions["banjie.admin"] = admin
     return admin

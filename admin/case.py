@@ -17,8 +17,8 @@ from tickets import clock, workflow
 from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
-from tickets.labels import ACTION_LABELS, label
-from tickets.models import Department
+from tickets.labels import ACTION_LABELS, SCORE_LABELS, label
+from tickets.models import Department, ReturnVisit, Role, Survey
 from tickets.presenters import iso, staff_view
 
 from .base import RoleGuard, current_actor
@@ -29,9 +29,10 @@ from .queues import due_badge, supervision_text
 class Input:
     name: str
     label: object
-    kind: str = "text"   # text | department | departments | days | yesno
+    kind: str = "text"   # text | department | departments | days | yesno | date
     required: bool = True
     hint: object = ""
+    options: tuple = ()  # for yesno: ((value, label), ...) when the default approve/refuse does not fit
 
 
 def _text(name, text, required=True, hint=""):
@@ -60,6 +61,12 @@ ACTION_FORMS: dict[str, tuple[Input, ...]] = {
     "remind": (_text("note", _l("Note (internal)"), False),),
     "note": (_text("content", _l("Internal note")),),
     "explain": (_text("content", _l("Explanation to the citizen")),),
+    "record_visit": (
+        Input("visited_on", _l("Date of the return visit"), "date"),
+        Input("contacted", _l("Reached the citizen?"), "yesno",
+              options=(("yes", _l("Reached")), ("no", _l("Not reached")))),
+        _text("outcome", _l("What came of it")),
+    ),
 }
 
 ACTION_BUTTONS = {
@@ -76,6 +83,7 @@ ACTION_BUTTONS = {
     "remind": _l("Remind the department"),
     "note": _l("Add an internal note"),
     "explain": _l("Explain and close"),
+    "record_visit": _l("Record the return visit"),
 }
 
 # Actions that end the case or cannot be undone ask for confirmation first.
@@ -111,6 +119,25 @@ def _version(form) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
 
 
+def _satisfaction_and_sms(ticket, actor) -> dict:
+    """Survey rounds with their return visits, and (for the office and supervisors) the case's text messages."""
+    from notify.models import SmsMessage
+
+    from .sms import KINDS, OFFICE, status_badge
+
+    surveys = db.session.execute(
+        sa.select(Survey, ReturnVisit).outerjoin(ReturnVisit, ReturnVisit.survey_id == Survey.id)
+        .where(Survey.ticket_id == ticket.id).order_by(Survey.round)
+    ).all()
+    sms = []
+    if actor.role in OFFICE | {Role.supervisor}:
+        sms = list(db.session.scalars(sa.select(SmsMessage).where(SmsMessage.ticket_id == ticket.id)
+                                      .order_by(SmsMessage.id)))
+    return {"surveys": surveys, "sms": sms, "sms_link": actor.role in OFFICE, "sms_badge": status_badge,
+            "sms_label": lambda m: label({k: kind.label for k, kind in KINDS.items()}, m.template),
+            "score_label": lambda score: label(SCORE_LABELS, score)}
+
+
 class CaseView(RoleGuard, BaseView):
     """/admin/case/<tracking_no>: not in the menu; the queues and the dashboard link here."""
 
@@ -128,6 +155,7 @@ class CaseView(RoleGuard, BaseView):
             buttons=ACTION_BUTTONS, confirm=CONFIRM, departments=departments, failed=failed or {},
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
             action_labels=ACTION_LABELS, label=label, now_iso=iso(clock.now()), outcomes=OUTCOMES,
+            **_satisfaction_and_sms(ticket, actor),
         )
         return html, status
 

@@ -8,3 +8,21 @@ from __future__ import annotations
 from .operations import send_sms
 
 __all__ = ["send_sms"]
+
+
+def init_app(app) -> None:
+    """Wire the SMS room: session hooks that enqueue after commit, event receivers, webhooks, actors, the sweep job."""
+    from sqlmodel import Session
+
+    from tickets.broker import bind_actors
+    from tickets.signals import event_recorded
+
+    from . import cli, hooks, outbox, tasks, webhooks
+
+    outbox.install_session_hooks(Session)
+    event_recorded.connect(hooks.on_event, weak=False)
+    bind_actors(app.extensions["banjie.broker"], tasks.ACTORS)
+    app.extensions["banjie.sms_enqueue"] = tasks.enqueue
+    app.extensions.setdefault("banjie.scheduled", {})["sms-outbox"] = tasks.schedule_redrive
+    app.register_blueprint(webhooks.bp)
+    app.cli.add_command(cli.sms_cli)

@@ -13,6 +13,10 @@ from .models import SmsMessage, SmsOptOut, SmsStatus, SmsTemplate
 from .quiet import parse_quiet_hours, quiet_until
 
 
+OPTED_OUT = {"status": SmsStatus.failed.value, "error_code": "opted_out",
+             "error_message": "the number opted out of surveys (TD/退订)"}
+
+
 def template_text(session, key: str) -> str:
     """What an administrator made of this message, or the default wording."""
     row = session.get(SmsTemplate, key)
@@ -42,13 +46,12 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
     session = session or db.session
     kind = KINDS[template]
     now = clock.now()
+    opted_out = kind.survey and is_opted_out(session, phone)
     message = SmsMessage(
         ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
         body=render_text(template_text(session, template), context), created_at=now,
         not_before=hold_until(now) or now,
+        **(OPTED_OUT if opted_out else {}),
     )
-    if kind.survey and is_opted_out(session, phone):
-        message.status, message.error_code = SmsStatus.failed.value, "opted_out"
-        message.error_message = "the number opted out of surveys (TD/退订)"
     session.add(message)
     return message

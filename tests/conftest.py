@@ -142,6 +142,9 @@ def make_app(database_url, clock):
 
     yield make
     for app in apps:
+        backend = app.extensions.get("banjie.sms_backend")
+        if backend is not None:
+            backend.close()
         with app.app_context():
             db.engine.dispose()
 

@@ -19,6 +19,7 @@ PAYLOADS = {
     "remind": {"note": "请抓紧"},
     "note": {"content": "内部备注"},
     "explain": {"content": "已当面解释政策依据。"},
+    "record_visit": {"visited_on": "2026-11-16", "contacted": True, "outcome": "已电话回访。"},
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -42,7 +43,7 @@ ALLOWED = {
     "returned": {"transfer", "remind", "note"},
     "replied": {"approve", "send_back", "remind", "note"},
     "closed": {"note"},
-    "rectifying": {"reply", "explain", "remind", "note"},
+    "rectifying": {"reply", "explain", "remind", "note", "record_visit"},  # reopened by a 差评 not yet visited
 }
 
 
@@ -108,6 +109,7 @@ ROLE_CASES = {
     "remind": ("transferred", {"admin", "office", "supervisor"}),
     "note": ("transferred", {"admin", "office", "supervisor", "dept_a"}),
     "explain": ("rectifying", {"admin", "office"}),
+    "record_visit": ("rectifying", {"admin", "office"}),
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 

@@ -49,3 +49,11 @@ def init_broker(app) -> dramatiq.Broker:
     dramatiq.set_broker(broker)
     app.extensions["banjie.broker"] = broker
     return broker
+
+
+def bind_actors(broker: dramatiq.Broker, actors) -> None:
+    """Point actors at this app's broker. `@dramatiq.actor` binds to whichever broker was global at import,
+    and every create_app (tests make many) builds a new one."""
+    for actor in actors:
+        actor.broker = broker
+        broker.declare_actor(actor)

@@ -53,6 +53,7 @@ ACTION_LABELS = {
     "note": _l("Internal note"),
     "explain": _l("Explained and closed"),
     "rate": _l("Rated"),
+    "record_visit": _l("Return visit recorded"),
 }
 
 DEADLINE_LABELS = {

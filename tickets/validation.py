@@ -82,6 +82,22 @@ def boolean(value, *, required: bool) -> bool | None:
     return value
 
 
+def calendar_date(value, *, required: bool):
+    """A day written YYYY-MM-DD."""
+    from datetime import date
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise FieldError(_l("This field is required."))
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        raise FieldError(_l("Must be a date written YYYY-MM-DD."))
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise FieldError(_l("Must be a date written YYYY-MM-DD.")) from None
+
+
 def integer_list(value, *, max_items: int) -> list[int]:
     if value is None:
         return []

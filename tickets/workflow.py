@@ -24,6 +24,7 @@ from .models import (
     Department,
     Event,
     ExtensionRequest,
+    ReturnVisit,
     Role,
     Status,
     Survey,
@@ -79,6 +80,7 @@ RULES: dict[str, Rule] = {
     "remind": _rule({"office", "supervisor"}, OPEN_STATUSES),
     "note": _rule({"office", "department", "supervisor"}, set(Status), changes_state=False),
     "explain": _rule({"office"}, {"rectifying"}),
+    "record_visit": _rule({"office"}, set(Status), changes_state=False),
 }
 ACTIONS = tuple(RULES)
 
@@ -116,6 +118,8 @@ def _state_problem(session, ticket: Ticket, action: str, now: datetime):
             return _l("The deadline has passed; extensions must be requested before it.")
     if action == "decide_extension" and not ticket.extension_pending:
         return _l("There is no extension request to decide.")
+    if action == "record_visit" and _unvisited_bad_rating(session, ticket) is None:
+        return _l("There is no bad rating waiting for a return visit.")
     if action == "return":
         window = _open_deadline(session, ticket, DeadlineKind.return_)
         if window is None or now > window.due_at:
@@ -251,6 +255,17 @@ def _parse_extension_decision(session, ticket, payload):
     return _fields(payload, build)
 
 
+def _parse_visit(session, ticket, payload):
+    def build(c, p):
+        visited_on = c.field("visited_on", validation.calendar_date, p.get("visited_on"), required=True)
+        c.field("contacted", validation.boolean, p.get("contacted"), required=True)
+        c.field("outcome", validation.text, p.get("outcome"), required=True, max_len=TEXT_MAX)
+        today = clock.now().astimezone(deadlines.policy().tz).date()
+        if visited_on is not None and visited_on > today:
+            c.fail("visited_on", _l("The return visit cannot be in the future."))
+    return _fields(payload, build)
+
+
 _PARSERS = {
     "accept": _optional_note,
     "reject": _required("reason"),
@@ -265,6 +280,7 @@ _PARSERS = {
     "remind": _optional_note,
     "note": _required("content"),
     "explain": _required("content"),
+    "record_visit": _parse_visit,
 }
 
 
@@ -429,6 +445,27 @@ def _note(session, ticket, actor, data, now):
     return _event(session, ticket, actor, "note", now, from_status=ticket.status, note=data["content"])
 
 
+def _unvisited_bad_rating(session, ticket):
+    """The latest 差评 round of this ticket that has no return visit yet."""
+    visited = sa.select(ReturnVisit.survey_id)
+    return session.scalar(
+        sa.select(Survey).where(Survey.ticket_id == ticket.id, Survey.score >= 4, Survey.id.not_in(visited))
+        .order_by(Survey.round.desc()).limit(1)
+    )
+
+
+def _record_visit(session, ticket, actor, data, now):
+    survey = _unvisited_bad_rating(session, ticket)
+    tz = deadlines.policy().tz
+    visited_at = datetime.combine(data["visited_on"], datetime.min.time(), tzinfo=tz) + timedelta(hours=12)
+    session.add(ReturnVisit(ticket_id=ticket.id, survey_id=survey.id, visited_at=min(visited_at, now),
+                            contacted=data["contacted"], outcome=data["outcome"], recorded_by=actor.user_id,
+                            created_at=now))
+    return _event(session, ticket, actor, "record_visit", now, from_status=ticket.status, note=data["outcome"],
+                  data={"survey_round": survey.round, "contacted": data["contacted"],
+                        "visited_on": data["visited_on"].isoformat()})
+
+
 _HANDLERS = {
     "accept": _accept,
     "reject": _reject,
@@ -443,6 +480,7 @@ _HANDLERS = {
     "remind": _remind,
     "note": _note,
     "explain": _explain,
+    "record_visit": _record_visit,
 }
 assert set(_HANDLERS) == set(RULES) == set(_PARSERS)
 

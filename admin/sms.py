@@ -1,0 +1,242 @@
+"""The console's SMS pages: the log (with a page per message to resend a failed one), the template editor,
+and the satisfaction survey results."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import abort, flash, g, redirect, request, url_for
+from flask_admin import BaseView, expose
+from flask_admin.contrib.sqla import ModelView
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from markupsafe import Markup
+from wtforms import TextAreaField
+from wtforms.validators import InputRequired
+
+from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text, segments
+from notify.models import SmsMessage, SmsStatus, SmsTemplate
+from notify.operations import template_text
+from tickets import clock, phones
+from tickets.db import db
+from tickets.labels import SCORE_LABELS, label
+from tickets.models import Role, Survey, Ticket
+from tickets.presenters import local_text
+
+from .base import RoleGuard, SQLModelQueries
+
+CATEGORY = _l("SMS and surveys")
+OFFICE = frozenset({Role.admin, Role.office})
+READERS = frozenset({Role.admin, Role.office, Role.supervisor, Role.leader})
+RESENDABLE = (SmsStatus.failed.value, SmsStatus.undelivered.value)
+# Texts that carry the citizen's query code are not shown to staff.
+SECRET_TEMPLATES = frozenset({"receipt"})
+
+STATUS_LABELS = {
+    "pending": _l("Waiting"), "sending": _l("Sending"), "sent": _l("Sent"), "delivered": _l("Delivered"),
+    "undelivered": _l("Not delivered"), "failed": _l("Failed"), "recorded": _l("Recorded (not sent)"),
+}
+STATUS_BADGES = {"failed": "danger", "undelivered": "danger", "pending": "warning", "sending": "info",
+                 "delivered": "success", "sent": "primary", "recorded": "secondary"}
+AUDIENCE_LABELS = {"citizen": _l("Citizen"), "handler": _l("Department handler"), "supervisor": _l("Supervisor"),
+                   "leader": _l("Leader"), "office": _l("Office staff")}
+
+
+class TicketLinks:
+    """Mixin for lists of rows with a `ticket_id`: one query per page for the tracking numbers."""
+
+    def get_list(self, *args, **kwargs):
+        count, rows = super().get_list(*args, **kwargs)
+        ids = {row.ticket_id for row in rows if row.ticket_id}
+        g.banjie_tracking = dict(db.session.execute(
+            sa.select(Ticket.id, Ticket.tracking_no).where(Ticket.id.in_(ids))).all()) if ids else {}
+        return count, rows
+
+
+def tracking_number(ticket_id) -> str | None:
+    numbers = g.get("banjie_tracking")
+    if numbers is None or ticket_id not in numbers:
+        ticket = db.session.get(Ticket, ticket_id) if ticket_id else None
+        return ticket.tracking_no if ticket else None
+    return numbers[ticket_id]
+
+
+def status_badge(status: str) -> Markup:
+    return Markup('<span class="badge badge-{}">{}</span>').format(STATUS_BADGES.get(status, "light"),
+                                                                     label(STATUS_LABELS, status))
+
+
+def shown_body(message: SmsMessage) -> str:
+    if message.template in SECRET_TEMPLATES:
+        return _("(contains the citizen's query code; not shown)")
+    return message.body
+
+
+def case_link(ticket_id) -> Markup | str:
+    number = tracking_number(ticket_id) if ticket_id else None
+    if not number:
+        return "—"
+    return Markup('<a href="{}">{}</a>').format(url_for("case.show", tracking_no=number), number)
+
+
+class SmsLogView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
+    """Every text message: newest first, numbers masked, the ones that failed easy to find and resend."""
+
+    roles = OFFICE
+    can_create = can_edit = can_delete = False
+    can_view_details = False
+    page_size = 50
+    column_list = ("created_at", "ticket_id", "audience", "phone", "template", "status", "attempts", "provider_sid",
+                   "error_code")
+    column_labels = {
+        "created_at": _l("Written"), "ticket_id": _l("Case"), "audience": _l("To"), "phone": _l("Mobile"),
+        "template": _l("Message"), "status": _l("Status"), "attempts": _l("Attempts"),
+        "provider_sid": _l("Provider id"), "error_code": _l("Error"),
+    }
+    column_default_sort = ("id", True)
+    column_sortable_list = ("created_at", "status")
+    column_filters = ("status", "template", "audience")
+    column_formatters = {
+        "created_at": lambda v, c, m, n: Markup('<a href="{}">{}</a>').format(
+            url_for(".message", message_id=m.id), local_text(m.created_at)),
+        "ticket_id": lambda v, c, m, n: case_link(m.ticket_id),
+        "audience": lambda v, c, m, n: label(AUDIENCE_LABELS, m.audience),
+        "phone": lambda v, c, m, n: phones.mask(m.phone),
+        "template": lambda v, c, m, n: label({k: kind.label for k, kind in KINDS.items()}, m.template),
+        "status": lambda v, c, m, n: status_badge(m.status),
+        "error_code": lambda v, c, m, n: m.error_code or "",
+    }
+
+    @expose("/message/<int:message_id>")
+    def message(self, message_id: int):
+        message = db.session.get(SmsMessage, message_id) or abort(404)
+        history = list(db.session.scalars(sa.select(SmsMessage).where(sa.or_(
+            SmsMessage.resent_from_id == message.id, SmsMessage.id == message.resent_from_id)).order_by(SmsMessage.id)))
+        return self.render("admin/sms/message.html", message=message, body=shown_body(message),
+                           phone=phones.mask(message.phone), status=status_badge(message.status),
+                           kind=KINDS.get(message.template), case=case_link(message.ticket_id),
+                           resendable=message.status in RESENDABLE, history=history, local_text=local_text,
+                           status_badge=status_badge)
+
+    @expose("/message/<int:message_id>/resend", methods=("POST",))
+    def resend(self, message_id: int):
+        """A failed text goes out again as a new row (the failed one stays, as history)."""
+        message = db.session.get(SmsMessage, message_id) or abort(404)
+        if message.status not in RESENDABLE:
+            flash(_("Only a failed or undelivered message can be sent again."), "error")
+            return redirect(url_for(".message", message_id=message_id))
+        copy = SmsMessage(ticket_id=message.ticket_id, phone=message.phone, audience=message.audience,
+                          template=message.template, body=message.body, created_at=clock.now(),
+                          not_before=clock.now(), resent_from_id=message.id)
+        db.session.add(copy)
+        db.session.commit()
+        flash(_("The message will be sent again."), "success")
+        return redirect(url_for(".message", message_id=copy.id))
+
+
+class TemplateForm(FlaskForm):
+    body = TextAreaField(_l("Text"), validators=[InputRequired()])
+
+
+class SmsTemplatesView(RoleGuard, BaseView):
+    """Administrators word the messages; each edit is checked by rendering it with sample values."""
+
+    roles = frozenset({Role.admin})
+
+    @expose("/")
+    def index(self):
+        overrides = {row.key: row for row in db.session.scalars(sa.select(SmsTemplate))}
+        rows = []
+        for key, kind in KINDS.items():
+            text = overrides[key].body if key in overrides else default_text(key)
+            try:
+                sample = check_text(key, text)
+            except TemplateProblem as problem:
+                sample = str(problem)
+            rows.append({"key": key, "kind": kind, "custom": key in overrides, "sample": sample,
+                         "segments": segments(sample), "audience": label(AUDIENCE_LABELS, kind.audience)})
+        return self.render("admin/sms/templates.html", rows=rows)
+
+    @expose("/<key>", methods=("GET", "POST"))
+    def edit(self, key: str):
+        kind = KINDS.get(key) or abort(404)
+        form = TemplateForm()
+        preview, status = None, 200
+        if request.method == "GET":
+            form.body.data = template_text(db.session, key)
+        elif form.validate_on_submit():
+            try:
+                preview = check_text(key, form.body.data)
+            except TemplateProblem as problem:
+                form.body.errors = [str(problem)]
+                status = 422
+            else:
+                row = db.session.get(SmsTemplate, key) or SmsTemplate(key=key, body="")
+                row.body, row.updated_at, row.updated_by = form.body.data.strip(), clock.now(), current_user.id
+                db.session.add(row)
+                db.session.commit()
+                flash(_("The message “%(name)s” was saved.", name=kind.label), "success")
+                return redirect(url_for(".index"))
+        else:
+            status = 400
+        if preview is None and form.body.data:
+            try:
+                preview = check_text(key, form.body.data)
+            except TemplateProblem:
+                preview = None
+        return self.render("admin/sms/template_edit.html", form=form, kind=kind, key=key, preview=preview,
+                           segments=segments(preview) if preview else 0, max_length=MAX_LENGTH,
+                           variables=sorted(kind.sample), default=default_text(key),
+                           custom=db.session.get(SmsTemplate, key) is not None), status
+
+    @expose("/<key>/reset", methods=("POST",))
+    def reset(self, key: str):
+        kind = KINDS.get(key) or abort(404)
+        form = FlaskForm()
+        if not form.validate_on_submit():
+            abort(400)
+        row = db.session.get(SmsTemplate, key)
+        if row is not None:
+            db.session.delete(row)
+            db.session.commit()
+        flash(_("The message “%(name)s” uses the default text again.", name=kind.label), "success")
+        return redirect(url_for(".index"))
+
+
+def _score(view, context, model, name):
+    if model.score is None:
+        return Markup('<span class="text-muted">{}</span>').format(
+            _("open") if model.closes_at > clock.now() else _("not rated"))
+    css = "danger" if model.score >= 4 else "success"
+    return Markup('<span class="badge badge-{}">{} {}</span>').format(css, model.score, label(SCORE_LABELS, model.score))
+
+
+class SurveyView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
+    """Satisfaction survey rounds: what each citizen said, by which channel, and the 差评 to call back."""
+
+    roles = READERS
+    can_create = can_edit = can_delete = False
+    page_size = 50
+    column_list = ("opened_at", "ticket_id", "round", "score", "channel", "rated_at", "comment")
+    column_labels = {"opened_at": _l("Survey sent"), "ticket_id": _l("Case"), "round": _l("Round"),
+                     "score": _l("Rating"), "channel": _l("Channel"), "rated_at": _l("Rated"),
+                     "comment": _l("Comment")}
+    column_default_sort = ("id", True)
+    column_filters = ("score", "channel")
+    column_formatters = {
+        "opened_at": lambda v, c, m, n: local_text(m.opened_at),
+        "rated_at": lambda v, c, m, n: local_text(m.rated_at),
+        "ticket_id": lambda v, c, m, n: case_link(m.ticket_id),
+        "score": _score,
+        "channel": lambda v, c, m, n: {"sms": _("SMS"), "web": _("Web")}.get(m.channel or "", ""),
+        "comment": lambda v, c, m, n: m.comment or "",
+    }
+
+
+def register(admin) -> None:
+    admin.add_view(SmsLogView(SmsMessage, db, name=_l("SMS log"), endpoint="sms_log", url="/admin/sms",
+                              category=CATEGORY))
+    admin.add_view(SmsTemplatesView(name=_l("SMS templates"), endpoint="sms_templates", url="/admin/sms-templates",
+                                    category=CATEGORY))
+    admin.add_view(SurveyView(Survey, db, name=_l("Satisfaction surveys"), endpoint="surveys", url="/admin/surveys",
+                              category=CATEGORY))

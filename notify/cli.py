@@ -1,0 +1,42 @@
+"""`flask sms ...`: look at the outbox and push out what is due."""
+from __future__ import annotations
+
+import click
+import sqlalchemy as sa
+from flask.cli import AppGroup
+
+from tickets import clock
+from tickets.db import db
+
+from . import outbox
+from .models import SmsMessage
+
+sms_cli = AppGroup("sms", help="The SMS outbox.")
+
+
+@sms_cli.command("status")
+def status():
+    """Count the outbox rows by status."""
+    rows = db.session.execute(sa.select(SmsMessage.status, sa.func.count()).group_by(SmsMessage.status)
+                              .order_by(SmsMessage.status)).all()
+    for name, count in rows:
+        click.echo(f"{name:12} {count}")
+    if not rows:
+        click.echo("the outbox is empty")
+
+
+@sms_cli.command("redrive")
+@click.option("--now", "in_process", is_flag=True, help="Send in this process instead of enqueuing for the workers.")
+def redrive(in_process):
+    """Send (or enqueue) every row that should have gone by now."""
+    ids = outbox.redrive(clock.now(), grace_seconds=0, batch=100_000)
+    if in_process:
+        with click.progressbar(ids, label="sending") as bar:
+            results = [outbox.deliver(message_id) for message_id in bar]
+        click.echo(", ".join(f"{r}: {results.count(r)}" for r in sorted(set(results))) or "nothing to send")
+        return
+    from .tasks import deliver_sms
+
+    for message_id in ids:
+        deliver_sms.send(message_id)
+    click.echo(f"enqueued {len(ids)} message(s)")

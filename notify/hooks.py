@@ -1,0 +1,94 @@
+"""What the SMS room says when something happens to a case: a receiver of `tickets.signals.event_recorded`.
+
+It runs inside the transaction that wrote the event, so each text is an outbox row committed (or rolled
+back) with the change it reports.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from tickets.labels import SCORE_LABELS, label
+from tickets.models import Department, Deadline, Role, Survey, User
+from tickets.presenters import local_text
+
+from .operations import send_sms
+
+
+def _department_name(session, department_id) -> str:
+    department = session.get(Department, department_id) if department_id else None
+    return department.name if department is not None else ""
+
+
+def _date(value) -> str:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return local_text(value)[:10] if value else ""
+
+
+def _citizen(session, ticket, template, **context):
+    send_sms(ticket.phone, template, {"tracking_no": ticket.tracking_no, **context}, ticket_id=ticket.id,
+             session=session)
+
+
+def _open_survey(session, ticket) -> Survey | None:
+    return session.scalar(sa.select(Survey).where(Survey.ticket_id == ticket.id, Survey.rated_at.is_(None))
+                          .order_by(Survey.round.desc()).limit(1))
+
+
+def _closed(session, ticket, event):
+    _citizen(session, ticket, "closed", reply=ticket.public_reply or "")
+    survey = _open_survey(session, ticket) if event.action != "explain" else None
+    if survey is not None:
+        days = max(1, round((survey.closes_at - survey.opened_at).total_seconds() / 86400))
+        _citizen(session, ticket, "survey", days=days)
+
+
+def _rated(session, ticket, event):
+    data = event.data or {}
+    if data.get("score", 0) < 4:
+        return
+    department = session.get(Department, ticket.department_id) if ticket.department_id else None
+    if department is None:
+        return
+    rectify = session.scalar(sa.select(Deadline).where(Deadline.ticket_id == ticket.id, Deadline.kind == "rectify",
+                                                       Deadline.ended_at.is_(None)).order_by(Deadline.round.desc()))
+    send_sms(department.supervisor_phone, "bad_rating_supervisor",
+             {"tracking_no": ticket.tracking_no, "department": department.name,
+              "score_label": label(SCORE_LABELS, data.get("score")),
+              "due": _date(rectify.due_at) if rectify else ""},
+             ticket_id=ticket.id, session=session)
+
+
+def _reminded(session, ticket, event):
+    if not ticket.department_id:
+        return
+    phones = session.scalars(sa.select(User.phone).where(
+        User.department_id == ticket.department_id, User.role == Role.department.value, User.active.is_(True),
+        User.phone.is_not(None)))
+    for phone in phones:
+        send_sms(phone, "remind_handler", {"tracking_no": ticket.tracking_no,
+                                           "department": _department_name(session, ticket.department_id),
+                                           "due": _date(ticket.due_at)}, ticket_id=ticket.id, session=session)
+
+
+def on_event(event, *, session, ticket, query_code=None, **_):
+    data = event.data or {}
+    action = event.action
+    if action == "file" and query_code:
+        _citizen(session, ticket, "receipt", query_code=query_code)
+    elif action == "reject":
+        _citizen(session, ticket, "rejected", reason=ticket.reject_reason or "")
+    elif action == "transfer":
+        _citizen(session, ticket, "transferred", department=data.get("department_name", ""),
+                 due=_date(data.get("due_at")))
+    elif action == "decide_extension" and data.get("approved"):
+        _citizen(session, ticket, "extended", department=_department_name(session, ticket.department_id),
+                 due=_date(data.get("due_at")))
+    elif action in ("approve", "resolve", "explain"):
+        _closed(session, ticket, event)
+    elif action == "rate":
+        _rated(session, ticket, event)
+    elif action == "remind":
+        _reminded(session, ticket, event)

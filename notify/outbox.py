@@ -1,0 +1,200 @@
+"""Sending the outbox: after the commit, once per row, at the configured rate, never during quiet hours.
+
+A row is claimed with a conditional UPDATE (pending, or `sending` whose claim lapsed or was released),
+so two workers given the same id cannot both send it. A row left `sending` means an earlier attempt may
+have reached the provider (a timeout, or a worker killed mid-request): before sending again the worker
+asks the provider whether the text went through, and adopts its id if it did.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import dramatiq
+import sqlalchemy as sa
+from flask import current_app
+
+from tickets import clock
+from tickets.db import db
+
+from .backends import PermanentFailure, TransientFailure, backend
+from .models import FINAL, SmsMessage, SmsStatus
+from .operations import hold_until
+from .ratelimit import limiter_for
+
+log = logging.getLogger("banjie.sms")
+
+PENDING, SENDING = SmsStatus.pending.value, SmsStatus.sending.value
+
+
+class RetryLater(dramatiq.Retry):
+    """Raised to let Dramatiq retry the send after the row's backoff (not logged as an error)."""
+
+
+def _limiter():
+    app = current_app
+    limiter = app.extensions.get("banjie.sms_rate")
+    if limiter is None:
+        limiter = app.extensions["banjie.sms_rate"] = limiter_for(app.config)
+    return limiter
+
+
+def _claimable(now):
+    lease = now - timedelta(seconds=current_app.config["SMS_CLAIM_LEASE_SECONDS"])
+    return sa.and_(
+        SmsMessage.not_before <= now,
+        sa.or_(SmsMessage.status == PENDING,
+               sa.and_(SmsMessage.status == SENDING,
+                       sa.or_(SmsMessage.claimed_at.is_(None), SmsMessage.claimed_at < lease))),
+    )
+
+
+def _update(message_id: int, **values) -> None:
+    db.session.execute(sa.update(SmsMessage).where(SmsMessage.id == message_id).values(**values))
+    db.session.commit()
+
+
+def _mark_sent(message_id: int, status: str, sid: str) -> None:
+    """Store the provider's id; the status only if no delivery report has moved it on already."""
+    _update(message_id, provider_sid=sid, sent_at=clock.now(), claimed_at=None, error_code=None, error_message=None,
+            status=sa.case((SmsMessage.status.in_((PENDING, SENDING)), status), else_=SmsMessage.status))
+
+
+def deliver(message_id: int) -> str:
+    """Send one outbox row if it is due and nobody else has it; what happened, as one word."""
+    session = db.session
+    message = session.get(SmsMessage, message_id)
+    if message is None or SmsStatus(message.status) in FINAL:
+        return "done"
+    now = clock.now()
+    held = hold_until(now)
+    if held is not None:
+        _update(message_id, not_before=held)
+        return "held"
+    if message.not_before > now:
+        return "later"
+    _limiter().acquire()
+    now = clock.now()
+    maybe_sent_before = message.status == SENDING
+    sender = backend()
+    claimed = session.execute(
+        sa.update(SmsMessage).where(SmsMessage.id == message_id, _claimable(now))
+        .values(status=SENDING, claimed_at=now, attempts=SmsMessage.attempts + 1, backend=sender.name,
+                first_claimed_at=sa.func.coalesce(SmsMessage.first_claimed_at, now))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    if claimed != 1:
+        return "taken"
+    session.refresh(message)
+    if maybe_sent_before:
+        sid = sender.find_sent(message)
+        if sid is not None:
+            _mark_sent(message_id, sender.final_status, sid)
+            log.info("sms %s was already sent as %s; not sending again", message_id, sid)
+            return "adopted"
+    try:
+        sid = sender.send(message)
+    except PermanentFailure as failure:
+        _update(message_id, status=SmsStatus.failed.value, error_code=failure.code, error_message=failure.detail,
+                claimed_at=None, status_at=clock.now())
+        log.warning("sms %s failed for good: %s", message_id, failure.code)
+        return "failed"
+    except TransientFailure as failure:
+        return _transient(message, failure)
+    _mark_sent(message_id, sender.final_status, sid)
+    return "sent"
+
+
+def _transient(message: SmsMessage, failure: TransientFailure) -> str:
+    config = current_app.config
+    now = clock.now()
+    if message.attempts >= config["SMS_MAX_ATTEMPTS"]:
+        # When the last attempt may have gone through, the row stays `sending` for one more look first.
+        if failure.maybe_sent:
+            _update(message.id, claimed_at=None, error_code=failure.code, error_message=failure.detail)
+            raise RetryLater(str(failure), delay=1_000)
+        _update(message.id, status=SmsStatus.failed.value, claimed_at=None, status_at=now,
+                error_code=failure.code,
+                error_message=f"gave up after {message.attempts} attempts: {failure.detail}")
+        log.warning("sms %s failed after %s attempts", message.id, message.attempts)
+        return "failed"
+    backoff = min(2 ** (message.attempts - 1), 300)
+    _update(message.id, status=SENDING if failure.maybe_sent else PENDING, claimed_at=None,
+            not_before=now + timedelta(seconds=backoff), error_code=failure.code, error_message=failure.detail)
+    log.info("sms %s: %s, retrying in %ss", message.id, failure.code, backoff)
+    raise RetryLater(str(failure), delay=backoff * 1000)
+
+
+# A provider status may only move forward: a late `sent` callback never undoes `delivered`.
+_EARLIER = {
+    SmsStatus.sent: (PENDING, SENDING),
+    SmsStatus.delivered: (PENDING, SENDING, SmsStatus.sent.value),
+    SmsStatus.undelivered: (PENDING, SENDING, SmsStatus.sent.value),
+    SmsStatus.failed: (PENDING, SENDING, SmsStatus.sent.value),
+}
+
+
+def record_provider_status(sid: str, status: SmsStatus, at, *, message_id: int | None = None,
+                           error_code: str | None = None) -> bool:
+    """Apply a delivery report to the row the provider knows as `sid` (or, before the sender stored the
+    sid, to row `message_id` from the callback URL); False when it changes nothing."""
+    values = {"status": status.value, "status_at": at, "provider_sid": sid}
+    if error_code:
+        values.update(error_code=error_code, error_message=f"the carrier reported {status.value}")
+    ours = SmsMessage.provider_sid == sid
+    if message_id is not None:
+        ours = sa.or_(ours, sa.and_(SmsMessage.id == message_id, SmsMessage.provider_sid.is_(None)))
+    return db.session.execute(
+        sa.update(SmsMessage).where(ours, SmsMessage.status.in_(_EARLIER[status]))
+        .values(**values).execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
+def redrive(now, *, grace_seconds: int = 30, batch: int = 500) -> list[int]:
+    """Ids of rows that should have gone by now and that no worker holds: the scheduler enqueues them again.
+
+    Covers a broker that was down at commit time, quiet hours that ended, a worker that died mid-send,
+    and retries that were lost with a broker restart.
+    """
+    due = now - timedelta(seconds=grace_seconds)
+    return list(db.session.scalars(
+        sa.select(SmsMessage.id).where(_claimable(now), SmsMessage.not_before <= due)
+        .order_by(SmsMessage.not_before, SmsMessage.id).limit(batch)
+    ))
+
+
+# --- enqueue after the commit ---------------------------------------------------------------------
+
+_KEY = "banjie.sms_to_send"
+
+
+def _after_flush(session, flush_context) -> None:
+    ids = [obj.id for obj in session.new if isinstance(obj, SmsMessage) and obj.status == PENDING]
+    if ids:
+        session.info.setdefault(_KEY, []).extend(ids)
+
+
+def _after_commit(session) -> None:
+    ids = session.info.pop(_KEY, None)
+    if not ids:
+        return
+    enqueue = current_app.extensions.get("banjie.sms_enqueue")
+    for message_id in ids:
+        try:
+            enqueue(message_id)
+        except Exception:  # a broker outage loses nothing: the scheduler re-drives the row
+            log.warning("could not enqueue sms %s; the outbox sweep will send it", message_id, exc_info=True)
+
+
+def _after_rollback(session) -> None:
+    session.info.pop(_KEY, None)
+
+
+def install_session_hooks(session_class) -> None:
+    """Enqueue the outbox rows a transaction wrote once it commits (idempotent)."""
+    if sa.event.contains(session_class, "after_commit", _after_commit):
+        return
+    sa.event.listen(session_class, "after_flush", _after_flush)
+    sa.event.listen(session_class, "after_commit", _after_commit)
+    sa.event.listen(session_class, "after_soft_rollback", lambda session, previous: _after_rollback(session))

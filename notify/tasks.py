@@ -1,0 +1,33 @@
+"""Dramatiq actors of the SMS room. They take ids and run inside an app context (AppContextMiddleware)."""
+from __future__ import annotations
+
+import dramatiq
+from flask import current_app
+
+from tickets import clock
+
+from . import outbox
+
+
+# Only RetryLater is retried (with the row's own backoff); SMS_MAX_ATTEMPTS ends it as failed before 30.
+@dramatiq.actor(queue_name="sms", retry_when=lambda retries, error: isinstance(error, outbox.RetryLater) and retries < 30)
+def deliver_sms(message_id: int) -> None:
+    outbox.deliver(message_id)
+
+
+@dramatiq.actor(queue_name="sms", max_retries=0)
+def redrive_outbox() -> None:
+    for message_id in outbox.redrive(clock.now()):
+        deliver_sms.send(message_id)
+
+
+ACTORS = (deliver_sms, redrive_outbox)
+
+
+def schedule_redrive(now) -> None:
+    """The scheduler's job: look for rows that should have gone by now."""
+    redrive_outbox.send()
+
+
+def enqueue(message_id: int) -> None:
+    deliver_sms.send(message_id)
