@@ -57,10 +57,17 @@ SETTINGS = {
 }
 
 
+# Settings where an empty value is a choice (API.md: SMS_QUIET_HOURS empty means no quiet hours), not "unset".
+EMPTY_IS_A_VALUE = frozenset({"SMS_QUIET_HOURS"})
+
+
 def _load_settings(app: Flask, test_config: dict | None) -> None:
     for name, (default, kind) in SETTINGS.items():
         raw = os.environ.get(name)
-        app.config[name] = kind(raw) if raw not in (None, "") else default
+        if raw is not None and (raw != "" or name in EMPTY_IS_A_VALUE):
+            app.config[name] = kind(raw)
+        else:
+            app.config[name] = default
     if test_config:
         app.config.update(test_config)
     instance = Path(app.instance_path)

@@ -85,6 +85,7 @@ class SmsLogView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
     roles = OFFICE
     can_create = can_edit = can_delete = False
     can_view_details = False
+    column_display_actions = False
     page_size = 50
     column_list = ("created_at", "ticket_id", "audience", "phone", "template", "status", "attempts", "provider_sid",
                    "error_code")
@@ -216,6 +217,7 @@ class SurveyView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
 
     roles = READERS
     can_create = can_edit = can_delete = False
+    column_display_actions = False
     page_size = 50
     column_list = ("opened_at", "ticket_id", "round", "score", "channel", "rated_at", "comment")
     column_labels = {"opened_at": _l("Survey sent"), "ticket_id": _l("Case"), "round": _l("Round"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
 
 from tickets import clock
@@ -28,9 +29,11 @@ def status():
 @sms_cli.command("redrive")
 @click.option("--now", "in_process", is_flag=True, help="Send in this process instead of enqueuing for the workers.")
 def redrive(in_process):
-    """Send (or enqueue) every row that should have gone by now."""
+    """Send (or enqueue) every row that should have gone by now.
+
+    Without BROKER_URL (embedded mode) there are no workers to enqueue for, so it sends in this process."""
     ids = outbox.redrive(clock.now(), grace_seconds=0, batch=100_000)
-    if in_process:
+    if in_process or not current_app.config["BROKER_URL"]:
         with click.progressbar(ids, label="sending") as bar:
             results = [outbox.deliver(message_id) for message_id in bar]
         click.echo(", ".join(f"{r}: {results.count(r)}" for r in sorted(set(results))) or "nothing to send")
