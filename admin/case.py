@@ -133,7 +133,7 @@ def _satisfaction_and_sms(ticket, actor) -> dict:
     if actor.role in OFFICE | {Role.supervisor}:
         sms = list(db.session.scalars(sa.select(SmsMessage).where(SmsMessage.ticket_id == ticket.id)
                                       .order_by(SmsMessage.id)))
-    return {"surveys": surveys, "sms": sms, "sms_link": actor.role in OFFICE, "sms_badge": status_badge,
+    return {"surveys": surveys, "sms": sms, "survey_now": clock.now(), "sms_link": actor.role in OFFICE, "sms_badge": status_badge,
             "sms_label": lambda m: label({k: kind.label for k, kind in KINDS.items()}, m.template),
             "score_label": lambda score: label(SCORE_LABELS, score)}
 

@@ -209,6 +209,8 @@ def test_template_editor(world):
 
 def test_survey_results_in_the_console_and_on_the_case(world):
     tracking_no = _case(world)
+    office = world.console("office")
+    assert "评价截止" in office.get(f"/admin/case/{tracking_no}").get_data(as_text=True)  # the open round
     world.client.post(f"/api/v1/tickets/{tracking_no}/rating?code=nope", json={"score": 4})  # wrong code: 404
     with world.app.app_context():
         from tickets import workflow
@@ -216,7 +218,6 @@ def test_survey_results_in_the_console_and_on_the_case(world):
         ticket = db.session.scalar(sa.select(Ticket))
         workflow.rate(db.session, ticket, 4, "办理太慢了", channel="web")
         db.session.commit()
-    office = world.console("office")
     surveys = office.get("/admin/surveys/").get_data(as_text=True)
     assert tracking_no in surveys and "不满意" in surveys
     case = office.get(f"/admin/case/{tracking_no}").get_data(as_text=True)
