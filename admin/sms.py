@@ -16,7 +16,7 @@ from wtforms.validators import InputRequired
 
 from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text, segments
 from notify.models import SmsMessage, SmsStatus, SmsTemplate
-from notify.operations import template_text
+from notify.operations import forget_templates, template_text
 from tickets import clock, phones
 from tickets.db import db
 from tickets.labels import SCORE_LABELS, label
@@ -176,6 +176,7 @@ class SmsTemplatesView(RoleGuard, BaseView):
                 row.body, row.updated_at, row.updated_by = form.body.data.strip(), clock.now(), current_user.id
                 db.session.add(row)
                 db.session.commit()
+                forget_templates()
                 flash(_("The message “%(name)s” was saved.", name=kind.label), "success")
                 return redirect(url_for(".index"))
         else:
@@ -200,6 +201,7 @@ class SmsTemplatesView(RoleGuard, BaseView):
         if row is not None:
             db.session.delete(row)
             db.session.commit()
+            forget_templates()
         flash(_("The message “%(name)s” uses the default text again.", name=kind.label), "success")
         return redirect(url_for(".index"))
 

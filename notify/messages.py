@@ -6,6 +6,7 @@ it is given and nothing else.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,7 @@ _environment = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined,
 _environment.filters["clip"] = _clip
 
 
+@functools.lru_cache(maxsize=None)
 def default_text(key: str) -> str:
     return (DEFAULTS_DIR / f"{key}.txt").read_text(encoding="utf-8").strip()
 
@@ -91,9 +93,14 @@ def signature() -> str:
     return f"【{current_app.config['OFFICE_NAME']}】"
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str):
+    return _environment.from_string(source)
+
+
 def render_text(source: str, context: dict) -> str:
     """The message body: the office's signature and the rendered text on one line each squeezed to single spaces."""
-    body = _environment.from_string(source).render(**context)
+    body = _compiled(source).render(**context)
     return signature() + " ".join(body.split())
 
 

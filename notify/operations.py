@@ -1,12 +1,14 @@
 """The business actions of the SMS room. They add rows to the caller's session and never commit."""
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from flask import current_app
 
 from tickets import clock
-from tickets.db import db
+from tickets.db import db, utcnow
 
 from .messages import KINDS, default_text, render_text
 from .models import SmsMessage, SmsOptOut, SmsStatus, SmsTemplate
@@ -17,10 +19,23 @@ OPTED_OUT = {"status": SmsStatus.failed.value, "error_code": "opted_out",
              "error_message": "the number opted out of surveys (TD/退订)"}
 
 
+# Administrators' wordings, read in one query and kept briefly: every outbox row would otherwise read its
+# template. An edit in this process is seen at once; one made in another process within TEMPLATE_TTL.
+TEMPLATE_TTL = timedelta(seconds=30)
+
+
+def forget_templates() -> None:
+    current_app.extensions.pop("banjie.sms_templates", None)
+
+
 def template_text(session, key: str) -> str:
     """What an administrator made of this message, or the default wording."""
-    row = session.get(SmsTemplate, key)
-    return row.body if row is not None else default_text(key)
+    cached = current_app.extensions.get("banjie.sms_templates")
+    now = utcnow()
+    if cached is None or now - cached[0] > TEMPLATE_TTL:
+        cached = (now, dict(session.execute(sa.select(SmsTemplate.key, SmsTemplate.body)).all()))
+        current_app.extensions["banjie.sms_templates"] = cached
+    return cached[1].get(key) or default_text(key)
 
 
 def is_opted_out(session, phone: str) -> bool:
