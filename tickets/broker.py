@@ -49,3 +49,11 @@ def init_broker(app) -> dramatiq.Broker:
     dramatiq.set_broker(broker)
     app.extensions["banjie.broker"] = broker
     return broker
+
+
+def bind_actors(broker: dramatiq.Broker, actors) -> None:
+    """(Re)bind actors to this app's broker: `@dramatiq.actor` bound them to whichever broker was global
+    when their module was first imported, and every create_app makes a new broker."""
+    for actor in actors:
+        actor.broker = broker
+        broker.declare_actor(actor)

@@ -53,6 +53,7 @@ ACTION_LABELS = {
     "note": _l("Internal note"),
     "explain": _l("Explained and closed"),
     "rate": _l("Rated"),
+    "escalate": _l("Escalated (deadline ladder)"),
 }
 
 DEADLINE_LABELS = {
