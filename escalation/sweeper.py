@@ -93,6 +93,7 @@ def _act(session, step_ids: list[int], now: datetime, result: SweepResult) -> No
         sa.select(Deadline).where(Deadline.ticket_id.in_(tickets)))}
     recipients = Recipients(session, {d.department_id or tickets[d.ticket_id].department_id
                                       for d in deadlines.values()} - {None})
+    # days overdue as the step means them (the leader at 2), not however late this sweep happens to run
     calendar, zone, rungs = store.settings().calendar(), tz(), ladder()
     for step in sorted(steps, key=lambda s: (s.due_at, s.id)):
         ticket = tickets[step.ticket_id]
@@ -106,7 +107,7 @@ def _act(session, step_ids: list[int], now: datetime, result: SweepResult) -> No
         department = recipients.departments.get(department_id)
         context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
                    "due": local_minutes(deadline.due_at, zone),
-                   "days_overdue": str(working_days_between(calendar, deadline.due_at, now, zone)),
+                   "days_overdue": str(working_days_between(calendar, deadline.due_at, step.due_at, zone)),
                    "deadline": label(DEADLINE_LABELS, step.kind)}
         if step.level:
             workflow.escalate(session, ticket, step.level, now,
