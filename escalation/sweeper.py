@@ -53,9 +53,17 @@ def claim(session, now: datetime, limit: int) -> list[int]:
     due = sa.select(EscalationStep.id).where(PENDING, EscalationStep.due_at <= now) \
         .order_by(EscalationStep.due_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # Lock first, then update the locked ids: inside `UPDATE ... IN (subquery)` PostgreSQL may rescan a
+        # SKIP LOCKED subquery and claim more than `limit` rows.
+        due = list(session.scalars(due.with_for_update(skip_locked=True)))
+        if not due:
+            return []
+    else:
+        # One statement: it takes SQLite's write lock before reading, so a second sweeper waits, then
+        # finds these rows fired (a read followed by a write could fail with "database is locked").
+        due = due.scalar_subquery()
     return list(session.scalars(
-        sa.update(EscalationStep).where(EscalationStep.id.in_(due.scalar_subquery()), PENDING)
+        sa.update(EscalationStep).where(EscalationStep.id.in_(due), PENDING)
         .values(fired_at=now).returning(EscalationStep.id).execution_options(synchronize_session=False)
     ))
 
