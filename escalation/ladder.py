@@ -64,7 +64,3 @@ def fire_at(calendar: WorkCalendar, due_at: datetime, offset: int, tz: ZoneInfo)
     day = offset_working_day(calendar, due_at.astimezone(tz).date(), offset)
     return datetime.combine(day, END_OF_DAY if offset > 0 else time(0, 0), tzinfo=tz)
 
-
-def local_minutes(moment: datetime, tz: ZoneInfo) -> str:
-    """"YYYY-MM-DD HH:MM" in local time, as the SMS texts show a deadline."""
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")

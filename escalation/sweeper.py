@@ -21,11 +21,11 @@ from flask import current_app
 from notify import send_sms
 from tickets import workflow
 from tickets.labels import DEADLINE_LABELS, label
+from tickets.presenters import local_text
 from tickets.models import FINAL_STATUSES, Deadline, Department, Role, Ticket, User
 
 from . import store
 from .calendar import working_days_between
-from .ladder import local_minutes
 from .models import EscalationStep
 from .operations import ladder, tz
 
@@ -114,7 +114,7 @@ def _act(session, step_ids: list[int], now: datetime, result: SweepResult) -> No
         department_id = deadline.department_id or ticket.department_id
         department = recipients.departments.get(department_id)
         context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
-                   "due": local_minutes(deadline.due_at, zone),
+                   "due": local_text(deadline.due_at),
                    "days_overdue": str(working_days_between(calendar, deadline.due_at, step.due_at, zone)),
                    "deadline": label(DEADLINE_LABELS, step.kind)}
         if step.level:
