@@ -94,39 +94,57 @@ class Recipients:
         return [phone] if phone else []
 
 
+@dataclass
+class Batch:
+    """What one batch of claimed steps needs, read in a handful of queries."""
+
+    tickets: dict
+    deadlines: dict
+    recipients: Recipients
+
+    @classmethod
+    def load(cls, session, steps) -> "Batch":
+        tickets = {t.id: t for t in session.scalars(sa.select(Ticket).where(Ticket.id.in_({s.ticket_id for s in steps})))}
+        deadlines = {(d.ticket_id, d.kind, d.round): d for d in session.scalars(
+            sa.select(Deadline).where(Deadline.ticket_id.in_(tickets)))}
+        recipients = Recipients(session, {d.department_id or tickets[d.ticket_id].department_id
+                                          for d in deadlines.values()} - {None})
+        return cls(tickets, deadlines, recipients)
+
+
 def _act(session, step_ids: list[int], now: datetime, result: SweepResult) -> None:
     steps = session.scalars(sa.select(EscalationStep).where(EscalationStep.id.in_(step_ids))).all()
-    tickets = {t.id: t for t in session.scalars(sa.select(Ticket).where(Ticket.id.in_({s.ticket_id for s in steps})))}
-    deadlines = {(d.ticket_id, d.kind, d.round): d for d in session.scalars(
-        sa.select(Deadline).where(Deadline.ticket_id.in_(tickets)))}
-    recipients = Recipients(session, {d.department_id or tickets[d.ticket_id].department_id
-                                      for d in deadlines.values()} - {None})
+    batch = Batch.load(session, steps)
+    # One flush at the commit, not one per SMS lookup: a batch's rows then go in as a few multi-row INSERTs.
+    with session.no_autoflush:
+        for step in sorted(steps, key=lambda s: (s.due_at, s.id)):
+            _fire(session, step, batch, now, result)
+
+
+def _fire(session, step: EscalationStep, batch: Batch, now: datetime, result: SweepResult) -> None:
+    ticket = batch.tickets[step.ticket_id]
+    deadline = batch.deadlines.get((step.ticket_id, step.kind, step.round))
+    if ticket.status in {s.value for s in FINAL_STATUSES} or deadline is None or deadline.ended_at is not None:
+        step.fired_at, step.cancelled_at = None, now  # ended without the workflow telling us: nothing to say
+        result.cancelled += 1
+        return
+    department_id = deadline.department_id or ticket.department_id
+    department = batch.recipients.departments.get(department_id)
     # days overdue as the step means them (the leader at 2), not however late this sweep happens to run
-    calendar, zone, rungs = store.settings().calendar(), tz(), ladder()
-    for step in sorted(steps, key=lambda s: (s.due_at, s.id)):
-        ticket = tickets[step.ticket_id]
-        deadline = deadlines.get((step.ticket_id, step.kind, step.round))
-        rung = next((r for r in rungs.get(step.kind, ()) if r.step == step.step), None)
-        if ticket.status in {s.value for s in FINAL_STATUSES} or deadline is None or deadline.ended_at is not None:
-            step.fired_at, step.cancelled_at = None, now  # ended without the workflow telling us: nothing to say
-            result.cancelled += 1
-            continue
-        department_id = deadline.department_id or ticket.department_id
-        department = recipients.departments.get(department_id)
-        context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
-                   "due": local_text(deadline.due_at),
-                   "days_overdue": str(working_days_between(calendar, deadline.due_at, step.due_at, zone)),
-                   "deadline": label(DEADLINE_LABELS, step.kind)}
-        if step.level:
-            workflow.escalate(session, ticket, step.level, now,
-                              {"kind": step.kind, "round": step.round, "step": step.step})
-        if rung is not None:
-            for phone in recipients.phones(rung.audience, department_id):
-                if send_sms(phone, rung.template, context, ticket_id=ticket.id, audience=rung.audience,
-                            session=session) is not None:
-                    step.sms_count += 1
-        result.sms += step.sms_count
-        result.fired[step.step] += 1
+    overdue = working_days_between(store.settings().calendar(), deadline.due_at, step.due_at, tz())
+    context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
+               "due": local_text(deadline.due_at), "days_overdue": str(overdue),
+               "deadline": label(DEADLINE_LABELS, step.kind)}
+    if step.level:
+        workflow.escalate(session, ticket, step.level, now, {"kind": step.kind, "round": step.round, "step": step.step})
+    rung = next((r for r in ladder().get(step.kind, ()) if r.step == step.step), None)
+    if rung is not None:
+        for phone in batch.recipients.phones(rung.audience, department_id):
+            if send_sms(phone, rung.template, context, ticket_id=ticket.id, audience=rung.audience,
+                        session=session) is not None:
+                step.sms_count += 1
+    result.sms += step.sms_count
+    result.fired[step.step] += 1
 
 
 def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResult:
