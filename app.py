@@ -44,6 +44,7 @@ SETTINGS = {
     "SWEEP_INTERVAL_SECONDS": (30, int),
     "ESCALATION_BATCH_SIZE": (200, int),
     "ESCALATION_CACHE_SECONDS": (60, int),
+    "ESCALATION_LADDER": ("", str),  # JSON; see escalation/ladder.py
     "RATELIMIT_PUBLIC": ("30/minute", str),
     "RATELIMIT_LOOKUP": ("120/minute", str),
     "RATELIMIT_STORAGE_URI": ("memory://", str),

@@ -1,6 +1,6 @@
 """The escalation ladder: which steps each kind of deadline has, when each fires, and who is told. Pure.
 
-Configure with `ESCALATION_LADDER`, a dict from deadline kind to a list of steps, each a dict
+Configure with `ESCALATION_LADDER` (in the environment as JSON), a dict from deadline kind to a list of steps, each a dict
 `{"step": name, "level": 0-3, "offset": working days, "audience": handler|supervisor|leader|office,
 "template": SMS key}`; a kind given there replaces its default list, a kind mapped to [] has no ladder.
 
@@ -11,6 +11,7 @@ offset fires at the start of that working day before it (the SMS waits for the e
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
@@ -44,7 +45,10 @@ DEFAULT_LADDER: dict[str, tuple[Rung, ...]] = {
 }
 
 
-def ladder_from_config(configured: dict | None) -> dict[str, tuple[Rung, ...]]:
+def ladder_from_config(configured: dict | str | None) -> dict[str, tuple[Rung, ...]]:
+    """The defaults with the configured kinds replaced; `configured` may be the JSON text of the setting."""
+    if isinstance(configured, str):
+        configured = json.loads(configured) if configured.strip() else None
     ladder = dict(DEFAULT_LADDER)
     for kind, steps in (configured or {}).items():
         rungs = tuple(Rung(**step) for step in steps)

@@ -1,12 +1,15 @@
 """The 督办 ladder with a movable clock: each step fires once, at its working-day time, with its SMS."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
+import pytest
 import sqlalchemy as sa
 
-from conftest import TZ
+from conftest import TZ, seed_world
 from escalation import sweeper
+from escalation.ladder import ladder_from_config
 from escalation.models import EscalationStep
 from notify.models import SmsMessage
 from tickets.db import db
@@ -200,3 +203,23 @@ def test_closed_behind_the_ladders_back_is_not_escalated(world, clock):
     clock.set(2026, 11, 30, 9, 0)
     result = sweep(world)
     assert result.fired == {} and result.cancelled == 3 and messages(world) == []
+
+
+def test_ladder_is_configurable(make_app, clock):
+    """A ladder without the warning, and the leader told the day after the deadline."""
+    app = make_app(ESCALATION_LADDER=json.dumps({"handle": [
+        {"step": "supervisor", "level": 2, "offset": 0, "audience": "supervisor", "template": "escalation_supervisor"},
+        {"step": "leader", "level": 3, "offset": 1, "audience": "leader", "template": "escalation_leader"}]}))
+    world = seed_world(app, app.test_client())
+    case = transferred_case(world, clock)
+    planned = {key: value for key, value in steps(world, case).items() if key[0] == "handle"}
+    assert planned == {("handle", 1, "supervisor"): (local(2026, 11, 23, 23, 59, 59), False, False),
+                       ("handle", 1, "leader"): (local(2026, 11, 24, 23, 59, 59), False, False)}
+
+
+def test_bad_ladder_is_refused():
+    with pytest.raises(ValueError):
+        ladder_from_config({"handle": [{"step": "x", "level": 5, "offset": 0, "audience": "supervisor",
+                                        "template": "escalation_supervisor"}]})
+    with pytest.raises(ValueError):
+        ladder_from_config('{"handle": [{"step": "x", "level": 1, "offset": 0, "audience": "mayor", "template": "t"}]}')
