@@ -56,6 +56,16 @@ def local(y, m, d, hh=10, mm=0):
         (local(2025, 9, 26), 1, date(2025, 9, 28)),
         (local(2025, 9, 30), 1, date(2025, 10, 9)),
         (local(2025, 10, 10), 1, date(2025, 10, 11)),
+        # after hours and year ends: the local date decides, whatever the hour
+        (local(2025, 12, 31, 23, 30), 1, date(2026, 1, 4)),
+        (local(2026, 1, 4, 22, 0), 2, date(2026, 1, 6)),
+        (local(2026, 12, 30, 23, 59), 1, date(2026, 12, 31)),
+        # weekend filings next to make-up days: Saturday Sep 19 counts as filed on the working Sunday
+        (local(2026, 9, 19), 1, date(2026, 9, 21)),
+        (local(2026, 9, 20, 18, 30), 1, date(2026, 9, 21)),
+        (local(2026, 10, 7, 12, 0), 1, date(2026, 10, 9)),  # last day of the holiday counts as filed on Oct 8
+        (local(2026, 10, 9, 20, 0), 1, date(2026, 10, 10)),  # Friday evening: the make-up Saturday is day one
+        (local(2026, 2, 14, 17, 30), 5, date(2026, 2, 28)),  # make-up Saturday: Feb 24-27, then the make-up Feb 28
         # Labour Day 2026: May 1-5 off, May 9 (Sat) works
         (local(2026, 4, 30), 1, date(2026, 5, 6)),
         (local(2026, 5, 8), 1, date(2026, 5, 9)),
