@@ -67,11 +67,9 @@ def escalation_sweep():
 @escalation_cli.command("scheduler")
 def escalation_scheduler():
     """Run the scheduler loop in this process (production runs one of these next to the workers)."""
-    import threading
+    from .scheduler import run_process
 
-    from .scheduler import run
-
-    run(current_app._get_current_object(), threading.Event())
+    run_process(current_app._get_current_object())
 
 
 def register(app) -> None:

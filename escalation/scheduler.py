@@ -56,14 +56,22 @@ def start_thread(app) -> tuple[threading.Thread, threading.Event]:
     return thread, stop
 
 
-def main() -> None:
-    from worker import app
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def run_process(app) -> None:
+    """The scheduler as a process of its own, until SIGINT or SIGTERM."""
+    if not app.config["BROKER_URL"]:
+        raise SystemExit("The scheduler process needs BROKER_URL (its sweeps run on dramatiq workers); "
+                         "without a broker, `flask serve` runs the scheduler itself.")
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
     run(app, stop)
+
+
+def main() -> None:
+    from worker import app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run_process(app)
 
 
 if __name__ == "__main__":

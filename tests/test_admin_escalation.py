@@ -102,7 +102,7 @@ def test_overdue_list_and_case_ladder(world, clock):
     assert case in world.console("dept_a").get("/admin/deadlines/").get_data(as_text=True)
     page = console.get(f"/admin/case/{case}").get_data(as_text=True)
     assert 'id="escalation-history"' in page and page.count("waiting") + page.count("等待") >= 1
-    assert "督办" in page
+    assert "督办" in page and "系统" in page  # the sweeper acts as the system on the timeline
     with world.app.app_context():
         ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == case))
         assert ticket.supervision_level == 2

@@ -12,6 +12,7 @@ from escalation import sweeper
 from escalation.ladder import ladder_from_config
 from escalation.models import EscalationStep
 from notify.models import SmsMessage
+from tickets import workflow
 from tickets.db import db
 from tickets.models import Event, Ticket, User
 
@@ -223,3 +224,22 @@ def test_bad_ladder_is_refused():
                                         "template": "escalation_supervisor"}]})
     with pytest.raises(ValueError):
         ladder_from_config('{"handle": [{"step": "x", "level": 1, "offset": 0, "audience": "mayor", "template": "t"}]}')
+
+
+def test_scheduler_process_needs_a_broker(app):
+    result = app.test_cli_runner().invoke(args=["escalation", "scheduler"])
+    assert result.exit_code != 0 and "BROKER_URL" in result.output
+
+
+def test_bad_rating_starts_the_rectification_ladder(world, clock):
+    case = transferred_case(world, clock)
+    world.act("dept_a", case, "reply", content="已办理完毕。")
+    world.act("office", case, "approve")
+    with world.app.app_context():
+        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == case))
+        workflow.rate(db.session, ticket, 5, "没有解决")
+        db.session.commit()
+    planned = steps(world, case)
+    # fifteen working days from Monday 2026-11-16: Monday 2026-12-07
+    assert planned[("rectify", 1, "supervisor")] == (local(2026, 12, 7, 23, 59, 59), False, False)
+    assert planned[("rectify", 1, "warning")][0] == local(2026, 12, 4, 0, 0)
