@@ -119,6 +119,17 @@ class CalendarView(RoleGuard, BaseView):
                            text=text, notice=notice, error=error), 400 if error else 200
 
 
+def _scope(value: str) -> tuple[str | None, int | None]:
+    """`problem_type:<code>` or `department:<id>` of an existing department; (None, None) otherwise."""
+    kind, _sep, key = value.partition(":")
+    if kind == "problem_type" and key in ProblemType.__members__:
+        return key, None
+    if kind == "department" and key.isascii() and key.isdigit() and len(key) < 10 \
+            and db.session.get(Department, int(key)) is not None:
+        return None, int(key)
+    return None, None
+
+
 class PolicyView(RoleGuard, BaseView):
     """Working days per deadline kind: the defaults, and overrides per problem type or per department."""
 
@@ -143,16 +154,10 @@ class PolicyView(RoleGuard, BaseView):
     def set(self):
         form = request.form
         kind, scope, days = form.get("kind", ""), form.get("scope", ""), form.get("working_days", "")
-        problem_type = department_id = None
-        if scope.startswith("problem_type:") and scope.split(":", 1)[1] in ProblemType.__members__:
-            problem_type = scope.split(":", 1)[1]
-        elif scope.startswith("department:") and scope.split(":", 1)[1].isascii() and scope.split(":", 1)[1].isdigit():
-            department_id = int(scope.split(":", 1)[1][:9])
-            if db.session.get(Department, department_id) is None:
-                department_id = None
+        problem_type, department_id = _scope(scope)
         if kind not in DEFAULT_WORKING_DAYS or (problem_type is None and department_id is None):
             return self.index(error=_("Choose a deadline and a problem type or department."), status=400)
-        if not (days.isascii() and days.isdigit() and 1 <= int(days[:4]) <= MAX_WORKING_DAYS):
+        if not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= MAX_WORKING_DAYS):
             return self.index(error=_("Working days must be a whole number from 1 to %(max)d.", max=MAX_WORKING_DAYS),
                               status=400)
         row = db.session.scalar(sa.select(PolicyOverride).where(
