@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 
 from escalation.models import Heartbeat
 from notify.models import SmsMessage
-from tests.test_escalation_failure import open_cases
+from tests.test_escalation_failure import open_cases, wait_until
 from tickets.db import db
 from tickets.models import Ticket
 
@@ -57,13 +56,6 @@ def _last_sweep(app):
         return row.at if row else None
 
 
-def _wait(condition, timeout=40.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_make_run_fires_overdue_steps_once_across_restarts(world, clock, database_url, tmp_path):
@@ -73,13 +65,13 @@ def test_make_run_fires_overdue_steps_once_across_restarts(world, clock, databas
     with (tmp_path / "serve.log").open("ab") as log:
         server = _serve(database_url, log)
         try:
-            _wait(lambda: _sms(world.app) == expected)
+            wait_until(lambda: _sms(world.app) == expected)
         finally:
             _stop(server)
         restarted_at = _last_sweep(world.app)
         server = _serve(database_url, log)
         try:
-            _wait(lambda: (_last_sweep(world.app) or restarted_at) > restarted_at)  # swept again after the restart
+            wait_until(lambda: (_last_sweep(world.app) or restarted_at) > restarted_at)  # swept again after the restart
         finally:
             _stop(server)
     assert _sms(world.app) == expected

@@ -91,7 +91,8 @@ def _worker(database_url, redis_url, log, **extra_env):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait(condition, timeout=60.0):
+def wait_until(condition, timeout=60.0):
+    """Poll `condition` (a database probe) until it holds; the processes under test run on real time."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -111,7 +112,7 @@ def test_worker_killed_mid_batch_fires_each_step_once(world, clock, make_app, da
         try:
             with producer.app_context():
                 sweep_escalations.send()
-            _wait(lambda: fired_count(world.app) >= 5)
+            wait_until(lambda: fired_count(world.app) >= 5)
             time.sleep(0.5)  # well inside the next batch's pause: claimed, acted, not committed
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
@@ -120,7 +121,7 @@ def test_worker_killed_mid_batch_fires_each_step_once(world, clock, make_app, da
             worker = _worker(database_url, redis_url, log)
             with producer.app_context():
                 sweep_escalations.send()
-            _wait(lambda: fired_count(world.app) == DUE_STEPS)
+            wait_until(lambda: fired_count(world.app) == DUE_STEPS)
         finally:
             if worker.poll() is None:
                 os.killpg(worker.pid, signal.SIGKILL)
