@@ -16,7 +16,7 @@ from .ladder import Rung, fire_at
 from .models import EscalationStep
 
 # Actions that never start, end or move a deadline: nothing to plan.
-QUIET_ACTIONS = frozenset({"escalate", "note", "remind", "request_extension"})
+QUIET_ACTIONS = frozenset({"escalate", "note", "remind", "request_extension", "record_visit"})
 
 
 def ladder() -> dict[str, tuple[Rung, ...]]:

@@ -52,8 +52,8 @@ def init_broker(app) -> dramatiq.Broker:
 
 
 def bind_actors(broker: dramatiq.Broker, actors) -> None:
-    """(Re)bind actors to this app's broker: `@dramatiq.actor` bound them to whichever broker was global
-    when their module was first imported, and every create_app makes a new broker."""
+    """Point actors at this app's broker. `@dramatiq.actor` binds to whichever broker was global at import,
+    and every create_app (tests make many) builds a new one."""
     for actor in actors:
         actor.broker = broker
         broker.declare_actor(actor)
