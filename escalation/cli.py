@@ -64,6 +64,14 @@ def escalation_sweep():
     click.echo(sweeper.sweep(db.session, clock.now()).summary())
 
 
+@escalation_cli.command("plan")
+def escalation_plan():
+    """Plan the ladder of every open case (once after upgrading, or after changing ESCALATION_LADDER)."""
+    from .operations import plan_all
+
+    click.echo(f"planned the ladder of {plan_all(db.session, clock.now())} open case(s)")
+
+
 @escalation_cli.command("scheduler")
 def escalation_scheduler():
     """Run the scheduler loop in this process (production runs one of these next to the workers)."""

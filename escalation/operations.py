@@ -86,3 +86,22 @@ def on_event_recorded(event, *, session, ticket, **_kwargs) -> None:
         plan_first_steps(session, ticket, event.at)
     else:
         sync_steps(session, ticket, event.at)
+
+
+def plan_all(session, now: datetime, chunk: int = 500) -> int:
+    """Bring every ticket with an open deadline in line with the ladder; commits per chunk; returns the count.
+
+    For cases opened before the ladder existed (an upgrade to migration 0004) or after ESCALATION_LADDER
+    changed. Idempotent: fired steps stay fired, nothing is created twice.
+    """
+    done, last_id = 0, 0
+    while True:
+        ids = session.scalars(
+            sa.select(Deadline.ticket_id).where(Deadline.ended_at.is_(None), Deadline.ticket_id > last_id)
+            .group_by(Deadline.ticket_id).order_by(Deadline.ticket_id).limit(chunk)).all()
+        if not ids:
+            return done
+        for ticket in session.scalars(sa.select(Ticket).where(Ticket.id.in_(ids))):
+            sync_steps(session, ticket, now)
+        session.commit()
+        done, last_id = done + len(ids), ids[-1]

@@ -243,3 +243,16 @@ def test_bad_rating_starts_the_rectification_ladder(world, clock):
     # fifteen working days from Monday 2026-11-16: Monday 2026-12-07
     assert planned[("rectify", 1, "supervisor")] == (local(2026, 12, 7, 23, 59, 59), False, False)
     assert planned[("rectify", 1, "warning")][0] == local(2026, 12, 4, 0, 0)
+
+
+def test_plan_command_backfills_cases_opened_before_the_ladder(world, clock):
+    case = transferred_case(world, clock)
+    with world.app.app_context():
+        db.session.execute(sa.delete(EscalationStep))  # as if filed before migration 0004
+        db.session.commit()
+    runner = world.app.test_cli_runner()
+    assert "planned the ladder of 1 open case(s)" in runner.invoke(args=["escalation", "plan"]).output
+    planned = steps(world, case)
+    assert planned[("handle", 1, "supervisor")] == (local(2026, 11, 23, 23, 59, 59), False, False)
+    assert "of 1 open case(s)" in runner.invoke(args=["escalation", "plan"]).output
+    assert steps(world, case) == planned  # idempotent
