@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from hypothesis import given, strategies as st
 
 from escalation import store
+from escalation.ladder import fire_at
 
 from escalation.calendar import (
     WorkCalendar,
@@ -207,3 +208,16 @@ def test_console_warning_years():
     assert store.provisional_years_ahead(date(2026, 11, 1), range(2004, 2027)) == [2027]
     assert store.provisional_years_ahead(date(2027, 3, 1), range(2004, 2027)) == [2027]
     assert store.provisional_years_ahead(date(2026, 11, 23), range(2004, 2028)) == []
+
+
+@given(
+    start=st.datetimes(min_value=datetime(2004, 1, 1), max_value=datetime(2026, 12, 1), timezones=st.just(TZ)),
+    n=st.integers(min_value=2, max_value=30),
+)
+def test_ladder_times_keep_their_order_and_working_days(start, n):
+    due = add_working_days(CAL, start, n, TZ).at
+    warning, supervisor, leader = (fire_at(CAL, due, offset, TZ) for offset in (-1, 0, 2))
+    assert start < warning < supervisor == due < leader
+    assert CAL.is_working_day(warning.date()) and CAL.is_working_day(leader.date())
+    assert working_days_between(CAL, warning, due, TZ) == 1
+    assert working_days_between(CAL, due, leader, TZ) == 2
