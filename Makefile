@@ -7,13 +7,14 @@ FLASK := $(BIN)/flask --app app
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test bench bench-sms messages translations clean help
+.PHONY: run test bench bench-sms bench-escalation messages translations clean help
 
 help:
 	@echo "make run    - serve Banjie on http://$${HOST:-127.0.0.1}:$${PORT:-5000} (SQLite, in-process worker, SMS outbox, demo data)"
 	@echo "make test   - run the test suite (PostgreSQL, Redis and Chromium tests run when those are reachable)"
 	@echo "make bench  - run the benchmarks in tests/bench (needs PostgreSQL)"
 	@echo "make bench-sms - send 10,000 SMS through the Twilio test server with dramatiq workers (needs PostgreSQL, Redis)"
+	@echo "make bench-escalation - time escalation sweeps over 1,000,000 open cases (needs PostgreSQL)"
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,8 @@ bench: $(STAMP) translations
 
 bench-sms: $(STAMP) translations
 	$(BIN)/python tests/bench/sms.py $(BENCH_SMS_ARGS)
+bench-escalation: $(STAMP) translations
+	$(BIN)/python tests/bench/escalation.py
 
 # Developers: after adding or changing user-facing text, refresh the catalogs and translate the new entries.
 messages: $(STAMP)

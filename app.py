@@ -14,9 +14,10 @@ from flask.cli import with_appcontext
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import run_simple
 
-from escalation.calendar import from_chinese_calendar
+from escalation.ladder import ladder_from_config
 from escalation.policies import DeadlinePolicy
-from tickets.broker import init_broker
+from escalation.store import SettingsCache
+from tickets.broker import bind_actors, init_broker
 from tickets.db import configure_engine, db
 from tickets.extensions import babel, csrf, limiter, login_manager
 from tickets.models import User
@@ -41,6 +42,9 @@ SETTINGS = {
     "PORT": (5000, int),
     "SMS_QUIET_HOURS": ("21:00-08:00", str),
     "SWEEP_INTERVAL_SECONDS": (30, int),
+    "ESCALATION_BATCH_SIZE": (200, int),
+    "ESCALATION_CACHE_SECONDS": (60, int),
+    "ESCALATION_LADDER": ("", str),  # JSON; see escalation/ladder.py
     "RATELIMIT_PUBLIC": ("30/minute", str),
     "RATELIMIT_LOOKUP": ("120/minute", str),
     "RATELIMIT_STORAGE_URI": ("memory://", str),
@@ -159,10 +163,23 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.login_message = None  # the sign-in page says enough
     login_manager.user_loader(_load_user)
 
+    # Periodic jobs of every room (name -> callable(now)); the scheduler runs them each tick. See escalation/scheduler.py.
+    app.extensions.setdefault("banjie.scheduled", {})
     tz = ZoneInfo(app.config["TIMEZONE"])
-    calendar = from_chinese_calendar()
-    app.extensions["banjie.deadline_policy"] = DeadlinePolicy(calendar_source=lambda: calendar, tz=tz)
-    init_broker(app)
+    settings = SettingsCache(app.config["ESCALATION_CACHE_SECONDS"])
+    app.extensions["banjie.escalation_settings"] = settings
+    app.extensions["banjie.escalation_ladder"] = ladder_from_config(app.config.get("ESCALATION_LADDER"))
+    app.extensions["banjie.deadline_policy"] = DeadlinePolicy(calendar_source=settings.calendar, tz=tz,
+                                                              overrides_source=settings.overrides)
+    broker = init_broker(app)
+
+    from escalation import cli as escalation_cli, tasks as escalation_tasks
+    from escalation.operations import on_event_recorded
+    from tickets.signals import event_recorded
+
+    bind_actors(broker, escalation_tasks.ACTORS)
+    event_recorded.connect(on_event_recorded)  # weak=True is fine: a module-level function
+    escalation_cli.register(app)
 
     import notify
     from notify.quiet import parse_quiet_hours
@@ -205,20 +222,25 @@ def create_app(test_config: dict | None = None) -> Flask:
 @click.command("serve")
 @with_appcontext
 def serve():
-    """Serve Banjie on HOST:PORT. Without BROKER_URL (embedded mode) the Dramatiq worker runs in this process."""
+    """Serve Banjie on HOST:PORT. Without BROKER_URL (embedded mode) the Dramatiq worker and the scheduler run in this process."""
     import dramatiq
     from flask import current_app
 
+    from escalation.scheduler import start_thread
+
     app = current_app._get_current_object()
-    worker = None
+    worker = stop_scheduler = None
     if not app.config["BROKER_URL"]:
         worker = dramatiq.Worker(app.extensions["banjie.broker"], worker_threads=2)
         worker.start()
+        _thread, stop_scheduler = start_thread(app)
     host, port = app.config["HOST"], app.config["PORT"]
     click.echo(f"Banjie: public site http://{host}:{port}/  staff API http://{host}:{port}/api/v1/")
     try:
         # app.run() refuses to start inside a `flask` command, so serve with Werkzeug directly.
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     finally:
+        if stop_scheduler is not None:
+            stop_scheduler.set()
         if worker is not None:
             worker.stop()

@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 
 
 def init_admin(app) -> Admin:
-    from . import auth, management, sms
+    from . import auth, escalation, management, sms
     from .case import CaseView
     from .dashboard import Dashboard
     from .queues import QUEUES, QueueView
@@ -18,6 +18,7 @@ def init_admin(app) -> Admin:
         for queue in QUEUES:
             admin.add_view(QueueView(queue))
         admin.add_view(CaseView(name=_l("Case"), endpoint="case", url="/admin/case"))
+        escalation.register(admin)
         management.register(admin)
         sms.register(admin)
     app.register_blueprint(auth.bp)

@@ -22,6 +22,7 @@ from tickets.models import Department, ReturnVisit, Role, Survey
 from tickets.presenters import iso, staff_view
 
 from .base import RoleGuard, current_actor
+from .escalation import step_history
 from .queues import due_badge, supervision_text
 
 
@@ -156,6 +157,7 @@ class CaseView(RoleGuard, BaseView):
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
             action_labels=ACTION_LABELS, label=label, now_iso=iso(clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),
+            ladder=step_history(db.session, ticket.id),
         )
         return html, status
 

@@ -45,6 +45,22 @@ def next_working_day(calendar: WorkCalendar, day: date) -> date:
     return day
 
 
+def previous_working_day(calendar: WorkCalendar, day: date) -> date:
+    """The last working day strictly before `day`."""
+    day -= timedelta(days=1)
+    while not calendar.is_working_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def offset_working_day(calendar: WorkCalendar, day: date, n: int) -> date:
+    """The working day `n` working days after (n > 0) or before (n < 0) `day`; `day` itself when n is 0."""
+    step = next_working_day if n > 0 else previous_working_day
+    for _ in range(abs(n)):
+        day = step(calendar, day)
+    return day
+
+
 def add_working_days(calendar: WorkCalendar, start: datetime, n: int, tz: ZoneInfo) -> Due:
     """The deadline of `n` working days for an event at `start`.
 
@@ -88,6 +104,18 @@ def working_days_between(calendar: WorkCalendar, start: datetime, end: datetime,
             count += 1
         day += timedelta(days=1)
     return count
+
+
+def from_days(published_years, days) -> WorkCalendar:
+    """A calendar from the rows of published years: `days` yields (date, workday) pairs."""
+    holidays, makeup = set(), set()
+    for day, workday in days:
+        if workday and day.weekday() >= 5:
+            makeup.add(day)
+        elif not workday and day.weekday() < 5:
+            holidays.add(day)
+    return WorkCalendar(known_years=frozenset(published_years), holidays=frozenset(holidays),
+                        makeup_workdays=frozenset(makeup))
 
 
 def from_chinese_calendar() -> WorkCalendar:

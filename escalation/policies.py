@@ -29,9 +29,12 @@ class DeadlinePolicy:
     tz: ZoneInfo
     defaults: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WORKING_DAYS))
     overrides: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # When given, read on each call instead of `overrides` (the console's table, cached per app).
+    overrides_source: Callable[[], Mapping[str, Mapping[str, int]]] | None = None
 
     def working_days(self, kind: str, *, problem_type: str | None = None, department_id: int | None = None) -> int:
-        specific = self.overrides.get(kind, {})
+        overrides = self.overrides_source() if self.overrides_source is not None else self.overrides
+        specific = overrides.get(kind, {})
         if department_id is not None and f"department:{department_id}" in specific:
             return specific[f"department:{department_id}"]
         if problem_type is not None and f"problem_type:{problem_type}" in specific:

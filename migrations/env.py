@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from alembic import context
 from sqlmodel import SQLModel
 
-import notify.models  # noqa: F401  (registers the tables of each room)
+import escalation.models  # noqa: F401  (registers the tables of each room)
+import notify.models  # noqa: F401
 import tickets.models  # noqa: F401
 from tickets.db import UTCDateTime
 

@@ -3,7 +3,11 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, strategies as st
+
+from escalation import store
+from escalation.ladder import fire_at
 
 from escalation.calendar import (
     WorkCalendar,
@@ -11,6 +15,8 @@ from escalation.calendar import (
     from_chinese_calendar,
     working_days_between,
 )
+from tickets.db import db
+from tickets.models import Ticket
 
 TZ = ZoneInfo("Asia/Shanghai")
 CAL = from_chinese_calendar()
@@ -51,6 +57,16 @@ def local(y, m, d, hh=10, mm=0):
         (local(2025, 9, 26), 1, date(2025, 9, 28)),
         (local(2025, 9, 30), 1, date(2025, 10, 9)),
         (local(2025, 10, 10), 1, date(2025, 10, 11)),
+        # after hours and year ends: the local date decides, whatever the hour
+        (local(2025, 12, 31, 23, 30), 1, date(2026, 1, 4)),
+        (local(2026, 1, 4, 22, 0), 2, date(2026, 1, 6)),
+        (local(2026, 12, 30, 23, 59), 1, date(2026, 12, 31)),
+        # weekend filings next to make-up days: Saturday Sep 19 counts as filed on the working Sunday
+        (local(2026, 9, 19), 1, date(2026, 9, 21)),
+        (local(2026, 9, 20, 18, 30), 1, date(2026, 9, 21)),
+        (local(2026, 10, 7, 12, 0), 1, date(2026, 10, 9)),  # last day of the holiday counts as filed on Oct 8
+        (local(2026, 10, 9, 20, 0), 1, date(2026, 10, 10)),  # Friday evening: the make-up Saturday is day one
+        (local(2026, 2, 14, 17, 30), 5, date(2026, 2, 28)),  # make-up Saturday: Feb 24-27, then the make-up Feb 28
         # Labour Day 2026: May 1-5 off, May 9 (Sat) works
         (local(2026, 4, 30), 1, date(2026, 5, 6)),
         (local(2026, 5, 8), 1, date(2026, 5, 9)),
@@ -117,3 +133,91 @@ def test_seeded_years():
     assert not CAL.is_working_day(date(2026, 1, 3)) and CAL.is_working_day(date(2026, 2, 14))
     assert all(CAL.is_working_day(date(2026, 9, 20) + timedelta(days=i)) for i in range(0, 5))
     assert not CAL.is_working_day(date(2026, 9, 25))  # Mid-Autumn
+
+
+# --- the calendar as the database holds it -----------------------------------------------------------
+
+
+
+def test_seeded_table_is_the_chinese_calendar(app):
+    with app.app_context():
+        table = store.settings().calendar()
+    assert table.known_years == frozenset(range(2004, 2027))
+    assert table.holidays == CAL.holidays and table.makeup_workdays == CAL.makeup_workdays
+
+
+def test_provisional_2027_until_imported(app, tmp_path, clock):
+    clock.set(2026, 12, 31, 10, 0)
+    filing = {"name": "张三", "phone": "13800138000", "problem_type": "too_slow", "description": "营业执照变更办了很久。"}
+
+    def accept_due():
+        tracking_no = app.test_client().post("/api/v1/tickets", json=filing).get_json()["tracking_no"]
+        with app.app_context():
+            ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+            return ticket.due_at.astimezone(TZ).date(), ticket.due_provisional
+
+    # the next working day lies in 2027, unpublished: counted as a weekday (Jan 1, a Friday) and flagged
+    assert accept_due() == (date(2027, 1, 1), True)
+    runner = app.test_cli_runner()
+    assert "provisional" in runner.invoke(args=["calendar", "show", "2027"]).output
+    notice = tmp_path / "2027.csv"
+    notice.write_text("date,workday,name\n# 国办发明电〔2026〕x号 (sample)\n2027-01-01,0,元旦\n2027-02-06,1,春节\n"
+                      "2027-02-08,0,春节\n", encoding="utf-8")
+    result = runner.invoke(args=["calendar", "import", str(notice), "--notice", "sample"])
+    assert result.exit_code == 0 and "2027: 2 holiday(s), 1 make-up working day(s); published" in result.output
+    shown = runner.invoke(args=["calendar", "show", "2027"]).output
+    assert "2027-02-06  周六  make-up working day  春节" in shown and "published (import, sample)" in shown
+    with app.app_context():
+        cal = store.settings().calendar()  # the import invalidated this app's cache
+    assert 2027 in cal.known_years and not cal.is_working_day(date(2027, 1, 1)) and cal.is_working_day(date(2027, 2, 6))
+    due = add_working_days(cal, local(2026, 12, 30), 2, TZ)
+    assert due.at.date() == date(2027, 1, 4) and not due.provisional  # Dec 31, (Jan 1 off now), Jan 4
+    assert accept_due() == (date(2027, 1, 4), False)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "lists no days"),
+    ("2027-13-01,0,x", "not a date"),
+    ("2027-01-01,maybe", "workday must be"),
+    ("2027-01-01", "expected date,workday"),
+    ("2027-01-01,0\n2027-01-01,1", "listed twice"),
+])
+def test_calendar_file_errors(text, message):
+    with pytest.raises(store.CalendarFileError, match=message):
+        store.parse_calendar_csv(text)
+
+
+def test_calendar_words():
+    years = store.parse_calendar_csv("2027-02-06,班,春节\n2027-02-08,休\n")
+    assert years == {2027: {date(2027, 2, 6): (True, "春节"), date(2027, 2, 8): (False, None)}}
+
+
+def test_cache_sees_another_process_edit(app):
+    """An edit made elsewhere (another worker process) is picked up once the cache's time is up."""
+    with app.app_context():
+        cache = store.SettingsCache(ttl=0)
+        assert 2030 not in cache.calendar().known_years
+        store.replace_year(db.session, 2030, {date(2030, 1, 1): (False, "元旦")}, source="admin",
+                           now=datetime(2026, 11, 23, tzinfo=TZ))
+        db.session.commit()
+        assert 2030 in cache.calendar().known_years and not cache.calendar().is_working_day(date(2030, 1, 1))
+
+
+def test_console_warning_years():
+    assert store.provisional_years_ahead(date(2026, 10, 31), range(2004, 2027)) == []
+    assert store.provisional_years_ahead(date(2026, 11, 1), range(2004, 2027)) == [2027]
+    assert store.provisional_years_ahead(date(2027, 3, 1), range(2004, 2027)) == [2027]
+    assert store.provisional_years_ahead(date(2026, 11, 23), range(2004, 2028)) == []
+
+
+@given(
+    start=st.datetimes(min_value=datetime(2004, 1, 1), max_value=datetime(2026, 12, 1), timezones=st.just(TZ)),
+    n=st.integers(min_value=2, max_value=30),
+)
+def test_ladder_times_keep_their_order_and_working_days(start, n):
+    due = add_working_days(CAL, start, n, TZ).at
+    warning, supervisor, leader = (fire_at(CAL, due, offset, TZ) for offset in (-1, 0, 2))
+    assert start < warning < supervisor == due < leader
+    assert CAL.is_working_day(warning.date()) and CAL.is_working_day(leader.date())
+    assert working_days_between(CAL, warning, due, TZ) == 1
+    assert working_days_between(CAL, due, leader, TZ) == 2

@@ -54,6 +54,7 @@ ACTION_LABELS = {
     "explain": _l("Explained and closed"),
     "rate": _l("Rated"),
     "record_visit": _l("Return visit recorded"),
+    "escalate": _l("Escalated (deadline ladder)"),
 }
 
 DEADLINE_LABELS = {

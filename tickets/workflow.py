@@ -43,6 +43,8 @@ class Actor:
     user_id: int | None
     role: Role | None
     department_id: int | None = None
+    system: bool = False  # the sweeper and other automatic steps
+
 
     @classmethod
     def of(cls, user) -> "Actor":
@@ -50,6 +52,7 @@ class Actor:
 
 
 CITIZEN = Actor(None, None)
+SYSTEM = Actor(None, None, system=True)
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ def _event(session, ticket: Ticket, actor: Actor, action: str, now: datetime, *,
            note=None, public=False, public_note=None, data=None) -> Event:
     event = Event(
         ticket_id=ticket.id, at=now, actor_id=actor.user_id,
-        actor_role=actor.role.value if actor.role else "citizen", action=action,
+        actor_role="system" if actor.system else actor.role.value if actor.role else "citizen", action=action,
         from_status=from_status, to_status=ticket.status, note=note, public=public,
         public_note=public_note, data=data,
     )
@@ -439,6 +442,17 @@ def _remind(session, ticket, actor, data, now):
     ticket.supervision_level = max(1, ticket.supervision_level)
     return _event(session, ticket, actor, "remind", now, from_status=ticket.status, note=data["note"],
                   data={"supervision_level": ticket.supervision_level})
+
+
+def escalate(session, ticket: Ticket, level: int, now: datetime, data: dict) -> Event:
+    """A ladder step raised the case's supervision (1 催办, 2 督办, 3 挂牌督办): an internal event by the system.
+
+    With `remind`, the only place that changes `supervision_level`; it never lowers it. No role check and no
+    version bump: it is not a staff action, and a handler's open form must not turn stale because of it.
+    """
+    ticket.supervision_level = max(level, ticket.supervision_level)
+    return _event(session, ticket, SYSTEM, "escalate", now, from_status=ticket.status,
+                  data={**data, "level": level})
 
 
 def _note(session, ticket, actor, data, now):

@@ -1,0 +1,214 @@
+"""The escalation room in the console: overdue and due-soon cases, the working-day calendar editor, the
+deadline policies, and the banners every console page shows (a stale scheduler, an unpublished year).
+"""
+from __future__ import annotations
+
+
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, redirect, request, url_for
+from flask_admin import BaseView, expose
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from escalation import store, sweeper
+from escalation.calendar import working_days_between
+from escalation.models import CalendarYear, EscalationStep, PolicyOverride
+from escalation.policies import DEFAULT_WORKING_DAYS
+from tickets import clock
+from tickets.access import visibility
+from tickets.db import db
+from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label
+from tickets.models import Department, ProblemType, Role, Ticket
+from tickets.presenters import local_tz
+from tickets.workflow import MAX_WORKING_DAYS
+
+from .base import STAFF, RoleGuard, current_actor
+from .queues import OPEN, department_names, soon_threshold, supervision_text
+
+CATEGORY = _l("Deadlines")
+OFFICE = frozenset({Role.admin, Role.office})
+LIST_LIMIT = 200
+
+STEP_LABELS = {
+    "warning": _l("Warning to the handler"),
+    "supervisor": _l("Supervisor told (督办)"),
+    "leader": _l("Leader told (挂牌督办)"),
+    "office_reminder": _l("Reminder to the office"),
+}
+
+
+def step_history(session, ticket_id: int) -> list[dict]:
+    """The ladder of one case, for its page: what fired, what waits, what was called off."""
+    rows = session.scalars(sa.select(EscalationStep).where(EscalationStep.ticket_id == ticket_id)
+                           .order_by(EscalationStep.due_at, EscalationStep.id))
+    return [{"deadline": label(DEADLINE_LABELS, s.kind), "round": s.round, "step": label(STEP_LABELS, s.step),
+             "level": s.level, "due_at": s.due_at, "fired_at": s.fired_at, "cancelled_at": s.cancelled_at,
+             "sms_count": s.sms_count} for s in rows]
+
+
+class DeadlinesView(RoleGuard, BaseView):
+    """Overdue cases (most overdue first) and cases due before the end of the next working day."""
+
+    roles = STAFF
+
+    @expose("/")
+    def index(self):
+        return self._list("overdue")
+
+    @expose("/soon")
+    def soon(self):
+        return self._list("soon")
+
+    def _list(self, which: str):
+        now = clock.now()
+        where = [visibility(current_actor()), Ticket.status.in_(OPEN), Ticket.due_at.is_not(None)]
+        if which == "overdue":
+            where.append(Ticket.due_at < now)
+        else:
+            where += [Ticket.due_at >= now, Ticket.due_at < soon_threshold(now)]
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(*where))
+        cases = db.session.scalars(sa.select(Ticket).where(*where).order_by(Ticket.due_at, Ticket.id)
+                                   .limit(LIST_LIMIT)).all()
+        calendar, zone = store.settings().calendar(), local_tz()
+        rows = [{"ticket": t, "status": label(STATUS_LABELS, t.status), "deadline": label(DEADLINE_LABELS, t.due_kind),
+                 "late_days": working_days_between(calendar, t.due_at, now, zone) if t.due_at < now else None,
+                 "supervision": supervision_text(t.supervision_level)} for t in cases]
+        return self.render("admin/escalation/deadlines.html", which=which, rows=rows, total=total,
+                           limit=LIST_LIMIT, departments=department_names())
+
+
+class CalendarView(RoleGuard, BaseView):
+    """The working-day calendar: each year published from the State Council notice, or provisional."""
+
+    roles = OFFICE
+
+    @expose("/")
+    def index(self):
+        today = clock.now().astimezone(local_tz()).date()
+        years = {y.year: y for y in db.session.scalars(sa.select(CalendarYear))}
+        shown = sorted(set(years) | {today.year, today.year + 1}, reverse=True)
+        return self.render("admin/escalation/calendar.html", years=years, shown=shown, today=today)
+
+    @expose("/<int:year>", methods=("GET", "POST"))
+    def year(self, year: int):
+        if not 2000 <= year <= 2100:
+            abort(404)
+        row = db.session.get(CalendarYear, year)
+        error, text, notice = None, None, (row.notice if row else "") or ""
+        if request.method == "POST":
+            text, notice = request.form.get("days", ""), request.form.get("notice", "").strip()[:200]
+            try:
+                parsed = store.parse_calendar_csv(text)
+                if set(parsed) != {year}:
+                    raise store.CalendarFileError(_("Every line must be a day of %(year)d.", year=year))
+            except store.CalendarFileError as problem:
+                error = str(problem)
+            else:
+                store.replace_year(db.session, year, parsed[year], source="admin", now=clock.now(),
+                                   notice=notice or None)
+                db.session.commit()
+                store.invalidate()
+                flash(_("%(year)d is published: deadlines in it now follow these days.", year=year), "success")
+                return redirect(url_for(".year", year=year))
+        exceptions = store.year_exceptions(db.session, year) if row and row.published else {}
+        if text is None:
+            text = "".join(f"{d.isoformat()},{1 if w else 0},{n or ''}\n" for d, (w, n) in exceptions.items())
+        return self.render("admin/escalation/calendar_year.html", year=year, row=row, exceptions=exceptions,
+                           text=text, notice=notice, error=error), 400 if error else 200
+
+
+def _scope(value: str) -> tuple[str | None, int | None]:
+    """`problem_type:<code>` or `department:<id>` of an existing department; (None, None) otherwise."""
+    kind, _sep, key = value.partition(":")
+    if kind == "problem_type" and key in ProblemType.__members__:
+        return key, None
+    if kind == "department" and key.isascii() and key.isdigit() and len(key) < 10 \
+            and db.session.get(Department, int(key)) is not None:
+        return None, int(key)
+    return None, None
+
+
+class PolicyView(RoleGuard, BaseView):
+    """Working days per deadline kind: the defaults, and overrides per problem type or per department."""
+
+    roles = OFFICE
+
+    @expose("/")
+    def index(self, error=None, status=200):
+        overrides = db.session.scalars(sa.select(PolicyOverride).order_by(
+            PolicyOverride.kind, PolicyOverride.problem_type, PolicyOverride.department_id)).all()
+        departments = db.session.execute(sa.select(Department.id, Department.name).where(Department.active.is_(True))
+                                         .order_by(Department.code)).all()
+        return self.render(
+            "admin/escalation/policies.html", overrides=overrides, defaults=DEFAULT_WORKING_DAYS,
+            kinds=[(k, label(DEADLINE_LABELS, k)) for k in DEFAULT_WORKING_DAYS],
+            problem_types=[(p.value, label(PROBLEM_TYPE_LABELS, p.value)) for p in ProblemType],
+            departments=departments, department_names=department_names(), error=error, form=request.form,
+            kind_label=lambda k: label(DEADLINE_LABELS, k), type_label=lambda p: label(PROBLEM_TYPE_LABELS, p),
+            max_days=MAX_WORKING_DAYS,
+        ), status
+
+    @expose("/set", methods=("POST",))
+    def set(self):
+        form = request.form
+        kind, scope, days = form.get("kind", ""), form.get("scope", ""), form.get("working_days", "")
+        problem_type, department_id = _scope(scope)
+        if kind not in DEFAULT_WORKING_DAYS or (problem_type is None and department_id is None):
+            return self.index(error=_("Choose a deadline and a problem type or department."), status=400)
+        if not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= MAX_WORKING_DAYS):
+            return self.index(error=_("Working days must be a whole number from 1 to %(max)d.", max=MAX_WORKING_DAYS),
+                              status=400)
+        row = db.session.scalar(sa.select(PolicyOverride).where(
+            PolicyOverride.kind == kind,
+            PolicyOverride.problem_type == problem_type if problem_type else PolicyOverride.problem_type.is_(None),
+            PolicyOverride.department_id == department_id if department_id else PolicyOverride.department_id.is_(None)))
+        if row is None:
+            row = PolicyOverride(kind=kind, problem_type=problem_type, department_id=department_id, working_days=0)
+            db.session.add(row)
+        row.working_days, row.updated_at, row.updated_by = int(days), clock.now(), current_user.id
+        self._changed()
+        flash(_("Saved. New deadlines follow it; running ones keep theirs."), "success")
+        return redirect(url_for(".index"))
+
+    @expose("/<int:override_id>/delete", methods=("POST",))
+    def delete(self, override_id: int):
+        row = db.session.get(PolicyOverride, override_id)
+        if row is None:
+            abort(404)
+        db.session.delete(row)
+        self._changed()
+        flash(_("Removed: the default applies again."), "success")
+        return redirect(url_for(".index"))
+
+    def _changed(self):
+        store.mark_changed(db.session, "policy", clock.now())
+        db.session.commit()
+        store.invalidate()
+
+
+def console_alerts() -> dict:
+    """What every console page warns about: a stale scheduler (red) and years without a published calendar."""
+    if not current_user.is_authenticated:
+        return {}
+    now = clock.now()
+    last = sweeper.last_run(db.session)
+    interval = current_app.config["SWEEP_INTERVAL_SECONDS"]
+    published = db.session.scalars(sa.select(CalendarYear.year).where(CalendarYear.published.is_(True))).all()
+    today = now.astimezone(local_tz()).date()
+    return {"scheduler_stale": sweeper.is_stale(last, now, interval), "scheduler_last_run": last.at if last else None,
+            "provisional_years": store.provisional_years_ahead(today, published),
+            "can_edit_calendar": Role(current_user.role) in OFFICE}
+
+
+def register(admin) -> None:
+    admin.add_view(DeadlinesView(name=_l("Overdue and due soon"), endpoint="deadlines", url="/admin/deadlines", category=CATEGORY))
+    admin.add_view(CalendarView(name=_l("Working-day calendar"), endpoint="work_calendar", url="/admin/calendar",
+                                category=CATEGORY))
+    admin.add_view(PolicyView(name=_l("Deadline policies"), endpoint="policies", url="/admin/policies",
+                              category=CATEGORY))
+    admin.app.context_processor(lambda: {"escalation_alerts": console_alerts})
+
+
+

@@ -1,0 +1,85 @@
+"""`flask calendar show|import` and `flask escalation sweep|scheduler`."""
+from __future__ import annotations
+
+
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from tickets import clock
+from tickets.db import db
+
+from . import store, sweeper
+from .models import CalendarYear
+
+calendar_cli = AppGroup("calendar", help="The working-day calendar.")
+escalation_cli = AppGroup("escalation", help="The escalation ladder: sweeps and the scheduler.")
+
+
+@calendar_cli.command("show")
+@click.argument("year", type=int)
+def calendar_show(year):
+    """List YEAR's holidays and make-up working days, and whether the year is published."""
+    row = db.session.get(CalendarYear, year)
+    if row is None or not row.published:
+        click.echo(f"{year}: not published - provisional (Monday to Friday are working days, no holidays)")
+        return
+    click.echo(f"{year}: published ({row.source}{', ' + row.notice if row.notice else ''})")
+    for day, (workday, name) in store.year_exceptions(db.session, year).items():
+        kind = "make-up working day" if workday else "holiday"
+        click.echo(f"{day.isoformat()}  {'周' + '一二三四五六日'[day.weekday()]}  {kind:<20} {name or ''}".rstrip())
+
+
+@calendar_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--notice", help="the State Council notice the days come from")
+def calendar_import(path, notice):
+    """Import PATH, a CSV of `date,workday,name` lines (only days that differ from Monday-Friday).
+
+    workday is 1 for a make-up working weekend day, 0 for a holiday. Each year in the file is replaced
+    whole and published, e.g.
+
+        date,workday,name
+        2027-01-01,0,元旦
+        2027-02-06,1,春节
+    """
+    try:
+        years = store.parse_calendar_csv(path.read_text(encoding="utf-8-sig"))
+    except (store.CalendarFileError, UnicodeDecodeError) as error:
+        raise click.ClickException(str(error)) from None
+    now = clock.now()
+    for year, exceptions in sorted(years.items()):
+        store.replace_year(db.session, year, exceptions, source="import", now=now, notice=notice)
+        click.echo(f"{year}: {sum(not w for w, _ in exceptions.values())} holiday(s), "
+                   f"{sum(w for w, _ in exceptions.values())} make-up working day(s); published")
+    db.session.commit()
+    store.invalidate()
+
+
+@escalation_cli.command("sweep")
+def escalation_sweep():
+    """Fire every ladder step that is due now, and print what was done."""
+    click.echo(sweeper.sweep(db.session, clock.now()).summary())
+
+
+@escalation_cli.command("plan")
+def escalation_plan():
+    """Plan the ladder of every open case (once after upgrading, or after changing ESCALATION_LADDER)."""
+    from .operations import plan_all
+
+    click.echo(f"planned the ladder of {plan_all(db.session, clock.now())} open case(s)")
+
+
+@escalation_cli.command("scheduler")
+def escalation_scheduler():
+    """Run the scheduler loop in this process (production runs one of these next to the workers)."""
+    from .scheduler import run_process
+
+    run_process(current_app._get_current_object())
+
+
+def register(app) -> None:
+    app.cli.add_command(calendar_cli)
+    app.cli.add_command(escalation_cli)

@@ -1,0 +1,78 @@
+"""The scheduler: every `SWEEP_INTERVAL_SECONDS` it enqueues the sweeper and runs the registered jobs.
+
+Other rooms register periodic work without being imported here: `app.extensions["banjie.scheduled"]`
+is a dict (created by create_app before any room is set up) from a job name to a callable taking the
+current time. A job must be cheap and idempotent, since a tick may repeat after a restart; typically it
+only enqueues an actor (the SMS room's outbox re-driver, the reports room's monthly generation). Each
+job runs on its own: one that raises is logged and the others still run, and so does the next tick.
+
+Two ways to run it:
+- production: one process, `python -m escalation.scheduler` (or `flask escalation scheduler`), next to
+  the `dramatiq worker` processes that do the work;
+- embedded (`flask serve` without BROKER_URL): a daemon thread of the serve process runs the same loop.
+Running two schedulers is harmless (sweeps claim their steps) but wasteful.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from tickets import clock
+
+log = logging.getLogger(__name__)
+
+
+def tick(app) -> list[str]:
+    """One round: enqueue a sweep, then every registered job. Returns the names of what failed."""
+    failed = []
+    with app.app_context():
+        from .tasks import sweep_escalations
+
+        now = clock.now()
+        jobs = {"escalation-sweep": lambda _now: sweep_escalations.send(), **app.extensions["banjie.scheduled"]}
+        for name, job in jobs.items():
+            try:
+                job(now)
+            except Exception:  # a broker outage or one bad job must not stop the others or the loop
+                log.exception("scheduled job %s failed", name)
+                failed.append(name)
+    return failed
+
+
+def run(app, stop: threading.Event) -> None:
+    interval = app.config["SWEEP_INTERVAL_SECONDS"]
+    log.info("scheduler: every %s s", interval)
+    while not stop.is_set():
+        tick(app)
+        stop.wait(interval)
+
+
+def start_thread(app) -> tuple[threading.Thread, threading.Event]:
+    """The embedded scheduler: a daemon thread of this process."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(app, stop), name="banjie-scheduler", daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def run_process(app) -> None:
+    """The scheduler as a process of its own, until SIGINT or SIGTERM."""
+    if not app.config["BROKER_URL"]:
+        raise SystemExit("The scheduler process needs BROKER_URL (its sweeps run on dramatiq workers); "
+                         "without a broker, `flask serve` runs the scheduler itself.")
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    run(app, stop)
+
+
+def main() -> None:
+    from worker import app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run_process(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""The calendar and the policy overrides as the database holds them, cached per app.
+
+Filing computes a deadline on every request, so the calendar is not read per computation: each app keeps
+the last loaded `WorkCalendar` and overrides, and looks at two small heartbeat rows (`calendar`,
+`policy`) at most every `ESCALATION_CACHE_SECONDS` to see whether an administrator changed them in
+another process. An edit in this process invalidates at once.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from tickets.db import db
+
+from .calendar import WorkCalendar, from_days
+from .models import CalendarDay, CalendarYear, DayKind, Heartbeat, PolicyOverride
+
+CHANGE_MARKERS = ("calendar", "policy")
+
+
+def default_kind(day: date) -> DayKind:
+    return DayKind.weekday if day.weekday() < 5 else DayKind.weekend
+
+
+def day_kind(day: date, workday: bool) -> DayKind:
+    if workday:
+        return DayKind.weekday if day.weekday() < 5 else DayKind.makeup
+    return DayKind.holiday if day.weekday() < 5 else DayKind.weekend
+
+
+def year_days(year: int, exceptions: dict[date, tuple[bool, str | None]], source: str) -> list[dict]:
+    """Every day of `year` as calendar_day rows: the exceptions as given, the rest Monday–Friday."""
+    rows, day = [], date(year, 1, 1)
+    while day.year == year:
+        workday, name = exceptions.get(day, (day.weekday() < 5, None))
+        rows.append({"day": day, "workday": workday, "kind": day_kind(day, workday).value, "name": name,
+                     "source": source})
+        day += timedelta(days=1)
+    return rows
+
+
+def chinese_calendar_exceptions(first: int = 2004, last: int = 2026) -> dict[int, dict]:
+    """Holidays and make-up working days per year, as the `chinesecalendar` package publishes them."""
+    from chinese_calendar.constants import Holiday, holidays, workdays
+
+    chinese = {h.value: h.chinese for h in Holiday}
+    years: dict[int, dict] = {y: {} for y in range(first, last + 1)}
+    for table, workday in ((holidays, False), (workdays, True)):
+        for day, name in table.items():
+            if first <= day.year <= last and (day.weekday() < 5) != workday:
+                years[day.year][day] = (workday, chinese.get(name, name))
+    return years
+
+
+class CalendarFileError(ValueError):
+    pass
+
+
+TRUE_WORDS = {"1", "true", "yes", "y", "workday", "work", "班", "上班", "是"}
+FALSE_WORDS = {"0", "false", "no", "n", "holiday", "off", "休", "休息", "否"}
+
+
+def parse_calendar_csv(text: str) -> dict[int, dict[date, tuple[bool, str | None]]]:
+    """`date,workday,name` lines (a header line is allowed, `#` starts a comment) → exceptions per year.
+
+    List only the days that differ from Monday–Friday: holidays on weekdays (workday 0) and make-up
+    working weekends (workday 1). Every year named in the file is replaced whole and published.
+    """
+    years: dict[int, dict] = {}
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        cells = [c.strip() for c in row]
+        if not cells or not cells[0] or cells[0].startswith("#") or cells[0].lower() == "date":
+            continue
+        if len(cells) < 2:
+            raise CalendarFileError(f"line {number}: expected date,workday[,name]")
+        try:
+            day = date.fromisoformat(cells[0])
+        except ValueError:
+            raise CalendarFileError(f"line {number}: {cells[0]!r} is not a date (YYYY-MM-DD)") from None
+        flag = cells[1].lower()
+        if flag not in TRUE_WORDS | FALSE_WORDS:
+            raise CalendarFileError(f"line {number}: workday must be 1 or 0, not {cells[1]!r}")
+        name = (cells[2] if len(cells) > 2 else "")[:50] or None
+        exceptions = years.setdefault(day.year, {})
+        if day in exceptions:
+            raise CalendarFileError(f"line {number}: {day} is listed twice")
+        exceptions[day] = (flag in TRUE_WORDS, name)
+    if not years:
+        raise CalendarFileError("the file lists no days")
+    return years
+
+
+def mark_changed(session, name: str, now: datetime, data: dict | None = None) -> None:
+    """Move a marker (one upsert, so two sweepers finishing together do not collide on the insert)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(Heartbeat).values(name=name, at=now, data=data)
+    session.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"at": now, "data": data}))
+
+
+def replace_year(session, year: int, exceptions: dict, *, source: str, now: datetime, published: bool = True,
+                 notice: str | None = None) -> CalendarYear:
+    """Write a whole year of days and (un)publish it. The caller commits, then calls `invalidate()`."""
+    session.execute(sa.delete(CalendarDay).where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31)))
+    session.execute(sa.insert(CalendarDay), year_days(year, exceptions, source))
+    row = session.get(CalendarYear, year)
+    if row is None:
+        row = CalendarYear(year=year)
+        session.add(row)
+    row.published, row.source, row.updated_at = published, source, now
+    row.notice = notice or row.notice
+    mark_changed(session, "calendar", now, {"year": year})
+    return row
+
+
+def year_exceptions(session, year: int) -> dict[date, tuple[bool, str | None]]:
+    rows = session.execute(
+        sa.select(CalendarDay.day, CalendarDay.workday, CalendarDay.name)
+        .where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31))
+        .where(CalendarDay.kind.in_([DayKind.holiday.value, DayKind.makeup.value]))
+        .order_by(CalendarDay.day)
+    ).all()
+    return {day: (workday, name) for day, workday, name in rows}
+
+
+def load_calendar(connection) -> WorkCalendar:
+    published = set(connection.scalars(sa.select(CalendarYear.year).where(CalendarYear.published.is_(True))))
+    days = connection.execute(
+        sa.select(CalendarDay.day, CalendarDay.workday)
+        .where(CalendarDay.kind.in_([DayKind.holiday.value, DayKind.makeup.value]))
+    ).all()
+    return from_days(published, [(day, workday) for day, workday in days if day.year in published])
+
+
+def load_overrides(connection) -> dict[str, dict[str, int]]:
+    overrides: dict[str, dict[str, int]] = {}
+    for kind, problem_type, department_id, days in connection.execute(
+        sa.select(PolicyOverride.kind, PolicyOverride.problem_type, PolicyOverride.department_id,
+                  PolicyOverride.working_days)
+    ):
+        scope = f"department:{department_id}" if department_id is not None else f"problem_type:{problem_type}"
+        overrides.setdefault(kind, {})[scope] = days
+    return overrides
+
+
+class SettingsCache:
+    """The calendar and overrides of one app, reloaded when a change marker moves (checked every `ttl` s)."""
+
+    def __init__(self, ttl: float):
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._checked = float("-inf")
+        self._stamp: object = None
+        self._calendar = WorkCalendar()
+        self._overrides: dict = {}
+
+    def invalidate(self) -> None:
+        self._checked, self._stamp = float("-inf"), None
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._checked < self.ttl:
+            return
+        with self._lock, db.engine.connect() as connection:
+            stamp = tuple(connection.execute(
+                sa.select(Heartbeat.name, Heartbeat.at).where(Heartbeat.name.in_(CHANGE_MARKERS)).order_by(Heartbeat.name)
+            ).all())
+            if stamp != self._stamp or self._stamp is None:
+                self._calendar = load_calendar(connection)
+                self._overrides = load_overrides(connection)
+                self._stamp = stamp
+            self._checked = time.monotonic()
+
+    def calendar(self) -> WorkCalendar:
+        self._refresh()
+        return self._calendar
+
+    def overrides(self) -> dict:
+        self._refresh()
+        return self._overrides
+
+
+def settings() -> SettingsCache:
+    return current_app.extensions["banjie.escalation_settings"]
+
+
+def invalidate() -> None:
+    settings().invalidate()
+
+
+def provisional_years_ahead(today: date, published: Iterable[int]) -> list[int]:
+    """Years the console should warn about: next year from November on, and this year, when unpublished."""
+    years = [today.year] + ([today.year + 1] if today.month >= 11 else [])
+    return [y for y in years if y not in set(published)]

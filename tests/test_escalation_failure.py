@@ -1,0 +1,161 @@
+"""Exactly once under failure: overlapping sweepers, a worker killed mid-batch, a broker that is down."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import dramatiq
+import pytest
+import sqlalchemy as sa
+
+from conftest import seed_world
+from escalation import scheduler, sweeper
+from escalation.models import EscalationStep
+from notify.models import SmsMessage
+from tickets.db import db
+from tickets.models import Event, User
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = 20
+DUE_STEPS = CASES * 3  # warning, supervisor and leader of each handling deadline
+
+
+def open_cases(world, clock, n=CASES):
+    """n cases transferred to A in March 2026, so every rung of their ladders is long due."""
+    with world.app.app_context():
+        db.session.get(User, world.users["dept_a"]).phone = "+8613800000011"
+        db.session.commit()
+    clock.set(2026, 3, 2, 9, 0)
+    for _ in range(n):
+        case = world.file()["tracking_no"]
+        world.act("office", case, "accept")
+        world.act("office", case, "transfer", department_id=world.departments["A"])
+    clock.set(2026, 4, 1, 9, 0)
+
+
+def fired_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(EscalationStep)
+                                 .where(EscalationStep.fired_at.is_not(None)))
+
+
+def assert_each_once(app, fired=DUE_STEPS):
+    """Every due step fired, and each left one escalation event and one SMS per recipient, no more."""
+    with app.app_context():
+        assert fired_count(app) == fired
+        events = Counter((e.ticket_id, e.data["level"]) for e in db.session.scalars(
+            sa.select(Event).where(Event.action == "escalate")))
+        assert len(events) == fired and set(events.values()) == {1}
+        sms = db.session.execute(sa.select(SmsMessage.ticket_id, SmsMessage.template, sa.func.count())
+                                 .where(SmsMessage.template.like("escalation_%"))
+                                 .group_by(SmsMessage.ticket_id, SmsMessage.template)).all()
+        assert len(sms) == fired and {n for *_, n in sms} == {1}
+        sms_counted = db.session.scalar(sa.select(sa.func.sum(EscalationStep.sms_count)))
+        assert sms_counted == fired
+
+
+@pytest.mark.slow
+def test_two_sweepers_at_once(world, clock, monkeypatch, database_url):
+    open_cases(world, clock)
+    monkeypatch.setenv("BANJIE_TEST_SWEEP_PAUSE", "0.05")  # hold each batch open so the two overlap
+    barrier, results = threading.Barrier(2), []
+
+    def run():
+        with world.app.app_context():
+            barrier.wait()
+            results.append(sweeper.sweep(db.session, clock(), batch_size=4))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(sum(r.fired.values()) for r in results) == DUE_STEPS
+    if database_url.startswith("postgresql"):  # SQLite has one writer: there the second just waits its turn
+        assert all(r.batches for r in results), [r.summary() for r in results]  # both took part, disjointly
+    assert_each_once(world.app)
+
+
+def _worker(database_url, redis_url, log, **extra_env):
+    env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": redis_url, "SECRET_KEY": "test-secret",
+           "ESCALATION_BATCH_SIZE": "5", **extra_env}
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "dramatiq"), "worker", "--processes", "1", "--threads", "1",
+         "--queues", "escalation", "worker"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_until(condition, timeout=60.0):
+    """Poll `condition` (a database probe) until it holds; the processes under test run on real time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_worker_killed_mid_batch_fires_each_step_once(world, clock, make_app, database_url, redis_url, tmp_path):
+    open_cases(world, clock)  # the worker runs on real time: March 2026 is long past
+    producer = make_app(BROKER_URL=redis_url)
+    from escalation.tasks import sweep_escalations
+
+    with (tmp_path / "worker.log").open("ab") as log:
+        worker = _worker(database_url, redis_url, log, BANJIE_TEST_SWEEP_PAUSE="1.5")
+        try:
+            with producer.app_context():
+                sweep_escalations.send()
+            wait_until(lambda: fired_count(world.app) >= 5)
+            time.sleep(0.5)  # well inside the next batch's pause: claimed, acted, not committed
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+            killed_at = fired_count(world.app)
+            assert 0 < killed_at < DUE_STEPS and killed_at % 5 == 0  # only whole batches survived
+            worker = _worker(database_url, redis_url, log)
+            with producer.app_context():
+                sweep_escalations.send()
+            wait_until(lambda: fired_count(world.app) == DUE_STEPS)
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(10)
+    assert_each_once(world.app)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_broker_down_loses_nothing(make_app, clock, redis_url):
+    down = make_app(BROKER_URL="redis://127.0.0.1:1/0")  # nothing listens there
+    world = seed_world(down, down.test_client())
+    open_cases(world, clock, n=5)  # filing and transferring never touch the broker
+    assert scheduler.tick(down) == ["escalation-sweep"]  # logged, not raised; the loop goes on
+    assert fired_count(down) == 0
+    up = make_app(BROKER_URL=redis_url)
+    assert scheduler.tick(up) == []
+    broker = up.extensions["banjie.broker"]
+    worker = dramatiq.Worker(broker, worker_threads=1, queues={"escalation"})
+    worker.start()
+    try:
+        broker.join("escalation", timeout=30_000)
+        worker.join()
+    finally:
+        worker.stop()
+    assert_each_once(up, fired=15)
+
+
+def test_failing_job_does_not_stop_the_others(app, caplog):
+    ran = []
+    app.extensions["banjie.scheduled"].update({
+        "broken": lambda now: 1 / 0,
+        "fine": lambda now: ran.append(now),
+    })
+    assert scheduler.tick(app) == ["broken"]
+    assert len(ran) == 1 and "scheduled job broken failed" in caplog.text
