@@ -8,6 +8,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import notify.models  # noqa: F401  (registers the tables of each room)
+import reports.models  # noqa: F401
 import tickets.models  # noqa: F401
 from tickets.db import UTCDateTime
 

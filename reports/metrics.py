@@ -1,0 +1,440 @@
+"""The month's figures, by SQL aggregation over the history (events, deadlines, surveys), never by current status.
+
+Every count is defined by rows whose timestamps fall inside the month (local time), or by the history as
+it stood at the month's end, so a past month gives the same figures whenever it is computed. The queries
+group by department; the office total is the sum of the groups (each case belongs to exactly one
+department, or to none when the office settled it itself). Definitions: `formulas.FORMULAS`.
+
+Working days: the handling-time query groups the closed cases by (department, local accept day, local
+closing day) in SQL, and the calendar is applied once per distinct day pair in Python. A month has at
+most a few thousand distinct pairs however many cases it holds, and the calendar stays the one
+`escalation.calendar` computes deadlines with (a SQL copy of the calendar could drift from it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from escalation.calendar import WorkCalendar, working_days_between
+from tickets.labels import PROBLEM_TYPE_LABELS, label
+from tickets.models import Deadline, Department, Event, ExtensionRequest, ReturnVisit, Survey, Ticket
+
+from .formulas import FORMULA_VERSION
+
+CLOSING_ACTIONS = ("approve", "resolve", "explain")
+RECLOSING_ACTIONS = ("approve", "explain")       # what answers a bad rating
+SUPERVISION_ACTIONS = ("escalate", "remind")     # a remind counts as level 1
+DEPARTMENT_DEADLINES = ("handle", "rectify")      # deadlines the department is measured by
+ON_TIME_DEADLINES = ("accept", "handle", "rectify")
+LEVELS = (1, 2, 3)
+LIST_LIMIT = 100
+TOP_LIMIT = 10
+TREND_MONTHS = 12
+MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class BadMonth(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Month":
+        match = MONTH.match(text or "")
+        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+            raise BadMonth(text)
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def containing(cls, instant: datetime, tz: ZoneInfo) -> "Month":
+        local = instant.astimezone(tz)
+        return cls(local.year, local.month)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    def shift(self, months: int) -> "Month":
+        index = self.year * 12 + self.month - 1 + months
+        return Month(index // 12, index % 12 + 1)
+
+    def bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """[start, end) of the month in local time, as aware datetimes."""
+        nxt = self.shift(1)
+        return (datetime(self.year, self.month, 1, tzinfo=tz), datetime(nxt.year, nxt.month, 1, tzinfo=tz))
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+# --- SQL building blocks --------------------------------------------------------------------------
+
+def local_date(column, tz: ZoneInfo, dialect: str):
+    """The local calendar day of a UTC timestamp column, in SQL."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.timezone(tz.key, column), sa.Date)
+    # SQLite stores naive UTC; a fixed offset is exact for zones without daylight saving (Asia/Shanghai).
+    offset = datetime(2000, 1, 1, tzinfo=tz).utcoffset()
+    return sa.func.date(column, f"{int(offset.total_seconds())} seconds")
+
+
+def department_at(ticket_id, at):
+    """The department leading a case at an instant: the one of its latest handling deadline started before it."""
+    return (
+        sa.select(Deadline.department_id)
+        .where(Deadline.ticket_id == ticket_id, Deadline.kind == "handle", Deadline.started_at < at)
+        .order_by(Deadline.started_at.desc(), Deadline.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def status_at(ticket_id, at):
+    """A case's status at an instant: where its last state-carrying event before then left it."""
+    earlier = sa.orm.aliased(Event)  # the outer query may read `event` too
+    return (
+        sa.select(earlier.to_status)
+        .where(earlier.ticket_id == ticket_id, earlier.at < at, earlier.to_status.is_not(None))
+        .order_by(earlier.at.desc(), earlier.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def supervision_level_at(ticket_id, at):
+    level = sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
+    return (
+        sa.select(sa.func.max(level))
+        .where(Event.ticket_id == ticket_id, Event.action.in_(SUPERVISION_ACTIONS), Event.at < at)
+        .scalar_subquery()
+    )
+
+
+def _in(column, start, end):
+    return sa.and_(column >= start, column < end)
+
+
+def _flag(condition):
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+# --- the queries (each returns rows grouped by department) ------------------------------------------
+
+def cohort_rows(session, start, end):
+    """Per department: accepted in the month, and of those closed at the month's end."""
+    accept = sa.select(
+        Event.ticket_id.label("ticket_id"),
+        department_at(Event.ticket_id, end).label("department_id"),
+        status_at(Event.ticket_id, end).label("status"),
+    ).where(Event.action == "accept", _in(Event.at, start, end)).subquery()
+    return session.execute(
+        sa.select(accept.c.department_id, sa.func.count(), _flag(accept.c.status == "closed"))
+        .group_by(accept.c.department_id)
+    ).all()
+
+
+def closed_rows(session, start, end, tz, dialect):
+    """Per department, on-time flag and (accept day, closing day): the cases closed in the month."""
+    closes = (
+        sa.select(Event.ticket_id.label("ticket_id"), sa.func.max(Event.at).label("closed_at"))
+        .where(Event.action.in_(CLOSING_ACTIONS), _in(Event.at, start, end))
+        .group_by(Event.ticket_id)
+        .subquery()
+    )
+    accepted = sa.orm.aliased(Event)
+    missed = (
+        sa.select(Deadline.id)
+        .where(Deadline.ticket_id == closes.c.ticket_id, Deadline.kind.in_(ON_TIME_DEADLINES),
+               Deadline.started_at < closes.c.closed_at,
+               sa.func.coalesce(Deadline.ended_at, closes.c.closed_at) > Deadline.due_at)
+        .exists()
+    )
+    rows = sa.select(
+        department_at(closes.c.ticket_id, end).label("department_id"),
+        sa.case((missed, 0), else_=1).label("on_time"),
+        local_date(accepted.at, tz, dialect).label("from_day"),
+        local_date(closes.c.closed_at, tz, dialect).label("to_day"),
+    ).select_from(closes).join(
+        accepted, sa.and_(accepted.ticket_id == closes.c.ticket_id, accepted.action == "accept"), isouter=True
+    ).subquery()
+    return session.execute(
+        sa.select(rows.c.department_id, rows.c.on_time, rows.c.from_day, rows.c.to_day, sa.func.count())
+        .group_by(rows.c.department_id, rows.c.on_time, rows.c.from_day, rows.c.to_day)
+    ).all()
+
+
+def deadline_rows(session, start, end):
+    """Per department: cases overdue in the month, handling deadlines ended by a return, approved extensions."""
+    overdue = session.execute(
+        sa.select(Deadline.department_id, sa.func.count(sa.distinct(Deadline.ticket_id)))
+        .where(Deadline.kind.in_(DEPARTMENT_DEADLINES), _in(Deadline.due_at, start, end),
+               sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at > Deadline.due_at))
+        .group_by(Deadline.department_id)
+    ).all()
+    returned = session.execute(
+        sa.select(Deadline.department_id, sa.func.count())
+        .where(Deadline.kind == "handle", Deadline.outcome == "returned", _in(Deadline.ended_at, start, end))
+        .group_by(Deadline.department_id)
+    ).all()
+    extended = session.execute(
+        sa.select(Deadline.department_id, sa.func.count())
+        .select_from(ExtensionRequest).join(Deadline, Deadline.id == ExtensionRequest.deadline_id)
+        .where(ExtensionRequest.approved.is_(True), _in(ExtensionRequest.decided_at, start, end))
+        .group_by(Deadline.department_id)
+    ).all()
+    return overdue, returned, extended
+
+
+def supervision_rows(session, start, end):
+    """Per department and level: cases escalated (or reminded, level 1) in the month."""
+    level = sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
+    steps = sa.select(
+        Event.ticket_id.label("ticket_id"), level.label("level"),
+        department_at(Event.ticket_id, Event.at).label("department_id"),
+    ).where(Event.action.in_(SUPERVISION_ACTIONS), _in(Event.at, start, end)).subquery()
+    return session.execute(
+        sa.select(steps.c.department_id, steps.c.level, sa.func.count(sa.distinct(steps.c.ticket_id)))
+        .group_by(steps.c.department_id, steps.c.level)
+    ).all()
+
+
+def survey_rows(session, start, end):
+    """Per department: surveys closed in the month, their answers, bad ratings answered and visited by the end."""
+    reclosed = (
+        sa.select(Event.id)
+        .where(Event.ticket_id == Survey.ticket_id, Event.action.in_(RECLOSING_ACTIONS),
+               Event.at > Survey.rated_at, Event.at < end)
+        .exists()
+    )
+    visited = (
+        sa.select(ReturnVisit.id).where(ReturnVisit.survey_id == Survey.id, ReturnVisit.visited_at < end).exists()
+    )
+    bad = Survey.score >= 4
+    surveys = sa.select(
+        department_at(Survey.ticket_id, Survey.opened_at).label("department_id"),
+        sa.case((Survey.score.is_not(None), 1), else_=0).label("rated"),
+        sa.case((Survey.score <= 3, 1), else_=0).label("satisfied"),
+        sa.case((Survey.score <= 2, 1), else_=0).label("good"),
+        sa.case((bad, 1), else_=0).label("bad"),
+        sa.case((sa.and_(bad, reclosed), 1), else_=0).label("bad_rectified"),
+        sa.case((sa.and_(bad, visited), 1), else_=0).label("bad_visited"),
+    ).where(_in(Survey.closes_at, start, end)).subquery()
+    c = surveys.c
+    return session.execute(
+        sa.select(c.department_id, sa.func.count(), sa.func.sum(c.rated), sa.func.sum(c.satisfied),
+                  sa.func.sum(c.good), sa.func.sum(c.bad), sa.func.sum(c.bad_rectified), sa.func.sum(c.bad_visited))
+        .group_by(c.department_id)
+    ).all()
+
+
+# --- putting the figures together -------------------------------------------------------------------
+
+COUNTS = ("accepted", "closed", "closed_in_month", "closed_on_time", "handling_days", "overdue", "returned",
+          "extended", "supervised_1", "supervised_2", "supervised_3", "surveys", "rated", "satisfied", "good",
+          "bad", "bad_rectified", "bad_visited")
+
+
+def _blank() -> dict:
+    return dict.fromkeys(COUNTS, 0)
+
+
+def _finish(counts: dict) -> dict:
+    """Rates from counts (the formulas of `formulas.FORMULAS`); the raw counts stay alongside."""
+    figures = {key: value for key, value in counts.items() if key != "handling_days"}
+    figures["closure_rate"] = ratio(counts["closed"], counts["accepted"])
+    figures["on_time_rate"] = ratio(counts["closed_on_time"], counts["closed_in_month"])
+    figures["avg_handling_days"] = (round(counts["handling_days"] / counts["closed_in_month"], 1)
+                                    if counts["closed_in_month"] else None)
+    figures["participation_rate"] = ratio(counts["rated"], counts["surveys"])
+    figures["satisfaction_rate"] = ratio(counts["satisfied"], counts["rated"])
+    figures["good_rate"] = ratio(counts["good"], counts["rated"])
+    figures["bad_rectified_rate"] = ratio(counts["bad_rectified"], counts["bad"])
+    figures["return_visit_rate"] = ratio(counts["bad_visited"], counts["bad"])
+    return figures
+
+
+class WorkingDays:
+    """Working days between two local days, one calendar walk per distinct pair."""
+
+    def __init__(self, calendar: WorkCalendar, tz: ZoneInfo):
+        self.calendar, self.tz = calendar, tz
+        self.between = lru_cache(maxsize=None)(self._between)
+
+    def _between(self, first: date, last: date) -> int:
+        noon = time(12)
+        return working_days_between(self.calendar, datetime.combine(first, noon, self.tz),
+                                    datetime.combine(last, noon, self.tz), self.tz)
+
+
+def _day(value) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def policy():
+    return current_app.extensions["banjie.deadline_policy"]
+
+
+def department_counts(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
+    """{department id or None: counts} for the month."""
+    start, end = month.bounds(tz)
+    dialect = session.get_bind().dialect.name
+    groups: dict = {}
+
+    def add(department_id, key, value):
+        groups.setdefault(department_id, _blank())[key] += int(value or 0)
+
+    for department_id, accepted, closed in cohort_rows(session, start, end):
+        add(department_id, "accepted", accepted)
+        add(department_id, "closed", closed)
+    for department_id, on_time, from_day, to_day, count in closed_rows(session, start, end, tz, dialect):
+        add(department_id, "closed_in_month", count)
+        add(department_id, "closed_on_time", count if on_time else 0)
+        if from_day is not None:
+            add(department_id, "handling_days", count * working_days.between(_day(from_day), _day(to_day)))
+    overdue, returned, extended = deadline_rows(session, start, end)
+    for key, rows in (("overdue", overdue), ("returned", returned), ("extended", extended)):
+        for department_id, count in rows:
+            add(department_id, key, count)
+    for department_id, level, count in supervision_rows(session, start, end):
+        if level in LEVELS:
+            add(department_id, f"supervised_{level}", count)
+    for department_id, *values in survey_rows(session, start, end):
+        for key, value in zip(("surveys", "rated", "satisfied", "good", "bad", "bad_rectified", "bad_visited"), values):
+            add(department_id, key, value)
+    return groups
+
+
+def office_total(groups: dict) -> dict:
+    total = _blank()
+    for counts in groups.values():
+        for key in COUNTS:
+            total[key] += counts[key]
+    return total
+
+
+def headline(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
+    """The office's figures for one month."""
+    return _finish(office_total(department_counts(session, month, tz, working_days)))
+
+
+def trend_point(session, month: Month, tz: ZoneInfo) -> dict:
+    """Closure and satisfaction rates of one month (what the trend chart draws), from the same queries."""
+    start, end = month.bounds(tz)
+    accepted = closed = rated = satisfied = 0
+    for _, a, c in cohort_rows(session, start, end):
+        accepted, closed = accepted + a, closed + int(c or 0)
+    for _, _surveys, r, s, *_ in survey_rows(session, start, end):
+        rated, satisfied = rated + int(r or 0), satisfied + int(s or 0)
+    return {"month": str(month), "closure_rate": ratio(closed, accepted),
+            "satisfaction_rate": ratio(satisfied, rated)}
+
+
+def trend(session, month: Month, tz: ZoneInfo, months: int = TREND_MONTHS) -> list[dict]:
+    return [trend_point(session, month.shift(-back), tz) for back in range(months - 1, -1, -1)]
+
+
+def department_table(session, groups: dict) -> list[dict]:
+    """Every active department (and any other with figures), ranked by on-time rate, then satisfaction rate."""
+    names = dict(session.execute(
+        sa.select(Department.id, Department.name).where(sa.or_(
+            Department.active.is_(True), Department.id.in_([d for d in groups if d is not None])))
+    ).all())
+    rows = [{"id": d, "name": name, **_finish(groups.get(d, _blank()))} for d, name in names.items()]
+    missing = -1.0  # no figure ranks after every real one
+    rows.sort(key=lambda r: (-(r["on_time_rate"] if r["on_time_rate"] is not None else missing),
+                             -(r["satisfaction_rate"] if r["satisfaction_rate"] is not None else missing),
+                             r["name"]))
+    return rows
+
+
+def recurring(session, month: Month, tz: ZoneInfo) -> tuple[list[dict], list[dict]]:
+    """The cohort's problem types, and the service items it names most often (一类事: fix them at the root)."""
+    start, end = month.bounds(tz)
+    cohort = sa.select(Event.ticket_id).where(Event.action == "accept", _in(Event.at, start, end))
+    by_type = session.execute(
+        sa.select(Ticket.problem_type, sa.func.count()).where(Ticket.id.in_(cohort))
+        .group_by(Ticket.problem_type).order_by(sa.func.count().desc(), Ticket.problem_type)
+    ).all()
+    count = sa.func.count()
+    items = session.execute(
+        sa.select(Ticket.service_item, count).where(Ticket.id.in_(cohort), Ticket.service_item.is_not(None))
+        .group_by(Ticket.service_item).having(count >= 2).order_by(count.desc(), Ticket.service_item)
+        .limit(TOP_LIMIT)
+    ).all()
+    return ([{"code": code, "label": str(label(PROBLEM_TYPE_LABELS, code)), "count": n} for code, n in by_type],
+            [{"name": name, "count": n} for name, n in items])
+
+
+def overdue_list(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
+    """Cases with a department deadline past due and still open at the month's end, most overdue first."""
+    start, end = month.bounds(tz)
+    where = (Deadline.kind.in_(DEPARTMENT_DEADLINES), Deadline.started_at < end, Deadline.due_at < end,
+             sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at >= end))
+    total = session.scalar(sa.select(sa.func.count(sa.distinct(Deadline.ticket_id))).where(*where))
+    rows = session.execute(
+        sa.select(Ticket.tracking_no, Department.name, Deadline.kind, Deadline.due_at,
+                  supervision_level_at(Ticket.id, end))
+        .select_from(Deadline).join(Ticket, Ticket.id == Deadline.ticket_id)
+        .join(Department, Department.id == Deadline.department_id, isouter=True)
+        .where(*where).order_by(Deadline.due_at, Ticket.tracking_no).limit(LIST_LIMIT)
+    ).all()
+    last_day = (end - timedelta(seconds=1)).astimezone(tz).date()
+    items = [{"tracking_no": no, "department": name, "kind": kind, "due_at": due.isoformat(),
+              "days_overdue": working_days.between(due.astimezone(tz).date(), last_day),
+              "supervision_level": level or 0} for no, name, kind, due, level in rows]
+    return {"total": total, "items": items}
+
+
+def escalation_list(session, month: Month, tz: ZoneInfo) -> dict:
+    """The month's escalation steps and reminders, in order."""
+    start, end = month.bounds(tz)
+    level = sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
+    where = (Event.action.in_(SUPERVISION_ACTIONS), _in(Event.at, start, end))
+    total = session.scalar(sa.select(sa.func.count()).select_from(Event).where(*where))
+    rows = session.execute(
+        sa.select(Event.at, Ticket.tracking_no, Department.name, Event.action, level)
+        .select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)
+        .join(Department, Department.id == department_at(Event.ticket_id, Event.at), isouter=True)
+        .where(*where).order_by(Event.at, Event.id).limit(LIST_LIMIT)
+    ).all()
+    items = [{"at": at.isoformat(), "tracking_no": no, "department": name, "action": action, "level": lvl}
+             for at, no, name, action, lvl in rows]
+    return {"total": total, "items": items}
+
+
+def monthly_figures(session, month: Month, *, progress=lambda step: None) -> dict:
+    """Everything a monthly report shows, as JSON-ready data. `progress(step)` is called after each part."""
+    rules = policy()
+    tz = rules.tz
+    working_days = WorkingDays(rules.calendar_source(), tz)
+    groups = department_counts(session, month, tz, working_days)
+    progress("figures")
+    problem_types, service_items = recurring(session, month, tz)
+    progress("recurring")
+    figures = {
+        "month": str(month),
+        "formula_version": FORMULA_VERSION,
+        "office": _finish(office_total(groups)),
+        "departments": department_table(session, groups),
+        "unassigned": _finish(groups.get(None, _blank())),
+        "problem_types": problem_types,
+        "service_items": service_items,
+        "overdue": overdue_list(session, month, tz, working_days),
+        "escalations": escalation_list(session, month, tz),
+    }
+    progress("lists")
+    figures["trend"] = trend(session, month, tz)
+    progress("trend")
+    return figures
