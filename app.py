@@ -46,6 +46,7 @@ SETTINGS = {
     "RATELIMIT_STORAGE_URI": ("memory://", str),
     "SURVEY_OPEN_DAYS": (3, int),
     "OFFICE_NAME": ("办不成事反映窗口", str),
+    "REPORT_FONT": ("", str),
     "PROXY_COUNT": (0, int),
     "LOGIN_RATELIMIT": ("5/15 minutes", str),
     "LOGIN_RATELIMIT_CLIENT": ("30/hour", str),
@@ -159,6 +160,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(views.bp)
     register_error_handlers(app)
     cli.register(app)
+
+    from reports.setup import init_app as init_reports
+
+    init_reports(app)
 
     from admin import init_admin
 

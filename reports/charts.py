@@ -1,0 +1,91 @@
+"""The report's charts as ReportLab drawings: the PDF draws them, the console shows the same drawings as SVG."""
+from __future__ import annotations
+
+from reportlab.graphics import renderSVG
+from reportlab.graphics.charts.barcharts import HorizontalBarChart
+from reportlab.graphics.charts.legends import Legend
+from reportlab.graphics.charts.linecharts import HorizontalLineChart
+from reportlab.graphics.shapes import Drawing, String
+from reportlab.graphics.widgets.markers import makeMarker
+from reportlab.lib import colors
+
+from .formulas import FORMULA_BY_KEY
+
+BLUE = colors.HexColor("#1f5fa8")
+ORANGE = colors.HexColor("#e07b24")
+MAX_DEPARTMENTS = 15
+
+
+def _percent(value):
+    return None if value is None else round(value * 100, 1)
+
+
+def _legend(drawing: Drawing, right: float, top: float, font: str, keys: tuple[str, ...]) -> None:
+    """Both series side by side, ending at `right`."""
+    legend = Legend()
+    legend.deltax = 80
+    legend.x, legend.y = right - legend.deltax * len(keys), top
+    legend.fontName, legend.fontSize = font, 8
+    legend.alignment = "right"
+    legend.columnMaximum = 1
+    legend.colorNamePairs = [(color, str(FORMULA_BY_KEY[key].label)) for color, key in zip((BLUE, ORANGE), keys)]
+    drawing.add(legend)
+
+
+def _title(drawing: Drawing, text: str, font: str) -> None:
+    drawing.add(String(0, drawing.height - 12, text, fontName=font, fontSize=10))
+
+
+def trend_chart(trend: list[dict], title: str, font: str, width: float = 480, height: float = 200) -> Drawing:
+    """Closure rate and satisfaction rate of the last twelve months, in percent (a month without data leaves a gap)."""
+    drawing = Drawing(width, height)
+    _title(drawing, title, font)
+    chart = HorizontalLineChart()
+    chart.x, chart.y, chart.width, chart.height = 35, 30, width - 45, height - 75
+    chart.data = [[_percent(p["closure_rate"]) for p in trend], [_percent(p["satisfaction_rate"]) for p in trend]]
+    chart.categoryAxis.categoryNames = [p["month"][2:] for p in trend]
+    chart.categoryAxis.labels.fontName, chart.categoryAxis.labels.fontSize = font, 7
+    chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
+    chart.valueAxis.labels.fontName, chart.valueAxis.labels.fontSize = font, 7
+    chart.valueAxis.labelTextFormat = "%d%%"
+    chart.valueAxis.visibleGrid, chart.valueAxis.gridStrokeColor = True, colors.HexColor("#dddddd")
+    for index, color in enumerate((BLUE, ORANGE)):
+        chart.lines[index].strokeColor, chart.lines[index].strokeWidth = color, 1.8
+        chart.lines[index].symbol = makeMarker("FilledCircle", size=3)  # a lone month still shows
+    chart.joinedLines = True
+    drawing.add(chart)
+    _legend(drawing, width - 10, height - 8, font, ("closure_rate", "satisfaction_rate"))
+    return drawing
+
+
+def department_chart(departments: list[dict], title: str, font: str, width: float = 480) -> Drawing:
+    """On-time closure rate and satisfaction rate per department, in the table's ranking (top first)."""
+    shown = departments[:MAX_DEPARTMENTS]
+    bar_space = 22
+    height = 70 + bar_space * max(len(shown), 1)
+    drawing = Drawing(width, height)
+    _title(drawing, title, font)
+    chart = HorizontalBarChart()
+    chart.x, chart.y, chart.width, chart.height = 130, 25, width - 150, height - 70
+    # The category axis draws from the bottom up; reverse so the best department is on top.
+    rows = list(reversed(shown))
+    chart.data = [[_percent(r["on_time_rate"]) or 0 for r in rows], [_percent(r["satisfaction_rate"]) or 0 for r in rows]]
+    chart.categoryAxis.categoryNames = [r["name"][:10] for r in rows] or [""]
+    chart.categoryAxis.labels.fontName, chart.categoryAxis.labels.fontSize = font, 8
+    chart.categoryAxis.labels.boxAnchor = "e"
+    chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
+    chart.valueAxis.labels.fontName, chart.valueAxis.labels.fontSize = font, 7
+    chart.valueAxis.labelTextFormat = "%d%%"
+    chart.bars[0].fillColor, chart.bars[1].fillColor = BLUE, ORANGE
+    chart.bars.strokeColor = None
+    chart.barSpacing, chart.groupSpacing = 1, 6
+    drawing.add(chart)
+    _legend(drawing, width - 10, height - 8, font, ("on_time_rate", "satisfaction_rate"))
+    return drawing
+
+
+def to_svg(drawing: Drawing) -> str:
+    """The drawing as an inline SVG element (no XML prolog), scaled by the page."""
+    svg = renderSVG.drawToString(drawing)
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else svg
