@@ -7,12 +7,13 @@ FLASK := $(BIN)/flask --app app
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test bench messages translations clean help
+.PHONY: run test bench bench-reports messages translations clean help
 
 help:
 	@echo "make run    - serve Banjie on http://$${HOST:-127.0.0.1}:$${PORT:-5000} (SQLite, in-process worker, SMS outbox, demo data)"
 	@echo "make test   - run the test suite (PostgreSQL, Redis and Chromium tests run when those are reachable)"
 	@echo "make bench  - run the benchmarks in tests/bench (needs PostgreSQL)"
+	@echo "make bench-reports - time the monthly report on 100,000 cases of 2,000,000 (needs PostgreSQL)"
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +36,9 @@ test: $(STAMP) translations
 
 bench: $(STAMP) translations
 	$(BIN)/python tests/bench/run.py
+
+bench-reports: $(STAMP) translations
+	$(BIN)/python tests/bench/reports.py --reuse $(BENCH_ARGS)
 
 # Developers: after adding or changing user-facing text, refresh the catalogs and translate the new entries.
 messages: $(STAMP)

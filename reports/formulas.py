@@ -33,8 +33,8 @@ FORMULAS = (
         "the closing was missed; an approved extension moves the deadline.")),
     Formula("on_time_rate", _l("On-time closure rate"), _l("Closed on time ÷ closed in the month."), rate=True),
     Formula("avg_handling_days", _l("Average handling time (working days)"), _l(
-        "For cases closed in the month: working days from the accept event to the month's last closing "
-        "event, averaged.")),
+        "For cases closed in the month: working days from filing to the month's last closing event, "
+        "averaged.")),
     Formula("overdue", _l("Overdue cases"), _l(
         "Cases with a handling or rectification deadline falling due in the month that was not met by its "
         "due time.")),

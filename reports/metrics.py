@@ -5,7 +5,7 @@ it stood at the month's end, so a past month gives the same figures whenever it 
 group by department; the office total is the sum of the groups (each case belongs to exactly one
 department, or to none when the office settled it itself). Definitions: `formulas.FORMULAS`.
 
-Working days: the handling-time query groups the closed cases by (department, local accept day, local
+Working days: the handling-time query groups the closed cases by (department, local filing day, local
 closing day) in SQL, and the calendar is applied once per distinct day pair in Python. A month has at
 most a few thousand distinct pairs however many cases it holds, and the calendar stays the one
 `escalation.calendar` computes deadlines with (a SQL copy of the calendar could drift from it).
@@ -26,6 +26,7 @@ from tickets.labels import PROBLEM_TYPE_LABELS, label
 from tickets.models import Deadline, Department, Event, ExtensionRequest, ReturnVisit, Survey, Ticket
 
 from .formulas import FORMULA_VERSION
+from .models import Report
 
 CLOSING_ACTIONS = ("approve", "resolve", "explain")
 RECLOSING_ACTIONS = ("approve", "explain")       # what answers a bad rating
@@ -99,18 +100,6 @@ def department_at(ticket_id, at):
     )
 
 
-def status_at(ticket_id, at):
-    """A case's status at an instant: where its last state-carrying event before then left it."""
-    earlier = sa.orm.aliased(Event)  # the outer query may read `event` too
-    return (
-        sa.select(earlier.to_status)
-        .where(earlier.ticket_id == ticket_id, earlier.at < at, earlier.to_status.is_not(None))
-        .order_by(earlier.at.desc(), earlier.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 def supervision_level_at(ticket_id, at):
     level = sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
     return (
@@ -130,28 +119,65 @@ def _flag(condition):
 
 # --- the queries (each returns rows grouped by department) ------------------------------------------
 
+def _latest(column, *where):
+    """Per case, the latest `column` among the rows matching `where` (a subquery: ticket_id, at)."""
+    table = column.table
+    return (sa.select(table.c.ticket_id.label("ticket_id"), sa.func.max(column).label("at"))
+            .where(*where).group_by(table.c.ticket_id).subquery())
+
+
+def cohort(start, end, *, departments: bool = True):
+    """The month's cohort, one row per case: whether it was closed at the month's end, and its department then.
+
+    Set-based rather than one lookup per case: a case accepted in the month can only have been
+    transferred, closed or rated badly after its acceptance, so every row that decides these lies in
+    the month as well. Closed at the end means its last closing event comes after its last bad rating
+    (a bad rating is the only way out of `closed`); its department is that of its last handling
+    deadline started in the month.
+    """
+    event, deadline = Event.__table__, Deadline.__table__
+    accepted = sa.select(event.c.ticket_id).where(event.c.action == "accept", _in(event.c.at, start, end)).subquery()
+    closed = _latest(event.c.at, event.c.action.in_(CLOSING_ACTIONS), _in(event.c.at, start, end))
+    reopened = _latest(event.c.at, event.c.action == "rate", event.c.to_status == "rectifying",
+                       _in(event.c.at, start, end))
+    closed_flag = sa.case((sa.and_(closed.c.at.is_not(None),
+                                   sa.or_(reopened.c.at.is_(None), reopened.c.at < closed.c.at)), 1), else_=0)
+    columns = [accepted.c.ticket_id, closed_flag.label("closed")]
+    query = (sa.select().select_from(accepted)
+             .outerjoin(closed, closed.c.ticket_id == accepted.c.ticket_id)
+             .outerjoin(reopened, reopened.c.ticket_id == accepted.c.ticket_id))
+    if departments:
+        in_month = (deadline.c.kind == "handle", _in(deadline.c.started_at, start, end))
+        sent = _latest(deadline.c.started_at, *in_month)
+        lead = deadline.alias("lead")
+        query = query.outerjoin(sent, sent.c.ticket_id == accepted.c.ticket_id).outerjoin(
+            lead, sa.and_(lead.c.ticket_id == sent.c.ticket_id, lead.c.kind == "handle", lead.c.started_at == sent.c.at,
+                          _in(lead.c.started_at, start, end)))
+        columns.append(lead.c.department_id.label("department_id"))
+    return query.add_columns(*columns).subquery()
+
+
 def cohort_rows(session, start, end):
     """Per department: accepted in the month, and of those closed at the month's end."""
-    accept = sa.select(
-        Event.ticket_id.label("ticket_id"),
-        department_at(Event.ticket_id, end).label("department_id"),
-        status_at(Event.ticket_id, end).label("status"),
-    ).where(Event.action == "accept", _in(Event.at, start, end)).subquery()
+    rows = cohort(start, end)
     return session.execute(
-        sa.select(accept.c.department_id, sa.func.count(), _flag(accept.c.status == "closed"))
-        .group_by(accept.c.department_id)
+        sa.select(rows.c.department_id, sa.func.count(), sa.func.sum(rows.c.closed)).group_by(rows.c.department_id)
     ).all()
 
 
 def closed_rows(session, start, end, tz, dialect):
-    """Per department, on-time flag and (accept day, closing day): the cases closed in the month."""
+    """Per department, on-time flag and (filing day, closing day): the cases closed in the month.
+
+    The department is the ticket's own: a case is never transferred again once it has been closed
+    (after a close it can only be rated, rectified by the same department and closed again), so for a
+    case closed in the month the column holds the department that closed it, whenever this runs.
+    """
     closes = (
         sa.select(Event.ticket_id.label("ticket_id"), sa.func.max(Event.at).label("closed_at"))
         .where(Event.action.in_(CLOSING_ACTIONS), _in(Event.at, start, end))
         .group_by(Event.ticket_id)
         .subquery()
     )
-    accepted = sa.orm.aliased(Event)
     missed = (
         sa.select(Deadline.id)
         .where(Deadline.ticket_id == closes.c.ticket_id, Deadline.kind.in_(ON_TIME_DEADLINES),
@@ -160,13 +186,11 @@ def closed_rows(session, start, end, tz, dialect):
         .exists()
     )
     rows = sa.select(
-        department_at(closes.c.ticket_id, end).label("department_id"),
+        Ticket.department_id.label("department_id"),
         sa.case((missed, 0), else_=1).label("on_time"),
-        local_date(accepted.at, tz, dialect).label("from_day"),
+        local_date(Ticket.created_at, tz, dialect).label("from_day"),
         local_date(closes.c.closed_at, tz, dialect).label("to_day"),
-    ).select_from(closes).join(
-        accepted, sa.and_(accepted.ticket_id == closes.c.ticket_id, accepted.action == "accept"), isouter=True
-    ).subquery()
+    ).select_from(closes).join(Ticket, Ticket.id == closes.c.ticket_id).subquery()
     return session.execute(
         sa.select(rows.c.department_id, rows.c.on_time, rows.c.from_day, rows.c.to_day, sa.func.count())
         .group_by(rows.c.department_id, rows.c.on_time, rows.c.from_day, rows.c.to_day)
@@ -220,15 +244,16 @@ def survey_rows(session, start, end):
         sa.select(ReturnVisit.id).where(ReturnVisit.survey_id == Survey.id, ReturnVisit.visited_at < end).exists()
     )
     bad = Survey.score >= 4
+    # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is the one rated.
     surveys = sa.select(
-        department_at(Survey.ticket_id, Survey.opened_at).label("department_id"),
+        Ticket.department_id.label("department_id"),
         sa.case((Survey.score.is_not(None), 1), else_=0).label("rated"),
         sa.case((Survey.score <= 3, 1), else_=0).label("satisfied"),
         sa.case((Survey.score <= 2, 1), else_=0).label("good"),
         sa.case((bad, 1), else_=0).label("bad"),
         sa.case((sa.and_(bad, reclosed), 1), else_=0).label("bad_rectified"),
         sa.case((sa.and_(bad, visited), 1), else_=0).label("bad_visited"),
-    ).where(_in(Survey.closes_at, start, end)).subquery()
+    ).join(Ticket, Ticket.id == Survey.ticket_id).where(_in(Survey.closes_at, start, end)).subquery()
     c = surveys.c
     return session.execute(
         sa.select(c.department_id, sa.func.count(), sa.func.sum(c.rated), sa.func.sum(c.satisfied),
@@ -324,25 +349,40 @@ def office_total(groups: dict) -> dict:
     return total
 
 
-def headline(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
-    """The office's figures for one month."""
-    return _finish(office_total(department_counts(session, month, tz, working_days)))
-
-
 def trend_point(session, month: Month, tz: ZoneInfo) -> dict:
-    """Closure and satisfaction rates of one month (what the trend chart draws), from the same queries."""
+    """Closure and satisfaction rates of one month (what the trend chart draws).
+
+    The same definitions as `cohort_rows` and `survey_rows`, office-wide only, so without the
+    department lookups those need.
+    """
     start, end = month.bounds(tz)
-    accepted = closed = rated = satisfied = 0
-    for _, a, c in cohort_rows(session, start, end):
-        accepted, closed = accepted + a, closed + int(c or 0)
-    for _, _surveys, r, s, *_ in survey_rows(session, start, end):
-        rated, satisfied = rated + int(r or 0), satisfied + int(s or 0)
-    return {"month": str(month), "closure_rate": ratio(closed, accepted),
-            "satisfaction_rate": ratio(satisfied, rated)}
+    rows = cohort(start, end, departments=False)
+    accepted, closed = session.execute(sa.select(sa.func.count(), sa.func.sum(rows.c.closed))).one()
+    rated, satisfied = session.execute(
+        sa.select(sa.func.count(Survey.score), _flag(Survey.score <= 3)).where(_in(Survey.closes_at, start, end))
+    ).one()
+    return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
+            "satisfaction_rate": ratio(int(satisfied or 0), rated)}
 
 
-def trend(session, month: Month, tz: ZoneInfo, months: int = TREND_MONTHS) -> list[dict]:
-    return [trend_point(session, month.shift(-back), tz) for back in range(months - 1, -1, -1)]
+def trend(session, month: Month, tz: ZoneInfo, office: dict, months: int = TREND_MONTHS) -> list[dict]:
+    """The last `months` months' rates, ending with `month` (whose figures are already in `office`).
+
+    An earlier month whose report is kept with the same formula version takes its rates from there
+    (the same queries made them); only the others are computed.
+    """
+    earlier = [month.shift(-back) for back in range(months - 1, 0, -1)]
+    kept = dict(session.execute(
+        sa.select(Report.month, Report.figures["office"])
+        .where(Report.month.in_([str(m) for m in earlier]), Report.formula_version == FORMULA_VERSION)
+    ).all())
+    points = []
+    for m in earlier:
+        stored = kept.get(str(m))
+        points.append({"month": str(m), "closure_rate": stored["closure_rate"],
+                       "satisfaction_rate": stored["satisfaction_rate"]} if stored else trend_point(session, m, tz))
+    return points + [{"month": str(month), "closure_rate": office["closure_rate"],
+                      "satisfaction_rate": office["satisfaction_rate"]}]
 
 
 def department_table(session, groups: dict) -> list[dict]:
@@ -419,6 +459,11 @@ def monthly_figures(session, month: Month, *, progress=lambda step: None) -> dic
     rules = policy()
     tz = rules.tz
     working_days = WorkingDays(rules.calendar_source(), tz)
+    if session.get_bind().dialect.name == "postgresql":
+        # These queries look expensive to the planner, whose JIT compilation then costs more than it saves
+        # (over a second per query at 100,000 cases); their sorts fit in memory with a little more room.
+        session.execute(sa.text("SET LOCAL jit = off"))
+        session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     groups = department_counts(session, month, tz, working_days)
     progress("figures")
     problem_types, service_items = recurring(session, month, tz)
@@ -435,6 +480,6 @@ def monthly_figures(session, month: Month, *, progress=lambda step: None) -> dic
         "escalations": escalation_list(session, month, tz),
     }
     progress("lists")
-    figures["trend"] = trend(session, month, tz)
+    figures["trend"] = trend(session, month, tz, figures["office"])
     progress("trend")
     return figures
