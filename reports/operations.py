@@ -38,8 +38,9 @@ def recent_months(count: int = 24) -> list[str]:
     return [str(current.shift(-back)) for back in range(1, count + 1)]
 
 
-def previous_month() -> str:
-    return str(metrics.Month.containing(clock.now(), policy_tz()).shift(-1))
+def previous_month(now=None) -> str:
+    """The month before the one `now` (default: the clock) falls in, local time."""
+    return str(metrics.Month.containing(now or clock.now(), policy_tz()).shift(-1))
 
 
 def find(session, month: str) -> Report | None:

@@ -38,7 +38,7 @@ class MonthlyJob:
         from . import operations, tasks
 
         with self.app.app_context():
-            month = operations.previous_month()
+            month = operations.previous_month(now)
             if operations.exists(db.session, month):
                 return None
         if time.monotonic() - self.enqueued.get(month, -RETRY_SECONDS) < RETRY_SECONDS:

@@ -97,10 +97,12 @@ def test_scheduler_job_generates_last_month_once_and_tells_the_leaders(world, no
         leader.phone = "+8613900000009"
         db.session.commit()
     job = app.extensions["banjie.scheduled"][SCHEDULE_KEY]
-    clock.set(2026, 12, 1, 0, 5)  # just after midnight on the 1st, local time
-    assert job(clock.now) == MONTH
-    assert job(clock.now) is None  # enqueued already: not again while the worker runs
     broker = app.extensions["banjie.broker"]
+    # five minutes before the 1st, November is not over: the month asked for is October
+    assert job(clock.set(2026, 11, 30, 23, 55)) == "2026-10"
+    broker.flush_all()
+    assert job(clock.set(2026, 12, 1, 0, 5)) == MONTH  # just after midnight on the 1st, local time
+    assert job(clock.now) is None  # enqueued already: not again while the worker runs
     import dramatiq
     worker = dramatiq.Worker(broker, worker_timeout=100)
     worker.start()
