@@ -8,6 +8,7 @@ from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing, String
 from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
+from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from .formulas import FORMULA_BY_KEY
 
@@ -22,13 +23,14 @@ def _percent(value):
 
 def _legend(drawing: Drawing, right: float, top: float, font: str, keys: tuple[str, ...]) -> None:
     """Both series side by side, ending at `right`."""
+    names = [str(FORMULA_BY_KEY[key].label) for key in keys]
     legend = Legend()
-    legend.deltax = 80
+    legend.deltax = max(stringWidth(name, font, 8) for name in names) * 1.3 + 30  # browsers may draw SVG text wider
     legend.x, legend.y = right - legend.deltax * len(keys), top
     legend.fontName, legend.fontSize = font, 8
     legend.alignment = "right"
     legend.columnMaximum = 1
-    legend.colorNamePairs = [(color, str(FORMULA_BY_KEY[key].label)) for color, key in zip((BLUE, ORANGE), keys)]
+    legend.colorNamePairs = list(zip((BLUE, ORANGE), names))
     drawing.add(legend)
 
 

@@ -400,20 +400,26 @@ def department_table(session, groups: dict) -> list[dict]:
 
 
 def recurring(session, month: Month, tz: ZoneInfo) -> tuple[list[dict], list[dict]]:
-    """The cohort's problem types, and the service items it names most often (一类事: fix them at the root)."""
+    """The cohort's problem types, and the service items it names most often (一类事: fix them at the root).
+
+    One pass over the cohort's tickets grouped by (problem type, service item); the two tallies are
+    summed from those groups (a few thousand at most).
+    """
     start, end = month.bounds(tz)
     cohort = sa.select(Event.ticket_id).where(Event.action == "accept", _in(Event.at, start, end))
-    by_type = session.execute(
-        sa.select(Ticket.problem_type, sa.func.count()).where(Ticket.id.in_(cohort))
-        .group_by(Ticket.problem_type).order_by(sa.func.count().desc(), Ticket.problem_type)
+    groups = session.execute(
+        sa.select(Ticket.problem_type, Ticket.service_item, sa.func.count()).where(Ticket.id.in_(cohort))
+        .group_by(Ticket.problem_type, Ticket.service_item)
     ).all()
-    count = sa.func.count()
-    items = session.execute(
-        sa.select(Ticket.service_item, count).where(Ticket.id.in_(cohort), Ticket.service_item.is_not(None))
-        .group_by(Ticket.service_item).having(count >= 2).order_by(count.desc(), Ticket.service_item)
-        .limit(TOP_LIMIT)
-    ).all()
-    return ([{"code": code, "label": str(label(PROBLEM_TYPE_LABELS, code)), "count": n} for code, n in by_type],
+    by_type: dict = {}
+    by_item: dict = {}
+    for problem_type, item, count in groups:
+        by_type[problem_type] = by_type.get(problem_type, 0) + count
+        if item is not None:
+            by_item[item] = by_item.get(item, 0) + count
+    types = sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0]))
+    items = sorted(((name, n) for name, n in by_item.items() if n >= 2), key=lambda kv: (-kv[1], kv[0]))[:TOP_LIMIT]
+    return ([{"code": code, "label": str(label(PROBLEM_TYPE_LABELS, code)), "count": n} for code, n in types],
             [{"name": name, "count": n} for name, n in items])
 
 

@@ -28,10 +28,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_report')),
     sa.UniqueConstraint('month', name=op.f('uq_report_month'))
     )
-    op.create_index('ix_event_action_at', 'event', ['action', 'at'], unique=False)
+    op.create_index('ix_event_action_at', 'event', ['action', 'at'], unique=False,
+                    postgresql_include=['ticket_id', 'to_status'])
     op.create_index('ix_deadline_kind_started', 'deadline', ['kind', 'started_at'], unique=False)
     op.create_index('ix_deadline_kind_due', 'deadline', ['kind', 'due_at'], unique=False)
-    op.create_index('ix_survey_closes_at', 'survey', ['closes_at'], unique=False)
+    op.create_index('ix_survey_closes_at', 'survey', ['closes_at'], unique=False,
+                    postgresql_include=['ticket_id', 'score', 'rated_at'])
     op.create_index('ix_extension_request_decided_at', 'extension_request', ['decided_at'], unique=False)
 
 
