@@ -104,7 +104,7 @@ def _department_table(figures, s: Styles, font: str):
     if figures["unassigned"]["accepted"] or figures["unassigned"]["closed_in_month"]:
         rows.append(line("", _("Settled by the office itself"), figures["unassigned"]))
     rows.append(line("", _("Office total"), figures["office"]))
-    widths = [9 * mm, 30 * mm] + [13.5 * mm] * len(DEPARTMENT_COLUMNS) + [14 * mm]
+    widths = [8 * mm, 28 * mm] + [12.5 * mm] * len(DEPARTMENT_COLUMNS) + [19 * mm]  # 180 mm: the A4 text width
     return [
         Paragraph(_("Departments, ranked by on-time closure rate, then satisfaction rate"), s.h2),
         _table(rows, widths, font, total_row=True, size=7.5),
