@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 
 from escalation.calendar import WorkCalendar, working_days_between
-from tickets.labels import PROBLEM_TYPE_LABELS, label
 from tickets.models import Deadline, Department, Event, ExtensionRequest, ReturnVisit, Survey, Ticket
 
 from .formulas import FORMULA_VERSION
@@ -34,8 +32,6 @@ SUPERVISION_ACTIONS = ("escalate", "remind")     # a remind counts as level 1
 DEPARTMENT_DEADLINES = ("handle", "rectify")      # deadlines the department is measured by
 ON_TIME_DEADLINES = ("accept", "handle", "rectify")
 LEVELS = (1, 2, 3)
-LIST_LIMIT = 100
-TOP_LIMIT = 10
 TREND_MONTHS = 12
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -100,21 +96,17 @@ def department_at(ticket_id, at):
     )
 
 
-def supervision_level_at(ticket_id, at):
-    level = sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
-    return (
-        sa.select(sa.func.max(level))
-        .where(Event.ticket_id == ticket_id, Event.action.in_(SUPERVISION_ACTIONS), Event.at < at)
-        .scalar_subquery()
-    )
-
-
-def _in(column, start, end):
+def between(column, start, end):
     return sa.and_(column >= start, column < end)
 
 
 def _flag(condition):
     return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def step_level():
+    """The supervision level an escalation or reminder event stands for (a reminder is level 1)."""
+    return sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
 
 
 # --- the queries (each returns rows grouped by department) ------------------------------------------
@@ -136,10 +128,10 @@ def cohort(start, end, *, departments: bool = True):
     deadline started in the month.
     """
     event, deadline = Event.__table__, Deadline.__table__
-    accepted = sa.select(event.c.ticket_id).where(event.c.action == "accept", _in(event.c.at, start, end)).subquery()
-    closed = _latest(event.c.at, event.c.action.in_(CLOSING_ACTIONS), _in(event.c.at, start, end))
+    accepted = sa.select(event.c.ticket_id).where(event.c.action == "accept", between(event.c.at, start, end)).subquery()
+    closed = _latest(event.c.at, event.c.action.in_(CLOSING_ACTIONS), between(event.c.at, start, end))
     reopened = _latest(event.c.at, event.c.action == "rate", event.c.to_status == "rectifying",
-                       _in(event.c.at, start, end))
+                       between(event.c.at, start, end))
     closed_flag = sa.case((sa.and_(closed.c.at.is_not(None),
                                    sa.or_(reopened.c.at.is_(None), reopened.c.at < closed.c.at)), 1), else_=0)
     columns = [accepted.c.ticket_id, closed_flag.label("closed")]
@@ -147,12 +139,12 @@ def cohort(start, end, *, departments: bool = True):
              .outerjoin(closed, closed.c.ticket_id == accepted.c.ticket_id)
              .outerjoin(reopened, reopened.c.ticket_id == accepted.c.ticket_id))
     if departments:
-        in_month = (deadline.c.kind == "handle", _in(deadline.c.started_at, start, end))
+        in_month = (deadline.c.kind == "handle", between(deadline.c.started_at, start, end))
         sent = _latest(deadline.c.started_at, *in_month)
         lead = deadline.alias("lead")
         query = query.outerjoin(sent, sent.c.ticket_id == accepted.c.ticket_id).outerjoin(
             lead, sa.and_(lead.c.ticket_id == sent.c.ticket_id, lead.c.kind == "handle", lead.c.started_at == sent.c.at,
-                          _in(lead.c.started_at, start, end)))
+                          between(lead.c.started_at, start, end)))
         columns.append(lead.c.department_id.label("department_id"))
     return query.add_columns(*columns).subquery()
 
@@ -174,7 +166,7 @@ def closed_rows(session, start, end, tz, dialect):
     """
     closes = (
         sa.select(Event.ticket_id.label("ticket_id"), sa.func.max(Event.at).label("closed_at"))
-        .where(Event.action.in_(CLOSING_ACTIONS), _in(Event.at, start, end))
+        .where(Event.action.in_(CLOSING_ACTIONS), between(Event.at, start, end))
         .group_by(Event.ticket_id)
         .subquery()
     )
@@ -201,19 +193,19 @@ def deadline_rows(session, start, end):
     """Per department: cases overdue in the month, handling deadlines ended by a return, approved extensions."""
     overdue = session.execute(
         sa.select(Deadline.department_id, sa.func.count(sa.distinct(Deadline.ticket_id)))
-        .where(Deadline.kind.in_(DEPARTMENT_DEADLINES), _in(Deadline.due_at, start, end),
+        .where(Deadline.kind.in_(DEPARTMENT_DEADLINES), between(Deadline.due_at, start, end),
                sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at > Deadline.due_at))
         .group_by(Deadline.department_id)
     ).all()
     returned = session.execute(
         sa.select(Deadline.department_id, sa.func.count())
-        .where(Deadline.kind == "handle", Deadline.outcome == "returned", _in(Deadline.ended_at, start, end))
+        .where(Deadline.kind == "handle", Deadline.outcome == "returned", between(Deadline.ended_at, start, end))
         .group_by(Deadline.department_id)
     ).all()
     extended = session.execute(
         sa.select(Deadline.department_id, sa.func.count())
         .select_from(ExtensionRequest).join(Deadline, Deadline.id == ExtensionRequest.deadline_id)
-        .where(ExtensionRequest.approved.is_(True), _in(ExtensionRequest.decided_at, start, end))
+        .where(ExtensionRequest.approved.is_(True), between(ExtensionRequest.decided_at, start, end))
         .group_by(Deadline.department_id)
     ).all()
     return overdue, returned, extended
@@ -221,11 +213,11 @@ def deadline_rows(session, start, end):
 
 def supervision_rows(session, start, end):
     """Per department and level: cases escalated (or reminded, level 1) in the month."""
-    level = sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
+    level = step_level()
     steps = sa.select(
         Event.ticket_id.label("ticket_id"), level.label("level"),
         department_at(Event.ticket_id, Event.at).label("department_id"),
-    ).where(Event.action.in_(SUPERVISION_ACTIONS), _in(Event.at, start, end)).subquery()
+    ).where(Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end)).subquery()
     return session.execute(
         sa.select(steps.c.department_id, steps.c.level, sa.func.count(sa.distinct(steps.c.ticket_id)))
         .group_by(steps.c.department_id, steps.c.level)
@@ -253,7 +245,7 @@ def survey_rows(session, start, end):
         sa.case((bad, 1), else_=0).label("bad"),
         sa.case((sa.and_(bad, reclosed), 1), else_=0).label("bad_rectified"),
         sa.case((sa.and_(bad, visited), 1), else_=0).label("bad_visited"),
-    ).join(Ticket, Ticket.id == Survey.ticket_id).where(_in(Survey.closes_at, start, end)).subquery()
+    ).join(Ticket, Ticket.id == Survey.ticket_id).where(between(Survey.closes_at, start, end)).subquery()
     c = surveys.c
     return session.execute(
         sa.select(c.department_id, sa.func.count(), sa.func.sum(c.rated), sa.func.sum(c.satisfied),
@@ -269,11 +261,11 @@ COUNTS = ("accepted", "closed", "closed_in_month", "closed_on_time", "handling_d
           "bad", "bad_rectified", "bad_visited")
 
 
-def _blank() -> dict:
+def empty_counts() -> dict:
     return dict.fromkeys(COUNTS, 0)
 
 
-def _finish(counts: dict) -> dict:
+def with_rates(counts: dict) -> dict:
     """Rates from counts (the formulas of `formulas.FORMULAS`); the raw counts stay alongside."""
     figures = {key: value for key, value in counts.items() if key != "handling_days"}
     figures["closure_rate"] = ratio(counts["closed"], counts["accepted"])
@@ -307,10 +299,6 @@ def _day(value) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def policy():
-    return current_app.extensions["banjie.deadline_policy"]
-
-
 def department_counts(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
     """{department id or None: counts} for the month."""
     start, end = month.bounds(tz)
@@ -318,7 +306,7 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
     groups: dict = {}
 
     def add(department_id, key, value):
-        groups.setdefault(department_id, _blank())[key] += int(value or 0)
+        groups.setdefault(department_id, empty_counts())[key] += int(value or 0)
 
     for department_id, accepted, closed in cohort_rows(session, start, end):
         add(department_id, "accepted", accepted)
@@ -342,7 +330,7 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
 
 
 def office_total(groups: dict) -> dict:
-    total = _blank()
+    total = empty_counts()
     for counts in groups.values():
         for key in COUNTS:
             total[key] += counts[key]
@@ -359,7 +347,7 @@ def trend_point(session, month: Month, tz: ZoneInfo) -> dict:
     rows = cohort(start, end, departments=False)
     accepted, closed = session.execute(sa.select(sa.func.count(), sa.func.sum(rows.c.closed))).one()
     rated, satisfied = session.execute(
-        sa.select(sa.func.count(Survey.score), _flag(Survey.score <= 3)).where(_in(Survey.closes_at, start, end))
+        sa.select(sa.func.count(Survey.score), _flag(Survey.score <= 3)).where(between(Survey.closes_at, start, end))
     ).one()
     return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
             "satisfaction_rate": ratio(int(satisfied or 0), rated)}
@@ -391,101 +379,9 @@ def department_table(session, groups: dict) -> list[dict]:
         sa.select(Department.id, Department.name).where(sa.or_(
             Department.active.is_(True), Department.id.in_([d for d in groups if d is not None])))
     ).all())
-    rows = [{"id": d, "name": name, **_finish(groups.get(d, _blank()))} for d, name in names.items()]
+    rows = [{"id": d, "name": name, **with_rates(groups.get(d, empty_counts()))} for d, name in names.items()]
     missing = -1.0  # no figure ranks after every real one
     rows.sort(key=lambda r: (-(r["on_time_rate"] if r["on_time_rate"] is not None else missing),
                              -(r["satisfaction_rate"] if r["satisfaction_rate"] is not None else missing),
                              r["name"]))
     return rows
-
-
-def recurring(session, month: Month, tz: ZoneInfo) -> tuple[list[dict], list[dict]]:
-    """The cohort's problem types, and the service items it names most often (一类事: fix them at the root).
-
-    One pass over the cohort's tickets grouped by (problem type, service item); the two tallies are
-    summed from those groups (a few thousand at most).
-    """
-    start, end = month.bounds(tz)
-    cohort = sa.select(Event.ticket_id).where(Event.action == "accept", _in(Event.at, start, end))
-    groups = session.execute(
-        sa.select(Ticket.problem_type, Ticket.service_item, sa.func.count()).where(Ticket.id.in_(cohort))
-        .group_by(Ticket.problem_type, Ticket.service_item)
-    ).all()
-    by_type: dict = {}
-    by_item: dict = {}
-    for problem_type, item, count in groups:
-        by_type[problem_type] = by_type.get(problem_type, 0) + count
-        if item is not None:
-            by_item[item] = by_item.get(item, 0) + count
-    types = sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0]))
-    items = sorted(((name, n) for name, n in by_item.items() if n >= 2), key=lambda kv: (-kv[1], kv[0]))[:TOP_LIMIT]
-    return ([{"code": code, "label": str(label(PROBLEM_TYPE_LABELS, code)), "count": n} for code, n in types],
-            [{"name": name, "count": n} for name, n in items])
-
-
-def overdue_list(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
-    """Cases with a department deadline past due and still open at the month's end, most overdue first."""
-    start, end = month.bounds(tz)
-    where = (Deadline.kind.in_(DEPARTMENT_DEADLINES), Deadline.started_at < end, Deadline.due_at < end,
-             sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at >= end))
-    total = session.scalar(sa.select(sa.func.count(sa.distinct(Deadline.ticket_id))).where(*where))
-    rows = session.execute(
-        sa.select(Ticket.tracking_no, Department.name, Deadline.kind, Deadline.due_at,
-                  supervision_level_at(Ticket.id, end))
-        .select_from(Deadline).join(Ticket, Ticket.id == Deadline.ticket_id)
-        .join(Department, Department.id == Deadline.department_id, isouter=True)
-        .where(*where).order_by(Deadline.due_at, Ticket.tracking_no).limit(LIST_LIMIT)
-    ).all()
-    last_day = (end - timedelta(seconds=1)).astimezone(tz).date()
-    items = [{"tracking_no": no, "department": name, "kind": kind, "due_at": due.isoformat(),
-              "days_overdue": working_days.between(due.astimezone(tz).date(), last_day),
-              "supervision_level": level or 0} for no, name, kind, due, level in rows]
-    return {"total": total, "items": items}
-
-
-def escalation_list(session, month: Month, tz: ZoneInfo) -> dict:
-    """The month's escalation steps and reminders, in order."""
-    start, end = month.bounds(tz)
-    level = sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
-    where = (Event.action.in_(SUPERVISION_ACTIONS), _in(Event.at, start, end))
-    total = session.scalar(sa.select(sa.func.count()).select_from(Event).where(*where))
-    rows = session.execute(
-        sa.select(Event.at, Ticket.tracking_no, Department.name, Event.action, level)
-        .select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)
-        .join(Department, Department.id == department_at(Event.ticket_id, Event.at), isouter=True)
-        .where(*where).order_by(Event.at, Event.id).limit(LIST_LIMIT)
-    ).all()
-    items = [{"at": at.isoformat(), "tracking_no": no, "department": name, "action": action, "level": lvl}
-             for at, no, name, action, lvl in rows]
-    return {"total": total, "items": items}
-
-
-def monthly_figures(session, month: Month, *, progress=lambda step: None) -> dict:
-    """Everything a monthly report shows, as JSON-ready data. `progress(step)` is called after each part."""
-    rules = policy()
-    tz = rules.tz
-    working_days = WorkingDays(rules.calendar_source(), tz)
-    if session.get_bind().dialect.name == "postgresql":
-        # These queries look expensive to the planner, whose JIT compilation then costs more than it saves
-        # (over a second per query at 100,000 cases); their sorts fit in memory with a little more room.
-        session.execute(sa.text("SET LOCAL jit = off"))
-        session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-    groups = department_counts(session, month, tz, working_days)
-    progress("figures")
-    problem_types, service_items = recurring(session, month, tz)
-    progress("recurring")
-    figures = {
-        "month": str(month),
-        "formula_version": FORMULA_VERSION,
-        "office": _finish(office_total(groups)),
-        "departments": department_table(session, groups),
-        "unassigned": _finish(groups.get(None, _blank())),
-        "problem_types": problem_types,
-        "service_items": service_items,
-        "overdue": overdue_list(session, month, tz, working_days),
-        "escalations": escalation_list(session, month, tz),
-    }
-    progress("lists")
-    figures["trend"] = trend(session, month, tz, figures["office"])
-    progress("trend")
-    return figures

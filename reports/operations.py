@@ -11,6 +11,7 @@ from tickets.errors import NotFound, ValidationFailed
 from tickets.models import Role, User
 
 from . import fonts, metrics
+from .figures import monthly_figures
 from .models import Report
 from .pdf import build_pdf, percent
 
@@ -56,7 +57,7 @@ def generate(session, month: metrics.Month, *, trigger: str, user_id: int | None
              progress=lambda step: None) -> Report:
     """Compute the month's figures and PDF and keep them (replacing an earlier report of the month)."""
     config = current_app.config
-    figures = metrics.monthly_figures(session, month, progress=progress)
+    figures = monthly_figures(session, month, progress=progress)
     now = clock.now()
     figures["generated_at"] = now.isoformat()
     pdf = build_pdf(figures, office=config["OFFICE_NAME"], generated_at=now, tz=policy_tz(),

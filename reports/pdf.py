@@ -1,6 +1,6 @@
 """The monthly PDF (ReportLab platypus): cover, department ranking, charts, recurring matters, lists, formulas.
 
-It reads only the figures dict `metrics.monthly_figures` made, so a stored report renders the same again.
+It reads only the figures dict `figures.monthly_figures` made, so a stored report renders the same again.
 """
 from __future__ import annotations
 

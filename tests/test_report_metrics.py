@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from reports import metrics
+from reports.figures import monthly_figures
 from tests.report_month import A_NAME, B_NAME, DEPARTMENT_A, DEPARTMENT_B, MONTH, OFFICE, build_month
 from tickets.db import db
 
@@ -15,7 +16,7 @@ def november(world, clock):
 
 def figures_of(app, month=MONTH):
     with app.app_context():
-        return metrics.monthly_figures(db.session, metrics.Month.parse(month))
+        return monthly_figures(db.session, metrics.Month.parse(month))
 
 
 def test_every_formula_on_the_hand_built_month(world, november):

@@ -5,7 +5,7 @@
 `generate_series`: 20 months of 100,000 cases each (2025-03 .. 2026-10), each with the events,
 deadlines, surveys, extension requests, escalations and return visits the formulas read. Then it measures, for the month 2026-09:
 
-  * figures: `reports.metrics.monthly_figures` (every query, the 12-month trend, the lists);
+  * figures: `reports.figures.monthly_figures` (every query, the 12-month trend, the lists);
   * pdf:     `reports.pdf.build_pdf` on those figures;
 
 once cold (no report kept: all twelve trend months computed), then in the steady state of production,
@@ -204,6 +204,7 @@ def keep_earlier(url: str, month_text: str) -> None:
 def measure(url: str, month_text: str, trace_heap: bool) -> dict:
     from app import create_app
     from reports import fonts, metrics
+    from reports.figures import monthly_figures
     from reports.pdf import build_pdf
     from tickets.db import db, utcnow
 
@@ -215,7 +216,7 @@ def measure(url: str, month_text: str, trace_heap: bool) -> dict:
         if trace_heap:
             tracemalloc.start()  # slows Python code down severalfold: never in a timed run
         started = time.perf_counter()
-        figures = metrics.monthly_figures(db.session, metrics.Month.parse(month_text))
+        figures = monthly_figures(db.session, metrics.Month.parse(month_text))
         figures_s = time.perf_counter() - started
         started = time.perf_counter()
         pdf = build_pdf(figures, office=app.config["OFFICE_NAME"], generated_at=utcnow(),
