@@ -1,6 +1,7 @@
 """The report's charts as ReportLab drawings: the PDF draws them, the console shows the same drawings as SVG."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from reportlab.graphics import renderSVG
 from reportlab.graphics.charts.barcharts import HorizontalBarChart
 from reportlab.graphics.charts.legends import Legend
@@ -21,7 +22,7 @@ def _percent(value):
     return None if value is None else round(value * 100, 1)
 
 
-def _legend(drawing: Drawing, right: float, top: float, font: str, keys: tuple[str, ...]) -> None:
+def _legend(drawing: Drawing, right: float, top: float, font: str, keys: tuple[str, ...], palette) -> None:
     """Both series side by side, ending at `right`."""
     names = [str(FORMULA_BY_KEY[key].label) for key in keys]
     legend = Legend()
@@ -30,8 +31,14 @@ def _legend(drawing: Drawing, right: float, top: float, font: str, keys: tuple[s
     legend.fontName, legend.fontSize = font, 8
     legend.alignment = "right"
     legend.columnMaximum = 1
-    legend.colorNamePairs = list(zip((BLUE, ORANGE), names))
+    legend.colorNamePairs = list(zip(palette, names))
     drawing.add(legend)
+
+
+def _no_data(drawing: Drawing, font: str) -> Drawing:
+    drawing.add(String(drawing.width / 2, drawing.height / 2, _("No data for this period."), fontName=font, fontSize=9,
+                       textAnchor="middle", fillColor=colors.grey))
+    return drawing
 
 
 def _title(drawing: Drawing, text: str, font: str) -> None:
@@ -42,21 +49,28 @@ def trend_chart(trend: list[dict], title: str, font: str, width: float = 480, he
     """Closure rate and satisfaction rate of the last twelve months, in percent (a month without data leaves a gap)."""
     drawing = Drawing(width, height)
     _title(drawing, title, font)
+    keys = ("closure_rate", "satisfaction_rate")
+    # ReportLab cannot draw a line without a single point: a series with no month of data is left out.
+    series = [(key, color, [_percent(p[key]) for p in trend]) for key, color in zip(keys, (BLUE, ORANGE))]
+    series = [(key, color, values) for key, color, values in series if any(v is not None for v in values)]
+    if not series:
+        return _no_data(drawing, font)
     chart = HorizontalLineChart()
     chart.x, chart.y, chart.width, chart.height = 35, 30, width - 45, height - 75
-    chart.data = [[_percent(p["closure_rate"]) for p in trend], [_percent(p["satisfaction_rate"]) for p in trend]]
+    chart.data = [values for _, _, values in series]
     chart.categoryAxis.categoryNames = [p["month"][2:] for p in trend]
     chart.categoryAxis.labels.fontName, chart.categoryAxis.labels.fontSize = font, 7
     chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
     chart.valueAxis.labels.fontName, chart.valueAxis.labels.fontSize = font, 7
     chart.valueAxis.labelTextFormat = "%d%%"
     chart.valueAxis.visibleGrid, chart.valueAxis.gridStrokeColor = True, colors.HexColor("#dddddd")
-    for index, color in enumerate((BLUE, ORANGE)):
+    for index, (_, color, _) in enumerate(series):
         chart.lines[index].strokeColor, chart.lines[index].strokeWidth = color, 1.8
         chart.lines[index].symbol = makeMarker("FilledCircle", size=3)  # a lone month still shows
     chart.joinedLines = True
     drawing.add(chart)
-    _legend(drawing, width - 10, height - 8, font, ("closure_rate", "satisfaction_rate"))
+    _legend(drawing, width - 10, height - 8, font, tuple(key for key, _, _ in series),
+            tuple(color for _, color, _ in series))
     return drawing
 
 
@@ -67,6 +81,8 @@ def department_chart(departments: list[dict], title: str, font: str, width: floa
     height = 70 + bar_space * max(len(shown), 1)
     drawing = Drawing(width, height)
     _title(drawing, title, font)
+    if not shown:
+        return _no_data(drawing, font)
     chart = HorizontalBarChart()
     chart.x, chart.y, chart.width, chart.height = 130, 25, width - 150, height - 70
     # The category axis draws from the bottom up; reverse so the best department is on top.
@@ -82,7 +98,7 @@ def department_chart(departments: list[dict], title: str, font: str, width: floa
     chart.bars.strokeColor = None
     chart.barSpacing, chart.groupSpacing = 1, 6
     drawing.add(chart)
-    _legend(drawing, width - 10, height - 8, font, ("on_time_rate", "satisfaction_rate"))
+    _legend(drawing, width - 10, height - 8, font, ("on_time_rate", "satisfaction_rate"), (BLUE, ORANGE))
     return drawing
 
 

@@ -39,6 +39,14 @@ def test_pdf_has_chinese_headline_figures_and_departments(world, november):
     assert len(PdfReader(io.BytesIO(response.data)).pages) >= 3
 
 
+def test_an_empty_month_still_makes_a_report(world, clock):
+    clock.set(2026, 12, 3, 10)
+    response = world.get("leader", "/api/v1/reports/monthly/2026-10.pdf")
+    assert response.status_code == 200
+    text = pdf_text(response.data)
+    assert "本期无数据" in text and "全窗口合计" in text and "月末无超期案件" in text
+
+
 def test_api_json_roles_and_bad_months(world, november):
     body = world.get("office", URL).get_json()
     assert body["formula_version"] == metrics.FORMULA_VERSION and body["month"] == MONTH
