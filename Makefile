@@ -7,7 +7,7 @@ FLASK := $(BIN)/flask --app app
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test bench bench-sms bench-escalation messages translations clean help
+.PHONY: run test bench bench-sms bench-escalation bench-reports messages translations clean help
 
 help:
 	@echo "make run    - serve Banjie on http://$${HOST:-127.0.0.1}:$${PORT:-5000} (SQLite, in-process worker, SMS outbox, demo data)"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench  - run the benchmarks in tests/bench (needs PostgreSQL)"
 	@echo "make bench-sms - send 10,000 SMS through the Twilio test server with dramatiq workers (needs PostgreSQL, Redis)"
 	@echo "make bench-escalation - time escalation sweeps over 1,000,000 open cases (needs PostgreSQL)"
+	@echo "make bench-reports - time the monthly report on 100,000 cases of 2,000,000 (needs PostgreSQL)"
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,8 @@ bench-sms: $(STAMP) translations
 	$(BIN)/python tests/bench/sms.py $(BENCH_SMS_ARGS)
 bench-escalation: $(STAMP) translations
 	$(BIN)/python tests/bench/escalation.py
+bench-reports: $(STAMP) translations
+	$(BIN)/python tests/bench/reports.py --reuse $(BENCH_ARGS)
 
 # Developers: after adding or changing user-facing text, refresh the catalogs and translate the new entries.
 messages: $(STAMP)

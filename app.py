@@ -55,6 +55,7 @@ SETTINGS = {
     "SMS_CLAIM_LEASE_SECONDS": (60, int),
     "TWILIO_TIMEOUT_SECONDS": (10, float),
     "OFFICE_NAME": ("办不成事反映窗口", str),
+    "REPORT_FONT": ("", str),
     "PROXY_COUNT": (0, int),
     "LOGIN_RATELIMIT": ("5/15 minutes", str),
     "LOGIN_RATELIMIT_CLIENT": ("30/hour", str),
@@ -194,6 +195,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(views.bp)
     register_error_handlers(app)
     cli.register(app)
+
+    from reports.setup import init_app as init_reports
+
+    init_reports(app)
 
     from admin import init_admin
 

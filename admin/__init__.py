@@ -11,6 +11,7 @@ def init_admin(app) -> Admin:
     from .case import CaseView
     from .dashboard import Dashboard
     from .queues import QUEUES, QueueView
+    from .reports import ReportsView
 
     admin = Admin(app, name=_l("Banjie console"), index_view=Dashboard(),
                   theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True))
@@ -21,6 +22,7 @@ def init_admin(app) -> Admin:
         escalation.register(admin)
         management.register(admin)
         sms.register(admin)
+        admin.add_view(ReportsView(name=_l("Reports"), endpoint="reports", url="/admin/reports"))
     app.register_blueprint(auth.bp)
     app.extensions["banjie.admin"] = admin
     return admin

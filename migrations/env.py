@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 
 import escalation.models  # noqa: F401  (registers the tables of each room)
 import notify.models  # noqa: F401
+import reports.models  # noqa: F401
 import tickets.models  # noqa: F401
 from tickets.db import UTCDateTime
 

@@ -1,0 +1,32 @@
+"""The console dashboard's report charts: last month's trend and department charts as SVG, from its kept report."""
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from tickets.db import db
+from tickets.models import Role
+
+from . import charts, fonts, operations
+
+
+def charts_for(figures: dict) -> dict:
+    """The two charts of a month's figures as inline SVG (the same drawings the PDF prints)."""
+    font = fonts.register(current_app.config.get("REPORT_FONT", ""))
+    return {
+        "trend": charts.to_svg(charts.trend_chart(figures["trend"], _("Closure and satisfaction rates, last 12 months"),
+                                                  font)),
+        "departments": charts.to_svg(charts.department_chart(figures["departments"], _("Departments"), font)),
+    }
+
+
+def last_month() -> dict | None:
+    """What the dashboard shows: None for department handlers (office-wide figures are not theirs to see)."""
+    if not current_user.is_authenticated or current_user.role == Role.department.value:
+        return None
+    month = operations.previous_month()
+    report = operations.find(db.session, month)
+    if report is None:
+        return {"month": month, "figures": None}
+    return {"month": month, "figures": report.figures["office"], **charts_for(report.figures)}

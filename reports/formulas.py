@@ -1,0 +1,62 @@
+"""The report's formulas, written down once: the metrics compute them, the PDF appendix and the API print them.
+
+Change a definition here and bump FORMULA_VERSION: a stored report keeps the version it was computed with.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+
+FORMULA_VERSION = "2026.1"
+
+
+@dataclass(frozen=True)
+class Formula:
+    key: str
+    label: object        # lazy string: the figure's name
+    definition: object   # lazy string: how it is computed
+    rate: bool = False   # a ratio, shown as a percentage
+
+
+FORMULAS = (
+    Formula("accepted", _l("Cases accepted"), _l(
+        "Cases with an accept event in the month (the month's cohort). Rejected cases are never accepted and "
+        "so never counted.")),
+    Formula("closed", _l("Cases closed"), _l(
+        "Cases of the cohort whose last status change before the month's end left them closed.")),
+    Formula("closure_rate", _l("Closure rate"), _l("Closed ÷ accepted."), rate=True),
+    Formula("closed_in_month", _l("Closed in the month"), _l(
+        "Cases with a closing event (approve, resolve, explain) in the month, whenever they were filed.")),
+    Formula("closed_on_time", _l("Closed on time"), _l(
+        "Cases closed in the month none of whose accept, handling or rectification deadlines started before "
+        "the closing was missed; an approved extension moves the deadline.")),
+    Formula("on_time_rate", _l("On-time closure rate"), _l("Closed on time ÷ closed in the month."), rate=True),
+    Formula("avg_handling_days", _l("Average handling time (working days)"), _l(
+        "For cases closed in the month: working days from filing to the month's last closing event, "
+        "averaged.")),
+    Formula("overdue", _l("Overdue cases"), _l(
+        "Cases with a handling or rectification deadline falling due in the month that was not met by its "
+        "due time.")),
+    Formula("returned", _l("Returned cases"), _l("Handling deadlines ended in the month by the department returning the case.")),
+    Formula("extended", _l("Extensions"), _l("Extension requests approved in the month.")),
+    Formula("supervised_1", _l("Reminded (level 1)"), _l(
+        "Cases with a reminder or a level-1 escalation event in the month.")),
+    Formula("supervised_2", _l("Supervised (level 2)"), _l("Cases with a level-2 escalation event in the month.")),
+    Formula("supervised_3", _l("Listed (level 3)"), _l("Cases with a level-3 escalation event in the month.")),
+    Formula("surveys", _l("Surveys closed"), _l(
+        "Satisfaction surveys whose reply window closed in the month (so every answer they will get is in).")),
+    Formula("rated", _l("Surveys answered"), _l("Those surveys the citizen answered.")),
+    Formula("participation_rate", _l("Participation rate"), _l("Rated ÷ surveys."), rate=True),
+    Formula("satisfaction_rate", _l("Satisfaction rate"), _l(
+        "(Very satisfied + satisfied + basically satisfied) ÷ rated."), rate=True),
+    Formula("good_rate", _l("Praise rate"), _l("(Very satisfied + satisfied) ÷ rated."), rate=True),
+    Formula("bad", _l("Bad ratings"), _l("Ratings of 4 (dissatisfied) or 5 (very dissatisfied) among the rated.")),
+    Formula("bad_rectified_rate", _l("Bad-rating rectification rate"), _l(
+        "Bad ratings after which the case was closed again (rework approved or explained) before the month's "
+        "end ÷ bad ratings."), rate=True),
+    Formula("return_visit_rate", _l("Return-visit rate for bad ratings"), _l(
+        "Bad ratings with a return visit recorded before the month's end ÷ bad ratings (every case is filed "
+        "under the citizen's real name)."), rate=True),
+)
+FORMULA_BY_KEY = {f.key: f for f in FORMULAS}

@@ -1,0 +1,89 @@
+"""The report's lists: problem types and recurring service items, the cases overdue at the month's end, the escalations.
+
+Each reads the history as it stood in the month, like the figures (`metrics`), and returns at most
+`LIST_LIMIT` rows with the total.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from tickets.labels import PROBLEM_TYPE_LABELS, label
+from tickets.models import Deadline, Department, Event, Ticket
+
+from .metrics import DEPARTMENT_DEADLINES, SUPERVISION_ACTIONS, Month, WorkingDays, between, department_at, step_level
+
+LIST_LIMIT = 100
+TOP_LIMIT = 10
+
+
+def supervision_level_at(ticket_id, at):
+    """The highest supervision level a case had reached by an instant."""
+    return (
+        sa.select(sa.func.max(step_level()))
+        .where(Event.ticket_id == ticket_id, Event.action.in_(SUPERVISION_ACTIONS), Event.at < at)
+        .scalar_subquery()
+    )
+
+
+def recurring(session, month: Month, tz: ZoneInfo) -> tuple[list[dict], list[dict]]:
+    """The cohort's problem types, and the service items it names most often (一类事: fix them at the root).
+
+    One pass over the cohort's tickets grouped by (problem type, service item); the two tallies are
+    summed from those groups (a few thousand at most).
+    """
+    start, end = month.bounds(tz)
+    cohort = sa.select(Event.ticket_id).where(Event.action == "accept", between(Event.at, start, end))
+    groups = session.execute(
+        sa.select(Ticket.problem_type, Ticket.service_item, sa.func.count()).where(Ticket.id.in_(cohort))
+        .group_by(Ticket.problem_type, Ticket.service_item)
+    ).all()
+    by_type: dict = {}
+    by_item: dict = {}
+    for problem_type, item, count in groups:
+        by_type[problem_type] = by_type.get(problem_type, 0) + count
+        if item is not None:
+            by_item[item] = by_item.get(item, 0) + count
+    types = sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0]))
+    items = sorted(((name, n) for name, n in by_item.items() if n >= 2), key=lambda kv: (-kv[1], kv[0]))[:TOP_LIMIT]
+    return ([{"code": code, "label": str(label(PROBLEM_TYPE_LABELS, code)), "count": n} for code, n in types],
+            [{"name": name, "count": n} for name, n in items])
+
+
+def overdue_list(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
+    """Cases with a department deadline past due and still open at the month's end, most overdue first."""
+    start, end = month.bounds(tz)
+    where = (Deadline.kind.in_(DEPARTMENT_DEADLINES), Deadline.started_at < end, Deadline.due_at < end,
+             sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at >= end))
+    total = session.scalar(sa.select(sa.func.count(sa.distinct(Deadline.ticket_id))).where(*where))
+    rows = session.execute(
+        sa.select(Ticket.tracking_no, Department.name, Deadline.kind, Deadline.due_at,
+                  supervision_level_at(Ticket.id, end))
+        .select_from(Deadline).join(Ticket, Ticket.id == Deadline.ticket_id)
+        .join(Department, Department.id == Deadline.department_id, isouter=True)
+        .where(*where).order_by(Deadline.due_at, Ticket.tracking_no).limit(LIST_LIMIT)
+    ).all()
+    last_day = (end - timedelta(seconds=1)).astimezone(tz).date()
+    items = [{"tracking_no": no, "department": name, "kind": kind, "due_at": due.isoformat(),
+              "days_overdue": working_days.between(due.astimezone(tz).date(), last_day),
+              "supervision_level": level or 0} for no, name, kind, due, level in rows]
+    return {"total": total, "items": items}
+
+
+def escalation_list(session, month: Month, tz: ZoneInfo) -> dict:
+    """The month's escalation steps and reminders, in order."""
+    start, end = month.bounds(tz)
+    level = step_level()
+    where = (Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end))
+    total = session.scalar(sa.select(sa.func.count()).select_from(Event).where(*where))
+    rows = session.execute(
+        sa.select(Event.at, Ticket.tracking_no, Department.name, Event.action, level)
+        .select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)
+        .join(Department, Department.id == department_at(Event.ticket_id, Event.at), isouter=True)
+        .where(*where).order_by(Event.at, Event.id).limit(LIST_LIMIT)
+    ).all()
+    items = [{"at": at.isoformat(), "tracking_no": no, "department": name, "action": action, "level": lvl}
+             for at, no, name, action, lvl in rows]
+    return {"total": total, "items": items}

@@ -1,0 +1,387 @@
+"""The month's figures, by SQL aggregation over the history (events, deadlines, surveys), never by current status.
+
+Every count is defined by rows whose timestamps fall inside the month (local time), or by the history as
+it stood at the month's end, so a past month gives the same figures whenever it is computed. The queries
+group by department; the office total is the sum of the groups (each case belongs to exactly one
+department, or to none when the office settled it itself). Definitions: `formulas.FORMULAS`.
+
+Working days: the handling-time query groups the closed cases by (department, local filing day, local
+closing day) in SQL, and the calendar is applied once per distinct day pair in Python. A month has at
+most a few thousand distinct pairs however many cases it holds, and the calendar stays the one
+`escalation.calendar` computes deadlines with (a SQL copy of the calendar could drift from it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from escalation.calendar import WorkCalendar, working_days_between
+from tickets.models import Deadline, Department, Event, ExtensionRequest, ReturnVisit, Survey, Ticket
+
+from .formulas import FORMULA_VERSION
+from .models import Report
+
+CLOSING_ACTIONS = ("approve", "resolve", "explain")
+RECLOSING_ACTIONS = ("approve", "explain")       # what answers a bad rating
+SUPERVISION_ACTIONS = ("escalate", "remind")     # a remind counts as level 1
+DEPARTMENT_DEADLINES = ("handle", "rectify")      # deadlines the department is measured by
+ON_TIME_DEADLINES = ("accept", "handle", "rectify")
+LEVELS = (1, 2, 3)
+TREND_MONTHS = 12
+MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class BadMonth(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Month":
+        match = MONTH.match(text or "")
+        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+            raise BadMonth(text)
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def containing(cls, instant: datetime, tz: ZoneInfo) -> "Month":
+        local = instant.astimezone(tz)
+        return cls(local.year, local.month)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    def shift(self, months: int) -> "Month":
+        index = self.year * 12 + self.month - 1 + months
+        return Month(index // 12, index % 12 + 1)
+
+    def bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """[start, end) of the month in local time, as aware datetimes."""
+        nxt = self.shift(1)
+        return (datetime(self.year, self.month, 1, tzinfo=tz), datetime(nxt.year, nxt.month, 1, tzinfo=tz))
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator else None
+
+
+# --- SQL building blocks --------------------------------------------------------------------------
+
+def local_date(column, tz: ZoneInfo, dialect: str):
+    """The local calendar day of a UTC timestamp column, in SQL."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.timezone(tz.key, column), sa.Date)
+    # SQLite stores naive UTC; a fixed offset is exact for zones without daylight saving (Asia/Shanghai).
+    offset = datetime(2000, 1, 1, tzinfo=tz).utcoffset()
+    return sa.func.date(column, f"{int(offset.total_seconds())} seconds")
+
+
+def department_at(ticket_id, at):
+    """The department leading a case at an instant: the one of its latest handling deadline started before it."""
+    return (
+        sa.select(Deadline.department_id)
+        .where(Deadline.ticket_id == ticket_id, Deadline.kind == "handle", Deadline.started_at < at)
+        .order_by(Deadline.started_at.desc(), Deadline.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def between(column, start, end):
+    return sa.and_(column >= start, column < end)
+
+
+def _flag(condition):
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def step_level():
+    """The supervision level an escalation or reminder event stands for (a reminder is level 1)."""
+    return sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
+
+
+# --- the queries (each returns rows grouped by department) ------------------------------------------
+
+def _latest(column, *where):
+    """Per case, the latest `column` among the rows matching `where` (a subquery: ticket_id, at)."""
+    table = column.table
+    return (sa.select(table.c.ticket_id.label("ticket_id"), sa.func.max(column).label("at"))
+            .where(*where).group_by(table.c.ticket_id).subquery())
+
+
+def cohort(start, end, *, departments: bool = True):
+    """The month's cohort, one row per case: whether it was closed at the month's end, and its department then.
+
+    Set-based rather than one lookup per case: a case accepted in the month can only have been
+    transferred, closed or rated badly after its acceptance, so every row that decides these lies in
+    the month as well. Closed at the end means its last closing event comes after its last bad rating
+    (a bad rating is the only way out of `closed`); its department is that of its last handling
+    deadline started in the month.
+    """
+    event, deadline = Event.__table__, Deadline.__table__
+    accepted = sa.select(event.c.ticket_id).where(event.c.action == "accept", between(event.c.at, start, end)).subquery()
+    closed = _latest(event.c.at, event.c.action.in_(CLOSING_ACTIONS), between(event.c.at, start, end))
+    reopened = _latest(event.c.at, event.c.action == "rate", event.c.to_status == "rectifying",
+                       between(event.c.at, start, end))
+    closed_flag = sa.case((sa.and_(closed.c.at.is_not(None),
+                                   sa.or_(reopened.c.at.is_(None), reopened.c.at < closed.c.at)), 1), else_=0)
+    columns = [accepted.c.ticket_id, closed_flag.label("closed")]
+    query = (sa.select().select_from(accepted)
+             .outerjoin(closed, closed.c.ticket_id == accepted.c.ticket_id)
+             .outerjoin(reopened, reopened.c.ticket_id == accepted.c.ticket_id))
+    if departments:
+        in_month = (deadline.c.kind == "handle", between(deadline.c.started_at, start, end))
+        sent = _latest(deadline.c.started_at, *in_month)
+        lead = deadline.alias("lead")
+        query = query.outerjoin(sent, sent.c.ticket_id == accepted.c.ticket_id).outerjoin(
+            lead, sa.and_(lead.c.ticket_id == sent.c.ticket_id, lead.c.kind == "handle", lead.c.started_at == sent.c.at,
+                          between(lead.c.started_at, start, end)))
+        columns.append(lead.c.department_id.label("department_id"))
+    return query.add_columns(*columns).subquery()
+
+
+def cohort_rows(session, start, end):
+    """Per department: accepted in the month, and of those closed at the month's end."""
+    rows = cohort(start, end)
+    return session.execute(
+        sa.select(rows.c.department_id, sa.func.count(), sa.func.sum(rows.c.closed)).group_by(rows.c.department_id)
+    ).all()
+
+
+def closed_rows(session, start, end, tz, dialect):
+    """Per department, on-time flag and (filing day, closing day): the cases closed in the month.
+
+    The department is the ticket's own: a case is never transferred again once it has been closed
+    (after a close it can only be rated, rectified by the same department and closed again), so for a
+    case closed in the month the column holds the department that closed it, whenever this runs.
+    """
+    closes = (
+        sa.select(Event.ticket_id.label("ticket_id"), sa.func.max(Event.at).label("closed_at"))
+        .where(Event.action.in_(CLOSING_ACTIONS), between(Event.at, start, end))
+        .group_by(Event.ticket_id)
+        .subquery()
+    )
+    missed = (
+        sa.select(Deadline.id)
+        .where(Deadline.ticket_id == closes.c.ticket_id, Deadline.kind.in_(ON_TIME_DEADLINES),
+               Deadline.started_at < closes.c.closed_at,
+               sa.func.coalesce(Deadline.ended_at, closes.c.closed_at) > Deadline.due_at)
+        .exists()
+    )
+    rows = sa.select(
+        Ticket.department_id.label("department_id"),
+        sa.case((missed, 0), else_=1).label("on_time"),
+        local_date(Ticket.created_at, tz, dialect).label("from_day"),
+        local_date(closes.c.closed_at, tz, dialect).label("to_day"),
+    ).select_from(closes).join(Ticket, Ticket.id == closes.c.ticket_id).subquery()
+    return session.execute(
+        sa.select(rows.c.department_id, rows.c.on_time, rows.c.from_day, rows.c.to_day, sa.func.count())
+        .group_by(rows.c.department_id, rows.c.on_time, rows.c.from_day, rows.c.to_day)
+    ).all()
+
+
+def deadline_rows(session, start, end):
+    """Per department: cases overdue in the month, handling deadlines ended by a return, approved extensions."""
+    overdue = session.execute(
+        sa.select(Deadline.department_id, sa.func.count(sa.distinct(Deadline.ticket_id)))
+        .where(Deadline.kind.in_(DEPARTMENT_DEADLINES), between(Deadline.due_at, start, end),
+               sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at > Deadline.due_at))
+        .group_by(Deadline.department_id)
+    ).all()
+    returned = session.execute(
+        sa.select(Deadline.department_id, sa.func.count())
+        .where(Deadline.kind == "handle", Deadline.outcome == "returned", between(Deadline.ended_at, start, end))
+        .group_by(Deadline.department_id)
+    ).all()
+    extended = session.execute(
+        sa.select(Deadline.department_id, sa.func.count())
+        .select_from(ExtensionRequest).join(Deadline, Deadline.id == ExtensionRequest.deadline_id)
+        .where(ExtensionRequest.approved.is_(True), between(ExtensionRequest.decided_at, start, end))
+        .group_by(Deadline.department_id)
+    ).all()
+    return overdue, returned, extended
+
+
+def supervision_rows(session, start, end):
+    """Per department and level: cases escalated (or reminded, level 1) in the month."""
+    level = step_level()
+    steps = sa.select(
+        Event.ticket_id.label("ticket_id"), level.label("level"),
+        department_at(Event.ticket_id, Event.at).label("department_id"),
+    ).where(Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end)).subquery()
+    return session.execute(
+        sa.select(steps.c.department_id, steps.c.level, sa.func.count(sa.distinct(steps.c.ticket_id)))
+        .group_by(steps.c.department_id, steps.c.level)
+    ).all()
+
+
+def survey_rows(session, start, end):
+    """Per department: surveys closed in the month, their answers, bad ratings answered and visited by the end."""
+    reclosed = (
+        sa.select(Event.id)
+        .where(Event.ticket_id == Survey.ticket_id, Event.action.in_(RECLOSING_ACTIONS),
+               Event.at > Survey.rated_at, Event.at < end)
+        .exists()
+    )
+    visited = (
+        sa.select(ReturnVisit.id).where(ReturnVisit.survey_id == Survey.id, ReturnVisit.visited_at < end).exists()
+    )
+    bad = Survey.score >= 4
+    # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is the one rated.
+    surveys = sa.select(
+        Ticket.department_id.label("department_id"),
+        sa.case((Survey.score.is_not(None), 1), else_=0).label("rated"),
+        sa.case((Survey.score <= 3, 1), else_=0).label("satisfied"),
+        sa.case((Survey.score <= 2, 1), else_=0).label("good"),
+        sa.case((bad, 1), else_=0).label("bad"),
+        sa.case((sa.and_(bad, reclosed), 1), else_=0).label("bad_rectified"),
+        sa.case((sa.and_(bad, visited), 1), else_=0).label("bad_visited"),
+    ).join(Ticket, Ticket.id == Survey.ticket_id).where(between(Survey.closes_at, start, end)).subquery()
+    c = surveys.c
+    return session.execute(
+        sa.select(c.department_id, sa.func.count(), sa.func.sum(c.rated), sa.func.sum(c.satisfied),
+                  sa.func.sum(c.good), sa.func.sum(c.bad), sa.func.sum(c.bad_rectified), sa.func.sum(c.bad_visited))
+        .group_by(c.department_id)
+    ).all()
+
+
+# --- putting the figures together -------------------------------------------------------------------
+
+COUNTS = ("accepted", "closed", "closed_in_month", "closed_on_time", "handling_days", "overdue", "returned",
+          "extended", "supervised_1", "supervised_2", "supervised_3", "surveys", "rated", "satisfied", "good",
+          "bad", "bad_rectified", "bad_visited")
+
+
+def empty_counts() -> dict:
+    return dict.fromkeys(COUNTS, 0)
+
+
+def with_rates(counts: dict) -> dict:
+    """Rates from counts (the formulas of `formulas.FORMULAS`); the raw counts stay alongside."""
+    figures = {key: value for key, value in counts.items() if key != "handling_days"}
+    figures["closure_rate"] = ratio(counts["closed"], counts["accepted"])
+    figures["on_time_rate"] = ratio(counts["closed_on_time"], counts["closed_in_month"])
+    figures["avg_handling_days"] = (round(counts["handling_days"] / counts["closed_in_month"], 1)
+                                    if counts["closed_in_month"] else None)
+    figures["participation_rate"] = ratio(counts["rated"], counts["surveys"])
+    figures["satisfaction_rate"] = ratio(counts["satisfied"], counts["rated"])
+    figures["good_rate"] = ratio(counts["good"], counts["rated"])
+    figures["bad_rectified_rate"] = ratio(counts["bad_rectified"], counts["bad"])
+    figures["return_visit_rate"] = ratio(counts["bad_visited"], counts["bad"])
+    return figures
+
+
+class WorkingDays:
+    """Working days between two local days, one calendar walk per distinct pair."""
+
+    def __init__(self, calendar: WorkCalendar, tz: ZoneInfo):
+        self.calendar, self.tz = calendar, tz
+        self.between = lru_cache(maxsize=None)(self._between)
+
+    def _between(self, first: date, last: date) -> int:
+        noon = time(12)
+        return working_days_between(self.calendar, datetime.combine(first, noon, self.tz),
+                                    datetime.combine(last, noon, self.tz), self.tz)
+
+
+def _day(value) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def department_counts(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
+    """{department id or None: counts} for the month."""
+    start, end = month.bounds(tz)
+    dialect = session.get_bind().dialect.name
+    groups: dict = {}
+
+    def add(department_id, key, value):
+        groups.setdefault(department_id, empty_counts())[key] += int(value or 0)
+
+    for department_id, accepted, closed in cohort_rows(session, start, end):
+        add(department_id, "accepted", accepted)
+        add(department_id, "closed", closed)
+    for department_id, on_time, from_day, to_day, count in closed_rows(session, start, end, tz, dialect):
+        add(department_id, "closed_in_month", count)
+        add(department_id, "closed_on_time", count if on_time else 0)
+        if from_day is not None:
+            add(department_id, "handling_days", count * working_days.between(_day(from_day), _day(to_day)))
+    overdue, returned, extended = deadline_rows(session, start, end)
+    for key, rows in (("overdue", overdue), ("returned", returned), ("extended", extended)):
+        for department_id, count in rows:
+            add(department_id, key, count)
+    for department_id, level, count in supervision_rows(session, start, end):
+        if level in LEVELS:
+            add(department_id, f"supervised_{level}", count)
+    for department_id, *values in survey_rows(session, start, end):
+        for key, value in zip(("surveys", "rated", "satisfied", "good", "bad", "bad_rectified", "bad_visited"), values):
+            add(department_id, key, value)
+    return groups
+
+
+def office_total(groups: dict) -> dict:
+    total = empty_counts()
+    for counts in groups.values():
+        for key in COUNTS:
+            total[key] += counts[key]
+    return total
+
+
+def trend_point(session, month: Month, tz: ZoneInfo) -> dict:
+    """Closure and satisfaction rates of one month (what the trend chart draws).
+
+    The same definitions as `cohort_rows` and `survey_rows`, office-wide only, so without the
+    department lookups those need.
+    """
+    start, end = month.bounds(tz)
+    rows = cohort(start, end, departments=False)
+    accepted, closed = session.execute(sa.select(sa.func.count(), sa.func.sum(rows.c.closed))).one()
+    rated, satisfied = session.execute(
+        sa.select(sa.func.count(Survey.score), _flag(Survey.score <= 3)).where(between(Survey.closes_at, start, end))
+    ).one()
+    return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
+            "satisfaction_rate": ratio(int(satisfied or 0), rated)}
+
+
+def trend(session, month: Month, tz: ZoneInfo, office: dict, months: int = TREND_MONTHS) -> list[dict]:
+    """The last `months` months' rates, ending with `month` (whose figures are already in `office`).
+
+    An earlier month whose report is kept with the same formula version takes its rates from there
+    (the same queries made them); only the others are computed.
+    """
+    earlier = [month.shift(-back) for back in range(months - 1, 0, -1)]
+    kept = dict(session.execute(
+        sa.select(Report.month, Report.figures["office"])
+        .where(Report.month.in_([str(m) for m in earlier]), Report.formula_version == FORMULA_VERSION)
+    ).all())
+    points = []
+    for m in earlier:
+        stored = kept.get(str(m))
+        points.append({"month": str(m), "closure_rate": stored["closure_rate"],
+                       "satisfaction_rate": stored["satisfaction_rate"]} if stored else trend_point(session, m, tz))
+    return points + [{"month": str(month), "closure_rate": office["closure_rate"],
+                      "satisfaction_rate": office["satisfaction_rate"]}]
+
+
+def department_table(session, groups: dict) -> list[dict]:
+    """Every active department (and any other with figures), ranked by on-time rate, then satisfaction rate."""
+    names = dict(session.execute(
+        sa.select(Department.id, Department.name).where(sa.or_(
+            Department.active.is_(True), Department.id.in_([d for d in groups if d is not None])))
+    ).all())
+    rows = [{"id": d, "name": name, **with_rates(groups.get(d, empty_counts()))} for d, name in names.items()]
+    missing = -1.0  # no figure ranks after every real one
+    rows.sort(key=lambda r: (-(r["on_time_rate"] if r["on_time_rate"] is not None else missing),
+                             -(r["satisfaction_rate"] if r["satisfaction_rate"] is not None else missing),
+                             r["name"]))
+    return rows

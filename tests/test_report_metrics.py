@@ -1,0 +1,75 @@
+"""Report figures on the hand-built November (tests/report_month.py), on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import pytest
+
+from reports import metrics
+from reports.figures import monthly_figures
+from tests.report_month import A_NAME, B_NAME, DEPARTMENT_A, DEPARTMENT_B, MONTH, OFFICE, build_month
+from tickets.db import db
+
+
+@pytest.fixture
+def november(world, clock):
+    return build_month(world, clock)
+
+
+def figures_of(app, month=MONTH):
+    with app.app_context():
+        return monthly_figures(db.session, metrics.Month.parse(month))
+
+
+def test_every_formula_on_the_hand_built_month(world, november):
+    figures = figures_of(world.app)
+    for key, expected in OFFICE.items():
+        assert figures["office"][key] == expected, key
+    rows = {row["name"]: row for row in figures["departments"]}
+    for name, expected_row in ((A_NAME, DEPARTMENT_A), (B_NAME, DEPARTMENT_B)):
+        for key, expected in expected_row.items():
+            assert rows[name][key] == expected, (name, key)
+    # ranked by on-time rate (B 100 %, A 66.7 %), then satisfaction; C has no figures and comes last
+    assert [row["name"] for row in figures["departments"]] == [B_NAME, A_NAME, "住房和城乡建设局"]
+    assert figures["unassigned"]["accepted"] == 1 and figures["unassigned"]["bad_rectified"] == 1  # T7
+    assert figures["formula_version"] == metrics.FORMULA_VERSION
+
+
+def test_lists_recurring_items_and_trend(world, november):
+    figures = figures_of(world.app)
+    overdue = figures["overdue"]
+    # only T6 is past due and open at the month's end: due Nov 12, then Nov 13..30 hold 12 working days
+    assert overdue["total"] == 1
+    (row,) = overdue["items"]
+    assert row["tracking_no"] == november["T6"]["tracking_no"]
+    assert (row["department"], row["days_overdue"], row["supervision_level"]) == (B_NAME, 12, 3)
+    escalations = figures["escalations"]
+    assert escalations["total"] == 3  # T4 level 2, T6 level 3, T6 reminded; T1's October reminder is not here
+    assert [(e["tracking_no"], e["level"]) for e in escalations["items"]] == [
+        (november["T4"]["tracking_no"], 2), (november["T6"]["tracking_no"], 3), (november["T6"]["tracking_no"], 1)]
+    assert [(p["code"], p["count"]) for p in figures["problem_types"]] == [
+        ("too_slow", 5), ("cannot_handle", 1), ("too_hard", 1)]
+    # 一类事: T2 T4 T8 T9 (T1 was accepted in October); 社保转移 is named once only, so it does not recur
+    assert figures["service_items"] == [{"name": "营业执照变更", "count": 4}]
+    trend = {point["month"]: point for point in figures["trend"]}
+    assert len(figures["trend"]) == 12 and figures["trend"][-1]["month"] == MONTH
+    assert trend["2026-11"] == {"month": "2026-11", "closure_rate": 0.7143, "satisfaction_rate": 0.5}
+    assert trend["2026-10"] == {"month": "2026-10", "closure_rate": 0.0, "satisfaction_rate": None}  # T1 open on Oct 31
+    assert trend["2025-12"]["closure_rate"] is None
+
+
+def test_december_events_do_not_change_november(world, november, clock):
+    before = figures_of(world.app)
+    clock.set(2026, 12, 20, 9)
+    world.act("office", november["T6"]["tracking_no"], "remind")
+    world.act("dept_b", november["T6"]["tracking_no"], "reply", content="已办结。")
+    world.act("office", november["T6"]["tracking_no"], "approve")
+    after = figures_of(world.app)
+    assert after["office"] == before["office"] and after["departments"] == before["departments"]
+    december = figures_of(world.app, "2026-12")["office"]
+    assert (december["accepted"], december["closed_in_month"]) == (0, 2)  # T6 and T8, both accepted in November
+
+
+def test_month_parsing():
+    assert str(metrics.Month.parse("2026-01").shift(-1)) == "2025-12"
+    for bad in ("2026-13", "2026-00", "2026-1", "26-01", "", "2026-01x", "1999-12"):
+        with pytest.raises(metrics.BadMonth):
+            metrics.Month.parse(bad)
