@@ -5,12 +5,13 @@ survey is exactly what staff would have produced.
 """
 from __future__ import annotations
 
+import random
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
-from . import clock, intake, workflow
+from . import clock, deadlines, intake, workflow
 from .cli import create_user
 from .models import Department
 from .phones import normalise_mobile
@@ -88,6 +89,71 @@ CASES = [
 ]
 
 
+# Three months of ordinary work before the cases above, so that last month's report has something to say.
+HISTORY_MONTHS = 3
+HISTORY_PER_MONTH = 36
+HISTORY_DEPARTMENTS = (("SCJG", "scjg"), ("RSJ", "rsj"), ("ZJJ", "zjj"))
+HISTORY_NAMES = "赵伟 钱芳 孙磊 李娟 周洋 吴静 郑涛 王丽 冯刚 陈晨 褚红 卫东 蒋敏 沈杰 韩雪 杨帆 朱琳 秦勇".split()
+HISTORY_ITEMS = [
+    ("too_slow", "营业执照变更登记", "营业执照变更申请提交两周了，系统一直显示审核中。"),
+    ("too_slow", "养老保险关系转移", "养老保险关系转移申请一个多月没有进展。"),
+    ("cannot_handle", "公积金提取", "公积金提取要求的证明材料开不出来，窗口说办不了。"),
+    ("too_hard", "新生儿医保参保", "给孩子办医保要先办户口，办户口又要医保记录，来回跑了好几趟。"),
+    ("too_slow", "食品经营许可证延续", "许可证延续申请迟迟不批，证马上到期。"),
+    ("too_hard", "个体户注销", "个体户注销要先清税，税务又要先注销执照，互相推。"),
+    ("cannot_handle", "失业保险金申领", "网上申领失业金一直提示信息不符，窗口也解决不了。"),
+    ("other", None, "想咨询办理流程，电话一直打不通。"),
+]
+
+
+def _history(rng, month_start: datetime, now: datetime):
+    """One past case as (filed at, name, phone, type, item, description, steps with their hours after filing)."""
+    problem_type, item, description = rng.choice(HISTORY_ITEMS)
+    filed = month_start + timedelta(days=rng.randrange(0, 27), hours=rng.randrange(9, 17), minutes=rng.randrange(60))
+    code, handler = rng.choice(HISTORY_DEPARTMENTS)
+    roll, steps = rng.random(), []
+    if roll < 0.05:
+        steps.append((3, "reject", {"reason": "您反映的事项属于民事纠纷，建议通过人民调解或诉讼途径解决。"}, "office"))
+    elif roll < 0.11:
+        steps += [(2, "accept", {}, "office"), (5, "resolve", {"content": "已电话告知办理流程和所需材料。"}, "office")]
+    else:
+        at = 3
+        steps += [(2, "accept", {}, "office"), (at, "transfer", {"dept": code}, "office")]
+        if roll < 0.18:
+            other_code, handler = rng.choice([d for d in HISTORY_DEPARTMENTS if d[0] != code])
+            at += 20
+            steps += [(at, "return", {"reason": "该事项不属于本部门职责，请改派。"}, dict(HISTORY_DEPARTMENTS)[code]),
+                      (at + 4, "transfer", {"dept": other_code}, "office")]
+            at += 4
+        if rng.random() < 0.1:
+            steps += [(at + 30, "request_extension", {"working_days": 3, "reason": "需要现场核查。"}, handler),
+                      (at + 34, "decide_extension", {"approve": True}, "office")]
+        if rng.random() < 0.08:
+            steps.append((at + 90, "remind", {"note": "请抓紧办理。"}, "office"))
+        at += rng.choice((20, 30, 46, 70, 94, 118, 140, 166, 190, 260))
+        steps.append((at, "reply", {"content": "已核实办理，结果已告知申请人。"}, handler))
+        if rng.random() < 0.08:
+            steps += [(at + 3, "send_back", {"reason": "答复未说明办理结果，请补充。"}, "office"),
+                      (at + 30, "reply", {"content": "已补充说明办理结果和依据。"}, handler)]
+            at += 30
+        steps.append((at + 4, "approve", {}, "office"))
+    closed_at = steps[-1][0] if steps[-1][1] in ("approve", "resolve") else None
+    if closed_at is not None and rng.random() < 0.88:
+        score = rng.choices((1, 2, 3, 4, 5), weights=(58, 22, 9, 7, 4))[0]
+        steps.append((closed_at + 6, "rate", score, None))
+        if score >= 4 and steps[1][1] != "resolve":
+            steps += [(closed_at + 30, "record_visit", {"contacted": True, "outcome": "已电话回访，说明整改安排。"},
+                       "office"),
+                      (closed_at + 80, "reply", {"content": "已重新办理并上门说明。"}, handler),
+                      (closed_at + 84, "approve", {}, "office"),
+                      (closed_at + 96, "rate", rng.choice((1, 2, 3)), None)]
+        elif score >= 4:
+            steps.append((closed_at + 30, "explain", {"content": "已当面说明政策依据。"}, "office"))
+    phone = f"1{rng.choice(('38', '39', '35', '36', '37', '50', '51', '58', '59', '86', '88', '89'))}{rng.randrange(10**8):08d}"
+    name = rng.choice(HISTORY_NAMES)
+    return filed, name, phone, problem_type, item, description, [s for s in steps if filed + timedelta(hours=s[0]) < now]
+
+
 @contextmanager
 def clock_at(moment: datetime):
     app = current_app._get_current_object()
@@ -117,6 +183,7 @@ def seed(session) -> None:
         for username, role, code, display in DEMO_USERS
     }
     now = clock.now()
+    _seed_history(session, departments, users, now)
     for days_ago, name, phone, problem_type, item, description, steps in CASES:
         moment = now - timedelta(days=days_ago, hours=1)
         with clock_at(moment):
@@ -137,3 +204,34 @@ def seed(session) -> None:
                                    "working_days": payload.get("days"), "instructions": payload.get("instructions")}
                     workflow.perform(session, ticket, Actor.of(actor), action, payload)
                 session.flush()
+
+
+def _seed_history(session, departments, users, now) -> None:
+    rng = random.Random(2026)
+    tz = deadlines.policy().tz
+    local = now.astimezone(tz)
+    first = datetime(local.year, local.month, 1, tzinfo=tz)
+    starts = []
+    for _ in range(HISTORY_MONTHS):
+        first = (first - timedelta(days=1)).replace(day=1)
+        starts.append(first)
+    cases = sorted((_history(rng, start, now) for start in reversed(starts) for _ in range(HISTORY_PER_MONTH)),
+                   key=lambda case: case[0])
+    for filed, name, phone, problem_type, item, description, steps in cases:
+        with clock_at(filed.astimezone(timezone.utc)):
+            values = intake.validate_intake(session, {"name": name, "phone": phone, "problem_type": problem_type,
+                                                      "service_item": item, "description": description})
+            ticket = intake.file_ticket(session, values, channel="web").ticket
+            session.flush()
+        for hours, action, payload, who in steps:
+            moment = filed + timedelta(hours=hours)
+            with clock_at(moment.astimezone(timezone.utc)):
+                if action == "rate":
+                    workflow.rate(session, ticket, payload, channel="sms")
+                    continue
+                if action == "transfer":
+                    payload = {"department_id": departments[payload["dept"]].id}
+                elif action == "record_visit":
+                    payload = {**payload, "visited_on": moment.date().isoformat()}
+                workflow.perform(session, ticket, Actor.of(users[who]), action, payload)
+            session.flush()
