@@ -1,6 +1,6 @@
 """Entry point for `dramatiq worker` processes: builds the app (which sets the broker), then the actor modules.
 
-    dramatiq worker --processes 2 --threads 4 worker
+    dramatiq --processes 2 --threads 4 worker
 """
 from app import create_app
 

@@ -73,7 +73,6 @@ def deliver(message_id: int) -> str:
         return "held"
     if message.not_before > now:
         return "later"
-    _limiter().acquire()
     now = clock.now()
     maybe_sent_before = message.status == SENDING
     sender = backend()
@@ -93,6 +92,18 @@ def deliver(message_id: int) -> str:
             _mark_sent(message_id, sender.final_status, sid)
             log.info("sms %s was already sent as %s; not sending again", message_id, sid)
             return "adopted"
+    # The permit is taken right before the request: the rate holds where the provider counts it, at arrival.
+    # (Taken before the claim, the claim's round trips put a varying delay between permit and arrival.)
+    _limiter().acquire()
+    if clock.now() - now > timedelta(seconds=current_app.config["SMS_CLAIM_LEASE_SECONDS"] / 2):
+        # A long wait for the permit must not outlive the claim: renew it, unless someone else has the row.
+        renewed = session.execute(
+            sa.update(SmsMessage).where(SmsMessage.id == message_id, SmsMessage.claimed_at == now)
+            .values(claimed_at=clock.now()).execution_options(synchronize_session=False)
+        ).rowcount
+        session.commit()
+        if renewed != 1:
+            return "taken"
     try:
         sid = sender.send(message)
     except PermanentFailure as failure:

@@ -10,8 +10,10 @@ import threading
 import time
 from collections import deque
 
-# A little more than a second, so that the network's jitter cannot squeeze N+1 arrivals into one second.
-WINDOW_SECONDS = 1.03
+# More than a second, so that the jitter between a permit and the request's arrival (thread and process
+# scheduling on a busy host, the network) cannot squeeze N+1 arrivals into one second: tests/bench/sms.py
+# measured up to 30 ms on a loaded 2-core host, so 1.03 let 51 of 50/s through; 1.1 keeps a margin.
+WINDOW_SECONDS = 1.1
 
 _ACQUIRE = """
 local key, limit, window_us = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])

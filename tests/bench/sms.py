@@ -1,6 +1,6 @@
 """SMS benchmark: 10,000 outbox rows sent through the Twilio test server by real `dramatiq` workers.
 
-`make bench-sms` runs it. For each worker count N (`--workers`, default 1 2 4) it
+`make bench-sms` runs it. For each worker count N (`--workers`, default 2; `--workers 1 2 4` compares) it
 
   1. empties the outbox of the PostgreSQL database `banjie_bench_sms` (dropped and rebuilt at the start,
      dropped at the end) and the benchmark's Redis database, and resets the Twilio test server;
@@ -58,8 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=10_000, help="outbox rows per run; default 10000")
     parser.add_argument("--rate", type=int, default=200, help="SMS_RATE_PER_SECOND (0 = unlimited); default 200")
-    parser.add_argument("--workers", nargs="+", default=["1", "2", "4"], metavar="N",
-                        help="dramatiq worker processes per run, space or comma separated; default 1 2 4")
+    parser.add_argument("--workers", nargs="+", default=["2"], metavar="N",
+                        help="dramatiq worker processes, one run each, space or comma separated, e.g. 1 2 4; "
+                             "default 2 (one run of about 1.5 minutes on 2 cores)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker process; default 4")
     parser.add_argument("--raw-rate", type=int, default=0,
                         help="rate of the extra run made when --rate bounded the throughput (0 = unlimited); "
@@ -298,8 +299,8 @@ def run_once(processes: int, rate: int, args, server: TwilioTestServer, db_url: 
         enqueue_s = time.monotonic() - enqueue_started
         if f"enqueued {n} message" not in enqueued:
             raise SetupError(f"flask sms redrive said {enqueued.strip()!r}, expected {n} messages")
-        # A generous bound: the configured rate (or 20/s) with room to spare, plus start-up.
-        limit = time.monotonic() + 60 + 3 * n / (rate if rate > 0 else 20)
+        # A busy shared machine can be slow, so only a stall counts as a failure (and an hour as a cap).
+        limit = time.monotonic() + 3600
         last_progress, last_count = time.monotonic(), -1
         while True:
             state = outbox_state(db_url)
@@ -310,7 +311,7 @@ def run_once(processes: int, rate: int, args, server: TwilioTestServer, db_url: 
                 last_progress, last_count = time.monotonic(), final
             stalled = time.monotonic() - last_progress > 60
             if stalled or time.monotonic() > limit:
-                why = "no progress for 60 s" if stalled else f"{limit - enqueue_started:.0f} s after enqueuing"
+                why = "no progress for 60 s" if stalled else "an hour after enqueuing"
                 raise SetupError(f"only {final} of {n} rows final ({state['by_status']}), {why}; worker log "
                                  f"{workers.log_path}:\n{workers.tail()}")
             time.sleep(0.25)
@@ -325,6 +326,9 @@ def run_once(processes: int, rate: int, args, server: TwilioTestServer, db_url: 
     sids = row_sids(db_url)
     server_sids = {m["to"]: m["sid"] for m in messages}
     max_1s = server.max_in_window(1.0)
+    # The shortest time in which rate + 1 texts arrived: the limit held iff it is at least one second.
+    tightest = (min(arrivals[i + rate] - arrivals[i] for i in range(len(arrivals) - rate))
+                if 0 < rate < len(arrivals) else None)
     duplicates = server.duplicates()
     checks = {
         "rate_held": rate <= 0 or max_1s <= rate,
@@ -338,6 +342,7 @@ def run_once(processes: int, rate: int, args, server: TwilioTestServer, db_url: 
         "workers": processes, "threads": args.threads, "rate": rate, "messages": n,
         "messages_per_s": round((len(arrivals) - 1) / span, 1) if span > 0 else None,
         "first_to_last_s": round(span, 2), "max_in_1s": max_1s,
+        "shortest_span_of_rate_plus_1_s": round(tightest, 3) if tightest is not None else None,
         "server_messages": len(messages), "server_posts": len(server.requests),
         "duplicates": len(duplicates), "outbox": state, "insert_s": round(insert_s, 2),
         "enqueue_s": round(enqueue_s, 2), "cpu_cores": cpu_split(before, after),
@@ -422,14 +427,16 @@ def main(argv=None) -> int:
                       f"{rate if rate > 0 else 'unlimited'}", flush=True)
                 result = run_once(processes, rate, args, server, db_url, args.log_dir or Path(temporary))
                 results.append(result)
-                print(f"    {result['messages_per_s']} msg/s, max {result['max_in_1s']} in 1 s, "
-                      f"{'OK' if result['ok'] else 'FAILED'}", flush=True)
-                last_planned = index == len(plan) - 1
+                tightest = result["shortest_span_of_rate_plus_1_s"]
+                print(f"    {result['messages_per_s']} msg/s, max {result['max_in_1s']} in 1 s"
+                      + (f", {rate + 1} texts in no less than {tightest:.3f} s" if tightest is not None else "")
+                      + f", {'OK' if result['ok'] else 'FAILED'}", flush=True)
+                last_planned = index == len(args.workers) - 1
                 best = max(r["messages_per_s"] or 0 for r in results if r["rate"] == args.rate)
                 if (last_planned and not args.no_raw and args.rate > 0 and args.raw_rate != args.rate
-                        and best >= 0.9 * args.rate):
+                        and best >= 0.8 * args.rate):  # a capped sender reaches rate / 1.1
                     print(f"    the rate limit bounded the throughput ({best:g} msg/s at {args.rate}/s): "
-                          "one more run without it", flush=True)
+                          f"one more run at {args.raw_rate or 'no limit'}", flush=True)
                     plan.append((max(args.workers), args.raw_rate))
         except SetupError as error:
             print(f"bench-sms: {error}", file=sys.stderr)
@@ -439,6 +446,7 @@ def main(argv=None) -> int:
         print_table(results)
     if not args.keep_database:
         try:
+            flush_redis(args.redis_url)
             recreate_database(args.database_url, drop_only=True)
         except Exception as error:  # noqa: BLE001
             print(f"bench-sms: could not drop {BENCH_DB}: {error}", file=sys.stderr)
