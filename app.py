@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, has_request_context, request, session
+from flask_login import current_user
 from flask.cli import with_appcontext
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import run_simple
@@ -20,7 +21,6 @@ from escalation.store import SettingsCache
 from tickets.broker import bind_actors, init_broker
 from tickets.db import configure_engine, db
 from tickets.extensions import babel, csrf, limiter, login_manager
-from tickets.models import User
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("zh_CN", "en")
@@ -59,6 +59,8 @@ SETTINGS = {
     "PROXY_COUNT": (0, int),
     "LOGIN_RATELIMIT": ("5/15 minutes", str),
     "LOGIN_RATELIMIT_CLIENT": ("30/hour", str),
+    "SESSION_IDLE_MINUTES": (30, int),
+    "SESSION_MAX_HOURS": (12, int),
 }
 
 
@@ -134,11 +136,33 @@ class RedactQueryCode(logging.Filter):
 
 
 def _load_user(user_id: str):
-    """The signed-in user for a session; a deactivated account is signed out at its next request."""
-    if not (user_id.isascii() and user_id.isdigit()):
-        return None
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.active else None
+    """The signed-in user, if the session's row is still live (tickets/logins.py); else the visitor is anonymous.
+
+    A session that was signed out, revoked by a password, role or department change or a deactivation, or
+    left idle too long, loses its cookie's sign-in here, at its next request.
+    """
+    from datetime import timedelta
+
+    from flask import current_app
+
+    from tickets import clock, logins
+
+    config = current_app.config
+    user = logins.live_user(db.session, user_id, session.get(logins.SESSION_KEY), clock.now(),
+                            idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+                            lifetime=timedelta(hours=config["SESSION_MAX_HOURS"]))
+    if db.session.dirty:
+        db.session.commit()  # last_seen_at or an expiry; nothing else has been written yet (see _resolve_sign_in)
+    if user is None:
+        for key in ("_user_id", "_fresh", "_id", logins.SESSION_KEY):
+            session.pop(key, None)
+    return user
+
+
+def _resolve_sign_in() -> None:
+    """Load the signed-in user before the view runs, so that the loader's commit never carries a view's writes."""
+    if "_user_id" in session and not (request.endpoint or "").endswith("static"):
+        current_user._get_current_object()
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -163,6 +187,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the sign-in page says enough
     login_manager.user_loader(_load_user)
+    app.before_request(_resolve_sign_in)
 
     # Periodic jobs of every room (name -> callable(now)); the scheduler runs them each tick. See escalation/scheduler.py.
     app.extensions.setdefault("banjie.scheduled", {})

@@ -273,6 +273,7 @@ def test_in_progress_is_sorted_by_deadline_and_colours_the_late(world, clock):
     assert page.index(sooner_no) < page.index(later)
     assert "due-soon" in page and "due-overdue" not in page
     clock.advance(days=10)
+    office = world.console("office")  # ten idle days ended the session
     page = office.get("/admin/queue-in-progress/").get_data(as_text=True)
     assert page.count("due-overdue") == 2
     overdue = office.get("/admin/cases/?flt0_0=yes").get_data(as_text=True)
