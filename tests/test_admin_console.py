@@ -304,11 +304,11 @@ def test_csv_export_for_the_office(world):
     office = world.console("office")
     response = office.get("/admin/cases/export/csv/")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     header, row = rows[0], next(r for r in rows if r and r[0] == no)
     assert "受理编号" in header
     assert row[header.index("群众姓名")].startswith("'=")  # a spreadsheet will not run it
-    assert row[header.index("手机号码")] == "13911112222"
+    assert row[header.index("手机号码")] == "139****2222"  # whole numbers only when asked: test_admin_export.py
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
