@@ -172,6 +172,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
     logging.getLogger("werkzeug").addFilter(RedactQueryCode())
+    from tickets import headers
+
+    headers.init_app(app)  # first, so that the nonce exists before anything renders
 
     db.init_app(app)
     # Banjie configures no async engines; the extension's async teardown would still cost a thread hop per request.

@@ -190,8 +190,9 @@ class UserView(ManagementView):
     def scaffold_form(self):
         form_class = super().scaffold_form()
         # No default role: an account gets the role someone chose, never the first of the list (administrator).
-        form_class.role = ChoicesField(_l("Role"), choices=ROLE_CHOICES, allow_blank=True,
-                                       blank_text=_l("Please choose"))
+        role = ChoicesField(_l("Role"), choices=ROLE_CHOICES, allow_blank=True, blank_text=_l("Please choose"))
+        role.creation_counter = form_class.role.creation_counter  # keep its place in the form
+        form_class.role = role
         return form_class
 
     @staticmethod

@@ -10,3 +10,9 @@ document.querySelectorAll('a[data-confirm]').forEach(function (link) {
     if (!window.confirm(link.dataset.confirm)) { event.preventDefault(); }
   });
 });
+// Flask-Admin draws some links as href="javascript:void(0)" (tabs, disabled pages, menu toggles); the CSP
+// forbids running javascript: addresses, so a click on one only does what its own handlers do.
+document.addEventListener('click', function (event) {
+  var link = event.target.closest && event.target.closest('a[href^="javascript:"]');
+  if (link) { event.preventDefault(); }
+}, true);  // capturing: a handler that stops the click's propagation must not let the address run
