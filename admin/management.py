@@ -7,6 +7,8 @@ out on purpose is named in `form_excluded_columns` (tests/test_admin_management.
 """
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
@@ -19,7 +21,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from wtforms import PasswordField, StringField, ValidationError
 from wtforms.validators import InputRequired, Length, Optional
 
@@ -34,6 +36,8 @@ from tickets.presenters import local_text
 from .base import STAFF, RoleGuard, SQLModelQueries, request_names
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
+
+log = logging.getLogger("banjie.admin")
 
 CATEGORY = _l("Management")
 ADMINS = frozenset({Role.admin})
@@ -98,6 +102,12 @@ class ManagementView(RoleGuard, SQLModelQueries, ModelView):
         if isinstance(exc, IntegrityError):
             # Two people saving the same code at once: the database refuses the second. Say so, not the SQL.
             flash(_("This could not be saved: a value that must be unique is already in use."), "error")
+            return True
+        if isinstance(exc, SQLAlchemyError):
+            # Flask-Admin would flash str(exc): the SQL with its parameters (names, phone numbers) on the page
+            # and in the session cookie, which anyone holding it can read. The log gets it; people get a sentence.
+            log.exception("saving in %s failed", self.endpoint)
+            flash(_("This could not be saved. Please try again."), "error")
             return True
         return super().handle_view_exception(exc)
 
