@@ -5,19 +5,21 @@ import logging
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
-from flask import Flask, has_request_context, request, session
-from flask_login import current_user
+from flask import Flask, current_app, has_request_context, request, session
 from flask.cli import with_appcontext
+from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import run_simple
 
 from escalation.ladder import ladder_from_config
 from escalation.policies import DeadlinePolicy
 from escalation.store import SettingsCache
+from tickets import clock, headers, logins
 from tickets.broker import bind_actors, init_broker
 from tickets.db import configure_engine, db
 from tickets.extensions import babel, csrf, limiter, login_manager
@@ -141,12 +143,6 @@ def _load_user(user_id: str):
     A session that was signed out, revoked by a password, role or department change or a deactivation, or
     left idle too long, loses its cookie's sign-in here, at its next request.
     """
-    from datetime import timedelta
-
-    from flask import current_app
-
-    from tickets import clock, logins
-
     config = current_app.config
     user = logins.live_user(db.session, user_id, session.get(logins.SESSION_KEY), clock.now(),
                             idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
@@ -172,8 +168,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
     logging.getLogger("werkzeug").addFilter(RedactQueryCode())
-    from tickets import headers
-
     headers.init_app(app)  # first, so that the nonce exists before anything renders
 
     db.init_app(app)
