@@ -5,22 +5,24 @@ import logging
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
-from flask import Flask, has_request_context, request, session
+from flask import Flask, current_app, has_request_context, request, session
 from flask.cli import with_appcontext
+from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import run_simple
 
 from escalation.ladder import ladder_from_config
 from escalation.policies import DeadlinePolicy
 from escalation.store import SettingsCache
+from tickets import clock, headers, logins
 from tickets.broker import bind_actors, init_broker
 from tickets.db import configure_engine, db
 from tickets.extensions import babel, csrf, limiter, login_manager
-from tickets.models import User
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("zh_CN", "en")
@@ -59,6 +61,8 @@ SETTINGS = {
     "PROXY_COUNT": (0, int),
     "LOGIN_RATELIMIT": ("5/15 minutes", str),
     "LOGIN_RATELIMIT_CLIENT": ("30/hour", str),
+    "SESSION_IDLE_MINUTES": (30, int),
+    "SESSION_MAX_HOURS": (12, int),
 }
 
 
@@ -134,11 +138,27 @@ class RedactQueryCode(logging.Filter):
 
 
 def _load_user(user_id: str):
-    """The signed-in user for a session; a deactivated account is signed out at its next request."""
-    if not (user_id.isascii() and user_id.isdigit()):
-        return None
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.active else None
+    """The signed-in user, if the session's row is still live (tickets/logins.py); else the visitor is anonymous.
+
+    A session that was signed out, revoked by a password, role or department change or a deactivation, or
+    left idle too long, loses its cookie's sign-in here, at its next request.
+    """
+    config = current_app.config
+    user = logins.live_user(db.session, user_id, session.get(logins.SESSION_KEY), clock.now(),
+                            idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+                            lifetime=timedelta(hours=config["SESSION_MAX_HOURS"]))
+    if db.session.dirty:
+        db.session.commit()  # last_seen_at or an expiry; nothing else has been written yet (see _resolve_sign_in)
+    if user is None:
+        for key in ("_user_id", "_fresh", "_id", logins.SESSION_KEY):
+            session.pop(key, None)
+    return user
+
+
+def _resolve_sign_in() -> None:
+    """Load the signed-in user before the view runs, so that the loader's commit never carries a view's writes."""
+    if "_user_id" in session and not (request.endpoint or "").endswith("static"):
+        current_user._get_current_object()
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -148,6 +168,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
     logging.getLogger("werkzeug").addFilter(RedactQueryCode())
+    headers.init_app(app)  # first, so that the nonce exists before anything renders
 
     db.init_app(app)
     # Banjie configures no async engines; the extension's async teardown would still cost a thread hop per request.
@@ -163,6 +184,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the sign-in page says enough
     login_manager.user_loader(_load_user)
+    app.before_request(_resolve_sign_in)
 
     # Periodic jobs of every room (name -> callable(now)); the scheduler runs them each tick. See escalation/scheduler.py.
     app.extensions.setdefault("banjie.scheduled", {})

@@ -13,8 +13,10 @@ def init_admin(app) -> Admin:
     from .queues import QUEUES, QueueView
     from .reports import ReportsView
 
+    # Flask-Admin's few inline scripts carry the per-request nonce of the CSP (tickets/headers.py).
     admin = Admin(app, name=_l("Banjie console"), index_view=Dashboard(),
-                  theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True))
+                  theme=Bootstrap4Theme(base_template="admin/console_base.html", fluid=True),
+                  csp_nonce_generator=app.jinja_env.globals["csp_nonce"])
     with app.app_context():  # Flask-Admin probes the SQLAlchemy-Lite extension, which needs a context
         for queue in QUEUES:
             admin.add_view(QueueView(queue))

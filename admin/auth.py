@@ -14,7 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from tickets import clock
+from tickets import clock, logins
 from tickets.db import db
 from tickets.extensions import limiter
 from tickets.models import User
@@ -80,8 +80,8 @@ def login():
             session.clear()  # a fresh session on sign-in: nothing an attacker planted survives
             if lang:
                 session["lang"] = lang
+            session[logins.SESSION_KEY] = logins.start(db.session, user, clock.now())
             login_user(user)
-            user.last_login_at = clock.now()
             db.session.commit()
             return redirect(safe_next(form.next.data) or url_for("admin.index"))
         status = 401
@@ -95,6 +95,8 @@ def login():
 @login_required
 def logout():
     lang = session.get("lang")
+    logins.end(db.session, session.get(logins.SESSION_KEY), clock.now())
+    db.session.commit()
     logout_user()
     session.clear()
     if lang:

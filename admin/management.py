@@ -7,6 +7,8 @@ out on purpose is named in `form_excluded_columns` (tests/test_admin_management.
 """
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
@@ -19,13 +21,13 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from sqlalchemy.exc import IntegrityError
-from werkzeug.security import generate_password_hash
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from wtforms import PasswordField, StringField, ValidationError
 from wtforms.validators import InputRequired, Length, Optional
 
-from tickets import clock, phones
+from tickets import accounts, clock, phones
 from tickets.cli import issue_token
+from tickets.errors import ValidationFailed
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
 from tickets.models import ApiToken, Department, ProblemType, Role, ServiceItem, User
@@ -34,6 +36,8 @@ from tickets.presenters import local_text
 from .base import STAFF, RoleGuard, SQLModelQueries, request_names
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
+
+log = logging.getLogger("banjie.admin")
 
 CATEGORY = _l("Management")
 ADMINS = frozenset({Role.admin})
@@ -99,6 +103,12 @@ class ManagementView(RoleGuard, SQLModelQueries, ModelView):
             # Two people saving the same code at once: the database refuses the second. Say so, not the SQL.
             flash(_("This could not be saved: a value that must be unique is already in use."), "error")
             return True
+        if isinstance(exc, SQLAlchemyError):
+            # Flask-Admin would flash str(exc): the SQL with its parameters (names, phone numbers) on the page
+            # and in the session cookie, which anyone holding it can read. The log gets it; people get a sentence.
+            log.exception("saving in %s failed", self.endpoint)
+            flash(_("This could not be saved. Please try again."), "error")
+            return True
         return super().handle_view_exception(exc)
 
 
@@ -139,9 +149,13 @@ class NewPasswordField(PasswordField):
 
 
 ROLE_CHOICES = [(role.value, ROLE_LABELS[role.value]) for role in Role]
+# Fields of tickets/accounts.py that the user form shows under another name.
+ACCOUNT_FORM_FIELDS = {"password": "new_password"}
 
 
 class UserView(ManagementView):
+    """Accounts are made and changed by tickets/accounts.py, with the command line's rules and messages."""
+
     roles = ADMINS
     column_list = ("username", "display_name", "role", "department_id", "phone", "active", "last_login_at")
     column_labels = {
@@ -168,14 +182,12 @@ class UserView(ManagementView):
     ]
     # Hashes are never shown; the clock fields are the system's to write.
     form_excluded_columns = ("password_hash", "created_at", "last_login_at")
-    form_choices = {"role": ROLE_CHOICES}
     form_foreign_keys = {"department_id": _department_choices}
-    form_args = {"phone": {"validators": [MobileNumber()]}}
     form_extra_fields = {
         "new_password": NewPasswordField(
-            _l("New password"), validators=[Optional(), Length(min=8, max=200, message=_l(
-                "Use between 8 and 200 characters."))],
-            description=_l("Required for a new account. Leave empty to keep the current password.")),
+            _l("New password"), validators=[Optional()],
+            description=_l("Required for a new account. Leave empty to keep the current password. "
+                           "A new password signs the account out everywhere.")),
     }
 
     def __init__(self, **kwargs):
@@ -185,32 +197,57 @@ class UserView(ManagementView):
         ]
         super().__init__(User, **kwargs)
 
-    def validate_form(self, form) -> bool:
-        valid = super().validate_form(form)
-        if request.method != "POST" or not hasattr(form, "new_password"):
-            return valid
-        editing = getattr(form, "_obj", None)
-        errors = []
-        role = form.role.data
-        if role == Role.department.value and form.department_id.data is None:
-            errors.append((form.department_id, _l("A department handler needs a department.")))
-        if role != Role.department.value and form.department_id.data is not None:
-            errors.append((form.department_id, _l("Only department handlers belong to a department.")))
-        if editing is None and not form.new_password.data:
-            errors.append((form.new_password, _l("Set a password for the new account.")))
-        if editing is not None and editing.id == current_user.id:
-            # Lockout protection: the last administrator must not be able to shut everyone out.
-            if role != Role.admin.value:
-                errors.append((form.role, _l("You cannot remove your own administrator role.")))
-            if not form.active.data:
-                errors.append((form.active, _l("You cannot deactivate your own account.")))
-        for field, message in errors:
-            field.errors = [*field.errors, str(message)]
-        return valid and not errors
+    def scaffold_form(self):
+        form_class = super().scaffold_form()
+        # No default role: an account gets the role someone chose, never the first of the list (administrator).
+        role = ChoicesField(_l("Role"), choices=ROLE_CHOICES, allow_blank=True, blank_text=_l("Please choose"))
+        role.creation_counter = form_class.role.creation_counter  # keep its place in the form
+        form_class.role = role
+        return form_class
 
-    def on_model_change(self, form, model, is_created) -> None:
-        if form.new_password.data:
-            model.password_hash = generate_password_hash(form.new_password.data)
+    @staticmethod
+    def _account_values(form) -> dict:
+        return {"department_id": form.department_id.data, "phone": form.phone.data,
+                "display_name": form.display_name.data, "active": bool(form.active.data),
+                "password": form.new_password.data or None}
+
+    @staticmethod
+    def _show(form, error: ValidationFailed) -> None:
+        for name, message in error.fields.items():
+            field = getattr(form, ACCOUNT_FORM_FIELDS.get(name, name))
+            field.errors = [*field.errors, str(message)]
+
+    def _save(self, form, change) -> User | None:
+        """Run an accounts operation and commit; its field errors go onto the form."""
+        try:
+            user = change()
+            db.session.commit()
+        except ValidationFailed as error:
+            db.session.rollback()
+            self._show(form, error)
+            return None
+        except IntegrityError as error:  # a colleague took the same username a moment earlier
+            db.session.rollback()
+            self.handle_view_exception(error)
+            return None
+        return user
+
+    def create_model(self, form):
+        user = self._save(form, lambda: accounts.create_user(
+            db.session, form.username.data, form.role.data, require_password=True, **self._account_values(form)))
+        if user is None:
+            return False
+        self.after_model_change(form, user, True)
+        return user
+
+    def update_model(self, form, model) -> bool:
+        user = self._save(form, lambda: accounts.update_user(
+            db.session, model, by=current_user._get_current_object(), username=form.username.data,
+            role=form.role.data, **self._account_values(form)))
+        if user is None:
+            return False
+        self.after_model_change(form, model, False)
+        return True
 
 
 def _user_choices():

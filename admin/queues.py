@@ -22,6 +22,7 @@ from tickets.presenters import local_text, local_tz
 from tickets.validation import ID_MAX
 
 from .base import RoleGuard, SQLModelQueries, current_actor, current_role, request_names
+from .export import SafeCsvExport
 
 OPEN = sorted(s.value for s in OPEN_STATUSES)
 TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
@@ -107,13 +108,7 @@ class OverdueFilter(BaseSQLAFilter):
         return _l("only")
 
 
-def csv_safe(value) -> str:
-    """Spreadsheet programs run cells that start with = + - @ as formulas; citizens' text must not run."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-class QueueView(RoleGuard, SQLModelQueries, ModelView):
+class QueueView(RoleGuard, SafeCsvExport, SQLModelQueries, ModelView):
     """One work queue. Read-only: every change happens on the case page, through the workflow."""
 
     can_create = can_edit = can_delete = False
@@ -135,6 +130,8 @@ class QueueView(RoleGuard, SQLModelQueries, ModelView):
     column_export_list = ("tracking_no", "status", "problem_type", "citizen_name", "phone", "service_item",
                           "department_id", "supervision_level", "created_at", "due_at", "description")
     export_types = ("csv",)
+    export_phone_columns = ("phone",)  # masked unless the office asks for whole numbers (admin/export.py)
+    list_template = "admin/queue_list.html"
 
     def __init__(self, queue: Queue):
         self.queue = queue
@@ -223,15 +220,12 @@ class QueueView(RoleGuard, SQLModelQueries, ModelView):
         "created_at": lambda v, c, m, n: local_text(m.created_at),
         "due_at": lambda v, c, m, n: due_badge(m, clock.now()),
     }
-    # Export is for the office and admins, who see whole numbers on the case page too.
+    # Export is for the office and admins. Every value passes the formula guard in SafeCsvExport; phone
+    # numbers are its business too.
     column_formatters_export = {
         "tracking_no": lambda v, c, m, n: m.tracking_no,
         "status": lambda v, c, m, n: label(STATUS_LABELS, m.status),
         "problem_type": lambda v, c, m, n: label(PROBLEM_TYPE_LABELS, m.problem_type),
-        "citizen_name": lambda v, c, m, n: csv_safe(m.citizen_name),
-        "phone": lambda v, c, m, n: phones.national(m.phone),
-        "service_item": lambda v, c, m, n: csv_safe(m.service_item),
-        "description": lambda v, c, m, n: csv_safe(m.description),
         "department_id": lambda v, c, m, n: department_names().get(m.department_id, ""),
         "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
         "created_at": lambda v, c, m, n: local_text(m.created_at),

@@ -1,6 +1,8 @@
 """The report's charts as ReportLab drawings: the PDF draws them, the console shows the same drawings as SVG."""
 from __future__ import annotations
 
+import re
+
 from flask_babel import gettext as _
 from reportlab.graphics import renderSVG
 from reportlab.graphics.charts.barcharts import HorizontalBarChart
@@ -103,7 +105,20 @@ def department_chart(departments: list[dict], title: str, font: str, width: floa
 
 
 def to_svg(drawing: Drawing) -> str:
-    """The drawing as an inline SVG element (no XML prolog), scaled by the page."""
+    """The drawing as an inline SVG element (no XML prolog), scaled by the page, with no style attributes."""
     svg = renderSVG.drawToString(drawing)
     start = svg.find("<svg")
-    return svg[start:] if start >= 0 else svg
+    return _presentation_attributes(svg[start:] if start >= 0 else svg)
+
+
+_STYLE = re.compile(r'\sstyle="([^"]*)"')
+
+
+def _presentation_attributes(svg: str) -> str:
+    """ReportLab writes `style="fill: …; stroke: …"`, which the console's CSP (no inline styles) blocks; SVG
+    takes the same properties as presentation attributes (`fill="…"`), which no CSP restricts."""
+    def attributes(match: re.Match) -> str:
+        pairs = (part.split(":", 1) for part in match.group(1).split(";") if ":" in part)
+        return "".join(f' {name.strip()}="{value.strip()}"' for name, value in pairs)
+
+    return _STYLE.sub(attributes, svg)

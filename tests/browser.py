@@ -44,9 +44,27 @@ def browser_page():
         # a phone-sized window: the public pages are mobile first
         context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", device_scale_factor=2)
         page = context.new_page()
+        violations = watch_csp(page)
         yield page
         context.close()
         browser.close()
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations))
+
+
+def watch_csp(page) -> list[str]:
+    """Every CSP violation the page reports (Chromium logs each as a console error), with the page's address.
+
+    A script, style or handler that the policy blocks fails silently for people; here it fails the test.
+    """
+    violations = []
+
+    def on_console(message):
+        if message.type == "error" and "Content Security Policy" in message.text:
+            violations.append(f"{page.url}: {message.text}")
+
+    page.on("console", on_console)
+    return violations
 
 
 def shot(page, name: str) -> None:

@@ -273,6 +273,7 @@ def test_in_progress_is_sorted_by_deadline_and_colours_the_late(world, clock):
     assert page.index(sooner_no) < page.index(later)
     assert "due-soon" in page and "due-overdue" not in page
     clock.advance(days=10)
+    office = world.console("office")  # ten idle days ended the session
     page = office.get("/admin/queue-in-progress/").get_data(as_text=True)
     assert page.count("due-overdue") == 2
     overdue = office.get("/admin/cases/?flt0_0=yes").get_data(as_text=True)
@@ -303,11 +304,11 @@ def test_csv_export_for_the_office(world):
     office = world.console("office")
     response = office.get("/admin/cases/export/csv/")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     header, row = rows[0], next(r for r in rows if r and r[0] == no)
     assert "受理编号" in header
     assert row[header.index("群众姓名")].startswith("'=")  # a spreadsheet will not run it
-    assert row[header.index("手机号码")] == "13911112222"
+    assert row[header.index("手机号码")] == "139****2222"  # whole numbers only when asked: test_admin_export.py
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

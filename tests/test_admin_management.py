@@ -345,3 +345,19 @@ def test_lists_search_filter_and_sort(world, console):
         assert expect in response.get_data(as_text=True), path
     users = client.get("/admin/users/?flt0_0=supervisor").get_data(as_text=True)
     assert "dept_b" not in users
+
+
+def test_a_database_failure_is_a_sentence_not_the_sql(world):
+    """Flask-Admin flashed str(exception) on a failed save: the SQL and its parameters, in the page and in the
+    session cookie anyone holding it can read."""
+    from flask import get_flashed_messages
+    from sqlalchemy.exc import OperationalError
+
+    view = next(v for v in world.app.extensions["banjie.admin"]._views if getattr(v, "endpoint", "") == "users")
+    error = OperationalError("INSERT INTO user_account (phone) VALUES (%(phone)s)", {"phone": "+8613912345678"},
+                             Exception("server closed the connection"))
+    with world.app.test_request_context():
+        assert view.handle_view_exception(error) is True
+        flashed = " ".join(message for _category, message in get_flashed_messages(with_categories=True))
+    assert flashed == "未能保存，请重试。"
+    assert "13912345678" not in flashed and "INSERT" not in flashed

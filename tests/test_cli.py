@@ -23,10 +23,11 @@ def test_users_create_and_token(app):
         user = db.session.scalar(sa.select(User).where(User.username == "wang"))
         assert user.phone == "+8613800138000" and user.password_hash.startswith("scrypt:")
     for args, message in (
-        (["users", "create", "wang", "--role", "office", "--password", "x"], "exists already"),
-        (["users", "create", "d", "--role", "department", "--password", "x"], "needs --department"),
-        (["users", "create", "d", "--role", "department", "--department", "NOPE", "--password", "x"], "no department"),
-        (["users", "create", "e", "--role", "office", "--password", "x", "--phone", "123"], "mobile"),
+        (["users", "create", "wang", "--role", "office", "--password", "long-enough"], "USERNAME: 该用户名已被使用"),
+        (["users", "create", "d", "--role", "department", "--password", "long-enough"], "--department: "),
+        (["users", "create", "d", "--role", "department", "--department", "NOPE", "--password", "long-enough"],
+         "--department: 没有此代码的部门"),
+        (["users", "create", "e", "--role", "office", "--password", "long-enough", "--phone", "123"], "--phone: "),
         (["users", "token", "nobody"], "no user"),
     ):
         result = runner.invoke(args=args)

@@ -6,11 +6,11 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 from flask.cli import AppGroup, with_appcontext
-from werkzeug.security import generate_password_hash
 
+from .accounts import create_user  # demo data and tests take it from here too
 from .db import db
+from .errors import ValidationFailed
 from .models import ApiToken, Department, Role, User
-from .phones import normalise_mobile
 from .secrets import hash_api_token, new_api_token
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -69,51 +69,39 @@ def db_revision(message, autogenerate):
     command.revision(alembic_config(), message=message, autogenerate=autogenerate)
 
 
-def create_user(session, username: str, role: str, *, department_code: str | None = None,
-                password: str | None = None, phone: str | None = None, display_name: str | None = None) -> User:
-    if role not in Role.__members__:
-        raise click.BadParameter(f"role must be one of {', '.join(Role.__members__)}")
-    if session.scalar(sa.select(User).where(User.username == username)):
-        raise click.BadParameter(f"user {username!r} exists already")
-    department = None
-    if role == Role.department.value and not department_code:
-        raise click.BadParameter("a department handler needs --department")
-    if department_code:
-        department = session.scalar(sa.select(Department).where(Department.code == department_code))
-        if department is None:
-            raise click.BadParameter(f"no department with code {department_code!r}")
-    normalised = None
-    if phone:
-        normalised = normalise_mobile(phone)
-        if normalised is None:
-            raise click.BadParameter("not a valid mainland mobile number")
-    user = User(username=username, role=role, department_id=department.id if department else None,
-                phone=normalised, display_name=display_name,
-                password_hash=generate_password_hash(password) if password else None)
-    session.add(user)
-    session.flush()
-    return user
-
-
 def issue_token(session, user: User, label: str | None = None) -> str:
     token = new_api_token()
     session.add(ApiToken(user_id=user.id, token_hash=hash_api_token(token), label=label))
     return token
 
 
+# How `users create` names the fields of tickets/accounts.py in its messages.
+OPTION_NAMES = {"username": "USERNAME", "role": "--role", "department_id": "--department", "password": "--password",
+                "phone": "--phone", "display_name": "--name"}
+
+
 @users_cli.command("create")
 @click.argument("username")
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--department", "department_code", help="department code, for the department role")
-@click.option("--password", help="prompted for when omitted")
+@click.option("--password", help="at least 8 characters; prompted for when omitted")
+@click.option("--no-password", is_flag=True,
+              help="an account without a password: it cannot sign in to the console, only use API tokens")
 @click.option("--phone", help="mainland mobile number")
 @click.option("--name", "display_name", help="name shown to colleagues")
-def users_create(username, role, department_code, password, phone, display_name):
-    """Create a staff account."""
-    if password is None:
+def users_create(username, role, department_code, password, no_password, phone, display_name):
+    """Create a staff account (the console's rules: tickets/accounts.py)."""
+    if no_password and password is not None:
+        raise click.UsageError("--password and --no-password exclude each other")
+    if password is None and not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user = create_user(db.session, username, role, department_code=department_code, password=password, phone=phone,
-                       display_name=display_name)
+    try:
+        user = create_user(db.session, username, role, department_code=department_code, password=password,
+                           phone=phone, display_name=display_name, require_password=not no_password)
+    except ValidationFailed as error:
+        db.session.rollback()
+        lines = [f"{OPTION_NAMES.get(name, name)}: {message}" for name, message in error.fields.items()]
+        raise click.ClickException("\n".join([str(error.message), *lines])) from None
     db.session.commit()
     click.echo(f"created {user.username} ({user.role})")
 

@@ -6,11 +6,13 @@ from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
+from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
 babel = Babel()
 csrf = CSRFProtect()
 login_manager = LoginManager()
+talisman = Talisman()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 

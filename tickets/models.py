@@ -110,6 +110,21 @@ class ApiToken(SQLModel, table=True):
     revoked_at: Optional[datetime] = _time(default=None)
 
 
+class UserSession(SQLModel, table=True):
+    """One console sign-in; the signed cookie holds its key, only the key's hash is stored (tickets/logins.py)."""
+
+    __tablename__ = "user_session"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key_hash: str = Field(sa_type=sa.String(64), unique=True)
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    created_at: datetime = _time(default_factory=utcnow)
+    last_seen_at: datetime = _time(default_factory=utcnow)
+    revoked_at: Optional[datetime] = _time(default=None)
+    # sign_out, password, role, deactivated, idle or expired
+    revoked_reason: Optional[str] = Field(default=None, sa_type=sa.String(16))
+
+
 class Ticket(SQLModel, table=True):
     __tablename__ = "ticket"
     __table_args__ = (

@@ -1,9 +1,15 @@
-"""Query codes and API tokens: generated here, stored only as hashes."""
+"""Query codes and API tokens: generated here, stored only as hashes; and values sealed for the session cookie."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 # No 0/O, 1/I/L: citizens read these codes off a phone screen and type them back.
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -44,3 +50,29 @@ def new_api_token() -> str:
 def hash_api_token(token: str) -> str:
     # Tokens carry 256 random bits, so an unsalted fast hash is safe and lets us look the row up by it.
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- sealed values in the signed cookie ------------------------------------------------------------------
+# Flask's session cookie is signed, not encrypted: anyone holding it reads it by base64-decoding. The filing
+# receipt carries the query code from the POST to the confirmation page that shows it once, so the code
+# travels sealed (AES-GCM, a key derived from SECRET_KEY, bound to the tracking number).
+
+def _cookie_key(secret_key: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"banjie: values sealed in the session cookie").derive(secret_key.encode())
+
+
+def seal(secret_key: str, value: str, context: str) -> str:
+    """`value` encrypted and authenticated for the cookie; only `unseal` with the same key and context opens it."""
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_cookie_key(secret_key)).encrypt(nonce, value.encode(), context.encode())
+    return base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def unseal(secret_key: str, sealed, context: str) -> str | None:
+    """The value `seal` sealed, or None for anything else (tampered, another key or context, not ours)."""
+    try:
+        raw = base64.urlsafe_b64decode(sealed.encode())
+        return AESGCM(_cookie_key(secret_key)).decrypt(raw[:12], raw[12:], context.encode()).decode()
+    except (AttributeError, ValueError, InvalidTag, UnicodeError):
+        return None

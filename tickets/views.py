@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from wtforms import SelectChoice
 
@@ -14,10 +14,12 @@ from .extensions import public_limit
 from .forms import FilingForm, LookupForm, RatingForm
 from .models import Department, Ticket
 from .presenters import public_view
+from .secrets import seal, unseal
 
 bp = Blueprint("public", __name__)
 
 TRACKED_KEY = "tracked"
+FILED_KEY = "filed"
 TRACKED_MAX = 20
 
 
@@ -56,7 +58,9 @@ def submit():
         return render_template("tickets/file.html", form=form, invalid=True), 422
     filed = intake.file_ticket(db.session, values, channel="web")
     db.session.commit()
-    session["filed"] = {"tracking_no": filed.ticket.tracking_no, "code": filed.query_code}
+    # The cookie is readable by whoever holds it (signed, not encrypted): the code travels sealed.
+    no = filed.ticket.tracking_no
+    session[FILED_KEY] = {"tracking_no": no, "code": seal(current_app.config["SECRET_KEY"], filed.query_code, no)}
     _remember(filed.ticket.tracking_no)
     return redirect(url_for(".filed"), code=303)
 
@@ -64,10 +68,12 @@ def submit():
 @bp.get("/filed")
 def filed():
     """The confirmation with the tracking number and query code, shown once."""
-    receipt = session.pop("filed", None)
-    if receipt is None:
+    receipt = session.pop(FILED_KEY, None)
+    no = receipt.get("tracking_no") if isinstance(receipt, dict) else None
+    code = unseal(current_app.config["SECRET_KEY"], receipt.get("code"), no) if isinstance(no, str) else None
+    if code is None:
         return redirect(url_for(".track"))
-    return render_template("tickets/filed.html", receipt=receipt)
+    return render_template("tickets/filed.html", receipt={"tracking_no": no, "code": code})
 
 
 @bp.route("/track", methods=["GET", "POST"])
