@@ -14,7 +14,7 @@ from .formulas import FORMULAS
 from .models import Report
 
 bp = Blueprint("reports_api", __name__, url_prefix="/api/v1/reports")
-csrf.exempt(bp)  # token-authenticated; only the office's and admins' reading keeps a report
+csrf.exempt(bp)  # GET only; an office reading may keep the month's report, which is idempotent
 
 
 def report_for(month_text: str) -> Report:

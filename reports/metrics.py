@@ -266,7 +266,7 @@ def empty_counts() -> dict:
 
 
 def had_cases(row: dict) -> bool:
-    """Whether a department (or a row of figures) had any case to count in the month (a count above zero): only those are ranked."""
+    """Whether a department's figures count anything in the month (only those departments are ranked)."""
     return any(row.get(key) for key in COUNTS)
 
 

@@ -122,9 +122,9 @@ def _upsert(session, values: dict, *, replace: bool) -> bool:
 
 
 def for_reader(session, month: metrics.Month, *, role, user_id: int) -> Report:
-    """What a reader asking for a month's report gets: the kept report, or when there is none,
-    one the office and admins generate and keep now, and one computed now and not kept for
-    the others (a leader's reading creates nothing; `report.id` is None)."""
+    """What a reader asking for a month's report gets: the kept report; when there is none, the office and
+    admins generate and keep it now, and the others get it computed now and not kept (`report.id` is None):
+    a leader's or supervisor's reading creates nothing."""
     if may_keep(role):
         return get_or_generate(session, month, trigger=MANUAL, user_id=user_id)
     return find(session, str(month)) or compute(session, month)
