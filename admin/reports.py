@@ -1,14 +1,14 @@
-"""/admin/reports: the generated monthly reports, generate one now, download a PDF."""
+"""/admin/reports: the generated monthly reports, generate one now (office and admins), download a PDF."""
 from __future__ import annotations
 
-from flask import flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from reports import operations
-from reports.api import READERS, pdf_response
-from reports.pdf import percent
+from reports.api import pdf_response
+from reports.display import month_label, percent
 from tickets.db import db
 from tickets.errors import BanjieError, NotFound
 
@@ -16,25 +16,29 @@ from .base import RoleGuard
 
 
 class ReportsView(RoleGuard, BaseView):
-    roles = READERS
+    roles = operations.READERS
 
     @expose("/")
     def index(self):
         return self.render("admin/reports.html", reports=operations.listing(db.session),
-                           months=operations.recent_months(), percent=percent)
+                           months=operations.recent_months(), percent=percent,
+                           may_generate=operations.may_keep(current_user.role))
 
     @expose("/generate", methods=("POST",))
     def generate(self):
         """Generate (or generate again) the chosen month's report now; the figures come from the history."""
+        if not operations.may_keep(current_user.role):
+            abort(403)
         try:
             month = operations.ended_month(request.form.get("month", ""))
-            operations.generate(db.session, month, trigger=operations.MANUAL, user_id=current_user.id)
+            operations.get_or_generate(db.session, month, trigger=operations.MANUAL, user_id=current_user.id,
+                                       regenerate=True)
             db.session.commit()
         except BanjieError as error:
             db.session.rollback()
             flash(str(error.message), "error")
             return redirect(url_for(".index"))
-        flash(_("The report for %(month)s is ready.", month=str(month)), "success")
+        flash(_("The report for %(month)s is ready.", month=month_label(month)), "success")
         return redirect(url_for(".index"))
 
     @expose("/<month>.pdf")

@@ -66,7 +66,7 @@ KINDS: dict[str, MessageKind] = {k.key: k for k in (
                 {**_TICKET, "department": "人力资源和社会保障局", "due": "2026-11-30 23:59", "days_overdue": 2}),
     MessageKind("office_reminder", _l("Office deadline reminder"), "office",
                 {**_TICKET, "deadline": "受理", "due": "2026-11-24 23:59"}),
-    MessageKind("report_ready", _l("Monthly report ready"), "leader", {"month": "2026-10", "closure_rate": "95.8%"}),
+    MessageKind("report_ready", _l("Monthly report ready"), "leader", {"month": "2026年10月", "closure_rate": "95.8%"}),
 )}
 
 

@@ -1,7 +1,6 @@
 """The reports endpoints of API.md: a month's figures as JSON, and its PDF."""
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify
 
 from tickets.access import current_staff
@@ -15,31 +14,29 @@ from .formulas import FORMULAS
 from .models import Report
 
 bp = Blueprint("reports_api", __name__, url_prefix="/api/v1/reports")
-csrf.exempt(bp)  # read-only endpoints
-
-READERS = frozenset({Role.admin, Role.office, Role.supervisor, Role.leader})
+csrf.exempt(bp)  # GET only; an office reading may keep the month's report, which is idempotent
 
 
 def report_for(month_text: str) -> Report:
-    """The month's kept report, generated and kept now if it was never made; 403 for other roles."""
+    """The month's report for the caller (see `operations.for_reader`); 403 for roles that do not read reports."""
     user = current_staff()
-    if Role(user.role) not in READERS:
+    if Role(user.role) not in operations.READERS:
         raise Forbidden()
     month = operations.ended_month(month_text)
-    report = operations.find(db.session, str(month))
-    if report is None:
-        try:
-            report = operations.generate(db.session, month, trigger=operations.MANUAL, user_id=user.id)
-            db.session.commit()
-        except sa.exc.IntegrityError:  # generated concurrently by someone else: theirs is as good
-            db.session.rollback()
-            report = operations.find(db.session, str(month))
+    report = operations.for_reader(db.session, month, role=user.role, user_id=user.id)
+    db.session.commit()
     return report
+
+
+def kept(report: Report) -> bool:
+    """Whether the report is the month's kept one (else it was computed for this reading only)."""
+    return report.id is not None
 
 
 def pdf_response(report: Report) -> Response:
     return Response(report.pdf, mimetype="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="banjie-report-{report.month}.pdf"'})
+        "Content-Disposition": f'inline; filename="banjie-report-{report.month}.pdf"',
+        "X-Report-Kept": "true" if kept(report) else "false"})
 
 
 @bp.get("/monthly/<string:month>")
@@ -49,5 +46,6 @@ def monthly(month: str):
         return pdf_response(report_for(month[:-4]))
     report = report_for(month)
     return jsonify({**report.figures, "generated_at": report.generated_at.isoformat(), "trigger": report.trigger,
+                    "kept": kept(report),
                     "formulas": [{"key": f.key, "label": str(f.label), "definition": str(f.definition)}
                                  for f in FORMULAS]})

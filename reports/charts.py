@@ -1,7 +1,15 @@
-"""The report's charts as ReportLab drawings: the PDF draws them, the console shows the same drawings as SVG."""
+"""The report's charts as ReportLab drawings: the PDF draws them, the console shows the same drawings as SVG.
+
+The drawings are sized in points for the PDF (one unit is 1 pt, printed at 1:1 on A4) and in CSS pixels
+for the console (the SVG is shown at its own size, never scaled down), so `PRINT` and `SCREEN` give the
+text sizes that read well in each. Text is drawn as text, never parsed as markup: a department name
+is shown as written (ReportLab's SVG renderer escapes it).
+"""
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 
 from flask_babel import gettext as _
 from reportlab.graphics import renderSVG
@@ -13,57 +21,91 @@ from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
+from .display import month_label
 from .formulas import FORMULA_BY_KEY
+from .metrics import had_cases
 
 BLUE = colors.HexColor("#1f5fa8")
 ORANGE = colors.HexColor("#e07b24")
 MAX_DEPARTMENTS = 15
+NAME_CHARACTERS = 10  # a longer department name is cut, with an ellipsis
+MONTH_ANGLE = 35      # the trend's month labels (2025年12月) are too wide to stand upright side by side
+
+
+@dataclass(frozen=True)
+class TextSizes:
+    title: float
+    text: float  # axis labels, department names, legend
+    # Room between the value axis and its right-aligned labels. ReportLab's SVG places such text by its own
+    # font metrics; a browser drawing it in another font may draw it wider, into the axis.
+    label_gap: float = 5
+    width: float = 480
+
+
+PRINT = TextSizes(title=10, text=8)                   # points on paper: 8 pt reads well printed
+SCREEN = TextSizes(title=14, text=12, label_gap=12)   # CSS pixels in the console: 12 px at least
 
 
 def _percent(value):
     return None if value is None else round(value * 100, 1)
 
 
-def _legend(drawing: Drawing, right: float, top: float, font: str, keys: tuple[str, ...], palette) -> None:
-    """Both series side by side, ending at `right`."""
+def _legend(drawing: Drawing, top: float, font: str, sizes: TextSizes, keys: tuple[str, ...], palette) -> None:
+    """The series' names side by side under the title, from the left edge."""
     names = [str(FORMULA_BY_KEY[key].label) for key in keys]
     legend = Legend()
-    legend.deltax = max(stringWidth(name, font, 8) for name in names) * 1.3 + 30  # browsers may draw SVG text wider
-    legend.x, legend.y = right - legend.deltax * len(keys), top
-    legend.fontName, legend.fontSize = font, 8
+    legend.deltax = max(stringWidth(name, font, sizes.text) for name in names) * 1.3 + 30  # browsers may draw SVG text wider
+    legend.x, legend.y = 10, top
+    legend.fontName, legend.fontSize = font, sizes.text
     legend.alignment = "right"
     legend.columnMaximum = 1
     legend.colorNamePairs = list(zip(palette, names))
     drawing.add(legend)
 
 
-def _no_data(drawing: Drawing, font: str) -> Drawing:
-    drawing.add(String(drawing.width / 2, drawing.height / 2, _("No data for this period."), fontName=font, fontSize=9,
-                       textAnchor="middle", fillColor=colors.grey))
+def _no_data(drawing: Drawing, font: str, sizes: TextSizes) -> Drawing:
+    drawing.add(String(drawing.width / 2, drawing.height / 2, _("No data for this period."), fontName=font,
+                       fontSize=sizes.text + 1, textAnchor="middle", fillColor=colors.grey))
     return drawing
 
 
-def _title(drawing: Drawing, text: str, font: str) -> None:
-    drawing.add(String(0, drawing.height - 12, text, fontName=font, fontSize=10))
+def _title(drawing: Drawing, text: str, font: str, sizes: TextSizes) -> float:
+    """Draw the title at the top; returns where the legend's top goes."""
+    drawing.add(String(0, drawing.height - sizes.title, text, fontName=font, fontSize=sizes.title))
+    return drawing.height - sizes.title - 8
 
 
-def trend_chart(trend: list[dict], title: str, font: str, width: float = 480, height: float = 200) -> Drawing:
+def _short(name: str) -> str:
+    return name if len(name) <= NAME_CHARACTERS else name[:NAME_CHARACTERS] + "…"
+
+
+def trend_chart(trend: list[dict], title: str, font: str, sizes: TextSizes = PRINT, plot_height: float = 120) -> Drawing:
     """Closure rate and satisfaction rate of the last twelve months, in percent (a month without data leaves a gap)."""
-    drawing = Drawing(width, height)
-    _title(drawing, title, font)
+    months = [month_label(p["month"]) for p in trend]
+    angle = math.radians(MONTH_ANGLE)
+    label_height = (max((stringWidth(m, font, sizes.text) for m in months), default=0) * math.sin(angle)
+                    + sizes.text * math.cos(angle))
+    bottom = label_height + 10
+    height = bottom + plot_height + sizes.title + sizes.text + 30
+    drawing = Drawing(sizes.width, height)
+    legend_top = _title(drawing, title, font, sizes)
     keys = ("closure_rate", "satisfaction_rate")
     # ReportLab cannot draw a line without a single point: a series with no month of data is left out.
     series = [(key, color, [_percent(p[key]) for p in trend]) for key, color in zip(keys, (BLUE, ORANGE))]
     series = [(key, color, values) for key, color, values in series if any(v is not None for v in values)]
     if not series:
-        return _no_data(drawing, font)
+        return _no_data(drawing, font, sizes)
     chart = HorizontalLineChart()
-    chart.x, chart.y, chart.width, chart.height = 35, 30, width - 45, height - 75
+    axis_room = stringWidth("100%", font, sizes.text) + sizes.label_gap + 5
+    chart.x, chart.y, chart.width, chart.height = axis_room, bottom, sizes.width - axis_room - 10, plot_height
     chart.data = [values for _, _, values in series]
-    chart.categoryAxis.categoryNames = [p["month"][2:] for p in trend]
-    chart.categoryAxis.labels.fontName, chart.categoryAxis.labels.fontSize = font, 7
+    chart.categoryAxis.categoryNames = months
+    labels = chart.categoryAxis.labels
+    labels.fontName, labels.fontSize, labels.angle, labels.boxAnchor = font, sizes.text, MONTH_ANGLE, "ne"
+    labels.dx, labels.dy = -sizes.label_gap / 2, -sizes.label_gap / 2
     chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
-    chart.valueAxis.labels.fontName, chart.valueAxis.labels.fontSize = font, 7
+    chart.valueAxis.labels.fontName, chart.valueAxis.labels.fontSize = font, sizes.text
+    chart.valueAxis.labels.dx = -sizes.label_gap
     chart.valueAxis.labelTextFormat = "%d%%"
     chart.valueAxis.visibleGrid, chart.valueAxis.gridStrokeColor = True, colors.HexColor("#dddddd")
     for index, (_, color, _) in enumerate(series):
@@ -71,41 +113,47 @@ def trend_chart(trend: list[dict], title: str, font: str, width: float = 480, he
         chart.lines[index].symbol = makeMarker("FilledCircle", size=3)  # a lone month still shows
     chart.joinedLines = True
     drawing.add(chart)
-    _legend(drawing, width - 10, height - 8, font, tuple(key for key, _, _ in series),
-            tuple(color for _, color, _ in series))
+    _legend(drawing, legend_top, font, sizes, tuple(key for key, _, _ in series), tuple(color for _, color, _ in series))
     return drawing
 
 
-def department_chart(departments: list[dict], title: str, font: str, width: float = 480) -> Drawing:
-    """On-time closure rate and satisfaction rate per department, in the table's ranking (top first)."""
-    shown = departments[:MAX_DEPARTMENTS]
-    bar_space = 22
-    height = 70 + bar_space * max(len(shown), 1)
-    drawing = Drawing(width, height)
-    _title(drawing, title, font)
+def department_chart(departments: list[dict], title: str, font: str, sizes: TextSizes = PRINT) -> Drawing:
+    """On-time closure rate and satisfaction rate of the ranked departments, in the table's order (top first).
+
+    Departments without a case in the month have no bars to draw and are left out.
+    """
+    shown = [row for row in departments if had_cases(row)][:MAX_DEPARTMENTS]
+    bar_space = sizes.text * 2.75
+    top_room = sizes.title + sizes.text + 30
+    height = top_room + 25 + bar_space * max(len(shown), 1)
+    drawing = Drawing(sizes.width, height)
+    legend_top = _title(drawing, title, font, sizes)
     if not shown:
-        return _no_data(drawing, font)
+        return _no_data(drawing, font, sizes)
+    names = [_short(r["name"]) for r in shown]
+    label_room = min(max(stringWidth(name, font, sizes.text) for name in names) + sizes.label_gap + 7,
+                     sizes.width * 0.45)
     chart = HorizontalBarChart()
-    chart.x, chart.y, chart.width, chart.height = 130, 25, width - 150, height - 70
+    chart.x, chart.y, chart.width, chart.height = label_room, 25, sizes.width - label_room - 20, height - top_room - 25
     # The category axis draws from the bottom up; reverse so the best department is on top.
     rows = list(reversed(shown))
     chart.data = [[_percent(r["on_time_rate"]) or 0 for r in rows], [_percent(r["satisfaction_rate"]) or 0 for r in rows]]
-    chart.categoryAxis.categoryNames = [r["name"][:10] for r in rows] or [""]
-    chart.categoryAxis.labels.fontName, chart.categoryAxis.labels.fontSize = font, 8
-    chart.categoryAxis.labels.boxAnchor = "e"
+    chart.categoryAxis.categoryNames = list(reversed(names))
+    chart.categoryAxis.labels.fontName, chart.categoryAxis.labels.fontSize = font, sizes.text
+    chart.categoryAxis.labels.boxAnchor, chart.categoryAxis.labels.dx = "e", -sizes.label_gap
     chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, 100, 20
-    chart.valueAxis.labels.fontName, chart.valueAxis.labels.fontSize = font, 7
+    chart.valueAxis.labels.fontName, chart.valueAxis.labels.fontSize = font, sizes.text
     chart.valueAxis.labelTextFormat = "%d%%"
     chart.bars[0].fillColor, chart.bars[1].fillColor = BLUE, ORANGE
     chart.bars.strokeColor = None
-    chart.barSpacing, chart.groupSpacing = 1, 6
+    chart.barSpacing, chart.groupSpacing = 1, sizes.text * 0.75
     drawing.add(chart)
-    _legend(drawing, width - 10, height - 8, font, ("on_time_rate", "satisfaction_rate"), (BLUE, ORANGE))
+    _legend(drawing, legend_top, font, sizes, ("on_time_rate", "satisfaction_rate"), (BLUE, ORANGE))
     return drawing
 
 
 def to_svg(drawing: Drawing) -> str:
-    """The drawing as an inline SVG element (no XML prolog), scaled by the page, with no style attributes."""
+    """The drawing as an inline SVG element (no XML prolog), drawn at its own size, with no style attributes."""
     svg = renderSVG.drawToString(drawing)
     start = svg.find("<svg")
     return _presentation_attributes(svg[start:] if start >= 0 else svg)

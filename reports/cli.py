@@ -10,6 +10,7 @@ from tickets.db import db
 from tickets.errors import BanjieError
 
 from . import operations
+from .display import percent
 
 report_cli = AppGroup("report", help="Monthly closure-rate reports.")
 STEPS = ("figures", "recurring", "lists", "trend", "pdf")
@@ -26,9 +27,10 @@ def monthly(month, output):
     except BanjieError as error:
         raise click.BadParameter(str(error.message), param_hint="MONTH") from None
     with click.progressbar(length=len(STEPS), label=f"report {parsed}", show_pos=True) as bar:
-        report = operations.generate(db.session, parsed, trigger=operations.MANUAL, progress=lambda step: bar.update(1))
+        report = operations.get_or_generate(db.session, parsed, trigger=operations.MANUAL, regenerate=True,
+                                            progress=lambda step: bar.update(1))
         db.session.commit()
     output.write_bytes(report.pdf)
     office = report.figures["office"]
     click.echo(f"{output}: {len(report.pdf)} bytes; accepted {office['accepted']}, closure rate "
-               f"{operations.percent(office['closure_rate'])}, formula version {report.formula_version}")
+               f"{percent(office['closure_rate'])}, formula version {report.formula_version}")

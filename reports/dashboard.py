@@ -12,12 +12,13 @@ from . import charts, fonts, operations
 
 
 def charts_for(figures: dict) -> dict:
-    """The two charts of a month's figures as inline SVG (the same drawings the PDF prints)."""
+    """The two charts of a month's figures as inline SVG: the PDF's drawings, with text sized for the screen."""
     font = fonts.register(current_app.config.get("REPORT_FONT", ""))
+    trend_title = _("Closure and satisfaction rates, last 12 months")
     return {
-        "trend": charts.to_svg(charts.trend_chart(figures["trend"], _("Closure and satisfaction rates, last 12 months"),
-                                                  font)),
-        "departments": charts.to_svg(charts.department_chart(figures["departments"], _("Departments"), font)),
+        "trend": charts.to_svg(charts.trend_chart(figures["trend"], trend_title, font, charts.SCREEN)),
+        "departments": charts.to_svg(charts.department_chart(figures["departments"], _("Departments"), font,
+                                                             charts.SCREEN)),
     }
 
 

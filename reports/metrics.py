@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from escalation.calendar import WorkCalendar, working_days_between
-from tickets.models import Deadline, Department, Event, ExtensionRequest, ReturnVisit, Survey, Ticket
+from tickets.models import Deadline, Event, ExtensionRequest, ReturnVisit, Survey, Ticket
 
 from .formulas import FORMULA_VERSION
 from .models import Report
@@ -265,6 +265,11 @@ def empty_counts() -> dict:
     return dict.fromkeys(COUNTS, 0)
 
 
+def had_cases(row: dict) -> bool:
+    """Whether a department's figures count anything in the month (only those departments are ranked)."""
+    return any(row.get(key) for key in COUNTS)
+
+
 def with_rates(counts: dict) -> dict:
     """Rates from counts (the formulas of `formulas.FORMULAS`); the raw counts stay alongside."""
     figures = {key: value for key, value in counts.items() if key != "handling_days"}
@@ -371,17 +376,3 @@ def trend(session, month: Month, tz: ZoneInfo, office: dict, months: int = TREND
                        "satisfaction_rate": stored["satisfaction_rate"]} if stored else trend_point(session, m, tz))
     return points + [{"month": str(month), "closure_rate": office["closure_rate"],
                       "satisfaction_rate": office["satisfaction_rate"]}]
-
-
-def department_table(session, groups: dict) -> list[dict]:
-    """Every active department (and any other with figures), ranked by on-time rate, then satisfaction rate."""
-    names = dict(session.execute(
-        sa.select(Department.id, Department.name).where(sa.or_(
-            Department.active.is_(True), Department.id.in_([d for d in groups if d is not None])))
-    ).all())
-    rows = [{"id": d, "name": name, **with_rates(groups.get(d, empty_counts()))} for d, name in names.items()]
-    missing = -1.0  # no figure ranks after every real one
-    rows.sort(key=lambda r: (-(r["on_time_rate"] if r["on_time_rate"] is not None else missing),
-                             -(r["satisfaction_rate"] if r["satisfaction_rate"] is not None else missing),
-                             r["name"]))
-    return rows

@@ -1,9 +1,14 @@
-"""The reports room's actions: generate a month's report and keep it, find it, tell the leaders. Never commits."""
+"""The reports room's actions: compute a month's report, keep it, find it, tell the leaders. Never commits.
+
+Who may do what: every reader (`READERS`) reads a month's report; only the office and admins
+(`KEEPERS`) generate one that is kept, or generate a kept one again. One function, `get_or_generate`,
+is how the API, the console, the CLI and the scheduler's actor all make a kept report.
+"""
 from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import lazy_gettext as _l
+from flask_babel import force_locale, lazy_gettext as _l
 
 from notify import send_sms
 from tickets import clock
@@ -11,11 +16,19 @@ from tickets.errors import NotFound, ValidationFailed
 from tickets.models import Role, User
 
 from . import fonts, metrics
+from .display import month_label, percent
 from .figures import monthly_figures
 from .models import Report
-from .pdf import build_pdf, percent
+from .pdf import build_pdf
 
 AUTO, MANUAL = "auto", "manual"
+READERS = frozenset({Role.admin, Role.office, Role.supervisor, Role.leader})
+KEEPERS = frozenset({Role.admin, Role.office})
+
+
+def may_keep(role) -> bool:
+    """Whether `role` may generate a kept report (leaders and supervisors only read)."""
+    return Role(role) in KEEPERS
 
 
 def policy_tz():
@@ -46,16 +59,16 @@ def previous_month(now=None) -> str:
 
 def find(session, month: str) -> Report | None:
     """The kept report of a month; its PDF is loaded only when read."""
-    return session.scalar(sa.select(Report).options(sa.orm.defer(Report.pdf)).where(Report.month == month))
+    return session.scalar(sa.select(Report).options(sa.orm.defer(Report.pdf)).where(Report.month == month)
+                          .execution_options(populate_existing=True))
 
 
 def exists(session, month: str) -> bool:
     return session.scalar(sa.select(Report.id).where(Report.month == month)) is not None
 
 
-def generate(session, month: metrics.Month, *, trigger: str, user_id: int | None = None,
-             progress=lambda step: None) -> Report:
-    """Compute the month's figures and PDF and keep them (replacing an earlier report of the month)."""
+def compute(session, month: metrics.Month, *, progress=lambda step: None) -> Report:
+    """The month's figures and PDF computed now, as a Report that is not kept (not added to the session)."""
     config = current_app.config
     figures = monthly_figures(session, month, progress=progress)
     now = clock.now()
@@ -63,18 +76,58 @@ def generate(session, month: metrics.Month, *, trigger: str, user_id: int | None
     pdf = build_pdf(figures, office=config["OFFICE_NAME"], generated_at=now, tz=policy_tz(),
                     font=fonts.register(config.get("REPORT_FONT", "")))
     progress("pdf")
-    report = find(session, str(month)) or Report(month=str(month))
-    report.figures, report.pdf, report.formula_version = figures, pdf, figures["formula_version"]
-    report.trigger, report.generated_at, report.generated_by = trigger, now, user_id
-    session.add(report)
-    session.flush()
-    if trigger == AUTO:
-        tell_leaders(session, report)
-    return report
+    return Report(month=str(month), figures=figures, pdf=pdf, formula_version=figures["formula_version"],
+                  trigger=None, generated_at=now)
 
 
-def find_or_generate(session, month: metrics.Month, *, user_id: int | None = None) -> Report:
-    return find(session, str(month)) or generate(session, month, trigger=MANUAL, user_id=user_id)
+def get_or_generate(session, month: metrics.Month, *, trigger: str, user_id: int | None = None,
+                    regenerate: bool = False, progress=lambda step: None) -> Report:
+    """The month's kept report: the one there is, or (when there is none, or `regenerate`) computed now and kept.
+
+    Two may generate a month at once (two people in the console, the office's API call and the scheduler
+    on the 1st). The month is unique and the row is written with one upsert, so neither fails: without
+    `regenerate` the report the other kept meanwhile stands and is returned (on PostgreSQL the upsert
+    waits for the other's commit); with `regenerate` the last one written stands (both were computed
+    from the same history). The leaders are told (`trigger` AUTO) only by the call that kept the month's
+    first report.
+    """
+    if not regenerate:
+        kept = find(session, str(month))
+        if kept is not None:
+            return kept
+    report = compute(session, month, progress=progress)
+    values = {"month": report.month, "figures": report.figures, "pdf": report.pdf,
+              "formula_version": report.formula_version, "trigger": trigger, "generated_at": report.generated_at,
+              "generated_by": user_id}
+    written = _upsert(session, values, replace=regenerate)
+    kept = find(session, str(month))
+    if trigger == AUTO and written and not regenerate:
+        tell_leaders(session, kept)
+    return kept
+
+
+def _upsert(session, values: dict, *, replace: bool) -> bool:
+    """Insert the month's row; on a conflict with another's, overwrite it (`replace`) or leave it. True if written."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(Report).values(**values)
+    if replace:
+        statement = statement.on_conflict_do_update(
+            index_elements=["month"], set_={key: statement.excluded[key] for key in values if key != "month"})
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=["month"])
+    return session.execute(statement.returning(Report.id)).first() is not None
+
+
+def for_reader(session, month: metrics.Month, *, role, user_id: int) -> Report:
+    """What a reader asking for a month's report gets: the kept report; when there is none, the office and
+    admins generate and keep it now, and the others get it computed now and not kept (`report.id` is None):
+    a leader's or supervisor's reading creates nothing."""
+    if may_keep(role):
+        return get_or_generate(session, month, trigger=MANUAL, user_id=user_id)
+    return find(session, str(month)) or compute(session, month)
 
 
 def tell_leaders(session, report: Report) -> int:
@@ -82,7 +135,8 @@ def tell_leaders(session, report: Report) -> int:
     phones = session.scalars(
         sa.select(User.phone).where(User.role == Role.leader.value, User.active.is_(True), User.phone.is_not(None))
     ).all()
-    context = {"month": report.month, "closure_rate": percent(report.figures["office"]["closure_rate"])}
+    with force_locale("zh_CN"):  # texts to leaders are Chinese, like the report
+        context = {"month": month_label(report.month), "closure_rate": percent(report.figures["office"]["closure_rate"])}
     for phone in phones:
         send_sms(phone, "report_ready", context, audience="leader", session=session)
     return len(phones)

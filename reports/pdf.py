@@ -1,6 +1,8 @@
 """The monthly PDF (ReportLab platypus): cover, department ranking, charts, recurring matters, lists, formulas.
 
 It reads only the figures dict `figures.monthly_figures` made, so a stored report renders the same again.
+Every dynamic string (the office's name, department names, service items, labels, tracking numbers)
+reaches a paragraph through `markup.text` or `markup.markup`, escaped: see `markup`.
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.platypus import (
-    KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle,
-)
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.platypus import KeepTogether, PageBreak, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from . import charts
+from .display import month_label, show
 from .formulas import FORMULA_BY_KEY, FORMULA_VERSION, FORMULAS
+from .markup import SafeParagraph, markup, plain, text
 
 GRID = colors.HexColor("#b0b7c3")
 HEAD = colors.HexColor("#e8eef7")
@@ -27,23 +30,7 @@ HEADLINE_KEYS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_hand
                  "satisfaction_rate", "good_rate", "bad")
 DEPARTMENT_COLUMNS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_handling_days", "overdue",
                       "returned", "extended", "satisfaction_rate", "bad")
-
-
-def percent(value) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
-def show(key: str, value) -> str:
-    if key in FORMULA_BY_KEY and FORMULA_BY_KEY[key].rate:
-        return percent(value)
-    if value is None:
-        return "—"
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
-
-
-def month_title(month: str) -> str:
-    year, number = month.split("-")
-    return _("%(year)s-%(month)s", year=year, month=int(number))
+LEVEL_KEYS = {1: "supervised_1", 2: "supervised_2", 3: "supervised_3"}
 
 
 class Styles:
@@ -51,10 +38,35 @@ class Styles:
         base = dict(fontName=font, wordWrap="CJK", leading=14, fontSize=10)
         self.body = ParagraphStyle("body", **base)
         self.small = ParagraphStyle("small", **{**base, "fontSize": 8, "leading": 10})
-        self.h1 = ParagraphStyle("h1", **{**base, "fontSize": 15, "leading": 20, "spaceBefore": 6, "spaceAfter": 8})
-        self.h2 = ParagraphStyle("h2", **{**base, "fontSize": 12, "leading": 16, "spaceBefore": 8, "spaceAfter": 4})
+        self.note = ParagraphStyle("note", **{**base, "fontSize": 8, "leading": 11, "spaceBefore": 2})
+        # Headings keep with what follows them (see HeadingWithStart): never alone at a page's foot.
+        heading = {**base, "keepWithNext": 1}
+        self.h1 = ParagraphStyle("h1", **{**heading, "fontSize": 15, "leading": 20, "spaceBefore": 6, "spaceAfter": 8})
+        self.h2 = ParagraphStyle("h2", **{**heading, "fontSize": 12, "leading": 16, "spaceBefore": 8, "spaceAfter": 4})
         self.cover = ParagraphStyle("cover", **{**base, "fontSize": 22, "leading": 30, "alignment": TA_CENTER})
         self.center = ParagraphStyle("center", **{**base, "alignment": TA_CENTER})
+
+
+class HeadingWithStart(KeepTogether):
+    """What keepWithNext groups: headings and the block after them.
+
+    Kept whole on the page when it fits. When it does not and the block is a table or a paragraph,
+    the block is split so that its start (a table's header and first rows) stays under the heading on
+    this page, and the rest follows on the next one; only when not even that fits does it all move to
+    the next page. (Plain KeepTogether would move a long table to a new page and leave half a page empty.)
+    """
+
+    def split(self, available_width, available_height):
+        *headings, block = self._content
+        self.wrap(available_width, available_height)  # measures the whole group into self._H
+        if headings and self._H > available_height and isinstance(block, (Table, SafeParagraph)):
+            used = sum(h.wrap(available_width, available_height)[1] + h.getSpaceBefore() + h.getSpaceAfter()
+                       for h in headings)
+            room = available_height - used - block.getSpaceBefore()
+            parts = block.split(available_width, room) if room > 0 else []
+            if len(parts) > 1:
+                return [*headings, *parts]
+        return super().split(available_width, available_height)
 
 
 def _table(rows, widths, font, *, header=True, total_row=False, size=8):
@@ -72,75 +84,85 @@ def _table(rows, widths, font, *, header=True, total_row=False, size=8):
     return table
 
 
-def _cover(figures, s: Styles, office: str, generated: str, font: str):
-    cells = [[Paragraph(str(FORMULA_BY_KEY[k].label), s.center) for k in HEADLINE_KEYS[i:i + 3]]
+def _cover(figures, s: Styles, office: str, generated: str, title: str):
+    cells = [[text(FORMULA_BY_KEY[k].label, s.center) for k in HEADLINE_KEYS[i:i + 3]]
              for i in range(0, len(HEADLINE_KEYS), 3)]
-    values = [[Paragraph(f'<font size="18">{show(k, figures["office"][k])}</font>', s.center)
+    values = [[markup('<font size="18">%(value)s</font>', s.center, value=show(k, figures["office"][k]))
                for k in HEADLINE_KEYS[i:i + 3]] for i in range(0, len(HEADLINE_KEYS), 3)]
     rows = [row for pair in zip(values, cells) for row in pair]
     grid = Table(rows, colWidths=[55 * mm] * 3, rowHeights=[12 * mm, 8 * mm] * (len(rows) // 2))
     grid.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.6, GRID), ("INNERGRID", (0, 0), (-1, -1), 0.3, GRID),
                               ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
     return [
-        Spacer(1, 30 * mm), Paragraph(office, s.center), Spacer(1, 6 * mm),
-        Paragraph(_("Monthly closure report, %(month)s", month=month_title(figures["month"])), s.cover),
+        Spacer(1, 30 * mm), text(office, s.center), Spacer(1, 6 * mm), text(title, s.cover),
         Spacer(1, 15 * mm), grid, Spacer(1, 15 * mm),
-        Paragraph(_("Generated %(at)s · formula version %(version)s", at=generated,
-                    version=figures.get("formula_version", FORMULA_VERSION)), s.center),
+        text(_("Generated %(at)s · formula version %(version)s", at=generated,
+               version=figures.get("formula_version", FORMULA_VERSION)), s.center),
         PageBreak(),
     ]
 
 
 def _department_table(figures, s: Styles, font: str):
+    """The ranked departments with the office total; those without a case in the month named below, unranked."""
     head = [_("Rank"), _("Department")] + [str(FORMULA_BY_KEY[k].label) for k in DEPARTMENT_COLUMNS] + [_("Supervised")]
-    rows = [[Paragraph(h, s.small) for h in head]]
+    rows = [[text(h, s.small) for h in head]]
 
     def line(rank, name, f):
         supervised = f"{f['supervised_1']}/{f['supervised_2']}/{f['supervised_3']}"
-        return [rank, Paragraph(name, s.small)] + [show(k, f[k]) for k in DEPARTMENT_COLUMNS] + [supervised]
+        return [rank, text(name, s.small)] + [show(k, f[k]) for k in DEPARTMENT_COLUMNS] + [supervised]
 
-    for rank, row in enumerate(figures["departments"], 1):
-        rows.append(line(str(rank), row["name"], row))
+    ranked = [row for row in figures["departments"] if row.get("rank") is not None]
+    idle = [row["name"] for row in figures["departments"] if row.get("rank") is None]
+    rows += [line(str(row["rank"]), row["name"], row) for row in ranked]
     if figures["unassigned"]["accepted"] or figures["unassigned"]["closed_in_month"]:
         rows.append(line("", _("Settled by the office itself"), figures["unassigned"]))
     rows.append(line("", _("Office total"), figures["office"]))
     widths = [8 * mm, 28 * mm] + [12.5 * mm] * len(DEPARTMENT_COLUMNS) + [19 * mm]  # 180 mm: the A4 text width
-    return [
-        Paragraph(_("Departments, ranked by on-time closure rate, then satisfaction rate"), s.h2),
+    flow = [
+        text(_("Departments, ranked by on-time closure rate, then satisfaction rate"), s.h2),
         _table(rows, widths, font, total_row=True, size=7.5),
-        Paragraph(_("Supervised: cases reminded (level 1) / supervised (level 2) / listed (level 3)."), s.small),
     ]
+    if idle:
+        flow.append(text(_("No cases this month, so not ranked: %(names)s.", names=_(", ").join(idle)), s.note))
+    flow += [
+        text(_("Supervised: cases reminded (level 1) / supervised (level 2) / listed (level 3)."), s.note),
+        text(_("Overdue cases: deadlines falling due in the month that were not met; the cases still overdue at "
+               "the end of the month are listed separately."), s.note),
+    ]
+    return flow
 
 
 def _figures_table(figures, s: Styles, font: str):
-    rows = [[_("Figure"), _("Office")]]
+    rows = [[text(_("Figure"), s.small), text(_("Office"), s.small)]]
     for formula in FORMULAS:
-        rows.append([Paragraph(str(formula.label), s.small), show(formula.key, figures["office"].get(formula.key))])
-    return [Paragraph(_("The month's figures"), s.h2), _table(rows, [90 * mm, 40 * mm], font)]
+        rows.append([text(formula.label, s.small), show(formula.key, figures["office"].get(formula.key))])
+    return [text(_("The month's figures"), s.h2), _table(rows, [90 * mm, 40 * mm], font)]
 
 
 def _recurring(figures, s: Styles, font: str):
-    flow = [Paragraph(_("Problem types"), s.h2)]
-    rows = [[_("Problem type"), _("Cases")]] + [[p["label"], str(p["count"])] for p in figures["problem_types"]]
-    flow.append(_table(rows, [60 * mm, 25 * mm], font) if len(rows) > 1 else Paragraph(_("No cases."), s.body))
-    flow.append(Paragraph(_("Service items named most often (matters to fix at the root)"), s.h2))
-    rows = [[_("Service item"), _("Cases")]] + [[Paragraph(i["name"], s.small), str(i["count"])]
-                                               for i in figures["service_items"]]
+    flow = [text(_("Problem types"), s.h2)]
+    rows = [[text(_("Problem type"), s.small), text(_("Cases"), s.small)]]
+    rows += [[text(p["label"], s.small), str(p["count"])] for p in figures["problem_types"]]
+    flow.append(_table(rows, [60 * mm, 25 * mm], font) if len(rows) > 1 else text(_("No cases."), s.body))
+    flow.append(text(_("Service items named most often (matters to fix at the root)"), s.h2))
+    rows = [[text(_("Service item"), s.small), text(_("Cases"), s.small)]]
+    rows += [[text(i["name"], s.small), str(i["count"])] for i in figures["service_items"]]
     flow.append(_table(rows, [100 * mm, 25 * mm], font) if len(rows) > 1
-                else Paragraph(_("No service item was named more than once."), s.body))
+                else text(_("No service item was named more than once."), s.body))
     return flow
 
 
-def _listing(title, listing, head, line, widths, s: Styles, font: str, empty: str):
-    flow = [Paragraph(title, s.h2)]
+def _listing(title, listing, head, line, widths, s: Styles, font: str, empty: str, note=None):
+    """A list section: heading, the table (or `empty`), how many there are, and an optional note."""
+    flow = [text(title, s.h2)]
     if not listing["items"]:
-        return flow + [Paragraph(empty, s.body)]
-    rows = [head] + [line(item) for item in listing["items"]]
-    flow.append(_table(rows, widths, font))
-    if listing["total"] > len(listing["items"]):
-        flow.append(Paragraph(_("The first %(shown)d of %(total)d are listed.", shown=len(listing["items"]),
-                                total=listing["total"]), s.small))
-    return flow
+        flow.append(text(empty, s.body))
+    else:
+        flow.append(_table([[text(h, s.small) for h in head]] + [line(item) for item in listing["items"]], widths, font))
+        if listing["total"] > len(listing["items"]):
+            flow.append(text(_("The first %(shown)d of %(total)d are listed.", shown=len(listing["items"]),
+                               total=listing["total"]), s.note))
+    return flow + ([text(note, s.note)] if note else [])
 
 
 def _local(iso: str, tz) -> str:
@@ -148,15 +170,41 @@ def _local(iso: str, tz) -> str:
 
 
 def _level(level) -> str:
-    return {1: _("Reminded"), 2: _("Supervised"), 3: _("Listed")}.get(level or 0, "—")
+    return str(FORMULA_BY_KEY[LEVEL_KEYS[level]].label) if level in LEVEL_KEYS else "—"
+
+
+def _overdue(figures, s: Styles, font: str, tz):
+    """The cases overdue at the month's end, and why their number differs from the month's overdue figure."""
+    listing = figures["overdue"]
+    note = _("This list holds the cases whose handling or rectification deadline had passed at the end of the month "
+             "without a reply from the department: %(listed)d, including those due before this month. The figure "
+             "“Overdue cases” (%(overdue)d) counts deadlines falling due in the month that were not met, including "
+             "those answered late, which are not in this list.", listed=listing["total"],
+             overdue=figures["office"]["overdue"])
+    return _listing(
+        _("Overdue at the end of the month"), listing,
+        [_("Tracking number"), _("Department"), _("Due at"), _("Working days overdue"), _("Supervision")],
+        lambda i: [text(i["tracking_no"], s.small), text(i["department"] or "—", s.small), _local(i["due_at"], tz),
+                   str(i["days_overdue"]), text(_level(i["supervision_level"]), s.small)],
+        [38 * mm, 45 * mm, 32 * mm, 28 * mm, 32 * mm], s, font, _("Nothing was overdue at the end of the month."),
+        note)
+
+
+def _escalations(figures, s: Styles, font: str, tz):
+    return _listing(
+        _("Escalations of the month"), figures["escalations"],
+        [_("Time"), _("Tracking number"), _("Department"), _("Level")],
+        lambda i: [_local(i["at"], tz), text(i["tracking_no"], s.small), text(i["department"] or "—", s.small),
+                   text(_level(i["level"]), s.small)],
+        [32 * mm, 38 * mm, 55 * mm, 32 * mm], s, font, _("No case was escalated this month."))
 
 
 def _appendix(s: Styles, font: str, version: str):
-    rows = [[_("Figure"), _("Definition")]]
-    rows += [[Paragraph(str(f.label), s.small), Paragraph(str(f.definition), s.small)] for f in FORMULAS]
-    return [PageBreak(), Paragraph(_("Appendix: formulas (version %(version)s)", version=version), s.h1),
-            Paragraph(_("Months are calendar months in local time. Working days follow the office's calendar, "
-                        "including make-up working days."), s.body), Spacer(1, 3 * mm),
+    rows = [[text(_("Figure"), s.small), text(_("Definition"), s.small)]]
+    rows += [[text(f.label, s.small), text(f.definition, s.small)] for f in FORMULAS]
+    return [PageBreak(), text(_("Appendix: formulas (version %(version)s)", version=version), s.h1),
+            text(_("Months are calendar months in local time. Working days follow the office's calendar, "
+                   "including make-up working days."), s.body), Spacer(1, 3 * mm),
             _table(rows, [45 * mm, 125 * mm], font)]
 
 
@@ -166,42 +214,44 @@ def build_pdf(figures: dict, *, office: str, generated_at: datetime, tz, font: s
         return _build(figures, office, generated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), tz, font)
 
 
+def _fit(value: str, font: str, size: float, width: float) -> str:
+    """`value` cut (with an ellipsis) to fit `width` points in one line."""
+    value = plain(value)
+    if stringWidth(value, font, size) <= width:
+        return value
+    while value and stringWidth(value + "…", font, size) > width:
+        value = value[:-1]
+    return value + "…"
+
+
 def _build(figures, office, generated, tz, font) -> bytes:
     s = Styles(font)
     buffer = io.BytesIO()
-    title = _("Monthly closure report, %(month)s", month=month_title(figures["month"]))
+    title = _("Monthly closure report, %(month)s", month=month_label(figures["month"]))
 
     def footer(canvas, doc):
+        page = _("Page %(page)d · generated %(at)s", page=doc.page, at=generated)
+        room = A4[0] - 36 * mm - stringWidth(page, font, 8) - 8 * mm
         canvas.saveState()
         canvas.setFont(font, 8)
         canvas.setFillColor(colors.HexColor("#555555"))
-        canvas.drawString(18 * mm, 10 * mm, f"{office}  {title}")
-        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm,
-                               _("Page %(page)d · generated %(at)s", page=doc.page, at=generated))
+        canvas.drawString(18 * mm, 10 * mm, _fit(f"{office}  {title}", font, 8, room))
+        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, page)
         canvas.restoreState()
 
     doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
-                            bottomMargin=18 * mm, title=title, author=office)
-    flow = _cover(figures, s, office, generated, font)
-    flow += [Paragraph(title, s.h1)]
+                            bottomMargin=18 * mm, title=plain(title), author=plain(office),
+                            keepTogetherClass=HeadingWithStart)
+    trend_title = _("Closure and satisfaction rates, last 12 months")
+    flow = _cover(figures, s, office, generated, title)
+    flow += [text(title, s.h1)]
     flow += _department_table(figures, s, font)
-    flow += [Spacer(1, 4 * mm),
-             KeepTogether([charts.trend_chart(figures["trend"], _("Closure and satisfaction rates, last 12 months"), font)]),
-             Spacer(1, 4 * mm),
-             KeepTogether([charts.department_chart(figures["departments"], _("Departments"), font)])]
+    flow += [Spacer(1, 4 * mm), KeepTogether([charts.trend_chart(figures["trend"], trend_title, font)]),
+             Spacer(1, 4 * mm), KeepTogether([charts.department_chart(figures["departments"], _("Departments"), font)])]
     flow += _figures_table(figures, s, font)
     flow += _recurring(figures, s, font)
-    flow += _listing(
-        _("Overdue at the end of the month"), figures["overdue"],
-        [_("Tracking number"), _("Department"), _("Due"), _("Working days overdue"), _("Supervision")],
-        lambda i: [i["tracking_no"], Paragraph(i["department"] or "—", s.small), _local(i["due_at"], tz),
-                   str(i["days_overdue"]), _level(i["supervision_level"])],
-        [38 * mm, 45 * mm, 32 * mm, 28 * mm, 22 * mm], s, font, _("Nothing was overdue at the end of the month."))
-    flow += _listing(
-        _("Escalations of the month"), figures["escalations"],
-        [_("Time"), _("Tracking number"), _("Department"), _("Level")],
-        lambda i: [_local(i["at"], tz), i["tracking_no"], Paragraph(i["department"] or "—", s.small), _level(i["level"])],
-        [32 * mm, 38 * mm, 55 * mm, 25 * mm], s, font, _("No case was escalated this month."))
+    flow += _overdue(figures, s, font, tz)
+    flow += _escalations(figures, s, font, tz)
     flow += _appendix(s, font, figures.get("formula_version", FORMULA_VERSION))
     doc.build(flow, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()

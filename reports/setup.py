@@ -11,7 +11,7 @@ RETRY_SECONDS = 600  # a job enqueued but not yet done is enqueued again only af
 
 def init_app(app) -> None:
     from . import models  # noqa: F401  (the table, for migrations and the console)
-    from . import api, cli, dashboard, tasks
+    from . import api, cli, dashboard, display, tasks
 
     app.config.setdefault("REPORT_FONT", "")
     app.register_blueprint(api.bp)
@@ -21,6 +21,7 @@ def init_app(app) -> None:
     broker.declare_actor(tasks.generate_monthly_report)
     app.extensions.setdefault("banjie.scheduled", {})[SCHEDULE_KEY] = MonthlyJob(app)
     app.add_template_global(dashboard.last_month, "report_dashboard")
+    app.add_template_global(display.month_label, "report_month")
 
 
 class MonthlyJob:

@@ -5,7 +5,6 @@ Imported only after `init_broker` (see `setup.init_app`), and re-bound there to 
 from __future__ import annotations
 
 import dramatiq
-import sqlalchemy as sa
 
 from tickets.db import db
 
@@ -15,11 +14,5 @@ from . import metrics, operations
 @dramatiq.actor(queue_name="reports", max_retries=3, time_limit=15 * 60 * 1000)
 def generate_monthly_report(month: str) -> None:
     """Generate and keep `month`'s report unless it exists; the leaders get an SMS once it is committed."""
-    session = db.session
-    if operations.find(session, month) is not None:
-        return
-    try:
-        operations.generate(session, metrics.Month.parse(month), trigger=operations.AUTO)
-        session.commit()
-    except sa.exc.IntegrityError:
-        session.rollback()  # another worker kept this month's report first: nothing left to do
+    operations.get_or_generate(db.session, metrics.Month.parse(month), trigger=operations.AUTO)
+    db.session.commit()

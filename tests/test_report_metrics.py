@@ -27,8 +27,9 @@ def test_every_formula_on_the_hand_built_month(world, november):
     for name, expected_row in ((A_NAME, DEPARTMENT_A), (B_NAME, DEPARTMENT_B)):
         for key, expected in expected_row.items():
             assert rows[name][key] == expected, (name, key)
-    # ranked by on-time rate (B 100 %, A 66.7 %), then satisfaction; C has no figures and comes last
-    assert [row["name"] for row in figures["departments"]] == [B_NAME, A_NAME, "住房和城乡建设局"]
+    # ranked by on-time rate (B 100 %, A 66.7 %), then satisfaction; C had no case in November: last, unranked
+    assert [(row["name"], row["rank"]) for row in figures["departments"]] == [
+        (B_NAME, 1), (A_NAME, 2), ("住房和城乡建设局", None)]
     assert figures["unassigned"]["accepted"] == 1 and figures["unassigned"]["bad_rectified"] == 1  # T7
     assert figures["formula_version"] == metrics.FORMULA_VERSION
 

@@ -34,8 +34,12 @@ def test_pdf_has_chinese_headline_figures_and_departments(world, november):
     text = pdf_text(response.data)
     for expected in ("2026年11月", "办结率", "71.4%", "按时办结率", "83.3%", "满意率", "50.0%", A_NAME, B_NAME,
                      "全窗口合计", "办不成事反映窗口", "第 1 页", "超期", november["T6"]["tracking_no"], "营业执照变更",
-                     "附录", "2026.1"):
+                     "附录", "2026.1", "2025年12月", "部门排名（按时办结率优先，其次满意率）",
+                     "本月无案件，不参与排名：住房和城乡建设局。"):
         assert expected in text, expected
+    # the month's overdue figure (T4 answered late, T6) and the one case still overdue at its end (T6), explained
+    flat = "".join(text.split())
+    assert "共1件，含本月以前到期的。「超期数」（2件）口径不同" in flat
     assert len(PdfReader(io.BytesIO(response.data)).pages) >= 3
 
 
@@ -78,21 +82,22 @@ def test_cli_writes_the_pdf_and_keeps_the_report(world, november, tmp_path):
 
 
 def test_console_reports_page_generates_and_downloads(world, november):
-    client = world.console("leader")
+    client = world.console("office")
     assert world.console("dept_a").get("/admin/reports/").status_code == 403
     page = client.get("/admin/reports/").get_data(as_text=True)
-    assert "2026-11" in page and "尚未生成任何报告" in page
+    assert "2026年11月" in page and "尚未生成任何报告" in page
     assert client.post("/admin/reports/generate", data={"month": MONTH}).status_code == 400  # no CSRF token
     token = page_csrf(client, "/admin/reports/")
     response = client.post("/admin/reports/generate", data={"month": MONTH, "csrf_token": token})
     assert response.status_code == 302
     page = client.get("/admin/reports/").get_data(as_text=True)
-    assert "71.4%" in page and f"/admin/reports/{MONTH}.pdf" in page
-    download = client.get(f"/admin/reports/{MONTH}.pdf")
+    assert "71.4%" in page and f"/admin/reports/{MONTH}.pdf" in page and "<td>2026年11月</td>" in page
+    leader = world.console("leader")  # leaders read what the office generated
+    download = leader.get(f"/admin/reports/{MONTH}.pdf")
     assert download.status_code == 200 and download.data.startswith(b"%PDF")
     # the dashboard shows last month's charts from the kept report; a department handler sees none
-    home = client.get("/admin/").get_data(as_text=True)
-    assert 'id="report-charts"' in home and "<svg" in home and "71.4%" in home
+    home = leader.get("/admin/").get_data(as_text=True)
+    assert 'id="report-charts"' in home and "<svg" in home and "71.4%" in home and "上月（2026年11月）" in home
     assert 'id="report-charts"' not in world.console("dept_a").get("/admin/").get_data(as_text=True)
 
 
@@ -124,7 +129,7 @@ def test_scheduler_job_generates_last_month_once_and_tells_the_leaders(world, no
         assert (report.month, report.trigger) == (MONTH, "auto")
         sms = db.session.scalars(sa.select(SmsMessage).where(SmsMessage.template == "report_ready")).all()
         assert [(m.phone, m.audience) for m in sms] == [("+8613900000009", "leader")]
-        assert "71.4%" in sms[0].body and "2026-11" in sms[0].body
+        assert "2026年11月办结情况月报已生成，办结率71.4%" in sms[0].body
     job.enqueued.clear()
     assert job(clock.now) is None  # the report exists: nothing to do, however often the scheduler ticks
     assert broker.queues["reports"].qsize() == 0

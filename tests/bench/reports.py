@@ -196,9 +196,8 @@ def keep_earlier(url: str, month_text: str) -> None:
     with app.app_context():
         for back in range(metrics.TREND_MONTHS - 1, 0, -1):
             earlier = month.shift(-back)
-            if not operations.exists(db.session, str(earlier)):
-                operations.generate(db.session, earlier, trigger=operations.AUTO)
-                db.session.commit()
+            operations.get_or_generate(db.session, earlier, trigger=operations.AUTO)
+            db.session.commit()
 
 
 def measure(url: str, month_text: str, trace_heap: bool) -> dict:

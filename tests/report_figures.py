@@ -1,0 +1,56 @@
+"""A month's figures dict built by hand (the shape `reports.figures.monthly_figures` returns), for PDF tests without a database."""
+from __future__ import annotations
+
+import io
+
+from pypdf import PdfReader
+
+from reports import metrics
+from reports.figures import rank_departments
+
+MONTH = "2026-11"
+DUE = "2026-11-12T15:59:00+00:00"
+
+
+def counts(accepted: int, **more) -> dict:
+    """Figures with rates for a department (or the office) that accepted `accepted` cases."""
+    closed = max(accepted - 1, 0)
+    base = {**metrics.empty_counts(), "accepted": accepted, "closed": closed, "closed_in_month": closed,
+            "closed_on_time": max(closed - 1, 0), "handling_days": 3 * closed, "overdue": 1 if accepted else 0,
+            "surveys": closed, "rated": closed, "satisfied": closed, "good": max(closed - 1, 0)}
+    return metrics.with_rates({**base, **more})
+
+
+def figures_with(*, departments=("市场监督管理局", "人力资源和社会保障局"), idle=("住房和城乡建设局",),
+                 service_items=("营业执照变更",), problem_labels=("办得慢", "办不了"), tracking_numbers=("BJ20261105-0001",),
+                 month=MONTH) -> dict:
+    """Figures of a month in which `departments` had cases and `idle` had none, naming the given strings."""
+    rows = [{"id": i, "name": name, **counts(i + 2)} for i, name in enumerate(departments)]
+    rows += [{"id": 100 + i, "name": name, **counts(0)} for i, name in enumerate(idle)]
+    first = departments[0] if departments else None
+    parsed = metrics.Month.parse(month)
+    return {
+        "month": month,
+        "formula_version": metrics.FORMULA_VERSION,
+        "office": counts(sum(i + 2 for i in range(len(departments))) + 1),
+        "departments": rank_departments(rows),
+        "unassigned": counts(1),
+        "problem_types": [{"code": f"t{i}", "label": label, "count": 5 - i} for i, label in enumerate(problem_labels)],
+        "service_items": [{"name": name, "count": 2} for name in service_items],
+        "overdue": {"total": len(tracking_numbers), "items": [
+            {"tracking_no": no, "department": first, "kind": "handle", "due_at": DUE, "days_overdue": 3,
+             "supervision_level": 2} for no in tracking_numbers]},
+        "escalations": {"total": len(tracking_numbers), "items": [
+            {"at": DUE, "tracking_no": no, "department": first, "action": "escalate", "level": 3}
+            for no in tracking_numbers]},
+        "trend": [{"month": str(parsed.shift(-back)), "closure_rate": 0.5 + back / 40, "satisfaction_rate": 0.9}
+                  for back in range(11, -1, -1)],
+    }
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(pdf_pages(data))

@@ -1,0 +1,33 @@
+"""The report charts on the console's home page, measured in Chromium: their text is at least 12 px wherever shown."""
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import ARTIFACTS, LiveServer, browser_page  # noqa: F401  (fixture)
+from tests.test_browser_console import sign_in
+from tests.test_report_generation import MONTH, small_month
+
+# The size each SVG text is drawn at on screen: its font size times the scale of its transform (rotation included).
+TEXT_SIZES = """() => Array.from(document.querySelectorAll('#report-charts svg text')).map(text => {
+    const m = text.getScreenCTM();
+    return [text.textContent, Math.round(parseFloat(getComputedStyle(text).fontSize) * Math.hypot(m.a, m.b) * 100) / 100];
+})"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_dashboard_chart_text_is_at_least_12_px(world, clock, browser_page):
+    page = browser_page
+    small_month(world, clock, items=("营业执照变更", "社保转移", "公积金提取"), to="AB")
+    assert world.get("office", f"/api/v1/reports/monthly/{MONTH}").get_json()["kept"]
+    world.console("leader")  # gives the test user its password
+    with LiveServer(world.app) as server:
+        sign_in(page, server.url, "leader")
+        for width, height in ((1366, 900), (1920, 1080), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(server.url + "/admin/")
+            sizes = page.evaluate(TEXT_SIZES)
+            texts = {text for text, _size in sizes}
+            assert {"2025年12月", "2026年11月", "市场监督管理局", "100%"} <= texts
+            assert min(size for _text, size in sizes) >= 12, sorted(sizes, key=lambda pair: pair[1])[:3]
+            page.locator("#report-charts").screenshot(path=str(ARTIFACTS / f"report-charts-{width}.png"))

@@ -1,0 +1,207 @@
+"""Making a month's report in a real database: hostile names end to end, two at once, and who may keep one.
+
+Every test runs on SQLite and PostgreSQL (the `database_url` fixture behind `world`).
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import dramatiq
+import pytest
+import sqlalchemy as sa
+
+from reports.models import Report
+from reports.setup import SCHEDULE_KEY
+from tests.conftest import page_csrf
+from tests.report_figures import pdf_text
+from tests.test_report_pdf import CountingServer, squash
+from tickets.db import db
+from tickets.models import Department
+
+MONTH = "2026-11"
+URL = f"/api/v1/reports/monthly/{MONTH}"
+MARKUP_DEPARTMENT = "规划<b>自然资源局"
+SCRIPT_DEPARTMENT = "<script>alert(1)</script>局"
+FILE_ITEM = '<img src="/etc/passwd"/>'
+
+
+def small_month(world, clock, items=("营业执照变更",), names=None, to="A") -> list[str]:
+    """November 2026: one case per service item, accepted and sent on Nov 2 to the departments `to` in turn
+    (each still open, so overdue, at the month's end)."""
+    if names:
+        with world.app.app_context():
+            for code, name in names.items():
+                db.session.get(Department, world.departments[code]).name = name
+            db.session.commit()
+    clock.set(2026, 11, 2, 9)
+    numbers = []
+    for index, item in enumerate(items):
+        no = world.file(service_item=item)["tracking_no"]
+        world.act("office", no, "accept")
+        world.act("office", no, "transfer", department_id=world.departments[to[index % len(to)]])
+        numbers.append(no)
+    clock.set(2026, 12, 3, 10)
+    return numbers
+
+
+def report_rows(app) -> list[Report]:
+    with app.app_context():
+        return db.session.scalars(sa.select(Report)).all()
+
+
+def forget_reports(app) -> None:
+    with app.app_context():
+        db.session.execute(sa.delete(Report))
+        db.session.commit()
+
+
+def run_scheduled_job(world, clock) -> None:
+    """The scheduler's tick on the 1st, and a worker doing what it enqueued."""
+    broker = world.app.extensions["banjie.broker"]
+    job = world.app.extensions["banjie.scheduled"][SCHEDULE_KEY]
+    assert job(clock.set(2026, 12, 1, 0, 5)) == MONTH
+    worker = dramatiq.Worker(broker, worker_timeout=100)
+    worker.start()
+    try:
+        broker.join("reports", fail_fast=True)
+        worker.join()
+    finally:
+        worker.stop()
+    clock.set(2026, 12, 3, 10)
+
+
+# --- item 6: names with markup, end to end --------------------------------------------------------------
+
+def test_markup_in_names_and_items_reaches_every_report_as_text(world, clock, png_server):
+    server, image_url = png_server
+    url_item = f'<img src="{image_url}"/>'
+    small_month(world, clock, items=(FILE_ITEM, FILE_ITEM, url_item, url_item),
+                names={"A": MARKUP_DEPARTMENT, "B": SCRIPT_DEPARTMENT}, to="AAAB")
+    expected = (MARKUP_DEPARTMENT, FILE_ITEM, url_item)
+
+    def check(pdf: bytes):
+        text = squash(pdf_text(pdf))
+        assert all(squash(value) in text for value in expected) and "root:" not in text
+
+    # the API (the office's reading keeps the month's report)
+    body = world.get("office", URL).get_json()
+    assert body["kept"] is True and MARKUP_DEPARTMENT in [d["name"] for d in body["departments"]]
+    check(world.get("office", URL + ".pdf").data)
+    # the console, generating it again
+    office = world.console("office")
+    response = office.post("/admin/reports/generate",
+                           data={"month": MONTH, "csrf_token": page_csrf(office, "/admin/reports/")})
+    assert response.status_code == 302
+    check(office.get(f"/admin/reports/{MONTH}.pdf").data)
+    # the scheduled run on the 1st
+    forget_reports(world.app)
+    run_scheduled_job(world, clock)
+    [report] = report_rows(world.app)
+    assert report.trigger == "auto"
+    check(report.pdf)
+    assert server.requests == 0  # no report fetched the image
+    # the dashboard's charts (SVG in the page): department names are text, not markup
+    home = world.console("leader").get("/admin/").get_data(as_text=True)
+    assert 'id="report-charts"' in home and "<script>al" not in home and "&lt;script&gt;al" in home
+
+
+@pytest.fixture
+def png_server(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "x.png")
+    server = CountingServer((tmp_path / "x.png").read_bytes())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, f"http://127.0.0.1:{server.server_port}/x.png"
+    server.shutdown()
+    server.server_close()
+
+
+# --- item 7: two at once ------------------------------------------------------------------------------
+
+@pytest.fixture
+def inserts_meet(world):
+    """Hold every INSERT of a report until two are about to run: both callers found no report, both insert."""
+    barrier = threading.Barrier(2, timeout=60)
+
+    def hold(_connection, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("INSERT INTO REPORT"):
+            barrier.wait()
+
+    with world.app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", hold)
+    yield barrier
+    sa.event.remove(engine, "before_cursor_execute", hold)
+
+
+def at_once(*calls):
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [future.result() for future in [pool.submit(call) for call in calls]]
+
+
+@pytest.mark.slow
+def test_two_people_generate_a_new_month_at_once_in_the_console(world, clock, inserts_meet):
+    small_month(world, clock)
+    clients = [world.console("office"), world.console("admin")]
+    tokens = [page_csrf(client, "/admin/reports/") for client in clients]
+    responses = at_once(*[
+        (lambda c=client, t=token: c.post("/admin/reports/generate", data={"month": MONTH, "csrf_token": t}))
+        for client, token in zip(clients, tokens)])
+    assert [r.status_code for r in responses] == [302, 302]
+    assert inserts_meet.n_waiting == 0 and not inserts_meet.broken  # both did reach the insert together
+    [report] = report_rows(world.app)
+    assert report.month == MONTH and report.pdf.startswith(b"%PDF")
+    for client in clients:  # each was told it is ready
+        assert "2026年11月的报告已生成。" in client.get("/admin/reports/").get_data(as_text=True)
+
+
+@pytest.mark.slow
+def test_two_office_readings_of_a_new_month_at_once_keep_one_report(world, clock, inserts_meet):
+    small_month(world, clock)
+    responses = at_once(lambda: world.get("office", URL), lambda: world.get("admin", URL))
+    bodies = [r.get_json() for r in responses]
+    assert [r.status_code for r in responses] == [200, 200] and all(b["kept"] for b in bodies)
+    assert bodies[0]["generated_at"] == bodies[1]["generated_at"]  # the loser answers with the winner's report
+    assert len(report_rows(world.app)) == 1
+
+
+# --- item 8: leaders and supervisors read, the office and admins keep ----------------------------------
+
+def test_readers_get_a_month_never_generated_without_keeping_it(world, clock):
+    small_month(world, clock)
+    for who in ("leader", "supervisor"):
+        body = world.get(who, URL).get_json()
+        assert body["kept"] is False and body["trigger"] is None and body["office"]["accepted"] == 1
+        pdf = world.get(who, URL + ".pdf")
+        assert pdf.status_code == 200 and pdf.headers["X-Report-Kept"] == "false" and "2026年11月" in pdf_text(pdf.data)
+        assert world.console(who).get(f"/admin/reports/{MONTH}.pdf").status_code == 404  # nothing kept to download
+    assert report_rows(world.app) == []
+    kept = world.get("office", URL).get_json()
+    assert kept["kept"] is True and len(report_rows(world.app)) == 1
+    again = world.get("leader", URL)
+    assert again.get_json()["kept"] is True and again.get_json()["generated_at"] == kept["generated_at"]
+    assert world.get("leader", URL + ".pdf").headers["X-Report-Kept"] == "true"
+
+
+def test_only_the_office_and_admins_generate_in_the_console(world, clock):
+    small_month(world, clock)
+    for who in ("leader", "supervisor"):
+        client = world.console(who)
+        page = client.get("/admin/reports/").get_data(as_text=True)
+        assert 'id="generate-report"' not in page and "立即生成" not in page
+        token = page_csrf(client, "/admin/")  # any page's token: the form is not offered to them
+        response = client.post("/admin/reports/generate", data={"month": MONTH, "csrf_token": token})
+        assert response.status_code == 403
+    assert report_rows(world.app) == []
+    for who in ("office", "admin"):
+        client = world.console(who)
+        page = client.get("/admin/reports/").get_data(as_text=True)
+        assert 'id="generate-report"' in page and '<option value="2026-11">2026年11月</option>' in page
+        response = client.post("/admin/reports/generate",
+                               data={"month": MONTH, "csrf_token": page_csrf(client, "/admin/reports/")})
+        assert response.status_code == 302
+        assert "2026年11月的报告已生成" in client.get("/admin/reports/").get_data(as_text=True)
+    [report] = report_rows(world.app)  # generated twice, kept once (the second replaced the first)
+    assert report.trigger == "manual"

@@ -1,0 +1,274 @@
+"""The monthly PDF as a document: any text in any field, nothing loaded from markup, layout and wording.
+
+Built from hand-made figures (tests/report_figures.py), so no database is needed; read back with pypdf.
+"""
+from __future__ import annotations
+
+import ast
+import http.server
+import pathlib
+import re
+import threading
+import urllib.request
+from datetime import datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image
+from reportlab import rl_config
+from reportlab.graphics.shapes import String, UserNode
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
+from reportlab.platypus import Paragraph
+
+from app import create_app
+from reports import charts, fonts, markup
+from reports.figures import rank_departments
+from reports.pdf import build_pdf
+from tests.conftest import BASE_CONFIG, TZ
+from tests.report_figures import counts, figures_with, pdf_pages, pdf_text
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+GENERATED = datetime(2026, 12, 1, 0, 5, tzinfo=TZ)
+HEADINGS = ("2026年11月办结情况月报", "部门排名", "本月指标", "问题类型", "反映最多的办理事项", "月末超期案件",
+            "本月督办情况", "附录")
+
+
+@pytest.fixture(scope="module")
+def app():
+    return create_app({**BASE_CONFIG, "DATABASE_URL": "sqlite://"})
+
+
+def build(app, figures, office="办不成事反映窗口") -> bytes:
+    with app.app_context():
+        return build_pdf(figures, office=office, generated_at=GENERATED, tz=TZ, font=fonts.register())
+
+
+def squash(value: str) -> str:
+    """Text as the PDF can give it back: control characters dropped, no whitespace (lines wrap anywhere)."""
+    return "".join(ch for ch in markup.plain(value) if not ch.isspace())
+
+
+def drawable(value: str) -> str:
+    """What of `value` the report's font can draw (a character it has no glyph for prints as a blank box)."""
+    face = getattr(pdfmetrics.getFont(fonts.register()), "face", None)
+    return "".join(ch for ch in squash(value) if face is None or ord(ch) in face.charToGlyph)
+
+
+# --- 1. any string in any field ---------------------------------------------------------------------
+
+HOSTILE = st.sampled_from([
+    "<b>", "</b>", '<img src="/etc/passwd"/>', '<img src="http://127.0.0.1:9/x.png"/>', "<", ">", "&", "&amp;",
+    "&lt;", "&#0;", "&nbsp;", "</para>", "<para>", "<!--", "]]>", "<![CDATA[", '<font face="/etc/passwd">',
+    "<a href='file:///etc/passwd'>", "<br/>", "<onDraw name='x'/>", '"', "'", "%s", "%(x)s", "\\",
+])
+CJK = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1, max_size=12)
+ANY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=6)
+
+
+def texts(max_size: int):
+    """Names as people and attackers type them: markup, ampersands, CJK, any unicode, up to `max_size` characters."""
+    pieces = st.lists(st.one_of(HOSTILE, CJK, ANY), min_size=1, max_size=8).map("".join)
+    return st.one_of(pieces, st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=max_size // 2,
+                                     max_size=max_size)).map(lambda s: s[:max_size]).filter(lambda s: squash(s))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(office=texts(200), departments=st.lists(texts(100), min_size=1, max_size=3),
+       idle=st.lists(texts(100), max_size=2), service_items=st.lists(texts(100), max_size=3),
+       problem_labels=st.lists(texts(20), min_size=1, max_size=2), tracking_numbers=st.lists(texts(24), max_size=2))
+def test_any_text_in_any_field_builds_and_reads_back(app, office, departments, idle, service_items, problem_labels,
+                                                      tracking_numbers):
+    figures = figures_with(departments=departments, idle=idle, service_items=service_items,
+                           problem_labels=problem_labels, tracking_numbers=tracking_numbers)
+    text = squash(pdf_text(build(app, figures, office)))
+    for value in [office, *departments, *idle, *service_items, *problem_labels, *tracking_numbers]:
+        assert drawable(value) in text, value
+
+
+def test_a_department_with_markup_and_a_service_item_naming_a_file(app):
+    """The two strings of the issue: shown as written; the file is not read."""
+    figures = figures_with(departments=["规划<b>自然资源局"], service_items=['<img src="/etc/passwd"/>'])
+    text = pdf_text(build(app, figures, office="市<i>政务</i>服务中心 & 12345"))
+    for expected in ("规划<b>自然资源局", '<img src="/etc/passwd"/>', "市<i>政务</i>服务中心 & 12345"):
+        assert expected in text
+    assert "root:" not in text
+
+
+# --- 2. markup that slips past escaping still loads nothing --------------------------------------------
+
+STYLE = ParagraphStyle("t", fontName="Helvetica")
+
+
+@pytest.fixture
+def png(tmp_path):
+    path = tmp_path / "seen.png"
+    Image.new("RGB", (4, 4), "red").save(path)
+    return path
+
+
+def test_reportlab_paragraphs_would_open_the_file_report_paragraphs_refuse(png):
+    attack = f'<img src="{png}" width="4" height="4"/>'
+    opened = Paragraph(attack, STYLE)  # plain ReportLab opens it: the danger is real
+    assert any(getattr(getattr(f, "cbDefn", None), "kind", None) == "img" for f in opened.frags)
+    for refused in (attack, '<img src="/etc/passwd"/>', f'<font face="{png}">x</font>', f'<span face="{png}">x</span>',
+                    '<a href="file:///etc/passwd">x</a>', '<link href="http://x">x</link>', "<onDraw name='x'/>",
+                    "<unknown>x</unknown>", '<para style="x">y</para>'):
+        with pytest.raises(markup.RefusedMarkup):
+            markup.SafeParagraph(refused, STYLE)
+    # what the report writes itself still works
+    paragraph = markup.SafeParagraph('<font size="18" color="red"><b>1</b></font><br/><i>2</i><u>3</u>', STYLE)
+    assert [f.text for f in paragraph.frags if f.text] == ["1", "2", "3"]
+
+
+class CountingServer(http.server.ThreadingHTTPServer):
+    def __init__(self, png_bytes):
+        self.requests = 0
+        body = png_bytes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(handler):  # noqa: N805
+                self.requests += 1
+                handler.send_response(200)
+                handler.send_header("Content-Type", "image/png")
+                handler.end_headers()
+                handler.wfile.write(body)
+
+            def log_message(handler, *args):  # noqa: N805
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_no_paragraph_and_no_reportlab_reader_fetches_a_url(png):
+    server = CountingServer(png.read_bytes())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/x.png"
+    try:
+        with urllib.request.urlopen(url) as answer:  # the server answers whoever asks
+            assert answer.read() == png.read_bytes()
+        assert server.requests == 1
+        with pytest.raises(markup.RefusedMarkup):
+            markup.SafeParagraph(f'<img src="{url}"/>', STYLE)
+        # ReportLab's own reader, which a plain Paragraph's <img> uses, trusts no host or scheme once reports is loaded
+        assert rl_config.trustedHosts is None and rl_config.trustedSchemes == []
+        for source in (url, f"file://{png}".replace("file://", "file://localhost")):
+            with pytest.raises(OSError):
+                ImageReader(source)
+        with pytest.raises(OSError):
+            Paragraph(f'<img src="{url}"/>', STYLE)
+        assert server.requests == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_nothing_in_the_app_builds_a_reportlab_paragraph_but_the_safe_one():
+    offenders = []
+    sources = [ROOT / "app.py", ROOT / "worker.py"]
+    for room in ("tickets", "escalation", "notify", "reports", "admin"):
+        sources += (ROOT / room).rglob("*.py")
+    for path in sources:
+        if path == ROOT / "reports/markup.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, (ast.Import, ast.ImportFrom)) else []
+            module = getattr(node, "module", "") or ""
+            if any(name.endswith("Paragraph") and not name.startswith("Safe") for name in names) \
+                    or "paragraph" in module.split(".") or (isinstance(node, ast.Attribute) and node.attr == "Paragraph"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+# --- 3. layout and wording ---------------------------------------------------------------------------
+
+def test_no_heading_is_left_alone_at_the_foot_of_a_page(app):
+    """Whatever the number of departments and service items pushes where, a page never ends with a heading."""
+    endings = []
+    for departments in range(1, 30, 3):
+        for items in (0, 6):
+            figures = figures_with(departments=[f"第{n}部门" for n in range(departments)], idle=(),
+                                   service_items=[f"事项{n}" for n in range(items)],
+                                   tracking_numbers=[f"BJ2026110{n}-0001" for n in range(1 + departments % 5)])
+            for page in pdf_pages(build(app, figures))[1:-1]:
+                last = page.strip().splitlines()[-1]
+                endings.append(last)
+                assert not last.startswith(HEADINGS), (departments, items, last)
+    assert len(set(endings)) > 8  # the pages did end in many different places
+
+
+def test_months_the_ranking_title_and_unranked_departments(app):
+    text = pdf_text(build(app, figures_with(idle=("住房和城乡建设局", "税务局"))))
+    assert "2026年11月办结情况月报" in text and "2025年12月" in text and "2026年6月" in text  # cover, trend axis
+    assert not re.search(r"(?<![\d-])\d{2}-\d{2}(?![\d-])", text)  # no "25-12" month labels left
+    assert "部门排名（按时办结率优先，其次满意率）" in text and "按按时" not in text
+    assert "本月无案件，不参与排名：住房和城乡建设局、税务局。" in text
+    assert text.count("住房和城乡建设局") == 1  # neither in the ranked table nor in the chart
+
+
+def test_overdue_figure_and_overdue_list_are_explained_side_by_side(app):
+    figures = figures_with(tracking_numbers=("BJ20261105-0001",))
+    figures["office"]["overdue"] = 4
+    text = squash(pdf_text(build(app, figures)))
+    assert squash("共1件，含本月以前到期的。「超期数」（4件）口径不同") in text
+    assert squash("超期数：办理或整改时限在本月到期、到期时仍未答复的案件数") in text
+
+
+def strings(drawing) -> list[String]:
+    found = []
+
+    def walk(node):
+        if isinstance(node, UserNode):  # a chart, an axis, a label: what it draws
+            node = node.provideNode()
+        if isinstance(node, String):
+            found.append(node)
+        for child in getattr(node, "contents", []):
+            walk(child)
+
+    walk(drawing)
+    assert found
+    return found
+
+
+@pytest.mark.parametrize("sizes, smallest", [(charts.PRINT, 8), (charts.SCREEN, 12)])
+def test_chart_text_is_large_enough_on_paper_and_on_screen(app, sizes, smallest):
+    figures = figures_with()
+    font = fonts.register()
+    with app.test_request_context():
+        for drawing, label in ((charts.trend_chart(figures["trend"], "趋势", font, sizes), "2025年12月"),
+                               (charts.department_chart(figures["departments"], "部门", font, sizes), "市场监督管理局")):
+            drawn = strings(drawing)
+            assert {"100%", label} <= {s.text for s in drawn}  # the axes' labels are among them
+            assert min(s.fontSize for s in drawn) >= smallest
+
+
+def test_department_chart_draws_only_ranked_departments(app):
+    figures = figures_with(departments=("甲局",), idle=("乙局",))
+    with app.test_request_context():
+        drawn = {s.text for s in strings(charts.department_chart(figures["departments"], "部门", fonts.register()))}
+    assert "甲局" in drawn and "乙局" not in drawn
+
+
+# --- 4. the ranking ------------------------------------------------------------------------------------
+
+RATES = st.sampled_from([None, 0.0, 0.5, 0.8, 1.0])
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), RATES, RATES), max_size=12))
+def test_ranks_share_ties_and_leave_departments_without_cases_unranked(specs):
+    rows = []
+    for i, (accepted, on_time, satisfied) in enumerate(specs):
+        row = {"id": i, "name": f"部门{i:02d}", **counts(accepted)}
+        row["on_time_rate"], row["satisfaction_rate"] = on_time, satisfied
+        rows.append(row)
+    ranked = rank_departments(rows)
+    with_cases = [r for r in ranked if r["accepted"]]
+    assert ranked == with_cases + [r for r in ranked if not r["accepted"]]  # those without cases last
+    assert all(r["rank"] is None for r in ranked[len(with_cases):])
+
+    def key(r):
+        return tuple(-1 if v is None else v for v in (r["on_time_rate"], r["satisfaction_rate"]))
+
+    for row in with_cases:  # competition ranking: 1 + how many did strictly better
+        assert row["rank"] == 1 + sum(key(other) > key(row) for other in with_cases)
