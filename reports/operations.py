@@ -1,14 +1,15 @@
 """The reports room's actions: generate a month's report and keep it, find it, tell the leaders. Never commits."""
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from notify import send_sms
-from tickets import clock
+from tickets import clock, contacts
 from tickets.errors import NotFound, ValidationFailed
-from tickets.models import Role, User
 
 from . import fonts, metrics
 from .figures import monthly_figures
@@ -16,6 +17,8 @@ from .models import Report
 from .pdf import build_pdf, percent
 
 AUTO, MANUAL = "auto", "manual"
+
+log = logging.getLogger(__name__)
 
 
 def policy_tz():
@@ -78,10 +81,14 @@ def find_or_generate(session, month: metrics.Month, *, user_id: int | None = Non
 
 
 def tell_leaders(session, report: Report) -> int:
-    """An SMS to every active leader with a phone number: the report is ready."""
-    phones = session.scalars(
-        sa.select(User.phone).where(User.role == Role.leader.value, User.active.is_(True), User.phone.is_not(None))
-    ).all()
+    """An SMS to every active leader with a phone number: the report is ready.
+
+    With no such leader nobody is told; the log says so, and the console's department list warns beforehand.
+    """
+    phones = contacts.leader_account_phones(session)
+    if not phones:
+        log.warning("monthly report %s: no active leader has a mobile number on record; nobody was texted",
+                    report.month)
     context = {"month": report.month, "closure_rate": percent(report.figures["office"]["closure_rate"])}
     for phone in phones:
         send_sms(phone, "report_ready", context, audience="leader", session=session)
