@@ -84,7 +84,8 @@ def event_lines(event: dict) -> list[tuple[str, bool]]:
         lines.append((_("Supervision now: %(level)s.", level=supervision_text(level)), False))
         for step in data.get("steps", ()):
             if step.get("recipients") == 0:
-                lines.append((f"{label(STEP_LABELS, step['step'])}: {nobody_text(step.get('audience'))}", True))
+                lines.append((_("%(step)s: %(outcome)s", step=label(STEP_LABELS, step["step"]),
+                                 outcome=nobody_text(step.get("audience"))), True))
             else:
                 lines.append((_("%(step)s: %(n)d SMS", step=label(STEP_LABELS, step["step"]), n=step.get("sms", 0)),
                               False))
