@@ -40,7 +40,7 @@ STEP_LABELS = {
 
 
 CANCEL_LABELS = {
-    "deadline_ended": _l("the deadline ended first (reply, return or closure)"),
+    "deadline_ended": _l("the deadline ended first"),
     "case_closed": _l("the case was closed"),
     "moment_passed": _l("its moment had passed (the deadline was already over)"),
     "not_planned": _l("no longer planned (the ladder or the deadline changed)"),

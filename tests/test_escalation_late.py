@@ -182,7 +182,7 @@ def test_cancel_reasons_from_the_workflow(world, clock):
     world.act("office", case, "approve")  # closes the case with its review reminder still pending
     assert step_row(world, case, "review", "office_reminder", 2).cancel_reason == "case_closed"
     page = world.console("office").get(f"/admin/case/{case}").get_data(as_text=True)
-    assert "案件已结束" in escalation_table(page) and "期限已先结束（已答复、退回或办结）" in escalation_table(page)
+    assert "案件已结束" in escalation_table(page) and "期限已先结束" in escalation_table(page)
 
 
 def test_a_step_cancelled_behind_the_workflows_back_says_why(world, clock):
@@ -200,7 +200,7 @@ def test_a_step_cancelled_behind_the_workflows_back_says_why(world, clock):
 # --- texts that reach nobody -------------------------------------------------------------------------------
 
 NO_HANDLER = "未发送：该部门没有登记手机号的承办人。"
-NO_SUPERVISOR = "未发送：该部门没有登记督办人手机号。"
+NO_SUPERVISOR = "未发送：该部门没有登记督办负责人手机号。"
 
 
 def test_a_step_whose_audience_has_no_number_says_so(world, clock):
@@ -266,15 +266,15 @@ def test_department_pages_say_which_audiences_cannot_be_reached(world):
     console = world.console("office")
     page = console.get("/admin/departments/").get_data(as_text=True)
     rows = {code: re.search(r"<td[^>]*>\s*" + code + r"\s*</td>.*?</tr>", page, re.S).group(0) for code in "ABC"}
-    assert "没有登记手机号的承办人" in rows["A"] and "没有督办人手机号" in rows["A"]
-    assert "没有领导手机号" not in rows["A"]
+    assert "没有登记手机号的承办人" in rows["A"] and "没有督办负责人手机号" in rows["A"]
+    assert "没有分管领导手机号" not in rows["A"]
     assert "均可接收" in rows["B"] and "reach-missing" not in rows["B"]
     assert "没有登记手机号的承办人" in rows["C"]
     # nobody of the office and no leader account has a number in this office
     assert page.count('class="alert alert-warning role-unreachable"') == 2
     edit = console.get(f"/admin/departments/edit/?id={world.departments['A']}").get_data(as_text=True)
     notice = re.search(r'id="department-unreachable">(.*?)</div>', edit, re.S).group(1)
-    assert "没有登记手机号的承办人" in notice and "没有督办人手机号" in notice
+    assert "没有登记手机号的承办人" in notice and "没有督办负责人手机号" in notice
     edit_b = console.get(f"/admin/departments/edit/?id={world.departments['B']}").get_data(as_text=True)
     assert 'id="department-unreachable"' not in edit_b
     # a number entered through the form is seen at once
@@ -284,7 +284,7 @@ def test_department_pages_say_which_audiences_cannot_be_reached(world):
     assert saved.status_code == 302
     row_a = re.search(r"<td[^>]*>\s*A\s*</td>.*?</tr>", console.get("/admin/departments/").get_data(as_text=True),
                       re.S).group(0)
-    assert "没有督办人手机号" not in row_a and "没有登记手机号的承办人" in row_a
+    assert "没有督办负责人手机号" not in row_a and "没有登记手机号的承办人" in row_a
     with world.app.app_context():
         db.session.get(User, world.users["office"]).phone = "+8613800000012"
         db.session.get(User, world.users["leader"]).phone = "+8613800000013"
