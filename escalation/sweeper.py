@@ -59,7 +59,7 @@ class SweepResult:
             why = defaultdict(list)
             for (reason, step), n in sorted(self.cancelled_why.items()):
                 why[reason].append(f"{step} {n}")
-            text += " (" + "; ".join(f"{reason}: {', '.join(steps)}" for reason, steps in why.items()) + ")"
+            text += " (" + "; ".join(f"{reason}: {', '.join(names)}" for reason, names in why.items()) + ")"
         text += f"; {self.escalated} case(s) escalated; {self.sms} SMS written"
         if self.unreached:
             text += "; nobody to text for " + ", ".join(f"{who} {n}" for who, n in sorted(self.unreached.items()))
