@@ -22,7 +22,7 @@ from tickets.models import Department, ReturnVisit, Role, Survey
 from tickets.presenters import iso, staff_view
 
 from .base import RoleGuard, current_actor
-from .escalation import step_history
+from .escalation import event_lines, step_history
 from .queues import due_badge, supervision_text
 
 
@@ -124,7 +124,7 @@ def _satisfaction_and_sms(ticket, actor) -> dict:
     """Survey rounds with their return visits, and (for the office and supervisors) the case's text messages."""
     from notify.models import SmsMessage
 
-    from .sms import KINDS, OFFICE, status_badge
+    from .sms import KINDS, OFFICE, status_cell
 
     surveys = db.session.execute(
         sa.select(Survey, ReturnVisit).outerjoin(ReturnVisit, ReturnVisit.survey_id == Survey.id)
@@ -134,7 +134,7 @@ def _satisfaction_and_sms(ticket, actor) -> dict:
     if actor.role in OFFICE | {Role.supervisor}:
         sms = list(db.session.scalars(sa.select(SmsMessage).where(SmsMessage.ticket_id == ticket.id)
                                       .order_by(SmsMessage.id)))
-    return {"surveys": surveys, "sms": sms, "survey_now": clock.now(), "sms_link": actor.role in OFFICE, "sms_badge": status_badge,
+    return {"surveys": surveys, "sms": sms, "survey_now": clock.now(), "sms_link": actor.role in OFFICE, "sms_status": status_cell,
             "sms_label": lambda m: label({k: kind.label for k, kind in KINDS.items()}, m.template),
             "score_label": lambda score: label(SCORE_LABELS, score)}
 
@@ -157,7 +157,7 @@ class CaseView(RoleGuard, BaseView):
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
             action_labels=ACTION_LABELS, label=label, now_iso=iso(clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),
-            ladder=step_history(db.session, ticket.id),
+            ladder=step_history(db.session, ticket.id), event_lines=event_lines,
         )
         return html, status
 

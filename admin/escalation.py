@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from escalation import store, sweeper
-from escalation.calendar import working_days_between
+from escalation.calendar import working_days_overdue
 from escalation.models import CalendarYear, EscalationStep, PolicyOverride
 from escalation.policies import DEFAULT_WORKING_DAYS
 from tickets import clock
@@ -39,13 +39,64 @@ STEP_LABELS = {
 }
 
 
+CANCEL_LABELS = {
+    "deadline_ended": _l("the deadline ended first"),
+    "case_closed": _l("the case was closed"),
+    "moment_passed": _l("its moment had passed (the deadline was already over)"),
+    "not_planned": _l("no longer planned (the ladder or the deadline changed)"),
+}
+
+# What a case's history says when a text had nobody to go to (see tickets.contacts for who counts).
+NOBODY_LABELS = {
+    "handler": _l("Not sent: the department has no handler with a mobile number on record."),
+    "supervisor": _l("Not sent: the department has no supervisor's mobile number on record."),
+    "leader": _l("Not sent: the department has no leader's mobile number on record."),
+    "office": _l("Not sent: no office staff member has a mobile number on record."),
+}
+
+
+def nobody_text(audience: str | None) -> str:
+    return label(NOBODY_LABELS, audience) if audience in NOBODY_LABELS else _("Not sent: nobody to text.")
+
+
 def step_history(session, ticket_id: int) -> list[dict]:
-    """The ladder of one case, for its page: what fired, what waits, what was called off."""
+    """The ladder of one case, for its page: what fired (and whom it reached), what waits, what was called off
+    and why."""
     rows = session.scalars(sa.select(EscalationStep).where(EscalationStep.ticket_id == ticket_id)
                            .order_by(EscalationStep.due_at, EscalationStep.id))
     return [{"deadline": label(DEADLINE_LABELS, s.kind), "round": s.round, "step": label(STEP_LABELS, s.step),
              "level": s.level, "due_at": s.due_at, "fired_at": s.fired_at, "cancelled_at": s.cancelled_at,
-             "sms_count": s.sms_count} for s in rows]
+             "cancel_reason": label(CANCEL_LABELS, s.cancel_reason) if s.cancel_reason else None,
+             "sms_count": s.sms_count,
+             "nobody": nobody_text(s.audience) if s.fired_at and s.recipients == 0 else None} for s in rows]
+
+
+def event_lines(event: dict) -> list[tuple[str, bool]]:
+    """What the system adds to a history line, from the event's data: (text, is_a_warning) pairs.
+
+    An `escalate` event says where supervision now stands, which ladder steps it fired (and how many texts
+    each wrote) and which it called off; `remind` and `rate` events say when their texts had nobody to go to.
+    """
+    data = event.get("data") or {}
+    lines: list[tuple[str, bool]] = []
+    if event.get("action") == "escalate":
+        level = data.get("supervision_level", data.get("level", 0))
+        lines.append((_("Supervision now: %(level)s.", level=supervision_text(level)), False))
+        for step in data.get("steps", ()):
+            if step.get("recipients") == 0:
+                lines.append((_("%(step)s: %(outcome)s", step=label(STEP_LABELS, step["step"]),
+                                 outcome=nobody_text(step.get("audience"))), True))
+            else:
+                lines.append((_("%(step)s: %(n)d SMS", step=label(STEP_LABELS, step["step"]), n=step.get("sms", 0)),
+                              False))
+        for step in data.get("cancelled", ()):
+            lines.append((_("%(step)s called off: %(reason)s", step=label(STEP_LABELS, step["step"]),
+                            reason=label(CANCEL_LABELS, step.get("reason"))), False))
+        return lines
+    for audience, sent in (data.get("notified") or {}).items():
+        if not sent:
+            lines.append((nobody_text(audience), True))
+    return lines
 
 
 class DeadlinesView(RoleGuard, BaseView):
@@ -73,7 +124,7 @@ class DeadlinesView(RoleGuard, BaseView):
                                    .limit(LIST_LIMIT)).all()
         calendar, zone = store.settings().calendar(), local_tz()
         rows = [{"ticket": t, "status": label(STATUS_LABELS, t.status), "deadline": label(DEADLINE_LABELS, t.due_kind),
-                 "late_days": working_days_between(calendar, t.due_at, now, zone) if t.due_at < now else None,
+                 "late_days": working_days_overdue(calendar, t.due_at, now, zone) if t.due_at < now else None,
                  "supervision": supervision_text(t.supervision_level)} for t in cases]
         return self.render("admin/escalation/deadlines.html", which=which, rows=rows, total=total,
                            limit=LIST_LIMIT, departments=department_names())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import FilterEqual
@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from wtforms import PasswordField, StringField, ValidationError
 from wtforms.validators import InputRequired, Length, Optional
 
-from tickets import accounts, clock, phones
+from tickets import accounts, clock, contacts, phones
 from tickets.cli import issue_token
 from tickets.errors import ValidationFailed
 from tickets.db import db
@@ -112,19 +112,46 @@ class ManagementView(RoleGuard, SQLModelQueries, ModelView):
         return super().handle_view_exception(exc)
 
 
+# Who the escalation texts of a department's cases cannot reach (see tickets.contacts), as the console says it.
+UNREACHABLE_LABELS = {
+    "handler": _l("No handler with a mobile number: warnings and reminders (催办) reach nobody"),
+    "supervisor": _l("No supervisor's mobile: 督办 and bad-rating texts reach nobody"),
+    "leader": _l("No leader's mobile: 挂牌督办 texts reach nobody"),
+}
+ROLE_UNREACHABLE_LABELS = {
+    "office": _l("No office staff member has a mobile number: reminders of acceptance and review deadlines reach nobody."),
+    "leader": _l("No leader account has a mobile number: nobody is texted when the monthly report is ready."),
+}
+
+
+def _reach(view, context, model, name) -> Markup:
+    missing = g.get("banjie_unreachable", {}).get(model.id)
+    if missing is None:
+        missing = contacts.unreachable(db.session, [model.id]).get(model.id, [])
+    if not missing:
+        return Markup('<span class="text-success">{}</span>').format(_("All reachable"))
+    return Markup("").join(Markup('<div class="text-danger small reach-missing">{}</div>').format(
+        label(UNREACHABLE_LABELS, audience)) for audience in missing)
+
+
 class DepartmentView(ManagementView):
+    """Departments, and which of their escalation audiences have no mobile number (so their texts reach nobody)."""
+
     roles = OFFICE
-    column_list = ("code", "name", "supervisor_name", "supervisor_phone", "leader_name", "leader_phone", "active",
-                   "created_at")
+    list_template = "admin/management/department_list.html"
+    edit_template = "admin/management/department_edit.html"
+    column_list = ("code", "name", "supervisor_name", "supervisor_phone", "leader_name", "leader_phone", "reach",
+                   "active", "created_at")
     column_labels = {
         "code": _l("Code"), "name": _l("Name"),
         "supervisor_name": _l("Supervisor in charge"), "supervisor_phone": _l("Supervisor's mobile"),
         "leader_name": _l("Leader in charge"), "leader_phone": _l("Leader's mobile"),
-        "active": _l("Active"), "created_at": _l("Created"),
+        "reach": _l("Escalation texts"), "active": _l("Active"), "created_at": _l("Created"),
     }
     column_descriptions = {
         "code": _l("Short and stable: the command line refers to the department by it."),
         "active": _l("Inactive departments keep their history but no longer receive cases."),
+        "reach": _l("Whether the department's handlers, supervisor and leader can be texted."),
     }
     column_searchable_list = ("code", "name")
     column_filters = ("active",)
@@ -132,6 +159,7 @@ class DepartmentView(ManagementView):
     column_formatters = {
         "supervisor_phone": _masked("supervisor_phone"),
         "leader_phone": _masked("leader_phone"),
+        "reach": _reach,
         "created_at": _time("created_at"),
     }
     form_excluded_columns = ("created_at",)
@@ -139,6 +167,21 @@ class DepartmentView(ManagementView):
         "supervisor_phone": {"validators": [MobileNumber()]},
         "leader_phone": {"validators": [MobileNumber()]},
     }
+
+    def get_list(self, *args, **kwargs):
+        count, rows = super().get_list(*args, **kwargs)
+        g.banjie_unreachable = contacts.unreachable(db.session, [row.id for row in rows]) if rows else {}
+        return count, rows
+
+    def render(self, template, **kwargs):
+        if template == self.list_template:
+            kwargs["roles_unreachable"] = [label(ROLE_UNREACHABLE_LABELS, role)
+                                           for role in contacts.roles_without_phone(db.session)]
+        model = kwargs.get("model")
+        if template == self.edit_template and model is not None:
+            kwargs["unreachable"] = [label(UNREACHABLE_LABELS, audience)
+                                     for audience in contacts.unreachable(db.session, [model.id]).get(model.id, [])]
+        return super().render(template, **kwargs)
 
 
 class NewPasswordField(PasswordField):

@@ -17,6 +17,7 @@ from wtforms.validators import InputRequired
 from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text, segments
 from notify.models import SmsMessage, SmsStatus, SmsTemplate
 from notify.operations import forget_templates, template_text
+from notify.outbox import held_by_quiet_hours, hold
 from tickets import clock, phones
 from tickets.db import db
 from tickets.labels import SCORE_LABELS, label
@@ -66,6 +67,24 @@ def status_badge(status: str) -> Markup:
                                                                      label(STATUS_LABELS, status))
 
 
+def hold_text(message: SmsMessage) -> str:
+    """Until when a text that has not gone yet waits: the end of quiet hours, or its next attempt."""
+    held = hold(message, clock.now())
+    if held is None:
+        return ""
+    if held.quiet:
+        return _("quiet hours: held until %(at)s", at=local_text(held.until))
+    return _("next attempt at %(at)s", at=local_text(held.until))
+
+
+def status_cell(message: SmsMessage) -> Markup:
+    """The status badge, and for a text that waits, until when."""
+    text = hold_text(message)
+    if not text:
+        return status_badge(message.status)
+    return Markup('{} <small class="sms-hold text-muted">{}</small>').format(status_badge(message.status), text)
+
+
 def shown_body(message: SmsMessage) -> str:
     if message.template in SECRET_TEMPLATES:
         return _("(contains the citizen's query code; not shown)")
@@ -104,7 +123,7 @@ class SmsLogView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
         "audience": lambda v, c, m, n: label(AUDIENCE_LABELS, m.audience),
         "phone": lambda v, c, m, n: phones.mask(m.phone),
         "template": lambda v, c, m, n: label({k: kind.label for k, kind in KINDS.items()}, m.template),
-        "status": lambda v, c, m, n: status_badge(m.status),
+        "status": lambda v, c, m, n: status_cell(m),
         "error_code": lambda v, c, m, n: m.error_code or "",
     }
 
@@ -117,7 +136,8 @@ class SmsLogView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
                            phone=phones.mask(message.phone), status=status_badge(message.status),
                            kind=KINDS.get(message.template), case=case_link(message.ticket_id),
                            resendable=message.status in RESENDABLE, history=history, local_text=local_text,
-                           status_badge=status_badge)
+                           status_badge=status_badge, hold=hold_text(message),
+                           quiet=held_by_quiet_hours(message))
 
     @expose("/message/<int:message_id>/resend", methods=("POST",))
     def resend(self, message_id: int):

@@ -106,6 +106,19 @@ def working_days_between(calendar: WorkCalendar, start: datetime, end: datetime,
     return count
 
 
+def working_days_overdue(calendar: WorkCalendar, due_at: datetime, now: datetime, tz: ZoneInfo) -> int:
+    """How many whole working days past `due_at` have ended by `now`: what 「已超期N个工作日」 means.
+
+    A deadline ends at the end of a working day, and the ladder's steps fire at ends of days too, so counting
+    only the days that are over gives the same number at a step's moment and a few seconds after it (the
+    supervisor's step says 0, the leader's 2, whichever side of midnight the sweep lands), while a sweep that
+    runs days late states the days that really went by.
+    """
+    local = now.astimezone(tz)
+    last_ended = local.date() if local.time() >= END_OF_DAY else local.date() - timedelta(days=1)
+    return working_days_between(calendar, due_at, datetime.combine(last_ended, time(12), tzinfo=tz), tz)
+
+
 def from_days(published_years, days) -> WorkCalendar:
     """A calendar from the rows of published years: `days` yields (date, workday) pairs."""
     holidays, makeup = set(), set()

@@ -64,8 +64,18 @@ class PolicyOverride(SQLModel, table=True):
     updated_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
 
 
+class CancelReason(str, enum.Enum):
+    """Why a step was called off instead of fired; shown on the case page and in `flask escalation sweep`."""
+
+    deadline_ended = "deadline_ended"  # the deadline ended first: a reply, a return, an approved closure
+    case_closed = "case_closed"        # the case was closed or refused
+    moment_passed = "moment_passed"    # a step before the deadline, reached only when the deadline was over
+    not_planned = "not_planned"        # the ladder (ESCALATION_LADDER) or the deadline changed: no longer wanted
+
+
 class EscalationStep(SQLModel, table=True):
-    """One rung of the ladder for one deadline round: fires once (fired_at), or is cancelled when the deadline ends.
+    """One rung of the ladder for one deadline round: fires once (fired_at), or is cancelled (cancelled_at, with
+    its cancel_reason) when it no longer has a purpose.
 
     The unique key (ticket, deadline kind, round, step) is what makes each step happen exactly once; the
     partial index on pending steps keeps a sweep with nothing due as cheap at a million open cases as at ten.
@@ -89,7 +99,10 @@ class EscalationStep(SQLModel, table=True):
     created_at: datetime = _time(default_factory=utcnow)
     fired_at: Optional[datetime] = _time(default=None)
     cancelled_at: Optional[datetime] = _time(default=None)
-    sms_count: int = Field(default=0)
+    cancel_reason: Optional[str] = Field(default=None, sa_type=sa.String(24))  # a CancelReason
+    sms_count: int = Field(default=0)             # texts written to the outbox when it fired
+    audience: Optional[str] = Field(default=None, sa_type=sa.String(16))  # who it was for, recorded when it fired
+    recipients: Optional[int] = Field(default=None)  # numbers on record for that audience when it fired; 0: nobody
 
 
 class Heartbeat(SQLModel, table=True):

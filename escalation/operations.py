@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import current_app
 
-from tickets.models import Deadline, Ticket
+from tickets.models import FINAL_STATUSES, Deadline, Ticket
 
 from . import store
 from .ladder import Rung, fire_at
-from .models import EscalationStep
+from .models import CancelReason, EscalationStep
 
 # Actions that never start, end or move a deadline: nothing to plan.
 QUIET_ACTIONS = frozenset({"escalate", "note", "remind", "request_extension", "record_visit"})
@@ -66,10 +66,20 @@ def sync_steps(session, ticket: Ticket, now: datetime) -> None:
         if step is None:
             session.add(_new_step(ticket.id, key, rung, at, now))
         elif step.fired_at is None and (step.due_at != at or step.cancelled_at is not None):
-            session.execute(_unfired(step.id).values(due_at=at, cancelled_at=None))
+            session.execute(_unfired(step.id).values(due_at=at, cancelled_at=None, cancel_reason=None))
+    open_rounds = {(d.kind, d.round) for d in deadlines}
     for key, step in existing.items():
         if key not in wanted and step.fired_at is None and step.cancelled_at is None:
-            session.execute(_unfired(step.id).values(cancelled_at=now))
+            session.execute(_unfired(step.id).values(cancelled_at=now,
+                                                     cancel_reason=_why_unwanted(ticket, key, open_rounds).value))
+
+
+def _why_unwanted(ticket: Ticket, key: tuple, open_rounds: set) -> CancelReason:
+    if ticket.status in {s.value for s in FINAL_STATUSES}:
+        return CancelReason.case_closed
+    if key[:2] not in open_rounds:
+        return CancelReason.deadline_ended
+    return CancelReason.not_planned
 
 
 def plan_first_steps(session, ticket: Ticket, now: datetime) -> None:

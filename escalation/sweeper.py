@@ -5,6 +5,11 @@ transaction per batch. On PostgreSQL the claim skips rows another sweeper holds 
 LOCKED`); on SQLite the claiming UPDATE takes the database's single write lock, and a second sweeper
 finds the rows already fired. A sweeper that dies mid-batch fired nothing: its transaction rolls back
 and the next sweep takes the same steps. It loops until nothing is due, so a backlog never starves.
+
+A sweep may run late (downtime, an outage, a backlog), so what a step does is decided by the facts at sweep
+time, not by the plan: texts state the days overdue as of now; a step whose moment passed without effect (the
+warning before a deadline that is already over) is cancelled with its reason instead of sent; and all due
+steps of a case are acted on together, with one `escalate` event saying where supervision now stands.
 """
 from __future__ import annotations
 
@@ -19,14 +24,16 @@ import sqlalchemy as sa
 from flask import current_app
 
 from notify import send_sms
-from tickets import workflow
+from notify.operations import hold_until
+from tickets import contacts, workflow
 from tickets.labels import DEADLINE_LABELS, label
+from tickets.models import FINAL_STATUSES, Deadline, Department, Ticket
 from tickets.presenters import local_text
-from tickets.models import FINAL_STATUSES, Deadline, Department, Role, Ticket, User
 
 from . import store
-from .calendar import working_days_between
-from .models import EscalationStep
+from .calendar import WorkCalendar, working_days_overdue
+from .ladder import Rung
+from .models import CancelReason, EscalationStep
 from .operations import ladder, tz
 
 log = logging.getLogger(__name__)
@@ -36,34 +43,57 @@ PENDING = sa.and_(EscalationStep.fired_at.is_(None), EscalationStep.cancelled_at
 
 @dataclass
 class SweepResult:
-    fired: Counter = field(default_factory=Counter)  # step name → count
+    fired: Counter = field(default_factory=Counter)       # step name → count
     cancelled: int = 0
+    cancelled_why: Counter = field(default_factory=Counter)  # (reason, step name) → count
+    unreached: Counter = field(default_factory=Counter)      # audience → fired steps that had nobody to text
     sms: int = 0
+    escalated: int = 0                                       # cases whose supervision this sweep raised
     batches: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
         steps = ", ".join(f"{name} {n}" for name, n in sorted(self.fired.items())) or "nothing due"
-        return (f"fired {sum(self.fired.values())} step(s) ({steps}); {self.cancelled} cancelled; "
-                f"{self.sms} SMS written; {self.batches} batch(es) in {self.seconds * 1000:.0f} ms")
+        text = f"fired {sum(self.fired.values())} step(s) ({steps}); {self.cancelled} cancelled"
+        if self.cancelled_why:
+            why = defaultdict(list)
+            for (reason, step), n in sorted(self.cancelled_why.items()):
+                why[reason].append(f"{step} {n}")
+            text += " (" + "; ".join(f"{reason}: {', '.join(names)}" for reason, names in why.items()) + ")"
+        text += f"; {self.escalated} case(s) escalated; {self.sms} SMS written"
+        if self.unreached:
+            text += "; nobody to text for " + ", ".join(f"{who} {n}" for who, n in sorted(self.unreached.items()))
+        return text + f"; {self.batches} batch(es) in {self.seconds * 1000:.0f} ms"
 
 
 def claim(session, now: datetime, limit: int) -> list[int]:
-    """Mark up to `limit` due steps fired in this transaction and return their ids."""
-    due = sa.select(EscalationStep.id).where(PENDING, EscalationStep.due_at <= now) \
+    """Mark up to `limit` due steps fired in this transaction, with every other due step of their cases, and
+    return their ids. A case's due steps go together so that one sweep acts on each case once (one history line
+    however many levels it reaches); a batch is at most `limit` times the ladder's length.
+    """
+    due = sa.select(EscalationStep.id, EscalationStep.ticket_id).where(PENDING, EscalationStep.due_at <= now) \
         .order_by(EscalationStep.due_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         # Lock first, then update the locked ids: inside `UPDATE ... IN (subquery)` PostgreSQL may rescan a
         # SKIP LOCKED subquery and claim more than `limit` rows.
-        due = list(session.scalars(due.with_for_update(skip_locked=True)))
-        if not due:
+        first = session.execute(due.with_for_update(skip_locked=True)).all()
+        if not first:
             return []
+        ids = {step_id for step_id, _ticket in first}
+        ids.update(session.scalars(
+            sa.select(EscalationStep.id).where(
+                PENDING, EscalationStep.due_at <= now, EscalationStep.ticket_id.in_({t for _s, t in first}),
+                EscalationStep.id.not_in(ids))
+            .with_for_update(skip_locked=True)))
+        chosen = list(ids)
     else:
         # One statement: it takes SQLite's write lock before reading, so a second sweeper waits, then
         # finds these rows fired (a read followed by a write could fail with "database is locked").
-        due = due.scalar_subquery()
+        tickets = sa.select(due.subquery().c.ticket_id)
+        chosen = sa.select(EscalationStep.id).where(PENDING, EscalationStep.due_at <= now,
+                                                    EscalationStep.ticket_id.in_(tickets)).scalar_subquery()
     return list(session.scalars(
-        sa.update(EscalationStep).where(EscalationStep.id.in_(due), PENDING)
+        sa.update(EscalationStep).where(EscalationStep.id.in_(chosen), PENDING)
         .values(fired_at=now).returning(EscalationStep.id).execution_options(synchronize_session=False)
     ))
 
@@ -73,24 +103,14 @@ class Recipients:
 
     def __init__(self, session, department_ids):
         self.departments = {d.id: d for d in session.scalars(sa.select(Department).where(Department.id.in_(department_ids)))}
-        self.handlers = defaultdict(list)
-        self.office = []
-        for department_id, role, phone in session.execute(
-            sa.select(User.department_id, User.role, User.phone).where(
-                User.active.is_(True), User.phone.is_not(None),
-                sa.or_(sa.and_(User.role == Role.department.value, User.department_id.in_(department_ids)),
-                       User.role == Role.office.value))
-            .order_by(User.id)
-        ):
-            (self.office if role == Role.office.value else self.handlers[department_id]).append(phone)
+        self.handlers, self.office = contacts.staff_phones(session, department_ids)
 
     def phones(self, audience: str, department_id: int | None) -> list[str]:
-        department = self.departments.get(department_id)
         if audience == "office":
             return self.office
         if audience == "handler":
             return self.handlers.get(department_id, [])
-        phone = getattr(department, f"{audience}_phone", None) if department else None
+        phone = contacts.department_phone(self.departments.get(department_id), audience)
         return [phone] if phone else []
 
 
@@ -101,50 +121,106 @@ class Batch:
     tickets: dict
     deadlines: dict
     recipients: Recipients
+    calendar: WorkCalendar
+    # The earliest a text written now can go out (the end of quiet hours, or now): a warning that would arrive
+    # after its deadline has no purpose left.
+    earliest_text: datetime
 
     @classmethod
-    def load(cls, session, steps) -> "Batch":
+    def load(cls, session, steps, now: datetime) -> "Batch":
         tickets = {t.id: t for t in session.scalars(sa.select(Ticket).where(Ticket.id.in_({s.ticket_id for s in steps})))}
         deadlines = {(d.ticket_id, d.kind, d.round): d for d in session.scalars(
             sa.select(Deadline).where(Deadline.ticket_id.in_(tickets)))}
         recipients = Recipients(session, {d.department_id or tickets[d.ticket_id].department_id
                                           for d in deadlines.values()} - {None})
-        return cls(tickets, deadlines, recipients)
+        return cls(tickets, deadlines, recipients, store.settings().calendar(), hold_until(now) or now)
 
 
 def _act(session, step_ids: list[int], now: datetime, result: SweepResult) -> None:
     steps = session.scalars(sa.select(EscalationStep).where(EscalationStep.id.in_(step_ids))).all()
-    batch = Batch.load(session, steps)
+    batch = Batch.load(session, steps, now)
+    by_case = defaultdict(list)
+    for step in sorted(steps, key=lambda s: (s.due_at, s.id)):
+        by_case[step.ticket_id].append(step)
     # One flush at the commit, not one per SMS lookup: a batch's rows then go in as a few multi-row INSERTs.
     with session.no_autoflush:
-        for step in sorted(steps, key=lambda s: (s.due_at, s.id)):
-            _fire(session, step, batch, now, result)
+        for ticket_id, case_steps in by_case.items():
+            _act_on_case(session, batch.tickets[ticket_id], case_steps, batch, now, result)
 
 
-def _fire(session, step: EscalationStep, batch: Batch, now: datetime, result: SweepResult) -> None:
-    ticket = batch.tickets[step.ticket_id]
-    deadline = batch.deadlines.get((step.ticket_id, step.kind, step.round))
-    if ticket.status in {s.value for s in FINAL_STATUSES} or deadline is None or deadline.ended_at is not None:
-        step.fired_at, step.cancelled_at = None, now  # ended without the workflow telling us: nothing to say
-        result.cancelled += 1
+def _rung(step: EscalationStep) -> Rung | None:
+    return next((r for r in ladder().get(step.kind, ()) if r.step == step.step), None)
+
+
+def _why_not(step: EscalationStep, ticket: Ticket, deadline: Deadline | None, rung: Rung | None,
+             batch: Batch) -> CancelReason | None:
+    """Why a due step must not fire now, or None. Facts at sweep time decide, not the plan."""
+    if ticket.status in {s.value for s in FINAL_STATUSES}:
+        return CancelReason.case_closed  # ended without the workflow telling us: nothing to say
+    if deadline is None or deadline.ended_at is not None:
+        return CancelReason.deadline_ended
+    if rung is None:
+        return CancelReason.not_planned  # ESCALATION_LADDER no longer has it
+    if rung.offset < 0 and deadline.due_at <= batch.earliest_text:
+        return CancelReason.moment_passed  # 「即将到期」 about a deadline that is over by the time it arrives
+    return None
+
+
+def _act_on_case(session, ticket: Ticket, steps: list[EscalationStep], batch: Batch, now: datetime,
+                 result: SweepResult) -> None:
+    """Fire or cancel every due step of one case; one `escalate` event says where supervision now stands."""
+    fired, cancelled = [], []
+    for step in steps:
+        deadline = batch.deadlines.get((step.ticket_id, step.kind, step.round))
+        rung = _rung(step)
+        reason = _why_not(step, ticket, deadline, rung, batch)
+        if reason is not None:
+            step.fired_at, step.cancelled_at, step.cancel_reason = None, now, reason.value
+            result.cancelled += 1
+            result.cancelled_why[(reason.value, step.step)] += 1
+            cancelled.append(step)
+            continue
+        _send(session, step, rung, ticket, deadline, batch, now)
+        fired.append(step)
+        result.fired[step.step] += 1
+        result.sms += step.sms_count
+        if not step.recipients:
+            result.unreached[rung.audience] += 1
+    raising = [s for s in fired if s.level]
+    if not raising:
         return
+    top = max(raising, key=lambda s: (s.level, s.due_at))
+    previous = ticket.supervision_level
+    notified = Counter()
+    for step in fired:
+        notified[step.audience] += step.sms_count
+    workflow.escalate(session, ticket, top.level, now, {
+        "kind": top.kind, "round": top.round, "step": top.step,
+        "previous_level": previous, "supervision_level": max(previous, top.level),
+        "steps": [{"kind": s.kind, "round": s.round, "step": s.step, "level": s.level, "audience": s.audience,
+                   "recipients": s.recipients, "sms": s.sms_count} for s in fired],
+        "cancelled": [{"kind": s.kind, "round": s.round, "step": s.step, "reason": s.cancel_reason}
+                      for s in cancelled],
+        "notified": dict(notified),
+    })
+    result.escalated += 1
+
+
+def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: Deadline, batch: Batch,
+          now: datetime) -> None:
+    """The step's texts, stating the facts as they are now (however late this sweep runs)."""
     department_id = deadline.department_id or ticket.department_id
     department = batch.recipients.departments.get(department_id)
-    # days overdue as the step means them (the leader at 2), not however late this sweep happens to run
-    overdue = working_days_between(store.settings().calendar(), deadline.due_at, step.due_at, tz())
     context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
-               "due": local_text(deadline.due_at), "days_overdue": str(overdue),
+               "due": local_text(deadline.due_at),
+               "days_overdue": str(working_days_overdue(batch.calendar, deadline.due_at, now, tz())),
                "deadline": label(DEADLINE_LABELS, step.kind)}
-    if step.level:
-        workflow.escalate(session, ticket, step.level, now, {"kind": step.kind, "round": step.round, "step": step.step})
-    rung = next((r for r in ladder().get(step.kind, ()) if r.step == step.step), None)
-    if rung is not None:
-        for phone in batch.recipients.phones(rung.audience, department_id):
-            if send_sms(phone, rung.template, context, ticket_id=ticket.id, audience=rung.audience,
-                        session=session) is not None:
-                step.sms_count += 1
-    result.sms += step.sms_count
-    result.fired[step.step] += 1
+    phones = batch.recipients.phones(rung.audience, department_id)
+    step.audience, step.recipients = rung.audience, len(phones)
+    for phone in phones:
+        if send_sms(phone, rung.template, context, ticket_id=ticket.id, audience=rung.audience,
+                    session=session) is not None:
+            step.sms_count += 1
 
 
 def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResult:
@@ -167,8 +243,9 @@ def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResu
             raise
         result.batches += 1
     result.seconds = time.perf_counter() - started
-    store.mark_changed(session, "sweeper", now, {"fired": sum(result.fired.values()), "sms": result.sms,
-                                                "batches": result.batches, "ms": round(result.seconds * 1000)})
+    store.mark_changed(session, "sweeper", now, {"fired": sum(result.fired.values()), "cancelled": result.cancelled,
+                                                "sms": result.sms, "batches": result.batches,
+                                                "ms": round(result.seconds * 1000)})
     session.commit()
     if result.batches:
         log.info("escalation sweep: %s", result.summary())

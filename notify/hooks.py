@@ -1,7 +1,8 @@
 """What the SMS room says when something happens to a case: a receiver of `tickets.signals.event_recorded`.
 
 It runs inside the transaction that wrote the event, so each text is an outbox row committed (or rolled
-back) with the change it reports.
+back) with the change it reports. Texts to staff record in the event's data how many went to each audience
+(`notified`), so a case's history shows when nobody could be texted (no mobile number on record).
 """
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from tickets import contacts
 from tickets.labels import SCORE_LABELS, label
-from tickets.models import Department, Deadline, Role, Survey, User
+from tickets.models import Department, Deadline, Survey
 from tickets.presenters import local_text
 
 from .operations import send_sms
@@ -25,6 +27,14 @@ def _date(value) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return local_text(value)[:10] if value else ""
+
+
+def _notified(event, audience: str, sent: int) -> None:
+    """Record on the event how many texts went to `audience` (0: nobody had a number). The event is this
+    transaction's own, so its data may still be completed here."""
+    data = dict(event.data or {})
+    data["notified"] = {**data.get("notified", {}), audience: sent}
+    event.data = data
 
 
 def _citizen(session, ticket, template, **context):
@@ -54,23 +64,25 @@ def _rated(session, ticket, event):
         return
     rectify = session.scalar(sa.select(Deadline).where(Deadline.ticket_id == ticket.id, Deadline.kind == "rectify",
                                                        Deadline.ended_at.is_(None)).order_by(Deadline.round.desc()))
-    send_sms(department.supervisor_phone, "bad_rating_supervisor",
-             {"tracking_no": ticket.tracking_no, "department": department.name,
-              "score_label": label(SCORE_LABELS, data.get("score")),
-              "due": _date(rectify.due_at) if rectify else ""},
-             ticket_id=ticket.id, session=session)
+    message = send_sms(contacts.department_phone(department, "supervisor"), "bad_rating_supervisor",
+                       {"tracking_no": ticket.tracking_no, "department": department.name,
+                        "score_label": label(SCORE_LABELS, data.get("score")),
+                        "due": _date(rectify.due_at) if rectify else ""},
+                       ticket_id=ticket.id, session=session)
+    _notified(event, "supervisor", int(message is not None))
 
 
 def _reminded(session, ticket, event):
     if not ticket.department_id:
         return
-    phones = session.scalars(sa.select(User.phone).where(
-        User.department_id == ticket.department_id, User.role == Role.department.value, User.active.is_(True),
-        User.phone.is_not(None)))
-    for phone in phones:
-        send_sms(phone, "remind_handler", {"tracking_no": ticket.tracking_no,
-                                           "department": _department_name(session, ticket.department_id),
-                                           "due": _date(ticket.due_at)}, ticket_id=ticket.id, session=session)
+    sent = 0
+    for phone in contacts.handler_phones(session, ticket.department_id):
+        if send_sms(phone, "remind_handler", {"tracking_no": ticket.tracking_no,
+                                              "department": _department_name(session, ticket.department_id),
+                                              "due": _date(ticket.due_at)}, ticket_id=ticket.id,
+                    session=session) is not None:
+            sent += 1
+    _notified(event, "handler", sent)
 
 
 def on_event(event, *, session, ticket, query_code=None, **_):

@@ -8,7 +8,9 @@ asks the provider whether the text went through, and adopts its id if it did.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import dramatiq
 import sqlalchemy as sa
@@ -20,6 +22,7 @@ from tickets.db import db
 from .backends import PermanentFailure, TransientFailure, backend
 from .models import FINAL, SmsMessage, SmsStatus
 from .operations import hold_until
+from .quiet import ends_quiet_hours, parse_quiet_hours
 from .ratelimit import limiter_for
 
 log = logging.getLogger("banjie.sms")
@@ -47,6 +50,25 @@ def _claimable(now):
                sa.and_(SmsMessage.status == SENDING,
                        sa.or_(SmsMessage.claimed_at.is_(None), SmsMessage.claimed_at < lease))),
     )
+
+
+class Hold(NamedTuple):
+    until: datetime
+    quiet: bool  # held by quiet hours (SMS_QUIET_HOURS); otherwise waiting for a retry after a failed attempt
+
+
+def held_by_quiet_hours(message: SmsMessage) -> bool:
+    """Whether the text's `not_before` is the end of quiet hours: it was (or is) held back for the night."""
+    config = current_app.config
+    return ends_quiet_hours(message.not_before, parse_quiet_hours(config["SMS_QUIET_HOURS"]),
+                            ZoneInfo(config["TIMEZONE"]))
+
+
+def hold(message: SmsMessage, now: datetime) -> Hold | None:
+    """Until when a text that has not gone yet waits, and why; None when it is free to go (or gone)."""
+    if message.status not in (PENDING, SENDING) or message.not_before <= now:
+        return None
+    return Hold(message.not_before, held_by_quiet_hours(message))
 
 
 def _update(message_id: int, **values) -> None:

@@ -38,3 +38,8 @@ def quiet_until(now: datetime, window: tuple[time, time] | None, tz: ZoneInfo) -
     if not inside:
         return None
     return datetime.combine(end_day, end, tzinfo=tz)
+
+
+def ends_quiet_hours(at: datetime, window: tuple[time, time] | None, tz: ZoneInfo) -> bool:
+    """Whether `at` is the instant a quiet window ends: the time a text held back by quiet hours waits for."""
+    return window is not None and quiet_until(at - timedelta(microseconds=1), window, tz) == at

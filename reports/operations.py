@@ -6,14 +6,16 @@ is how the API, the console, the CLI and the scheduler's actor all make a kept r
 """
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale, lazy_gettext as _l
 
 from notify import send_sms
-from tickets import clock
+from tickets import clock, contacts
 from tickets.errors import NotFound, ValidationFailed
-from tickets.models import Role, User
+from tickets.models import Role
 
 from . import fonts, metrics
 from .display import month_label, percent
@@ -29,6 +31,8 @@ KEEPERS = frozenset({Role.admin, Role.office})
 def may_keep(role) -> bool:
     """Whether `role` may generate a kept report (leaders and supervisors only read)."""
     return Role(role) in KEEPERS
+
+log = logging.getLogger(__name__)
 
 
 def policy_tz():
@@ -131,10 +135,14 @@ def for_reader(session, month: metrics.Month, *, role, user_id: int) -> Report:
 
 
 def tell_leaders(session, report: Report) -> int:
-    """An SMS to every active leader with a phone number: the report is ready."""
-    phones = session.scalars(
-        sa.select(User.phone).where(User.role == Role.leader.value, User.active.is_(True), User.phone.is_not(None))
-    ).all()
+    """An SMS to every active leader with a phone number: the report is ready.
+
+    With no such leader nobody is told; the log says so, and the console's department list warns beforehand.
+    """
+    phones = contacts.leader_account_phones(session)
+    if not phones:
+        log.warning("monthly report %s: no active leader has a mobile number on record; nobody was texted",
+                    report.month)
     with force_locale("zh_CN"):  # texts to leaders are Chinese, like the report
         context = {"month": month_label(report.month), "closure_rate": percent(report.figures["office"]["closure_rate"])}
     for phone in phones:

@@ -180,17 +180,19 @@ def test_remind_works_alongside(world, clock):
     clock.set(2026, 11, 24, 9, 0)
     sweep(world)
     assert world.ticket("office", case)["supervision_level"] == 2
-    assert [e["level"] for e in escalations(world, case)] == [1, 2]
+    # the warning's moment (before the deadline of 11-23) had passed by this sweep: called off, not escalated
+    assert [e["level"] for e in escalations(world, case)] == [2]
 
 
 def test_sweep_command_and_heartbeat(world, clock):
     transferred_case(world, clock)
     clock.set(2026, 11, 24, 9, 0)
     result = world.app.test_cli_runner().invoke(args=["escalation", "sweep"])
-    assert result.exit_code == 0 and "fired 2 step(s) (supervisor 1, warning 1)" in result.output
+    assert result.exit_code == 0 and "fired 1 step(s) (supervisor 1); 1 cancelled (moment_passed: warning 1)" \
+        in result.output, result.output
     with world.app.app_context():
         row = sweeper.last_run(db.session)
-        assert row.at == clock.now and row.data["fired"] == 2
+        assert row.at == clock.now and row.data["fired"] == 1 and row.data["cancelled"] == 1
         assert not sweeper.is_stale(row, clock.now, 30)
         assert sweeper.is_stale(row, clock.advance(seconds=91), 30)
 

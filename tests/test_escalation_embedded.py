@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from escalation.models import Heartbeat
+from escalation.models import EscalationStep, Heartbeat
 from notify.models import SmsMessage
 from tests.test_escalation_failure import open_cases, wait_until
 from tickets.db import db
@@ -60,8 +60,9 @@ def _last_sweep(app):
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_make_run_fires_overdue_steps_once_across_restarts(world, clock, database_url, tmp_path):
     open_cases(world, clock, n=3)  # overdue since March 2026; the server runs on real time
+    # months past the deadline the handler's 「即将到期」 warning is called off; the supervisor and leader are told
     expected = sorted((ticket_id, template) for ticket_id in range(1, 4)
-                      for template in ("escalation_warning", "escalation_supervisor", "escalation_leader"))
+                      for template in ("escalation_supervisor", "escalation_leader"))
     with (tmp_path / "serve.log").open("ab") as log:
         server = _serve(database_url, log)
         try:
@@ -77,3 +78,5 @@ def test_make_run_fires_overdue_steps_once_across_restarts(world, clock, databas
     assert _sms(world.app) == expected
     with world.app.app_context():
         assert set(db.session.scalars(sa.select(Ticket.supervision_level))) == {3}
+        assert db.session.scalars(sa.select(EscalationStep.cancel_reason).where(
+            EscalationStep.step == "warning")).all() == ["moment_passed"] * 3
