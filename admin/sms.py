@@ -36,6 +36,8 @@ STATUS_LABELS = {
     "pending": _l("Waiting"), "sending": _l("Sending"), "sent": _l("Sent"), "delivered": _l("Delivered"),
     "undelivered": _l("Not delivered"), "failed": _l("Failed"), "recorded": _l("Recorded (not sent)"),
 }
+# Why a text was recorded instead of sent, by the backend that recorded it (the outbox backend: "Recorded (not sent)").
+RECORDED_LABELS = {"history": _l("Demo history (never sent)"), "test_number": _l("Test number (not sent)")}
 STATUS_BADGES = {"failed": "danger", "undelivered": "danger", "pending": "warning", "sending": "info",
                  "delivered": "success", "sent": "primary", "recorded": "secondary"}
 AUDIENCE_LABELS = {"citizen": _l("Citizen"), "handler": _l("Department handler"), "supervisor": _l("Supervisor"),
@@ -61,9 +63,10 @@ def tracking_number(ticket_id) -> str | None:
     return numbers[ticket_id]
 
 
-def status_badge(status: str) -> Markup:
+def status_badge(status: str, backend: str | None = None) -> Markup:
+    text = RECORDED_LABELS.get(backend) if status == SmsStatus.recorded.value else None
     return Markup('<span class="badge badge-{}">{}</span>').format(STATUS_BADGES.get(status, "light"),
-                                                                     label(STATUS_LABELS, status))
+                                                                     text or label(STATUS_LABELS, status))
 
 
 def shown_body(message: SmsMessage) -> str:
@@ -104,7 +107,7 @@ class SmsLogView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
         "audience": lambda v, c, m, n: label(AUDIENCE_LABELS, m.audience),
         "phone": lambda v, c, m, n: phones.mask(m.phone),
         "template": lambda v, c, m, n: label({k: kind.label for k, kind in KINDS.items()}, m.template),
-        "status": lambda v, c, m, n: status_badge(m.status),
+        "status": lambda v, c, m, n: status_badge(m.status, m.backend),
         "error_code": lambda v, c, m, n: m.error_code or "",
     }
 
@@ -114,7 +117,7 @@ class SmsLogView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
         history = list(db.session.scalars(sa.select(SmsMessage).where(sa.or_(
             SmsMessage.resent_from_id == message.id, SmsMessage.id == message.resent_from_id)).order_by(SmsMessage.id)))
         return self.render("admin/sms/message.html", message=message, body=shown_body(message),
-                           phone=phones.mask(message.phone), status=status_badge(message.status),
+                           phone=phones.mask(message.phone), status=status_badge(message.status, message.backend),
                            kind=KINDS.get(message.template), case=case_link(message.ticket_id),
                            resendable=message.status in RESENDABLE, history=history, local_text=local_text,
                            status_badge=status_badge)
