@@ -47,20 +47,6 @@ class Loaded:
     cases: int
 
 
-@contextmanager
-def clock_at(moment: datetime):
-    app = current_app._get_current_object()
-    previous = app.extensions.get("banjie.clock")
-    app.extensions["banjie.clock"] = lambda: moment
-    try:
-        yield
-    finally:
-        if previous is None:
-            app.extensions.pop("banjie.clock", None)
-        else:
-            app.extensions["banjie.clock"] = previous
-
-
 class Replay:
     """The demo's past, one moment at a time, each at a time its actor could act and never after `now`."""
 
@@ -100,7 +86,7 @@ class Replay:
         if moment > self.now:
             raise ValueError(f"the demo's past must end at {self.now.isoformat()}, not reach {moment.isoformat()}")
         fire_on_time(self.session, moment)
-        with clock_at(moment.astimezone(timezone.utc)):
+        with clock.at(moment.astimezone(timezone.utc)):
             yield
             self.session.flush()
 

@@ -11,6 +11,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from tickets import clock
+
 from .models import EscalationStep
 from .sweeper import PENDING, SweepResult, _act, claim
 
@@ -26,5 +28,6 @@ def fire_on_time(session, until: datetime) -> SweepResult:
         ids = claim(session, first, limit=100_000)
         if not ids:  # another sweeper holds them (PostgreSQL's SKIP LOCKED): it fires them, not us
             return result
-        _act(session, ids, first, result)
+        with clock.at(first):  # its texts are written then too
+            _act(session, ids, first, result)
         session.flush()

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from tickets.phones import normalise_mobile
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_ROLES = ("office", "department", "supervisor", "leader", "admin")
 TEST_RANGE = "+8617000000"
+LADDER_TEMPLATES = ("escalation_warning", "escalation_supervisor", "escalation_leader", "office_reminder")
 
 
 def office_hours(moment: datetime) -> bool:
@@ -100,9 +102,15 @@ def test_the_demo_is_history_acted_in_office_hours(app, now):
                                    .group_by(SmsMessage.status, SmsMessage.backend)).all()
         assert [(status, backend) for status, backend, _n in statuses] == [("recorded", "history")]
         # the ladder of the past fired at its own time, as an on-time sweeper would have; nothing due is left
-        fired = session.execute(sa.select(EscalationStep.due_at, EscalationStep.fired_at)
-                                .where(EscalationStep.fired_at.is_not(None))).all()
-        assert fired and all(due == at for due, at in fired)
+        fired = session.scalars(sa.select(EscalationStep).where(EscalationStep.fired_at.is_not(None))).all()
+        assert fired and all(step.due_at == step.fired_at for step in fired)
+        # and its texts were written then, not when the demo was loaded
+        written = Counter(session.execute(sa.select(SmsMessage.ticket_id, SmsMessage.created_at)
+                                          .where(SmsMessage.template.in_(LADDER_TEMPLATES))).all())
+        expected = Counter()
+        for step in fired:
+            expected[(step.ticket_id, step.fired_at)] += step.sms_count
+        assert written == +expected and sum(written.values()) > 20
         assert session.scalar(sa.select(sa.func.count()).select_from(EscalationStep).where(
             EscalationStep.fired_at.is_(None), EscalationStep.cancelled_at.is_(None), EscalationStep.due_at <= now)) == 0
         assert {"escalation_warning", "escalation_supervisor", "escalation_leader"} <= set(
