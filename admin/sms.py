@@ -15,8 +15,9 @@ from wtforms import TextAreaField
 from wtforms.validators import InputRequired
 
 from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text, segments
+from notify.backends import TEST_NUMBER_BACKEND
 from notify.models import SmsMessage, SmsStatus, SmsTemplate
-from notify.operations import forget_templates, template_text
+from notify.operations import HISTORY_BACKEND, forget_templates, template_text
 from tickets import clock, phones
 from tickets.db import db
 from tickets.labels import SCORE_LABELS, label
@@ -37,7 +38,8 @@ STATUS_LABELS = {
     "undelivered": _l("Not delivered"), "failed": _l("Failed"), "recorded": _l("Recorded (not sent)"),
 }
 # Why a text was recorded instead of sent, by the backend that recorded it (the outbox backend: "Recorded (not sent)").
-RECORDED_LABELS = {"history": _l("Demo history (never sent)"), "test_number": _l("Test number (not sent)")}
+RECORDED_LABELS = {HISTORY_BACKEND: _l("Demo history (never sent)"),
+                   TEST_NUMBER_BACKEND.name: _l("Test number (not sent)")}
 STATUS_BADGES = {"failed": "danger", "undelivered": "danger", "pending": "warning", "sending": "info",
                  "delivered": "success", "sent": "primary", "recorded": "secondary"}
 AUDIENCE_LABELS = {"citizen": _l("Citizen"), "handler": _l("Department handler"), "supervisor": _l("Supervisor"),

@@ -68,7 +68,7 @@ class OutboxBackend:
         return None
 
 
-class TestNumberBackend(OutboxBackend):
+class ReservedRangeBackend(OutboxBackend):
     """What a text to a reserved test number gets, whatever SMS_BACKEND says: recorded, never handed to a provider."""
 
     name = "test_number"
@@ -77,7 +77,7 @@ class TestNumberBackend(OutboxBackend):
         return f"test-number-{message.id}"
 
 
-TEST_NUMBERS = TestNumberBackend()
+TEST_NUMBER_BACKEND = ReservedRangeBackend()
 
 
 class TwilioBackend:
@@ -156,7 +156,7 @@ def backend_for(phone: str):
     from .test_numbers import is_test_number, parse_test_numbers
 
     if is_test_number(phone, parse_test_numbers(current_app.config["SMS_TEST_NUMBERS"])):
-        return TEST_NUMBERS
+        return TEST_NUMBER_BACKEND
     return backend()
 
 

@@ -17,7 +17,7 @@ from flask import current_app
 from tickets import clock
 from tickets.db import db
 
-from .backends import TEST_NUMBERS, PermanentFailure, TransientFailure, backend_for
+from .backends import TEST_NUMBER_BACKEND, PermanentFailure, TransientFailure, backend_for
 from .models import FINAL, SmsMessage, SmsStatus
 from .operations import hold_until
 from .ratelimit import limiter_for
@@ -114,7 +114,7 @@ def deliver(message_id: int) -> str:
     except TransientFailure as failure:
         return _transient(message, failure)
     _mark_sent(message_id, sender.final_status, sid)
-    return "recorded" if sender is TEST_NUMBERS else "sent"
+    return "recorded" if sender is TEST_NUMBER_BACKEND else "sent"
 
 
 def _transient(message: SmsMessage, failure: TransientFailure) -> str:

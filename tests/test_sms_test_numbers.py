@@ -4,6 +4,8 @@ With the twilio backend against the Twilio test server (the real SDK over HTTP),
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 from hypothesis import given, strategies as st
@@ -82,6 +84,8 @@ def test_texts_written_as_history_are_recorded_and_never_sent_even_after_a_resta
         app.extensions["banjie.scheduled"]["sms-outbox"](clock())
     drain(app)
     assert len(twilio.messages) == 1 and messages(app)[0].status == "recorded"
+    status = runner.invoke(args=["sms", "status"]).output
+    assert re.search(r"^recorded\s+history\s+1$", status, re.M) and re.search(r"^sent\s+1$", status, re.M), status
 
 
 def test_the_console_says_why_a_text_was_not_sent(world):
