@@ -240,6 +240,10 @@ def test_the_banner_lists_only_logins_that_open_with_the_demo_password(app):
     assert f"demo logins (password {DEMO_PASSWORD})" in text
     assert re.search(r"^\s+office\s+office\s+受理员 王敏$", text, re.M)
     assert not re.search(r"^\s+(admin|someone)\b", text, re.M)
+    app.config.update(HOST="0.0.0.0", PORT=8080)
+    with app.app_context():
+        text = banner(app)
+    assert "(every interface)" in text and "console      http://127.0.0.1:8080/admin/" in text
 
 
 @pytest.mark.slow
