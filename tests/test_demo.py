@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -259,10 +259,12 @@ def test_serve_prints_where_the_console_is_and_the_demo_logins(app, database_url
     server = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "app", "serve"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        lines, deadline = [], time.monotonic() + 60
-        while time.monotonic() < deadline and not any("leader" in line for line in lines):
-            if select.select([server.stdout], [], [], 1)[0]:
-                lines.append(server.stdout.readline())
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(line.startswith("    leader") for line in list(lines)):
+            time.sleep(0.2)
         text = "".join(lines)
         assert f"console      http://127.0.0.1:{port}/admin/" in text, text
         assert f"demo logins (password {DEMO_PASSWORD})" in text
@@ -276,4 +278,5 @@ def test_serve_prints_where_the_console_is_and_the_demo_logins(app, database_url
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(5)
+        reader.join(5)  # the pipe ended with the process
         server.stdout.close()
