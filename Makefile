@@ -1,8 +1,10 @@
-# Banjie: `make run` serves the embedded default, `make test` runs the suite. Both set up .venv themselves.
+# Banjie: `make run` serves the embedded default, `make test` runs the suite. Both set up .venv themselves:
+# `make run` installs what running needs, `make test` adds the test tools (pyproject's `test` extra).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 FLASK := $(BIN)/flask --app app
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
@@ -17,11 +19,17 @@ help:
 	@echo "make bench-escalation - time escalation sweeps over 1,000,000 open cases (needs PostgreSQL)"
 	@echo "make bench-reports - time the monthly report on 100,000 cases of 2,000,000 (needs PostgreSQL)"
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
 translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(STAMP)
 	$(BIN)/pybabel -q compile -i $< -o $@
@@ -33,17 +41,17 @@ run: $(STAMP) translations
 	$(FLASK) seed-demo --if-empty
 	$(FLASK) serve
 
-test: $(STAMP) translations
+test: $(TEST_STAMP) translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) translations
+bench: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/run.py
 
-bench-sms: $(STAMP) translations
+bench-sms: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/sms.py $(BENCH_SMS_ARGS)
-bench-escalation: $(STAMP) translations
+bench-escalation: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/escalation.py
-bench-reports: $(STAMP) translations
+bench-reports: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/reports.py --reuse $(BENCH_ARGS)
 
 # Developers: after adding or changing user-facing text, refresh the catalogs and translate the new entries.

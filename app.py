@@ -19,6 +19,7 @@ from werkzeug.serving import run_simple
 from escalation.ladder import ladder_from_config
 from escalation.policies import DeadlinePolicy
 from escalation.store import SettingsCache
+from notify.test_numbers import DEFAULT_TEST_NUMBERS
 from tickets import clock, headers, logins
 from tickets.broker import bind_actors, init_broker
 from tickets.db import configure_engine, db
@@ -43,6 +44,7 @@ SETTINGS = {
     "HOST": ("127.0.0.1", str),
     "PORT": (5000, int),
     "SMS_QUIET_HOURS": ("21:00-08:00", str),
+    "SMS_TEST_NUMBERS": (DEFAULT_TEST_NUMBERS, str),  # never texted; see notify/test_numbers.py
     "SWEEP_INTERVAL_SECONDS": (30, int),
     "ESCALATION_BATCH_SIZE": (200, int),
     "ESCALATION_CACHE_SECONDS": (60, int),
@@ -67,7 +69,7 @@ SETTINGS = {
 
 
 # Settings where an empty value is a choice (API.md: SMS_QUIET_HOURS empty means no quiet hours), not "unset".
-EMPTY_IS_A_VALUE = frozenset({"SMS_QUIET_HOURS"})
+EMPTY_IS_A_VALUE = frozenset({"SMS_QUIET_HOURS", "SMS_TEST_NUMBERS"})
 
 
 def _load_settings(app: Flask, test_config: dict | None) -> None:
@@ -218,6 +220,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_error_handlers(app)
     cli.register(app)
 
+    import demo
+
+    demo.register(app)
+
     from reports.setup import init_app as init_reports
 
     init_reports(app)
@@ -246,6 +252,26 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+def banner(app) -> str:
+    """What `flask serve` (so `make run`) prints first: where the site and the console are, and the demo's logins."""
+    from demo.cli import login_lines
+
+    host, port = app.config["HOST"], app.config["PORT"]
+    everywhere = host in ("", "0.0.0.0", "::")
+    shown = "127.0.0.1" if everywhere else f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    sms = app.config["SMS_BACKEND"]
+    lines = [
+        f"Banjie on {host or '0.0.0.0'}:{port}" + (" (every interface)" if everywhere else ""),
+        f"  public site  {base}/",
+        f"  console      {base}/admin/",
+        f"  staff API    {base}/api/v1/",
+        f"  SMS          {sms}" + (": recorded in the console's SMS log, never sent" if sms == "outbox" else "")
+        + (f"; test numbers {app.config['SMS_TEST_NUMBERS']}… are never texted" if app.config["SMS_TEST_NUMBERS"] else ""),
+    ]
+    return "\n".join(lines + login_lines(db.session))
+
+
 @click.command("serve")
 @with_appcontext
 def serve():
@@ -262,7 +288,7 @@ def serve():
         worker.start()
         _thread, stop_scheduler = start_thread(app)
     host, port = app.config["HOST"], app.config["PORT"]
-    click.echo(f"Banjie: public site http://{host}:{port}/  staff API http://{host}:{port}/api/v1/")
+    click.echo(banner(app))
     try:
         # app.run() refuses to start inside a `flask` command, so serve with Werkzeug directly.
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)

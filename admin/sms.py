@@ -15,8 +15,9 @@ from wtforms import TextAreaField
 from wtforms.validators import InputRequired
 
 from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text, segments
+from notify.backends import TEST_NUMBER_BACKEND
 from notify.models import SmsMessage, SmsStatus, SmsTemplate
-from notify.operations import forget_templates, template_text
+from notify.operations import HISTORY_BACKEND, forget_templates, template_text
 from notify.outbox import held_by_quiet_hours, hold
 from tickets import clock, phones
 from tickets.db import db
@@ -37,6 +38,9 @@ STATUS_LABELS = {
     "pending": _l("Waiting"), "sending": _l("Sending"), "sent": _l("Sent"), "delivered": _l("Delivered"),
     "undelivered": _l("Not delivered"), "failed": _l("Failed"), "recorded": _l("Recorded (not sent)"),
 }
+# Why a text was recorded instead of sent, by the backend that recorded it (the outbox backend: "Recorded (not sent)").
+RECORDED_LABELS = {HISTORY_BACKEND: _l("Demo history (never sent)"),
+                   TEST_NUMBER_BACKEND.name: _l("Test number (not sent)")}
 STATUS_BADGES = {"failed": "danger", "undelivered": "danger", "pending": "warning", "sending": "info",
                  "delivered": "success", "sent": "primary", "recorded": "secondary"}
 AUDIENCE_LABELS = {"citizen": _l("Citizen"), "handler": _l("Department handler"), "supervisor": _l("Supervisor"),
@@ -62,9 +66,10 @@ def tracking_number(ticket_id) -> str | None:
     return numbers[ticket_id]
 
 
-def status_badge(status: str) -> Markup:
+def status_badge(status: str, backend: str | None = None) -> Markup:
+    text = RECORDED_LABELS.get(backend) if status == SmsStatus.recorded.value else None
     return Markup('<span class="badge badge-{}">{}</span>').format(STATUS_BADGES.get(status, "light"),
-                                                                     label(STATUS_LABELS, status))
+                                                                     text or label(STATUS_LABELS, status))
 
 
 def hold_text(message: SmsMessage) -> str:
@@ -79,10 +84,11 @@ def hold_text(message: SmsMessage) -> str:
 
 def status_cell(message: SmsMessage) -> Markup:
     """The status badge, and for a text that waits, until when."""
+    badge = status_badge(message.status, message.backend)
     text = hold_text(message)
     if not text:
-        return status_badge(message.status)
-    return Markup('{} <small class="sms-hold text-muted">{}</small>').format(status_badge(message.status), text)
+        return badge
+    return Markup('{} <small class="sms-hold text-muted">{}</small>').format(badge, text)
 
 
 def shown_body(message: SmsMessage) -> str:
@@ -133,7 +139,7 @@ class SmsLogView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
         history = list(db.session.scalars(sa.select(SmsMessage).where(sa.or_(
             SmsMessage.resent_from_id == message.id, SmsMessage.id == message.resent_from_id)).order_by(SmsMessage.id)))
         return self.render("admin/sms/message.html", message=message, body=shown_body(message),
-                           phone=phones.mask(message.phone), status=status_badge(message.status),
+                           phone=phones.mask(message.phone), status=status_badge(message.status, message.backend),
                            kind=KINDS.get(message.template), case=case_link(message.ticket_id),
                            resendable=message.status in RESENDABLE, history=history, local_text=local_text,
                            status_badge=status_badge, hold=hold_text(message),

@@ -5,9 +5,9 @@ by a Dramatiq worker only after that transaction commits (see `notify.outbox`).
 """
 from __future__ import annotations
 
-from .operations import send_sms
+from .operations import send_sms, writing_history
 
-__all__ = ["send_sms"]
+__all__ = ["send_sms", "writing_history"]
 
 
 def init_app(app) -> None:
@@ -18,7 +18,9 @@ def init_app(app) -> None:
     from tickets.signals import event_recorded
 
     from . import cli, hooks, outbox, tasks, webhooks
+    from .test_numbers import parse_test_numbers
 
+    parse_test_numbers(app.config["SMS_TEST_NUMBERS"])  # a malformed setting stops start-up with a clear message
     outbox.install_session_hooks(Session)
     event_recorded.connect(hooks.on_event, weak=False)
     bind_actors(app.extensions["banjie.broker"], tasks.ACTORS)

@@ -68,6 +68,18 @@ class OutboxBackend:
         return None
 
 
+class ReservedRangeBackend(OutboxBackend):
+    """What a text to a reserved test number gets, whatever SMS_BACKEND says: recorded, never handed to a provider."""
+
+    name = "test_number"
+
+    def send(self, message) -> str:
+        return f"test-number-{message.id}"
+
+
+TEST_NUMBER_BACKEND = ReservedRangeBackend()
+
+
 class TwilioBackend:
     name = "twilio"
     final_status = "sent"
@@ -137,6 +149,15 @@ class TwilioBackend:
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def backend_for(phone: str):
+    """Who takes a text to `phone`: the test-number recorder for the reserved range, else the configured backend."""
+    from .test_numbers import is_test_number, parse_test_numbers
+
+    if is_test_number(phone, parse_test_numbers(current_app.config["SMS_TEST_NUMBERS"])):
+        return TEST_NUMBER_BACKEND
+    return backend()
 
 
 def backend():

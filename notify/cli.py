@@ -10,18 +10,19 @@ from tickets import clock
 from tickets.db import db
 
 from . import outbox
-from .models import SmsMessage
+from .models import SmsMessage, SmsStatus
 
 sms_cli = AppGroup("sms", help="The SMS outbox.")
 
 
 @sms_cli.command("status")
 def status():
-    """Count the outbox rows by status."""
-    rows = db.session.execute(sa.select(SmsMessage.status, sa.func.count()).group_by(SmsMessage.status)
-                              .order_by(SmsMessage.status)).all()
-    for name, count in rows:
-        click.echo(f"{name:12} {count}")
+    """Count the outbox rows by status (recorded ones also by why: outbox, history, test_number)."""
+    why = sa.case((SmsMessage.status == SmsStatus.recorded.value, SmsMessage.backend), else_=None)
+    rows = db.session.execute(sa.select(SmsMessage.status, why, sa.func.count()).group_by(SmsMessage.status, why)
+                              .order_by(SmsMessage.status, why)).all()
+    for name, backend, count in rows:
+        click.echo(f"{name:12} {backend or '':12} {count}")
     if not rows:
         click.echo("the outbox is empty")
 

@@ -1,6 +1,7 @@
 """The business actions of the SMS room. They add rows to the caller's session and never commit."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,6 +39,23 @@ def template_text(session, key: str) -> str:
     return cached[1].get(key) or default_text(key)
 
 
+# Texts written while a session replays the past (the demo's months of history) are history: kept as they were
+# for the console, never enqueued or sent, now or after any restart (only pending rows are ever sent).
+_HISTORY = "banjie.sms_history"
+HISTORY_BACKEND = "history"
+AS_HISTORY = {"status": SmsStatus.recorded.value, "backend": HISTORY_BACKEND}
+
+
+@contextmanager
+def writing_history(session):
+    """Every text `send_sms` writes in this session meanwhile is recorded as history and never sent."""
+    session.info[_HISTORY] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_HISTORY, None)
+
+
 def is_opted_out(session, phone: str) -> bool:
     return session.get(SmsOptOut, phone) is not None
 
@@ -54,7 +72,7 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
 
     `phone` is E.164 (as stored); a missing number sends nothing and returns None. A survey message to a
     number that opted out is written as failed (`opted_out`), so the console shows why it never went.
-    During quiet hours the message waits until they end.
+    During quiet hours the message waits until they end. Inside `writing_history` it is recorded, never sent.
     """
     if not phone:
         return None
@@ -66,7 +84,7 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
         ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
         body=render_text(template_text(session, template), context), created_at=now,
         not_before=hold_until(now) or now,
-        **(OPTED_OUT if opted_out else {}),
+        **(OPTED_OUT if opted_out else AS_HISTORY if session.info.get(_HISTORY) else {}),
     )
     session.add(message)
     return message

@@ -1,4 +1,4 @@
-"""The CLI of API.md, the demo data, and migrations that match the models on every backend."""
+"""The CLI of API.md and migrations that match the models on every backend (the demo: test_demo.py)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from tickets.db import db
-from tickets.models import Event, Status, Ticket, User
+from tickets.models import User
 
 
 def test_users_create_and_token(app):
@@ -32,19 +32,6 @@ def test_users_create_and_token(app):
     ):
         result = runner.invoke(args=args)
         assert result.exit_code != 0 and message in result.output, result.output
-
-
-def test_seed_demo(app):
-    runner = app.test_cli_runner()
-    result = runner.invoke(args=["seed-demo", "--if-empty"])
-    assert result.exit_code == 0 and "office" in result.output and "banjie-demo" in result.output
-    assert "already present" in runner.invoke(args=["seed-demo", "--if-empty"]).output
-    with app.app_context():
-        statuses = set(db.session.scalars(sa.select(Ticket.status)))
-        count = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket))
-        events = db.session.scalar(sa.select(sa.func.count()).select_from(Event))
-    assert count >= 12 and events > count
-    assert {s.value for s in Status} <= statuses
 
 
 def test_migrations_match_the_models(app):

@@ -1,11 +1,11 @@
-"""Command line of API.md: `flask db ...`, `flask users ...`, `flask seed-demo`."""
+"""Command line of API.md: `flask db ...`, `flask users ...` (`flask seed-demo` is the demo's, in demo/cli.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup
 
 from .accounts import create_user  # demo data and tests take it from here too
 from .db import db
@@ -119,25 +119,6 @@ def users_token(username, label):
     click.echo(token)
 
 
-@click.command("seed-demo")
-@with_appcontext
-@click.option("--if-empty", is_flag=True, help="do nothing when the database already has departments")
-def seed_demo(if_empty):
-    """Load demo departments, one user of each role and a dozen tickets in different states."""
-    from .demo import DEMO_PASSWORD, DEMO_USERS, seed
-
-    if if_empty and db.session.scalar(sa.select(sa.func.count()).select_from(Department)):
-        click.echo("demo data already present")
-    else:
-        seed(db.session)
-        db.session.commit()
-        click.echo("demo data loaded")
-    click.echo(f"demo logins (password {DEMO_PASSWORD}):")
-    for username, role, _code, _name in DEMO_USERS:
-        click.echo(f"  {username:<12} {role}")
-
-
 def register(app) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(users_cli)
-    app.cli.add_command(seed_demo)

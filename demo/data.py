@@ -1,0 +1,97 @@
+"""What the demo office holds: departments, staff, the cases open now, and the stuff of three months of past work.
+
+Phone numbers are not here: every number of the demo comes from the reserved test range (see `demo.numbers`).
+"""
+from __future__ import annotations
+
+DEMO_PASSWORD = "banjie-demo"
+
+# code, name, supervisor's name, leader's name
+DEPARTMENTS = [
+    ("SCJG", "市场监督管理局", "赵督办", "钱主任"),
+    ("RSJ", "人力资源和社会保障局", "孙督办", "李主任"),
+    ("ZJJ", "住房和城乡建设局", "周督办", "吴主任"),
+    ("GAJ", "公安局户政出入境", "郑督办", "王主任"),
+    ("SWJ", "税务局", "冯督办", "陈主任"),
+    ("YBJ", "医疗保障局", "褚督办", "卫主任"),
+]
+
+# username, role, department code, display name
+DEMO_USERS = [
+    ("admin", "admin", None, "系统管理员"),
+    ("office", "office", None, "受理员 王敏"),
+    ("scjg", "department", "SCJG", "市场监管局 张强"),
+    ("rsj", "department", "RSJ", "人社局 刘洋"),
+    ("zjj", "department", "ZJJ", "住建局 何静"),
+    ("supervisor", "supervisor", None, "督办科 陈刚"),
+    ("leader", "leader", None, "分管领导 林华"),
+]
+
+# The cases of the last weeks, one at each stage of the loop, walked through the workflow up to now.
+# (days ago filed, name, how the citizen wrote the number, type, service item, description, steps); a step is
+# (action, payload[, username]) with the office acting when no user is named, or ("rate", score) by SMS.
+CASES = [
+    (0, "张伟", "spaced", "cannot_handle", "个体工商户地址变更",
+     "我在新区开的小吃店要变更经营地址，窗口说必须回原登记地办理，两个区来回跑了三趟还是办不了。", []),
+    (0, "李娜", "dashed", "too_slow", "养老保险关系转移",
+     "从外省转回养老保险关系，申请已经两个月了，每次打电话都说在走流程，没有任何进度。", []),
+    (1, "王芳", "plus86", "too_hard", "新生儿医保参保",
+     "给孩子办医保要先办户口，办户口又要医保记录，两边互相要材料，不知道先办哪个。", [("accept", {})]),
+    (2, "刘洋洋", "plain", "other", None,
+     "对区法院的判决不服，要求政府出面撤销判决。",
+     [("reject", {"reason": "您反映的事项属于涉法涉诉信访，依法应通过上诉、申请再审等司法途径解决。可向市中级人民法院诉讼服务中心咨询，电话 12368。"})]),
+    (3, "陈静", "spaced", "too_slow", "食品经营许可证延续",
+     "食品经营许可证延续申请提交 20 天了，系统一直显示审核中，证马上到期，担心影响营业。",
+     [("accept", {}), ("transfer", {"dept": "SCJG", "instructions": "请核实审核进度，尽快办理并答复群众。"})]),
+    (12, "杨光", "plain", "cannot_handle", "失业保险金申领",
+     "网上申领失业保险金一直提示“参保信息不符”，到窗口说系统问题解决不了，已经三个月没收入了。",
+     [("accept", {}), ("transfer", {"dept": "RSJ", "days": 3, "instructions": "群众生活困难，请优先办理。"})]),
+    (4, "赵磊", "plain", "too_hard", "公积金提取",
+     "提取住房公积金要求提供购房合同原件，但合同原件在银行抵押，窗口不接受复印件。",
+     [("accept", {}), ("transfer", {"dept": "ZJJ"}),
+      ("return", {"reason": "住房公积金提取由公积金管理中心负责，不属于我局职责，请改派。"}, "zjj")]),
+    (6, "黄敏", "plain", "too_slow", "企业名称变更登记",
+     "公司名称变更登记材料齐全，但是一周了还没有受理结果。",
+     [("accept", {}), ("transfer", {"dept": "SCJG"}),
+      ("reply", {"content": "经核实，该申请因系统对接问题滞留，已于今日办结，营业执照可到政务大厅 3 号窗口领取。"}, "scjg")]),
+    (9, "周杰", "plain", "too_slow", "社保卡补办",
+     "社保卡丢失补办了一个月还没拿到卡。",
+     [("accept", {}), ("transfer", {"dept": "RSJ"}),
+      ("reply", {"content": "您的社保卡已制卡完成，已邮寄至您登记的地址，快递单号已短信告知。"}, "rsj"),
+      ("approve", {})]),
+    (15, "吴霞", "plain", "cannot_handle", "个体户注销",
+     "个体户注销时被要求先清税，税务说要先注销营业执照，来回推。",
+     [("accept", {}), ("transfer", {"dept": "SCJG"}),
+      ("reply", {"content": "已协调税务局开通“一窗通办”，您的个体户注销已于当日办结。"}, "scjg"),
+      ("approve", {}), ("rate", 2)]),
+    (20, "郑强", "plain", "too_hard", "公租房申请",
+     "公租房申请要求开具无房证明，要跑三个部门盖章。",
+     [("accept", {}), ("transfer", {"dept": "ZJJ"}),
+      ("reply", {"content": "无房证明已改为部门间数据共享核验，您无需再开具证明，申请已受理。"}, "zjj"),
+      ("approve", {}), ("rate", 4)]),
+    (5, "孙丽", "plain", "too_slow", "工伤认定",
+     "工伤认定申请提交后超过法定时限还没有结论。",
+     [("accept", {}), ("transfer", {"dept": "RSJ"}),
+      ("request_extension", {"working_days": 5, "reason": "需调取用人单位考勤记录并进行现场调查核实。"}, "rsj")]),
+    (2, "马超", "plain", "other", "不动产登记咨询",
+     "想咨询二手房过户需要哪些材料，电话一直打不通。",
+     [("accept", {}), ("resolve", {"content": "已电话联系您并告知二手房过户所需材料清单，也可在政务服务网“不动产登记”专区查询。"})]),
+]
+
+# Three months of ordinary work before the cases above, so that last month's report has something to say.
+HISTORY_MONTHS = 3
+HISTORY_PER_MONTH = 36
+HISTORY_DEPARTMENTS = (("SCJG", "scjg"), ("RSJ", "rsj"), ("ZJJ", "zjj"))
+HISTORY_NAMES = "赵伟 钱芳 孙磊 李娟 周洋 吴静 郑涛 王丽 冯刚 陈晨 褚红 卫东 蒋敏 沈杰 韩雪 杨帆 朱琳 秦勇".split()
+HISTORY_ITEMS = [
+    ("too_slow", "营业执照变更登记", "营业执照变更申请提交两周了，系统一直显示审核中。"),
+    ("too_slow", "养老保险关系转移", "养老保险关系转移申请一个多月没有进展。"),
+    ("cannot_handle", "公积金提取", "公积金提取要求的证明材料开不出来，窗口说办不了。"),
+    ("too_hard", "新生儿医保参保", "给孩子办医保要先办户口，办户口又要医保记录，来回跑了好几趟。"),
+    ("too_slow", "食品经营许可证延续", "许可证延续申请迟迟不批，证马上到期。"),
+    ("too_hard", "个体户注销", "个体户注销要先清税，税务又要先注销执照，互相推。"),
+    ("cannot_handle", "失业保险金申领", "网上申领失业金一直提示信息不符，窗口也解决不了。"),
+    ("other", None, "想咨询办理流程，电话一直打不通。"),
+]
+# When citizens file (local hour → weight): mostly in the day and the evening, a few at night.
+FILING_HOUR_WEIGHTS = (1, 1, 1, 1, 1, 1, 2, 4, 8, 12, 12, 10, 8, 9, 11, 11, 10, 9, 7, 7, 8, 7, 5, 2)

@@ -1,0 +1,240 @@
+"""Loading the demo office: departments, staff, three months of past work, and the cases open now.
+
+Every case is walked through the real workflow with the clock set back (`Replay`), so each event, deadline,
+ladder step, survey and text is what the office would have produced then. The demo is history:
+- its texts are recorded as they were and never sent, now or after a restart (`notify.writing_history`);
+- the ladder steps that fell due in its past fired at their own due time, as an on-time sweeper would
+  have (`escalation.history`); only what falls due after loading is left to the sweeper;
+- staff act in office hours on working days (`demo.hours`); citizens file at any hour and answer a survey
+  text outside the SMS quiet hours; nothing is dated after the moment of loading;
+- every phone number is a reserved test number (`demo.numbers`), so what the sweeper sends later is
+  recorded in the SMS log and reaches nobody, whatever SMS_BACKEND says.
+"""
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+
+from escalation.history import fire_on_time
+from notify import writing_history
+from notify.operations import hold_until
+from tickets import clock, deadlines, intake, workflow
+from tickets.accounts import create_user
+from tickets.models import Department
+from tickets.workflow import Actor
+
+from .data import (CASES, DEMO_PASSWORD, DEMO_USERS, DEPARTMENTS, FILING_HOUR_WEIGHTS, HISTORY_DEPARTMENTS,
+                   HISTORY_ITEMS, HISTORY_MONTHS, HISTORY_NAMES, HISTORY_PER_MONTH)
+from .hours import office_time_from
+from .numbers import Numbers, spelled
+
+GAP = timedelta(minutes=10)                   # the least time between two steps of one case
+STEP = timedelta(hours=5)                     # how long after the previous step a case of now moves on
+LATEST = timedelta(minutes=5)                 # nothing happens in the last minutes before loading
+OPENING_SPREAD_MINUTES = 150                  # what waited for the office is done within its first hours
+MORNING_SPREAD_MINUTES = 90                   # citizens answer a text held overnight a little after it came
+MAX_DAYS_EARLIER = 60                         # how far a case of now may move back to fit before loading
+
+
+@dataclass
+class Loaded:
+    departments: int
+    logins: int
+    cases: int
+
+
+class Replay:
+    """The demo's past, one moment at a time, each at a time its actor could act and never after `now`."""
+
+    def __init__(self, session, now: datetime, rng: random.Random):
+        policy = deadlines.policy()
+        self.session, self.now, self.rng = session, now, rng
+        self.tz, self.is_working_day = policy.tz, policy.calendar_source().is_working_day
+
+    def when(self, action: str, earliest: datetime) -> datetime:
+        """The first moment from `earliest` at which this step can happen: an SMS rating once the citizen may
+        have the survey text (outside quiet hours), a staff action when the office is open."""
+        if action == "rate":
+            held = hold_until(earliest)
+            if held is None:
+                return earliest
+            moment = held + timedelta(minutes=self.rng.randrange(MORNING_SPREAD_MINUTES))
+            while (later := hold_until(moment)) is not None:  # quiet hours that are not one night
+                moment = later
+            return moment
+        moment = office_time_from(earliest, self.is_working_day, self.tz)
+        if moment > earliest:  # it waited for the office to open: done some time in that morning or afternoon
+            spread = timedelta(minutes=self.rng.randrange(OPENING_SPREAD_MINUTES))
+            moment = office_time_from(moment + spread, self.is_working_day, self.tz)
+        return moment.astimezone(timezone.utc)
+
+    def schedule(self, start: datetime, delays: list[timedelta], actions: list[str]) -> list[datetime]:
+        """The moment of each step: its delay after the step before (or `start`), then the first moment it can happen."""
+        moments, moment = [], start
+        for delay, action in zip(delays, actions):
+            moment = self.when(action, moment + max(delay, GAP))
+            moments.append(moment)
+        return moments
+
+    @contextmanager
+    def at(self, moment: datetime):
+        """Act at `moment`: first the ladder steps that fell due before it fire at their time, as a sweeper would."""
+        if moment > self.now:
+            raise ValueError(f"the demo's past must end at {self.now.isoformat()}, not reach {moment.isoformat()}")
+        fire_on_time(self.session, moment)
+        with clock.at(moment.astimezone(timezone.utc)):
+            yield
+            self.session.flush()
+
+    def file(self, moment: datetime, fields: dict):
+        with self.at(moment):
+            values = intake.validate_intake(self.session, fields)
+            return intake.file_ticket(self.session, values, channel="web").ticket
+
+    def act(self, ticket, moment: datetime, action: str, payload, user=None) -> None:
+        with self.at(moment):
+            if action == "rate":
+                workflow.rate(self.session, ticket, payload, channel="sms")
+            else:
+                workflow.perform(self.session, ticket, Actor.of(user), action, payload)
+
+    def local_date(self, moment: datetime) -> str:
+        return moment.astimezone(self.tz).date().isoformat()
+
+
+def seed(session) -> Loaded:
+    """Write the demo office into the session (the caller commits)."""
+    numbers = Numbers(current_app.config["SMS_TEST_NUMBERS"])
+    departments = {}
+    for index, (code, name, supervisor, leader) in enumerate(DEPARTMENTS):
+        departments[code] = Department(code=code, name=name, supervisor_name=supervisor, leader_name=leader,
+                                       supervisor_phone=numbers.staff(2 * index + 1),
+                                       leader_phone=numbers.staff(2 * index + 2))
+        session.add(departments[code])
+    session.flush()
+    users = {
+        username: create_user(session, username, role, department_code=code, password=DEMO_PASSWORD,
+                              display_name=display, phone=numbers.staff(len(DEPARTMENTS) * 2 + 1 + index))
+        for index, (username, role, code, display) in enumerate(DEMO_USERS)
+    }
+    now = clock.now()
+    replay = Replay(session, now, random.Random(2026))
+    with writing_history(session):
+        cases = _seed_history(replay, departments, users, numbers)
+        cases += _seed_present(replay, departments, users, numbers)
+        fire_on_time(session, now)  # up to the moment of loading; what falls due later is the sweeper's
+    return Loaded(departments=len(departments), logins=len(users), cases=cases)
+
+
+def _payload(replay: Replay, departments: dict, action: str, payload, moment: datetime):
+    if action == "transfer":
+        return {"department_id": departments[payload["dept"]].id, "working_days": payload.get("days"),
+                "instructions": payload.get("instructions")}
+    if action == "record_visit":
+        return {**payload, "visited_on": replay.local_date(moment)}
+    return payload
+
+
+def _seed_present(replay: Replay, departments, users, numbers) -> int:
+    """The cases of the last weeks, each at its stage of the loop now."""
+    for index, (days_ago, name, style, problem_type, item, description, steps) in enumerate(CASES):
+        actions, delays = [step[0] for step in steps], [STEP] * len(steps)
+        filed = replay.now - timedelta(days=days_ago, hours=1, minutes=7 * index)
+        moments = replay.schedule(filed, delays, actions)
+        # A weekend or a holiday just before loading can leave no office time for the steps: file it earlier.
+        for _ in range(MAX_DAYS_EARLIER):
+            if not moments or moments[-1] <= replay.now - LATEST:
+                break
+            filed -= timedelta(days=1)
+            moments = replay.schedule(filed, delays, actions)
+        else:
+            raise ValueError(f"the calendar has no office time for {name}'s case before {replay.now.isoformat()}")
+        ticket = replay.file(filed, {"name": name, "phone": spelled(numbers.citizen(index), style),
+                                     "problem_type": problem_type, "service_item": item, "description": description})
+        for moment, step in zip(moments, steps):
+            action, payload = step[0], step[1]
+            user = users[step[2] if len(step) > 2 else "office"] if action != "rate" else None
+            replay.act(ticket, moment, action, _payload(replay, departments, action, payload, moment), user)
+    return len(CASES)
+
+
+def _seed_history(replay: Replay, departments, users, numbers) -> int:
+    """Three months of ordinary work before this month, so that last month's report has figures."""
+    local = replay.now.astimezone(replay.tz)
+    first = datetime(local.year, local.month, 1, tzinfo=replay.tz)
+    starts = []
+    for _ in range(HISTORY_MONTHS):
+        first = (first - timedelta(days=1)).replace(day=1)
+        starts.append(first)
+    rng = replay.rng
+    cases = sorted((_history_case(rng, start) for start in reversed(starts) for _ in range(HISTORY_PER_MONTH)),
+                   key=lambda case: case[0])
+    for filed, fields, steps in cases:
+        fields["phone"] = numbers.citizen(rng.randrange(len(numbers.citizens)))
+        ticket = replay.file(filed, fields)
+        hours = [0] + [step[0] for step in steps]
+        delays = [timedelta(hours=later - earlier) for earlier, later in zip(hours, hours[1:])]
+        moments = replay.schedule(filed, delays, [step[1] for step in steps])
+        for moment, (_hours, action, payload, who) in zip(moments, steps):
+            if moment > replay.now - LATEST:
+                break  # the rest of this case lies in the future: it is open now, at the stage it reached
+            replay.act(ticket, moment, action, _payload(replay, departments, action, payload, moment),
+                       users.get(who))
+    return len(cases)
+
+
+def _history_case(rng: random.Random, month_start: datetime):
+    """One past case: when it was filed, its fields, and its steps as (hours after filing, action, payload, who).
+
+    The hours order the steps and space them out: each step happens its distance in hours after the step
+    before, at the first moment its actor could act (see `Replay.when`).
+    """
+    problem_type, item, description = rng.choice(HISTORY_ITEMS)
+    hour = rng.choices(range(24), weights=FILING_HOUR_WEIGHTS)[0]
+    filed = month_start + timedelta(days=rng.randrange(0, 27), hours=hour, minutes=rng.randrange(60))
+    code, handler = rng.choice(HISTORY_DEPARTMENTS)
+    roll, steps = rng.random(), []
+    if roll < 0.05:
+        steps.append((3, "reject", {"reason": "您反映的事项属于民事纠纷，建议通过人民调解或诉讼途径解决。"}, "office"))
+    elif roll < 0.11:
+        steps += [(2, "accept", {}, "office"), (5, "resolve", {"content": "已电话告知办理流程和所需材料。"}, "office")]
+    else:
+        at = 3
+        steps += [(2, "accept", {}, "office"), (at, "transfer", {"dept": code}, "office")]
+        if roll < 0.18:  # misrouted: returned within the return window, then sent to the right department
+            other_code, other_handler = rng.choice([d for d in HISTORY_DEPARTMENTS if d[0] != code])
+            steps += [(at + 20, "return", {"reason": "该事项不属于本部门职责，请改派。"}, handler),
+                      (at + 24, "transfer", {"dept": other_code}, "office")]
+            at, handler = at + 24, other_handler
+        took = rng.choice((20, 30, 46, 70, 94, 118, 140, 166, 190, 260))
+        if took > 40 and rng.random() < 0.12:  # asked for more time before the deadline
+            steps += [(at + 30, "request_extension", {"working_days": 3, "reason": "需要现场核查。"}, handler),
+                      (at + 34, "decide_extension", {"approve": True}, "office")]
+        if took > 100 and rng.random() < 0.15:
+            steps.append((at + 90, "remind", {"note": "请抓紧办理。"}, "office"))
+        at += took
+        steps.append((at, "reply", {"content": "已核实办理，结果已告知申请人。"}, handler))
+        if rng.random() < 0.08:
+            steps += [(at + 3, "send_back", {"reason": "答复未说明办理结果，请补充。"}, "office"),
+                      (at + 30, "reply", {"content": "已补充说明办理结果和依据。"}, handler)]
+            at += 30
+        steps.append((at + 4, "approve", {}, "office"))
+    closed_at = steps[-1][0] if steps[-1][1] in ("approve", "resolve") else None
+    if closed_at is not None and rng.random() < 0.88:
+        score = rng.choices((1, 2, 3, 4, 5), weights=(58, 22, 9, 7, 4))[0]
+        steps.append((closed_at + rng.choice((1, 2, 4, 6, 9, 20, 26)), "rate", score, None))
+        if score >= 4 and steps[1][1] != "resolve":
+            steps += [(closed_at + 30, "record_visit", {"contacted": True, "outcome": "已电话回访，说明整改安排。"},
+                       "office"),
+                      (closed_at + 80, "reply", {"content": "已重新办理并上门说明。"}, handler),
+                      (closed_at + 84, "approve", {}, "office"),
+                      (closed_at + 96, "rate", rng.choice((1, 2, 3)), None)]
+        elif score >= 4:
+            steps.append((closed_at + 30, "explain", {"content": "已当面说明政策依据。"}, "office"))
+    fields = {"name": rng.choice(HISTORY_NAMES), "problem_type": problem_type, "service_item": item,
+              "description": description}
+    return filed, fields, steps

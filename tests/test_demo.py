@@ -1,0 +1,282 @@
+"""The demo office of `make run`: history that is never sent, office times, test numbers, and the serve banner.
+
+The properties are checked on the seeded data itself, on SQLite and PostgreSQL, with the clock pinned to
+awkward moments (just after a long holiday, on New Year's Day), against an independent source of working
+days (`chinese_calendar`, the State Council's calendar the migration publishes).
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import chinese_calendar
+import pytest
+import requests
+import sqlalchemy as sa
+from hypothesis import given, strategies as st
+
+from app import banner
+from demo import DEMO_PASSWORD, seed
+from demo.hours import office_time_from, office_time_until
+from demo.numbers import Numbers, spelled
+from escalation.models import EscalationStep
+from escalation.sweeper import sweep
+from notify.models import SmsMessage
+from reports.figures import monthly_figures
+from reports.metrics import Month
+from tests.conftest import TZ, page_csrf
+from tests.sms_support import drain, twilio_config
+from tests.test_escalation_embedded import _free_port
+from tests.twilio_server import TwilioTestServer
+from tickets.cli import create_user
+from tickets.db import db
+from tickets.models import Deadline, Department, Event, ReturnVisit, Status, Survey, Ticket, User
+from tickets.phones import normalise_mobile
+
+ROOT = Path(__file__).resolve().parent.parent
+STAFF_ROLES = ("office", "department", "supervisor", "leader", "admin")
+TEST_RANGE = "+8617000000"
+LADDER_TEMPLATES = ("escalation_warning", "escalation_supervisor", "escalation_leader", "office_reminder")
+
+
+def office_hours(moment: datetime) -> bool:
+    """09:00–12:00 and 13:30–17:30 on a working day of the State Council's calendar."""
+    local = moment.astimezone(TZ)
+    minutes = local.hour * 60 + local.minute
+    return chinese_calendar.is_workday(local.date()) and (9 * 60 <= minutes < 12 * 60 or 13 * 60 + 30 <= minutes < 17 * 60 + 30)
+
+
+def quiet_hours(moment: datetime) -> bool:
+    """The default SMS_QUIET_HOURS, 21:00–08:00."""
+    hour = moment.astimezone(TZ).hour
+    return hour >= 21 or hour < 8
+
+
+def load(app, now: datetime):
+    app.extensions["banjie.clock"].now = now
+    with app.app_context():
+        loaded = seed(db.session)
+        db.session.commit()
+    return loaded
+
+
+# --- the seeded data -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("now", [
+    datetime(2026, 10, 8, 8, 30, tzinfo=TZ),  # the first working morning after a week of National Day holidays
+    datetime(2026, 1, 1, 10, 0, tzinfo=TZ),   # New Year's Day: a holiday, the first of a month and of a year
+], ids=["after-national-day", "new-years-day"])
+def test_the_demo_is_history_acted_in_office_hours(app, now):
+    loaded = load(app, now)
+    with app.app_context():
+        session = db.session
+        events = session.scalars(sa.select(Event)).all()
+        assert loaded.cases == session.scalar(sa.select(sa.func.count()).select_from(Ticket)) > 100
+
+        staff = [e for e in events if e.actor_role in STAFF_ROLES]
+        outside = [(e.action, e.at.astimezone(TZ).isoformat()) for e in staff if not office_hours(e.at)]
+        assert staff and outside == []
+        sms_ratings = [s for s in session.scalars(sa.select(Survey).where(Survey.rated_at.is_not(None)))]
+        assert sms_ratings and all(s.channel == "sms" for s in sms_ratings)
+        assert [s.rated_at.astimezone(TZ).isoformat() for s in sms_ratings if quiet_hours(s.rated_at)] == []
+        # citizens file at any hour: the demo shows that too
+        assert any(not office_hours(e.at) for e in events if e.action == "file")
+
+        # nothing is dated after the moment of loading
+        times = [e.at for e in events] + list(session.scalars(sa.select(SmsMessage.created_at)))
+        times += list(session.scalars(sa.select(Deadline.started_at)))
+        times += list(session.scalars(sa.select(ReturnVisit.created_at)))
+        times += [t for t in session.scalars(sa.select(EscalationStep.fired_at)) if t is not None]
+        assert max(times) <= now
+
+        # every text is history: recorded as written, nothing left for any sender
+        statuses = session.execute(sa.select(SmsMessage.status, SmsMessage.backend, sa.func.count())
+                                   .group_by(SmsMessage.status, SmsMessage.backend)).all()
+        assert [(status, backend) for status, backend, _n in statuses] == [("recorded", "history")]
+        # the ladder of the past fired at its own time, as an on-time sweeper would have; nothing due is left
+        fired = session.scalars(sa.select(EscalationStep).where(EscalationStep.fired_at.is_not(None))).all()
+        assert fired and all(step.due_at == step.fired_at for step in fired)
+        # and its texts were written then, not when the demo was loaded
+        written = Counter(session.execute(sa.select(SmsMessage.ticket_id, SmsMessage.created_at)
+                                          .where(SmsMessage.template.in_(LADDER_TEMPLATES))).all())
+        expected = Counter()
+        for step in fired:
+            expected[(step.ticket_id, step.fired_at)] += step.sms_count
+        assert written == +expected and sum(written.values()) > 20
+        assert session.scalar(sa.select(sa.func.count()).select_from(EscalationStep).where(
+            EscalationStep.fired_at.is_(None), EscalationStep.cancelled_at.is_(None), EscalationStep.due_at <= now)) == 0
+        assert {"escalation_warning", "escalation_supervisor", "escalation_leader"} <= set(
+            session.scalars(sa.select(SmsMessage.template)))
+
+        # every person of the demo has a number of the reserved test range
+        phones = list(session.scalars(sa.select(Ticket.phone))) + list(session.scalars(sa.select(User.phone)))
+        for department in session.scalars(sa.select(Department)):
+            phones += [department.supervisor_phone, department.leader_phone]
+        assert all(phone and phone.startswith(TEST_RANGE) for phone in phones), phones
+
+        # the variety: every stage now, every kind of step in the past
+        assert set(session.scalars(sa.select(Ticket.status))) == {s.value for s in Status}
+        assert {"accept", "reject", "transfer", "return", "request_extension", "decide_extension", "reply",
+                "approve", "send_back", "resolve", "remind", "record_visit", "rate", "escalate"} <= {e.action for e in events}
+
+        # last month's report has something to say
+        figures = monthly_figures(session, Month.containing(now, TZ).shift(-1))["office"]
+        assert figures["accepted"] > 20 and figures["closed"] > 10 and figures["rated"] > 10
+        assert figures["supervised_2"] > 0 and figures["bad"] > 0
+
+
+# --- the SMS room and the demo with a real provider configured ---------------------------------------------
+
+@pytest.fixture
+def twilio():
+    from tests.sms_support import ACCOUNT_SID, AUTH_TOKEN
+
+    with TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN, callback_delay=0.01) as server:
+        yield server
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: the properties above
+def test_with_twilio_loading_and_running_the_demo_texts_nobody(make_app, clock, twilio):
+    app = make_app(**twilio_config(twilio))
+    clock.set(2026, 11, 16, 10, 0)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["seed-demo", "--if-empty"])
+    assert result.exit_code == 0, result.output
+    assert "banjie-demo" in result.output and "office" in result.output
+    assert "already present" in runner.invoke(args=["seed-demo", "--if-empty"]).output
+
+    # a restart: the outbox re-drive (by hand and the scheduler's job) and a worker find nothing to send
+    assert "nothing to send" in runner.invoke(args=["sms", "redrive", "--now"]).output
+    with app.app_context():
+        app.extensions["banjie.scheduled"]["sms-outbox"](clock())
+    drain(app)
+    assert twilio.messages == []
+
+    # days later the sweeper escalates the demo's open cases: the texts go to demo staff, so they are recorded
+    clock.advance(days=4)
+    with app.app_context():
+        assert sweep(db.session, clock()).sms > 0
+    drain(app)
+    assert twilio.messages == []
+    with app.app_context():
+        live = db.session.scalars(sa.select(SmsMessage).where(SmsMessage.backend == "test_number")).all()
+        assert {m.template for m in live} & {"escalation_warning", "escalation_supervisor", "escalation_leader"}
+        assert all(m.status == "recorded" and m.audience != "citizen" for m in live)
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(SmsMessage)
+                                 .where(SmsMessage.status.not_in(("recorded",)))) == 0
+
+    # the SMS log says which is which
+    client = app.test_client()
+    response = client.post("/admin/login", data={"username": "office", "password": DEMO_PASSWORD,
+                                                 "csrf_token": page_csrf(client, "/admin/login")})
+    assert response.status_code == 302
+    page = client.get("/admin/sms/").get_data(as_text=True)  # newest first: the sweeper's, then the history
+    assert "测试号码（未发送）" in page and "演示历史（未发送）" in page
+
+
+def test_the_demo_needs_a_test_range(make_app):
+    app = make_app(SMS_TEST_NUMBERS="")
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code != 0 and "SMS_TEST_NUMBERS" in result.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Department)) == 0
+
+
+# --- pieces -----------------------------------------------------------------------------------------------
+
+def test_demo_numbers_come_from_the_configured_range():
+    numbers = Numbers("+86 139 0000 0")
+    assert numbers.staff(0) == "+8613900000000" and len(numbers.pool) == 1000
+    assert all(normalise_mobile(n) == n and n.startswith("+861390000") for n in numbers.pool)
+    assert numbers.citizen(0) not in {numbers.staff(i) for i in range(40)}
+    assert normalise_mobile(spelled(numbers.citizen(3), "plus86")) == numbers.citizen(3)
+    for spec in ("", "+1555", "+8613900000001", "+8610000"):  # none, foreign, one number, no valid mobiles
+        with pytest.raises(Exception, match="SMS_TEST_NUMBERS"):
+            Numbers(spec)
+
+
+WORKDAY = chinese_calendar.is_workday
+moments = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2026, 12, 1),
+                       timezones=st.just(TZ))
+
+
+@given(moments)
+def test_office_time_from_is_the_next_open_minute(moment):
+    at = office_time_from(moment, WORKDAY, TZ)
+    assert at >= moment and office_hours(at)
+    if at > moment:  # an opening, with the office closed all the time before it
+        assert at.astimezone(TZ).strftime("%H:%M") in ("09:00", "13:30")
+        assert not office_hours(at - timedelta(minutes=1))
+
+
+@given(moments)
+def test_office_time_until_is_the_last_open_minute(moment):
+    at = office_time_until(moment, WORKDAY, TZ)
+    assert at <= moment and office_hours(at)
+    if at < moment:
+        assert at.astimezone(TZ).strftime("%H:%M") in ("11:59", "17:29")
+        assert not office_hours(at + timedelta(minutes=1))
+
+
+# --- the banner of `flask serve` (what `make run` ends with) -------------------------------------------
+
+def test_the_banner_lists_only_logins_that_open_with_the_demo_password(app):
+    with app.app_context():
+        assert "demo logins" not in banner(app)
+        create_user(db.session, "office", "office", password=DEMO_PASSWORD, display_name="受理员 王敏")
+        create_user(db.session, "admin", "admin", password="a-real-password")
+        create_user(db.session, "someone", "office", password=DEMO_PASSWORD)
+        db.session.commit()
+        text = banner(app)
+    assert "http://127.0.0.1:5000/admin/" in text and "http://127.0.0.1:5000/" in text
+    assert f"demo logins (password {DEMO_PASSWORD})" in text
+    assert re.search(r"^\s+office\s+office\s+受理员 王敏$", text, re.M)
+    assert not re.search(r"^\s+(admin|someone)\b", text, re.M)
+    app.config.update(HOST="0.0.0.0", PORT=8080)
+    with app.app_context():
+        text = banner(app)
+    assert "(every interface)" in text and "console      http://127.0.0.1:8080/admin/" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_serve_prints_where_the_console_is_and_the_demo_logins(app, database_url):
+    with app.app_context():  # the demo's logins (loading the whole demo is the business of other tests)
+        for username in ("admin", "office", "leader"):
+            create_user(db.session, username, username, password=DEMO_PASSWORD)
+        db.session.commit()
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": "", "SECRET_KEY": "test-secret",
+           "HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "app", "serve"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(line.startswith("    leader") for line in list(lines)):
+            time.sleep(0.2)
+        text = "".join(lines)
+        assert f"console      http://127.0.0.1:{port}/admin/" in text, text
+        assert f"demo logins (password {DEMO_PASSWORD})" in text
+        assert all(re.search(rf"^\s+{name}\s", text, re.M) for name in ("admin", "office", "leader"))
+        response = requests.get(f"http://127.0.0.1:{port}/admin/login", timeout=10)
+        assert response.status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+        reader.join(5)  # the pipe ended with the process
+        server.stdout.close()
