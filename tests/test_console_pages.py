@@ -141,6 +141,9 @@ def test_wording_of_labels_and_lists(world):
     types = admin.get("/admin/problem-types/").get_data(as_text=True)
     assert "<th>显示名称</th>" in types and "用途" not in types and "接口约定" not in types
     assert 'placeholder="用户名或显示名称"' in admin.get("/admin/users/").get_data(as_text=True)
+    queue = " ".join(" ".join(Page(admin.get("/admin/cases/").get_data(as_text=True)).texts).split())
+    assert "20 条/页" in queue and "每页50条" in queue and not re.search(r"\d+ (项目|items)", queue)
+    assert "50 per page" in admin.get("/admin/cases/?lang=en").get_data(as_text=True)
     assert 'placeholder="Username or Display name"' in admin.get("/admin/users/?lang=en").get_data(as_text=True)
     assert "命令行" not in admin.get("/admin/departments/new/?lang=zh_CN").get_data(as_text=True)
     calendar = admin.get("/admin/calendar/").get_data(as_text=True)
