@@ -246,7 +246,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.context_processor
     def _globals():
         from flask_babel import get_locale
-        return {"office_name": app.config["OFFICE_NAME"], "current_locale": str(get_locale())}
+        locale = str(get_locale())
+        chinese = locale.startswith("zh")
+        # html_lang: the BCP 47 tag every page's <html lang> states (public pages, console, sign-in, errors).
+        # sentence_gap: what goes between two sentences a template puts side by side (none in Chinese).
+        return {"office_name": app.config["OFFICE_NAME"], "current_locale": locale,
+                "html_lang": "zh-CN" if chinese else "en", "sentence_gap": "" if chinese else " "}
 
     app.cli.add_command(serve)
     return app

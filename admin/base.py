@@ -1,8 +1,15 @@
 """What every console view shares: who may open it, and what happens to those who may not."""
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
+from babel.lists import format_list
 from flask import abort, g, redirect, request, url_for
+from flask_admin import babel as admin_babel
+from flask_admin.contrib.sqla import ModelView
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from sqlalchemy.orm import Query
@@ -52,6 +59,51 @@ class SQLModelQueries:
 
     def get_count_query(self):
         return Query([sa.func.count("*")], session=db.session).select_from(self.model)
+
+
+class ConsoleModelView(SQLModelQueries, ModelView):
+    """Base of the console's Flask-Admin lists.
+
+    Every list ends its order with the primary key: rows that tie on the sorted column (filed in the same
+    second, due at the same 23:59) keep one order, so "newest first" is time order and no row moves
+    between pages. The search box names its columns as a list in the page's language (「A或B」, "A or B"),
+    not Flask-Admin's "A, B".
+    """
+
+    def _apply_sorting(self, query, joins, sort_column, sort_desc):
+        query, joins = super()._apply_sorting(query, joins, sort_column, sort_desc)
+        if sort_column is None:  # the default order: the tie-break follows its first column's direction
+            first = next(iter(self._get_default_order()), None)
+            sort_desc = bool(first and first[2])
+        key = sa.inspect(self.model).primary_key[0]
+        return query.order_by(key.desc() if sort_desc else key), joins
+
+    def render(self, template, **kwargs):
+        # Flask-Admin's templates translate through these two; the page-size menu is ours (see list_gettext).
+        self._template_args.update(_gettext=list_gettext, _ngettext=list_ngettext)
+        return super().render(template, **kwargs)
+
+    def search_placeholder(self):
+        names = [getattr(column, "key", column) for column in self.column_searchable_list or ()]
+        labels = [str((self.column_labels or {}).get(name, name)) for name in names]
+        return format_list(labels, style="or", locale=get_locale()) if labels else None
+
+
+PAGE_SIZE_OPTION = re.compile(r"\d+ items")
+
+
+def list_gettext(string, **variables):
+    """Flask-Admin's wording, but the page-size button: its catalog says 「20 项目」 for "20 items"."""
+    if string == "items":
+        return _("per page")
+    return admin_babel.gettext(string, **variables)
+
+
+def list_ngettext(singular, plural, num, **variables):
+    """Flask-Admin's wording, but the page-size menu, whose "50 items" it builds as untranslatable text."""
+    if PAGE_SIZE_OPTION.fullmatch(plural):
+        return _("%(num)d per page", num=num)
+    return admin_babel.ngettext(singular, plural, num, **variables)
 
 
 def request_names(key: str, statement) -> dict:

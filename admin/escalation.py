@@ -37,6 +37,12 @@ STEP_LABELS = {
     "leader": _l("Leader told (挂牌督办)"),
     "office_reminder": _l("Reminder to the office"),
 }
+# Where a published year came from (calendar_year.source), in words a clerk reads.
+CALENDAR_SOURCE_LABELS = {
+    "chinese_calendar": _l("Built in"),
+    "admin": _l("Entered in the console"),
+    "import": _l("Imported from a file"),
+}
 
 
 CANCEL_LABELS = {
@@ -140,7 +146,8 @@ class CalendarView(RoleGuard, BaseView):
         today = clock.now().astimezone(local_tz()).date()
         years = {y.year: y for y in db.session.scalars(sa.select(CalendarYear))}
         shown = sorted(set(years) | {today.year, today.year + 1}, reverse=True)
-        return self.render("admin/escalation/calendar.html", years=years, shown=shown, today=today)
+        return self.render("admin/escalation/calendar.html", years=years, shown=shown, today=today,
+                           source_label=lambda source: label(CALENDAR_SOURCE_LABELS, source))
 
     @expose("/<int:year>", methods=("GET", "POST"))
     def year(self, year: int):

@@ -12,7 +12,6 @@ import logging
 import sqlalchemy as sa
 from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import BaseView, expose
-from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.model.template import LinkRowAction
 from flask_babel import gettext as _
@@ -33,7 +32,7 @@ from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
 from tickets.models import ApiToken, Department, ProblemType, Role, ServiceItem, User
 from tickets.presenters import local_text
 
-from .base import STAFF, RoleGuard, SQLModelQueries, request_names
+from .base import STAFF, ConsoleModelView, RoleGuard, request_names
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
 
@@ -82,7 +81,7 @@ def _masked(name):
     return lambda v, c, m, n: phones.mask(getattr(m, name))
 
 
-class ManagementView(RoleGuard, SQLModelQueries, ModelView):
+class ManagementView(RoleGuard, ConsoleModelView):
     """What every management list shares: SQLModel-aware forms, no deletion, friendly unique errors."""
 
     model_form_converter = BanjieModelConverter
@@ -149,7 +148,7 @@ class DepartmentView(ManagementView):
         "reach": _l("Escalation texts"), "active": _l("Active"), "created_at": _l("Created"),
     }
     column_descriptions = {
-        "code": _l("Short and stable: the command line refers to the department by it."),
+        "code": _l("A short code that stays the same, e.g. RSJ."),
         "active": _l("Inactive departments keep their history but no longer receive cases."),
         "reach": _l("Whether the department's handlers, supervisor and leader can be texted."),
     }

@@ -8,7 +8,6 @@ from datetime import datetime, time, timedelta
 import sqlalchemy as sa
 from flask import abort, current_app, has_request_context, url_for
 from flask_admin import expose
-from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -21,13 +20,12 @@ from tickets.models import OPEN_STATUSES, Department, ProblemType, Role, Status,
 from tickets.presenters import local_text, local_tz
 from tickets.validation import ID_MAX
 
-from .base import RoleGuard, SQLModelQueries, current_actor, current_role, request_names
+from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names
 from .export import SafeCsvExport
 
 OPEN = sorted(s.value for s in OPEN_STATUSES)
 TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
 EVERYONE = frozenset(Role)
-OVERDUE_ARGS = {"flt0_0": "yes"}  # a queue's URL arguments that apply its overdue filter
 NOT_DEPARTMENTS = EVERYONE - {Role.department}
 
 
@@ -38,16 +36,25 @@ class Queue:
     statuses: tuple[Status, ...]  # empty: every status
     roles: frozenset[Role] = EVERYONE
     by_deadline: bool = True  # open work is sorted by what falls due first; history by what came last
+    category: object = None  # a menu dropdown: finished cases and the whole list are looked up, not worked
 
 
+LOOKUP = _l("Case lookup")
+
+# Each queue holds exactly the cases its name says, one status each, so that a dashboard card's number is
+# its queue's count. Cases without a department (submitted, accepted, rejected) and those the department
+# gave back (returned) are the office's work: department handlers do not get those queues.
 QUEUES = (
-    Queue("queue_intake", STATUS_LABELS["submitted"], (Status.submitted, Status.accepted), NOT_DEPARTMENTS),
+    Queue("queue_intake", STATUS_LABELS["submitted"], (Status.submitted,), NOT_DEPARTMENTS),
+    Queue("queue_accepted", _l("Awaiting transfer"), (Status.accepted,), NOT_DEPARTMENTS),
     Queue("queue_in_progress", STATUS_LABELS["transferred"], (Status.transferred,)),
     Queue("queue_review", STATUS_LABELS["replied"], (Status.replied,)),
     Queue("queue_returned", STATUS_LABELS["returned"], (Status.returned,), NOT_DEPARTMENTS),
     Queue("queue_rectifying", STATUS_LABELS["rectifying"], (Status.rectifying,)),
-    Queue("queue_closed", STATUS_LABELS["closed"], (Status.closed, Status.rejected), by_deadline=False),
-    Queue("cases", _l("All cases"), (), by_deadline=False),
+    Queue("queue_closed", STATUS_LABELS["closed"], (Status.closed,), by_deadline=False, category=LOOKUP),
+    Queue("queue_rejected", STATUS_LABELS["rejected"], (Status.rejected,), NOT_DEPARTMENTS, by_deadline=False,
+          category=LOOKUP),
+    Queue("cases", _l("All cases"), (), by_deadline=False, category=LOOKUP),
 )
 
 
@@ -97,18 +104,78 @@ def due_badge(ticket: Ticket, now: datetime) -> Markup:
     return Markup('<span class="due-badge">{}</span>').format(text)
 
 
-class OverdueFilter(BaseSQLAFilter):
-    def __init__(self):
-        super().__init__(Ticket.due_at, _l("Overdue"), options=(("yes", _l("Yes")),))
+class ShortcutFilter(BaseSQLAFilter):
+    """A yes-only filter for what the dashboard counts; `condition(now)` is the one definition of both."""
+
+    def __init__(self, column, name):
+        super().__init__(column, name, options=(("yes", _l("Yes")),))
+
+    @staticmethod
+    def condition(now: datetime):
+        raise NotImplementedError
 
     def apply(self, query, value, alias=None):
-        return query.filter(Ticket.due_at < clock.now(), Ticket.status.in_(OPEN))
+        return query.filter(self.condition(clock.now()))
 
     def operation(self):
         return _l("only")
 
 
-class QueueView(RoleGuard, SafeCsvExport, SQLModelQueries, ModelView):
+class OverdueFilter(ShortcutFilter):
+    def __init__(self):
+        super().__init__(Ticket.due_at, _l("Overdue"))
+
+    @staticmethod
+    def condition(now):
+        return sa.and_(Ticket.status.in_(OPEN), Ticket.due_at < now)
+
+
+class DueTodayFilter(ShortcutFilter):
+    """Open cases whose deadline is still ahead but falls before the end of today (local time)."""
+
+    def __init__(self):
+        super().__init__(Ticket.due_at, _l("Due today"))
+
+    @staticmethod
+    def condition(now):
+        return sa.and_(Ticket.status.in_(OPEN), Ticket.due_at >= now, Ticket.due_at < local_day_bounds(now)[1])
+
+
+class FiledTodayFilter(ShortcutFilter):
+    """Cases filed today (local time), whatever has happened to them since."""
+
+    def __init__(self):
+        super().__init__(Ticket.created_at, _l("Filed today"))
+
+    @staticmethod
+    def condition(now):
+        start, end = local_day_bounds(now)
+        return sa.and_(Ticket.created_at >= start, Ticket.created_at < end)
+
+
+def queue_filters(queue: Queue) -> list:
+    """A queue's filters, in the order that numbers their URL arguments (flt0_<index>).
+
+    The first ones keep their places (bookmarked URLs); the dashboard's shortcuts come after them.
+    """
+    filters = [OverdueFilter(),
+               DepartmentFilter(),
+               FilterEqual(Ticket.problem_type, _l("Problem type"),
+                           options=[(p.value, PROBLEM_TYPE_LABELS[p.value]) for p in ProblemType])]
+    if len(queue.statuses) != 1:
+        shown = queue.statuses or tuple(Status)
+        filters.append(FilterEqual(Ticket.status, _l("Status"),
+                                   options=[(s.value, STATUS_LABELS[s.value]) for s in shown]))
+    return filters + [DueTodayFilter(), FiledTodayFilter()]
+
+
+def shortcut_args(queue: Queue, kind: type[ShortcutFilter]) -> dict[str, str]:
+    """The URL arguments that apply a shortcut filter to a queue's list."""
+    index = next(i for i, f in enumerate(queue_filters(queue)) if type(f) is kind)
+    return {f"flt0_{index}": "yes"}
+
+
+class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
     """One work queue. Read-only: every change happens on the case page, through the workflow."""
 
     can_create = can_edit = can_delete = False
@@ -136,18 +203,10 @@ class QueueView(RoleGuard, SafeCsvExport, SQLModelQueries, ModelView):
     def __init__(self, queue: Queue):
         self.queue = queue
         self.roles = queue.roles
+        # The list's order is made total by the id (ConsoleModelView), so equal times keep a stable order.
         self.column_default_sort = ("due_at", False) if queue.by_deadline else ("created_at", True)
-        # The overdue filter comes first so that its URL argument is the same in every queue (OVERDUE_ARGS).
-        filters = [OverdueFilter(),
-                   DepartmentFilter(),
-                   FilterEqual(Ticket.problem_type, _l("Problem type"),
-                               options=[(p.value, PROBLEM_TYPE_LABELS[p.value]) for p in ProblemType])]
-        if len(queue.statuses) != 1:
-            shown = queue.statuses or tuple(Status)
-            filters.append(FilterEqual(Ticket.status, _l("Status"),
-                                       options=[(s.value, STATUS_LABELS[s.value]) for s in shown]))
-        self.column_filters = filters
-        super().__init__(Ticket, db, name=queue.name,
+        self.column_filters = queue_filters(queue)
+        super().__init__(Ticket, db, name=queue.name, category=queue.category,
                          endpoint=queue.endpoint, url=f"/admin/{queue.endpoint.replace('_', '-')}")
 
     # --- what the viewer may see -------------------------------------------------------------------

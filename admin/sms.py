@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import BaseView, expose
-from flask_admin.contrib.sqla import ModelView
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -25,7 +24,7 @@ from tickets.labels import SCORE_LABELS, label
 from tickets.models import Role, Survey, Ticket
 from tickets.presenters import local_text
 
-from .base import RoleGuard, SQLModelQueries
+from .base import ConsoleModelView, RoleGuard
 
 CATEGORY = _l("SMS and surveys")
 OFFICE = frozenset({Role.admin, Role.office})
@@ -104,7 +103,7 @@ def case_link(ticket_id) -> Markup | str:
     return Markup('<a href="{}">{}</a>').format(url_for("case.show", tracking_no=number), number)
 
 
-class SmsLogView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
+class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
     """Every text message: newest first, numbers masked, the ones that failed easy to find and resend."""
 
     roles = OFFICE
@@ -119,7 +118,7 @@ class SmsLogView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
         "template": _l("Message"), "status": _l("Status"), "attempts": _l("Attempts"),
         "provider_sid": _l("Provider id"), "error_code": _l("Error"),
     }
-    column_default_sort = ("id", True)
+    column_default_sort = ("created_at", True)  # newest first by when it was written; the id breaks ties
     column_sortable_list = ("created_at", "status")
     column_filters = ("status", "template", "audience")
     column_formatters = {
@@ -240,7 +239,7 @@ def _score(view, context, model, name):
     return Markup('<span class="badge badge-{}">{} {}</span>').format(css, model.score, label(SCORE_LABELS, model.score))
 
 
-class SurveyView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
+class SurveyView(TicketLinks, RoleGuard, ConsoleModelView):
     """Satisfaction survey rounds: what each citizen said, by which channel, and the 差评 to call back."""
 
     roles = READERS
@@ -251,7 +250,7 @@ class SurveyView(TicketLinks, RoleGuard, SQLModelQueries, ModelView):
     column_labels = {"opened_at": _l("Survey sent"), "ticket_id": _l("Case"), "round": _l("Round"),
                      "score": _l("Rating"), "channel": _l("Channel"), "rated_at": _l("Rated"),
                      "comment": _l("Comment")}
-    column_default_sort = ("id", True)
+    column_default_sort = ("opened_at", True)  # newest first by when the survey went out; the id breaks ties
     column_filters = ("score", "channel")
     column_formatters = {
         "opened_at": lambda v, c, m, n: local_text(m.opened_at),

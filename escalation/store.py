@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from tickets.db import db
 
@@ -60,7 +61,7 @@ def chinese_calendar_exceptions(first: int = 2004, last: int = 2026) -> dict[int
 
 
 class CalendarFileError(ValueError):
-    pass
+    """A calendar file that cannot be read; its message is for the person who typed the lines (console or CLI)."""
 
 
 TRUE_WORDS = {"1", "true", "yes", "y", "workday", "work", "班", "上班", "是"}
@@ -79,21 +80,23 @@ def parse_calendar_csv(text: str) -> dict[int, dict[date, tuple[bool, str | None
         if not cells or not cells[0] or cells[0].startswith("#") or cells[0].lower() == "date":
             continue
         if len(cells) < 2:
-            raise CalendarFileError(f"line {number}: expected date,workday[,name]")
+            raise CalendarFileError(_l("Line %(line)d: expected date,workday[,name].", line=number))
         try:
             day = date.fromisoformat(cells[0])
         except ValueError:
-            raise CalendarFileError(f"line {number}: {cells[0]!r} is not a date (YYYY-MM-DD)") from None
+            raise CalendarFileError(_l("Line %(line)d: “%(value)s” is not a date (YYYY-MM-DD).", line=number,
+                                       value=cells[0])) from None
         flag = cells[1].lower()
         if flag not in TRUE_WORDS | FALSE_WORDS:
-            raise CalendarFileError(f"line {number}: workday must be 1 or 0, not {cells[1]!r}")
+            raise CalendarFileError(_l("Line %(line)d: workday must be 1 or 0, not “%(value)s”.", line=number,
+                                       value=cells[1]))
         name = (cells[2] if len(cells) > 2 else "")[:50] or None
         exceptions = years.setdefault(day.year, {})
         if day in exceptions:
-            raise CalendarFileError(f"line {number}: {day} is listed twice")
+            raise CalendarFileError(_l("Line %(line)d: %(day)s is listed twice.", line=number, day=day.isoformat()))
         exceptions[day] = (flag in TRUE_WORDS, name)
     if not years:
-        raise CalendarFileError("the file lists no days")
+        raise CalendarFileError(_l("The file lists no days."))
     return years
 
 

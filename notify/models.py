@@ -32,7 +32,8 @@ class SmsMessage(SQLModel, table=True):
     """One text message, written in the transaction that caused it and sent by a worker after the commit."""
 
     __tablename__ = "sms_message"
-    __table_args__ = (sa.Index("ix_sms_message_status_not_before", "status", "not_before"),)
+    __table_args__ = (sa.Index("ix_sms_message_status_not_before", "status", "not_before"),
+                      sa.Index("ix_sms_message_created", "created_at", "id"))  # the SMS log, newest first
 
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: Optional[int] = Field(default=None, foreign_key="ticket.id", index=True)

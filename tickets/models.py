@@ -130,6 +130,7 @@ class Ticket(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_ticket_department_status", "department_id", "status"),
         sa.Index("ix_ticket_status_due", "status", "due_at"),
+        sa.Index("ix_ticket_created", "created_at", "id"),  # lists newest first, 「今日新增」
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -232,7 +233,8 @@ class Survey(SQLModel, table=True):
     """One satisfaction survey round, opened when a ticket closes. Never pre-filled."""
 
     __tablename__ = "survey"
-    __table_args__ = (sa.UniqueConstraint("ticket_id", "round", name="uq_survey_ticket_round"),)
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "round", name="uq_survey_ticket_round"),
+                      sa.Index("ix_survey_opened", "opened_at", "id"))  # the console's list, newest first
 
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
