@@ -143,6 +143,9 @@ def _load_user(user_id: str):
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder="templates", static_folder="static")
+    from tickets.http import install_url_converters
+
+    install_url_converters(app)  # before any blueprint adds a route
     _load_settings(app, test_config)
     app.json.ensure_ascii = False  # UTF-8 JSON: Chinese stays readable in answers and logs
     if app.config["PROXY_COUNT"]:

@@ -19,9 +19,8 @@ from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
 from tickets.models import OPEN_STATUSES, Department, ProblemType, Role, Status, Ticket
 from tickets.presenters import local_text, local_tz
-from tickets.validation import ID_MAX
 
-from .base import RoleGuard, SQLModelQueries, current_actor, current_role, request_names
+from .base import RoleGuard, SQLModelQueries, current_actor, current_role, request_names, row_id
 
 OPEN = sorted(s.value for s in OPEN_STATUSES)
 TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
@@ -78,7 +77,7 @@ class DepartmentFilter(FilterEqual):
                 db.session.execute(sa.select(Department.id, Department.name).order_by(Department.code)).all()]
 
     def validate(self, value):
-        return value.isascii() and value.isdigit() and int(value) <= ID_MAX
+        return row_id(value) is not None
 
     def clean(self, value):
         return int(value)
@@ -170,9 +169,6 @@ class QueueView(RoleGuard, SQLModelQueries, ModelView):
     def _get_filter_groups(self):
         self._refresh_filters_cache()  # the department list may have changed since the last request
         return super()._get_filter_groups()
-
-    def get_one(self, id):
-        return self.get_query().filter(Ticket.id == id).one_or_none()
 
     @property
     def can_export(self) -> bool:
