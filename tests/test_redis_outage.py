@@ -142,6 +142,25 @@ def test_filing_sign_in_and_lookups_keep_working_while_redis_is_away(make_app, c
     assert len(messages(app)) == 4  # every filing's receipt waits in the outbox for the broker
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about timeouts, not the database
+def test_a_silent_redis_holds_a_filing_for_seconds_not_minutes(make_app):
+    """Redis that accepts connections and never answers (hung, or a half-open network path)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # the kernel completes the handshakes; nobody ever reads or answers
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}"
+        app = make_app(RATELIMIT_PUBLIC="30/minute", RATELIMIT_STORAGE_URI=f"{url}/1", BROKER_URL=f"{url}/0")
+        client = app.test_client()
+        started = time.monotonic()
+        first = client.post("/api/v1/tickets", json=BODY)
+        assert first.status_code == 201
+        assert time.monotonic() - started < 10  # the limiter's 1 s, the broker's 5 s
+        started = time.monotonic()
+        assert client.post("/api/v1/tickets", json=BODY).status_code == 201
+        assert time.monotonic() - started < 7  # the limiter counts in memory now; the broker still tries
+    assert len(messages(app)) == 2
+
+
 def test_limits_are_shared_again_when_redis_is_back(make_app, relay, caplog):
     caplog.set_level(logging.INFO)
     app = make_app(RATELIMIT_PUBLIC="100/minute", RATELIMIT_STORAGE_URI=relay.url)
