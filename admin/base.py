@@ -10,7 +10,7 @@ from sqlalchemy.orm import Query
 
 from tickets.db import db
 from tickets.models import Role
-from tickets.validation import ID_MAX
+from tickets.validation import FieldError, identifier
 from tickets.workflow import Actor
 
 STAFF = frozenset(Role)
@@ -73,11 +73,11 @@ class BoundedFilterConverter(filters.FilterConverter):
 
 
 def row_id(value) -> int | None:
-    """A primary key from a URL argument (`?id=`): a plain whole number a 32-bit id can be, else None."""
-    text = str(value or "")
-    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= ID_MAX:
+    """A row id from a URL argument (`?id=`, a filter's value), or None when it cannot name a row."""
+    try:
+        return identifier(value, required=True) if isinstance(value, str) else None
+    except FieldError:
         return None
-    return int(text)
 
 
 class SQLModelQueries:

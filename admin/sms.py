@@ -156,7 +156,7 @@ class SmsTemplatesView(RoleGuard, BaseView):
                 # Saved before a rule existed: never rendered; the default text goes out instead (messages.compose).
                 sample, broken = str(problem), True
             rows.append({"key": key, "kind": kind, "custom": key in overrides, "sample": sample, "broken": broken,
-                         "segments": 0 if broken else segments(sample),
+                         "segments": segments(sample),
                          "audience": label(AUDIENCE_LABELS, kind.audience)})
         return self.render("admin/sms/templates.html", rows=rows)
 
