@@ -23,7 +23,7 @@ from notify.test_numbers import DEFAULT_TEST_NUMBERS
 from tickets import clock, headers, logins
 from tickets.broker import bind_actors, init_broker
 from tickets.db import configure_engine, db
-from tickets.extensions import babel, csrf, limiter, login_manager
+from tickets.extensions import babel, csrf, limiter, limiter_health, login_manager
 
 ROOT = Path(__file__).resolve().parent
 LANGUAGES = ("zh_CN", "en")
@@ -98,6 +98,12 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     app.config["SQLALCHEMY_ENGINES"] = {"default": {"url": url, "pool_pre_ping": True}}
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config.setdefault("RATELIMIT_ENABLED", True)  # RATELIMIT_PUBLIC=off lifts the public limits only
+    # Redis away must not stop filing or sign-in: count in memory meanwhile (tickets.extensions.LimiterHealth
+    # logs it), never fail a request because of the limiter, and give up on a silent Redis within a second.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis", "rediss")):
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
     app.config["RATELIMIT_HEADERS_ENABLED"] = True
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -165,6 +171,9 @@ def _resolve_sign_in() -> None:
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder="templates", static_folder="static")
+    from tickets.http import install_url_converters
+
+    install_url_converters(app)  # before any blueprint adds a route
     _load_settings(app, test_config)
     app.json.ensure_ascii = False  # UTF-8 JSON: Chinese stays readable in answers and logs
     if app.config["PROXY_COUNT"]:
@@ -182,6 +191,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
     limiter.init_app(app)
+    limiter_health.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the sign-in page says enough

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from babel.lists import format_list
 from flask import abort, g, redirect, request, url_for
 from flask_admin import babel as admin_babel
-from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla import ModelView, filters
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Query
 
 from tickets.db import db
 from tickets.models import Role
+from tickets.validation import FieldError, identifier
 from tickets.workflow import Actor
 
 STAFF = frozenset(Role)
@@ -47,18 +48,73 @@ class RoleGuard:
         abort(403)
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_LIST_ITEMS = 100  # values in one "in list" filter
+MAX_PAGE = 100_000  # pages past this are as empty as the page after the last; the offset stays a small number
+
+
+def _bounded(filter_class):
+    """An integer filter that refuses values its column cannot hold (Flask-Admin then ignores the filter
+    and says the value is not valid): PostgreSQL would fail with "integer out of range", SQLite with an
+    OverflowError."""
+
+    class Bounded(filter_class):
+        def validate(self, value) -> bool:
+            if not super().validate(value):
+                return False
+            numbers = self.clean(value)
+            numbers = numbers if isinstance(numbers, list) else [numbers]
+            low, high = (INT64_MIN, INT64_MAX) if isinstance(self.column.type, sa.BigInteger) else (INT32_MIN, INT32_MAX)
+            return len(numbers) <= MAX_LIST_ITEMS and all(low <= n <= high for n in numbers)
+
+    Bounded.__name__ = filter_class.__name__
+    return Bounded
+
+
+class BoundedFilterConverter(filters.FilterConverter):
+    """Flask-Admin's filters for every console list, with integer values kept within their column's range."""
+
+    int_filters = tuple(f if f is filters.FilterEmpty else _bounded(f) for f in filters.FilterConverter.int_filters)
+
+
+def row_id(value) -> int | None:
+    """A row id from a URL argument (`?id=`, a filter's value), or None when it cannot name a row."""
+    try:
+        return identifier(value, required=True) if isinstance(value, str) else None
+    except FieldError:
+        return None
+
+
 class SQLModelQueries:
-    """Mixin for Flask-Admin SQLAlchemy views: build the legacy Query directly.
+    """Mixin for every Flask-Admin SQLAlchemy view: build the legacy Query directly, within what the database takes.
 
     Flask-Admin calls `session.query()`, which SQLModel's Session marks deprecated (a warning on every
     list page); constructing `Query` on the same session is what that call does, without the warning.
+    Flask-Admin also hands the database whatever the URL says (`?page=`, `?id=`, `?flt0_0=`): the page is
+    clamped, an id that cannot be one names no row, and integer filters stay within their column's range.
     """
+
+    filter_converter = BoundedFilterConverter()
 
     def get_query(self):
         return Query([self.model], session=db.session)
 
     def get_count_query(self):
         return Query([sa.func.count("*")], session=db.session).select_from(self.model)
+
+    def get_one(self, id):
+        """The row with this id among those the view shows, or None (Flask-Admin says it does not exist)."""
+        key = row_id(id)
+        if key is None:
+            return None
+        (column,) = sa.inspect(self.model).primary_key
+        return self.get_query().filter(column == key).one_or_none()
+
+    def _get_list_extra_args(self):
+        args = super()._get_list_extra_args()
+        args.page = min(max(args.page or 0, 0), MAX_PAGE)
+        return args
 
 
 class ConsoleModelView(SQLModelQueries, ModelView):

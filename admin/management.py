@@ -32,7 +32,7 @@ from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
 from tickets.models import ApiToken, Department, ProblemType, Role, ServiceItem, User
 from tickets.presenters import local_text
 
-from .base import STAFF, ConsoleModelView, RoleGuard, request_names
+from .base import STAFF, ConsoleModelView, RoleGuard, request_names, row_id
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
 
@@ -346,8 +346,8 @@ class ApiTokenView(ManagementView):
     @expose("/issue/", methods=("GET", "POST"))
     def issue(self):
         form = IssueTokenForm()
-        if request.method == "GET" and request.args.get("user_id", "").isdigit():
-            form.user_id.data = int(request.args["user_id"])
+        if request.method == "GET" and row_id(request.args.get("user_id")) is not None:
+            form.user_id.data = row_id(request.args["user_id"])
         if form.validate_on_submit():
             user = db.session.get(User, form.user_id.data)
             if user is None or not user.active:

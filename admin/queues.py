@@ -18,9 +18,8 @@ from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
 from tickets.models import OPEN_STATUSES, Department, ProblemType, Role, Status, Ticket
 from tickets.presenters import local_text, local_tz
-from tickets.validation import ID_MAX
 
-from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names
+from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names, row_id
 from .export import SafeCsvExport
 
 OPEN = sorted(s.value for s in OPEN_STATUSES)
@@ -86,7 +85,7 @@ class DepartmentFilter(FilterEqual):
                 db.session.execute(sa.select(Department.id, Department.name).order_by(Department.code)).all()]
 
     def validate(self, value):
-        return value.isascii() and value.isdigit() and int(value) <= ID_MAX
+        return row_id(value) is not None
 
     def clean(self, value):
         return int(value)
@@ -226,9 +225,6 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
     def _get_filter_groups(self):
         self._refresh_filters_cache()  # the department list may have changed since the last request
         return super()._get_filter_groups()
-
-    def get_one(self, id):
-        return self.get_query().filter(Ticket.id == id).one_or_none()
 
     @property
     def can_export(self) -> bool:

@@ -176,11 +176,13 @@ class SmsTemplatesView(RoleGuard, BaseView):
         for key, kind in KINDS.items():
             text = overrides[key].body if key in overrides else default_text(key)
             try:
-                sample = check_text(key, text)
+                sample, broken = check_text(key, text), False
             except TemplateProblem as problem:
-                sample = str(problem)
-            rows.append({"key": key, "kind": kind, "custom": key in overrides, "sample": sample,
-                         "segments": segments(sample), "audience": label(AUDIENCE_LABELS, kind.audience)})
+                # Saved before a rule existed: never rendered; the default text goes out instead (messages.compose).
+                sample, broken = str(problem), True
+            rows.append({"key": key, "kind": kind, "custom": key in overrides, "sample": sample, "broken": broken,
+                         "segments": segments(sample),
+                         "audience": label(AUDIENCE_LABELS, kind.audience)})
         return self.render("admin/sms/templates.html", rows=rows)
 
     @expose("/<key>", methods=("GET", "POST"))

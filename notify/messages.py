@@ -1,20 +1,26 @@
 """The text messages Banjie sends: one key each, who gets it, the variables it may use, and a sample.
 
 The default wording is a Jinja file in templates/notify/sms/<key>.txt; an administrator's edit (an
-`SmsTemplate` row) replaces it. Templates render in a sandbox, so an edited text can read the variables
-it is given and nothing else.
+`SmsTemplate` row) replaces it. Templates render in a sandbox (notify/sandbox.py), so an edited text can
+read the variables it is given and nothing else, and does bounded work. An edit is saved only when it
+renders with the sample and with empty and very long values of every variable; an edit that still cannot
+be used for a message (one saved before a rule existed, a value no check foresaw) never holds the action
+up: the default wording goes out instead and the log says so (`compose`).
 """
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+
+from .sandbox import TemplateProblem, check_source, render, usable
+
+log = logging.getLogger("banjie.sms")
 
 DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "templates" / "notify" / "sms"
 
@@ -32,6 +38,7 @@ class MessageKind:
     audience: str
     sample: dict = field(default_factory=dict)
     survey: bool = False  # part of the satisfaction survey: not sent to numbers that opted out
+    free_text: tuple = ()  # variables people write (any length): the text must shorten them (|clip)
 
 
 _TICKET = {"tracking_no": "BJ20261123-0001"}
@@ -39,13 +46,15 @@ _TICKET = {"tracking_no": "BJ20261123-0001"}
 KINDS: dict[str, MessageKind] = {k.key: k for k in (
     MessageKind("receipt", _l("Filing receipt"), "citizen", {**_TICKET, "query_code": "K7P2M9QX"}),
     MessageKind("rejected", _l("Case not accepted"), "citizen",
-                {**_TICKET, "reason": "您反映的事项属于涉法涉诉信访，依法应通过上诉、申请再审等司法途径解决。"}),
+                {**_TICKET, "reason": "您反映的事项属于涉法涉诉信访，依法应通过上诉、申请再审等司法途径解决。"},
+                free_text=("reason",)),
     MessageKind("transferred", _l("Case transferred"), "citizen",
                 {**_TICKET, "department": "人力资源和社会保障局", "due": "2026-11-30"}),
     MessageKind("extended", _l("Handling deadline extended"), "citizen",
                 {**_TICKET, "department": "人力资源和社会保障局", "due": "2026-12-07"}),
     MessageKind("closed", _l("Reply and closure"), "citizen",
-                {**_TICKET, "reply": "已联系申请人补正材料，养老保险关系转移已于今日办结，请留意到账短信。"}),
+                {**_TICKET, "reply": "已联系申请人补正材料，养老保险关系转移已于今日办结，请留意到账短信。"},
+                free_text=("reply",)),
     MessageKind("survey", _l("Satisfaction survey"), "citizen", {**_TICKET, "days": 3}, survey=True),
     MessageKind("survey_thanks", _l("Thanks for a rating"), "citizen", {**_TICKET, "score_label": "满意"},
                 survey=True),
@@ -75,15 +84,6 @@ def segments(text: str) -> int:
     return 1 if len(text) <= SINGLE_SEGMENT else math.ceil(len(text) / SEGMENT)
 
 
-def _clip(value, length: int = 40) -> str:
-    text = " ".join(str(value or "").split())
-    return text if len(text) <= length else text[: length - 1] + "…"
-
-
-_environment = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False)
-_environment.filters["clip"] = _clip
-
-
 @functools.lru_cache(maxsize=None)
 def default_text(key: str) -> str:
     return (DEFAULTS_DIR / f"{key}.txt").read_text(encoding="utf-8").strip()
@@ -93,30 +93,69 @@ def signature() -> str:
     return f"【{current_app.config['OFFICE_NAME']}】"
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(source: str):
-    return _environment.from_string(source)
-
-
 def render_text(source: str, context: dict) -> str:
     """The message body: the office's signature and the rendered text on one line each squeezed to single spaces."""
-    body = _compiled(source).render(**context)
-    return signature() + " ".join(body.split())
+    return signature() + " ".join(render(source, context).split())
 
 
-class TemplateProblem(ValueError):
-    pass
+def compose(key: str, custom: str | None, context: dict) -> str:
+    """The text to send: the administrator's wording, or the default when that wording cannot make this message.
+
+    Whatever goes wrong with an edited text (a check it no longer passes, an error on these values, a
+    result over MAX_LENGTH), the action that sends it completes: the default goes out and a warning names
+    the message and the kind of problem, never the number or the values.
+    """
+    if custom:
+        try:
+            if not usable(custom, frozenset(KINDS[key].sample)):
+                raise TemplateProblem("it fails the template check")
+            text = render_text(custom, context)
+            if len(text) <= MAX_LENGTH:
+                return text
+            problem = f"{len(text)} characters, {MAX_LENGTH} at most"
+        except Exception as error:  # noqa: BLE001 - an action never fails because of a text
+            problem = str(error) if isinstance(error, TemplateProblem) else type(error).__name__
+        log.warning("SMS template %r cannot be used for this message (%s); the default text was sent", key, problem)
+    return render_text(default_text(key), context)
+
+
+LONG_VALUE = "测" * 500  # longer than any message; a name or date is far shorter, a citizen's reply may not be
 
 
 def check_text(key: str, source: str) -> str:
-    """The sample rendering of an edited text, or TemplateProblem with a message for the editor."""
+    """The sample rendering of an edited text, or TemplateProblem with a message for the editor.
+
+    Refused: what the sandbox does not render (loops, calls, unknown variables and filters ...), a text
+    longer than MAX_LENGTH with the sample, one that fails with an empty or a very long value of any
+    variable (so a text that works only on the sample is refused here, not when a case is closed), and
+    one that does not shorten a variable people write (a reply, a reason).
+    """
+    kind = KINDS[key]
     if not source.strip():
         raise TemplateProblem(_l("The text cannot be empty."))
-    try:
-        rendered = render_text(source, KINDS[key].sample)
-    except TemplateError as error:
-        raise TemplateProblem(_l("The text cannot be used: %(error)s", error=str(error))) from error
+    check_source(source, kind.sample)
+    rendered = _rendered(source, kind.sample, lambda error: _l("The text cannot be used: %(error)s", error=error))
     if len(rendered) > MAX_LENGTH:
         raise TemplateProblem(_l("With the sample values the message has %(n)d characters; %(max)d at most.",
                                  n=len(rendered), max=MAX_LENGTH))
+    for name, value in sorted(kind.sample.items()):
+        empty, *long = (0, -1, 10**6) if isinstance(value, int) else ("", LONG_VALUE)
+        _rendered(source, {**kind.sample, name: empty}, lambda error: _l(
+            "With an empty “%(name)s” the text cannot be used: %(error)s", name=name, error=error))
+        for extreme in long:
+            text = _rendered(source, {**kind.sample, name: extreme}, lambda error: _l(
+                "With a long “%(name)s” the text cannot be used: %(error)s", name=name, error=error))
+            if name in kind.free_text and len(text) > MAX_LENGTH:
+                raise TemplateProblem(_l("“%(name)s” can be long: shorten it with a filter, e.g. "
+                                         "{{ %(name)s|clip(40) }}.", name=name))
     return rendered
+
+
+def _rendered(source: str, values: dict, say) -> str:
+    """The rendering, or TemplateProblem(say(what went wrong)): every failure is the editor's to hear, as a 422."""
+    try:
+        return render_text(source, values)
+    except TemplateProblem:
+        raise
+    except Exception as error:  # noqa: BLE001 - OverflowError, TypeError, ZeroDivisionError, MemoryError ...
+        raise TemplateProblem(say(f"{type(error).__name__}: {error}"[:200])) from None

@@ -11,7 +11,7 @@ from flask import current_app
 from tickets import clock
 from tickets.db import db, utcnow
 
-from .messages import KINDS, default_text, render_text
+from .messages import KINDS, compose, default_text
 from .models import SmsMessage, SmsOptOut, SmsStatus, SmsTemplate
 from .quiet import parse_quiet_hours, quiet_until
 
@@ -29,14 +29,19 @@ def forget_templates() -> None:
     current_app.extensions.pop("banjie.sms_templates", None)
 
 
-def template_text(session, key: str) -> str:
-    """What an administrator made of this message, or the default wording."""
+def custom_text(session, key: str) -> str | None:
+    """What an administrator made of this message, if anything."""
     cached = current_app.extensions.get("banjie.sms_templates")
     now = utcnow()
     if cached is None or now - cached[0] > TEMPLATE_TTL:
         cached = (now, dict(session.execute(sa.select(SmsTemplate.key, SmsTemplate.body)).all()))
         current_app.extensions["banjie.sms_templates"] = cached
-    return cached[1].get(key) or default_text(key)
+    return cached[1].get(key) or None
+
+
+def template_text(session, key: str) -> str:
+    """What an administrator made of this message, or the default wording."""
+    return custom_text(session, key) or default_text(key)
 
 
 # Texts written while a session replays the past (the demo's months of history) are history: kept as they were
@@ -72,7 +77,9 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
 
     `phone` is E.164 (as stored); a missing number sends nothing and returns None. A survey message to a
     number that opted out is written as failed (`opted_out`), so the console shows why it never went.
-    During quiet hours the message waits until they end. Inside `writing_history` it is recorded, never sent.
+    During quiet hours the message waits until they end. An administrator's wording that cannot make this
+    message gives way to the default (`messages.compose`): a text never stops the action that sends it.
+    Inside `writing_history` it is recorded, never sent.
     """
     if not phone:
         return None
@@ -82,7 +89,7 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
     opted_out = kind.survey and is_opted_out(session, phone)
     message = SmsMessage(
         ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
-        body=render_text(template_text(session, template), context), created_at=now,
+        body=compose(template, custom_text(session, template), context), created_at=now,
         not_before=hold_until(now) or now,
         **(OPTED_OUT if opted_out else AS_HISTORY if session.info.get(_HISTORY) else {}),
     )

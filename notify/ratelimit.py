@@ -2,13 +2,19 @@
 
 A sliding log of grant times: a send may start when fewer than N sends started in the last window.
 With Redis (production) the log is a sorted set shared by all workers, kept by one Lua script on the
-server's clock; embedded mode, with one process, keeps it in memory.
+server's clock; embedded mode, with one process, keeps it in memory. While Redis is away a worker keeps
+the rate in its own memory (so the rate holds per process, not across them) rather than failing every
+send, says so once in the log, tries Redis again every RETRY_SECONDS and says when it is back.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
+
+log = logging.getLogger("banjie.sms")
+RETRY_SECONDS = 30.0
 
 # More than a second, so that the jitter between a permit and the request's arrival (thread and process
 # scheduling on a busy host, the network) cannot squeeze N+1 arrivals into one second: tests/bench/sms.py
@@ -52,17 +58,42 @@ class LocalRateLimiter:
 
 
 class RedisRateLimiter:
-    def __init__(self, per_second: int, url: str, key: str = "banjie:sms:rate"):
+    def __init__(self, per_second: int, url: str, key: str = "banjie:sms:rate", retry_seconds: float = RETRY_SECONDS):
         import redis
 
         self.per_second = per_second
         self.key = key
-        self.client = redis.Redis.from_url(url)
+        # A silent Redis must not hold a send for minutes: give up within a second and count locally.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
         self.script = self.client.register_script(_ACQUIRE)
+        self.errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self.local = LocalRateLimiter(per_second)
+        self.retry_seconds = retry_seconds
+        self.down_since: float | None = None  # monotonic time of the last failed attempt, while Redis is away
         self._counter = 0
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
+        down_since = self.down_since
+        if down_since is not None and time.monotonic() - down_since < self.retry_seconds:
+            return self.local.acquire()
+        try:
+            self._acquire_shared()
+        except self.errors:
+            with self._lock:
+                first = self.down_since is None
+                self.down_since = time.monotonic()
+            if first:
+                log.warning("SMS send rate: Redis unreachable; each worker keeps the rate in its own memory "
+                            "until it is back (retried every %d s)", self.retry_seconds)
+            return self.local.acquire()
+        if down_since is not None:
+            with self._lock:
+                back, self.down_since = self.down_since is not None, None
+            if back:
+                log.warning("SMS send rate: Redis is back; the rate is shared by every worker again")
+
+    def _acquire_shared(self) -> None:
         while True:
             with self._lock:
                 self._counter += 1

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dramatiq
-from flask import current_app
 
 from tickets import clock
 

@@ -108,7 +108,7 @@ def trend_chart(trend: list[dict], title: str, font: str, sizes: TextSizes = PRI
     chart.valueAxis.labels.dx = -sizes.label_gap
     chart.valueAxis.labelTextFormat = "%d%%"
     chart.valueAxis.visibleGrid, chart.valueAxis.gridStrokeColor = True, colors.HexColor("#dddddd")
-    for index, (_, color, _) in enumerate(series):
+    for index, (_key, color, _values) in enumerate(series):
         chart.lines[index].strokeColor, chart.lines[index].strokeWidth = color, 1.8
         chart.lines[index].symbol = makeMarker("FilledCircle", size=3)  # a lone month still shows
     chart.joinedLines = True

@@ -34,6 +34,9 @@ ON_TIME_DEADLINES = ("accept", "handle", "rectify")
 LEVELS = (1, 2, 3)
 TREND_MONTHS = 12
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+# The years a report can cover: the calendar editor's range. Beyond it a month is not a report's (and
+# 9999-12 has no next month for `bounds` to end at).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
 class BadMonth(ValueError):
@@ -48,7 +51,7 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> "Month":
         match = MONTH.match(text or "")
-        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+        if not match or not 1 <= int(match.group(2)) <= 12 or not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR:
             raise BadMonth(text)
         return cls(int(match.group(1)), int(match.group(2)))
 

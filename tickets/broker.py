@@ -30,12 +30,21 @@ class AppContextMiddleware(Middleware):
         self._pop(message)
 
 
+REDIS_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+
+
 def make_broker(url: str) -> dramatiq.Broker:
     if not url:
         return StubBroker()
     if url.startswith(("redis://", "rediss://", "unix://")):
+        import redis
         from dramatiq.brokers.redis import RedisBroker
-        return RedisBroker(url=url)
+
+        # Enqueueing happens after a filing's commit, in its request: an unreachable or silent Redis must cost
+        # seconds, not the minutes of the system's TCP timeouts (the row waits for the outbox sweep meanwhile).
+        # Options in the URL's query string win over these.
+        pool = redis.ConnectionPool.from_url(url, **REDIS_TIMEOUTS)
+        return RedisBroker(client=redis.Redis(connection_pool=pool))
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
         return RabbitmqBroker(url=url)

@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 from .accounts import create_user  # demo data and tests take it from here too
 from .db import db
 from .errors import ValidationFailed
-from .models import ApiToken, Department, Role, User
+from .models import ApiToken, Role, User
 from .secrets import hash_api_token, new_api_token
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"

@@ -7,9 +7,11 @@ from flask import jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from .db import db
 from .errors import BadRequest, BanjieError
+from .validation import ID_MAX
 
 log = logging.getLogger("banjie.http")
 
@@ -38,7 +40,10 @@ def json_body() -> dict:
         return {}
     if request.mimetype != "application/json":
         raise UnsupportedMediaType()
-    data = request.get_json(silent=True, cache=True)
+    try:
+        data = request.get_json(silent=True, cache=True)
+    except RecursionError:  # nested deeper than the parser's stack: `silent` only covers ValueError
+        data = None
     if data is None:
         raise BadRequest(_l("The body is not valid JSON."))
     if not isinstance(data, dict):
@@ -67,14 +72,37 @@ def _error_response(status: int, code: str, message, fields=None, headers=None):
     return response
 
 
-def reject_nul_in_query() -> None:
-    """A NUL character is never meaningful in a URL, and PostgreSQL refuses it in text: 400 before any query."""
-    if "\x00" in request.query_string.decode("utf-8", "replace") or any("\x00" in v for v in request.args.values()):
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in every route: ids (and years) are 32-bit in the database, so a larger number names
+    nothing. It is a 404 here, before a view hands the database a number it cannot compare (PostgreSQL's
+    "integer out of range", SQLite's OverflowError)."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=ID_MAX, signed=False):
+        super().__init__(map, fixed_digits, min, ID_MAX if max is None else max, signed)
+
+
+def install_url_converters(app) -> None:
+    """Call before any route is added: a rule binds its converter class when it is added to the map."""
+    app.url_map.converters["int"] = RowIdConverter
+
+
+def _has_nul(pairs) -> bool:
+    return any("\x00" in key or "\x00" in value for key, value in pairs)
+
+
+def reject_nul() -> None:
+    """A NUL character is never meaningful in an address or a form, and PostgreSQL refuses it in text:
+    400 before routing reaches any query (path, query string, and the fields of a posted form)."""
+    if "\x00" in request.path or "\x00" in request.query_string.decode("utf-8", "replace") \
+            or _has_nul(request.args.items(multi=True)):
         raise BadRequest(_l("The address contains a character that is not allowed."))
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") \
+            and _has_nul(request.form.items(multi=True)):
+        raise BadRequest(_l("The form contains a character that is not allowed."))
 
 
 def register_error_handlers(app) -> None:
-    app.before_request(reject_nul_in_query)
+    app.before_request(reject_nul)
     @app.errorhandler(BanjieError)
     def _banjie_error(error: BanjieError):
         return _error_response(error.status, error.code, error.message, error.fields)
