@@ -10,11 +10,13 @@ from flask_admin import babel as admin_babel
 from flask_admin.contrib.sqla import ModelView, filters
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from sqlalchemy.orm import Query
 
 from tickets.db import db
+from tickets.errors import BadRequest
 from tickets.models import Role
 from tickets.validation import FieldError, identifier
 from tickets.workflow import Actor
@@ -51,7 +53,7 @@ class RoleGuard:
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_LIST_ITEMS = 100  # values in one "in list" filter
-MAX_PAGE = 100_000  # pages past this are as empty as the page after the last; the offset stays a small number
+MAX_PAGE = 100_000  # no list is that long; a page number past it is a mistake (and its offset past any integer)
 
 
 def _bounded(filter_class):
@@ -112,9 +114,12 @@ class SQLModelQueries:
         return self.get_query().filter(column == key).one_or_none()
 
     def _get_list_extra_args(self):
-        args = super()._get_list_extra_args()
-        args.page = min(max(args.page or 0, 0), MAX_PAGE)
-        return args
+        """Flask-Admin reads `?page=` with int(): 20 digits overflow the query's OFFSET and a negative one is
+        refused by the database. A page number is a whole number from 0 to MAX_PAGE, else 400."""
+        raw = request.args.get("page")
+        if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) <= MAX_PAGE):
+            raise BadRequest(_l("The page number is not valid."))
+        return super()._get_list_extra_args()
 
 
 class ConsoleModelView(SQLModelQueries, ModelView):
