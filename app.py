@@ -92,7 +92,9 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     app.config["SQLALCHEMY_ENGINES"] = {"default": {"url": url, "pool_pre_ping": True}}
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config.setdefault("RATELIMIT_ENABLED", True)  # RATELIMIT_PUBLIC=off lifts the public limits only
-    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    # X-RateLimit-* on every answer would cost two more round trips to the limiter's storage per request (the
+    # count and its expiry, read back after the increment); a 429 carries Retry-After (tickets/http.py).
+    app.config["RATELIMIT_HEADERS_ENABLED"] = False
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = app.config["PUBLIC_BASE_URL"].startswith("https://")

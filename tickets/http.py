@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
@@ -10,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from .db import db
 from .errors import BadRequest, BanjieError
+from .extensions import limiter
 
 log = logging.getLogger("banjie.http")
 
@@ -73,6 +75,16 @@ def reject_nul_in_query() -> None:
         raise BadRequest(_l("The address contains a character that is not allowed."))
 
 
+def _seconds_until_reset() -> int | None:
+    """When the limit this request broke lets the client in again (read from the limiter's storage only on a 429)."""
+    try:
+        limit = limiter.current_limit
+        return max(1, limit.reset_at - int(time.time())) if limit is not None else None
+    except Exception:  # the storage went away: answer the 429 without the hint rather than fail
+        log.warning("could not read the rate limit's reset time", exc_info=True)
+        return None
+
+
 def register_error_handlers(app) -> None:
     app.before_request(reject_nul_in_query)
     @app.errorhandler(BanjieError)
@@ -88,7 +100,7 @@ def register_error_handlers(app) -> None:
         code, message = HTTP_ERRORS.get(error.code, ("http_error", error.description))
         headers = {}
         if error.code == 429:
-            retry_after = getattr(error, "retry_after", None)
+            retry_after = getattr(error, "retry_after", None) or _seconds_until_reset()
             response = error.get_response()
             if response is not None and response.headers.get("Retry-After"):
                 headers["Retry-After"] = response.headers["Retry-After"]
