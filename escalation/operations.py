@@ -72,17 +72,18 @@ def sync_steps(session, ticket: Ticket, now: datetime) -> None:
             session.execute(_unfired(step.id).values(cancelled_at=now))
 
 
-def plan_first_steps(session, ticket: Ticket, deadlines, now: datetime) -> None:
+def plan_first_steps(session, ticket: Ticket, now: datetime) -> None:
     """Filing: the ticket is new, so its steps are too; read nothing, only add (the filing hot path)."""
+    deadlines = [obj for obj in session.new if isinstance(obj, Deadline) and obj.ticket_id == ticket.id]
     for key, (rung, at) in wanted_steps(deadlines, store.settings().calendar(), tz()).items():
         session.add(_new_step(ticket.id, key, rung, at, now))
 
 
-def on_event_recorded(event, *, session, ticket, deadlines=(), **_kwargs) -> None:
+def on_event_recorded(event, *, session, ticket, **_kwargs) -> None:
     if event.action in QUIET_ACTIONS:
         return
     if event.action == "file":
-        plan_first_steps(session, ticket, deadlines, event.at)
+        plan_first_steps(session, ticket, event.at)
     else:
         sync_steps(session, ticket, event.at)
 

@@ -71,117 +71,65 @@ def _column_values(obj) -> dict:
     return {c.key: getattr(obj, c.key) for c in table.columns if not (c.primary_key and getattr(obj, c.key) is None)}
 
 
-def _attach(session, obj, row_id) -> None:
-    """Give a freshly inserted object its id and put it in the session as if it had been loaded."""
-    obj.id = row_id
-    make_transient_to_detached(obj)
-    session.add(obj)
-
-
-def _child_key(parent_table: sa.Table, child_table: sa.Table) -> str:
-    """The child's column that refers to the parent's id."""
-    keys = [fk.parent.key for fk in child_table.foreign_keys if fk.column.table is parent_table]
-    if len(keys) != 1:
-        raise ValueError(f"{child_table.name} must refer to {parent_table.name} exactly once")
-    return keys[0]
-
-
 @functools.lru_cache(maxsize=64)
-def _insert_with_children(parent: sa.Table, parent_keys: tuple, children: tuple) -> sa.Select:
-    """One PostgreSQL statement that inserts a parent row and child rows referring to it, returning every id.
+def _insert_rows(shapes: tuple) -> tuple[sa.Select, tuple]:
+    """One PostgreSQL statement inserting one row into each of `shapes` ((table, column keys), ...) and returning
+    their ids, with the names of its parameters for each row's keys.
 
-    `children` is ((table, column keys), ...); parameters are named p_<key> for the parent, c<n>_<key> for
-    child n. The children's references to the parent come from the parent's RETURNING in the same statement.
+    The names are short (p0, p1, ...) to keep the SQL under the length up to which psycopg caches its parsing
+    of a query (4 KB); a longer one is parsed again on every execution.
     """
-    def params(table, keys, prefix):
-        return {k: sa.bindparam(f"{prefix}_{k}", type_=table.c[k].type) for k in keys}
-
-    parent_row = sa.insert(parent).values(params(parent, parent_keys, "p")).returning(parent.c.id).cte("parent_row")
-    parent_id = sa.select(parent_row.c.id).scalar_subquery()
-    ids = [parent_id]
-    for n, (table, keys) in enumerate(children):
-        values = params(table, keys, f"c{n}") | {_child_key(parent, table): parent_id}
-        child_row = sa.insert(table).values(values).returning(table.c.id).cte(f"child_row_{n}")
-        ids.append(sa.select(child_row.c.id).scalar_subquery())
-    return sa.select(*ids)  # each WITH part inserts one row: one row of ids
-
-
-def insert_together(session, parent, *children) -> None:
-    """Write a new object and new objects that refer to it, and attach them all to `session` as if loaded.
-
-    For the hot path of filing (issue 11, item 20): on PostgreSQL the rows go in one statement (the parent's
-    INSERT ... RETURNING and the children's INSERTs as a data-modifying WITH), instead of one flush for the
-    parent (whose id the children need) and one INSERT per child, each through the unit of work. Elsewhere
-    one INSERT each. Every object must be complete (an SQLModel constructor fills every field); the
-    children's reference to the parent is filled in here. No mapper insert events fire for them.
-    """
-    connection = session.connection()
-    parent_table = type(parent).__table__
-    if connection.dialect.name != "postgresql":
-        _attach(session, parent, connection.execute(sa.insert(parent_table), _column_values(parent)).inserted_primary_key[0])
-        for child in children:
-            child_table = type(child).__table__
-            setattr(child, _child_key(parent_table, child_table), parent.id)
-            row_id = connection.execute(sa.insert(child_table), _column_values(child)).inserted_primary_key[0]
-            _attach(session, child, row_id)
-        return
-    parent_values = _column_values(parent)
-    params = {f"p_{k}": v for k, v in parent_values.items()}
-    shapes = []
-    for n, child in enumerate(children):
-        child_table = type(child).__table__
-        key = _child_key(parent_table, child_table)
-        values = {k: v for k, v in _column_values(child).items() if k != key}
-        shapes.append((child_table, tuple(values)))
-        params.update({f"c{n}_{k}": v for k, v in values.items()})
-    statement = _insert_with_children(parent_table, tuple(parent_values), tuple(shapes))
-    ids = connection.execute(statement, params).one()
-    _attach(session, parent, ids[0])
-    for child, row_id in zip(children, ids[1:]):
-        setattr(child, _child_key(parent_table, type(child).__table__), parent.id)
-        _attach(session, child, row_id)
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_rows(shapes: tuple) -> sa.Select:
-    """One PostgreSQL statement inserting one row into each of `shapes` ((table, column keys), ...), returning
-    their ids; parameters are named r<n>_<key> for row n."""
-    ids = []
+    ids, names, count = [], [], 0
     for n, (table, keys) in enumerate(shapes):
-        values = {k: sa.bindparam(f"r{n}_{k}", type_=table.c[k].type) for k in keys}
-        row = sa.insert(table).values(values).returning(table.c.id).cte(f"row_{n}")
-        ids.append(sa.select(row.c.id).scalar_subquery())
-    return sa.select(*ids)
+        row_names = tuple(f"p{count + i}" for i in range(len(keys)))
+        count += len(keys)
+        names.append(row_names)
+        values = {k: sa.bindparam(name, type_=table.c[k].type) for k, name in zip(keys, row_names)}
+        (key,) = table.primary_key.columns  # a single-column primary key, as every table of filing has
+        row = sa.insert(table).values(values).returning(key).cte(f"row_{n}")
+        ids.append(sa.select(row.c[key.key]).scalar_subquery())
+    return sa.select(*ids), tuple(names)  # each WITH part inserts one row: one row of ids
+
+
+@functools.lru_cache(maxsize=1)
+def _table_order() -> dict:
+    """Tables in the order their foreign keys allow them to be written."""
+    return {table: n for n, table in enumerate(SQLModel.metadata.sorted_tables)}
 
 
 def insert_pending(session) -> None:
-    """Write the objects added to `session` since its last flush now, and keep them in it as if loaded.
+    """Write the objects added to `session` since its last flush, as `session.flush()` would.
 
-    For the hot path of filing (issue 11, item 20), after the receivers of `event_recorded` have added their
-    rows: on PostgreSQL the rows go in one statement (a data-modifying WITH of independent INSERTs), instead
-    of the unit of work's flush with one INSERT each, which cost about a quarter of a filing. Elsewhere one
-    INSERT each. Only for new rows that refer to rows already written, not to one another; no mapper insert
-    events fire for them.
+    On PostgreSQL they go in one statement (their INSERTs as the parts of a data-modifying WITH; foreign keys
+    are checked at its end) instead of the unit of work's one INSERT each: for the hot path of filing, whose
+    five rows took five statements and most of its time (issue 11, item 20). The objects must be new and
+    complete (an SQLModel constructor fills every field, references to one another by ids set beforehand);
+    they stay in the session as if loaded. No mapper insert events fire for them. Elsewhere one INSERT each,
+    in the order the foreign keys need (the unit of work orders tables by relationships, and these have none).
     """
-    pending = sorted(session.new, key=lambda obj: type(obj).__table__.name)  # a stable shape for the statement cache
+    order = _table_order()
+    pending = sorted(session.new, key=lambda obj: order[type(obj).__table__])  # a stable shape to cache
     if not pending:
         return
-    for obj in pending:
-        session.expunge(obj)
     connection = session.connection()
     rows = [(type(obj).__table__, _column_values(obj)) for obj in pending]
-    if connection.dialect.name != "postgresql":
-        ids = [connection.execute(sa.insert(table), values).inserted_primary_key[0] for table, values in rows]
-    else:
-        statement = _insert_rows(tuple((table, tuple(values)) for table, values in rows))
-        params = {f"r{n}_{k}": v for n, (_table, values) in enumerate(rows) for k, v in values.items()}
+    if connection.dialect.name == "postgresql":
+        statement, names = _insert_rows(tuple((table, tuple(values)) for table, values in rows))
+        params = {name: value for (_table, values), row_names in zip(rows, names)
+                  for name, value in zip(row_names, values.values())}
         ids = connection.execute(statement, params).one()
+    else:
+        ids = [connection.execute(sa.insert(table), values).inserted_primary_key[0] for table, values in rows]
     for obj, row_id in zip(pending, ids):
-        _attach(session, obj, row_id)
+        session.expunge(obj)
+        (key,) = type(obj).__table__.primary_key.columns
+        setattr(obj, key.key, row_id)
+        make_transient_to_detached(obj)
+        session.add(obj)
 
 
-def autocommit_scalar(session, statement, params: dict):
-    """Run one statement in a transaction of its own (autocommit) on PostgreSQL and return its scalar.
+def autocommit_row(session, statement, params: dict) -> sa.Row:
+    """Run one statement in a transaction of its own (autocommit) on PostgreSQL and return its one row.
 
     When the session's transaction has not begun on the server yet, the statement runs on the connection the
     session is about to use, switched to autocommit for it (the same toggle as SQLAlchemy's own pre-ping): no
@@ -194,9 +142,9 @@ def autocommit_scalar(session, statement, params: dict):
     if raw.info.transaction_status == TransactionStatus.IDLE and not raw.autocommit:
         raw.autocommit = True
         try:
-            return connection.execute(statement, params).scalar_one()
+            return connection.execute(statement, params).one()
         finally:
             if not raw.closed:
                 raw.autocommit = False
     with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as own:
-        return own.execute(statement, params).scalar_one()
+        return own.execute(statement, params).one()

@@ -11,7 +11,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from . import clock, deadlines, secrets, validation
-from .db import autocommit_scalar, insert_pending, insert_together
+from .db import autocommit_row, insert_pending
 from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
 from .phones import normalise_mobile
 from .signals import event_recorded
@@ -56,34 +56,41 @@ def _tz() -> ZoneInfo:
 
 
 @functools.lru_cache(maxsize=None)
-def _counter_upsert(dialect: str):
-    """Bump the day's counter by one, creating it at 1; returns the new value. Built once per dialect."""
+def _number_statement(dialect: str):
+    """Bump the day's counter by one (creating it at 1); on PostgreSQL also take the new ticket's id from its
+    sequence, in the same statement. Built once per dialect."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(TrackingCounter).values(day=sa.bindparam("day"), value=1)
-    return statement.on_conflict_do_update(
+    bump = insert(TrackingCounter).values(day=sa.bindparam("day"), value=1).on_conflict_do_update(
         index_elements=["day"], set_={"value": TrackingCounter.value + 1}
     ).returning(TrackingCounter.value)
+    if dialect != "postgresql":
+        return bump
+    bumped = bump.cte("bumped")
+    return sa.select(bumped.c.value, sa.func.nextval(sa.func.pg_get_serial_sequence(Ticket.__tablename__, "id")))
 
 
-def next_tracking_no(session, at: datetime) -> str:
-    """BJ20261122-0001: the local date and that day's sequence, unique under concurrent filing.
+def take_number(session, at: datetime) -> tuple[str, int]:
+    """A new ticket's tracking number, BJ20261122-0001 (the local date and that day's sequence, unique under
+    concurrent filing), and the id it will have.
 
     The counter row is bumped with one atomic upsert. On PostgreSQL that happens in its own autocommit
-    statement, so the row lock is not held while the rest of the filing is written; the number may
-    then skip if the filing fails, which is harmless. SQLite has a single writer anyway, so there it
-    joins the caller's transaction.
+    statement, which also takes the id from the table's sequence, so the row lock is not held while the
+    rest of the filing is written; the number may then skip if the filing fails, which is harmless. SQLite
+    has a single writer anyway, so there it joins the caller's transaction, whose write lock also makes the
+    next id safe to take.
     """
     day = at.astimezone(_tz()).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
-    statement = _counter_upsert(dialect)
+    statement = _number_statement(dialect)
     if dialect == "postgresql":
-        value = autocommit_scalar(session, statement, {"day": day})
+        value, ticket_id = autocommit_row(session, statement, {"day": day})
     else:
         value = session.execute(statement, {"day": day}).scalar_one()
-    return f"BJ{day}-{value:04d}"
+        ticket_id = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Ticket.id), 0) + 1))
+    return f"BJ{day}-{value:04d}", ticket_id
 
 
 @dataclass(frozen=True)
@@ -96,23 +103,25 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
     """Create a submitted ticket from validated intake data (see `validate_intake`)."""
     now = clock.now()
     code = secrets.new_query_code()
+    tracking_no, ticket_id = take_number(session, now)
     ticket = Ticket(
-        tracking_no=next_tracking_no(session, now), query_code_hash=secrets.hash_query_code(code),
+        id=ticket_id, tracking_no=tracking_no, query_code_hash=secrets.hash_query_code(code),
         citizen_name=data["name"], phone=data["phone"], problem_type=data["problem_type"],
         service_item=data.get("service_item"), description=data["description"], channel=channel,
         suggested_department_id=data.get("department_id"), created_at=now, updated_at=now,
     )
-    # The first deadline is planned before the ticket is written, so filing reads nothing. Filing is the hot
-    # path (issue 11, item 20): on PostgreSQL its rows take two statements, not a flush per row. The ticket, its
-    # deadline and its event go in the first; what the receivers of `event_recorded` add (the receipt SMS,
-    # the escalation step) in the second.
+    # Filing reads nothing and, on PostgreSQL, writes its rows in one statement (it is the hot path: issue 11,
+    # item 20): the first deadline is planned before the ticket is written, the ticket's id is known
+    # beforehand, and the receivers of `event_recorded` add their rows (the receipt SMS, the escalation
+    # step) before anything is written, so nothing may flush while they do.
     accept = deadlines.planned(ticket, DeadlineKind.accept, now)
-    accept.round = 1
+    accept.ticket_id, accept.round = ticket.id, 1
     ticket.due_at, ticket.due_kind, ticket.due_provisional = accept.due_at, accept.kind, accept.provisional
-    event = Event(at=now, actor_role="citizen", action="file", to_status=ticket.status, public=True,
-                  data={"channel": channel})
-    insert_together(session, ticket, accept, event)
-    event_recorded.send(event, session=session, ticket=ticket, query_code=code, deadlines=[accept])
+    event = Event(ticket_id=ticket.id, at=now, actor_role="citizen", action="file", to_status=ticket.status,
+                  public=True, data={"channel": channel})
+    session.add_all((ticket, accept, event))
+    with session.no_autoflush:
+        event_recorded.send(event, session=session, ticket=ticket, query_code=code)
     insert_pending(session)
     return Filed(ticket, code)
 

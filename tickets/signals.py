@@ -1,9 +1,8 @@
 """Signals other rooms listen to, so the ticket room never imports them.
 
 `event_recorded` fires inside the caller's transaction each time an Event is added (sender: the Event;
-keyword arguments: `session`, `ticket`, and for a filing `query_code` and `deadlines`, the deadlines it
-started). Receivers may add rows to the same session (an SMS outbox row, an escalation step) and must not
-commit.
+keyword arguments: `session`, `ticket`, and `query_code` for a filing). Receivers may add rows to the same
+session (an SMS outbox row, an escalation step) and must not commit.
 """
 from __future__ import annotations
 
