@@ -7,7 +7,6 @@ from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 from flask_sqlalchemy_lite import SQLAlchemy
-from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel
 
@@ -21,8 +20,6 @@ SQLModel.metadata.naming_convention = {
 }
 
 db = SQLAlchemy(session_options={"class_": Session, "expire_on_commit": False})
-
-_PG_DIALECT = postgresql_psycopg.dialect()  # for insert_pending's statement and its values
 
 
 def utcnow() -> datetime:
@@ -76,7 +73,7 @@ def _column_values(obj) -> dict:
 
 
 @functools.lru_cache(maxsize=64)
-def _insert_rows(shapes: tuple) -> tuple[sa.TextClause, tuple]:
+def _insert_rows(dialect, shapes: tuple) -> tuple[sa.TextClause, tuple]:
     """One PostgreSQL statement inserting one row into each of `shapes` ((table, column keys), ...) and returning
     their ids, with what turns each row's values into its parameter.
 
@@ -84,7 +81,7 @@ def _insert_rows(shapes: tuple) -> tuple[sa.TextClause, tuple]:
     table: one parameter per row, not one per column, because psycopg caches its parsing of a query only up
     to 50 parameters (and 4 KB), and parsed the eighty of filing's five rows again on every filing.
     """
-    quote = _PG_DIALECT.identifier_preparer.quote
+    quote = dialect.identifier_preparer.quote
     parts, ids, converters = [], [], []
     for n, (table, keys) in enumerate(shapes):
         (key,) = table.primary_key.columns  # a single-column primary key, as every table of filing has
@@ -94,11 +91,12 @@ def _insert_rows(shapes: tuple) -> tuple[sa.TextClause, tuple]:
         ids.append(f"(SELECT {quote(key.name)} FROM row_{n})")
         # Each column's own conversion first (UTCDateTime: aware, in UTC); JSON columns nest as they are.
         converters.append(tuple((table.c[k].name, None if isinstance(table.c[k].type, sa.JSON)
-                                 else table.c[k].type.bind_processor(_PG_DIALECT)) for k in keys))
+                                 else table.c[k].type.bind_processor(dialect)) for k in keys))
     return sa.text(f"WITH {', '.join(parts)} SELECT {', '.join(ids)}"), tuple(converters)
 
 
 def _json_row(converters: tuple, values: dict) -> str:
+    """A row's values as the JSON object `json_populate_record` reads (times in ISO 8601 with their offset)."""
     row = {}
     for (name, process), value in zip(converters, values.values()):
         if value is not None and process is not None:
@@ -130,7 +128,7 @@ def insert_pending(session) -> None:
     connection = session.connection()
     rows = [(type(obj).__table__, _column_values(obj)) for obj in pending]
     if connection.dialect.name == "postgresql":
-        statement, converters = _insert_rows(tuple((table, tuple(values)) for table, values in rows))
+        statement, converters = _insert_rows(connection.dialect, tuple((table, tuple(values)) for table, values in rows))
         ids = connection.execute(statement, {f"r{n}": _json_row(convert, values)
                                              for n, (convert, (_table, values)) in enumerate(zip(converters, rows))}).one()
     else:
