@@ -14,7 +14,7 @@ COMPILED := $(CATALOGS:.po=.mo)
 help:
 	@echo "make run    - serve Banjie on http://$${HOST:-127.0.0.1}:$${PORT:-5000} (SQLite, in-process worker, SMS outbox, demo data)"
 	@echo "make test   - run the test suite (PostgreSQL, Redis and Chromium tests run when those are reachable)"
-	@echo "make bench  - run the benchmarks in tests/bench (needs PostgreSQL)"
+	@echo "make bench  - filing benchmark with the bare Flask + psycopg ceiling beside it (needs PostgreSQL, Redis)"
 	@echo "make bench-sms - send 10,000 SMS through the Twilio test server with dramatiq workers (needs PostgreSQL, Redis)"
 	@echo "make bench-escalation - time escalation sweeps over 1,000,000 open cases (needs PostgreSQL)"
 	@echo "make bench-reports - time the monthly report on 100,000 cases of 2,000,000 (needs PostgreSQL)"

@@ -104,7 +104,9 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis", "rediss")):
         app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
-    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    # X-RateLimit-* on every answer would cost two more round trips to the limiter's storage per request (the
+    # count and its expiry, read back after the increment); a 429 carries Retry-After (tickets/http.py).
+    app.config["RATELIMIT_HEADERS_ENABLED"] = False
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = app.config["PUBLIC_BASE_URL"].startswith("https://")

@@ -202,22 +202,25 @@ def redrive(now, *, grace_seconds: int = 30, batch: int = 500) -> list[int]:
 _KEY = "banjie.sms_to_send"
 
 
-def _after_flush(session, flush_context) -> None:
-    ids = [obj.id for obj in session.new if isinstance(obj, SmsMessage) and obj.status == PENDING]
-    if ids:
-        session.info.setdefault(_KEY, []).extend(ids)
+def _new_row(session, instance) -> None:
+    """Remember each new outbox row of the transaction, however it is written (a flush, or `tickets.db`'s
+    one-statement inserts of the filing hot path); its id is known by the commit."""
+    if isinstance(instance, SmsMessage):
+        session.info.setdefault(_KEY, []).append(instance)
 
 
 def _after_commit(session) -> None:
-    ids = session.info.pop(_KEY, None)
-    if not ids:
+    messages = session.info.pop(_KEY, None)
+    if not messages:
         return
     enqueue = current_app.extensions.get("banjie.sms_enqueue")
-    for message_id in ids:
+    for message in messages:
+        if message.id is None or message.status != PENDING:  # never written, or not to be sent (opted out)
+            continue
         try:
-            enqueue(message_id)
+            enqueue(message.id)
         except Exception:  # a broker outage loses nothing: the scheduler re-drives the row
-            log.warning("could not enqueue sms %s; the outbox sweep will send it", message_id, exc_info=True)
+            log.warning("could not enqueue sms %s; the outbox sweep will send it", message.id, exc_info=True)
 
 
 def _after_rollback(session) -> None:
@@ -228,6 +231,6 @@ def install_session_hooks(session_class) -> None:
     """Enqueue the outbox rows a transaction wrote once it commits (idempotent)."""
     if sa.event.contains(session_class, "after_commit", _after_commit):
         return
-    sa.event.listen(session_class, "after_flush", _after_flush)
+    sa.event.listen(session_class, "transient_to_pending", _new_row)
     sa.event.listen(session_class, "after_commit", _after_commit)
     sa.event.listen(session_class, "after_soft_rollback", lambda session, previous: _after_rollback(session))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
@@ -11,6 +12,7 @@ from werkzeug.routing import IntegerConverter
 
 from .db import db
 from .errors import BadRequest, BanjieError
+from .extensions import limiter
 from .validation import ID_MAX
 
 log = logging.getLogger("banjie.http")
@@ -101,6 +103,16 @@ def reject_nul() -> None:
         raise BadRequest(_l("The form contains a character that is not allowed."))
 
 
+def _seconds_until_reset() -> int | None:
+    """When the limit this request broke lets the client in again (read from the limiter's storage only on a 429)."""
+    try:
+        limit = limiter.current_limit
+        return max(1, limit.reset_at - int(time.time())) if limit is not None else None
+    except Exception:  # the storage went away: answer the 429 without the hint rather than fail
+        log.warning("could not read the rate limit's reset time", exc_info=True)
+        return None
+
+
 def register_error_handlers(app) -> None:
     app.before_request(reject_nul)
     @app.errorhandler(BanjieError)
@@ -116,7 +128,7 @@ def register_error_handlers(app) -> None:
         code, message = HTTP_ERRORS.get(error.code, ("http_error", error.description))
         headers = {}
         if error.code == 429:
-            retry_after = getattr(error, "retry_after", None)
+            retry_after = getattr(error, "retry_after", None) or _seconds_until_reset()
             response = error.get_response()
             if response is not None and response.headers.get("Retry-After"):
                 headers["Retry-After"] = response.headers["Retry-After"]

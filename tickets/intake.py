@@ -1,6 +1,7 @@
 """Filing: validate what a citizen sends, give the ticket a tracking number and a query code, start the clock."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from . import clock, deadlines, secrets, validation
+from .db import autocommit_row, insert_pending
 from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
 from .phones import normalise_mobile
 from .signals import event_recorded
@@ -53,30 +55,42 @@ def _tz() -> ZoneInfo:
     return ZoneInfo(current_app.config["TIMEZONE"])
 
 
-def next_tracking_no(session, at: datetime) -> str:
-    """BJ20261122-0001: the local date and that day's sequence, unique under concurrent filing.
-
-    The counter row is bumped with one atomic upsert. On PostgreSQL that happens in its own short
-    transaction, so the row lock is not held while the rest of the filing is written; the number may
-    then skip if the filing fails, which is harmless. SQLite has a single writer anyway, so there it
-    joins the caller's transaction.
-    """
-    day = at.astimezone(_tz()).strftime("%Y%m%d")
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
+@functools.lru_cache(maxsize=None)
+def _number_statement(dialect: str):
+    """Bump the day's counter by one (creating it at 1); on PostgreSQL also take the new ticket's id from its
+    sequence, in the same statement. Built once per dialect."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(TrackingCounter).values(day=day, value=1)
-    statement = statement.on_conflict_do_update(
+    bump = insert(TrackingCounter).values(day=sa.bindparam("day"), value=1).on_conflict_do_update(
         index_elements=["day"], set_={"value": TrackingCounter.value + 1}
     ).returning(TrackingCounter.value)
-    if bind.dialect.name == "postgresql":
-        with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            value = connection.execute(statement).scalar_one()
+    if dialect != "postgresql":
+        return bump
+    bumped = bump.cte("bumped")
+    return sa.select(bumped.c.value, sa.func.nextval(sa.func.pg_get_serial_sequence(Ticket.__tablename__, "id")))
+
+
+def take_number(session, at: datetime) -> tuple[str, int]:
+    """A new ticket's tracking number, BJ20261122-0001 (the local date and that day's sequence, unique under
+    concurrent filing), and the id it will have.
+
+    The counter row is bumped with one atomic upsert. On PostgreSQL that happens in its own autocommit
+    statement, which also takes the id from the table's sequence, so the row lock is not held while the
+    rest of the filing is written; the number may then skip if the filing fails, which is harmless. SQLite
+    has a single writer anyway, so there it joins the caller's transaction, whose write lock also makes the
+    next id safe to take.
+    """
+    day = at.astimezone(_tz()).strftime("%Y%m%d")
+    dialect = session.get_bind().dialect.name
+    statement = _number_statement(dialect)
+    if dialect == "postgresql":
+        value, ticket_id = autocommit_row(session, statement, {"day": day})
     else:
-        value = session.execute(statement).scalar_one()
-    return f"BJ{day}-{value:04d}"
+        value = session.execute(statement, {"day": day}).scalar_one()
+        ticket_id = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Ticket.id), 0) + 1))
+    return f"BJ{day}-{value:04d}", ticket_id
 
 
 @dataclass(frozen=True)
@@ -89,23 +103,26 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
     """Create a submitted ticket from validated intake data (see `validate_intake`)."""
     now = clock.now()
     code = secrets.new_query_code()
+    tracking_no, ticket_id = take_number(session, now)
     ticket = Ticket(
-        tracking_no=next_tracking_no(session, now), query_code_hash=secrets.hash_query_code(code),
+        id=ticket_id, tracking_no=tracking_no, query_code_hash=secrets.hash_query_code(code),
         citizen_name=data["name"], phone=data["phone"], problem_type=data["problem_type"],
         service_item=data.get("service_item"), description=data["description"], channel=channel,
         suggested_department_id=data.get("department_id"), created_at=now, updated_at=now,
     )
-    # The first deadline is planned before the ticket is written, so filing costs three INSERTs and no reads.
+    # Filing reads nothing and, on PostgreSQL, writes its rows in one statement (it is the hot path: issue 11,
+    # item 20): the first deadline is planned before the ticket is written, the ticket's id is known
+    # beforehand, and the receivers of `event_recorded` add their rows (the receipt SMS, the escalation
+    # step) before anything is written, so nothing may flush while they do.
     accept = deadlines.planned(ticket, DeadlineKind.accept, now)
-    ticket.due_at, ticket.due_kind, ticket.due_provisional = accept.due_at, accept.kind, accept.provisional
-    session.add(ticket)
-    session.flush()
     accept.ticket_id, accept.round = ticket.id, 1
-    session.add(accept)
+    ticket.due_at, ticket.due_kind, ticket.due_provisional = accept.due_at, accept.kind, accept.provisional
     event = Event(ticket_id=ticket.id, at=now, actor_role="citizen", action="file", to_status=ticket.status,
                   public=True, data={"channel": channel})
-    session.add(event)
-    event_recorded.send(event, session=session, ticket=ticket, query_code=code)
+    session.add_all((ticket, accept, event))
+    with session.no_autoflush:
+        event_recorded.send(event, session=session, ticket=ticket, query_code=code)
+    insert_pending(session)
     return Filed(ticket, code)
 
 
