@@ -129,6 +129,7 @@ class Walk:
     field_names: set = field(default_factory=lambda: set(FORM_SEED))
     called: set = field(default_factory=set)
     answers: dict = field(default_factory=dict)  # status → count
+    reached: set = field(default_factory=set)    # (rule, method) that answered 2xx at least once
     errors: _Errors = field(default_factory=_Errors)
     tickets: dict = field(default_factory=dict)  # state → tracking number
     valid: dict = field(default_factory=dict)    # path argument → values naming real things
@@ -176,6 +177,8 @@ class Walk:
             response = self._send(identity, method, url, body)
         status = response.status_code
         self.answers[status] = self.answers.get(status, 0) + 1
+        if 200 <= status < 300:
+            self.reached.add((rule.rule, method))
         if status >= 500:
             why = self.errors.seen[logged:]
             self.failures.append(f"{status} {identity.name} {method} {url[:200]!r} {what} {why[-1] if why else ''}")
@@ -399,7 +402,11 @@ def test_no_route_answers_5xx(walk):
     assert not walk.failures, report(walk)
     every = {(r.rule, m) for r in rules(app) for m in methods(r)}
     assert every - walk.called == set()  # no route was left out
-    assert walk.answers.get(200, 0) > 500 and walk.answers.get(400, 0) > 100  # the walk got into the views
+    # The walk got into the views: many GET routes answered 2xx to some caller (Flask-Admin's disabled
+    # create/edit/details/export routes of read-only lists only ever redirect), and hostile input was refused.
+    gets = {(r.rule, m) for r in rules(app) for m in methods(r) if m == "GET"}
+    assert len(walk.reached & gets) >= 0.4 * len(gets), sorted(gets - walk.reached)
+    assert walk.answers.get(400, 0) > 100
 
 
 def anything(names):
