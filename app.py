@@ -1,32 +1,24 @@
-"""create_app(): configuration, database, broker, blueprints and console. The only place that wires rooms together."""
+"""create_app(): the settings, the platform pieces (tickets/platform.py), then each room's init_app. The only place
+that wires rooms together."""
 from __future__ import annotations
 
-import logging
+import importlib
 import os
 import re
 import secrets
-from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
-from flask import Flask, current_app, has_request_context, request, session
+from flask import Flask
 from flask.cli import with_appcontext
-from flask_login import current_user
-from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import run_simple
 
-from escalation.ladder import ladder_from_config
-from escalation.policies import DeadlinePolicy
-from escalation.store import SettingsCache
 from notify.test_numbers import DEFAULT_TEST_NUMBERS
-from tickets import clock, headers, logins
-from tickets.broker import bind_actors, init_broker
-from tickets.db import configure_engine, db
-from tickets.extensions import babel, csrf, limiter, limiter_health, login_manager
+from tickets import platform
+from tickets.broker import broker
+from tickets.db import db
 
 ROOT = Path(__file__).resolve().parent
-LANGUAGES = ("zh_CN", "en")
 
 # name: (default, type). Environment variables of the same name override; see API.md's table.
 SETTINGS = {
@@ -116,155 +108,19 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
 
 
-def select_locale() -> str:
-    """The language of a response; Chinese first.
-
-    Pages are Chinese unless the visitor chose English with ?lang=en (remembered in the session): a
-    browser left on English must not turn a Chinese government site English by itself. The JSON API
-    answers in the caller's Accept-Language (zh_CN or en), as API.md says. Outside a request
-    (actors, the CLI) it is zh_CN: SMS and reports speak to Chinese readers.
-    """
-    if not has_request_context():
-        return "zh_CN"
-    if request.path.startswith(("/api/", "/sms/")):
-        return request.accept_languages.best_match(LANGUAGES, default="zh_CN")
-    chosen = request.args.get("lang")
-    if chosen in LANGUAGES:
-        session["lang"] = chosen
-        return chosen
-    return session.get("lang") if session.get("lang") in LANGUAGES else "zh_CN"
-
-
-class RedactQueryCode(logging.Filter):
-    """Access logs must not carry the citizen's query code."""
-
-    pattern = re.compile(r"(code=)[^&\s\"]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(self.pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
-        record.msg = self.pattern.sub(r"\1***", str(record.msg))
-        return True
-
-
-def _load_user(user_id: str):
-    """The signed-in user, if the session's row is still live (tickets/logins.py); else the visitor is anonymous.
-
-    A session that was signed out, revoked by a password, role or department change or a deactivation, or
-    left idle too long, loses its cookie's sign-in here, at its next request.
-    """
-    config = current_app.config
-    user = logins.live_user(db.session, user_id, session.get(logins.SESSION_KEY), clock.now(),
-                            idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
-                            lifetime=timedelta(hours=config["SESSION_MAX_HOURS"]))
-    if db.session.dirty:
-        db.session.commit()  # last_seen_at or an expiry; nothing else has been written yet (see _resolve_sign_in)
-    if user is None:
-        for key in ("_user_id", "_fresh", "_id", logins.SESSION_KEY):
-            session.pop(key, None)
-    return user
-
-
-def _resolve_sign_in() -> None:
-    """Load the signed-in user before the view runs, so that the loader's commit never carries a view's writes."""
-    if "_user_id" in session and not (request.endpoint or "").endswith("static"):
-        current_user._get_current_object()
+# The rooms, in the order they are wired: each `init_app(app)` registers its blueprints, CLI, actors,
+# reactions to workflow events and scheduled jobs. tickets first (the others react to its workflow), the
+# console last (it shows every room).
+ROOMS = ("tickets", "escalation", "notify", "reports", "demo", "admin")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    """Settings, then the platform pieces every room uses, then each room."""
     app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder="templates", static_folder="static")
-    from tickets.http import install_url_converters
-
-    install_url_converters(app)  # before any blueprint adds a route
     _load_settings(app, test_config)
-    app.json.ensure_ascii = False  # UTF-8 JSON: Chinese stays readable in answers and logs
-    if app.config["PROXY_COUNT"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
-    logging.getLogger("werkzeug").addFilter(RedactQueryCode())
-    headers.init_app(app)  # first, so that the nonce exists before anything renders
-
-    db.init_app(app)
-    # Banjie configures no async engines; the extension's async teardown would still cost a thread hop per request.
-    app.teardown_appcontext_funcs[:] = [f for f in app.teardown_appcontext_funcs
-                                        if getattr(f, "__name__", "") != "_close_async_sessions"]
-    with app.app_context():
-        for engine in db.engines.values():
-            configure_engine(engine)
-    babel.init_app(app, locale_selector=select_locale)
-    csrf.init_app(app)
-    limiter.init_app(app)
-    limiter_health.init_app(app)
-    login_manager.init_app(app)
-    login_manager.login_view = "auth.login"
-    login_manager.login_message = None  # the sign-in page says enough
-    login_manager.user_loader(_load_user)
-    app.before_request(_resolve_sign_in)
-
-    # Periodic jobs of every room (name -> callable(now)); the scheduler runs them each tick. See escalation/scheduler.py.
-    app.extensions.setdefault("banjie.scheduled", {})
-    tz = ZoneInfo(app.config["TIMEZONE"])
-    settings = SettingsCache(app.config["ESCALATION_CACHE_SECONDS"])
-    app.extensions["banjie.escalation_settings"] = settings
-    app.extensions["banjie.escalation_ladder"] = ladder_from_config(app.config.get("ESCALATION_LADDER"))
-    app.extensions["banjie.deadline_policy"] = DeadlinePolicy(calendar_source=settings.calendar, tz=tz,
-                                                              overrides_source=settings.overrides)
-    broker = init_broker(app)
-
-    from escalation import cli as escalation_cli, tasks as escalation_tasks
-    from escalation.operations import on_event_recorded
-    from tickets.signals import event_recorded
-
-    bind_actors(broker, escalation_tasks.ACTORS)
-    event_recorded.connect(on_event_recorded)  # weak=True is fine: a module-level function
-    escalation_cli.register(app)
-
-    import notify
-    from notify.quiet import parse_quiet_hours
-
-    parse_quiet_hours(app.config["SMS_QUIET_HOURS"])  # a malformed setting stops start-up with a clear message
-    notify.init_app(app)
-
-    from tickets import api, cli, views
-    from tickets.http import register_error_handlers
-
-    app.register_blueprint(api.bp)
-    app.register_blueprint(views.bp)
-    register_error_handlers(app)
-    cli.register(app)
-
-    import demo
-
-    demo.register(app)
-
-    from reports.setup import init_app as init_reports
-
-    init_reports(app)
-
-    from admin import init_admin
-
-    init_admin(app)
-
-    from tickets.presenters import iso_text, local_text
-
-    app.add_template_filter(local_text, "localtime")
-    app.add_template_filter(iso_text, "isotime")
-    from tickets.phones import national
-
-    app.add_template_filter(lambda number: national(number) if number else "", "phone")
-    from tickets.phones import mask
-
-    app.add_template_filter(lambda number: mask(number) if number else "", "mask_phone")
-
-    @app.context_processor
-    def _globals():
-        from flask_babel import get_locale
-        locale = str(get_locale())
-        chinese = locale.startswith("zh")
-        # html_lang: the BCP 47 tag every page's <html lang> states (public pages, console, sign-in, errors).
-        # sentence_gap: what goes between two sentences a template puts side by side (none in Chinese).
-        return {"office_name": app.config["OFFICE_NAME"], "current_locale": locale,
-                "html_lang": "zh-CN" if chinese else "en", "sentence_gap": "" if chinese else " "}
-
+    platform.init_app(app)
+    for name in ROOMS:
+        importlib.import_module(name).init_app(app)
     app.cli.add_command(serve)
     return app
 
@@ -301,7 +157,7 @@ def serve():
     app = current_app._get_current_object()
     worker = stop_scheduler = None
     if not app.config["BROKER_URL"]:
-        worker = dramatiq.Worker(app.extensions["banjie.broker"], worker_threads=2)
+        worker = dramatiq.Worker(broker(app), worker_threads=2)
         worker.start()
         _thread, stop_scheduler = start_thread(app)
     host, port = app.config["HOST"], app.config["PORT"]

@@ -3,6 +3,7 @@
     dramatiq --processes 2 --threads 4 worker
 """
 from app import create_app
+from tickets.broker import broker as broker_of
 
 app = create_app()
-broker = app.extensions["banjie.broker"]
+broker = broker_of(app)

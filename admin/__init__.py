@@ -5,8 +5,19 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import lazy_gettext as _l
 
+from tickets.slots import AppSlot
 
-def init_admin(app) -> Admin:
+
+CONSOLE: AppSlot[Admin] = AppSlot("banjie.admin", "the Flask-Admin console")
+
+
+def console(app=None) -> Admin:
+    """The app's console (its views: `console(app)._views`)."""
+    return CONSOLE.get(app)
+
+
+def init_app(app) -> Admin:
+    """Wire the console: its views (queues, case pages, escalation, management, SMS, reports) and sign-in."""
     from . import auth, escalation, management, sms
     from .case import CaseView
     from .dashboard import Dashboard
@@ -26,5 +37,4 @@ def init_admin(app) -> Admin:
         sms.register(admin)
         admin.add_view(ReportsView(name=_l("Reports"), endpoint="reports", url="/admin/reports"))
     app.register_blueprint(auth.bp)
-    app.extensions["banjie.admin"] = admin
-    return admin
+    return CONSOLE.set(app, admin)

@@ -5,8 +5,6 @@ API, so the console can do nothing the workflow would refuse.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlalchemy as sa
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
@@ -17,7 +15,7 @@ from tickets import clock, workflow
 from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
-from tickets.labels import ACTION_LABELS, SCORE_LABELS, label
+from tickets.labels import SCORE_LABELS, label
 from tickets.models import Department, ReturnVisit, Role, Survey
 from tickets.presenters import iso, staff_view
 
@@ -25,94 +23,7 @@ from .base import RoleGuard, current_actor
 from .escalation import event_lines, step_history
 from .queues import due_badge, supervision_text
 
-
-@dataclass(frozen=True)
-class Input:
-    name: str
-    label: object
-    kind: str = "text"   # text | department | departments | days | yesno | date
-    required: bool = True
-    hint: object = ""
-    options: tuple = ()  # for yesno: ((value, label), ...) when the default approve/refuse does not fit
-
-
-def _text(name, text, required=True, hint=""):
-    return Input(name, text, "text", required, hint)
-
-
-ACTION_FORMS: dict[str, tuple[Input, ...]] = {
-    "accept": (_text("note", _l("Note (internal)"), False),),
-    "reject": (_text("reason", _l("Reason, shown to the citizen"), hint=_l(
-        "Say why the case is outside the window's scope and where the citizen can turn instead.")),),
-    "transfer": (
-        Input("department_id", _l("Lead department"), "department"),
-        Input("working_days", _l("Working days to reply"), "days", False,
-              _l("Leave empty for the default of the policy.")),
-        Input("co_department_ids", _l("Co-departments"), "departments", False),
-        _text("instructions", _l("Instructions to the department (internal)"), False),
-    ),
-    "return": (_text("reason", _l("Why this case is not for your department")),),
-    "request_extension": (Input("working_days", _l("Extra working days"), "days"), _text("reason", _l("Reason"))),
-    "decide_extension": (Input("approve", _l("Decision"), "yesno"), _text("note", _l("Note (internal)"), False)),
-    "reply": (_text("content", _l("Reply to the citizen"), hint=_l(
-        "The office reviews the reply before the citizen sees it.")),),
-    "approve": (_text("note", _l("Note (internal)"), False),),
-    "send_back": (_text("reason", _l("What the department must do again")),),
-    "resolve": (_text("content", _l("Answer to the citizen")),),
-    "remind": (_text("note", _l("Note (internal)"), False),),
-    "note": (_text("content", _l("Internal note")),),
-    "explain": (_text("content", _l("Explanation to the citizen")),),
-    "record_visit": (
-        Input("visited_on", _l("Date of the return visit"), "date"),
-        Input("contacted", _l("Reached the citizen?"), "yesno",
-              options=(("yes", _l("Reached")), ("no", _l("Not reached")))),
-        _text("outcome", _l("What came of it")),
-    ),
-}
-
-ACTION_BUTTONS = {
-    "accept": _l("Accept"),
-    "reject": _l("Do not accept"),
-    "transfer": _l("Transfer"),
-    "return": _l("Return to the office"),
-    "request_extension": _l("Request an extension"),
-    "decide_extension": _l("Decide the extension"),
-    "reply": _l("Send the reply for review"),
-    "approve": _l("Approve and close"),
-    "send_back": _l("Send the reply back"),
-    "resolve": _l("Resolve and close"),
-    "remind": _l("Remind the department"),
-    "note": _l("Add an internal note"),
-    "explain": _l("Explain and close"),
-    "record_visit": _l("Record the return visit"),
-}
-
-# Actions that end the case or cannot be undone ask for confirmation first.
-CONFIRM = {
-    "reject": _l("Refuse this case? The citizen is told the reason and the case ends."),
-    "approve": _l("Approve the reply and close the case? The citizen sees the reply."),
-    "resolve": _l("Close the case with this answer? The citizen sees it."),
-    "explain": _l("Close the case with this explanation? The citizen sees it."),
-    "return": _l("Return this case to the office?"),
-}
-
 OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), "returned": _l("returned")}
-
-assert set(ACTION_FORMS) == set(ACTION_BUTTONS) == set(workflow.ACTIONS)
-
-
-def payload_from_form(action: str, form) -> dict:
-    """The action's JSON-shaped payload from the posted form; the workflow validates it."""
-    payload: dict = {}
-    for field in ACTION_FORMS[action]:
-        if field.kind == "departments":
-            payload[field.name] = [int(v) if v.isascii() and v.isdigit() else v for v in form.getlist(field.name) if v]
-        elif field.kind == "yesno":
-            payload[field.name] = {"yes": True, "no": False}.get(form.get(field.name, ""))
-        else:
-            value = form.get(field.name, "")
-            payload[field.name] = value if value.strip() else None
-    return payload
 
 
 def _version(form) -> int | None:
@@ -152,10 +63,10 @@ class CaseView(RoleGuard, BaseView):
             sa.select(Department.id, Department.name).where(Department.active.is_(True)).order_by(Department.code)
         ).all())
         html = self.render(
-            "admin/case.html", case=view, ticket=ticket, actions=view["allowed_actions"], forms=ACTION_FORMS,
-            buttons=ACTION_BUTTONS, confirm=CONFIRM, departments=departments, failed=failed or {},
+            "admin/case.html", case=view, ticket=ticket, actions=view["allowed_actions"], specs=workflow.ACTIONS,
+            departments=departments, failed=failed or {},
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
-            action_labels=ACTION_LABELS, label=label, now_iso=iso(clock.now()), outcomes=OUTCOMES,
+            label=label, now_iso=iso(clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),
             ladder=step_history(db.session, ticket.id), event_lines=event_lines,
         )
@@ -171,11 +82,12 @@ class CaseView(RoleGuard, BaseView):
 
     @expose("/<tracking_no>/<action>", methods=("POST",))
     def act(self, tracking_no, action):
-        if action not in ACTION_FORMS:
+        spec = workflow.ACTIONS.get(action)
+        if spec is None:
             abort(404)
         actor = current_actor()
         ticket = ticket_for(actor, tracking_no)
-        payload = payload_from_form(action, request.form)
+        payload = spec.payload_from_form(request.form)
         try:
             workflow.perform(db.session, ticket, actor, action, payload, expected_version=_version(request.form))
             db.session.commit()
@@ -186,5 +98,5 @@ class CaseView(RoleGuard, BaseView):
             failed = {"action": action, "message": error.message, "fields": error.fields or {},
                       "values": request.form}
             return self._render(ticket, failed=failed, status=error.status)
-        flash(_("%(action)s: done.", action=ACTION_BUTTONS[action]), "success")
+        flash(_("%(action)s: done.", action=spec.button), "success")
         return redirect(url_for(".show", tracking_no=ticket.tracking_no))

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 import sqlalchemy as sa
-from flask import abort, current_app, has_request_context, url_for
+from flask import abort, has_request_context, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
-from tickets import clock, phones
+from tickets import clock, deadlines, phones
 from tickets.access import visibility
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
@@ -65,7 +65,7 @@ def local_day_bounds(now: datetime) -> tuple[datetime, datetime]:
 
 def soon_threshold(now: datetime) -> datetime:
     """A deadline before the end of the next working day is 'due soon' (amber)."""
-    return current_app.extensions["banjie.deadline_policy"].due(now, 1).at
+    return deadlines.policy().due(now, 1).at
 
 
 def department_names() -> dict[int, str]:

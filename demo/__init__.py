@@ -9,10 +9,11 @@ from __future__ import annotations
 from .data import DEMO_PASSWORD, DEMO_USERS
 from .seed import seed
 
-__all__ = ["DEMO_PASSWORD", "DEMO_USERS", "seed", "register"]
+__all__ = ["DEMO_PASSWORD", "DEMO_USERS", "seed", "init_app"]
 
 
-def register(app) -> None:
+def init_app(app) -> None:
+    """Wire the demo: `flask seed-demo`."""
     from .cli import seed_demo
 
     app.cli.add_command(seed_demo)

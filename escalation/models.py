@@ -103,6 +103,7 @@ class EscalationStep(SQLModel, table=True):
     sms_count: int = Field(default=0)             # texts written to the outbox when it fired
     audience: Optional[str] = Field(default=None, sa_type=sa.String(16))  # who it was for, recorded when it fired
     recipients: Optional[int] = Field(default=None)  # numbers on record for that audience when it fired; 0: nobody
+    event_id: Optional[int] = Field(default=None, foreign_key="event.id")  # the event that planned it (or last moved it)
 
 
 class Heartbeat(SQLModel, table=True):

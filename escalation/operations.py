@@ -1,5 +1,6 @@
 """Ladder steps follow the deadlines: created when a deadline starts, moved when it is extended, cancelled
-when it ends. Runs on `tickets.signals.event_recorded`, inside the workflow's transaction; never commits.
+when it ends. Reactions to the workflow's events that may move deadlines (`register`), inside the workflow's
+transaction; never commits. Each step records the event that planned it, or last moved or cancelled it.
 """
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ import sqlalchemy as sa
 from flask import current_app
 
 from tickets.models import FINAL_STATUSES, Deadline, Ticket
+from tickets.slots import AppSlot
+from tickets.workflow import names
 
 from . import store
 from .ladder import Rung, fire_at
 from .models import CancelReason, EscalationStep
 
-# Actions that never start, end or move a deadline: nothing to plan.
-QUIET_ACTIONS = frozenset({"escalate", "note", "remind", "request_extension", "record_visit"})
+LADDER: AppSlot[dict] = AppSlot("banjie.escalation_ladder", "deadline kind -> its rungs (ESCALATION_LADDER)")
 
 
 def ladder() -> dict[str, tuple[Rung, ...]]:
-    return current_app.extensions["banjie.escalation_ladder"]
+    return LADDER.get()
 
 
 def tz() -> ZoneInfo:
@@ -40,10 +42,11 @@ def wanted_steps(deadlines, calendar, zone) -> dict[tuple, tuple[Rung, datetime]
     return wanted
 
 
-def _new_step(ticket_id: int, key: tuple, rung: Rung, at: datetime, now: datetime) -> EscalationStep:
+def _new_step(ticket_id: int, key: tuple, rung: Rung, at: datetime, now: datetime,
+              event_id: int | None) -> EscalationStep:
     kind, round_, step = key
     return EscalationStep(ticket_id=ticket_id, kind=kind, round=round_, step=step, level=rung.level, due_at=at,
-                          created_at=now)
+                          created_at=now, event_id=event_id)
 
 
 def _unfired(step_id: int):
@@ -52,8 +55,8 @@ def _unfired(step_id: int):
         .execution_options(synchronize_session=False)
 
 
-def sync_steps(session, ticket: Ticket, now: datetime) -> None:
-    """Make the ticket's pending steps match its open deadlines."""
+def sync_steps(session, ticket: Ticket, now: datetime, event_id: int | None = None) -> None:
+    """Make the ticket's pending steps match its open deadlines; `event_id`: the event that moved them."""
     session.flush()
     deadlines = session.scalars(
         sa.select(Deadline).where(Deadline.ticket_id == ticket.id, Deadline.ended_at.is_(None))
@@ -64,13 +67,14 @@ def sync_steps(session, ticket: Ticket, now: datetime) -> None:
     for key, (rung, at) in wanted.items():
         step = existing.get(key)
         if step is None:
-            session.add(_new_step(ticket.id, key, rung, at, now))
+            session.add(_new_step(ticket.id, key, rung, at, now, event_id))
         elif step.fired_at is None and (step.due_at != at or step.cancelled_at is not None):
-            session.execute(_unfired(step.id).values(due_at=at, cancelled_at=None, cancel_reason=None))
+            session.execute(_unfired(step.id).values(due_at=at, cancelled_at=None, cancel_reason=None,
+                                                     event_id=event_id))
     open_rounds = {(d.kind, d.round) for d in deadlines}
     for key, step in existing.items():
         if key not in wanted and step.fired_at is None and step.cancelled_at is None:
-            session.execute(_unfired(step.id).values(cancelled_at=now,
+            session.execute(_unfired(step.id).values(cancelled_at=now, event_id=event_id,
                                                      cancel_reason=_why_unwanted(ticket, key, open_rounds).value))
 
 
@@ -82,20 +86,26 @@ def _why_unwanted(ticket: Ticket, key: tuple, open_rounds: set) -> CancelReason:
     return CancelReason.not_planned
 
 
-def plan_first_steps(session, ticket: Ticket, now: datetime) -> None:
+def plan_first_steps(session, ticket: Ticket, now: datetime, event_id: int | None = None) -> None:
     """Filing: the ticket is new, so its steps are too; read nothing, only add (the filing hot path)."""
     deadlines = [obj for obj in session.new if isinstance(obj, Deadline) and obj.ticket_id == ticket.id]
     for key, (rung, at) in wanted_steps(deadlines, store.settings().calendar(), tz()).items():
-        session.add(_new_step(ticket.id, key, rung, at, now))
+        session.add(_new_step(ticket.id, key, rung, at, now, event_id))
 
 
-def on_event_recorded(event, *, session, ticket, **_kwargs) -> None:
-    if event.action in QUIET_ACTIONS:
-        return
-    if event.action == "file":
-        plan_first_steps(session, ticket, event.at)
-    else:
-        sync_steps(session, ticket, event.at)
+def filed(event, *, session, ticket, **_) -> None:
+    plan_first_steps(session, ticket, event.at, event.id)  # a filing's event id is taken beforehand
+
+
+def deadlines_moved(event, *, session, ticket, **_) -> None:
+    session.flush()  # the event gets its id
+    sync_steps(session, ticket, event.at, event.id)
+
+
+def register(reactions) -> None:
+    """Plan a new case's ladder, and re-plan it after every event that may start, end or move a deadline."""
+    reactions.on("file", filed)
+    reactions.on(*(name for name in names(moves_deadlines=True) if name != "file"), deadlines_moved)
 
 
 def plan_all(session, now: datetime, chunk: int = 500) -> int:

@@ -1,8 +1,7 @@
 """The scheduler: every `SWEEP_INTERVAL_SECONDS` it enqueues the sweeper and runs the registered jobs.
 
-Other rooms register periodic work without being imported here: `app.extensions["banjie.scheduled"]`
-is a dict (created by create_app before any room is set up) from a job name to a callable taking the
-current time. A job must be cheap and idempotent, since a tick may repeat after a restart; typically it
+Other rooms register periodic work without being imported here, with `tickets.schedule.schedule(app,
+name, job)` in their `init_app`: a job is a callable taking the current time. A job must be cheap and idempotent, since a tick may repeat after a restart; typically it
 only enqueues an actor (the SMS room's outbox re-driver, the reports room's monthly generation). Each
 job runs on its own: one that raises is logged and the others still run, and so does the next tick.
 
@@ -19,6 +18,7 @@ import signal
 import threading
 
 from tickets import clock
+from tickets.schedule import scheduled_jobs
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def tick(app) -> list[str]:
         from .tasks import sweep_escalations
 
         now = clock.now()
-        jobs = {"escalation-sweep": lambda _now: sweep_escalations.send(), **app.extensions["banjie.scheduled"]}
+        jobs = {"escalation-sweep": lambda _now: sweep_escalations.send(), **scheduled_jobs(app)}
         for name, job in jobs.items():
             try:
                 job(now)

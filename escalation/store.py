@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from tickets.db import db
+from tickets.slots import AppSlot
 
 from .calendar import WorkCalendar, from_days
 from .models import CalendarDay, CalendarYear, DayKind, Heartbeat, PolicyOverride
@@ -191,8 +191,11 @@ class SettingsCache:
         return self._overrides
 
 
+SETTINGS: AppSlot[SettingsCache] = AppSlot("banjie.escalation_settings", "calendar and policy overrides, cached")
+
+
 def settings() -> SettingsCache:
-    return current_app.extensions["banjie.escalation_settings"]
+    return SETTINGS.get()
 
 
 def invalidate() -> None:

@@ -11,20 +11,25 @@ __all__ = ["send_sms", "writing_history"]
 
 
 def init_app(app) -> None:
-    """Wire the SMS room: session hooks that enqueue after commit, event receivers, webhooks, actors, the sweep job."""
+    """Wire the SMS room: its reactions to workflow events, the enqueue-after-commit session hooks, webhooks,
+    actors, the outbox re-drive job and the CLI."""
     from sqlmodel import Session
 
-    from tickets.broker import bind_actors
-    from tickets.signals import event_recorded
+    from tickets.broker import bind_actors, broker
+    from tickets.reactions import reactions
+    from tickets.schedule import schedule
 
-    from . import cli, hooks, outbox, tasks, webhooks
+    from . import cli, hooks, outbox, state, tasks, webhooks
+    from .quiet import parse_quiet_hours
     from .test_numbers import parse_test_numbers
 
-    parse_test_numbers(app.config["SMS_TEST_NUMBERS"])  # a malformed setting stops start-up with a clear message
-    outbox.install_session_hooks(Session)
-    event_recorded.connect(hooks.on_event, weak=False)
-    bind_actors(app.extensions["banjie.broker"], tasks.ACTORS)
-    app.extensions["banjie.sms_enqueue"] = tasks.enqueue
-    app.extensions.setdefault("banjie.scheduled", {})["sms-outbox"] = tasks.schedule_redrive
+    # malformed settings stop start-up with a clear message
+    parse_quiet_hours(app.config["SMS_QUIET_HOURS"])
+    parse_test_numbers(app.config["SMS_TEST_NUMBERS"])
+    hooks.register(reactions(app))
+    outbox.install_session_hooks(Session)  # process-wide and idempotent: SQLAlchemy's session events are per class
+    bind_actors(broker(app), tasks.ACTORS)
+    state.ENQUEUE.set(app, tasks.enqueue)
+    schedule(app, "sms-outbox", tasks.schedule_redrive)
     app.register_blueprint(webhooks.bp)
     app.cli.add_command(cli.sms_cli)

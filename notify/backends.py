@@ -13,6 +13,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from .state import BACKEND
+
 # Twilio error codes that no retry can fix (https://www.twilio.com/docs/api/errors).
 PERMANENT_TWILIO_CODES = {
     21211: "invalid_number",      # invalid 'To' phone number
@@ -163,7 +165,7 @@ def backend_for(phone: str):
 def backend():
     """The configured backend of this app, built once."""
     app = current_app
-    cached = app.extensions.get("banjie.sms_backend")
+    cached = BACKEND.find(app)
     if cached is None:
         name = app.config["SMS_BACKEND"]
         if name == "outbox":
@@ -172,5 +174,5 @@ def backend():
             cached = TwilioBackend(app.config)
         else:
             raise RuntimeError(f"SMS_BACKEND must be outbox or twilio, not {name!r}")
-        app.extensions["banjie.sms_backend"] = cached
+        BACKEND.set(app, cached)
     return cached

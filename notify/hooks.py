@@ -1,7 +1,7 @@
-"""What the SMS room says when something happens to a case: a receiver of `tickets.signals.event_recorded`.
+"""What the SMS room says when something happens to a case: its reactions to workflow events (`register`).
 
-It runs inside the transaction that wrote the event, so each text is an outbox row committed (or rolled
-back) with the change it reports. Texts to staff record in the event's data how many went to each audience
+They run inside the transaction that wrote the event, so each text is an outbox row committed (or rolled
+back) with the change it reports, naming the event as its cause. Texts to staff record in the event's data how many went to each audience
 (`notified`), so a case's history shows when nobody could be texted (no mobile number on record).
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from tickets import contacts
+from tickets.workflow import KINDS, names
 from tickets.labels import SCORE_LABELS, label
 from tickets.models import Department, Deadline, Survey
 from tickets.presenters import local_text
@@ -37,9 +38,9 @@ def _notified(event, audience: str, sent: int) -> None:
     event.data = data
 
 
-def _citizen(session, ticket, template, **context):
+def _citizen(session, ticket, event, template, **context):
     send_sms(ticket.phone, template, {"tracking_no": ticket.tracking_no, **context}, ticket_id=ticket.id,
-             session=session)
+             session=session, cause=event)
 
 
 def _open_survey(session, ticket) -> Survey | None:
@@ -47,15 +48,15 @@ def _open_survey(session, ticket) -> Survey | None:
                           .order_by(Survey.round.desc()).limit(1))
 
 
-def _closed(session, ticket, event):
-    _citizen(session, ticket, "closed", reply=ticket.public_reply or "")
-    survey = _open_survey(session, ticket) if event.action != "explain" else None
+def closed(event, *, session, ticket, **_):
+    _citizen(session, ticket, event, "closed", reply=ticket.public_reply or "")
+    survey = _open_survey(session, ticket) if KINDS[event.action].starts_survey else None
     if survey is not None:
         days = max(1, round((survey.closes_at - survey.opened_at).total_seconds() / 86400))
-        _citizen(session, ticket, "survey", days=days)
+        _citizen(session, ticket, event, "survey", days=days)
 
 
-def _rated(session, ticket, event):
+def rated(event, *, session, ticket, **_):
     data = event.data or {}
     if data.get("score", 0) < 4:
         return
@@ -68,11 +69,11 @@ def _rated(session, ticket, event):
                        {"tracking_no": ticket.tracking_no, "department": department.name,
                         "score_label": label(SCORE_LABELS, data.get("score")),
                         "due": _date(rectify.due_at) if rectify else ""},
-                       ticket_id=ticket.id, session=session)
+                       ticket_id=ticket.id, session=session, cause=event)
     _notified(event, "supervisor", int(message is not None))
 
 
-def _reminded(session, ticket, event):
+def reminded(event, *, session, ticket, **_):
     if not ticket.department_id:
         return
     sent = 0
@@ -80,27 +81,39 @@ def _reminded(session, ticket, event):
         if send_sms(phone, "remind_handler", {"tracking_no": ticket.tracking_no,
                                               "department": _department_name(session, ticket.department_id),
                                               "due": _date(ticket.due_at)}, ticket_id=ticket.id,
-                    session=session) is not None:
+                    session=session, cause=event) is not None:
             sent += 1
     _notified(event, "handler", sent)
 
 
-def on_event(event, *, session, ticket, query_code=None, **_):
+def filed(event, *, session, ticket, query_code=None, **_):
+    if query_code:
+        _citizen(session, ticket, event, "receipt", query_code=query_code)
+
+
+def rejected(event, *, session, ticket, **_):
+    _citizen(session, ticket, event, "rejected", reason=ticket.reject_reason or "")
+
+
+def transferred(event, *, session, ticket, **_):
     data = event.data or {}
-    action = event.action
-    if action == "file" and query_code:
-        _citizen(session, ticket, "receipt", query_code=query_code)
-    elif action == "reject":
-        _citizen(session, ticket, "rejected", reason=ticket.reject_reason or "")
-    elif action == "transfer":
-        _citizen(session, ticket, "transferred", department=data.get("department_name", ""),
+    _citizen(session, ticket, event, "transferred", department=data.get("department_name", ""),
+             due=_date(data.get("due_at")))
+
+
+def extended(event, *, session, ticket, **_):
+    data = event.data or {}
+    if data.get("approved"):
+        _citizen(session, ticket, event, "extended", department=_department_name(session, ticket.department_id),
                  due=_date(data.get("due_at")))
-    elif action == "decide_extension" and data.get("approved"):
-        _citizen(session, ticket, "extended", department=_department_name(session, ticket.department_id),
-                 due=_date(data.get("due_at")))
-    elif action in ("approve", "resolve", "explain"):
-        _closed(session, ticket, event)
-    elif action == "rate":
-        _rated(session, ticket, event)
-    elif action == "remind":
-        _reminded(session, ticket, event)
+
+
+def register(reactions) -> None:
+    """Which events text whom: the citizen at each step they should hear of, staff when a case needs them."""
+    reactions.on("file", filed)
+    reactions.on("reject", rejected)
+    reactions.on("transfer", transferred)
+    reactions.on("decide_extension", extended)
+    reactions.on(*names(closes_case=True), closed)
+    reactions.on("rate", rated)
+    reactions.on("remind", reminded)

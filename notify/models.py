@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from tickets.db import UTCDateTime, utcnow
+from tickets.models import Event
 
 
 def _time(**kwargs):
@@ -54,6 +55,10 @@ class SmsMessage(SQLModel, table=True):
     sent_at: Optional[datetime] = _time(default=None)
     status_at: Optional[datetime] = _time(default=None)
     resent_from_id: Optional[int] = Field(default=None, foreign_key="sms_message.id")
+    # Why it was written: the case event whose reaction wrote it (a filing, a transfer, a closure, a rating,
+    # a reminder), or the ladder step that fired it. Neither: a reply to the citizen's text, or no case at all.
+    event_id: Optional[int] = Field(default=None, foreign_key="event.id")
+    step_id: Optional[int] = Field(default=None, foreign_key="escalation_step.id")
 
 
 class SmsTemplate(SQLModel, table=True):
@@ -90,3 +95,8 @@ class InboundSms(SQLModel, table=True):
     outcome: str = Field(sa_type=sa.String(16))  # rated | unclear | opt_out | no_survey | closed | unknown
     survey_id: Optional[int] = Field(default=None, foreign_key="survey.id", index=True)
     score: Optional[int] = Field(default=None)
+
+
+# The event a text was written for, set by `send_sms(cause=...)` before the event has its id: the flush writes
+# the event first and fills in `event_id`. Never loaded: the case page reads `event_id`.
+SmsMessage.cause = sa.orm.relationship(Event, lazy="raise")

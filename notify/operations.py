@@ -14,6 +14,7 @@ from tickets.db import db, utcnow
 from .messages import KINDS, compose, default_text
 from .models import SmsMessage, SmsOptOut, SmsStatus, SmsTemplate
 from .quiet import parse_quiet_hours, quiet_until
+from .state import TEMPLATES
 
 
 OPTED_OUT = {"status": SmsStatus.failed.value, "error_code": "opted_out",
@@ -26,16 +27,16 @@ TEMPLATE_TTL = timedelta(seconds=30)
 
 
 def forget_templates() -> None:
-    current_app.extensions.pop("banjie.sms_templates", None)
+    TEMPLATES.clear()
 
 
 def custom_text(session, key: str) -> str | None:
     """What an administrator made of this message, if anything."""
-    cached = current_app.extensions.get("banjie.sms_templates")
+    cached = TEMPLATES.find()
     now = utcnow()
     if cached is None or now - cached[0] > TEMPLATE_TTL:
         cached = (now, dict(session.execute(sa.select(SmsTemplate.key, SmsTemplate.body)).all()))
-        current_app.extensions["banjie.sms_templates"] = cached
+        TEMPLATES.set(current_app, cached)
     return cached[1].get(key) or None
 
 
@@ -72,14 +73,15 @@ def hold_until(now):
 
 
 def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int | None = None,
-             audience: str | None = None, session=None) -> SmsMessage | None:
+             audience: str | None = None, session=None, cause=None, step_id: int | None = None) -> SmsMessage | None:
     """Write one text message to the outbox in the caller's transaction; a worker sends it after the commit.
 
     `phone` is E.164 (as stored); a missing number sends nothing and returns None. A survey message to a
     number that opted out is written as failed (`opted_out`), so the console shows why it never went.
     During quiet hours the message waits until they end. An administrator's wording that cannot make this
     message gives way to the default (`messages.compose`): a text never stops the action that sends it.
-    Inside `writing_history` it is recorded, never sent.
+    Inside `writing_history` it is recorded, never sent. `cause` is the case event it is written for, `step_id`
+    the ladder step that fires it: the case page shows them as the reason the text went out.
     """
     if not phone:
         return None
@@ -91,7 +93,10 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
         ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
         body=compose(template, custom_text(session, template), context), created_at=now,
         not_before=hold_until(now) or now,
+        event_id=cause.id if cause is not None else None, step_id=step_id,
         **(OPTED_OUT if opted_out else AS_HISTORY if session.info.get(_HISTORY) else {}),
     )
+    if cause is not None and cause.id is None:
+        message.cause = cause  # the flush writes the event first, then fills in event_id
     session.add(message)
     return message

@@ -24,6 +24,7 @@ from .models import FINAL, SmsMessage, SmsStatus
 from .operations import hold_until
 from .quiet import ends_quiet_hours, parse_quiet_hours
 from .ratelimit import limiter_for
+from .state import ENQUEUE, RATE
 
 log = logging.getLogger("banjie.sms")
 
@@ -36,9 +37,9 @@ class RetryLater(dramatiq.Retry):
 
 def _limiter():
     app = current_app
-    limiter = app.extensions.get("banjie.sms_rate")
+    limiter = RATE.find(app)
     if limiter is None:
-        limiter = app.extensions["banjie.sms_rate"] = limiter_for(app.config)
+        limiter = RATE.set(app, limiter_for(app.config))
     return limiter
 
 
@@ -213,7 +214,7 @@ def _after_commit(session) -> None:
     messages = session.info.pop(_KEY, None)
     if not messages:
         return
-    enqueue = current_app.extensions.get("banjie.sms_enqueue")
+    enqueue = ENQUEUE.get()
     for message in messages:
         if message.id is None or message.status != PENDING:  # never written, or not to be sent (opted out)
             continue

@@ -1,1 +1,18 @@
 """Monthly closure-rate reports: figures computed in SQL from the history (versioned formulas), the PDF, its delivery."""
+from __future__ import annotations
+
+
+def init_app(app) -> None:
+    """Wire the reports room: API, CLI, the generation actor, the scheduler's monthly job, dashboard charts."""
+    from tickets.broker import bind_actors, broker
+    from tickets.schedule import schedule
+
+    from . import models  # noqa: F401  (the table, for migrations and the console)
+    from . import api, cli, dashboard, display, tasks
+
+    app.register_blueprint(api.bp)
+    app.cli.add_command(cli.report_cli)
+    bind_actors(broker(app), tasks.ACTORS)
+    schedule(app, tasks.SCHEDULE_KEY, tasks.MonthlyJob(app))
+    app.add_template_global(dashboard.last_month, "report_dashboard")
+    app.add_template_global(display.month_label, "report_month")

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import current_app
 
+from tickets import deadlines
 from tickets.models import Department
 
 from .formulas import FORMULA_VERSION
@@ -14,7 +14,7 @@ from .metrics import (
 
 
 def policy():
-    return current_app.extensions["banjie.deadline_policy"]
+    return deadlines.policy()
 
 
 def monthly_figures(session, month: Month, *, progress=lambda step: None) -> dict:

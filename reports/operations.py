@@ -13,7 +13,7 @@ from flask import current_app
 from flask_babel import force_locale, lazy_gettext as _l
 
 from notify import send_sms
-from tickets import clock, contacts
+from tickets import clock, contacts, deadlines
 from tickets.errors import NotFound, ValidationFailed
 from tickets.models import Role
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def policy_tz():
-    return current_app.extensions["banjie.deadline_policy"].tz
+    return deadlines.policy().tz
 
 
 def ended_month(text: str) -> metrics.Month:

@@ -1,8 +1,10 @@
 """Dramatiq actor of the reports room: generate a month's report in the background (the scheduler's job on the 1st).
 
-Imported only after `init_broker` (see `setup.init_app`), and re-bound there to each app's broker.
+Bound to each app's broker by `reports.init_app`, which also schedules `MonthlyJob`.
 """
 from __future__ import annotations
+
+import time
 
 import dramatiq
 
@@ -16,3 +18,31 @@ def generate_monthly_report(month: str) -> None:
     """Generate and keep `month`'s report unless it exists; the leaders get an SMS once it is committed."""
     operations.get_or_generate(db.session, metrics.Month.parse(month), trigger=operations.AUTO)
     db.session.commit()
+
+
+ACTORS = (generate_monthly_report,)
+SCHEDULE_KEY = "reports.monthly"
+RETRY_SECONDS = 600  # a job enqueued but not yet done is enqueued again only after this long
+
+
+class MonthlyJob:
+    """Every scheduler tick: when last month's report does not exist yet, enqueue its generation.
+
+    Cheap (one indexed lookup) and idempotent: the row is unique per month and the actor skips a month
+    that exists; an enqueued month is not enqueued again for RETRY_SECONDS while the worker runs.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.enqueued: dict[str, float] = {}
+
+    def __call__(self, now) -> str | None:
+        with self.app.app_context():
+            month = operations.previous_month(now)
+            if operations.exists(db.session, month):
+                return None
+        if time.monotonic() - self.enqueued.get(month, -RETRY_SECONDS) < RETRY_SECONDS:
+            return None
+        self.enqueued[month] = time.monotonic()
+        generate_monthly_report.send(month)
+        return month

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from reports.models import Report
-from reports.setup import SCHEDULE_KEY
+from reports.tasks import SCHEDULE_KEY
 from tests.conftest import page_csrf
 from tests.report_figures import pdf_text
 from tests.test_report_pdf import CountingServer, squash

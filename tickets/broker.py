@@ -5,6 +5,10 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
+from .slots import AppSlot
+
+BROKER: AppSlot[dramatiq.Broker] = AppSlot("banjie.broker", "the app's Dramatiq broker (init_broker)")
+
 
 class AppContextMiddleware(Middleware):
     """Runs every message inside an app context, so actors use the same session code as views."""
@@ -56,8 +60,13 @@ def init_broker(app) -> dramatiq.Broker:
     broker = make_broker(app.config["BROKER_URL"])
     broker.add_middleware(AppContextMiddleware(app))
     dramatiq.set_broker(broker)
-    app.extensions["banjie.broker"] = broker
+    BROKER.set(app, broker)
     return broker
+
+
+def broker(app=None) -> dramatiq.Broker:
+    """This app's broker (default: the current app's)."""
+    return BROKER.get(app)
 
 
 def bind_actors(broker: dramatiq.Broker, actors) -> None:

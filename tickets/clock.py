@@ -7,11 +7,15 @@ from datetime import datetime
 from flask import current_app, has_app_context
 
 from .db import utcnow
+from .slots import AppSlot
+
+# The app's clock: a callable returning an aware datetime (tests and the demo set one; default: the real time).
+CLOCK: AppSlot = AppSlot("banjie.clock", "the clock this app reads")
 
 
 def now() -> datetime:
     if has_app_context():
-        clock = current_app.extensions.get("banjie.clock")
+        clock = CLOCK.find()
         if clock is not None:
             return clock()
     return utcnow()
@@ -21,12 +25,20 @@ def now() -> datetime:
 def at(moment: datetime):
     """Meanwhile, `now()` is `moment` in this app: for replaying the past (the demo loads months of work)."""
     app = current_app._get_current_object()
-    previous = app.extensions.get("banjie.clock")
-    app.extensions["banjie.clock"] = lambda: moment
+    previous = CLOCK.find(app)
+    CLOCK.set(app, lambda: moment)
     try:
         yield
     finally:
         if previous is None:
-            app.extensions.pop("banjie.clock", None)
+            CLOCK.clear(app)
         else:
-            app.extensions["banjie.clock"] = previous
+            CLOCK.set(app, previous)
+
+
+def set_clock(app, clock) -> None:
+    """Make `clock` (a callable returning an aware datetime) this app's time; None: the real time again."""
+    if clock is None:
+        CLOCK.clear(app)
+    else:
+        CLOCK.set(app, clock)

@@ -9,9 +9,8 @@ from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
-from flask import current_app
-
 from .models import Deadline, DeadlineKind, Ticket
+from .slots import AppSlot
 
 # What the ticket's `due_at` follows: the return window runs alongside the handling deadline and is
 # only a limit on the department's `return` action.
@@ -29,8 +28,12 @@ class Policy(Protocol):
     def due(self, start: datetime, working_days: int) -> Due: ...
 
 
-def policy() -> Policy:
-    return current_app.extensions["banjie.deadline_policy"]
+# Set by the escalation room's init_app (its calendar and policy overrides): this room imports no other.
+POLICY: AppSlot[Policy] = AppSlot("banjie.deadline_policy", "working days and due times of deadlines")
+
+
+def policy(app=None) -> Policy:
+    return POLICY.get(app)
 
 
 def open_deadlines(session, ticket: Ticket) -> list[Deadline]:

@@ -14,7 +14,7 @@ from . import clock, deadlines, secrets, validation
 from .db import autocommit_row, insert_pending
 from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
 from .phones import normalise_mobile
-from .signals import event_recorded
+from .workflow import CITIZEN, record
 
 NAME_MAX = 50
 DESCRIPTION_MIN = 5
@@ -57,8 +57,8 @@ def _tz() -> ZoneInfo:
 
 @functools.lru_cache(maxsize=None)
 def _number_statement(dialect: str):
-    """Bump the day's counter by one (creating it at 1); on PostgreSQL also take the new ticket's id from its
-    sequence, in the same statement. Built once per dialect."""
+    """Bump the day's counter by one (creating it at 1); on PostgreSQL also take the new ticket's id and its
+    filing event's id from their sequences, in the same statement. Built once per dialect."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -69,12 +69,14 @@ def _number_statement(dialect: str):
     if dialect != "postgresql":
         return bump
     bumped = bump.cte("bumped")
-    return sa.select(bumped.c.value, sa.func.nextval(sa.func.pg_get_serial_sequence(Ticket.__tablename__, "id")))
+    return sa.select(bumped.c.value, sa.func.nextval(sa.func.pg_get_serial_sequence(Ticket.__tablename__, "id")),
+                     sa.func.nextval(sa.func.pg_get_serial_sequence(Event.__tablename__, "id")))
 
 
-def take_number(session, at: datetime) -> tuple[str, int]:
+def take_number(session, at: datetime) -> tuple[str, int, int]:
     """A new ticket's tracking number, BJ20261122-0001 (the local date and that day's sequence, unique under
-    concurrent filing), and the id it will have.
+    concurrent filing), the id it will have and the id of its filing event (known beforehand, so the rows the
+    filing's reactions write can name it as their cause).
 
     The counter row is bumped with one atomic upsert. On PostgreSQL that happens in its own autocommit
     statement, which also takes the id from the table's sequence, so the row lock is not held while the
@@ -86,11 +88,12 @@ def take_number(session, at: datetime) -> tuple[str, int]:
     dialect = session.get_bind().dialect.name
     statement = _number_statement(dialect)
     if dialect == "postgresql":
-        value, ticket_id = autocommit_row(session, statement, {"day": day})
+        value, ticket_id, event_id = autocommit_row(session, statement, {"day": day})
     else:
         value = session.execute(statement, {"day": day}).scalar_one()
         ticket_id = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Ticket.id), 0) + 1))
-    return f"BJ{day}-{value:04d}", ticket_id
+        event_id = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Event.id), 0) + 1))
+    return f"BJ{day}-{value:04d}", ticket_id, event_id
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
     """Create a submitted ticket from validated intake data (see `validate_intake`)."""
     now = clock.now()
     code = secrets.new_query_code()
-    tracking_no, ticket_id = take_number(session, now)
+    tracking_no, ticket_id, event_id = take_number(session, now)
     ticket = Ticket(
         id=ticket_id, tracking_no=tracking_no, query_code_hash=secrets.hash_query_code(code),
         citizen_name=data["name"], phone=data["phone"], problem_type=data["problem_type"],
@@ -112,16 +115,15 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
     )
     # Filing reads nothing and, on PostgreSQL, writes its rows in one statement (it is the hot path: issue 11,
     # item 20): the first deadline is planned before the ticket is written, the ticket's id is known
-    # beforehand, and the receivers of `event_recorded` add their rows (the receipt SMS, the escalation
-    # step) before anything is written, so nothing may flush while they do.
+    # beforehand, and the reactions to the filing event add their rows (the receipt SMS, the escalation
+    # steps) before anything is written, so nothing may flush while they do.
     accept = deadlines.planned(ticket, DeadlineKind.accept, now)
     accept.ticket_id, accept.round = ticket.id, 1
     ticket.due_at, ticket.due_kind, ticket.due_provisional = accept.due_at, accept.kind, accept.provisional
-    event = Event(ticket_id=ticket.id, at=now, actor_role="citizen", action="file", to_status=ticket.status,
-                  public=True, data={"channel": channel})
-    session.add_all((ticket, accept, event))
+    session.add_all((ticket, accept))
     with session.no_autoflush:
-        event_recorded.send(event, session=session, ticket=ticket, query_code=code)
+        record(session, ticket, CITIZEN, "file", now, public=True, data={"channel": channel}, event_id=event_id,
+               query_code=code)
     insert_pending(session)
     return Filed(ticket, code)
 

@@ -37,26 +37,6 @@ ROLE_LABELS = {
     "leader": _l("Leader"),
 }
 
-ACTION_LABELS = {
-    "file": _l("Submitted"),
-    "accept": _l("Accepted"),
-    "reject": _l("Not accepted"),
-    "transfer": _l("Transferred to a department"),
-    "return": _l("Returned by the department"),
-    "request_extension": _l("Extension requested"),
-    "decide_extension": _l("Extension decided"),
-    "reply": _l("Department replied"),
-    "approve": _l("Reply approved and closed"),
-    "send_back": _l("Reply sent back"),
-    "resolve": _l("Resolved by the office"),
-    "remind": _l("Reminder sent"),
-    "note": _l("Internal note"),
-    "explain": _l("Explained and closed"),
-    "rate": _l("Rated"),
-    "record_visit": _l("Return visit recorded"),
-    "escalate": _l("Escalated (deadline ladder)"),
-}
-
 DEADLINE_LABELS = {
     "accept": _l("Acceptance"),
     "handle": _l("Handling"),

@@ -6,13 +6,12 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import gettext as _
 
 from . import phones
 from .access import co_department_ids, sees_full_phone
-from .labels import ACTION_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
+from .labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
 from .models import Deadline, Department, Event, Status, Survey, Ticket, User
-from .workflow import Actor, allowed_actions
+from .workflow import Actor, allowed_actions, label_of, public_note
 
 
 def local_tz() -> ZoneInfo:
@@ -27,34 +26,12 @@ def local_text(value: datetime | None) -> str:
     return value.astimezone(local_tz()).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
-def _public_note(event: Event) -> str | None:
-    data = event.data or {}
-    if event.action == "transfer":
-        return _("Transferred to %(department)s; reply due by %(due)s.", department=data.get("department_name", ""),
-                 due=local_text(datetime.fromisoformat(data["due_at"])) if data.get("due_at") else "")
-    if event.action == "reply":
-        return _("The department has replied; the office is reviewing the reply.")
-    if event.action == "send_back":
-        return _("The reply did not pass review; the department is handling the case further.")
-    if event.action == "return":
-        return _("The case is being re-dispatched to the right department.")
-    if event.action == "decide_extension":
-        return _("The handling deadline was extended to %(due)s.",
-                 due=local_text(datetime.fromisoformat(data["due_at"])) if data.get("due_at") else "")
-    if event.action == "rate":
-        text = _("Rating: %(label)s", label=label(SCORE_LABELS, data.get("score")))
-        if event.to_status == Status.rectifying.value:
-            text += " " + _("The case has been reopened for rectification.")
-        return text
-    return event.public_note
-
-
 def public_timeline(session, ticket: Ticket) -> list[dict]:
     events = session.scalars(
         sa.select(Event).where(Event.ticket_id == ticket.id, Event.public.is_(True)).order_by(Event.at, Event.id)
     )
     return [
-        {"at": iso(e.at), "status": e.to_status, "label": label(ACTION_LABELS, e.action), "note": _public_note(e)}
+        {"at": iso(e.at), "status": e.to_status, "label": label_of(e.action), "note": public_note(e)}
         for e in events
     ]
 
@@ -152,7 +129,7 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
             for d in session.scalars(sa.select(Deadline).where(Deadline.ticket_id == ticket.id).order_by(Deadline.id))
         ],
         "events": [
-            {"id": e.id, "at": iso(e.at), "action": e.action, "label": label(ACTION_LABELS, e.action),
+            {"id": e.id, "at": iso(e.at), "action": e.action, "label": label_of(e.action),
              "from_status": e.from_status, "to_status": e.to_status,
              "actor": (users[e.actor_id].display_name or users[e.actor_id].username) if e.actor_id in users else None,
              "actor_role": e.actor_role, "note": e.note, "public": e.public, "public_note": e.public_note,

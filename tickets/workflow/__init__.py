@@ -1,0 +1,19 @@
+"""The ticket workflow: every status change in Banjie goes through `perform` (staff) or `rate` (citizen).
+
+- `registry`: what each kind of event is (label, flags the other rooms read) and, for staff actions, who may
+  take it from which statuses, its input and its console form;
+- `actions`: the definitions, one per action, each beside its handler;
+- `engine`: `perform`, the row claim and `record`, which appends the Event and runs the app's reactions;
+- `survey`: the satisfaction survey's rounds and the citizen's rating.
+"""
+from __future__ import annotations
+
+from . import actions  # noqa: F401  (defines every action and event kind)
+from .actions import MAX_WORKING_DAYS, TEXT_MAX, escalate
+from .engine import CITIZEN, SYSTEM, Actor, allowed_actions, can_see, perform, record, role_allows
+from .registry import ACTIONS, KINDS, Action, Input, Kind, label_of, names, public_note
+from .survey import open_survey, open_survey_for, rate, unvisited_bad_rating
+
+__all__ = ["ACTIONS", "CITIZEN", "KINDS", "MAX_WORKING_DAYS", "SYSTEM", "TEXT_MAX", "Action", "Actor",
+           "Input", "Kind", "allowed_actions", "can_see", "escalate", "label_of", "names", "open_survey",
+           "open_survey_for", "perform", "public_note", "rate", "record", "role_allows", "unvisited_bad_rating"]

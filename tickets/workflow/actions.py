@@ -1,0 +1,410 @@
+"""Every staff action, each defined once: its rules, its input, its console form, its flags and its handler.
+
+Read `registry.py` for what the fields mean. Kinds of events that are not staff actions (filing, rating, the
+ladder's escalation) are declared at the end.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from .. import clock, deadlines, validation
+from ..errors import ValidationFailed
+from ..models import (
+    OPEN_STATUSES,
+    Deadline,
+    DeadlineKind,
+    Department,
+    Event,
+    ExtensionRequest,
+    Status,
+    Ticket,
+    TicketCoDepartment,
+)
+from .engine import SYSTEM, move, open_deadline, record
+from .registry import Input, action, event_kind, text
+from .survey import open_survey, unvisited_bad_rating
+
+TEXT_MAX = 4000
+MAX_WORKING_DAYS = 60
+ALL_STATUSES = tuple(Status)
+
+
+# --- payloads -------------------------------------------------------------------------------------
+
+def _fields(payload: dict, build) -> dict:
+    if not isinstance(payload, dict):
+        raise ValidationFailed(_l("The body must be a JSON object."))
+    check = validation.Collector()
+    build(check, payload)
+    return check.raise_if_errors()
+
+
+def _optional_note(session, ticket, payload):
+    return _fields(payload, lambda c, p: c.field("note", validation.text, p.get("note"), required=False, max_len=TEXT_MAX))
+
+
+def _required(name):
+    def parse(session, ticket, payload):
+        return _fields(payload, lambda c, p: c.field(name, validation.text, p.get(name), required=True, max_len=TEXT_MAX))
+    return parse
+
+
+def _active_department(session, department_id):
+    department = session.get(Department, department_id)
+    return department if department is not None and department.active else None
+
+
+def _parse_transfer(session, ticket, payload):
+    def build(c, p):
+        department_id = c.field("department_id", validation.identifier, p.get("department_id"), required=True)
+        c.field("working_days", validation.integer, p.get("working_days"), required=False, minimum=1,
+                maximum=MAX_WORKING_DAYS)
+        co_ids = c.field("co_department_ids", validation.integer_list, p.get("co_department_ids"), max_items=10)
+        c.field("instructions", validation.text, p.get("instructions"), required=False, max_len=TEXT_MAX)
+        if department_id and _active_department(session, department_id) is None:
+            c.fail("department_id", _l("No such department."))
+        if co_ids:
+            if department_id in co_ids:
+                c.fail("co_department_ids", _l("The lead department cannot also be a co-department."))
+            elif any(_active_department(session, i) is None for i in co_ids):
+                c.fail("co_department_ids", _l("No such department."))
+    return _fields(payload, build)
+
+
+def _parse_extension_request(session, ticket, payload):
+    def build(c, p):
+        c.field("working_days", validation.integer, p.get("working_days"), required=True, minimum=1,
+                maximum=MAX_WORKING_DAYS)
+        c.field("reason", validation.text, p.get("reason"), required=True, max_len=TEXT_MAX)
+    return _fields(payload, build)
+
+
+def _parse_extension_decision(session, ticket, payload):
+    def build(c, p):
+        c.field("approve", validation.boolean, p.get("approve"), required=True)
+        c.field("note", validation.text, p.get("note"), required=False, max_len=TEXT_MAX)
+    return _fields(payload, build)
+
+
+def _parse_visit(session, ticket, payload):
+    def build(c, p):
+        visited_on = c.field("visited_on", validation.calendar_date, p.get("visited_on"), required=True)
+        c.field("contacted", validation.boolean, p.get("contacted"), required=True)
+        c.field("outcome", validation.text, p.get("outcome"), required=True, max_len=TEXT_MAX)
+        today = clock.now().astimezone(deadlines.policy().tz).date()
+        if visited_on is not None and visited_on > today:
+            c.fail("visited_on", _l("The return visit cannot be in the future."))
+    return _fields(payload, build)
+
+
+# --- what the citizen reads of an event --------------------------------------------------------------
+
+def _local(iso: str | None) -> str:
+    from ..presenters import local_text
+    return local_text(datetime.fromisoformat(iso)) if iso else ""
+
+
+def _transfer_note(event: Event) -> str:
+    data = event.data or {}
+    return _("Transferred to %(department)s; reply due by %(due)s.", department=data.get("department_name", ""),
+             due=_local(data.get("due_at")))
+
+
+def _extension_note(event: Event) -> str:
+    return _("The handling deadline was extended to %(due)s.", due=_local((event.data or {}).get("due_at")))
+
+
+def _rating_note(event: Event) -> str:
+    from ..labels import SCORE_LABELS, label
+    text_ = _("Rating: %(label)s", label=label(SCORE_LABELS, (event.data or {}).get("score")))
+    if event.to_status == Status.rectifying.value:
+        text_ += " " + _("The case has been reopened for rectification.")
+    return text_
+
+
+NOTE = (text("note", _l("Note (internal)"), False),)
+
+
+# --- the actions ------------------------------------------------------------------------------------
+
+@action("accept", roles={"office"}, statuses={"submitted"}, parse=_optional_note, inputs=NOTE,
+        label=_l("Accepted"), button=_l("Accept"), public=True, moves_deadlines=True)
+def _accept(session, ticket, actor, data, now):
+    previous = move(ticket, Status.accepted)
+    return record(session, ticket, actor, "accept", now, from_status=previous, note=data["note"], public=True)
+
+
+@action("reject", roles={"office"}, statuses={"submitted"}, parse=_required("reason"),
+        inputs=(text("reason", _l("Reason, shown to the citizen"), hint=_l(
+            "Say why the case is outside the window's scope and where the citizen can turn instead.")),),
+        label=_l("Not accepted"), button=_l("Do not accept"), danger=True, public=True, moves_deadlines=True,
+        confirm=_l("Refuse this case? The citizen is told the reason and the case ends."))
+def _reject(session, ticket, actor, data, now):
+    previous = move(ticket, Status.rejected)
+    ticket.reject_reason = data["reason"]
+    deadlines.end(session, ticket, [DeadlineKind.accept], now)
+    deadlines.refresh_ticket_due(session, ticket)
+    return record(session, ticket, actor, "reject", now, from_status=previous, public=True, public_note=data["reason"])
+
+
+@action("transfer", roles={"office"}, statuses={"accepted", "returned"}, parse=_parse_transfer,
+        inputs=(
+            Input("department_id", _l("Lead department"), "department"),
+            Input("working_days", _l("Working days to reply"), "days", False,
+                  _l("Leave empty for the default of the policy.")),
+            Input("co_department_ids", _l("Co-departments"), "departments", False),
+            text("instructions", _l("Instructions to the department (internal)"), False),
+        ),
+        label=_l("Transferred to a department"), button=_l("Transfer"), public=True, public_note=_transfer_note,
+        moves_deadlines=True)
+def _transfer(session, ticket, actor, data, now):
+    department = session.get(Department, data["department_id"])
+    previous = move(ticket, Status.transferred)
+    ticket.department_id = department.id
+    session.execute(sa.delete(TicketCoDepartment).where(TicketCoDepartment.ticket_id == ticket.id))
+    for co_id in data["co_department_ids"]:
+        session.add(TicketCoDepartment(ticket_id=ticket.id, department_id=co_id))
+    deadlines.end(session, ticket, [DeadlineKind.accept], now)
+    handle = deadlines.start(session, ticket, DeadlineKind.handle, now, working_days=data["working_days"],
+                             department_id=department.id)
+    deadlines.start(session, ticket, DeadlineKind.return_, now, department_id=department.id)
+    deadlines.refresh_ticket_due(session, ticket)
+    return record(
+        session, ticket, actor, "transfer", now, from_status=previous, note=data["instructions"], public=True,
+        data={"department_id": department.id, "department_name": department.name,
+              "co_department_ids": data["co_department_ids"], "working_days": handle.working_days,
+              "due_at": handle.due_at.isoformat(), "provisional": handle.provisional},
+    )
+
+
+def _return_window_open(session, ticket, now):
+    window = open_deadline(session, ticket, DeadlineKind.return_)
+    if window is None or now > window.due_at:
+        return _l("The period for returning this case has ended.")
+    return None
+
+
+def _withdraw_pending_extension(session, ticket, now):
+    if ticket.extension_pending:
+        request = _pending_extension(session, ticket)
+        if request is not None:
+            request.decided_at, request.approved, request.decision_note = now, False, "withdrawn"
+        ticket.extension_pending = False
+
+
+@action("return", roles={"department"}, statuses={"transferred"}, lead_department_only=True,
+        precondition=_return_window_open, parse=_required("reason"),
+        inputs=(text("reason", _l("Why this case is not for your department")),),
+        label=_l("Returned by the department"), button=_l("Return to the office"), danger=True,
+        confirm=_l("Return this case to the office?"), public=True,
+        public_note=lambda event: _("The case is being re-dispatched to the right department."), moves_deadlines=True)
+def _return(session, ticket, actor, data, now):
+    previous = move(ticket, Status.returned)
+    deadlines.end(session, ticket, [DeadlineKind.handle, DeadlineKind.return_], now, outcome="returned")
+    _withdraw_pending_extension(session, ticket, now)
+    deadlines.start(session, ticket, DeadlineKind.accept, now)
+    deadlines.refresh_ticket_due(session, ticket)
+    return record(session, ticket, actor, "return", now, from_status=previous, note=data["reason"], public=True,
+                  data={"department_id": ticket.department_id})
+
+
+def _pending_extension(session, ticket):
+    return session.scalar(
+        sa.select(ExtensionRequest)
+        .where(ExtensionRequest.ticket_id == ticket.id, ExtensionRequest.decided_at.is_(None))
+        .order_by(ExtensionRequest.id.desc())
+        .limit(1)
+    )
+
+
+def _may_request_extension(session, ticket, now):
+    if ticket.extension_pending:
+        return _l("An extension request is already waiting for a decision.")
+    if ticket.due_at is not None and now > ticket.due_at:
+        return _l("The deadline has passed; extensions must be requested before it.")
+    return None
+
+
+@action("request_extension", roles={"department"}, statuses={"transferred"}, lead_department_only=True,
+        precondition=_may_request_extension, parse=_parse_extension_request,
+        inputs=(Input("working_days", _l("Extra working days"), "days"), text("reason", _l("Reason"))),
+        label=_l("Extension requested"), button=_l("Request an extension"))
+def _request_extension(session, ticket, actor, data, now):
+    handle = open_deadline(session, ticket, DeadlineKind.handle)
+    session.add(ExtensionRequest(ticket_id=ticket.id, deadline_id=handle.id, working_days=data["working_days"],
+                                 reason=data["reason"], requested_by=actor.user_id, requested_at=now))
+    ticket.extension_pending = True
+    return record(session, ticket, actor, "request_extension", now, from_status=ticket.status, note=data["reason"],
+                  data={"working_days": data["working_days"]})
+
+
+def _extension_waiting(session, ticket, now):
+    return None if ticket.extension_pending else _l("There is no extension request to decide.")
+
+
+@action("decide_extension", roles={"office"}, statuses={"transferred"}, precondition=_extension_waiting,
+        parse=_parse_extension_decision,
+        inputs=(Input("approve", _l("Decision"), "yesno"), text("note", _l("Note (internal)"), False)),
+        label=_l("Extension decided"), button=_l("Decide the extension"), public=True,
+        public_note=_extension_note, moves_deadlines=True)
+def _decide_extension(session, ticket, actor, data, now):
+    request = _pending_extension(session, ticket)
+    request.decided_by, request.decided_at = actor.user_id, now
+    request.approved, request.decision_note = data["approve"], data["note"]
+    ticket.extension_pending = False
+    details = {"approved": data["approve"], "working_days": request.working_days}
+    if data["approve"]:
+        handle = session.get(Deadline, request.deadline_id)
+        deadlines.extend(handle, request.working_days)
+        deadlines.refresh_ticket_due(session, ticket)
+        details["due_at"] = handle.due_at.isoformat()
+    return record(session, ticket, actor, "decide_extension", now, from_status=ticket.status, note=data["note"],
+                  public=data["approve"], data=details)
+
+
+@action("reply", roles={"department"}, statuses={"transferred", "rectifying"}, lead_department_only=True,
+        office_without_department=True, parse=_required("content"),
+        inputs=(text("content", _l("Reply to the citizen"), hint=_l(
+            "The office reviews the reply before the citizen sees it.")),),
+        label=_l("Department replied"), button=_l("Send the reply for review"), public=True,
+        public_note=lambda event: _("The department has replied; the office is reviewing the reply."),
+        moves_deadlines=True)
+def _reply(session, ticket, actor, data, now):
+    previous = move(ticket, Status.replied)
+    ticket.reply_content = data["content"]
+    deadlines.end(session, ticket, [DeadlineKind.handle, DeadlineKind.rectify], now)
+    deadlines.end(session, ticket, [DeadlineKind.return_], now, outcome="replied")
+    _withdraw_pending_extension(session, ticket, now)
+    deadlines.start(session, ticket, DeadlineKind.review, now)
+    deadlines.refresh_ticket_due(session, ticket)
+    # Public as a step, so the citizen sees the case is being reviewed; the text itself only after approval.
+    return record(session, ticket, actor, "reply", now, from_status=previous, note=data["content"], public=True)
+
+
+def _close(session, ticket, actor, action_name, now, previous, public_text, kinds, note=None, survey=True):
+    ticket.public_reply = public_text
+    ticket.closed_at = now
+    deadlines.end(session, ticket, kinds, now)
+    deadlines.refresh_ticket_due(session, ticket)
+    if survey:
+        open_survey(session, ticket, now)
+    return record(session, ticket, actor, action_name, now, from_status=previous, note=note, public=True,
+                  public_note=public_text)
+
+
+@action("approve", roles={"office"}, statuses={"replied"}, parse=_optional_note, inputs=NOTE,
+        label=_l("Reply approved and closed"), button=_l("Approve and close"), public=True,
+        confirm=_l("Approve the reply and close the case? The citizen sees the reply."),
+        closes_case=True, starts_survey=True, answers_bad_rating=True, moves_deadlines=True)
+def _approve(session, ticket, actor, data, now):
+    previous = move(ticket, Status.closed)
+    return _close(session, ticket, actor, "approve", now, previous, ticket.reply_content, [DeadlineKind.review],
+                  note=data["note"])
+
+
+@action("send_back", roles={"office"}, statuses={"replied"}, parse=_required("reason"),
+        inputs=(text("reason", _l("What the department must do again")),),
+        label=_l("Reply sent back"), button=_l("Send the reply back"), danger=True, public=True,
+        public_note=lambda event: _("The reply did not pass review; the department is handling the case further."),
+        moves_deadlines=True)
+def _send_back(session, ticket, actor, data, now):
+    last_reply = session.scalar(
+        sa.select(Event.from_status)
+        .where(Event.ticket_id == ticket.id, Event.action == "reply")
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
+    target = Status.rectifying if last_reply == Status.rectifying.value else Status.transferred
+    previous = move(ticket, target)
+    deadlines.end(session, ticket, [DeadlineKind.review], now)
+    deadlines.reopen(session, ticket, DeadlineKind.rectify if target == Status.rectifying else DeadlineKind.handle)
+    deadlines.refresh_ticket_due(session, ticket)
+    return record(session, ticket, actor, "send_back", now, from_status=previous, note=data["reason"], public=True)
+
+
+@action("resolve", roles={"office"}, statuses={"accepted"}, parse=_required("content"),
+        inputs=(text("content", _l("Answer to the citizen")),),
+        label=_l("Resolved by the office"), button=_l("Resolve and close"), public=True,
+        confirm=_l("Close the case with this answer? The citizen sees it."),
+        closes_case=True, starts_survey=True, moves_deadlines=True)
+def _resolve(session, ticket, actor, data, now):
+    previous = move(ticket, Status.closed)
+    return _close(session, ticket, actor, "resolve", now, previous, data["content"], [DeadlineKind.accept])
+
+
+@action("remind", roles={"office", "supervisor"}, statuses=OPEN_STATUSES, parse=_optional_note, inputs=NOTE,
+        label=_l("Reminder sent"), button=_l("Remind the department"))
+def _remind(session, ticket, actor, data, now):
+    ticket.supervision_level = max(1, ticket.supervision_level)
+    return record(session, ticket, actor, "remind", now, from_status=ticket.status, note=data["note"],
+                  data={"supervision_level": ticket.supervision_level})
+
+
+@action("note", roles={"office", "department", "supervisor"}, statuses=ALL_STATUSES, changes_state=False,
+        parse=_required("content"), inputs=(text("content", _l("Internal note")),),
+        label=_l("Internal note"), button=_l("Add an internal note"))
+def _note(session, ticket, actor, data, now):
+    return record(session, ticket, actor, "note", now, from_status=ticket.status, note=data["content"])
+
+
+@action("explain", roles={"office"}, statuses={"rectifying"}, parse=_required("content"),
+        inputs=(text("content", _l("Explanation to the citizen")),),
+        label=_l("Explained and closed"), button=_l("Explain and close"), public=True,
+        confirm=_l("Close the case with this explanation? The citizen sees it."),
+        closes_case=True, answers_bad_rating=True, moves_deadlines=True)
+def _explain(session, ticket, actor, data, now):
+    previous = move(ticket, Status.closed)
+    # An explanation answers the 差评 without rework; asking again would only invite the same rating.
+    return _close(session, ticket, actor, "explain", now, previous, data["content"], [DeadlineKind.rectify],
+                  survey=False)
+
+
+def _bad_rating_unvisited(session, ticket, now):
+    if unvisited_bad_rating(session, ticket) is None:
+        return _l("There is no bad rating waiting for a return visit.")
+    return None
+
+
+@action("record_visit", roles={"office"}, statuses=ALL_STATUSES, changes_state=False,
+        precondition=_bad_rating_unvisited, parse=_parse_visit,
+        inputs=(
+            Input("visited_on", _l("Date of the return visit"), "date"),
+            Input("contacted", _l("Reached the citizen?"), "yesno",
+                  options=(("yes", _l("Reached")), ("no", _l("Not reached")))),
+            text("outcome", _l("What came of it")),
+        ),
+        label=_l("Return visit recorded"), button=_l("Record the return visit"))
+def _record_visit(session, ticket, actor, data, now):
+    from ..models import ReturnVisit
+
+    survey = unvisited_bad_rating(session, ticket)
+    tz = deadlines.policy().tz
+    visited_at = datetime.combine(data["visited_on"], datetime.min.time(), tzinfo=tz) + timedelta(hours=12)
+    session.add(ReturnVisit(ticket_id=ticket.id, survey_id=survey.id, visited_at=min(visited_at, now),
+                            contacted=data["contacted"], outcome=data["outcome"], recorded_by=actor.user_id,
+                            created_at=now))
+    return record(session, ticket, actor, "record_visit", now, from_status=ticket.status, note=data["outcome"],
+                  data={"survey_round": survey.round, "contacted": data["contacted"],
+                        "visited_on": data["visited_on"].isoformat()})
+
+
+# --- kinds of events that are not staff actions ------------------------------------------------------
+
+FILE = event_kind("file", _l("Submitted"), public=True, moves_deadlines=True)
+RATE = event_kind("rate", _l("Rated"), public=True, public_note=_rating_note, moves_deadlines=True)
+ESCALATE = event_kind("escalate", _l("Escalated (deadline ladder)"))
+
+
+def escalate(session, ticket: Ticket, level: int, now: datetime, data: dict) -> Event:
+    """A ladder step raised the case's supervision (1 催办, 2 督办, 3 挂牌督办): an internal event by the system.
+
+    With `remind`, the only place that changes `supervision_level`; it never lowers it. No role check and no
+    version bump: it is not a staff action, and a handler's open form must not turn stale because of it.
+    """
+    ticket.supervision_level = max(level, ticket.supervision_level)
+    return record(session, ticket, SYSTEM, ESCALATE.name, now, from_status=ticket.status,
+                  data={**data, "level": level})

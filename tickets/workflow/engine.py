@@ -1,0 +1,144 @@
+"""The one entry point for staff actions (`perform`) and the pieces every action's handler uses.
+
+`perform` checks the caller's role, the optional `version`, the current state and the payload, claims the
+ticket row (a conditional version bump, so two concurrent actions cannot both win), runs the action's handler
+and returns the Event it recorded. `record` appends an Event and hands it to the app's reactions (the SMS and
+escalation rooms' receivers, see `tickets.reactions`). Nothing here commits: the caller does, once, and rolls
+back on error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm.attributes import set_committed_value
+
+from .. import clock, deadlines
+from ..errors import Conflict, Forbidden, InvalidTransition, NotFound
+from ..models import DeadlineKind, Event, Role, Status, Ticket
+from ..reactions import reactions
+from .registry import ACTIONS, Action
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a staff user, or (user_id None, role None) the citizen."""
+
+    user_id: int | None
+    role: Role | None
+    department_id: int | None = None
+    system: bool = False  # the sweeper and other automatic steps
+
+    @classmethod
+    def of(cls, user) -> "Actor":
+        return cls(user.id, Role(user.role), user.department_id)
+
+    @property
+    def role_name(self) -> str:
+        return "system" if self.system else self.role.value if self.role else "citizen"
+
+
+CITIZEN = Actor(None, None)
+SYSTEM = Actor(None, None, system=True)
+
+
+# --- who may do what ------------------------------------------------------------------------------
+
+def can_see(ticket: Ticket, actor: Actor, co_department_ids=()) -> bool:
+    if actor.role != Role.department:
+        return actor.role is not None
+    return actor.department_id is not None and (
+        ticket.department_id == actor.department_id or actor.department_id in co_department_ids
+    )
+
+
+def role_allows(rule: Action, ticket: Ticket, actor: Actor) -> bool:
+    if actor.role == Role.admin:
+        return True
+    if rule.office_without_department and actor.role == Role.office and ticket.department_id is None:
+        return True
+    if actor.role not in rule.roles:
+        return False
+    if rule.lead_department_only and actor.role == Role.department:
+        return ticket.department_id is not None and ticket.department_id == actor.department_id
+    return True
+
+
+def state_problem(session, ticket: Ticket, action: Action, now: datetime):
+    """None when the ticket's state permits the action, else the message that explains why not."""
+    if Status(ticket.status) not in action.statuses:
+        return InvalidTransition.default_message
+    if action.precondition is not None:
+        return action.precondition(session, ticket, now)
+    return None
+
+
+def allowed_actions(session, ticket: Ticket, actor: Actor) -> list[str]:
+    """The actions this actor may take on this ticket now (for the console and the API's ticket view)."""
+    now = clock.now()
+    return [name for name, action in ACTIONS.items()
+            if role_allows(action, ticket, actor) and state_problem(session, ticket, action, now) is None]
+
+
+def perform(session, ticket: Ticket, actor: Actor, action: str, payload: dict | None = None,
+            *, expected_version: int | None = None) -> Event:
+    definition = ACTIONS.get(action)
+    if definition is None:
+        raise NotFound(_l("Unknown action."))
+    if not role_allows(definition, ticket, actor):
+        raise Forbidden()
+    if expected_version is not None and expected_version != ticket.version:
+        raise Conflict()
+    now = clock.now()
+    problem = state_problem(session, ticket, definition, now)
+    if problem is not None:
+        raise InvalidTransition(problem)
+    data = definition.parse(session, ticket, payload or {})
+    if definition.changes_state:
+        claim(session, ticket, now)
+    return definition.handle(session, ticket, actor, data, now)
+
+
+def claim(session, ticket: Ticket, now: datetime) -> None:
+    """Bump the version only if nobody else did since we read the ticket; the loser gets 409 conflict.
+
+    On PostgreSQL the UPDATE also takes the row lock, so a concurrent action waits for our commit and
+    then finds the version moved.
+    """
+    result = session.execute(
+        sa.update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.version == ticket.version)
+        .values(version=Ticket.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict()
+    set_committed_value(ticket, "version", ticket.version + 1)
+    set_committed_value(ticket, "updated_at", now)
+
+
+def record(session, ticket: Ticket, actor: Actor, action: str, now: datetime, *, from_status=None,
+           note=None, public=False, public_note=None, data=None, **context) -> Event:
+    """Append the Event and let the app's reactions add their rows (texts, ladder steps) to this transaction.
+
+    Rows a reaction writes name the event as their cause (`event_id`), so the case page can say why a text
+    went out. `context` goes to the reactions only (a filing passes the citizen's query code)."""
+    event = Event(ticket_id=ticket.id, at=now, actor_id=actor.user_id, actor_role=actor.role_name,
+                  action=action, from_status=from_status, to_status=ticket.status, note=note, public=public,
+                  public_note=public_note, data=data, id=context.pop("event_id", None))
+    session.add(event)
+    reactions(current_app).dispatch(event, session=session, ticket=ticket, **context)
+    return event
+
+
+def move(ticket: Ticket, status: Status) -> str:
+    previous = ticket.status
+    ticket.status = status.value
+    return previous
+
+
+def open_deadline(session, ticket: Ticket, kind: DeadlineKind):
+    return next((d for d in deadlines.open_deadlines(session, ticket) if d.kind == kind.value), None)

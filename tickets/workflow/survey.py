@@ -1,0 +1,63 @@
+"""The satisfaction survey's side of the workflow: opening a round when a case closes, and the citizen's rating
+(`rate`, the one status change that is not a staff action: a 差评 reopens the case for rectification)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from .. import clock, deadlines, validation
+from ..errors import InvalidTransition
+from ..models import DeadlineKind, Event, ReturnVisit, Status, Survey, Ticket
+from .engine import CITIZEN, claim, move, record
+
+
+def open_survey(session, ticket: Ticket, now: datetime) -> Survey:
+    last_round = session.scalar(sa.select(sa.func.max(Survey.round)).where(Survey.ticket_id == ticket.id))
+    days = current_app.config.get("SURVEY_OPEN_DAYS", 3)
+    survey = Survey(ticket_id=ticket.id, round=(last_round or 0) + 1, phone=ticket.phone, opened_at=now,
+                    closes_at=now + timedelta(days=days))
+    session.add(survey)
+    return survey
+
+
+def open_survey_for(session, ticket: Ticket, now: datetime) -> Survey | None:
+    return session.scalar(
+        sa.select(Survey)
+        .where(Survey.ticket_id == ticket.id, Survey.rated_at.is_(None), Survey.closes_at > now)
+        .order_by(Survey.round.desc())
+        .limit(1)
+    )
+
+
+def unvisited_bad_rating(session, ticket):
+    """The latest 差评 round of this ticket that has no return visit yet."""
+    visited = sa.select(ReturnVisit.survey_id)
+    return session.scalar(
+        sa.select(Survey).where(Survey.ticket_id == ticket.id, Survey.score >= 4, Survey.id.not_in(visited))
+        .order_by(Survey.round.desc()).limit(1)
+    )
+
+
+def rate(session, ticket: Ticket, score, comment=None, *, channel: str = "web") -> Event:
+    """The citizen rates the open survey round; 4 or 5 (差评) reopens the ticket for rectification."""
+    check = validation.Collector()
+    check.field("score", validation.integer, score, required=True, minimum=1, maximum=5)
+    check.field("comment", validation.text, comment, required=False, max_len=1000)
+    values = check.raise_if_errors()
+    now = clock.now()
+    survey = open_survey_for(session, ticket, now) if ticket.status == Status.closed.value else None
+    if survey is None:
+        raise InvalidTransition(_l("There is no open satisfaction survey for this case."))
+    survey.score, survey.comment, survey.rated_at, survey.channel = values["score"], values["comment"], now, channel
+    claim(session, ticket, now)
+    previous = ticket.status
+    if values["score"] >= 4:
+        move(ticket, Status.rectifying)
+        ticket.closed_at = None
+        deadlines.start(session, ticket, DeadlineKind.rectify, now, department_id=ticket.department_id)
+        deadlines.refresh_ticket_due(session, ticket)
+    return record(session, ticket, CITIZEN, "rate", now, from_status=previous, note=values["comment"], public=True,
+                  data={"score": values["score"], "round": survey.round, "channel": channel})
