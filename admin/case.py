@@ -16,9 +16,11 @@ from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
 from tickets.labels import SCORE_LABELS, label
-from tickets.models import Department, ReturnVisit, Role, Survey
+from escalation.models import EscalationStep
+from tickets.models import Department, Event, ReturnVisit, Role, Survey
 from tickets.presenters import iso, staff_view
 
+from . import causes
 from .base import RoleGuard, current_actor
 from .escalation import event_lines, step_history
 from .queues import due_badge, supervision_text
@@ -59,6 +61,9 @@ class CaseView(RoleGuard, BaseView):
     def _render(self, ticket, *, failed: dict | None = None, status: int = 200):
         actor = current_actor()
         view = staff_view(db.session, ticket, actor, clock.now())
+        events = {e.id: e for e in db.session.scalars(sa.select(Event).where(Event.ticket_id == ticket.id))}
+        steps = {s.id: s for s in db.session.scalars(sa.select(EscalationStep)
+                                                       .where(EscalationStep.ticket_id == ticket.id))}
         departments = list(db.session.execute(
             sa.select(Department.id, Department.name).where(Department.active.is_(True)).order_by(Department.code)
         ).all())
@@ -69,6 +74,8 @@ class CaseView(RoleGuard, BaseView):
             label=label, now_iso=iso(clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),
             ladder=step_history(db.session, ticket.id), event_lines=event_lines,
+            sms_cause=lambda message: causes.of_message(message, events, steps),
+            step_cause=lambda step: causes.of_event(events.get(step["event_id"])),
         )
         return html, status
 

@@ -24,6 +24,7 @@ from tickets.labels import SCORE_LABELS, label
 from tickets.models import Role, Survey, Ticket
 from tickets.presenters import local_text
 
+from . import causes
 from .base import ConsoleModelView, RoleGuard
 
 CATEGORY = _l("SMS and surveys")
@@ -142,7 +143,8 @@ class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
                            kind=KINDS.get(message.template), case=case_link(message.ticket_id),
                            resendable=message.status in RESENDABLE, history=history, local_text=local_text,
                            status_badge=status_badge, hold=hold_text(message),
-                           quiet=held_by_quiet_hours(message))
+                           quiet=held_by_quiet_hours(message), cause=causes.load_for_message(db.session, message),
+                           number=tracking_number(message.ticket_id) if message.ticket_id else None)
 
     @expose("/message/<int:message_id>/resend", methods=("POST",))
     def resend(self, message_id: int):
@@ -153,7 +155,8 @@ class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
             return redirect(url_for(".message", message_id=message_id))
         copy = SmsMessage(ticket_id=message.ticket_id, phone=message.phone, audience=message.audience,
                           template=message.template, body=message.body, created_at=clock.now(),
-                          not_before=clock.now(), resent_from_id=message.id)
+                          not_before=clock.now(), resent_from_id=message.id, event_id=message.event_id,
+                          step_id=message.step_id)
         db.session.add(copy)
         db.session.commit()
         flash(_("The message will be sent again."), "success")

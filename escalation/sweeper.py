@@ -219,7 +219,7 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
     step.audience, step.recipients = rung.audience, len(phones)
     for phone in phones:
         if send_sms(phone, rung.template, context, ticket_id=ticket.id, audience=rung.audience,
-                    session=session) is not None:
+                    session=session, step_id=step.id) is not None:
             step.sms_count += 1
 
 
