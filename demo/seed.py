@@ -25,7 +25,7 @@ from notify.operations import hold_until
 from tickets import clock, deadlines, intake, workflow
 from tickets.accounts import create_user
 from tickets.models import Department
-from tickets.workflow import Actor
+from tickets.workflow import KINDS, Actor
 
 from .data import (CASES, DEMO_PASSWORD, DEMO_USERS, DEPARTMENTS, FILING_HOUR_WEIGHTS, HISTORY_DEPARTMENTS,
                    HISTORY_ITEMS, HISTORY_MONTHS, HISTORY_NAMES, HISTORY_PER_MONTH)
@@ -223,7 +223,7 @@ def _history_case(rng: random.Random, month_start: datetime):
                       (at + 30, "reply", {"content": "已补充说明办理结果和依据。"}, handler)]
             at += 30
         steps.append((at + 4, "approve", {}, "office"))
-    closed_at = steps[-1][0] if steps[-1][1] in ("approve", "resolve") else None
+    closed_at = steps[-1][0] if KINDS[steps[-1][1]].closes_case else None
     if closed_at is not None and rng.random() < 0.88:
         score = rng.choices((1, 2, 3, 4, 5), weights=(58, 22, 9, 7, 4))[0]
         steps.append((closed_at + rng.choice((1, 2, 4, 6, 9, 20, 26)), "rate", score, None))

@@ -22,13 +22,15 @@ import sqlalchemy as sa
 
 from escalation.calendar import WorkCalendar, working_days_between
 from tickets.models import Deadline, Event, ExtensionRequest, ReturnVisit, Survey, Ticket
+from tickets.workflow import names
 
 from .formulas import FORMULA_VERSION
 from .models import Report
 
-CLOSING_ACTIONS = ("approve", "resolve", "explain")
-RECLOSING_ACTIONS = ("approve", "explain")       # what answers a bad rating
-SUPERVISION_ACTIONS = ("escalate", "remind")     # a remind counts as level 1
+# Kinds of events by what they mean, from the workflow's definitions (tickets/workflow/actions.py).
+CLOSING_ACTIONS = names(closes_case=True)                # approve, resolve, explain
+RECLOSING_ACTIONS = names(answers_bad_rating=True)       # what answers a bad rating: approve, explain
+SUPERVISION_ACTIONS = names(raises_supervision=True)     # escalate, remind (a remind counts as level 1)
 DEPARTMENT_DEADLINES = ("handle", "rectify")      # deadlines the department is measured by
 ON_TIME_DEADLINES = ("accept", "handle", "rectify")
 LEVELS = (1, 2, 3)

@@ -7,6 +7,7 @@ reaches a paragraph through `markup.text` or `markup.markup`, escaped: see `mark
 from __future__ import annotations
 
 import io
+import threading
 from datetime import datetime
 
 from flask_babel import force_locale, gettext as _
@@ -208,9 +209,15 @@ def _appendix(s: Styles, font: str, version: str):
             _table(rows, [45 * mm, 125 * mm], font)]
 
 
+# ReportLab keeps each embedded TrueType font's subsetting state on the font object, shared by every document
+# being built in the process: two reports built at once in two threads (two people generating a month, a
+# threaded server) corrupted each other's subsets (KeyError in makeSubset, a 500). One at a time, then.
+_BUILDING = threading.Lock()
+
+
 def build_pdf(figures: dict, *, office: str, generated_at: datetime, tz, font: str) -> bytes:
     """The report as PDF bytes, always in Chinese (leaders read it as a document of the office)."""
-    with force_locale("zh_CN"):
+    with force_locale("zh_CN"), _BUILDING:
         return _build(figures, office, generated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), tz, font)
 
 

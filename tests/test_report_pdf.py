@@ -8,6 +8,7 @@ import ast
 import http.server
 import pathlib
 import re
+import sys
 import threading
 import urllib.request
 from datetime import datetime
@@ -272,3 +273,22 @@ def test_ranks_share_ties_and_leave_departments_without_cases_unranked(specs):
 
     for row in with_cases:  # competition ranking: 1 + how many did strictly better
         assert row["rank"] == 1 + sum(key(other) > key(row) for other in with_cases)
+
+
+def test_reports_built_in_several_threads_at_once_all_read_back(app):
+    """ReportLab keeps a TrueType font's subsets on the shared font object: reports built at once in two
+    threads (two people generating a month in a threaded server) must not corrupt each other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    departments = [f"部门{chr(0x4E00 + n * 37)}{chr(0x5000 + n * 53)}" for n in range(12)]  # many distinct glyphs
+    jobs = [figures_with(departments=departments[n:] + departments[:n]) for n in range(12)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a loaded server does, so that the builds interleave
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            pdfs = list(pool.map(lambda figures: build(app, figures), jobs))
+    finally:
+        sys.setswitchinterval(interval)
+    for pdf in pdfs:
+        text = squash(pdf_text(pdf))
+        assert all(squash(name) in text for name in departments)

@@ -337,7 +337,7 @@ def _resolve(session, ticket, actor, data, now):
 
 
 @action("remind", roles={"office", "supervisor"}, statuses=OPEN_STATUSES, parse=_optional_note, inputs=NOTE,
-        label=_l("Reminder sent"), button=_l("Remind the department"))
+        label=_l("Reminder sent"), button=_l("Remind the department"), raises_supervision=True)
 def _remind(session, ticket, actor, data, now):
     ticket.supervision_level = max(1, ticket.supervision_level)
     return record(session, ticket, actor, "remind", now, from_status=ticket.status, note=data["note"],
@@ -396,7 +396,7 @@ def _record_visit(session, ticket, actor, data, now):
 
 FILE = event_kind("file", _l("Submitted"), public=True, moves_deadlines=True)
 RATE = event_kind("rate", _l("Rated"), public=True, public_note=_rating_note, moves_deadlines=True)
-ESCALATE = event_kind("escalate", _l("Escalated (deadline ladder)"))
+ESCALATE = event_kind("escalate", _l("Escalated (deadline ladder)"), raises_supervision=True)
 
 
 def escalate(session, ticket: Ticket, level: int, now: datetime, data: dict) -> Event:

@@ -9,6 +9,7 @@ other rooms read instead of keeping their own lists of action names:
 - `starts_survey`: closing opens a satisfaction survey round (the SMS room sends it);
 - `answers_bad_rating`: it closes a case a 差评 reopened (the report's 差评 figures);
 - `moves_deadlines`: it may start, end or move a deadline (the escalation room re-plans the case's ladder);
+- `raises_supervision`: it raises the case's supervision level (the report's supervision figures);
 - `public`: it may appear on the citizen's page, with `public_note` saying what the citizen reads of it.
 
 Adding an action is one `@action(...)` definition in `actions.py` (its handler below it) and its tests.
@@ -61,6 +62,7 @@ class Kind:
     starts_survey: bool = False
     answers_bad_rating: bool = False
     moves_deadlines: bool = False
+    raises_supervision: bool = False                # 催办/督办: the report counts it as supervision
 
 
 @dataclass(frozen=True, kw_only=True)
