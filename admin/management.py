@@ -25,7 +25,6 @@ from wtforms import PasswordField, StringField, ValidationError
 from wtforms.validators import InputRequired, Length, Optional
 
 from tickets import accounts, clock, contacts, phones
-from tickets.cli import issue_token
 from tickets.errors import ValidationFailed
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
@@ -349,25 +348,26 @@ class ApiTokenView(ManagementView):
         if request.method == "GET" and row_id(request.args.get("user_id")) is not None:
             form.user_id.data = row_id(request.args["user_id"])
         if form.validate_on_submit():
-            user = db.session.get(User, form.user_id.data)
-            if user is None or not user.active:
-                abort(404)
-            token = issue_token(db.session, user, form.label.data)
-            db.session.commit()
-            # Shown on this page only: not flashed (the cookie would carry it), not logged, not cached.
-            response = self.render("admin/management/token_issued.html", token=token, user=user,
-                                   token_label=form.label.data)
-            return response, 200, {"Cache-Control": "no-store"}
+            user = db.session.get(User, form.user_id.data) or abort(404)
+            try:
+                token = accounts.issue_token(db.session, user, form.label.data)
+            except ValidationFailed as error:
+                db.session.rollback()
+                for name, message in error.fields.items():
+                    getattr(form, name).errors = [str(message)]
+            else:
+                db.session.commit()
+                # Shown on this page only: not flashed (the cookie would carry it), not logged, not cached.
+                response = self.render("admin/management/token_issued.html", token=token, user=user,
+                                       token_label=form.label.data)
+                return response, 200, {"Cache-Control": "no-store"}
         status = 400 if request.method == "POST" else 200
         return self.render("admin/management/token_issue.html", form=form), status
 
     @expose("/revoke/<int:token_id>", methods=("POST",))
     def revoke(self, token_id: int):
-        token = db.session.get(ApiToken, token_id)
-        if token is None:
-            abort(404)
-        if token.revoked_at is None:
-            token.revoked_at = clock.now()
+        token = db.session.get(ApiToken, token_id) or abort(404)
+        if accounts.revoke_token(db.session, token, clock.now()):
             db.session.commit()
             flash(_("The token was revoked."), "success")
         return redirect(url_for(".index_view"))

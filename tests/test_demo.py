@@ -36,7 +36,7 @@ from tests.conftest import TZ, page_csrf
 from tests.sms_support import drain, twilio_config
 from tests.test_escalation_embedded import _free_port
 from tests.twilio_server import TwilioTestServer
-from tickets.cli import create_user
+from tickets.accounts import create_user
 from tickets.db import db
 from tickets.models import Deadline, Department, Event, ReturnVisit, Status, Survey, Ticket, User
 from tickets.phones import normalise_mobile
