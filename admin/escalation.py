@@ -19,6 +19,7 @@ from escalation.policies import DEFAULT_WORKING_DAYS
 from tickets import clock
 from tickets.access import visibility
 from tickets.db import db
+from tickets.errors import ValidationFailed
 from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label
 from tickets.models import Department, ProblemType, Role, Ticket
 from tickets.presenters import local_tz
@@ -158,14 +159,11 @@ class CalendarView(RoleGuard, BaseView):
         if request.method == "POST":
             text, notice = request.form.get("days", ""), request.form.get("notice", "").strip()[:200]
             try:
-                parsed = store.parse_calendar_csv(text)
-                if set(parsed) != {year}:
-                    raise store.CalendarFileError(_("Every line must be a day of %(year)d.", year=year))
-            except store.CalendarFileError as problem:
-                error = str(problem)
+                store.publish(db.session, text, year=year, source="admin", now=clock.now(), notice=notice or None)
+            except ValidationFailed as problem:
+                db.session.rollback()
+                error = str(problem.message)
             else:
-                store.replace_year(db.session, year, parsed[year], source="admin", now=clock.now(),
-                                   notice=notice or None)
                 db.session.commit()
                 store.invalidate()
                 flash(_("%(year)d is published: deadlines in it now follow these days.", year=year), "success")
@@ -175,17 +173,6 @@ class CalendarView(RoleGuard, BaseView):
             text = "".join(f"{d.isoformat()},{1 if w else 0},{n or ''}\n" for d, (w, n) in exceptions.items())
         return self.render("admin/escalation/calendar_year.html", year=year, row=row, exceptions=exceptions,
                            text=text, notice=notice, error=error), 400 if error else 200
-
-
-def _scope(value: str) -> tuple[str | None, int | None]:
-    """`problem_type:<code>` or `department:<id>` of an existing department; (None, None) otherwise."""
-    kind, _sep, key = value.partition(":")
-    if kind == "problem_type" and key in ProblemType.__members__:
-        return key, None
-    if kind == "department" and key.isascii() and key.isdigit() and len(key) < 10 \
-            and db.session.get(Department, int(key)) is not None:
-        return None, int(key)
-    return None, None
 
 
 class PolicyView(RoleGuard, BaseView):
@@ -211,37 +198,25 @@ class PolicyView(RoleGuard, BaseView):
     @expose("/set", methods=("POST",))
     def set(self):
         form = request.form
-        kind, scope, days = form.get("kind", ""), form.get("scope", ""), form.get("working_days", "")
-        problem_type, department_id = _scope(scope)
-        if kind not in DEFAULT_WORKING_DAYS or (problem_type is None and department_id is None):
-            return self.index(error=_("Choose a deadline and a problem type or department."), status=400)
-        if not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= MAX_WORKING_DAYS):
-            return self.index(error=_("Working days must be a whole number from 1 to %(max)d.", max=MAX_WORKING_DAYS),
-                              status=400)
-        row = db.session.scalar(sa.select(PolicyOverride).where(
-            PolicyOverride.kind == kind,
-            PolicyOverride.problem_type == problem_type if problem_type else PolicyOverride.problem_type.is_(None),
-            PolicyOverride.department_id == department_id if department_id else PolicyOverride.department_id.is_(None)))
-        if row is None:
-            row = PolicyOverride(kind=kind, problem_type=problem_type, department_id=department_id, working_days=0)
-            db.session.add(row)
-        row.working_days, row.updated_at, row.updated_by = int(days), clock.now(), current_user.id
-        self._changed()
+        try:
+            store.set_override(db.session, form.get("kind", ""), form.get("scope", ""), form.get("working_days", ""),
+                               by=current_user.id, now=clock.now())
+        except ValidationFailed as error:
+            db.session.rollback()
+            return self.index(error=str(error.message), status=400)
+        self._saved()
         flash(_("Saved. New deadlines follow it; running ones keep theirs."), "success")
         return redirect(url_for(".index"))
 
     @expose("/<int:override_id>/delete", methods=("POST",))
     def delete(self, override_id: int):
-        row = db.session.get(PolicyOverride, override_id)
-        if row is None:
-            abort(404)
-        db.session.delete(row)
-        self._changed()
+        row = db.session.get(PolicyOverride, override_id) or abort(404)
+        store.remove_override(db.session, row, clock.now())
+        self._saved()
         flash(_("Removed: the default applies again."), "success")
         return redirect(url_for(".index"))
 
-    def _changed(self):
-        store.mark_changed(db.session, "policy", clock.now())
+    def _saved(self):
         db.session.commit()
         store.invalidate()
 
