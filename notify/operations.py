@@ -7,11 +7,13 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from tickets import clock
 from tickets.db import db, utcnow
+from tickets.errors import ValidationFailed
 
-from .messages import KINDS, compose, default_text
+from .messages import KINDS, TemplateProblem, check_text, compose, default_text
 from .models import SmsMessage, SmsOptOut, SmsStatus, SmsTemplate
 from .quiet import parse_quiet_hours, quiet_until
 
@@ -42,6 +44,30 @@ def custom_text(session, key: str) -> str | None:
 def template_text(session, key: str) -> str:
     """What an administrator made of this message, or the default wording."""
     return custom_text(session, key) or default_text(key)
+
+
+def save_template(session, key: str, body: str, *, by: int | None, now) -> SmsTemplate:
+    """An administrator's wording of the message `key` (one of `KINDS`), checked by rendering it with sample
+    values (`check_text`): ValidationFailed (field `body`) when it cannot make a message. After the commit,
+    call `forget_templates()`."""
+    try:
+        check_text(key, body)
+    except TemplateProblem as problem:
+        raise ValidationFailed(fields={"body": str(problem)}) from None
+    row = session.get(SmsTemplate, key) or SmsTemplate(key=key, body="")
+    row.body, row.updated_at, row.updated_by = body.strip(), now, by
+    session.add(row)
+    return row
+
+
+def reset_template(session, key: str) -> bool:
+    """The message `key` uses the default wording again; False when it already did. After the commit, call
+    `forget_templates()`."""
+    row = session.get(SmsTemplate, key)
+    if row is None:
+        return False
+    session.delete(row)
+    return True
 
 
 # Texts written while a session replays the past (the demo's months of history) are history: kept as they were
@@ -95,3 +121,19 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
     )
     session.add(message)
     return message
+
+
+RESENDABLE = frozenset({SmsStatus.failed.value, SmsStatus.undelivered.value})
+
+
+def resend(session, message: SmsMessage, now) -> SmsMessage:
+    """A failed or undelivered text goes out again as a new row (the failed one stays, as history); the worker
+    sends it after the commit. ValidationFailed for a text in any other state."""
+    if message.status not in RESENDABLE:
+        raise ValidationFailed(_l("Only a failed or undelivered message can be sent again."))
+    copy = SmsMessage(ticket_id=message.ticket_id, phone=message.phone, audience=message.audience,
+                      template=message.template, body=message.body, created_at=now, not_before=now,
+                      resent_from_id=message.id)
+    session.add(copy)
+    session.flush()
+    return copy
