@@ -18,8 +18,8 @@ from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
 from tickets.labels import ACTION_LABELS, SCORE_LABELS, label
-from tickets.models import Department, ReturnVisit, Role, Survey
-from tickets.presenters import iso, staff_view
+from tickets.models import Deadline, Department, ReturnVisit, Role, Survey
+from tickets.presenters import staff_view
 
 from .base import RoleGuard, current_actor
 from .escalation import event_lines, step_history
@@ -139,6 +139,13 @@ def _satisfaction_and_sms(ticket, actor) -> dict:
             "score_label": lambda score: label(SCORE_LABELS, score)}
 
 
+def _overdue_deadlines(ticket, now) -> set[tuple[str, int]]:
+    """(kind, round) of the case's deadlines that are overdue now."""
+    rows = db.session.execute(sa.select(Deadline.kind, Deadline.round)
+                              .where(Deadline.ticket_id == ticket.id, Deadline.overdue(now)))
+    return {(kind, round_) for kind, round_ in rows}
+
+
 class CaseView(RoleGuard, BaseView):
     """/admin/case/<tracking_no>: not in the menu; the queues and the dashboard link here."""
 
@@ -155,7 +162,7 @@ class CaseView(RoleGuard, BaseView):
             "admin/case.html", case=view, ticket=ticket, actions=view["allowed_actions"], forms=ACTION_FORMS,
             buttons=ACTION_BUTTONS, confirm=CONFIRM, departments=departments, failed=failed or {},
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
-            action_labels=ACTION_LABELS, label=label, now_iso=iso(clock.now()), outcomes=OUTCOMES,
+            action_labels=ACTION_LABELS, label=label, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),
             ladder=step_history(db.session, ticket.id), event_lines=event_lines,
         )

@@ -21,12 +21,12 @@ from tickets.access import visibility
 from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label
-from tickets.models import Department, ProblemType, Role, Ticket
+from tickets.models import OPEN_STATUS_VALUES, Department, ProblemType, Role, Ticket
 from tickets.presenters import local_tz
 from tickets.workflow import MAX_WORKING_DAYS
 
 from .base import STAFF, RoleGuard, current_actor
-from .queues import OPEN, department_names, soon_threshold, supervision_text
+from .queues import department_names, soon_threshold, supervision_text
 
 CATEGORY = _l("Deadlines")
 OFFICE = frozenset({Role.admin, Role.office})
@@ -121,17 +121,17 @@ class DeadlinesView(RoleGuard, BaseView):
 
     def _list(self, which: str):
         now = clock.now()
-        where = [visibility(current_actor()), Ticket.status.in_(OPEN), Ticket.due_at.is_not(None)]
         if which == "overdue":
-            where.append(Ticket.due_at < now)
+            where = [visibility(current_actor()), Ticket.overdue(now)]
         else:
-            where += [Ticket.due_at >= now, Ticket.due_at < soon_threshold(now)]
+            where = [visibility(current_actor()), Ticket.status.in_(OPEN_STATUS_VALUES), Ticket.due_at >= now,
+                     Ticket.due_at < soon_threshold(now)]
         total = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(*where))
         cases = db.session.scalars(sa.select(Ticket).where(*where).order_by(Ticket.due_at, Ticket.id)
                                    .limit(LIST_LIMIT)).all()
         calendar, zone = store.settings().calendar(), local_tz()
         rows = [{"ticket": t, "status": label(STATUS_LABELS, t.status), "deadline": label(DEADLINE_LABELS, t.due_kind),
-                 "late_days": working_days_overdue(calendar, t.due_at, now, zone) if t.due_at < now else None,
+                 "late_days": working_days_overdue(calendar, t.due_at, now, zone) if t.overdue(now) else None,
                  "supervision": supervision_text(t.supervision_level)} for t in cases]
         return self.render("admin/escalation/deadlines.html", which=which, rows=rows, total=total,
                            limit=LIST_LIMIT, departments=department_names())

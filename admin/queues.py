@@ -16,13 +16,12 @@ from tickets import clock, phones
 from tickets.access import visibility
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
-from tickets.models import OPEN_STATUSES, Department, ProblemType, Role, Status, Ticket
+from tickets.models import OPEN_STATUS_VALUES, Department, ProblemType, Role, Status, Ticket
 from tickets.presenters import local_text, local_tz
 
 from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names, row_id
 from .export import SafeCsvExport
 
-OPEN = sorted(s.value for s in OPEN_STATUSES)
 TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
 EVERYONE = frozenset(Role)
 NOT_DEPARTMENTS = EVERYONE - {Role.department}
@@ -92,10 +91,10 @@ class DepartmentFilter(FilterEqual):
 
 
 def due_badge(ticket: Ticket, now: datetime) -> Markup:
-    if ticket.due_at is None or ticket.status not in OPEN:
+    if ticket.due_at is None or ticket.status not in OPEN_STATUS_VALUES:
         return Markup("")
     text = local_text(ticket.due_at)
-    if ticket.due_at < now:
+    if ticket.overdue(now):
         return Markup('<span class="due-badge due-overdue" title="{}">{}</span>').format(_l("Overdue"), text)
     if ticket.due_at <= soon_threshold(now):
         return Markup('<span class="due-badge due-soon" title="{}">{}</span>').format(
@@ -126,7 +125,7 @@ class OverdueFilter(ShortcutFilter):
 
     @staticmethod
     def condition(now):
-        return sa.and_(Ticket.status.in_(OPEN), Ticket.due_at < now)
+        return Ticket.overdue(now)
 
 
 class DueTodayFilter(ShortcutFilter):
@@ -137,7 +136,7 @@ class DueTodayFilter(ShortcutFilter):
 
     @staticmethod
     def condition(now):
-        return sa.and_(Ticket.status.in_(OPEN), Ticket.due_at >= now, Ticket.due_at < local_day_bounds(now)[1])
+        return sa.and_(Ticket.status.in_(OPEN_STATUS_VALUES), Ticket.due_at >= now, Ticket.due_at < local_day_bounds(now)[1])
 
 
 class FiledTodayFilter(ShortcutFilter):
@@ -284,7 +283,7 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
         "department_id": lambda v, c, m, n: department_names().get(m.department_id, ""),
         "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
         "created_at": lambda v, c, m, n: local_text(m.created_at),
-        "due_at": lambda v, c, m, n: local_text(m.due_at) if m.status in OPEN else "",
+        "due_at": lambda v, c, m, n: local_text(m.due_at) if m.status in OPEN_STATUS_VALUES else "",
     }
 
     def get_export_name(self, export_type="csv"):

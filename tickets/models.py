@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.ext.hybrid import hybrid_method, hybrid_property
 from sqlmodel import Field, SQLModel
 
 from .db import UTCDateTime, utcnow
@@ -32,6 +33,7 @@ class Status(str, enum.Enum):
 
 FINAL_STATUSES = frozenset({Status.rejected, Status.closed})
 OPEN_STATUSES = frozenset(Status) - FINAL_STATUSES
+OPEN_STATUS_VALUES = tuple(sorted(s.value for s in OPEN_STATUSES))  # for SQL: the column holds the values
 
 
 class ProblemType(str, enum.Enum):
@@ -51,6 +53,11 @@ class DeadlineKind(str, enum.Enum):
 
 def _time(**kwargs: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kwargs)
+
+
+# Table models whose rules are SQLAlchemy hybrids (one definition, read in Python and in SQL) tell Pydantic
+# that these attributes are not fields.
+WITH_HYBRIDS = {"ignored_types": (hybrid_method, hybrid_property)}
 
 
 class Department(SQLModel, table=True):
@@ -126,6 +133,7 @@ class UserSession(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
+    model_config = WITH_HYBRIDS
     __tablename__ = "ticket"
     __table_args__ = (
         sa.Index("ix_ticket_department_status", "department_id", "status"),
@@ -160,6 +168,17 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _time(default_factory=utcnow)
     closed_at: Optional[datetime] = _time(default=None)
 
+    @hybrid_method
+    def overdue(self, now: datetime) -> bool:
+        """Overdue: an open case whose running deadline (`due_at`) has passed. `Ticket.overdue(now)` is the
+        same rule as an SQL condition (the console's queues and cards, 超期与临期, the API's `overdue`)."""
+        return self.status in OPEN_STATUSES and self.due_at is not None and self.due_at < now
+
+    @overdue.inplace.expression
+    @classmethod
+    def _overdue_condition(cls, now: datetime):
+        return sa.and_(cls.status.in_(OPEN_STATUS_VALUES), cls.due_at < now)
+
 
 class TicketCoDepartment(SQLModel, table=True):
     """协办: departments that help the lead department; they can see the case and add notes."""
@@ -192,6 +211,7 @@ class Event(SQLModel, table=True):
 class Deadline(SQLModel, table=True):
     """A deadline is data: it starts with an action, ends with another, and an approved extension moves it."""
 
+    model_config = WITH_HYBRIDS
     __tablename__ = "deadline"
     __table_args__ = (
         sa.UniqueConstraint("ticket_id", "kind", "round", name="uq_deadline_ticket_kind_round"),
@@ -211,6 +231,17 @@ class Deadline(SQLModel, table=True):
     provisional: bool = Field(default=False)
     ended_at: Optional[datetime] = _time(default=None)
     outcome: Optional[str] = Field(default=None, sa_type=sa.String(16))
+
+    @hybrid_method
+    def overdue(self, at: datetime) -> bool:
+        """Overdue at the instant `at`: running then (started before it, not ended by it) and due before it.
+        `Deadline.overdue(at)` is the same rule in SQL (the case page, the report's list at a month's end)."""
+        return self.started_at < at and (self.ended_at is None or self.ended_at >= at) and self.due_at < at
+
+    @overdue.inplace.expression
+    @classmethod
+    def _overdue_condition(cls, at: datetime):
+        return sa.and_(cls.started_at < at, sa.or_(cls.ended_at.is_(None), cls.ended_at >= at), cls.due_at < at)
 
 
 class ExtensionRequest(SQLModel, table=True):

@@ -112,7 +112,7 @@ def list_item(ticket: Ticket, departments: dict[int, str], now: datetime) -> dic
         "created_at": iso(ticket.created_at),
         "due_at": iso(ticket.due_at),
         "due_kind": ticket.due_kind,
-        "overdue": bool(ticket.due_at and ticket.due_at < now),
+        "overdue": ticket.overdue(now),
         "version": ticket.version,
     }
 

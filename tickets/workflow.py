@@ -117,7 +117,7 @@ def _state_problem(session, ticket: Ticket, action: str, now: datetime):
     if action == "request_extension":
         if ticket.extension_pending:
             return _l("An extension request is already waiting for a decision.")
-        if ticket.due_at is not None and now > ticket.due_at:
+        if ticket.overdue(now):
             return _l("The deadline has passed; extensions must be requested before it.")
     if action == "decide_extension" and not ticket.extension_pending:
         return _l("There is no extension request to decide.")
@@ -125,7 +125,7 @@ def _state_problem(session, ticket: Ticket, action: str, now: datetime):
         return _l("There is no bad rating waiting for a return visit.")
     if action == "return":
         window = _open_deadline(session, ticket, DeadlineKind.return_)
-        if window is None or now > window.due_at:
+        if window is None or window.overdue(now):
             return _l("The period for returning this case has ended.")
     return None
 
