@@ -248,6 +248,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.add_template_filter(local_text, "localtime")
     app.add_template_filter(iso_text, "isotime")
+    from tickets.models import is_bad_rating
+
+    app.add_template_test(is_bad_rating, "bad_rating")  # {% if score is bad_rating %}: a 差评
     from tickets.phones import national
 
     app.add_template_filter(lambda number: national(number) if number else "", "phone")

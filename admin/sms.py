@@ -233,7 +233,7 @@ def _score(view, context, model, name):
     if model.score is None:
         return Markup('<span class="text-muted">{}</span>').format(
             _("open") if model.closes_at > clock.now() else _("not rated"))
-    css = "danger" if model.score >= 4 else "success"
+    css = "danger" if model.bad_rating else "success"
     return Markup('<span class="badge badge-{}">{} {}</span>').format(css, model.score, label(SCORE_LABELS, model.score))
 
 

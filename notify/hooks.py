@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from tickets import contacts
 from tickets.labels import SCORE_LABELS, label
-from tickets.models import Department, Deadline, Survey
+from tickets.models import Department, Deadline, Survey, is_bad_rating
 from tickets.presenters import local_text
 
 from .operations import send_sms
@@ -57,7 +57,7 @@ def _closed(session, ticket, event):
 
 def _rated(session, ticket, event):
     data = event.data or {}
-    if data.get("score", 0) < 4:
+    if not is_bad_rating(data.get("score")):
         return
     department = session.get(Department, ticket.department_id) if ticket.department_id else None
     if department is None:

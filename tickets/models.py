@@ -36,6 +36,16 @@ OPEN_STATUSES = frozenset(Status) - FINAL_STATUSES
 OPEN_STATUS_VALUES = tuple(sorted(s.value for s in OPEN_STATUSES))  # for SQL: the column holds the values
 
 
+# 差评: a rating of 4 (不满意) or 5 (非常不满意) reopens the case for rectification, texts the department's
+# supervisor and asks for a return visit; 1 to 3 count as satisfied. Survey.bad_rating is the same rule in SQL;
+# templates say `score is bad_rating`.
+BAD_RATING = 4
+
+
+def is_bad_rating(score: int | None) -> bool:
+    return score is not None and score >= BAD_RATING
+
+
 class ProblemType(str, enum.Enum):
     cannot_handle = "cannot_handle"
     too_slow = "too_slow"
@@ -263,6 +273,7 @@ class ExtensionRequest(SQLModel, table=True):
 class Survey(SQLModel, table=True):
     """One satisfaction survey round, opened when a ticket closes. Never pre-filled."""
 
+    model_config = WITH_HYBRIDS
     __tablename__ = "survey"
     __table_args__ = (sa.UniqueConstraint("ticket_id", "round", name="uq_survey_ticket_round"),
                       sa.Index("ix_survey_opened", "opened_at", "id"))  # the console's list, newest first
@@ -277,6 +288,16 @@ class Survey(SQLModel, table=True):
     comment: Optional[str] = Field(default=None, sa_type=sa.Text)
     rated_at: Optional[datetime] = _time(default=None)
     channel: Optional[str] = Field(default=None, sa_type=sa.String(16))
+
+    @hybrid_property
+    def bad_rating(self) -> bool:
+        """Rated 差评 (`is_bad_rating`); in SQL, `Survey.bad_rating`."""
+        return is_bad_rating(self.score)
+
+    @bad_rating.inplace.expression
+    @classmethod
+    def _bad_rating_condition(cls):
+        return cls.score >= BAD_RATING
 
 
 class ReturnVisit(SQLModel, table=True):

@@ -30,6 +30,7 @@ from .models import (
     Survey,
     Ticket,
     TicketCoDepartment,
+    is_bad_rating,
 )
 
 TEXT_MAX = 4000
@@ -463,7 +464,7 @@ def _unvisited_bad_rating(session, ticket):
     """The latest 差评 round of this ticket that has no return visit yet."""
     visited = sa.select(ReturnVisit.survey_id)
     return session.scalar(
-        sa.select(Survey).where(Survey.ticket_id == ticket.id, Survey.score >= 4, Survey.id.not_in(visited))
+        sa.select(Survey).where(Survey.ticket_id == ticket.id, Survey.bad_rating, Survey.id.not_in(visited))
         .order_by(Survey.round.desc()).limit(1)
     )
 
@@ -523,7 +524,7 @@ def rate(session, ticket: Ticket, score, comment=None, *, channel: str = "web") 
     survey.score, survey.comment, survey.rated_at, survey.channel = values["score"], values["comment"], now, channel
     _claim(session, ticket, now)
     previous = ticket.status
-    if values["score"] >= 4:
+    if is_bad_rating(values["score"]):
         _move(ticket, Status.rectifying)
         ticket.closed_at = None
         deadlines.start(session, ticket, DeadlineKind.rectify, now, department_id=ticket.department_id)
