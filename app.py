@@ -7,7 +7,6 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app, has_request_context, request, session
@@ -202,7 +201,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     # Periodic jobs of every room (name -> callable(now)); the scheduler runs them each tick. See escalation/scheduler.py.
     app.extensions.setdefault("banjie.scheduled", {})
-    tz = ZoneInfo(app.config["TIMEZONE"])
+    tz = clock.zone_of(app.config)
     settings = SettingsCache(app.config["ESCALATION_CACHE_SECONDS"])
     app.extensions["banjie.escalation_settings"] = settings
     app.extensions["banjie.escalation_ladder"] = ladder_from_config(app.config.get("ESCALATION_LADDER"))
@@ -244,10 +243,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     init_admin(app)
 
-    from tickets.presenters import iso_text, local_text
-
-    app.add_template_filter(local_text, "localtime")
-    app.add_template_filter(iso_text, "isotime")
+    app.add_template_filter(clock.local_text, "localtime")
+    app.add_template_filter(clock.iso_text, "isotime")
     from tickets.models import is_bad_rating
 
     app.add_template_test(is_bad_rating, "bad_rating")  # {% if score is bad_rating %}: a 差评

@@ -22,7 +22,6 @@ from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label
 from tickets.models import OPEN_STATUS_VALUES, Department, ProblemType, Role, Ticket
-from tickets.presenters import local_tz
 from tickets.workflow import MAX_WORKING_DAYS
 
 from .base import STAFF, RoleGuard, current_actor
@@ -129,7 +128,7 @@ class DeadlinesView(RoleGuard, BaseView):
         total = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(*where))
         cases = db.session.scalars(sa.select(Ticket).where(*where).order_by(Ticket.due_at, Ticket.id)
                                    .limit(LIST_LIMIT)).all()
-        calendar, zone = store.settings().calendar(), local_tz()
+        calendar, zone = store.settings().calendar(), clock.local_tz()
         rows = [{"ticket": t, "status": label(STATUS_LABELS, t.status), "deadline": label(DEADLINE_LABELS, t.due_kind),
                  "late_days": working_days_overdue(calendar, t.due_at, now, zone) if t.overdue(now) else None,
                  "supervision": supervision_text(t.supervision_level)} for t in cases]
@@ -144,7 +143,7 @@ class CalendarView(RoleGuard, BaseView):
 
     @expose("/")
     def index(self):
-        today = clock.now().astimezone(local_tz()).date()
+        today = clock.today()
         years = {y.year: y for y in db.session.scalars(sa.select(CalendarYear))}
         shown = sorted(set(years) | {today.year, today.year + 1}, reverse=True)
         return self.render("admin/escalation/calendar.html", years=years, shown=shown, today=today,
@@ -229,7 +228,7 @@ def console_alerts() -> dict:
     last = sweeper.last_run(db.session)
     interval = current_app.config["SWEEP_INTERVAL_SECONDS"]
     published = db.session.scalars(sa.select(CalendarYear.year).where(CalendarYear.published.is_(True))).all()
-    today = now.astimezone(local_tz()).date()
+    today = clock.today(now)
     return {"scheduler_stale": sweeper.is_stale(last, now, interval), "scheduler_last_run": last.at if last else None,
             "provisional_years": store.provisional_years_ahead(today, published),
             "can_edit_calendar": Role(current_user.role) in OFFICE}

@@ -29,7 +29,7 @@ from tickets.errors import ValidationFailed
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
 from tickets.models import ApiToken, Department, ProblemType, Role, ServiceItem, User
-from tickets.presenters import local_text
+from tickets.clock import local_text
 
 from .base import STAFF, ConsoleModelView, RoleGuard, request_names, row_id
 from .queues import department_names

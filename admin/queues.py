@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import abort, current_app, has_request_context, url_for
@@ -17,7 +17,7 @@ from tickets.access import visibility
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
 from tickets.models import OPEN_STATUS_VALUES, Department, ProblemType, Role, Status, Ticket
-from tickets.presenters import local_text, local_tz
+from tickets.clock import local_text
 
 from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names, row_id
 from .export import SafeCsvExport
@@ -54,12 +54,6 @@ QUEUES = (
           category=LOOKUP),
     Queue("cases", _l("All cases"), (), by_deadline=False, category=LOOKUP),
 )
-
-
-def local_day_bounds(now: datetime) -> tuple[datetime, datetime]:
-    local = now.astimezone(local_tz())
-    start = datetime.combine(local.date(), time.min, tzinfo=local.tzinfo)
-    return start, start + timedelta(days=1)
 
 
 def soon_threshold(now: datetime) -> datetime:
@@ -136,7 +130,8 @@ class DueTodayFilter(ShortcutFilter):
 
     @staticmethod
     def condition(now):
-        return sa.and_(Ticket.status.in_(OPEN_STATUS_VALUES), Ticket.due_at >= now, Ticket.due_at < local_day_bounds(now)[1])
+        return sa.and_(Ticket.status.in_(OPEN_STATUS_VALUES), Ticket.due_at >= now,
+                       Ticket.due_at < clock.day_bounds(now)[1])
 
 
 class FiledTodayFilter(ShortcutFilter):
@@ -147,7 +142,7 @@ class FiledTodayFilter(ShortcutFilter):
 
     @staticmethod
     def condition(now):
-        start, end = local_day_bounds(now)
+        start, end = clock.day_bounds(now)
         return sa.and_(Ticket.created_at >= start, Ticket.created_at < end)
 
 
@@ -287,7 +282,7 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
     }
 
     def get_export_name(self, export_type="csv"):
-        return f"banjie-{self.endpoint}-{clock.now().astimezone(local_tz()):%Y%m%d-%H%M}.{export_type}"
+        return f"banjie-{self.endpoint}-{clock.local(clock.now()):%Y%m%d-%H%M}.{export_type}"
 
 
 SUPERVISION_LABELS = {0: "", 1: _l("Reminded"), 2: _l("Supervised"), 3: _l("Listed for supervision")}

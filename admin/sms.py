@@ -24,7 +24,7 @@ from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.labels import SCORE_LABELS, label
 from tickets.models import Role, Survey, Ticket
-from tickets.presenters import local_text
+from tickets.clock import local_text
 
 from .base import ConsoleModelView, RoleGuard
 

@@ -53,7 +53,7 @@ class Replay:
     def __init__(self, session, now: datetime, rng: random.Random):
         policy = deadlines.policy()
         self.session, self.now, self.rng = session, now, rng
-        self.tz, self.is_working_day = policy.tz, policy.calendar_source().is_working_day
+        self.tz, self.is_working_day = clock.local_tz(), policy.calendar_source().is_working_day
 
     def when(self, action: str, earliest: datetime) -> datetime:
         """The first moment from `earliest` at which this step can happen: an SMS rating once the citizen may

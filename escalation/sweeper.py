@@ -25,16 +25,15 @@ from flask import current_app
 
 from notify import send_sms
 from notify.operations import hold_until
-from tickets import contacts, workflow
+from tickets import clock, contacts, workflow
 from tickets.labels import DEADLINE_LABELS, label
 from tickets.models import FINAL_STATUSES, Deadline, Department, Ticket
-from tickets.presenters import local_text
 
 from . import store
 from .calendar import WorkCalendar, working_days_overdue
 from .ladder import Rung
 from .models import CancelReason, EscalationStep
-from .operations import ladder, tz
+from .operations import ladder
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +211,8 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
     department_id = deadline.department_id or ticket.department_id
     department = batch.recipients.departments.get(department_id)
     context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
-               "due": local_text(deadline.due_at),
-               "days_overdue": str(working_days_overdue(batch.calendar, deadline.due_at, now, tz())),
+               "due": clock.local_text(deadline.due_at),
+               "days_overdue": str(working_days_overdue(batch.calendar, deadline.due_at, now, clock.local_tz())),
                "deadline": label(DEADLINE_LABELS, step.kind)}
     phones = batch.recipients.phones(rung.audience, department_id)
     step.audience, step.recipients = rung.audience, len(phones)

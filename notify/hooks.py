@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from tickets import contacts
 from tickets.labels import SCORE_LABELS, label
 from tickets.models import Department, Deadline, Survey, is_bad_rating
-from tickets.presenters import local_text
+from tickets.clock import local_text
 
 from .operations import send_sms
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
@@ -94,7 +93,7 @@ def is_opted_out(session, phone: str) -> bool:
 def hold_until(now):
     """The end of the quiet hours when `now` lies inside them, else None."""
     config = current_app.config
-    return quiet_until(now, parse_quiet_hours(config["SMS_QUIET_HOURS"]), ZoneInfo(config["TIMEZONE"]))
+    return quiet_until(now, parse_quiet_hours(config["SMS_QUIET_HOURS"]), clock.local_tz())
 
 
 def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int | None = None,

@@ -35,30 +35,26 @@ def may_keep(role) -> bool:
 log = logging.getLogger(__name__)
 
 
-def policy_tz():
-    return current_app.extensions["banjie.deadline_policy"].tz
-
-
 def ended_month(text: str) -> metrics.Month:
     """A month whose report can be made: well-formed (else 422) and over (else 404: there is no report yet)."""
     try:
         month = metrics.Month.parse(text)
     except metrics.BadMonth:
         raise ValidationFailed(_l("Give the month as YYYY-MM, e.g. 2026-10."), {"month": _l("Not a month.")}) from None
-    if month.bounds(policy_tz())[1] > clock.now():
+    if month.bounds(clock.local_tz())[1] > clock.now():
         raise NotFound(_l("That month is not over yet, so it has no report."))
     return month
 
 
 def recent_months(count: int = 24) -> list[str]:
     """The last `count` months that are over, newest first (what the console offers to generate)."""
-    current = metrics.Month.containing(clock.now(), policy_tz())
+    current = metrics.Month.containing(clock.now(), clock.local_tz())
     return [str(current.shift(-back)) for back in range(1, count + 1)]
 
 
 def previous_month(now=None) -> str:
     """The month before the one `now` (default: the clock) falls in, local time."""
-    return str(metrics.Month.containing(now or clock.now(), policy_tz()).shift(-1))
+    return str(metrics.Month.containing(now or clock.now(), clock.local_tz()).shift(-1))
 
 
 def find(session, month: str) -> Report | None:
@@ -77,7 +73,7 @@ def compute(session, month: metrics.Month, *, progress=lambda step: None) -> Rep
     figures = monthly_figures(session, month, progress=progress)
     now = clock.now()
     figures["generated_at"] = now.isoformat()
-    pdf = build_pdf(figures, office=config["OFFICE_NAME"], generated_at=now, tz=policy_tz(),
+    pdf = build_pdf(figures, office=config["OFFICE_NAME"], generated_at=now, tz=clock.local_tz(),
                     font=fonts.register(config.get("REPORT_FONT", "")))
     progress("pdf")
     return Report(month=str(month), figures=figures, pdf=pdf, formula_version=figures["formula_version"],

@@ -18,6 +18,8 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import KeepTogether, PageBreak, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from tickets.clock import local_text
+
 from . import charts
 from .display import month_label, show
 from .formulas import FORMULA_BY_KEY, FORMULA_VERSION, FORMULAS
@@ -166,7 +168,7 @@ def _listing(title, listing, head, line, widths, s: Styles, font: str, empty: st
 
 
 def _local(iso: str, tz) -> str:
-    return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return local_text(datetime.fromisoformat(iso), tz)
 
 
 def _level(level) -> str:
@@ -211,7 +213,7 @@ def _appendix(s: Styles, font: str, version: str):
 def build_pdf(figures: dict, *, office: str, generated_at: datetime, tz, font: str) -> bytes:
     """The report as PDF bytes, always in Chinese (leaders read it as a document of the office)."""
     with force_locale("zh_CN"):
-        return _build(figures, office, generated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), tz, font)
+        return _build(figures, office, local_text(generated_at, tz), tz, font)
 
 
 def _fit(value: str, font: str, size: float, width: float) -> str:

@@ -13,7 +13,8 @@ from .extensions import csrf, public_limit, public_limits_off
 from .http import json_body
 from .labels import PROBLEM_TYPE_LABELS
 from .models import Department, ProblemType, Status, Ticket
-from .presenters import iso, list_items, public_view, staff_view
+from .clock import iso
+from .presenters import list_items, public_view, staff_view
 from .validation import Collector, integer
 from .workflow import Actor
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from . import clock, deadlines, secrets, validation
@@ -51,10 +49,6 @@ def validate_intake(session, data) -> dict:
     return check.raise_if_errors()
 
 
-def _tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
-
-
 @functools.lru_cache(maxsize=None)
 def _number_statement(dialect: str):
     """Bump the day's counter by one (creating it at 1); on PostgreSQL also take the new ticket's id from its
@@ -82,7 +76,7 @@ def take_number(session, at: datetime) -> tuple[str, int]:
     has a single writer anyway, so there it joins the caller's transaction, whose write lock also makes the
     next id safe to take.
     """
-    day = at.astimezone(_tz()).strftime("%Y%m%d")
+    day = clock.local(at).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
     statement = _number_statement(dialect)
     if dialect == "postgresql":

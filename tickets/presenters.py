@@ -2,29 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import gettext as _
 
 from . import phones
+from .clock import iso, local_text
 from .access import co_department_ids, sees_full_phone
 from .labels import ACTION_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
 from .models import Deadline, Department, Event, Status, Survey, Ticket, User
 from .workflow import Actor, allowed_actions
-
-
-def local_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(local_tz()).isoformat() if value else None
-
-
-def local_text(value: datetime | None) -> str:
-    return value.astimezone(local_tz()).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 def _public_note(event: Event) -> str | None:
@@ -162,8 +149,3 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
         "allowed_actions": allowed_actions(session, ticket, actor),
     })
     return view
-
-
-def iso_text(value: str | None) -> str:
-    """An ISO-8601 time from a view dict, as people read it (local time, to the minute)."""
-    return local_text(datetime.fromisoformat(value)) if value else ""

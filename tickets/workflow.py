@@ -264,7 +264,7 @@ def _parse_visit(session, ticket, payload):
         visited_on = c.field("visited_on", validation.calendar_date, p.get("visited_on"), required=True)
         c.field("contacted", validation.boolean, p.get("contacted"), required=True)
         c.field("outcome", validation.text, p.get("outcome"), required=True, max_len=TEXT_MAX)
-        today = clock.now().astimezone(deadlines.policy().tz).date()
+        today = clock.today()
         if visited_on is not None and visited_on > today:
             c.fail("visited_on", _l("The return visit cannot be in the future."))
     return _fields(payload, build)
@@ -471,7 +471,7 @@ def _unvisited_bad_rating(session, ticket):
 
 def _record_visit(session, ticket, actor, data, now):
     survey = _unvisited_bad_rating(session, ticket)
-    tz = deadlines.policy().tz
+    tz = clock.local_tz()
     visited_at = datetime.combine(data["visited_on"], datetime.min.time(), tzinfo=tz) + timedelta(hours=12)
     session.add(ReturnVisit(ticket_id=ticket.id, survey_id=survey.id, visited_at=min(visited_at, now),
                             contacted=data["contacted"], outcome=data["outcome"], recorded_by=actor.user_id,
