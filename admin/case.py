@@ -18,7 +18,7 @@ from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
 from tickets.labels import ACTION_LABELS, SCORE_LABELS, label
-from tickets.models import Deadline, Department, ReturnVisit, Role, Survey
+from tickets.models import OFFICE_ROLES, SUPERVISING_ROLES, Deadline, Department, ReturnVisit, Survey
 from tickets.presenters import staff_view
 
 from .base import RoleGuard, current_actor
@@ -124,17 +124,18 @@ def _satisfaction_and_sms(ticket, actor) -> dict:
     """Survey rounds with their return visits, and (for the office and supervisors) the case's text messages."""
     from notify.models import SmsMessage
 
-    from .sms import KINDS, OFFICE, status_cell
+    from .sms import KINDS, status_cell
 
     surveys = db.session.execute(
         sa.select(Survey, ReturnVisit).outerjoin(ReturnVisit, ReturnVisit.survey_id == Survey.id)
         .where(Survey.ticket_id == ticket.id).order_by(Survey.round)
     ).all()
     sms = []
-    if actor.role in OFFICE | {Role.supervisor}:
+    if actor.role in SUPERVISING_ROLES:
         sms = list(db.session.scalars(sa.select(SmsMessage).where(SmsMessage.ticket_id == ticket.id)
                                       .order_by(SmsMessage.id)))
-    return {"surveys": surveys, "sms": sms, "survey_now": clock.now(), "sms_link": actor.role in OFFICE, "sms_status": status_cell,
+    return {"surveys": surveys, "sms": sms, "survey_now": clock.now(), "sms_link": actor.role in OFFICE_ROLES,
+            "sms_status": status_cell,
             "sms_label": lambda m: label({k: kind.label for k, kind in KINDS.items()}, m.template),
             "score_label": lambda score: label(SCORE_LABELS, score)}
 

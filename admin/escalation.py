@@ -21,14 +21,13 @@ from tickets.access import visibility
 from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label
-from tickets.models import OPEN_STATUS_VALUES, Department, ProblemType, Role, Ticket
+from tickets.models import ALL_ROLES, OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Ticket
 from tickets.workflow import MAX_WORKING_DAYS
 
-from .base import STAFF, RoleGuard, current_actor
+from .base import RoleGuard, current_actor
 from .queues import department_names, soon_threshold, supervision_text
 
 CATEGORY = _l("Deadlines")
-OFFICE = frozenset({Role.admin, Role.office})
 LIST_LIMIT = 200
 
 STEP_LABELS = {
@@ -108,7 +107,7 @@ def event_lines(event: dict) -> list[tuple[str, bool]]:
 class DeadlinesView(RoleGuard, BaseView):
     """Overdue cases (most overdue first) and cases due before the end of the next working day."""
 
-    roles = STAFF
+    roles = ALL_ROLES
 
     @expose("/")
     def index(self):
@@ -139,7 +138,7 @@ class DeadlinesView(RoleGuard, BaseView):
 class CalendarView(RoleGuard, BaseView):
     """The working-day calendar: each year published from the State Council notice, or provisional."""
 
-    roles = OFFICE
+    roles = OFFICE_ROLES
 
     @expose("/")
     def index(self):
@@ -177,7 +176,7 @@ class CalendarView(RoleGuard, BaseView):
 class PolicyView(RoleGuard, BaseView):
     """Working days per deadline kind: the defaults, and overrides per problem type or per department."""
 
-    roles = OFFICE
+    roles = OFFICE_ROLES
 
     @expose("/")
     def index(self, error=None, status=200):
@@ -231,7 +230,7 @@ def console_alerts() -> dict:
     today = clock.today(now)
     return {"scheduler_stale": sweeper.is_stale(last, now, interval), "scheduler_last_run": last.at if last else None,
             "provisional_years": store.provisional_years_ahead(today, published),
-            "can_edit_calendar": Role(current_user.role) in OFFICE}
+            "can_edit_calendar": Role(current_user.role) in OFFICE_ROLES}
 
 
 def register(admin) -> None:

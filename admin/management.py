@@ -28,18 +28,17 @@ from tickets import accounts, clock, contacts, phones
 from tickets.errors import ValidationFailed
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
-from tickets.models import ApiToken, Department, ProblemType, Role, ServiceItem, User
+from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_ROLES, ApiToken, Department, ProblemType, Role, ServiceItem,
+                            User)
 from tickets.clock import local_text
 
-from .base import STAFF, ConsoleModelView, RoleGuard, request_names, row_id
+from .base import ConsoleModelView, RoleGuard, request_names, row_id
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
 
 log = logging.getLogger("banjie.admin")
 
 CATEGORY = _l("Management")
-ADMINS = frozenset({Role.admin})
-OFFICE = frozenset({Role.admin, Role.office})
 
 PHONE_MESSAGE = _l("Enter a valid mainland mobile number, e.g. 138 0013 8000.")
 
@@ -135,7 +134,7 @@ def _reach(view, context, model, name) -> Markup:
 class DepartmentView(ManagementView):
     """Departments, and which of their escalation audiences have no mobile number (so their texts reach nobody)."""
 
-    roles = OFFICE
+    roles = OFFICE_ROLES
     list_template = "admin/management/department_list.html"
     edit_template = "admin/management/department_edit.html"
     column_list = ("code", "name", "supervisor_name", "supervisor_phone", "leader_name", "leader_phone", "reach",
@@ -197,7 +196,7 @@ ACCOUNT_FORM_FIELDS = {"password": "new_password"}
 class UserView(ManagementView):
     """Accounts are made and changed by tickets/accounts.py, with the command line's rules and messages."""
 
-    roles = ADMINS
+    roles = ADMIN_ROLES
     column_list = ("username", "display_name", "role", "department_id", "phone", "active", "last_login_at")
     column_labels = {
         "username": _l("Username"), "display_name": _l("Display name"), "role": _l("Role"),
@@ -309,7 +308,7 @@ class ApiTokenView(ManagementView):
     There is no model form: a token is made by `issue` and changed only by `revoke`.
     """
 
-    roles = ADMINS
+    roles = ADMIN_ROLES
     can_create = can_edit = False
     list_template = "admin/management/token_list.html"
     column_list = ("user_id", "label", "created_at", "last_used_at", "revoked_at")
@@ -374,7 +373,7 @@ class ApiTokenView(ManagementView):
 
 
 class ServiceItemView(ManagementView):
-    roles = OFFICE
+    roles = OFFICE_ROLES
     column_list = ("name", "department_id", "active", "created_at")
     column_labels = {"name": _l("Service item"), "department_id": _l("Department"), "active": _l("Active"),
                      "created_at": _l("Created")}
@@ -396,7 +395,7 @@ class ServiceItemView(ManagementView):
 class ProblemTypesView(RoleGuard, BaseView):
     """The problem types are part of the public API contract: shown here, changed only with the contract."""
 
-    roles = STAFF
+    roles = ALL_ROLES
 
     @expose("/")
     def index(self):

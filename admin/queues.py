@@ -16,15 +16,14 @@ from tickets import clock, phones
 from tickets.access import visibility
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
-from tickets.models import OPEN_STATUS_VALUES, Department, ProblemType, Role, Status, Ticket
+from tickets.models import (ALL_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role,
+                            Status, Ticket)
 from tickets.clock import local_text
 
 from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names, row_id
 from .export import SafeCsvExport
 
 TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
-EVERYONE = frozenset(Role)
-NOT_DEPARTMENTS = EVERYONE - {Role.department}
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class Queue:
     endpoint: str
     name: object
     statuses: tuple[Status, ...]  # empty: every status
-    roles: frozenset[Role] = EVERYONE
+    roles: frozenset[Role] = ALL_ROLES
     by_deadline: bool = True  # open work is sorted by what falls due first; history by what came last
     category: object = None  # a menu dropdown: finished cases and the whole list are looked up, not worked
 
@@ -43,14 +42,14 @@ LOOKUP = _l("Case lookup")
 # its queue's count. Cases without a department (submitted, accepted, rejected) and those the department
 # gave back (returned) are the office's work: department handlers do not get those queues.
 QUEUES = (
-    Queue("queue_intake", STATUS_LABELS["submitted"], (Status.submitted,), NOT_DEPARTMENTS),
-    Queue("queue_accepted", _l("Awaiting transfer"), (Status.accepted,), NOT_DEPARTMENTS),
+    Queue("queue_intake", STATUS_LABELS["submitted"], (Status.submitted,), OFFICE_WIDE_ROLES),
+    Queue("queue_accepted", _l("Awaiting transfer"), (Status.accepted,), OFFICE_WIDE_ROLES),
     Queue("queue_in_progress", STATUS_LABELS["transferred"], (Status.transferred,)),
     Queue("queue_review", STATUS_LABELS["replied"], (Status.replied,)),
-    Queue("queue_returned", STATUS_LABELS["returned"], (Status.returned,), NOT_DEPARTMENTS),
+    Queue("queue_returned", STATUS_LABELS["returned"], (Status.returned,), OFFICE_WIDE_ROLES),
     Queue("queue_rectifying", STATUS_LABELS["rectifying"], (Status.rectifying,)),
     Queue("queue_closed", STATUS_LABELS["closed"], (Status.closed,), by_deadline=False, category=LOOKUP),
-    Queue("queue_rejected", STATUS_LABELS["rejected"], (Status.rejected,), NOT_DEPARTMENTS, by_deadline=False,
+    Queue("queue_rejected", STATUS_LABELS["rejected"], (Status.rejected,), OFFICE_WIDE_ROLES, by_deadline=False,
           category=LOOKUP),
     Queue("cases", _l("All cases"), (), by_deadline=False, category=LOOKUP),
 )
@@ -222,7 +221,7 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
 
     @property
     def can_export(self) -> bool:
-        return current_role() in (Role.admin, Role.office)
+        return current_role() in OFFICE_ROLES
 
     @expose("/export/<export_type>/")
     def export(self, export_type):

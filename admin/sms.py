@@ -23,14 +23,12 @@ from tickets import clock, phones
 from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.labels import SCORE_LABELS, label
-from tickets.models import Role, Survey, Ticket
+from tickets.models import ADMIN_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, Survey, Ticket
 from tickets.clock import local_text
 
 from .base import ConsoleModelView, RoleGuard
 
 CATEGORY = _l("SMS and surveys")
-OFFICE = frozenset({Role.admin, Role.office})
-READERS = frozenset({Role.admin, Role.office, Role.supervisor, Role.leader})
 # Texts that carry the citizen's query code are not shown to staff.
 SECRET_TEMPLATES = frozenset({"receipt"})
 
@@ -107,7 +105,7 @@ def case_link(ticket_id) -> Markup | str:
 class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
     """Every text message: newest first, numbers masked, the ones that failed easy to find and resend."""
 
-    roles = OFFICE
+    roles = OFFICE_ROLES
     can_create = can_edit = can_delete = False
     can_view_details = False
     column_display_actions = False
@@ -167,7 +165,7 @@ class TemplateForm(FlaskForm):
 class SmsTemplatesView(RoleGuard, BaseView):
     """Administrators word the messages; each edit is checked by rendering it with sample values."""
 
-    roles = frozenset({Role.admin})
+    roles = ADMIN_ROLES
 
     @expose("/")
     def index(self):
@@ -240,7 +238,7 @@ def _score(view, context, model, name):
 class SurveyView(TicketLinks, RoleGuard, ConsoleModelView):
     """Satisfaction survey rounds: what each citizen said, by which channel, and the 差评 to call back."""
 
-    roles = READERS
+    roles = OFFICE_WIDE_ROLES
     can_create = can_edit = can_delete = False
     column_display_actions = False
     page_size = 50

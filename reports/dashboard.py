@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from tickets.db import db
-from tickets.models import Role
+from tickets.models import OFFICE_WIDE_ROLES
 
 from . import charts, fonts, operations
 
@@ -24,7 +24,7 @@ def charts_for(figures: dict) -> dict:
 
 def last_month() -> dict | None:
     """What the dashboard shows: None for department handlers (office-wide figures are not theirs to see)."""
-    if not current_user.is_authenticated or current_user.role == Role.department.value:
+    if not current_user.is_authenticated or current_user.role not in OFFICE_WIDE_ROLES:
         return None
     month = operations.previous_month()
     report = operations.find(db.session, month)

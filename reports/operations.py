@@ -1,8 +1,8 @@
 """The reports room's actions: compute a month's report, keep it, find it, tell the leaders. Never commits.
 
-Who may do what: every reader (`READERS`) reads a month's report; only the office and admins
-(`KEEPERS`) generate one that is kept, or generate a kept one again. One function, `get_or_generate`,
-is how the API, the console, the CLI and the scheduler's actor all make a kept report.
+Who may do what: every role that sees the whole office (`OFFICE_WIDE_ROLES`) reads a month's report; only
+the office and admins (`OFFICE_ROLES`) generate one that is kept, or generate a kept one again. One function,
+`get_or_generate`, is how the API, the console, the CLI and the scheduler's actor all make a kept report.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from flask_babel import force_locale, lazy_gettext as _l
 from notify import send_sms
 from tickets import clock, contacts
 from tickets.errors import NotFound, ValidationFailed
-from tickets.models import Role
+from tickets.models import OFFICE_ROLES, Role
 
 from . import fonts, metrics
 from .display import month_label, percent
@@ -24,13 +24,11 @@ from .models import Report
 from .pdf import build_pdf
 
 AUTO, MANUAL = "auto", "manual"
-READERS = frozenset({Role.admin, Role.office, Role.supervisor, Role.leader})
-KEEPERS = frozenset({Role.admin, Role.office})
 
 
 def may_keep(role) -> bool:
     """Whether `role` may generate a kept report (leaders and supervisors only read)."""
-    return Role(role) in KEEPERS
+    return Role(role) in OFFICE_ROLES
 
 log = logging.getLogger(__name__)
 

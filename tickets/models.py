@@ -20,6 +20,17 @@ class Role(str, enum.Enum):
     leader = "leader"
 
 
+# Who may do what, by role: each set named once here and read by the views and checks.
+ALL_ROLES = frozenset(Role)                                  # every member of staff
+ADMIN_ROLES = frozenset({Role.admin})                        # accounts, API tokens, SMS wording
+OFFICE_ROLES = frozenset({Role.admin, Role.office})          # runs the office: management, deadline policies and
+                                                             # calendar, SMS log, CSV export, whole phone numbers,
+                                                             # keeping monthly reports
+SUPERVISING_ROLES = OFFICE_ROLES | {Role.supervisor}         # also reads a case's texts
+OFFICE_WIDE_ROLES = ALL_ROLES - {Role.department}            # sees the whole office, not one department: the
+                                                             # office's queues, surveys, monthly reports
+
+
 class Status(str, enum.Enum):
     submitted = "submitted"
     accepted = "accepted"
