@@ -17,13 +17,13 @@ from tickets import clock, workflow
 from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
-from tickets.labels import ACTION_LABELS, SCORE_LABELS, label
+from tickets.labels import ACTION_LABELS, SCORE_LABELS, label, supervision_text
 from tickets.models import OFFICE_ROLES, SUPERVISING_ROLES, Deadline, Department, ReturnVisit, Survey
 from tickets.presenters import staff_view
 
 from .base import RoleGuard, current_actor
 from .escalation import event_lines, step_history
-from .queues import due_badge, supervision_text
+from .queues import due_badge
 
 
 @dataclass(frozen=True)

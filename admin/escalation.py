@@ -20,12 +20,12 @@ from tickets import clock
 from tickets.access import visibility
 from tickets.db import db
 from tickets.errors import ValidationFailed
-from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label
+from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label, supervision_text
 from tickets.models import ALL_ROLES, OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Ticket
 from tickets.workflow import MAX_WORKING_DAYS
 
 from .base import RoleGuard, current_actor
-from .queues import department_names, soon_threshold, supervision_text
+from .queues import department_names, soon_threshold
 
 CATEGORY = _l("Deadlines")
 LIST_LIMIT = 200

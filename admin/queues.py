@@ -15,7 +15,7 @@ from markupsafe import Markup
 from tickets import clock, phones
 from tickets.access import visibility
 from tickets.db import db
-from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
+from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label, supervision_text
 from tickets.models import (ALL_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role,
                             Status, Ticket)
 from tickets.clock import local_text
@@ -282,13 +282,6 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
 
     def get_export_name(self, export_type="csv"):
         return f"banjie-{self.endpoint}-{clock.local(clock.now()):%Y%m%d-%H%M}.{export_type}"
-
-
-SUPERVISION_LABELS = {0: "", 1: _l("Reminded"), 2: _l("Supervised"), 3: _l("Listed for supervision")}
-
-
-def supervision_text(level: int) -> str:
-    return str(SUPERVISION_LABELS.get(level, level))
 
 
 def counts_by_status(actor) -> dict[str, int]:

@@ -19,6 +19,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import KeepTogether, PageBreak, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from tickets.clock import local_text
+from tickets.labels import supervision_text
 
 from . import charts
 from .display import month_label, show
@@ -32,7 +33,6 @@ HEADLINE_KEYS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_hand
                  "satisfaction_rate", "good_rate", "bad")
 DEPARTMENT_COLUMNS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_handling_days", "overdue",
                       "returned", "extended", "satisfaction_rate", "bad")
-LEVEL_KEYS = {1: "supervised_1", 2: "supervised_2", 3: "supervised_3"}
 
 
 class Styles:
@@ -172,7 +172,7 @@ def _local(iso: str, tz) -> str:
 
 
 def _level(level) -> str:
-    return str(FORMULA_BY_KEY[LEVEL_KEYS[level]].label) if level in LEVEL_KEYS else "—"
+    return supervision_text(level) or "—"
 
 
 def _overdue(figures, s: Styles, font: str, tz):
