@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from tickets.db import db
+from tickets.db import db, upsert
 from tickets.errors import ValidationFailed
 from tickets.models import Department, ProblemType
 from tickets.workflow import MAX_WORKING_DAYS
@@ -106,12 +106,8 @@ def parse_calendar_csv(text: str) -> dict[int, dict[date, tuple[bool, str | None
 
 def mark_changed(session, name: str, now: datetime, data: dict | None = None) -> None:
     """Move a marker (one upsert, so two sweepers finishing together do not collide on the insert)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(Heartbeat).values(name=name, at=now, data=data)
-    session.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"at": now, "data": data}))
+    session.execute(upsert(session.get_bind().dialect.name, Heartbeat, {"name": name, "at": now, "data": data},
+                           ["name"], replace=True))
 
 
 def replace_year(session, year: int, exceptions: dict, *, source: str, now: datetime, published: bool = True,

@@ -14,6 +14,7 @@ from flask_babel import force_locale, lazy_gettext as _l
 
 from notify import send_sms
 from tickets import clock, contacts
+from tickets.db import upsert
 from tickets.errors import NotFound, ValidationFailed
 from tickets.models import OFFICE_ROLES, Role
 
@@ -106,16 +107,7 @@ def get_or_generate(session, month: metrics.Month, *, trigger: str, user_id: int
 
 def _upsert(session, values: dict, *, replace: bool) -> bool:
     """Insert the month's row; on a conflict with another's, overwrite it (`replace`) or leave it. True if written."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(Report).values(**values)
-    if replace:
-        statement = statement.on_conflict_do_update(
-            index_elements=["month"], set_={key: statement.excluded[key] for key in values if key != "month"})
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=["month"])
+    statement = upsert(session.get_bind().dialect.name, Report, values, ["month"], replace=replace)
     return session.execute(statement.returning(Report.id)).first() is not None
 
 

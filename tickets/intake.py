@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from . import clock, deadlines, secrets, validation
-from .db import autocommit_row, insert_pending
+from .db import autocommit_row, insert_pending, upsert
 from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
 from .phones import normalise_mobile
 from .signals import event_recorded
@@ -53,13 +53,8 @@ def validate_intake(session, data) -> dict:
 def _number_statement(dialect: str):
     """Bump the day's counter by one (creating it at 1); on PostgreSQL also take the new ticket's id from its
     sequence, in the same statement. Built once per dialect."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    bump = insert(TrackingCounter).values(day=sa.bindparam("day"), value=1).on_conflict_do_update(
-        index_elements=["day"], set_={"value": TrackingCounter.value + 1}
-    ).returning(TrackingCounter.value)
+    bump = upsert(dialect, TrackingCounter, {"day": sa.bindparam("day"), "value": 1}, ["day"],
+                  update={"value": TrackingCounter.value + 1}).returning(TrackingCounter.value)
     if dialect != "postgresql":
         return bump
     bumped = bump.cte("bumped")
