@@ -69,6 +69,8 @@ SETTINGS = {
 
 # Settings where an empty value is a choice (API.md: SMS_QUIET_HOURS empty means no quiet hours), not "unset".
 EMPTY_IS_A_VALUE = frozenset({"SMS_QUIET_HOURS", "SMS_TEST_NUMBERS"})
+# Base URLs that paths are joined to: kept without surrounding spaces or a trailing slash, however they were written.
+BASE_URLS = ("PUBLIC_BASE_URL", "TWILIO_API_BASE")
 
 
 def _load_settings(app: Flask, test_config: dict | None) -> None:
@@ -80,6 +82,8 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
             app.config[name] = default
     if test_config:
         app.config.update(test_config)
+    for name in BASE_URLS:
+        app.config[name] = app.config[name].strip().rstrip("/")
     instance = Path(app.instance_path)
     if not app.config["DATABASE_URL"] or not app.config["SECRET_KEY"]:
         instance.mkdir(parents=True, exist_ok=True)
