@@ -275,7 +275,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def banner(app) -> str:
     """What `flask serve` (so `make run`) prints first: where the site and the console are, and the demo's logins."""
-    from demo.cli import login_lines
+    from demo.logins import login_lines
 
     host, port = app.config["HOST"], app.config["PORT"]
     everywhere = host in ("", "0.0.0.0", "::")
