@@ -14,7 +14,6 @@ steps of a case are acted on together, with one `escalate` event saying where su
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -225,7 +224,6 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
 def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResult:
     """Fire everything due at `now`, one committed batch at a time, then record the run."""
     batch_size = batch_size or current_app.config["ESCALATION_BATCH_SIZE"]
-    pause = float(os.environ.get("BANJIE_TEST_SWEEP_PAUSE") or 0)  # test-only: widen the window for kill -9
     result, started = SweepResult(), time.perf_counter()
     while True:
         try:
@@ -234,8 +232,6 @@ def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResu
                 session.rollback()
                 break
             _act(session, step_ids, now, result)
-            if pause:
-                time.sleep(pause)
             session.commit()
         except Exception:
             session.rollback()
