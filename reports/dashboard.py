@@ -13,7 +13,7 @@ from . import charts, fonts, operations
 
 def charts_for(figures: dict) -> dict:
     """The two charts of a month's figures as inline SVG: the PDF's drawings, with text sized for the screen."""
-    font = fonts.register(current_app.config.get("REPORT_FONT", ""))
+    font = fonts.register(current_app.config["REPORT_FONT"])
     trend_title = _("Closure and satisfaction rates, last 12 months")
     return {
         "trend": charts.to_svg(charts.trend_chart(figures["trend"], trend_title, font, charts.SCREEN)),

@@ -73,7 +73,7 @@ def compute(session, month: metrics.Month, *, progress=lambda step: None) -> Rep
     now = clock.now()
     figures["generated_at"] = now.isoformat()
     pdf = build_pdf(figures, office=config["OFFICE_NAME"], generated_at=now, tz=clock.local_tz(),
-                    font=fonts.register(config.get("REPORT_FONT", "")))
+                    font=fonts.register(config["REPORT_FONT"]))
     progress("pdf")
     return Report(month=str(month), figures=figures, pdf=pdf, formula_version=figures["formula_version"],
                   trigger=None, generated_at=now)

@@ -13,7 +13,6 @@ def init_app(app) -> None:
     from . import models  # noqa: F401  (the table, for migrations and the console)
     from . import api, cli, dashboard, display, tasks
 
-    app.config.setdefault("REPORT_FONT", "")
     app.register_blueprint(api.bp)
     app.cli.add_command(cli.report_cli)
     broker = app.extensions["banjie.broker"]

@@ -388,7 +388,7 @@ def _reply(session, ticket, actor, data, now):
 
 def open_survey(session, ticket: Ticket, now: datetime) -> Survey:
     last_round = session.scalar(sa.select(sa.func.max(Survey.round)).where(Survey.ticket_id == ticket.id))
-    days = current_app.config.get("SURVEY_OPEN_DAYS", 3)
+    days = current_app.config["SURVEY_OPEN_DAYS"]
     survey = Survey(ticket_id=ticket.id, round=(last_round or 0) + 1, phone=ticket.phone, opened_at=now,
                     closes_at=now + timedelta(days=days))
     session.add(survey)
