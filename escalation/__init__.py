@@ -1,1 +1,1 @@
-"""Time: the working-day calendar, deadline policies and (later) the escalation ladder."""
+"""Time: the working-day calendar, deadline policies, the escalation ladder, its sweeper and the scheduler."""
