@@ -30,10 +30,6 @@ from .policies import DEFAULT_WORKING_DAYS
 CHANGE_MARKERS = ("calendar", "policy")
 
 
-def default_kind(day: date) -> DayKind:
-    return DayKind.weekday if day.weekday() < 5 else DayKind.weekend
-
-
 def day_kind(day: date, workday: bool) -> DayKind:
     if workday:
         return DayKind.weekday if day.weekday() < 5 else DayKind.makeup

@@ -25,7 +25,7 @@ from hypothesis import given, strategies as st
 
 from app import banner
 from demo import DEMO_PASSWORD, seed
-from demo.hours import office_time_from, office_time_until
+from demo.hours import office_time_from
 from demo.numbers import Numbers, spelled
 from escalation.models import EscalationStep
 from escalation.sweeper import sweep
@@ -215,15 +215,6 @@ def test_office_time_from_is_the_next_open_minute(moment):
     if at > moment:  # an opening, with the office closed all the time before it
         assert at.astimezone(TZ).strftime("%H:%M") in ("09:00", "13:30")
         assert not office_hours(at - timedelta(minutes=1))
-
-
-@given(moments)
-def test_office_time_until_is_the_last_open_minute(moment):
-    at = office_time_until(moment, WORKDAY, TZ)
-    assert at <= moment and office_hours(at)
-    if at < moment:
-        assert at.astimezone(TZ).strftime("%H:%M") in ("11:59", "17:29")
-        assert not office_hours(at + timedelta(minutes=1))
 
 
 # --- the banner of `flask serve` (what `make run` ends with) -------------------------------------------
