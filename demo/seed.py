@@ -103,7 +103,7 @@ class Replay:
                 workflow.perform(self.session, ticket, Actor.of(user), action, payload)
 
     def local_date(self, moment: datetime) -> str:
-        return moment.astimezone(self.tz).date().isoformat()
+        return clock.today(moment).isoformat()
 
 
 def seed(session) -> Loaded:
