@@ -62,6 +62,8 @@ SETTINGS = {
 
 # Settings where an empty value is a choice (API.md: SMS_QUIET_HOURS empty means no quiet hours), not "unset".
 EMPTY_IS_A_VALUE = frozenset({"SMS_QUIET_HOURS", "SMS_TEST_NUMBERS"})
+# Base URLs that paths are joined to: kept without surrounding spaces or a trailing slash, however they were written.
+BASE_URLS = ("PUBLIC_BASE_URL", "TWILIO_API_BASE")
 
 
 def _load_settings(app: Flask, test_config: dict | None) -> None:
@@ -73,6 +75,8 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
             app.config[name] = default
     if test_config:
         app.config.update(test_config)
+    for name in BASE_URLS:
+        app.config[name] = app.config[name].strip().rstrip("/")
     instance = Path(app.instance_path)
     if not app.config["DATABASE_URL"] or not app.config["SECRET_KEY"]:
         instance.mkdir(parents=True, exist_ok=True)
@@ -127,7 +131,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def banner(app) -> str:
     """What `flask serve` (so `make run`) prints first: where the site and the console are, and the demo's logins."""
-    from demo.cli import login_lines
+    from demo.logins import login_lines
 
     host, port = app.config["HOST"], app.config["PORT"]
     everywhere = host in ("", "0.0.0.0", "::")

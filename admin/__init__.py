@@ -7,7 +7,6 @@ from flask_babel import lazy_gettext as _l
 
 from tickets.slots import AppSlot
 
-
 CONSOLE: AppSlot[Admin] = AppSlot("banjie.admin", "the Flask-Admin console")
 
 

@@ -17,12 +17,9 @@ from sqlalchemy.orm import Query
 
 from tickets.db import db
 from tickets.errors import BadRequest
-from tickets.models import Role
+from tickets.models import ALL_ROLES, Role
 from tickets.validation import FieldError, identifier
 from tickets.workflow import Actor
-
-STAFF = frozenset(Role)
-
 
 def current_role() -> Role | None:
     return Role(current_user.role) if current_user.is_authenticated else None
@@ -39,7 +36,7 @@ class RoleGuard:
     gets 403.
     """
 
-    roles: frozenset[Role] = STAFF
+    roles: frozenset[Role] = ALL_ROLES
 
     def is_accessible(self) -> bool:
         return current_role() in self.roles

@@ -11,19 +11,27 @@ from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from escalation.models import EscalationStep
 from tickets import clock, workflow
 from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
-from tickets.labels import SCORE_LABELS, label
-from escalation.models import EscalationStep
-from tickets.models import Department, Event, ReturnVisit, Role, Survey
-from tickets.presenters import iso, staff_view
+from tickets.labels import SCORE_LABELS, label, supervision_text
+from tickets.models import (
+    OFFICE_ROLES,
+    SUPERVISING_ROLES,
+    Deadline,
+    Department,
+    Event,
+    ReturnVisit,
+    Survey,
+)
+from tickets.presenters import staff_view
 
 from . import causes
 from .base import RoleGuard, current_actor
 from .escalation import event_lines, step_history
-from .queues import due_badge, supervision_text
+from .queues import due_badge
 
 OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), "returned": _l("returned")}
 
@@ -37,19 +45,27 @@ def _satisfaction_and_sms(ticket, actor) -> dict:
     """Survey rounds with their return visits, and (for the office and supervisors) the case's text messages."""
     from notify.models import SmsMessage
 
-    from .sms import KINDS, OFFICE, status_cell
+    from .sms import KINDS, status_cell
 
     surveys = db.session.execute(
         sa.select(Survey, ReturnVisit).outerjoin(ReturnVisit, ReturnVisit.survey_id == Survey.id)
         .where(Survey.ticket_id == ticket.id).order_by(Survey.round)
     ).all()
     sms = []
-    if actor.role in OFFICE | {Role.supervisor}:
+    if actor.role in SUPERVISING_ROLES:
         sms = list(db.session.scalars(sa.select(SmsMessage).where(SmsMessage.ticket_id == ticket.id)
                                       .order_by(SmsMessage.id)))
-    return {"surveys": surveys, "sms": sms, "survey_now": clock.now(), "sms_link": actor.role in OFFICE, "sms_status": status_cell,
+    return {"surveys": surveys, "sms": sms, "survey_now": clock.now(), "sms_link": actor.role in OFFICE_ROLES,
+            "sms_status": status_cell,
             "sms_label": lambda m: label({k: kind.label for k, kind in KINDS.items()}, m.template),
             "score_label": lambda score: label(SCORE_LABELS, score)}
+
+
+def _overdue_deadlines(ticket, now) -> set[tuple[str, int]]:
+    """(kind, round) of the case's deadlines that are overdue now."""
+    rows = db.session.execute(sa.select(Deadline.kind, Deadline.round)
+                              .where(Deadline.ticket_id == ticket.id, Deadline.overdue(now)))
+    return {(kind, round_) for kind, round_ in rows}
 
 
 class CaseView(RoleGuard, BaseView):
@@ -71,7 +87,7 @@ class CaseView(RoleGuard, BaseView):
             "admin/case.html", case=view, ticket=ticket, actions=view["allowed_actions"], specs=workflow.ACTIONS,
             departments=departments, failed=failed or {},
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
-            label=label, now_iso=iso(clock.now()), outcomes=OUTCOMES,
+            label=label, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),
             ladder=step_history(db.session, ticket.id), event_lines=event_lines,
             sms_cause=lambda message: causes.of_message(message, events, steps),

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from escalation.models import EscalationStep
 from tickets.labels import DEADLINE_LABELS, label
 from tickets.models import Event
-from tickets.presenters import local_text
+from tickets.clock import local_text
 from tickets.workflow import label_of
 
 

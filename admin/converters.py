@@ -22,7 +22,7 @@ from wtforms import SelectField, ValidationError, validators
 from wtforms.fields.choices import SelectChoice
 
 from tickets.db import db
-from tickets.presenters import local_tz
+from tickets.clock import local, local_tz
 
 ALREADY_IN_USE = _l("This is already in use.")
 
@@ -45,7 +45,7 @@ class LocalDateTimeField(DateTimeField):
             return " ".join(self.raw_data)
         if self.data is None:
             return ""
-        return self.data.astimezone(local_tz()).strftime(self.format[0])
+        return local(self.data).strftime(self.format[0])
 
     def process_formdata(self, valuelist) -> None:
         if not valuelist or not " ".join(valuelist).strip():

@@ -19,16 +19,15 @@ from escalation.policies import DEFAULT_WORKING_DAYS
 from tickets import clock
 from tickets.access import visibility
 from tickets.db import db
-from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label
-from tickets.models import Department, ProblemType, Role, Ticket
-from tickets.presenters import local_tz
+from tickets.errors import ValidationFailed
+from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label, supervision_text
+from tickets.models import ALL_ROLES, OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Ticket
 from tickets.workflow import MAX_WORKING_DAYS
 
-from .base import STAFF, RoleGuard, current_actor
-from .queues import OPEN, department_names, soon_threshold, supervision_text
+from .base import RoleGuard, current_actor
+from .queues import department_names, soon_threshold
 
 CATEGORY = _l("Deadlines")
-OFFICE = frozenset({Role.admin, Role.office})
 LIST_LIMIT = 200
 
 STEP_LABELS = {
@@ -109,7 +108,7 @@ def event_lines(event: dict) -> list[tuple[str, bool]]:
 class DeadlinesView(RoleGuard, BaseView):
     """Overdue cases (most overdue first) and cases due before the end of the next working day."""
 
-    roles = STAFF
+    roles = ALL_ROLES
 
     @expose("/")
     def index(self):
@@ -121,17 +120,17 @@ class DeadlinesView(RoleGuard, BaseView):
 
     def _list(self, which: str):
         now = clock.now()
-        where = [visibility(current_actor()), Ticket.status.in_(OPEN), Ticket.due_at.is_not(None)]
         if which == "overdue":
-            where.append(Ticket.due_at < now)
+            where = [visibility(current_actor()), Ticket.overdue(now)]
         else:
-            where += [Ticket.due_at >= now, Ticket.due_at < soon_threshold(now)]
+            where = [visibility(current_actor()), Ticket.status.in_(OPEN_STATUS_VALUES), Ticket.due_at >= now,
+                     Ticket.due_at < soon_threshold(now)]
         total = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(*where))
         cases = db.session.scalars(sa.select(Ticket).where(*where).order_by(Ticket.due_at, Ticket.id)
                                    .limit(LIST_LIMIT)).all()
-        calendar, zone = store.settings().calendar(), local_tz()
+        calendar, zone = store.settings().calendar(), clock.local_tz()
         rows = [{"ticket": t, "status": label(STATUS_LABELS, t.status), "deadline": label(DEADLINE_LABELS, t.due_kind),
-                 "late_days": working_days_overdue(calendar, t.due_at, now, zone) if t.due_at < now else None,
+                 "late_days": working_days_overdue(calendar, t.due_at, now, zone) if t.overdue(now) else None,
                  "supervision": supervision_text(t.supervision_level)} for t in cases]
         return self.render("admin/escalation/deadlines.html", which=which, rows=rows, total=total,
                            limit=LIST_LIMIT, departments=department_names())
@@ -140,11 +139,11 @@ class DeadlinesView(RoleGuard, BaseView):
 class CalendarView(RoleGuard, BaseView):
     """The working-day calendar: each year published from the State Council notice, or provisional."""
 
-    roles = OFFICE
+    roles = OFFICE_ROLES
 
     @expose("/")
     def index(self):
-        today = clock.now().astimezone(local_tz()).date()
+        today = clock.today()
         years = {y.year: y for y in db.session.scalars(sa.select(CalendarYear))}
         shown = sorted(set(years) | {today.year, today.year + 1}, reverse=True)
         return self.render("admin/escalation/calendar.html", years=years, shown=shown, today=today,
@@ -159,14 +158,11 @@ class CalendarView(RoleGuard, BaseView):
         if request.method == "POST":
             text, notice = request.form.get("days", ""), request.form.get("notice", "").strip()[:200]
             try:
-                parsed = store.parse_calendar_csv(text)
-                if set(parsed) != {year}:
-                    raise store.CalendarFileError(_("Every line must be a day of %(year)d.", year=year))
-            except store.CalendarFileError as problem:
-                error = str(problem)
+                store.publish(db.session, text, year=year, source="admin", now=clock.now(), notice=notice or None)
+            except ValidationFailed as problem:
+                db.session.rollback()
+                error = str(problem.message)
             else:
-                store.replace_year(db.session, year, parsed[year], source="admin", now=clock.now(),
-                                   notice=notice or None)
                 db.session.commit()
                 store.invalidate()
                 flash(_("%(year)d is published: deadlines in it now follow these days.", year=year), "success")
@@ -178,21 +174,10 @@ class CalendarView(RoleGuard, BaseView):
                            text=text, notice=notice, error=error), 400 if error else 200
 
 
-def _scope(value: str) -> tuple[str | None, int | None]:
-    """`problem_type:<code>` or `department:<id>` of an existing department; (None, None) otherwise."""
-    kind, _sep, key = value.partition(":")
-    if kind == "problem_type" and key in ProblemType.__members__:
-        return key, None
-    if kind == "department" and key.isascii() and key.isdigit() and len(key) < 10 \
-            and db.session.get(Department, int(key)) is not None:
-        return None, int(key)
-    return None, None
-
-
 class PolicyView(RoleGuard, BaseView):
     """Working days per deadline kind: the defaults, and overrides per problem type or per department."""
 
-    roles = OFFICE
+    roles = OFFICE_ROLES
 
     @expose("/")
     def index(self, error=None, status=200):
@@ -212,37 +197,25 @@ class PolicyView(RoleGuard, BaseView):
     @expose("/set", methods=("POST",))
     def set(self):
         form = request.form
-        kind, scope, days = form.get("kind", ""), form.get("scope", ""), form.get("working_days", "")
-        problem_type, department_id = _scope(scope)
-        if kind not in DEFAULT_WORKING_DAYS or (problem_type is None and department_id is None):
-            return self.index(error=_("Choose a deadline and a problem type or department."), status=400)
-        if not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= MAX_WORKING_DAYS):
-            return self.index(error=_("Working days must be a whole number from 1 to %(max)d.", max=MAX_WORKING_DAYS),
-                              status=400)
-        row = db.session.scalar(sa.select(PolicyOverride).where(
-            PolicyOverride.kind == kind,
-            PolicyOverride.problem_type == problem_type if problem_type else PolicyOverride.problem_type.is_(None),
-            PolicyOverride.department_id == department_id if department_id else PolicyOverride.department_id.is_(None)))
-        if row is None:
-            row = PolicyOverride(kind=kind, problem_type=problem_type, department_id=department_id, working_days=0)
-            db.session.add(row)
-        row.working_days, row.updated_at, row.updated_by = int(days), clock.now(), current_user.id
-        self._changed()
+        try:
+            store.set_override(db.session, form.get("kind", ""), form.get("scope", ""), form.get("working_days", ""),
+                               by=current_user.id, now=clock.now())
+        except ValidationFailed as error:
+            db.session.rollback()
+            return self.index(error=str(error.message), status=400)
+        self._saved()
         flash(_("Saved. New deadlines follow it; running ones keep theirs."), "success")
         return redirect(url_for(".index"))
 
     @expose("/<int:override_id>/delete", methods=("POST",))
     def delete(self, override_id: int):
-        row = db.session.get(PolicyOverride, override_id)
-        if row is None:
-            abort(404)
-        db.session.delete(row)
-        self._changed()
+        row = db.session.get(PolicyOverride, override_id) or abort(404)
+        store.remove_override(db.session, row, clock.now())
+        self._saved()
         flash(_("Removed: the default applies again."), "success")
         return redirect(url_for(".index"))
 
-    def _changed(self):
-        store.mark_changed(db.session, "policy", clock.now())
+    def _saved(self):
         db.session.commit()
         store.invalidate()
 
@@ -255,10 +228,10 @@ def console_alerts() -> dict:
     last = sweeper.last_run(db.session)
     interval = current_app.config["SWEEP_INTERVAL_SECONDS"]
     published = db.session.scalars(sa.select(CalendarYear.year).where(CalendarYear.published.is_(True))).all()
-    today = now.astimezone(local_tz()).date()
+    today = clock.today(now)
     return {"scheduler_stale": sweeper.is_stale(last, now, interval), "scheduler_last_run": last.at if last else None,
             "provisional_years": store.provisional_years_ahead(today, published),
-            "can_edit_calendar": Role(current_user.role) in OFFICE}
+            "can_edit_calendar": Role(current_user.role) in OFFICE_ROLES}
 
 
 def register(admin) -> None:

@@ -25,22 +25,20 @@ from wtforms import PasswordField, StringField, ValidationError
 from wtforms.validators import InputRequired, Length, Optional
 
 from tickets import accounts, clock, contacts, phones
-from tickets.cli import issue_token
 from tickets.errors import ValidationFailed
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
-from tickets.models import ApiToken, Department, ProblemType, Role, ServiceItem, User
-from tickets.presenters import local_text
+from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_ROLES, ApiToken, Department, ProblemType, Role, ServiceItem,
+                            User)
+from tickets.clock import local_text
 
-from .base import STAFF, ConsoleModelView, RoleGuard, request_names, row_id
+from .base import ConsoleModelView, RoleGuard, request_names, row_id
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
 
 log = logging.getLogger("banjie.admin")
 
 CATEGORY = _l("Management")
-ADMINS = frozenset({Role.admin})
-OFFICE = frozenset({Role.admin, Role.office})
 
 PHONE_MESSAGE = _l("Enter a valid mainland mobile number, e.g. 138 0013 8000.")
 
@@ -136,7 +134,7 @@ def _reach(view, context, model, name) -> Markup:
 class DepartmentView(ManagementView):
     """Departments, and which of their escalation audiences have no mobile number (so their texts reach nobody)."""
 
-    roles = OFFICE
+    roles = OFFICE_ROLES
     list_template = "admin/management/department_list.html"
     edit_template = "admin/management/department_edit.html"
     column_list = ("code", "name", "supervisor_name", "supervisor_phone", "leader_name", "leader_phone", "reach",
@@ -198,7 +196,7 @@ ACCOUNT_FORM_FIELDS = {"password": "new_password"}
 class UserView(ManagementView):
     """Accounts are made and changed by tickets/accounts.py, with the command line's rules and messages."""
 
-    roles = ADMINS
+    roles = ADMIN_ROLES
     column_list = ("username", "display_name", "role", "department_id", "phone", "active", "last_login_at")
     column_labels = {
         "username": _l("Username"), "display_name": _l("Display name"), "role": _l("Role"),
@@ -310,7 +308,7 @@ class ApiTokenView(ManagementView):
     There is no model form: a token is made by `issue` and changed only by `revoke`.
     """
 
-    roles = ADMINS
+    roles = ADMIN_ROLES
     can_create = can_edit = False
     list_template = "admin/management/token_list.html"
     column_list = ("user_id", "label", "created_at", "last_used_at", "revoked_at")
@@ -349,32 +347,33 @@ class ApiTokenView(ManagementView):
         if request.method == "GET" and row_id(request.args.get("user_id")) is not None:
             form.user_id.data = row_id(request.args["user_id"])
         if form.validate_on_submit():
-            user = db.session.get(User, form.user_id.data)
-            if user is None or not user.active:
-                abort(404)
-            token = issue_token(db.session, user, form.label.data)
-            db.session.commit()
-            # Shown on this page only: not flashed (the cookie would carry it), not logged, not cached.
-            response = self.render("admin/management/token_issued.html", token=token, user=user,
-                                   token_label=form.label.data)
-            return response, 200, {"Cache-Control": "no-store"}
+            user = db.session.get(User, form.user_id.data) or abort(404)
+            try:
+                token = accounts.issue_token(db.session, user, form.label.data)
+            except ValidationFailed as error:
+                db.session.rollback()
+                for name, message in error.fields.items():
+                    getattr(form, name).errors = [str(message)]
+            else:
+                db.session.commit()
+                # Shown on this page only: not flashed (the cookie would carry it), not logged, not cached.
+                response = self.render("admin/management/token_issued.html", token=token, user=user,
+                                       token_label=form.label.data)
+                return response, 200, {"Cache-Control": "no-store"}
         status = 400 if request.method == "POST" else 200
         return self.render("admin/management/token_issue.html", form=form), status
 
     @expose("/revoke/<int:token_id>", methods=("POST",))
     def revoke(self, token_id: int):
-        token = db.session.get(ApiToken, token_id)
-        if token is None:
-            abort(404)
-        if token.revoked_at is None:
-            token.revoked_at = clock.now()
+        token = db.session.get(ApiToken, token_id) or abort(404)
+        if accounts.revoke_token(db.session, token, clock.now()):
             db.session.commit()
             flash(_("The token was revoked."), "success")
         return redirect(url_for(".index_view"))
 
 
 class ServiceItemView(ManagementView):
-    roles = OFFICE
+    roles = OFFICE_ROLES
     column_list = ("name", "department_id", "active", "created_at")
     column_labels = {"name": _l("Service item"), "department_id": _l("Department"), "active": _l("Active"),
                      "created_at": _l("Created")}
@@ -396,7 +395,7 @@ class ServiceItemView(ManagementView):
 class ProblemTypesView(RoleGuard, BaseView):
     """The problem types are part of the public API contract: shown here, changed only with the contract."""
 
-    roles = STAFF
+    roles = ALL_ROLES
 
     @expose("/")
     def index(self):

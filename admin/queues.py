@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import abort, has_request_context, url_for
@@ -15,17 +15,15 @@ from markupsafe import Markup
 from tickets import clock, deadlines, phones
 from tickets.access import visibility
 from tickets.db import db
-from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
-from tickets.models import OPEN_STATUSES, Department, ProblemType, Role, Status, Ticket
-from tickets.presenters import local_text, local_tz
+from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label, supervision_text
+from tickets.models import (ALL_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role,
+                            Status, Ticket)
+from tickets.clock import local_text
 
 from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names, row_id
 from .export import SafeCsvExport
 
-OPEN = sorted(s.value for s in OPEN_STATUSES)
 TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
-EVERYONE = frozenset(Role)
-NOT_DEPARTMENTS = EVERYONE - {Role.department}
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class Queue:
     endpoint: str
     name: object
     statuses: tuple[Status, ...]  # empty: every status
-    roles: frozenset[Role] = EVERYONE
+    roles: frozenset[Role] = ALL_ROLES
     by_deadline: bool = True  # open work is sorted by what falls due first; history by what came last
     category: object = None  # a menu dropdown: finished cases and the whole list are looked up, not worked
 
@@ -44,23 +42,17 @@ LOOKUP = _l("Case lookup")
 # its queue's count. Cases without a department (submitted, accepted, rejected) and those the department
 # gave back (returned) are the office's work: department handlers do not get those queues.
 QUEUES = (
-    Queue("queue_intake", STATUS_LABELS["submitted"], (Status.submitted,), NOT_DEPARTMENTS),
-    Queue("queue_accepted", _l("Awaiting transfer"), (Status.accepted,), NOT_DEPARTMENTS),
+    Queue("queue_intake", STATUS_LABELS["submitted"], (Status.submitted,), OFFICE_WIDE_ROLES),
+    Queue("queue_accepted", _l("Awaiting transfer"), (Status.accepted,), OFFICE_WIDE_ROLES),
     Queue("queue_in_progress", STATUS_LABELS["transferred"], (Status.transferred,)),
     Queue("queue_review", STATUS_LABELS["replied"], (Status.replied,)),
-    Queue("queue_returned", STATUS_LABELS["returned"], (Status.returned,), NOT_DEPARTMENTS),
+    Queue("queue_returned", STATUS_LABELS["returned"], (Status.returned,), OFFICE_WIDE_ROLES),
     Queue("queue_rectifying", STATUS_LABELS["rectifying"], (Status.rectifying,)),
     Queue("queue_closed", STATUS_LABELS["closed"], (Status.closed,), by_deadline=False, category=LOOKUP),
-    Queue("queue_rejected", STATUS_LABELS["rejected"], (Status.rejected,), NOT_DEPARTMENTS, by_deadline=False,
+    Queue("queue_rejected", STATUS_LABELS["rejected"], (Status.rejected,), OFFICE_WIDE_ROLES, by_deadline=False,
           category=LOOKUP),
     Queue("cases", _l("All cases"), (), by_deadline=False, category=LOOKUP),
 )
-
-
-def local_day_bounds(now: datetime) -> tuple[datetime, datetime]:
-    local = now.astimezone(local_tz())
-    start = datetime.combine(local.date(), time.min, tzinfo=local.tzinfo)
-    return start, start + timedelta(days=1)
 
 
 def soon_threshold(now: datetime) -> datetime:
@@ -92,10 +84,10 @@ class DepartmentFilter(FilterEqual):
 
 
 def due_badge(ticket: Ticket, now: datetime) -> Markup:
-    if ticket.due_at is None or ticket.status not in OPEN:
+    if ticket.due_at is None or ticket.status not in OPEN_STATUS_VALUES:
         return Markup("")
     text = local_text(ticket.due_at)
-    if ticket.due_at < now:
+    if ticket.overdue(now):
         return Markup('<span class="due-badge due-overdue" title="{}">{}</span>').format(_l("Overdue"), text)
     if ticket.due_at <= soon_threshold(now):
         return Markup('<span class="due-badge due-soon" title="{}">{}</span>').format(
@@ -126,7 +118,7 @@ class OverdueFilter(ShortcutFilter):
 
     @staticmethod
     def condition(now):
-        return sa.and_(Ticket.status.in_(OPEN), Ticket.due_at < now)
+        return Ticket.overdue(now)
 
 
 class DueTodayFilter(ShortcutFilter):
@@ -137,7 +129,8 @@ class DueTodayFilter(ShortcutFilter):
 
     @staticmethod
     def condition(now):
-        return sa.and_(Ticket.status.in_(OPEN), Ticket.due_at >= now, Ticket.due_at < local_day_bounds(now)[1])
+        return sa.and_(Ticket.status.in_(OPEN_STATUS_VALUES), Ticket.due_at >= now,
+                       Ticket.due_at < clock.day_bounds(now)[1])
 
 
 class FiledTodayFilter(ShortcutFilter):
@@ -148,7 +141,7 @@ class FiledTodayFilter(ShortcutFilter):
 
     @staticmethod
     def condition(now):
-        start, end = local_day_bounds(now)
+        start, end = clock.day_bounds(now)
         return sa.and_(Ticket.created_at >= start, Ticket.created_at < end)
 
 
@@ -228,7 +221,7 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
 
     @property
     def can_export(self) -> bool:
-        return current_role() in (Role.admin, Role.office)
+        return current_role() in OFFICE_ROLES
 
     @expose("/export/<export_type>/")
     def export(self, export_type):
@@ -284,18 +277,11 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
         "department_id": lambda v, c, m, n: department_names().get(m.department_id, ""),
         "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
         "created_at": lambda v, c, m, n: local_text(m.created_at),
-        "due_at": lambda v, c, m, n: local_text(m.due_at) if m.status in OPEN else "",
+        "due_at": lambda v, c, m, n: local_text(m.due_at) if m.status in OPEN_STATUS_VALUES else "",
     }
 
     def get_export_name(self, export_type="csv"):
-        return f"banjie-{self.endpoint}-{clock.now().astimezone(local_tz()):%Y%m%d-%H%M}.{export_type}"
-
-
-SUPERVISION_LABELS = {0: "", 1: _l("Reminded"), 2: _l("Supervised"), 3: _l("Listed for supervision")}
-
-
-def supervision_text(level: int) -> str:
-    return str(SUPERVISION_LABELS.get(level, level))
+        return f"banjie-{self.endpoint}-{clock.local(clock.now()):%Y%m%d-%H%M}.{export_type}"
 
 
 def counts_by_status(actor) -> dict[str, int]:

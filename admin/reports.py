@@ -11,12 +11,13 @@ from reports.api import pdf_response
 from reports.display import month_label, percent
 from tickets.db import db
 from tickets.errors import BanjieError, NotFound
+from tickets.models import OFFICE_WIDE_ROLES
 
 from .base import RoleGuard
 
 
 class ReportsView(RoleGuard, BaseView):
-    roles = operations.READERS
+    roles = OFFICE_WIDE_ROLES
 
     @expose("/")
     def index(self):

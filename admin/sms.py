@@ -16,21 +16,20 @@ from wtforms.validators import InputRequired
 from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text, segments
 from notify.backends import TEST_NUMBER_BACKEND
 from notify.models import SmsMessage, SmsStatus, SmsTemplate
-from notify.operations import HISTORY_BACKEND, forget_templates, template_text
+from notify.operations import (HISTORY_BACKEND, RESENDABLE, forget_templates, reset_template, resend, save_template,
+                               template_text)
 from notify.outbox import held_by_quiet_hours, hold
 from tickets import clock, phones
 from tickets.db import db
+from tickets.errors import ValidationFailed
 from tickets.labels import SCORE_LABELS, label
-from tickets.models import Role, Survey, Ticket
-from tickets.presenters import local_text
+from tickets.models import ADMIN_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, Survey, Ticket
+from tickets.clock import local_text
 
 from . import causes
 from .base import ConsoleModelView, RoleGuard
 
 CATEGORY = _l("SMS and surveys")
-OFFICE = frozenset({Role.admin, Role.office})
-READERS = frozenset({Role.admin, Role.office, Role.supervisor, Role.leader})
-RESENDABLE = (SmsStatus.failed.value, SmsStatus.undelivered.value)
 # Texts that carry the citizen's query code are not shown to staff.
 SECRET_TEMPLATES = frozenset({"receipt"})
 
@@ -107,7 +106,7 @@ def case_link(ticket_id) -> Markup | str:
 class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
     """Every text message: newest first, numbers masked, the ones that failed easy to find and resend."""
 
-    roles = OFFICE
+    roles = OFFICE_ROLES
     can_create = can_edit = can_delete = False
     can_view_details = False
     column_display_actions = False
@@ -150,14 +149,12 @@ class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
     def resend(self, message_id: int):
         """A failed text goes out again as a new row (the failed one stays, as history)."""
         message = db.session.get(SmsMessage, message_id) or abort(404)
-        if message.status not in RESENDABLE:
-            flash(_("Only a failed or undelivered message can be sent again."), "error")
+        try:
+            copy = resend(db.session, message, clock.now())
+        except ValidationFailed as error:
+            db.session.rollback()
+            flash(str(error.message), "error")
             return redirect(url_for(".message", message_id=message_id))
-        copy = SmsMessage(ticket_id=message.ticket_id, phone=message.phone, audience=message.audience,
-                          template=message.template, body=message.body, created_at=clock.now(),
-                          not_before=clock.now(), resent_from_id=message.id, event_id=message.event_id,
-                          step_id=message.step_id)
-        db.session.add(copy)
         db.session.commit()
         flash(_("The message will be sent again."), "success")
         return redirect(url_for(".message", message_id=copy.id))
@@ -170,7 +167,7 @@ class TemplateForm(FlaskForm):
 class SmsTemplatesView(RoleGuard, BaseView):
     """Administrators word the messages; each edit is checked by rendering it with sample values."""
 
-    roles = frozenset({Role.admin})
+    roles = ADMIN_ROLES
 
     @expose("/")
     def index(self):
@@ -197,14 +194,12 @@ class SmsTemplatesView(RoleGuard, BaseView):
             form.body.data = template_text(db.session, key)
         elif form.validate_on_submit():
             try:
-                preview = check_text(key, form.body.data)
-            except TemplateProblem as problem:
-                form.body.errors = [str(problem)]
-                status = 422
+                save_template(db.session, key, form.body.data, by=current_user.id, now=clock.now())
+            except ValidationFailed as error:
+                db.session.rollback()
+                form.body.errors = [str(message) for message in error.fields.values()]
+                status = error.status
             else:
-                row = db.session.get(SmsTemplate, key) or SmsTemplate(key=key, body="")
-                row.body, row.updated_at, row.updated_by = form.body.data.strip(), clock.now(), current_user.id
-                db.session.add(row)
                 db.session.commit()
                 forget_templates()
                 flash(_("The message “%(name)s” was saved.", name=kind.label), "success")
@@ -227,9 +222,7 @@ class SmsTemplatesView(RoleGuard, BaseView):
         form = FlaskForm()
         if not form.validate_on_submit():
             abort(400)
-        row = db.session.get(SmsTemplate, key)
-        if row is not None:
-            db.session.delete(row)
+        if reset_template(db.session, key):
             db.session.commit()
             forget_templates()
         flash(_("The message “%(name)s” uses the default text again.", name=kind.label), "success")
@@ -240,14 +233,14 @@ def _score(view, context, model, name):
     if model.score is None:
         return Markup('<span class="text-muted">{}</span>').format(
             _("open") if model.closes_at > clock.now() else _("not rated"))
-    css = "danger" if model.score >= 4 else "success"
+    css = "danger" if model.bad_rating else "success"
     return Markup('<span class="badge badge-{}">{} {}</span>').format(css, model.score, label(SCORE_LABELS, model.score))
 
 
 class SurveyView(TicketLinks, RoleGuard, ConsoleModelView):
     """Satisfaction survey rounds: what each citizen said, by which channel, and the 差评 to call back."""
 
-    roles = READERS
+    roles = OFFICE_WIDE_ROLES
     can_create = can_edit = can_delete = False
     column_display_actions = False
     page_size = 50

@@ -11,14 +11,8 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 OFFICE_HOURS = ((time(9, 0), time(12, 0)), (time(13, 30), time(17, 30)))
-LAST_MINUTE = timedelta(minutes=1)
 
 IsWorkingDay = Callable[[date], bool]
-
-
-def is_office_time(moment: datetime, is_working_day: IsWorkingDay, tz: ZoneInfo) -> bool:
-    local = moment.astimezone(tz)
-    return is_working_day(local.date()) and any(start <= local.time() < end for start, end in OFFICE_HOURS)
 
 
 def _periods(day: date, tz: ZoneInfo):
@@ -36,14 +30,3 @@ def office_time_from(moment: datetime, is_working_day: IsWorkingDay, tz: ZoneInf
                     return max(local, opening)
         day += timedelta(days=1)
 
-
-def office_time_until(moment: datetime, is_working_day: IsWorkingDay, tz: ZoneInfo) -> datetime:
-    """`moment` when the office is open then, else the last minute it was open before."""
-    local = moment.astimezone(tz)
-    day = local.date()
-    while True:
-        if is_working_day(day):
-            for opening, closing in reversed(_periods(day, tz)):
-                if local >= opening:
-                    return min(local, closing - LAST_MINUTE)
-        day -= timedelta(days=1)

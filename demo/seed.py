@@ -24,7 +24,7 @@ from notify import writing_history
 from notify.operations import hold_until
 from tickets import clock, deadlines, intake, workflow
 from tickets.accounts import create_user
-from tickets.models import Department
+from tickets.models import Department, is_bad_rating
 from tickets.workflow import KINDS, Actor
 
 from .data import (CASES, DEMO_PASSWORD, DEMO_USERS, DEPARTMENTS, FILING_HOUR_WEIGHTS, HISTORY_DEPARTMENTS,
@@ -53,7 +53,7 @@ class Replay:
     def __init__(self, session, now: datetime, rng: random.Random):
         policy = deadlines.policy()
         self.session, self.now, self.rng = session, now, rng
-        self.tz, self.is_working_day = policy.tz, policy.calendar_source().is_working_day
+        self.tz, self.is_working_day = clock.local_tz(), policy.calendar_source().is_working_day
 
     def when(self, action: str, earliest: datetime) -> datetime:
         """The first moment from `earliest` at which this step can happen: an SMS rating once the citizen may
@@ -103,7 +103,7 @@ class Replay:
                 workflow.perform(self.session, ticket, Actor.of(user), action, payload)
 
     def local_date(self, moment: datetime) -> str:
-        return moment.astimezone(self.tz).date().isoformat()
+        return clock.today(moment).isoformat()
 
 
 def seed(session) -> Loaded:
@@ -227,13 +227,13 @@ def _history_case(rng: random.Random, month_start: datetime):
     if closed_at is not None and rng.random() < 0.88:
         score = rng.choices((1, 2, 3, 4, 5), weights=(58, 22, 9, 7, 4))[0]
         steps.append((closed_at + rng.choice((1, 2, 4, 6, 9, 20, 26)), "rate", score, None))
-        if score >= 4 and steps[1][1] != "resolve":
+        if is_bad_rating(score) and steps[1][1] != "resolve":
             steps += [(closed_at + 30, "record_visit", {"contacted": True, "outcome": "已电话回访，说明整改安排。"},
                        "office"),
                       (closed_at + 80, "reply", {"content": "已重新办理并上门说明。"}, handler),
                       (closed_at + 84, "approve", {}, "office"),
                       (closed_at + 96, "rate", rng.choice((1, 2, 3)), None)]
-        elif score >= 4:
+        elif is_bad_rating(score):
             steps.append((closed_at + 30, "explain", {"content": "已当面说明政策依据。"}, "office"))
     fields = {"name": rng.choice(HISTORY_NAMES), "problem_type": problem_type, "service_item": item,
               "description": description}

@@ -1,14 +1,12 @@
-"""Time: the working-day calendar, deadline policies and the escalation ladder (催办 → 督办 → 挂牌督办),
-its sweeper and the scheduler that runs every room's periodic jobs."""
+"""Time: the working-day calendar, deadline policies, the escalation ladder (催办 → 督办 → 挂牌督办), its sweeper
+and the scheduler that runs every room's periodic jobs."""
 from __future__ import annotations
 
 
 def init_app(app) -> None:
     """Wire the escalation room: the calendar and policies deadlines are computed with, the ladder, its
     reactions to workflow events, the sweeper's actor and the CLI."""
-    from zoneinfo import ZoneInfo
-
-    from tickets import deadlines
+    from tickets import clock, deadlines
     from tickets.broker import bind_actors, broker
     from tickets.reactions import reactions
 
@@ -17,8 +15,8 @@ def init_app(app) -> None:
     from .policies import DeadlinePolicy
 
     settings = store.SETTINGS.set(app, store.SettingsCache(app.config["ESCALATION_CACHE_SECONDS"]))
-    operations.LADDER.set(app, ladder_from_config(app.config.get("ESCALATION_LADDER")))
-    deadlines.POLICY.set(app, DeadlinePolicy(calendar_source=settings.calendar, tz=ZoneInfo(app.config["TIMEZONE"]),
+    operations.LADDER.set(app, ladder_from_config(app.config["ESCALATION_LADDER"]))
+    deadlines.POLICY.set(app, DeadlinePolicy(calendar_source=settings.calendar, tz=clock.zone_of(app.config),
                                              overrides_source=settings.overrides))
     bind_actors(broker(app), tasks.ACTORS)
     operations.register(reactions(app))

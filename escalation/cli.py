@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 
 from tickets import clock
 from tickets.db import db
+from tickets.errors import ValidationFailed
 
 from . import store, sweeper
 from .models import CalendarYear
@@ -46,12 +47,13 @@ def calendar_import(path, notice):
         2027-02-06,1,春节
     """
     try:
-        years = store.parse_calendar_csv(path.read_text(encoding="utf-8-sig"))
-    except (store.CalendarFileError, UnicodeDecodeError) as error:
+        years = store.publish(db.session, path.read_text(encoding="utf-8-sig"), source="import", now=clock.now(),
+                              notice=notice)
+    except UnicodeDecodeError as error:
         raise click.ClickException(str(error)) from None
-    now = clock.now()
+    except ValidationFailed as error:
+        raise click.ClickException(str(error.message)) from None
     for year, exceptions in sorted(years.items()):
-        store.replace_year(db.session, year, exceptions, source="import", now=now, notice=notice)
         click.echo(f"{year}: {sum(not w for w, _ in exceptions.values())} holiday(s), "
                    f"{sum(w for w, _ in exceptions.values())} make-up working day(s); published")
     db.session.commit()

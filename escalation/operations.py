@@ -5,11 +5,10 @@ transaction; never commits. Each step records the event that planned it, or last
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 
+from tickets import clock
 from tickets.models import FINAL_STATUSES, Deadline, Ticket
 from tickets.slots import AppSlot
 from tickets.workflow import names
@@ -23,10 +22,6 @@ LADDER: AppSlot[dict] = AppSlot("banjie.escalation_ladder", "deadline kind -> it
 
 def ladder() -> dict[str, tuple[Rung, ...]]:
     return LADDER.get()
-
-
-def tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
 
 
 def wanted_steps(deadlines, calendar, zone) -> dict[tuple, tuple[Rung, datetime]]:
@@ -61,7 +56,7 @@ def sync_steps(session, ticket: Ticket, now: datetime, event_id: int | None = No
     deadlines = session.scalars(
         sa.select(Deadline).where(Deadline.ticket_id == ticket.id, Deadline.ended_at.is_(None))
     ).all()
-    wanted = wanted_steps(deadlines, store.settings().calendar(), tz())
+    wanted = wanted_steps(deadlines, store.settings().calendar(), clock.local_tz())
     existing = {(s.kind, s.round, s.step): s for s in session.scalars(
         sa.select(EscalationStep).where(EscalationStep.ticket_id == ticket.id))}
     for key, (rung, at) in wanted.items():
@@ -89,7 +84,7 @@ def _why_unwanted(ticket: Ticket, key: tuple, open_rounds: set) -> CancelReason:
 def plan_first_steps(session, ticket: Ticket, now: datetime, event_id: int | None = None) -> None:
     """Filing: the ticket is new, so its steps are too; read nothing, only add (the filing hot path)."""
     deadlines = [obj for obj in session.new if isinstance(obj, Deadline) and obj.ticket_id == ticket.id]
-    for key, (rung, at) in wanted_steps(deadlines, store.settings().calendar(), tz()).items():
+    for key, (rung, at) in wanted_steps(deadlines, store.settings().calendar(), clock.local_tz()).items():
         session.add(_new_step(ticket.id, key, rung, at, now, event_id))
 
 

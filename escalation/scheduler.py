@@ -6,8 +6,8 @@ only enqueues an actor (the SMS room's outbox re-driver, the reports room's mont
 job runs on its own: one that raises is logged and the others still run, and so does the next tick.
 
 Two ways to run it:
-- production: one process, `python -m escalation.scheduler` (or `flask escalation scheduler`), next to
-  the `dramatiq worker` processes that do the work;
+- production: one process, `python scheduler.py` (or `flask escalation scheduler`), next to the
+  `dramatiq worker` processes that do the work;
 - embedded (`flask serve` without BROKER_URL): a daemon thread of the serve process runs the same loop.
 Running two schedulers is harmless (sweeps claim their steps) but wasteful.
 """
@@ -65,14 +65,3 @@ def run_process(app) -> None:
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
     run(app, stop)
-
-
-def main() -> None:
-    from worker import app
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run_process(app)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,17 +17,17 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from tickets.db import db
+from tickets.db import db, upsert
+from tickets.errors import ValidationFailed
+from tickets.models import Department, ProblemType
 from tickets.slots import AppSlot
+from tickets.workflow import MAX_WORKING_DAYS
 
 from .calendar import WorkCalendar, from_days
 from .models import CalendarDay, CalendarYear, DayKind, Heartbeat, PolicyOverride
+from .policies import DEFAULT_WORKING_DAYS
 
 CHANGE_MARKERS = ("calendar", "policy")
-
-
-def default_kind(day: date) -> DayKind:
-    return DayKind.weekday if day.weekday() < 5 else DayKind.weekend
 
 
 def day_kind(day: date, workday: bool) -> DayKind:
@@ -102,12 +102,8 @@ def parse_calendar_csv(text: str) -> dict[int, dict[date, tuple[bool, str | None
 
 def mark_changed(session, name: str, now: datetime, data: dict | None = None) -> None:
     """Move a marker (one upsert, so two sweepers finishing together do not collide on the insert)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(Heartbeat).values(name=name, at=now, data=data)
-    session.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"at": now, "data": data}))
+    session.execute(upsert(session.get_bind().dialect.name, Heartbeat, {"name": name, "at": now, "data": data},
+                           ["name"], replace=True))
 
 
 def replace_year(session, year: int, exceptions: dict, *, source: str, now: datetime, published: bool = True,
@@ -123,6 +119,23 @@ def replace_year(session, year: int, exceptions: dict, *, source: str, now: date
     row.notice = notice or row.notice
     mark_changed(session, "calendar", now, {"year": year})
     return row
+
+
+def publish(session, text: str, *, source: str, now: datetime, notice: str | None = None,
+            year: int | None = None) -> dict[int, dict[date, tuple[bool, str | None]]]:
+    """Publish the years of a calendar file (`parse_calendar_csv`), each replaced whole; with `year`, the file
+    must hold that year's days only. ValidationFailed (field `days`) names what is wrong with the file. The
+    caller commits, then calls `invalidate()`."""
+    try:
+        years = parse_calendar_csv(text)
+        if year is not None and set(years) != {year}:
+            raise CalendarFileError(_l("Every line must be a day of %(year)d.", year=year))
+    except CalendarFileError as problem:
+        message = problem.args[0]
+        raise ValidationFailed(message, {"days": message}) from None
+    for number, exceptions in sorted(years.items()):
+        replace_year(session, number, exceptions, source=source, now=now, notice=notice)
+    return years
 
 
 def year_exceptions(session, year: int) -> dict[date, tuple[bool, str | None]]:
@@ -142,6 +155,47 @@ def load_calendar(connection) -> WorkCalendar:
         .where(CalendarDay.kind.in_([DayKind.holiday.value, DayKind.makeup.value]))
     ).all()
     return from_days(published, [(day, workday) for day, workday in days if day.year in published])
+
+
+def override_scope(session, value: str) -> tuple[str | None, int | None]:
+    """`problem_type:<code>` or `department:<id>` of an existing department; (None, None) otherwise."""
+    kind, _sep, key = value.partition(":")
+    if kind == "problem_type" and key in ProblemType.__members__:
+        return key, None
+    if kind == "department" and key.isascii() and key.isdigit() and len(key) < 10 \
+            and session.get(Department, int(key)) is not None:
+        return None, int(key)
+    return None, None
+
+
+def set_override(session, kind: str, scope: str, working_days: str, *, by: int | None, now: datetime) -> PolicyOverride:
+    """How many working days a kind of deadline gets for a problem type or a department (`scope`, as
+    `override_scope` reads it); deadlines that start afterwards follow it. ValidationFailed for a bad value.
+    The caller commits, then calls `invalidate()`."""
+    problem_type, department_id = override_scope(session, scope)
+    if kind not in DEFAULT_WORKING_DAYS or (problem_type is None and department_id is None):
+        raise ValidationFailed(_l("Choose a deadline and a problem type or department."),
+                               {"scope": _l("Choose a deadline and a problem type or department.")})
+    days = working_days
+    if not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= MAX_WORKING_DAYS):
+        message = _l("Working days must be a whole number from 1 to %(max)d.", max=MAX_WORKING_DAYS)
+        raise ValidationFailed(message, {"working_days": message})
+    row = session.scalar(sa.select(PolicyOverride).where(
+        PolicyOverride.kind == kind,
+        PolicyOverride.problem_type == problem_type if problem_type else PolicyOverride.problem_type.is_(None),
+        PolicyOverride.department_id == department_id if department_id else PolicyOverride.department_id.is_(None)))
+    if row is None:
+        row = PolicyOverride(kind=kind, problem_type=problem_type, department_id=department_id, working_days=0)
+        session.add(row)
+    row.working_days, row.updated_at, row.updated_by = int(days), now, by
+    mark_changed(session, "policy", now)
+    return row
+
+
+def remove_override(session, row: PolicyOverride, now: datetime) -> None:
+    """The default applies again. The caller commits, then calls `invalidate()`."""
+    session.delete(row)
+    mark_changed(session, "policy", now)
 
 
 def load_overrides(connection) -> dict[str, dict[str, int]]:

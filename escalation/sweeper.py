@@ -14,7 +14,6 @@ steps of a case are acted on together, with one `escalate` event saying where su
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -25,16 +24,15 @@ from flask import current_app
 
 from notify import send_sms
 from notify.operations import hold_until
-from tickets import contacts, workflow
+from tickets import clock, contacts, workflow
 from tickets.labels import DEADLINE_LABELS, label
 from tickets.models import FINAL_STATUSES, Deadline, Department, Ticket
-from tickets.presenters import local_text
 
 from . import store
 from .calendar import WorkCalendar, working_days_overdue
 from .ladder import Rung
 from .models import CancelReason, EscalationStep
-from .operations import ladder, tz
+from .operations import ladder
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +210,8 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
     department_id = deadline.department_id or ticket.department_id
     department = batch.recipients.departments.get(department_id)
     context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
-               "due": local_text(deadline.due_at),
-               "days_overdue": str(working_days_overdue(batch.calendar, deadline.due_at, now, tz())),
+               "due": clock.local_text(deadline.due_at),
+               "days_overdue": str(working_days_overdue(batch.calendar, deadline.due_at, now, clock.local_tz())),
                "deadline": label(DEADLINE_LABELS, step.kind)}
     phones = batch.recipients.phones(rung.audience, department_id)
     step.audience, step.recipients = rung.audience, len(phones)
@@ -226,7 +224,6 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
 def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResult:
     """Fire everything due at `now`, one committed batch at a time, then record the run."""
     batch_size = batch_size or current_app.config["ESCALATION_BATCH_SIZE"]
-    pause = float(os.environ.get("BANJIE_TEST_SWEEP_PAUSE") or 0)  # test-only: widen the window for kill -9
     result, started = SweepResult(), time.perf_counter()
     while True:
         try:
@@ -235,8 +232,6 @@ def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResu
                 session.rollback()
                 break
             _act(session, step_ids, now, result)
-            if pause:
-                time.sleep(pause)
             session.commit()
         except Exception:
             session.rollback()

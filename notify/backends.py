@@ -98,10 +98,10 @@ class TwilioBackend:
         self.client = Client(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
                              http_client=TwilioHttpClient(timeout=config["TWILIO_TIMEOUT_SECONDS"],
                                                           logger=_SDK_LOG))
-        self.client.api.base_url = config["TWILIO_API_BASE"].rstrip("/")
+        self.client.api.base_url = config["TWILIO_API_BASE"]
         self.sender = ({"messaging_service_sid": config["TWILIO_MESSAGING_SERVICE_SID"]}
                        if config.get("TWILIO_MESSAGING_SERVICE_SID") else {"from_": config["TWILIO_FROM_NUMBER"]})
-        self.status_callback = config["PUBLIC_BASE_URL"].rstrip("/") + "/sms/status"
+        self.status_callback = config["PUBLIC_BASE_URL"] + "/sms/status"
 
     def send(self, message) -> str:
         import requests

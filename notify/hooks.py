@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from tickets import contacts
 from tickets.workflow import KINDS, names
 from tickets.labels import SCORE_LABELS, label
-from tickets.models import Department, Deadline, Survey
-from tickets.presenters import local_text
+from tickets.models import Department, Deadline, Survey, is_bad_rating
+from tickets.clock import local_text
 
 from .operations import send_sms
 
@@ -58,7 +58,7 @@ def closed(event, *, session, ticket, **_):
 
 def rated(event, *, session, ticket, **_):
     data = event.data or {}
-    if data.get("score", 0) < 4:
+    if not is_bad_rating(data.get("score")):
         return
     department = session.get(Department, ticket.department_id) if ticket.department_id else None
     if department is None:

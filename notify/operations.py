@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from tickets import clock
 from tickets.db import db, utcnow
+from tickets.errors import ValidationFailed
 
-from .messages import KINDS, compose, default_text
+from .messages import KINDS, TemplateProblem, check_text, compose, default_text
 from .models import SmsMessage, SmsOptOut, SmsStatus, SmsTemplate
 from .quiet import parse_quiet_hours, quiet_until
 from .state import TEMPLATES
@@ -45,6 +46,30 @@ def template_text(session, key: str) -> str:
     return custom_text(session, key) or default_text(key)
 
 
+def save_template(session, key: str, body: str, *, by: int | None, now) -> SmsTemplate:
+    """An administrator's wording of the message `key` (one of `KINDS`), checked by rendering it with sample
+    values (`check_text`): ValidationFailed (field `body`) when it cannot make a message. After the commit,
+    call `forget_templates()`."""
+    try:
+        check_text(key, body)
+    except TemplateProblem as problem:
+        raise ValidationFailed(fields={"body": str(problem)}) from None
+    row = session.get(SmsTemplate, key) or SmsTemplate(key=key, body="")
+    row.body, row.updated_at, row.updated_by = body.strip(), now, by
+    session.add(row)
+    return row
+
+
+def reset_template(session, key: str) -> bool:
+    """The message `key` uses the default wording again; False when it already did. After the commit, call
+    `forget_templates()`."""
+    row = session.get(SmsTemplate, key)
+    if row is None:
+        return False
+    session.delete(row)
+    return True
+
+
 # Texts written while a session replays the past (the demo's months of history) are history: kept as they were
 # for the console, never enqueued or sent, now or after any restart (only pending rows are ever sent).
 _HISTORY = "banjie.sms_history"
@@ -69,7 +94,7 @@ def is_opted_out(session, phone: str) -> bool:
 def hold_until(now):
     """The end of the quiet hours when `now` lies inside them, else None."""
     config = current_app.config
-    return quiet_until(now, parse_quiet_hours(config["SMS_QUIET_HOURS"]), ZoneInfo(config["TIMEZONE"]))
+    return quiet_until(now, parse_quiet_hours(config["SMS_QUIET_HOURS"]), clock.local_tz())
 
 
 def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int | None = None,
@@ -100,3 +125,19 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
         message.cause = cause  # the flush writes the event first, then fills in event_id
     session.add(message)
     return message
+
+
+RESENDABLE = frozenset({SmsStatus.failed.value, SmsStatus.undelivered.value})
+
+
+def resend(session, message: SmsMessage, now) -> SmsMessage:
+    """A failed or undelivered text goes out again as a new row (the failed one stays, as history); the worker
+    sends it after the commit. ValidationFailed for a text in any other state."""
+    if message.status not in RESENDABLE:
+        raise ValidationFailed(_l("Only a failed or undelivered message can be sent again."))
+    copy = SmsMessage(ticket_id=message.ticket_id, phone=message.phone, audience=message.audience,
+                      template=message.template, body=message.body, created_at=now, not_before=now,
+                      resent_from_id=message.id, event_id=message.event_id, step_id=message.step_id)
+    session.add(copy)
+    session.flush()
+    return copy

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 import dramatiq
 import sqlalchemy as sa
@@ -61,8 +60,7 @@ class Hold(NamedTuple):
 def held_by_quiet_hours(message: SmsMessage) -> bool:
     """Whether the text's `not_before` is the end of quiet hours: it was (or is) held back for the night."""
     config = current_app.config
-    return ends_quiet_hours(message.not_before, parse_quiet_hours(config["SMS_QUIET_HOURS"]),
-                            ZoneInfo(config["TIMEZONE"]))
+    return ends_quiet_hours(message.not_before, parse_quiet_hours(config["SMS_QUIET_HOURS"]), clock.local_tz())
 
 
 def hold(message: SmsMessage, now: datetime) -> Hold | None:

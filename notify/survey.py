@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from tickets import clock, workflow
 from tickets.errors import BanjieError
 from tickets.labels import SCORE_LABELS, label
-from tickets.models import Survey, Ticket
+from tickets.models import Survey, Ticket, is_bad_rating
 
 from .models import InboundSms, SmsOptOut
 from .operations import send_sms
@@ -55,7 +55,7 @@ def handle_inbound(session, *, sid: str, phone: str, body: str) -> InboundSms:
         inbound.outcome = "closed"  # the ticket moved on (e.g. reopened by a web rating a moment ago)
         return inbound
     inbound.outcome, inbound.score = "rated", reply.score
-    template = "survey_thanks_bad" if reply.score >= 4 else "survey_thanks"
+    template = "survey_thanks_bad" if is_bad_rating(reply.score) else "survey_thanks"
     send_sms(phone, template, {**context, "score_label": label(SCORE_LABELS, reply.score)}, ticket_id=ticket.id,
              session=session)
     return inbound

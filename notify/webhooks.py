@@ -31,7 +31,7 @@ def _verify_signature() -> None:
     """403 unless X-Twilio-Signature signs PUBLIC_BASE_URL + this path (and query) with our auth token."""
     token = current_app.config["TWILIO_AUTH_TOKEN"]
     signature = request.headers.get("X-Twilio-Signature", "")
-    url = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + request.path
+    url = current_app.config["PUBLIC_BASE_URL"] + request.path
     if request.query_string:
         url += "?" + request.query_string.decode("utf-8", "replace")
     if not token or not signature or not RequestValidator(token).validate(url, request.form, signature):

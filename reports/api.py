@@ -7,7 +7,7 @@ from tickets.access import current_staff
 from tickets.db import db
 from tickets.errors import Forbidden
 from tickets.extensions import csrf
-from tickets.models import Role
+from tickets.models import OFFICE_WIDE_ROLES, Role
 
 from . import operations
 from .formulas import FORMULAS
@@ -20,7 +20,7 @@ csrf.exempt(bp)  # GET only; an office reading may keep the month's report, whic
 def report_for(month_text: str) -> Report:
     """The month's report for the caller (see `operations.for_reader`); 403 for roles that do not read reports."""
     user = current_staff()
-    if Role(user.role) not in operations.READERS:
+    if Role(user.role) not in OFFICE_WIDE_ROLES:
         raise Forbidden()
     month = operations.ended_month(month_text)
     report = operations.for_reader(db.session, month, role=user.role, user_id=user.id)

@@ -6,14 +6,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from tickets.db import db
-from tickets.models import Role
+from tickets.models import OFFICE_WIDE_ROLES
 
 from . import charts, fonts, operations
 
 
 def charts_for(figures: dict) -> dict:
     """The two charts of a month's figures as inline SVG: the PDF's drawings, with text sized for the screen."""
-    font = fonts.register(current_app.config.get("REPORT_FONT", ""))
+    font = fonts.register(current_app.config["REPORT_FONT"])
     trend_title = _("Closure and satisfaction rates, last 12 months")
     return {
         "trend": charts.to_svg(charts.trend_chart(figures["trend"], trend_title, font, charts.SCREEN)),
@@ -24,7 +24,7 @@ def charts_for(figures: dict) -> dict:
 
 def last_month() -> dict | None:
     """What the dashboard shows: None for department handlers (office-wide figures are not theirs to see)."""
-    if not current_user.is_authenticated or current_user.role == Role.department.value:
+    if not current_user.is_authenticated or current_user.role not in OFFICE_WIDE_ROLES:
         return None
     month = operations.previous_month()
     report = operations.find(db.session, month)

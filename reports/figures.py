@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tickets import deadlines
+from tickets import clock, deadlines
 from tickets.models import Department
 
 from .formulas import FORMULA_VERSION
@@ -20,7 +20,7 @@ def policy():
 def monthly_figures(session, month: Month, *, progress=lambda step: None) -> dict:
     """Everything a monthly report shows, as JSON-ready data. `progress(step)` is called after each part."""
     rules = policy()
-    tz = rules.tz
+    tz = clock.local_tz()
     working_days = WorkingDays(rules.calendar_source(), tz)
     if session.get_bind().dialect.name == "postgresql":
         # These queries look expensive to the planner, whose JIT compilation then costs more than it saves

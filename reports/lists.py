@@ -55,8 +55,7 @@ def recurring(session, month: Month, tz: ZoneInfo) -> tuple[list[dict], list[dic
 def overdue_list(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
     """Cases with a department deadline past due and still open at the month's end, most overdue first."""
     start, end = month.bounds(tz)
-    where = (Deadline.kind.in_(DEPARTMENT_DEADLINES), Deadline.started_at < end, Deadline.due_at < end,
-             sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at >= end))
+    where = (Deadline.kind.in_(DEPARTMENT_DEADLINES), Deadline.overdue(end))
     total = session.scalar(sa.select(sa.func.count(sa.distinct(Deadline.ticket_id))).where(*where))
     rows = session.execute(
         sa.select(Ticket.tracking_no, Department.name, Deadline.kind, Deadline.due_at,

@@ -240,12 +240,12 @@ def survey_rows(session, start, end):
     visited = (
         sa.select(ReturnVisit.id).where(ReturnVisit.survey_id == Survey.id, ReturnVisit.visited_at < end).exists()
     )
-    bad = Survey.score >= 4
+    bad = Survey.bad_rating
     # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is the one rated.
     surveys = sa.select(
         Ticket.department_id.label("department_id"),
         sa.case((Survey.score.is_not(None), 1), else_=0).label("rated"),
-        sa.case((Survey.score <= 3, 1), else_=0).label("satisfied"),
+        sa.case((sa.not_(bad), 1), else_=0).label("satisfied"),
         sa.case((Survey.score <= 2, 1), else_=0).label("good"),
         sa.case((bad, 1), else_=0).label("bad"),
         sa.case((sa.and_(bad, reclosed), 1), else_=0).label("bad_rectified"),
@@ -357,7 +357,7 @@ def trend_point(session, month: Month, tz: ZoneInfo) -> dict:
     rows = cohort(start, end, departments=False)
     accepted, closed = session.execute(sa.select(sa.func.count(), sa.func.sum(rows.c.closed))).one()
     rated, satisfied = session.execute(
-        sa.select(sa.func.count(Survey.score), _flag(Survey.score <= 3)).where(between(Survey.closes_at, start, end))
+        sa.select(sa.func.count(Survey.score), _flag(sa.not_(Survey.bad_rating))).where(between(Survey.closes_at, start, end))
     ).one()
     return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
             "satisfaction_rate": ratio(int(satisfied or 0), rated)}

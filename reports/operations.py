@@ -1,8 +1,8 @@
 """The reports room's actions: compute a month's report, keep it, find it, tell the leaders. Never commits.
 
-Who may do what: every reader (`READERS`) reads a month's report; only the office and admins
-(`KEEPERS`) generate one that is kept, or generate a kept one again. One function, `get_or_generate`,
-is how the API, the console, the CLI and the scheduler's actor all make a kept report.
+Who may do what: every role that sees the whole office (`OFFICE_WIDE_ROLES`) reads a month's report; only
+the office and admins (`OFFICE_ROLES`) generate one that is kept, or generate a kept one again. One function,
+`get_or_generate`, is how the API, the console, the CLI and the scheduler's actor all make a kept report.
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from flask import current_app
 from flask_babel import force_locale, lazy_gettext as _l
 
 from notify import send_sms
-from tickets import clock, contacts, deadlines
+from tickets import clock, contacts
+from tickets.db import upsert
 from tickets.errors import NotFound, ValidationFailed
-from tickets.models import Role
+from tickets.models import OFFICE_ROLES, Role
 
 from . import fonts, metrics
 from .display import month_label, percent
@@ -24,19 +25,13 @@ from .models import Report
 from .pdf import build_pdf
 
 AUTO, MANUAL = "auto", "manual"
-READERS = frozenset({Role.admin, Role.office, Role.supervisor, Role.leader})
-KEEPERS = frozenset({Role.admin, Role.office})
 
 
 def may_keep(role) -> bool:
     """Whether `role` may generate a kept report (leaders and supervisors only read)."""
-    return Role(role) in KEEPERS
+    return Role(role) in OFFICE_ROLES
 
 log = logging.getLogger(__name__)
-
-
-def policy_tz():
-    return deadlines.policy().tz
 
 
 def ended_month(text: str) -> metrics.Month:
@@ -45,20 +40,20 @@ def ended_month(text: str) -> metrics.Month:
         month = metrics.Month.parse(text)
     except metrics.BadMonth:
         raise ValidationFailed(_l("Give the month as YYYY-MM, e.g. 2026-10."), {"month": _l("Not a month.")}) from None
-    if month.bounds(policy_tz())[1] > clock.now():
+    if month.bounds(clock.local_tz())[1] > clock.now():
         raise NotFound(_l("That month is not over yet, so it has no report."))
     return month
 
 
 def recent_months(count: int = 24) -> list[str]:
     """The last `count` months that are over, newest first (what the console offers to generate)."""
-    current = metrics.Month.containing(clock.now(), policy_tz())
+    current = metrics.Month.containing(clock.now(), clock.local_tz())
     return [str(current.shift(-back)) for back in range(1, count + 1)]
 
 
 def previous_month(now=None) -> str:
     """The month before the one `now` (default: the clock) falls in, local time."""
-    return str(metrics.Month.containing(now or clock.now(), policy_tz()).shift(-1))
+    return str(metrics.Month.containing(now or clock.now(), clock.local_tz()).shift(-1))
 
 
 def find(session, month: str) -> Report | None:
@@ -77,8 +72,8 @@ def compute(session, month: metrics.Month, *, progress=lambda step: None) -> Rep
     figures = monthly_figures(session, month, progress=progress)
     now = clock.now()
     figures["generated_at"] = now.isoformat()
-    pdf = build_pdf(figures, office=config["OFFICE_NAME"], generated_at=now, tz=policy_tz(),
-                    font=fonts.register(config.get("REPORT_FONT", "")))
+    pdf = build_pdf(figures, office=config["OFFICE_NAME"], generated_at=now, tz=clock.local_tz(),
+                    font=fonts.register(config["REPORT_FONT"]))
     progress("pdf")
     return Report(month=str(month), figures=figures, pdf=pdf, formula_version=figures["formula_version"],
                   trigger=None, generated_at=now)
@@ -112,16 +107,7 @@ def get_or_generate(session, month: metrics.Month, *, trigger: str, user_id: int
 
 def _upsert(session, values: dict, *, replace: bool) -> bool:
     """Insert the month's row; on a conflict with another's, overwrite it (`replace`) or leave it. True if written."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(Report).values(**values)
-    if replace:
-        statement = statement.on_conflict_do_update(
-            index_elements=["month"], set_={key: statement.excluded[key] for key in values if key != "month"})
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=["month"])
+    statement = upsert(session.get_bind().dialect.name, Report, values, ["month"], replace=replace)
     return session.execute(statement.returning(Report.id)).first() is not None
 
 

@@ -19,6 +19,9 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import KeepTogether, PageBreak, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from tickets.clock import local_text
+from tickets.labels import supervision_text
+
 from . import charts
 from .display import month_label, show
 from .formulas import FORMULA_BY_KEY, FORMULA_VERSION, FORMULAS
@@ -31,7 +34,6 @@ HEADLINE_KEYS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_hand
                  "satisfaction_rate", "good_rate", "bad")
 DEPARTMENT_COLUMNS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_handling_days", "overdue",
                       "returned", "extended", "satisfaction_rate", "bad")
-LEVEL_KEYS = {1: "supervised_1", 2: "supervised_2", 3: "supervised_3"}
 
 
 class Styles:
@@ -167,11 +169,11 @@ def _listing(title, listing, head, line, widths, s: Styles, font: str, empty: st
 
 
 def _local(iso: str, tz) -> str:
-    return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return local_text(datetime.fromisoformat(iso), tz)
 
 
 def _level(level) -> str:
-    return str(FORMULA_BY_KEY[LEVEL_KEYS[level]].label) if level in LEVEL_KEYS else "—"
+    return supervision_text(level) or "—"
 
 
 def _overdue(figures, s: Styles, font: str, tz):
@@ -218,7 +220,7 @@ _BUILDING = threading.Lock()
 def build_pdf(figures: dict, *, office: str, generated_at: datetime, tz, font: str) -> bytes:
     """The report as PDF bytes, always in Chinese (leaders read it as a document of the office)."""
     with force_locale("zh_CN"), _BUILDING:
-        return _build(figures, office, generated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), tz, font)
+        return _build(figures, office, local_text(generated_at, tz), tz, font)
 
 
 def _fit(value: str, font: str, size: float, width: float) -> str:

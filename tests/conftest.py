@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app
-from tickets.cli import create_user, issue_token, upgrade_database
+from tickets.accounts import create_user, issue_token
+from tickets.schema import upgrade_database
 from tickets.db import db
 from tickets.models import Department, User
 from werkzeug.security import generate_password_hash

@@ -304,7 +304,7 @@ def test_office_manages_service_items_and_departments(world, console):
     for path in ("/admin/users/", "/admin/users/new/", "/admin/api-tokens/", "/admin/api-tokens/issue/"):
         assert client.get(path).status_code == 403, path
     page = client.get("/admin/departments/").get_data(as_text=True)
-    assert client.post(f"/admin/api-tokens/revoke/1", data={"csrf_token": csrf_of(page)}).status_code == 403
+    assert client.post("/admin/api-tokens/revoke/1", data={"csrf_token": csrf_of(page)}).status_code == 403
 
 
 @pytest.mark.parametrize("who", ["dept_a", "supervisor", "leader"])

@@ -7,7 +7,6 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import TZ
 
 
 def public(world, filed, lang=None):

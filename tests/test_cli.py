@@ -29,6 +29,7 @@ def test_users_create_and_token(app):
          "--department: 没有此代码的部门"),
         (["users", "create", "e", "--role", "office", "--password", "long-enough", "--phone", "123"], "--phone: "),
         (["users", "token", "nobody"], "no user"),
+        (["users", "token", "wang", "--label", "x" * 65], "--label: "),  # the console's rules: tickets/accounts.py
     ):
         result = runner.invoke(args=args)
         assert result.exit_code != 0 and message in result.output, result.output

@@ -25,7 +25,7 @@ from hypothesis import given, strategies as st
 
 from app import banner
 from demo import DEMO_PASSWORD, seed
-from demo.hours import office_time_from, office_time_until
+from demo.hours import office_time_from
 from demo.numbers import Numbers, spelled
 from escalation.models import EscalationStep
 from escalation.sweeper import sweep
@@ -36,7 +36,7 @@ from tests.conftest import TZ, page_csrf
 from tests.sms_support import drain, twilio_config
 from tests.test_escalation_embedded import _free_port
 from tests.twilio_server import TwilioTestServer
-from tickets.cli import create_user
+from tickets.accounts import create_user
 from tickets.db import db
 from tickets.models import Deadline, Department, Event, ReturnVisit, Status, Survey, Ticket, User
 from tickets.phones import normalise_mobile
@@ -215,15 +215,6 @@ def test_office_time_from_is_the_next_open_minute(moment):
     if at > moment:  # an opening, with the office closed all the time before it
         assert at.astimezone(TZ).strftime("%H:%M") in ("09:00", "13:30")
         assert not office_hours(at - timedelta(minutes=1))
-
-
-@given(moments)
-def test_office_time_until_is_the_last_open_minute(moment):
-    at = office_time_until(moment, WORKDAY, TZ)
-    assert at <= moment and office_hours(at)
-    if at < moment:
-        assert at.astimezone(TZ).strftime("%H:%M") in ("11:59", "17:29")
-        assert not office_hours(at + timedelta(minutes=1))
 
 
 # --- the banner of `flask serve` (what `make run` ends with) -------------------------------------------

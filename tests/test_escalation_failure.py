@@ -79,7 +79,13 @@ def assert_each_once(app, cases=CASES):
 @pytest.mark.slow
 def test_two_sweepers_at_once(world, clock, monkeypatch, database_url):
     open_cases(world, clock)
-    monkeypatch.setenv("BANJIE_TEST_SWEEP_PAUSE", "0.05")  # hold each batch open so the two overlap
+    act = sweeper._act
+
+    def act_then_wait(*args, **kwargs):  # hold each batch open so the two overlap
+        act(*args, **kwargs)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(sweeper, "_act", act_then_wait)
     barrier, results = threading.Barrier(2), []
 
     def run():
@@ -98,12 +104,13 @@ def test_two_sweepers_at_once(world, clock, monkeypatch, database_url):
     assert_each_once(world.app)
 
 
-def _worker(database_url, redis_url, log, **extra_env):
+def _worker(database_url, redis_url, log, module="worker"):
+    """A `dramatiq worker` process of `module` (tests/paused_worker.py holds each sweep batch open)."""
     env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": redis_url, "SECRET_KEY": "test-secret",
-           "ESCALATION_BATCH_SIZE": "5", **extra_env}
+           "ESCALATION_BATCH_SIZE": "5"}
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "dramatiq"), "worker", "--processes", "1", "--threads", "1",
-         "--queues", "escalation", "worker"],
+        [str(Path(sys.executable).parent / "dramatiq"), module, "--processes", "1", "--threads", "1",
+         "--queues", "escalation"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -124,7 +131,7 @@ def test_worker_killed_mid_batch_fires_each_step_once(world, clock, make_app, da
     from escalation.tasks import sweep_escalations
 
     with (tmp_path / "worker.log").open("ab") as log:
-        worker = _worker(database_url, redis_url, log, BANJIE_TEST_SWEEP_PAUSE="1.5")
+        worker = _worker(database_url, redis_url, log, module="tests.paused_worker")
         try:
             with producer.app_context():
                 sweep_escalations.send()

@@ -6,10 +6,6 @@ import json
 import re
 import zlib
 
-import pytest
-
-from tests.conftest import seed_world
-from tests.test_intake_properties import csrf_token
 from tests.test_pages import file_by_form
 
 NO_INLINE = re.compile(r"'unsafe-inline'|'unsafe-eval'")
@@ -84,6 +80,11 @@ def test_hsts_and_secure_cookies_only_under_https(make_app):
     plain = make_app()  # http on localhost: sign-in must keep working, so no Secure flag
     cookie = plain.test_client().get("/").headers["Set-Cookie"]
     assert "Secure" not in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    # Base URLs are written any way: the settings keep them without spaces or a trailing slash.
+    spelled = make_app(PUBLIC_BASE_URL=" https://banjie.example.gov.cn/ ", TWILIO_API_BASE="http://127.0.0.1:8089//")
+    assert (spelled.config["PUBLIC_BASE_URL"], spelled.config["TWILIO_API_BASE"]) == (
+        "https://banjie.example.gov.cn", "http://127.0.0.1:8089")
+    assert spelled.config["SESSION_COOKIE_SECURE"]
 
 
 def test_nothing_personal_is_kept_by_browsers_or_proxies(world):

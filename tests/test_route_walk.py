@@ -27,7 +27,7 @@ from twilio.request_validator import RequestValidator
 
 from tests.conftest import CONSOLE_PASSWORD, CONSOLE_PASSWORD_HASH, ROLES, page_csrf, seed_world
 from tests.sms_support import AUTH_TOKEN
-from tickets.cli import issue_token
+from tickets.accounts import issue_token
 from tickets.db import db
 from tickets.models import ApiToken, Department, User
 

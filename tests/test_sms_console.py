@@ -6,17 +6,16 @@ from __future__ import annotations
 import re
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dramatiq
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from notify.models import SmsMessage, SmsTemplate
 from notify.ratelimit import WINDOW_SECONDS, LocalRateLimiter, RedisRateLimiter
 from tests.conftest import TZ, page_csrf
-from tests.sms_support import AUTH_TOKEN, drain, messages, twilio_config
+from tests.sms_support import AUTH_TOKEN, messages, twilio_config
 from tests.twilio_server import TwilioTestServer, max_events_in_window, twilio_signature
 from tickets.db import db
 

@@ -11,7 +11,7 @@ from . import clock
 from .db import db
 from .errors import NotFound, Unauthorized
 from .extensions import csrf
-from .models import ApiToken, Role, Ticket, TicketCoDepartment, User
+from .models import OFFICE_ROLES, ApiToken, Role, Ticket, TicketCoDepartment, User
 from .secrets import hash_api_token
 from .workflow import Actor
 
@@ -92,6 +92,6 @@ def co_department_ids(session, ticket: Ticket) -> list[int]:
 
 def sees_full_phone(actor: Actor, ticket: Ticket) -> bool:
     """Only those who handle the case see the whole number: the office and the lead department."""
-    if actor.role in (Role.admin, Role.office):
+    if actor.role in OFFICE_ROLES:
         return True
     return actor.role == Role.department and ticket.department_id == actor.department_id

@@ -1,4 +1,5 @@
-"""Staff accounts: one set of rules for making and changing them, whoever does it (console, CLI, demo, tests).
+"""Staff accounts and their API tokens: one set of rules for making and changing them, whoever does it (console,
+CLI, demo, tests).
 
 Every rule about an account's values lives here and answers with the contract's ValidationFailed and one
 message per field, so the console shows field errors and the command line a clear error from the same text.
@@ -13,14 +14,16 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from werkzeug.security import generate_password_hash
 
-from . import logins
-from .models import Department, Role, User
+from . import logins, validation
+from .models import ApiToken, Department, Role, User
 from .phones import normalise_mobile
+from .secrets import hash_api_token, new_api_token
 from .validation import Collector
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 200
 DISPLAY_NAME_MAX = 64
+TOKEN_LABEL_MAX = 64
 # Changing one of these changes what the account may do or how it proves who it is: its sessions end.
 SESSION_ENDING = ("password_hash", "role", "department_id", "active")
 
@@ -88,6 +91,26 @@ def update_user(session, user: User, *, by: User | None = None, username=_UNSET,
         session.flush()
         logins.revoke_all(session, user.id, reason=_reason(reasons))
     return user
+
+
+def issue_token(session, user: User, label: str | None = None) -> str:
+    """A new API token of an active account, to be shown once (only its hash is stored); or ValidationFailed."""
+    check = Collector()
+    label = check.field("label", validation.text, label, required=False, max_len=TOKEN_LABEL_MAX, single_line=True)
+    if not user.active:
+        check.fail("user_id", _l("Inactive accounts can neither sign in nor use their API tokens."))
+    check.raise_if_errors()
+    token = new_api_token()
+    session.add(ApiToken(user_id=user.id, token_hash=hash_api_token(token), label=label))
+    return token
+
+
+def revoke_token(session, token: ApiToken, now) -> bool:
+    """Revoke a token for good; False when it already was."""
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = now
+    return True
 
 
 # --- the rules -----------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from .extensions import csrf, public_limit, public_limits_off
 from .http import json_body
 from .labels import PROBLEM_TYPE_LABELS
 from .models import Department, ProblemType, Status, Ticket
-from .presenters import iso, list_items, public_view, staff_view
+from .clock import iso
+from .presenters import list_items, public_view, staff_view
 from .validation import Collector, integer
 from .workflow import Actor
 
@@ -127,7 +128,7 @@ def staff_tickets():
     if filters["department_id"]:
         query = query.where(Ticket.department_id == filters["department_id"])
     if filters["overdue"]:
-        query = query.where(Ticket.due_at < now, Ticket.status.not_in([Status.closed.value, Status.rejected.value]))
+        query = query.where(Ticket.overdue(now))
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
     rows = list(db.session.scalars(
         query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(per_page).offset((page - 1) * per_page)

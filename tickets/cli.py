@@ -1,37 +1,18 @@
 """Command line of API.md: `flask db ...`, `flask users ...` (`flask seed-demo` is the demo's, in demo/cli.py)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
-from .accounts import create_user  # demo data and tests take it from here too
+from .accounts import create_user, issue_token
 from .db import db
 from .errors import ValidationFailed
-from .models import ApiToken, Role, User
-from .secrets import hash_api_token, new_api_token
-
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+from .models import Role, User
+from .schema import alembic_config, downgrade_database, upgrade_database
 
 db_cli = AppGroup("db", help="Schema migrations (Alembic).")
 users_cli = AppGroup("users", help="Staff accounts and API tokens.")
-
-
-def alembic_config():
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = db.engine
-    return config
-
-
-def upgrade_database(revision: str = "head") -> None:
-    from alembic import command
-
-    command.upgrade(alembic_config(), revision)
 
 
 @db_cli.command("upgrade")
@@ -46,9 +27,7 @@ def db_upgrade(revision):
 @click.argument("revision")
 def db_downgrade(revision):
     """Take the schema back to REVISION."""
-    from alembic import command
-
-    command.downgrade(alembic_config(), revision)
+    downgrade_database(revision)
 
 
 @db_cli.command("current")
@@ -69,15 +48,16 @@ def db_revision(message, autogenerate):
     command.revision(alembic_config(), message=message, autogenerate=autogenerate)
 
 
-def issue_token(session, user: User, label: str | None = None) -> str:
-    token = new_api_token()
-    session.add(ApiToken(user_id=user.id, token_hash=hash_api_token(token), label=label))
-    return token
-
-
-# How `users create` names the fields of tickets/accounts.py in its messages.
+# How the `users` commands name the fields of tickets/accounts.py in their messages.
 OPTION_NAMES = {"username": "USERNAME", "role": "--role", "department_id": "--department", "password": "--password",
-                "phone": "--phone", "display_name": "--name"}
+                "phone": "--phone", "display_name": "--name", "label": "--label", "user_id": "USERNAME"}
+
+
+def refused(error: ValidationFailed) -> click.ClickException:
+    """The accounts rules' refusal as the command line says it: the message, then one line per option."""
+    db.session.rollback()
+    lines = [f"{OPTION_NAMES.get(name, name)}: {message}" for name, message in error.fields.items()]
+    return click.ClickException("\n".join([str(error.message), *lines]))
 
 
 @users_cli.command("create")
@@ -99,9 +79,7 @@ def users_create(username, role, department_code, password, no_password, phone, 
         user = create_user(db.session, username, role, department_code=department_code, password=password,
                            phone=phone, display_name=display_name, require_password=not no_password)
     except ValidationFailed as error:
-        db.session.rollback()
-        lines = [f"{OPTION_NAMES.get(name, name)}: {message}" for name, message in error.fields.items()]
-        raise click.ClickException("\n".join([str(error.message), *lines])) from None
+        raise refused(error) from None
     db.session.commit()
     click.echo(f"created {user.username} ({user.role})")
 
@@ -114,7 +92,10 @@ def users_token(username, label):
     user = db.session.scalar(sa.select(User).where(User.username == username))
     if user is None:
         raise click.BadParameter(f"no user {username!r}")
-    token = issue_token(db.session, user, label)
+    try:
+        token = issue_token(db.session, user, label)
+    except ValidationFailed as error:
+        raise refused(error) from None
     db.session.commit()
     click.echo(token)
 

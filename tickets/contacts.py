@@ -13,8 +13,6 @@ import sqlalchemy as sa
 
 from .models import Department, Role, User
 
-DEPARTMENT_AUDIENCES = ("handler", "supervisor", "leader")
-
 _REACHABLE = (User.active.is_(True), User.phone.is_not(None), User.phone != "")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
@@ -64,6 +65,23 @@ def configure_engine(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def upsert(dialect: str, model, values: dict, key: Sequence[str], *, update: dict | None = None,
+           replace: bool = False):
+    """`INSERT ... ON CONFLICT (key) ...`, the same statement on PostgreSQL and SQLite (`dialect` names which):
+    DO UPDATE SET `update` (column → value or expression), or with `replace` every given column but the key
+    to the new row's value; DO NOTHING when neither is asked for. Add `.returning(...)` as needed."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(model).values(**values)
+    if replace:
+        update = {name: statement.excluded[name] for name in values if name not in key}
+    if update:
+        return statement.on_conflict_do_update(index_elements=list(key), set_=update)
+    return statement.on_conflict_do_nothing(index_elements=list(key))
 
 
 def _column_values(obj) -> dict:

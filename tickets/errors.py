@@ -14,12 +14,6 @@ class BanjieError(Exception):
         self.message = message or self.default_message
         self.fields = fields or {}
 
-    def to_dict(self) -> dict:
-        body = {"code": self.code, "message": str(self.message)}
-        if self.fields:
-            body["fields"] = {name: str(text) for name, text in self.fields.items()}
-        return {"error": body}
-
 
 class BadRequest(BanjieError):
     pass

@@ -37,7 +37,7 @@ CACHEABLE_ENDPOINTS = frozenset({"static", "admin.static"})
 
 
 def init_app(app) -> None:
-    https = app.config["PUBLIC_BASE_URL"].startswith("https://")
+    https = app.config["SESSION_COOKIE_SECURE"]  # the site is served over https (app.py: PUBLIC_BASE_URL)
     talisman.init_app(
         app,
         force_https=False,  # the reverse proxy's business; http on localhost must keep working

@@ -4,14 +4,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from . import clock, deadlines, secrets, validation
-from .db import autocommit_row, insert_pending
+from .db import autocommit_row, insert_pending, upsert
 from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
 from .phones import normalise_mobile
 from .workflow import CITIZEN, record
@@ -51,21 +49,12 @@ def validate_intake(session, data) -> dict:
     return check.raise_if_errors()
 
 
-def _tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
-
-
 @functools.lru_cache(maxsize=None)
 def _number_statement(dialect: str):
     """Bump the day's counter by one (creating it at 1); on PostgreSQL also take the new ticket's id and its
     filing event's id from their sequences, in the same statement. Built once per dialect."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    bump = insert(TrackingCounter).values(day=sa.bindparam("day"), value=1).on_conflict_do_update(
-        index_elements=["day"], set_={"value": TrackingCounter.value + 1}
-    ).returning(TrackingCounter.value)
+    bump = upsert(dialect, TrackingCounter, {"day": sa.bindparam("day"), "value": 1}, ["day"],
+                  update={"value": TrackingCounter.value + 1}).returning(TrackingCounter.value)
     if dialect != "postgresql":
         return bump
     bumped = bump.cte("bumped")
@@ -84,7 +73,7 @@ def take_number(session, at: datetime) -> tuple[str, int, int]:
     has a single writer anyway, so there it joins the caller's transaction, whose write lock also makes the
     next id safe to take.
     """
-    day = at.astimezone(_tz()).strftime("%Y%m%d")
+    day = clock.local(at).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
     statement = _number_statement(dialect)
     if dialect == "postgresql":

@@ -37,6 +37,8 @@ ROLE_LABELS = {
     "leader": _l("Leader"),
 }
 
+# A case's supervision level (ticket.supervision_level; the 督办 ladder's `level`): 1 催办, 2 督办, 3 挂牌督办.
+SUPERVISION_LABELS = {0: "", 1: _l("Reminded"), 2: _l("Supervised"), 3: _l("Listed for supervision")}
 DEADLINE_LABELS = {
     "accept": _l("Acceptance"),
     "handle": _l("Handling"),
@@ -49,3 +51,8 @@ DEADLINE_LABELS = {
 def label(mapping, code) -> str:
     value = mapping.get(code)
     return str(value) if value is not None else str(code)
+
+
+def supervision_text(level: int) -> str:
+    """A supervision level in words; "" for none."""
+    return label(SUPERVISION_LABELS, level)

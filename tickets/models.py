@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.ext.hybrid import hybrid_method, hybrid_property
 from sqlmodel import Field, SQLModel
 
 from .db import UTCDateTime, utcnow
@@ -17,6 +18,17 @@ class Role(str, enum.Enum):
     department = "department"
     supervisor = "supervisor"
     leader = "leader"
+
+
+# Who may do what, by role: each set named once here and read by the views and checks.
+ALL_ROLES = frozenset(Role)                                  # every member of staff
+ADMIN_ROLES = frozenset({Role.admin})                        # accounts, API tokens, SMS wording
+OFFICE_ROLES = frozenset({Role.admin, Role.office})          # runs the office: management, deadline policies and
+                                                             # calendar, SMS log, CSV export, whole phone numbers,
+                                                             # keeping monthly reports
+SUPERVISING_ROLES = OFFICE_ROLES | {Role.supervisor}         # also reads a case's texts
+OFFICE_WIDE_ROLES = ALL_ROLES - {Role.department}            # sees the whole office, not one department: the
+                                                             # office's queues, surveys, monthly reports
 
 
 class Status(str, enum.Enum):
@@ -32,6 +44,17 @@ class Status(str, enum.Enum):
 
 FINAL_STATUSES = frozenset({Status.rejected, Status.closed})
 OPEN_STATUSES = frozenset(Status) - FINAL_STATUSES
+OPEN_STATUS_VALUES = tuple(sorted(s.value for s in OPEN_STATUSES))  # for SQL: the column holds the values
+
+
+# 差评: a rating of 4 (不满意) or 5 (非常不满意) reopens the case for rectification, texts the department's
+# supervisor and asks for a return visit; 1 to 3 count as satisfied. Survey.bad_rating is the same rule in SQL;
+# templates say `score is bad_rating`.
+BAD_RATING = 4
+
+
+def is_bad_rating(score: int | None) -> bool:
+    return score is not None and score >= BAD_RATING
 
 
 class ProblemType(str, enum.Enum):
@@ -51,6 +74,11 @@ class DeadlineKind(str, enum.Enum):
 
 def _time(**kwargs: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kwargs)
+
+
+# Table models whose rules are SQLAlchemy hybrids (one definition, read in Python and in SQL) tell Pydantic
+# that these attributes are not fields.
+WITH_HYBRIDS = {"ignored_types": (hybrid_method, hybrid_property)}
 
 
 class Department(SQLModel, table=True):
@@ -126,6 +154,7 @@ class UserSession(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
+    model_config = WITH_HYBRIDS
     __tablename__ = "ticket"
     __table_args__ = (
         sa.Index("ix_ticket_department_status", "department_id", "status"),
@@ -160,6 +189,17 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _time(default_factory=utcnow)
     closed_at: Optional[datetime] = _time(default=None)
 
+    @hybrid_method
+    def overdue(self, now: datetime) -> bool:
+        """Overdue: an open case whose running deadline (`due_at`) has passed. `Ticket.overdue(now)` is the
+        same rule as an SQL condition (the console's queues and cards, 超期与临期, the API's `overdue`)."""
+        return self.status in OPEN_STATUSES and self.due_at is not None and self.due_at < now
+
+    @overdue.inplace.expression
+    @classmethod
+    def _overdue_condition(cls, now: datetime):
+        return sa.and_(cls.status.in_(OPEN_STATUS_VALUES), cls.due_at < now)
+
 
 class TicketCoDepartment(SQLModel, table=True):
     """协办: departments that help the lead department; they can see the case and add notes."""
@@ -192,6 +232,7 @@ class Event(SQLModel, table=True):
 class Deadline(SQLModel, table=True):
     """A deadline is data: it starts with an action, ends with another, and an approved extension moves it."""
 
+    model_config = WITH_HYBRIDS
     __tablename__ = "deadline"
     __table_args__ = (
         sa.UniqueConstraint("ticket_id", "kind", "round", name="uq_deadline_ticket_kind_round"),
@@ -211,6 +252,17 @@ class Deadline(SQLModel, table=True):
     provisional: bool = Field(default=False)
     ended_at: Optional[datetime] = _time(default=None)
     outcome: Optional[str] = Field(default=None, sa_type=sa.String(16))
+
+    @hybrid_method
+    def overdue(self, at: datetime) -> bool:
+        """Overdue at the instant `at`: running then (started before it, not ended by it) and due before it.
+        `Deadline.overdue(at)` is the same rule in SQL (the case page, the report's list at a month's end)."""
+        return self.started_at < at and (self.ended_at is None or self.ended_at >= at) and self.due_at < at
+
+    @overdue.inplace.expression
+    @classmethod
+    def _overdue_condition(cls, at: datetime):
+        return sa.and_(cls.started_at < at, sa.or_(cls.ended_at.is_(None), cls.ended_at >= at), cls.due_at < at)
 
 
 class ExtensionRequest(SQLModel, table=True):
@@ -232,6 +284,7 @@ class ExtensionRequest(SQLModel, table=True):
 class Survey(SQLModel, table=True):
     """One satisfaction survey round, opened when a ticket closes. Never pre-filled."""
 
+    model_config = WITH_HYBRIDS
     __tablename__ = "survey"
     __table_args__ = (sa.UniqueConstraint("ticket_id", "round", name="uq_survey_ticket_round"),
                       sa.Index("ix_survey_opened", "opened_at", "id"))  # the console's list, newest first
@@ -246,6 +299,16 @@ class Survey(SQLModel, table=True):
     comment: Optional[str] = Field(default=None, sa_type=sa.Text)
     rated_at: Optional[datetime] = _time(default=None)
     channel: Optional[str] = Field(default=None, sa_type=sa.String(16))
+
+    @hybrid_property
+    def bad_rating(self) -> bool:
+        """Rated 差评 (`is_bad_rating`); in SQL, `Survey.bad_rating`."""
+        return is_bad_rating(self.score)
+
+    @bad_rating.inplace.expression
+    @classmethod
+    def _bad_rating_condition(cls):
+        return cls.score >= BAD_RATING
 
 
 class ReturnVisit(SQLModel, table=True):

@@ -105,10 +105,11 @@ def init_app(app) -> None:
 
 
 def _template_helpers(app) -> None:
-    from .presenters import iso_text, local_text
+    from .models import is_bad_rating
 
-    app.add_template_filter(local_text, "localtime")
-    app.add_template_filter(iso_text, "isotime")
+    app.add_template_filter(clock.local_text, "localtime")
+    app.add_template_filter(clock.iso_text, "isotime")
+    app.add_template_test(is_bad_rating, "bad_rating")  # {% if score is bad_rating %}: a 差评
     app.add_template_filter(lambda number: phones.national(number) if number else "", "phone")
     app.add_template_filter(lambda number: phones.mask(number) if number else "", "mask_phone")
 

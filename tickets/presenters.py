@@ -2,28 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 
 from . import phones
 from .access import co_department_ids, sees_full_phone
+from .clock import iso
 from .labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
 from .models import Deadline, Department, Event, Status, Survey, Ticket, User
 from .workflow import Actor, allowed_actions, label_of, public_note
-
-
-def local_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(local_tz()).isoformat() if value else None
-
-
-def local_text(value: datetime | None) -> str:
-    return value.astimezone(local_tz()).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 def public_timeline(session, ticket: Ticket) -> list[dict]:
@@ -89,7 +76,7 @@ def list_item(ticket: Ticket, departments: dict[int, str], now: datetime) -> dic
         "created_at": iso(ticket.created_at),
         "due_at": iso(ticket.due_at),
         "due_kind": ticket.due_kind,
-        "overdue": bool(ticket.due_at and ticket.due_at < now),
+        "overdue": ticket.overdue(now),
         "version": ticket.version,
     }
 
@@ -139,8 +126,3 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
         "allowed_actions": allowed_actions(session, ticket, actor),
     })
     return view
-
-
-def iso_text(value: str | None) -> str:
-    """An ISO-8601 time from a view dict, as people read it (local time, to the minute)."""
-    return local_text(datetime.fromisoformat(value)) if value else ""

@@ -102,7 +102,7 @@ def main() -> int:
     os.environ.update({"DATABASE_URL": url, "BROKER_URL": "", "SECRET_KEY": "bench"})
     from app import create_app
     from escalation import sweeper
-    from tickets.cli import upgrade_database
+    from tickets.schema import upgrade_database
     from tickets.db import db
 
     app = create_app()

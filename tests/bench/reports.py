@@ -205,6 +205,7 @@ def measure(url: str, month_text: str, trace_heap: bool) -> dict:
     from reports import fonts, metrics
     from reports.figures import monthly_figures
     from reports.pdf import build_pdf
+    from tickets import clock
     from tickets.db import db, utcnow
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench"})
@@ -219,7 +220,7 @@ def measure(url: str, month_text: str, trace_heap: bool) -> dict:
         figures_s = time.perf_counter() - started
         started = time.perf_counter()
         pdf = build_pdf(figures, office=app.config["OFFICE_NAME"], generated_at=utcnow(),
-                        tz=app.extensions["banjie.deadline_policy"].tz, font=font)
+                        tz=clock.local_tz(), font=font)
         pdf_s = time.perf_counter() - started
         heap_peak = tracemalloc.get_traced_memory()[1] if trace_heap else 0
         tracemalloc.stop()

@@ -30,7 +30,6 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -109,13 +108,6 @@ def recreate_database(admin_url: str, drop_only: bool = False) -> str:
     return version
 
 
-def quiet_hours_elsewhere(tz: str = "Asia/Shanghai") -> str:
-    """A one-minute quiet window twelve hours away: the real clock may be inside 21:00-08:00, and an empty
-    SMS_QUIET_HOURS in the environment means the default, not "none"."""
-    start = datetime.now(ZoneInfo(tz)) + timedelta(hours=12)
-    return f"{start:%H:%M}-{start + timedelta(minutes=1):%H:%M}"
-
-
 def app_env(db_url: str, redis_url: str, server_url: str, rate: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "SMS_", "TWILIO_"))}
     env.update({
@@ -123,7 +115,7 @@ def app_env(db_url: str, redis_url: str, server_url: str, rate: int) -> dict:
         "BROKER_URL": redis_url, "SECRET_KEY": "banjie-bench-not-a-secret", "PUBLIC_BASE_URL": "http://127.0.0.1:9",
         "SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_FROM_NUMBER": SENDER, "TWILIO_API_BASE": server_url, "SMS_RATE_PER_SECOND": str(rate),
-        "SMS_QUIET_HOURS": quiet_hours_elsewhere(), "PYTHONUNBUFFERED": "1",
+        "SMS_QUIET_HOURS": "", "PYTHONUNBUFFERED": "1",
     })
     return env
 

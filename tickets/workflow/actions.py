@@ -95,7 +95,7 @@ def _parse_visit(session, ticket, payload):
         visited_on = c.field("visited_on", validation.calendar_date, p.get("visited_on"), required=True)
         c.field("contacted", validation.boolean, p.get("contacted"), required=True)
         c.field("outcome", validation.text, p.get("outcome"), required=True, max_len=TEXT_MAX)
-        today = clock.now().astimezone(deadlines.policy().tz).date()
+        today = clock.today()
         if visited_on is not None and visited_on > today:
             c.fail("visited_on", _l("The return visit cannot be in the future."))
     return _fields(payload, build)
@@ -104,8 +104,7 @@ def _parse_visit(session, ticket, payload):
 # --- what the citizen reads of an event --------------------------------------------------------------
 
 def _local(iso: str | None) -> str:
-    from ..presenters import local_text
-    return local_text(datetime.fromisoformat(iso)) if iso else ""
+    return clock.local_text(datetime.fromisoformat(iso)) if iso else ""
 
 
 def _transfer_note(event: Event) -> str:
@@ -183,7 +182,7 @@ def _transfer(session, ticket, actor, data, now):
 
 def _return_window_open(session, ticket, now):
     window = open_deadline(session, ticket, DeadlineKind.return_)
-    if window is None or now > window.due_at:
+    if window is None or window.overdue(now):
         return _l("The period for returning this case has ended.")
     return None
 
@@ -224,7 +223,7 @@ def _pending_extension(session, ticket):
 def _may_request_extension(session, ticket, now):
     if ticket.extension_pending:
         return _l("An extension request is already waiting for a decision.")
-    if ticket.due_at is not None and now > ticket.due_at:
+    if ticket.overdue(now):
         return _l("The deadline has passed; extensions must be requested before it.")
     return None
 
@@ -382,7 +381,7 @@ def _record_visit(session, ticket, actor, data, now):
     from ..models import ReturnVisit
 
     survey = unvisited_bad_rating(session, ticket)
-    tz = deadlines.policy().tz
+    tz = clock.local_tz()
     visited_at = datetime.combine(data["visited_on"], datetime.min.time(), tzinfo=tz) + timedelta(hours=12)
     session.add(ReturnVisit(ticket_id=ticket.id, survey_id=survey.id, visited_at=min(visited_at, now),
                             contacted=data["contacted"], outcome=data["outcome"], recorded_by=actor.user_id,

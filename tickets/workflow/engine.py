@@ -47,14 +47,6 @@ SYSTEM = Actor(None, None, system=True)
 
 # --- who may do what ------------------------------------------------------------------------------
 
-def can_see(ticket: Ticket, actor: Actor, co_department_ids=()) -> bool:
-    if actor.role != Role.department:
-        return actor.role is not None
-    return actor.department_id is not None and (
-        ticket.department_id == actor.department_id or actor.department_id in co_department_ids
-    )
-
-
 def role_allows(rule: Action, ticket: Ticket, actor: Actor) -> bool:
     if actor.role == Role.admin:
         return True

@@ -10,13 +10,13 @@ from flask_babel import lazy_gettext as _l
 
 from .. import clock, deadlines, validation
 from ..errors import InvalidTransition
-from ..models import DeadlineKind, Event, ReturnVisit, Status, Survey, Ticket
+from ..models import DeadlineKind, Event, ReturnVisit, Status, Survey, Ticket, is_bad_rating
 from .engine import CITIZEN, claim, move, record
 
 
 def open_survey(session, ticket: Ticket, now: datetime) -> Survey:
     last_round = session.scalar(sa.select(sa.func.max(Survey.round)).where(Survey.ticket_id == ticket.id))
-    days = current_app.config.get("SURVEY_OPEN_DAYS", 3)
+    days = current_app.config["SURVEY_OPEN_DAYS"]
     survey = Survey(ticket_id=ticket.id, round=(last_round or 0) + 1, phone=ticket.phone, opened_at=now,
                     closes_at=now + timedelta(days=days))
     session.add(survey)
@@ -36,7 +36,7 @@ def unvisited_bad_rating(session, ticket):
     """The latest 差评 round of this ticket that has no return visit yet."""
     visited = sa.select(ReturnVisit.survey_id)
     return session.scalar(
-        sa.select(Survey).where(Survey.ticket_id == ticket.id, Survey.score >= 4, Survey.id.not_in(visited))
+        sa.select(Survey).where(Survey.ticket_id == ticket.id, Survey.bad_rating, Survey.id.not_in(visited))
         .order_by(Survey.round.desc()).limit(1)
     )
 
@@ -54,7 +54,7 @@ def rate(session, ticket: Ticket, score, comment=None, *, channel: str = "web") 
     survey.score, survey.comment, survey.rated_at, survey.channel = values["score"], values["comment"], now, channel
     claim(session, ticket, now)
     previous = ticket.status
-    if values["score"] >= 4:
+    if is_bad_rating(values["score"]):
         move(ticket, Status.rectifying)
         ticket.closed_at = None
         deadlines.start(session, ticket, DeadlineKind.rectify, now, department_id=ticket.department_id)

@@ -1,0 +1,28 @@
+"""The demo's logins that still open with the demo password, for the banner of `flask serve`."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from werkzeug.security import check_password_hash
+
+from tickets.models import User
+
+from .data import DEMO_PASSWORD, DEMO_USERS
+
+
+def demo_logins(session) -> list[User]:
+    """The demo's logins that still open with the demo password: none on a real office's database."""
+    names = [name for name, *_ in DEMO_USERS]
+    users = session.scalars(sa.select(User).where(User.username.in_(names), User.active.is_(True))).all()
+    order = {name: index for index, name in enumerate(names)}
+    return sorted((u for u in users if u.password_hash and check_password_hash(u.password_hash, DEMO_PASSWORD)),
+                  key=lambda u: order[u.username])
+
+
+def login_lines(session) -> list[str]:
+    """The banner's lines about the demo's logins; none when the demo is not loaded (or its passwords changed)."""
+    users = demo_logins(session)
+    if not users:
+        return []
+    width = max(len(u.username) for u in users) + 2
+    return [f"  demo logins (password {DEMO_PASSWORD}):"] + [
+        f"    {u.username:<{width}}{u.role:<12}{u.display_name or ''}" for u in users]
