@@ -7,8 +7,6 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import TZ
-
 
 def public(world, filed, lang=None):
     headers = {"Accept-Language": lang} if lang else {}

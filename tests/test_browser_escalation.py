@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import LiveServer, browser_page, shot  # noqa: F401  (fixture)
-from tests.test_browser_console import sign_in
+from tests.browser import LiveServer, shot, sign_in
 
 
 @pytest.mark.slow
@@ -34,7 +33,6 @@ def test_office_publishes_next_year_from_the_warning(world, browser_page):
 def test_a_late_sweep_and_a_held_text_as_the_office_sees_them(world, clock, browser_page):
     """A case left four working days overdue, swept once at night: one history line, the warning called off
     with its reason, the handler nobody could text, and the texts held by quiet hours with their time."""
-    import sqlalchemy as sa
 
     from escalation import sweeper
     from tests.test_escalation import transferred_case

@@ -14,31 +14,18 @@ import dramatiq
 import pytest
 import sqlalchemy as sa
 
-from conftest import seed_world
 from escalation import scheduler, sweeper
 from escalation.models import EscalationStep
 from notify.models import SmsMessage
+from tests.helpers import OVERDUE_CASES as CASES
+from tests.helpers import open_cases, seed_world, wait_until
 from tickets.db import db
-from tickets.models import Event, User
+from tickets.models import Event
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = 20
 # Each case's handling deadline is long over at the sweep: its supervisor and leader steps fire, and its warning
 # (「即将到期」, meant for before the deadline) is called off.
 DUE_STEPS = CASES * 2
-
-
-def open_cases(world, clock, n=CASES):
-    """n cases transferred to A in March 2026, so every rung of their ladders is long due."""
-    with world.app.app_context():
-        db.session.get(User, world.users["dept_a"]).phone = "+8613800000011"
-        db.session.commit()
-    clock.set(2026, 3, 2, 9, 0)
-    for _ in range(n):
-        case = world.file()["tracking_no"]
-        world.act("office", case, "accept")
-        world.act("office", case, "transfer", department_id=world.departments["A"])
-    clock.set(2026, 4, 1, 9, 0)
 
 
 def fired_count(app) -> int:
@@ -105,14 +92,6 @@ def _worker(database_url, redis_url, log, **extra_env):
         [str(Path(sys.executable).parent / "dramatiq"), "worker", "--processes", "1", "--threads", "1",
          "--queues", "escalation", "worker"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_until(condition, timeout=60.0):
-    """Poll `condition` (a database probe) until it holds; the processes under test run on real time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 @pytest.mark.slow

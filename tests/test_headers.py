@@ -6,11 +6,7 @@ import json
 import re
 import zlib
 
-import pytest
-
-from tests.conftest import seed_world
-from tests.test_intake_properties import csrf_token
-from tests.test_pages import file_by_form
+from tests.helpers import file_by_form
 
 NO_INLINE = re.compile(r"'unsafe-inline'|'unsafe-eval'")
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from werkzeug.routing import Map, Rule
 
 from reports.metrics import BadMonth, Month
-from tests.conftest import page_csrf
+from tests.helpers import page_csrf
 from tests.sms_support import AUTH_TOKEN
 from tests.twilio_server import twilio_signature
 from tickets.http import RowIdConverter

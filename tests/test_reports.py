@@ -11,7 +11,7 @@ from pypdf import PdfReader
 from reports import fonts, metrics
 from reports.models import Report
 from reports.setup import SCHEDULE_KEY
-from tests.conftest import page_csrf
+from tests.helpers import page_csrf
 from tests.report_month import A_NAME, B_NAME, MONTH, build_month
 from tickets.db import db
 from tickets.models import User

@@ -6,17 +6,16 @@ from __future__ import annotations
 import re
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dramatiq
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from notify.models import SmsMessage, SmsTemplate
-from notify.ratelimit import WINDOW_SECONDS, LocalRateLimiter, RedisRateLimiter
-from tests.conftest import TZ, page_csrf
-from tests.sms_support import AUTH_TOKEN, drain, messages, twilio_config
+from notify.ratelimit import LocalRateLimiter, RedisRateLimiter
+from tests.helpers import TZ, examples, page_csrf
+from tests.sms_support import AUTH_TOKEN, messages, twilio_config
 from tests.twilio_server import TwilioTestServer, max_events_in_window, twilio_signature
 from tickets.db import db
 
@@ -94,7 +93,9 @@ def _burst(limiter, n: int, threads: int = 4) -> list[float]:
 
 def test_local_rate_limit_holds_in_every_window():
     starts = _burst(LocalRateLimiter(5), 12)
-    assert len(starts) == 12 and max_events_in_window(starts, WINDOW_SECONDS) <= 5
+    # the promise is five in any second; the limiter keeps WINDOW_SECONDS (1.1 s) for the jitter between a permit
+    # and the moment it is used, which this test's own timestamps have too
+    assert len(starts) == 12 and max_events_in_window(starts, 1.0) <= 5
 
 
 def test_redis_rate_limit_is_shared_by_every_limiter(redis_url):
@@ -243,7 +244,7 @@ def test_return_visit_from_the_console_form(world):
     bad = office.post(f"/admin/case/{tracking_no}/record_visit",
                       data={"csrf_token": token, "version": version, "visited_on": "2026-13-01", "contacted": "yes",
                             "outcome": "已回访"})
-    assert bad.status_code == 422 and "YYYY-MM-DD" in bad.get_data(as_text=True) or "日期" in bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "请按 YYYY-MM-DD 格式填写日期。" in bad.get_data(as_text=True)
     ok = office.post(f"/admin/case/{tracking_no}/record_visit",
                      data={"csrf_token": token, "version": version, "visited_on": "2026-11-16", "contacted": "no",
                            "outcome": "两次致电未接通，已发短信说明整改安排。"})
@@ -254,7 +255,7 @@ def test_return_visit_from_the_console_form(world):
 
 # --- bad input on the webhooks ----------------------------------------------------------------------------
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.text(max_size=200), sender=st.text(max_size=30), sid=st.text(max_size=80))
 def test_any_signed_inbound_text_is_answered_without_error(world, body, sender, sid):
     params = {"MessageSid": sid, "From": sender, "Body": body}

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from app import create_app
 from notify import outbox, send_sms
-from tests.conftest import BASE_CONFIG
+from tests.helpers import BASE_CONFIG
 from tests.twilio_server import TwilioTestServer
 from tickets import clock
 from tickets.db import db

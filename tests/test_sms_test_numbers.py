@@ -14,7 +14,7 @@ from app import create_app
 from notify import send_sms, writing_history
 from notify.models import SmsMessage
 from notify.test_numbers import DEFAULT_TEST_NUMBERS, is_test_number, parse_test_numbers
-from tests.conftest import BASE_CONFIG
+from tests.helpers import BASE_CONFIG
 from tests.sms_support import ACCOUNT_SID, AUTH_TOKEN, drain, messages, twilio_config
 from tests.twilio_server import TwilioTestServer
 from tickets.db import db
