@@ -9,7 +9,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import service_missing
+from tests.helpers import CONSOLE_PASSWORD, service_missing
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = os.environ.get("BANJIE_CHROMIUM", "/usr/bin/chromium")
@@ -69,3 +69,19 @@ def watch_csp(page) -> list[str]:
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, url, who):
+    """Sign in through the console's form as `who` (whose password `world.console(who)` set)."""
+    page.goto(url + "/admin/")
+    page.wait_for_url("**/admin/login**")
+    assert page.locator("h1").inner_text() == "工作人员登录"
+    page.fill("#username", who)
+    page.fill("#password", CONSOLE_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(url + "/admin/")
+
+
+def sign_out(page):
+    page.click("text=退出")
+    page.wait_for_selector("text=您已安全退出。")

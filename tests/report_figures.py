@@ -1,11 +1,13 @@
-"""A month's figures dict built by hand (the shape `reports.figures.monthly_figures` returns), for PDF tests without a database."""
+"""A month's figures dict built by hand (the shape `reports.figures.monthly_figures` returns), for PDF tests without a database;
+the text of a PDF read back, and a server that counts who fetched its image."""
 from __future__ import annotations
 
+import http.server
 import io
 
 from pypdf import PdfReader
 
-from reports import metrics
+from reports import markup, metrics
 from reports.figures import rank_departments
 
 MONTH = "2026-11"
@@ -54,3 +56,29 @@ def pdf_pages(data: bytes) -> list[str]:
 
 def pdf_text(data: bytes) -> str:
     return "\n".join(pdf_pages(data))
+
+
+def squash(value: str) -> str:
+    """Text as the PDF can give it back: control characters dropped, no whitespace (lines wrap anywhere)."""
+    return "".join(ch for ch in markup.plain(value) if not ch.isspace())
+
+
+class CountingServer(http.server.ThreadingHTTPServer):
+    """Serves one PNG on a free local port and counts who fetched it."""
+
+    def __init__(self, png_bytes):
+        self.requests = 0
+        body = png_bytes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(handler):  # noqa: N805
+                self.requests += 1
+                handler.send_response(200)
+                handler.send_header("Content-Type", "image/png")
+                handler.end_headers()
+                handler.wfile.write(body)
+
+            def log_message(handler, *args):  # noqa: N805
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)

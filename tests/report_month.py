@@ -25,9 +25,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from tests.conftest import TZ
+from tests.helpers import TZ
 from tickets.db import db
-from tickets.models import Event, ReturnVisit, Survey, Ticket
+from tickets.models import Department, Event, ReturnVisit, Survey, Ticket
 
 MONTH = "2026-11"
 A_NAME, B_NAME = "市场监督管理局", "人力资源和社会保障局"
@@ -191,3 +191,22 @@ def build_month(world, clock) -> dict:
 
 def when(month, day, hour=9):
     return datetime(2026, month, day, hour, tzinfo=TZ)
+
+
+def small_month(world, clock, items=("营业执照变更",), names=None, to="A") -> list[str]:
+    """November 2026: one case per service item, accepted and sent on Nov 2 to the departments `to` in turn
+    (each still open, so overdue, at the month's end)."""
+    if names:
+        with world.app.app_context():
+            for code, name in names.items():
+                db.session.get(Department, world.departments[code]).name = name
+            db.session.commit()
+    clock.set(2026, 11, 2, 9)
+    numbers = []
+    for index, item in enumerate(items):
+        no = world.file(service_item=item)["tracking_no"]
+        world.act("office", no, "accept")
+        world.act("office", no, "transfer", department_id=world.departments[to[index % len(to)]])
+        numbers.append(no)
+    clock.set(2026, 12, 3, 10)
+    return numbers

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from notify.models import SmsMessage
+from tickets.broker import broker as broker_of
 from tickets.db import db
 
 ACCOUNT_SID = "AC" + "b2" * 16
@@ -39,7 +40,7 @@ def served(app):
 def drain(app, timeout: float = 30.0) -> None:
     """Run a worker until the SMS queue and its delay queue are empty (retries with their real backoff);
     an actor that failed for good re-raises here."""
-    broker = app.extensions["banjie.broker"]
+    broker = broker_of(app)
     worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=2)
     worker.start()
     try:

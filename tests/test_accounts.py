@@ -6,7 +6,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tests.test_admin_management import console, row, submit  # noqa: F401  (fixture)
+from tests.helpers import row, submit
 from tickets import accounts
 from tickets.db import db
 from tickets.errors import ValidationFailed

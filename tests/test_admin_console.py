@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CONSOLE_PASSWORD, page_csrf
+from tests.helpers import CONSOLE_PASSWORD, examples, page_csrf
 
 QUEUE_URLS = ["/admin/queue-intake/", "/admin/queue-accepted/", "/admin/queue-in-progress/", "/admin/queue-review/",
               "/admin/queue-returned/", "/admin/queue-rectifying/", "/admin/queue-closed/", "/admin/queue-rejected/",
@@ -314,7 +314,7 @@ def test_csv_export_for_the_office(world):
     assert row[header.index("手机号码")] == "139****2222"  # whole numbers only when asked: test_admin_export.py
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(search=st.text(max_size=40), filter_value=st.text(max_size=20), page=st.text(max_size=6),
        sort=st.text(max_size=4))
 def test_queue_parameters_never_break_the_page(world, search, filter_value, page, sort):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from conftest import page_csrf
 from escalation import sweeper
+from tests.helpers import page_csrf
 from tickets.db import db
 from tickets.models import Ticket
 

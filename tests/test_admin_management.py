@@ -6,7 +6,6 @@ silently dropped by Flask-Admin's own converter, and so are foreign keys of mode
 """
 from __future__ import annotations
 
-import html
 import re
 from datetime import datetime, timezone
 
@@ -16,15 +15,14 @@ from flask_admin.contrib.sqla.form import AdminModelConverter, get_form
 from flask_admin.model import BaseModelView
 from sqlmodel import SQLModel
 from werkzeug.datastructures import MultiDict
-from werkzeug.security import generate_password_hash
 from wtforms import Form
 
+from admin import console
 from admin.converters import BanjieModelConverter, LocalDateTimeField
+from tests.helpers import console_sign_in, csrf_of, row, set_password, submit
 from tickets.db import db
 from tickets.models import ApiToken, Department, ServiceItem, User
 
-PASSWORD = "correct-horse-battery"
-CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 PHONE_ERROR_EN = "Enter a valid mainland mobile number, e.g. 138 0013 8000."
 PHONE_ERROR_ZH = "请输入有效的大陆手机号码，例如 138 0013 8000。"
 MANAGEMENT = ("/admin/departments/", "/admin/service-items/", "/admin/users/", "/admin/api-tokens/")
@@ -33,7 +31,7 @@ MANAGEMENT = ("/admin/departments/", "/admin/service-items/", "/admin/users/", "
 # --- forms match the models ------------------------------------------------------------------------------
 
 def editable_views(app):
-    return [view for view in app.extensions["banjie.admin"]._views
+    return [view for view in console(app)._views
             if isinstance(view, BaseModelView) and (view.can_create or view.can_edit)]
 
 
@@ -98,50 +96,6 @@ def test_local_datetime_field_enters_local_time_and_keeps_utc(app):
 
 
 # --- over HTTP --------------------------------------------------------------------------------------------
-
-def set_password(world, who: str, password: str = PASSWORD) -> None:
-    with world.app.app_context():
-        db.session.get(User, world.users[who]).password_hash = generate_password_hash(password)
-        db.session.commit()
-
-
-def csrf_of(page: str) -> str:
-    match = CSRF.search(page)
-    assert match, "no csrf_token in the page"
-    return html.unescape(match.group(1))
-
-
-def sign_in(client, username: str, password: str = PASSWORD, lang: str = "en"):
-    page = client.get(f"/admin/login?lang={lang}").get_data(as_text=True)
-    return client.post("/admin/login", data={"username": username, "password": password,
-                                              "csrf_token": csrf_of(page)})
-
-
-@pytest.fixture
-def console(world):
-    """A new client signed in as `who` (English pages unless told otherwise)."""
-
-    def as_(who: str, lang: str = "en"):
-        set_password(world, who)
-        client = world.app.test_client()
-        response = sign_in(client, who, lang=lang)
-        assert response.status_code == 302, response.get_data(as_text=True)
-        return client
-
-    return as_
-
-
-def submit(client, path: str, data: dict, form_path: str | None = None):
-    """POST a console form the way a browser does: with the csrf_token of the page that shows it."""
-    page = client.get(form_path or path)
-    assert page.status_code == 200, (form_path or path, page.status_code)
-    return client.post(path, data={**data, "csrf_token": csrf_of(page.get_data(as_text=True))})
-
-
-def row(world, model, **where):
-    with world.app.app_context():
-        return db.session.scalar(sa.select(model).filter_by(**where))
-
 
 DEPARTMENT = {"code": "D", "name": "教育局", "supervisor_name": "李督", "supervisor_phone": "139 0000 0003",
               "leader_name": "王领", "leader_phone": "+86 139-0000-0004", "active": "y"}
@@ -222,7 +176,7 @@ def test_admin_creates_a_department_handler_who_can_sign_in(world, console):
     assert "scrypt:" not in listing and "138****8001" in listing
 
     other = world.app.test_client()
-    assert sign_in(other, "zhao", "first-password-1").status_code == 302
+    assert console_sign_in(other, "zhao", "first-password-1").status_code == 302
 
 
 def test_admin_resets_a_password(world, console):
@@ -235,11 +189,11 @@ def test_admin_resets_a_password(world, console):
     # An empty new password keeps the old one.
     set_password(world, "dept_a", "old-password-1")
     assert submit(client, path, data).status_code == 302
-    assert sign_in(world.app.test_client(), "dept_a", "old-password-1").status_code == 302
+    assert console_sign_in(world.app.test_client(), "dept_a", "old-password-1").status_code == 302
     assert submit(client, path, {**data, "new_password": "new-password-2"}).status_code == 302
     fresh = world.app.test_client()
-    assert sign_in(fresh, "dept_a", "old-password-1").status_code == 401
-    assert sign_in(fresh, "dept_a", "new-password-2").status_code == 302
+    assert console_sign_in(fresh, "dept_a", "old-password-1").status_code == 401
+    assert console_sign_in(fresh, "dept_a", "new-password-2").status_code == 302
 
 
 def test_admin_cannot_lock_themselves_out(world, console):
@@ -353,7 +307,7 @@ def test_a_database_failure_is_a_sentence_not_the_sql(world):
     from flask import get_flashed_messages
     from sqlalchemy.exc import OperationalError
 
-    view = next(v for v in world.app.extensions["banjie.admin"]._views if getattr(v, "endpoint", "") == "users")
+    view = next(v for v in console(world.app)._views if getattr(v, "endpoint", "") == "users")
     error = OperationalError("INSERT INTO user_account (phone) VALUES (%(phone)s)", {"phone": "+8613912345678"},
                              Exception("server closed the connection"))
     with world.app.test_request_context():

@@ -8,7 +8,6 @@ from datetime import datetime
 import pytest
 
 
-
 def public(world, filed, lang=None):
     headers = {"Accept-Language": lang} if lang else {}
     return world.client.get(f"/api/v1/tickets/{filed['tracking_no']}?code={filed['query_code']}", headers=headers)

@@ -3,18 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import LiveServer, browser_page, shot  # noqa: F401  (fixture)
-from tests.conftest import CONSOLE_PASSWORD
-
-
-def sign_in(page, url, who):
-    page.goto(url + "/admin/")
-    page.wait_for_url("**/admin/login**")
-    assert page.locator("h1").inner_text() == "工作人员登录"
-    page.fill("#username", who)
-    page.fill("#password", CONSOLE_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(url + "/admin/")
+from tests.browser import LiveServer, shot, sign_in, sign_out
 
 
 def submit(page, action, done, status):
@@ -28,11 +17,6 @@ def open_from_queue(page, queue, no):
     page.click(f"nav >> text={queue}")
     page.click(f"text={no}")
     page.wait_for_url(f"**/admin/case/{no}")
-
-
-def sign_out(page):
-    page.click("text=退出")
-    page.wait_for_selector("text=您已安全退出。")
 
 
 @pytest.mark.slow

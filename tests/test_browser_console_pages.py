@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import LiveServer, browser_page, shot  # noqa: F401  (fixture)
-from tests.test_browser_console import sign_in, sign_out
-from tests.test_console_lists import an_office_in_every_state
+from tests.browser import LiveServer, shot, sign_in, sign_out
+from tests.helpers import an_office_in_every_state
 
 
 def case_rows(page) -> int:

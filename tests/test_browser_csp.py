@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from tests.browser import LiveServer, browser_page, shot  # noqa: F401  (fixture)
-from tests.test_browser_console import sign_in
+from tests.browser import LiveServer, shot, sign_in
 
 
 def menu_links(page, base):

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import LiveServer, browser_page, shot  # noqa: F401  (fixture)
-from tests.test_browser_console import sign_in
+from tests.browser import LiveServer, shot, sign_in
 
 
 @pytest.mark.slow

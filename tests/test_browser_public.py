@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.browser import LiveServer, browser_page, shot  # noqa: F401  (fixture)
+from tests.browser import LiveServer, shot
 
 
 @pytest.mark.slow

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import ARTIFACTS, LiveServer, browser_page  # noqa: F401  (fixture)
-from tests.test_browser_console import sign_in
-from tests.test_report_generation import MONTH, small_month
+from tests.browser import ARTIFACTS, LiveServer, sign_in
+from tests.report_month import MONTH, small_month
 
 # The size each SVG text is drawn at on screen: its font size times the scale of its transform (rotation included).
 TEXT_SIZES = """() => Array.from(document.querySelectorAll('#report-charts svg text')).map(text => {

@@ -4,17 +4,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from escalation import store
-from escalation.ladder import fire_at
-
 from escalation.calendar import (
     WorkCalendar,
     add_working_days,
     from_chinese_calendar,
     working_days_between,
 )
+from escalation.ladder import fire_at
 from tickets.db import db
 from tickets.models import Ticket
 

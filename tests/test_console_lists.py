@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import datetime
 
 import sqlalchemy as sa
 
-from tests.conftest import TZ
+from tests.helpers import an_office_in_every_state, at, replied, transferred
 from tickets.db import db
 from tickets.models import Survey, Ticket
 
@@ -16,53 +15,6 @@ ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 CASE_LINK = re.compile(r'href="/admin/case/(BJ[0-9-]+)"')
 CARD = re.compile(r'<a class="stat-card[^"]*" href="([^"]+)"[^>]*>.*?<div class="text-muted">([^<]+)</div>\s*'
                   r'<div class="stat-number">(\d+)</div>', re.S)
-
-
-def at(clock, *when):
-    clock.now = datetime(*when, tzinfo=TZ)
-
-
-def transferred(world, department="A", **transfer):
-    no = world.file()["tracking_no"]
-    world.act("office", no, "accept")
-    world.act("office", no, "transfer", department_id=world.departments[department], **transfer)
-    return no
-
-
-def replied(world, department="A"):
-    no = transferred(world, department)
-    world.act(f"dept_{department.lower()}", no, "reply", content="已办理。")
-    return no
-
-
-def an_office_in_every_state(world, clock) -> dict[str, str]:
-    """Cases in every status, filed on several days, with deadlines past, due later today and due later.
-
-    The clock ends on Monday 2026-11-16 at 15:00: some cases were filed that day, some before.
-    """
-    cases = {}
-    at(clock, 2026, 11, 12, 10)  # Thursday: a one-day deadline that is overdue by Monday
-    cases["overdue"] = transferred(world, "A", working_days=1)
-    cases["rejected_old"] = world.file()["tracking_no"]
-    world.act("office", cases["rejected_old"], "reject", reason="属于诉讼事项，请通过法院解决。")
-    at(clock, 2026, 11, 13, 10)  # Friday: due at the end of Monday
-    cases["due_today"] = transferred(world, "B", working_days=1)
-    cases["shared"] = transferred(world, "A", co_department_ids=[world.departments["B"]])
-    cases["accepted_old"] = world.file()["tracking_no"]
-    world.act("office", cases["accepted_old"], "accept")
-    at(clock, 2026, 11, 16, 9)  # Monday
-    cases["submitted"] = world.file()["tracking_no"]
-    cases["accepted"] = world.file()["tracking_no"]
-    world.act("office", cases["accepted"], "accept")
-    cases["rejected"] = world.file()["tracking_no"]
-    world.act("office", cases["rejected"], "reject", reason="属于民事纠纷，请通过调解或诉讼解决。")
-    cases["replied"] = replied(world, "B")
-    cases["closed"] = replied(world, "A")
-    world.act("office", cases["closed"], "approve")
-    cases["returned"] = transferred(world, "B")
-    world.act("dept_b", cases["returned"], "return", reason="不属于本部门职责。")
-    at(clock, 2026, 11, 16, 15)
-    return cases
 
 
 def listed_cases(client, url: str) -> list[str]:

@@ -11,7 +11,7 @@ import flask_admin
 import pytest
 from babel.messages.pofile import read_po
 
-from tests.conftest import page_csrf
+from tests.helpers import page_csrf
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("admin", "office", "dept_a", "supervisor", "leader")

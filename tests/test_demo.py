@@ -21,7 +21,8 @@ import chinese_calendar
 import pytest
 import requests
 import sqlalchemy as sa
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app import banner
 from demo import DEMO_PASSWORD, seed
@@ -32,14 +33,24 @@ from escalation.sweeper import sweep
 from notify.models import SmsMessage
 from reports.figures import monthly_figures
 from reports.metrics import Month
-from tests.conftest import TZ, page_csrf
+from tests.helpers import TZ, free_port, page_csrf
 from tests.sms_support import drain, twilio_config
-from tests.test_escalation_embedded import _free_port
 from tests.twilio_server import TwilioTestServer
 from tickets.accounts import create_user
+from tickets.clock import CLOCK
 from tickets.db import db
-from tickets.models import Deadline, Department, Event, ReturnVisit, Status, Survey, Ticket, User
+from tickets.models import (
+    Deadline,
+    Department,
+    Event,
+    ReturnVisit,
+    Status,
+    Survey,
+    Ticket,
+    User,
+)
 from tickets.phones import normalise_mobile
+from tickets.schedule import JOBS
 
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_ROLES = ("office", "department", "supervisor", "leader", "admin")
@@ -61,7 +72,7 @@ def quiet_hours(moment: datetime) -> bool:
 
 
 def load(app, now: datetime):
-    app.extensions["banjie.clock"].now = now
+    CLOCK.get(app).now = now
     with app.app_context():
         loaded = seed(db.session)
         db.session.commit()
@@ -70,6 +81,7 @@ def load(app, now: datetime):
 
 # --- the seeded data -------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # loads the whole demo
 @pytest.mark.parametrize("now", [
     datetime(2026, 10, 8, 8, 30, tzinfo=TZ),  # the first working morning after a week of National Day holidays
     datetime(2026, 1, 1, 10, 0, tzinfo=TZ),   # New Year's Day: a holiday, the first of a month and of a year
@@ -143,6 +155,7 @@ def twilio():
         yield server
 
 
+@pytest.mark.slow  # loads the whole demo
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: the properties above
 def test_with_twilio_loading_and_running_the_demo_texts_nobody(make_app, clock, twilio):
     app = make_app(**twilio_config(twilio))
@@ -156,7 +169,7 @@ def test_with_twilio_loading_and_running_the_demo_texts_nobody(make_app, clock, 
     # a restart: the outbox re-drive (by hand and the scheduler's job) and a worker find nothing to send
     assert "nothing to send" in runner.invoke(args=["sms", "redrive", "--now"]).output
     with app.app_context():
-        app.extensions["banjie.scheduled"]["sms-outbox"](clock())
+        JOBS.get(app)["sms-outbox"](clock())
     drain(app)
     assert twilio.messages == []
 
@@ -244,7 +257,7 @@ def test_serve_prints_where_the_console_is_and_the_demo_logins(app, database_url
         for username in ("admin", "office", "leader"):
             create_user(db.session, username, username, password=DEMO_PASSWORD)
         db.session.commit()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": "", "SECRET_KEY": "test-secret",
            "HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "app", "serve"], cwd=ROOT, env=env,

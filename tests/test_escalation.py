@@ -2,46 +2,28 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import TZ, seed_world
 from escalation import sweeper
 from escalation.ladder import ladder_from_config
 from escalation.models import EscalationStep
 from notify.models import SmsMessage
+from tests.helpers import (
+    HANDLER_PHONE,
+    OFFICE_PHONE,
+    escalations,
+    give_phones,
+    local,
+    seed_world,
+    steps,
+    sweep,
+    transferred_case,
+)
 from tickets import workflow
 from tickets.db import db
-from tickets.models import Event, Ticket, User
-
-HANDLER_PHONE, OFFICE_PHONE = "+8613800000011", "+8613800000012"
-
-
-def local(*args):
-    return datetime(*args, tzinfo=TZ)
-
-
-def give_phones(world):
-    with world.app.app_context():
-        db.session.get(User, world.users["dept_a"]).phone = HANDLER_PHONE
-        db.session.get(User, world.users["office"]).phone = OFFICE_PHONE
-        db.session.commit()
-
-
-def sweep(world):
-    with world.app.app_context():
-        return sweeper.sweep(db.session, world.app.extensions["banjie.clock"]())
-
-
-def steps(world, tracking_no) -> dict:
-    """(kind, round, step) -> (local due time, fired?, cancelled?)"""
-    with world.app.app_context():
-        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
-        rows = db.session.scalars(sa.select(EscalationStep).where(EscalationStep.ticket_id == ticket.id))
-        return {(s.kind, s.round, s.step): (s.due_at.astimezone(TZ), s.fired_at is not None, s.cancelled_at is not None)
-                for s in rows}
+from tickets.models import Ticket
 
 
 def messages(world) -> list[tuple[str, str]]:
@@ -49,22 +31,6 @@ def messages(world) -> list[tuple[str, str]]:
         return [(m.template, m.phone) for m in db.session.scalars(sa.select(SmsMessage).where(
             SmsMessage.template.in_(["escalation_warning", "escalation_supervisor", "escalation_leader",
                                      "office_reminder"])).order_by(SmsMessage.id))]
-
-
-def escalations(world, tracking_no) -> list[dict]:
-    with world.app.app_context():
-        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
-        events = db.session.scalars(sa.select(Event).where(Event.ticket_id == ticket.id, Event.action == "escalate")
-                                    .order_by(Event.id))
-        return [{**e.data, "public": e.public, "actor_role": e.actor_role} for e in events]
-
-
-def transferred_case(world, clock):
-    """Filed and transferred to A on Monday 2026-11-16 09:00: handling due Monday 11-23 at the end of the day."""
-    case = world.file()["tracking_no"]
-    world.act("office", case, "accept")
-    world.act("office", case, "transfer", department_id=world.departments["A"])
-    return case
 
 
 def test_ladder_fires_each_step_once_at_its_working_day_time(world, clock):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,22 +13,16 @@ import sqlalchemy as sa
 
 from escalation.models import EscalationStep, Heartbeat
 from notify.models import SmsMessage
-from tests.test_escalation_failure import open_cases, wait_until
+from tests.helpers import free_port, open_cases, wait_until
 from tickets.db import db
 from tickets.models import Ticket
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _serve(database_url, log):
     env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": "", "SECRET_KEY": "test-secret",
-           "PORT": str(_free_port()), "SWEEP_INTERVAL_SECONDS": "1"}
+           "PORT": str(free_port()), "SWEEP_INTERVAL_SECONDS": "1"}
     return subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "app", "serve"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 

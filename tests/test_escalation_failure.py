@@ -14,31 +14,20 @@ import dramatiq
 import pytest
 import sqlalchemy as sa
 
-from conftest import seed_world
 from escalation import scheduler, sweeper
 from escalation.models import EscalationStep
 from notify.models import SmsMessage
+from tests.helpers import OVERDUE_CASES as CASES
+from tests.helpers import open_cases, seed_world, wait_until
+from tickets.broker import broker as broker_of
 from tickets.db import db
-from tickets.models import Event, User
+from tickets.models import Event
+from tickets.schedule import JOBS
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = 20
 # Each case's handling deadline is long over at the sweep: its supervisor and leader steps fire, and its warning
 # (「即将到期」, meant for before the deadline) is called off.
 DUE_STEPS = CASES * 2
-
-
-def open_cases(world, clock, n=CASES):
-    """n cases transferred to A in March 2026, so every rung of their ladders is long due."""
-    with world.app.app_context():
-        db.session.get(User, world.users["dept_a"]).phone = "+8613800000011"
-        db.session.commit()
-    clock.set(2026, 3, 2, 9, 0)
-    for _ in range(n):
-        case = world.file()["tracking_no"]
-        world.act("office", case, "accept")
-        world.act("office", case, "transfer", department_id=world.departments["A"])
-    clock.set(2026, 4, 1, 9, 0)
 
 
 def fired_count(app) -> int:
@@ -114,14 +103,6 @@ def _worker(database_url, redis_url, log, module="worker"):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_until(condition, timeout=60.0):
-    """Poll `condition` (a database probe) until it holds; the processes under test run on real time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -162,11 +143,11 @@ def test_broker_down_loses_nothing(make_app, clock, redis_url):
     world = seed_world(down, down.test_client())
     open_cases(world, clock, n=5)  # filing and transferring never touch the broker
     # every job that enqueues fails, each logged and none raised: the loop goes on
-    assert set(scheduler.tick(down)) == {"escalation-sweep", *down.extensions["banjie.scheduled"]}
+    assert set(scheduler.tick(down)) == {"escalation-sweep", *JOBS.get(down)}
     assert fired_count(down) == 0
     up = make_app(BROKER_URL=redis_url)
     assert scheduler.tick(up) == []
-    broker = up.extensions["banjie.broker"]
+    broker = broker_of(up)
     worker = dramatiq.Worker(broker, worker_threads=1, queues={"escalation"})
     worker.start()
     try:
@@ -179,7 +160,7 @@ def test_broker_down_loses_nothing(make_app, clock, redis_url):
 
 def test_failing_job_does_not_stop_the_others(app, caplog):
     ran = []
-    app.extensions["banjie.scheduled"].update({
+    JOBS.get(app).update({
         "broken": lambda now: 1 / 0,
         "fine": lambda now: ran.append(now),
     })

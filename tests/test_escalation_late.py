@@ -15,9 +15,17 @@ from escalation.models import EscalationStep
 from notify.models import SmsMessage
 from reports.models import Report
 from reports.operations import tell_leaders
-from tests.conftest import TZ, page_csrf
-from tests.test_escalation import (HANDLER_PHONE, escalations, give_phones, local, steps, sweep,
-                                   transferred_case)
+from tests.helpers import (
+    HANDLER_PHONE,
+    TZ,
+    escalations,
+    give_phones,
+    local,
+    page_csrf,
+    steps,
+    sweep,
+    transferred_case,
+)
 from tickets import workflow
 from tickets.db import db
 from tickets.models import Department, Ticket, User

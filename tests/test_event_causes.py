@@ -10,6 +10,7 @@ from escalation import sweeper
 from escalation.models import EscalationStep
 from notify.models import SmsMessage
 from tickets import clock
+from tickets.clock import CLOCK
 from tickets.db import db
 from tickets.models import Event, Ticket, User
 
@@ -35,7 +36,7 @@ def _walk(world):
     world.act("office", no, "accept")
     world.act("office", no, "transfer", department_id=world.departments["A"], working_days=1)
     world.act("supervisor", no, "remind")
-    world.app.extensions["banjie.clock"].advance(days=10)
+    CLOCK.get(world.app).advance(days=10)
     with world.app.app_context():
         sweeper.sweep(db.session, clock.now())
         db.session.commit()

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from escalation.models import EscalationStep
 from notify.models import SmsMessage
+from notify.state import ENQUEUE
 from tickets import intake, workflow
 from tickets.db import db
 from tickets.models import Deadline, Event, Ticket, User
@@ -32,7 +33,7 @@ def test_each_filing_writes_its_rows_and_enqueues_its_receipt_after_the_commit(w
         with committed.connect() as other:
             enqueued.append((message_id, other.scalar(sa.select(SmsMessage.status).where(SmsMessage.id == message_id))))
 
-    world.app.extensions["banjie.sms_enqueue"] = enqueue
+    ENQUEUE.set(world.app, enqueue)
     filed = [world.file(), world.file(department_id=world.departments["B"], service_item="社保转移"), world.file()]
     committed.dispose()
 
@@ -56,7 +57,7 @@ def test_each_filing_writes_its_rows_and_enqueues_its_receipt_after_the_commit(w
 
 def test_a_filing_that_is_not_committed_leaves_nothing_and_sends_nothing(world):
     enqueued = []
-    world.app.extensions["banjie.sms_enqueue"] = enqueued.append
+    ENQUEUE.set(world.app, enqueued.append)
     values = {"name": "张三", "phone": "+8613800138000", "problem_type": "other", "description": "营业执照变更办了一个月"}
     with world.app.app_context():
         intake.file_ticket(db.session, values, channel="api")

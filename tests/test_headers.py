@@ -6,7 +6,7 @@ import json
 import re
 import zlib
 
-from tests.test_pages import file_by_form
+from tests.helpers import file_by_form
 
 NO_INLINE = re.compile(r"'unsafe-inline'|'unsafe-eval'")
 

@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.routing import Map, Rule
 
+from admin import console
 from reports.metrics import BadMonth, Month
-from tests.conftest import page_csrf
+from tests.helpers import page_csrf
 from tests.sms_support import AUTH_TOKEN
 from tests.twilio_server import twilio_signature
 from tickets.http import RowIdConverter
@@ -77,7 +78,7 @@ def test_a_signed_webhook_with_nul_in_a_field_is_a_400(world, field):
 
 
 def console_lists(app) -> list[ModelView]:
-    return [view for view in app.extensions["banjie.admin"]._views if isinstance(view, ModelView)]
+    return [view for view in console(app)._views if isinstance(view, ModelView)]
 
 
 @pytest.mark.parametrize("page", ["99999999999999999999", "-3", "9" * 5000, "100001", "1e3", "x", "\u0663"])

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from tests.helpers import examples, page_csrf
 from tickets.intake import INTAKE_FIELDS
 
-FIXTURE_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FIXTURE_SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=80))
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
@@ -87,15 +89,10 @@ def test_valid_filings_are_kept_exactly_as_written(world, name, description, pho
     assert detail["phone"] == "+86" + digits[-11:]
 
 
-def csrf_token(client, path="/"):
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-
-
 @FIXTURE_SETTINGS
 @given(form=st.dictionaries(st.sampled_from(INTAKE_FIELDS), st.text(max_size=120), max_size=6))
 def test_any_form_gets_a_page_not_a_crash(world, form):
-    token = csrf_token(world.client)
+    token = page_csrf(world.client)
     response = world.client.post("/", data={**form, "csrf_token": token})
     page = response.get_data(as_text=True)
     if any("\x00" in value for value in form.values()):  # no browser sends a NUL: refused before the view

@@ -3,13 +3,7 @@ from __future__ import annotations
 
 import re
 
-from tests.test_intake_properties import csrf_token
-
-
-def file_by_form(client, **fields):
-    data = {"name": "李四", "phone": "139 1234 5678", "problem_type": "too_hard",
-            "description": "<script>alert(1)</script> 开证明要跑三个部门 😀 𠀀", **fields}
-    return client.post("/", data={**data, "csrf_token": csrf_token(client)})
+from tests.helpers import file_by_form, page_csrf
 
 
 def test_filing_form_in_chinese(world):
@@ -59,7 +53,7 @@ def test_file_confirm_track_and_escape(world):
     # another browser needs the code
     other = world.app.test_client()
     assert other.get(f"/track/{no}").status_code == 302
-    token = csrf_token(other, "/track")
+    token = page_csrf(other, "/track")
     wrong = other.post("/track", data={"tracking_no": no, "code": "WRONGCODE", "csrf_token": token})
     assert wrong.status_code == 404 and "受理编号或查询码不正确" in wrong.get_data(as_text=True)
     right = other.post("/track", data={"tracking_no": no, "code": code.lower(), "csrf_token": token})
@@ -78,7 +72,7 @@ def test_case_page_follows_the_loop_and_takes_the_rating(world):
     for text in ("已提交", "已受理", "已转办", "市场监督管理局", "审核通过，已办结", "已为您开通一窗通办", "提交评价"):
         assert text in page, text
     assert "内部备注" not in page and "dept_a" not in page
-    token = csrf_token(world.client, f"/track/{no}")
+    token = page_csrf(world.client, f"/track/{no}")
     response = world.client.post(f"/track/{no}/rating", data={"score": "1", "comment": "很好", "csrf_token": token})
     assert response.status_code == 303
     page = world.client.get(f"/track/{no}").get_data(as_text=True)

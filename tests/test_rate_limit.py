@@ -1,5 +1,5 @@
 """Public endpoints are rate limited per client, with a clear 429 in the error shape."""
-from tests.test_intake_properties import csrf_token
+from tests.helpers import page_csrf
 
 BODY = {"name": "王五", "phone": "13800138000", "problem_type": "other", "description": "限流测试内容"}
 
@@ -8,14 +8,14 @@ def test_filing_is_limited_across_api_and_form(make_app):
     app = make_app(RATELIMIT_PUBLIC="3/minute")
     client = app.test_client()
     assert [client.post("/api/v1/tickets", json=BODY).status_code for _ in range(2)] == [201, 201]
-    form = client.post("/", data={**BODY, "csrf_token": csrf_token(client)})
+    form = client.post("/", data={**BODY, "csrf_token": page_csrf(client)})
     assert form.status_code == 303
     limited = client.post("/api/v1/tickets", json=BODY)
     assert limited.status_code == 429
     assert limited.get_json()["error"]["code"] == "rate_limited"
     assert "请稍后再试" in limited.get_json()["error"]["message"]
     assert int(limited.headers["Retry-After"]) > 0
-    page = client.post("/", data={**BODY, "csrf_token": csrf_token(client)})
+    page = client.post("/", data={**BODY, "csrf_token": page_csrf(client)})
     assert page.status_code == 429 and "请稍后再试" in page.get_data(as_text=True)
     # another client is not affected
     other = app.test_client()

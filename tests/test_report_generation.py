@@ -13,36 +13,17 @@ import sqlalchemy as sa
 
 from reports.models import Report
 from reports.tasks import SCHEDULE_KEY
-from tests.conftest import page_csrf
-from tests.report_figures import pdf_text
-from tests.test_report_pdf import CountingServer, squash
+from tests.helpers import page_csrf
+from tests.report_figures import CountingServer, pdf_text, squash
+from tests.report_month import MONTH, small_month
+from tickets.broker import broker as broker_of
 from tickets.db import db
-from tickets.models import Department
+from tickets.schedule import JOBS
 
-MONTH = "2026-11"
 URL = f"/api/v1/reports/monthly/{MONTH}"
 MARKUP_DEPARTMENT = "规划<b>自然资源局"
 SCRIPT_DEPARTMENT = "<script>alert(1)</script>局"
 FILE_ITEM = '<img src="/etc/passwd"/>'
-
-
-def small_month(world, clock, items=("营业执照变更",), names=None, to="A") -> list[str]:
-    """November 2026: one case per service item, accepted and sent on Nov 2 to the departments `to` in turn
-    (each still open, so overdue, at the month's end)."""
-    if names:
-        with world.app.app_context():
-            for code, name in names.items():
-                db.session.get(Department, world.departments[code]).name = name
-            db.session.commit()
-    clock.set(2026, 11, 2, 9)
-    numbers = []
-    for index, item in enumerate(items):
-        no = world.file(service_item=item)["tracking_no"]
-        world.act("office", no, "accept")
-        world.act("office", no, "transfer", department_id=world.departments[to[index % len(to)]])
-        numbers.append(no)
-    clock.set(2026, 12, 3, 10)
-    return numbers
 
 
 def report_rows(app) -> list[Report]:
@@ -58,8 +39,8 @@ def forget_reports(app) -> None:
 
 def run_scheduled_job(world, clock) -> None:
     """The scheduler's tick on the 1st, and a worker doing what it enqueued."""
-    broker = world.app.extensions["banjie.broker"]
-    job = world.app.extensions["banjie.scheduled"][SCHEDULE_KEY]
+    broker = broker_of(world.app)
+    job = JOBS.get(world.app)[SCHEDULE_KEY]
     assert job(clock.set(2026, 12, 1, 0, 5)) == MONTH
     worker = dramatiq.Worker(broker, worker_timeout=100)
     worker.start()

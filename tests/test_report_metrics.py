@@ -5,7 +5,15 @@ import pytest
 
 from reports import metrics
 from reports.figures import monthly_figures
-from tests.report_month import A_NAME, B_NAME, DEPARTMENT_A, DEPARTMENT_B, MONTH, OFFICE, build_month
+from tests.report_month import (
+    A_NAME,
+    B_NAME,
+    DEPARTMENT_A,
+    DEPARTMENT_B,
+    MONTH,
+    OFFICE,
+    build_month,
+)
 from tickets.db import db
 
 

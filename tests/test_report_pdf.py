@@ -5,7 +5,6 @@ Built from hand-made figures (tests/report_figures.py), so no database is needed
 from __future__ import annotations
 
 import ast
-import http.server
 import pathlib
 import re
 import sys
@@ -14,7 +13,8 @@ import urllib.request
 from datetime import datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from reportlab import rl_config
 from reportlab.graphics.shapes import String, UserNode
@@ -27,8 +27,15 @@ from app import create_app
 from reports import charts, fonts, markup
 from reports.figures import rank_departments
 from reports.pdf import build_pdf
-from tests.conftest import BASE_CONFIG, TZ
-from tests.report_figures import counts, figures_with, pdf_pages, pdf_text
+from tests.helpers import BASE_CONFIG, TZ, examples
+from tests.report_figures import (
+    CountingServer,
+    counts,
+    figures_with,
+    pdf_pages,
+    pdf_text,
+    squash,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GENERATED = datetime(2026, 12, 1, 0, 5, tzinfo=TZ)
@@ -44,11 +51,6 @@ def app():
 def build(app, figures, office="办不成事反映窗口") -> bytes:
     with app.app_context():
         return build_pdf(figures, office=office, generated_at=GENERATED, tz=TZ, font=fonts.register())
-
-
-def squash(value: str) -> str:
-    """Text as the PDF can give it back: control characters dropped, no whitespace (lines wrap anywhere)."""
-    return "".join(ch for ch in markup.plain(value) if not ch.isspace())
 
 
 def drawable(value: str) -> str:
@@ -75,7 +77,7 @@ def texts(max_size: int):
                                      max_size=max_size)).map(lambda s: s[:max_size]).filter(lambda s: squash(s))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(office=texts(200), departments=st.lists(texts(100), min_size=1, max_size=3),
        idle=st.lists(texts(100), max_size=2), service_items=st.lists(texts(100), max_size=3),
        problem_labels=st.lists(texts(20), min_size=1, max_size=2), tracking_numbers=st.lists(texts(24), max_size=2))
@@ -123,25 +125,6 @@ def test_reportlab_paragraphs_would_open_the_file_report_paragraphs_refuse(png):
     assert [f.text for f in paragraph.frags if f.text] == ["1", "2", "3"]
 
 
-class CountingServer(http.server.ThreadingHTTPServer):
-    def __init__(self, png_bytes):
-        self.requests = 0
-        body = png_bytes
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(handler):  # noqa: N805
-                self.requests += 1
-                handler.send_response(200)
-                handler.send_header("Content-Type", "image/png")
-                handler.end_headers()
-                handler.wfile.write(body)
-
-            def log_message(handler, *args):  # noqa: N805
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-
 def test_no_paragraph_and_no_reportlab_reader_fetches_a_url(png):
     server = CountingServer(png.read_bytes())
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -184,6 +167,7 @@ def test_nothing_in_the_app_builds_a_reportlab_paragraph_but_the_safe_one():
 
 # --- 3. layout and wording ---------------------------------------------------------------------------
 
+@pytest.mark.slow  # builds a PDF for every place a heading can fall
 def test_no_heading_is_left_alone_at_the_foot_of_a_page(app):
     """Whatever the number of departments and service items pushes where, a page never ends with a heading."""
     endings = []

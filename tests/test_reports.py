@@ -11,10 +11,12 @@ from pypdf import PdfReader
 from reports import fonts, metrics
 from reports.models import Report
 from reports.tasks import SCHEDULE_KEY
-from tests.conftest import page_csrf
+from tests.helpers import page_csrf
 from tests.report_month import A_NAME, B_NAME, MONTH, build_month
+from tickets.broker import broker as broker_of
 from tickets.db import db
 from tickets.models import User
+from tickets.schedule import JOBS
 
 URL = f"/api/v1/reports/monthly/{MONTH}"
 
@@ -109,8 +111,8 @@ def test_scheduler_job_generates_last_month_once_and_tells_the_leaders(world, no
         leader = db.session.get(User, world.users["leader"])
         leader.phone = "+8613900000009"
         db.session.commit()
-    job = app.extensions["banjie.scheduled"][SCHEDULE_KEY]
-    broker = app.extensions["banjie.broker"]
+    job = JOBS.get(app)[SCHEDULE_KEY]
+    broker = broker_of(app)
     # five minutes before the 1st, November is not over: the month asked for is October
     assert job(clock.set(2026, 11, 30, 23, 55)) == "2026-10"
     broker.flush_all()

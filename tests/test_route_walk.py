@@ -25,7 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import CONSOLE_PASSWORD, CONSOLE_PASSWORD_HASH, ROLES, page_csrf, seed_world
+from admin import console
+from tests.helpers import (
+    CONSOLE_PASSWORD,
+    CONSOLE_PASSWORD_HASH,
+    ROLES,
+    examples,
+    page_csrf,
+    seed_world,
+)
 from tests.sms_support import AUTH_TOKEN
 from tickets.accounts import issue_token
 from tickets.db import db
@@ -309,7 +317,7 @@ def cases_by_action(world, tickets: dict) -> dict:
 
 
 def admin_view(app, rule):
-    views = {view.endpoint: view for view in app.extensions["banjie.admin"]._views}
+    views = {view.endpoint: view for view in console(app)._views}
     return views.get(rule.endpoint.split(".")[0])
 
 
@@ -352,6 +360,7 @@ def report(walk: Walk) -> str:
     return f"{len(walk.failures)} requests failed:\n" + "\n".join(walk.failures[:40])
 
 
+@pytest.mark.slow  # thousands of requests
 def test_no_route_answers_5xx(walk):
     app, valid, chosen = walk.app, walk.valid, walk.chosen
     anonymous = walk.identities[0]
@@ -415,7 +424,7 @@ def anything(names):
     return st.dictionaries(st.sampled_from(sorted(names)), values, max_size=6)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_requests_never_answer_5xx(walk, data):

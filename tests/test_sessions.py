@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import page_csrf, seed_world
+from tests.helpers import page_csrf, seed_world
 from tickets.db import db
 from tickets.models import User, UserSession
 

@@ -1,3 +1,6 @@
+import pytest
+
+
 def test_file_and_look_up(world):
     filed = world.file()
     response = world.client.get(f"/api/v1/tickets/{filed['tracking_no']}?code={filed['query_code']}")
@@ -5,6 +8,7 @@ def test_file_and_look_up(world):
     assert response.get_json()["status"] == "submitted"
 
 
+@pytest.mark.slow  # a real server process
 def test_flask_serve_answers_on_host_and_port(tmp_path):
     """`make run` ends in `flask serve`: it must really listen, in embedded mode, with its in-process worker."""
     import os

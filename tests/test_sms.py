@@ -9,8 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from notify.models import InboundSms, SmsMessage, SmsOptOut
+from notify.state import ENQUEUE
 from tests.sms_support import AUTH_TOKEN, drain, messages, served, twilio_config
 from tests.twilio_server import TwilioTestServer, twilio_signature
+from tickets.broker import broker as broker_of
+from tickets.clock import set_clock
 from tickets.db import db
 from tickets.models import ReturnVisit, Survey, Ticket
 
@@ -29,7 +32,7 @@ def twilio():
 @pytest.fixture
 def app(make_app, twilio):
     app = make_app(**twilio_config(twilio, TWILIO_TIMEOUT_SECONDS=0.5))
-    app.extensions.pop("banjie.clock")  # retries wait real seconds: the outbox must see them pass
+    set_clock(app, None)  # retries wait real seconds: the outbox must see them pass
     return app
 
 
@@ -84,7 +87,7 @@ def test_rejection_tells_the_reason(world):
 
 def test_delivery_callbacks_mark_messages_delivered(make_app, twilio):
     app = make_app(**twilio_config(twilio))
-    app.extensions.pop("banjie.clock")
+    set_clock(app, None)
     with served(app) as base_url:
         app.config["PUBLIC_BASE_URL"] = base_url
         twilio.undeliverable.add("+8613700000303")
@@ -103,8 +106,8 @@ def test_delivery_callbacks_mark_messages_delivered(make_app, twilio):
 
 def test_a_late_callback_never_moves_a_status_back(world):
     with world.app.app_context():
-        from notify.outbox import record_provider_status
         from notify.models import SmsStatus
+        from notify.outbox import record_provider_status
 
         message = SmsMessage(phone=CITIZEN, audience="citizen", template="opted_out", body="x", status="sent",
                              provider_sid="SM1")
@@ -166,7 +169,7 @@ def test_giving_up_after_the_configured_attempts(world, twilio):
 
 
 def test_a_broker_outage_loses_nothing_and_the_sweep_sends_it(world, twilio):
-    world.app.extensions["banjie.sms_enqueue"] = lambda message_id: (_ for _ in ()).throw(ConnectionError("down"))
+    ENQUEUE.set(world.app, lambda message_id: (_ for _ in ()).throw(ConnectionError("down")))
     world.file()
     (receipt,) = messages(world.app)
     assert receipt.status == "pending"
@@ -180,10 +183,10 @@ def test_a_broker_outage_loses_nothing_and_the_sweep_sends_it(world, twilio):
 
 
 def test_two_workers_given_the_same_row_send_it_once(world, twilio):
-    world.app.extensions["banjie.sms_enqueue"] = lambda message_id: None
+    ENQUEUE.set(world.app, lambda message_id: None)
     world.file()
     (receipt,) = messages(world.app)
-    tasks = world.app.extensions["banjie.broker"].get_actor("deliver_sms")
+    tasks = broker_of(world.app).get_actor("deliver_sms")
     for _ in range(4):
         tasks.send(receipt.id)
     drain(world.app)

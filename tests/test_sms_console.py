@@ -10,14 +10,18 @@ from datetime import datetime
 
 import dramatiq
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from notify.models import SmsMessage, SmsTemplate
-from notify.ratelimit import WINDOW_SECONDS, LocalRateLimiter, RedisRateLimiter
-from tests.conftest import TZ, page_csrf
+from notify.ratelimit import LocalRateLimiter, RedisRateLimiter
+from tests.helpers import TZ, examples, page_csrf
 from tests.sms_support import AUTH_TOKEN, messages, twilio_config
 from tests.twilio_server import TwilioTestServer, max_events_in_window, twilio_signature
+from tickets.broker import broker as broker_of
+from tickets.clock import set_clock
 from tickets.db import db
+from tickets.schedule import JOBS
 
 
 def _case(world) -> str:
@@ -59,7 +63,7 @@ def test_a_queued_message_reaching_the_worker_in_quiet_hours_is_held(world, cloc
 
 
 def test_the_scheduler_job_re_drives_the_outbox(world):
-    assert "sms-outbox" in world.app.extensions["banjie.scheduled"]
+    assert "sms-outbox" in JOBS.get(world.app)
 
 
 def test_flask_sms_commands(world, clock):
@@ -93,7 +97,9 @@ def _burst(limiter, n: int, threads: int = 4) -> list[float]:
 
 def test_local_rate_limit_holds_in_every_window():
     starts = _burst(LocalRateLimiter(5), 12)
-    assert len(starts) == 12 and max_events_in_window(starts, WINDOW_SECONDS) <= 5
+    # the promise is five in any second; the limiter keeps WINDOW_SECONDS (1.1 s) for the jitter between a permit
+    # and the moment it is used, which this test's own timestamps have too
+    assert len(starts) == 12 and max_events_in_window(starts, 1.0) <= 5
 
 
 def test_redis_rate_limit_is_shared_by_every_limiter(redis_url):
@@ -121,8 +127,8 @@ def test_redis_rate_limit_is_shared_by_every_limiter(redis_url):
 def test_sending_through_a_redis_broker(make_app, redis_url):
     with TwilioTestServer("AC" + "b2" * 16, AUTH_TOKEN) as twilio:
         app = make_app(BROKER_URL=redis_url, **twilio_config(twilio, SMS_RATE_PER_SECOND=50))
-        app.extensions.pop("banjie.clock")
-        broker = app.extensions["banjie.broker"]
+        set_clock(app, None)
+        broker = broker_of(app)
         worker = dramatiq.Worker(broker, worker_timeout=100, worker_threads=2)
         worker.start()
         try:
@@ -242,7 +248,7 @@ def test_return_visit_from_the_console_form(world):
     bad = office.post(f"/admin/case/{tracking_no}/record_visit",
                       data={"csrf_token": token, "version": version, "visited_on": "2026-13-01", "contacted": "yes",
                             "outcome": "已回访"})
-    assert bad.status_code == 422 and "YYYY-MM-DD" in bad.get_data(as_text=True) or "日期" in bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "请按 YYYY-MM-DD 格式填写日期。" in bad.get_data(as_text=True)
     ok = office.post(f"/admin/case/{tracking_no}/record_visit",
                      data={"csrf_token": token, "version": version, "visited_on": "2026-11-16", "contacted": "no",
                            "outcome": "两次致电未接通，已发短信说明整改安排。"})
@@ -253,7 +259,7 @@ def test_return_visit_from_the_console_form(world):
 
 # --- bad input on the webhooks ----------------------------------------------------------------------------
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.text(max_size=200), sender=st.text(max_size=30), sid=st.text(max_size=80))
 def test_any_signed_inbound_text_is_answered_without_error(world, body, sender, sid):
     params = {"MessageSid": sid, "From": sender, "Body": body}

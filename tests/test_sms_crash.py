@@ -21,9 +21,10 @@ import sqlalchemy as sa
 
 from app import create_app
 from notify import outbox, send_sms
-from tests.conftest import BASE_CONFIG
+from tests.helpers import BASE_CONFIG
 from tests.twilio_server import TwilioTestServer
 from tickets import clock
+from tickets.broker import broker as broker_of
 from tickets.db import db
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -138,7 +139,7 @@ class Stack:
                 self.kill(process)
             log.close()
         for app in self.apps:
-            app.extensions["banjie.broker"].close()
+            broker_of(app).close()
             with app.app_context():
                 db.engine.dispose()
 

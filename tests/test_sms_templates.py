@@ -19,7 +19,7 @@ from jinja2.exceptions import SecurityError
 from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text
 from notify.models import SmsTemplate
 from notify.sandbox import MAX_OUTPUT, render
-from tests.conftest import page_csrf
+from tests.helpers import examples, page_csrf
 from tests.sms_support import messages
 from tickets.db import db
 from tickets.models import Department
@@ -62,7 +62,7 @@ def test_a_template_failing_on_real_data_falls_back_and_the_case_closes(world, c
 
 
 def test_a_text_that_passes_the_editor_but_fails_on_a_real_value_falls_back(make_app, caplog):
-    from tests.conftest import seed_world
+    from tests.helpers import seed_world
 
     app = make_app(SURVEY_OPEN_DAYS=5)
     world = seed_world(app, app.test_client())
@@ -151,7 +151,7 @@ FRAGMENTS = ["{{", "}}", "{%", "%}", " for i in range(99999) ", " endfor ", " if
              "'a'", "[1]", ".split('，')", ".__class__", "range(", "10**", " is defined", "，", "好", "\x00", "\ud800"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=25).map("".join))
 def test_checking_any_text_answers_a_message_or_the_sample_never_an_error(make_app_for_units, text):
     with make_app_for_units.test_request_context():

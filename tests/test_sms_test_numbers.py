@@ -8,17 +8,19 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app import create_app
 from notify import send_sms, writing_history
 from notify.models import SmsMessage
 from notify.test_numbers import DEFAULT_TEST_NUMBERS, is_test_number, parse_test_numbers
-from tests.conftest import BASE_CONFIG
+from tests.helpers import BASE_CONFIG
 from tests.sms_support import ACCOUNT_SID, AUTH_TOKEN, drain, messages, twilio_config
 from tests.twilio_server import TwilioTestServer
 from tickets.db import db
 from tickets.phones import normalise_mobile
+from tickets.schedule import JOBS
 
 TEST_NUMBER = "+8617000000123"
 REAL_NUMBER = "+8613800138000"
@@ -81,7 +83,7 @@ def test_texts_written_as_history_are_recorded_and_never_sent_even_after_a_resta
     runner = app.test_cli_runner()
     assert "sent: 1" in runner.invoke(args=["sms", "redrive", "--now"]).output  # the ordinary one only
     with app.app_context():
-        app.extensions["banjie.scheduled"]["sms-outbox"](clock())
+        JOBS.get(app)["sms-outbox"](clock())
     drain(app)
     assert len(twilio.messages) == 1 and messages(app)[0].status == "recorded"
     status = runner.invoke(args=["sms", "status"]).output

@@ -1,11 +1,11 @@
 """Pure pieces of the SMS room: quiet hours, reading survey replies, message length and template checks."""
+import unicodedata
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-import unicodedata
-
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from notify.quiet import parse_quiet_hours, quiet_until
 from notify.replies import WORDS, parse_reply
@@ -81,7 +81,14 @@ def test_any_text_reads_as_exactly_one_meaning(text):
 
 
 def test_message_lengths(app):
-    from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text, segments
+    from notify.messages import (
+        KINDS,
+        MAX_LENGTH,
+        TemplateProblem,
+        check_text,
+        default_text,
+        segments,
+    )
 
     assert segments("字" * 70) == 1 and segments("字" * 71) == 2 and segments("字" * 134) == 2
     with app.app_context():

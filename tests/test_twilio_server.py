@@ -16,8 +16,13 @@ from twilio.rest import Client
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.twilio_server import (TwilioTestServer, count_segments, max_events_in_window, signed_post,
-                                 twilio_signature)
+from tests.twilio_server import (
+    TwilioTestServer,
+    count_segments,
+    max_events_in_window,
+    signed_post,
+    twilio_signature,
+)
 
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "banjie-test-token"

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tickets.clock import set_clock
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -102,12 +104,12 @@ def main() -> int:
     os.environ.update({"DATABASE_URL": url, "BROKER_URL": "", "SECRET_KEY": "bench"})
     from app import create_app
     from escalation import sweeper
-    from tickets.schema import upgrade_database
     from tickets.db import db
+    from tickets.schema import upgrade_database
 
     app = create_app()
     now = datetime.now(timezone.utc)
-    app.extensions["banjie.clock"] = lambda: now
+    set_clock(app, lambda: now)
     results: dict = {"machine": {**machine(), "postgresql": pg_version}, "cases": args.cases}
 
     def sweep():
