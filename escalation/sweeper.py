@@ -72,18 +72,19 @@ def claim(session, now: datetime, limit: int) -> list[int]:
     due = sa.select(EscalationStep.id, EscalationStep.ticket_id).where(PENDING, EscalationStep.due_at <= now) \
         .order_by(EscalationStep.due_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        # Lock first, then update the locked ids: inside `UPDATE ... IN (subquery)` PostgreSQL may rescan a
-        # SKIP LOCKED subquery and claim more than `limit` rows.
-        first = session.execute(due.with_for_update(skip_locked=True)).all()
+        # Two sweepers at once split the work by case: each locks the tickets of its due steps (skipping those
+        # the other holds), then takes every due step of its tickets. Locking steps instead let each take part
+        # of one case's steps, and the case got two history lines from one sweep. Tickets before steps is also
+        # the order a staff action takes (its claim, then the ladder), so the two never deadlock. Lock first,
+        # then update the locked ids: inside `UPDATE ... IN (subquery)` PostgreSQL may rescan a SKIP LOCKED
+        # subquery and claim more than `limit` rows.
+        first = session.execute(
+            due.join(Ticket, Ticket.id == EscalationStep.ticket_id)
+            .with_for_update(skip_locked=True, key_share=True, of=Ticket)).all()
         if not first:
             return []
-        ids = {step_id for step_id, _ticket in first}
-        ids.update(session.scalars(
-            sa.select(EscalationStep.id).where(
-                PENDING, EscalationStep.due_at <= now, EscalationStep.ticket_id.in_({t for _s, t in first}),
-                EscalationStep.id.not_in(ids))
-            .with_for_update(skip_locked=True)))
-        chosen = list(ids)
+        chosen = list(session.scalars(sa.select(EscalationStep.id).where(
+            PENDING, EscalationStep.due_at <= now, EscalationStep.ticket_id.in_({t for _s, t in first}))))
     else:
         # One statement: it takes SQLite's write lock before reading, so a second sweeper waits, then
         # finds these rows fired (a read followed by a write could fail with "database is locked").

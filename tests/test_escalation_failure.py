@@ -13,6 +13,7 @@ from pathlib import Path
 import dramatiq
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from escalation import scheduler, sweeper
 from escalation.models import EscalationStep
@@ -91,6 +92,44 @@ def test_two_sweepers_at_once(world, clock, monkeypatch, database_url):
     if database_url.startswith("postgresql"):  # SQLite has one writer: there the second just waits its turn
         assert all(r.batches for r in results), [r.summary() for r in results]  # both took part, disjointly
     assert_each_once(world.app)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_second_sweeper_takes_no_step_of_a_case_the_first_is_claiming(world, clock, database_url):
+    """Sweepers split the due work by case: while one is claiming a case (between taking its first step and the
+    rest), another takes none of that case's steps, so one sweep writes one history line per case."""
+    open_cases(world, clock, n=1)
+    with world.app.app_context():
+        engine = db.engine
+        due = set(db.session.scalars(sa.select(EscalationStep.id).where(sweeper.PENDING,
+                                                                         EscalationStep.due_at <= clock())))
+    first, second = Session(engine), Session(engine)
+    first_connection = first.connection()
+    paused, resume = threading.Event(), threading.Event()
+
+    def pause_after_first_select(conn, cursor, statement, parameters, context, executemany):
+        if conn is first_connection and statement.lstrip().upper().startswith("SELECT") and not paused.is_set():
+            paused.set()
+            resume.wait(10)
+
+    sa.event.listen(engine, "after_cursor_execute", pause_after_first_select)
+    try:
+        mine: list[int] = []
+        claiming = threading.Thread(target=lambda: mine.extend(sweeper.claim(first, clock(), limit=1)))
+        claiming.start()
+        assert paused.wait(10)
+        theirs = sweeper.claim(second, clock(), limit=100)  # while the first holds the case, half claimed
+        resume.set()
+        claiming.join(10)
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", pause_after_first_select)
+        resume.set()
+    try:
+        assert len(due) > 1 and set(mine) == due and theirs == []  # the first took all the case's due steps
+    finally:
+        first.rollback(), second.rollback()
+        first.close(), second.close()
 
 
 def _worker(database_url, redis_url, log, module="worker"):
