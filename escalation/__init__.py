@@ -8,7 +8,7 @@ def init_app(app) -> None:
     reactions to workflow events, the sweeper's actor and the CLI."""
     from tickets import clock, deadlines
     from tickets.broker import bind_actors, broker
-    from tickets.reactions import reactions
+    from tickets.workflow import reactions
 
     from . import cli, operations, store, tasks
     from .ladder import ladder_from_config

@@ -16,7 +16,7 @@ def init_app(app) -> None:
     from sqlmodel import Session
 
     from tickets.broker import bind_actors, broker
-    from tickets.reactions import reactions
+    from tickets.workflow import reactions
     from tickets.schedule import schedule
 
     from . import cli, hooks, outbox, state, tasks, webhooks

@@ -11,9 +11,10 @@ from __future__ import annotations
 from . import actions  # noqa: F401  (defines every action and event kind)
 from .actions import MAX_WORKING_DAYS, TEXT_MAX, escalate
 from .engine import CITIZEN, SYSTEM, Actor, allowed_actions, perform, record, role_allows
+from .reactions import reactions
 from .registry import ACTIONS, KINDS, Action, Input, Kind, label_of, names, public_note
 from .survey import open_survey, open_survey_for, rate, unvisited_bad_rating
 
 __all__ = ["ACTIONS", "CITIZEN", "KINDS", "MAX_WORKING_DAYS", "SYSTEM", "TEXT_MAX", "Action", "Actor",
            "Input", "Kind", "allowed_actions", "escalate", "label_of", "names", "open_survey",
-           "open_survey_for", "perform", "public_note", "rate", "record", "role_allows", "unvisited_bad_rating"]
+           "open_survey_for", "perform", "public_note", "rate", "reactions", "record", "role_allows", "unvisited_bad_rating"]

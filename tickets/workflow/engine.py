@@ -3,7 +3,7 @@
 `perform` checks the caller's role, the optional `version`, the current state and the payload, claims the
 ticket row (a conditional version bump, so two concurrent actions cannot both win), runs the action's handler
 and returns the Event it recorded. `record` appends an Event and hands it to the app's reactions (the SMS and
-escalation rooms' receivers, see `tickets.reactions`). Nothing here commits: the caller does, once, and rolls
+escalation rooms' receivers, see `reactions.py`). Nothing here commits: the caller does, once, and rolls
 back on error.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .. import clock, deadlines
 from ..errors import Conflict, Forbidden, InvalidTransition, NotFound
 from ..models import DeadlineKind, Event, Role, Status, Ticket
-from ..reactions import reactions
+from .reactions import reactions
 from .registry import ACTIONS, Action
 
 

@@ -18,7 +18,8 @@ from typing import Callable
 
 from flask import Flask
 
-from .slots import AppSlot
+from ..slots import AppSlot
+from .registry import KINDS
 
 Receiver = Callable[..., None]  # (event, *, session, ticket, **context)
 
@@ -29,8 +30,6 @@ class Reactions:
 
     def on(self, *kinds_and_receiver) -> None:
         """on(kind, ..., receiver): call `receiver` for every event of these kinds."""
-        from .workflow import KINDS
-
         *kinds, receiver = kinds_and_receiver
         for kind in kinds:
             if kind not in KINDS:
