@@ -25,7 +25,7 @@ from ..models import (
     TicketCoDepartment,
 )
 from .engine import SYSTEM, move, open_deadline, record
-from .registry import Input, action, event_kind, text
+from .registry import KINDS, Input, action, event_kind, text
 from .survey import open_survey, unvisited_bad_rating
 
 TEXT_MAX = 4000
@@ -284,12 +284,12 @@ def _reply(session, ticket, actor, data, now):
     return record(session, ticket, actor, "reply", now, from_status=previous, note=data["content"], public=True)
 
 
-def _close(session, ticket, actor, action_name, now, previous, public_text, kinds, note=None, survey=True):
+def _close(session, ticket, actor, action_name, now, previous, public_text, kinds, note=None):
     ticket.public_reply = public_text
     ticket.closed_at = now
     deadlines.end(session, ticket, kinds, now)
     deadlines.refresh_ticket_due(session, ticket)
-    if survey:
+    if KINDS[action_name].starts_survey:
         open_survey(session, ticket, now)
     return record(session, ticket, actor, action_name, now, from_status=previous, note=note, public=True,
                   public_note=public_text)
@@ -354,12 +354,11 @@ def _note(session, ticket, actor, data, now):
         inputs=(text("content", _l("Explanation to the citizen")),),
         label=_l("Explained and closed"), button=_l("Explain and close"), public=True,
         confirm=_l("Close the case with this explanation? The citizen sees it."),
-        closes_case=True, answers_bad_rating=True, moves_deadlines=True)
+        # An explanation answers the 差评 without rework: no new survey, asking again would only invite the same rating.
+        closes_case=True, answers_bad_rating=True, starts_survey=False, moves_deadlines=True)
 def _explain(session, ticket, actor, data, now):
     previous = move(ticket, Status.closed)
-    # An explanation answers the 差评 without rework; asking again would only invite the same rating.
-    return _close(session, ticket, actor, "explain", now, previous, data["content"], [DeadlineKind.rectify],
-                  survey=False)
+    return _close(session, ticket, actor, "explain", now, previous, data["content"], [DeadlineKind.rectify])
 
 
 def _bad_rating_unvisited(session, ticket, now):
