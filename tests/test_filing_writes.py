@@ -80,3 +80,32 @@ def test_a_filed_ticket_can_be_acted_on_in_the_same_transaction(world):
         number = ticket.tracking_no
     detail = world.ticket("office", number)
     assert detail["status"] == "accepted" and [e["action"] for e in detail["events"]] == ["file", "accept"]
+
+
+def test_only_the_counters_own_transaction_skips_the_wait_for_the_disk(world, database_url):
+    """On PostgreSQL the day's counter is bumped in a transaction of its own that does not wait for its commit to
+    be flushed (a later crash can lose only bumps no committed ticket carries); the filing's own transaction,
+    which answers the citizen, still waits. Elsewhere nothing of the kind is asked."""
+    seen = []
+
+    def statement(conn, cursor, sql, parameters, context, executemany):
+        seen.append((sql, conn.connection.dbapi_connection.autocommit if hasattr(
+            conn.connection.dbapi_connection, "autocommit") else None))
+
+    values = {"name": "张三", "phone": "+8613800138000", "problem_type": "other", "description": "营业执照变更办了一个月"}
+    with world.app.app_context():
+        sa.event.listen(db.engine, "before_cursor_execute", statement)
+        try:
+            intake.file_ticket(db.session, values, channel="api")
+            filing_setting = db.session.execute(sa.text(
+                "SHOW synchronous_commit" if database_url.startswith("postgresql") else "SELECT 'on'")).scalar()
+            db.session.commit()
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", statement)
+    asks = [autocommit for sql, autocommit in seen if "synchronous_commit" in sql and "set_config" in sql]
+    if database_url.startswith("postgresql"):
+        assert asks == [True]  # once, in the counter's autocommit statement
+        assert "tracking_counter" in next(sql for sql, _ in seen if "set_config" in sql)
+    else:
+        assert asks == []
+    assert filing_setting == "on"
