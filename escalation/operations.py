@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import current_app
 
+from tickets.db import new_row
 from tickets.models import FINAL_STATUSES, Deadline, Ticket
 
 from . import store
@@ -42,8 +43,8 @@ def wanted_steps(deadlines, calendar, zone) -> dict[tuple, tuple[Rung, datetime]
 
 def _new_step(ticket_id: int, key: tuple, rung: Rung, at: datetime, now: datetime) -> EscalationStep:
     kind, round_, step = key
-    return EscalationStep(ticket_id=ticket_id, kind=kind, round=round_, step=step, level=rung.level, due_at=at,
-                          created_at=now)
+    return new_row(EscalationStep, ticket_id=ticket_id, kind=kind, round=round_, step=step, level=rung.level,
+                   due_at=at, created_at=now)
 
 
 def _unfired(step_id: int):

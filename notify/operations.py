@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from tickets import clock
-from tickets.db import db, utcnow
+from tickets.db import db, new_row, utcnow
 
 from .messages import KINDS, compose, default_text
 from .models import SmsMessage, SmsOptOut, SmsStatus, SmsTemplate
@@ -87,8 +87,8 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
     kind = KINDS[template]
     now = clock.now()
     opted_out = kind.survey and is_opted_out(session, phone)
-    message = SmsMessage(
-        ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
+    message = new_row(
+        SmsMessage, ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
         body=compose(template, custom_text(session, template), context), created_at=now,
         not_before=hold_until(now) or now,
         **(OPTED_OUT if opted_out else AS_HISTORY if session.info.get(_HISTORY) else {}),

@@ -11,7 +11,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from . import clock, deadlines, secrets, validation
-from .db import autocommit_row, insert_pending
+from .db import autocommit_row, insert_pending, new_row
 from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
 from .phones import normalise_mobile
 from .signals import event_recorded
@@ -109,8 +109,8 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
     now = clock.now()
     code = secrets.new_query_code()
     tracking_no, ticket_id = take_number(session, now)
-    ticket = Ticket(
-        id=ticket_id, tracking_no=tracking_no, query_code_hash=secrets.hash_query_code(code),
+    ticket = new_row(
+        Ticket, id=ticket_id, tracking_no=tracking_no, query_code_hash=secrets.hash_query_code(code),
         citizen_name=data["name"], phone=data["phone"], problem_type=data["problem_type"],
         service_item=data.get("service_item"), description=data["description"], channel=channel,
         suggested_department_id=data.get("department_id"), created_at=now, updated_at=now,
@@ -122,8 +122,8 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
     accept = deadlines.planned(ticket, DeadlineKind.accept, now)
     accept.ticket_id, accept.round = ticket.id, 1
     ticket.due_at, ticket.due_kind, ticket.due_provisional = accept.due_at, accept.kind, accept.provisional
-    event = Event(ticket_id=ticket.id, at=now, actor_role="citizen", action="file", to_status=ticket.status,
-                  public=True, data={"channel": channel})
+    event = new_row(Event, ticket_id=ticket.id, at=now, actor_role="citizen", action="file", to_status=ticket.status,
+                    public=True, data={"channel": channel})
     session.add_all((ticket, accept, event))
     with session.no_autoflush:
         event_recorded.send(event, session=session, ticket=ticket, query_code=code)
