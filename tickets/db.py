@@ -100,10 +100,18 @@ def new_row(model, **values):
     return obj
 
 
+@functools.lru_cache(maxsize=None)
+def _column_keys(table) -> tuple:
+    """(attribute key, part of the primary key) for each column of a table."""
+    return tuple((c.key, c.primary_key) for c in table.columns)
+
+
 def _column_values(obj) -> dict:
-    """The row of a new object: every column but a primary key still to be generated."""
-    table = type(obj).__table__
-    return {c.key: getattr(obj, c.key) for c in table.columns if not (c.primary_key and getattr(obj, c.key) is None)}
+    """The row of a new object: every column but a primary key still to be generated. Read from the object's
+    state (a new object's values are all there; a column it has no value for is None, as its attribute reads)."""
+    values = obj.__dict__
+    return {key: values.get(key) for key, primary in _column_keys(type(obj).__table__)
+            if not (primary and values.get(key) is None)}
 
 
 @functools.lru_cache(maxsize=64)
