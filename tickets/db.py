@@ -1,6 +1,7 @@
 """The database handle shared by views, the console and actors, and the column types every room uses."""
 from __future__ import annotations
 
+import enum
 import functools
 import json
 from datetime import date, datetime, timezone
@@ -67,12 +68,24 @@ def configure_engine(engine: sa.Engine) -> None:
         cursor.close()
 
 
+_CONSTANT = (type(None), bool, int, float, str, enum.Enum)  # defaults a new object may share with every other
+
+
 @functools.lru_cache(maxsize=None)
-def _defaults(model) -> tuple:
-    """The fields of a table model that have a default (a value or a factory), with their definitions."""
+def _defaults(model) -> tuple[dict, tuple]:
+    """A table model's defaults: the constant ones as values, and the fields whose default is made anew for each
+    object (a factory, or a value Pydantic copies), with their definitions."""
     if model.__sqlmodel_relationships__:
         raise TypeError(f"new_row does not set relationships ({model.__name__} has some)")
-    return tuple((name, field) for name, field in model.model_fields.items() if not field.is_required())
+    constant, made = {}, []
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            continue
+        if field.default_factory is None and isinstance(field.default, _CONSTANT):
+            constant[name] = field.default
+        else:
+            made.append((name, field))
+    return constant, tuple(made)
 
 
 def new_row(model, **values):
@@ -80,18 +93,21 @@ def new_row(model, **values):
     given), for the objects of the filing hot path (issue 11, item 20).
 
     SQLModel's constructor assigns each field through both SQLAlchemy's and Pydantic's attribute handling
-    (about 40 µs a row, a tenth of a filing's CPU for its five rows); this puts the values into the object's
+    (about 50 µs a row, a tenth of a filing's CPU for its five rows); this puts the values into the object's
     state at once, as SQLAlchemy does when it loads a row, at about a seventh of the cost. The object is
     transient, as from the constructor; `session.add` and a flush or `insert_pending` write it, and assigning
     to it afterwards is tracked as usual. Like SQLModel's constructor for tables, it validates nothing; a name
     that is not a field is a TypeError. For models without relationships (none of Banjie's tables has one).
     """
-    defaults = _defaults(model)
+    constant, made = _defaults(model)
     unknown = values.keys() - model.model_fields.keys()
     if unknown:
         raise TypeError(f"{model.__name__} has no field {', '.join(sorted(unknown))}")
     given = set(values)
-    for name, field in defaults:
+    for name, value in constant.items():
+        if name not in given:
+            values[name] = value
+    for name, field in made:
         if name not in given:
             values[name] = field.get_default(call_default_factory=True)
     obj = manager_of_class(model).new_instance()  # SQLModel's __new__ and SQLAlchemy's state, as for a loaded row
