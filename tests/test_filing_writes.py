@@ -73,11 +73,15 @@ def test_a_filing_that_is_not_committed_leaves_nothing_and_sends_nothing(world):
 
 
 def test_a_filed_ticket_can_be_acted_on_in_the_same_transaction(world):
-    """The rows written in one statement are in the session as if loaded (the demo files and acts at once)."""
+    """The ticket written in one statement is in the session as if loaded, and queries find its other rows (the
+    demo files and acts at once)."""
     values = {"name": "张三", "phone": "+8613800138000", "problem_type": "other", "description": "营业执照变更办了一个月"}
     with world.app.app_context():
         office = Actor.of(db.session.get(User, world.users["office"]))
         ticket = intake.file_ticket(db.session, values, channel="web").ticket
+        assert sa.inspect(ticket).persistent and ticket in db.session and not db.session.new
+        [deadline] = db.session.scalars(sa.select(Deadline).where(Deadline.ticket_id == ticket.id)).all()
+        assert (deadline.kind, deadline.due_at, deadline.ended_at) == ("accept", ticket.due_at, None)
         workflow.perform(db.session, ticket, office, "accept")
         db.session.commit()
         number = ticket.tracking_no

@@ -169,15 +169,18 @@ def _table_order() -> dict:
     return {table: n for n, table in enumerate(SQLModel.metadata.sorted_tables)}
 
 
-def insert_pending(session) -> None:
+def insert_pending(session, *, keep=()) -> None:
     """Write the objects added to `session` since its last flush, as `session.flush()` would.
 
     On PostgreSQL they go in one statement (their INSERTs as the parts of a data-modifying WITH; foreign keys
     are checked at its end) instead of the unit of work's one INSERT each: for the hot path of filing, whose
     five rows took five statements and most of its time (issue 11, item 20). The objects must be new and
-    complete (an SQLModel constructor fills every field, references to one another by ids set beforehand);
-    they stay in the session as if loaded. No mapper insert events fire for them. Elsewhere one INSERT each,
-    in the order the foreign keys need (the unit of work orders tables by relationships, and these have none).
+    complete (an SQLModel constructor or `new_row` fills every field, references to one another by ids set
+    beforehand). Afterwards every object has its id; those in `keep` stay in the session as if loaded (a
+    change to them is written by the next flush), the others leave it (a query in the same transaction loads
+    their rows again): putting an object back costs about as much as writing it. No mapper insert events fire
+    for them. Elsewhere one INSERT each, in the order the foreign keys need (the unit of work orders tables by
+    relationships, and these have none).
     """
     order = _table_order()
     pending = sorted(session.new, key=lambda obj: order[type(obj).__table__])  # a stable shape to cache
@@ -191,12 +194,14 @@ def insert_pending(session) -> None:
                                              for n, (convert, (_table, values)) in enumerate(zip(converters, rows))}).one()
     else:
         ids = [connection.execute(sa.insert(table), values).inserted_primary_key[0] for table, values in rows]
+    kept = {id(obj) for obj in keep}
     for obj, row_id in zip(pending, ids):
         session.expunge(obj)
         (key,) = type(obj).__table__.primary_key.columns
         setattr(obj, key.key, row_id)
-        make_transient_to_detached(obj)
-        session.add(obj)
+        if id(obj) in kept:
+            make_transient_to_detached(obj)
+            session.add(obj)
 
 
 def autocommit_row(session, statement, params: dict) -> sa.Row:

@@ -127,7 +127,7 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
     session.add_all((ticket, accept, event))
     with session.no_autoflush:
         event_recorded.send(event, session=session, ticket=ticket, query_code=code)
-    insert_pending(session)
+    insert_pending(session, keep=(ticket,))  # the caller may act on the ticket; queries find its other rows
     return Filed(ticket, code)
 
 
