@@ -9,6 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from tickets import clock
+from tickets.db import new_row
 from tickets.models import FINAL_STATUSES, Deadline, Ticket
 from tickets.slots import AppSlot
 from tickets.workflow import names
@@ -40,8 +41,8 @@ def wanted_steps(deadlines, calendar, zone) -> dict[tuple, tuple[Rung, datetime]
 def _new_step(ticket_id: int, key: tuple, rung: Rung, at: datetime, now: datetime,
               event_id: int | None) -> EscalationStep:
     kind, round_, step = key
-    return EscalationStep(ticket_id=ticket_id, kind=kind, round=round_, step=step, level=rung.level, due_at=at,
-                          created_at=now, event_id=event_id)
+    return new_row(EscalationStep, ticket_id=ticket_id, kind=kind, round=round_, step=step, level=rung.level,
+                   due_at=at, created_at=now, event_id=event_id)
 
 
 def _unfired(step_id: int):

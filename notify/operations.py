@@ -9,7 +9,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from tickets import clock
-from tickets.db import db, utcnow
+from tickets.db import db, new_row, utcnow
 from tickets.errors import ValidationFailed
 
 from .messages import KINDS, TemplateProblem, check_text, compose, default_text
@@ -114,8 +114,8 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
     kind = KINDS[template]
     now = clock.now()
     opted_out = kind.survey and is_opted_out(session, phone)
-    message = SmsMessage(
-        ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
+    message = new_row(
+        SmsMessage, ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
         body=compose(template, custom_text(session, template), context), created_at=now,
         not_before=hold_until(now) or now,
         event_id=cause.id if cause is not None else None, step_id=step_id,

@@ -34,3 +34,30 @@ def test_workers_share_one_budget_through_redis(make_app, redis_url):
     first, second = make_app(**config).test_client(), make_app(**config).test_client()
     codes = [client.post("/api/v1/tickets", json=BODY).status_code for client in (first, second) * 3]
     assert codes == [201, 201, 201, 201, 429, 429]
+
+
+def test_limits_are_evaluated_once_per_request(make_app, monkeypatch):
+    """Every limit is on its route, so Flask-Limiter's pass before each request (for limits that are not)
+    is left out: a limited request is evaluated once, by its route, and counted once."""
+    from tickets.extensions import limiter
+
+    app = make_app(RATELIMIT_PUBLIC="3/minute")
+    manager = limiter.limit_manager
+    with app.test_request_context():
+        assert manager.application_limits == [] and manager.default_limits == []
+        assert all(manager.blueprint_limits(app, name) == [] for name in app.blueprints)
+    assert all(getattr(hook, "__func__", None) is not type(limiter)._check_request_limit
+               for hook in app.before_request_funcs[None])
+    evaluated, hits = [], []
+    check, hit = limiter._check_request_limit, limiter.limiter.hit
+    monkeypatch.setattr(limiter, "_check_request_limit", lambda *a, **k: (evaluated.append(k), check(*a, **k))[1])
+    monkeypatch.setattr(limiter.limiter, "hit", lambda *a, **k: (hits.append(a), hit(*a, **k))[1])
+    client = app.test_client()
+    assert client.post("/api/v1/tickets", json=BODY).status_code == 201
+    assert [k.get("in_middleware") for k in evaluated] == [False] and len(hits) == 1
+    evaluated.clear(), hits.clear()
+    assert client.get("/api/v1/problem-types").status_code == 200
+    assert len(evaluated) == 1 and len(hits) == 1
+    evaluated.clear(), hits.clear()
+    assert client.get("/").status_code == 200 and evaluated == [] and hits == []  # the form: no limit of its own
+    assert [client.post("/api/v1/tickets", json=BODY).status_code for _ in range(3)] == [201, 201, 429]

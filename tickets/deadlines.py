@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 import sqlalchemy as sa
+from .db import new_row
 from .models import Deadline, DeadlineKind, Ticket
 from .slots import AppSlot
 
@@ -61,8 +62,8 @@ def planned(ticket: Ticket, kind: DeadlineKind, at: datetime, *, working_days: i
     rules = policy()
     days = working_days or rules.working_days(kind.value, problem_type=ticket.problem_type, department_id=department_id)
     due = rules.due(at, days)
-    return Deadline(kind=kind.value, department_id=department_id, started_at=at, working_days=days,
-                    due_at=due.at, original_due_at=due.at, provisional=due.provisional)
+    return new_row(Deadline, kind=kind.value, department_id=department_id, started_at=at, working_days=days,
+                   due_at=due.at, original_due_at=due.at, provisional=due.provisional)
 
 
 def end(session, ticket: Ticket, kinds, at: datetime, outcome: str | None = None) -> list[Deadline]:

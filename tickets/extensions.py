@@ -12,11 +12,31 @@ from flask_login import LoginManager
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
+
+
+class RouteLimiter(Limiter):
+    """Flask-Limiter, evaluated once per request.
+
+    Every limit of Banjie is on its route (the public ones through `public_limit`, sign-in's in admin/auth.py),
+    and the route's decorator evaluates it. Flask-Limiter also evaluates, before every request, the limits
+    that are not on a route (application-wide, default, meta and blueprint limits); Banjie has none, so that
+    pass found nothing on every request, at the cost of a second evaluation (issue 11, item 20). It is left
+    out unless the configuration brings such limits (RATELIMIT_APPLICATION, RATELIMIT_DEFAULT, RATELIMIT_META).
+    A limit on a blueprint would need it back: tests/test_rate_limit.py checks that there is none.
+    """
+
+    def init_app(self, app) -> None:
+        super().init_app(app)
+        manager = self.limit_manager
+        if not (manager.application_limits or manager.default_limits or app.config.get("RATELIMIT_META")):
+            app.before_request_funcs[None].remove(self._check_request_limit)
+
+
 babel = Babel()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 talisman = Talisman()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+limiter = RouteLimiter(key_func=get_remote_address, default_limits=[])
 log = logging.getLogger("banjie.ratelimit")
 
 

@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock, deadlines
+from ..db import new_row
 from ..errors import Conflict, Forbidden, InvalidTransition, NotFound
 from ..models import DeadlineKind, Event, Role, Status, Ticket
 from .reactions import reactions
@@ -118,9 +119,9 @@ def record(session, ticket: Ticket, actor: Actor, action: str, now: datetime, *,
 
     Rows a reaction writes name the event as their cause (`event_id`), so the case page can say why a text
     went out. `context` goes to the reactions only (a filing passes the citizen's query code)."""
-    event = Event(ticket_id=ticket.id, at=now, actor_id=actor.user_id, actor_role=actor.role_name,
-                  action=action, from_status=from_status, to_status=ticket.status, note=note, public=public,
-                  public_note=public_note, data=data, id=context.pop("event_id", None))
+    event = new_row(Event, ticket_id=ticket.id, at=now, actor_id=actor.user_id, actor_role=actor.role_name,
+                    action=action, from_status=from_status, to_status=ticket.status, note=note, public=public,
+                    public_note=public_note, data=data, id=context.pop("event_id", None))
     session.add(event)
     reactions(current_app).dispatch(event, session=session, ticket=ticket, **context)
     return event

@@ -9,7 +9,8 @@ Each room registers its receivers in its `init_app`, per app and per kind of eve
 `tickets.workflow.record` (and filing, `tickets.intake`) calls `dispatch(event, session=..., ticket=...)` after
 adding the event to the session. Receivers may add rows to that session and must not commit; rows they write
 record `event` as their cause. For a filing nothing is written yet when they run (see `tickets.intake`): they
-must not read the new ticket back or flush. Receivers run in the order they were registered.
+must not read the new ticket back or flush, and what they add leaves the session once the filing's one
+statement has written it (only the ticket stays), so changing those objects afterwards writes nothing. Receivers run in the order they were registered.
 """
 from __future__ import annotations
 
