@@ -13,7 +13,6 @@ from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
 
-
 class RouteLimiter(Limiter):
     """Flask-Limiter, evaluated once per request.
 
