@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 FLASK := $(BIN)/flask --app app
 # pytest-xdist workers for `make test`: the tests wait on servers, worker processes and the browser much of the
-# time, so more workers than cores pay (on two cores: 8.0 min with 4, 8.3 with 3, 9.5 serial, all on a shared host).
+# time, so more workers than cores pay (on two cores: 8.0 min with 4, 8.3 with 3, 9.5 serial, all on a busy shared
+# host; 3.5 min with 4 on a quiet one).
 # Each worker has its own databases (tests/conftest.py).
 TEST_WORKERS ?= 4
 FAST_MARKERS := not postgres and not redis and not browser and not slow
