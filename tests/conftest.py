@@ -18,6 +18,7 @@ from hypothesis import settings
 from app import create_app
 from notify.state import BACKEND
 from tests.browser import browser_page  # noqa: F401  (a fixture, here for every test file)
+from tests.sms_support import twilio  # noqa: F401  (a fixture: the Twilio-compatible test server)
 
 # What tests import from tests.helpers; named here too for tests written before it existed.
 from tests.helpers import (  # noqa: F401

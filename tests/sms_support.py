@@ -6,11 +6,13 @@ import threading
 from contextlib import contextmanager
 
 import dramatiq
+import pytest
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from notify.models import SmsMessage
 from tickets.broker import broker as broker_of
+from tests.twilio_server import TwilioTestServer
 from tickets.db import db
 
 ACCOUNT_SID = "AC" + "b2" * 16
@@ -40,14 +42,26 @@ def served(app):
 def drain(app, timeout: float = 30.0) -> None:
     """Run a worker until the SMS queue and its delay queue are empty (retries with their real backoff);
     an actor that failed for good re-raises here."""
-    broker = broker_of(app)
+    run_queue(broker_of(app), "sms", timeout)
+
+
+def run_queue(broker, queue: str, timeout: float = 30.0) -> None:
+    """A dramatiq worker on `broker` until `queue` (and its delay queue) is empty; a job that failed for good
+    re-raises here."""
     worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=2)
     worker.start()
     try:
-        broker.join("sms", timeout=int(timeout * 1000), fail_fast=True)
+        broker.join(queue, timeout=int(timeout * 1000), fail_fast=True)
         worker.join()
     finally:
         worker.stop()
+
+
+@pytest.fixture
+def twilio():
+    """A Twilio-compatible test server for the app's SMS backend (see twilio_config)."""
+    with TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN, callback_delay=0.01) as server:
+        yield server
 
 
 def messages(app, **where) -> list[SmsMessage]:

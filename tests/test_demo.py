@@ -35,7 +35,6 @@ from reports.figures import monthly_figures
 from reports.metrics import Month
 from tests.helpers import TZ, free_port, page_csrf
 from tests.sms_support import drain, twilio_config
-from tests.twilio_server import TwilioTestServer
 from tickets.accounts import create_user
 from tickets.clock import CLOCK
 from tickets.db import db
@@ -146,14 +145,6 @@ def test_the_demo_is_history_acted_in_office_hours(app, now):
 
 
 # --- the SMS room and the demo with a real provider configured ---------------------------------------------
-
-@pytest.fixture
-def twilio():
-    from tests.sms_support import ACCOUNT_SID, AUTH_TOKEN
-
-    with TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN, callback_delay=0.01) as server:
-        yield server
-
 
 @pytest.mark.slow  # loads the whole demo
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: the properties above

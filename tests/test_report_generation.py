@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import dramatiq
 import pytest
 import sqlalchemy as sa
 
 from reports.models import Report
 from reports.tasks import SCHEDULE_KEY
 from tests.helpers import page_csrf
+from tests.sms_support import run_queue
 from tests.report_figures import CountingServer, pdf_text, squash
 from tests.report_month import MONTH, small_month
 from tickets.broker import broker as broker_of
@@ -42,13 +42,7 @@ def run_scheduled_job(world, clock) -> None:
     broker = broker_of(world.app)
     job = JOBS.get(world.app)[SCHEDULE_KEY]
     assert job(clock.set(2026, 12, 1, 0, 5)) == MONTH
-    worker = dramatiq.Worker(broker, worker_timeout=100)
-    worker.start()
-    try:
-        broker.join("reports", fail_fast=True)
-        worker.join()
-    finally:
-        worker.stop()
+    run_queue(broker, "reports")
     clock.set(2026, 12, 3, 10)
 
 

@@ -12,6 +12,7 @@ from reports import fonts, metrics
 from reports.models import Report
 from reports.tasks import SCHEDULE_KEY
 from tests.helpers import page_csrf
+from tests.sms_support import run_queue
 from tests.report_month import A_NAME, B_NAME, MONTH, build_month
 from tickets.broker import broker as broker_of
 from tickets.db import db
@@ -118,14 +119,7 @@ def test_scheduler_job_generates_last_month_once_and_tells_the_leaders(world, no
     broker.flush_all()
     assert job(clock.set(2026, 12, 1, 0, 5)) == MONTH  # just after midnight on the 1st, local time
     assert job(clock.now) is None  # enqueued already: not again while the worker runs
-    import dramatiq
-    worker = dramatiq.Worker(broker, worker_timeout=100)
-    worker.start()
-    try:
-        broker.join("reports", fail_fast=True)
-        worker.join()
-    finally:
-        worker.stop()
+    run_queue(broker, "reports")
     with app.app_context():
         report = db.session.scalar(sa.select(Report))
         assert (report.month, report.trigger) == (MONTH, "auto")

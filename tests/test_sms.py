@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from notify.models import InboundSms, SmsMessage, SmsOptOut
 from notify.state import ENQUEUE
 from tests.sms_support import AUTH_TOKEN, drain, messages, served, twilio_config
-from tests.twilio_server import TwilioTestServer, twilio_signature
+from tests.twilio_server import twilio_signature
 from tickets.broker import broker as broker_of
 from tickets.clock import set_clock
 from tickets.db import db
@@ -19,14 +19,6 @@ from tickets.models import ReturnVisit, Survey, Ticket
 
 CITIZEN = "+8613800138000"
 SUPERVISOR = "+8613900000001"
-
-
-@pytest.fixture
-def twilio():
-    from tests.sms_support import ACCOUNT_SID
-
-    with TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN, callback_delay=0.01) as server:
-        yield server
 
 
 @pytest.fixture

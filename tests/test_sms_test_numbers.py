@@ -16,20 +16,13 @@ from notify import send_sms, writing_history
 from notify.models import SmsMessage
 from notify.test_numbers import DEFAULT_TEST_NUMBERS, is_test_number, parse_test_numbers
 from tests.helpers import BASE_CONFIG
-from tests.sms_support import ACCOUNT_SID, AUTH_TOKEN, drain, messages, twilio_config
-from tests.twilio_server import TwilioTestServer
+from tests.sms_support import drain, messages, twilio_config
 from tickets.db import db
 from tickets.phones import normalise_mobile
 from tickets.schedule import JOBS
 
 TEST_NUMBER = "+8617000000123"
 REAL_NUMBER = "+8613800138000"
-
-
-@pytest.fixture
-def twilio():
-    with TwilioTestServer(ACCOUNT_SID, AUTH_TOKEN, callback_delay=0.01) as server:
-        yield server
 
 
 @pytest.fixture
