@@ -164,7 +164,7 @@ def test_sweep_command_and_heartbeat(world, clock):
 
 
 def test_closed_behind_the_ladders_back_is_not_escalated(world, clock):
-    """A step left pending by a deadline ended outside the workflow is cancelled, not fired."""
+    """A step left pending by a deadline ended outside the workflow is cancelled, not fired, and says why."""
     case = transferred_case(world, clock)
     with world.app.app_context():
         db.session.execute(sa.update(Ticket).where(Ticket.tracking_no == case).values(status="closed"))
@@ -172,6 +172,9 @@ def test_closed_behind_the_ladders_back_is_not_escalated(world, clock):
     clock.set(2026, 11, 30, 9, 0)
     result = sweep(world)
     assert result.fired == {} and result.cancelled == 3 and messages(world) == []
+    assert result.cancelled_why == {("case_closed", "warning"): 1, ("case_closed", "supervisor"): 1,
+                                    ("case_closed", "leader"): 1}
+    assert all(cancelled for _, fired, cancelled in steps(world, case).values() if not fired)
 
 
 def test_ladder_is_configurable(make_app, clock):

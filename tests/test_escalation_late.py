@@ -22,7 +22,6 @@ from tests.helpers import (
     give_phones,
     local,
     page_csrf,
-    steps,
     sweep,
     transferred_case,
 )
@@ -191,18 +190,6 @@ def test_cancel_reasons_from_the_workflow(world, clock):
     assert step_row(world, case, "review", "office_reminder", 2).cancel_reason == "case_closed"
     page = world.console("office").get(f"/admin/case/{case}").get_data(as_text=True)
     assert "案件已结束" in escalation_table(page) and "期限已先结束" in escalation_table(page)
-
-
-def test_a_step_cancelled_behind_the_workflows_back_says_why(world, clock):
-    case = transferred_case(world, clock)
-    with world.app.app_context():
-        db.session.execute(sa.update(Ticket).where(Ticket.tracking_no == case).values(status="closed"))
-        db.session.commit()
-    clock.set(2026, 11, 30, 9, 0)
-    result = sweep(world)
-    assert result.cancelled_why == {("case_closed", "warning"): 1, ("case_closed", "supervisor"): 1,
-                                    ("case_closed", "leader"): 1}
-    assert all(cancelled for _, fired, cancelled in steps(world, case).values() if not fired)
 
 
 # --- texts that reach nobody -------------------------------------------------------------------------------
