@@ -114,6 +114,7 @@ def test_a_late_callback_never_moves_a_status_back(world):
 
 # --- failures ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # real backoff between retries
 def test_rate_limited_and_server_errors_are_retried_with_backoff(world, twilio):
     twilio.fail_next(1, status=429)
     twilio.fail_next(1, status=503)
@@ -133,6 +134,7 @@ def test_invalid_numbers_fail_at_once_and_show_why(world, twilio):
     assert len(twilio.requests) == 1
 
 
+@pytest.mark.slow  # a real request timeout
 def test_a_timeout_after_the_provider_accepted_does_not_send_twice(world, twilio):
     twilio.delay_next(1, seconds=1.5, record_first=True)  # accepted, but the answer comes after our 0.5 s timeout
     world.file()
@@ -142,6 +144,7 @@ def test_a_timeout_after_the_provider_accepted_does_not_send_twice(world, twilio
     assert len(twilio.messages) == 1 and len(twilio.requests) == 1
 
 
+@pytest.mark.slow  # a real request timeout and a retry
 def test_a_timeout_before_the_provider_accepted_sends_once_on_retry(world, twilio):
     twilio.delay_next(1, seconds=1.5, record_first=False)
     world.file()
@@ -151,6 +154,7 @@ def test_a_timeout_before_the_provider_accepted_sends_once_on_retry(world, twili
     assert len(twilio.messages) == 1
 
 
+@pytest.mark.slow  # real backoff between attempts
 def test_giving_up_after_the_configured_attempts(world, twilio):
     world.app.config["SMS_MAX_ATTEMPTS"] = 2
     twilio.fail_next(5, status=500)

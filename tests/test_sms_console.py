@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 
 import dramatiq
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -95,6 +96,7 @@ def _burst(limiter, n: int, threads: int = 4) -> list[float]:
     return starts
 
 
+@pytest.mark.slow  # sends through the real one-second window
 def test_local_rate_limit_holds_in_every_window():
     starts = _burst(LocalRateLimiter(5), 12)
     # the promise is five in any second; the limiter keeps WINDOW_SECONDS (1.1 s) for the jitter between a permit
