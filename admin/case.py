@@ -11,7 +11,6 @@ from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from escalation.models import EscalationStep
 from tickets import clock, workflow
 from tickets.access import ticket_for
 from tickets.db import db
@@ -22,7 +21,6 @@ from tickets.models import (
     SUPERVISING_ROLES,
     Deadline,
     Department,
-    Event,
     ReturnVisit,
     Survey,
 )
@@ -77,9 +75,9 @@ class CaseView(RoleGuard, BaseView):
     def _render(self, ticket, *, failed: dict | None = None, status: int = 200):
         actor = current_actor()
         view = staff_view(db.session, ticket, actor, clock.now())
-        events = {e.id: e for e in db.session.scalars(sa.select(Event).where(Event.ticket_id == ticket.id))}
-        steps = {s.id: s for s in db.session.scalars(sa.select(EscalationStep)
-                                                       .where(EscalationStep.ticket_id == ticket.id))}
+        ladder = step_history(db.session, ticket.id)
+        events = {e["id"]: e for e in view["events"]}
+        steps = {s["id"]: s for s in ladder}
         departments = list(db.session.execute(
             sa.select(Department.id, Department.name).where(Department.active.is_(True)).order_by(Department.code)
         ).all())
@@ -89,7 +87,7 @@ class CaseView(RoleGuard, BaseView):
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
             label=label, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),
-            ladder=step_history(db.session, ticket.id), event_lines=event_lines,
+            ladder=ladder, event_lines=event_lines,
             sms_cause=lambda message: causes.of_message(message, events, steps),
             step_cause=lambda step: causes.of_event(events.get(step["event_id"])),
         )

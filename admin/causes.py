@@ -1,7 +1,8 @@
 """Why a text went out, or why a ladder step was planned: the case event or ladder step recorded as its cause.
 
 The case page and the SMS log's message page both say it in these words, linking to the event in the case's
-history or to the step in its escalation table.
+history or to the step in its escalation table. Both work from what the case page already shows: its events
+(`tickets.presenters.staff_view`) and its ladder rows (`admin.escalation.step_row`).
 """
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from dataclasses import dataclass
 from flask_babel import gettext as _
 
 from escalation.models import EscalationStep
-from tickets.labels import DEADLINE_LABELS, label
+from tickets.clock import iso, iso_text
 from tickets.models import Event
-from tickets.clock import local_text
 from tickets.workflow import label_of
 
 
@@ -22,23 +22,21 @@ class Cause:
     anchor: str  # the element on the case page it points at
 
 
-def of_event(event: Event | None) -> Cause | None:
+def of_event(event: dict | None) -> Cause | None:
     if event is None:
         return None
-    return Cause(_("%(what)s, %(at)s", what=label_of(event.action), at=local_text(event.at)), f"event-{event.id}")
+    return Cause(_("%(what)s, %(at)s", what=event["label"], at=iso_text(event["at"])), f"event-{event['id']}")
 
 
-def of_step(step: EscalationStep | None) -> Cause | None:
+def of_step(step: dict | None) -> Cause | None:
     if step is None:
         return None
-    from .escalation import STEP_LABELS
-
-    return Cause(_("Escalation ladder: %(step)s (%(deadline)s)", step=label(STEP_LABELS, step.step),
-                   deadline=label(DEADLINE_LABELS, step.kind)), f"step-{step.id}")
+    return Cause(_("Escalation ladder: %(step)s (%(deadline)s)", step=step["step"], deadline=step["deadline"]),
+                 f"step-{step['id']}")
 
 
 def of_message(message, events: dict, steps: dict) -> Cause | None:
-    """A text's cause from the case's events and steps by id (None: a reply to the citizen, or no record)."""
+    """A text's cause from the case's events and ladder rows by id (None: a reply to the citizen, or no record)."""
     if message.step_id is not None:
         return of_step(steps.get(message.step_id))
     if message.event_id is not None:
@@ -48,6 +46,9 @@ def of_message(message, events: dict, steps: dict) -> Cause | None:
 
 def load_for_message(session, message) -> Cause | None:
     """The cause of one text, read from the database (the SMS log's message page)."""
+    from .escalation import step_row
+
     step = session.get(EscalationStep, message.step_id) if message.step_id is not None else None
     event = session.get(Event, message.event_id) if message.event_id is not None else None
-    return of_message(message, {event.id: event} if event else {}, {step.id: step} if step else {})
+    events = {event.id: {"id": event.id, "label": label_of(event.action), "at": iso(event.at)}} if event else {}
+    return of_message(message, events, {step.id: step_row(step)} if step else {})

@@ -69,12 +69,17 @@ def step_history(session, ticket_id: int) -> list[dict]:
     and why."""
     rows = session.scalars(sa.select(EscalationStep).where(EscalationStep.ticket_id == ticket_id)
                            .order_by(EscalationStep.due_at, EscalationStep.id))
-    return [{"id": s.id, "event_id": s.event_id, "deadline": label(DEADLINE_LABELS, s.kind), "round": s.round,
-             "step": label(STEP_LABELS, s.step),
-             "level": s.level, "due_at": s.due_at, "fired_at": s.fired_at, "cancelled_at": s.cancelled_at,
-             "cancel_reason": label(CANCEL_LABELS, s.cancel_reason) if s.cancel_reason else None,
-             "sms_count": s.sms_count,
-             "nobody": nobody_text(s.audience) if s.fired_at and s.recipients == 0 else None} for s in rows]
+    return [step_row(s) for s in rows]
+
+
+def step_row(s: EscalationStep) -> dict:
+    """One ladder step as the case page shows it."""
+    return {"id": s.id, "event_id": s.event_id, "deadline": label(DEADLINE_LABELS, s.kind), "round": s.round,
+            "step": label(STEP_LABELS, s.step),
+            "level": s.level, "due_at": s.due_at, "fired_at": s.fired_at, "cancelled_at": s.cancelled_at,
+            "cancel_reason": label(CANCEL_LABELS, s.cancel_reason) if s.cancel_reason else None,
+            "sms_count": s.sms_count,
+            "nobody": nobody_text(s.audience) if s.fired_at and s.recipients == 0 else None}
 
 
 def event_lines(event: dict) -> list[tuple[str, bool]]:

@@ -51,9 +51,10 @@ def _unfired(step_id: int):
         .execution_options(synchronize_session=False)
 
 
-def sync_steps(session, ticket: Ticket, now: datetime, event_id: int | None = None) -> None:
-    """Make the ticket's pending steps match its open deadlines; `event_id`: the event that moved them."""
-    session.flush()
+def sync_steps(session, ticket: Ticket, now: datetime, cause=None) -> None:
+    """Make the ticket's pending steps match its open deadlines; `cause`: the event that moved them."""
+    session.flush()  # the deadlines as the action left them, and the cause's id
+    event_id = cause.id if cause is not None else None
     deadlines = session.scalars(
         sa.select(Deadline).where(Deadline.ticket_id == ticket.id, Deadline.ended_at.is_(None))
     ).all()
@@ -94,8 +95,7 @@ def filed(event, *, session, ticket, **_) -> None:
 
 
 def deadlines_moved(event, *, session, ticket, **_) -> None:
-    session.flush()  # the event gets its id
-    sync_steps(session, ticket, event.at, event.id)
+    sync_steps(session, ticket, event.at, event)
 
 
 def register(reactions) -> None:
