@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from wtforms import PasswordField, StringField, ValidationError
 from wtforms.validators import InputRequired, Length, Optional
 
-from tickets import accounts, clock, contacts, phones
+from tickets import accounts, clock, contacts, offices, phones
 from tickets.errors import ValidationFailed
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
@@ -61,6 +61,14 @@ def _department_choices():
     ).all()
     inactive = _("inactive")  # outside the f-string, where Babel's extractor can see it
     return [(i, f"{code} · {name}" if active else f"{code} · {name} ({inactive})") for i, code, name, active in rows]
+
+
+def _office_choices():
+    """Every office, depth first and indented, so the tree reads in the select."""
+    inactive = _("inactive")
+    return [(o.id, "\u3000" * offices.depth(o) + (f"{o.code} · {o.name}" if o.active else
+                                                     f"{o.code} · {o.name} ({inactive})"))
+            for o in offices.tree(db.session)]
 
 
 def department_name(department_id) -> str:
@@ -160,6 +168,7 @@ class DepartmentView(ManagementView):
         "created_at": _time("created_at"),
     }
     form_excluded_columns = ("created_at",)
+    form_foreign_keys = {"office_id": _office_choices}
     form_args = {
         "supervisor_phone": {"validators": [MobileNumber()]},
         "leader_phone": {"validators": [MobileNumber()]},
@@ -222,7 +231,7 @@ class UserView(ManagementView):
     ]
     # Hashes are never shown; the clock fields are the system's to write.
     form_excluded_columns = ("password_hash", "created_at", "last_login_at")
-    form_foreign_keys = {"department_id": _department_choices}
+    form_foreign_keys = {"department_id": _department_choices, "office_id": _office_choices}
     form_extra_fields = {
         "new_password": NewPasswordField(
             _l("New password"), validators=[Optional()],
@@ -247,7 +256,7 @@ class UserView(ManagementView):
 
     @staticmethod
     def _account_values(form) -> dict:
-        return {"department_id": form.department_id.data, "phone": form.phone.data,
+        return {"department_id": form.department_id.data, "office_id": form.office_id.data, "phone": form.phone.data,
                 "display_name": form.display_name.data, "active": bool(form.active.data),
                 "password": form.new_password.data or None}
 

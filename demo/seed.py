@@ -22,7 +22,7 @@ from flask import current_app
 from escalation.history import fire_on_time
 from notify import writing_history
 from notify.operations import hold_until
-from tickets import clock, deadlines, intake, workflow
+from tickets import clock, deadlines, intake, offices, workflow
 from tickets.accounts import create_user
 from tickets.models import Department, is_bad_rating
 from tickets.workflow import KINDS, Actor
@@ -110,10 +110,11 @@ def seed(session) -> Loaded:
     """Write the demo office into the session (the caller commits)."""
     numbers = Numbers(current_app.config["SMS_TEST_NUMBERS"])
     departments = {}
+    root_id = offices.root_id(session)
     for index, (code, name, supervisor, leader) in enumerate(DEPARTMENTS):
         departments[code] = Department(code=code, name=name, supervisor_name=supervisor, leader_name=leader,
                                        supervisor_phone=numbers.staff(2 * index + 1),
-                                       leader_phone=numbers.staff(2 * index + 2))
+                                       leader_phone=numbers.staff(2 * index + 2), office_id=root_id)
         session.add(departments[code])
     session.flush()
     users = {

@@ -47,18 +47,23 @@ class CalendarDay(SQLModel, table=True):
 
 
 class PolicyOverride(SQLModel, table=True):
-    """Working days of one deadline kind for one problem type or one department (the department's wins)."""
+    """Working days of one deadline kind for one problem type, one department or one office.
+
+    The department's figure wins, then the owning office's, then the problem type's (DeadlinePolicy)."""
 
     __tablename__ = "deadline_policy"
     __table_args__ = (
-        sa.UniqueConstraint("kind", "problem_type", "department_id", name="uq_deadline_policy_scope"),
-        sa.CheckConstraint("(problem_type IS NULL) <> (department_id IS NULL)", name="one_scope"),
+        sa.UniqueConstraint("kind", "problem_type", "department_id", "office_id", name="uq_deadline_policy_scope"),
+        sa.CheckConstraint(
+            "(CASE WHEN problem_type IS NULL THEN 0 ELSE 1 END) + (CASE WHEN department_id IS NULL THEN 0 ELSE 1 END)"
+            " + (CASE WHEN office_id IS NULL THEN 0 ELSE 1 END) = 1", name="one_scope"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     kind: str = Field(sa_type=sa.String(16))
     problem_type: Optional[str] = Field(default=None, sa_type=sa.String(20))
     department_id: Optional[int] = Field(default=None, foreign_key="department.id")
+    office_id: Optional[int] = Field(default=None, foreign_key="office.id")
     working_days: int
     updated_at: datetime = _time(default_factory=utcnow)
     updated_by: Optional[int] = Field(default=None, foreign_key="user_account.id")

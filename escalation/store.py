@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 
 from tickets.db import db, upsert
 from tickets.errors import ValidationFailed
-from tickets.models import Department, ProblemType
+from tickets.models import Department, Office, ProblemType
 from tickets.slots import AppSlot
 from tickets.workflow import MAX_WORKING_DAYS
 
@@ -157,25 +157,28 @@ def load_calendar(connection) -> WorkCalendar:
     return from_days(published, [(day, workday) for day, workday in days if day.year in published])
 
 
-def override_scope(session, value: str) -> tuple[str | None, int | None]:
-    """`problem_type:<code>` or `department:<id>` of an existing department; (None, None) otherwise."""
+def override_scope(session, value: str) -> tuple[str | None, int | None, int | None]:
+    """`problem_type:<code>`, `department:<id>` of an existing department or `office:<id>` of an existing office,
+    as (problem_type, department_id, office_id); all None otherwise."""
     kind, _sep, key = value.partition(":")
     if kind == "problem_type" and key in ProblemType.__members__:
-        return key, None
-    if kind == "department" and key.isascii() and key.isdigit() and len(key) < 10 \
-            and session.get(Department, int(key)) is not None:
-        return None, int(key)
-    return None, None
+        return key, None, None
+    number = int(key) if key.isascii() and key.isdigit() and len(key) < 10 else None
+    if kind == "department" and number is not None and session.get(Department, number) is not None:
+        return None, number, None
+    if kind == "office" and number is not None and session.get(Office, number) is not None:
+        return None, None, number
+    return None, None, None
 
 
 def set_override(session, kind: str, scope: str, working_days: str, *, by: int | None, now: datetime) -> PolicyOverride:
     """How many working days a kind of deadline gets for a problem type or a department (`scope`, as
     `override_scope` reads it); deadlines that start afterwards follow it. ValidationFailed for a bad value.
     The caller commits, then calls `invalidate()`."""
-    problem_type, department_id = override_scope(session, scope)
-    if kind not in DEFAULT_WORKING_DAYS or (problem_type is None and department_id is None):
-        raise ValidationFailed(_l("Choose a deadline and a problem type or department."),
-                               {"scope": _l("Choose a deadline and a problem type or department.")})
+    problem_type, department_id, office_id = override_scope(session, scope)
+    if kind not in DEFAULT_WORKING_DAYS or (problem_type is None and department_id is None and office_id is None):
+        raise ValidationFailed(_l("Choose a deadline and a problem type, department or office."),
+                               {"scope": _l("Choose a deadline and a problem type, department or office.")})
     days = working_days
     if not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= MAX_WORKING_DAYS):
         message = _l("Working days must be a whole number from 1 to %(max)d.", max=MAX_WORKING_DAYS)
@@ -183,9 +186,11 @@ def set_override(session, kind: str, scope: str, working_days: str, *, by: int |
     row = session.scalar(sa.select(PolicyOverride).where(
         PolicyOverride.kind == kind,
         PolicyOverride.problem_type == problem_type if problem_type else PolicyOverride.problem_type.is_(None),
-        PolicyOverride.department_id == department_id if department_id else PolicyOverride.department_id.is_(None)))
+        PolicyOverride.department_id == department_id if department_id else PolicyOverride.department_id.is_(None),
+        PolicyOverride.office_id == office_id if office_id else PolicyOverride.office_id.is_(None)))
     if row is None:
-        row = PolicyOverride(kind=kind, problem_type=problem_type, department_id=department_id, working_days=0)
+        row = PolicyOverride(kind=kind, problem_type=problem_type, department_id=department_id, office_id=office_id,
+                             working_days=0)
         session.add(row)
     row.working_days, row.updated_at, row.updated_by = int(days), now, by
     mark_changed(session, "policy", now)
@@ -200,11 +205,12 @@ def remove_override(session, row: PolicyOverride, now: datetime) -> None:
 
 def load_overrides(connection) -> dict[str, dict[str, int]]:
     overrides: dict[str, dict[str, int]] = {}
-    for kind, problem_type, department_id, days in connection.execute(
+    for kind, problem_type, department_id, office_id, days in connection.execute(
         sa.select(PolicyOverride.kind, PolicyOverride.problem_type, PolicyOverride.department_id,
-                  PolicyOverride.working_days)
+                  PolicyOverride.office_id, PolicyOverride.working_days)
     ):
-        scope = f"department:{department_id}" if department_id is not None else f"problem_type:{problem_type}"
+        scope = (f"department:{department_id}" if department_id is not None
+                 else f"office:{office_id}" if office_id is not None else f"problem_type:{problem_type}")
         overrides.setdefault(kind, {})[scope] = days
     return overrides
 

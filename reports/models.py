@@ -15,9 +15,11 @@ class Report(SQLModel, table=True):
     """A month's report as generated: never recomputed silently, so the PDF a leader read stays available."""
 
     __tablename__ = "report"
+    __table_args__ = (sa.UniqueConstraint("office_id", "month", name="uq_report_office_month"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    month: str = Field(sa_type=sa.String(7), unique=True)  # YYYY-MM, local time
+    office_id: int = Field(foreign_key="office.id")  # the report covers this office's whole subtree
+    month: str = Field(sa_type=sa.String(7))  # YYYY-MM, local time
     figures: dict = Field(sa_type=sa.JSON)
     pdf: bytes = Field(sa_type=sa.LargeBinary)
     formula_version: str = Field(sa_type=sa.String(16))

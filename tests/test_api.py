@@ -64,7 +64,7 @@ def test_the_whole_loop_as_the_citizen_sees_it(world, clock):
                                                               "closed"]
     assert "市场监督管理局" in view["timeline"][2]["note"]
     text = str(view)
-    assert "内部" not in text and "office" not in text and "dept_a" not in text
+    assert "内部" not in text and "'office'" not in text and "dept_a" not in text
     assert view["survey_open"] is True
     assert rate(world, filed, 2, comment="很快").status_code == 200
     view = public(world, filed).get_json()

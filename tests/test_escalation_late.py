@@ -274,7 +274,7 @@ def test_department_pages_say_which_audiences_cannot_be_reached(world):
     assert 'id="department-unreachable"' not in edit_b
     # a number entered through the form is seen at once
     saved = console.post(f"/admin/departments/edit/?id={world.departments['A']}", data={
-        "code": "A", "name": "市场监督管理局", "supervisor_phone": "139 0000 0001", "leader_phone": "+8613900000002",
+        "office_id": "1", "code": "A", "name": "市场监督管理局", "supervisor_phone": "139 0000 0001", "leader_phone": "+8613900000002",
         "active": "y", "csrf_token": page_csrf(console, f"/admin/departments/edit/?id={world.departments['A']}")})
     assert saved.status_code == 302
     row_a = re.search(r"<td[^>]*>\s*A\s*</td>.*?</tr>", console.get("/admin/departments/").get_data(as_text=True),

@@ -7,11 +7,11 @@ import sqlalchemy as sa
 from flask import g, request
 from flask_login import current_user
 
-from . import clock
+from . import clock, offices
 from .db import db
 from .errors import NotFound, Unauthorized
 from .extensions import csrf
-from .models import OFFICE_ROLES, ApiToken, Role, Ticket, TicketCoDepartment, User
+from .models import OFFICE_MEMBER_ROLES, OFFICE_ROLES, ApiToken, Role, Ticket, TicketCoDepartment, User
 from .secrets import hash_api_token
 from .workflow import Actor
 
@@ -63,10 +63,13 @@ def current_staff() -> User:
 
 
 def visibility(actor: Actor):
-    """WHERE clause of the tickets this actor may see: a department handler only its own (lead or co-department)."""
+    """WHERE clause of the tickets this actor may see: a department handler only its own (lead or co-department);
+    office, supervisor and leader users their office's and those of every office below it; admins all."""
     if actor.role == Role.department:
         co = sa.select(TicketCoDepartment.ticket_id).where(TicketCoDepartment.department_id == actor.department_id)
         return sa.or_(Ticket.department_id == actor.department_id, Ticket.id.in_(co))
+    if actor.role in OFFICE_MEMBER_ROLES:
+        return offices.ticket_in_subtree(actor.office_id) if actor.office_id is not None else sa.false()
     return sa.true()
 
 

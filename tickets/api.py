@@ -5,10 +5,10 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from . import clock, intake, workflow
+from . import clock, intake, offices, workflow
 from .access import current_staff, ticket_for, visible_tickets
 from .db import db
-from .errors import NotFound
+from .errors import NotFound, ValidationFailed
 from .extensions import csrf, public_limit, public_limits_off
 from .http import json_body
 from .labels import PROBLEM_TYPE_LABELS
@@ -41,9 +41,26 @@ def lookup_limit() -> str:
 @bp.get("/departments")
 @public_limit(lookup_limit, "public-read")
 def departments():
-    """The departments a citizen may name when filing."""
-    rows = db.session.scalars(sa.select(Department).where(Department.active.is_(True)).order_by(Department.code))
-    return jsonify([{"id": d.id, "code": d.code, "name": d.name} for d in rows])
+    """The departments a citizen may name when filing; with `office_code`, those that window can transfer to."""
+    code = request.args.get("office_code")
+    if code is None:
+        query = sa.select(Department).where(Department.active.is_(True)).order_by(Department.code)
+    else:
+        office = offices.by_code(db.session, code, active_only=True)
+        if office is None:
+            raise ValidationFailed(fields={"office_code": _l("No such window.")})
+        query = offices.transfer_departments(db.session, office)
+    return jsonify([{"id": d.id, "code": d.code, "name": d.name} for d in db.session.scalars(query)])
+
+
+@bp.get("/offices")
+@public_limit(lookup_limit, "public-read")
+def office_list():
+    """The active windows, parents before their children (the public form's area picker)."""
+    rows = offices.tree(db.session, active_only=True)
+    codes = {o.id: o.code for o in rows}
+    return jsonify([{"code": o.code, "name": o.name, "level": o.level, "parent_code": codes.get(o.parent_id)}
+                    for o in rows])
 
 
 @bp.get("/problem-types")
@@ -106,6 +123,14 @@ def _list_filters() -> dict:
         check.fail("status", _l("Unknown status."))
     check.values["status"] = status
     check.field("department_id", integer, args.get("department_id"), required=False, minimum=1)
+    office_code = args.get("office_code") or None
+    check.values["office_id"] = None
+    if office_code is not None:
+        office = offices.by_code(db.session, office_code)
+        if office is None:
+            check.fail("office_code", _l("No such window."))
+        else:
+            check.values["office_id"] = office.id
     overdue = (args.get("overdue") or "").lower()
     if overdue not in ("", "true", "false", "1", "0"):
         check.fail("overdue", _l("Must be true or false."))
@@ -127,6 +152,8 @@ def staff_tickets():
         query = query.where(Ticket.status == filters["status"])
     if filters["department_id"]:
         query = query.where(Ticket.department_id == filters["department_id"])
+    if filters["office_id"]:  # that window's subtree, within what the caller may see (outside it: an empty list)
+        query = query.where(offices.ticket_in_subtree(filters["office_id"]))
     if filters["overdue"]:
         query = query.where(Ticket.overdue(now))
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))

@@ -24,7 +24,8 @@ class Due(Protocol):
 
 
 class Policy(Protocol):
-    def working_days(self, kind: str, *, problem_type: str | None = None, department_id: int | None = None) -> int: ...
+    def working_days(self, kind: str, *, problem_type: str | None = None, department_id: int | None = None,
+                     office_id: int | None = None) -> int: ...
 
     def due(self, start: datetime, working_days: int) -> Due: ...
 
@@ -60,7 +61,8 @@ def planned(ticket: Ticket, kind: DeadlineKind, at: datetime, *, working_days: i
             department_id: int | None = None) -> Deadline:
     """A first-round deadline of this kind starting at `at`, not yet attached to the ticket or the session."""
     rules = policy()
-    days = working_days or rules.working_days(kind.value, problem_type=ticket.problem_type, department_id=department_id)
+    days = working_days or rules.working_days(kind.value, problem_type=ticket.problem_type, department_id=department_id,
+                                              office_id=ticket.office_id)
     due = rules.due(at, days)
     return new_row(Deadline, kind=kind.value, department_id=department_id, started_at=at, working_days=days,
                    due_at=due.at, original_due_at=due.at, provisional=due.provisional)

@@ -9,6 +9,7 @@ from .labels import PROBLEM_TYPE_LABELS, SCORE_LABELS
 
 
 class FilingForm(FlaskForm):
+    office_code = SelectField(_l("Window"), choices=[], validate_choice=False)
     name = StringField(_l("Your name or company"))
     phone = StringField(_l("Mobile number"))
     problem_type = RadioField(_l("What went wrong"), choices=[SelectChoice(code, label) for code, label in PROBLEM_TYPE_LABELS.items()], validate_choice=False)

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from . import clock, deadlines, secrets, validation
+from . import clock, deadlines, offices, secrets, validation
 from .db import autocommit_row, insert_pending, new_row, upsert
 from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
 from .phones import normalise_mobile
@@ -18,7 +18,7 @@ NAME_MAX = 50
 DESCRIPTION_MIN = 5
 DESCRIPTION_MAX = 2000
 SERVICE_ITEM_MAX = 100
-INTAKE_FIELDS = ("name", "phone", "problem_type", "description", "department_id", "service_item")
+INTAKE_FIELDS = ("name", "phone", "problem_type", "description", "department_id", "service_item", "office_code")
 
 
 def validate_intake(session, data) -> dict:
@@ -46,6 +46,14 @@ def validate_intake(session, data) -> dict:
             check.fail("department_id", _l("No such department."))
     check.field("service_item", validation.text, data.get("service_item"), required=False,
                 max_len=SERVICE_ITEM_MAX, single_line=True)
+    office_code = data.get("office_code")
+    if office_code in (None, ""):
+        check.values["office_id"] = offices.root_id(session)
+    else:
+        office = offices.by_code(session, office_code, active_only=True)
+        if office is None:
+            check.fail("office_code", _l("No such window."))
+        check.values["office_id"] = office.id if office is not None else None
     return check.raise_if_errors()
 
 
@@ -96,8 +104,9 @@ class Filed:
     query_code: str  # shown to the citizen once; only its hash is stored
 
 
-def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
-    """Create a submitted ticket from validated intake data (see `validate_intake`)."""
+def file_ticket(session, data: dict, *, channel: str = "web", actor=None) -> Filed:
+    """Create a submitted ticket from validated intake data (see `validate_intake`); `actor` is the member of
+    staff filing for a walk-in or a caller (None: the citizen)."""
     now = clock.now()
     code = secrets.new_query_code()
     tracking_no, ticket_id, event_id = take_number(session, now)
@@ -105,7 +114,7 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
         Ticket, id=ticket_id, tracking_no=tracking_no, query_code_hash=secrets.hash_query_code(code),
         citizen_name=data["name"], phone=data["phone"], problem_type=data["problem_type"],
         service_item=data.get("service_item"), description=data["description"], channel=channel,
-        suggested_department_id=data.get("department_id"), created_at=now, updated_at=now,
+        office_id=data.get("office_id") or offices.root_id(session), suggested_department_id=data.get("department_id"), created_at=now, updated_at=now,
     )
     # Filing reads nothing and, on PostgreSQL, writes its rows in one statement (it is the hot path: issue 11,
     # item 20): the first deadline is planned before the ticket is written, the ticket's id is known
@@ -116,8 +125,8 @@ def file_ticket(session, data: dict, *, channel: str = "web") -> Filed:
     ticket.due_at, ticket.due_kind, ticket.due_provisional = accept.due_at, accept.kind, accept.provisional
     session.add_all((ticket, accept))
     with session.no_autoflush:
-        record(session, ticket, CITIZEN, "file", now, public=True, data={"channel": channel}, event_id=event_id,
-               query_code=code)
+        record(session, ticket, actor or CITIZEN, "file", now, public=True, data={"channel": channel},
+               event_id=event_id, query_code=code)
     insert_pending(session, keep=(ticket,))  # the caller may act on the ticket; queries find its other rows
     return Filed(ticket, code)
 

@@ -57,6 +57,28 @@ def is_bad_rating(score: int | None) -> bool:
     return score is not None and score >= BAD_RATING
 
 
+class OfficeLevel(str, enum.Enum):
+    city = "city"
+    county = "county"
+    township = "township"
+
+
+# Where a case came in (网上 / 窗口 / 电话 / 12345): the citizen's own form or the API, or staff filing for a caller.
+class Channel(str, enum.Enum):
+    web = "web"          # 网上: the public form
+    api = "api"          # 网上: the API (mini-programs, portals)
+    window = "window"    # 窗口: a walk-in, filed by the window's staff
+    phone = "phone"      # 电话: a caller to the window
+    hotline = "hotline"  # 12345: handed over by the hotline
+
+
+STAFF_CHANNELS = (Channel.window, Channel.phone, Channel.hotline, Channel.web)
+
+
+# Staff of these roles belong to one office (a window) and see its subtree; admins see every office.
+OFFICE_MEMBER_ROLES = frozenset({Role.office, Role.supervisor, Role.leader})
+
+
 class ProblemType(str, enum.Enum):
     cannot_handle = "cannot_handle"
     too_slow = "too_slow"
@@ -81,12 +103,33 @@ def _time(**kwargs: Any) -> Any:
 WITH_HYBRIDS = {"ignored_types": (hybrid_method, hybrid_property)}
 
 
+class Office(SQLModel, table=True):
+    """A 「办不成事」window: the city's, a county's or a township's. The offices form a tree with one root.
+
+    `path` is the ids from the root down to this office, each followed by a slash ("1/4/9/"): the offices below
+    one are those whose path starts with its own (`tickets.offices.subtree`), one indexed condition in SQL.
+    """
+
+    __tablename__ = "office"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(sa_type=sa.String(32), unique=True)
+    name: str = Field(sa_type=sa.String(100))
+    level: OfficeLevel = Field(sa_type=sa.String(10))
+    parent_id: Optional[int] = Field(default=None, foreign_key="office.id", index=True)
+    area_code: Optional[str] = Field(default=None, sa_type=sa.String(12))  # 12-digit administrative area code
+    path: str = Field(default="", sa_type=sa.String(255), index=True)
+    active: bool = Field(default=True)
+    created_at: datetime = _time(default_factory=utcnow)
+
+
 class Department(SQLModel, table=True):
     __tablename__ = "department"
 
     id: Optional[int] = Field(default=None, primary_key=True)
     code: str = Field(sa_type=sa.String(32), unique=True)
     name: str = Field(sa_type=sa.String(100))
+    office_id: int = Field(foreign_key="office.id", index=True)  # the level whose work it does
     supervisor_name: Optional[str] = Field(default=None, sa_type=sa.String(50))
     supervisor_phone: Optional[str] = Field(default=None, sa_type=sa.String(20))
     leader_name: Optional[str] = Field(default=None, sa_type=sa.String(50))
@@ -104,6 +147,7 @@ class User(SQLModel, table=True):
     password_hash: Optional[str] = Field(default=None, sa_type=sa.String(255))
     role: Role = Field(sa_type=sa.String(16))
     department_id: Optional[int] = Field(default=None, foreign_key="department.id", index=True)
+    office_id: Optional[int] = Field(default=None, foreign_key="office.id", index=True)  # office, supervisor, leader
     phone: Optional[str] = Field(default=None, sa_type=sa.String(20))
     active: bool = Field(default=True)
     created_at: datetime = _time(default_factory=utcnow)
@@ -160,6 +204,7 @@ class Ticket(SQLModel, table=True):
         sa.Index("ix_ticket_department_status", "department_id", "status"),
         sa.Index("ix_ticket_status_due", "status", "due_at"),
         sa.Index("ix_ticket_created", "created_at", "id"),  # lists newest first, 「今日新增」
+        sa.Index("ix_ticket_office_created", "office_id", "created_at", "id"),  # an office's lists, newest first
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -170,7 +215,8 @@ class Ticket(SQLModel, table=True):
     problem_type: ProblemType = Field(sa_type=sa.String(20))
     service_item: Optional[str] = Field(default=None, sa_type=sa.String(100))
     description: str = Field(sa_type=sa.Text)
-    channel: str = Field(default="web", sa_type=sa.String(16))
+    channel: str = Field(default="web", sa_type=sa.String(16))  # a Channel
+    office_id: int = Field(foreign_key="office.id")  # the window that owns the case (refer_up, assign_down move it)
     status: Status = Field(default=Status.submitted, sa_type=sa.String(16), index=True)
     suggested_department_id: Optional[int] = Field(default=None, foreign_key="department.id")
     department_id: Optional[int] = Field(default=None, foreign_key="department.id")
@@ -181,6 +227,10 @@ class Ticket(SQLModel, table=True):
     public_reply: Optional[str] = Field(default=None, sa_type=sa.Text)
     reject_reason: Optional[str] = Field(default=None, sa_type=sa.Text)
     extension_pending: bool = Field(default=False)
+    # 争议件: the lead department returned the case a second time; the owning office's supervisor decides
+    # (`arbitrate`), and the department decided on may not return it again.
+    disputed: bool = Field(default=False)
+    arbitrated_department_id: Optional[int] = Field(default=None, foreign_key="department.id")
     # The deadline now running (denormalised from `deadline` for queues and the overdue filter).
     due_at: Optional[datetime] = _time(default=None)
     due_kind: Optional[str] = Field(default=None, sa_type=sa.String(16))
@@ -333,6 +383,29 @@ class TrackingCounter(SQLModel, table=True):
 
     day: str = Field(sa_type=sa.String(8), primary_key=True)
     value: int = Field(default=0)
+
+
+class DispatchScope(str, enum.Enum):
+    service_item = "service_item"
+    problem_type = "problem_type"
+
+
+class DispatchRule(SQLModel, table=True):
+    """派单目录: for a service item (or a problem type) filed at an office, the department responsible.
+
+    The transfer form and the staff API suggest it (`tickets.offices.suggested_department`): the office's own
+    entry, else its parent's, up to the root; a service item's entry wins over the problem type's.
+    """
+
+    __tablename__ = "dispatch_rule"
+    __table_args__ = (sa.UniqueConstraint("office_id", "scope", "value", name="uq_dispatch_rule_scope"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    office_id: int = Field(foreign_key="office.id")
+    scope: DispatchScope = Field(sa_type=sa.String(16))
+    value: str = Field(sa_type=sa.String(100))  # the service item's name, or the problem type's code
+    department_id: int = Field(foreign_key="department.id", index=True)
+    updated_at: datetime = _time(default_factory=utcnow)
 
 
 class ServiceItem(SQLModel, table=True):

@@ -5,11 +5,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from . import phones
+from . import offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
 from .labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
-from .models import Deadline, Department, Event, Status, Survey, Ticket, User
+from .models import Deadline, Department, Event, Office, Status, Survey, Ticket, User
 from .workflow import Actor, allowed_actions, label_of, public_note
 
 
@@ -48,6 +48,7 @@ def _headline(ticket: Ticket) -> dict:
 def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
     return {
         **_headline(ticket),
+        "office_name": session.scalar(sa.select(Office.name).where(Office.id == ticket.office_id)),
         "created_at": iso(ticket.created_at),
         "due_at": iso(ticket.due_at),
         "timeline": public_timeline(session, ticket),
@@ -64,9 +65,21 @@ def _department_names(session, ids) -> dict[int, str]:
     return dict(session.execute(sa.select(Department.id, Department.name).where(Department.id.in_(ids))).all())
 
 
-def list_item(ticket: Ticket, departments: dict[int, str], now: datetime) -> dict:
+def _offices(session, ids) -> dict[int, tuple[str, str]]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return {i: (code, name) for i, code, name in
+            session.execute(sa.select(Office.id, Office.code, Office.name).where(Office.id.in_(ids)))}
+
+
+def list_item(ticket: Ticket, departments: dict[int, str], now: datetime,
+              office_rows: dict[int, tuple[str, str]] | None = None) -> dict:
+    office_code, office_name = (office_rows or {}).get(ticket.office_id, (None, None))
     return {
         **_headline(ticket),
+        "office_code": office_code,
+        "office_name": office_name,
         "citizen_name": ticket.citizen_name,
         "phone": phones.mask(ticket.phone),
         "service_item": ticket.service_item,
@@ -83,14 +96,17 @@ def list_item(ticket: Ticket, departments: dict[int, str], now: datetime) -> dic
 
 def list_items(session, tickets: list[Ticket], now: datetime) -> list[dict]:
     names = _department_names(session, [t.department_id for t in tickets])
-    return [list_item(t, names, now) for t in tickets]
+    office_rows = _offices(session, [t.office_id for t in tickets])
+    return [list_item(t, names, now, office_rows) for t in tickets]
 
 
 def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
     co_ids = co_department_ids(session, ticket)
-    names = _department_names(session, [ticket.department_id, ticket.suggested_department_id, *co_ids])
+    dispatch = offices.suggested_department(session, ticket)
+    names = _department_names(session, [ticket.department_id, ticket.suggested_department_id,
+                                        ticket.arbitrated_department_id, *co_ids])
     view = public_view(session, ticket)
-    view.update(list_item(ticket, names, now))
+    view.update(list_item(ticket, names, now, _offices(session, [ticket.office_id])))
     events = list(session.scalars(sa.select(Event).where(Event.ticket_id == ticket.id).order_by(Event.at, Event.id)))
     actor_ids = {e.actor_id for e in events if e.actor_id}
     users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(actor_ids)))} if actor_ids else {}
@@ -100,6 +116,10 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
         "channel": ticket.channel,
         "suggested_department_id": ticket.suggested_department_id,
         "suggested_department_name": names.get(ticket.suggested_department_id),
+        "dispatch_department_id": dispatch.id if dispatch is not None else None,
+        "dispatch_department_name": dispatch.name if dispatch is not None else None,
+        "disputed": ticket.disputed,
+        "arbitrated_department_id": ticket.arbitrated_department_id,
         "co_department_ids": co_ids,
         "co_department_names": [names.get(i) for i in co_ids],
         "reply_content": ticket.reply_content,

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from wtforms import SelectChoice
 
-from . import clock, intake, workflow
+from . import clock, intake, offices, workflow
 from .api import filing_limit, lookup_limit
 from .db import db
 from .errors import InvalidTransition, ValidationFailed
@@ -29,6 +29,11 @@ def _remember(tracking_no: str) -> None:
     session[TRACKED_KEY] = ([tracking_no] + tracked)[:TRACKED_MAX]
 
 
+def _office_choices():
+    """Every active window, the tree indented (the root, preselected, first)."""
+    return [SelectChoice(o.code, "\u3000" * offices.depth(o) + o.name) for o in offices.tree(db.session, active_only=True)]
+
+
 def _department_choices():
     rows = db.session.scalars(sa.select(Department).where(Department.active.is_(True)).order_by(Department.code))
     return [SelectChoice("", _("Not sure"))] + [SelectChoice(str(d.id), d.name) for d in rows]
@@ -39,6 +44,7 @@ def index():
     """The filing form."""
     form = FilingForm()
     form.department_id.choices = _department_choices()
+    form.office_code.choices = _office_choices()
     return render_template("tickets/file.html", form=form)
 
 
@@ -48,6 +54,7 @@ def submit():
     """Check the form with the same rules as the API, file it, and show the tracking number."""
     form = FilingForm()
     form.department_id.choices = _department_choices()
+    form.office_code.choices = _office_choices()
     if not form.validate():  # only the CSRF token is checked here
         return render_template("tickets/file.html", form=form), 400
     raw = {name: request.form.get(name) for name in intake.INTAKE_FIELDS}

@@ -336,6 +336,7 @@ def _resolve(session, ticket, actor, data, now):
 
 
 @action("remind", roles={"office", "supervisor"}, statuses=OPEN_STATUSES, parse=_optional_note, inputs=NOTE,
+        reaches_below=True,
         label=_l("Reminder sent"), button=_l("Remind the department"), raises_supervision=True)
 def _remind(session, ticket, actor, data, now):
     ticket.supervision_level = max(1, ticket.supervision_level)
@@ -344,6 +345,7 @@ def _remind(session, ticket, actor, data, now):
 
 
 @action("note", roles={"office", "department", "supervisor"}, statuses=ALL_STATUSES, changes_state=False,
+        reaches_below=True,
         parse=_required("content"), inputs=(text("content", _l("Internal note")),),
         label=_l("Internal note"), button=_l("Add an internal note"))
 def _note(session, ticket, actor, data, now):

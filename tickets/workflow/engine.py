@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .. import clock, deadlines
 from ..db import new_row
 from ..errors import Conflict, Forbidden, InvalidTransition, NotFound
-from ..models import DeadlineKind, Event, Role, Status, Ticket
+from ..models import OFFICE_MEMBER_ROLES, DeadlineKind, Event, Role, Status, Ticket
 from .reactions import reactions
 from .registry import ACTIONS, Action
 
@@ -32,10 +32,11 @@ class Actor:
     role: Role | None
     department_id: int | None = None
     system: bool = False  # the sweeper and other automatic steps
+    office_id: int | None = None  # office, supervisor and leader users: their window
 
     @classmethod
     def of(cls, user) -> "Actor":
-        return cls(user.id, Role(user.role), user.department_id)
+        return cls(user.id, Role(user.role), user.department_id, office_id=user.office_id)
 
     @property
     def role_name(self) -> str:
@@ -51,6 +52,8 @@ SYSTEM = Actor(None, None, system=True)
 def role_allows(rule: Action, ticket: Ticket, actor: Actor) -> bool:
     if actor.role == Role.admin:
         return True
+    if actor.role in OFFICE_MEMBER_ROLES and ticket.office_id != actor.office_id and not rule.reaches_below:
+        return False  # an office acts on the cases it owns; below it only 上级督办 (remind, note)
     if rule.office_without_department and actor.role == Role.office and ticket.department_id is None:
         return True
     if actor.role not in rule.roles:

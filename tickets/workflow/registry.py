@@ -76,6 +76,7 @@ class Action(Kind):
     precondition: Callable | None = None            # (session, ticket, now) -> None, or why the state forbids it
     lead_department_only: bool = False              # a department handler must lead the ticket
     office_without_department: bool = False         # the office acts for a case it resolved itself
+    reaches_below: bool = False                     # 上级督办: offices above the owning one may take it too
     changes_state: bool = True                      # claims the row and bumps `version`
     button: object = ""                             # the console's button and form title
     inputs: tuple[Input, ...] = ()
