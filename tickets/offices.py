@@ -36,7 +36,8 @@ def root_id(session) -> int:
 
 
 def by_code(session, code: str | None, *, active_only: bool = False) -> Office | None:
-    if not isinstance(code, str) or not code.strip() or len(code) > 32:
+    """The office of this code; None for anything that cannot be one (so no input reaches the query unchecked)."""
+    if not isinstance(code, str) or not CODE_PATTERN.fullmatch(code.strip()):
         return None
     query = sa.select(Office).where(Office.code == code.strip())
     if active_only:
