@@ -57,7 +57,10 @@ NOBODY_LABELS = {
     "supervisor": _l("Not sent: the department has no supervisor's mobile number on record."),
     "leader": _l("Not sent: the department has no leader's mobile number on record."),
     "office": _l("Not sent: no office staff member has a mobile number on record."),
+    "parent_office": _l("Not sent up: the parent office has no supervisor with a mobile number on record."),
 }
+for _audience in ("handler", "supervisor", "leader", "office"):  # a 挂牌督办 below the root tells the parent too
+    NOBODY_LABELS[f"{_audience}+parent"] = _l("Not sent: nobody to text, here or at the parent office.")
 
 
 def nobody_text(audience: str | None) -> str:
@@ -100,6 +103,10 @@ def event_lines(event: dict) -> list[tuple[str, bool]]:
             else:
                 lines.append((_("%(step)s: %(n)d SMS", step=label(STEP_LABELS, step["step"]), n=step.get("sms", 0)),
                               False))
+            above = step.get("parent_office")
+            if above is not None and step.get("recipients") != 0:
+                lines.append((nobody_text("parent_office"), True) if not above.get("recipients") else
+                             (_("Parent office's supervisors told: %(n)d SMS", n=above.get("sms", 0)), False))
         for step in data.get("cancelled", ()):
             lines.append((_("%(step)s called off: %(reason)s", step=label(STEP_LABELS, step["step"]),
                             reason=label(CANCEL_LABELS, step.get("reason"))), False))

@@ -43,7 +43,8 @@ RECORDED_LABELS = {HISTORY_BACKEND: _l("Demo history (never sent)"),
 STATUS_BADGES = {"failed": "danger", "undelivered": "danger", "pending": "warning", "sending": "info",
                  "delivered": "success", "sent": "primary", "recorded": "secondary"}
 AUDIENCE_LABELS = {"citizen": _l("Citizen"), "handler": _l("Department handler"), "supervisor": _l("Supervisor"),
-                   "leader": _l("Leader"), "office": _l("Office staff")}
+                   "leader": _l("Leader"), "office": _l("Office staff"),
+                   "parent_office": _l("Parent office's supervisor")}
 
 
 class TicketLinks:

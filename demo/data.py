@@ -95,3 +95,40 @@ HISTORY_ITEMS = [
 ]
 # When citizens file (local hour → weight): mostly in the day and the evening, a few at night.
 FILING_HOUR_WEIGHTS = (1, 1, 1, 1, 1, 1, 2, 4, 8, 12, 12, 10, 8, 9, 11, 11, 10, 9, 7, 7, 8, 7, 5, 2)
+
+# The city's network of windows: the root (named ROOT_NAME), three counties, each with two townships. Each county
+# has its own departments (县人社局, 县市场监管局), its office staff, supervisor and leader; each township its office
+# staff. Township windows transfer to their county's departments (or the city's, above them).
+ROOT_NAME = "市民服务中心"
+COUNTIES = [  # code, name, townships (code, name)
+    ("dh", "东湖县", [("dhqs", "青石镇"), ("dhbs", "白沙镇")]),
+    ("xs", "西山县", [("xshy", "红岩乡"), ("xsls", "柳树镇")]),
+    ("nh", "南河县", [("nhgl", "高岭镇"), ("nhtz", "桃州镇")]),
+]
+COUNTY_DEPARTMENTS = (("RSJ", "人社局", "rsj"), ("SCJG", "市场监管局", "scjg"))  # code suffix, name, login suffix
+
+
+def county_department(county: str, code: str) -> str:
+    """The code of a county's department: DH_RSJ is 东湖县人社局."""
+    return f"{county.upper()}_{code}"
+
+
+def _network_users() -> list[tuple[str, str, str | None, str | None, str]]:
+    users = []  # username, role, office code, department code, display name
+    for county, name, townships in COUNTIES:
+        users += [(f"office_{county}", "office", county, None, f"{name}受理员"),
+                  (f"supervisor_{county}", "supervisor", county, None, f"{name}督办员"),
+                  (f"leader_{county}", "leader", county, None, f"{name}分管领导")]
+        users += [(f"{county}_{login}", "department", None, county_department(county, code), f"{name}{dept}经办人")
+                  for code, dept, login in COUNTY_DEPARTMENTS]
+        users += [(f"office_{code}", "office", code, None, f"{township}受理员") for code, township in townships]
+    return users
+
+
+NETWORK_USERS = _network_users()
+# Which window the past cases were filed at, in turn: the city's most, each county's more than each township's.
+HISTORY_WINDOWS = ("root", "dh", "dhqs", "root", "xs", "xshy", "root", "nh", "nhgl", "dh", "dhbs", "root", "xs",
+                   "xsls", "nh", "nhtz")
+# The window of each case of the last weeks (CASES, in order): the city's and, in every county, some of its windows.
+PRESENT_WINDOWS = ("root", "dhqs", "root", "xs", "root", "dh", "nhgl", "root", "xshy", "dh", "root", "nh", "dhbs",
+                   "xs")

@@ -6,12 +6,12 @@ from werkzeug.security import check_password_hash
 
 from tickets.models import User
 
-from .data import DEMO_PASSWORD, DEMO_USERS
+from .data import DEMO_PASSWORD, DEMO_USERS, NETWORK_USERS
 
 
 def demo_logins(session) -> list[User]:
     """The demo's logins that still open with the demo password: none on a real office's database."""
-    names = [name for name, *_ in DEMO_USERS]
+    names = [name for name, *_ in DEMO_USERS] + [name for name, *_ in NETWORK_USERS]
     users = session.scalars(sa.select(User).where(User.username.in_(names), User.active.is_(True))).all()
     order = {name: index for index, name in enumerate(names)}
     return sorted((u for u in users if u.password_hash and check_password_hash(u.password_hash, DEMO_PASSWORD)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from notify.test_numbers import parse_test_numbers
 from tickets.phones import normalise_mobile
 
-STAFF_NUMBERS = 40      # the first numbers of the range are kept for staff
+STAFF_NUMBERS = 80      # the first numbers of the range are kept for staff (the network's too)
 POOL_SIZE = 1000        # how many numbers of a larger range the demo uses
 E164_CN_DIGITS = 13     # 86 and eleven digits
 

@@ -27,8 +27,9 @@ from tickets.accounts import create_user
 from tickets.models import Department, is_bad_rating
 from tickets.workflow import KINDS, Actor
 
-from .data import (CASES, DEMO_PASSWORD, DEMO_USERS, DEPARTMENTS, FILING_HOUR_WEIGHTS, HISTORY_DEPARTMENTS,
-                   HISTORY_ITEMS, HISTORY_MONTHS, HISTORY_NAMES, HISTORY_PER_MONTH)
+from .data import (CASES, COUNTIES, COUNTY_DEPARTMENTS, DEMO_PASSWORD, DEMO_USERS, DEPARTMENTS, FILING_HOUR_WEIGHTS,
+                   HISTORY_DEPARTMENTS, HISTORY_ITEMS, HISTORY_MONTHS, HISTORY_NAMES, HISTORY_PER_MONTH,
+                   HISTORY_WINDOWS, NETWORK_USERS, PRESENT_WINDOWS, ROOT_NAME, county_department)
 from .hours import office_time_from
 from .numbers import Numbers, spelled
 
@@ -122,6 +123,7 @@ def seed(session) -> Loaded:
                               display_name=display, phone=numbers.staff(len(DEPARTMENTS) * 2 + 1 + index))
         for index, (username, role, code, display) in enumerate(DEMO_USERS)
     }
+    users.update(_seed_network(session, departments, numbers, first_number=len(DEPARTMENTS) * 2 + 1 + len(users)))
     now = clock.now()
     replay = Replay(session, now, random.Random(2026))
     with writing_history(session):
@@ -129,6 +131,44 @@ def seed(session) -> Loaded:
         cases += _seed_present(replay, departments, users, numbers)
         fire_on_time(session, now)  # up to the moment of loading; what falls due later is the sweeper's
     return Loaded(departments=len(departments), logins=len(users), cases=cases)
+
+
+def _seed_network(session, departments: dict, numbers: Numbers, first_number: int) -> dict:
+    """The city's network: the root renamed 市民服务中心, three counties with two townships each, each county's
+    departments, and the staff of every window (their logins: `NETWORK_USERS`). Adds the county departments to
+    `departments`; returns the logins by username."""
+    offices.root(session).name = ROOT_NAME
+    staff_numbers = iter(range(first_number, first_number + 1000))
+    for county, name, townships in COUNTIES:
+        county_office = offices.create_office(session, code=county, name=f"{name}办不成事反映窗口", level="county",
+                                              parent_code="root")
+        for code, township in townships:
+            offices.create_office(session, code=code, name=f"{township}便民服务中心", level="township",
+                                  parent_code=county)
+        for code, department_name, _login in COUNTY_DEPARTMENTS:
+            department = Department(code=county_department(county, code), name=f"{name}{department_name}",
+                                    supervisor_phone=numbers.staff(next(staff_numbers)),
+                                    leader_phone=numbers.staff(next(staff_numbers)), office_id=county_office.id)
+            session.add(department)
+            departments[department.code] = department
+    session.flush()
+    return {username: create_user(session, username, role, office_code=office, department_code=department,
+                                  password=DEMO_PASSWORD, display_name=display,
+                                  phone=numbers.staff(next(staff_numbers)))
+            for username, role, office, department, display in NETWORK_USERS}
+
+
+def _window_of(window: str):
+    """For a past case filed at `window`: (the office code to file with, the department code and the login that
+    stand for the city's in the case's steps). A county's and its townships' cases go to the county's departments;
+    what the county has no department for goes to the city's."""
+    if window == "root":
+        return None, (lambda code: code), (lambda who: who)
+    county = next(c for c, _name, townships in COUNTIES if window == c or window in {t for t, _n in townships})
+    own = {code: (county_department(county, code), f"{county}_{login}") for code, _name, login in COUNTY_DEPARTMENTS}
+    logins = {login: f"{county}_{login}" for _code, _name, login in COUNTY_DEPARTMENTS}
+    return (window, lambda code: own[code][0] if code in own else code,
+            lambda who: f"office_{window}" if who == "office" else logins.get(who, who))
 
 
 def _payload(replay: Replay, departments: dict, action: str, payload, moment: datetime):
@@ -154,11 +194,15 @@ def _seed_present(replay: Replay, departments, users, numbers) -> int:
             moments = replay.schedule(filed, delays, actions)
         else:
             raise ValueError(f"the calendar has no office time for {name}'s case before {replay.now.isoformat()}")
+        office_code, department, login = _window_of(PRESENT_WINDOWS[index % len(PRESENT_WINDOWS)])
         ticket = replay.file(filed, {"name": name, "phone": spelled(numbers.citizen(index), style),
-                                     "problem_type": problem_type, "service_item": item, "description": description})
+                                     "problem_type": problem_type, "service_item": item, "description": description,
+                                     **({"office_code": office_code} if office_code else {})})
         for moment, step in zip(moments, steps):
             action, payload = step[0], step[1]
-            user = users[step[2] if len(step) > 2 else "office"] if action != "rate" else None
+            if action == "transfer":
+                payload = {**payload, "dept": department(payload["dept"])}
+            user = users[login(step[2] if len(step) > 2 else "office")] if action != "rate" else None
             replay.act(ticket, moment, action, _payload(replay, departments, action, payload, moment), user)
     return len(CASES)
 
@@ -174,8 +218,13 @@ def _seed_history(replay: Replay, departments, users, numbers) -> int:
     rng = replay.rng
     cases = sorted((_history_case(rng, start) for start in reversed(starts) for _ in range(HISTORY_PER_MONTH)),
                    key=lambda case: case[0])
-    for filed, fields, steps in cases:
+    for index, (filed, fields, steps) in enumerate(cases):
         fields["phone"] = numbers.citizen(rng.randrange(len(numbers.citizens)))
+        office_code, department, login = _window_of(HISTORY_WINDOWS[index % len(HISTORY_WINDOWS)])
+        if office_code is not None:
+            fields["office_code"] = office_code
+        steps = [(hours, action, {**payload, "dept": department(payload["dept"])} if action == "transfer" else payload,
+                  login(who) if who else who) for hours, action, payload, who in steps]
         ticket = replay.file(filed, fields)
         hours = [0] + [step[0] for step in steps]
         delays = [timedelta(hours=later - earlier) for earlier, later in zip(hours, hours[1:])]

@@ -100,9 +100,14 @@ def claim(session, now: datetime, limit: int) -> list[int]:
 class Recipients:
     """Phone numbers per audience for one batch, read once per batch rather than once per step."""
 
-    def __init__(self, session, department_ids):
+    def __init__(self, session, department_ids, office_ids=()):
         self.departments = {d.id: d for d in session.scalars(sa.select(Department).where(Department.id.in_(department_ids)))}
         self.handlers, self.office = contacts.staff_phones(session, department_ids)
+        self.parents = contacts.parent_supervisor_phones(session, office_ids) if office_ids else {}
+
+    def parent_office(self, office_id: int) -> tuple[int, list[str]] | None:
+        """(the parent office's id, its supervisors' numbers) for a case owned by `office_id`; None at the root."""
+        return self.parents.get(office_id)
 
     def phones(self, audience: str, department_id: int | None) -> list[str]:
         if audience == "office":
@@ -131,7 +136,8 @@ class Batch:
         deadlines = {(d.ticket_id, d.kind, d.round): d for d in session.scalars(
             sa.select(Deadline).where(Deadline.ticket_id.in_(tickets)))}
         recipients = Recipients(session, {d.department_id or tickets[d.ticket_id].department_id
-                                          for d in deadlines.values()} - {None})
+                                          for d in deadlines.values()} - {None},
+                                {t.office_id for t in tickets.values()})
         return cls(tickets, deadlines, recipients, store.settings().calendar(), hold_until(now) or now)
 
 
@@ -168,7 +174,7 @@ def _why_not(step: EscalationStep, ticket: Ticket, deadline: Deadline | None, ru
 def _act_on_case(session, ticket: Ticket, steps: list[EscalationStep], batch: Batch, now: datetime,
                  result: SweepResult) -> None:
     """Fire or cancel every due step of one case; one `escalate` event says where supervision now stands."""
-    fired, cancelled = [], []
+    fired, cancelled, upward = [], [], {}
     for step in steps:
         deadline = batch.deadlines.get((step.ticket_id, step.kind, step.round))
         rung = _rung(step)
@@ -179,7 +185,9 @@ def _act_on_case(session, ticket: Ticket, steps: list[EscalationStep], batch: Ba
             result.cancelled_why[(reason.value, step.step)] += 1
             cancelled.append(step)
             continue
-        _send(session, step, rung, ticket, deadline, batch, now)
+        told = _send(session, step, rung, ticket, deadline, batch, now)
+        if told is not None:
+            upward[step.id] = {contacts.PARENT_OFFICE: told}
         fired.append(step)
         result.fired[step.step] += 1
         result.sms += step.sms_count
@@ -192,12 +200,17 @@ def _act_on_case(session, ticket: Ticket, steps: list[EscalationStep], batch: Ba
     previous = ticket.supervision_level
     notified = Counter()
     for step in fired:
-        notified[step.audience] += step.sms_count
+        above = upward.get(step.id, {}).get(contacts.PARENT_OFFICE)
+        if above is None:
+            notified[step.audience] += step.sms_count
+        else:  # a 挂牌督办 below the root: its own audience, and the parent office's supervisors
+            notified[_rung(step).audience] += step.sms_count - above["sms"]
+            notified[contacts.PARENT_OFFICE] += above["sms"]
     workflow.escalate(session, ticket, top.level, now, {
         "kind": top.kind, "round": top.round, "step": top.step,
         "previous_level": previous, "supervision_level": max(previous, top.level),
         "steps": [{"kind": s.kind, "round": s.round, "step": s.step, "level": s.level, "audience": s.audience,
-                   "recipients": s.recipients, "sms": s.sms_count} for s in fired],
+                   "recipients": s.recipients, "sms": s.sms_count, **upward.get(s.id, {})} for s in fired],
         "cancelled": [{"kind": s.kind, "round": s.round, "step": s.step, "reason": s.cancel_reason}
                       for s in cancelled],
         "notified": dict(notified),
@@ -206,8 +219,12 @@ def _act_on_case(session, ticket: Ticket, steps: list[EscalationStep], batch: Ba
 
 
 def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: Deadline, batch: Batch,
-          now: datetime) -> None:
-    """The step's texts, stating the facts as they are now (however late this sweep runs)."""
+          now: datetime) -> dict | None:
+    """The step's texts, stating the facts as they are now (however late this sweep runs).
+
+    A level-3 step (挂牌督办) of a case below the root also texts the supervisors of the owning office's parent: the
+    step then records the audience `<its audience>+parent` and counts their numbers and texts with its own; what
+    went up is returned ({"office_id", "recipients", "sms"}) for the case's history. None otherwise."""
     department_id = deadline.department_id or ticket.department_id
     department = batch.recipients.departments.get(department_id)
     context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
@@ -220,6 +237,18 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
         if send_sms(phone, rung.template, context, ticket_id=ticket.id, audience=rung.audience,
                     session=session, step_id=step.id) is not None:
             step.sms_count += 1
+    parent = batch.recipients.parent_office(ticket.office_id) if rung.level >= 3 else None
+    if parent is None:
+        return None
+    office_id, above = parent
+    told = {"office_id": office_id, "recipients": len(above), "sms": 0}
+    step.audience, step.recipients = f"{rung.audience}+parent", step.recipients + len(above)
+    for phone in above:
+        if send_sms(phone, rung.template, context, ticket_id=ticket.id, audience=contacts.PARENT_OFFICE,
+                    session=session, step_id=step.id) is not None:
+            step.sms_count += 1
+            told["sms"] += 1
+    return told
 
 
 def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResult:

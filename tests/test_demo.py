@@ -275,3 +275,40 @@ def test_serve_prints_where_the_console_is_and_the_demo_logins(app, database_url
             server.wait(5)
         reader.join(5)  # the pipe ended with the process
         server.stdout.close()
+
+
+# --- the city's network of windows ---------------------------------------------------------------------------
+
+@pytest.mark.slow  # loads the whole demo
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_demo_is_a_city_network_and_a_county_sees_only_its_own(app):
+    from demo.data import COUNTIES, NETWORK_USERS
+    from tickets import offices
+    from tickets.accounts import issue_token
+    from tickets.models import Office
+
+    load(app, datetime(2026, 11, 16, 10, 0, tzinfo=TZ))
+    with app.app_context():
+        session = db.session
+        tree = {o.code: o for o in session.scalars(sa.select(Office))}
+        assert len(tree) == 1 + 3 * 3 and tree["root"].name == "市民服务中心"
+        assert {o.level for o in tree.values()} == {"city", "county", "township"}
+        per_office = dict(session.execute(sa.select(Ticket.office_id, sa.func.count()).group_by(Ticket.office_id)).all())
+        assert all(per_office.get(o.id, 0) > 0 for o in tree.values()), per_office  # every window has cases
+        assert len(set(session.scalars(sa.select(Ticket.status).where(Ticket.office_id != tree["root"].id)))) >= 4
+        # 挂牌督办 below the root told the parent office's supervisors
+        assert session.scalar(sa.select(sa.func.count()).select_from(SmsMessage)
+                              .where(SmsMessage.audience == "parent_office")) > 0
+        for username, _role, office, _department, _display in NETWORK_USERS:
+            user = session.scalar(sa.select(User).where(User.username == username))
+            assert user.office_id == (tree[office].id if office else None)
+        county, sibling = COUNTIES[0][0], COUNTIES[1][0]
+        token = issue_token(session, session.scalar(sa.select(User).where(User.username == f"office_{county}")))
+        mine = set(session.scalars(sa.select(Ticket.tracking_no).where(
+            Ticket.office_id.in_(offices.subtree_ids(session, tree[county].id)))))
+        theirs = session.scalar(sa.select(Ticket.tracking_no).where(Ticket.office_id == tree[sibling].id).limit(1))
+        session.commit()
+    client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+    listed = client.get("/api/v1/staff/tickets?per_page=100", headers=headers).get_json()
+    assert {t["tracking_no"] for t in listed["items"]} == mine and listed["total"] == len(mine)
+    assert client.get(f"/api/v1/staff/tickets/{theirs}", headers=headers).status_code == 404

@@ -3,7 +3,9 @@ nobody can be texted in. One definition for the 督办 ladder, the 催办 and �
 text to leaders and the console's warnings about them.
 
 Audiences: `handler` (the department's active handlers), `supervisor` and `leader` (the numbers on the
-department's record), `office` (active office staff). Monthly reports go to accounts of role leader.
+department's record), `office` (active office staff), `parent_office` (the active supervisor accounts of the
+parent of the case's owning office: 挂牌督办 tells the level above too; the root's cases have none). Monthly reports
+go to accounts of role leader.
 """
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
-from .models import Department, Role, User
+from .models import Department, Office, Role, User
+
+PARENT_OFFICE = "parent_office"  # the audience of the texts to the parent office's supervisors
 
 _REACHABLE = (User.active.is_(True), User.phone.is_not(None), User.phone != "")
 
@@ -28,6 +32,22 @@ def staff_phones(session, department_ids) -> tuple[dict[int, list[str]], list[st
     ):
         (office if role == Role.office.value else handlers[department_id]).append(phone)
     return handlers, office
+
+
+def parent_supervisor_phones(session, office_ids) -> dict[int, tuple[int, list[str]]]:
+    """In one query: for each of `office_ids` that has a parent, (the parent's id, the numbers of the parent's
+    active supervisor accounts); offices without a parent (the root) are absent."""
+    parents: dict[int, tuple[int, list[str]]] = {}
+    for office_id, parent_id, phone in session.execute(
+        sa.select(Office.id, Office.parent_id, User.phone)
+        .outerjoin(User, sa.and_(User.office_id == Office.parent_id, User.role == Role.supervisor.value, *_REACHABLE))
+        .where(Office.id.in_(office_ids), Office.parent_id.is_not(None))
+        .order_by(Office.id, User.id)
+    ):
+        phones = parents.setdefault(office_id, (parent_id, []))[1]
+        if phone:
+            phones.append(phone)
+    return parents
 
 
 def handler_phones(session, department_id: int) -> list[str]:
