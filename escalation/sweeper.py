@@ -102,16 +102,16 @@ class Recipients:
 
     def __init__(self, session, department_ids, office_ids=()):
         self.departments = {d.id: d for d in session.scalars(sa.select(Department).where(Department.id.in_(department_ids)))}
-        self.handlers, self.office = contacts.staff_phones(session, department_ids)
+        self.handlers, self.office = contacts.staff_phones(session, department_ids, office_ids)
         self.parents = contacts.parent_supervisor_phones(session, office_ids) if office_ids else {}
 
     def parent_office(self, office_id: int) -> tuple[int, list[str]] | None:
         """(the parent office's id, its supervisors' numbers) for a case owned by `office_id`; None at the root."""
         return self.parents.get(office_id)
 
-    def phones(self, audience: str, department_id: int | None) -> list[str]:
+    def phones(self, audience: str, department_id: int | None, office_id: int | None = None) -> list[str]:
         if audience == "office":
-            return self.office
+            return self.office.get(office_id, [])
         if audience == "handler":
             return self.handlers.get(department_id, [])
         phone = contacts.department_phone(self.departments.get(department_id), audience)
@@ -231,7 +231,7 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
                "due": clock.local_text(deadline.due_at),
                "days_overdue": str(working_days_overdue(batch.calendar, deadline.due_at, now, clock.local_tz())),
                "deadline": label(DEADLINE_LABELS, step.kind)}
-    phones = batch.recipients.phones(rung.audience, department_id)
+    phones = batch.recipients.phones(rung.audience, department_id, ticket.office_id)
     step.audience, step.recipients = rung.audience, len(phones)
     for phone in phones:
         if send_sms(phone, rung.template, context, ticket_id=ticket.id, audience=rung.audience,

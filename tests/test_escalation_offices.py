@@ -125,3 +125,25 @@ def test_deadline_policies_per_office(world, network, clock):
                 sa.select(Deadline.working_days).join(Ticket, Ticket.id == Deadline.ticket_id)
                 .where(Ticket.tracking_no == no, Deadline.kind == "handle"))
     assert got == expected
+
+
+def test_an_office_reminder_goes_to_the_owning_windows_staff_only(network, clock):
+    """The accept deadline's reminder (audience office) texts the staff of the window that has the case, not every
+    window's staff in the city."""
+    from escalation.models import EscalationStep
+    from notify.models import SmsMessage
+    from tickets.models import User
+
+    world = network.world
+    with world.app.app_context():
+        for i, who in enumerate(("office", "office_c1", "office_t11", "office_c2")):
+            db.session.get(User, world.users[who]).phone = f"+861390000{i:04d}"
+        db.session.commit()
+    case = network.file("t11")
+    clock.advance(days=10)
+    sweep(world)
+    with world.app.app_context():
+        step = db.session.scalar(sa.select(EscalationStep).where(EscalationStep.step == "office_reminder"))
+        assert step is not None and step.fired_at is not None, "the accept reminder fired"
+        sent = set(db.session.scalars(sa.select(SmsMessage.phone).where(SmsMessage.audience == "office")))
+    assert sent == {"+8613900000002"}, (case, sent)

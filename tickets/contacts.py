@@ -20,17 +20,21 @@ PARENT_OFFICE = "parent_office"  # the audience of the texts to the parent offic
 _REACHABLE = (User.active.is_(True), User.phone.is_not(None), User.phone != "")
 
 
-def staff_phones(session, department_ids) -> tuple[dict[int, list[str]], list[str]]:
-    """In one query: the handlers' numbers of each of `department_ids`, and the office staff's numbers."""
-    handlers, office = defaultdict(list), []
-    for department_id, role, phone in session.execute(
-        sa.select(User.department_id, User.role, User.phone).where(
+def staff_phones(session, department_ids, office_ids=()) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """In one query: the handlers' numbers of each of `department_ids`, and the office staff's numbers of each of
+    `office_ids` (a window's reminder goes to its own staff, not to every window's)."""
+    handlers, office = defaultdict(list), defaultdict(list)
+    for department_id, office_id, role, phone in session.execute(
+        sa.select(User.department_id, User.office_id, User.role, User.phone).where(
             *_REACHABLE,
             sa.or_(sa.and_(User.role == Role.department.value, User.department_id.in_(department_ids)),
-                   User.role == Role.office.value))
+                   sa.and_(User.role == Role.office.value, User.office_id.in_(office_ids))))
         .order_by(User.id)
     ):
-        (office if role == Role.office.value else handlers[department_id]).append(phone)
+        if role == Role.office.value:
+            office[office_id].append(phone)
+        else:
+            handlers[department_id].append(phone)
     return handlers, office
 
 
