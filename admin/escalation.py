@@ -16,7 +16,7 @@ from escalation import store, sweeper
 from escalation.calendar import working_days_overdue
 from escalation.models import CalendarYear, EscalationStep, PolicyOverride
 from escalation.policies import DEFAULT_WORKING_DAYS
-from tickets import clock
+from tickets import clock, offices
 from tickets.access import visibility
 from tickets.db import db
 from tickets.errors import ValidationFailed
@@ -187,21 +187,49 @@ class CalendarView(RoleGuard, BaseView):
 
 
 class PolicyView(RoleGuard, BaseView):
-    """Working days per deadline kind: the defaults, and overrides per problem type or per department."""
+    """Working days per deadline kind: the defaults, and overrides per problem type, department or office.
+
+    A window's staff set them for their own office's subtree (its offices and their departments); the problem
+    types' figures apply city-wide, so only administrators and the root office's staff set those."""
 
     roles = OFFICE_ROLES
 
+    def _reach(self):
+        """(office ids this user may set policies for, department ids likewise, whether problem types too)."""
+        user = current_user._get_current_object()
+        if user.role == Role.admin.value or user.office_id == offices.root_id(db.session):
+            office_ids = None  # every office
+        else:
+            office_ids = set(offices.subtree_ids(db.session, user.office_id)) if user.office_id else set()
+        query = sa.select(Department.id).where(Department.active.is_(True))
+        if office_ids is not None:
+            query = query.where(Department.office_id.in_(office_ids))
+        return office_ids, set(db.session.scalars(query)), office_ids is None
+
+    def _may(self, override: PolicyOverride, reach) -> bool:
+        office_ids, department_ids, problem_types = reach
+        if override.office_id is not None:
+            return office_ids is None or override.office_id in office_ids
+        if override.department_id is not None:
+            return office_ids is None or override.department_id in department_ids
+        return problem_types
+
     @expose("/")
     def index(self, error=None, status=200):
-        overrides = db.session.scalars(sa.select(PolicyOverride).order_by(
-            PolicyOverride.kind, PolicyOverride.problem_type, PolicyOverride.department_id)).all()
-        departments = db.session.execute(sa.select(Department.id, Department.name).where(Department.active.is_(True))
-                                         .order_by(Department.code)).all()
+        reach = self._reach()
+        office_ids, department_ids, problem_types = reach
+        overrides = [o for o in db.session.scalars(sa.select(PolicyOverride).order_by(
+            PolicyOverride.kind, PolicyOverride.problem_type, PolicyOverride.department_id, PolicyOverride.office_id))
+            if self._may(o, reach)]
+        departments = db.session.execute(sa.select(Department.id, Department.name).where(
+            Department.active.is_(True), Department.id.in_(department_ids)).order_by(Department.code)).all()
+        tree = [o for o in offices.tree(db.session, active_only=True) if office_ids is None or o.id in office_ids]
         return self.render(
             "admin/escalation/policies.html", overrides=overrides, defaults=DEFAULT_WORKING_DAYS,
             kinds=[(k, label(DEADLINE_LABELS, k)) for k in DEFAULT_WORKING_DAYS],
-            problem_types=[(p.value, label(PROBLEM_TYPE_LABELS, p.value)) for p in ProblemType],
+            problem_types=[(p.value, label(PROBLEM_TYPE_LABELS, p.value)) for p in ProblemType] if problem_types else [],
             departments=departments, department_names=department_names(), error=error, form=request.form,
+            offices=[(o.id, "\u3000" * offices.depth(o) + o.name) for o in tree], office_names=offices.names(db.session),
             kind_label=lambda k: label(DEADLINE_LABELS, k), type_label=lambda p: label(PROBLEM_TYPE_LABELS, p),
             max_days=MAX_WORKING_DAYS,
         ), status
@@ -209,6 +237,11 @@ class PolicyView(RoleGuard, BaseView):
     @expose("/set", methods=("POST",))
     def set(self):
         form = request.form
+        problem_type, department_id, office_id = store.override_scope(db.session, form.get("scope", ""))
+        wanted = PolicyOverride(problem_type=problem_type, department_id=department_id, office_id=office_id)
+        if any((problem_type, department_id, office_id)) and not self._may(wanted, self._reach()):
+            return self.index(error=_("You may set policies only for your own office and the offices below it."),
+                              status=403)
         try:
             store.set_override(db.session, form.get("kind", ""), form.get("scope", ""), form.get("working_days", ""),
                                by=current_user.id, now=clock.now())
@@ -221,7 +254,9 @@ class PolicyView(RoleGuard, BaseView):
 
     @expose("/<int:override_id>/delete", methods=("POST",))
     def delete(self, override_id: int):
-        row = db.session.get(PolicyOverride, override_id) or abort(404)
+        row = db.session.get(PolicyOverride, override_id)
+        if row is None or not self._may(row, self._reach()):
+            abort(404)
         store.remove_override(db.session, row, clock.now())
         self._saved()
         flash(_("Removed: the default applies again."), "success")

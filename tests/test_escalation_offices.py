@@ -147,3 +147,40 @@ def test_an_office_reminder_goes_to_the_owning_windows_staff_only(network, clock
         assert step is not None and step.fired_at is not None, "the accept reminder fired"
         sent = set(db.session.scalars(sa.select(SmsMessage.phone).where(SmsMessage.audience == "office")))
     assert sent == {"+8613900000002"}, (case, sent)
+
+
+def test_a_window_sets_deadline_policies_for_its_own_subtree_only(network):
+    """The policy page: a county's staff set a figure for their county, a township below it and their county's
+    departments; never for a sibling county, a city department, or the city-wide problem types (403, nothing kept)."""
+    from escalation.models import PolicyOverride
+    from tests.helpers import page_csrf
+
+    world = network.world
+    county = world.console("office_c1")
+    page = county.get("/admin/policies/").get_data(as_text=True)
+    assert f'value="office:{network.offices["t11"]}"' in page and f'value="office:{network.offices["c2"]}"' not in page
+    assert f'value="department:{world.departments["C1"]}"' in page
+    assert f'value="department:{world.departments["A"]}"' not in page and 'value="problem_type:' not in page
+    token = page_csrf(county, "/admin/policies/")
+    for scope in (f"office:{network.offices['c2']}", f"department:{world.departments['A']}", "problem_type:other",
+                  f"department:{world.departments['C2']}"):
+        refused = county.post("/admin/policies/set", data={"kind": "handle", "scope": scope, "working_days": "9",
+                                                          "csrf_token": token})
+        assert refused.status_code == 403, scope
+    for scope in (f"office:{network.offices['t11']}", f"department:{world.departments['C1']}"):
+        saved = county.post("/admin/policies/set", data={"kind": "handle", "scope": scope, "working_days": "9",
+                                                        "csrf_token": token})
+        assert saved.status_code == 302, scope
+    city = world.console("office")
+    city_token = page_csrf(city, "/admin/policies/")
+    assert city.post("/admin/policies/set", data={"kind": "handle", "scope": f"office:{network.offices['c2']}",
+                                                  "working_days": "7", "csrf_token": city_token}).status_code == 302
+    with world.app.app_context():
+        rows = db.session.scalars(sa.select(PolicyOverride)).all()
+        assert {(r.office_id, r.department_id, r.working_days) for r in rows} == {
+            (network.offices["t11"], None, 9), (None, world.departments["C1"], 9), (network.offices["c2"], None, 7)}
+        sibling = next(r.id for r in rows if r.office_id == network.offices["c2"])
+    # the sibling county's figure is not the county's to see or remove
+    assert "西山县" not in county.get("/admin/policies/").get_data(as_text=True).split('id="policy-overrides"')[-1] \
+        .split("</table>")[0]
+    assert county.post(f"/admin/policies/{sibling}/delete", data={"csrf_token": token}).status_code == 404
