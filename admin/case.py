@@ -11,7 +11,7 @@ from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from tickets import clock, workflow
+from tickets import clock, offices, workflow
 from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
@@ -20,7 +20,7 @@ from tickets.models import (
     OFFICE_ROLES,
     SUPERVISING_ROLES,
     Deadline,
-    Department,
+    Office,
     ReturnVisit,
     Survey,
 )
@@ -31,7 +31,8 @@ from .base import RoleGuard, current_actor
 from .escalation import event_lines, step_history
 from .queues import due_badge
 
-OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), "returned": _l("returned")}
+OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), "returned": _l("returned"),
+            "referred": _l("referred to another window")}
 
 
 def _version(form) -> int | None:
@@ -78,12 +79,13 @@ class CaseView(RoleGuard, BaseView):
         ladder = step_history(db.session, ticket.id)
         events = {e["id"]: e for e in view["events"]}
         steps = {s["id"]: s for s in ladder}
-        departments = list(db.session.execute(
-            sa.select(Department.id, Department.name).where(Department.active.is_(True)).order_by(Department.code)
-        ).all())
+        owner = db.session.get(Office, ticket.office_id)
+        # A case goes to departments of its window or of one above it; down the tree to the windows below it.
+        departments = [(d.id, d.name) for d in db.session.scalars(offices.transfer_departments(db.session, owner))]
+        offices_below = [(o.code, o.name) for o in db.session.scalars(offices.below(owner))]
         html = self.render(
             "admin/case.html", case=view, ticket=ticket, actions=view["allowed_actions"], specs=workflow.ACTIONS,
-            departments=departments, failed=failed or {},
+            departments=departments, offices_below=offices_below, failed=failed or {},
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
             label=label, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),

@@ -20,6 +20,9 @@ PAYLOADS = {
     "note": {"content": "内部备注"},
     "explain": {"content": "已当面解释政策依据。"},
     "record_visit": {"visited_on": "2026-11-16", "contacted": True, "outcome": "已电话回访。"},
+    "refer_up": {"reason": "需要上级协调"},
+    "assign_down": {"office_code": "c1", "instructions": "请属地办理"},
+    "arbitrate": {"department_id": "B"},
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -36,11 +39,11 @@ STEPS = {
 
 ALLOWED = {
     "submitted": {"accept", "reject", "remind", "note"},
-    "accepted": {"transfer", "resolve", "remind", "note"},
+    "accepted": {"transfer", "resolve", "remind", "note", "assign_down"},
     "rejected": {"note"},
     # decide_extension needs a pending request, so it is refused here; see test_extension_* for the rest
     "transferred": {"return", "request_extension", "reply", "remind", "note"},
-    "returned": {"transfer", "remind", "note"},
+    "returned": {"transfer", "remind", "note", "assign_down"},
     "replied": {"approve", "send_back", "remind", "note"},
     "closed": {"note"},
     "rectifying": {"reply", "explain", "remind", "note", "record_visit"},  # reopened by a 差评 not yet visited
@@ -71,11 +74,13 @@ def ticket_in(world, status: str) -> str:
 
 def test_table_covers_every_action():
     assert set(PAYLOADS) == set(ACTIONS)
-    assert set().union(*ALLOWED.values()) | {"decide_extension"} == set(ACTIONS)
+    # refer_up: the root window has no window above it; arbitrate: only a 争议件 (see test_office_actions.py)
+    assert set().union(*ALLOWED.values()) | {"decide_extension", "refer_up", "arbitrate"} == set(ACTIONS)
 
 
 @pytest.mark.parametrize("status", list(STEPS))
-def test_every_action_in_every_status(world, status):
+def test_every_action_in_every_status(network, status):
+    world = network.world  # the root window's cases, with windows below it for assign_down
     for action in ACTIONS:
         no = ticket_in(world, status)
         before = world.ticket("admin", no)

@@ -121,6 +121,21 @@ def transfer_departments(session, office: Office) -> sa.Select:
             .order_by(Department.code))
 
 
+def parent(session, office: Office) -> Office | None:
+    """The office above this one if it is active (where `refer_up` sends a case); None for the root."""
+    if office.parent_id is None:
+        return None
+    above = session.get(Office, office.parent_id)
+    return above if above is not None and above.active else None
+
+
+def below(office: Office) -> sa.Select:
+    """SELECT of the active offices strictly below this one (where `assign_down` may send its cases), depth first."""
+    return (sa.select(Office).where(Office.active.is_(True), Office.path.startswith(office.path),
+                                    Office.id != office.id)
+            .order_by(Office.path))
+
+
 def may_transfer_to(session, ticket: Ticket, department: Department) -> bool:
     office = session.get(Office, ticket.office_id)
     return office is not None and department.office_id in ancestor_ids(office)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from .. import clock, deadlines, validation
+from .. import clock, deadlines, offices, validation
 from ..errors import ValidationFailed
 from ..models import (
     OPEN_STATUSES,
@@ -20,6 +20,7 @@ from ..models import (
     Department,
     Event,
     ExtensionRequest,
+    Office,
     Status,
     Ticket,
     TicketCoDepartment,
@@ -65,13 +66,53 @@ def _parse_transfer(session, ticket, payload):
                 maximum=MAX_WORKING_DAYS)
         co_ids = c.field("co_department_ids", validation.integer_list, p.get("co_department_ids"), max_items=10)
         c.field("instructions", validation.text, p.get("instructions"), required=False, max_len=TEXT_MAX)
-        if department_id and _active_department(session, department_id) is None:
-            c.fail("department_id", _l("No such department."))
+        _check_department(session, ticket, c, "department_id", department_id)
         if co_ids:
             if department_id in co_ids:
                 c.fail("co_department_ids", _l("The lead department cannot also be a co-department."))
-            elif any(_active_department(session, i) is None for i in co_ids):
-                c.fail("co_department_ids", _l("No such department."))
+            else:
+                for co_id in co_ids:
+                    if _check_department(session, ticket, c, "co_department_ids", co_id) is None:
+                        break
+    return _fields(payload, build)
+
+
+def _check_department(session, ticket, c, name, department_id):
+    """The department if a case of this office may go to it (its office's or one above, `offices.may_transfer_to`);
+    else a field error on `name`."""
+    if not department_id:
+        return None
+    department = _active_department(session, department_id)
+    if department is None:
+        c.fail(name, _l("No such department."))
+        return None
+    if not offices.may_transfer_to(session, ticket, department):
+        c.fail(name, _l("This department does not serve this window: choose one of its own or of a window above it."))
+        return None
+    return department
+
+
+def _parse_arbitration(session, ticket, payload):
+    def build(c, p):
+        department_id = c.field("department_id", validation.identifier, p.get("department_id"), required=True)
+        c.field("working_days", validation.integer, p.get("working_days"), required=False, minimum=1,
+                maximum=MAX_WORKING_DAYS)
+        c.field("note", validation.text, p.get("note"), required=False, max_len=TEXT_MAX)
+        _check_department(session, ticket, c, "department_id", department_id)
+    return _fields(payload, build)
+
+
+def _parse_assignment(session, ticket, payload):
+    def build(c, p):
+        code = c.field("office_code", validation.text, p.get("office_code"), required=True, max_len=32,
+                       single_line=True)
+        c.field("instructions", validation.text, p.get("instructions"), required=False, max_len=TEXT_MAX)
+        if code is not None:
+            owner = session.get(Office, ticket.office_id)
+            office = session.scalar(offices.below(owner).where(Office.code == code))
+            if office is None:
+                c.fail("office_code", _l("Choose an active window below the one that has the case."))
+            c.values["office"] = office
     return _fields(payload, build)
 
 
@@ -113,6 +154,10 @@ def _transfer_note(event: Event) -> str:
              due=_local(data.get("due_at")))
 
 
+def _window_note(event: Event) -> str:
+    return _("Now handled by %(office)s.", office=(event.data or {}).get("to_office_name", ""))
+
+
 def _extension_note(event: Event) -> str:
     return _("The handling deadline was extended to %(due)s.", due=_local((event.data or {}).get("due_at")))
 
@@ -150,7 +195,31 @@ def _reject(session, ticket, actor, data, now):
     return record(session, ticket, actor, "reject", now, from_status=previous, public=True, public_note=data["reason"])
 
 
+def _not_disputed(session, ticket, now):
+    if ticket.disputed:
+        return _l("This is a disputed case (争议件): it waits for the supervisor's arbitration.")
+    return None
+
+
+def _dispatch(session, ticket, department, now, *, working_days, return_window: bool) -> dict:
+    """Give the case to a department (transfer, arbitrate): end the office's accept deadline, start the handling
+    deadline (and the window in which the department may return a misrouted case); the event's data."""
+    previous = move(ticket, Status.transferred)
+    ticket.department_id = department.id
+    deadlines.end(session, ticket, [DeadlineKind.accept], now)
+    handle = deadlines.start(session, ticket, DeadlineKind.handle, now, working_days=working_days,
+                             department_id=department.id)
+    if return_window:
+        deadlines.start(session, ticket, DeadlineKind.return_, now, department_id=department.id)
+    deadlines.refresh_ticket_due(session, ticket)
+    return {"from_status": previous,
+            "data": {"department_id": department.id, "department_name": department.name,
+                     "working_days": handle.working_days, "due_at": handle.due_at.isoformat(),
+                     "provisional": handle.provisional}}
+
+
 @action("transfer", roles={"office"}, statuses={"accepted", "returned"}, parse=_parse_transfer,
+        precondition=_not_disputed,
         inputs=(
             Input("department_id", _l("Lead department"), "department"),
             Input("working_days", _l("Working days to reply"), "days", False,
@@ -162,29 +231,27 @@ def _reject(session, ticket, actor, data, now):
         moves_deadlines=True)
 def _transfer(session, ticket, actor, data, now):
     department = session.get(Department, data["department_id"])
-    previous = move(ticket, Status.transferred)
-    ticket.department_id = department.id
     session.execute(sa.delete(TicketCoDepartment).where(TicketCoDepartment.ticket_id == ticket.id))
     for co_id in data["co_department_ids"]:
         session.add(TicketCoDepartment(ticket_id=ticket.id, department_id=co_id))
-    deadlines.end(session, ticket, [DeadlineKind.accept], now)
-    handle = deadlines.start(session, ticket, DeadlineKind.handle, now, working_days=data["working_days"],
-                             department_id=department.id)
-    deadlines.start(session, ticket, DeadlineKind.return_, now, department_id=department.id)
-    deadlines.refresh_ticket_due(session, ticket)
-    return record(
-        session, ticket, actor, "transfer", now, from_status=previous, note=data["instructions"], public=True,
-        data={"department_id": department.id, "department_name": department.name,
-              "co_department_ids": data["co_department_ids"], "working_days": handle.working_days,
-              "due_at": handle.due_at.isoformat(), "provisional": handle.provisional},
-    )
+    done = _dispatch(session, ticket, department, now, working_days=data["working_days"], return_window=True)
+    return record(session, ticket, actor, "transfer", now, from_status=done["from_status"], note=data["instructions"],
+                  public=True, data={**done["data"], "co_department_ids": data["co_department_ids"]})
 
 
 def _return_window_open(session, ticket, now):
+    if ticket.arbitrated_department_id is not None and ticket.arbitrated_department_id == ticket.department_id:
+        return _l("The supervisor decided this case is for this department; it cannot be returned again.")
     window = open_deadline(session, ticket, DeadlineKind.return_)
     if window is None or window.overdue(now):
         return _l("The period for returning this case has ended.")
     return None
+
+
+def _returned_before(session, ticket, department_id) -> bool:
+    """Whether this department returned this case before (a second return makes it a 争议件)."""
+    earlier = session.scalars(sa.select(Event.data).where(Event.ticket_id == ticket.id, Event.action == "return"))
+    return any((data or {}).get("department_id") == department_id for data in earlier)
 
 
 def _withdraw_pending_extension(session, ticket, now):
@@ -202,13 +269,86 @@ def _withdraw_pending_extension(session, ticket, now):
         confirm=_l("Return this case to the office?"), public=True,
         public_note=lambda event: _("The case is being re-dispatched to the right department."), moves_deadlines=True)
 def _return(session, ticket, actor, data, now):
+    department_id = ticket.department_id
+    disputed = _returned_before(session, ticket, department_id)
+    if disputed:
+        ticket.disputed = True
     previous = move(ticket, Status.returned)
     deadlines.end(session, ticket, [DeadlineKind.handle, DeadlineKind.return_], now, outcome="returned")
     _withdraw_pending_extension(session, ticket, now)
     deadlines.start(session, ticket, DeadlineKind.accept, now)
     deadlines.refresh_ticket_due(session, ticket)
     return record(session, ticket, actor, "return", now, from_status=previous, note=data["reason"], public=True,
-                  data={"department_id": ticket.department_id})
+                  data={"department_id": department_id, "disputed": disputed})
+
+
+# --- between levels: a window hands a case up or down the tree; the supervisor settles a 争议件 -----------------
+
+def _may_move_window(session, ticket, now):
+    return _not_disputed(session, ticket, now)
+
+
+def _has_parent(session, ticket, now):
+    office = session.get(Office, ticket.office_id)
+    if office is None or offices.parent(session, office) is None:
+        return _l("This window has no active window above it.")
+    return _may_move_window(session, ticket, now)
+
+
+def _hand_over(session, ticket, actor, name, office, now, note):
+    """The case now belongs to another window: the accept deadline of the old one ends ("referred") and the new
+    one gets its own (the policy reads the new `office_id`); a department link stays as data until it re-dispatches."""
+    source = session.get(Office, ticket.office_id)
+    previous = move(ticket, Status.accepted)
+    deadlines.end(session, ticket, [DeadlineKind.accept], now, outcome="referred")
+    ticket.office_id = office.id
+    deadlines.start(session, ticket, DeadlineKind.accept, now)
+    deadlines.refresh_ticket_due(session, ticket)
+    return record(session, ticket, actor, name, now, from_status=previous, note=note, public=True,
+                  data={"from_office_id": source.id, "from_office_code": source.code, "from_office_name": source.name,
+                        "to_office_id": office.id, "to_office_code": office.code, "to_office_name": office.name})
+
+
+@action("refer_up", roles={"office"}, statuses={"submitted", "accepted", "returned"}, precondition=_has_parent,
+        parse=_required("reason"), inputs=(text("reason", _l("Why this window cannot settle the case (internal)")),),
+        label=_l("Referred to the window above"), button=_l("Refer to the window above"),
+        confirm=_l("Hand this case to the window above? This window can no longer act on it."),
+        public=True, public_note=_window_note, moves_deadlines=True)
+def _refer_up(session, ticket, actor, data, now):
+    above = offices.parent(session, session.get(Office, ticket.office_id))
+    return _hand_over(session, ticket, actor, "refer_up", above, now, data["reason"])
+
+
+@action("assign_down", roles={"office"}, statuses={"accepted", "returned"}, precondition=_may_move_window,
+        parse=_parse_assignment,
+        inputs=(Input("office_code", _l("Window below"), "office"),
+                text("instructions", _l("Instructions to the window (internal)"), False)),
+        label=_l("Assigned to a window below"), button=_l("Assign to a window below"),
+        public=True, public_note=_window_note, moves_deadlines=True)
+def _assign_down(session, ticket, actor, data, now):
+    return _hand_over(session, ticket, actor, "assign_down", data["office"], now, data["instructions"])
+
+
+def _is_disputed(session, ticket, now):
+    return None if ticket.disputed else _l("Only a disputed case (争议件) is arbitrated.")
+
+
+@action("arbitrate", roles={"supervisor"}, statuses={"returned"}, precondition=_is_disputed,
+        parse=_parse_arbitration,
+        inputs=(Input("department_id", _l("Department decided on"), "department"),
+                Input("working_days", _l("Working days to reply"), "days", False,
+                      _l("Leave empty for the default of the policy.")),
+                text("note", _l("Note (internal)"), False)),
+        label=_l("Dispute arbitrated"), button=_l("Arbitrate the dispute"),
+        confirm=_l("The department decided on cannot return this case again. Continue?"),
+        public=True, public_note=_transfer_note, moves_deadlines=True)
+def _arbitrate(session, ticket, actor, data, now):
+    department = session.get(Department, data["department_id"])
+    done = _dispatch(session, ticket, department, now, working_days=data["working_days"], return_window=False)
+    ticket.disputed = False
+    ticket.arbitrated_department_id = department.id
+    return record(session, ticket, actor, "arbitrate", now, from_status=done["from_status"], note=data["note"],
+                  public=True, data={**done["data"], "arbitrated": True})
 
 
 def _pending_extension(session, ticket):

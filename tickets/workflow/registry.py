@@ -22,7 +22,7 @@ from typing import Callable
 
 from ..models import Role, Status
 
-INPUT_KINDS = ("text", "department", "departments", "days", "yesno", "date")
+INPUT_KINDS = ("text", "department", "departments", "days", "yesno", "date", "office")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Input:
 
     name: str
     label: object
-    kind: str = "text"   # one of INPUT_KINDS
+    kind: str = "text"   # one of INPUT_KINDS (office: the code of an office below the owning one)
     required: bool = True
     hint: object = ""
     options: tuple = ()  # for yesno: ((value, label), ...) when the default approve/refuse does not fit
