@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sys
 from dataclasses import dataclass
 
 import click
@@ -312,7 +313,7 @@ def import_command(file, replace):
     """Import FILE (CSV: office_code,scope,value,department_code); nothing is written if a line is bad."""
     try:
         text = decode(file.read())
-        with click.progressbar(length=len(split_lines(text)), label="reading", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=len(split_lines(text)), label="reading", file=sys.stderr) as bar:
             counts = import_csv(db.session, text, replace=replace, progress=bar.update)
     except ValidationFailed as error:
         db.session.rollback()
@@ -330,7 +331,7 @@ def export_command(output):
     session = db.session
     total = session.scalar(sa.select(sa.func.count()).select_from(DispatchRule))
     if output is None:
-        out = click.get_text_stream("stdout")
+        out = sys.stdout
         writer = csv.writer(out, lineterminator="\r\n")
         for row in export_rows(session):
             writer.writerow(row)
@@ -339,7 +340,7 @@ def export_command(output):
         writer = csv.writer(out, lineterminator="\r\n")
         rows = export_rows(session)
         writer.writerow(next(rows))
-        with click.progressbar(rows, length=total, label="writing", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(rows, length=total, label="writing", file=sys.stderr) as bar:
             for row in bar:
                 writer.writerow(row)
     click.echo(f"{total} entries written to {output}")
