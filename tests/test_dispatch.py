@@ -222,7 +222,7 @@ def test_import_reports_every_bad_line_and_writes_nothing(world, network):
             + "c1,problem_type,late,C1\n")          # 8: not a problem type
     errors = refusal(app, text, replace=True)
     assert set(errors) == {"line_3", "line_4", "line_5", "line_6", "line_7", "line_8"}, errors
-    assert errors["line_3"].startswith("department_code:") and "line 2" in errors["line_7"].lower()
+    assert errors["line_3"].startswith("department_code:") and "第 2 行" in errors["line_7"]  # Chinese first
     assert catalogue(app) == before
     for bad_header in ("", "\n\n", "office,scope,value,department\n", "office_code,scope,value\n",
                        "office_code,scope,value,department_code,extra\n", "c1,problem_type,too_slow,C1\n"):
@@ -254,7 +254,8 @@ def test_console_upload_good_and_bad_files(world, network):
     bad = (HEADER + "t11,problem_type,too_hard,C1\nc2,problem_type,too_slow,C2\n").encode("utf-8")
     response = _upload(county, bad, replace=True)
     body = response.get_data(as_text=True)
-    assert response.status_code == 400 and 'id="dispatch-import-errors"' in body and "Line 3" in body
+    assert response.status_code == 400 and 'id="dispatch-import-errors"' in body and "第 3 行" in body
+    assert "第 2 行" not in body  # the good line is not blamed
     assert catalogue(app) == {("t11", "problem_type", "too_slow", "C1")}
     for data in ("office_code,scope,value,department_code\n".encode("gbk") + "t11,service_item,社保,C1\n".encode("gbk"),
                  b"", b"\xff\xfe\x00\x00"):
@@ -413,7 +414,7 @@ def test_disputed_list_shows_the_callers_subtree_with_who_returned_and_how_often
         assert shown == sees, (who, shown)
         assert not_disputed not in page
     page = world.console("supervisor_c1").get("/admin/disputed/").get_data(as_text=True)
-    assert "东湖县人社局: 2 times" in page and "市场监督管理局: 1 times" in page
+    assert "东湖县人社局：2 次" in page and "市场监督管理局：1 次" in page
     assert f'href="/admin/case/{cases["c1"]}"' in page
     # The county supervisor arbitrates their own county's case, not the township's (which it only sees).
-    assert page.count("To arbitrate") == 1
+    assert page.count("待裁定") == 1
