@@ -17,7 +17,7 @@ def console(app=None) -> Admin:
 
 def init_app(app) -> Admin:
     """Wire the console: its views (queues, case pages, escalation, management, SMS, reports) and sign-in."""
-    from . import auth, escalation, management, sms
+    from . import auth, dispatch, escalation, management, sms
     from .case import CaseView
     from .dashboard import Dashboard
     from .queues import QUEUES, QueueView
@@ -33,6 +33,7 @@ def init_app(app) -> Admin:
         admin.add_view(CaseView(name=_l("Case"), endpoint="case", url="/admin/case"))
         escalation.register(admin)
         management.register(admin)
+        dispatch.register(admin)
         sms.register(admin)
         admin.add_view(ReportsView(name=_l("Reports"), endpoint="reports", url="/admin/reports"))
     app.register_blueprint(auth.bp)

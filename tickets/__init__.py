@@ -8,10 +8,11 @@ from __future__ import annotations
 
 def init_app(app) -> None:
     """Wire the ticket room: the public pages, the JSON API, its error answers and the CLI."""
-    from . import api, cli, views
+    from . import api, cli, dispatch, views
     from .http import register_error_handlers
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
     register_error_handlers(app)
     cli.register(app)
+    dispatch.register_cli(app)
