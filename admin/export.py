@@ -14,19 +14,11 @@ from flask import request
 from flask_login import current_user
 
 from tickets import phones
+from tickets.spreadsheets import BOM, FORMULA_STARTS, csv_safe  # noqa: F401  (the guard is the tickets room's)
 
 log = logging.getLogger("banjie.export")
 
-BOM = "\ufeff"
-# Spreadsheets run a cell starting with one of these as a formula (a tab or carriage return before one, too).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FULL_PHONES = ("phones", "full")  # the query argument that asks for whole numbers
-
-
-def csv_safe(value) -> str:
-    """The cell's text, with a leading apostrophe when a spreadsheet would run it as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def full_phones_requested() -> bool:

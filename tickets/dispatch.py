@@ -24,12 +24,11 @@ import sqlalchemy as sa
 from flask.cli import AppGroup, with_appcontext
 from flask_babel import lazy_gettext as _l
 
-from admin.export import BOM, csv_safe
-
 from . import clock, offices, validation
 from .db import db
 from .errors import ValidationFailed
 from .models import Department, DispatchRule, DispatchScope, Office, ProblemType
+from .spreadsheets import BOM, csv_safe
 
 COLUMNS = ("office_code", "scope", "value", "department_code")
 SCOPES = tuple(s.value for s in DispatchScope)
