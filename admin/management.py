@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, g, has_request_context, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.model.template import LinkRowAction
@@ -28,11 +28,12 @@ from tickets import accounts, clock, contacts, offices, phones
 from tickets.errors import ValidationFailed
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
-from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_ROLES, ApiToken, Department, ProblemType, Role, ServiceItem,
-                            User)
+from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_MEMBER_ROLES, OFFICE_ROLES, ApiToken, Department,
+                            ProblemType, Role, ServiceItem, User)
 from tickets.clock import local_text
 
-from .base import ConsoleModelView, RoleGuard, request_names, row_id
+from .base import ConsoleModelView, RoleGuard, current_actor, request_names, row_id
+from .scope import OFFICE_LABEL, OfficeFilterGroups, office_names, office_options, visible_offices
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
 
@@ -64,11 +65,36 @@ def _department_choices():
 
 
 def _office_choices():
-    """Every office, depth first and indented, so the tree reads in the select."""
+    """The offices this user may put a row in, depth first and indented, so the tree reads in the select: every
+    office for an administrator, an office member's own subtree."""
     inactive = _("inactive")
-    return [(o.id, "\u3000" * offices.depth(o) + (f"{o.code} · {o.name}" if o.active else
-                                                     f"{o.code} · {o.name} ({inactive})"))
-            for o in offices.tree(db.session)]
+    shown = visible_offices(current_actor())
+    top = min((offices.depth(o) for o in shown), default=0)
+    return [(o.id, "\u3000" * (offices.depth(o) - top) + (f"{o.code} · {o.name}" if o.active else
+                                                              f"{o.code} · {o.name} ({inactive})"))
+            for o in shown]
+
+
+def office_name(office_id) -> str:
+    return office_names().get(office_id, "")
+
+
+class OfficeColumnFilter(FilterEqual):
+    """Rows (departments, users) of one office exactly; the options are the offices the viewer sees."""
+
+    def __init__(self, column):
+        super().__init__(column, OFFICE_LABEL)
+
+    def get_options(self, view):
+        if not has_request_context() or not current_user.is_authenticated:
+            return None
+        return office_options(current_actor())
+
+    def validate(self, value):
+        return row_id(value) is not None
+
+    def clean(self, value):
+        return int(value)
 
 
 def department_name(department_id) -> str:
@@ -139,16 +165,19 @@ def _reach(view, context, model, name) -> Markup:
         label(UNREACHABLE_LABELS, audience)) for audience in missing)
 
 
-class DepartmentView(ManagementView):
-    """Departments, and which of their escalation audiences have no mobile number (so their texts reach nobody)."""
+class DepartmentView(OfficeFilterGroups, ManagementView):
+    """Departments, and which of their escalation audiences have no mobile number (so their texts reach nobody).
+
+    Administrators keep every office's departments; an office's staff those of their office and the offices below
+    it (the list, the rows they may open and the offices they may choose are that subtree)."""
 
     roles = OFFICE_ROLES
     list_template = "admin/management/department_list.html"
     edit_template = "admin/management/department_edit.html"
-    column_list = ("code", "name", "supervisor_name", "supervisor_phone", "leader_name", "leader_phone", "reach",
+    column_list = ("code", "name", "office_id", "supervisor_name", "supervisor_phone", "leader_name", "leader_phone", "reach",
                    "active", "created_at")
     column_labels = {
-        "code": _l("Code"), "name": _l("Name"),
+        "code": _l("Code"), "name": _l("Name"), "office_id": OFFICE_LABEL,
         "supervisor_name": _l("Supervisor in charge"), "supervisor_phone": _l("Supervisor's mobile"),
         "leader_name": _l("Leader in charge"), "leader_phone": _l("Leader's mobile"),
         "reach": _l("Escalation texts"), "active": _l("Active"), "created_at": _l("Created"),
@@ -157,11 +186,14 @@ class DepartmentView(ManagementView):
         "code": _l("A short code that stays the same, e.g. RSJ."),
         "active": _l("Inactive departments keep their history but no longer receive cases."),
         "reach": _l("Whether the department's handlers, supervisor and leader can be texted."),
+        "office_id": _l("The window whose level's work it does: cases of that window and of those below it may "
+                        "be transferred to it."),
     }
     column_searchable_list = ("code", "name")
-    column_filters = ("active",)
+    column_filters = ("active", OfficeColumnFilter(Department.office_id))
     column_default_sort = "code"
     column_formatters = {
+        "office_id": lambda v, c, m, n: office_name(m.office_id),
         "supervisor_phone": _masked("supervisor_phone"),
         "leader_phone": _masked("leader_phone"),
         "reach": _reach,
@@ -173,6 +205,20 @@ class DepartmentView(ManagementView):
         "supervisor_phone": {"validators": [MobileNumber()]},
         "leader_phone": {"validators": [MobileNumber()]},
     }
+
+    @staticmethod
+    def _scope(query):
+        actor = current_actor()
+        if actor.role in OFFICE_MEMBER_ROLES:
+            return query.filter(Department.office_id.in_(offices.subtree(actor.office_id))
+                                if actor.office_id is not None else sa.false())
+        return query
+
+    def get_query(self):
+        return self._scope(super().get_query())
+
+    def get_count_query(self):
+        return self._scope(super().get_count_query())
 
     def get_list(self, *args, **kwargs):
         count, rows = super().get_list(*args, **kwargs)
@@ -202,24 +248,29 @@ ROLE_CHOICES = [(role.value, ROLE_LABELS[role.value]) for role in Role]
 ACCOUNT_FORM_FIELDS = {"password": "new_password"}
 
 
-class UserView(ManagementView):
+class UserView(OfficeFilterGroups, ManagementView):
     """Accounts are made and changed by tickets/accounts.py, with the command line's rules and messages."""
 
     roles = ADMIN_ROLES
-    column_list = ("username", "display_name", "role", "department_id", "phone", "active", "last_login_at")
+    column_list = ("username", "display_name", "role", "office_id", "department_id", "phone", "active",
+                   "last_login_at")
     column_labels = {
-        "username": _l("Username"), "display_name": _l("Display name"), "role": _l("Role"),
+        "username": _l("Username"), "display_name": _l("Display name"), "role": _l("Role"), "office_id": OFFICE_LABEL,
         "department_id": _l("Department"), "phone": _l("Phone"), "active": _l("Active"),
         "created_at": _l("Created"), "last_login_at": _l("Last sign-in"),
     }
     column_descriptions = {
         "department_id": _l("Department handlers only."),
+        "office_id": _l("Office staff, supervisors and leaders only: they see the cases of this window and of the "
+                        "windows below it (empty: the root). Administrators and department handlers belong to no "
+                        "window."),
         "active": _l("Inactive accounts can neither sign in nor use their API tokens."),
     }
     column_searchable_list = ("username", "display_name")
     column_default_sort = "username"
     column_formatters = {
         "role": lambda v, c, m, n: label(ROLE_LABELS, m.role),
+        "office_id": lambda v, c, m, n: office_name(m.office_id),
         "department_id": lambda v, c, m, n: department_name(m.department_id),
         "phone": _masked("phone"),
         "created_at": _time("created_at"),
@@ -243,6 +294,7 @@ class UserView(ManagementView):
         self.column_filters = [
             FilterEqual(User.role, _l("Role"), options=ROLE_CHOICES),
             "active",
+            OfficeColumnFilter(User.office_id),
         ]
         super().__init__(User, **kwargs)
 
