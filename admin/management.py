@@ -29,7 +29,7 @@ from tickets.errors import ValidationFailed
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
 from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_MEMBER_ROLES, OFFICE_ROLES, ApiToken, Department,
-                            ProblemType, Role, ServiceItem, User)
+                            Office, ProblemType, Role, ServiceItem, User)
 from tickets.clock import local_text
 
 from .base import ConsoleModelView, RoleGuard, current_actor, request_names, row_id
@@ -351,6 +351,92 @@ class UserView(OfficeFilterGroups, ManagementView):
         return True
 
 
+LEVEL_CHOICES = [("city", _l("City")), ("county", _l("County")), ("township", _l("Township"))]
+
+
+class OfficeView(ManagementView):
+    """The tree of windows (administrators only): listed depth first and indented; made and changed by
+    tickets/offices.py, with the command line's rules (one root, a parent a level up, no cycles)."""
+
+    roles = ADMIN_ROLES
+    column_list = ("name", "code", "level", "parent_id", "area_code", "active", "created_at")
+    column_labels = {"code": _l("Code"), "name": _l("Name"), "level": _l("Level"), "parent_id": _l("Parent office"),
+                     "area_code": _l("Area code"), "active": _l("Active"), "created_at": _l("Created")}
+    column_descriptions = {
+        "code": _l("A short code that stays the same, e.g. c1; the public form and the API name the window by it."),
+        "parent_id": _l("The office above this one (empty only for the root)."),
+        "area_code": _l("12-digit administrative area code (optional)."),
+        "active": _l("Inactive windows keep their cases but are no longer offered to citizens."),
+    }
+    column_searchable_list = ("code", "name")
+    column_sortable_list = ()
+    form_excluded_columns = ("path", "created_at")
+    form_foreign_keys = {"parent_id": _office_choices}
+    page_size = 500  # the whole tree on one page, in tree order
+
+    def __init__(self, **kwargs):
+        super().__init__(Office, **kwargs)
+
+    def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
+        count, rows = super().get_list(page, sort_column, sort_desc, search, filters, execute, page_size)
+        order = {office.id: i for i, office in enumerate(offices.tree(db.session))}
+        return count, sorted(rows, key=lambda office: order.get(office.id, len(order)))
+
+    def _name(view, context, model, name):
+        return Markup("{}{}").format("\u3000" * offices.depth(model), model.name)
+
+    column_formatters = {
+        "name": _name,
+        "level": lambda v, c, m, n: label(dict(LEVEL_CHOICES), m.level),
+        "parent_id": lambda v, c, m, n: office_name(m.parent_id),
+        "created_at": _time("created_at"),
+    }
+
+    def scaffold_form(self):
+        form_class = super().scaffold_form()
+        level = ChoicesField(_l("Level"), choices=LEVEL_CHOICES, allow_blank=True, blank_text=_l("Please choose"))
+        level.creation_counter = form_class.level.creation_counter
+        form_class.level = level
+        return form_class
+
+    @staticmethod
+    def _values(form) -> dict:
+        parent = db.session.get(Office, form.parent_id.data) if form.parent_id.data else None
+        return {"code": form.code.data, "name": form.name.data, "level": form.level.data,
+                "parent_code": parent.code if parent else None, "area_code": form.area_code.data or None,
+                "active": bool(form.active.data)}
+
+    def _save(self, form, change):
+        try:
+            office = change()
+            db.session.commit()
+        except ValidationFailed as error:
+            db.session.rollback()
+            for name, message in error.fields.items():
+                field = getattr(form, {"parent_code": "parent_id"}.get(name, name))
+                field.errors = [*field.errors, str(message)]
+            return None
+        except IntegrityError as error:
+            db.session.rollback()
+            self.handle_view_exception(error)
+            return None
+        return office
+
+    def create_model(self, form):
+        office = self._save(form, lambda: offices.create_office(db.session, **self._values(form)))
+        if office is None:
+            return False
+        self.after_model_change(form, office, True)
+        return office
+
+    def update_model(self, form, model) -> bool:
+        office = self._save(form, lambda: offices.update_office(db.session, model, **self._values(form)))
+        if office is None:
+            return False
+        self.after_model_change(form, model, False)
+        return True
+
+
 def _user_choices():
     rows = db.session.execute(sa.select(User.id, User.username).where(User.active.is_(True)).order_by(User.username))
     return rows.all()
@@ -471,5 +557,6 @@ def register(admin) -> None:
     admin.add_view(ServiceItemView(name=_l("Service items"), endpoint="service_items", url="/admin/service-items"))
     admin.add_view(ProblemTypesView(name=_l("Problem types"), endpoint="problem_types", url="/admin/problem-types",
                                     category=CATEGORY))
+    admin.add_view(OfficeView(name=_l("Offices"), endpoint="offices", url="/admin/offices"))
     admin.add_view(UserView(name=_l("Users"), endpoint="users", url="/admin/users"))
     admin.add_view(ApiTokenView(name=_l("API tokens"), endpoint="api_tokens", url="/admin/api-tokens"))
