@@ -26,6 +26,7 @@ from tickets.workflow import MAX_WORKING_DAYS
 
 from .base import RoleGuard, current_actor
 from .queues import department_names, soon_threshold
+from .scope import office_names
 
 CATEGORY = _l("Deadlines")
 LIST_LIMIT = 200
@@ -145,7 +146,7 @@ class DeadlinesView(RoleGuard, BaseView):
                  "late_days": working_days_overdue(calendar, t.due_at, now, zone) if t.overdue(now) else None,
                  "supervision": supervision_text(t.supervision_level)} for t in cases]
         return self.render("admin/escalation/deadlines.html", which=which, rows=rows, total=total,
-                           limit=LIST_LIMIT, departments=department_names())
+                           limit=LIST_LIMIT, departments=department_names(), office_names=office_names())
 
 
 class CalendarView(RoleGuard, BaseView):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, g, has_request_context, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.model.template import LinkRowAction
@@ -28,11 +28,12 @@ from tickets import accounts, clock, contacts, offices, phones
 from tickets.errors import ValidationFailed
 from tickets.db import db
 from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
-from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_ROLES, ApiToken, Department, ProblemType, Role, ServiceItem,
-                            User)
+from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_MEMBER_ROLES, OFFICE_ROLES, ApiToken, Department,
+                            Office, ProblemType, Role, ServiceItem, User)
 from tickets.clock import local_text
 
-from .base import ConsoleModelView, RoleGuard, request_names, row_id
+from .base import ConsoleModelView, RoleGuard, current_actor, request_names, row_id
+from .scope import OFFICE_LABEL, OfficeFilterGroups, office_names, office_options, visible_offices
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
 
@@ -64,11 +65,36 @@ def _department_choices():
 
 
 def _office_choices():
-    """Every office, depth first and indented, so the tree reads in the select."""
+    """The offices this user may put a row in, depth first and indented, so the tree reads in the select: every
+    office for an administrator, an office member's own subtree."""
     inactive = _("inactive")
-    return [(o.id, "\u3000" * offices.depth(o) + (f"{o.code} · {o.name}" if o.active else
-                                                     f"{o.code} · {o.name} ({inactive})"))
-            for o in offices.tree(db.session)]
+    shown = visible_offices(current_actor())
+    top = min((offices.depth(o) for o in shown), default=0)
+    return [(o.id, "\u3000" * (offices.depth(o) - top) + (f"{o.code} · {o.name}" if o.active else
+                                                              f"{o.code} · {o.name} ({inactive})"))
+            for o in shown]
+
+
+def office_name(office_id) -> str:
+    return office_names().get(office_id, "")
+
+
+class OfficeColumnFilter(FilterEqual):
+    """Rows (departments, users) of one office exactly; the options are the offices the viewer sees."""
+
+    def __init__(self, column):
+        super().__init__(column, OFFICE_LABEL)
+
+    def get_options(self, view):
+        if not has_request_context() or not current_user.is_authenticated:
+            return None
+        return office_options(current_actor())
+
+    def validate(self, value):
+        return row_id(value) is not None
+
+    def clean(self, value):
+        return int(value)
 
 
 def department_name(department_id) -> str:
@@ -139,16 +165,19 @@ def _reach(view, context, model, name) -> Markup:
         label(UNREACHABLE_LABELS, audience)) for audience in missing)
 
 
-class DepartmentView(ManagementView):
-    """Departments, and which of their escalation audiences have no mobile number (so their texts reach nobody)."""
+class DepartmentView(OfficeFilterGroups, ManagementView):
+    """Departments, and which of their escalation audiences have no mobile number (so their texts reach nobody).
+
+    Administrators keep every office's departments; an office's staff those of their office and the offices below
+    it (the list, the rows they may open and the offices they may choose are that subtree)."""
 
     roles = OFFICE_ROLES
     list_template = "admin/management/department_list.html"
     edit_template = "admin/management/department_edit.html"
-    column_list = ("code", "name", "supervisor_name", "supervisor_phone", "leader_name", "leader_phone", "reach",
+    column_list = ("code", "name", "office_id", "supervisor_name", "supervisor_phone", "leader_name", "leader_phone", "reach",
                    "active", "created_at")
     column_labels = {
-        "code": _l("Code"), "name": _l("Name"),
+        "code": _l("Code"), "name": _l("Name"), "office_id": OFFICE_LABEL,
         "supervisor_name": _l("Supervisor in charge"), "supervisor_phone": _l("Supervisor's mobile"),
         "leader_name": _l("Leader in charge"), "leader_phone": _l("Leader's mobile"),
         "reach": _l("Escalation texts"), "active": _l("Active"), "created_at": _l("Created"),
@@ -157,11 +186,14 @@ class DepartmentView(ManagementView):
         "code": _l("A short code that stays the same, e.g. RSJ."),
         "active": _l("Inactive departments keep their history but no longer receive cases."),
         "reach": _l("Whether the department's handlers, supervisor and leader can be texted."),
+        "office_id": _l("The window whose level's work it does: cases of that window and of those below it may "
+                        "be transferred to it."),
     }
     column_searchable_list = ("code", "name")
-    column_filters = ("active",)
+    column_filters = ("active", OfficeColumnFilter(Department.office_id))
     column_default_sort = "code"
     column_formatters = {
+        "office_id": lambda v, c, m, n: office_name(m.office_id),
         "supervisor_phone": _masked("supervisor_phone"),
         "leader_phone": _masked("leader_phone"),
         "reach": _reach,
@@ -173,6 +205,20 @@ class DepartmentView(ManagementView):
         "supervisor_phone": {"validators": [MobileNumber()]},
         "leader_phone": {"validators": [MobileNumber()]},
     }
+
+    @staticmethod
+    def _scope(query):
+        actor = current_actor()
+        if actor.role in OFFICE_MEMBER_ROLES:
+            return query.filter(Department.office_id.in_(offices.subtree(actor.office_id))
+                                if actor.office_id is not None else sa.false())
+        return query
+
+    def get_query(self):
+        return self._scope(super().get_query())
+
+    def get_count_query(self):
+        return self._scope(super().get_count_query())
 
     def get_list(self, *args, **kwargs):
         count, rows = super().get_list(*args, **kwargs)
@@ -202,24 +248,29 @@ ROLE_CHOICES = [(role.value, ROLE_LABELS[role.value]) for role in Role]
 ACCOUNT_FORM_FIELDS = {"password": "new_password"}
 
 
-class UserView(ManagementView):
+class UserView(OfficeFilterGroups, ManagementView):
     """Accounts are made and changed by tickets/accounts.py, with the command line's rules and messages."""
 
     roles = ADMIN_ROLES
-    column_list = ("username", "display_name", "role", "department_id", "phone", "active", "last_login_at")
+    column_list = ("username", "display_name", "role", "office_id", "department_id", "phone", "active",
+                   "last_login_at")
     column_labels = {
-        "username": _l("Username"), "display_name": _l("Display name"), "role": _l("Role"),
+        "username": _l("Username"), "display_name": _l("Display name"), "role": _l("Role"), "office_id": OFFICE_LABEL,
         "department_id": _l("Department"), "phone": _l("Phone"), "active": _l("Active"),
         "created_at": _l("Created"), "last_login_at": _l("Last sign-in"),
     }
     column_descriptions = {
         "department_id": _l("Department handlers only."),
+        "office_id": _l("Office staff, supervisors and leaders only: they see the cases of this window and of the "
+                        "windows below it (empty: the root). Administrators and department handlers belong to no "
+                        "window."),
         "active": _l("Inactive accounts can neither sign in nor use their API tokens."),
     }
     column_searchable_list = ("username", "display_name")
     column_default_sort = "username"
     column_formatters = {
         "role": lambda v, c, m, n: label(ROLE_LABELS, m.role),
+        "office_id": lambda v, c, m, n: office_name(m.office_id),
         "department_id": lambda v, c, m, n: department_name(m.department_id),
         "phone": _masked("phone"),
         "created_at": _time("created_at"),
@@ -243,6 +294,7 @@ class UserView(ManagementView):
         self.column_filters = [
             FilterEqual(User.role, _l("Role"), options=ROLE_CHOICES),
             "active",
+            OfficeColumnFilter(User.office_id),
         ]
         super().__init__(User, **kwargs)
 
@@ -294,6 +346,92 @@ class UserView(ManagementView):
             db.session, model, by=current_user._get_current_object(), username=form.username.data,
             role=form.role.data, **self._account_values(form)))
         if user is None:
+            return False
+        self.after_model_change(form, model, False)
+        return True
+
+
+LEVEL_CHOICES = [("city", _l("City")), ("county", _l("County")), ("township", _l("Township"))]
+
+
+class OfficeView(ManagementView):
+    """The tree of windows (administrators only): listed depth first and indented; made and changed by
+    tickets/offices.py, with the command line's rules (one root, a parent a level up, no cycles)."""
+
+    roles = ADMIN_ROLES
+    column_list = ("name", "code", "level", "parent_id", "area_code", "active", "created_at")
+    column_labels = {"code": _l("Code"), "name": _l("Name"), "level": _l("Level"), "parent_id": _l("Parent office"),
+                     "area_code": _l("Area code"), "active": _l("Active"), "created_at": _l("Created")}
+    column_descriptions = {
+        "code": _l("A short code that stays the same, e.g. c1; the public form and the API name the window by it."),
+        "parent_id": _l("The office above this one (empty only for the root)."),
+        "area_code": _l("12-digit administrative area code (optional)."),
+        "active": _l("Inactive windows keep their cases but are no longer offered to citizens."),
+    }
+    column_searchable_list = ("code", "name")
+    column_sortable_list = ()
+    form_excluded_columns = ("path", "created_at")
+    form_foreign_keys = {"parent_id": _office_choices}
+    page_size = 500  # the whole tree on one page, in tree order
+
+    def __init__(self, **kwargs):
+        super().__init__(Office, **kwargs)
+
+    def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
+        count, rows = super().get_list(page, sort_column, sort_desc, search, filters, execute, page_size)
+        order = {office.id: i for i, office in enumerate(offices.tree(db.session))}
+        return count, sorted(rows, key=lambda office: order.get(office.id, len(order)))
+
+    def _name(view, context, model, name):
+        return Markup("{}{}").format("\u3000" * offices.depth(model), model.name)
+
+    column_formatters = {
+        "name": _name,
+        "level": lambda v, c, m, n: label(dict(LEVEL_CHOICES), m.level),
+        "parent_id": lambda v, c, m, n: office_name(m.parent_id),
+        "created_at": _time("created_at"),
+    }
+
+    def scaffold_form(self):
+        form_class = super().scaffold_form()
+        level = ChoicesField(_l("Level"), choices=LEVEL_CHOICES, allow_blank=True, blank_text=_l("Please choose"))
+        level.creation_counter = form_class.level.creation_counter
+        form_class.level = level
+        return form_class
+
+    @staticmethod
+    def _values(form) -> dict:
+        parent = db.session.get(Office, form.parent_id.data) if form.parent_id.data else None
+        return {"code": form.code.data, "name": form.name.data, "level": form.level.data,
+                "parent_code": parent.code if parent else None, "area_code": form.area_code.data or None,
+                "active": bool(form.active.data)}
+
+    def _save(self, form, change):
+        try:
+            office = change()
+            db.session.commit()
+        except ValidationFailed as error:
+            db.session.rollback()
+            for name, message in error.fields.items():
+                field = getattr(form, {"parent_code": "parent_id"}.get(name, name))
+                field.errors = [*field.errors, str(message)]
+            return None
+        except IntegrityError as error:
+            db.session.rollback()
+            self.handle_view_exception(error)
+            return None
+        return office
+
+    def create_model(self, form):
+        office = self._save(form, lambda: offices.create_office(db.session, **self._values(form)))
+        if office is None:
+            return False
+        self.after_model_change(form, office, True)
+        return office
+
+    def update_model(self, form, model) -> bool:
+        office = self._save(form, lambda: offices.update_office(db.session, model, **self._values(form)))
+        if office is None:
             return False
         self.after_model_change(form, model, False)
         return True
@@ -419,5 +557,6 @@ def register(admin) -> None:
     admin.add_view(ServiceItemView(name=_l("Service items"), endpoint="service_items", url="/admin/service-items"))
     admin.add_view(ProblemTypesView(name=_l("Problem types"), endpoint="problem_types", url="/admin/problem-types",
                                     category=CATEGORY))
+    admin.add_view(OfficeView(name=_l("Offices"), endpoint="offices", url="/admin/offices"))
     admin.add_view(UserView(name=_l("Users"), endpoint="users", url="/admin/users"))
     admin.add_view(ApiTokenView(name=_l("API tokens"), endpoint="api_tokens", url="/admin/api-tokens"))

@@ -22,6 +22,7 @@ from tickets.clock import local_text
 
 from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names, row_id
 from .export import SafeCsvExport
+from .scope import OfficeFilter, OfficeFilterGroups, office_names
 
 TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
 
@@ -158,7 +159,7 @@ def queue_filters(queue: Queue) -> list:
         shown = queue.statuses or tuple(Status)
         filters.append(FilterEqual(Ticket.status, _l("Status"),
                                    options=[(s.value, STATUS_LABELS[s.value]) for s in shown]))
-    return filters + [DueTodayFilter(), FiledTodayFilter()]
+    return filters + [DueTodayFilter(), FiledTodayFilter(), OfficeFilter()]
 
 
 def shortcut_args(queue: Queue, kind: type[ShortcutFilter]) -> dict[str, str]:
@@ -167,7 +168,7 @@ def shortcut_args(queue: Queue, kind: type[ShortcutFilter]) -> dict[str, str]:
     return {f"flt0_{index}": "yes"}
 
 
-class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
+class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
     """One work queue. Read-only: every change happens on the case page, through the workflow."""
 
     can_create = can_edit = can_delete = False
@@ -175,19 +176,19 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
     can_set_page_size = True
     column_display_actions = False  # rows open the case page; there is nothing to do from the list
     page_size = 20
-    column_list = ("tracking_no", "status", "problem_type", "citizen_name", "phone", "department_id",
+    column_list = ("tracking_no", "status", "problem_type", "citizen_name", "phone", "office_id", "department_id",
                    "supervision_level", "created_at", "due_at")
     column_labels = {
         "tracking_no": _l("Tracking number"), "status": _l("Status"), "problem_type": _l("Problem type"),
         "citizen_name": _l("Citizen's name"), "phone": _l("Phone"), "department_id": _l("Department"),
         "supervision_level": _l("Supervision"), "created_at": _l("Filed at"), "due_at": _l("Due"),
-        "service_item": _l("Service item"), "description": _l("Description"),
+        "service_item": _l("Service item"), "description": _l("Description"), "office_id": _l("Window"),
     }
     column_sortable_list = ("tracking_no", "created_at", "due_at", "supervision_level")
     # Flask-Admin shows the search box when this is set; what a term matches is decided in _apply_search.
     column_searchable_list = ("tracking_no", "citizen_name", "description")
     column_export_list = ("tracking_no", "status", "problem_type", "citizen_name", "phone", "service_item",
-                          "department_id", "supervision_level", "created_at", "due_at", "description")
+                          "office_id", "department_id", "supervision_level", "created_at", "due_at", "description")
     export_types = ("csv",)
     export_phone_columns = ("phone",)  # masked unless the office asks for whole numbers (admin/export.py)
     list_template = "admin/queue_list.html"
@@ -214,10 +215,6 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
 
     def get_count_query(self):
         return self._restrict(super().get_count_query())
-
-    def _get_filter_groups(self):
-        self._refresh_filters_cache()  # the department list may have changed since the last request
-        return super()._get_filter_groups()
 
     @property
     def can_export(self) -> bool:
@@ -263,6 +260,7 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
         "status": lambda v, c, m, n: label(STATUS_LABELS, m.status),
         "problem_type": lambda v, c, m, n: label(PROBLEM_TYPE_LABELS, m.problem_type),
         "phone": lambda v, c, m, n: phones.mask(m.phone),
+        "office_id": lambda v, c, m, n: office_names().get(m.office_id, ""),
         "department_id": lambda v, c, m, n: department_names().get(m.department_id, ""),
         "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
         "created_at": lambda v, c, m, n: local_text(m.created_at),
@@ -274,6 +272,7 @@ class QueueView(RoleGuard, SafeCsvExport, ConsoleModelView):
         "tracking_no": lambda v, c, m, n: m.tracking_no,
         "status": lambda v, c, m, n: label(STATUS_LABELS, m.status),
         "problem_type": lambda v, c, m, n: label(PROBLEM_TYPE_LABELS, m.problem_type),
+        "office_id": lambda v, c, m, n: office_names().get(m.office_id, ""),
         "department_id": lambda v, c, m, n: department_names().get(m.department_id, ""),
         "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
         "created_at": lambda v, c, m, n: local_text(m.created_at),

@@ -27,7 +27,8 @@ from tickets.models import ADMIN_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, Survey,
 from tickets.clock import local_text
 
 from . import causes
-from .base import ConsoleModelView, RoleGuard
+from .base import ConsoleModelView, RoleGuard, current_actor
+from .scope import OfficeFilter, OfficeFilterGroups, VisibleTicketRows, ticket_rows_condition
 
 CATEGORY = _l("SMS and surveys")
 # Texts that carry the citizen's query code are not shown to staff.
@@ -104,10 +105,19 @@ def case_link(ticket_id) -> Markup | str:
     return Markup('<a href="{}">{}</a>').format(url_for("case.show", tracking_no=number), number)
 
 
-class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
-    """Every text message: newest first, numbers masked, the ones that failed easy to find and resend."""
+def visible_message(message_id: int) -> SmsMessage:
+    """The text if this user may see its case (or, for a text of no case, such texts); 404 otherwise."""
+    message = db.session.scalar(sa.select(SmsMessage).where(
+        SmsMessage.id == message_id, ticket_rows_condition(SmsMessage.ticket_id, current_actor(), caseless=True)))
+    return message or abort(404)
+
+
+class SmsLogView(TicketLinks, VisibleTicketRows, OfficeFilterGroups, RoleGuard, ConsoleModelView):
+    """Every text message of the cases this user sees: newest first, numbers masked, the ones that failed easy to
+    find and resend."""
 
     roles = OFFICE_ROLES
+    caseless_rows = True
     can_create = can_edit = can_delete = False
     can_view_details = False
     column_display_actions = False
@@ -121,7 +131,7 @@ class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
     }
     column_default_sort = ("created_at", True)  # newest first by when it was written; the id breaks ties
     column_sortable_list = ("created_at", "status")
-    column_filters = ("status", "template", "audience")
+    column_filters = ("status", "template", "audience", OfficeFilter(SmsMessage.ticket_id, via_ticket=True))
     column_formatters = {
         "created_at": lambda v, c, m, n: Markup('<a href="{}">{}</a>').format(
             url_for(".message", message_id=m.id), local_text(m.created_at)),
@@ -135,7 +145,7 @@ class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
 
     @expose("/message/<int:message_id>")
     def message(self, message_id: int):
-        message = db.session.get(SmsMessage, message_id) or abort(404)
+        message = visible_message(message_id)
         history = list(db.session.scalars(sa.select(SmsMessage).where(sa.or_(
             SmsMessage.resent_from_id == message.id, SmsMessage.id == message.resent_from_id)).order_by(SmsMessage.id)))
         return self.render("admin/sms/message.html", message=message, body=shown_body(message),
@@ -149,7 +159,7 @@ class SmsLogView(TicketLinks, RoleGuard, ConsoleModelView):
     @expose("/message/<int:message_id>/resend", methods=("POST",))
     def resend(self, message_id: int):
         """A failed text goes out again as a new row (the failed one stays, as history)."""
-        message = db.session.get(SmsMessage, message_id) or abort(404)
+        message = visible_message(message_id)
         try:
             copy = resend(db.session, message, clock.now())
         except ValidationFailed as error:
@@ -238,7 +248,7 @@ def _score(view, context, model, name):
     return Markup('<span class="badge badge-{}">{} {}</span>').format(css, model.score, label(SCORE_LABELS, model.score))
 
 
-class SurveyView(TicketLinks, RoleGuard, ConsoleModelView):
+class SurveyView(TicketLinks, VisibleTicketRows, OfficeFilterGroups, RoleGuard, ConsoleModelView):
     """Satisfaction survey rounds: what each citizen said, by which channel, and the 差评 to call back."""
 
     roles = OFFICE_WIDE_ROLES
@@ -250,7 +260,7 @@ class SurveyView(TicketLinks, RoleGuard, ConsoleModelView):
                      "score": _l("Rating"), "channel": _l("Channel"), "rated_at": _l("Rated"),
                      "comment": _l("Comment")}
     column_default_sort = ("opened_at", True)  # newest first by when the survey went out; the id breaks ties
-    column_filters = ("score", "channel")
+    column_filters = ("score", "channel", OfficeFilter(Survey.ticket_id, via_ticket=True))
     column_formatters = {
         "opened_at": lambda v, c, m, n: local_text(m.opened_at),
         "rated_at": lambda v, c, m, n: local_text(m.rated_at),

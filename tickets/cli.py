@@ -5,14 +5,18 @@ import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
+from . import offices
 from .accounts import create_user, issue_token
 from .db import db
+from .departments import create_department
 from .errors import ValidationFailed
-from .models import Role, User
+from .models import OfficeLevel, Role, User
 from .schema import alembic_config, downgrade_database, upgrade_database
 
 db_cli = AppGroup("db", help="Schema migrations (Alembic).")
 users_cli = AppGroup("users", help="Staff accounts and API tokens.")
+offices_cli = AppGroup("offices", help="The tree of windows (offices).")
+departments_cli = AppGroup("departments", help="Departments of the offices.")
 
 
 @db_cli.command("upgrade")
@@ -50,13 +54,20 @@ def db_revision(message, autogenerate):
 
 # How the `users` commands name the fields of tickets/accounts.py in their messages.
 OPTION_NAMES = {"username": "USERNAME", "role": "--role", "department_id": "--department", "password": "--password",
-                "phone": "--phone", "display_name": "--name", "label": "--label", "user_id": "USERNAME"}
+                "phone": "--phone", "display_name": "--name", "label": "--label", "user_id": "USERNAME",
+                "office_id": "--office", "office_code": "--office"}
+# ... and how the `offices` and `departments` commands name the fields of tickets/offices.py and departments.py.
+OFFICE_OPTION_NAMES = {"code": "CODE", "name": "--name", "level": "--level", "parent_code": "--parent",
+                       "area_code": "--area-code", "active": "--active"}
+DEPARTMENT_OPTION_NAMES = {"code": "CODE", "name": "--name", "office_code": "--office",
+                           "supervisor_phone": "--supervisor-phone", "leader_phone": "--leader-phone",
+                           "supervisor_name": "--supervisor-name", "leader_name": "--leader-name"}
 
 
-def refused(error: ValidationFailed) -> click.ClickException:
-    """The accounts rules' refusal as the command line says it: the message, then one line per option."""
+def refused(error: ValidationFailed, names: dict = OPTION_NAMES) -> click.ClickException:
+    """The rules' refusal as the command line says it: the message, then one line per option."""
     db.session.rollback()
-    lines = [f"{OPTION_NAMES.get(name, name)}: {message}" for name, message in error.fields.items()]
+    lines = [f"{names.get(name, name)}: {message}" for name, message in error.fields.items()]
     return click.ClickException("\n".join([str(error.message), *lines]))
 
 
@@ -69,7 +80,9 @@ def refused(error: ValidationFailed) -> click.ClickException:
               help="an account without a password: it cannot sign in to the console, only use API tokens")
 @click.option("--phone", help="mainland mobile number")
 @click.option("--name", "display_name", help="name shown to colleagues")
-def users_create(username, role, department_code, password, no_password, phone, display_name):
+@click.option("--office", "office_code", help="office code, for the office, supervisor and leader roles "
+                                              "(default: the root)")
+def users_create(username, role, department_code, password, no_password, phone, display_name, office_code):
     """Create a staff account (the console's rules: tickets/accounts.py)."""
     if no_password and password is not None:
         raise click.UsageError("--password and --no-password exclude each other")
@@ -77,7 +90,8 @@ def users_create(username, role, department_code, password, no_password, phone, 
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         user = create_user(db.session, username, role, department_code=department_code, password=password,
-                           phone=phone, display_name=display_name, require_password=not no_password)
+                           phone=phone, display_name=display_name, require_password=not no_password,
+                           office_code=office_code)
     except ValidationFailed as error:
         raise refused(error) from None
     db.session.commit()
@@ -100,6 +114,54 @@ def users_token(username, label):
     click.echo(token)
 
 
+@offices_cli.command("create")
+@click.argument("code")
+@click.option("--name", required=True, help="the window's name, e.g. 东湖县办不成事窗口")
+@click.option("--level", required=True, type=click.Choice([level.value for level in OfficeLevel]))
+@click.option("--parent", "parent_code", help="the parent office's code (only the first office, the root, has none)")
+@click.option("--area-code", help="12-digit administrative area code")
+def offices_create(code, name, level, parent_code, area_code):
+    """Create an office (the console's rules: tickets/offices.py)."""
+    try:
+        office = offices.create_office(db.session, code=code, name=name, level=level, parent_code=parent_code,
+                                       area_code=area_code)
+    except ValidationFailed as error:
+        raise refused(error, OFFICE_OPTION_NAMES) from None
+    db.session.commit()
+    click.echo(f"created {office.code} ({office.level})")
+
+
+@offices_cli.command("list")
+def offices_list():
+    """The tree of offices, indented: code, level, name, area code."""
+    for office in offices.tree(db.session):
+        inactive = "" if office.active else "  (inactive)"
+        area = f"  {office.area_code}" if office.area_code else ""
+        click.echo(f"{'  ' * offices.depth(office)}{office.code}  [{office.level}]  {office.name}{area}{inactive}")
+
+
+@departments_cli.command("create")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--office", "office_code", help="the office whose level's work it does (default: the root)")
+@click.option("--supervisor-phone", help="mobile of the supervisor in charge (督办 texts)")
+@click.option("--leader-phone", help="mobile of the leader in charge (挂牌督办 texts)")
+@click.option("--supervisor-name")
+@click.option("--leader-name")
+def departments_create(code, name, office_code, supervisor_phone, leader_phone, supervisor_name, leader_name):
+    """Create a department (rules: tickets/departments.py)."""
+    try:
+        department = create_department(db.session, code, name, office_code=office_code,
+                                       supervisor_phone=supervisor_phone, leader_phone=leader_phone,
+                                       supervisor_name=supervisor_name, leader_name=leader_name)
+    except ValidationFailed as error:
+        raise refused(error, DEPARTMENT_OPTION_NAMES) from None
+    db.session.commit()
+    click.echo(f"created {department.code}")
+
+
 def register(app) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(offices_cli)
+    app.cli.add_command(departments_cli)
