@@ -2,7 +2,7 @@
 
 Every count is defined by rows whose timestamps fall inside the month (local time), or by the history as
 it stood at the month's end, so a past month gives the same figures whenever it is computed. A report is
-of one office and counts only the cases its subtree owns (`offices.ticket_in_subtree`: one condition on the
+of one office and counts only the cases its subtree owns (`Scope`, read from `offices.subtree`: one condition on the
 ticket, joined where a query reads other tables). The queries group by (department, owning office); a
 department's figures, a child office's (its subtree's) and the total are sums of those groups (each case
 belongs to exactly one office, and to one department or to none when the window settled it itself).
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from escalation.calendar import WorkCalendar, working_days_between
 from tickets import offices
-from tickets.models import Deadline, Event, ExtensionRequest, ReturnVisit, Survey, Ticket
+from tickets.models import Deadline, Event, ExtensionRequest, Office, ReturnVisit, Survey, Ticket
 from tickets.workflow import names
 
 from .formulas import FORMULA_VERSION
@@ -79,6 +79,29 @@ class Month:
         return (datetime(self.year, self.month, 1, tzinfo=tz), datetime(nxt.year, nxt.month, 1, tzinfo=tz))
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The cases a report counts: those owned by an office or an office below it (`offices.subtree`).
+
+    The subtree's ids are read once (`offices.subtree_ids`, a few dozen at most), so every query carries a
+    plain `ticket.office_id IN (...)` list that PostgreSQL's planner estimates well; the tree's path condition
+    as a subquery in each made it choose nested loops, four times slower. When the subtree is every office
+    (the root's report) no condition is needed at all, and the queries are those of a single window.
+    """
+    office_id: int
+    office_ids: tuple[int, ...] | None  # None: every office
+
+    @classmethod
+    def of(cls, session, office_id: int) -> "Scope":
+        ids = tuple(offices.subtree_ids(session, office_id))
+        every = session.scalar(sa.select(sa.func.count()).select_from(Office))
+        return cls(office_id, None if len(ids) == every else ids)
+
+    def owned(self):
+        """WHERE clause on `Ticket`: the case is one this report counts."""
+        return Ticket.office_id.in_(self.office_ids) if self.office_ids is not None else sa.true()
+
+
 def ratio(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
@@ -127,19 +150,19 @@ def _latest(column, *where):
             .where(*where).group_by(table.c.ticket_id).subquery())
 
 
-def cohort(start, end, office_id: int, *, departments: bool = True):
+def cohort(start, end, scope: Scope, *, departments: bool = True):
     """The month's cohort, one row per case: whether it was closed at the month's end, and its department then.
 
     Set-based rather than one lookup per case: a case accepted in the month can only have been
     transferred, closed or rated badly after its acceptance, so every row that decides these lies in
     the month as well. Closed at the end means its last closing event comes after its last bad rating
     (a bad rating is the only way out of `closed`); its department is that of its last handling
-    deadline started in the month. Only the cases owned by `office_id`'s subtree, with their owning office.
+    deadline started in the month. Only the cases `scope` holds, with their owning office.
     """
     event, deadline = Event.__table__, Deadline.__table__
     accepted = (sa.select(event.c.ticket_id, Ticket.office_id).join(Ticket, Ticket.id == event.c.ticket_id)
                 .where(event.c.action == "accept", between(event.c.at, start, end),
-                       offices.ticket_in_subtree(office_id)).subquery())
+                       scope.owned()).subquery())
     closed = _latest(event.c.at, event.c.action.in_(CLOSING_ACTIONS), between(event.c.at, start, end))
     reopened = _latest(event.c.at, event.c.action == "rate", event.c.to_status == "rectifying",
                        between(event.c.at, start, end))
@@ -160,16 +183,16 @@ def cohort(start, end, office_id: int, *, departments: bool = True):
     return query.add_columns(*columns).subquery()
 
 
-def cohort_rows(session, start, end, office_id):
+def cohort_rows(session, start, end, scope):
     """Per department and owning office: accepted in the month, and of those closed at the month's end."""
-    rows = cohort(start, end, office_id)
+    rows = cohort(start, end, scope)
     return session.execute(
         sa.select(rows.c.department_id, rows.c.office_id, sa.func.count(), sa.func.sum(rows.c.closed))
         .group_by(rows.c.department_id, rows.c.office_id)
     ).all()
 
 
-def closed_rows(session, start, end, office_id, tz, dialect):
+def closed_rows(session, start, end, scope, tz, dialect):
     """Per department and owning office, on-time flag and (filing day, closing day): the cases closed in the month.
 
     The department is the ticket's own: a case is never transferred again once it has been closed
@@ -196,17 +219,17 @@ def closed_rows(session, start, end, office_id, tz, dialect):
         local_date(Ticket.created_at, tz, dialect).label("from_day"),
         local_date(closes.c.closed_at, tz, dialect).label("to_day"),
     ).select_from(closes).join(Ticket, Ticket.id == closes.c.ticket_id).where(
-        offices.ticket_in_subtree(office_id)).subquery()
+        scope.owned()).subquery()
     keys = (rows.c.department_id, rows.c.office_id, rows.c.on_time, rows.c.from_day, rows.c.to_day)
     return session.execute(sa.select(*keys, sa.func.count()).group_by(*keys)).all()
 
 
-def deadline_rows(session, start, end, office_id):
+def deadline_rows(session, start, end, scope):
     """Per department and owning office: cases overdue in the month, handling deadlines ended by the department
     returning the case (退回次数: one per `return`, counted against the department that returned it), approved
     extensions."""
     by = (Deadline.department_id, Ticket.office_id)
-    owned = (Ticket, sa.and_(Ticket.id == Deadline.ticket_id, offices.ticket_in_subtree(office_id)))
+    owned = (Ticket, sa.and_(Ticket.id == Deadline.ticket_id, scope.owned()))
     overdue = session.execute(
         sa.select(*by, sa.func.count(sa.distinct(Deadline.ticket_id))).join(*owned)
         .where(Deadline.kind.in_(DEPARTMENT_DEADLINES), between(Deadline.due_at, start, end),
@@ -227,14 +250,14 @@ def deadline_rows(session, start, end, office_id):
     return overdue, returned, extended
 
 
-def supervision_rows(session, start, end, office_id):
+def supervision_rows(session, start, end, scope):
     """Per department, owning office and level: cases escalated (or reminded, level 1) in the month."""
     level = step_level()
     steps = sa.select(
         Event.ticket_id.label("ticket_id"), level.label("level"), Ticket.office_id.label("office_id"),
         department_at(Event.ticket_id, Event.at).label("department_id"),
     ).join(Ticket, Ticket.id == Event.ticket_id).where(
-        Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end), offices.ticket_in_subtree(office_id),
+        Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end), scope.owned(),
     ).subquery()
     return session.execute(
         sa.select(steps.c.department_id, steps.c.office_id, steps.c.level, sa.func.count(sa.distinct(steps.c.ticket_id)))
@@ -242,7 +265,7 @@ def supervision_rows(session, start, end, office_id):
     ).all()
 
 
-def survey_rows(session, start, end, office_id):
+def survey_rows(session, start, end, scope):
     """Per department and owning office: surveys closed in the month, their answers, bad ratings answered and visited by the end."""
     reclosed = (
         sa.select(Event.id)
@@ -265,7 +288,7 @@ def survey_rows(session, start, end, office_id):
         sa.case((sa.and_(bad, reclosed), 1), else_=0).label("bad_rectified"),
         sa.case((sa.and_(bad, visited), 1), else_=0).label("bad_visited"),
     ).join(Ticket, Ticket.id == Survey.ticket_id).where(between(Survey.closes_at, start, end),
-                                                        offices.ticket_in_subtree(office_id)).subquery()
+                                                        scope.owned()).subquery()
     c = surveys.c
     return session.execute(
         sa.select(c.department_id, c.office_id, sa.func.count(), sa.func.sum(c.rated), sa.func.sum(c.satisfied),
@@ -324,8 +347,8 @@ def _day(value) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def department_counts(session, month: Month, tz: ZoneInfo, working_days: WorkingDays, office_id: int) -> dict:
-    """{(department id or None, owning office id): counts} for the month, over `office_id`'s subtree."""
+def department_counts(session, month: Month, tz: ZoneInfo, working_days: WorkingDays, scope: Scope) -> dict:
+    """{(department id or None, owning office id): counts} for the month, over the cases `scope` holds."""
     start, end = month.bounds(tz)
     dialect = session.get_bind().dialect.name
     groups: dict = {}
@@ -333,23 +356,23 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
     def add(department_id, owner, key, value):
         groups.setdefault((department_id, owner), empty_counts())[key] += int(value or 0)
 
-    for department_id, owner, accepted, closed in cohort_rows(session, start, end, office_id):
+    for department_id, owner, accepted, closed in cohort_rows(session, start, end, scope):
         add(department_id, owner, "accepted", accepted)
         add(department_id, owner, "closed", closed)
-    for department_id, owner, on_time, from_day, to_day, count in closed_rows(session, start, end, office_id, tz,
+    for department_id, owner, on_time, from_day, to_day, count in closed_rows(session, start, end, scope, tz,
                                                                                dialect):
         add(department_id, owner, "closed_in_month", count)
         add(department_id, owner, "closed_on_time", count if on_time else 0)
         if from_day is not None:
             add(department_id, owner, "handling_days", count * working_days.between(_day(from_day), _day(to_day)))
-    overdue, returned, extended = deadline_rows(session, start, end, office_id)
+    overdue, returned, extended = deadline_rows(session, start, end, scope)
     for key, rows in (("overdue", overdue), ("returned", returned), ("extended", extended)):
         for department_id, owner, count in rows:
             add(department_id, owner, key, count)
-    for department_id, owner, level, count in supervision_rows(session, start, end, office_id):
+    for department_id, owner, level, count in supervision_rows(session, start, end, scope):
         if level in LEVELS:
             add(department_id, owner, f"supervised_{level}", count)
-    for department_id, owner, *values in survey_rows(session, start, end, office_id):
+    for department_id, owner, *values in survey_rows(session, start, end, scope):
         for key, value in zip(("surveys", "rated", "satisfied", "good", "bad", "bad_rectified", "bad_visited"), values):
             add(department_id, owner, key, value)
     return groups
@@ -373,25 +396,25 @@ def office_total(groups: dict) -> dict:
     return total
 
 
-def trend_point(session, month: Month, tz: ZoneInfo, office_id: int) -> dict:
+def trend_point(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict:
     """Closure and satisfaction rates of one month (what the trend chart draws).
 
     The same definitions as `cohort_rows` and `survey_rows`, office-wide only, so without the
     department lookups those need.
     """
     start, end = month.bounds(tz)
-    rows = cohort(start, end, office_id, departments=False)
+    rows = cohort(start, end, scope, departments=False)
     accepted, closed = session.execute(sa.select(sa.func.count(), sa.func.sum(rows.c.closed))).one()
     rated, satisfied = session.execute(
         sa.select(sa.func.count(Survey.score), _flag(sa.not_(Survey.bad_rating)))
         .join(Ticket, Ticket.id == Survey.ticket_id)
-        .where(between(Survey.closes_at, start, end), offices.ticket_in_subtree(office_id))
+        .where(between(Survey.closes_at, start, end), scope.owned())
     ).one()
     return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
             "satisfaction_rate": ratio(int(satisfied or 0), rated)}
 
 
-def trend(session, month: Month, tz: ZoneInfo, office: dict, office_id: int, months: int = TREND_MONTHS) -> list[dict]:
+def trend(session, month: Month, tz: ZoneInfo, office: dict, scope: Scope, months: int = TREND_MONTHS) -> list[dict]:
     """The last `months` months' rates, ending with `month` (whose figures are already in `office`).
 
     An earlier month whose report of this office is kept with the same formula version takes its rates from there
@@ -400,13 +423,13 @@ def trend(session, month: Month, tz: ZoneInfo, office: dict, office_id: int, mon
     earlier = [month.shift(-back) for back in range(months - 1, 0, -1)]
     kept = dict(session.execute(
         sa.select(Report.month, Report.figures["office"])
-        .where(Report.office_id == office_id, Report.month.in_([str(m) for m in earlier]),
+        .where(Report.office_id == scope.office_id, Report.month.in_([str(m) for m in earlier]),
                Report.formula_version == FORMULA_VERSION)
     ).all())
     points = []
     for m in earlier:
         stored = kept.get(str(m))
         points.append({"month": str(m), "closure_rate": stored["closure_rate"],
-                       "satisfaction_rate": stored["satisfaction_rate"]} if stored else trend_point(session, m, tz, office_id))
+                       "satisfaction_rate": stored["satisfaction_rate"]} if stored else trend_point(session, m, tz, scope))
     return points + [{"month": str(month), "closure_rate": office["closure_rate"],
                       "satisfaction_rate": office["satisfaction_rate"]}]
