@@ -24,7 +24,7 @@ help:
 	@echo "make bench  - filing benchmark with the bare Flask + psycopg ceiling beside it (needs PostgreSQL, Redis)"
 	@echo "make bench-sms - send 10,000 SMS through the Twilio test server with dramatiq workers (needs PostgreSQL, Redis)"
 	@echo "make bench-escalation - time escalation sweeps over 1,000,000 open cases (needs PostgreSQL)"
-	@echo "make bench-reports - time the monthly report on 100,000 cases of 2,000,000 (needs PostgreSQL)"
+	@echo "make bench-reports - time the city's and a county's monthly report (100,000 cases of 2,000,000, 48 offices; needs PostgreSQL)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

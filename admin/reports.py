@@ -1,4 +1,7 @@
-"""/admin/reports: the generated monthly reports, generate one now (office and admins), download a PDF."""
+"""/admin/reports: the generated monthly reports of an office, generate one now (office and admins), download a PDF.
+
+Those who see several offices (their office's subtree; admins: every office) choose the office (`?office=<code>`,
+default: their own); another office's reports are 404 (`operations.office_for_reader`)."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
@@ -21,8 +24,10 @@ class ReportsView(RoleGuard, BaseView):
 
     @expose("/")
     def index(self):
-        return self.render("admin/reports.html", reports=operations.listing(db.session),
-                           months=operations.recent_months(), percent=percent,
+        office = operations.office_for_reader(db.session, current_user, request.args.get("office"))
+        return self.render("admin/reports.html", reports=operations.listing(db.session, office.id),
+                           months=operations.recent_months(), percent=percent, office=office,
+                           offices=operations.visible_offices(db.session, current_user),
                            may_generate=operations.may_keep(current_user.role))
 
     @expose("/generate", methods=("POST",))
@@ -30,21 +35,24 @@ class ReportsView(RoleGuard, BaseView):
         """Generate (or generate again) the chosen month's report now; the figures come from the history."""
         if not operations.may_keep(current_user.role):
             abort(403)
+        office = operations.office_for_reader(db.session, current_user, request.form.get("office"))
+        back = url_for(".index", office=office.code)
         try:
             month = operations.ended_month(request.form.get("month", ""))
-            operations.get_or_generate(db.session, month, trigger=operations.MANUAL, user_id=current_user.id,
-                                       regenerate=True)
+            operations.get_or_generate(db.session, month, office.id, trigger=operations.MANUAL,
+                                       user_id=current_user.id, regenerate=True)
             db.session.commit()
         except BanjieError as error:
             db.session.rollback()
             flash(str(error.message), "error")
-            return redirect(url_for(".index"))
+            return redirect(back)
         flash(_("The report for %(month)s is ready.", month=month_label(month)), "success")
-        return redirect(url_for(".index"))
+        return redirect(back)
 
     @expose("/<month>.pdf")
     def download(self, month):
-        report = operations.find(db.session, month)
+        office = operations.office_for_reader(db.session, current_user, request.args.get("office"))
+        report = operations.find(db.session, month, office.id)
         if report is None:
             raise NotFound()
         return pdf_response(report)

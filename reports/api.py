@@ -1,8 +1,10 @@
-"""The reports endpoints of API.md: a month's figures as JSON, and its PDF."""
+"""The reports endpoints of API.md: a month's figures as JSON, and its PDF, of an office (`?office=<code>`, default:
+the caller's own office; admins and users without an office: the root)."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
+from tickets import offices
 from tickets.access import current_staff
 from tickets.db import db
 from tickets.errors import Forbidden
@@ -18,12 +20,14 @@ csrf.exempt(bp)  # GET only; an office reading may keep the month's report, whic
 
 
 def report_for(month_text: str) -> Report:
-    """The month's report for the caller (see `operations.for_reader`); 403 for roles that do not read reports."""
+    """The month's report of the office asked for (`office_for_reader`: outside the caller's subtree, 404) for the
+    caller (see `operations.for_reader`); 403 for roles that do not read reports."""
     user = current_staff()
     if Role(user.role) not in OFFICE_WIDE_ROLES:
         raise Forbidden()
+    office = operations.office_for_reader(db.session, user, request.args.get("office"))
     month = operations.ended_month(month_text)
-    report = operations.for_reader(db.session, month, role=user.role, user_id=user.id)
+    report = operations.for_reader(db.session, month, office.id, role=user.role, user_id=user.id)
     db.session.commit()
     return report
 
@@ -34,9 +38,16 @@ def kept(report: Report) -> bool:
 
 
 def pdf_response(report: Report) -> Response:
+    # The root's file keeps its old name; another office's names its code (letters, digits, '.', '_', '-' only).
+    code = report.figures["office"].get("code")
+    suffix = f"-{code}" if code and not _is_root(report) else ""
     return Response(report.pdf, mimetype="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="banjie-report-{report.month}.pdf"',
+        "Content-Disposition": f'inline; filename="banjie-report-{report.month}{suffix}.pdf"',
         "X-Report-Kept": "true" if kept(report) else "false"})
+
+
+def _is_root(report: Report) -> bool:
+    return report.office_id == offices.root_id(db.session)
 
 
 @bp.get("/monthly/<string:month>")

@@ -23,11 +23,12 @@ def charts_for(figures: dict) -> dict:
 
 
 def last_month() -> dict | None:
-    """What the dashboard shows: None for department handlers (office-wide figures are not theirs to see)."""
+    """What the dashboard shows: the kept report of the user's own office (admins: the root's); None for department
+    handlers (office-wide figures are not theirs to see)."""
     if not current_user.is_authenticated or current_user.role not in OFFICE_WIDE_ROLES:
         return None
     month = operations.previous_month()
-    report = operations.find(db.session, month)
+    report = operations.find(db.session, month, operations.own_office_id(db.session, current_user))
     if report is None:
         return {"month": month, "figures": None}
     return {"month": month, "figures": report.figures["office"], **charts_for(report.figures)}

@@ -1,15 +1,21 @@
-"""Everything a monthly report shows, assembled from the figures (`metrics`) and the lists (`lists`)."""
+"""Everything a monthly report shows, assembled from the figures (`metrics`) and the lists (`lists`).
+
+A report is of one office and covers its whole subtree (`tickets.offices.subtree`): the office's total, its
+departments (those whose work is in the subtree, and any other that handled a case of it), and one row per
+child office with the figures of that child's subtree (同级比较), ranked as the departments are. The total
+is the sum of the child offices' rows and of `own` (the cases the office itself owns).
+"""
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tickets import clock, deadlines
-from tickets.models import Department
+from tickets import clock, deadlines, offices
+from tickets.models import Department, Office
 
 from .formulas import FORMULA_VERSION
 from .lists import escalation_list, overdue_list, recurring
 from .metrics import (
-    Month, WorkingDays, department_counts, empty_counts, had_cases, office_total, trend, with_rates,
+    Month, Scope, WorkingDays, department_counts, empty_counts, had_cases, office_total, summed, trend, with_rates,
 )
 
 
@@ -17,8 +23,16 @@ def policy():
     return deadlines.policy()
 
 
-def monthly_figures(session, month: Month, *, progress=lambda step: None) -> dict:
-    """Everything a monthly report shows, as JSON-ready data. `progress(step)` is called after each part."""
+def report_office(session, office_id: int | None = None) -> Office:
+    """The office a report is of: the one given, or the root (a deployment's default report)."""
+    return session.get(Office, office_id) if office_id is not None else offices.root(session)
+
+
+def monthly_figures(session, month: Month, office_id: int | None = None, *, progress=lambda step: None) -> dict:
+    """Everything `office_id`'s (default: the root's) monthly report shows, as JSON-ready data.
+
+    `progress(step)` is called after each part."""
+    office = report_office(session, office_id)
     rules = policy()
     tz = clock.local_tz()
     working_days = WorkingDays(rules.calendar_source(), tz)
@@ -27,39 +41,70 @@ def monthly_figures(session, month: Month, *, progress=lambda step: None) -> dic
         # (over a second per query at 100,000 cases); their sorts fit in memory with a little more room.
         session.execute(sa.text("SET LOCAL jit = off"))
         session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-    groups = department_counts(session, month, tz, working_days)
+    scope = Scope.of(session, office.id)
+    groups = department_counts(session, month, tz, working_days, scope)
+    by_department = summed(groups, lambda department_id, owner: department_id)
+    branch = branches(session, office)
+    by_branch = summed(groups, lambda department_id, owner: branch.get(owner, office.id))
     progress("figures")
-    problem_types, service_items = recurring(session, month, tz)
+    problem_types, service_items = recurring(session, month, tz, scope)
     progress("recurring")
     figures = {
         "month": str(month),
         "formula_version": FORMULA_VERSION,
-        "office": with_rates(office_total(groups)),
-        "departments": department_table(session, groups),
-        "unassigned": with_rates(groups.get(None, empty_counts())),
+        "office": {**office_fields(office), **with_rates(office_total(groups))},
+        "departments": department_table(session, by_department, office),
+        "unassigned": with_rates(by_department.get(None, empty_counts())),
+        "offices": office_table(session, by_branch, office),
+        "own": with_rates(by_branch.get(office.id, empty_counts())),
         "problem_types": problem_types,
         "service_items": service_items,
-        "overdue": overdue_list(session, month, tz, working_days),
-        "escalations": escalation_list(session, month, tz),
+        "overdue": overdue_list(session, month, tz, working_days, scope),
+        "escalations": escalation_list(session, month, tz, scope),
     }
     progress("lists")
-    figures["trend"] = trend(session, month, tz, figures["office"])
+    figures["trend"] = trend(session, month, tz, figures["office"], scope)
     progress("trend")
     return figures
 
 
-def department_table(session, groups: dict) -> list[dict]:
-    """Every active department (and any other with figures), ranked (`rank_departments`)."""
+def office_fields(office: Office) -> dict:
+    return {"code": office.code, "name": office.name, "level": getattr(office.level, "value", office.level)}
+
+
+def branches(session, office: Office) -> dict[int, int]:
+    """{id of every office in `office`'s subtree: the child of `office` whose subtree holds it, or `office` itself}."""
+    rows = session.execute(sa.select(Office.id, Office.path).where(Office.id.in_(offices.subtree(office.id)))).all()
+    below = {}
+    for office_id, path in rows:
+        rest = path[len(office.path):].split("/", 1)[0]
+        below[office_id] = int(rest) if rest else office.id
+    return below
+
+
+def office_table(session, by_branch: dict, office: Office) -> list[dict]:
+    """One row per child office (active, or with figures) with its subtree's figures, ranked (`rank_rows`)."""
+    rows = [{"id": child.id, **office_fields(child), **with_rates(by_branch.get(child.id, empty_counts()))}
+            for child in offices.children(session, office.id) if child.active or child.id in by_branch]
+    return rank_rows(rows)
+
+
+def department_table(session, groups: dict, office: Office | None = None) -> list[dict]:
+    """The departments whose work is in the report's subtree (active ones) and every other with figures, ranked."""
+    mine = Department.active.is_(True)
+    if office is not None:
+        mine = sa.and_(mine, Department.office_id.in_(offices.subtree(office.id)))
     names = dict(session.execute(
         sa.select(Department.id, Department.name).where(sa.or_(
-            Department.active.is_(True), Department.id.in_([d for d in groups if d is not None])))
+            mine, Department.id.in_([d for d in groups if d is not None])))
     ).all())
-    return rank_departments([{"id": d, "name": name, **with_rates(groups.get(d, empty_counts()))}
-                             for d, name in names.items()])
+    return rank_rows([{"id": d, "name": name, **with_rates(groups.get(d, empty_counts()))}
+                      for d, name in names.items()])
 
 
-def rank_departments(rows: list[dict]) -> list[dict]:
-    """The departments with cases in the month ranked, then those without; each row gets its `rank`.
+def rank_rows(rows: list[dict]) -> list[dict]:
+    """The departments (or child offices) with cases in the month ranked, then those without; each row gets its
+    `rank`.
 
     The ranking is by on-time rate, then satisfaction rate (a missing rate after every real one); equal
     rates share a rank (1, 2, 2, 4). A department without a case in the month has nothing to be ranked by:
@@ -76,3 +121,6 @@ def rank_departments(rows: list[dict]) -> list[dict]:
     for row in idle:
         row["rank"] = None
     return ranked + idle
+
+
+rank_departments = rank_rows

@@ -1,7 +1,7 @@
 """The report's lists: problem types and recurring service items, the cases overdue at the month's end, the escalations.
 
-Each reads the history as it stood in the month, like the figures (`metrics`), and returns at most
-`LIST_LIMIT` rows with the total.
+Each reads the history as it stood in the month, like the figures (`metrics`), of the cases the report's
+office's subtree owns (`metrics.Scope`), and returns at most `LIST_LIMIT` rows with the total.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from tickets.labels import PROBLEM_TYPE_LABELS, label
 from tickets.models import Deadline, Department, Event, Ticket
 
-from .metrics import DEPARTMENT_DEADLINES, SUPERVISION_ACTIONS, Month, WorkingDays, between, department_at, step_level
+from .metrics import (
+    DEPARTMENT_DEADLINES, SUPERVISION_ACTIONS, Month, Scope, WorkingDays, between, department_at, step_level,
+)
 
 LIST_LIMIT = 100
 TOP_LIMIT = 10
@@ -28,7 +30,7 @@ def supervision_level_at(ticket_id, at):
     )
 
 
-def recurring(session, month: Month, tz: ZoneInfo) -> tuple[list[dict], list[dict]]:
+def recurring(session, month: Month, tz: ZoneInfo, scope: Scope) -> tuple[list[dict], list[dict]]:
     """The cohort's problem types, and the service items it names most often (一类事: fix them at the root).
 
     One pass over the cohort's tickets grouped by (problem type, service item); the two tallies are
@@ -37,7 +39,7 @@ def recurring(session, month: Month, tz: ZoneInfo) -> tuple[list[dict], list[dic
     start, end = month.bounds(tz)
     cohort = sa.select(Event.ticket_id).where(Event.action == "accept", between(Event.at, start, end))
     groups = session.execute(
-        sa.select(Ticket.problem_type, Ticket.service_item, sa.func.count()).where(Ticket.id.in_(cohort))
+        sa.select(Ticket.problem_type, Ticket.service_item, sa.func.count()).where(Ticket.id.in_(cohort), scope.owned())
         .group_by(Ticket.problem_type, Ticket.service_item)
     ).all()
     by_type: dict = {}
@@ -52,11 +54,12 @@ def recurring(session, month: Month, tz: ZoneInfo) -> tuple[list[dict], list[dic
             [{"name": name, "count": n} for name, n in items])
 
 
-def overdue_list(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
+def overdue_list(session, month: Month, tz: ZoneInfo, working_days: WorkingDays, scope: Scope) -> dict:
     """Cases with a department deadline past due and still open at the month's end, most overdue first."""
     start, end = month.bounds(tz)
-    where = (Deadline.kind.in_(DEPARTMENT_DEADLINES), Deadline.overdue(end))
-    total = session.scalar(sa.select(sa.func.count(sa.distinct(Deadline.ticket_id))).where(*where))
+    where = (Deadline.kind.in_(DEPARTMENT_DEADLINES), Deadline.overdue(end), scope.owned())
+    total = session.scalar(sa.select(sa.func.count(sa.distinct(Deadline.ticket_id)))
+                           .join(Ticket, Ticket.id == Deadline.ticket_id).where(*where))
     rows = session.execute(
         sa.select(Ticket.tracking_no, Department.name, Deadline.kind, Deadline.due_at,
                   supervision_level_at(Ticket.id, end))
@@ -71,12 +74,13 @@ def overdue_list(session, month: Month, tz: ZoneInfo, working_days: WorkingDays)
     return {"total": total, "items": items}
 
 
-def escalation_list(session, month: Month, tz: ZoneInfo) -> dict:
+def escalation_list(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict:
     """The month's escalation steps and reminders, in order."""
     start, end = month.bounds(tz)
     level = step_level()
-    where = (Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end))
-    total = session.scalar(sa.select(sa.func.count()).select_from(Event).where(*where))
+    where = (Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end), scope.owned())
+    total = session.scalar(sa.select(sa.func.count()).select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)
+                           .where(*where))
     rows = session.execute(
         sa.select(Event.at, Ticket.tracking_no, Department.name, Event.action, level)
         .select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)

@@ -1,9 +1,12 @@
 """The month's figures, by SQL aggregation over the history (events, deadlines, surveys), never by current status.
 
 Every count is defined by rows whose timestamps fall inside the month (local time), or by the history as
-it stood at the month's end, so a past month gives the same figures whenever it is computed. The queries
-group by department; the office total is the sum of the groups (each case belongs to exactly one
-department, or to none when the office settled it itself). Definitions: `formulas.FORMULAS`.
+it stood at the month's end, so a past month gives the same figures whenever it is computed. A report is
+of one office and counts only the cases its subtree owns (`Scope`, read from `offices.subtree`: one condition on the
+ticket, joined where a query reads other tables). The queries group by (department, owning office); a
+department's figures, a child office's (its subtree's) and the total are sums of those groups (each case
+belongs to exactly one office, and to one department or to none when the window settled it itself).
+Definitions: `formulas.FORMULAS`.
 
 Working days: the handling-time query groups the closed cases by (department, local filing day, local
 closing day) in SQL, and the calendar is applied once per distinct day pair in Python. A month has at
@@ -21,7 +24,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from escalation.calendar import WorkCalendar, working_days_between
-from tickets.models import Deadline, Event, ExtensionRequest, ReturnVisit, Survey, Ticket
+from tickets import offices
+from tickets.models import Deadline, Event, ExtensionRequest, Office, ReturnVisit, Survey, Ticket
 from tickets.workflow import names
 
 from .formulas import FORMULA_VERSION
@@ -75,6 +79,29 @@ class Month:
         return (datetime(self.year, self.month, 1, tzinfo=tz), datetime(nxt.year, nxt.month, 1, tzinfo=tz))
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The cases a report counts: those owned by an office or an office below it (`offices.subtree`).
+
+    The subtree's ids are read once (`offices.subtree_ids`, a few dozen at most), so every query carries a
+    plain `ticket.office_id IN (...)` list that PostgreSQL's planner estimates well; the tree's path condition
+    as a subquery in each made it choose nested loops, four times slower. When the subtree is every office
+    (the root's report) no condition is needed at all, and the queries are those of a single window.
+    """
+    office_id: int
+    office_ids: tuple[int, ...] | None  # None: every office
+
+    @classmethod
+    def of(cls, session, office_id: int) -> "Scope":
+        ids = tuple(offices.subtree_ids(session, office_id))
+        every = session.scalar(sa.select(sa.func.count()).select_from(Office))
+        return cls(office_id, None if len(ids) == every else ids)
+
+    def owned(self):
+        """WHERE clause on `Ticket`: the case is one this report counts."""
+        return Ticket.office_id.in_(self.office_ids) if self.office_ids is not None else sa.true()
+
+
 def ratio(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
@@ -123,23 +150,25 @@ def _latest(column, *where):
             .where(*where).group_by(table.c.ticket_id).subquery())
 
 
-def cohort(start, end, *, departments: bool = True):
+def cohort(start, end, scope: Scope, *, departments: bool = True):
     """The month's cohort, one row per case: whether it was closed at the month's end, and its department then.
 
     Set-based rather than one lookup per case: a case accepted in the month can only have been
     transferred, closed or rated badly after its acceptance, so every row that decides these lies in
     the month as well. Closed at the end means its last closing event comes after its last bad rating
     (a bad rating is the only way out of `closed`); its department is that of its last handling
-    deadline started in the month.
+    deadline started in the month. Only the cases `scope` holds, with their owning office.
     """
     event, deadline = Event.__table__, Deadline.__table__
-    accepted = sa.select(event.c.ticket_id).where(event.c.action == "accept", between(event.c.at, start, end)).subquery()
+    accepted = (sa.select(event.c.ticket_id, Ticket.office_id).join(Ticket, Ticket.id == event.c.ticket_id)
+                .where(event.c.action == "accept", between(event.c.at, start, end),
+                       scope.owned()).subquery())
     closed = _latest(event.c.at, event.c.action.in_(CLOSING_ACTIONS), between(event.c.at, start, end))
     reopened = _latest(event.c.at, event.c.action == "rate", event.c.to_status == "rectifying",
                        between(event.c.at, start, end))
     closed_flag = sa.case((sa.and_(closed.c.at.is_not(None),
                                    sa.or_(reopened.c.at.is_(None), reopened.c.at < closed.c.at)), 1), else_=0)
-    columns = [accepted.c.ticket_id, closed_flag.label("closed")]
+    columns = [accepted.c.ticket_id, accepted.c.office_id, closed_flag.label("closed")]
     query = (sa.select().select_from(accepted)
              .outerjoin(closed, closed.c.ticket_id == accepted.c.ticket_id)
              .outerjoin(reopened, reopened.c.ticket_id == accepted.c.ticket_id))
@@ -154,16 +183,17 @@ def cohort(start, end, *, departments: bool = True):
     return query.add_columns(*columns).subquery()
 
 
-def cohort_rows(session, start, end):
-    """Per department: accepted in the month, and of those closed at the month's end."""
-    rows = cohort(start, end)
+def cohort_rows(session, start, end, scope):
+    """Per department and owning office: accepted in the month, and of those closed at the month's end."""
+    rows = cohort(start, end, scope)
     return session.execute(
-        sa.select(rows.c.department_id, sa.func.count(), sa.func.sum(rows.c.closed)).group_by(rows.c.department_id)
+        sa.select(rows.c.department_id, rows.c.office_id, sa.func.count(), sa.func.sum(rows.c.closed))
+        .group_by(rows.c.department_id, rows.c.office_id)
     ).all()
 
 
-def closed_rows(session, start, end, tz, dialect):
-    """Per department, on-time flag and (filing day, closing day): the cases closed in the month.
+def closed_rows(session, start, end, scope, tz, dialect):
+    """Per department and owning office, on-time flag and (filing day, closing day): the cases closed in the month.
 
     The department is the ticket's own: a case is never transferred again once it has been closed
     (after a close it can only be rated, rectified by the same department and closed again), so for a
@@ -184,53 +214,59 @@ def closed_rows(session, start, end, tz, dialect):
     )
     rows = sa.select(
         Ticket.department_id.label("department_id"),
+        Ticket.office_id.label("office_id"),
         sa.case((missed, 0), else_=1).label("on_time"),
         local_date(Ticket.created_at, tz, dialect).label("from_day"),
         local_date(closes.c.closed_at, tz, dialect).label("to_day"),
-    ).select_from(closes).join(Ticket, Ticket.id == closes.c.ticket_id).subquery()
-    return session.execute(
-        sa.select(rows.c.department_id, rows.c.on_time, rows.c.from_day, rows.c.to_day, sa.func.count())
-        .group_by(rows.c.department_id, rows.c.on_time, rows.c.from_day, rows.c.to_day)
-    ).all()
+    ).select_from(closes).join(Ticket, Ticket.id == closes.c.ticket_id).where(
+        scope.owned()).subquery()
+    keys = (rows.c.department_id, rows.c.office_id, rows.c.on_time, rows.c.from_day, rows.c.to_day)
+    return session.execute(sa.select(*keys, sa.func.count()).group_by(*keys)).all()
 
 
-def deadline_rows(session, start, end):
-    """Per department: cases overdue in the month, handling deadlines ended by a return, approved extensions."""
+def deadline_rows(session, start, end, scope):
+    """Per department and owning office: cases overdue in the month, handling deadlines ended by the department
+    returning the case (退回次数: one per `return`, counted against the department that returned it), approved
+    extensions."""
+    by = (Deadline.department_id, Ticket.office_id)
+    owned = (Ticket, sa.and_(Ticket.id == Deadline.ticket_id, scope.owned()))
     overdue = session.execute(
-        sa.select(Deadline.department_id, sa.func.count(sa.distinct(Deadline.ticket_id)))
+        sa.select(*by, sa.func.count(sa.distinct(Deadline.ticket_id))).join(*owned)
         .where(Deadline.kind.in_(DEPARTMENT_DEADLINES), between(Deadline.due_at, start, end),
                sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at > Deadline.due_at))
-        .group_by(Deadline.department_id)
+        .group_by(*by)
     ).all()
     returned = session.execute(
-        sa.select(Deadline.department_id, sa.func.count())
+        sa.select(*by, sa.func.count()).join(*owned)
         .where(Deadline.kind == "handle", Deadline.outcome == "returned", between(Deadline.ended_at, start, end))
-        .group_by(Deadline.department_id)
+        .group_by(*by)
     ).all()
     extended = session.execute(
-        sa.select(Deadline.department_id, sa.func.count())
-        .select_from(ExtensionRequest).join(Deadline, Deadline.id == ExtensionRequest.deadline_id)
+        sa.select(*by, sa.func.count())
+        .select_from(ExtensionRequest).join(Deadline, Deadline.id == ExtensionRequest.deadline_id).join(*owned)
         .where(ExtensionRequest.approved.is_(True), between(ExtensionRequest.decided_at, start, end))
-        .group_by(Deadline.department_id)
+        .group_by(*by)
     ).all()
     return overdue, returned, extended
 
 
-def supervision_rows(session, start, end):
-    """Per department and level: cases escalated (or reminded, level 1) in the month."""
+def supervision_rows(session, start, end, scope):
+    """Per department, owning office and level: cases escalated (or reminded, level 1) in the month."""
     level = step_level()
     steps = sa.select(
-        Event.ticket_id.label("ticket_id"), level.label("level"),
+        Event.ticket_id.label("ticket_id"), level.label("level"), Ticket.office_id.label("office_id"),
         department_at(Event.ticket_id, Event.at).label("department_id"),
-    ).where(Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end)).subquery()
+    ).join(Ticket, Ticket.id == Event.ticket_id).where(
+        Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end), scope.owned(),
+    ).subquery()
     return session.execute(
-        sa.select(steps.c.department_id, steps.c.level, sa.func.count(sa.distinct(steps.c.ticket_id)))
-        .group_by(steps.c.department_id, steps.c.level)
+        sa.select(steps.c.department_id, steps.c.office_id, steps.c.level, sa.func.count(sa.distinct(steps.c.ticket_id)))
+        .group_by(steps.c.department_id, steps.c.office_id, steps.c.level)
     ).all()
 
 
-def survey_rows(session, start, end):
-    """Per department: surveys closed in the month, their answers, bad ratings answered and visited by the end."""
+def survey_rows(session, start, end, scope):
+    """Per department and owning office: surveys closed in the month, their answers, bad ratings answered and visited by the end."""
     reclosed = (
         sa.select(Event.id)
         .where(Event.ticket_id == Survey.ticket_id, Event.action.in_(RECLOSING_ACTIONS),
@@ -244,18 +280,20 @@ def survey_rows(session, start, end):
     # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is the one rated.
     surveys = sa.select(
         Ticket.department_id.label("department_id"),
+        Ticket.office_id.label("office_id"),
         sa.case((Survey.score.is_not(None), 1), else_=0).label("rated"),
         sa.case((sa.not_(bad), 1), else_=0).label("satisfied"),
         sa.case((Survey.score <= 2, 1), else_=0).label("good"),
         sa.case((bad, 1), else_=0).label("bad"),
         sa.case((sa.and_(bad, reclosed), 1), else_=0).label("bad_rectified"),
         sa.case((sa.and_(bad, visited), 1), else_=0).label("bad_visited"),
-    ).join(Ticket, Ticket.id == Survey.ticket_id).where(between(Survey.closes_at, start, end)).subquery()
+    ).join(Ticket, Ticket.id == Survey.ticket_id).where(between(Survey.closes_at, start, end),
+                                                        scope.owned()).subquery()
     c = surveys.c
     return session.execute(
-        sa.select(c.department_id, sa.func.count(), sa.func.sum(c.rated), sa.func.sum(c.satisfied),
+        sa.select(c.department_id, c.office_id, sa.func.count(), sa.func.sum(c.rated), sa.func.sum(c.satisfied),
                   sa.func.sum(c.good), sa.func.sum(c.bad), sa.func.sum(c.bad_rectified), sa.func.sum(c.bad_visited))
-        .group_by(c.department_id)
+        .group_by(c.department_id, c.office_id)
     ).all()
 
 
@@ -309,34 +347,45 @@ def _day(value) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def department_counts(session, month: Month, tz: ZoneInfo, working_days: WorkingDays) -> dict:
-    """{department id or None: counts} for the month."""
+def department_counts(session, month: Month, tz: ZoneInfo, working_days: WorkingDays, scope: Scope) -> dict:
+    """{(department id or None, owning office id): counts} for the month, over the cases `scope` holds."""
     start, end = month.bounds(tz)
     dialect = session.get_bind().dialect.name
     groups: dict = {}
 
-    def add(department_id, key, value):
-        groups.setdefault(department_id, empty_counts())[key] += int(value or 0)
+    def add(department_id, owner, key, value):
+        groups.setdefault((department_id, owner), empty_counts())[key] += int(value or 0)
 
-    for department_id, accepted, closed in cohort_rows(session, start, end):
-        add(department_id, "accepted", accepted)
-        add(department_id, "closed", closed)
-    for department_id, on_time, from_day, to_day, count in closed_rows(session, start, end, tz, dialect):
-        add(department_id, "closed_in_month", count)
-        add(department_id, "closed_on_time", count if on_time else 0)
+    for department_id, owner, accepted, closed in cohort_rows(session, start, end, scope):
+        add(department_id, owner, "accepted", accepted)
+        add(department_id, owner, "closed", closed)
+    for department_id, owner, on_time, from_day, to_day, count in closed_rows(session, start, end, scope, tz,
+                                                                               dialect):
+        add(department_id, owner, "closed_in_month", count)
+        add(department_id, owner, "closed_on_time", count if on_time else 0)
         if from_day is not None:
-            add(department_id, "handling_days", count * working_days.between(_day(from_day), _day(to_day)))
-    overdue, returned, extended = deadline_rows(session, start, end)
+            add(department_id, owner, "handling_days", count * working_days.between(_day(from_day), _day(to_day)))
+    overdue, returned, extended = deadline_rows(session, start, end, scope)
     for key, rows in (("overdue", overdue), ("returned", returned), ("extended", extended)):
-        for department_id, count in rows:
-            add(department_id, key, count)
-    for department_id, level, count in supervision_rows(session, start, end):
+        for department_id, owner, count in rows:
+            add(department_id, owner, key, count)
+    for department_id, owner, level, count in supervision_rows(session, start, end, scope):
         if level in LEVELS:
-            add(department_id, f"supervised_{level}", count)
-    for department_id, *values in survey_rows(session, start, end):
+            add(department_id, owner, f"supervised_{level}", count)
+    for department_id, owner, *values in survey_rows(session, start, end, scope):
         for key, value in zip(("surveys", "rated", "satisfied", "good", "bad", "bad_rectified", "bad_visited"), values):
-            add(department_id, key, value)
+            add(department_id, owner, key, value)
     return groups
+
+
+def summed(groups: dict, key) -> dict:
+    """The groups' counts summed by `key(department id, owning office id)`: {key: counts}."""
+    sums: dict = {}
+    for (department_id, owner), counts in groups.items():
+        total = sums.setdefault(key(department_id, owner), empty_counts())
+        for name in COUNTS:
+            total[name] += counts[name]
+    return sums
 
 
 def office_total(groups: dict) -> dict:
@@ -347,37 +396,40 @@ def office_total(groups: dict) -> dict:
     return total
 
 
-def trend_point(session, month: Month, tz: ZoneInfo) -> dict:
+def trend_point(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict:
     """Closure and satisfaction rates of one month (what the trend chart draws).
 
     The same definitions as `cohort_rows` and `survey_rows`, office-wide only, so without the
     department lookups those need.
     """
     start, end = month.bounds(tz)
-    rows = cohort(start, end, departments=False)
+    rows = cohort(start, end, scope, departments=False)
     accepted, closed = session.execute(sa.select(sa.func.count(), sa.func.sum(rows.c.closed))).one()
     rated, satisfied = session.execute(
-        sa.select(sa.func.count(Survey.score), _flag(sa.not_(Survey.bad_rating))).where(between(Survey.closes_at, start, end))
+        sa.select(sa.func.count(Survey.score), _flag(sa.not_(Survey.bad_rating)))
+        .join(Ticket, Ticket.id == Survey.ticket_id)
+        .where(between(Survey.closes_at, start, end), scope.owned())
     ).one()
     return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
             "satisfaction_rate": ratio(int(satisfied or 0), rated)}
 
 
-def trend(session, month: Month, tz: ZoneInfo, office: dict, months: int = TREND_MONTHS) -> list[dict]:
+def trend(session, month: Month, tz: ZoneInfo, office: dict, scope: Scope, months: int = TREND_MONTHS) -> list[dict]:
     """The last `months` months' rates, ending with `month` (whose figures are already in `office`).
 
-    An earlier month whose report is kept with the same formula version takes its rates from there
+    An earlier month whose report of this office is kept with the same formula version takes its rates from there
     (the same queries made them); only the others are computed.
     """
     earlier = [month.shift(-back) for back in range(months - 1, 0, -1)]
     kept = dict(session.execute(
         sa.select(Report.month, Report.figures["office"])
-        .where(Report.month.in_([str(m) for m in earlier]), Report.formula_version == FORMULA_VERSION)
+        .where(Report.office_id == scope.office_id, Report.month.in_([str(m) for m in earlier]),
+               Report.formula_version == FORMULA_VERSION)
     ).all())
     points = []
     for m in earlier:
         stored = kept.get(str(m))
         points.append({"month": str(m), "closure_rate": stored["closure_rate"],
-                       "satisfaction_rate": stored["satisfaction_rate"]} if stored else trend_point(session, m, tz))
+                       "satisfaction_rate": stored["satisfaction_rate"]} if stored else trend_point(session, m, tz, scope))
     return points + [{"month": str(month), "closure_rate": office["closure_rate"],
                       "satisfaction_rate": office["satisfaction_rate"]}]

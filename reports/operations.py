@@ -3,6 +3,9 @@
 Who may do what: every role that sees the whole office (`OFFICE_WIDE_ROLES`) reads a month's report; only
 the office and admins (`OFFICE_ROLES`) generate one that is kept, or generate a kept one again. One function,
 `get_or_generate`, is how the API, the console, the CLI and the scheduler's actor all make a kept report.
+
+A report is of one office (its whole subtree) and kept per (office, month); `office_id` None means the root.
+Which office a reader may ask for: `office_for_reader`.
 """
 from __future__ import annotations
 
@@ -16,11 +19,11 @@ from notify import send_sms
 from tickets import clock, contacts, offices
 from tickets.db import upsert
 from tickets.errors import NotFound, ValidationFailed
-from tickets.models import OFFICE_ROLES, Role
+from tickets.models import OFFICE_MEMBER_ROLES, OFFICE_ROLES, Office, Role
 
 from . import fonts, metrics
 from .display import month_label, percent
-from .figures import monthly_figures
+from .figures import monthly_figures, report_office
 from .models import Report
 from .pdf import build_pdf
 
@@ -56,52 +59,89 @@ def previous_month(now=None) -> str:
     return str(metrics.Month.containing(now or clock.now(), clock.local_tz()).shift(-1))
 
 
-def find(session, month: str) -> Report | None:
-    """The kept report of a month; its PDF is loaded only when read."""
-    return session.scalar(sa.select(Report).options(sa.orm.defer(Report.pdf)).where(Report.month == month,
-                                                                                     Report.office_id == offices.root_id(session))
+def own_office_id(session, user) -> int:
+    """The office a staff user's reports default to: their own office; admins and users without one: the root."""
+    if Role(user.role) in OFFICE_MEMBER_ROLES and user.office_id is not None:
+        return user.office_id
+    return offices.root_id(session)
+
+
+def office_for_reader(session, user, code: str | None) -> Office:
+    """The office whose report `user` asks for: `code` (default: their own office). An unknown office, or one
+    outside what the user sees (their office's subtree; admins and users without an office see every office),
+    is 404, the same answer, so a report says nothing about a window one may not see."""
+    own = own_office_id(session, user)
+    if code is None or code == "":
+        return session.get(Office, own)
+    office = offices.by_code(session, code)
+    if office is None or not offices.in_subtree(session, office.id, own):
+        raise NotFound(_l("There is no such office, or its reports are not yours to see."))
+    return office
+
+
+def visible_offices(session, user) -> list[Office]:
+    """The offices whose reports `user` may read, depth first: their own and every one below it."""
+    top = session.get(Office, own_office_id(session, user))
+    return [office for office in offices.tree(session) if office.path.startswith(top.path)]
+
+
+def _office_id(session, office_id: int | None) -> int:
+    return office_id if office_id is not None else offices.root_id(session)
+
+
+def find(session, month: str, office_id: int | None = None) -> Report | None:
+    """The kept report of an office (default: the root) for a month; its PDF is loaded only when read."""
+    return session.scalar(sa.select(Report).options(sa.orm.defer(Report.pdf))
+                          .where(Report.month == month, Report.office_id == _office_id(session, office_id))
                           .execution_options(populate_existing=True))
 
 
-def exists(session, month: str) -> bool:
+def exists(session, month: str, office_id: int | None = None) -> bool:
     return session.scalar(sa.select(Report.id).where(Report.month == month,
-                                                     Report.office_id == offices.root_id(session))) is not None
+                                                     Report.office_id == _office_id(session, office_id))) is not None
 
 
-def compute(session, month: metrics.Month, *, progress=lambda step: None) -> Report:
-    """The month's figures and PDF computed now, as a Report that is not kept (not added to the session)."""
+def compute(session, month: metrics.Month, office_id: int | None = None, *, progress=lambda step: None) -> Report:
+    """The office's (default: the root's) figures and PDF for the month computed now, as a Report that is not
+    kept (not added to the session)."""
     config = current_app.config
-    figures = monthly_figures(session, month, progress=progress)
+    office = report_office(session, office_id)
+    figures = monthly_figures(session, month, office.id, progress=progress)
     now = clock.now()
     figures["generated_at"] = now.isoformat()
-    pdf = build_pdf(figures, office=config["OFFICE_NAME"], generated_at=now, tz=clock.local_tz(),
+    # The root's PDF is headed with the deployment's name (OFFICE_NAME), as with one window; any other office's
+    # with its own name.
+    heading = config["OFFICE_NAME"] if office.parent_id is None else office.name
+    pdf = build_pdf(figures, office=heading, generated_at=now, tz=clock.local_tz(),
                     font=fonts.register(config["REPORT_FONT"]))
     progress("pdf")
-    return Report(office_id=offices.root_id(session), month=str(month), figures=figures, pdf=pdf, formula_version=figures["formula_version"],
-                  trigger=None, generated_at=now)
+    return Report(office_id=office.id, month=str(month), figures=figures, pdf=pdf,
+                  formula_version=figures["formula_version"], trigger=None, generated_at=now)
 
 
-def get_or_generate(session, month: metrics.Month, *, trigger: str, user_id: int | None = None,
-                    regenerate: bool = False, progress=lambda step: None) -> Report:
-    """The month's kept report: the one there is, or (when there is none, or `regenerate`) computed now and kept.
+def get_or_generate(session, month: metrics.Month, office_id: int | None = None, *, trigger: str,
+                    user_id: int | None = None, regenerate: bool = False, progress=lambda step: None) -> Report:
+    """The office's (default: the root's) kept report of the month: the one there is, or (when there is none, or
+    `regenerate`) computed now and kept.
 
     Two may generate a month at once (two people in the console, the office's API call and the scheduler
     on the 1st). The month is unique and the row is written with one upsert, so neither fails: without
     `regenerate` the report the other kept meanwhile stands and is returned (on PostgreSQL the upsert
-    waits for the other's commit); with `regenerate` the last one written stands (both were computed
+    waits for the other's commit); (office, month) is unique; with `regenerate` the last one written stands (both were computed
     from the same history). The leaders are told (`trigger` AUTO) only by the call that kept the month's
     first report.
     """
+    office_id = _office_id(session, office_id)
     if not regenerate:
-        kept = find(session, str(month))
+        kept = find(session, str(month), office_id)
         if kept is not None:
             return kept
-    report = compute(session, month, progress=progress)
+    report = compute(session, month, office_id, progress=progress)
     values = {"office_id": report.office_id, "month": report.month, "figures": report.figures, "pdf": report.pdf,
               "formula_version": report.formula_version, "trigger": trigger, "generated_at": report.generated_at,
               "generated_by": user_id}
     written = _upsert(session, values, replace=regenerate)
-    kept = find(session, str(month))
+    kept = find(session, str(month), office_id)
     if trigger == AUTO and written and not regenerate:
         tell_leaders(session, kept)
     return kept
@@ -114,13 +154,13 @@ def _upsert(session, values: dict, *, replace: bool) -> bool:
     return session.execute(statement.returning(Report.id)).first() is not None
 
 
-def for_reader(session, month: metrics.Month, *, role, user_id: int) -> Report:
+def for_reader(session, month: metrics.Month, office_id: int | None = None, *, role, user_id: int) -> Report:
     """What a reader asking for a month's report gets: the kept report; when there is none, the office and
     admins generate and keep it now, and the others get it computed now and not kept (`report.id` is None):
     a leader's or supervisor's reading creates nothing."""
     if may_keep(role):
-        return get_or_generate(session, month, trigger=MANUAL, user_id=user_id)
-    return find(session, str(month)) or compute(session, month)
+        return get_or_generate(session, month, office_id, trigger=MANUAL, user_id=user_id)
+    return find(session, str(month), office_id) or compute(session, month, office_id)
 
 
 def tell_leaders(session, report: Report) -> int:
@@ -139,8 +179,9 @@ def tell_leaders(session, report: Report) -> int:
     return len(phones)
 
 
-def listing(session) -> list[Report]:
-    """Generated reports, newest month first, without loading their PDFs."""
+def listing(session, office_id: int | None = None) -> list[Report]:
+    """An office's (default: the root's) kept reports, newest month first, without loading their PDFs."""
     return list(session.scalars(
-        sa.select(Report).options(sa.orm.defer(Report.pdf)).order_by(Report.month.desc())
+        sa.select(Report).options(sa.orm.defer(Report.pdf))
+        .where(Report.office_id == _office_id(session, office_id)).order_by(Report.month.desc())
     ))

@@ -1,4 +1,5 @@
-"""The monthly PDF (ReportLab platypus): cover, department ranking, charts, recurring matters, lists, formulas.
+"""The monthly PDF (ReportLab platypus): cover, department ranking, the child offices' ranking (a parent office's
+report), charts, recurring matters, lists, formulas.
 
 It reads only the figures dict `figures.monthly_figures` made, so a stored report renders the same again.
 Every dynamic string (the office's name, department names, service items, labels, tracking numbers)
@@ -32,6 +33,8 @@ HEAD = colors.HexColor("#e8eef7")
 TOTAL = colors.HexColor("#fff4e0")
 HEADLINE_KEYS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_handling_days", "overdue",
                  "satisfaction_rate", "good_rate", "bad")
+OFFICE_COLUMNS = ("accepted", "closed", "closure_rate", "closed_in_month", "on_time_rate", "overdue", "returned",
+                  "satisfaction_rate", "bad")
 DEPARTMENT_COLUMNS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_handling_days", "overdue",
                       "returned", "extended", "satisfaction_rate", "bad")
 
@@ -133,6 +136,32 @@ def _department_table(figures, s: Styles, font: str):
                "the end of the month are listed separately."), s.note),
     ]
     return flow
+
+
+def _office_table(figures, s: Styles, font: str):
+    """A parent office's child offices (同级比较), each with its whole subtree's figures, ranked as departments are;
+    then the cases the office owns itself and the total (the sum of the rows above it). Nothing for a leaf office."""
+    children = figures.get("offices") or []
+    if not children:
+        return []
+    head = [_("Rank"), _("Window")] + [str(FORMULA_BY_KEY[k].label) for k in OFFICE_COLUMNS]
+    rows = [[text(h, s.small) for h in head]]
+
+    def line(rank, name, f):
+        return [rank, text(name, s.small)] + [show(k, f[k]) for k in OFFICE_COLUMNS]
+
+    rows += [line(str(row["rank"]) if row.get("rank") is not None else "—", row["name"], row) for row in children]
+    rows.append(line("", _("Cases owned by this window itself"), figures["own"]))
+    rows.append(line("", _("Office total"), figures["office"]))
+    widths = [8 * mm, 37 * mm] + [15 * mm] * len(OFFICE_COLUMNS)  # 180 mm: the A4 text width
+    return [
+        text(_("Windows below, ranked by on-time closure rate, then satisfaction rate (each with every window "
+               "below it)"), s.h2),
+        _table(rows, widths, font, total_row=True, size=7.5),
+        text(_("A window without a case this month is not ranked (—)."), s.note),
+        Spacer(1, 4 * mm),
+        KeepTogether([charts.department_chart(children, _("Windows below"), font)]),
+    ]
 
 
 def _figures_table(figures, s: Styles, font: str):
@@ -255,6 +284,7 @@ def _build(figures, office, generated, tz, font) -> bytes:
     flow = _cover(figures, s, office, generated, title)
     flow += [text(title, s.h1)]
     flow += _department_table(figures, s, font)
+    flow += _office_table(figures, s, font)
     flow += [Spacer(1, 4 * mm), KeepTogether([charts.trend_chart(figures["trend"], trend_title, font)]),
              Spacer(1, 4 * mm), KeepTogether([charts.department_chart(figures["departments"], _("Departments"), font)])]
     flow += _figures_table(figures, s, font)
