@@ -26,7 +26,9 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -51,13 +53,14 @@ SQL = {
     "ticket": CASES + """
 INSERT INTO ticket (id, tracking_no, query_code_hash, citizen_name, phone, problem_type, service_item, description,
                     channel, status, department_id, supervision_level, version, extension_pending, due_provisional,
-                    created_at, updated_at, closed_at)
+                    created_at, updated_at, closed_at, office_id, disputed)
 SELECT i + 1, 'B' || i, 'x', '张三', '+86138' || lpad((i % 100000000)::text, 8, '0'),
        (ARRAY['cannot_handle','too_slow','too_hard','other'])[1 + i % 4],
        CASE WHEN i % 3 = 0 THEN '事项' || (i % 300) END, '营业执照变更办了一个月还没结果。', 'web',
        CASE WHEN h < 20 THEN 'rejected' WHEN h < 40 THEN 'transferred' ELSE 'closed' END,
        CASE WHEN h >= 20 THEN 1 + i % {departments} END, 0, 5, false, false, t, t,
-       CASE WHEN h >= 40 THEN t + (1 + h % 9) * interval '1 day' + interval '2 hours' END
+       CASE WHEN h >= 40 THEN t + (1 + h % 9) * interval '1 day' + interval '2 hours' END,
+       {office}, false
 FROM c""",
     "event": CASES + """
 INSERT INTO event (ticket_id, at, actor_role, action, from_status, to_status, public, data)
@@ -128,7 +131,19 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
 
 
-def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int) -> str:
+@dataclass(frozen=True)
+class Network:
+    """A tree of offices to spread the cases over (tests/bench/offices.py); the default is the one root office
+    the migration creates, which owns every department and case."""
+    offices: tuple[tuple[int, str, str, str, int | None, str], ...] = ()  # id, code, name, level, parent id, path
+    department_office: Callable[[int], int] = lambda department: 1
+    office: str = "1"  # SQL expression of the case's office in i (the case number) and h (its 0..999 hash)
+    after: tuple[tuple[str, str], ...] = ()  # (name, statement) run after the tables, before the indexes
+    shape: str = "SELECT count(*) FROM office"  # reused only when this still gives `size`
+    size: int = 1
+
+
+def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int, network: Network = Network()) -> str:
     url = admin_url.rsplit("/", 1)[0] + "/" + name
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -137,7 +152,8 @@ def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int) ->
         engine = sa.create_engine(url)
         with engine.connect() as connection:
             try:
-                if connection.scalar(sa.text("SELECT count(*) FROM ticket")) == total:
+                if (connection.scalar(sa.text("SELECT count(*) FROM ticket")) == total
+                        and connection.scalar(sa.text(network.shape)) == network.size):
                     print(f"reusing {name} ({total:,} cases)")
                     return url
             except sa.exc.ProgrammingError:
@@ -153,18 +169,27 @@ def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int) ->
     engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.execute(sa.text("SET synchronous_commit = off"))
+        for office_id, code, office_name, level, parent_id, path in network.offices:
+            connection.execute(sa.text(
+                "INSERT INTO office (id, code, name, level, parent_id, path, active, created_at) "
+                "VALUES (:id, :code, :name, :level, :parent, :path, true, now())"
+            ), {"id": office_id, "code": code, "name": office_name, "level": level, "parent": parent_id, "path": path})
+        if network.offices:
+            connection.execute(sa.text("SELECT setval(pg_get_serial_sequence('office', 'id'), (SELECT max(id) FROM office))"))
         for d in range(1, DEPARTMENTS + 1):
             connection.execute(sa.text(
-                "INSERT INTO department (id, code, name, active, created_at) VALUES (:id, :code, :name, true, now())"
-            ), {"id": d, "code": f"D{d:02d}", "name": f"第{d}委办局"})
+                "INSERT INTO department (id, code, name, active, created_at, office_id) "
+                "VALUES (:id, :code, :name, true, now(), :office)"
+            ), {"id": d, "code": f"D{d:02d}", "name": f"第{d}委办局", "office": network.department_office(d)})
         # Secondary indexes are dropped for the load and rebuilt afterwards (much faster than maintaining them).
         indexes = connection.execute(sa.text(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(:t) AND indexname NOT LIKE 'pk_%' "
             "AND indexdef NOT LIKE 'CREATE UNIQUE%'"), {"t": list(SECONDARY_INDEX_TABLES)}).all()
         for index_name, _ in indexes:
             connection.execute(sa.text(f'DROP INDEX "{index_name}"'))
-    params = {"first": FIRST_MONTH, "per_month": per_month, "total": total, "departments": DEPARTMENTS}
-    for table, statement in SQL.items():
+    params = {"first": FIRST_MONTH, "per_month": per_month, "total": total, "departments": DEPARTMENTS,
+              "office": network.office}
+    for table, statement in (*SQL.items(), *network.after):
         started = time.perf_counter()
         with engine.begin() as connection:
             connection.execute(sa.text("SET synchronous_commit = off"))
