@@ -115,12 +115,173 @@ NETWORK = builder.Network(
 )
 
 
+USERS = {"county": ("bench_county", COUNTY_ID), "city": ("bench_city", 1)}
+PASSWORD = "bench-offices-password-1"
+CONSOLE = ("/admin/queue-in-progress/", "/admin/queue-intake/", "/admin/cases/")
+API = ("/api/v1/staff/tickets", "/api/v1/staff/tickets?" + urlencode({"status": "transferred"}))
+
+
 def build(args) -> str:
     started = time.perf_counter()
     url = builder.build(args.database_url, args.database, not args.rebuild, args.per_month * builder.MONTHS,
                         args.per_month, NETWORK)
     print(f"database ready in {time.perf_counter() - started:.0f} s", flush=True)
     return url
+
+
+def staff(url: str) -> dict[str, str]:
+    """An office user of the county and one of the city (created once), each with a fresh API token."""
+    from app import create_app
+    from tickets.accounts import create_user, issue_token
+    from tickets.db import db
+    from tickets.models import ApiToken, User
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "BROKER_URL": ""})
+    tokens = {}
+    with app.app_context():
+        for who, (username, office_id) in USERS.items():
+            user = db.session.scalar(sa.select(User).where(User.username == username))
+            if user is None:
+                user = create_user(db.session, username, "office", office_id=office_id, password=PASSWORD)
+            db.session.execute(sa.delete(ApiToken).where(ApiToken.user_id == user.id))
+            tokens[who] = issue_token(db.session, user, "bench")
+        db.session.commit()
+    return tokens
+
+
+class Client:
+    """One HTTP client: a new connection per request (sync workers close theirs), a cookie jar of one cookie."""
+
+    def __init__(self, port: int, headers: dict | None = None):
+        self.port, self.headers, self.cookie = port, dict(headers or {}), None
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        sent = {**self.headers, **(headers or {})}
+        if self.cookie:
+            sent["Cookie"] = self.cookie
+        try:
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            data = response.read()
+            cookie = response.getheader("Set-Cookie")
+            if cookie:
+                self.cookie = cookie.split(";", 1)[0]
+            return response.status, data
+        finally:
+            connection.close()
+
+    def sign_in(self, username: str) -> None:
+        status, page = self.request("GET", "/admin/login")
+        match = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page)
+        if status != 200 or not match:
+            raise filing.SetupError(f"the console's sign-in page: {status}")
+        body = urlencode({"csrf_token": match.group(1).decode(), "username": username, "password": PASSWORD,
+                          "next": ""}).encode()
+        status, _ = self.request("POST", "/admin/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        if status != 302:
+            raise filing.SetupError(f"signing in as {username}: {status}")
+
+
+def cpu_seconds(server, db_url: str) -> tuple[float, float]:
+    """CPU seconds used so far by gunicorn (master and workers) and by the PostgreSQL backends serving this
+    database (not the other tenants' on the same server)."""
+    with filing.pg_connect(db_url) as connection:
+        backends = [row[0] for row in connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    return (sum(filing._proc_cpu(pid) for pid in [server.proc.pid, *server.worker_pids()]),
+            sum(filing._proc_cpu(pid) for pid in backends))
+
+
+def timed(make_client, path: str, clients: int, requests: int, warmup: int, check, cpu) -> dict:
+    """`requests` GETs of `path` from `clients` threads after `warmup` untimed ones; latencies in ms."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def worker(client):
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            started = time.perf_counter()
+            status, body = client.request("GET", path)
+            elapsed = (time.perf_counter() - started) * 1000
+            problem = check(status, body)
+            with lock:
+                latencies.append(elapsed)
+                if problem:
+                    failures.append(problem)
+
+    pool = [make_client() for _ in range(clients)]
+    for i in range(warmup):
+        pool[i % clients].request("GET", path)
+    load_before = os.getloadavg()[0]
+    cpu_before = cpu()
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(c,)) for c in pool]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    cpu_after = cpu()
+    latencies.sort()
+    per_request = [round((a - b) * 1000 / max(1, len(latencies)), 2) for a, b in zip(cpu_after, cpu_before)]
+    return {"path": path, "requests": len(latencies), "clients": clients, "req_per_s": round(len(latencies) / wall, 1),
+            "p50_ms": round(filing.percentile(latencies, 50), 1), "p99_ms": round(filing.percentile(latencies, 99), 1),
+            "max_ms": round(latencies[-1], 1),
+            "gunicorn_cpu_ms": per_request[0], "postgres_cpu_ms": per_request[1], "failures": len(failures), "first_failure": failures[:1],
+            "loadavg": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+
+
+def check_console(status: int, body: bytes) -> str | None:
+    if status != 200:
+        return f"status {status}"
+    if b"/case/" not in body:  # a list of cases, each linked to its page
+        return "no case in the list"
+    return None
+
+
+def check_api(status: int, body: bytes) -> str | None:
+    if status != 200:
+        return f"status {status}"
+    answer = json.loads(body)
+    if not answer["items"] or answer["total"] < len(answer["items"]):
+        return "an empty list"
+    return None
+
+
+def measure(args, url: str) -> list[dict]:
+    tokens = staff(url)
+    settings = filing.app_settings(url, "production", args.redis_url)
+    filing.flush_redis(args.redis_url)
+    results = []
+    with filing.Gunicorn(filing.Config.parse(args.config), filing.app_env(settings)) as server:
+        for who in args.users:
+            username = USERS[who][0]
+
+            def console_client():
+                client = Client(server.port)
+                client.sign_in(username)
+                return client
+
+            def api_client():
+                return Client(server.port, {"Authorization": f"Bearer {tokens[who]}"})
+
+            for kind, paths, make, check in (("console", CONSOLE, console_client, check_console),
+                                             ("api", API, api_client, check_api)):
+                for path in paths:
+                    r = timed(make, path, args.clients, args.requests, args.warmup, check,
+                              lambda: cpu_seconds(server, url))
+                    r.update(user=who, kind=kind)
+                    results.append(r)
+                    verdict = "" if who != "county" else ("  goal met" if r["p99_ms"] < GOAL_P99_MS else "  MISSED")
+                    print(f"  {who:6} {kind:7} {path:46} p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                          f"{r['req_per_s']:6.1f}/s  CPU ms/req gunicorn {r['gunicorn_cpu_ms']:5.1f} pg {r['postgres_cpu_ms']:5.1f}  failures {r['failures']}  load {r['loadavg']}{verdict}",
+                          flush=True)
+    return results
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -131,13 +292,48 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true", help="drop and rebuild even when the shape matches")
     parser.add_argument("--per-month", type=int, default=100_000, help="cases a month (20 months)")
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--redis-url", default=os.environ.get("BANJIE_BENCH_REDIS", "redis://127.0.0.1:6379/13"))
+    parser.add_argument("--config", default=filing.RECOMMENDED, help="gunicorn workers, as in run.py (sync:4)")
+    parser.add_argument("--clients", type=int, default=1, help="concurrent clients per list")
+    parser.add_argument("--requests", type=int, default=300, help="timed requests per list")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--users", nargs="+", default=["county", "city"], choices=list(USERS))
+    parser.add_argument("--output", default=str(ROOT / "bench-results" / "offices.json"))
+    parser.add_argument("--check-goal", action="store_true")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    build(args)
-    return 0
+    url = build(args)
+    if args.build_only:
+        return 0
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        pg = connection.scalar(sa.text("SHOW server_version"))
+        shape = dict(connection.execute(sa.text(
+            "SELECT o.level, count(*) FROM ticket t JOIN office o ON o.id = t.office_id GROUP BY o.level")).all())
+        county = connection.scalar(sa.text(
+            "SELECT count(*) FROM ticket t JOIN office o ON o.id = t.office_id WHERE o.path LIKE :p"),
+            {"p": f"1/{COUNTY_ID}/%"})
+    engine.dispose()
+    print(f"cases by level {shape}; the county measured (office {COUNTY_ID} and its townships): {county:,} cases")
+    print(f"served by gunicorn {args.config} (production configuration), {args.clients} client(s), "
+          f"{args.requests} timed GETs per list after {args.warmup}; a new connection per request")
+    try:
+        results = measure(args, url)
+    except filing.SetupError as error:
+        print(error, file=sys.stderr)
+        return 2
+    failed = any(r["failures"] for r in results)
+    met = all(r["p99_ms"] < GOAL_P99_MS for r in results if r["user"] == "county")
+    out = {"machine": filing.machine_info(pg, "python"), "database": args.database, "cases_by_level": shape,
+           "county_cases": county, "config": args.config, "served_by": "gunicorn", "results": results,
+           "county_goal_met": met}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(out, ensure_ascii=False, indent=2))
+    print(f"county goal (p99 < {GOAL_P99_MS:.0f} ms): {'met' if met else 'MISSED'}; written to {args.output}")
+    return 1 if failed or (args.check_goal and not met) else 0
 
 
 if __name__ == "__main__":
