@@ -175,7 +175,8 @@ def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int, ne
                 "VALUES (:id, :code, :name, :level, :parent, :path, true, now())"
             ), {"id": office_id, "code": code, "name": office_name, "level": level, "parent": parent_id, "path": path})
         if network.offices:
-            connection.execute(sa.text("SELECT setval(pg_get_serial_sequence('office', 'id'), (SELECT max(id) FROM office))"))
+            connection.execute(sa.text(
+                "SELECT setval(pg_get_serial_sequence('office', 'id'), (SELECT max(id) FROM office))"))
         for d in range(1, DEPARTMENTS + 1):
             connection.execute(sa.text(
                 "INSERT INTO department (id, code, name, active, created_at, office_id) "
