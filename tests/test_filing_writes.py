@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from escalation.models import EscalationStep
 from notify.models import SmsMessage
 from notify.state import ENQUEUE
-from tickets import intake, workflow
+from tickets import intake, offices, workflow
 from tickets.db import db, new_row
 from tickets.models import Deadline, Event, Ticket, User
 from tickets.workflow import Actor
@@ -117,6 +117,37 @@ def test_only_the_counters_own_transaction_skips_the_wait_for_the_disk(world, da
     else:
         assert asks == []
     assert filing_setting == "on"
+
+
+@pytest.mark.parametrize("office_code", [None, "", "root"])
+def test_a_filing_that_names_no_window_reads_the_root_office_with_its_number(world, database_url, office_code):
+    """Filing resolves its office (issue 13). When the filing names none, the root office's id comes back with the
+    tracking number in the counter's statement: on PostgreSQL nothing runs before that statement, and the filing
+    uses one connection (a query before it would begin the session's transaction, sending the counter to a second
+    pool checkout with its own ping)."""
+    seen = []
+
+    def statement(conn, cursor, sql, parameters, context, executemany):
+        seen.append((sql, id(conn.connection.dbapi_connection)))
+
+    values = {"name": "张三", "phone": "+8613800138000", "problem_type": "other", "description": "营业执照变更办了一个月"}
+    if office_code is not None:
+        values["office_code"] = office_code
+    with world.app.app_context():
+        root_id = offices.root_id(db.session)
+        intake.file_ticket(db.session, intake.validate_intake(db.session, values), channel="api")  # caches warm
+        db.session.commit()
+        sa.event.listen(db.engine, "before_cursor_execute", statement)
+        try:
+            filed = intake.file_ticket(db.session, intake.validate_intake(db.session, values), channel="api")
+            db.session.commit()
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", statement)
+        assert db.session.get(Ticket, filed.ticket.id).office_id == root_id
+    if database_url.startswith("postgresql"):
+        if not office_code:
+            assert "tracking_counter" in seen[0][0]  # no statement of its own for the office
+        assert len({connection for _, connection in seen}) == (1 if not office_code else 2)
 
 
 _AT = datetime(2026, 11, 16, 2, 0, tzinfo=timezone.utc)

@@ -48,7 +48,9 @@ def validate_intake(session, data) -> dict:
                 max_len=SERVICE_ITEM_MAX, single_line=True)
     office_code = data.get("office_code")
     if office_code in (None, ""):
-        check.values["office_id"] = offices.root_id(session)
+        # The root office: `file_ticket` reads its id with the tracking number (no round trip of its own here,
+        # which would also begin the session's transaction before the counter's statement).
+        check.values["office_id"] = None
     else:
         office = offices.by_code(session, office_code, active_only=True)
         if office is None:
@@ -72,10 +74,11 @@ def _number_statement(dialect: str):
     # numbers no committed ticket carries. Filing then waits for one flush, not two.
     return sa.select(bumped.c.value, sa.func.nextval(sa.func.pg_get_serial_sequence(Ticket.__tablename__, "id")),
                      sa.func.nextval(sa.func.pg_get_serial_sequence(Event.__tablename__, "id")),
-                     sa.literal_column("set_config('synchronous_commit', 'off', true)"))
+                     sa.literal_column("set_config('synchronous_commit', 'off', true)"),
+                     offices.root_id_query().scalar_subquery())  # the root office, for a filing that names none
 
 
-def take_number(session, at: datetime) -> tuple[str, int, int]:
+def take_number(session, at: datetime) -> tuple[str, int, int, int]:
     """A new ticket's tracking number, BJ20261122-0001 (the local date and that day's sequence, unique under
     concurrent filing), the id it will have and the id of its filing event (known beforehand, so the rows the
     filing's reactions write can name it as their cause).
@@ -84,18 +87,19 @@ def take_number(session, at: datetime) -> tuple[str, int, int]:
     statement, which also takes the id from the table's sequence, so the row lock is not held while the
     rest of the filing is written; the number may then skip if the filing fails, which is harmless. SQLite
     has a single writer anyway, so there it joins the caller's transaction, whose write lock also makes the
-    next id safe to take.
+    next id safe to take. Also the root office's id (read in the same statement on PostgreSQL).
     """
     day = clock.local(at).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
     statement = _number_statement(dialect)
     if dialect == "postgresql":
-        value, ticket_id, event_id, _ = autocommit_row(session, statement, {"day": day})
+        value, ticket_id, event_id, _, root_id = autocommit_row(session, statement, {"day": day})
     else:
         value = session.execute(statement, {"day": day}).scalar_one()
         ticket_id = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Ticket.id), 0) + 1))
         event_id = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Event.id), 0) + 1))
-    return f"BJ{day}-{value:04d}", ticket_id, event_id
+        root_id = offices.root_id(session)
+    return f"BJ{day}-{value:04d}", ticket_id, event_id, root_id
 
 
 @dataclass(frozen=True)
@@ -109,12 +113,13 @@ def file_ticket(session, data: dict, *, channel: str = "web", actor=None) -> Fil
     staff filing for a walk-in or a caller (None: the citizen)."""
     now = clock.now()
     code = secrets.new_query_code()
-    tracking_no, ticket_id, event_id = take_number(session, now)
+    tracking_no, ticket_id, event_id, root_id = take_number(session, now)
     ticket = new_row(
         Ticket, id=ticket_id, tracking_no=tracking_no, query_code_hash=secrets.hash_query_code(code),
         citizen_name=data["name"], phone=data["phone"], problem_type=data["problem_type"],
         service_item=data.get("service_item"), description=data["description"], channel=channel,
-        office_id=data.get("office_id") or offices.root_id(session), suggested_department_id=data.get("department_id"), created_at=now, updated_at=now,
+        office_id=data.get("office_id") or root_id, suggested_department_id=data.get("department_id"),
+        created_at=now, updated_at=now,
     )
     # Filing reads nothing and, on PostgreSQL, writes its rows in one statement (it is the hot path: issue 11,
     # item 20): the first deadline is planned before the ticket is written, the ticket's id is known

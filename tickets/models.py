@@ -205,6 +205,9 @@ class Ticket(SQLModel, table=True):
         sa.Index("ix_ticket_status_due", "status", "due_at"),
         sa.Index("ix_ticket_created", "created_at", "id"),  # lists newest first, 「今日新增」
         sa.Index("ix_ticket_office_created", "office_id", "created_at", "id"),  # an office's lists, newest first
+        # an office's queues (one status, by deadline), their counts and the dashboard's counts by status, read from
+        # the index alone (issue 13's benchmark: a county's queue counted 6,500 of 204,000 cases in 175 ms without it)
+        sa.Index("ix_ticket_office_status_due", "office_id", "status", "due_at"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

@@ -31,8 +31,12 @@ def root(session) -> Office:
     return session.scalar(sa.select(Office).where(Office.parent_id.is_(None)).order_by(Office.id).limit(1))
 
 
+def root_id_query() -> sa.Select:
+    return sa.select(Office.id).where(Office.parent_id.is_(None)).order_by(Office.id).limit(1)
+
+
 def root_id(session) -> int:
-    return session.scalar(sa.select(Office.id).where(Office.parent_id.is_(None)).order_by(Office.id).limit(1))
+    return session.scalar(root_id_query())
 
 
 def by_code(session, code: str | None, *, active_only: bool = False) -> Office | None:

@@ -29,7 +29,9 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -65,7 +67,7 @@ SELECT i + 1, 'B' || i, 'x', '张三', '+86138' || lpad((i % 100000000)::text, 8
        CASE WHEN h < 20 THEN 'rejected' WHEN h < 40 THEN 'transferred' ELSE 'closed' END,
        CASE WHEN h >= 20 THEN 1 + i % {departments} END, 0, 5, false, false, t, t,
        CASE WHEN h >= 40 THEN t + (1 + h % 9) * interval '1 day' + interval '2 hours' END,
-       1 + i % {offices}, false
+       {office}, false
 FROM c""",
     "event": CASES + """
 INSERT INTO event (ticket_id, at, actor_role, action, from_status, to_status, public, data)
@@ -136,7 +138,37 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
 
 
-def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int) -> str:
+@dataclass(frozen=True)
+class Network:
+    """A tree of offices to spread the cases over (tests/bench/offices.py); the default is the one root office
+    the migration creates, which owns every department and case."""
+    offices: tuple[tuple[int, str, str, str, int | None, str], ...] = ()  # id, code, name, level, parent id, path
+    department_office: Callable[[int], int] = lambda department: 1
+    office: str = "1"  # SQL expression of the case's office in i (the case number) and h (its 0..999 hash)
+    after: tuple[tuple[str, str], ...] = ()  # (name, statement) run after the tables, before the indexes
+    shape: str = "SELECT count(*) FROM office"  # reused only when this still gives `size`
+    size: int = 1
+
+
+def _spread_offices() -> tuple:
+    rows = []
+    for o in range(2, OFFICES + 1):
+        county = o <= COUNTIES + 1
+        parent = 1 if county else 2 + (o - COUNTIES - 2) % COUNTIES
+        rows.append((o, f"county{o - 1}" if county else f"town{o - COUNTIES - 1}",
+                     f"第{o - 1}县窗口" if county else f"第{o - COUNTIES - 1}乡镇窗口",
+                     "county" if county else "township", parent, f"1/{o}/" if county else f"1/{parent}/{o}/"))
+    return tuple(rows)
+
+
+# This benchmark's network: the cases evenly over the 48 offices, departments 1..20 the city's and the rest the
+# counties' in turn (tests/bench/offices.py has its own, skewed as a city's windows are).
+SPREAD = Network(offices=_spread_offices(),
+                 department_office=lambda d: 1 if d <= CITY_DEPARTMENTS else 2 + d % COUNTIES,
+                 office=f"1 + i % {OFFICES}", size=OFFICES)
+
+
+def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int, network: Network = Network()) -> str:
     url = admin_url.rsplit("/", 1)[0] + "/" + name
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -146,7 +178,7 @@ def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int) ->
         with engine.connect() as connection:
             try:
                 if (connection.scalar(sa.text("SELECT count(*) FROM ticket")) == total
-                        and connection.scalar(sa.text("SELECT count(*) FROM office")) == OFFICES):
+                        and connection.scalar(sa.text(network.shape)) == network.size):
                     print(f"reusing {name} ({total:,} cases)")
                     return url
             except sa.exc.ProgrammingError:
@@ -162,23 +194,19 @@ def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int) ->
     engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.execute(sa.text("SET synchronous_commit = off"))
-        for o in range(2, OFFICES + 1):
-            county = o <= COUNTIES + 1
-            parent = 1 if county else 2 + (o - COUNTIES - 2) % COUNTIES
+        for office_id, code, office_name, level, parent_id, path in network.offices:
             connection.execute(sa.text(
                 "INSERT INTO office (id, code, name, level, parent_id, path, active, created_at) "
                 "VALUES (:id, :code, :name, :level, :parent, :path, true, now())"
-            ), {"id": o, "code": f"county{o - 1}" if county else f"town{o - COUNTIES - 1}",
-                "name": f"第{o - 1}县窗口" if county else f"第{o - COUNTIES - 1}乡镇窗口",
-                "level": "county" if county else "township", "parent": parent,
-                "path": f"1/{o}/" if county else f"1/{parent}/{o}/"})
-        connection.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('office', 'id'), {OFFICES})"))
+            ), {"id": office_id, "code": code, "name": office_name, "level": level, "parent": parent_id, "path": path})
+        if network.offices:
+            connection.execute(sa.text(
+                "SELECT setval(pg_get_serial_sequence('office', 'id'), (SELECT max(id) FROM office))"))
         for d in range(1, DEPARTMENTS + 1):
-            office = 1 if d <= CITY_DEPARTMENTS else 2 + d % COUNTIES
             connection.execute(sa.text(
                 "INSERT INTO department (id, code, name, active, created_at, office_id) "
                 "VALUES (:id, :code, :name, true, now(), :office)"
-            ), {"id": d, "code": f"D{d:02d}", "name": f"第{d}委办局", "office": office})
+            ), {"id": d, "code": f"D{d:02d}", "name": f"第{d}委办局", "office": network.department_office(d)})
         # Secondary indexes are dropped for the load and rebuilt afterwards (much faster than maintaining them).
         indexes = connection.execute(sa.text(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(:t) AND indexname NOT LIKE 'pk_%' "
@@ -186,8 +214,8 @@ def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int) ->
         for index_name, _ in indexes:
             connection.execute(sa.text(f'DROP INDEX "{index_name}"'))
     params = {"first": FIRST_MONTH, "per_month": per_month, "total": total, "departments": DEPARTMENTS,
-              "offices": OFFICES}
-    for table, statement in SQL.items():
+              "office": network.office}
+    for table, statement in (*SQL.items(), *network.after):
         started = time.perf_counter()
         with engine.begin() as connection:
             connection.execute(sa.text("SET synchronous_commit = off"))
@@ -275,7 +303,7 @@ def main() -> int:
     args = parser.parse_args()
     total = args.per_month * MONTHS
     started = time.perf_counter()
-    url = build(args.database_url, args.database, args.reuse, total, args.per_month)
+    url = build(args.database_url, args.database, args.reuse, total, args.per_month, SPREAD)
     print(f"database ready in {time.perf_counter() - started:.0f} s")
     engine = sa.create_engine(url)
     with engine.begin() as connection:
