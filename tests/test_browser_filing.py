@@ -60,9 +60,10 @@ def test_a_county_clerk_files_a_phone_call_for_a_township(world, network, browse
     world.console("office_c1")  # sets the console password
     with LiveServer(world.app) as server:
         sign_in(page, server.url, "office_c1")
-        menu = page.locator('a[href="/admin/intake/"]')  # in the menu (collapsed on a phone-sized window)
-        assert menu.count() == 1 and menu.inner_text().strip() == "登记来访/来电"
+        menu = page.locator('a[href="/admin/intake/"]')  # under 案件查询 (the menu is collapsed on a phone)
+        assert menu.count() == 1 and menu.text_content().strip() == "登记来访/来电"
         page.goto(server.url + "/admin/intake/")
+        assert page.locator("h1").inner_text() == "登记来访/来电"
         assert page.locator("#office_code").input_value() == "c1"
         page.select_option("#channel", label="电话来电")
         page.select_option("#office_code", label="\u3000青石镇便民服务中心")
