@@ -17,7 +17,7 @@ def console(app=None) -> Admin:
 
 def init_app(app) -> Admin:
     """Wire the console: its views (queues, case pages, escalation, management, SMS, reports) and sign-in."""
-    from . import auth, dispatch, escalation, management, sms
+    from . import auth, dispatch, escalation, intake, management, sms
     from .case import CaseView
     from .dashboard import Dashboard
     from .queues import QUEUES, QueueView
@@ -31,6 +31,7 @@ def init_app(app) -> Admin:
         for queue in QUEUES:
             admin.add_view(QueueView(queue))
         admin.add_view(CaseView(name=_l("Case"), endpoint="case", url="/admin/case"))
+        intake.register(admin)
         escalation.register(admin)
         management.register(admin)
         dispatch.register(admin)

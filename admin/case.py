@@ -15,7 +15,7 @@ from tickets import clock, offices, workflow
 from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
-from tickets.labels import SCORE_LABELS, label, supervision_text
+from tickets.labels import CHANNEL_LABELS, SCORE_LABELS, label, supervision_text
 from tickets.models import (
     OFFICE_ROLES,
     SUPERVISING_ROLES,
@@ -87,7 +87,7 @@ class CaseView(RoleGuard, BaseView):
             "admin/case.html", case=view, ticket=ticket, actions=view["allowed_actions"], specs=workflow.ACTIONS,
             departments=departments, offices_below=offices_below, failed=failed or {},
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
-            label=label, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
+            label=label, channel_labels=CHANNEL_LABELS, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),
             ladder=ladder, event_lines=event_lines,
             sms_cause=lambda message: causes.of_message(message, events, steps),

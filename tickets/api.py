@@ -14,7 +14,7 @@ from .http import json_body
 from .labels import PROBLEM_TYPE_LABELS
 from .models import Department, ProblemType, Status, Ticket
 from .clock import iso
-from .presenters import list_items, public_view, staff_view
+from .presenters import list_items, public_offices, public_view, staff_view
 from .validation import Collector, integer
 from .workflow import Actor
 
@@ -57,10 +57,7 @@ def departments():
 @public_limit(lookup_limit, "public-read")
 def office_list():
     """The active windows, parents before their children (the public form's area picker)."""
-    rows = offices.tree(db.session, active_only=True)
-    codes = {o.id: o.code for o in rows}
-    return jsonify([{"code": o.code, "name": o.name, "level": o.level, "parent_code": codes.get(o.parent_id)}
-                    for o in rows])
+    return jsonify(public_offices(db.session))
 
 
 @bp.get("/problem-types")

@@ -10,7 +10,9 @@ from flask_babel import lazy_gettext as _l
 
 from . import clock, deadlines, offices, secrets, validation
 from .db import autocommit_row, insert_pending, new_row, upsert
-from .models import DeadlineKind, Department, Event, ProblemType, Ticket, TrackingCounter
+from .errors import ValidationFailed
+from .models import (STAFF_CHANNELS, DeadlineKind, Department, Event, Office, ProblemType, Role, Ticket,
+                     TrackingCounter)
 from .phones import normalise_mobile
 from .workflow import CITIZEN, record
 
@@ -144,3 +146,59 @@ def find_for_citizen(session, tracking_no, code) -> Ticket | None:
     if ticket is None or not secrets.check_query_code(ticket.query_code_hash, code):
         return None
     return ticket
+
+
+# --- filing by staff, for a walk-in or a caller -------------------------------------------------------------------
+
+STAFF_INTAKE_FIELDS = INTAKE_FIELDS + ("channel",)
+
+
+def staff_windows(session, actor) -> list[Office]:
+    """The active windows a member of staff may file at, depth first: an office member's own window and those
+    below it (`offices.subtree`), an administrator's every window."""
+    rows = offices.tree(session, active_only=True)
+    if actor.role == Role.admin:
+        return rows
+    top = session.get(Office, actor.office_id) if actor.office_id is not None else None
+    return [o for o in rows if top is not None and o.path.startswith(top.path)]
+
+
+def validate_staff_intake(session, data, actor) -> dict:
+    """`validate_intake` plus the channel (one of STAFF_CHANNELS) and the window, which must be one of
+    `staff_windows(actor)` (default: the actor's own window, else the root). Every bad field in one
+    ValidationFailed."""
+    fields: dict = {}
+    raw = dict(data)
+    if raw.get("office_code") in (None, "") and actor.office_id is not None:
+        raw["office_code"] = session.scalar(sa.select(Office.code).where(Office.id == actor.office_id))
+    try:
+        values = validate_intake(session, raw)
+    except ValidationFailed as error:
+        values, fields = {}, dict(error.fields or {})
+    if "office_code" not in fields:
+        allowed = {o.id for o in staff_windows(session, actor)}
+        office_id = values.get("office_id") if values else _office_id(session, raw.get("office_code"))
+        if office_id is not None and office_id not in allowed:
+            fields["office_code"] = _l("You may file only at your own window or one below it.")
+    channel = data.get("channel")
+    if channel in (None, ""):
+        fields["channel"] = _l("This field is required.")
+    elif channel not in {c.value for c in STAFF_CHANNELS}:
+        fields["channel"] = _l("Choose one of the listed channels.")
+    if fields:
+        raise ValidationFailed(fields=fields)
+    return {**values, "channel": channel}
+
+
+def _office_id(session, code) -> int | None:
+    if code in (None, ""):
+        return offices.root_id(session)
+    office = offices.by_code(session, code, active_only=True)
+    return office.id if office is not None else None
+
+
+def file_for_caller(session, data, actor) -> Filed:
+    """File a case on behalf of a walk-in or a caller (no commit): checked by `validate_staff_intake`, recorded
+    with the staff member as the filing event's actor and the channel they chose."""
+    values = validate_staff_intake(session, data, actor)
+    return file_ticket(session, values, channel=values["channel"], actor=actor)

@@ -39,6 +39,15 @@ ROLE_LABELS = {
 
 # A case's supervision level (ticket.supervision_level; the 督办 ladder's `level`): 1 催办, 2 督办, 3 挂牌督办.
 SUPERVISION_LABELS = {0: "", 1: _l("Reminded"), 2: _l("Supervised"), 3: _l("Listed for supervision")}
+# How a case reached the office (ticket.channel; models.Channel).
+CHANNEL_LABELS = {
+    "web": _l("Online"),
+    "api": _l("Online (app or portal)"),
+    "window": _l("Walk-in at the window"),
+    "phone": _l("Phone call"),
+    "hotline": _l("12345 hotline"),
+}
+
 DEADLINE_LABELS = {
     "accept": _l("Acceptance"),
     "handle": _l("Handling"),

@@ -13,6 +13,14 @@ from .models import Deadline, Department, Event, Office, Status, Survey, Ticket,
 from .workflow import Actor, allowed_actions, label_of, public_note
 
 
+def public_offices(session) -> list[dict]:
+    """The active windows as citizens choose among them, parents before their children (`GET /api/v1/offices`
+    and the public form's area picker)."""
+    rows = offices.tree(session, active_only=True)
+    codes = {o.id: o.code for o in rows}
+    return [{"code": o.code, "name": o.name, "level": o.level, "parent_code": codes.get(o.parent_id)} for o in rows]
+
+
 def public_timeline(session, ticket: Ticket) -> list[dict]:
     events = session.scalars(
         sa.select(Event).where(Event.ticket_id == ticket.id, Event.public.is_(True)).order_by(Event.at, Event.id)

@@ -12,8 +12,8 @@ from .db import db
 from .errors import InvalidTransition, ValidationFailed
 from .extensions import public_limit
 from .forms import FilingForm, LookupForm, RatingForm
-from .models import Department, Ticket
-from .presenters import public_view
+from .models import Department, Office, Ticket
+from .presenters import public_offices, public_view
 from .secrets import seal, unseal
 
 bp = Blueprint("public", __name__)
@@ -45,7 +45,7 @@ def index():
     form = FilingForm()
     form.department_id.choices = _department_choices()
     form.office_code.choices = _office_choices()
-    return render_template("tickets/file.html", form=form)
+    return render_template("tickets/file.html", form=form, windows=public_offices(db.session))
 
 
 @bp.post("/")
@@ -56,13 +56,13 @@ def submit():
     form.department_id.choices = _department_choices()
     form.office_code.choices = _office_choices()
     if not form.validate():  # only the CSRF token is checked here
-        return render_template("tickets/file.html", form=form), 400
+        return render_template("tickets/file.html", form=form, windows=public_offices(db.session)), 400
     raw = {name: request.form.get(name) for name in intake.INTAKE_FIELDS}
     try:
         values = intake.validate_intake(db.session, raw)
     except ValidationFailed as error:
         form.apply_errors(error.fields)
-        return render_template("tickets/file.html", form=form, invalid=True), 422
+        return render_template("tickets/file.html", form=form, invalid=True, windows=public_offices(db.session)), 422
     filed = intake.file_ticket(db.session, values, channel="web")
     db.session.commit()
     # The cookie is readable by whoever holds it (signed, not encrypted): the code travels sealed.
@@ -80,7 +80,9 @@ def filed():
     code = unseal(current_app.config["SECRET_KEY"], receipt.get("code"), no) if isinstance(no, str) else None
     if code is None:
         return redirect(url_for(".track"))
-    return render_template("tickets/filed.html", receipt={"tracking_no": no, "code": code})
+    window = db.session.scalar(sa.select(Office.name).join(Ticket, Ticket.office_id == Office.id)
+                               .where(Ticket.tracking_no == no))
+    return render_template("tickets/filed.html", receipt={"tracking_no": no, "code": code, "office_name": window})
 
 
 @bp.route("/track", methods=["GET", "POST"])
