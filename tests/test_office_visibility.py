@@ -27,7 +27,7 @@ from admin.scope import OfficeFilter
 from notify.models import SmsMessage
 from tests.helpers import page_csrf
 from tickets.db import db
-from tickets.models import OFFICE_ROLES, OFFICE_WIDE_ROLES, Role, Survey, Ticket, User
+from tickets.models import OFFICE_ROLES, OFFICE_WIDE_ROLES, SUPERVISING_ROLES, Role, Survey, Ticket, User
 
 CASE_LINK = re.compile(r'href="/admin/case/(BJ\d{8}-\d{4,})"')  # a row's link (a searched number is echoed too)
 WINDOWS = ("root", "c1", "t11", "t12", "c2", "t21")
@@ -48,8 +48,8 @@ EVERYONE = ("admin", *MEMBERS, *HANDLERS)
 # and those that show none. Reports are the reports' own (per office, tests/test_reports*.py).
 CASE_BEARING = {"case", "cases", "queue_intake", "queue_accepted", "queue_in_progress", "queue_review",
                 "queue_returned", "queue_rectifying", "queue_closed", "queue_rejected", "sms_log", "surveys",
-                "deadlines", "admin"}
-NO_CASES = {"auth", "api_tokens", "departments", "policies", "problem_types", "service_items", "sms_templates",
+                "deadlines", "admin", "disputed"}
+NO_CASES = {"auth", "api_tokens", "departments", "dispatch", "policies", "problem_types", "service_items", "sms_templates",
             "users", "work_calendar", "reports", "offices", "intake", "static"}
 
 
@@ -109,6 +109,8 @@ def test_every_console_view_shows_each_window_its_subtree(network, clock):
     with world.app.app_context():
         messages = dict(db.session.execute(sa.select(SmsMessage.id, Ticket.tracking_no)
                                            .join(Ticket, Ticket.id == SmsMessage.ticket_id)).all())
+        db.session.execute(sa.update(Ticket).values(disputed=True))  # every case on the 争议件 list
+        db.session.commit()
     assert set(messages.values()) == set(filed.values())  # every case has its receipt text
     queues = [v for v in console(world.app)._views if isinstance(v, QueueView)]
     clock.advance(days=60)  # every open case is overdue now
@@ -147,6 +149,8 @@ def test_every_console_view_shows_each_window_its_subtree(network, clock):
                                      data={"csrf_token": token}).status_code
                 if no not in visible and resend != 404:
                     problems.append(f"{who} resend SMS {message_id} of {no}: {resend}")
+        if role in SUPERVISING_ROLES:
+            check(who, "争议件", shown(client.get("/admin/disputed/")), visible)
         if role in OFFICE_WIDE_ROLES:
             check(who, "surveys", shown(client.get("/admin/surveys/?page_size=100")), visible)
         check(who, "overdue list", shown(client.get("/admin/deadlines/")), {no for no in visible
