@@ -45,17 +45,22 @@ def receipt(client) -> tuple[str, str]:
     return no, code
 
 
-@pytest.mark.parametrize("who, allowed", [("admin", True), ("office", True), ("office_c1", True), ("office_t11", True),
-                                          ("dept_a", False), ("dept_c1", False), ("supervisor", False),
-                                          ("leader", False), ("supervisor_c1", False), ("leader_t11", False)])
-def test_only_office_staff_and_admins_open_the_intake_page(world, network, who, allowed):
-    client = world.console(who)
-    page = client.get("/admin/intake/")
-    assert page.status_code == (200 if allowed else 403)
-    assert client.post("/admin/intake/", data={**CASE, "channel": "window"}).status_code in ((400,) if allowed else (400, 403))
-    menu = client.get("/admin/").get_data(as_text=True)
-    assert ('href="/admin/intake/"' in menu) is allowed
-    assert tickets(world) == 0
+ROLE_CASES = (("admin", True), ("office", True), ("office_c1", True), ("office_t11", True), ("dept_a", False),
+              ("dept_c1", False), ("supervisor", False), ("leader", False), ("supervisor_c1", False),
+              ("leader_t11", False))
+
+
+def test_only_office_staff_and_admins_open_the_intake_page(world, network):
+    """Every role (a loop over one network, not a network per user)."""
+    for who, allowed in ROLE_CASES:
+        client = world.console(who)
+        page = client.get("/admin/intake/")
+        assert page.status_code == (200 if allowed else 403), who
+        posted = client.post("/admin/intake/", data={**CASE, "channel": "window"}).status_code
+        assert posted in ((400,) if allowed else (400, 403)), who
+        menu = client.get("/admin/").get_data(as_text=True)
+        assert ('href="/admin/intake/"' in menu) is allowed, who
+        assert tickets(world) == 0
 
 
 def test_the_page_defaults_to_the_users_own_window_and_lists_only_its_subtree(world, network):
@@ -66,19 +71,22 @@ def test_the_page_defaults_to_the_users_own_window_and_lists_only_its_subtree(wo
     assert "<h1" in page and "登记来访/来电</h1>" in page
 
 
-@pytest.mark.parametrize("who", sorted(SUBTREES))
-@pytest.mark.parametrize("window", ALL_OFFICES)
-def test_a_window_outside_the_users_subtree_is_a_field_error(world, network, who, window):
-    client = world.console(who)
-    response = post_intake(client, **CASE, channel="phone", office_code=window)
-    if window in SUBTREES[who]:
-        assert response.status_code == 303, response.get_data(as_text=True)
-        no, _code = receipt(client)
-        assert network.office_of(no) == window
-    else:
-        assert response.status_code == 422
-        assert "只能在本窗口或下级窗口登记" in response.get_data(as_text=True)
-        assert tickets(world) == 0
+def test_a_window_outside_the_users_subtree_is_a_field_error(world, network):
+    """Every office user × every window: filed there, or a field error and nothing filed."""
+    filed = 0
+    for who in sorted(SUBTREES):
+        client = world.console(who)
+        for window in ALL_OFFICES:
+            response = post_intake(client, **CASE, channel="phone", office_code=window)
+            if window in SUBTREES[who]:
+                assert response.status_code == 303, (who, window, response.get_data(as_text=True))
+                no, _code = receipt(client)
+                assert network.office_of(no) == window
+                filed += 1
+            else:
+                assert response.status_code == 422, (who, window)
+                assert "只能在本窗口或下级窗口登记" in response.get_data(as_text=True)
+            assert tickets(world) == filed, (who, window)
 
 
 @pytest.mark.parametrize("channel", [c.value for c in STAFF_CHANNELS])
