@@ -80,11 +80,17 @@ def load(app, now: datetime):
 
 # --- the seeded data -------------------------------------------------------------------------------------
 
-@pytest.mark.slow  # loads the whole demo
-@pytest.mark.parametrize("now", [
-    datetime(2026, 10, 8, 8, 30, tzinfo=TZ),  # the first working morning after a week of National Day holidays
-    datetime(2026, 1, 1, 10, 0, tzinfo=TZ),   # New Year's Day: a holiday, the first of a month and of a year
-], ids=["after-national-day", "new-years-day"])
+AFTER_NATIONAL_DAY = datetime(2026, 10, 8, 8, 30, tzinfo=TZ)  # the first working morning after a week of holidays
+NEW_YEARS_DAY = datetime(2026, 1, 1, 10, 0, tzinfo=TZ)         # a holiday, the first of a month and of a year
+
+
+@pytest.mark.slow  # loads the whole demo (each load is most of a minute: the second date on one database only)
+@pytest.mark.parametrize("database_url, now", [
+    ("sqlite", AFTER_NATIONAL_DAY),
+    pytest.param("postgresql", AFTER_NATIONAL_DAY, marks=pytest.mark.postgres),
+    pytest.param("postgresql", NEW_YEARS_DAY, marks=pytest.mark.postgres),
+], ids=["sqlite-after-national-day", "postgresql-after-national-day", "postgresql-new-years-day"],
+   indirect=["database_url"])
 def test_the_demo_is_history_acted_in_office_hours(app, now):
     loaded = load(app, now)
     with app.app_context():
@@ -142,6 +148,7 @@ def test_the_demo_is_history_acted_in_office_hours(app, now):
         figures = monthly_figures(session, Month.containing(now, TZ).shift(-1))["office"]
         assert figures["accepted"] > 20 and figures["closed"] > 10 and figures["rated"] > 10
         assert figures["supervised_2"] > 0 and figures["bad"] > 0
+    city_network_checks(app)
 
 
 # --- the SMS room and the demo with a real provider configured ---------------------------------------------
@@ -279,15 +286,14 @@ def test_serve_prints_where_the_console_is_and_the_demo_logins(app, database_url
 
 # --- the city's network of windows ---------------------------------------------------------------------------
 
-@pytest.mark.slow  # loads the whole demo
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_demo_is_a_city_network_and_a_county_sees_only_its_own(app):
+def city_network_checks(app):
+    """The demo is a city's network (checked on the same load as the history above, a load being most of a minute):
+    every window has cases, 挂牌督办 below the root told the parent, a county sees only its own subtree."""
     from demo.data import COUNTIES, NETWORK_USERS
     from tickets import offices
     from tickets.accounts import issue_token
     from tickets.models import Office
 
-    load(app, datetime(2026, 11, 16, 10, 0, tzinfo=TZ))
     with app.app_context():
         session = db.session
         tree = {o.code: o for o in session.scalars(sa.select(Office))}

@@ -102,6 +102,7 @@ def test_the_api_shows_each_window_its_subtree(network):
             assert status == (200 if no in visible else 404), (who, no, status)
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the queries are the API's, which runs on both
 def test_every_console_view_shows_each_window_its_subtree(network, clock):
     """Every user × every case-bearing console view (a loop, not a parametrization: one network, many users)."""
     world = network.world
