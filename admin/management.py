@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import abort, flash, g, has_request_context, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.model.template import LinkRowAction
@@ -33,7 +33,7 @@ from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_MEMBER_ROLES, OFFICE_
 from tickets.clock import local_text
 
 from .base import ConsoleModelView, RoleGuard, current_actor, request_names, row_id
-from .scope import OFFICE_LABEL, OfficeFilterGroups, office_names, office_options, visible_offices
+from .scope import OFFICE_LABEL, OfficeChoice, OfficeFilterGroups, office_names, visible_offices
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
 
@@ -79,22 +79,11 @@ def office_name(office_id) -> str:
     return office_names().get(office_id, "")
 
 
-class OfficeColumnFilter(FilterEqual):
+class OfficeColumnFilter(OfficeChoice, FilterEqual):
     """Rows (departments, users) of one office exactly; the options are the offices the viewer sees."""
 
     def __init__(self, column):
         super().__init__(column, OFFICE_LABEL)
-
-    def get_options(self, view):
-        if not has_request_context() or not current_user.is_authenticated:
-            return None
-        return office_options(current_actor())
-
-    def validate(self, value):
-        return row_id(value) is not None
-
-    def clean(self, value):
-        return int(value)
 
 
 def department_name(department_id) -> str:

@@ -62,15 +62,8 @@ def sees_caseless_rows(actor) -> bool:
         and actor.office_id == offices.root_id(db.session)
 
 
-class OfficeFilter(BaseSQLAFilter):
-    """The cases of one window and of the windows below it (within what the list already limits to the viewer).
-
-    `column` is the ticket's `office_id`, or a ticket id column of another table (`via_ticket=True`).
-    """
-
-    def __init__(self, column=Ticket.office_id, *, via_ticket: bool = False):
-        self.via_ticket = via_ticket
-        super().__init__(column, OFFICE_LABEL)
+class OfficeChoice:
+    """A filter whose value is one of the offices the viewer sees (the options), given as its id."""
 
     def get_options(self, view):
         if not has_request_context() or not current_user.is_authenticated:
@@ -82,6 +75,17 @@ class OfficeFilter(BaseSQLAFilter):
 
     def clean(self, value):
         return int(value)
+
+
+class OfficeFilter(OfficeChoice, BaseSQLAFilter):
+    """The cases of one window and of the windows below it (within what the list already limits to the viewer).
+
+    `column` is the ticket's `office_id`, or a ticket id column of another table (`via_ticket=True`).
+    """
+
+    def __init__(self, column=Ticket.office_id, *, via_ticket: bool = False):
+        self.via_ticket = via_ticket
+        super().__init__(column, OFFICE_LABEL)
 
     def condition(self, office_id: int):
         in_window = Ticket.office_id.in_(offices.subtree(office_id))

@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask_admin.contrib.sqla import ModelView
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.routing import Map, Rule
 
 from admin import console
 from reports.metrics import BadMonth, Month
-from tests.helpers import page_csrf
+from tests.helpers import examples, page_csrf
 from tests.sms_support import AUTH_TOKEN
 from tests.twilio_server import twilio_signature
 from tickets.http import RowIdConverter
@@ -91,6 +91,25 @@ def test_every_console_list_refuses_a_page_number_that_is_not_one(world, page):
         assert response.status_code == 400, view.url
         assert "页码无效" in response.get_data(as_text=True)
         assert console.get(f"{view.url}/export/csv/?page={page}").status_code in (200, 302, 400), view.url
+
+
+CONTROLS = "\r\n\t\x0b\x0c\x16\x1f\x7f\x85\u2028\u2029"
+
+
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=st.text(max_size=20), control=st.sampled_from(CONTROLS), after=st.text(max_size=20))
+def test_a_return_address_with_a_control_character_is_a_400_on_every_console_view(world, before, control, after):
+    """Flask-Admin sends its views' `url` (and the sign-in its `next`) back in a Location header, where a line break
+    was a 500: a control character in a return address is refused first, on every model view's pages."""
+    console = world.console("admin")
+    target = "/admin/" + before + control + after
+    for view in console_lists(world.app):
+        for page in ("details/", "new/", "edit/"):
+            response = console.get(f"{view.url}/{page}", query_string={"id": "1", "url": target})
+            assert response.status_code == 400, (view.url, page, response.status_code)
+        response = console.post(f"{view.url}/delete/", data={"id": "1", "url": target})
+        assert response.status_code == 400, (view.url, "delete")
+    assert world.client.get("/admin/login", query_string={"next": target}).status_code == 400
 
 
 def test_every_console_list_takes_a_page_past_its_end(world):

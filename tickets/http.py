@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from flask import jsonify, make_response, render_template, request
@@ -92,11 +93,22 @@ def _has_nul(pairs) -> bool:
     return any("\x00" in key or "\x00" in value for key, value in pairs)
 
 
+# Parameters that name a page to go back to (the console's `url`, the sign-in's `next`): they end up in a Location
+# header, where a line break is refused by Werkzeug (a 500) and any control character means nothing.
+RETURN_ADDRESS_PARAMETERS = ("url", "next")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def reject_nul() -> None:
     """A NUL character is never meaningful in an address or a form, and PostgreSQL refuses it in text:
-    400 before routing reaches any query (path, query string, and the fields of a posted form)."""
+    400 before routing reaches any query (path, query string, and the fields of a posted form). So is a control
+    character in a return address."""
     if "\x00" in request.path or "\x00" in request.query_string.decode("utf-8", "replace") \
             or _has_nul(request.args.items(multi=True)):
+        raise BadRequest(_l("The address contains a character that is not allowed."))
+    values = request.values if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") \
+        else request.args
+    if any(_CONTROL.search(value) for name in RETURN_ADDRESS_PARAMETERS for value in values.getlist(name)):
         raise BadRequest(_l("The address contains a character that is not allowed."))
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") \
             and _has_nul(request.form.items(multi=True)):
