@@ -99,8 +99,9 @@ CONTROLS = "\r\n\t\x0b\x0c\x16\x1f\x7f\x85\u2028\u2029"
 @settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(before=st.text(max_size=20), control=st.sampled_from(CONTROLS), after=st.text(max_size=20))
 def test_a_return_address_with_a_control_character_is_a_400_on_every_console_view(world, before, control, after):
-    """Flask-Admin sends its views' `url` (and the sign-in its `next`) back in a Location header, where a line break
-    was a 500: a control character in a return address is refused first, on every model view's pages."""
+    """Flask-Admin sends its views' `url` back in a Location header, where a line break was a 500: a control
+    character in a return address is refused first, on every model view's pages. (The sign-in's `next` is its own
+    business: a bad one leads home, tests/test_admin_console.py.)"""
     console = world.console("admin")
     target = "/admin/" + before + control + after
     for view in console_lists(world.app):
@@ -109,7 +110,8 @@ def test_a_return_address_with_a_control_character_is_a_400_on_every_console_vie
             assert response.status_code == 400, (view.url, page, response.status_code)
         response = console.post(f"{view.url}/delete/", data={"id": "1", "url": target})
         assert response.status_code == 400, (view.url, "delete")
-    assert world.client.get("/admin/login", query_string={"next": target}).status_code == 400
+    login = world.client.get("/admin/login", query_string={"next": target}).status_code
+    assert login == (400 if "\x00" in target else 200)  # a NUL anywhere is the address rule's 400
 
 
 def test_every_console_list_takes_a_page_past_its_end(world):

@@ -93,9 +93,10 @@ def _has_nul(pairs) -> bool:
     return any("\x00" in key or "\x00" in value for key, value in pairs)
 
 
-# Parameters that name a page to go back to (the console's `url`, the sign-in's `next`): they end up in a Location
-# header, where a line break is refused by Werkzeug (a 500) and any control character means nothing.
-RETURN_ADDRESS_PARAMETERS = ("url", "next")
+# The console's return address (Flask-Admin's `url`) ends up in a Location header, where a line break is refused by
+# Werkzeug (a 500) and any control character means nothing. (The sign-in's `next` is checked by the sign-in, which
+# goes to the home page instead of a bad one: admin/auth.py.)
+RETURN_ADDRESS_PARAMETERS = ("url",)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
