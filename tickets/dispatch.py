@@ -7,7 +7,7 @@ its number (`line_<n>`) and writes nothing if any line is bad.
 
 The CSV has the header `office_code,scope,value,department_code` (UTF-8, with or without a byte order mark):
 `scope` is `service_item` or `problem_type`; `value` the service item's name or the problem type's code. The
-export guards every cell against spreadsheet formulas (admin/export.py's `csv_safe`): a value starting with
+export guards every cell against spreadsheet formulas (`tickets.spreadsheets.csv_safe`): a value starting with
 `=`, `+`, `-`, `@` (or with an apostrophe) gets a leading apostrophe, and the import drops one leading
 apostrophe, so what is exported imports back as it was.
 """
@@ -157,7 +157,7 @@ def _cell(text: str) -> str:
 
 
 def csv_cell(value) -> str:
-    """A cell for the export: formula starts guarded (admin/export.py), and a value that starts with an
+    """A cell for the export: formula starts guarded (tickets/spreadsheets.py), and a value that starts with an
     apostrophe gets one more, so the import's dropping of one leading apostrophe gives the value back."""
     text = "" if value is None else str(value)
     return csv_safe("'" + text if text.startswith("'") else text)
