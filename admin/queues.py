@@ -158,12 +158,13 @@ class AwaitingContactFilter(ShortcutFilter):
 
 
 def contact_badge(ticket: Ticket, now: datetime) -> Markup:
-    """When the first contact is due, while it is awaited: red once its time is up."""
+    """When the first contact is due, while it is awaited: marked once its time is up (not as an overdue case: the
+    row keeps the colour its handling deadline gives it)."""
     if ticket.contact_due_at is None:
         return Markup("")
     text = local_text(ticket.contact_due_at)
     if ticket.contact_due_at < now:
-        return Markup('<span class="due-badge due-overdue" title="{}">{}</span>').format(
+        return Markup('<span class="due-badge contact-late" title="{}">{}</span>').format(
             _l("First contact not recorded in time"), text)
     return Markup('<span class="due-badge">{}</span>').format(text)
 

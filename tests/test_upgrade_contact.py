@@ -45,6 +45,15 @@ def columns(app, table: str) -> set[str]:
         return names
 
 
+def rows(app, sql: str) -> list:
+    """The rows of a query, on a connection closed afterwards (the schema changes under the app between reads)."""
+    with app.app_context():
+        found = db.session.execute(sa.text(sql)).all()
+        db.session.close()
+        db.engine.dispose()
+        return found
+
+
 def migrate(app, revision: str, down: bool = False) -> None:
     with app.app_context():
         (downgrade_database if down else upgrade_database)(revision)
@@ -64,17 +73,12 @@ def test_0014_up_down_and_up_again_with_cases_in_it(scratch_url, clock):
 
         migrate(app, BEFORE, down=True)
         assert "working_minutes" not in columns(app, "deadline") and "contact_due_at" not in columns(app, "ticket")
-        with app.app_context():
-            kinds = db.session.scalars(sa.text("SELECT kind FROM deadline ORDER BY id")).all()
-            db.engine.dispose()
+        kinds = [kind for (kind,) in rows(app, "SELECT kind FROM deadline ORDER BY id")]
         assert "contact" in kinds  # the rows stay; only the new columns go
 
         migrate(app, "head")
-        with app.app_context():
-            assert db.session.execute(sa.text(
-                "SELECT working_minutes, (SELECT contact_due_at FROM ticket WHERE ticket.id = deadline.ticket_id)"
-                " FROM deadline WHERE kind = 'contact'")).all() == [(None, None)]
-            db.engine.dispose()
+        assert rows(app, "SELECT working_minutes, (SELECT contact_due_at FROM ticket WHERE ticket.id = deadline.ticket_id)"
+                    " FROM deadline WHERE kind = 'contact'") == [(None, None)]
         # the case whose limit the downgrade dropped is still worked: its ladder fires, its contact is recorded
         at(clock, 2026, 11, 17, 10, 0)
         with app.app_context():
