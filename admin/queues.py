@@ -161,6 +161,29 @@ class FiledTodayFilter(ShortcutFilter):
         return sa.and_(Ticket.created_at >= start, Ticket.created_at < end)
 
 
+class AwaitingContactFilter(ShortcutFilter):
+    """Cases whose department has not yet recorded its first contact with the citizen (先行联系)."""
+
+    def __init__(self):
+        super().__init__(Ticket.contact_due_at, _l("Awaiting first contact"))
+
+    @staticmethod
+    def condition(now):
+        return Ticket.contact_due_at.is_not(None)
+
+
+def contact_badge(ticket: Ticket, now: datetime) -> Markup:
+    """When the first contact is due, while it is awaited: marked once its time is up (not as an overdue case: the
+    row keeps the colour its handling deadline gives it)."""
+    if ticket.contact_due_at is None:
+        return Markup("")
+    text = local_text(ticket.contact_due_at)
+    if ticket.contact_due_at < now:
+        return Markup('<span class="due-badge contact-late" title="{}">{}</span>').format(
+            _l("First contact not recorded in time"), text)
+    return Markup('<span class="due-badge">{}</span>').format(text)
+
+
 def queue_filters(queue: Queue) -> list:
     """A queue's filters, in the order that numbers their URL arguments (flt0_<index>).
 
@@ -174,7 +197,7 @@ def queue_filters(queue: Queue) -> list:
         shown = queue.statuses or tuple(Status)
         filters.append(FilterEqual(Ticket.status, _l("Status"),
                                    options=[(s.value, STATUS_LABELS[s.value]) for s in shown]))
-    return filters + [DueTodayFilter(), FiledTodayFilter(), OfficeFilter()]
+    return filters + [DueTodayFilter(), FiledTodayFilter(), OfficeFilter(), AwaitingContactFilter()]
 
 
 def shortcut_args(queue: Queue, kind: type[ShortcutFilter]) -> dict[str, str]:
@@ -198,8 +221,9 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         "citizen_name": _l("Citizen's name"), "phone": _l("Phone"), "department_id": _l("Department"),
         "supervision_level": _l("Supervision"), "created_at": _l("Filed at"), "due_at": _l("Due"),
         "service_item": _l("Service item"), "description": _l("Description"), "office_id": _l("Window"),
+        "contact_due_at": _l("First contact by"),
     }
-    column_sortable_list = ("tracking_no", "created_at", "due_at", "supervision_level")
+    column_sortable_list = ("tracking_no", "created_at", "due_at", "supervision_level", "contact_due_at")
     # Flask-Admin shows the search box when this is set; what a term matches is decided in _apply_search.
     column_searchable_list = ("tracking_no", "citizen_name", "description")
     column_export_list = ("tracking_no", "status", "problem_type", "citizen_name", "phone", "service_item",
@@ -218,6 +242,8 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         # page of a city's history; a search or a filter finds a case, and the dashboard counts every status.
         self.simple_list_pager = not queue.by_deadline
         self.column_filters = queue_filters(queue)
+        if Status.transferred in queue.statuses:  # 办理中: which cases still await the department's first contact
+            self.column_list = (*QueueView.column_list, "contact_due_at")
         super().__init__(Ticket, db, name=queue.name, category=queue.category,
                          endpoint=queue.endpoint, url=f"/admin/{queue.endpoint.replace('_', '-')}")
 
@@ -292,6 +318,7 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
         "created_at": lambda v, c, m, n: local_text(m.created_at),
         "due_at": lambda v, c, m, n: due_badge(m, page_now()),
+        "contact_due_at": lambda v, c, m, n: contact_badge(m, page_now()),
     }
     # Export is for the office and admins. Every value passes the formula guard in SafeCsvExport; phone
     # numbers are its business too.

@@ -23,6 +23,7 @@ PAYLOADS = {
     "refer_up": {"reason": "需要上级协调"},
     "assign_down": {"office_code": "c1", "instructions": "请属地办理"},
     "arbitrate": {"department_id": "B"},
+    "record_contact": {"contacted_at": "2026-11-16T09:00:00+08:00", "method": "phone", "outcome": "已电话联系申请人。"},
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -42,7 +43,7 @@ ALLOWED = {
     "accepted": {"transfer", "resolve", "remind", "note", "assign_down"},
     "rejected": {"note"},
     # decide_extension needs a pending request, so it is refused here; see test_extension_* for the rest
-    "transferred": {"return", "request_extension", "reply", "remind", "note"},
+    "transferred": {"return", "request_extension", "reply", "remind", "note", "record_contact"},
     "returned": {"transfer", "remind", "note", "assign_down"},
     "replied": {"approve", "send_back", "remind", "note"},
     "closed": {"note"},
@@ -115,6 +116,7 @@ ROLE_CASES = {
     "note": ("transferred", {"admin", "office", "supervisor", "dept_a"}),
     "explain": ("rectifying", {"admin", "office"}),
     "record_visit": ("rectifying", {"admin", "office"}),
+    "record_contact": ("transferred", {"admin", "dept_a"}),  # the lead department only: dept_b cannot see it (404)
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 
