@@ -20,6 +20,16 @@ from tickets.db import db
 
 ROOT = Path(__file__).resolve().parent
 
+
+def flag(raw: str) -> bool:
+    """A yes/no setting: true/false, yes/no, on/off or 1/0 (any case); anything else stops start-up."""
+    value = str(raw).strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0", ""):
+        return False
+    raise ValueError(f"a yes/no setting must be true or false, not {raw!r}")
+
 # name: (default, type). Environment variables of the same name override; see API.md's table.
 SETTINGS = {
     "DATABASE_URL": ("", str),
@@ -44,7 +54,8 @@ SETTINGS = {
     "RATELIMIT_PUBLIC": ("30/minute", str),
     "RATELIMIT_LOOKUP": ("120/minute", str),
     "RATELIMIT_STORAGE_URI": ("memory://", str),
-    "SURVEY_OPEN_DAYS": (3, int),
+    "SURVEY_OPEN_DAYS": (7, int),  # natural days, as the provincial 好差评 rules have it
+    "EVALUATION_EXPORT_IDENTITY": (False, flag),  # the 好差评 export includes the citizen's name and number
     "SMS_RATE_PER_SECOND": (10, int),
     "SMS_RATE_REDIS_URL": ("", str),
     "SMS_MAX_ATTEMPTS": (8, int),
@@ -70,7 +81,10 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     for name, (default, kind) in SETTINGS.items():
         raw = os.environ.get(name)
         if raw is not None and (raw != "" or name in EMPTY_IS_A_VALUE):
-            app.config[name] = kind(raw)
+            try:
+                app.config[name] = kind(raw)
+            except ValueError as error:  # say which setting, not only what was wrong
+                raise ValueError(f"{name}: {error}") from None
         else:
             app.config[name] = default
     if test_config:
