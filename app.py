@@ -20,6 +20,16 @@ from tickets.db import db
 
 ROOT = Path(__file__).resolve().parent
 
+
+def flag(raw: str) -> bool:
+    """A yes/no setting: true/false, yes/no, on/off or 1/0 (any case); anything else stops start-up."""
+    value = str(raw).strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0", ""):
+        return False
+    raise ValueError(f"a yes/no setting must be true or false, not {raw!r}")
+
 # name: (default, type). Environment variables of the same name override; see API.md's table.
 SETTINGS = {
     "DATABASE_URL": ("", str),
@@ -44,7 +54,8 @@ SETTINGS = {
     "RATELIMIT_PUBLIC": ("30/minute", str),
     "RATELIMIT_LOOKUP": ("120/minute", str),
     "RATELIMIT_STORAGE_URI": ("memory://", str),
-    "SURVEY_OPEN_DAYS": (3, int),
+    "SURVEY_OPEN_DAYS": (7, int),  # natural days, as the provincial 好差评 rules have it
+    "EVALUATION_EXPORT_IDENTITY": (False, flag),  # the 好差评 export includes the citizen's name and number
     "OFFICE_HOURS": ("09:00-12:00,13:30-17:30", str),  # working hours of working days; see escalation/calendar.py
     "FIRST_CONTACT_HOURS": (8, int),  # 先行联系: working hours a department has to contact the citizen
     "SMS_RATE_PER_SECOND": (10, int),
@@ -74,8 +85,8 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
         if raw is not None and (raw != "" or name in EMPTY_IS_A_VALUE):
             try:
                 app.config[name] = kind(raw)
-            except ValueError:
-                raise ValueError(f"{name}={raw!r} in the environment is not a valid {kind.__name__}") from None
+            except ValueError as error:  # say which setting and what was wrong with it
+                raise ValueError(f"{name}={raw!r} in the environment is not a valid {kind.__name__}: {error}") from None
         else:
             app.config[name] = default
     if test_config:

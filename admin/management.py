@@ -351,14 +351,18 @@ class OfficeView(ManagementView):
     tickets/offices.py, with the command line's rules (one root, a parent a level up, no cycles)."""
 
     roles = ADMIN_ROLES
-    column_list = ("name", "code", "level", "parent_id", "area_code", "active", "created_at")
+    column_list = ("name", "code", "level", "parent_id", "area_code", "active", "default_unanswered", "created_at")
     column_labels = {"code": _l("Code"), "name": _l("Name"), "level": _l("Level"), "parent_id": _l("Parent office"),
-                     "area_code": _l("Area code"), "active": _l("Active"), "created_at": _l("Created")}
+                     "area_code": _l("Area code"), "active": _l("Active"),
+                     "default_unanswered": _l("Default rating"), "created_at": _l("Created")}
     column_descriptions = {
         "code": _l("A short code that stays the same, e.g. c1; the public form and the API name the window by it."),
         "parent_id": _l("The office above this one (empty only for the root)."),
         "area_code": _l("12-digit administrative area code (optional)."),
         "active": _l("Inactive windows keep their cases but are no longer offered to citizens."),
+        "default_unanswered": _l("A satisfaction survey of this window's cases left unanswered when it closes is "
+                                 "recorded as basically satisfied (3), marked as a default rating. Off: it stays "
+                                 "unrated."),
     }
     column_searchable_list = ("code", "name")
     column_sortable_list = ()
@@ -396,7 +400,7 @@ class OfficeView(ManagementView):
         parent = db.session.get(Office, form.parent_id.data) if form.parent_id.data else None
         return {"code": form.code.data, "name": form.name.data, "level": form.level.data,
                 "parent_code": parent.code if parent else None, "area_code": form.area_code.data or None,
-                "active": bool(form.active.data)}
+                "active": bool(form.active.data), "default_unanswered": bool(form.default_unanswered.data)}
 
     def _save(self, form, change):
         try:
@@ -513,11 +517,13 @@ class ApiTokenView(ManagementView):
 
 class ServiceItemView(ManagementView):
     roles = OFFICE_ROLES
-    column_list = ("name", "department_id", "active", "created_at")
-    column_labels = {"name": _l("Service item"), "department_id": _l("Department"), "active": _l("Active"),
-                     "created_at": _l("Created")}
-    column_descriptions = {"department_id": _l("The department that usually handles it, if any.")}
-    column_searchable_list = ("name",)
+    column_list = ("name", "code", "department_id", "active", "created_at")
+    column_labels = {"name": _l("Service item"), "code": _l("Item code"), "department_id": _l("Department"),
+                     "active": _l("Active"), "created_at": _l("Created")}
+    column_descriptions = {"department_id": _l("The department that usually handles it, if any."),
+                           "code": _l("The item's code in the province's catalogue of government services (optional); "
+                                      "the 好差评 export gives it for the cases that name this item.")}
+    column_searchable_list = ("name", "code")
     column_filters = ("active",)
     column_default_sort = "name"
     column_formatters = {

@@ -244,8 +244,16 @@ def _score(view, context, model, name):
     if model.score is None:
         return Markup('<span class="text-muted">{}</span>').format(
             _("open") if model.closes_at > clock.now() else _("not rated"))
+    if model.defaulted:  # nobody answered: recorded by the closing sweep, counted apart in the reports
+        return Markup('<span class="badge badge-secondary" title="{}">{} {} · {}</span>').format(
+            _("No rating was given within the survey period; recorded by default."), model.score,
+            label(SCORE_LABELS, model.score), _("default"))
     css = "danger" if model.bad_rating else "success"
     return Markup('<span class="badge badge-{}">{} {}</span>').format(css, model.score, label(SCORE_LABELS, model.score))
+
+
+# How a rating came (Survey.channel).
+RATING_CHANNELS = {"sms": _l("SMS"), "web": _l("Web"), "default": _l("Default (unanswered)")}
 
 
 class SurveyView(TicketLinks, VisibleTicketRows, OfficeFilterGroups, RoleGuard, ConsoleModelView):
@@ -258,15 +266,15 @@ class SurveyView(TicketLinks, VisibleTicketRows, OfficeFilterGroups, RoleGuard, 
     column_list = ("opened_at", "ticket_id", "round", "score", "channel", "rated_at", "comment")
     column_labels = {"opened_at": _l("Survey sent"), "ticket_id": _l("Case"), "round": _l("Round"),
                      "score": _l("Rating"), "channel": _l("Channel"), "rated_at": _l("Rated"),
-                     "comment": _l("Comment")}
+                     "comment": _l("Comment"), "defaulted": _l("Default rating")}
     column_default_sort = ("opened_at", True)  # newest first by when the survey went out; the id breaks ties
-    column_filters = ("score", "channel", OfficeFilter(Survey.ticket_id, via_ticket=True))
+    column_filters = ("score", "channel", "defaulted", OfficeFilter(Survey.ticket_id, via_ticket=True))
     column_formatters = {
         "opened_at": lambda v, c, m, n: local_text(m.opened_at),
         "rated_at": lambda v, c, m, n: local_text(m.rated_at),
         "ticket_id": lambda v, c, m, n: case_link(m.ticket_id),
         "score": _score,
-        "channel": lambda v, c, m, n: {"sms": _("SMS"), "web": _("Web")}.get(m.channel or "", ""),
+        "channel": lambda v, c, m, n: label(RATING_CHANNELS, m.channel) if m.channel else "",
         "comment": lambda v, c, m, n: m.comment or "",
     }
 

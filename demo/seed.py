@@ -4,7 +4,8 @@ Every case is walked through the real workflow with the clock set back (`Replay`
 ladder step, survey and text is what the office would have produced then. The demo is history:
 - its texts are recorded as they were and never sent, now or after a restart (`notify.writing_history`);
 - the ladder steps that fell due in its past fired at their own due time, as an on-time sweeper would
-  have (`escalation.history`); only what falls due after loading is left to the sweeper;
+  have (`escalation.history`), and the surveys left unanswered were closed at their closing time with the
+  default rating (`notify.closing.close_on_time`); only what falls due after loading is left to the sweeps;
 - staff act in office hours on working days (`demo.hours`); citizens file at any hour and answer a survey
   text outside the SMS quiet hours; nothing is dated after the moment of loading;
 - every phone number is a reserved test number (`demo.numbers`), so what the sweeper sends later is
@@ -21,6 +22,7 @@ from flask import current_app
 
 from escalation.history import fire_on_time
 from notify import writing_history
+from notify.closing import close_on_time
 from notify.operations import hold_until
 from tickets import clock, deadlines, intake, offices, workflow
 from tickets.accounts import create_user
@@ -84,10 +86,12 @@ class Replay:
 
     @contextmanager
     def at(self, moment: datetime):
-        """Act at `moment`: first the ladder steps that fell due before it fire at their time, as a sweeper would."""
+        """Act at `moment`: first the ladder steps that fell due before it fire at their time, and the surveys that
+        closed before it are settled at theirs, as the sweeps would."""
         if moment > self.now:
             raise ValueError(f"the demo's past must end at {self.now.isoformat()}, not reach {moment.isoformat()}")
         fire_on_time(self.session, moment)
+        close_on_time(self.session, moment)
         with clock.at(moment.astimezone(timezone.utc)):
             yield
             self.session.flush()
@@ -131,6 +135,7 @@ def seed(session) -> Loaded:
         cases = _seed_history(replay, departments, users, numbers)
         cases += _seed_present(replay, departments, users, numbers)
         fire_on_time(session, now)  # up to the moment of loading; what falls due later is the sweeper's
+        close_on_time(session, now)
     return Loaded(departments=len(departments), logins=len(users), cases=cases)
 
 

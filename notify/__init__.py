@@ -1,4 +1,5 @@
-"""SMS: the outbox, its backends and worker, the webhooks, and the satisfaction survey.
+"""SMS: the outbox, its backends and worker, the webhooks, and the satisfaction survey (its replies, and its
+closing: `closing`, the default rating of the rounds left unanswered).
 
 Other rooms call `send_sms`; it writes an outbox row in the caller's transaction and the row is sent
 by a Dramatiq worker only after that transaction commits (see `notify.outbox`).
@@ -12,7 +13,7 @@ __all__ = ["send_sms", "writing_history"]
 
 def init_app(app) -> None:
     """Wire the SMS room: its reactions to workflow events, the enqueue-after-commit session hooks, webhooks,
-    actors, the outbox re-drive job and the CLI."""
+    actors, the outbox re-drive and survey closing jobs and the CLI."""
     from sqlmodel import Session
 
     from tickets.broker import bind_actors, broker
@@ -31,5 +32,6 @@ def init_app(app) -> None:
     bind_actors(broker(app), tasks.ACTORS)
     state.ENQUEUE.set(app, tasks.enqueue)
     schedule(app, "sms-outbox", tasks.schedule_redrive)
+    schedule(app, "survey-closing", tasks.schedule_survey_closing)
     app.register_blueprint(webhooks.bp)
     app.cli.add_command(cli.sms_cli)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import force_locale
 
 from tickets import contacts
 from tickets.workflow import KINDS, names
 from tickets.labels import SCORE_LABELS, label
-from tickets.models import Department, Deadline, Survey, is_bad_rating
+from tickets.models import DEFAULT_SCORE, Department, Deadline, Office, Survey, is_bad_rating
 from tickets.clock import local_text
 
 from .operations import send_sms
@@ -53,7 +54,15 @@ def closed(event, *, session, ticket, **_):
     survey = _open_survey(session, ticket) if KINDS[event.action].starts_survey else None
     if survey is not None:
         days = max(1, round((survey.closes_at - survey.opened_at).total_seconds() / 86400))
-        _citizen(session, ticket, event, "survey", days=days)
+        _citizen(session, ticket, event, "survey", days=days, default_label=_default_label(session, ticket))
+
+
+def _default_label(session, ticket) -> str:
+    """What silence will count as (基本满意) when the case's office defaults unanswered surveys; "" when it does not."""
+    if not session.scalar(sa.select(Office.default_unanswered).where(Office.id == ticket.office_id)):
+        return ""
+    with force_locale("zh_CN"):  # the texts are Chinese
+        return label(SCORE_LABELS, DEFAULT_SCORE)
 
 
 def rated(event, *, session, ticket, **_):

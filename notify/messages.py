@@ -55,7 +55,9 @@ KINDS: dict[str, MessageKind] = {k.key: k for k in (
     MessageKind("closed", _l("Reply and closure"), "citizen",
                 {**_TICKET, "reply": "已联系申请人补正材料，养老保险关系转移已于今日办结，请留意到账短信。"},
                 free_text=("reply",)),
-    MessageKind("survey", _l("Satisfaction survey"), "citizen", {**_TICKET, "days": 3}, survey=True),
+    # default_label: what an unanswered survey will be recorded as (基本满意), "" where the office does not default
+    MessageKind("survey", _l("Satisfaction survey"), "citizen", {**_TICKET, "days": 7, "default_label": "基本满意"},
+                survey=True),
     MessageKind("survey_thanks", _l("Thanks for a rating"), "citizen", {**_TICKET, "score_label": "满意"},
                 survey=True),
     MessageKind("survey_thanks_bad", _l("Thanks for a bad rating (case reopened)"), "citizen",

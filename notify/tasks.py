@@ -4,8 +4,9 @@ from __future__ import annotations
 import dramatiq
 
 from tickets import clock
+from tickets.db import db
 
-from . import outbox
+from . import closing, outbox
 
 
 # Only RetryLater is retried (with the row's own backoff); SMS_MAX_ATTEMPTS ends it as failed before 30.
@@ -20,12 +21,23 @@ def redrive_outbox() -> None:
         deliver_sms.send(message_id)
 
 
-ACTORS = (deliver_sms, redrive_outbox)
+# No retries: the next scheduler tick sweeps again, and a sweep that failed left its batch unsettled.
+@dramatiq.actor(queue_name="surveys", max_retries=0, time_limit=60 * 60 * 1000)
+def close_surveys() -> None:
+    closing.close_surveys(db.session, clock.now())
+
+
+ACTORS = (deliver_sms, redrive_outbox, close_surveys)
 
 
 def schedule_redrive(now) -> None:
     """The scheduler's job: look for rows that should have gone by now."""
     redrive_outbox.send()
+
+
+def schedule_survey_closing(now) -> None:
+    """The scheduler's job: settle the surveys that have closed (the default rating)."""
+    close_surveys.send()
 
 
 def enqueue(message_id: int) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def init_app(app) -> None:
-    """Wire the reports room: API, CLI, the generation actor, the scheduler's monthly job, dashboard charts."""
+    """Wire the reports room: API, CLI (reports, 好差评), the generation actor, the scheduler's monthly job, dashboard charts."""
     from tickets.broker import bind_actors, broker
     from tickets.schedule import schedule
 
@@ -12,6 +12,7 @@ def init_app(app) -> None:
 
     app.register_blueprint(api.bp)
     app.cli.add_command(cli.report_cli)
+    app.cli.add_command(cli.evaluation_cli)
     bind_actors(broker(app), tasks.ACTORS)
     schedule(app, tasks.SCHEDULE_KEY, tasks.MonthlyJob(app))
     app.add_template_global(dashboard.last_month, "report_dashboard")

@@ -1,17 +1,23 @@
 """`flask report monthly <YYYY-MM> -o file.pdf [--office <code>]`: generate (or regenerate) and keep a month's report
-of an office's subtree (default: the root's)."""
+of an office's subtree (default: the root's). `flask evaluation close-surveys` and `flask evaluation export
+<YYYY-MM> [--office <code>] [-o file]`: 好差评, the default rating of surveys left unanswered and the month's
+ratings for the national platform."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
-from tickets import offices
+from notify import closing
+from tickets import clock, offices
 from tickets.db import db
 from tickets.errors import BanjieError
 
-from . import operations
+from . import metrics, operations
 from .display import percent
 
 report_cli = AppGroup("report", help="Monthly closure-rate reports.")
@@ -41,3 +47,80 @@ def monthly(month, output, office_code):
     office = report.figures["office"]
     click.echo(f"{output}: {len(report.pdf)} bytes; accepted {office['accepted']}, closure rate "
                f"{percent(office['closure_rate'])}, formula version {report.formula_version}")
+
+
+# --- 好差评: the closing of surveys (the default rating) and the export -----------------------------------------
+
+evaluation_cli = AppGroup("evaluation", help="好差评: close the surveys that are over (default rating); export a "
+                                             "month's ratings.")
+
+
+@evaluation_cli.command("close-surveys")
+def close_surveys():
+    """Settle every satisfaction survey that has closed unanswered (what the scheduler does every interval).
+
+    At an office that defaults (the default), each is recorded as 基本满意 (3), marked defaulted, at its closing
+    time; elsewhere it stays unrated. Safe to run at any time, twice, or beside the scheduler."""
+    now = clock.now()
+    due = closing.due_count(db.session, now)
+    db.session.rollback()
+    if due > closing.BATCH_SIZE:
+        with click.progressbar(length=due, label="closing surveys", show_pos=True) as bar:
+            result = closing.close_surveys(db.session, now, progress=bar.update)
+    else:
+        result = closing.close_surveys(db.session, now)
+    click.echo(result.summary())
+    if result.failed:
+        raise SystemExit(1)
+
+
+@evaluation_cli.command("export")
+@click.argument("month")
+@click.option("--office", "office_code", default=None, help="The office (code) whose subtree's ratings to export; "
+              "default: the root (every rating).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="Where to write the JSON lines; default: standard output.")
+def export(month, office_code, output):
+    """Write MONTH's ratings (YYYY-MM, by rating time, local) as JSON lines for the 好差评 platform.
+
+    Every line is checked against reports/schemas/evaluation.schema.json first: on any failure nothing is
+    written. The citizen's name and number are included only with EVALUATION_EXPORT_IDENTITY=true."""
+    from . import evaluation
+
+    try:
+        parsed = metrics.Month.parse(month)
+    except metrics.BadMonth:
+        raise click.BadParameter(f"{month!r} is not a month: give it as YYYY-MM, e.g. 2026-11", param_hint="MONTH") \
+            from None
+    office = offices.by_code(db.session, office_code) if office_code is not None else offices.root(db.session)
+    if office is None:
+        raise click.BadParameter(f"no office has the code {office_code!r}", param_hint="--office")
+    identity = current_app.config["EVALUATION_EXPORT_IDENTITY"]
+    now = clock.now()
+    counts = {"lines": 0, "defaulted": 0}
+    # Every line is written to a temporary file first: a row the schema refuses leaves no partial export behind.
+    target_dir = output.resolve().parent if output is not None else None
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="\n", dir=target_dir, delete=False,
+                                     prefix=".evaluation-", suffix=".jsonl") as spool:
+        try:
+            for row in evaluation.export_rows(db.session, parsed, clock.local_tz(), office_id=office.id,
+                                              identity=identity, now=now):
+                spool.write(evaluation.line(row))
+                counts["lines"] += 1
+                counts["defaulted"] += row["defaulted"]
+        except evaluation.InvalidRow as error:
+            spool.close()
+            os.unlink(spool.name)
+            raise click.ClickException(f"not exported, a row does not match the schema: {error}") from None
+    if output is None:  # bytes, whatever the terminal's encoding: the lines are UTF-8
+        with open(spool.name, "rb") as written:
+            while chunk := written.read(1 << 16):
+                click.echo(chunk, nl=False)
+        os.unlink(spool.name)
+    else:
+        os.replace(spool.name, output)
+    where = output if output is not None else "standard output"
+    over = parsed.bounds(clock.local_tz())[1] <= now
+    click.echo(f"{counts['lines']} rating(s) of {parsed} for {office.code} ({counts['defaulted']} by default) "
+               f"written to {where}; citizen identity {'included' if identity else 'left out'}"
+               + ("" if over else "; the month is not over, so more may come"), err=True)

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
-FORMULA_VERSION = "2026.2"  # 2026.2: 先行联系 (contacts_due, contacted_on_time, contact_rate)
+# 2026.2 (issue 14): 先行联系 (contacts_due, contacted_on_time, contact_rate); default ratings counted apart
+# (参评率, 满意率 with and without them)
+FORMULA_VERSION = "2026.2"
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,23 @@ FORMULAS = (
     Formula("supervised_3", _l("Listed (level 3)"), _l("Cases with a level-3 escalation event in the month.")),
     Formula("surveys", _l("Surveys closed"), _l(
         "Satisfaction surveys whose reply window closed in the month (so every answer they will get is in).")),
-    Formula("rated", _l("Surveys answered"), _l("Those surveys the citizen answered.")),
-    Formula("participation_rate", _l("Participation rate"), _l("Rated ÷ surveys."), rate=True),
+    Formula("rated", _l("Surveys answered"), _l(
+        "Those surveys the citizen answered (by SMS or on the web). A default rating is not an answer.")),
+    Formula("defaulted", _l("Default ratings"), _l(
+        "Those surveys left unanswered and recorded as basically satisfied (3) by default when they closed (the "
+        "owning office defaults unanswered surveys; one that does not leaves them unrated).")),
+    Formula("participation_rate", _l("Participation rate"), _l(
+        "Surveys answered ÷ surveys closed: real answers only, default ratings not counted."), rate=True),
     Formula("satisfaction_rate", _l("Satisfaction rate"), _l(
-        "(Very satisfied + satisfied + basically satisfied) ÷ rated."), rate=True),
-    Formula("good_rate", _l("Praise rate"), _l("(Very satisfied + satisfied) ÷ rated."), rate=True),
-    Formula("bad", _l("Bad ratings"), _l("Ratings of 4 (dissatisfied) or 5 (very dissatisfied) among the rated.")),
+        "(Very satisfied + satisfied + basically satisfied) ÷ surveys answered: real answers only, default "
+        "ratings not counted."), rate=True),
+    Formula("satisfaction_rate_with_default", _l("Satisfaction rate incl. default ratings"), _l(
+        "(Very satisfied + satisfied + basically satisfied among the answers + default ratings) ÷ (surveys "
+        "answered + default ratings): every default rating counts as basically satisfied."), rate=True),
+    Formula("good_rate", _l("Praise rate"), _l(
+        "(Very satisfied + satisfied) ÷ surveys answered: real answers only."), rate=True),
+    Formula("bad", _l("Bad ratings"), _l(
+        "Ratings of 4 (dissatisfied) or 5 (very dissatisfied) among the answers (a default rating is never one).")),
     Formula("bad_rectified_rate", _l("Bad-rating rectification rate"), _l(
         "Bad ratings after which the case was closed again (rework approved or explained) before the month's "
         "end ÷ bad ratings."), rate=True),

@@ -281,34 +281,51 @@ def supervision_rows(session, start, end, scope):
     ).all()
 
 
-def survey_rows(session, start, end, scope):
-    """Per department and owning office: surveys closed in the month, their answers, bad ratings answered and visited by the end."""
-    reclosed = (
+def rectified_by(end):
+    """Condition on `Survey`: its 差评 was answered (rework approved, or explained) before `end`: a closing event
+    that answers a bad rating after the rating. With `visited_by`, what 差评整改率 and 实名差评回访率 count, and the
+    export's `rectification_status` reads."""
+    return (
         sa.select(Event.id)
         .where(Event.ticket_id == Survey.ticket_id, Event.action.in_(RECLOSING_ACTIONS),
                Event.at > Survey.rated_at, Event.at < end)
         .exists()
     )
-    visited = (
-        sa.select(ReturnVisit.id).where(ReturnVisit.survey_id == Survey.id, ReturnVisit.visited_at < end).exists()
-    )
-    bad = Survey.bad_rating
-    # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is the one rated.
+
+
+def visited_by(end):
+    """Condition on `Survey`: a return visit for this round was recorded before `end`."""
+    return sa.select(ReturnVisit.id).where(ReturnVisit.survey_id == Survey.id, ReturnVisit.visited_at < end).exists()
+
+
+SURVEY_COUNTS = ("surveys", "rated", "defaulted", "satisfied", "good", "bad", "bad_rectified", "bad_visited")
+
+
+def survey_rows(session, start, end, scope):
+    """Per department and owning office: surveys closed in the month, their real answers and default ratings, bad
+    ratings answered and visited by the end (the columns of SURVEY_COUNTS after the first two).
+
+    A default rating (`Survey.defaulted`) is counted apart: `rated`, `satisfied`, `good` and `bad` are real answers
+    only (`Survey.answered`)."""
+    bad = sa.and_(Survey.answered, Survey.bad_rating)
+    # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is
+    # the one rated.
     surveys = sa.select(
         Ticket.department_id.label("department_id"),
         Ticket.office_id.label("office_id"),
-        sa.case((Survey.score.is_not(None), 1), else_=0).label("rated"),
-        sa.case((sa.not_(bad), 1), else_=0).label("satisfied"),
-        sa.case((Survey.score <= 2, 1), else_=0).label("good"),
+        sa.case((Survey.answered, 1), else_=0).label("rated"),
+        sa.case((Survey.defaulted, 1), else_=0).label("defaulted"),
+        sa.case((sa.and_(Survey.answered, sa.not_(Survey.bad_rating)), 1), else_=0).label("satisfied"),
+        sa.case((sa.and_(Survey.answered, Survey.score <= 2), 1), else_=0).label("good"),
         sa.case((bad, 1), else_=0).label("bad"),
-        sa.case((sa.and_(bad, reclosed), 1), else_=0).label("bad_rectified"),
-        sa.case((sa.and_(bad, visited), 1), else_=0).label("bad_visited"),
+        sa.case((sa.and_(bad, rectified_by(end)), 1), else_=0).label("bad_rectified"),
+        sa.case((sa.and_(bad, visited_by(end)), 1), else_=0).label("bad_visited"),
     ).join(Ticket, Ticket.id == Survey.ticket_id).where(between(Survey.closes_at, start, end),
                                                         scope.owned()).subquery()
     c = surveys.c
     return session.execute(
-        sa.select(c.department_id, c.office_id, sa.func.count(), sa.func.sum(c.rated), sa.func.sum(c.satisfied),
-                  sa.func.sum(c.good), sa.func.sum(c.bad), sa.func.sum(c.bad_rectified), sa.func.sum(c.bad_visited))
+        sa.select(c.department_id, c.office_id, sa.func.count(),
+                  *(sa.func.sum(getattr(c, key)) for key in SURVEY_COUNTS[1:]))
         .group_by(c.department_id, c.office_id)
     ).all()
 
@@ -316,8 +333,8 @@ def survey_rows(session, start, end, scope):
 # --- putting the figures together -------------------------------------------------------------------
 
 COUNTS = ("accepted", "closed", "closed_in_month", "closed_on_time", "handling_days", "overdue", "returned",
-          "extended", "supervised_1", "supervised_2", "supervised_3", "surveys", "rated", "satisfied", "good",
-          "bad", "bad_rectified", "bad_visited", "contacts_due", "contacted_on_time")
+          "extended", "supervised_1", "supervised_2", "supervised_3", *SURVEY_COUNTS, "contacts_due",
+          "contacted_on_time")
 
 
 def empty_counts() -> dict:
@@ -338,6 +355,8 @@ def with_rates(counts: dict) -> dict:
                                     if counts["closed_in_month"] else None)
     figures["participation_rate"] = ratio(counts["rated"], counts["surveys"])
     figures["satisfaction_rate"] = ratio(counts["satisfied"], counts["rated"])
+    figures["satisfaction_rate_with_default"] = ratio(counts["satisfied"] + counts["defaulted"],
+                                                      counts["rated"] + counts["defaulted"])
     figures["good_rate"] = ratio(counts["good"], counts["rated"])
     figures["bad_rectified_rate"] = ratio(counts["bad_rectified"], counts["bad"])
     figures["return_visit_rate"] = ratio(counts["bad_visited"], counts["bad"])
@@ -393,7 +412,7 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
         if level in LEVELS:
             add(department_id, owner, f"supervised_{level}", count)
     for department_id, owner, *values in survey_rows(session, start, end, scope):
-        for key, value in zip(("surveys", "rated", "satisfied", "good", "bad", "bad_rectified", "bad_visited"), values):
+        for key, value in zip(SURVEY_COUNTS, values):
             add(department_id, owner, key, value)
     return groups
 
@@ -426,9 +445,9 @@ def trend_point(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict:
     rows = cohort(start, end, scope, departments=False)
     accepted, closed = session.execute(sa.select(sa.func.count(), sa.func.sum(rows.c.closed))).one()
     rated, satisfied = session.execute(
-        sa.select(sa.func.count(Survey.score), _flag(sa.not_(Survey.bad_rating)))
+        sa.select(sa.func.count(), _flag(sa.not_(Survey.bad_rating)))
         .join(Ticket, Ticket.id == Survey.ticket_id)
-        .where(between(Survey.closes_at, start, end), scope.owned())
+        .where(between(Survey.closes_at, start, end), Survey.answered, scope.owned())
     ).one()
     return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
             "satisfaction_rate": ratio(int(satisfied or 0), rated)}

@@ -8,6 +8,8 @@ import time
 
 import dramatiq
 
+from notify import closing
+from tickets import clock
 from tickets.db import db
 
 from . import metrics, operations
@@ -15,7 +17,11 @@ from . import metrics, operations
 
 @dramatiq.actor(queue_name="reports", max_retries=3, time_limit=15 * 60 * 1000)
 def generate_monthly_report(month: str) -> None:
-    """Generate and keep `month`'s report unless it exists; the leaders get an SMS once it is committed."""
+    """Generate and keep `month`'s report unless it exists; the leaders get an SMS once it is committed.
+
+    The surveys that closed by now are settled first (their default ratings recorded), so that a report made in the
+    first seconds of the 1st does not race the survey sweep for the month's last default ratings."""
+    closing.close_surveys(db.session, clock.now())
     operations.get_or_generate(db.session, metrics.Month.parse(month), trigger=operations.AUTO)
     db.session.commit()
 

@@ -133,7 +133,8 @@ class PostgresReset:
             # the root office the migration wrote stays, as it wrote it; offices a test made go
             connection.execute(sa.text("DELETE FROM office WHERE id <> 1"))
             connection.execute(sa.text("UPDATE office SET code = 'root', level = 'city', parent_id = NULL, path = '1/',"
-                                       " area_code = NULL, active = true, name = :name"), {"name": ROOT_OFFICE_NAME})
+                                       " area_code = NULL, active = true, default_unanswered = true, name = :name"),
+                               {"name": ROOT_OFFICE_NAME})
             connection.execute(sa.text("SELECT setval(pg_get_serial_sequence('office', 'id'), 1)"))
 
 

@@ -1,23 +1,23 @@
 """A hand-built November 2026 walked through the real workflow, whose figures were worked out by hand.
 
 No holidays fall in Oct 28 – Dec 3 2026, so working days are Monday to Friday. Handling deadlines are
-5 working days, return windows 2, surveys stay open 3 days. Departments: A 市场监督管理局, B 人社局.
+5 working days, return windows 2, surveys stay open 7 days (no sweep runs here: nothing is defaulted). Departments: A 市场监督管理局, B 人社局.
 
   T1  filed, accepted, sent to A on Oct 28 (not in November's cohort); reminded Oct 30 (October's);
-      replied and approved Nov 3 (handle due Nov 4: on time). Survey Nov 3 – Nov 6, never answered.
+      replied and approved Nov 3 (handle due Nov 4: on time). Survey Nov 3 – Nov 10, never answered.
   T2  Nov 2 accepted, A; replied and approved Nov 6 (due Nov 9). Rated 1 on Nov 7.
   T3  Nov 2 accepted, B; extension of 3 working days approved Nov 5 (due Nov 9 → Nov 12); replied and
       approved Nov 11: on time thanks to the extension. Rated 3 on Nov 12.
   T4  Nov 3 accepted, A (due Nov 10); escalated to level 2 on Nov 11; replied and approved Nov 12
       (late). Rated 5 on Nov 13 (差评) → rectifying; return visit Nov 14; replied again and approved
-      Nov 16. Second survey Nov 16 – Nov 19, never answered.
+      Nov 16. Second survey Nov 16 – Nov 23, never answered.
   T5  Nov 4 rejected: counted nowhere.
   T6  Nov 4 accepted, A; A returns it Nov 5; the office sends it to B Nov 5 (due Nov 12); escalated to
       level 3 Nov 17; reminded Nov 20; still open at the month's end.
   T7  Nov 5 accepted and resolved by the office itself (no department). Rated 4 on Nov 6 (差评);
       explained Nov 9 (closed again, no new survey).
   T8  filed Nov 25, accepted and sent to A Nov 26; closed Dec 2 (after the month).
-  T9  Nov 27 accepted, B; replied and approved Nov 30. Survey closes Dec 3 (December's); rated 2 Dec 1.
+  T9  Nov 27 accepted, B; replied and approved Nov 30. Survey closes Dec 7 (December's); rated 2 Dec 1.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ OFFICE = {
     "supervised_1": 1,        # T6 reminded (T1's reminder was in October)
     "supervised_2": 1,        # T4
     "supervised_3": 1,        # T6
-    "surveys": 6,             # closing in November: T1, T2, T3, T4 (two rounds), T7; T9's closes Dec 3
+    "surveys": 6,             # closing in November: T1, T2, T3, T4 (two rounds), T7; T9's closes Dec 7
     "rated": 4,               # T2 1, T3 3, T4 5, T7 4
     "participation_rate": 0.6667,  # 4 / 6
     "satisfied": 2,           # scores 1 and 3

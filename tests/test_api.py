@@ -122,11 +122,13 @@ def test_rating_rules(world):
     assert wrong_code.status_code == 404
 
 
-def test_survey_closes_after_three_days(world, clock):
+def test_survey_closes_after_seven_days(world, clock):
     filed = world.file()
     world.act("office", filed["tracking_no"], "accept")
     world.act("office", filed["tracking_no"], "resolve", content="已答复。")
-    clock.advance(days=3, seconds=1)
+    clock.advance(days=7, seconds=-1)
+    assert public(world, filed).get_json()["survey_open"] is True  # SURVEY_OPEN_DAYS: 7 natural days
+    clock.advance(seconds=2)
     assert public(world, filed).get_json()["survey_open"] is False
     assert rate(world, filed, 1).status_code == 409
 

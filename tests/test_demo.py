@@ -102,9 +102,16 @@ def test_the_demo_is_history_acted_in_office_hours(app, now):
         staff = [e for e in events if e.actor_role in STAFF_ROLES]
         outside = [(e.action, e.at.astimezone(TZ).isoformat()) for e in staff if not office_hours(e.at)]
         assert staff and outside == []
-        sms_ratings = [s for s in session.scalars(sa.select(Survey).where(Survey.rated_at.is_not(None)))]
+        ratings = list(session.scalars(sa.select(Survey).where(Survey.rated_at.is_not(None))))
+        sms_ratings = [s for s in ratings if not s.defaulted]
         assert sms_ratings and all(s.channel == "sms" for s in sms_ratings)
         assert [s.rated_at.astimezone(TZ).isoformat() for s in sms_ratings if quiet_hours(s.rated_at)] == []
+        # the surveys left unanswered were closed with the default rating at their closing time, as an on-time
+        # sweep would have; none that closed is left unsettled
+        defaulted = [s for s in ratings if s.defaulted]
+        assert defaulted and all(s.rated_at == s.closes_at == s.swept_at and s.score == 3 for s in defaulted)
+        assert session.scalar(sa.select(sa.func.count()).select_from(Survey).where(
+            Survey.rated_at.is_(None), Survey.swept_at.is_(None), Survey.closes_at <= now)) == 0
         # citizens file at any hour: the demo shows that too
         assert any(not office_hours(e.at) for e in events if e.action == "file")
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 
 from reports import fonts, metrics
+from reports.formulas import FORMULA_VERSION
 from reports.models import Report
 from reports.tasks import SCHEDULE_KEY
 from tests.helpers import page_csrf
@@ -37,7 +38,7 @@ def test_pdf_has_chinese_headline_figures_and_departments(world, november):
     text = pdf_text(response.data)
     for expected in ("2026年11月", "办结率", "71.4%", "按时办结率", "83.3%", "满意率", "50.0%", A_NAME, B_NAME,
                      "全窗口合计", "办不成事反映窗口", "第 1 页", "超期", november["T6"]["tracking_no"], "营业执照变更",
-                     "附录", "2026.2", "2025年12月", "部门排名（按时办结率优先，其次满意率）",
+                     "附录", FORMULA_VERSION, "2025年12月", "部门排名（按时办结率优先，其次满意率）",
                      "本月无案件，不参与排名：住房和城乡建设局。"):
         assert expected in text, expected
     # the month's overdue figure (T4 answered late, T6) and the one case still overdue at its end (T6), explained

@@ -68,12 +68,12 @@ def test_a_text_that_passes_the_editor_but_fails_on_a_real_value_falls_back(make
     world = seed_world(app, app.test_client())
     admin = world.console("admin")
     token = page_csrf(admin, "/admin/sms-templates/survey")
-    text = "请对{{ tracking_no }}评价，每{{ 100 // (days - 5) }}小时提醒。"  # the sample's 3 days, 0 and 10**6 work
+    text = "请对{{ tracking_no }}评价，每{{ 100 // (days - 5) }}小时提醒。"  # the sample's 7 days, 0 and 10**6 work
     assert admin.post("/admin/sms-templates/survey", data={"csrf_token": token, "body": text}).status_code == 302
     caplog.set_level(logging.WARNING, logger="banjie.sms")
     number = close(world)
     assert world.ticket("office", number)["status"] == "closed"
-    assert body_of(app, "survey").endswith("5天内有效。回复TD退订评价短信。")
+    assert body_of(app, "survey").endswith("5天内有效，逾期未评价视为基本满意。回复TD退订评价短信。")
     assert any("'survey'" in r.getMessage() and "ZeroDivisionError" in r.getMessage() for r in caplog.records)
 
 

@@ -120,11 +120,13 @@ def users_token(username, label):
 @click.option("--level", required=True, type=click.Choice([level.value for level in OfficeLevel]))
 @click.option("--parent", "parent_code", help="the parent office's code (only the first office, the root, has none)")
 @click.option("--area-code", help="12-digit administrative area code")
-def offices_create(code, name, level, parent_code, area_code):
+@click.option("--default-rating/--no-default-rating", "default_unanswered", default=True, show_default=True,
+              help="record a survey of its cases left unanswered as 基本满意 when it closes (好差评)")
+def offices_create(code, name, level, parent_code, area_code, default_unanswered):
     """Create an office (the console's rules: tickets/offices.py)."""
     try:
         office = offices.create_office(db.session, code=code, name=name, level=level, parent_code=parent_code,
-                                       area_code=area_code)
+                                       area_code=area_code, default_unanswered=default_unanswered)
     except ValidationFailed as error:
         raise refused(error, OFFICE_OPTION_NAMES) from None
     db.session.commit()
@@ -133,11 +135,12 @@ def offices_create(code, name, level, parent_code, area_code):
 
 @offices_cli.command("list")
 def offices_list():
-    """The tree of offices, indented: code, level, name, area code."""
+    """The tree of offices, indented: code, level, name, area code; marked when inactive or not defaulting ratings."""
     for office in offices.tree(db.session):
         inactive = "" if office.active else "  (inactive)"
         area = f"  {office.area_code}" if office.area_code else ""
-        click.echo(f"{'  ' * offices.depth(office)}{office.code}  [{office.level}]  {office.name}{area}{inactive}")
+        marks = inactive + ("" if office.default_unanswered else "  (no default rating)")
+        click.echo(f"{'  ' * offices.depth(office)}{office.code}  [{office.level}]  {office.name}{area}{marks}")
 
 
 @departments_cli.command("create")

@@ -134,6 +134,9 @@ class Office(SQLModel, table=True):
     area_code: Optional[str] = Field(default=None, sa_type=sa.String(12))  # 12-digit administrative area code
     path: str = Field(default="", sa_type=sa.String(255), index=True)
     active: bool = Field(default=True)
+    # 默认评价: a survey of this office's cases left unanswered when it closes is recorded as 基本满意 (3), marked
+    # `defaulted` (the provincial 好差评 rules); off: it stays unrated. The case's owning office decides.
+    default_unanswered: bool = Field(default=True)
     created_at: datetime = _time(default_factory=utcnow)
 
 
@@ -352,13 +355,24 @@ class ExtensionRequest(SQLModel, table=True):
     decision_note: Optional[str] = Field(default=None, sa_type=sa.Text)
 
 
+# A survey left unanswered when it closes, at an office that defaults (`Office.default_unanswered`), is recorded
+# with this score (基本满意), `defaulted`, on the channel DEFAULT_CHANNEL, rated at its closing time.
+DEFAULT_SCORE = 3
+DEFAULT_CHANNEL = "default"
+
+
 class Survey(SQLModel, table=True):
-    """One satisfaction survey round, opened when a ticket closes. Never pre-filled."""
+    """One satisfaction survey round, opened when a ticket closes. Never pre-filled: only the closing sweep
+    (`notify.closing`) records the default rating of one left unanswered, once it has closed."""
 
     model_config = WITH_HYBRIDS
     __tablename__ = "survey"
     __table_args__ = (sa.UniqueConstraint("ticket_id", "round", name="uq_survey_ticket_round"),
-                      sa.Index("ix_survey_opened", "opened_at", "id"))  # the console's list, newest first
+                      sa.Index("ix_survey_opened", "opened_at", "id"),  # the console's list, newest first
+                      # the closing sweep's claim: the unanswered surveys it has not settled, by closing time
+                      sa.Index("ix_survey_unsettled", "closes_at",
+                               postgresql_where=sa.text("rated_at IS NULL AND swept_at IS NULL"),
+                               sqlite_where=sa.text("rated_at IS NULL AND swept_at IS NULL")))
 
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
@@ -369,7 +383,23 @@ class Survey(SQLModel, table=True):
     score: Optional[int] = Field(default=None)
     comment: Optional[str] = Field(default=None, sa_type=sa.Text)
     rated_at: Optional[datetime] = _time(default=None)
-    channel: Optional[str] = Field(default=None, sa_type=sa.String(16))
+    channel: Optional[str] = Field(default=None, sa_type=sa.String(16))  # web, sms, or default
+    # Recorded by the closing sweep, not by the citizen: score DEFAULT_SCORE, rated_at = closes_at. Reports count
+    # these apart (参评率 and 满意率 read real answers only; `satisfaction_rate_with_default` adds them).
+    defaulted: bool = Field(default=False)
+    # When the closing sweep settled this unanswered survey (defaulted it, or left it unrated where the office does
+    # not default); None while it is open or once answered.
+    swept_at: Optional[datetime] = _time(default=None)
+
+    @hybrid_property
+    def answered(self) -> bool:
+        """Rated by the citizen (SMS or web), not by default; in SQL, `Survey.answered`."""
+        return self.score is not None and not self.defaulted
+
+    @answered.inplace.expression
+    @classmethod
+    def _answered_condition(cls):
+        return sa.and_(cls.score.is_not(None), cls.defaulted.is_(False))
 
     @hybrid_property
     def bad_rating(self) -> bool:
@@ -439,6 +469,8 @@ class ServiceItem(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, unique=True)
+    # 事项编码: the item's code in the province's catalogue of government services, as the 好差评 export names it
+    code: Optional[str] = Field(default=None, sa_type=sa.String(64), unique=True)
     department_id: Optional[int] = Field(default=None, foreign_key="department.id", index=True)
     active: bool = Field(default=True)
     created_at: datetime = _time(default_factory=utcnow)

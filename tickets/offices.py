@@ -178,7 +178,7 @@ def suggested_department(session, ticket: Ticket) -> Department | None:
 
 # --- changing the tree -----------------------------------------------------------------------------------------
 
-FIELDS = ("code", "name", "level", "parent_code", "area_code", "active")
+FIELDS = ("code", "name", "level", "parent_code", "area_code", "active", "default_unanswered")
 
 
 def _check(session, values: dict, editing: Office | None) -> dict:
@@ -221,6 +221,7 @@ def _check(session, values: dict, editing: Office | None) -> dict:
     check.values["active"] = bool(active)
     if editing is not None and not active and existing_root is not None and editing.id == existing_root.id:
         check.fail("active", _l("The root office cannot be deactivated."))
+    check.values["default_unanswered"] = bool(values.get("default_unanswered", True))
     return check.raise_if_errors()
 
 
@@ -228,7 +229,8 @@ def create_office(session, **values) -> Office:
     clean = _check(session, values, None)
     parent = clean["parent"]
     office = Office(code=clean["code"], name=clean["name"], level=clean["level"], area_code=clean["area_code"],
-                    parent_id=parent.id if parent else None, active=clean["active"], path="")
+                    parent_id=parent.id if parent else None, active=clean["active"],
+                    default_unanswered=clean["default_unanswered"], path="")
     session.add(office)
     session.flush()
     office.path = f"{parent.path if parent else ''}{office.id}/"
@@ -238,13 +240,14 @@ def create_office(session, **values) -> Office:
 
 def update_office(session, office: Office, **values) -> Office:
     given = {"code": office.code, "name": office.name, "level": office.level, "area_code": office.area_code,
-             "active": office.active,
+             "active": office.active, "default_unanswered": office.default_unanswered,
              "parent_code": session.scalar(sa.select(Office.code).where(Office.id == office.parent_id))}
     given.update({k: v for k, v in values.items() if k in FIELDS})
     clean = _check(session, given, office)
     parent = clean["parent"]
     office.code, office.name, office.level = clean["code"], clean["name"], clean["level"]
     office.area_code, office.active = clean["area_code"], clean["active"]
+    office.default_unanswered = clean["default_unanswered"]
     new_parent_id = parent.id if parent else None
     if new_parent_id != office.parent_id:
         old_path = office.path

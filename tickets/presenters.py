@@ -38,8 +38,9 @@ def latest_rating(session, ticket: Ticket) -> dict | None:
     )
     if survey is None:
         return None
+    # `defaulted`: nobody answered; the closing survey recorded 基本满意 by default (README: 好差评)
     return {"score": survey.score, "label": label(SCORE_LABELS, survey.score), "comment": survey.comment,
-            "round": survey.round, "rated_at": iso(survey.rated_at)}
+            "round": survey.round, "rated_at": iso(survey.rated_at), "defaulted": survey.defaulted}
 
 
 def _headline(ticket: Ticket) -> dict:

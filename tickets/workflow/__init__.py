@@ -4,7 +4,7 @@
   take it from which statuses, its input and its console form;
 - `actions`: the definitions, one per action, each beside its handler;
 - `engine`: `perform`, the row claim and `record`, which appends the Event and runs the app's reactions;
-- `survey`: the satisfaction survey's rounds and the citizen's rating.
+- `survey`: the satisfaction survey's rounds, the citizen's rating and the default rating of an unanswered round.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from .actions import MAX_WORKING_DAYS, TEXT_MAX, escalate
 from .engine import CITIZEN, SYSTEM, Actor, allowed_actions, perform, record, role_allows
 from .reactions import reactions
 from .registry import ACTIONS, KINDS, Action, Input, Kind, label_of, names, public_note
-from .survey import open_survey, open_survey_for, rate, unvisited_bad_rating
+from .survey import default_rating, open_survey, open_survey_for, rate, unvisited_bad_rating
 
 __all__ = ["ACTIONS", "CITIZEN", "KINDS", "MAX_WORKING_DAYS", "SYSTEM", "TEXT_MAX", "Action", "Actor",
-           "Input", "Kind", "allowed_actions", "escalate", "label_of", "names", "open_survey",
+           "Input", "Kind", "allowed_actions", "default_rating", "escalate", "label_of", "names", "open_survey",
            "open_survey_for", "perform", "public_note", "rate", "reactions", "record", "role_allows", "unvisited_bad_rating"]

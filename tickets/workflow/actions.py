@@ -28,7 +28,7 @@ from ..models import (
 from . import contact
 from .engine import SYSTEM, move, open_deadline, record
 from .registry import KINDS, Input, action, event_kind, text
-from .survey import open_survey, unvisited_bad_rating
+from .survey import RATE_DEFAULT, open_survey, unvisited_bad_rating
 
 TEXT_MAX = 4000
 MAX_WORKING_DAYS = 60
@@ -163,9 +163,13 @@ def _extension_note(event: Event) -> str:
     return _("The handling deadline was extended to %(due)s.", due=_local((event.data or {}).get("due_at")))
 
 
-def _rating_note(event: Event) -> str:
+def _score_label(score) -> str:
     from ..labels import SCORE_LABELS, label
-    text_ = _("Rating: %(label)s", label=label(SCORE_LABELS, (event.data or {}).get("score")))
+    return label(SCORE_LABELS, score)
+
+
+def _rating_note(event: Event) -> str:
+    text_ = _("Rating: %(label)s", label=_score_label((event.data or {}).get("score")))
     if event.to_status == Status.rectifying.value:
         text_ += " " + _("The case has been reopened for rectification.")
     return text_
@@ -560,6 +564,10 @@ def _record_visit(session, ticket, actor, data, now):
 
 FILE = event_kind("file", _l("Submitted"), public=True, moves_deadlines=True)
 RATE = event_kind("rate", _l("Rated"), public=True, public_note=_rating_note, moves_deadlines=True)
+# A survey left unanswered when it closed, recorded as 基本满意 by the closing sweep (never a 差评: nothing moves).
+DEFAULT_RATING = event_kind(RATE_DEFAULT, _l("Default rating"), public=True, public_note=lambda event: _(
+    "No rating was given within the survey period; recorded by default as: %(label)s",
+    label=_score_label((event.data or {}).get("score"))))
 ESCALATE = event_kind("escalate", _l("Escalated (deadline ladder)"), raises_supervision=True)
 
 

@@ -1,5 +1,6 @@
-"""The satisfaction survey's side of the workflow: opening a round when a case closes, and the citizen's rating
-(`rate`, the one status change that is not a staff action: a 差评 reopens the case for rectification)."""
+"""The satisfaction survey's side of the workflow: opening a round when a case closes, the citizen's rating
+(`rate`, the one status change that is not a staff action: a 差评 reopens the case for rectification), and the
+default rating of a round left unanswered when it closes (`default_rating`, which the closing sweep calls)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -10,8 +11,12 @@ from flask_babel import lazy_gettext as _l
 
 from .. import clock, deadlines, validation
 from ..errors import InvalidTransition
-from ..models import DeadlineKind, Event, ReturnVisit, Status, Survey, Ticket, is_bad_rating
-from .engine import CITIZEN, claim, move, record
+from ..models import (
+    DEFAULT_CHANNEL, DEFAULT_SCORE, DeadlineKind, Event, ReturnVisit, Status, Survey, Ticket, is_bad_rating,
+)
+from .engine import CITIZEN, SYSTEM, claim, move, record
+
+RATE_DEFAULT = "rate_default"  # the kind of event a default rating records (declared in actions.py)
 
 
 def open_survey(session, ticket: Ticket, now: datetime) -> Survey:
@@ -49,7 +54,7 @@ def rate(session, ticket: Ticket, score, comment=None, *, channel: str = "web") 
     values = check.raise_if_errors()
     now = clock.now()
     survey = open_survey_for(session, ticket, now) if ticket.status == Status.closed.value else None
-    if survey is None:
+    if survey is None or not _take(session, survey, now):
         raise InvalidTransition(_l("There is no open satisfaction survey for this case."))
     survey.score, survey.comment, survey.rated_at, survey.channel = values["score"], values["comment"], now, channel
     claim(session, ticket, now)
@@ -61,3 +66,28 @@ def rate(session, ticket: Ticket, score, comment=None, *, channel: str = "web") 
         deadlines.refresh_ticket_due(session, ticket)
     return record(session, ticket, CITIZEN, "rate", now, from_status=previous, note=values["comment"], public=True,
                   data={"score": values["score"], "round": survey.round, "channel": channel})
+
+
+def _take(session, survey: Survey, now: datetime) -> bool:
+    """Claim the round for this rating: only while nobody rated it and it is open (a conditional UPDATE, so a
+    rating racing the closing sweep, or another rating, finds it taken and is refused instead of overwriting)."""
+    result = session.execute(
+        sa.update(Survey).where(Survey.id == survey.id, Survey.rated_at.is_(None), Survey.swept_at.is_(None),
+                                Survey.closes_at > now)
+        .values(rated_at=now).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def default_rating(session, survey: Survey, ticket: Ticket, swept_at: datetime) -> Event:
+    """Record the default rating of a round that closed unanswered: 基本满意 (3), `defaulted`, on the channel
+    `default`, rated at its closing time; one public event by the system, dated then too (a sweep that runs late
+    tells when the survey closed, and says in the event's data when it ran).
+
+    The caller (the closing sweep) has claimed the round. 3 is not a 差评: the case stays closed, nobody is texted,
+    no deadline moves; and the ticket's `version` stays, so no staff member's open form turns stale.
+    """
+    survey.score, survey.comment, survey.channel = DEFAULT_SCORE, None, DEFAULT_CHANNEL
+    survey.rated_at, survey.defaulted, survey.swept_at = survey.closes_at, True, swept_at
+    return record(session, ticket, SYSTEM, RATE_DEFAULT, survey.closes_at, from_status=ticket.status, public=True,
+                  data={"score": DEFAULT_SCORE, "round": survey.round, "channel": DEFAULT_CHANNEL, "defaulted": True,
+                        "swept_at": swept_at.isoformat()})
