@@ -17,6 +17,10 @@ from .slots import AppSlot
 # only a limit on the department's `return` action.
 PRIMARY_KINDS = (DeadlineKind.accept, DeadlineKind.handle, DeadlineKind.review, DeadlineKind.rectify)
 
+# How a deadline ended (`Deadline.outcome`): `met` or `late` unless the action that ended it says otherwise
+# (`returned`, `replied`, `referred`, or LIFTED: an upheld appeal called the rectification off).
+LIFTED = "lifted"
+
 
 class Due(Protocol):
     at: datetime

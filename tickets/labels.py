@@ -56,6 +56,13 @@ DEADLINE_LABELS = {
     "rectify": _l("Rectification"),
 }
 
+# 申诉复核: where a department's appeal of a 差评 stands (Appeal.outcome).
+APPEAL_OUTCOME_LABELS = {
+    "pending": _l("Awaiting decision"),
+    "upheld": _l("Upheld"),
+    "rejected": _l("Rejected"),
+}
+
 
 def label(mapping, code) -> str:
     value = mapping.get(code)
