@@ -32,7 +32,7 @@ from .escalation import event_lines, step_history
 from .queues import due_badge
 
 OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), "returned": _l("returned"),
-            "referred": _l("referred to another window")}
+            "referred": _l("referred to another window"), "lifted": _l("lifted (appeal upheld)")}
 
 
 def _version(form) -> int | None:
