@@ -155,7 +155,7 @@ def _appeals(figures, s: Styles, font: str):
     table += [[text(row["name"], s.small)] + counted(row) for row in sorted(rows, key=lambda r: r["name"])]
     table.append([text(_("Office total"), s.small)] + counted(figures["office"]))
     return flow + [
-        _table(table, [60 * mm] + [25 * mm] * 4, font, total_row=True),
+        _table(table, [80 * mm] + [25 * mm] * 4, font, total_row=True),  # 180 mm: the A4 text width
         text(_("A bad rating whose appeal was upheld before the end of the month is set aside: it leaves its "
                "department's bad ratings and satisfaction rate above, and stays in the office total."), s.note),
     ]

@@ -202,6 +202,7 @@ def test_an_upheld_appeal_changes_only_its_departments_figures(world, clock):
     }
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # it reads the figures checked above on both
 def test_the_pdf_counts_the_appeals(world, clock):
     build_november(world, clock)
     with world.app.app_context():
