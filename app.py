@@ -45,6 +45,8 @@ SETTINGS = {
     "RATELIMIT_LOOKUP": ("120/minute", str),
     "RATELIMIT_STORAGE_URI": ("memory://", str),
     "SURVEY_OPEN_DAYS": (3, int),
+    "OFFICE_HOURS": ("09:00-12:00,13:30-17:30", str),  # working hours of working days; see escalation/calendar.py
+    "FIRST_CONTACT_HOURS": (8, int),  # 先行联系: working hours a department has to contact the citizen
     "SMS_RATE_PER_SECOND": (10, int),
     "SMS_RATE_REDIS_URL": ("", str),
     "SMS_MAX_ATTEMPTS": (8, int),
@@ -70,7 +72,10 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     for name, (default, kind) in SETTINGS.items():
         raw = os.environ.get(name)
         if raw is not None and (raw != "" or name in EMPTY_IS_A_VALUE):
-            app.config[name] = kind(raw)
+            try:
+                app.config[name] = kind(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} in the environment is not a valid {kind.__name__}") from None
         else:
             app.config[name] = default
     if test_config:

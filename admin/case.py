@@ -25,6 +25,7 @@ from tickets.models import (
     Survey,
 )
 from tickets.presenters import staff_view
+from tickets.workflow.contact import method_label as contact_method_label
 
 from . import causes
 from .base import RoleGuard, current_actor
@@ -32,7 +33,8 @@ from .escalation import event_lines, step_history
 from .queues import due_badge
 
 OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), "returned": _l("returned"),
-            "referred": _l("referred to another window"), "lifted": _l("lifted (appeal upheld)")}
+            "referred": _l("referred to another window"), "not_contacted": _l("ended without a recorded contact"),
+            "lifted": _l("lifted (appeal upheld)")}
 
 
 def _version(form) -> int | None:
@@ -85,6 +87,7 @@ class CaseView(RoleGuard, BaseView):
         offices_below = [(o.code, o.name) for o in db.session.scalars(offices.below(owner))]
         html = self.render(
             "admin/case.html", case=view, ticket=ticket, actions=view["allowed_actions"], specs=workflow.ACTIONS,
+            now_local=clock.local(clock.now()).strftime("%Y-%m-%dT%H:%M"), contact_method=contact_method_label,
             departments=departments, offices_below=offices_below, failed=failed or {},
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
             label=label, channel_labels=CHANNEL_LABELS, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,

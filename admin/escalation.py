@@ -15,8 +15,8 @@ from flask_login import current_user
 from escalation import store, sweeper
 from escalation.calendar import working_days_overdue
 from escalation.models import CalendarYear, EscalationStep, PolicyOverride
-from escalation.policies import DEFAULT_WORKING_DAYS
-from tickets import clock, offices
+from escalation.policies import DEFAULT_WORKING_DAYS, DEFAULT_WORKING_HOURS, MAX_WORKING_HOURS
+from tickets import clock, deadlines, offices
 from tickets.access import visibility
 from tickets.db import db
 from tickets.errors import ValidationFailed
@@ -36,6 +36,8 @@ STEP_LABELS = {
     "supervisor": _l("Supervisor told (督办)"),
     "leader": _l("Leader told (挂牌督办)"),
     "office_reminder": _l("Reminder to the office"),
+    "contact_warning": _l("First contact due soon: handler told"),
+    "contact_supervisor": _l("First contact missed: supervisor told"),
 }
 # Where a published year came from (calendar_year.source), in words a clerk reads.
 CALENDAR_SOURCE_LABELS = {
@@ -230,9 +232,14 @@ class PolicyView(RoleGuard, BaseView):
         departments = db.session.execute(sa.select(Department.id, Department.name).where(
             Department.active.is_(True), Department.id.in_(department_ids)).order_by(Department.code)).all()
         tree = [o for o in offices.tree(db.session, active_only=True) if office_ids is None or o.id in office_ids]
+        rules = deadlines.policy()
+        defaults = {**{k: rules.working_days(k) for k in DEFAULT_WORKING_DAYS},
+                    **{k: rules.hour_defaults[k] for k in DEFAULT_WORKING_HOURS}}  # FIRST_CONTACT_HOURS included
         return self.render(
-            "admin/escalation/policies.html", overrides=overrides, defaults=DEFAULT_WORKING_DAYS,
-            kinds=[(k, label(DEADLINE_LABELS, k)) for k in DEFAULT_WORKING_DAYS],
+            "admin/escalation/policies.html", overrides=overrides, defaults=defaults,
+            kinds=[(k, label(DEADLINE_LABELS, k)) for k in (*DEFAULT_WORKING_DAYS, *DEFAULT_WORKING_HOURS)],
+            hourly=set(DEFAULT_WORKING_HOURS), max_hours=MAX_WORKING_HOURS,
+            office_hours=", ".join(f"{start:%H:%M}–{end:%H:%M}" for start, end in rules.office_hours),
             problem_types=[(p.value, label(PROBLEM_TYPE_LABELS, p.value)) for p in ProblemType] if problem_types else [],
             departments=departments, department_names=department_names(), error=error, form=request.form,
             offices=[(o.id, "\u3000" * offices.depth(o) + o.name) for o in tree], office_names=offices.names(db.session),

@@ -90,8 +90,11 @@ def department_name(department_id) -> str:
     return department_names().get(department_id, "")
 
 
+USER_NAMES = sa.select(User.id, User.username)  # built once: a list asks for it in every row
+
+
 def username(user_id) -> str:
-    return request_names("user", sa.select(User.id, User.username)).get(user_id, "")
+    return request_names("user", USER_NAMES).get(user_id, "")
 
 
 def _time(name):

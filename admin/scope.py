@@ -6,7 +6,7 @@ top of it, the choice of one window's subtree for those who see several, and the
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import has_request_context
+from flask import g, has_request_context
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -23,7 +23,17 @@ OFFICE_LABEL = _l("Window")
 
 def visible_offices(actor) -> list[Office]:
     """The offices whose cases this actor may see, depth first: an office member's subtree, everyone else's all
-    (a department handler's cases may come from any window; visibility still limits them to the department)."""
+    (a department handler's cases may come from any window; visibility still limits them to the department).
+
+    Read once per request: a list page asks for it for each of its office filters and for the filter bar."""
+    memo = g.setdefault("banjie_visible_offices", {}) if has_request_context() else {}
+    key = (actor.role, actor.office_id)
+    if key not in memo:
+        memo[key] = _visible_offices(actor)
+    return memo[key]
+
+
+def _visible_offices(actor) -> list[Office]:
     tree = offices.tree(db.session)
     if actor.role in OFFICE_MEMBER_ROLES:
         if actor.office_id is None:
@@ -44,8 +54,11 @@ def sees_several_offices() -> bool:
     return has_request_context() and current_user.is_authenticated and len(office_options(current_actor())) > 1
 
 
+OFFICE_NAMES = sa.select(Office.id, Office.name)  # built once: a list asks for it in every row
+
+
 def office_names() -> dict[int, str]:
-    return request_names("office", sa.select(Office.id, Office.name))
+    return request_names("office", OFFICE_NAMES)
 
 
 def visible_ticket_ids(actor) -> sa.Select:

@@ -45,7 +45,8 @@ CASES = [
      [("accept", {}), ("transfer", {"dept": "SCJG", "instructions": "请核实审核进度，尽快办理并答复群众。"})]),
     (12, "杨光", "plain", "cannot_handle", "失业保险金申领",
      "网上申领失业保险金一直提示“参保信息不符”，到窗口说系统问题解决不了，已经三个月没收入了。",
-     [("accept", {}), ("transfer", {"dept": "RSJ", "days": 3, "instructions": "群众生活困难，请优先办理。"})]),
+     [("accept", {}), ("transfer", {"dept": "RSJ", "days": 3, "instructions": "群众生活困难，请优先办理。"}),
+      ("record_contact", {"method": "phone", "outcome": "已电话联系，请其提供近三个月的参保缴费记录。"}, "rsj")]),
     (4, "赵磊", "plain", "too_hard", "公积金提取",
      "提取住房公积金要求提供购房合同原件，但合同原件在银行抵押，窗口不接受复印件。",
      [("accept", {}), ("transfer", {"dept": "ZJJ"}),
@@ -53,15 +54,18 @@ CASES = [
     (6, "黄敏", "plain", "too_slow", "企业名称变更登记",
      "公司名称变更登记材料齐全，但是一周了还没有受理结果。",
      [("accept", {}), ("transfer", {"dept": "SCJG"}),
+      ("record_contact", {"method": "phone", "outcome": "已电话联系，说明正在核查滞留原因。"}, "scjg"),
       ("reply", {"content": "经核实，该申请因系统对接问题滞留，已于今日办结，营业执照可到政务大厅 3 号窗口领取。"}, "scjg")]),
     (9, "周杰", "plain", "too_slow", "社保卡补办",
      "社保卡丢失补办了一个月还没拿到卡。",
      [("accept", {}), ("transfer", {"dept": "RSJ"}),
+      ("record_contact", {"method": "sms", "outcome": "已短信告知制卡进度查询方式，申请人回复收到。"}, "rsj"),
       ("reply", {"content": "您的社保卡已制卡完成，已邮寄至您登记的地址，快递单号已短信告知。"}, "rsj"),
       ("approve", {})]),
     (15, "吴霞", "plain", "cannot_handle", "个体户注销",
      "个体户注销时被要求先清税，税务说要先注销营业执照，来回推。",
      [("accept", {}), ("transfer", {"dept": "SCJG"}),
+      ("record_contact", {"method": "visit", "outcome": "已约申请人到窗口当面核实注销材料。"}, "scjg"),
       ("reply", {"content": "已协调税务局开通“一窗通办”，您的个体户注销已于当日办结。"}, "scjg"),
       ("approve", {}), ("rate", 2)]),
     (20, "郑强", "plain", "too_hard", "公租房申请",
@@ -72,6 +76,7 @@ CASES = [
     (5, "孙丽", "plain", "too_slow", "工伤认定",
      "工伤认定申请提交后超过法定时限还没有结论。",
      [("accept", {}), ("transfer", {"dept": "RSJ"}),
+      ("record_contact", {"method": "phone", "outcome": "已电话联系，告知需调取用人单位考勤记录。"}, "rsj"),
       ("request_extension", {"working_days": 5, "reason": "需调取用人单位考勤记录并进行现场调查核实。"}, "rsj")]),
     (2, "马超", "plain", "other", "不动产登记咨询",
      "想咨询二手房过户需要哪些材料，电话一直打不通。",
@@ -99,6 +104,16 @@ HISTORY_ITEMS = [
     ("cannot_handle", "失业保险金申领", "网上申领失业金一直提示信息不符，窗口也解决不了。"),
     ("other", None, "想咨询办理流程，电话一直打不通。"),
 ]
+# 先行联系 in the past cases: how the handler reached the citizen and what was said, and how many hours after the
+# transfer (before the office's next opening moves it into office hours); all shorter than the quickest reply (20).
+CONTACTS = [
+    ("phone", "已电话联系申请人，了解诉求并告知办理安排。"),
+    ("phone", "已电话联系，约定补交材料时间。"),
+    ("visit", "已到现场与申请人见面核实情况。"),
+    ("sms", "电话未接通，已短信告知承办人和联系方式，申请人已回复确认。"),
+]
+CONTACT_HOURS = (1, 1, 1, 2, 2, 3, 4, 5, 7, 16)
+
 # When citizens file (local hour → weight): mostly in the day and the evening, a few at night.
 FILING_HOUR_WEIGHTS = (1, 1, 1, 1, 1, 1, 2, 4, 8, 12, 12, 10, 8, 9, 11, 11, 10, 9, 7, 7, 8, 7, 5, 2)
 

@@ -27,7 +27,8 @@ from tickets.accounts import create_user
 from tickets.models import Department, is_bad_rating
 from tickets.workflow import KINDS, Actor
 
-from .data import (CASES, COUNTIES, COUNTY_DEPARTMENTS, DEMO_PASSWORD, DEMO_USERS, DEPARTMENTS, FILING_HOUR_WEIGHTS,
+from .data import (CASES, CONTACT_HOURS, CONTACTS, COUNTIES, COUNTY_DEPARTMENTS, DEMO_PASSWORD, DEMO_USERS,
+                   DEPARTMENTS, FILING_HOUR_WEIGHTS,
                    HISTORY_DEPARTMENTS, HISTORY_ITEMS, HISTORY_MONTHS, HISTORY_NAMES, HISTORY_PER_MONTH,
                    HISTORY_WINDOWS, NETWORK_USERS, PRESENT_WINDOWS, ROOT_NAME, county_department)
 from .hours import office_time_from
@@ -177,6 +178,8 @@ def _payload(replay: Replay, departments: dict, action: str, payload, moment: da
                 "instructions": payload.get("instructions")}
     if action == "record_visit":
         return {**payload, "visited_on": replay.local_date(moment)}
+    if action == "record_contact":  # recorded as it is made
+        return {**payload, "contacted_at": moment.isoformat()}
     return payload
 
 
@@ -255,11 +258,15 @@ def _history_case(rng: random.Random, month_start: datetime):
     else:
         at = 3
         steps += [(2, "accept", {}, "office"), (at, "transfer", {"dept": code}, "office")]
-        if roll < 0.18:  # misrouted: returned within the return window, then sent to the right department
+        if roll < 0.18:  # misrouted: returned within the return window (no contact), then sent to the right department
             other_code, other_handler = rng.choice([d for d in HISTORY_DEPARTMENTS if d[0] != code])
             steps += [(at + 20, "return", {"reason": "该事项不属于本部门职责，请改派。"}, handler),
                       (at + 24, "transfer", {"dept": other_code}, "office")]
             at, handler = at + 24, other_handler
+        if rng.random() < 0.92:  # 先行联系: most within hours; a few the next day (late); some never recorded
+            method, outcome = rng.choice(CONTACTS)
+            steps.append((at + rng.choice(CONTACT_HOURS), "record_contact", {"method": method, "outcome": outcome},
+                          handler))
         took = rng.choice((20, 30, 46, 70, 94, 118, 140, 166, 190, 260))
         if took > 40 and rng.random() < 0.12:  # asked for more time before the deadline
             steps += [(at + 30, "request_extension", {"working_days": 3, "reason": "需要现场核查。"}, handler),

@@ -1,13 +1,18 @@
-"""Working-day arithmetic over an explicit calendar. Pure: no I/O, no clock.
+"""Working-day and working-hour arithmetic over an explicit calendar. Pure: no I/O, no clock.
 
 A calendar knows, for the years it has published data for, which weekdays are holidays and which
 weekend days are make-up working days (调休). A year it has no data for is *provisional*: it counts
 Monday to Friday only and says so, rather than inventing holidays.
+
+Working hours are the office hours (`OFFICE_HOURS`, e.g. 09:00–12:00 and 13:30–17:30) of the calendar's working
+days: the first-contact deadline (先行联系) counts them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from math import ceil
 from zoneinfo import ZoneInfo
 
 END_OF_DAY = time(23, 59, 59)
@@ -117,6 +122,120 @@ def working_days_overdue(calendar: WorkCalendar, due_at: datetime, now: datetime
     local = now.astimezone(tz)
     last_ended = local.date() if local.time() >= END_OF_DAY else local.date() - timedelta(days=1)
     return working_days_between(calendar, due_at, datetime.combine(last_ended, time(12), tzinfo=tz), tz)
+
+
+# --- working hours ------------------------------------------------------------------------------------------
+
+OfficeHours = tuple[tuple[time, time], ...]  # the periods of a working day, local time, in order, not overlapping
+DEFAULT_OFFICE_HOURS = "09:00-12:00,13:30-17:30"
+_PERIOD = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+# Calendar days a deadline in working time may take beyond its working days: runs of days off (a week at the
+# Spring Festival) and weekends; more would mean a calendar without working days.
+_SLACK_DAYS = 30
+
+
+def parse_office_hours(spec: str | None) -> OfficeHours:
+    """'09:00-12:00,13:30-17:30' → ((09:00, 12:00), (13:30, 17:30)); ValueError saying what is wrong otherwise.
+
+    Each period is HH:MM-HH:MM within one day (start before end); periods are in order and do not overlap (one may
+    start where the one before ends). At least one period: an office without hours could never be contacted.
+    """
+    example = f"write them like {DEFAULT_OFFICE_HOURS}"
+    if not (spec or "").strip():
+        raise ValueError(f"office hours must not be empty ({example})")
+    periods: list[tuple[time, time]] = []
+    for part in (spec or "").split(","):
+        match = _PERIOD.match(part.strip().replace(" ", ""))
+        if not match:
+            raise ValueError(f"office hours: {part.strip()!r} is not a period HH:MM-HH:MM ({example})")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            raise ValueError(f"office hours: {part.strip()!r} is not a time of day ({example})")
+        start, end = time(h1, m1), time(h2, m2)
+        if start >= end:
+            raise ValueError(f"office hours: {part.strip()!r} must end after it starts, on the same day")
+        if periods and start < periods[-1][1]:
+            raise ValueError(f"office hours: {part.strip()!r} overlaps or comes before the period ahead of it")
+        periods.append((start, end))
+    return tuple(periods)
+
+
+def _open_periods(calendar: WorkCalendar, day: date, tz: ZoneInfo, office_hours: OfficeHours):
+    """The office's open periods of `day` as aware datetimes; none on a day off."""
+    if not calendar.is_working_day(day):
+        return []
+    return [(datetime.combine(day, start, tzinfo=tz), datetime.combine(day, end, tzinfo=tz))
+            for start, end in office_hours]
+
+
+def add_working_minutes(calendar: WorkCalendar, start: datetime, minutes: int, tz: ZoneInfo,
+                        office_hours: OfficeHours) -> Due:
+    """The deadline of `minutes` working minutes for an event at `start`: the instant at which that much office
+    time (of working days) has run since `start`.
+
+    An event outside office hours counts from the next opening; a deadline that uses up a period exactly ends at
+    its close (17:30, not the next morning's opening). Times are wall-clock times of `tz`.
+    """
+    if start.tzinfo is None:
+        raise ValueError("start must be timezone-aware")
+    if minutes < 1:
+        raise ValueError("a deadline in working time is at least one minute")
+    local = start.astimezone(tz)
+    left = timedelta(minutes=minutes)
+    day, provisional, counted = local.date(), False, []
+    daily = sum((datetime.combine(day, end) - datetime.combine(day, begin) for begin, end in office_hours),
+                timedelta())
+    for _ in range((_SLACK_DAYS + 2 * ceil(left / daily)) if daily else 0):
+        provisional = provisional or calendar.is_provisional(day)
+        for opening, closing in _open_periods(calendar, day, tz, office_hours):
+            begin = max(opening, local)
+            if begin >= closing:
+                continue
+            if not counted or counted[-1] != day:
+                counted.append(day)
+            if left <= closing - begin:
+                return Due(begin + left, provisional, tuple(counted))
+            left -= closing - begin
+        day += timedelta(days=1)
+    raise ValueError("no office time in the calendar to count these working hours in")
+
+
+def add_working_hours(calendar: WorkCalendar, start: datetime, limit_hours: float, tz: ZoneInfo,
+                      office_hours: OfficeHours) -> Due:
+    """`add_working_minutes` for a limit in working hours (8 → 480 minutes)."""
+    return add_working_minutes(calendar, start, ceil(limit_hours * 60), tz, office_hours)
+
+
+def working_minutes_between(calendar: WorkCalendar, start: datetime, end: datetime, tz: ZoneInfo,
+                            office_hours: OfficeHours) -> int:
+    """Whole minutes of office time of working days from `start` to `end` (0 when `end` is not later).
+
+    The inverse of `add_working_minutes`: for n ≥ 1, working_minutes_between(s, add_working_minutes(s, n)) == n.
+    """
+    first, last = start.astimezone(tz), end.astimezone(tz)
+    if last <= first:
+        return 0
+    total, day = timedelta(), first.date()
+    while day <= last.date():
+        for opening, closing in _open_periods(calendar, day, tz, office_hours):
+            begin, finish = max(opening, first), min(closing, last)
+            if finish > begin:
+                total += finish - begin
+        day += timedelta(days=1)
+    return int(total.total_seconds() // 60)
+
+
+def at_share(calendar: WorkCalendar, start: datetime, due_at: datetime, share: float, tz: ZoneInfo,
+             office_hours: OfficeHours) -> datetime:
+    """The instant at which `share` (0 < share ≤ 1) of the office time from `start` to `due_at` has run: when a
+    ladder step "at 75 % of the time" fires. The whole share is `due_at` itself."""
+    total = working_minutes_between(calendar, start, due_at, tz, office_hours)
+    part = ceil(total * share)
+    if share >= 1 or part >= total:
+        return due_at
+    if part < 1:
+        return start
+    return add_working_minutes(calendar, start, part, tz, office_hours).at
 
 
 def from_days(published_years, days) -> WorkCalendar:

@@ -2,12 +2,19 @@
 
 Configure with `ESCALATION_LADDER` (in the environment as JSON), a dict from deadline kind to a list of steps, each a dict
 `{"step": name, "level": 0-3, "offset": working days, "audience": handler|supervisor|leader|office,
-"template": SMS key}`; a kind given there replaces its default list, a kind mapped to [] has no ladder.
+"template": SMS key}`, or with `"share"` instead of `"offset"`; a kind given there replaces its default list, a kind
+mapped to [] has no ladder.
 
 `offset` counts working days from the deadline's due day: 0 fires at the deadline itself (the moment
 the case is overdue); a positive offset fires at the end of that many working days after it; a negative
 offset fires at the start of that working day before it (the SMS waits for the end of quiet hours).
+`share` (more than 0, at most 1) fires when that share of the deadline's office time has run (0.75: at 75 % of the
+time; 1: at the deadline): the first contact's ladder, whose deadline is counted in working hours, is made of these.
 `level` is the supervision level the step raises the case to (1 催办, 2 督办, 3 挂牌督办); 0 only reminds.
+
+The first contact's default steps raise no level: supervision levels (and the report's 督办数) are about solving the
+problem, and a missed first contact has its own figure (先行联系及时率). Give them levels in ESCALATION_LADDER to
+count them as 催办/督办 as well.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from .calendar import END_OF_DAY, WorkCalendar, offset_working_day
+from .calendar import END_OF_DAY, OfficeHours, WorkCalendar, at_share, offset_working_day
 
 AUDIENCES = ("handler", "supervisor", "leader", "office")
 
@@ -25,9 +32,15 @@ AUDIENCES = ("handler", "supervisor", "leader", "office")
 class Rung:
     step: str
     level: int
-    offset: int
-    audience: str
-    template: str
+    offset: int = 0
+    audience: str = ""   # one of AUDIENCES: required, as the template is
+    template: str = ""
+    share: float | None = None  # of the deadline's office time; when given, `offset` is not used
+
+    @property
+    def before_due(self) -> bool:
+        """A step ahead of the deadline (a warning): it has no purpose once the deadline is over."""
+        return self.offset < 0 if self.share is None else self.share < 1
 
 
 _DEPARTMENT_LADDER = (
@@ -36,12 +49,18 @@ _DEPARTMENT_LADDER = (
     Rung("leader", 3, 2, "leader", "escalation_leader"),
 )
 _OFFICE_LADDER = (Rung("office_reminder", 0, 0, "office", "office_reminder"),)
+# 先行联系: a warning to the handlers at 75 % of the time, the department's supervisor told at the deadline.
+_CONTACT_LADDER = (
+    Rung("contact_warning", 0, audience="handler", template="contact_warning", share=0.75),
+    Rung("contact_supervisor", 0, audience="supervisor", template="contact_supervisor", share=1.0),
+)
 
 DEFAULT_LADDER: dict[str, tuple[Rung, ...]] = {
     "handle": _DEPARTMENT_LADDER,
     "rectify": _DEPARTMENT_LADDER,  # a 差评 reopened the case: the department's work, under the same ladder
     "accept": _OFFICE_LADDER,
     "review": _OFFICE_LADDER,
+    "contact": _CONTACT_LADDER,
 }
 
 
@@ -52,8 +71,10 @@ def ladder_from_config(configured: dict | str | None) -> dict[str, tuple[Rung, .
     ladder = dict(DEFAULT_LADDER)
     for kind, steps in (configured or {}).items():
         rungs = tuple(Rung(**step) for step in steps)
-        for rung in rungs:
-            if rung.audience not in AUDIENCES or not 0 <= rung.level <= 3:
+        for given, rung in zip(steps, rungs):
+            timed = ("offset" in given) != ("share" in given)  # one of them says when it fires
+            if not timed or rung.audience not in AUDIENCES or not rung.template or not 0 <= rung.level <= 3 or (
+                    rung.share is not None and not (isinstance(rung.share, (int, float)) and 0 < rung.share <= 1)):
                 raise ValueError(f"ESCALATION_LADDER[{kind!r}]: bad step {rung}")
         if len({r.step for r in rungs}) != len(rungs):
             raise ValueError(f"ESCALATION_LADDER[{kind!r}]: step names must be unique")
@@ -68,3 +89,11 @@ def fire_at(calendar: WorkCalendar, due_at: datetime, offset: int, tz: ZoneInfo)
     day = offset_working_day(calendar, due_at.astimezone(tz).date(), offset)
     return datetime.combine(day, END_OF_DAY if offset > 0 else time(0, 0), tzinfo=tz)
 
+
+def step_time(calendar: WorkCalendar, rung: Rung, started_at: datetime, due_at: datetime, tz: ZoneInfo,
+              office_hours: OfficeHours) -> datetime:
+    """When `rung` of a deadline running from `started_at` to `due_at` fires: its share of the office time between
+    them, or its offset in working days from the due day."""
+    if rung.share is not None:
+        return at_share(calendar, started_at, due_at, rung.share, tz, office_hours)
+    return fire_at(calendar, due_at, rung.offset, tz)

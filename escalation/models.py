@@ -47,7 +47,8 @@ class CalendarDay(SQLModel, table=True):
 
 
 class PolicyOverride(SQLModel, table=True):
-    """Working days of one deadline kind for one problem type, one department or one office.
+    """Working days of one deadline kind (working hours for the first contact, `contact`) for one problem type, one
+    department or one office.
 
     The department's figure wins, then the owning office's, then the problem type's (DeadlinePolicy)."""
 
@@ -64,7 +65,7 @@ class PolicyOverride(SQLModel, table=True):
     problem_type: Optional[str] = Field(default=None, sa_type=sa.String(20))
     department_id: Optional[int] = Field(default=None, foreign_key="department.id")
     office_id: Optional[int] = Field(default=None, foreign_key="office.id")
-    working_days: int
+    working_days: int  # working hours for a kind counted in hours (policies.DEFAULT_WORKING_HOURS)
     updated_at: datetime = _time(default_factory=utcnow)
     updated_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
 
@@ -96,9 +97,9 @@ class EscalationStep(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
-    kind: str = Field(sa_type=sa.String(16))      # the deadline's kind: handle, rectify, accept, review
+    kind: str = Field(sa_type=sa.String(16))      # the deadline's kind: handle, rectify, accept, review, contact
     round: int
-    step: str = Field(sa_type=sa.String(24))      # warning, supervisor, leader, office_reminder
+    step: str = Field(sa_type=sa.String(24))      # warning, supervisor, leader, office_reminder, contact_warning, ...
     level: int = Field(default=0)                 # supervision level it raises the case to; 0 raises none
     due_at: datetime = _time()                    # when it should fire
     created_at: datetime = _time(default_factory=utcnow)

@@ -8,14 +8,14 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from tickets import clock
+from tickets import clock, deadlines as deadline_rules
 from tickets.db import new_row
 from tickets.models import FINAL_STATUSES, Deadline, Ticket
 from tickets.slots import AppSlot
 from tickets.workflow import names
 
 from . import store
-from .ladder import Rung, fire_at
+from .ladder import Rung, step_time
 from .models import CancelReason, EscalationStep
 
 LADDER: AppSlot[dict] = AppSlot("banjie.escalation_ladder", "deadline kind -> its rungs (ESCALATION_LADDER)")
@@ -28,11 +28,12 @@ def ladder() -> dict[str, tuple[Rung, ...]]:
 def wanted_steps(deadlines, calendar, zone) -> dict[tuple, tuple[Rung, datetime]]:
     """(kind, round, step) → (rung, when) for the ladder of every open deadline."""
     rungs = ladder()
+    office_hours = deadline_rules.policy().office_hours
     wanted = {}
     for deadline in deadlines:
         for rung in rungs.get(deadline.kind, ()):
-            at = fire_at(calendar, deadline.due_at, rung.offset, zone)
-            if rung.offset < 0 and at <= deadline.started_at:
+            at = step_time(calendar, rung, deadline.started_at, deadline.due_at, zone, office_hours)
+            if rung.before_due and at <= deadline.started_at:
                 continue  # a warning "before" a deadline that only just started would be noise
             wanted[(deadline.kind, deadline.round, rung.step)] = (rung, at)
     return wanted

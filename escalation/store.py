@@ -25,7 +25,7 @@ from tickets.workflow import MAX_WORKING_DAYS
 
 from .calendar import WorkCalendar, from_days
 from .models import CalendarDay, CalendarYear, DayKind, Heartbeat, PolicyOverride
-from .policies import DEFAULT_WORKING_DAYS
+from .policies import DEFAULT_WORKING_DAYS, DEFAULT_WORKING_HOURS, MAX_WORKING_HOURS
 
 CHANGE_MARKERS = ("calendar", "policy")
 
@@ -172,15 +172,20 @@ def override_scope(session, value: str) -> tuple[str | None, int | None, int | N
 
 
 def set_override(session, kind: str, scope: str, working_days: str, *, by: int | None, now: datetime) -> PolicyOverride:
-    """How many working days a kind of deadline gets for a problem type or a department (`scope`, as
-    `override_scope` reads it); deadlines that start afterwards follow it. ValidationFailed for a bad value.
-    The caller commits, then calls `invalidate()`."""
+    """How many working days (working hours, for the first contact) a kind of deadline gets for a problem type, a
+    department or an office (`scope`, as `override_scope` reads it); deadlines that start afterwards follow it.
+    ValidationFailed for a bad value. The caller commits, then calls `invalidate()`."""
     problem_type, department_id, office_id = override_scope(session, scope)
-    if kind not in DEFAULT_WORKING_DAYS or (problem_type is None and department_id is None and office_id is None):
+    known = kind in DEFAULT_WORKING_DAYS or kind in DEFAULT_WORKING_HOURS
+    if not known or (problem_type is None and department_id is None and office_id is None):
         raise ValidationFailed(_l("Choose a deadline and a problem type, department or office."),
                                {"scope": _l("Choose a deadline and a problem type, department or office.")})
     days = working_days
-    if not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= MAX_WORKING_DAYS):
+    if kind in DEFAULT_WORKING_HOURS:
+        if not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= MAX_WORKING_HOURS):
+            message = _l("Working hours must be a whole number from 1 to %(max)d.", max=MAX_WORKING_HOURS)
+            raise ValidationFailed(message, {"working_days": message})
+    elif not (days.isascii() and days.isdigit() and len(days) <= 3 and 1 <= int(days) <= MAX_WORKING_DAYS):
         message = _l("Working days must be a whole number from 1 to %(max)d.", max=MAX_WORKING_DAYS)
         raise ValidationFailed(message, {"working_days": message})
     row = session.scalar(sa.select(PolicyOverride).where(

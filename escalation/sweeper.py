@@ -25,11 +25,12 @@ from flask import current_app
 from notify import send_sms
 from notify.operations import hold_until
 from tickets import clock, contacts, workflow
+from tickets import deadlines as deadline_rules
 from tickets.labels import DEADLINE_LABELS, label
-from tickets.models import FINAL_STATUSES, Deadline, Department, Ticket
+from tickets.models import FINAL_STATUSES, HOURLY_KINDS, Deadline, Department, Ticket
 
 from . import store
-from .calendar import WorkCalendar, working_days_overdue
+from .calendar import OfficeHours, WorkCalendar, working_days_overdue, working_minutes_between
 from .ladder import Rung
 from .models import CancelReason, EscalationStep
 from .operations import ladder
@@ -129,6 +130,7 @@ class Batch:
     # The earliest a text written now can go out (the end of quiet hours, or now): a warning that would arrive
     # after its deadline has no purpose left.
     earliest_text: datetime
+    office_hours: OfficeHours = ()
 
     @classmethod
     def load(cls, session, steps, now: datetime) -> "Batch":
@@ -138,7 +140,8 @@ class Batch:
         recipients = Recipients(session, {d.department_id or tickets[d.ticket_id].department_id
                                           for d in deadlines.values()} - {None},
                                 {t.office_id for t in tickets.values()})
-        return cls(tickets, deadlines, recipients, store.settings().calendar(), hold_until(now) or now)
+        return cls(tickets, deadlines, recipients, store.settings().calendar(), hold_until(now) or now,
+                   deadline_rules.policy().office_hours)
 
 
 def _act(session, step_ids: list[int], now: datetime, result: SweepResult) -> None:
@@ -166,7 +169,7 @@ def _why_not(step: EscalationStep, ticket: Ticket, deadline: Deadline | None, ru
         return CancelReason.deadline_ended
     if rung is None:
         return CancelReason.not_planned  # ESCALATION_LADDER no longer has it
-    if rung.offset < 0 and deadline.due_at <= batch.earliest_text:
+    if rung.before_due and deadline.due_at <= batch.earliest_text:
         return CancelReason.moment_passed  # 「即将到期」 about a deadline that is over by the time it arrives
     return None
 
@@ -231,6 +234,10 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
                "due": clock.local_text(deadline.due_at),
                "days_overdue": str(working_days_overdue(batch.calendar, deadline.due_at, now, clock.local_tz())),
                "deadline": label(DEADLINE_LABELS, step.kind)}
+    if step.kind in {k.value for k in HOURLY_KINDS}:
+        # whole working hours past the deadline as this text is written (0 on time; more when the sweep runs late)
+        context["hours_overdue"] = working_minutes_between(batch.calendar, deadline.due_at, now, clock.local_tz(),
+                                                           batch.office_hours) // 60
     phones = batch.recipients.phones(rung.audience, department_id, ticket.office_id)
     step.audience, step.recipients = rung.audience, len(phones)
     for phone in phones:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
-# 2026.2: 申诉复核. A 差评 whose appeal was upheld leaves its department's 满意率 and 差评 figures (the office's total keeps
-# it); a rectification lifted by an upheld appeal closes the case again; the month's appeals are counted.
+# 2026.2: 先行联系 (contacts_due, contacted_on_time, contact_rate); 申诉复核: a 差评 whose appeal was upheld leaves its
+# department's 满意率 and 差评 figures (the office's total keeps it), a rectification lifted by an upheld appeal closes
+# the case again, and the month's appeals are counted.
 FORMULA_VERSION = "2026.2"
 
 
@@ -40,6 +41,16 @@ FORMULAS = (
     Formula("overdue", _l("Overdue cases"), _l(
         "Cases with a handling or rectification deadline falling due in the month that was not met by its "
         "due time.")),
+    Formula("contacts_due", _l("First contacts due"), _l(
+        "First-contact deadlines (先行联系) decided in the month: those a department met in the month (contact made "
+        "by the due time), and those falling due in the month without a contact by then, whether recorded late, "
+        "never recorded, or ended by a reply or return after the due time. A deadline ended by a reply or a return "
+        "before its due time, without a contact, is not counted.")),
+    Formula("contacted_on_time", _l("First contacts on time"), _l(
+        "Of those, the ones met: the department recorded a contact made by the due time (working hours of the "
+        "office from the transfer).")),
+    Formula("contact_rate", _l("On-time first-contact rate"), _l("First contacts on time ÷ first contacts due."),
+            rate=True),
     Formula("returned", _l("Returned cases"), _l("Handling deadlines ended in the month by the department returning the case.")),
     Formula("extended", _l("Extensions"), _l("Extension requests approved in the month.")),
     Formula("supervised_1", _l("Reminded (level 1)"), _l(

@@ -43,6 +43,7 @@ SUPERVISION_ACTIONS = names(raises_supervision=True)     # escalate, remind (a r
 LIFTING_ACTIONS = names(lifts_rectification=True)        # decide_appeal: closes a reopened case again when upheld
 DEPARTMENT_DEADLINES = ("handle", "rectify")      # deadlines the department is measured by
 ON_TIME_DEADLINES = ("accept", "handle", "rectify")
+CONTACT_DEADLINE = "contact"                      # 先行联系, its own figure (never in the on-time closure rate)
 LEVELS = (1, 2, 3)
 TREND_MONTHS = 12
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -269,6 +270,21 @@ def deadline_rows(session, start, end, scope):
     return overdue, returned, extended
 
 
+def contact_rows(session, start, end, scope):
+    """Per department (the one asked to make the contact) and owning office: first-contact deadlines decided in the
+    month (met in it, or falling due in it while still running), and of those the ones met. Met means contacted by
+    the due time, so the two sets never overlap: a deadline counts once, in the month it was decided."""
+    met = sa.and_(Deadline.outcome == "met", between(Deadline.ended_at, start, end))
+    fell_due = sa.and_(between(Deadline.due_at, start, end),
+                       sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at > Deadline.due_at))
+    by = (Deadline.department_id, Ticket.office_id)
+    return session.execute(
+        sa.select(*by, sa.func.count(), _flag(met)).join(Ticket, Ticket.id == Deadline.ticket_id)
+        .where(Deadline.kind == CONTACT_DEADLINE, sa.or_(met, fell_due), scope.owned())
+        .group_by(*by)
+    ).all()
+
+
 def supervision_rows(session, start, end, scope):
     """Per department, owning office and level: cases escalated (or reminded, level 1) in the month."""
     level = step_level()
@@ -349,8 +365,8 @@ def appeal_rows(session, start, end, scope):
 APPEAL_COUNTS = ("appeals", "appeals_upheld", "appeals_rejected")
 COUNTS = ("accepted", "closed", "closed_in_month", "closed_on_time", "handling_days", "overdue", "returned",
           "extended", "supervised_1", "supervised_2", "supervised_3", "surveys", "rated", "satisfied", "good",
-          "bad", "bad_rectified", "bad_visited", "bad_upheld", "bad_upheld_rectified", "bad_upheld_visited",
-          *APPEAL_COUNTS)
+          "bad", "bad_rectified", "bad_visited", "contacts_due", "contacted_on_time", "bad_upheld",
+          "bad_upheld_rectified", "bad_upheld_visited", *APPEAL_COUNTS)
 # What a rating whose appeal was upheld takes out of its department's counts (`department_view`).
 SET_ASIDE = (("bad", "bad_upheld"), ("bad_rectified", "bad_upheld_rectified"), ("bad_visited", "bad_upheld_visited"))
 
@@ -390,6 +406,7 @@ def with_rates(counts: dict, *, department: bool = False) -> dict:
     figures["good_rate"] = ratio(counts["good"], counts["rated"])
     figures["bad_rectified_rate"] = ratio(counts["bad_rectified"], counts["bad"])
     figures["return_visit_rate"] = ratio(counts["bad_visited"], counts["bad"])
+    figures["contact_rate"] = ratio(counts["contacted_on_time"], counts["contacts_due"])
     return figures
 
 
@@ -434,6 +451,9 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
     for key, rows in (("overdue", overdue), ("returned", returned), ("extended", extended)):
         for department_id, owner, count in rows:
             add(department_id, owner, key, count)
+    for department_id, owner, due, on_time in contact_rows(session, start, end, scope):
+        add(department_id, owner, "contacts_due", due)
+        add(department_id, owner, "contacted_on_time", on_time)
     for department_id, owner, level, count in supervision_rows(session, start, end, scope):
         if level in LEVELS:
             add(department_id, owner, f"supervised_{level}", count)

@@ -34,9 +34,10 @@ TOTAL = colors.HexColor("#fff4e0")
 HEADLINE_KEYS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_handling_days", "overdue",
                  "satisfaction_rate", "good_rate", "bad")
 OFFICE_COLUMNS = ("accepted", "closed", "closure_rate", "closed_in_month", "on_time_rate", "overdue", "returned",
-                  "satisfaction_rate", "bad")
+                  "satisfaction_rate", "bad", "contact_rate")
 DEPARTMENT_COLUMNS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_handling_days", "overdue",
-                      "returned", "extended", "satisfaction_rate", "bad")
+                      "returned", "extended", "satisfaction_rate", "bad", "contact_rate")
+TEXT_WIDTH = 180 * mm  # A4 less the margins
 
 
 class Styles:
@@ -115,7 +116,8 @@ def _department_table(figures, s: Styles, font: str):
 
     def line(rank, name, f):
         supervised = f"{f['supervised_1']}/{f['supervised_2']}/{f['supervised_3']}"
-        return [rank, text(name, s.small)] + [show(k, f[k]) for k in DEPARTMENT_COLUMNS] + [supervised]
+        # .get: a report kept under an earlier formula version has no figure a later one added
+        return [rank, text(name, s.small)] + [show(k, f.get(k)) for k in DEPARTMENT_COLUMNS] + [supervised]
 
     ranked = [row for row in figures["departments"] if row.get("rank") is not None]
     idle = [row["name"] for row in figures["departments"] if row.get("rank") is None]
@@ -123,7 +125,9 @@ def _department_table(figures, s: Styles, font: str):
     if figures["unassigned"]["accepted"] or figures["unassigned"]["closed_in_month"]:
         rows.append(line("", _("Settled by the office itself"), figures["unassigned"]))
     rows.append(line("", _("Office total"), figures["office"]))
-    widths = [8 * mm, 28 * mm] + [12.5 * mm] * len(DEPARTMENT_COLUMNS) + [19 * mm]  # 180 mm: the A4 text width
+    first = [8 * mm, 28 * mm]
+    column = (TEXT_WIDTH - sum(first) - 19 * mm) / len(DEPARTMENT_COLUMNS)
+    widths = first + [column] * len(DEPARTMENT_COLUMNS) + [19 * mm]
     flow = [
         text(_("Departments, ranked by on-time closure rate, then satisfaction rate"), s.h2),
         _table(rows, widths, font, total_row=True, size=7.5),
@@ -171,12 +175,13 @@ def _office_table(figures, s: Styles, font: str):
     rows = [[text(h, s.small) for h in head]]
 
     def line(rank, name, f):
-        return [rank, text(name, s.small)] + [show(k, f[k]) for k in OFFICE_COLUMNS]
+        return [rank, text(name, s.small)] + [show(k, f.get(k)) for k in OFFICE_COLUMNS]
 
     rows += [line(str(row["rank"]) if row.get("rank") is not None else "—", row["name"], row) for row in children]
     rows.append(line("", _("Cases owned by this window itself"), figures["own"]))
     rows.append(line("", _("Office total"), figures["office"]))
-    widths = [8 * mm, 37 * mm] + [15 * mm] * len(OFFICE_COLUMNS)  # 180 mm: the A4 text width
+    first = [8 * mm, 37 * mm]
+    widths = first + [(TEXT_WIDTH - sum(first)) / len(OFFICE_COLUMNS)] * len(OFFICE_COLUMNS)
     return [
         text(_("Windows below, ranked by on-time closure rate, then satisfaction rate (each with every window "
                "below it)"), s.h2),

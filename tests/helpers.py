@@ -280,11 +280,20 @@ def escalations(world, tracking_no) -> list[dict]:
         return [{**e.data, "public": e.public, "actor_role": e.actor_role} for e in events]
 
 
+def contacted(world, tracking_no, who="dept_a"):
+    """The department records its first contact (先行联系) now: its own ladder stops, only the handling ladder runs."""
+    now = CLOCK.get(world.app)()
+    return world.act(who, tracking_no, "record_contact", contacted_at=now.isoformat(), method="phone",
+                     outcome="已电话联系申请人，了解诉求。")
+
+
 def transferred_case(world, clock):
-    """Filed and transferred to A on Monday 2026-11-16 09:00: handling due Monday 11-23 at the end of the day."""
+    """Filed and transferred to A on Monday 2026-11-16 09:00: handling due Monday 11-23 at the end of the day. A
+    contacts the citizen at once, so that the handling deadline's ladder is the only one running."""
     case = world.file()["tracking_no"]
     world.act("office", case, "accept")
     world.act("office", case, "transfer", department_id=world.departments["A"])
+    contacted(world, case)
     return case
 
 
@@ -301,6 +310,7 @@ def open_cases(world, clock, n=OVERDUE_CASES):
         case = world.file()["tracking_no"]
         world.act("office", case, "accept")
         world.act("office", case, "transfer", department_id=world.departments["A"])
+        contacted(world, case)  # only the handling ladders are left to fire
     clock.set(2026, 4, 1, 9, 0)
 
 

@@ -136,7 +136,7 @@ def test_case_page_actions_follow_role_and_state(world):
     pages = {who: world.console(who).get(f"/admin/case/{no}").get_data(as_text=True)
              for who in ("office", "dept_a", "supervisor", "leader")}
     actions = {who: set(re.findall(rf'action="/admin/case/{no}/(\w+)"', page)) for who, page in pages.items()}
-    assert actions["dept_a"] == {"return", "request_extension", "reply", "note"}
+    assert actions["dept_a"] == {"record_contact", "return", "request_extension", "reply", "note"}
     assert actions["office"] == {"remind", "note"}
     assert actions["supervisor"] == {"remind", "note"}
     assert actions["leader"] == set() and "没有需要您处理的事项" in pages["leader"]
@@ -279,6 +279,7 @@ def test_in_progress_is_sorted_by_deadline_and_colours_the_late(world, clock):
     office = world.console("office")  # ten idle days ended the session
     page = office.get("/admin/queue-in-progress/").get_data(as_text=True)
     assert page.count("due-overdue") == 2
+    assert page.count("contact-late") == 2  # neither department recorded its first contact: a mark, not a red row
     overdue = office.get("/admin/cases/?flt0_0=yes").get_data(as_text=True)
     assert listed(overdue, later) and listed(overdue, sooner_no)
 

@@ -119,3 +119,28 @@ def test_lists_sorted_by_deadline_break_ties_by_id(world, clock):
     assert listed_cases(office, "/admin/queue-in-progress/") == numbers
     # sorted by a column in the other direction, the tie-break follows it
     assert listed_cases(office, "/admin/queue-in-progress/?sort=8&desc=1") == numbers[::-1]
+
+
+def test_history_lists_page_through_every_case_without_counting_them(world, clock):
+    """The history lists (closed, rejected, all cases) page with previous/next instead of counting every case in
+    the viewer's scope: following "next" from the first page lists every case once, newest first; a queue of open
+    work keeps its numbered pager."""
+    filed = []
+    for minute in range(43):
+        at(clock, 2026, 11, 16, 9, minute)
+        filed.append(world.file()["tracking_no"])
+    office = world.console("office")
+    seen, page, pages = [], 0, 0
+    while True:
+        body = office.get(f"/admin/cases/?page={page}").get_data(as_text=True)
+        rows = CASE_LINK.findall(body)
+        seen += rows
+        pages += 1
+        has_next = f'href="/admin/cases/?page={page + 1}&amp;' in body
+        assert has_next == (len(rows) == 20), (page, len(rows))
+        if not has_next:
+            break
+        page += 1
+    assert pages == 3 and seen == filed[::-1]
+    intake = office.get("/admin/queue-intake/").get_data(as_text=True)
+    assert 'href="/admin/queue-intake/?page=2&amp;' in intake  # page numbers: 43 cases, 3 pages of 20

@@ -54,7 +54,8 @@ from tickets.schedule import JOBS
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_ROLES = ("office", "department", "supervisor", "leader", "admin")
 TEST_RANGE = "+8617000000"
-LADDER_TEMPLATES = ("escalation_warning", "escalation_supervisor", "escalation_leader", "office_reminder")
+LADDER_TEMPLATES = ("escalation_warning", "escalation_supervisor", "escalation_leader", "office_reminder",
+                    "contact_warning", "contact_supervisor")
 
 
 def office_hours(moment: datetime) -> bool:
@@ -142,12 +143,15 @@ def test_the_demo_is_history_acted_in_office_hours(app, now):
         # the variety: every stage now, every kind of step in the past
         assert set(session.scalars(sa.select(Ticket.status))) == {s.value for s in Status}
         assert {"accept", "reject", "transfer", "return", "request_extension", "decide_extension", "reply",
-                "approve", "send_back", "resolve", "remind", "record_visit", "rate", "escalate"} <= {e.action for e in events}
+                "approve", "send_back", "resolve", "remind", "record_visit", "rate", "escalate",
+                "record_contact"} <= {e.action for e in events}
 
         # last month's report has something to say
         figures = monthly_figures(session, Month.containing(now, TZ).shift(-1))["office"]
         assert figures["accepted"] > 20 and figures["closed"] > 10 and figures["rated"] > 10
         assert figures["supervised_2"] > 0 and figures["bad"] > 0
+        # 先行联系: most departments called within hours, some did not
+        assert figures["contacts_due"] > 10 and 0.5 < figures["contact_rate"] < 1
     city_network_checks(app)
 
 

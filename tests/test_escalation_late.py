@@ -18,6 +18,7 @@ from reports.operations import tell_leaders
 from tests.helpers import (
     HANDLER_PHONE,
     TZ,
+    contacted,
     escalations,
     give_phones,
     local,
@@ -156,6 +157,7 @@ def test_a_later_round_fires_with_its_own_facts(world, clock):
     world.act("dept_a", case, "return", reason="不属于本部门职责。")
     clock.set(2026, 11, 17, 9, 0)
     world.act("office", case, "transfer", department_id=world.departments["B"])  # due Tuesday 11-24
+    contacted(world, case, "dept_b")
     assert {s: step_row(world, case, "handle", s).cancel_reason for s in ("warning", "supervisor", "leader")} == {
         "warning": "deadline_ended", "supervisor": "deadline_ended", "leader": "deadline_ended"}
     clock.set(2026, 12, 1, 10, 0)  # Wednesday to Monday after 11-24 are over: 4 working days

@@ -241,7 +241,7 @@ def test_a_department_returning_the_same_case_twice_makes_it_a_dispute_for_the_s
     event = decided["events"][-1]
     assert event["data"]["working_days"] == 3 and event["data"]["arbitrated"] is True
     open_kinds = sorted(d["kind"] for d in decided["deadlines"] if d["ended_at"] is None)
-    assert open_kinds == ["handle"]  # no return window
+    assert open_kinds == ["contact", "handle"]  # no return window (C1 owes its first contact: it never made one)
     # The department decided on cannot return it, even with a return window; it replies.
     response = world.post("dept_c1", f"/api/v1/staff/tickets/{no}/return", json={"reason": "还是不归我们"})
     assert response.status_code == 409 and "return" not in world.ticket("dept_c1", no)["allowed_actions"]

@@ -13,6 +13,11 @@ days (accepted Nov 2 → due Nov 9), surveys stay open 3 days. Every case is fil
   W2  t21:  resolved by the township itself on Nov 2 (no department; 0 working days). Never rated.
   W3  t21:  sent to C2, which returns it on Nov 3 (a return counted against C2); sent to B on Nov 3 (due Nov 10);
             still open at the month's end (overdue, B's).
+
+先行联系: every transfer on Nov 2 at 09:00 owes a first contact by Nov 3 at 10:00 (8 working hours). C1 contacts
+K2's citizen on Nov 2 at 15:00 (on time); B, given W3 on Nov 3 at 09:00, contacts its citizen on Nov 5 (late: due
+Nov 4 10:00). Nobody else records one: R1 and K1 were replied to after Nov 3 10:00 and K3 never was, so they count
+as missed; W1's reply (Nov 3 09:00) and C2's return of W3 came before the time was up: not counted.
 """
 from __future__ import annotations
 
@@ -36,16 +41,16 @@ C1_NAME, C2_NAME = "东湖县办不成事窗口", "西山县办不成事窗口"
 # Each case's counts, worked out by hand from the story above: (owning office, department at the month's end, counts).
 CASES = {
     "R1": ("root", "A", dict(accepted=1, closed=1, closed_in_month=1, closed_on_time=1, handling_days=2, surveys=1,
-                             rated=1, satisfied=1, good=1)),
+                             rated=1, satisfied=1, good=1, contacts_due=1)),
     "K1": ("c1", "C1", dict(accepted=1, closed=1, closed_in_month=1, handling_days=7, overdue=1, surveys=1, rated=1,
-                            satisfied=1)),
+                            satisfied=1, contacts_due=1)),
     "K2": ("t11", "C1", dict(accepted=1, closed=1, closed_in_month=1, closed_on_time=1, handling_days=4, surveys=1,
-                             rated=1, bad=1, bad_rectified=1)),
-    "K3": ("t12", "A", dict(accepted=1, overdue=1, supervised_2=1)),
+                             rated=1, bad=1, bad_rectified=1, contacts_due=1, contacted_on_time=1)),
+    "K3": ("t12", "A", dict(accepted=1, overdue=1, supervised_2=1, contacts_due=1)),
     "W1": ("c2", "C2", dict(accepted=1, closed=1, closed_in_month=1, closed_on_time=1, handling_days=1, surveys=1,
                             rated=1, satisfied=1, good=1)),
     "W2": ("t21", None, dict(accepted=1, closed=1, closed_in_month=1, closed_on_time=1, surveys=1)),
-    "W3": ("t21", "B", dict(accepted=1, overdue=1)),
+    "W3": ("t21", "B", dict(accepted=1, overdue=1, contacts_due=1)),
 }
 RETURNS = (("t21", "C2", 1),)  # W3, returned by C2: counted against C2 (whose case it no longer is)
 
@@ -56,17 +61,20 @@ CITY = {"accepted": 7, "closed": 5, "closure_rate": 0.7143, "closed_in_month": 5
         "on_time_rate": 0.8, "avg_handling_days": 2.8, "overdue": 3, "returned": 1, "extended": 0,
         "supervised_1": 0, "supervised_2": 1, "supervised_3": 0, "surveys": 5, "rated": 4,
         "participation_rate": 0.8, "satisfied": 3, "satisfaction_rate": 0.75, "good": 2, "good_rate": 0.5, "bad": 1,
-        "bad_rectified": 1, "bad_rectified_rate": 1.0, "bad_visited": 0, "return_visit_rate": 0.0}
+        "bad_rectified": 1, "bad_rectified_rate": 1.0, "bad_visited": 0, "return_visit_rate": 0.0,
+        "contacts_due": 5, "contacted_on_time": 1, "contact_rate": 0.2}
 # 东湖县 (c1, t11, t12): K1 K2 K3. 3 accepted, 2 closed; on time 1 of 2; handling 11 / 2; overdue K1 K3;
 # rated 2, satisfied 1 (K1's 3), bad 1.
 C1 = {"accepted": 3, "closed": 2, "closure_rate": 0.6667, "closed_in_month": 2, "closed_on_time": 1,
       "on_time_rate": 0.5, "avg_handling_days": 5.5, "overdue": 2, "returned": 0, "supervised_2": 1, "surveys": 2,
-      "rated": 2, "satisfaction_rate": 0.5, "good_rate": 0.0, "bad": 1, "bad_rectified_rate": 1.0}
+      "rated": 2, "satisfaction_rate": 0.5, "good_rate": 0.0, "bad": 1, "bad_rectified_rate": 1.0,
+      "contacts_due": 3, "contacted_on_time": 1, "contact_rate": 0.3333}
 # 西山县 (c2, t21): W1 W2 W3. 3 accepted, 2 closed, both on time; handling 1 / 2; overdue W3; returned 1 (W3, C2);
 # rated 1 (W1's 2): satisfied.
 C2 = {"accepted": 3, "closed": 2, "closure_rate": 0.6667, "closed_in_month": 2, "closed_on_time": 2,
       "on_time_rate": 1.0, "avg_handling_days": 0.5, "overdue": 1, "returned": 1, "surveys": 2, "rated": 1,
-      "participation_rate": 0.5, "satisfaction_rate": 1.0, "good_rate": 1.0, "bad": 0, "bad_rectified_rate": None}
+      "participation_rate": 0.5, "satisfaction_rate": 1.0, "good_rate": 1.0, "bad": 0, "bad_rectified_rate": None,
+      "contacts_due": 1, "contacted_on_time": 0, "contact_rate": 0.0}
 CHILDREN = {code: [c for c, _name, _level, parent in OFFICES if parent == code] for code in
             ("root", *(c for c, *_ in OFFICES))}
 
@@ -116,6 +124,8 @@ def november(network, clock):
     file("W2", "t21")
     act("office_t21", "W2", "accept")
     act("office_t21", "W2", "resolve", content="已当场答复。")
+    at(clock, 11, 2, 15)
+    act("dept_c1", "K2", "record_contact", contacted_at="2026-11-02T15:00", method="phone", outcome="已电话联系。")
     at(clock, 11, 3)
     act("dept_c2", "W1", "reply", content="已办理完毕。")
     act("office_c2", "W1", "approve")
@@ -127,6 +137,7 @@ def november(network, clock):
         act(dept, name, "reply", content="已办理完毕。")
         act(staff, name, "approve")
     at(clock, 11, 5)
+    act("dept_b", "W3", "record_contact", contacted_at="2026-11-05T09:00", method="visit", outcome="已上门联系。")
     rate("R1", 1)
     rate("K2", 4)
     at(clock, 11, 6)

@@ -54,3 +54,20 @@ def test_every_message_has_a_chinese_translation():
         catalog = read_mo(handle)
     translated = {m.id for m in catalog if m.id and m.string}
     assert found - translated == set()
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_postgresql_connections_run_without_jit(app):
+    """JIT compilation cost the report's aggregates and a city's counts more than it saved (tests/bench/README.md):
+    every connection of the pool has it off, also after a rollback returned it to the pool."""
+    import sqlalchemy as sa
+
+    from tickets.db import db
+
+    with app.app_context():
+        assert db.session.scalar(sa.text("SHOW jit")) == "off"
+        db.session.rollback()
+        db.session.close()
+        engine = db.engine
+        with engine.connect() as first, engine.connect() as second:
+            assert [c.scalar(sa.text("SHOW jit")) for c in (first, second)] == ["off", "off"]

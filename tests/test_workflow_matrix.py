@@ -23,6 +23,7 @@ PAYLOADS = {
     "refer_up": {"reason": "需要上级协调"},
     "assign_down": {"office_code": "c1", "instructions": "请属地办理"},
     "arbitrate": {"department_id": "B"},
+    "record_contact": {"contacted_at": "2026-11-16T09:00:00+08:00", "method": "phone", "outcome": "已电话联系申请人。"},
     "appeal": {"reason": "差评与办理质量无关，办件记录可证。", "evidence": "办件档案第 12 号"},
     "decide_appeal": {"uphold": True, "reason": "申诉属实。", "lift_rectification": True},
 }
@@ -44,7 +45,7 @@ ALLOWED = {
     "accepted": {"transfer", "resolve", "remind", "note", "assign_down"},
     "rejected": {"note"},
     # decide_extension needs a pending request, so it is refused here; see test_extension_* for the rest
-    "transferred": {"return", "request_extension", "reply", "remind", "note"},
+    "transferred": {"return", "request_extension", "reply", "remind", "note", "record_contact"},
     "returned": {"transfer", "remind", "note", "assign_down"},
     "replied": {"approve", "send_back", "remind", "note"},
     "closed": {"note"},
@@ -120,6 +121,7 @@ ROLE_CASES = {
     "note": ("transferred", {"admin", "office", "supervisor", "dept_a"}),
     "explain": ("rectifying", {"admin", "office"}),
     "record_visit": ("rectifying", {"admin", "office"}),
+    "record_contact": ("transferred", {"admin", "dept_a"}),  # the lead department only: dept_b cannot see it (404)
     "appeal": ("rectifying", {"admin", "dept_a"}),
     "decide_appeal": ("rectifying+appeal", {"admin", "supervisor"}),
 }

@@ -10,15 +10,16 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from .db import new_row
-from .models import Deadline, DeadlineKind, Ticket
+from .models import HOURLY_KINDS, Deadline, DeadlineKind, Ticket
 from .slots import AppSlot
 
 # What the ticket's `due_at` follows: the return window runs alongside the handling deadline and is
-# only a limit on the department's `return` action.
+# only a limit on the department's `return` action; the first contact (先行联系) runs alongside it too, with its
+# own field (`contact_due_at`), its own ladder and its own figure: it never makes a case overdue.
 PRIMARY_KINDS = (DeadlineKind.accept, DeadlineKind.handle, DeadlineKind.review, DeadlineKind.rectify)
 
 # How a deadline ended (`Deadline.outcome`): `met` or `late` unless the action that ended it says otherwise
-# (`returned`, `replied`, `referred`, or LIFTED: an upheld appeal called the rectification off).
+# (`returned`, `replied`, `referred`, `not_contacted`, or LIFTED: an upheld appeal called the rectification off).
 LIFTED = "lifted"
 
 
@@ -28,10 +29,17 @@ class Due(Protocol):
 
 
 class Policy(Protocol):
+    office_hours: tuple  # the office's open periods of a working day: ((start, end), ...) in local time
+
     def working_days(self, kind: str, *, problem_type: str | None = None, department_id: int | None = None,
                      office_id: int | None = None) -> int: ...
 
+    def working_hours(self, kind: str, *, problem_type: str | None = None, department_id: int | None = None,
+                      office_id: int | None = None) -> int: ...
+
     def due(self, start: datetime, working_days: int) -> Due: ...
+
+    def due_in_hours(self, start: datetime, working_hours: int) -> Due: ...
 
 
 # Set by the escalation room's init_app (its calendar and policy overrides): this room imports no other.
@@ -65,8 +73,13 @@ def planned(ticket: Ticket, kind: DeadlineKind, at: datetime, *, working_days: i
             department_id: int | None = None) -> Deadline:
     """A first-round deadline of this kind starting at `at`, not yet attached to the ticket or the session."""
     rules = policy()
-    days = working_days or rules.working_days(kind.value, problem_type=ticket.problem_type, department_id=department_id,
-                                              office_id=ticket.office_id)
+    scope = {"problem_type": ticket.problem_type, "department_id": department_id, "office_id": ticket.office_id}
+    if kind in HOURLY_KINDS:
+        hours = rules.working_hours(kind.value, **scope)
+        due = rules.due_in_hours(at, hours)
+        return new_row(Deadline, kind=kind.value, department_id=department_id, started_at=at, working_days=0,
+                       working_minutes=hours * 60, due_at=due.at, original_due_at=due.at, provisional=due.provisional)
+    days = working_days or rules.working_days(kind.value, **scope)
     due = rules.due(at, days)
     return new_row(Deadline, kind=kind.value, department_id=department_id, started_at=at, working_days=days,
                    due_at=due.at, original_due_at=due.at, provisional=due.provisional)
@@ -106,10 +119,15 @@ def extend(deadline: Deadline, working_days: int) -> Deadline:
 
 
 def refresh_ticket_due(session, ticket: Ticket) -> None:
+    """The ticket's copies of its running deadlines: `due_at` (and its kind) for the queues and the overdue rule,
+    `contact_due_at` while a first contact is awaited."""
     session.flush()
-    current = [d for d in open_deadlines(session, ticket) if d.kind in {k.value for k in PRIMARY_KINDS}]
+    running = open_deadlines(session, ticket)
+    current = [d for d in running if d.kind in {k.value for k in PRIMARY_KINDS}]
     if current:
         latest = current[-1]
         ticket.due_at, ticket.due_kind, ticket.due_provisional = latest.due_at, latest.kind, latest.provisional
     else:
         ticket.due_at, ticket.due_kind, ticket.due_provisional = None, None, False
+    contact = [d for d in running if d.kind == DeadlineKind.contact.value]
+    ticket.contact_due_at = contact[-1].due_at if contact else None

@@ -54,6 +54,7 @@ DEADLINE_LABELS = {
     "return": _l("Return window"),
     "review": _l("Review"),
     "rectify": _l("Rectification"),
+    "contact": _l("First contact"),
 }
 
 # 申诉复核: where a department's appeal of a 差评 stands (Appeal.outcome).

@@ -92,6 +92,20 @@ class DeadlineKind(str, enum.Enum):
     return_ = "return"       # window in which the department may return a misrouted case
     review = "review"        # the office reviews a reply
     rectify = "rectify"      # the department fixes what a 差评 reopened
+    contact = "contact"      # 先行联系: the department first contacts the citizen (counted in working hours)
+
+
+# Deadlines counted in working hours of the office (OFFICE_HOURS) rather than in working days.
+HOURLY_KINDS = frozenset({DeadlineKind.contact})
+
+
+class ContactMethod(str, enum.Enum):
+    """How a department first contacted the citizen (`record_contact`)."""
+
+    phone = "phone"
+    visit = "visit"
+    sms = "sms"
+    other = "other"
 
 
 def _time(**kwargs: Any) -> Any:
@@ -238,6 +252,9 @@ class Ticket(SQLModel, table=True):
     due_at: Optional[datetime] = _time(default=None)
     due_kind: Optional[str] = Field(default=None, sa_type=sa.String(16))
     due_provisional: bool = Field(default=False)
+    # 先行联系: when the department must first contact the citizen by, while it has not (a deadline of its own,
+    # apart from `due_at`: it never makes the case overdue nor moves it in the queues).
+    contact_due_at: Optional[datetime] = _time(default=None)
     created_at: datetime = _time(default_factory=utcnow)
     updated_at: datetime = _time(default_factory=utcnow)
     closed_at: Optional[datetime] = _time(default=None)
@@ -298,7 +315,8 @@ class Deadline(SQLModel, table=True):
     round: int = Field(default=1)
     department_id: Optional[int] = Field(default=None, foreign_key="department.id")
     started_at: datetime = _time()
-    working_days: int
+    working_days: int  # 0 for a deadline counted in working hours (HOURLY_KINDS)
+    working_minutes: Optional[int] = Field(default=None)  # the limit of an hourly deadline, in working minutes
     due_at: datetime = _time()
     original_due_at: datetime = _time()
     extended_days: int = Field(default=0)

@@ -10,6 +10,7 @@ One definition of each idea, read by the API, the console, the reports and the C
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import sqlalchemy as sa
@@ -49,8 +50,12 @@ def by_code(session, code: str | None, *, active_only: bool = False) -> Office |
     return session.scalar(query)
 
 
+@functools.lru_cache(maxsize=4096)
 def subtree(office_id: int) -> sa.Select:
-    """SELECT of the ids of this office and of every office below it."""
+    """SELECT of the ids of this office and of every office below it.
+
+    Built once per office and shared (statements are immutable): it names the top office by id and reads its path
+    in the query, so it stays true when offices move, and building it cost a list page more than running it."""
     top = aliased(Office)
     return (sa.select(Office.id).join(top, top.id == office_id)
             .where(Office.path.startswith(top.path)))
@@ -113,8 +118,9 @@ def codes(session) -> dict[int, str]:
 
 # --- who sees which cases -------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
 def ticket_in_subtree(office_id: int):
-    """WHERE clause: the ticket is owned by this office or one below it."""
+    """WHERE clause: the ticket is owned by this office or one below it (built once per office, as `subtree`)."""
     return Ticket.office_id.in_(subtree(office_id))
 
 

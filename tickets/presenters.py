@@ -9,7 +9,7 @@ from . import offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
 from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
-from .models import Appeal, Deadline, Department, Event, Office, Status, Survey, Ticket, User
+from .models import Appeal, Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
 from .workflow import Actor, allowed_actions, label_of, public_note
 
 
@@ -98,6 +98,7 @@ def list_item(ticket: Ticket, departments: dict[int, str], now: datetime,
         "due_at": iso(ticket.due_at),
         "due_kind": ticket.due_kind,
         "overdue": ticket.overdue(now),
+        "contact_due_at": iso(ticket.contact_due_at),
         "version": ticket.version,
     }
 
@@ -108,6 +109,40 @@ def list_items(session, tickets: list[Ticket], now: datetime) -> list[dict]:
     return [list_item(t, names, now, office_rows) for t in tickets]
 
 
+def _hours(minutes: int | None):
+    """Working minutes as working hours (8, or 7.5), for deadlines counted in hours; None for the others."""
+    if minutes is None:
+        return None
+    return minutes // 60 if minutes % 60 == 0 else round(minutes / 60, 2)
+
+
+def _name(user) -> str | None:
+    return (user.display_name or user.username) if user is not None else None
+
+
+def first_contact(deadline_rows, events, names: dict, users: dict, now: datetime,
+                  department_id: int | None = None) -> dict | None:
+    """先行联系 of the department that has the case (else of the latest one asked): awaited (`awaiting`, `past_due`
+    once its time has run out), or how it ended (`met`, `late`, `not_contacted`), with the contact as the department
+    recorded it. None: the case never reached a department with a first-contact deadline."""
+    rounds = [d for d in deadline_rows if d.kind == DeadlineKind.contact.value]
+    if not rounds:
+        return None
+    deadline = next((d for d in reversed(rounds) if d.department_id == department_id), rounds[-1])
+    recorded = next((e for e in reversed(events) if e.action == "record_contact"
+                     and (e.data or {}).get("round") == deadline.round), None)
+    data = (recorded.data or {}) if recorded is not None else {}
+    state = deadline.outcome or ("past_due" if deadline.due_at < now else "awaiting")
+    return {"state": state, "round": deadline.round, "department_id": deadline.department_id,
+            "department_name": names.get(deadline.department_id), "started_at": iso(deadline.started_at),
+            "working_hours": _hours(deadline.working_minutes), "due_at": iso(deadline.due_at),
+            "ended_at": iso(deadline.ended_at),
+            "contacted_at": iso(datetime.fromisoformat(data["contacted_at"])) if data.get("contacted_at") else None,
+            "method": data.get("method"), "outcome": recorded.note if recorded is not None else None,
+            "recorded_at": iso(recorded.at) if recorded is not None else None,
+            "recorded_by": _name(users.get(recorded.actor_id)) if recorded is not None else None}
+
+
 def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
     co_ids = co_department_ids(session, ticket)
     dispatch = offices.suggested_department(session, ticket)
@@ -116,6 +151,9 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
     view = public_view(session, ticket)
     view.update(list_item(ticket, names, now, _offices(session, [ticket.office_id])))
     events = list(session.scalars(sa.select(Event).where(Event.ticket_id == ticket.id).order_by(Event.at, Event.id)))
+    deadline_rows = list(session.scalars(sa.select(Deadline).where(Deadline.ticket_id == ticket.id)
+                                        .order_by(Deadline.id)))
+    names.update(_department_names(session, [d.department_id for d in deadline_rows if d.department_id not in names]))
     actor_ids = {e.actor_id for e in events if e.actor_id}
     users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(actor_ids)))} if actor_ids else {}
     view.update({
@@ -139,14 +177,16 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
         "deadlines": [
             {"kind": d.kind, "label": label(DEADLINE_LABELS, d.kind), "round": d.round,
              "department_id": d.department_id, "started_at": iso(d.started_at), "working_days": d.working_days,
+             "working_hours": _hours(d.working_minutes),
              "due_at": iso(d.due_at), "original_due_at": iso(d.original_due_at), "extended_days": d.extended_days,
              "provisional": d.provisional, "ended_at": iso(d.ended_at), "outcome": d.outcome}
-            for d in session.scalars(sa.select(Deadline).where(Deadline.ticket_id == ticket.id).order_by(Deadline.id))
+            for d in deadline_rows
         ],
+        "first_contact": first_contact(deadline_rows, events, names, users, now, ticket.department_id),
         "events": [
             {"id": e.id, "at": iso(e.at), "action": e.action, "label": label_of(e.action),
              "from_status": e.from_status, "to_status": e.to_status,
-             "actor": (users[e.actor_id].display_name or users[e.actor_id].username) if e.actor_id in users else None,
+             "actor": _name(users.get(e.actor_id)),
              "actor_role": e.actor_role, "note": e.note, "public": e.public, "public_note": e.public_note,
              "data": e.data}
             for e in events

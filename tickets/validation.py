@@ -98,6 +98,32 @@ def calendar_date(value, *, required: bool):
         raise FieldError(_l("Must be a date written YYYY-MM-DD.")) from None
 
 
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def moment(value, *, required: bool, tz):
+    """A date and time written ISO 8601, `YYYY-MM-DDTHH:MM[:SS][±HH:MM]`, as an aware datetime in UTC; without an
+    offset it is local time in `tz` (the console's date-and-time field). Years 2000 to 2100."""
+    from datetime import datetime, timezone
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise FieldError(_l("This field is required."))
+        return None
+    message = _l("Must be a date and time written YYYY-MM-DDTHH:MM (with an offset such as +08:00, or local time).")
+    if not isinstance(value, str) or not _MOMENT.fullmatch(value.strip()):
+        raise FieldError(message)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        if not 2000 <= parsed.year <= 2100:
+            raise ValueError(parsed.year)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise FieldError(message) from None
+
+
 def integer_list(value, *, max_items: int) -> list[int]:
     if value is None:
         return []

@@ -27,6 +27,7 @@ from ..models import (
     Ticket,
     TicketCoDepartment,
 )
+from . import contact
 from .appeals import appealable_rating, pending_appeal
 from .engine import SYSTEM, move, open_deadline, record
 from .registry import KINDS, Input, action, event_kind, text
@@ -214,6 +215,7 @@ def _dispatch(session, ticket, department, now, *, working_days, return_window: 
                              department_id=department.id)
     if return_window:
         deadlines.start(session, ticket, DeadlineKind.return_, now, department_id=department.id)
+    contact.start(session, ticket, department.id, now)
     deadlines.refresh_ticket_due(session, ticket)
     return {"from_status": previous,
             "data": {"department_id": department.id, "department_name": department.name,
@@ -240,6 +242,24 @@ def _transfer(session, ticket, actor, data, now):
     done = _dispatch(session, ticket, department, now, working_days=data["working_days"], return_window=True)
     return record(session, ticket, actor, "transfer", now, from_status=done["from_status"], note=data["instructions"],
                   public=True, data={**done["data"], "co_department_ids": data["co_department_ids"]})
+
+
+@action("record_contact", roles={"department"}, statuses={"transferred"}, lead_department_only=True,
+        precondition=contact.awaited, parse=contact.parse,
+        inputs=(Input("contacted_at", _l("When the citizen was contacted"), "datetime"),
+                Input("method", _l("How"), "choice", options=tuple(contact.METHOD_LABELS.items())),
+                text("outcome", _l("What was said or agreed (internal)"))),
+        label=_l("First contact recorded"), button=_l("Record the first contact"), public=True,
+        public_note=contact.public_note, moves_deadlines=True)
+def _record_contact(session, ticket, actor, data, now):
+    """先行联系: the contact deadline ends at the moment of the contact, met or late (see `contact`)."""
+    deadline = open_deadline(session, ticket, DeadlineKind.contact)
+    deadlines.end(session, ticket, [DeadlineKind.contact], data["contacted_at"])
+    deadlines.refresh_ticket_due(session, ticket)
+    return record(session, ticket, actor, "record_contact", now, from_status=ticket.status, note=data["outcome"],
+                  public=True, data={"contacted_at": data["contacted_at"].isoformat(), "method": data["method"],
+                                     "due_at": deadline.due_at.isoformat(), "on_time": deadline.outcome == "met",
+                                     "round": deadline.round, "department_id": deadline.department_id})
 
 
 def _return_window_open(session, ticket, now):
@@ -278,6 +298,7 @@ def _return(session, ticket, actor, data, now):
         ticket.disputed = True
     previous = move(ticket, Status.returned)
     deadlines.end(session, ticket, [DeadlineKind.handle, DeadlineKind.return_], now, outcome="returned")
+    contact.end_uncontacted(session, ticket, now)
     _withdraw_pending_extension(session, ticket, now)
     deadlines.start(session, ticket, DeadlineKind.accept, now)
     deadlines.refresh_ticket_due(session, ticket)
@@ -420,6 +441,7 @@ def _reply(session, ticket, actor, data, now):
     ticket.reply_content = data["content"]
     deadlines.end(session, ticket, [DeadlineKind.handle, DeadlineKind.rectify], now)
     deadlines.end(session, ticket, [DeadlineKind.return_], now, outcome="replied")
+    contact.end_uncontacted(session, ticket, now)  # a reply is not a contact
     _withdraw_pending_extension(session, ticket, now)
     deadlines.start(session, ticket, DeadlineKind.review, now)
     deadlines.refresh_ticket_due(session, ticket)
@@ -464,6 +486,8 @@ def _send_back(session, ticket, actor, data, now):
     previous = move(ticket, target)
     deadlines.end(session, ticket, [DeadlineKind.review], now)
     deadlines.reopen(session, ticket, DeadlineKind.rectify if target == Status.rectifying else DeadlineKind.handle)
+    if target == Status.transferred:
+        contact.resume(session, ticket)
     deadlines.refresh_ticket_due(session, ticket)
     return record(session, ticket, actor, "send_back", now, from_status=previous, note=data["reason"], public=True)
 

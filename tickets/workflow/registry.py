@@ -24,7 +24,7 @@ from typing import Callable
 
 from ..models import Role, Status
 
-INPUT_KINDS = ("text", "department", "departments", "days", "yesno", "date", "office")
+INPUT_KINDS = ("text", "department", "departments", "days", "yesno", "date", "office", "datetime", "choice")
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,11 @@ class Input:
 
     name: str
     label: object
-    kind: str = "text"   # one of INPUT_KINDS (office: the code of an office below the owning one)
+    kind: str = "text"   # one of INPUT_KINDS (office: the code of an office below the owning one; datetime: local
+                         # date and time, now unless changed; choice: one of `options`)
     required: bool = True
     hint: object = ""
-    options: tuple = ()  # for yesno: ((value, label), ...) when the default approve/refuse does not fit
+    options: tuple = ()  # ((value, label), ...): a choice's; for yesno when the default approve/refuse does not fit
 
     def read(self, form):
         """This field's payload value from a posted form (the workflow validates it)."""
