@@ -16,8 +16,8 @@ def console(app=None) -> Admin:
 
 
 def init_app(app) -> Admin:
-    """Wire the console: its views (queues, case pages, escalation, management, SMS, reports) and sign-in."""
-    from . import auth, dispatch, escalation, intake, management, sms
+    """Wire the console: its views (queues, case pages, escalation, management, appeals, SMS, reports) and sign-in."""
+    from . import appeals, auth, dispatch, escalation, intake, management, sms
     from .case import CaseView
     from .dashboard import Dashboard
     from .queues import QUEUES, QueueView
@@ -35,6 +35,7 @@ def init_app(app) -> Admin:
         escalation.register(admin)
         management.register(admin)
         dispatch.register(admin)
+        appeals.register(admin)
         sms.register(admin)
         admin.add_view(ReportsView(name=_l("Reports"), endpoint="reports", url="/admin/reports"))
     app.register_blueprint(auth.bp)

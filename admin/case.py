@@ -33,7 +33,8 @@ from .escalation import event_lines, step_history
 from .queues import due_badge
 
 OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), "returned": _l("returned"),
-            "referred": _l("referred to another window"), "not_contacted": _l("ended without a recorded contact")}
+            "referred": _l("referred to another window"), "not_contacted": _l("ended without a recorded contact"),
+            "lifted": _l("lifted (appeal upheld)")}
 
 
 def _version(form) -> int | None:

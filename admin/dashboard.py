@@ -10,8 +10,9 @@ from tickets import clock
 from tickets.access import visibility
 from tickets.db import db
 from tickets.labels import STATUS_LABELS, label
-from tickets.models import Ticket
+from tickets.models import Role, Ticket
 
+from .appeals import PENDING_FILTER, pending_count
 from .base import RoleGuard, current_actor, current_role
 from .queues import (QUEUES, DueTodayFilter, FiledTodayFilter, OverdueFilter, counts_by_status, department_names,
                      due_badge, queue_count, shortcut_args)
@@ -22,6 +23,8 @@ ALL_CASES = next(q for q in QUEUES if q.endpoint == "cases")
 CARDS = (("new_today", _l("New today"), "", FiledTodayFilter),
          ("due_today", _l("Due today"), "stat-warn", DueTodayFilter),
          ("overdue", _l("Overdue"), "stat-alert", OverdueFilter))
+# Who is shown the appeals of 差评 waiting for a decision (申诉复核): those who decide them.
+APPEAL_DECIDERS = frozenset({Role.supervisor, Role.admin})
 
 
 class Dashboard(RoleGuard, AdminIndexView):
@@ -43,6 +46,10 @@ class Dashboard(RoleGuard, AdminIndexView):
         cards = [{"key": key, "text": text, "css": css, "count": count(kind.condition(now)),
                   "url": url_for("cases.index_view", **shortcut_args(ALL_CASES, kind))}
                  for key, text, css, kind in CARDS]
+        if role in APPEAL_DECIDERS:
+            cards.append({"key": "appeals", "text": _l("Appeals awaiting decision"), "css": "stat-warn",
+                          "count": pending_count(actor),
+                          "url": url_for("appeals.index_view", **{f"flt0_{PENDING_FILTER}": "pending"})})
         listing = lambda kind: list(db.session.scalars(
             sa.select(Ticket).where(visibility(actor), kind.condition(now))
             .order_by(Ticket.due_at, Ticket.id).limit(LIST_SIZE)))

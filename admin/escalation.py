@@ -114,6 +114,11 @@ def event_lines(event: dict) -> list[tuple[str, bool]]:
             lines.append((_("%(step)s called off: %(reason)s", step=label(STEP_LABELS, step["step"]),
                             reason=label(CANCEL_LABELS, step.get("reason"))), False))
         return lines
+    if event.get("action") == "decide_appeal":
+        lines.append((_("Appeal upheld.") if data.get("upheld") else _("Appeal rejected."), False))
+        if data.get("lifted_rectification"):
+            lines.append((_("The rectification was lifted; the case is closed again with its earlier answer."),
+                          False))
     for audience, sent in (data.get("notified") or {}).items():
         if not sent:
             lines.append((nobody_text(audience), True))

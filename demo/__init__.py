@@ -1,5 +1,5 @@
 """The demo office of `make run` (`flask seed-demo`): six departments, one login of each role, three months of
-past work (36 cases a month) and 13 recent cases, at every stage of the loop now.
+past work (36 cases a month) and 14 recent cases, at every stage of the loop now.
 
 It drives every room (the ticket workflow, the escalation ladder, the SMS room's history and test numbers),
 so it sits beside app.py, which composes the rooms, rather than inside `tickets`, which imports no other room.

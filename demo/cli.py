@@ -17,7 +17,7 @@ from .seed import seed
 @with_appcontext
 @click.option("--if-empty", is_flag=True, help="do nothing when the database already has departments")
 def seed_demo(if_empty):
-    """Load the demo office: six departments, one login of each role, three months of past cases and 13 recent ones."""
+    """Load the demo office: six departments, one login of each role, three months of past cases and 14 recent ones."""
     if if_empty and db.session.scalar(sa.select(sa.func.count()).select_from(Department)):
         click.echo("demo data already present")
         return

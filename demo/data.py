@@ -81,6 +81,12 @@ CASES = [
     (2, "马超", "plain", "other", "不动产登记咨询",
      "想咨询二手房过户需要哪些材料，电话一直打不通。",
      [("accept", {}), ("resolve", {"content": "已电话联系您并告知二手房过户所需材料清单，也可在政务服务网“不动产登记”专区查询。"})]),
+    # A 差评 of the last days that the department may still appeal (申诉复核: within 5 working days of the rating).
+    (2, "何平", "plain", "too_slow", "灵活就业社保缴费",
+     "灵活就业人员社保缴费基数调整申请提交后一直没有回音。",
+     [("accept", {}), ("transfer", {"dept": "RSJ"}),
+      ("reply", {"content": "经核实，您的缴费基数调整已于申请当日办结，新基数从下月起执行，办理结果已短信告知。"}, "rsj"),
+      ("approve", {}), ("rate", 5)]),
 ]
 
 # Three months of ordinary work before the cases above, so that last month's report has something to say.

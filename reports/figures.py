@@ -101,7 +101,8 @@ def department_table(session, groups: dict, office: Office | None = None) -> lis
         sa.select(Department.id, Department.name).where(sa.or_(
             mine, Department.id.in_([d for d in groups if d is not None])))
     ).all())
-    return rank_rows([{"id": d, "name": name, **with_rates(groups.get(d, empty_counts()))}
+    # A department's row leaves out the 差评 whose appeal was upheld (metrics.department_view); the total keeps them.
+    return rank_rows([{"id": d, "name": name, **with_rates(groups.get(d, empty_counts()), department=True)}
                       for d, name in names.items()])
 
 

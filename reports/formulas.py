@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from flask_babel import lazy_gettext as _l
 
 # 2026.2 (issue 14): 先行联系 (contacts_due, contacted_on_time, contact_rate); default ratings counted apart
-# (参评率, 满意率 with and without them)
+# (参评率, 满意率 with and without them); 申诉复核: a 差评 whose appeal was upheld leaves its department's 满意率 and
+# 差评 figures (the office's total keeps it), a rectification lifted by an upheld appeal closes the case again, and
+# the month's appeals are counted.
 FORMULA_VERSION = "2026.2"
 
 
@@ -66,20 +68,32 @@ FORMULAS = (
     Formula("participation_rate", _l("Participation rate"), _l(
         "Surveys answered ÷ surveys closed: real answers only, default ratings not counted."), rate=True),
     Formula("satisfaction_rate", _l("Satisfaction rate"), _l(
-        "(Very satisfied + satisfied + basically satisfied) ÷ surveys answered: real answers only, default "
-        "ratings not counted."), rate=True),
+        "(Very satisfied + satisfied + basically satisfied) ÷ surveys answered: real answers only, default ratings "
+        "not counted. In a department's row the answers leave out the bad ratings whose appeal was upheld before "
+        "the month's end; the office's total keeps them."), rate=True),
     Formula("satisfaction_rate_with_default", _l("Satisfaction rate incl. default ratings"), _l(
         "(Very satisfied + satisfied + basically satisfied among the answers + default ratings) ÷ (surveys "
-        "answered + default ratings): every default rating counts as basically satisfied."), rate=True),
+        "answered + default ratings): every default rating counts as basically satisfied. A department's row "
+        "leaves out the bad ratings whose appeal was upheld, as above."), rate=True),
     Formula("good_rate", _l("Praise rate"), _l(
         "(Very satisfied + satisfied) ÷ surveys answered: real answers only."), rate=True),
     Formula("bad", _l("Bad ratings"), _l(
-        "Ratings of 4 (dissatisfied) or 5 (very dissatisfied) among the answers (a default rating is never one).")),
+        "Ratings of 4 (dissatisfied) or 5 (very dissatisfied) among the answers (a default rating is never one). "
+        "A department's row leaves out those whose appeal was upheld before the month's end; the office's total "
+        "(and each window's) keeps them.")),
     Formula("bad_rectified_rate", _l("Bad-rating rectification rate"), _l(
-        "Bad ratings after which the case was closed again (rework approved or explained) before the month's "
-        "end ÷ bad ratings."), rate=True),
+        "Bad ratings after which the case was closed again (rework approved, explained, or the rectification lifted "
+        "by an upheld appeal) before the month's end ÷ bad ratings (in a department's row, its bad ratings as "
+        "counted there)."), rate=True),
     Formula("return_visit_rate", _l("Return-visit rate for bad ratings"), _l(
         "Bad ratings with a return visit recorded before the month's end ÷ bad ratings (every case is filed "
-        "under the citizen's real name)."), rate=True),
+        "under the citizen's real name; in a department's row, its bad ratings as counted there)."), rate=True),
+    Formula("appeals", _l("Appeals filed"), _l(
+        "Appeals of a bad rating (申诉复核) a department filed in the month; counted for that department.")),
+    Formula("appeals_upheld", _l("Appeals upheld"), _l(
+        "Appeals the supervisor upheld in the month, whenever filed. A bad rating leaves its department's figures "
+        "of the month its survey closed in if its appeal was upheld before that month's end.")),
+    Formula("appeals_rejected", _l("Appeals rejected"), _l(
+        "Appeals the supervisor rejected in the month, whenever filed; nothing else changes.")),
 )
 FORMULA_BY_KEY = {f.key: f for f in FORMULAS}

@@ -8,6 +8,11 @@ department's figures, a child office's (its subtree's) and the total are sums of
 belongs to exactly one office, and to one department or to none when the window settled it itself).
 Definitions: `formulas.FORMULAS`.
 
+Appeals (申诉复核): a 差评 whose appeal was upheld before the month's end stays in every office-wide figure but leaves
+the figures of the department it was given to (`department_view`): its 差评数 and what is counted over them, and the
+answers its 满意率 is taken over. The groups carry how many such ratings they hold (`bad_upheld`, ...), so a
+department's row subtracts them while the office's total, the child offices' rows and `own` keep them.
+
 Working days: the handling-time query groups the closed cases by (department, local filing day, local
 closing day) in SQL, and the calendar is applied once per distinct day pair in Python. A month has at
 most a few thousand distinct pairs however many cases it holds, and the calendar stays the one
@@ -25,7 +30,7 @@ import sqlalchemy as sa
 
 from escalation.calendar import WorkCalendar, working_days_between
 from tickets import offices
-from tickets.models import Deadline, Event, ExtensionRequest, Office, ReturnVisit, Survey, Ticket
+from tickets.models import Appeal, Deadline, Event, ExtensionRequest, Office, ReturnVisit, Survey, Ticket
 from tickets.workflow import names
 
 from .formulas import FORMULA_VERSION
@@ -35,6 +40,7 @@ from .models import Report
 CLOSING_ACTIONS = names(closes_case=True)                # approve, resolve, explain
 RECLOSING_ACTIONS = names(answers_bad_rating=True)       # what answers a bad rating: approve, explain
 SUPERVISION_ACTIONS = names(raises_supervision=True)     # escalate, remind (a remind counts as level 1)
+LIFTING_ACTIONS = names(lifts_rectification=True)        # decide_appeal: closes a reopened case again when upheld
 DEPARTMENT_DEADLINES = ("handle", "rectify")      # deadlines the department is measured by
 ON_TIME_DEADLINES = ("accept", "handle", "rectify")
 CONTACT_DEADLINE = "contact"                      # 先行联系, its own figure (never in the on-time closure rate)
@@ -137,6 +143,19 @@ def _flag(condition):
     return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
+def leaves_closed(events):
+    """Events (`Event` or its table's columns) after which a case is closed: a closing action, or an upheld appeal
+    that lifted the rectification a 差评 had reopened (no new answer, so not a closing of its own in 本月办结数)."""
+    return sa.or_(events.action.in_(CLOSING_ACTIONS),
+                  sa.and_(events.action.in_(LIFTING_ACTIONS), events.to_status == "closed"))
+
+
+def answers_bad_rating(events):
+    """Events that answer a 差评: rework approved, an explanation, or the rectification lifted by an upheld appeal."""
+    return sa.or_(events.action.in_(RECLOSING_ACTIONS),
+                  sa.and_(events.action.in_(LIFTING_ACTIONS), events.to_status == "closed"))
+
+
 def step_level():
     """The supervision level an escalation or reminder event stands for (a reminder is level 1)."""
     return sa.case((Event.action == "remind", 1), else_=Event.data["level"].as_integer())
@@ -156,15 +175,15 @@ def cohort(start, end, scope: Scope, *, departments: bool = True):
 
     Set-based rather than one lookup per case: a case accepted in the month can only have been
     transferred, closed or rated badly after its acceptance, so every row that decides these lies in
-    the month as well. Closed at the end means its last closing event comes after its last bad rating
-    (a bad rating is the only way out of `closed`); its department is that of its last handling
-    deadline started in the month. Only the cases `scope` holds, with their owning office.
+    the month as well. Closed at the end means its last closing event (or upheld appeal that lifted the
+    rectification, `leaves_closed`) comes after its last bad rating (a bad rating is the only way out of
+    `closed`); its department is that of its last handling deadline started in the month. Only the cases `scope` holds, with their owning office.
     """
     event, deadline = Event.__table__, Deadline.__table__
     accepted = (sa.select(event.c.ticket_id, Ticket.office_id).join(Ticket, Ticket.id == event.c.ticket_id)
                 .where(event.c.action == "accept", between(event.c.at, start, end),
                        scope.owned()).subquery())
-    closed = _latest(event.c.at, event.c.action.in_(CLOSING_ACTIONS), between(event.c.at, start, end))
+    closed = _latest(event.c.at, leaves_closed(event.c), between(event.c.at, start, end))
     reopened = _latest(event.c.at, event.c.action == "rate", event.c.to_status == "rectifying",
                        between(event.c.at, start, end))
     closed_flag = sa.case((sa.and_(closed.c.at.is_not(None),
@@ -287,7 +306,7 @@ def rectified_by(end):
     export's `rectification_status` reads."""
     return (
         sa.select(Event.id)
-        .where(Event.ticket_id == Survey.ticket_id, Event.action.in_(RECLOSING_ACTIONS),
+        .where(Event.ticket_id == Survey.ticket_id, answers_bad_rating(Event),
                Event.at > Survey.rated_at, Event.at < end)
         .exists()
     )
@@ -298,16 +317,26 @@ def visited_by(end):
     return sa.select(ReturnVisit.id).where(ReturnVisit.survey_id == Survey.id, ReturnVisit.visited_at < end).exists()
 
 
-SURVEY_COUNTS = ("surveys", "rated", "defaulted", "satisfied", "good", "bad", "bad_rectified", "bad_visited")
+def upheld_by(end):
+    """Condition on `Survey`: an appeal against this round's 差评 was upheld (申诉复核) before `end`."""
+    return (sa.select(Appeal.id).where(Appeal.survey_id == Survey.id, Appeal.upheld.is_(True), Appeal.decided_at < end)
+            .exists())
+
+
+SURVEY_COUNTS = ("surveys", "rated", "defaulted", "satisfied", "good", "bad", "bad_rectified", "bad_visited",
+                 "bad_upheld", "bad_upheld_rectified", "bad_upheld_visited")
 
 
 def survey_rows(session, start, end, scope):
     """Per department and owning office: surveys closed in the month, their real answers and default ratings, bad
-    ratings answered and visited by the end (the columns of SURVEY_COUNTS after the first two).
+    ratings answered and visited by the end; and of the bad ratings, those whose appeal was upheld before the end,
+    answered and visited (the columns of SURVEY_COUNTS after the first).
 
     A default rating (`Survey.defaulted`) is counted apart: `rated`, `satisfied`, `good` and `bad` are real answers
     only (`Survey.answered`)."""
     bad = sa.and_(Survey.answered, Survey.bad_rating)
+    rectified, visited = rectified_by(end), visited_by(end)
+    set_aside = sa.and_(bad, upheld_by(end))
     # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is
     # the one rated.
     surveys = sa.select(
@@ -318,8 +347,11 @@ def survey_rows(session, start, end, scope):
         sa.case((sa.and_(Survey.answered, sa.not_(Survey.bad_rating)), 1), else_=0).label("satisfied"),
         sa.case((sa.and_(Survey.answered, Survey.score <= 2), 1), else_=0).label("good"),
         sa.case((bad, 1), else_=0).label("bad"),
-        sa.case((sa.and_(bad, rectified_by(end)), 1), else_=0).label("bad_rectified"),
-        sa.case((sa.and_(bad, visited_by(end)), 1), else_=0).label("bad_visited"),
+        sa.case((sa.and_(bad, rectified), 1), else_=0).label("bad_rectified"),
+        sa.case((sa.and_(bad, visited), 1), else_=0).label("bad_visited"),
+        sa.case((set_aside, 1), else_=0).label("bad_upheld"),
+        sa.case((sa.and_(set_aside, rectified), 1), else_=0).label("bad_upheld_rectified"),
+        sa.case((sa.and_(set_aside, visited), 1), else_=0).label("bad_upheld_visited"),
     ).join(Ticket, Ticket.id == Survey.ticket_id).where(between(Survey.closes_at, start, end),
                                                         scope.owned()).subquery()
     c = surveys.c
@@ -330,11 +362,32 @@ def survey_rows(session, start, end, scope):
     ).all()
 
 
+
+
+def appeal_rows(session, start, end, scope):
+    """Per department (the one that appealed) and owning office: appeals filed in the month; appeals decided in the
+    month, upheld or rejected."""
+    by = (Appeal.department_id, Ticket.office_id)
+    owned = (Ticket, sa.and_(Ticket.id == Appeal.ticket_id, scope.owned()))
+    filed = session.execute(
+        sa.select(*by, sa.func.count()).select_from(Appeal).join(*owned)
+        .where(between(Appeal.filed_at, start, end)).group_by(*by)
+    ).all()
+    decided = session.execute(
+        sa.select(*by, Appeal.upheld, sa.func.count()).select_from(Appeal).join(*owned)
+        .where(between(Appeal.decided_at, start, end)).group_by(*by, Appeal.upheld)
+    ).all()
+    return filed, decided
+
+
 # --- putting the figures together -------------------------------------------------------------------
 
+APPEAL_COUNTS = ("appeals", "appeals_upheld", "appeals_rejected")
 COUNTS = ("accepted", "closed", "closed_in_month", "closed_on_time", "handling_days", "overdue", "returned",
           "extended", "supervised_1", "supervised_2", "supervised_3", *SURVEY_COUNTS, "contacts_due",
-          "contacted_on_time")
+          "contacted_on_time", *APPEAL_COUNTS)
+# What a rating whose appeal was upheld takes out of its department's counts (`department_view`).
+SET_ASIDE = (("bad", "bad_upheld"), ("bad_rectified", "bad_upheld_rectified"), ("bad_visited", "bad_upheld_visited"))
 
 
 def empty_counts() -> dict:
@@ -342,21 +395,35 @@ def empty_counts() -> dict:
 
 
 def had_cases(row: dict) -> bool:
-    """Whether a department's figures count anything in the month (only those departments are ranked)."""
-    return any(row.get(key) for key in COUNTS)
+    """Whether a department's figures count a case in the month (only those departments are ranked): an appeal
+    decided in a month without cases does not rank a department."""
+    return any(row.get(key) for key in COUNTS if key not in APPEAL_COUNTS)
 
 
-def with_rates(counts: dict) -> dict:
-    """Rates from counts (the formulas of `formulas.FORMULAS`); the raw counts stay alongside."""
+def department_view(counts: dict) -> dict:
+    """A department's own counts: the 差评 whose appeal was upheld before the month's end are not its 差评 (nor among
+    those rectified or visited). `bad_upheld` stays, so the 满意率 is taken over the answers less those ratings."""
+    own = dict(counts)
+    for key, upheld in SET_ASIDE:
+        own[key] = counts[key] - counts[upheld]
+    return own
+
+
+def with_rates(counts: dict, *, department: bool = False) -> dict:
+    """Rates from counts (the formulas of `formulas.FORMULAS`); the raw counts stay alongside. A department's row
+    (`department`) leaves out the ratings whose appeal was upheld (`department_view`); office-wide figures keep them."""
+    if department:
+        counts = department_view(counts)
     figures = {key: value for key, value in counts.items() if key != "handling_days"}
     figures["closure_rate"] = ratio(counts["closed"], counts["accepted"])
     figures["on_time_rate"] = ratio(counts["closed_on_time"], counts["closed_in_month"])
     figures["avg_handling_days"] = (round(counts["handling_days"] / counts["closed_in_month"], 1)
                                     if counts["closed_in_month"] else None)
     figures["participation_rate"] = ratio(counts["rated"], counts["surveys"])
-    figures["satisfaction_rate"] = ratio(counts["satisfied"], counts["rated"])
+    set_aside = counts["bad_upheld"] if department else 0
+    figures["satisfaction_rate"] = ratio(counts["satisfied"], counts["rated"] - set_aside)
     figures["satisfaction_rate_with_default"] = ratio(counts["satisfied"] + counts["defaulted"],
-                                                      counts["rated"] + counts["defaulted"])
+                                                      counts["rated"] - set_aside + counts["defaulted"])
     figures["good_rate"] = ratio(counts["good"], counts["rated"])
     figures["bad_rectified_rate"] = ratio(counts["bad_rectified"], counts["bad"])
     figures["return_visit_rate"] = ratio(counts["bad_visited"], counts["bad"])
@@ -414,6 +481,11 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
     for department_id, owner, *values in survey_rows(session, start, end, scope):
         for key, value in zip(SURVEY_COUNTS, values):
             add(department_id, owner, key, value)
+    filed, decided = appeal_rows(session, start, end, scope)
+    for department_id, owner, count in filed:
+        add(department_id, owner, "appeals", count)
+    for department_id, owner, upheld, count in decided:
+        add(department_id, owner, "appeals_upheld" if upheld else "appeals_rejected", count)
     return groups
 
 

@@ -142,6 +142,29 @@ def _department_table(figures, s: Styles, font: str):
     return flow
 
 
+APPEAL_COLUMNS = ("appeals", "appeals_upheld", "appeals_rejected")
+
+
+def _appeals(figures, s: Styles, font: str):
+    """申诉复核: the month's appeals by department, with the bad ratings an upheld appeal took out of its figures."""
+    def counted(f):
+        return [str(f.get(k, 0)) for k in APPEAL_COLUMNS] + [str(f.get("bad_upheld", 0))]
+
+    rows = [row for row in figures["departments"] if any(row.get(k) for k in (*APPEAL_COLUMNS, "bad_upheld"))]
+    flow = [text(_("Appeals of bad ratings"), s.h2)]
+    if not rows:
+        return flow + [text(_("No department appealed a bad rating this month."), s.body)]
+    head = [_("Department")] + [str(FORMULA_BY_KEY[k].label) for k in APPEAL_COLUMNS] + [_("Bad ratings set aside")]
+    table = [[text(h, s.small) for h in head]]
+    table += [[text(row["name"], s.small)] + counted(row) for row in sorted(rows, key=lambda r: r["name"])]
+    table.append([text(_("Office total"), s.small)] + counted(figures["office"]))
+    return flow + [
+        _table(table, [80 * mm] + [25 * mm] * 4, font, total_row=True),  # 180 mm: the A4 text width
+        text(_("A bad rating whose appeal was upheld before the end of the month is set aside: it leaves its "
+               "department's bad ratings and satisfaction rate above, and stays in the office total."), s.note),
+    ]
+
+
 def _office_table(figures, s: Styles, font: str):
     """A parent office's child offices (同级比较), each with its whole subtree's figures, ranked as departments are;
     then the cases the office owns itself and the total (the sum of the rows above it). Nothing for a leaf office."""
@@ -289,6 +312,7 @@ def _build(figures, office, generated, tz, font) -> bytes:
     flow = _cover(figures, s, office, generated, title)
     flow += [text(title, s.h1)]
     flow += _department_table(figures, s, font)
+    flow += _appeals(figures, s, font)
     flow += _office_table(figures, s, font)
     flow += [Spacer(1, 4 * mm), KeepTogether([charts.trend_chart(figures["trend"], trend_title, font)]),
              Spacer(1, 4 * mm), KeepTogether([charts.department_chart(figures["departments"], _("Departments"), font)])]

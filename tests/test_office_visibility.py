@@ -4,9 +4,9 @@ A city (root) with two counties and three townships (tests/network.py), one case
 transferred to a county's or the city's department by different windows. Every staff user of every window is then
 walked through every case-bearing view: the API's list and case, and in the console every work queue (taken from
 the console's own registry), the search box, the CSV export, the case page, the SMS log and each text's page, the
-survey list, the overdue list and the dashboard. Each must show exactly the cases the user's window sees: a
-county its own and its townships', never a sibling county's (404 on a case or a text); a township only its own;
-the city everything; a department handler its department's, whichever window transferred the case.
+survey list, the appeals (申诉复核), the overdue list and the dashboard. Each must show exactly the cases the user's
+window sees: a county its own and its townships', never a sibling county's (404 on a case or a text); a township
+only its own; the city everything; a department handler its department's, whichever window transferred the case.
 
 The console routes are enumerated from the URL map: a new console view must be named here, as checked or as
 showing no case, or `test_every_console_route_is_classified` fails.
@@ -27,7 +27,7 @@ from admin.scope import OfficeFilter
 from notify.models import SmsMessage
 from tests.helpers import page_csrf
 from tickets.db import db
-from tickets.models import OFFICE_ROLES, OFFICE_WIDE_ROLES, SUPERVISING_ROLES, Role, Survey, Ticket, User
+from tickets.models import OFFICE_ROLES, OFFICE_WIDE_ROLES, SUPERVISING_ROLES, Appeal, Role, Survey, Ticket, User
 
 CASE_LINK = re.compile(r'href="/admin/case/(BJ\d{8}-\d{4,})"')  # a row's link (a searched number is echoed too)
 WINDOWS = ("root", "c1", "t11", "t12", "c2", "t21")
@@ -48,7 +48,7 @@ EVERYONE = ("admin", *MEMBERS, *HANDLERS)
 # and those that show none. Reports are the reports' own (per office, tests/test_reports*.py).
 CASE_BEARING = {"case", "cases", "queue_intake", "queue_accepted", "queue_in_progress", "queue_review",
                 "queue_returned", "queue_rectifying", "queue_closed", "queue_rejected", "sms_log", "surveys",
-                "deadlines", "admin", "disputed"}
+                "deadlines", "admin", "disputed", "appeals"}
 NO_CASES = {"auth", "api_tokens", "departments", "dispatch", "policies", "problem_types", "service_items", "sms_templates",
             "users", "work_calendar", "reports", "offices", "intake", "static"}
 
@@ -61,11 +61,15 @@ def cases(network) -> dict[str, str]:
                                     ("office_c1", "c1", "C1"), ("office_c2", "c2", "C2")):
         world.act(who, filed[window], "accept")
         world.act(who, filed[window], "transfer", department_id=world.departments[department])
-    with world.app.app_context():  # a survey row for every case (the list shows rows, whatever their state)
+    with world.app.app_context():  # a survey and an appeal row for every case (the lists show rows, whatever state)
         for no in filed.values():
             ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == no))
-            db.session.add(Survey(ticket_id=ticket.id, phone=ticket.phone, closes_at=ticket.created_at
-                                  + timedelta(days=7)))
+            survey = Survey(ticket_id=ticket.id, phone=ticket.phone, closes_at=ticket.created_at + timedelta(days=7),
+                            score=5, rated_at=ticket.created_at)
+            db.session.add(survey)
+            db.session.flush()
+            db.session.add(Appeal(ticket_id=ticket.id, survey_id=survey.id, filed_at=ticket.created_at, reason="申诉",
+                                  department_id=ticket.department_id or world.departments["B"]))
         db.session.commit()
     return filed
 
@@ -154,6 +158,7 @@ def test_every_console_view_shows_each_window_its_subtree(network, clock):
             check(who, "争议件", shown(client.get("/admin/disputed/")), visible)
         if role in OFFICE_WIDE_ROLES:
             check(who, "surveys", shown(client.get("/admin/surveys/?page_size=100")), visible)
+        check(who, "appeals", shown(client.get("/admin/appeals/?page_size=100")), visible)  # a department: its own
         check(who, "overdue list", shown(client.get("/admin/deadlines/")), {no for no in visible
                                                                              if _open(world, no)})
         check(who, "dashboard", shown(client.get("/admin/")), {no for no in visible if _open(world, no)})

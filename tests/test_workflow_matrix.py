@@ -24,6 +24,8 @@ PAYLOADS = {
     "assign_down": {"office_code": "c1", "instructions": "请属地办理"},
     "arbitrate": {"department_id": "B"},
     "record_contact": {"contacted_at": "2026-11-16T09:00:00+08:00", "method": "phone", "outcome": "已电话联系申请人。"},
+    "appeal": {"reason": "差评与办理质量无关，办件记录可证。", "evidence": "办件档案第 12 号"},
+    "decide_appeal": {"uphold": True, "reason": "申诉属实。", "lift_rectification": True},
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -47,7 +49,8 @@ ALLOWED = {
     "returned": {"transfer", "remind", "note", "assign_down"},
     "replied": {"approve", "send_back", "remind", "note"},
     "closed": {"note"},
-    "rectifying": {"reply", "explain", "remind", "note", "record_visit"},  # reopened by a 差评 not yet visited
+    # reopened by a 差评 not yet visited (nor appealed: decide_appeal needs an appeal, see test_appeals_*)
+    "rectifying": {"reply", "explain", "remind", "note", "record_visit", "appeal"},
 }
 
 
@@ -75,8 +78,10 @@ def ticket_in(world, status: str) -> str:
 
 def test_table_covers_every_action():
     assert set(PAYLOADS) == set(ACTIONS)
-    # refer_up: the root window has no window above it; arbitrate: only a 争议件 (see test_office_actions.py)
-    assert set().union(*ALLOWED.values()) | {"decide_extension", "refer_up", "arbitrate"} == set(ACTIONS)
+    # refer_up: the root window has no window above it; arbitrate: only a 争议件 (see test_office_actions.py);
+    # decide_appeal: only an appeal (see test_appeals_in_every_status_a_bad_rating_leaves)
+    assert set().union(*ALLOWED.values()) | {"decide_extension", "refer_up", "arbitrate",
+                                             "decide_appeal"} == set(ACTIONS)
 
 
 @pytest.mark.parametrize("status", list(STEPS))
@@ -117,6 +122,8 @@ ROLE_CASES = {
     "explain": ("rectifying", {"admin", "office"}),
     "record_visit": ("rectifying", {"admin", "office"}),
     "record_contact": ("transferred", {"admin", "dept_a"}),  # the lead department only: dept_b cannot see it (404)
+    "appeal": ("rectifying", {"admin", "dept_a"}),
+    "decide_appeal": ("rectifying+appeal", {"admin", "supervisor"}),
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 
@@ -128,6 +135,9 @@ def test_every_action_for_every_role(world, action):
         if status == "transferred+extension":
             no = ticket_in(world, "transferred")
             world.act("dept_a", no, "request_extension", working_days=2, reason="需要补充材料")
+        elif status == "rectifying+appeal":
+            no = ticket_in(world, "rectifying")
+            world.act("dept_a", no, "appeal", reason="差评与办理质量无关。")
         else:
             no = ticket_in(world, status)
         visible = world.ticket("admin", no)["department_id"] == world.departments["A"]
@@ -141,6 +151,44 @@ def test_every_action_for_every_role(world, action):
         assert response.status_code == expected, (action, role, response.get_json())
         if expected != 200:
             assert response.get_json()["error"]["code"] == {403: "forbidden", 404: "not_found"}[expected]
+
+
+# 申诉复核: the statuses a case rated 差评 may be in, each with how to get there from `rectifying` (rated 5), and whether
+# the department may appeal there, and the supervisor decide a pending appeal.
+AFTER_BAD_RATING = {
+    "rectifying": ([], True, True),
+    "replied": ([("dept_a", "reply", {"content": "已重新办理。"})], False, True),
+    "closed (explained)": ([("office", "explain", {"content": "已解释。"})], True, True),
+    "closed (rework approved)": ([("dept_a", "reply", {"content": "已重新办理。"}), ("office", "approve", {})],
+                                 True, True),
+}
+
+
+@pytest.mark.parametrize("state", list(AFTER_BAD_RATING))
+def test_appeals_in_every_status_a_bad_rating_leaves(world, state):
+    """`appeal` and `decide_appeal` in every status a 差评 can leave a case in (the other statuses are covered by
+    test_every_action_in_every_status: there is no 差评 to appeal, no appeal to decide)."""
+    steps, may_appeal, may_decide = AFTER_BAD_RATING[state]
+    for appeal_first in (False, True):
+        no = ticket_in(world, "rectifying")
+        if appeal_first:
+            world.act("dept_a", no, "appeal", **PAYLOADS["appeal"])
+        for who, action, body in steps:
+            world.act(who, no, action, **body)
+        before = world.ticket("admin", no)
+        action, allowed = ("decide_appeal", may_decide) if appeal_first else ("appeal", may_appeal)
+        response = world.post("admin", f"/api/v1/staff/tickets/{no}/{action}", json=payload(world, action))
+        assert response.status_code == (200 if allowed else 409), (state, action, response.get_json())
+        body = response.get_json()
+        if allowed:
+            assert body["events"][-1]["action"] == action
+        else:
+            assert body["error"]["code"] == "invalid_transition"
+            assert world.ticket("admin", no)["version"] == before["version"]
+        if appeal_first:  # decided: nothing waits any more, and the round was appealed once
+            for again in ("appeal", "decide_appeal"):
+                response = world.post("admin", f"/api/v1/staff/tickets/{no}/{again}", json=payload(world, again))
+                assert response.status_code == 409, (state, again, response.get_json())
 
 
 def test_office_replies_to_a_rectification_it_resolved_itself(world):

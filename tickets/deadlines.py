@@ -18,6 +18,10 @@ from .slots import AppSlot
 # own field (`contact_due_at`), its own ladder and its own figure: it never makes a case overdue.
 PRIMARY_KINDS = (DeadlineKind.accept, DeadlineKind.handle, DeadlineKind.review, DeadlineKind.rectify)
 
+# How a deadline ended (`Deadline.outcome`): `met` or `late` unless the action that ended it says otherwise
+# (`returned`, `replied`, `referred`, `not_contacted`, or LIFTED: an upheld appeal called the rectification off).
+LIFTED = "lifted"
+
 
 class Due(Protocol):
     at: datetime

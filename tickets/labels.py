@@ -57,6 +57,13 @@ DEADLINE_LABELS = {
     "contact": _l("First contact"),
 }
 
+# 申诉复核: where a department's appeal of a 差评 stands (Appeal.outcome).
+APPEAL_OUTCOME_LABELS = {
+    "pending": _l("Awaiting decision"),
+    "upheld": _l("Upheld"),
+    "rejected": _l("Rejected"),
+}
+
 
 def label(mapping, code) -> str:
     value = mapping.get(code)

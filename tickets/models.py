@@ -427,6 +427,49 @@ class ReturnVisit(SQLModel, table=True):
     created_at: datetime = _time(default_factory=utcnow)
 
 
+class Appeal(SQLModel, table=True):
+    """申诉复核: the department asks the owning office's supervisor to set aside a 差评 it did not deserve.
+
+    One per bad-rated survey round (`survey_id` is unique), filed within `tickets.appeals.APPEAL_WORKING_DAYS` of the
+    rating (`appeal`), decided once (`decide_appeal`): `upheld` stays None until then. An upheld appeal takes the
+    rating out of that department's 满意率 and 差评 figures (reports/metrics.py); the rating itself stays.
+    """
+
+    __tablename__ = "appeal"
+    __table_args__ = (sa.Index("ix_appeal_filed", "filed_at", "id"),)  # the console's list, newest first
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    survey_id: int = Field(foreign_key="survey.id", unique=True)
+    department_id: int = Field(foreign_key="department.id", index=True)  # the department that appealed
+    reason: str = Field(sa_type=sa.Text)
+    # References to documents (attachments do not exist yet): file numbers, call records, where the papers are.
+    evidence: Optional[str] = Field(default=None, sa_type=sa.Text)
+    filed_at: datetime = _time()
+    filed_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    decided_at: Optional[datetime] = _time(default=None, index=True)
+    decided_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    upheld: Optional[bool] = Field(default=None)
+    decision_reason: Optional[str] = Field(default=None, sa_type=sa.Text)
+    lifted_rectification: bool = Field(default=False)
+
+    @property
+    def outcome(self) -> str:
+        """`pending` until decided, then `upheld` or `rejected` (APPEAL_OUTCOMES)."""
+        if self.decided_at is None:
+            return "pending"
+        return "upheld" if self.upheld else "rejected"
+
+
+APPEAL_OUTCOMES = ("pending", "upheld", "rejected")
+
+
+def appeal_outcome_condition(outcome: str):
+    """`Appeal.outcome` as an SQL condition (the console's filter and the dashboard's count)."""
+    return {"pending": Appeal.decided_at.is_(None), "upheld": Appeal.upheld.is_(True),
+            "rejected": Appeal.upheld.is_(False)}[outcome]
+
+
 class TrackingCounter(SQLModel, table=True):
     """Per-day sequence behind tracking numbers (BJ20261122-0001)."""
 

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from . import offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
-from .labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
-from .models import Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
+from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
+from .models import Appeal, Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
 from .workflow import Actor, allowed_actions, label_of, public_note
 
 
@@ -192,6 +192,33 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
              "data": e.data}
             for e in events
         ],
+        "appeals": appeals_of(session, ticket, users),
         "allowed_actions": allowed_actions(session, ticket, actor),
     })
     return view
+
+
+def appeals_of(session, ticket: Ticket, users: dict) -> list[dict]:
+    """The case's appeals of 差评 (申诉复核), oldest first, with the round and rating appealed and the decision."""
+    rows = session.execute(
+        sa.select(Appeal, Survey.round, Survey.score).join(Survey, Survey.id == Appeal.survey_id)
+        .where(Appeal.ticket_id == ticket.id).order_by(Appeal.id)
+    ).all()
+    if not rows:
+        return []
+    names = _department_names(session, [a.department_id for a, _round, _score in rows])
+    missing = {i for a, _round, _score in rows for i in (a.filed_by, a.decided_by) if i and i not in users}
+    if missing:
+        users = {**users, **{u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(missing)))}}
+
+    def who(user_id):
+        user = users.get(user_id)
+        return (user.display_name or user.username) if user is not None else None
+
+    return [{"id": a.id, "status": a.outcome, "status_label": label(APPEAL_OUTCOME_LABELS, a.outcome),
+             "survey_round": round_, "score": score, "department_id": a.department_id,
+             "department_name": names.get(a.department_id), "reason": a.reason, "evidence": a.evidence,
+             "filed_at": iso(a.filed_at), "filed_by": who(a.filed_by), "decided_at": iso(a.decided_at),
+             "decided_by": who(a.decided_by), "upheld": a.upheld, "decision_reason": a.decision_reason,
+             "lifted_rectification": a.lifted_rectification}
+            for a, round_, score in rows]

@@ -4,17 +4,20 @@
   take it from which statuses, its input and its console form;
 - `actions`: the definitions, one per action, each beside its handler;
 - `engine`: `perform`, the row claim and `record`, which appends the Event and runs the app's reactions;
-- `survey`: the satisfaction survey's rounds, the citizen's rating and the default rating of an unanswered round.
+- `survey`: the satisfaction survey's rounds, the citizen's rating and the default rating of an unanswered round;
+- `appeals`: which 差评 a department may appeal (申诉复核) and until when, and the appeal waiting for a decision.
 """
 from __future__ import annotations
 
 from . import actions  # noqa: F401  (defines every action and event kind)
 from .actions import MAX_WORKING_DAYS, TEXT_MAX, escalate
+from .appeals import APPEAL_WORKING_DAYS, appeal_window_ends, pending_appeal
 from .engine import CITIZEN, SYSTEM, Actor, allowed_actions, perform, record, role_allows
 from .reactions import reactions
 from .registry import ACTIONS, KINDS, Action, Input, Kind, label_of, names, public_note
 from .survey import default_rating, open_survey, open_survey_for, rate, unvisited_bad_rating
 
-__all__ = ["ACTIONS", "CITIZEN", "KINDS", "MAX_WORKING_DAYS", "SYSTEM", "TEXT_MAX", "Action", "Actor",
-           "Input", "Kind", "allowed_actions", "default_rating", "escalate", "label_of", "names", "open_survey",
-           "open_survey_for", "perform", "public_note", "rate", "reactions", "record", "role_allows", "unvisited_bad_rating"]
+__all__ = ["ACTIONS", "APPEAL_WORKING_DAYS", "CITIZEN", "KINDS", "MAX_WORKING_DAYS", "SYSTEM", "TEXT_MAX", "Action",
+           "Actor", "Input", "Kind", "allowed_actions", "appeal_window_ends", "default_rating", "escalate", "label_of",
+           "names", "open_survey", "open_survey_for", "pending_appeal", "perform", "public_note", "rate", "reactions",
+           "record", "role_allows", "unvisited_bad_rating"]

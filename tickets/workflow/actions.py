@@ -15,6 +15,7 @@ from .. import clock, deadlines, offices, validation
 from ..errors import ValidationFailed
 from ..models import (
     OPEN_STATUSES,
+    Appeal,
     Deadline,
     DeadlineKind,
     Department,
@@ -22,10 +23,12 @@ from ..models import (
     ExtensionRequest,
     Office,
     Status,
+    Survey,
     Ticket,
     TicketCoDepartment,
 )
 from . import contact
+from .appeals import appealable_rating, pending_appeal
 from .engine import SYSTEM, move, open_deadline, record
 from .registry import KINDS, Input, action, event_kind, text
 from .survey import RATE_DEFAULT, open_survey, unvisited_bad_rating
@@ -558,6 +561,79 @@ def _record_visit(session, ticket, actor, data, now):
     return record(session, ticket, actor, "record_visit", now, from_status=ticket.status, note=data["outcome"],
                   data={"survey_round": survey.round, "contacted": data["contacted"],
                         "visited_on": data["visited_on"].isoformat()})
+
+
+# --- 申诉复核: the department appeals a 差评 it did not deserve; the owning office's supervisor decides ------------
+
+def _parse_appeal(session, ticket, payload):
+    def build(c, p):
+        c.field("reason", validation.text, p.get("reason"), required=True, max_len=TEXT_MAX)
+        c.field("evidence", validation.text, p.get("evidence"), required=False, max_len=TEXT_MAX)
+    return _fields(payload, build)
+
+
+def _may_appeal(session, ticket, now):
+    return appealable_rating(session, ticket, now)[1]
+
+
+@action("appeal", roles={"department"}, statuses={"rectifying", "closed"}, lead_department_only=True,
+        precondition=_may_appeal, parse=_parse_appeal,
+        inputs=(text("reason", _l("Why the bad rating is not deserved")),
+                text("evidence", _l("Evidence"), False, hint=_l(
+                    "Where the supervisor finds the proof: file numbers, call records, documents on record "
+                    "(files cannot be attached yet)."))),
+        label=_l("Bad rating appealed"), button=_l("Appeal the bad rating"),
+        confirm=_l("Appeal this bad rating? Each bad rating can be appealed once."))
+def _appeal(session, ticket, actor, data, now):
+    survey, _problem = appealable_rating(session, ticket, now)
+    session.add(Appeal(ticket_id=ticket.id, survey_id=survey.id, department_id=ticket.department_id,
+                       reason=data["reason"], evidence=data["evidence"], filed_at=now, filed_by=actor.user_id))
+    return record(session, ticket, actor, "appeal", now, from_status=ticket.status, note=data["reason"],
+                  data={"survey_round": survey.round, "score": survey.score, "department_id": ticket.department_id,
+                        "evidence": data["evidence"]})
+
+
+def _parse_appeal_decision(session, ticket, payload):
+    def build(c, p):
+        uphold = c.field("uphold", validation.boolean, p.get("uphold"), required=True)
+        c.field("reason", validation.text, p.get("reason"), required=True, max_len=TEXT_MAX)
+        lift = c.field("lift_rectification", validation.boolean, p.get("lift_rectification"), required=False)
+        if lift and uphold is False:
+            c.fail("lift_rectification", _l("Only an upheld appeal lifts the rectification."))
+        c.values["lift_rectification"] = bool(lift)
+    return _fields(payload, build)
+
+
+def _appeal_waiting(session, ticket, now):
+    return None if pending_appeal(session, ticket) is not None else _l("There is no appeal waiting for a decision.")
+
+
+@action("decide_appeal", roles={"supervisor"}, statuses={"rectifying", "replied", "closed"},
+        precondition=_appeal_waiting, parse=_parse_appeal_decision,
+        inputs=(Input("uphold", _l("Outcome of the review"), "yesno",
+                      options=(("yes", _l("Uphold the appeal")), ("no", _l("Reject the appeal")))),
+                text("reason", _l("Reason for the decision")),
+                Input("lift_rectification", _l("Rectification"), "yesno", False, _l(
+                    "If the appeal shows the case was handled right, lift the rectification: the case is closed "
+                    "again with its earlier answer."), options=(("yes", _l("Lift it")), ("no", _l("Keep it"))))),
+        label=_l("Appeal decided"), button=_l("Decide the appeal"), moves_deadlines=True, lifts_rectification=True)
+def _decide_appeal(session, ticket, actor, data, now):
+    appeal = pending_appeal(session, ticket)
+    previous = ticket.status
+    lift = data["uphold"] and data["lift_rectification"] and ticket.status == Status.rectifying.value
+    if lift:
+        # The 差评's rework is called off: the case is closed again with the answer the citizen already has (no new
+        # survey round), and the rectification deadline ends as lifted (late only if it had already run out).
+        move(ticket, Status.closed)
+        ticket.closed_at = now
+        deadlines.end(session, ticket, [DeadlineKind.rectify], now, outcome=deadlines.LIFTED)
+        deadlines.refresh_ticket_due(session, ticket)
+    appeal.decided_at, appeal.decided_by = now, actor.user_id
+    appeal.upheld, appeal.decision_reason, appeal.lifted_rectification = data["uphold"], data["reason"], lift
+    survey_round = session.scalar(sa.select(Survey.round).where(Survey.id == appeal.survey_id))
+    return record(session, ticket, actor, "decide_appeal", now, from_status=previous, note=data["reason"],
+                  data={"upheld": data["uphold"], "lifted_rectification": lift, "survey_round": survey_round,
+                        "department_id": appeal.department_id})
 
 
 # --- kinds of events that are not staff actions ------------------------------------------------------

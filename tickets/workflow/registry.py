@@ -10,6 +10,8 @@ other rooms read instead of keeping their own lists of action names:
 - `answers_bad_rating`: it closes a case a 差评 reopened (the report's 差评 figures);
 - `moves_deadlines`: it may start, end or move a deadline (the escalation room re-plans the case's ladder);
 - `raises_supervision`: it raises the case's supervision level (the report's supervision figures);
+- `lifts_rectification`: it may end a rectification without a new answer (an upheld appeal): when its event's
+  `to_status` is closed, the case a 差评 reopened is closed again (the report's closure and 差评整改 figures);
 - `public`: it may appear on the citizen's page, with `public_note` saying what the citizen reads of it.
 
 Adding an action is one `@action(...)` definition in `actions.py` (its handler below it) and its tests.
@@ -64,6 +66,7 @@ class Kind:
     answers_bad_rating: bool = False
     moves_deadlines: bool = False
     raises_supervision: bool = False                # 催办/督办: the report counts it as supervision
+    lifts_rectification: bool = False               # may close a reopened case again with its earlier answer
 
 
 @dataclass(frozen=True, kw_only=True)
