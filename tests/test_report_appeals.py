@@ -197,6 +197,7 @@ def test_an_upheld_appeal_changes_only_its_departments_figures(world, clock):
         **appeal_counts, "appeals_rejected": (0, 1),
         "bad": (1, 2),                        # P5, then P4 too
         "satisfaction_rate": (0.6667, 0.5),   # 2 / 3, then 2 / 4
+        "satisfaction_rate_with_default": (0.6667, 0.5),  # no default ratings here: the same
         "bad_rectified": (0, 1), "bad_rectified_rate": (0.0, 0.5),  # P4's rework, approved Nov 23
         "bad_visited": (0, 1), "return_visit_rate": (0.0, 0.5),     # P4's return visit
     }
