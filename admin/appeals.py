@@ -23,8 +23,8 @@ from tickets.models import (ALL_ROLES, APPEAL_OUTCOMES, Appeal, Department, Role
 from .base import ConsoleModelView, RoleGuard, current_actor, row_id
 from .queues import department_names
 from .scope import OfficeFilter, OfficeFilterGroups, ticket_rows_condition
-from .sms import TicketLinks, case_link
 from .sms import CATEGORY as SURVEYS_CATEGORY
+from .sms import TicketLinks, case_link
 
 PENDING_FILTER = 0  # the outcome filter's place in column_filters: the dashboard links to flt0_0=pending
 SHORT = 120  # characters of a reason shown in the list; the case page has the whole text
