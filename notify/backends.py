@@ -134,8 +134,15 @@ class TwilioBackend:
         from notify.models import SmsMessage
         from tickets.db import db
 
+        import requests
+        from twilio.base.exceptions import TwilioException
+
         since = message.first_claimed_at - timedelta(minutes=1)
-        candidates = self.client.messages.list(to=message.phone, date_sent_after=since, limit=200)
+        try:
+            candidates = self.client.messages.list(to=message.phone, date_sent_after=since, limit=200)
+        except (TwilioException, requests.exceptions.RequestException) as error:  # the SDK's page errors included
+            # Not knowing whether the earlier attempt got through is no answer: look again later, never send blind.
+            raise TransientFailure("lookup", _short(str(error)), maybe_sent=True) from None
         for candidate in candidates:
             if candidate.body != message.body:
                 continue

@@ -108,7 +108,10 @@ def deliver(message_id: int) -> str:
         return "taken"
     session.refresh(message)
     if maybe_sent_before:
-        sid = sender.find_sent(message)
+        try:
+            sid = sender.find_sent(message)
+        except TransientFailure as failure:  # the provider could not say: the row stays `sending` for another look
+            return _transient(message, failure)
         if sid is not None:
             _mark_sent(message_id, sender.final_status, sid)
             log.info("sms %s was already sent as %s; not sending again", message_id, sid)

@@ -144,6 +144,19 @@ def test_a_timeout_after_the_provider_accepted_does_not_send_twice(world, twilio
     assert len(twilio.messages) == 1 and len(twilio.requests) == 1
 
 
+@pytest.mark.slow  # a real request timeout, then backoff
+def test_a_failed_look_at_the_provider_leaves_the_text_for_another_look(world, twilio):
+    """After a timeout the next attempt first asks the provider whether the text got through; when that question
+    fails too, the text is neither sent blind nor lost: a later attempt asks again and adopts the one sent."""
+    twilio.delay_next(1, seconds=1.5, record_first=True)  # accepted, but the answer comes after our 0.5 s timeout
+    twilio.fail_list_next(1, status=500)                  # and the look that follows gets a server error
+    world.file()
+    drain(world.app)
+    (receipt,) = messages(world.app)
+    assert receipt.status == "sent" and receipt.provider_sid == twilio.messages[0]["sid"]
+    assert len(twilio.messages) == 1 and len(twilio.requests) == 1 and receipt.attempts == 3
+
+
 @pytest.mark.slow  # a real request timeout and a retry
 def test_a_timeout_before_the_provider_accepted_sends_once_on_retry(world, twilio):
     twilio.delay_next(1, seconds=1.5, record_first=False)

@@ -186,6 +186,7 @@ class TwilioTestServer:
             self._messages, self._requests, self._callbacks, self._arrivals = [], [], [], []
             self._by_sid, self._sent_at, self._callback_urls = {}, {}, {}
             self._faults: deque[Fault] = deque()
+            self._list_faults: deque[int] = deque()  # statuses for the next GETs of the message list
             self._pending: list[tuple] = []  # heap of (due, sequence, sid, status, error_code)
 
     def _snapshot(self, records: list[dict]) -> list[dict]:
@@ -240,6 +241,12 @@ class TwilioTestServer:
         with self._lock:
             self._faults.extend([fault] * n)
 
+    def fail_list_next(self, n: int = 1, status: int = 500) -> None:
+        """Answer the next n GETs of the message list (what a sender reads to see whether a text got through) with
+        this error status."""
+        with self._lock:
+            self._list_faults.extend([status] * n)
+
     def delay_next(self, n: int = 1, seconds: float = 1.0, record_first: bool = True) -> None:
         """Answer the next n POSTs late; with record_first the message is accepted before the wait."""
         with self._lock:
@@ -282,6 +289,11 @@ class TwilioTestServer:
                 return json_response(dict(message)) if message else twilio_error(
                     404, 20404, f"The requested resource {request.path} was not found")
         if sid is None and request.method == "GET":
+            with self._lock:
+                status = self._list_faults.popleft() if self._list_faults else None
+            if status is not None:
+                default_code, default_message = FAULT_DEFAULTS.get(status, (20000 + status, "Error"))
+                return twilio_error(status, default_code, default_message)
             return self._list_messages(request)
         if sid is None and request.method == "POST":
             return self._create_message(request, entry["time"])
