@@ -26,6 +26,7 @@ from notify import send_sms
 from notify.operations import hold_until
 from tickets import clock, contacts, workflow
 from tickets import deadlines as deadline_rules
+from tickets.db import in_batches
 from tickets.labels import DEADLINE_LABELS, label
 from tickets.models import FINAL_STATUSES, HOURLY_KINDS, Deadline, Department, Ticket
 
@@ -262,18 +263,8 @@ def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResu
     """Fire everything due at `now`, one committed batch at a time, then record the run."""
     batch_size = batch_size or current_app.config["ESCALATION_BATCH_SIZE"]
     result, started = SweepResult(), time.perf_counter()
-    while True:
-        try:
-            step_ids = claim(session, now, batch_size)
-            if not step_ids:
-                session.rollback()
-                break
-            _act(session, step_ids, now, result)
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
-        result.batches += 1
+    result.batches = in_batches(session, lambda: claim(session, now, batch_size),
+                                lambda step_ids: _act(session, step_ids, now, result))
     result.seconds = time.perf_counter() - started
     store.mark_changed(session, "sweeper", now, {"fired": sum(result.fired.values()), "cancelled": result.cancelled,
                                                 "sms": result.sms, "batches": result.batches,

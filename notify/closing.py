@@ -22,6 +22,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from tickets import clock, workflow
+from tickets.db import in_batches
 from tickets.models import Office, Survey, Ticket
 
 log = logging.getLogger(__name__)
@@ -110,19 +111,8 @@ def close_surveys(session, now: datetime, *, batch_size: int | None = None, prog
     """Settle every round closed by `now`, one committed batch at a time (`progress(n)` after each batch)."""
     batch_size = batch_size or BATCH_SIZE
     result, started = CloseResult(), time.perf_counter()
-    while True:
-        try:
-            ids = claim(session, now, batch_size, skip=result.failed)
-            if not ids:
-                session.rollback()
-                break
-            settle(session, ids, now, result)
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
-        result.batches += 1
-        progress(len(ids))
+    result.batches = in_batches(session, lambda: claim(session, now, batch_size, skip=result.failed),
+                                lambda ids: settle(session, ids, now, result), after=lambda ids: progress(len(ids)))
     result.seconds = time.perf_counter() - started
     if result.batches:
         log.info("survey closing: %s", result.summary())

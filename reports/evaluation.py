@@ -131,7 +131,7 @@ _RAW_BREAKS = re.compile("[\x7f-\x9f\u2028\u2029]")
 
 def line(row: dict) -> str:
     """A row as one JSON line: UTF-8 text, every control character and line break escaped (JSON's own escapes,
-    and `\\uXXXX` for those JSON leaves raw), so nothing a citizen wrote can split a line."""
+    and a `\\u` escape for each one JSON leaves raw), so nothing a citizen wrote can split a line."""
     text = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
     return _RAW_BREAKS.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 

@@ -86,6 +86,28 @@ def configure_engine(engine: sa.Engine) -> None:
         cursor.close()
 
 
+def in_batches(session, claim, act, after=lambda ids: None) -> int:
+    """Claim rows and act on them one committed batch at a time until a claim comes back empty; the batches done.
+
+    `claim()` returns the batch's ids (locked for this transaction), `act(ids)` does the work, `after(ids)` runs
+    once the batch is committed. An error rolls its batch back and propagates: the batches before it stay done.
+    The sweeps that settle due work (the escalation ladder, the closing of surveys) share this loop."""
+    batches = 0
+    while True:
+        try:
+            ids = claim()
+            if not ids:
+                session.rollback()
+                return batches
+            act(ids)
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        batches += 1
+        after(ids)
+
+
 def upsert(dialect: str, model, values: dict, key: Sequence[str], *, update: dict | None = None,
            replace: bool = False):
     """`INSERT ... ON CONFLICT (key) ...`, the same statement on PostgreSQL and SQLite (`dialect` names which):
