@@ -65,6 +65,11 @@ SETTINGS = {
     "TWILIO_TIMEOUT_SECONDS": (10, float),
     "OFFICE_NAME": ("办不成事反映窗口", str),
     "REPORT_FONT": ("", str),
+    # The monthly 通报 (reports/scores.py): score weights, the cases a unit needs to be ranked, the rates (in %) below
+    # which 主要问题 names a unit (an office may set its own in the console).
+    "REPORT_SCORE_WEIGHTS": ("on_time_rate=40,satisfaction_rate=40,contact_rate=20", str),
+    "REPORT_MIN_CASES": (5, int),
+    "REPORT_THRESHOLDS": ("on_time_rate=90,satisfaction_rate=90,contact_rate=90", str),
     "PROXY_COUNT": (0, int),
     "LOGIN_RATELIMIT": ("5/15 minutes", str),
     "LOGIN_RATELIMIT_CLIENT": ("30/hour", str),

@@ -8,7 +8,13 @@ def init_app(app) -> None:
     from tickets.schedule import schedule
 
     from . import models  # noqa: F401  (the table, for migrations and the console)
-    from . import api, cli, dashboard, display, tasks
+    from . import api, cli, dashboard, display, scores, tasks
+
+    # A setting written wrong stops the start with what is wrong, not the 1st of the month's report.
+    scores.weights_from(app.config["REPORT_SCORE_WEIGHTS"])
+    scores.thresholds_from(app.config["REPORT_THRESHOLDS"])
+    if app.config["REPORT_MIN_CASES"] < 1:
+        raise scores.BadSetting("REPORT_MIN_CASES must be 1 or more")
 
     app.register_blueprint(api.bp)
     app.cli.add_command(cli.report_cli)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from tickets.db import UTCDateTime, utcnow
-from tickets.models import Deadline, Event, ExtensionRequest, Survey
+from tickets.models import Deadline, Event, ExtensionRequest, Survey, Ticket
 
 
 class Report(SQLModel, table=True):
@@ -26,6 +26,12 @@ class Report(SQLModel, table=True):
     trigger: str = Field(sa_type=sa.String(8))  # auto (the scheduler on the 1st) or manual (console, API, CLI)
     generated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     generated_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    # A report is a draft (草稿: regenerated freely, marked so on every page) until the office publishes it
+    # (`operations.publish`): then its figures and PDF are frozen and the leaders are texted.
+    status: str = Field(default="draft", sa_type=sa.String(10))
+    published_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    published_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    next_steps: Optional[str] = Field(default=None, sa_type=sa.Text)  # 下步工作, the office's own words
 
 
 # Indexes the monthly queries need on other rooms' tables. Declared here (bound to those tables' columns)
@@ -39,4 +45,8 @@ REPORT_INDEXES = (
     sa.Index("ix_survey_closes_at", Survey.__table__.c.closes_at,
              postgresql_include=["ticket_id", "score", "rated_at"]),
     sa.Index("ix_extension_request_decided_at", ExtensionRequest.__table__.c.decided_at),
+    # 典型案例: the few cases marked typical, by closing time (a partial index: the rest are not in it).
+    sa.Index("ix_ticket_typical_closed", Ticket.__table__.c.closed_at,
+             postgresql_where=Ticket.__table__.c.typical_summary.is_not(None),
+             sqlite_where=Ticket.__table__.c.typical_summary.is_not(None)),
 )

@@ -10,15 +10,16 @@ Which office a reader may ask for: `office_for_reader`.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale, lazy_gettext as _l
 
 from notify import send_sms
-from tickets import clock, contacts, offices
+from tickets import clock, contacts, offices, validation
 from tickets.db import upsert
-from tickets.errors import NotFound, ValidationFailed
+from tickets.errors import Conflict, NotFound, ValidationFailed
 from tickets.models import OFFICE_MEMBER_ROLES, OFFICE_ROLES, Office, Role
 
 from . import fonts, metrics
@@ -28,6 +29,7 @@ from .models import Report
 from .pdf import build_pdf
 
 AUTO, MANUAL = "auto", "manual"
+NEXT_STEPS_MAX = 2000
 
 
 def may_keep(role) -> bool:
@@ -101,57 +103,116 @@ def exists(session, month: str, office_id: int | None = None) -> bool:
                                                      Report.office_id == _office_id(session, office_id))) is not None
 
 
-def compute(session, month: metrics.Month, office_id: int | None = None, *, progress=lambda step: None) -> Report:
-    """The office's (default: the root's) figures and PDF for the month computed now, as a Report that is not
-    kept (not added to the session)."""
-    config = current_app.config
+DRAFT, PUBLISHED = "draft", "published"
+
+
+def compute(session, month: metrics.Month, office_id: int | None = None, *, next_steps: str | None = None,
+            progress=lambda step: None) -> Report:
+    """The office's (default: the root's) figures and PDF for the month computed now, as a draft Report that is not
+    kept (not added to the session). `next_steps`: the office's 下步工作, printed in the narrative."""
     office = report_office(session, office_id)
     figures = monthly_figures(session, month, office.id, progress=progress)
     now = clock.now()
     figures["generated_at"] = now.isoformat()
+    figures["next_steps"] = next_steps
+    pdf = render(session, office, figures, draft=True)
+    progress("pdf")
+    return Report(office_id=office.id, month=str(month), figures=figures, pdf=pdf,
+                  formula_version=figures["formula_version"], trigger=None, generated_at=now, status=DRAFT,
+                  next_steps=next_steps)
+
+
+def render(session, office: Office, figures: dict, *, draft: bool) -> bytes:
+    """The report's PDF from its figures: a draft is marked 草稿 on every page."""
+    config = current_app.config
     # The root's PDF is headed with the deployment's name (OFFICE_NAME), as with one window; any other office's
     # with its own name.
     heading = config["OFFICE_NAME"] if office.parent_id is None else office.name
-    pdf = build_pdf(figures, office=heading, generated_at=now, tz=clock.local_tz(),
-                    font=fonts.register(config["REPORT_FONT"]))
-    progress("pdf")
-    return Report(office_id=office.id, month=str(month), figures=figures, pdf=pdf,
-                  formula_version=figures["formula_version"], trigger=None, generated_at=now)
+    return build_pdf(figures, office=heading, generated_at=datetime.fromisoformat(figures["generated_at"]),
+                     tz=clock.local_tz(), font=fonts.register(config["REPORT_FONT"]), draft=draft)
 
 
 def get_or_generate(session, month: metrics.Month, office_id: int | None = None, *, trigger: str,
                     user_id: int | None = None, regenerate: bool = False, progress=lambda step: None) -> Report:
     """The office's (default: the root's) kept report of the month: the one there is, or (when there is none, or
-    `regenerate`) computed now and kept.
+    `regenerate`) computed now and kept as a draft. A published report is frozen: regenerating it is 409.
 
     Two may generate a month at once (two people in the console, the office's API call and the scheduler
-    on the 1st). The month is unique and the row is written with one upsert, so neither fails: without
+    on the 1st). (office, month) is unique and the row is written with one upsert, so neither fails: without
     `regenerate` the report the other kept meanwhile stands and is returned (on PostgreSQL the upsert
-    waits for the other's commit); (office, month) is unique; with `regenerate` the last one written stands (both were computed
-    from the same history). The leaders are told (`trigger` AUTO) only by the call that kept the month's
-    first report.
+    waits for the other's commit); with `regenerate` the last one written stands (both were computed from the same
+    history), unless the other published it meanwhile: the upsert never overwrites a published report. Nobody is
+    texted: the leaders hear of a report when the office publishes it (`publish`).
     """
     office_id = _office_id(session, office_id)
-    if not regenerate:
-        kept = find(session, str(month), office_id)
-        if kept is not None:
-            return kept
-    report = compute(session, month, office_id, progress=progress)
+    kept = find(session, str(month), office_id)
+    if kept is not None and (not regenerate or kept.status == PUBLISHED):
+        if regenerate:
+            raise Conflict(_l("The report for %(month)s was published: its figures are frozen.",
+                              month=month_label(month)))
+        return kept
+    report = compute(session, month, office_id, next_steps=kept.next_steps if kept is not None else None,
+                     progress=progress)
     values = {"office_id": report.office_id, "month": report.month, "figures": report.figures, "pdf": report.pdf,
               "formula_version": report.formula_version, "trigger": trigger, "generated_at": report.generated_at,
-              "generated_by": user_id}
+              "generated_by": user_id, "status": DRAFT}
     written = _upsert(session, values, replace=regenerate)
     kept = find(session, str(month), office_id)
-    if trigger == AUTO and written and not regenerate:
-        tell_leaders(session, kept)
+    if regenerate and not written:
+        raise Conflict(_l("The report for %(month)s was published: its figures are frozen.",
+                          month=month_label(month)))
     return kept
 
 
 def _upsert(session, values: dict, *, replace: bool) -> bool:
-    """Insert the month's row; on a conflict with another's, overwrite it (`replace`) or leave it. True if written."""
+    """Insert the month's row; on a conflict with another's, overwrite it if it is a draft (`replace`) or leave it.
+    True if written."""
     statement = upsert(session.get_bind().dialect.name, Report, values, ["office_id", "month"],
-                       replace=replace)
+                       replace=replace, where=Report.status == DRAFT if replace else None)
     return session.execute(statement.returning(Report.id)).first() is not None
+
+
+def save_next_steps(session, month: metrics.Month, office_id: int | None, text: str | None, *,
+                    user_id: int | None) -> Report:
+    """The office writes the draft's 下步工作 (None or blank: none); the draft is regenerated with it (409 once
+    published)."""
+    office_id = _office_id(session, office_id)
+    try:
+        text = validation.text(text, required=False, max_len=NEXT_STEPS_MAX)
+    except validation.FieldError as error:
+        raise ValidationFailed(fields={"next_steps": error.message}) from None
+    kept = get_or_generate(session, month, office_id, trigger=MANUAL, user_id=user_id)
+    if kept.status == PUBLISHED:
+        raise Conflict(_l("The report for %(month)s was published: its figures are frozen.", month=month_label(month)))
+    kept.next_steps = text
+    session.flush()
+    return get_or_generate(session, month, office_id, trigger=MANUAL, user_id=user_id, regenerate=True)
+
+
+def publish(session, month: metrics.Month, office_id: int | None = None, *, user_id: int | None,
+            next_steps: str | None = None) -> Report:
+    """Publish the month's report of the office: the draft as the office last saw it (generated first when there is
+    none; with `next_steps`, those written in first), its figures frozen from now on, its PDF without the draft
+    mark; the leaders are texted. 409 if it is published already (also when another published it meanwhile)."""
+    office_id = _office_id(session, office_id)
+    if next_steps is not None:
+        report = save_next_steps(session, month, office_id, next_steps, user_id=user_id)
+    else:
+        report = get_or_generate(session, month, office_id, trigger=MANUAL, user_id=user_id)
+    if report.status == PUBLISHED:
+        raise Conflict(_l("The report for %(month)s is already published.", month=month_label(month)))
+    now = clock.now()
+    pdf = render(session, session.get(Office, office_id), report.figures, draft=False)
+    done = session.execute(
+        sa.update(Report).where(Report.id == report.id, Report.status == DRAFT)
+        .values(status=PUBLISHED, published_at=now, published_by=user_id, pdf=pdf).returning(Report.id)
+    ).first()
+    if done is None:
+        raise Conflict(_l("The report for %(month)s is already published.", month=month_label(month)))
+    report = find(session, str(month), office_id)
+    # How many leaders were texted, for the caller to say (`report.texted`; not a column).
+    object.__setattr__(report, "texted", tell_leaders(session, report))
+    return report
 
 
 def for_reader(session, month: metrics.Month, office_id: int | None = None, *, role, user_id: int) -> Report:
@@ -164,11 +225,12 @@ def for_reader(session, month: metrics.Month, office_id: int | None = None, *, r
 
 
 def tell_leaders(session, report: Report) -> int:
-    """An SMS to every active leader with a phone number: the report is ready.
+    """An SMS to every active leader of the report's office (the root's: also those of no office) with a phone
+    number: the report is published.
 
     With no such leader nobody is told; the log says so, and the console's department list warns beforehand.
     """
-    phones = contacts.leader_account_phones(session)
+    phones = contacts.leader_account_phones(session, report.office_id)
     if not phones:
         log.warning("monthly report %s: no active leader has a mobile number on record; nobody was texted",
                     report.month)
@@ -185,3 +247,32 @@ def listing(session, office_id: int | None = None) -> list[Report]:
         sa.select(Report).options(sa.orm.defer(Report.pdf))
         .where(Report.office_id == _office_id(session, office_id)).order_by(Report.month.desc())
     ))
+
+
+def set_thresholds(session, office: Office, values: dict | None) -> Office:
+    """The office's own thresholds of 主要问题, given in percent ({"on_time_rate": 90, ...}: keys among
+    `scores.SCORED_RATES`, each a number from 0 to 100) and kept as fractions in `office.report_thresholds`. None or
+    {} goes back to the deployment's default (REPORT_THRESHOLDS). Anything else is 422, with what is wrong per key;
+    nothing is changed then. Reports made from now on use them; a kept report keeps the thresholds it was made with."""
+    from . import scores
+
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ValidationFailed(fields={"thresholds": _l("Give the thresholds as rates and percentages, like "
+                                                        "on_time_rate: 90.")})
+    fractions, errors = {}, {}
+    for key, value in values.items():
+        if key not in scores.SCORED_RATES:
+            errors[str(key)] = _l("Not a rate the report scores.")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:  # NaN too
+            errors[key] = _l("Must be a number from 0 to 100.")
+        else:
+            fractions[key] = round(value / 100, 6)
+    if errors:
+        raise ValidationFailed(fields=errors)
+    # SQL NULL (not a JSON null) when the default applies, as the migration leaves every office.
+    office.report_thresholds = fractions or sa.null()
+    session.flush()
+    session.expire(office, ["report_thresholds"])
+    return office

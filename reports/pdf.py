@@ -23,16 +23,18 @@ from reportlab.platypus import KeepTogether, PageBreak, SimpleDocTemplate, Space
 from tickets.clock import local_text
 from tickets.labels import supervision_text
 
-from . import charts
-from .display import month_label, show
+from . import charts, narrative
+from .display import month_label, percent, show
 from .formulas import FORMULA_BY_KEY, FORMULA_VERSION, FORMULAS
-from .markup import SafeParagraph, markup, plain, text
+from .markup import SafeParagraph, plain, text
+from .metrics import had_cases
 
 GRID = colors.HexColor("#b0b7c3")
 HEAD = colors.HexColor("#e8eef7")
 TOTAL = colors.HexColor("#fff4e0")
-HEADLINE_KEYS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_handling_days", "overdue",
-                 "satisfaction_rate", "good_rate", "bad")
+GOOD = colors.HexColor("#1b7f3b")
+BAD = colors.HexColor("#c0392b")
+DRAFT_MARK = colors.HexColor("#d0d0d0")
 OFFICE_COLUMNS = ("accepted", "closed", "closure_rate", "closed_in_month", "on_time_rate", "overdue", "returned",
                   "satisfaction_rate", "bad", "contact_rate")
 DEPARTMENT_COLUMNS = ("accepted", "closed", "closure_rate", "on_time_rate", "avg_handling_days", "overdue",
@@ -50,8 +52,15 @@ class Styles:
         heading = {**base, "keepWithNext": 1}
         self.h1 = ParagraphStyle("h1", **{**heading, "fontSize": 15, "leading": 20, "spaceBefore": 6, "spaceAfter": 8})
         self.h2 = ParagraphStyle("h2", **{**heading, "fontSize": 12, "leading": 16, "spaceBefore": 8, "spaceAfter": 4})
-        self.cover = ParagraphStyle("cover", **{**base, "fontSize": 22, "leading": 30, "alignment": TA_CENTER})
+        self.cover = ParagraphStyle("cover", **{**base, "fontSize": 18, "leading": 26, "alignment": TA_CENTER})
         self.center = ParagraphStyle("center", **{**base, "alignment": TA_CENTER})
+
+
+MIN_ROWS = 3  # a table split across pages keeps at least this many rows (besides its header) on each side
+
+
+def _body_rows(part: Table) -> int:
+    return len(part._cellvalues) - part.repeatRows
 
 
 class HeadingWithStart(KeepTogether):
@@ -61,6 +70,8 @@ class HeadingWithStart(KeepTogether):
     the block is split so that its start (a table's header and first rows) stays under the heading on
     this page, and the rest follows on the next one; only when not even that fits does it all move to
     the next page. (Plain KeepTogether would move a long table to a new page and leave half a page empty.)
+    A table is split only with at least `MIN_ROWS` rows on each page: fewer at a page's foot move to the next page
+    with the heading, and fewer left for the next page take rows from this one.
     """
 
     def split(self, available_width, available_height):
@@ -71,9 +82,22 @@ class HeadingWithStart(KeepTogether):
                        for h in headings)
             room = available_height - used - block.getSpaceBefore()
             parts = block.split(available_width, room) if room > 0 else []
+            if len(parts) > 1 and isinstance(block, Table):
+                parts = self._without_widows(block, available_width, room, parts)
             if len(parts) > 1:
                 return [*headings, *parts]
         return super().split(available_width, available_height)
+
+    @staticmethod
+    def _without_widows(block: Table, width: float, room: float, parts: list) -> list:
+        """The table's split with at least MIN_ROWS rows on both pages, or [] (move it whole) when there is none."""
+        while len(parts) > 1 and _body_rows(parts[-1]) < MIN_ROWS and _body_rows(parts[0]) > MIN_ROWS:
+            heights = parts[0]._rowHeights
+            room = sum(heights[:-1]) - 0.01  # one row fewer on this page
+            parts = block.split(width, room)
+        if len(parts) > 1 and (_body_rows(parts[0]) < MIN_ROWS or _body_rows(parts[-1]) < MIN_ROWS):
+            return []
+        return parts
 
 
 def _table(rows, widths, font, *, header=True, total_row=False, size=8):
@@ -91,46 +115,139 @@ def _table(rows, widths, font, *, header=True, total_row=False, size=8):
     return table
 
 
-def _cover(figures, s: Styles, office: str, generated: str, title: str):
-    cells = [[text(FORMULA_BY_KEY[k].label, s.center) for k in HEADLINE_KEYS[i:i + 3]]
-             for i in range(0, len(HEADLINE_KEYS), 3)]
-    values = [[markup('<font size="18">%(value)s</font>', s.center, value=show(k, figures["office"][k]))
-               for k in HEADLINE_KEYS[i:i + 3]] for i in range(0, len(HEADLINE_KEYS), 3)]
-    rows = [row for pair in zip(values, cells) for row in pair]
-    grid = Table(rows, colWidths=[55 * mm] * 3, rowHeights=[12 * mm, 8 * mm] * (len(rows) // 2))
-    grid.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.6, GRID), ("INNERGRID", (0, 0), (-1, -1), 0.3, GRID),
-                              ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
-    return [
-        Spacer(1, 30 * mm), text(office, s.center), Spacer(1, 6 * mm), text(title, s.cover),
-        Spacer(1, 15 * mm), grid, Spacer(1, 15 * mm),
-        text(_("Generated %(at)s · formula version %(version)s", at=generated,
-               version=figures.get("formula_version", FORMULA_VERSION)), s.center),
-        PageBreak(),
-    ]
+def _headline(figures, s: Styles, font: str):
+    """The headline figures with 环比 and 同比: value, last month's, the change (▲▼), a year ago's, the change."""
+    comparison = figures.get("comparison") or {}
+    previous, year_ago = comparison.get("previous_month"), comparison.get("year_ago_month")
+    head = [_("Figure"), _("This month"),
+            _("Last month (%(month)s)", month=month_label(previous)) if previous else _("Last month"),
+            _("Month on month"),
+            _("A year ago (%(month)s)", month=month_label(year_ago)) if year_ago else _("A year ago"),
+            _("Year on year")]
+    rows = [[text(h, s.small) for h in head]]
+    style = []
+    for line, row in enumerate(comparison.get("rows", []), 1):
+        key = row["key"]
+        rows.append([text(FORMULA_BY_KEY[key].label, s.small), show(key, row["value"]), show(key, row["previous"]),
+                     narrative.signed_change(key, row["mom"]), show(key, row["year_ago"]),
+                     narrative.signed_change(key, row["yoy"])])
+        for column, delta in ((3, row["mom"]), (5, row["yoy"])):
+            if delta and row["better"] is not None:
+                good = (delta > 0) == row["better"]
+                style.append(("TEXTCOLOR", (column, line), (column, line), GOOD if good else BAD))
+    table = _table(rows, [34 * mm, 20 * mm, 36 * mm, 27 * mm, 36 * mm, 27 * mm], font, size=8.5)
+    table.setStyle(TableStyle(style + [("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]))
+    return [text(_("Headline figures"), s.h2), table,
+            text(_("Month on month and year on year: rates in percentage points, counts in cases; green is better, "
+                   "red is worse."), s.note)]
+
+
+def _boards(figures, s: Styles, font: str):
+    """红榜 and 黑榜 of the departments, and of the windows below when the office has some, side by side."""
+    flow = []
+    for key, title in (("department_boards", _("Departments")), ("office_boards", _("Windows below"))):
+        board = figures.get(key) or {}
+        if key == "office_boards" and not figures.get("offices"):
+            continue
+        head = [_("Rank"), _("Name"), _("Score")]
+        sides = []
+        for side, label, colour in (("red", _("Top list"), GOOD), ("black", _("Bottom list"), BAD)):
+            entries = board.get(side) or []
+            rows = [[text(label, s.small), "", ""], [text(h, s.small) for h in head]]
+            rows += [[cell if i != 1 else text(cell, s.small) for i, cell in enumerate(narrative.board_line(e))]
+                     for e in entries]
+            if not entries:
+                rows.append(["", text(_("Too few units ranked for a list."), s.small), ""])
+            table = _table(rows, [10 * mm, 56 * mm, 18 * mm], font, header=False)
+            table.setStyle(TableStyle([("SPAN", (0, 0), (-1, 0)), ("BACKGROUND", (0, 0), (-1, 0), colour),
+                                       ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
+                                       ("BACKGROUND", (0, 1), (-1, 1), HEAD)]))
+            sides.append(table)
+        pair = Table([sides], colWidths=[90 * mm, 90 * mm])
+        pair.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+        flow += [text(_("Top and bottom lists: %(units)s", units=title), s.h2), pair]
+    scoring = figures.get("scoring") or {}
+    if scoring:
+        flow.append(text(_("Ranked by score (%(weights)s; a rate a unit had no case for leaves the mean); units with "
+                           "fewer than %(n)d cases are listed in the tables but not ranked. “(2nd month)”: on the "
+                           "bottom list last month too.", weights=weights_text(scoring["weights"]),
+                           n=scoring["min_cases"]), s.note))
+    return flow
+
+
+def weights_text(weights: dict) -> str:
+    return _(", ").join(_("%(figure)s %(weight)g", figure=FORMULA_BY_KEY[key].label, weight=weight)
+                        for key, weight in weights.items())
+
+
+def _narrative(figures, s: Styles):
+    """总体情况, 主要问题, 下步工作."""
+    found, more = narrative.problems(figures)
+    flow = [text(_("Overall"), s.h2), text(narrative.overall(figures), s.body), text(_("Main problems"), s.h2)]
+    if found:
+        flow += [text(f"{number}. {line}", s.body) for number, line in enumerate(found, 1)]
+        if more:
+            flow.append(text(_("and %(n)d more (see the tables below).", n=more), s.note))
+    else:
+        flow.append(text(_("Every unit judged met the office's thresholds this month."), s.body))
+    thresholds = (figures.get("scoring") or {}).get("thresholds") or {}
+    if thresholds:
+        flow.append(text(_("Thresholds: %(list)s.", list=_(", ").join(
+            _("%(figure)s %(value)s", figure=FORMULA_BY_KEY[key].label, value=percent(value))
+            for key, value in thresholds.items())), s.note))
+    steps = narrative.next_steps(figures)
+    flow += [text(_("Next steps"), s.h2),
+             text(steps, s.body) if steps else text(_("The office has not written its next steps yet."), s.note)]
+    return flow
+
+
+def _typical(figures, s: Styles, font: str, tz):
+    cases = figures.get("typical_cases") or []
+    flow = [text(_("Typical cases"), s.h2)]
+    if not cases:
+        return flow + [text(_("The office marked no case of this month as typical."), s.body)]
+    rows = [[text(h, s.small) for h in (_("Tracking number"), _("Department"), _("Closed"), _("Summary"))]]
+    rows += [[text(c["tracking_no"], s.small), text(c["department"] or "—", s.small), _local(c["closed_at"], tz),
+              text(c["summary"], s.small)] for c in cases]
+    return flow + [_table(rows, [32 * mm, 30 * mm, 28 * mm, 90 * mm], font)]
+
+
+def _front(figures, s: Styles, font: str, office: str, title: str, generated: str, draft: bool):
+    """The first page, read in a minute: the headline figures with their changes, 红黑榜, the narrative."""
+    status = _("Draft: not published; the figures may still change.") if draft else _("Published")
+    made = _("Generated %(at)s · formula version %(version)s", at=generated,
+             version=figures.get("formula_version", FORMULA_VERSION))
+    return [text(office, s.center), text(title, s.cover), text(status, s.center), text(made, s.center),
+            Spacer(1, 2 * mm),
+            *_headline(figures, s, font), *_boards(figures, s, font), *_narrative(figures, s)]
 
 
 def _department_table(figures, s: Styles, font: str):
     """The ranked departments with the office total; those without a case in the month named below, unranked."""
-    head = [_("Rank"), _("Department")] + [str(FORMULA_BY_KEY[k].label) for k in DEPARTMENT_COLUMNS] + [_("Supervised")]
+    head = ([_("Rank"), _("Department"), _("Score")] + [str(FORMULA_BY_KEY[k].label) for k in DEPARTMENT_COLUMNS]
+            + [_("Supervised")])
     rows = [[text(h, s.small) for h in head]]
 
     def line(rank, name, f):
         supervised = f"{f['supervised_1']}/{f['supervised_2']}/{f['supervised_3']}"
         # .get: a report kept under an earlier formula version has no figure a later one added
-        return [rank, text(name, s.small)] + [show(k, f.get(k)) for k in DEPARTMENT_COLUMNS] + [supervised]
+        return ([rank, text(name, s.small), show("score", f.get("score"))] + [show(k, f.get(k)) for k in DEPARTMENT_COLUMNS]
+                + [supervised])
 
-    ranked = [row for row in figures["departments"] if row.get("rank") is not None]
-    idle = [row["name"] for row in figures["departments"] if row.get("rank") is None]
-    rows += [line(str(row["rank"]), row["name"], row) for row in ranked]
+    listed = [row for row in figures["departments"] if had_cases(row)]
+    idle = [row["name"] for row in figures["departments"] if not had_cases(row)]
+    rows += [line(str(row["rank"]) if row.get("rank") is not None else "—", row["name"], row) for row in listed]
     if figures["unassigned"]["accepted"] or figures["unassigned"]["closed_in_month"]:
         rows.append(line("", _("Settled by the office itself"), figures["unassigned"]))
     rows.append(line("", _("Office total"), figures["office"]))
-    first = [8 * mm, 28 * mm]
-    column = (TEXT_WIDTH - sum(first) - 19 * mm) / len(DEPARTMENT_COLUMNS)
-    widths = first + [column] * len(DEPARTMENT_COLUMNS) + [19 * mm]
+    first = [8 * mm, 26 * mm, 11 * mm]
+    column = (TEXT_WIDTH - sum(first) - 17 * mm) / len(DEPARTMENT_COLUMNS)
+    widths = first + [column] * len(DEPARTMENT_COLUMNS) + [17 * mm]
     flow = [
-        text(_("Departments, ranked by on-time closure rate, then satisfaction rate"), s.h2),
+        text(_("Departments, ranked by score"), s.h2),
         _table(rows, widths, font, total_row=True, size=7.5),
+        text(_("—: not ranked, with fewer than %(n)d cases this month (受理数 or 本月办结数, whichever is larger) or no "
+               "rate to score.", n=(figures.get("scoring") or {}).get("min_cases", 1)), s.note),
     ]
     if idle:
         flow.append(text(_("No cases this month, so not ranked: %(names)s.", names=_(", ").join(idle)), s.note))
@@ -171,22 +288,22 @@ def _office_table(figures, s: Styles, font: str):
     children = figures.get("offices") or []
     if not children:
         return []
-    head = [_("Rank"), _("Window")] + [str(FORMULA_BY_KEY[k].label) for k in OFFICE_COLUMNS]
+    head = [_("Rank"), _("Window"), _("Score")] + [str(FORMULA_BY_KEY[k].label) for k in OFFICE_COLUMNS]
     rows = [[text(h, s.small) for h in head]]
 
     def line(rank, name, f):
-        return [rank, text(name, s.small)] + [show(k, f.get(k)) for k in OFFICE_COLUMNS]
+        return [rank, text(name, s.small), show("score", f.get("score"))] + [show(k, f.get(k)) for k in OFFICE_COLUMNS]
 
     rows += [line(str(row["rank"]) if row.get("rank") is not None else "—", row["name"], row) for row in children]
     rows.append(line("", _("Cases owned by this window itself"), figures["own"]))
     rows.append(line("", _("Office total"), figures["office"]))
-    first = [8 * mm, 37 * mm]
+    first = [8 * mm, 33 * mm, 11 * mm]
     widths = first + [(TEXT_WIDTH - sum(first)) / len(OFFICE_COLUMNS)] * len(OFFICE_COLUMNS)
     return [
-        text(_("Windows below, ranked by on-time closure rate, then satisfaction rate (each with every window "
-               "below it)"), s.h2),
+        text(_("Windows below, ranked by score (each with every window below it)"), s.h2),
         _table(rows, widths, font, total_row=True, size=7.5),
-        text(_("A window without a case this month is not ranked (—)."), s.note),
+        text(_("A window with fewer than %(n)d cases this month, or no rate to score, is not ranked (—).",
+               n=(figures.get("scoring") or {}).get("min_cases", 1)), s.note),
         Spacer(1, 4 * mm),
         KeepTogether([charts.department_chart(children, _("Windows below"), font)]),
     ]
@@ -259,13 +376,25 @@ def _escalations(figures, s: Styles, font: str, tz):
         [32 * mm, 38 * mm, 55 * mm, 32 * mm], s, font, _("No case was escalated this month."))
 
 
-def _appendix(s: Styles, font: str, version: str):
+def _appendix(figures, s: Styles, font: str, version: str):
     rows = [[text(_("Figure"), s.small), text(_("Definition"), s.small)]]
     rows += [[text(f.label, s.small), text(f.definition, s.small)] for f in FORMULAS]
-    return [PageBreak(), text(_("Appendix: formulas (version %(version)s)", version=version), s.h1),
+    flow = [PageBreak(), text(_("Appendix: formulas (version %(version)s)", version=version), s.h1),
             text(_("Months are calendar months in local time. Working days follow the office's calendar, "
                    "including make-up working days."), s.body), Spacer(1, 3 * mm),
             _table(rows, [45 * mm, 125 * mm], font)]
+    scoring = figures.get("scoring")
+    if scoring:
+        flow += [text(_("Score and ranking"), s.h2), text(_(
+            "Score = Σ (weight × rate × 100) ÷ Σ weight, over the rates the unit has this month; weights: "
+            "%(weights)s. A rate the unit had no case for (nothing closed, no survey answered, no first contact due) "
+            "leaves the mean with its weight. Units with at least %(n)d cases (受理数 or 本月办结数, whichever is "
+            "larger) and a score are ranked by score, then by 本月办结数; equal on both, they share a rank. Top list: "
+            "the first three ranked, bottom list: the last three (with fewer than six ranked, half of them each, so "
+            "no unit is on both). Month on month compares with last month, year on year with the same month a year "
+            "earlier, each from its kept report when one was computed with the same formula version.",
+            weights=weights_text(scoring["weights"]), n=scoring["min_cases"]), s.body)]
+    return flow
 
 
 # ReportLab keeps each embedded TrueType font's subsetting state on the font object, shared by every document
@@ -274,10 +403,11 @@ def _appendix(s: Styles, font: str, version: str):
 _BUILDING = threading.Lock()
 
 
-def build_pdf(figures: dict, *, office: str, generated_at: datetime, tz, font: str) -> bytes:
-    """The report as PDF bytes, always in Chinese (leaders read it as a document of the office)."""
+def build_pdf(figures: dict, *, office: str, generated_at: datetime, tz, font: str, draft: bool = False) -> bytes:
+    """The report as PDF bytes, always in Chinese (leaders read it as a document of the office); a draft is marked
+    草稿 on every page."""
     with force_locale("zh_CN"), _BUILDING:
-        return _build(figures, office, local_text(generated_at, tz), tz, font)
+        return _build(figures, office, local_text(generated_at, tz), tz, font, draft)
 
 
 def _fit(value: str, font: str, size: float, width: float) -> str:
@@ -290,15 +420,25 @@ def _fit(value: str, font: str, size: float, width: float) -> str:
     return value + "…"
 
 
-def _build(figures, office, generated, tz, font) -> bytes:
+def _build(figures, office, generated, tz, font, draft) -> bytes:
     s = Styles(font)
     buffer = io.BytesIO()
     title = _("Monthly closure report, %(month)s", month=month_label(figures["month"]))
 
     def footer(canvas, doc):
         page = _("Page %(page)d · generated %(at)s", page=doc.page, at=generated)
+        if draft:
+            page = _("Draft") + " · " + page
         room = A4[0] - 36 * mm - stringWidth(page, font, 8) - 8 * mm
         canvas.saveState()
+        if draft:  # across the page, light enough to read through
+            canvas.setFont(font, 90)
+            canvas.setFillColor(DRAFT_MARK)
+            canvas.translate(A4[0] / 2, A4[1] / 2)
+            canvas.rotate(40)
+            canvas.drawCentredString(0, 0, _("Draft"))
+            canvas.restoreState()
+            canvas.saveState()
         canvas.setFont(font, 8)
         canvas.setFillColor(colors.HexColor("#555555"))
         canvas.drawString(18 * mm, 10 * mm, _fit(f"{office}  {title}", font, 8, room))
@@ -309,8 +449,8 @@ def _build(figures, office, generated, tz, font) -> bytes:
                             bottomMargin=18 * mm, title=plain(title), author=plain(office),
                             keepTogetherClass=HeadingWithStart)
     trend_title = _("Closure and satisfaction rates, last 12 months")
-    flow = _cover(figures, s, office, generated, title)
-    flow += [text(title, s.h1)]
+    flow = _front(figures, s, font, office, title, generated, draft)
+    flow += [PageBreak(), *_typical(figures, s, font, tz)]
     flow += _department_table(figures, s, font)
     flow += _appeals(figures, s, font)
     flow += _office_table(figures, s, font)
@@ -320,6 +460,6 @@ def _build(figures, office, generated, tz, font) -> bytes:
     flow += _recurring(figures, s, font)
     flow += _overdue(figures, s, font, tz)
     flow += _escalations(figures, s, font, tz)
-    flow += _appendix(s, font, figures.get("formula_version", FORMULA_VERSION))
+    flow += _appendix(figures, s, font, figures.get("formula_version", FORMULA_VERSION))
     doc.build(flow, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()

@@ -17,7 +17,8 @@ from . import metrics, operations
 
 @dramatiq.actor(queue_name="reports", max_retries=3, time_limit=15 * 60 * 1000)
 def generate_monthly_report(month: str) -> None:
-    """Generate and keep `month`'s report unless it exists; the leaders get an SMS once it is committed.
+    """Generate and keep `month`'s report as a draft unless it exists (the leaders are texted when the office
+    publishes it).
 
     The surveys that closed by now are settled first (their default ratings recorded), so that a report made in the
     first seconds of the 1st does not race the survey sweep for the month's last default ratings."""

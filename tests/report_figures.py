@@ -7,8 +7,7 @@ import io
 
 from pypdf import PdfReader
 
-from reports import markup, metrics
-from reports.figures import rank_departments
+from reports import markup, metrics, scores
 
 MONTH = "2026-11"
 DUE = "2026-11-12T15:59:00+00:00"
@@ -31,11 +30,24 @@ def figures_with(*, departments=("市场监督管理局", "人力资源和社会
     rows += [{"id": 100 + i, "name": name, **counts(0)} for i, name in enumerate(idle)]
     first = departments[0] if departments else None
     parsed = metrics.Month.parse(month)
-    return {
+    rules = {"weights": scores.weights_from(scores.DEFAULT_WEIGHTS), "min_cases": 1,
+             "thresholds": scores.thresholds_from(scores.DEFAULT_THRESHOLDS)}
+    office = counts(sum(i + 2 for i in range(len(departments))) + 1)
+    ranked = scores.rank(rows, weights=rules["weights"], min_cases=1)
+    figures = {
         "month": month,
         "formula_version": metrics.FORMULA_VERSION,
-        "office": counts(sum(i + 2 for i in range(len(departments))) + 1),
-        "departments": rank_departments(rows),
+        "scoring": rules,
+        "office": office,
+        "departments": ranked,
+        "offices": [],
+        "department_boards": scores.boards(ranked),
+        "office_boards": scores.boards([]),
+        "comparison": {"previous_month": str(parsed.shift(-1)), "year_ago_month": str(parsed.shift(-12)),
+                       "rows": scores.comparison(office, counts(3), None)},
+        "typical_cases": [{"tracking_no": no, "summary": f"{first}的典型案例", "closed_at": DUE, "department": first}
+                          for no in tracking_numbers],
+        "next_steps": "下月重点督办超期件。",
         "unassigned": counts(1),
         "problem_types": [{"code": f"t{i}", "label": label, "count": 5 - i} for i, label in enumerate(problem_labels)],
         "service_items": [{"name": name, "count": 2} for name in service_items],
@@ -47,7 +59,10 @@ def figures_with(*, departments=("市场监督管理局", "人力资源和社会
             for no in tracking_numbers]},
         "trend": [{"month": str(parsed.shift(-back)), "closure_rate": 0.5 + back / 40, "satisfaction_rate": 0.9}
                   for back in range(11, -1, -1)],
+        "generated_at": "2026-12-01T01:00:00+00:00",
     }
+    figures["problems"] = scores.problems(figures, rules["thresholds"])
+    return figures
 
 
 def pdf_pages(data: bytes) -> list[str]:

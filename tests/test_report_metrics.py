@@ -35,9 +35,18 @@ def test_every_formula_on_the_hand_built_month(world, november):
     for name, expected_row in ((A_NAME, DEPARTMENT_A), (B_NAME, DEPARTMENT_B)):
         for key, expected in expected_row.items():
             assert rows[name][key] == expected, (name, key)
-    # ranked by on-time rate (B 100 %, A 66.7 %), then satisfaction; C had no case in November: last, unranked
-    assert [(row["name"], row["rank"]) for row in figures["departments"]] == [
-        (B_NAME, 1), (A_NAME, 2), ("住房和城乡建设局", None)]
+    # 3 cases each, fewer than REPORT_MIN_CASES (5): listed, not ranked; C had no case in November at all
+    assert [(row["name"], row["rank"], row["unranked"]) for row in figures["departments"]] == sorted([
+        (B_NAME, None, "few_cases"), (A_NAME, None, "few_cases"), ("住房和城乡建设局", None, "no_cases")])
+    assert figures["department_boards"] == {"red": [], "black": []}
+    # with 1 case enough, both are ranked by score: B is better on time (100 % against 66.7 %) and in satisfaction
+    world.app.config["REPORT_MIN_CASES"] = 1
+    ranked = figures_of(world.app)["departments"]
+    assert [(row["name"], row["rank"]) for row in ranked] == [(B_NAME, 1), (A_NAME, 2), ("住房和城乡建设局", None)]
+    for row in ranked[:2]:
+        weights = [(w, row[k]) for k, w in ((("on_time_rate", 40), ("satisfaction_rate", 40), ("contact_rate", 20)))
+                   if row[k] is not None]
+        assert row["score"] == round(sum(w * v for w, v in weights) * 100 / sum(w for w, _v in weights), 2)
     assert figures["unassigned"]["accepted"] == 1 and figures["unassigned"]["bad_rectified"] == 1  # T7
     assert figures["formula_version"] == metrics.FORMULA_VERSION
 

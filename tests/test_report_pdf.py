@@ -25,7 +25,7 @@ from reportlab.platypus import Paragraph
 
 from app import create_app
 from reports import charts, fonts, markup
-from reports.figures import rank_departments
+from reports import scores
 from reports.pdf import build_pdf
 from tests.helpers import BASE_CONFIG, TZ, examples
 from tests.report_figures import (
@@ -187,7 +187,7 @@ def test_months_the_ranking_title_and_unranked_departments(app):
     text = pdf_text(build(app, figures_with(idle=("住房和城乡建设局", "税务局"))))
     assert "2026年11月办结情况月报" in text and "2025年12月" in text and "2026年6月" in text  # cover, trend axis
     assert not re.search(r"(?<![\d-])\d{2}-\d{2}(?![\d-])", text)  # no "25-12" month labels left
-    assert "部门排名（按时办结率优先，其次满意率）" in text and "按按时" not in text
+    assert "部门排名（按综合得分）" in text and "按按时" not in text
     assert "本月无案件，不参与排名：住房和城乡建设局、税务局。" in text
     assert text.count("住房和城乡建设局") == 1  # neither in the ranked table nor in the chart
 
@@ -238,25 +238,35 @@ def test_department_chart_draws_only_ranked_departments(app):
 # --- 4. the ranking ------------------------------------------------------------------------------------
 
 RATES = st.sampled_from([None, 0.0, 0.5, 0.8, 1.0])
+WEIGHTS = scores.weights_from(scores.DEFAULT_WEIGHTS)
 
 
-@given(st.lists(st.tuples(st.integers(0, 3), RATES, RATES), max_size=12))
-def test_ranks_share_ties_and_leave_departments_without_cases_unranked(specs):
+@given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 8), RATES, RATES, RATES), max_size=14),
+       st.integers(1, 6))
+def test_scores_rank_units_with_enough_cases_and_boards_never_share_a_unit(specs, min_cases):
     rows = []
-    for i, (accepted, on_time, satisfied) in enumerate(specs):
+    for i, (accepted, closed, on_time, satisfied, contact) in enumerate(specs):
         row = {"id": i, "name": f"部门{i:02d}", **counts(accepted)}
-        row["on_time_rate"], row["satisfaction_rate"] = on_time, satisfied
+        row["closed_in_month"] = closed
+        row["on_time_rate"], row["satisfaction_rate"], row["contact_rate"] = on_time, satisfied, contact
         rows.append(row)
-    ranked = rank_departments(rows)
-    with_cases = [r for r in ranked if r["accepted"]]
-    assert ranked == with_cases + [r for r in ranked if not r["accepted"]]  # those without cases last
-    assert all(r["rank"] is None for r in ranked[len(with_cases):])
-
-    def key(r):
-        return tuple(-1 if v is None else v for v in (r["on_time_rate"], r["satisfaction_rate"]))
-
-    for row in with_cases:  # competition ranking: 1 + how many did strictly better
-        assert row["rank"] == 1 + sum(key(other) > key(row) for other in with_cases)
+    ranked = scores.rank(rows, weights=WEIGHTS, min_cases=min_cases)
+    judged = [r for r in ranked if r["rank"] is not None]
+    assert ranked[:len(judged)] == judged and all(r["rank"] is None for r in ranked[len(judged):])
+    for row in ranked:
+        present = [(w, row[k]) for k, w in WEIGHTS.items() if row[k] is not None]
+        expected = round(sum(w * v for w, v in present) * 100 / sum(w for w, _v in present), 2) if present else None
+        assert row["score"] == expected
+        enough = max(row["accepted"], row["closed_in_month"]) >= min_cases
+        assert (row["rank"] is not None) == (enough and expected is not None)
+    for row in judged:  # competition ranking on (score, closed in the month): 1 + how many did strictly better
+        better = [o for o in judged if (o["score"], o["closed_in_month"]) > (row["score"], row["closed_in_month"])]
+        assert row["rank"] == 1 + len(better)
+    board = scores.boards(ranked)
+    size = min(3, len(judged) // 2)
+    assert [e["id"] for e in board["red"]] == [r["id"] for r in judged[:size]]
+    assert [e["id"] for e in board["black"]] == [r["id"] for r in judged[::-1][:size]]
+    assert not {e["id"] for e in board["red"]} & {e["id"] for e in board["black"]}
 
 
 def test_reports_built_in_several_threads_at_once_all_read_back(app):
@@ -276,3 +286,44 @@ def test_reports_built_in_several_threads_at_once_all_read_back(app):
     for pdf in pdfs:
         text = squash(pdf_text(pdf))
         assert all(squash(name) in text for name in departments)
+
+
+# --- 5. the 通报's first page -----------------------------------------------------------------------------------
+
+def test_the_first_page_holds_figures_changes_boards_and_narrative(app):
+    departments = [f"第{n}部门" for n in range(7)]
+    figures = figures_with(departments=departments)
+    figures["department_boards"]["black"][0]["again"] = True
+    figures["problems"] = [{"kind": "black_again", "unit": figures["department_boards"]["black"][0]["name"],
+                            "key": None, "value": None, "threshold": None}]
+    draft, published = (pdf_pages(build_draft(app, figures, draft)) for draft in (True, False))
+    first = squash(draft[0])
+    for expected in ("2026年11月办结情况月报", "主要指标", "上月（2026年10月）", "去年同月（2025年11月）", "环比", "同比",
+                     "红黑榜：部门", "红榜", "黑榜", "综合得分", "（连续两月）", "总体情况", "主要问题", "连续两个月列入黑榜",
+                     "下步工作", "下月重点督办超期件。", "草稿", "2026年11月共受理"):
+        assert squash(expected) in first, expected
+    assert "▲" in first or "▼" in first
+    # 7 ranked departments: the first three on the 红榜, the last three on the 黑榜 (worst first), none on both
+    red, black = figures["department_boards"]["red"], figures["department_boards"]["black"]
+    assert len(red) == len(black) == 3 and not {e["name"] for e in red} & {e["name"] for e in black}
+    assert "典型案例" in squash(draft[1]) and "的典型案例" in squash(draft[1])
+    assert not any("草稿" in page for page in published) and all("草稿" in page for page in draft)
+    assert "已发布" in squash(published[0])
+
+
+def test_tables_split_across_pages_keep_three_rows_on_each_side(app):
+    """However long the overdue list, a page never ends with a table's header and one or two rows, nor starts with
+    its last one or two."""
+    for count in range(20, 60, 3):
+        figures = figures_with(tracking_numbers=[f"BJ202611{n:02d}-0001" for n in range(count)])
+        for page in pdf_pages(build(app, figures))[1:-1]:
+            lines = [line for line in page.strip().splitlines()[1:] if line.strip()]
+            # a page whose only table rows are 1-2 listed cases after a header would hold "受理编号" then <3 numbers
+            numbers = [line for line in lines if line.strip().startswith("BJ202611")]
+            assert not (0 < len(numbers) < 3 and len(lines) < 12), (count, lines)
+
+
+def build_draft(app, figures, draft: bool) -> bytes:
+    with app.app_context():
+        return build_pdf(figures, office="办不成事反映窗口", generated_at=GENERATED, tz=TZ, font=fonts.register(),
+                         draft=draft)

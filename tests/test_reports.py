@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
 
-from reports import fonts, metrics
+from reports import fonts, metrics, operations
 from reports.formulas import FORMULA_VERSION
 from reports.models import Report
 from reports.tasks import SCHEDULE_KEY
@@ -38,7 +38,7 @@ def test_pdf_has_chinese_headline_figures_and_departments(world, november):
     text = pdf_text(response.data)
     for expected in ("2026年11月", "办结率", "71.4%", "按时办结率", "83.3%", "满意率", "50.0%", A_NAME, B_NAME,
                      "全窗口合计", "办不成事反映窗口", "第 1 页", "超期", november["T6"]["tracking_no"], "营业执照变更",
-                     "附录", FORMULA_VERSION, "2025年12月", "部门排名（按时办结率优先，其次满意率）",
+                     "附录", FORMULA_VERSION, "2025年12月", "部门排名（按综合得分）",
                      "本月无案件，不参与排名：住房和城乡建设局。"):
         assert expected in text, expected
     # the month's overdue figure (T4 answered late, T6) and the one case still overdue at its end (T6), explained
@@ -105,7 +105,7 @@ def test_console_reports_page_generates_and_downloads(world, november):
     assert 'id="report-charts"' not in world.console("dept_a").get("/admin/").get_data(as_text=True)
 
 
-def test_scheduler_job_generates_last_month_once_and_tells_the_leaders(world, november, clock):
+def test_scheduler_job_generates_a_draft_once_and_publishing_tells_the_leaders(world, november, clock):
     from notify.models import SmsMessage
 
     app = world.app
@@ -123,10 +123,14 @@ def test_scheduler_job_generates_last_month_once_and_tells_the_leaders(world, no
     run_queue(broker, "reports")
     with app.app_context():
         report = db.session.scalar(sa.select(Report))
-        assert (report.month, report.trigger) == (MONTH, "auto")
-        sms = db.session.scalars(sa.select(SmsMessage).where(SmsMessage.template == "report_ready")).all()
+        assert (report.month, report.trigger, report.status) == (MONTH, "auto", "draft")
+        ready = sa.select(SmsMessage).where(SmsMessage.template == "report_ready")
+        assert db.session.scalars(ready).all() == []  # a draft: nobody is told yet
+        operations.publish(db.session, metrics.Month.parse(MONTH), user_id=world.users["office"])
+        db.session.commit()
+        sms = db.session.scalars(ready).all()
         assert [(m.phone, m.audience) for m in sms] == [("+8613900000009", "leader")]
-        assert "2026年11月办结情况月报已生成，办结率71.4%" in sms[0].body
+        assert "2026年11月办结情况通报已发布，办结率71.4%" in sms[0].body
     job.enqueued.clear()
     assert job(clock.now) is None  # the report exists: nothing to do, however often the scheduler ticks
     assert broker.queues["reports"].qsize() == 0

@@ -26,6 +26,7 @@ PAYLOADS = {
     "record_contact": {"contacted_at": "2026-11-16T09:00:00+08:00", "method": "phone", "outcome": "已电话联系申请人。"},
     "appeal": {"reason": "差评与办理质量无关，办件记录可证。", "evidence": "办件档案第 12 号"},
     "decide_appeal": {"uphold": True, "reason": "申诉属实。", "lift_rectification": True},
+    "mark_typical": {"summary": "企业变更登记多次往返，转办后一天办结。"},
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -48,7 +49,7 @@ ALLOWED = {
     "transferred": {"return", "request_extension", "reply", "remind", "note", "record_contact"},
     "returned": {"transfer", "remind", "note", "assign_down"},
     "replied": {"approve", "send_back", "remind", "note"},
-    "closed": {"note"},
+    "closed": {"note", "mark_typical"},
     # reopened by a 差评 not yet visited (nor appealed: decide_appeal needs an appeal, see test_appeals_*)
     "rectifying": {"reply", "explain", "remind", "note", "record_visit", "appeal"},
 }
@@ -124,6 +125,7 @@ ROLE_CASES = {
     "record_contact": ("transferred", {"admin", "dept_a"}),  # the lead department only: dept_b cannot see it (404)
     "appeal": ("rectifying", {"admin", "dept_a"}),
     "decide_appeal": ("rectifying+appeal", {"admin", "supervisor"}),
+    "mark_typical": ("closed", {"admin", "office"}),
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 

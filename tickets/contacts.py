@@ -64,10 +64,15 @@ def department_phone(department: Department | None, audience: str) -> str | None
     return (getattr(department, f"{audience}_phone", None) or None) if department is not None else None
 
 
-def leader_account_phones(session) -> list[str]:
-    """Numbers of the active accounts of role leader (the monthly report's audience)."""
-    return list(session.scalars(sa.select(User.phone).where(*_REACHABLE, User.role == Role.leader.value)
-                                .order_by(User.id)))
+def leader_account_phones(session, office_id: int | None = None) -> list[str]:
+    """Numbers of the active accounts of role leader (a monthly report's audience): those of `office_id`, and for
+    the root office (or None) also those of no office."""
+    where = [*_REACHABLE, User.role == Role.leader.value]
+    if office_id is not None:
+        root = session.scalar(sa.select(Office.id).where(Office.parent_id.is_(None)))
+        mine = User.office_id == office_id
+        where.append(sa.or_(mine, User.office_id.is_(None)) if office_id == root else mine)
+    return list(session.scalars(sa.select(User.phone).where(*where).order_by(User.id)))
 
 
 def unreachable(session, department_ids=None) -> dict[int, list[str]]:

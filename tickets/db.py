@@ -109,10 +109,11 @@ def in_batches(session, claim, act, after=lambda ids: None) -> int:
 
 
 def upsert(dialect: str, model, values: dict, key: Sequence[str], *, update: dict | None = None,
-           replace: bool = False):
+           replace: bool = False, where=None):
     """`INSERT ... ON CONFLICT (key) ...`, the same statement on PostgreSQL and SQLite (`dialect` names which):
     DO UPDATE SET `update` (column → value or expression), or with `replace` every given column but the key
-    to the new row's value; DO NOTHING when neither is asked for. Add `.returning(...)` as needed."""
+    to the new row's value, only where the kept row meets `where` if given; DO NOTHING when neither is asked for.
+    Add `.returning(...)` as needed."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -121,7 +122,7 @@ def upsert(dialect: str, model, values: dict, key: Sequence[str], *, update: dic
     if replace:
         update = {name: statement.excluded[name] for name in values if name not in key}
     if update:
-        return statement.on_conflict_do_update(index_elements=list(key), set_=update)
+        return statement.on_conflict_do_update(index_elements=list(key), set_=update, where=where)
     return statement.on_conflict_do_nothing(index_elements=list(key))
 _CONSTANT = (type(None), bool, int, float, str, enum.Enum)  # defaults a new object may share with every other
 

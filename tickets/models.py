@@ -137,6 +137,9 @@ class Office(SQLModel, table=True):
     # 默认评价: a survey of this office's cases left unanswered when it closes is recorded as 基本满意 (3), marked
     # `defaulted` (the provincial 好差评 rules); off: it stays unrated. The case's owning office decides.
     default_unanswered: bool = Field(default=True)
+    # 主要问题 of this office's monthly report: the lowest rates a unit may have before the report names it, as
+    # {rate key: fraction}; None: the deployment's REPORT_THRESHOLDS (reports/scores.py).
+    report_thresholds: Optional[dict] = Field(default=None, sa_type=sa.JSON(none_as_null=True))
     created_at: datetime = _time(default_factory=utcnow)
 
 
@@ -261,6 +264,10 @@ class Ticket(SQLModel, table=True):
     created_at: datetime = _time(default_factory=utcnow)
     updated_at: datetime = _time(default_factory=utcnow)
     closed_at: Optional[datetime] = _time(default=None)
+    # 典型案例: the office's summary of a closed case it marked typical (`mark_typical`); the monthly report of the
+    # month the case was (last) closed in lists it. None: not typical.
+    typical_summary: Optional[str] = Field(default=None, sa_type=sa.Text)
+    typical_at: Optional[datetime] = _time(default=None)
 
     @hybrid_method
     def overdue(self, now: datetime) -> bool:

@@ -114,12 +114,12 @@ INSERT INTO extension_request (ticket_id, deadline_id, working_days, reason, req
 SELECT i + 1, i * 3 + 2, 3, '需现场核查', t + interval '2 days', t + interval '2 days 3 hours', true
 FROM c WHERE h BETWEEN 40 AND 59""",
     "survey": CASES + """
-INSERT INTO survey (ticket_id, round, phone, opened_at, closes_at, score, rated_at, channel)
+INSERT INTO survey (ticket_id, round, phone, opened_at, closes_at, score, rated_at, channel, defaulted)
 SELECT i + 1, 1, '+8613800138000', t + (1 + h % 9) * interval '1 day' + interval '2 hours',
        t + (4 + h % 9) * interval '1 day' + interval '2 hours',
        CASE WHEN i % 10 < 6 THEN CASE WHEN h % 20 < 10 THEN 1 WHEN h % 20 < 15 THEN 2 WHEN h % 20 < 17 THEN 3
                                       WHEN h % 20 < 18 THEN 4 ELSE 5 END END,
-       CASE WHEN i % 10 < 6 THEN t + (2 + h % 9) * interval '1 day' END, CASE WHEN i % 10 < 6 THEN 'sms' END
+       CASE WHEN i % 10 < 6 THEN t + (2 + h % 9) * interval '1 day' END, CASE WHEN i % 10 < 6 THEN 'sms' END, false
 FROM c WHERE h >= 40""",
     "return_visit": """
 INSERT INTO return_visit (ticket_id, survey_id, visited_at, contacted, outcome, created_at)
@@ -196,8 +196,8 @@ def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int, ne
         connection.execute(sa.text("SET synchronous_commit = off"))
         for office_id, code, office_name, level, parent_id, path in network.offices:
             connection.execute(sa.text(
-                "INSERT INTO office (id, code, name, level, parent_id, path, active, created_at) "
-                "VALUES (:id, :code, :name, :level, :parent, :path, true, now())"
+                "INSERT INTO office (id, code, name, level, parent_id, path, active, default_unanswered, created_at) "
+                "VALUES (:id, :code, :name, :level, :parent, :path, true, true, now())"
             ), {"id": office_id, "code": code, "name": office_name, "level": level, "parent": parent_id, "path": path})
         if network.offices:
             connection.execute(sa.text(
@@ -237,7 +237,8 @@ def build(admin_url: str, name: str, reuse: bool, total: int, per_month: int, ne
 
 
 def keep_earlier(url: str, month_text: str) -> None:
-    """Generate and keep the city's and the county's reports of the eleven months before, as on each 1st."""
+    """Generate and keep the city's and the county's reports of the twelve months before (the trend's eleven and the
+    year-earlier month of 同比), as on each 1st."""
     from app import create_app
     from reports import metrics, operations
     from tickets import offices
@@ -247,7 +248,7 @@ def keep_earlier(url: str, month_text: str) -> None:
     month = metrics.Month.parse(month_text)
     with app.app_context():
         for office_id in (offices.root_id(db.session), offices.by_code(db.session, COUNTY_CODE).id):
-            for back in range(metrics.TREND_MONTHS - 1, 0, -1):
+            for back in range(max(metrics.TREND_MONTHS - 1, 12), 0, -1):
                 earlier = month.shift(-back)
                 operations.get_or_generate(db.session, earlier, office_id, trigger=operations.MANUAL)
                 db.session.commit()

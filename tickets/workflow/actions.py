@@ -563,6 +563,40 @@ def _record_visit(session, ticket, actor, data, now):
                         "visited_on": data["visited_on"].isoformat()})
 
 
+# --- 典型案例: the office marks a closed case typical, with its summary, for the monthly 通报 ---------------------
+
+TYPICAL_SUMMARY_MAX = 500
+
+
+def _parse_typical(session, ticket, payload):
+    def build(c, p):
+        typical = c.field("typical", validation.boolean, p.get("typical"), required=False)
+        typical = True if typical is None else typical
+        c.values["typical"] = typical
+        summary = c.field("summary", validation.text, p.get("summary"), required=typical,
+                          max_len=TYPICAL_SUMMARY_MAX)
+        if not typical:
+            if summary:
+                c.fail("summary", _l("A withdrawn mark has no summary."))
+            elif ticket.typical_summary is None:
+                c.fail("typical", _l("This case is not marked typical."))
+    return _fields(payload, build)
+
+
+@action("mark_typical", roles={"office"}, statuses={"closed"}, changes_state=False, parse=_parse_typical,
+        inputs=(Input("typical", _l("Typical case"), "yesno", False, options=(
+                    ("yes", _l("Mark as typical")), ("no", _l("Withdraw the mark")))),
+                text("summary", _l("Summary for the monthly report"), False, hint=_l(
+                    "What happened and what was done, in a few sentences (at most 500 characters); the report of "
+                    "the month the case was closed in lists it under 典型案例 until the report is published."))),
+        label=_l("Marked as a typical case"), button=_l("Mark as typical"))
+def _mark_typical(session, ticket, actor, data, now):
+    ticket.typical_summary = data["summary"] if data["typical"] else None
+    ticket.typical_at = now if data["typical"] else None
+    return record(session, ticket, actor, "mark_typical", now, from_status=ticket.status, note=data["summary"],
+                  data={"typical": data["typical"]})
+
+
 # --- 申诉复核: the department appeals a 差评 it did not deserve; the owning office's supervisor decides ------------
 
 def _parse_appeal(session, ticket, payload):
