@@ -1,5 +1,6 @@
 """`flask report monthly <YYYY-MM> -o file.pdf [--office <code>]`: generate (or regenerate) and keep a month's report
-of an office's subtree (default: the root's). `flask evaluation close-surveys` and `flask evaluation export
+of an office's subtree (default: the root's), as a draft; `flask report publish <YYYY-MM> [--office <code>]
+[--next-steps TEXT]`: publish it (the leaders are texted). `flask evaluation close-surveys` and `flask evaluation export
 <YYYY-MM> [--office <code>] [-o file]`: 好差评, the default rating of surveys left unanswered and the month's
 ratings for the national platform."""
 from __future__ import annotations
@@ -40,13 +41,56 @@ def monthly(month, output, office_code):
     if office is None:
         raise click.BadParameter(f"no office has the code {office_code!r}", param_hint="--office")
     with click.progressbar(length=len(STEPS), label=f"report {office.code} {parsed}", show_pos=True) as bar:
-        report = operations.get_or_generate(db.session, parsed, office.id, trigger=operations.MANUAL,
-                                            regenerate=True, progress=lambda step: bar.update(1))
+        try:
+            report = operations.get_or_generate(db.session, parsed, office.id, trigger=operations.MANUAL,
+                                                regenerate=True, progress=lambda step: bar.update(1))
+        except BanjieError as error:  # published: its figures are frozen (409)
+            db.session.rollback()
+            raise click.ClickException(_message(error)) from None
         db.session.commit()
     output.write_bytes(report.pdf)
     office = report.figures["office"]
     click.echo(f"{output}: {len(report.pdf)} bytes; accepted {office['accepted']}, closure rate "
                f"{percent(office['closure_rate'])}, formula version {report.formula_version}")
+
+
+def _message(error: BanjieError) -> str:
+    """An error of the contract as one line: its message, and what is wrong with each field."""
+    fields = "; ".join(f"{name}: {message}" for name, message in error.fields.items())
+    return f"{error.message}" + (f" ({fields})" if fields else "")
+
+
+def _office(office_code: str | None):
+    office = offices.by_code(db.session, office_code) if office_code is not None else offices.root(db.session)
+    if office is None:
+        raise click.BadParameter(f"no office has the code {office_code!r}", param_hint="--office")
+    return office
+
+
+@report_cli.command("publish")
+@click.argument("month")
+@click.option("--office", "office_code", default=None, help="The office (code) whose report to publish; default: the "
+              "root.")
+@click.option("--next-steps", "next_steps", default=None, help="下步工作: the office's next steps, written into the "
+              "draft before it is published (default: those the draft has).")
+def publish(month, office_code, next_steps):
+    """Publish MONTH's report (YYYY-MM) of an office: its draft (generated first when there is none) is frozen, its
+    PDF loses the 草稿 mark, and the office's leaders are texted. A published report cannot be generated again."""
+    try:
+        parsed = operations.ended_month(month)
+    except BanjieError as error:
+        raise click.BadParameter(str(error.message), param_hint="MONTH") from None
+    office = _office(office_code)
+    try:
+        report, texted = operations.publish(db.session, parsed, office.id, user_id=None, next_steps=next_steps)
+    except BanjieError as error:
+        db.session.rollback()
+        raise click.ClickException(_message(error)) from None
+    db.session.commit()
+    figures = report.figures["office"]
+    click.echo(f"published the report of {parsed} for {office.code} ({office.name}): accepted {figures['accepted']}, "
+               f"closure rate {percent(figures['closure_rate'])}, formula version {report.formula_version}, "
+               f"next steps {'written' if report.next_steps else 'none'}; {texted} leader(s) texted")
 
 
 # --- 好差评: the closing of surveys (the default rating) and the export -----------------------------------------

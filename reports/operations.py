@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import current_app
@@ -189,8 +190,13 @@ def save_next_steps(session, month: metrics.Month, office_id: int | None, text: 
     return get_or_generate(session, month, office_id, trigger=MANUAL, user_id=user_id, regenerate=True)
 
 
+class Published(NamedTuple):
+    report: Report
+    texted: int  # how many leaders were texted
+
+
 def publish(session, month: metrics.Month, office_id: int | None = None, *, user_id: int | None,
-            next_steps: str | None = None) -> Report:
+            next_steps: str | None = None) -> Published:
     """Publish the month's report of the office: the draft as the office last saw it (generated first when there is
     none; with `next_steps`, those written in first), its figures frozen from now on, its PDF without the draft
     mark; the leaders are texted. 409 if it is published already (also when another published it meanwhile)."""
@@ -210,9 +216,7 @@ def publish(session, month: metrics.Month, office_id: int | None = None, *, user
     if done is None:
         raise Conflict(_l("The report for %(month)s is already published.", month=month_label(month)))
     report = find(session, str(month), office_id)
-    # How many leaders were texted, for the caller to say (`report.texted`; not a column).
-    object.__setattr__(report, "texted", tell_leaders(session, report))
-    return report
+    return Published(report, tell_leaders(session, report))
 
 
 def for_reader(session, month: metrics.Month, office_id: int | None = None, *, role, user_id: int) -> Report:
