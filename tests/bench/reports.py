@@ -334,7 +334,7 @@ def main() -> int:
     run("cold", office=COUNTY_CODE)
     started = time.perf_counter()
     subprocess.run([sys.executable, __file__, "--keep-earlier", url, args.month], check=True, cwd=ROOT)
-    print(f"  kept the eleven earlier months' reports in {time.perf_counter() - started:.0f} s")
+    print(f"  kept the twelve earlier months' reports in {time.perf_counter() - started:.0f} s")
     # steady: as in production, where each earlier month's report was kept on its 1st
     for _ in range(args.runs):
         run("steady")
