@@ -86,7 +86,7 @@ def tables(session, month: Month, office: Office, scope: Scope, tz, working_days
     """The month's figures of the office (`office`), its departments, the office's own cases settled without one
     (`unassigned`), its child offices (`offices`) and the cases it owns itself (`own`); departments and child
     offices scored and ranked (`scores.rank`)."""
-    groups = department_counts(session, month, tz, working_days, scope)
+    groups = department_counts(session, month, tz, working_days, scope, as_of=clock.now())
     by_department = summed(groups, lambda department_id, owner: department_id)
     branch = branches(session, office)
     by_branch = summed(groups, lambda department_id, owner: branch.get(owner, office.id))

@@ -11,7 +11,8 @@ from flask_babel import lazy_gettext as _l
 # 2026.2 (issue 14): 先行联系 (contacts_due, contacted_on_time, contact_rate); default ratings counted apart
 # (参评率, 满意率 with and without them); 申诉复核: a 差评 whose appeal was upheld leaves its department's 满意率 and
 # 差评 figures (the office's total keeps it), a rectification lifted by an upheld appeal closes the case again, and
-# the month's appeals are counted.
+# the month's appeals are counted. A 差评 is set aside when its appeal was upheld by the time the report is made (the
+# draft reviewed early in the next month shows the decisions of those days; publishing freezes it).
 FORMULA_VERSION = "2026.2"
 
 
@@ -69,8 +70,9 @@ FORMULAS = (
         "Surveys answered ÷ surveys closed: real answers only, default ratings not counted."), rate=True),
     Formula("satisfaction_rate", _l("Satisfaction rate"), _l(
         "(Very satisfied + satisfied + basically satisfied) ÷ surveys answered: real answers only, default ratings "
-        "not counted. In a department's row the answers leave out the bad ratings whose appeal was upheld before "
-        "the month's end; the office's total keeps them."), rate=True),
+        "not counted. In a department's row the answers leave out the bad ratings whose appeal was upheld by the time "
+        "the report was made (a draft made again after the decision shows it; a published report is frozen); the "
+        "office's total keeps them."), rate=True),
     Formula("satisfaction_rate_with_default", _l("Satisfaction rate incl. default ratings"), _l(
         "(Very satisfied + satisfied + basically satisfied among the answers + default ratings) ÷ (surveys "
         "answered + default ratings): every default rating counts as basically satisfied. A department's row "
@@ -79,8 +81,8 @@ FORMULAS = (
         "(Very satisfied + satisfied) ÷ surveys answered: real answers only."), rate=True),
     Formula("bad", _l("Bad ratings"), _l(
         "Ratings of 4 (dissatisfied) or 5 (very dissatisfied) among the answers (a default rating is never one). "
-        "A department's row leaves out those whose appeal was upheld before the month's end; the office's total "
-        "(and each window's) keeps them.")),
+        "A department's row leaves out those whose appeal was upheld by the time the report was made; the office's "
+        "total (and each window's) keeps them.")),
     Formula("bad_rectified_rate", _l("Bad-rating rectification rate"), _l(
         "Bad ratings after which the case was closed again (rework approved, explained, or the rectification lifted "
         "by an upheld appeal) before the month's end ÷ bad ratings (in a department's row, its bad ratings as "
@@ -92,7 +94,8 @@ FORMULAS = (
         "Appeals of a bad rating (申诉复核) a department filed in the month; counted for that department.")),
     Formula("appeals_upheld", _l("Appeals upheld"), _l(
         "Appeals the supervisor upheld in the month, whenever filed. A bad rating leaves its department's figures "
-        "of the month its survey closed in if its appeal was upheld before that month's end.")),
+        "of the month its survey closed in once its appeal is upheld, if that month's report is still a draft when "
+        "it is made again.")),
     Formula("appeals_rejected", _l("Appeals rejected"), _l(
         "Appeals the supervisor rejected in the month, whenever filed; nothing else changes.")),
 )

@@ -8,7 +8,9 @@ department's figures, a child office's (its subtree's) and the total are sums of
 belongs to exactly one office, and to one department or to none when the window settled it itself).
 Definitions: `formulas.FORMULAS`.
 
-Appeals (申诉复核): a 差评 whose appeal was upheld before the month's end stays in every office-wide figure but leaves
+Appeals (申诉复核): a 差评 whose appeal was upheld by the time the report is made (`as_of`: a draft made again early
+in the next month shows the supervisor's decisions of those days; a published report is frozen, and this is the one
+figure that may move between two drafts of a month) stays in every office-wide figure but leaves
 the figures of the department it was given to (`department_view`): its 差评数 and what is counted over them, and the
 answers its 满意率 is taken over. The groups carry how many such ratings they hold (`bad_upheld`, ...), so a
 department's row subtracts them while the office's total, the child offices' rows and `own` keep them.
@@ -327,16 +329,17 @@ SURVEY_COUNTS = ("surveys", "rated", "defaulted", "satisfied", "good", "bad", "b
                  "bad_upheld", "bad_upheld_rectified", "bad_upheld_visited")
 
 
-def survey_rows(session, start, end, scope):
+def survey_rows(session, start, end, scope, as_of=None):
     """Per department and owning office: surveys closed in the month, their real answers and default ratings, bad
-    ratings answered and visited by the end; and of the bad ratings, those whose appeal was upheld before the end,
-    answered and visited (the columns of SURVEY_COUNTS after the first).
+    ratings answered and visited by the end; and of the bad ratings, those whose appeal was upheld before `as_of`
+    (when the report is made; default: the end), answered and visited by the end (the columns of SURVEY_COUNTS
+    after the first).
 
     A default rating (`Survey.defaulted`) is counted apart: `rated`, `satisfied`, `good` and `bad` are real answers
     only (`Survey.answered`)."""
     bad = sa.and_(Survey.answered, Survey.bad_rating)
     rectified, visited = rectified_by(end), visited_by(end)
-    set_aside = sa.and_(bad, upheld_by(end))
+    set_aside = sa.and_(bad, upheld_by(max(end, as_of or end)))
     # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is
     # the one rated.
     surveys = sa.select(
@@ -401,7 +404,7 @@ def had_cases(row: dict) -> bool:
 
 
 def department_view(counts: dict) -> dict:
-    """A department's own counts: the 差评 whose appeal was upheld before the month's end are not its 差评 (nor among
+    """A department's own counts: the 差评 whose appeal was upheld by the time the report is made are not its 差评 (nor among
     those rectified or visited). `bad_upheld` stays, so the 满意率 is taken over the answers less those ratings."""
     own = dict(counts)
     for key, upheld in SET_ASIDE:
@@ -450,8 +453,10 @@ def _day(value) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def department_counts(session, month: Month, tz: ZoneInfo, working_days: WorkingDays, scope: Scope) -> dict:
-    """{(department id or None, owning office id): counts} for the month, over the cases `scope` holds."""
+def department_counts(session, month: Month, tz: ZoneInfo, working_days: WorkingDays, scope: Scope,
+                      as_of: datetime | None = None) -> dict:
+    """{(department id or None, owning office id): counts} for the month, over the cases `scope` holds. `as_of`: when
+    the report is made; the 差评 whose appeal was upheld by then are set aside (default: by the month's end)."""
     start, end = month.bounds(tz)
     dialect = session.get_bind().dialect.name
     groups: dict = {}
@@ -478,7 +483,7 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
     for department_id, owner, level, count in supervision_rows(session, start, end, scope):
         if level in LEVELS:
             add(department_id, owner, f"supervised_{level}", count)
-    for department_id, owner, *values in survey_rows(session, start, end, scope):
+    for department_id, owner, *values in survey_rows(session, start, end, scope, as_of):
         for key, value in zip(SURVEY_COUNTS, values):
             add(department_id, owner, key, value)
     filed, decided = appeal_rows(session, start, end, scope)

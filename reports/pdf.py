@@ -277,7 +277,7 @@ def _appeals(figures, s: Styles, font: str):
     table.append([text(_("Office total"), s.small)] + counted(figures["office"]))
     return flow + [
         _table(table, [80 * mm] + [25 * mm] * 4, font, total_row=True),  # 180 mm: the A4 text width
-        text(_("A bad rating whose appeal was upheld before the end of the month is set aside: it leaves its "
+        text(_("A bad rating whose appeal was upheld by the time this report was made is set aside: it leaves its "
                "department's bad ratings and satisfaction rate above, and stays in the office total."), s.note),
     ]
 

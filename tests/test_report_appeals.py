@@ -13,7 +13,8 @@ and approved on the next.
   P4  A, Nov 16; approved Nov 17; rated 4 Nov 18. Return visit Nov 19; A appeals Nov 19; upheld Nov 20 without
       lifting (still rectifying); reworked and approved Nov 23; round 2 rated 3 Nov 24.
   P5  A, Nov 23; approved Nov 24 (survey closes Nov 27); rated 5 Nov 25. A appeals Nov 26; upheld (and lifted) Dec 1:
-      after November's end, so November keeps the rating in A's figures; December counts the decision.
+      after November's end but before November's report is made (Dec 3), so the draft sets it aside too; the
+      lifting itself (Dec 1) is not a November rectification; December counts the decision.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 
 from reports import metrics
 from reports.figures import monthly_figures
+from tests.helpers import page_csrf
 from tests.report_figures import pdf_text
 from tickets.db import db
 from tickets.models import Appeal, Ticket
@@ -44,22 +46,22 @@ OFFICE = {
     "bad_rectified_rate": 0.75,
     "bad_visited": 1,            # P4
     "return_visit_rate": 0.25,
-    "bad_upheld": 2,             # P1, P4 (P5's appeal was decided in December, P3's rejected)
+    "bad_upheld": 3,             # P1, P4, and P5 (decided Dec 1, before the report is made); P3's was rejected
     "appeals": 4,                # P1, P3, P4, P5 filed in November
     "appeals_upheld": 2,         # P1, P4 decided in November
     "appeals_rejected": 1,       # P3
 }
-# A's own figures: P1's and P4's 差评 (upheld in November) are not A's; P5's still is.
+# A's own figures: P1's, P4's and P5's 差评 (upheld by the time the report is made) are not A's.
 DEPARTMENT_A = {
     "accepted": 4, "closed": 3, "closure_rate": 0.75,                # P1 P2 P4 P5; P5 open at the end
     "surveys": 5, "rated": 5,                                        # P1, P2, P4 ×2, P5
     "satisfied": 2,                                                  # P2 (1), P4 round 2 (3)
-    "satisfaction_rate": 0.6667,                                     # 2 / (5 − 2 set aside); 2 / 5 without appeals
+    "satisfaction_rate": 1.0,                                        # 2 / (5 − 3 set aside); 2 / 5 without appeals
     "good_rate": 0.2,                                                # 1 / 5: over every answer
-    "bad": 1,                                                        # P5 (3 − 2 set aside)
-    "bad_rectified_rate": 0.0,                                       # P5 not answered by the end
-    "return_visit_rate": 0.0,                                        # P4's visit was of a rating set aside
-    "bad_upheld": 2, "appeals": 3, "appeals_upheld": 2, "appeals_rejected": 0,
+    "bad": 0,                                                        # 3 − 3 set aside
+    "bad_rectified_rate": None,                                      # no 差评 of A's own left
+    "return_visit_rate": None,
+    "bad_upheld": 3, "appeals": 3, "appeals_upheld": 2, "appeals_rejected": 0,
 }
 DEPARTMENT_B = {
     "accepted": 1, "closed": 1, "surveys": 2, "rated": 2, "satisfaction_rate": 0.5, "bad": 1,
@@ -187,24 +189,21 @@ def test_an_upheld_appeal_changes_only_its_departments_figures(world, clock):
         return {key: (before[key], after[key]) for key in before
                 if before[key] != after[key] and key not in ("rank", "score")}
 
-    appeal_counts = {"appeals_upheld": (2, 1), "appeals_rejected": (1, 2), "bad_upheld": (2, 1),
+    appeal_counts = {"appeals_upheld": (2, 1), "appeals_rejected": (1, 2), "bad_upheld": (3, 2),
                      "bad_upheld_rectified": (2, 1), "bad_upheld_visited": (1, 0)}
     assert changed(upheld["office"], rejected["office"]) == appeal_counts
     assert upheld["trend"] == rejected["trend"] and upheld["offices"] == rejected["offices"]
     before, after = rows_of(upheld), rows_of(rejected)
     assert changed(before[B_NAME], after[B_NAME]) == {}
     assert [before[name]["rank"] for name in (A_NAME, B_NAME)] == [1, 2]  # on time alike, A's 满意率 higher
-    # level on score then; A closed more cases in the month, so it stays first
-    assert after[A_NAME]["score"] == after[B_NAME]["score"]
-    assert after[A_NAME]["closed_in_month"] > after[B_NAME]["closed_in_month"]
-    assert [after[name]["rank"] for name in (A_NAME, B_NAME)] == [1, 2]
+    assert [after[name]["rank"] for name in (A_NAME, B_NAME)] == [1, 2]  # A's 满意率 still the higher: 66.7 % to 50 %
     assert changed(before[A_NAME], after[A_NAME]) == {
         **appeal_counts, "appeals_rejected": (0, 1),
-        "bad": (1, 2),                        # P5, then P4 too
-        "satisfaction_rate": (0.6667, 0.5),   # 2 / 3, then 2 / 4
-        "satisfaction_rate_with_default": (0.6667, 0.5),  # no default ratings here: the same
-        "bad_rectified": (0, 1), "bad_rectified_rate": (0.0, 0.5),  # P4's rework, approved Nov 23
-        "bad_visited": (0, 1), "return_visit_rate": (0.0, 0.5),     # P4's return visit
+        "bad": (0, 1),                        # none (P1, P4, P5 set aside), then P4
+        "satisfaction_rate": (1.0, 0.6667),   # 2 / 2, then 2 / 3
+        "satisfaction_rate_with_default": (1.0, 0.6667),  # no default ratings here: the same
+        "bad_rectified": (0, 1), "bad_rectified_rate": (None, 1.0),  # P4's rework, approved Nov 23
+        "bad_visited": (0, 1), "return_visit_rate": (None, 1.0),     # P4's return visit
     }
 
 
@@ -217,6 +216,52 @@ def test_the_pdf_counts_the_appeals(world, clock):
         report = compute(db.session, metrics.Month.parse("2026-11"))
     text = "".join(pdf_text(report.pdf).split())
     assert "差评申诉复核" in text and "被剔除的差评" in text
-    # A: 3 filed, 2 upheld, 0 rejected, 2 set aside; B: 1, 0, 1, 0; the office: 4, 2, 1, 2
-    assert f"{A_NAME}3202" in text and f"{B_NAME}1010" in text and "全窗口合计4212" in text
+    # A: 3 filed, 2 upheld in November, 0 rejected, 3 set aside (P5's upheld Dec 1, before the report); B: 1, 0, 1, 0;
+    # the office: 4, 2, 1, 3
+    assert f"{A_NAME}3203" in text and f"{B_NAME}1010" in text and "全窗口合计4213" in text
     assert "不计入该部门上表中的差评数和满意率，但仍计入全窗口合计。" in text
+
+
+def test_an_appeal_upheld_while_the_draft_is_reviewed_shows_in_the_draft_made_again(world, clock):
+    """The 通报's working days: November's draft is made on Dec 1; a 差评 of Nov 25 (its survey closed Nov 27) is
+    appealed on Dec 2 and upheld on Dec 3; the office makes the draft again in the console and A's 差评 is gone from
+    its row (the office's total keeps it). Once published, nothing moves the month."""
+    from reports import operations
+
+    cases, codes = {}, {}
+    clock.set(2026, 11, 23, 9)
+    filed = world.file()
+    no = filed["tracking_no"]
+    world.act("office", no, "accept")
+    world.act("office", no, "transfer", department_id=world.departments["A"])
+    clock.set(2026, 11, 24, 9)
+    world.act("dept_a", no, "reply", content="已办理完毕。")
+    world.act("office", no, "approve")
+    clock.set(2026, 11, 25, 9)
+    assert world.client.post(f"/api/v1/tickets/{no}/rating?code={filed['query_code']}",
+                             json={"score": 5}).status_code == 200
+    clock.set(2026, 12, 1, 0, 5)
+    with world.app.app_context():
+        operations.get_or_generate(db.session, metrics.Month.parse("2026-11"), trigger=operations.AUTO)
+        db.session.commit()
+
+    def a_row():
+        body = world.get("office", "/api/v1/reports/monthly/2026-11").get_json()
+        return body["status"], rows_of(body)[A_NAME]["bad"], body["office"]["bad"]
+
+    assert a_row() == ("draft", 1, 1)
+    clock.set(2026, 12, 2, 10)
+    world.act("dept_a", no, "appeal", reason=REASON)
+    clock.set(2026, 12, 3, 10)
+    world.act("supervisor", no, "decide_appeal", uphold=True, reason="复核属实。")
+    assert a_row() == ("draft", 1, 1)  # the kept draft stands until it is made again
+    clock.set(2026, 12, 3, 11)
+    office = world.console("office")
+    response = office.post("/admin/reports/generate",
+                           data={"month": "2026-11", "csrf_token": page_csrf(office, "/admin/reports/")})
+    assert response.status_code == 302
+    assert a_row() == ("draft", 0, 1)
+    assert world.post("office", "/api/v1/reports/monthly/2026-11/publish").status_code == 200
+    assert office.post("/admin/reports/generate", data={
+        "month": "2026-11", "csrf_token": page_csrf(office, "/admin/reports/")}).status_code == 302
+    assert a_row() == ("published", 0, 1)

@@ -307,7 +307,10 @@ def test_the_first_page_holds_figures_changes_boards_and_narrative(app):
     red, black = figures["department_boards"]["red"], figures["department_boards"]["black"]
     assert len(red) == len(black) == 3 and not {e["name"] for e in red} & {e["name"] for e in black}
     assert "典型案例" in squash(draft[1]) and "的典型案例" in squash(draft[1])
-    assert not any("草稿" in page for page in published) and all("草稿" in page for page in draft)
+    # the mark on every page of a draft (its footer), on none of a published report (the appendix's formulas may name
+    # drafts)
+    assert all("草稿 · 第" in page for page in draft) and not any("草稿 · 第" in page for page in published)
+    assert "草稿" not in published[0]
     assert "已发布" in squash(published[0])
 
 
