@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask_babel import force_locale
 
 from tickets import contacts
-from tickets.workflow import KINDS, names
+from tickets.workflow import KINDS, RECOVER_CODE, names
 from tickets.labels import SCORE_LABELS, label
 from tickets.models import DEFAULT_SCORE, Department, Deadline, Office, Survey, is_bad_rating
 from tickets.clock import local_text
@@ -117,9 +117,16 @@ def extended(event, *, session, ticket, **_):
                  due=_date(data.get("due_at")))
 
 
+def recovered(event, *, session, ticket, query_code=None, **_):
+    """找回查询码: the new code, to the number the case was filed with (that is who asked)."""
+    if query_code:
+        _citizen(session, ticket, event, "query_code", query_code=query_code)
+
+
 def register(reactions) -> None:
     """Which events text whom: the citizen at each step they should hear of, staff when a case needs them."""
     reactions.on("file", filed)
+    reactions.on(RECOVER_CODE, recovered)
     reactions.on("reject", rejected)
     reactions.on("transfer", transferred)
     reactions.on("decide_extension", extended)

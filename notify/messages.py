@@ -39,12 +39,15 @@ class MessageKind:
     sample: dict = field(default_factory=dict)
     survey: bool = False  # part of the satisfaction survey: not sent to numbers that opted out
     free_text: tuple = ()  # variables people write (any length): the text must shorten them (|clip)
+    immediate: bool = False  # the citizen is waiting for it (a new query code): quiet hours do not hold it
 
 
 _TICKET = {"tracking_no": "BJ20261123-0001"}
 
 KINDS: dict[str, MessageKind] = {k.key: k for k in (
     MessageKind("receipt", _l("Filing receipt"), "citizen", {**_TICKET, "query_code": "K7P2M9QX"}),
+    MessageKind("query_code", _l("New query code (找回查询码)"), "citizen", {**_TICKET, "query_code": "K7P2M9QX"},
+                immediate=True),
     MessageKind("rejected", _l("Case not accepted"), "citizen",
                 {**_TICKET, "reason": "您反映的事项属于涉法涉诉信访，依法应通过上诉、申请再审等司法途径解决。"},
                 free_text=("reason",)),

@@ -103,7 +103,7 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
 
     `phone` is E.164 (as stored); a missing number sends nothing and returns None. A survey message to a
     number that opted out is written as failed (`opted_out`), so the console shows why it never went.
-    During quiet hours the message waits until they end. An administrator's wording that cannot make this
+    During quiet hours the message waits until they end, unless the citizen is waiting for it (`immediate`). An administrator's wording that cannot make this
     message gives way to the default (`messages.compose`): a text never stops the action that sends it.
     Inside `writing_history` it is recorded, never sent. `cause` is the case event it is written for, `step_id`
     the ladder step that fires it: the case page shows them as the reason the text went out.
@@ -117,12 +117,15 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
     message = new_row(
         SmsMessage, ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
         body=compose(template, custom_text(session, template), context), created_at=now,
-        not_before=hold_until(now) or now,
+        not_before=now if kind.immediate else hold_until(now) or now,
         event_id=cause.id if cause is not None else None, step_id=step_id,
         **(OPTED_OUT if opted_out else AS_HISTORY if session.info.get(_HISTORY) else {}),
     )
     if cause is not None and cause.id is None:
-        message.cause = cause  # the flush writes the event first, then fills in event_id
+        # The event has no id before its flush (an event recorded without one reserved): write it now, so the text
+        # names its cause. (A SQLModel object refuses the `cause` relationship's attribute, so it cannot wait.)
+        session.flush()
+        message.event_id = cause.id
     session.add(message)
     return message
 

@@ -90,6 +90,21 @@ def _citizen_ticket(tracking_no: str) -> Ticket:
     return ticket
 
 
+RECOVERY_ANSWER = _l("If this tracking number was filed with this mobile number, a new query code is on its way to it "
+                     "by SMS; the old code no longer works.")
+
+
+@bp.post("/tickets/recover-code")
+@public_limit(lookup_limit, "lookup")
+def recover_code():
+    """找回查询码: {"tracking_no", "phone"} → 202 and the same answer whether or not they match (see
+    `intake.recover_query_code`); 422 for a malformed number."""
+    data = json_body()
+    intake.recover_query_code(db.session, data.get("tracking_no"), data.get("phone"))
+    db.session.commit()
+    return jsonify({"message": str(RECOVERY_ANSWER)}), 202
+
+
 @bp.get("/tickets/<tracking_no>")
 @public_limit(lookup_limit, "lookup")
 def public_ticket(tracking_no):

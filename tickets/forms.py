@@ -8,7 +8,15 @@ from wtforms import RadioField, SelectChoice, SelectField, StringField, TextArea
 from .labels import PROBLEM_TYPE_LABELS, SCORE_LABELS
 
 
-class FilingForm(FlaskForm):
+class FieldErrorsForm(FlaskForm):
+    """A public form whose fields the workflow's rules check: their messages land on the fields (`apply_errors`)."""
+
+    def apply_errors(self, fields: dict) -> None:
+        for name, message in fields.items():
+            getattr(self, name).errors = [str(message)]
+
+
+class FilingForm(FieldErrorsForm):
     office_code = SelectField(_l("Window"), choices=[], validate_choice=False)
     name = StringField(_l("Your name or company"))
     phone = StringField(_l("Mobile number"))
@@ -17,14 +25,16 @@ class FilingForm(FlaskForm):
     service_item = StringField(_l("Service or matter (e.g. business licence change)"))
     description = TextAreaField(_l("What happened"))
 
-    def apply_errors(self, fields: dict) -> None:
-        for name, message in fields.items():
-            getattr(self, name).errors = [str(message)]
-
 
 class LookupForm(FlaskForm):
     tracking_no = StringField(_l("Tracking number"))
     code = StringField(_l("Query code"))
+
+
+class RecoverForm(FieldErrorsForm):
+    """找回查询码: the rules are `intake.recover_query_code`'s."""
+    tracking_no = StringField(_l("Tracking number"))
+    phone = StringField(_l("Mobile number you filed with"))
 
 
 class RatingForm(FlaskForm):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -14,7 +14,7 @@ from .errors import ValidationFailed
 from .models import (STAFF_CHANNELS, DeadlineKind, Department, Event, Office, ProblemType, Role, Ticket,
                      TrackingCounter)
 from .phones import normalise_mobile
-from .workflow import CITIZEN, record
+from .workflow import CITIZEN, RECOVER_CODE, record
 
 NAME_MAX = 50
 DESCRIPTION_MIN = 5
@@ -146,6 +146,41 @@ def find_for_citizen(session, tracking_no, code) -> Ticket | None:
     if ticket is None or not secrets.check_query_code(ticket.query_code_hash, code):
         return None
     return ticket
+
+
+# --- 找回查询码: a new query code by SMS to the number the case was filed with --------------------------------------
+
+# A number gets at most this many new codes a day, whatever client asks: the text costs money and must not become
+# a way to pester someone (the per-client limit is the lookup's, `tickets.api.lookup_limit`).
+RECOVERIES_PER_NUMBER_PER_DAY = 3
+
+
+def recover_query_code(session, tracking_no, phone) -> None:
+    """找回查询码: when `tracking_no` names a case filed with the mobile number `phone`, give it a new query code (the
+    old one stops working) and text it to that number at once (quiet hours do not hold it: the citizen just asked).
+    Otherwise nothing happens; the caller answers the same either way, so nobody learns which cases exist or whose
+    number filed them. A malformed number or tracking number is a 422 (that says nothing about any case).
+
+    At most RECOVERIES_PER_NUMBER_PER_DAY codes a day go to one number; more requests are answered the same and
+    change nothing."""
+    check = validation.Collector()
+    number = check.field("tracking_no", validation.text, tracking_no, required=True, max_len=24, single_line=True)
+    mobile = normalise_mobile(phone) if isinstance(phone, str) else None
+    if mobile is None:
+        check.fail("phone", _l("Enter the mainland mobile number the case was filed with."))
+    check.raise_if_errors()
+    ticket = session.scalar(sa.select(Ticket).where(Ticket.tracking_no == number.strip().upper()).with_for_update())
+    if ticket is None or ticket.phone != mobile:
+        return
+    now = clock.now()
+    since = now - timedelta(days=1)
+    recent = session.scalar(sa.select(sa.func.count()).select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)
+                            .where(Event.action == RECOVER_CODE, Event.at >= since, Ticket.phone == mobile))
+    if recent >= RECOVERIES_PER_NUMBER_PER_DAY:
+        return
+    code = secrets.new_query_code()
+    ticket.query_code_hash = secrets.hash_query_code(code)
+    record(session, ticket, CITIZEN, RECOVER_CODE, now, from_status=ticket.status, query_code=code)
 
 
 # --- filing by staff, for a walk-in or a caller -------------------------------------------------------------------

@@ -11,7 +11,7 @@ from .api import filing_limit, lookup_limit
 from .db import db
 from .errors import InvalidTransition, ValidationFailed
 from .extensions import public_limit
-from .forms import FilingForm, LookupForm, RatingForm
+from .forms import FilingForm, LookupForm, RatingForm, RecoverForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
 from .secrets import seal, unseal
@@ -100,6 +100,25 @@ def track():
         form.code.errors = [_("No case matches this tracking number and query code.")]
         return render_template("tickets/track.html", form=form), 404
     return render_template("tickets/track.html", form=form)
+
+
+@bp.route("/track/recover", methods=["GET", "POST"])
+@public_limit(lookup_limit, "lookup", methods=["POST"])
+def recover():
+    """找回查询码: the tracking number and the filing mobile number; a new code by SMS, the same answer either way."""
+    form = RecoverForm()
+    if request.method == "GET" and request.args.get("no"):
+        form.tracking_no.data = request.args["no"]
+    if form.validate_on_submit():
+        try:
+            intake.recover_query_code(db.session, form.tracking_no.data, form.phone.data)
+        except ValidationFailed as error:
+            db.session.rollback()
+            form.apply_errors(error.fields)
+            return render_template("tickets/recover.html", form=form), 422
+        db.session.commit()
+        return render_template("tickets/recover.html", form=form, sent=True)
+    return render_template("tickets/recover.html", form=form), 400 if request.method == "POST" else 200
 
 
 def _tracked_ticket(tracking_no: str) -> Ticket | None:
