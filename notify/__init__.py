@@ -20,7 +20,7 @@ def init_app(app) -> None:
     from tickets.workflow import reactions
     from tickets.schedule import schedule
 
-    from . import cli, hooks, outbox, state, tasks, webhooks
+    from . import cli, hooks, operations, outbox, state, tasks, webhooks
     from .quiet import parse_quiet_hours
     from .test_numbers import parse_test_numbers
 
@@ -35,3 +35,4 @@ def init_app(app) -> None:
     schedule(app, "survey-closing", tasks.schedule_survey_closing)
     app.register_blueprint(webhooks.bp)
     app.cli.add_command(cli.sms_cli)
+    app.add_template_global(operations.held_until, "sms_held_until")

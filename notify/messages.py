@@ -40,14 +40,16 @@ class MessageKind:
     survey: bool = False  # part of the satisfaction survey: not sent to numbers that opted out
     free_text: tuple = ()  # variables people write (any length): the text must shorten them (|clip)
     immediate: bool = False  # the citizen is waiting for it (a new query code): quiet hours do not hold it
+    required: tuple = ()  # variables the text must show: without them the message is useless (the query code)
 
 
 _TICKET = {"tracking_no": "BJ20261123-0001"}
 
 KINDS: dict[str, MessageKind] = {k.key: k for k in (
-    MessageKind("receipt", _l("Filing receipt"), "citizen", {**_TICKET, "query_code": "K7P2M9QX"}),
+    MessageKind("receipt", _l("Filing receipt"), "citizen", {**_TICKET, "query_code": "K7P2M9QX"},
+                required=("tracking_no", "query_code")),
     MessageKind("query_code", _l("New query code (找回查询码)"), "citizen", {**_TICKET, "query_code": "K7P2M9QX"},
-                immediate=True),
+                immediate=True, required=("tracking_no", "query_code")),
     MessageKind("rejected", _l("Case not accepted"), "citizen",
                 {**_TICKET, "reason": "您反映的事项属于涉法涉诉信访，依法应通过上诉、申请再审等司法途径解决。"},
                 free_text=("reason",)),
@@ -136,8 +138,9 @@ def check_text(key: str, source: str) -> str:
 
     Refused: what the sandbox does not render (loops, calls, unknown variables and filters ...), a text
     longer than MAX_LENGTH with the sample, one that fails with an empty or a very long value of any
-    variable (so a text that works only on the sample is refused here, not when a case is closed), and
-    one that does not shorten a variable people write (a reply, a reason).
+    variable (so a text that works only on the sample is refused here, not when a case is closed), one that
+    does not shorten a variable people write (a reply, a reason), and one that leaves out a variable the message
+    exists to carry (`required`: the receipt's query code).
     """
     kind = KINDS[key]
     if not source.strip():
@@ -147,6 +150,10 @@ def check_text(key: str, source: str) -> str:
     if len(rendered) > MAX_LENGTH:
         raise TemplateProblem(_l("With the sample values the message has %(n)d characters; %(max)d at most.",
                                  n=len(rendered), max=MAX_LENGTH))
+    missing = [name for name in kind.required if str(kind.sample[name]) not in rendered]
+    if missing:
+        raise TemplateProblem(_l("The text must show %(names)s: without it the citizen cannot use the message.",
+                                 names=", ".join("{{ %s }}" % name for name in missing)))
     for name, value in sorted(kind.sample.items()):
         empty, *long = (0, -1, 10**6) if isinstance(value, int) else ("", LONG_VALUE)
         _rendered(source, {**kind.sample, name: empty}, lambda error: _l(

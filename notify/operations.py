@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from tickets import clock
 from tickets.db import db, new_row, utcnow
 from tickets.errors import ValidationFailed
+from tickets.models import Ticket
 
 from .messages import KINDS, TemplateProblem, check_text, compose, default_text
 from .models import SmsMessage, SmsOptOut, SmsStatus, SmsTemplate
@@ -95,6 +96,16 @@ def hold_until(now):
     """The end of the quiet hours when `now` lies inside them, else None."""
     config = current_app.config
     return quiet_until(now, parse_quiet_hours(config["SMS_QUIET_HOURS"]), clock.local_tz())
+
+
+def held_until(tracking_no: str, template: str) -> datetime | None:
+    """When the case's text `template` waiting for the quiet hours to end will go, or None (sent, or not held): the
+    citizen's confirmation page says when the receipt will arrive."""
+    waiting = db.session.scalar(
+        sa.select(SmsMessage.not_before).join(Ticket, Ticket.id == SmsMessage.ticket_id)
+        .where(Ticket.tracking_no == tracking_no, SmsMessage.template == template,
+               SmsMessage.status == SmsStatus.pending.value).order_by(SmsMessage.id.desc()).limit(1))
+    return waiting if waiting is not None and waiting > clock.now() else None
 
 
 def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int | None = None,

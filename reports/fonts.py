@@ -7,8 +7,6 @@ is one of the CID fonts every PDF reader has (Adobe's Asian font pack); it needs
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,30 +14,14 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont, TTFError
 
+from tickets.fonts import KNOWN_PATHS, system_fonts
+
 log = logging.getLogger("banjie.reports")
 
 FALLBACK = "STSong-Light"
-KNOWN_PATHS = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
-    "/usr/share/fonts/truetype/noto/NotoSansSC-Regular.ttf",
-    "/Library/Fonts/Arial Unicode.ttf",
-    "C:/Windows/Fonts/simhei.ttf",
-    "C:/Windows/Fonts/simsun.ttc",
-)
-
-
 def _system_fonts() -> list[str]:
-    """Files fontconfig knows for Chinese, TrueType-looking ones only."""
-    if shutil.which("fc-list") is None:
-        return []
-    try:
-        listing = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    files = {line.split(":")[0].strip() for line in listing.splitlines()}
-    return sorted(f for f in files if f.lower().endswith((".ttf", ".ttc")))
+    """The system's Chinese fonts that look TrueType (ReportLab cannot embed the others)."""
+    return [f for f in system_fonts() if f.lower().endswith((".ttf", ".ttc"))]
 
 
 def _load(path: str) -> TTFont | None:

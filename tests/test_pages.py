@@ -1,7 +1,10 @@
-"""The public pages: file a case in Chinese, get the codes once, follow it, rate it; CSRF on every form."""
+"""The public pages: file a case in Chinese, get the codes (again on a reload, as a picture), follow it, rate it; CSRF on every form."""
 from __future__ import annotations
 
+import io
 import re
+
+from PIL import Image
 
 from tests.helpers import file_by_form, page_csrf
 
@@ -45,8 +48,13 @@ def test_file_confirm_track_and_escape(world):
     no = re.search(r'id="tracking-no">([^<]+)<', receipt).group(1)
     code = re.search(r'id="query-code">([^<]+)<', receipt).group(1)
     assert no.startswith("BJ") and len(code) == 8
-    # the code is shown once
-    assert world.client.get("/filed").status_code == 302
+    # a reload shows it again (this browser's session), and it can be saved as a picture; another browser gets nothing
+    assert f'id="query-code">{code}<' in world.client.get("/filed").get_data(as_text=True)
+    picture = world.client.get("/filed/receipt.png")
+    assert picture.mimetype == "image/png" and picture.headers["Cache-Control"] == "no-store"
+    assert Image.open(io.BytesIO(picture.data)).size == (720, 460)
+    assert world.app.test_client().get("/filed").status_code == 302
+    assert world.app.test_client().get("/filed/receipt.png").status_code == 302
     # this browser may follow its own case straight away
     case = world.client.get(f"/track/{no}").get_data(as_text=True)
     assert "待受理" in case and "&lt;script&gt;" in case and "<script>alert" not in case and "😀 𠀀" in case

@@ -104,3 +104,17 @@ def test_recovery_is_limited_per_client(make_app):
     body = {"tracking_no": "BJ20261123-0001", "phone": PHONE}
     assert [client.post(RECOVER, json=body).status_code for _ in range(3)] == [202, 202, 429]
     assert client.post(RECOVER, json=body).get_json()["error"]["code"] == "rate_limited"
+
+
+def test_the_confirmation_says_when_a_receipt_held_by_the_quiet_hours_arrives(world, clock):
+    from tests.helpers import file_by_form
+
+    clock.set(2026, 11, 23, 23, 30)
+    file_by_form(world.client)
+    page = world.client.get("/filed").get_data(as_text=True)
+    assert 'id="receipt-held"' in page and "2026-11-24 08:00" in page and "保存为图片" in page
+    clock.set(2026, 11, 24, 10)
+    other = world.app.test_client()
+    file_by_form(other)
+    page = other.get("/filed").get_data(as_text=True)
+    assert 'id="receipt-sent"' in page and 'id="receipt-held"' not in page

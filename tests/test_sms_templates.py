@@ -177,3 +177,21 @@ def test_every_default_text_passes_every_check(make_app_for_units):
     with make_app_for_units.test_request_context():
         for key in KINDS:
             assert check_text(key, default_text(key)), key
+
+
+@pytest.mark.parametrize("text", ["您反映的问题已收到，受理编号{{ tracking_no }}。",
+                                  "受理编号{{ tracking_no }}{% if false %}，查询码{{ query_code }}{% endif %}",
+                                  "查询码{{ query_code }}"])
+def test_a_receipt_or_a_new_code_cannot_be_saved_without_what_it_carries(world, text):
+    """The receipt and the 找回查询码 text exist to carry the tracking number and the query code."""
+    admin = world.console("admin")
+    for key in ("receipt", "query_code"):
+        page = admin.post(f"/admin/sms-templates/{key}",
+                          data={"csrf_token": page_csrf(admin, f"/admin/sms-templates/{key}"), "body": text})
+        assert page.status_code == 422 and "内容必须包含" in page.get_data(as_text=True), key
+        with world.app.app_context():
+            assert db.session.get(SmsTemplate, key) is None
+    page = admin.post("/admin/sms-templates/receipt", data={
+        "csrf_token": page_csrf(admin, "/admin/sms-templates/receipt"),
+        "body": "已收到，编号{{ tracking_no }}，查询码{{ query_code }}。"})
+    assert page.status_code in (200, 302, 303)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from wtforms import SelectChoice
 
@@ -14,6 +14,7 @@ from .extensions import public_limit
 from .forms import FilingForm, LookupForm, RatingForm, RecoverForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
+from .receipt import receipt_png
 from .secrets import seal, unseal
 
 bp = Blueprint("public", __name__)
@@ -74,15 +75,38 @@ def submit():
 
 @bp.get("/filed")
 def filed():
-    """The confirmation with the tracking number and query code, shown once."""
-    receipt = session.pop(FILED_KEY, None)
-    no = receipt.get("tracking_no") if isinstance(receipt, dict) else None
-    code = unseal(current_app.config["SECRET_KEY"], receipt.get("code"), no) if isinstance(no, str) else None
-    if code is None:
+    """The confirmation with the tracking number and query code: shown again on a reload for as long as this browser's
+    session lasts (or until it files another case), so a citizen who reloads does not lose the code."""
+    filed_case = _filed_receipt()
+    if filed_case is None:
         return redirect(url_for(".track"))
+    no, code = filed_case
     window = db.session.scalar(sa.select(Office.name).join(Ticket, Ticket.office_id == Office.id)
                                .where(Ticket.tracking_no == no))
     return render_template("tickets/filed.html", receipt={"tracking_no": no, "code": code, "office_name": window})
+
+
+def _filed_receipt() -> tuple[str, str] | None:
+    """(tracking number, query code) of the case this browser filed last, while its session lasts."""
+    receipt = session.get(FILED_KEY)
+    no = receipt.get("tracking_no") if isinstance(receipt, dict) else None
+    code = unseal(current_app.config["SECRET_KEY"], receipt.get("code"), no) if isinstance(no, str) else None
+    return (no, code) if code is not None else None
+
+
+@bp.get("/filed/receipt.png")
+def receipt_image():
+    """The confirmation as a picture to save (「保存为图片」); only for the browser that filed the case."""
+    filed_case = _filed_receipt()
+    if filed_case is None:
+        return redirect(url_for(".track"))
+    no, code = filed_case
+    ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == no))
+    window = db.session.get(Office, ticket.office_id).name if ticket is not None else None
+    png = receipt_png(office=current_app.config["OFFICE_NAME"], tracking_no=no, code=code, window=window,
+                      at=ticket.created_at if ticket is not None else clock.now())
+    return Response(png, mimetype="image/png", headers={
+        "Content-Disposition": f'attachment; filename="{no}.png"', "Cache-Control": "no-store"})
 
 
 @bp.route("/track", methods=["GET", "POST"])
