@@ -31,8 +31,6 @@ from .base import ConsoleModelView, RoleGuard, current_actor
 from .scope import OfficeFilter, OfficeFilterGroups, VisibleTicketRows, ticket_rows_condition
 
 CATEGORY = _l("SMS and surveys")
-# Texts that carry the citizen's query code are not shown to staff.
-SECRET_TEMPLATES = frozenset({"receipt"})
 
 STATUS_LABELS = {
     "pending": _l("Waiting"), "sending": _l("Sending"), "sent": _l("Sent"), "delivered": _l("Delivered"),
@@ -93,7 +91,8 @@ def status_cell(message: SmsMessage) -> Markup:
 
 
 def shown_body(message: SmsMessage) -> str:
-    if message.template in SECRET_TEMPLATES:
+    kind = KINDS.get(message.template)
+    if kind is not None and kind.secret:  # it carries the citizen's query code
         return _("(contains the citizen's query code; not shown)")
     return message.body
 

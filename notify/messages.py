@@ -41,15 +41,16 @@ class MessageKind:
     free_text: tuple = ()  # variables people write (any length): the text must shorten them (|clip)
     immediate: bool = False  # the citizen is waiting for it (a new query code): quiet hours do not hold it
     required: tuple = ()  # variables the text must show: without them the message is useless (the query code)
+    secret: bool = False  # carries the citizen's query code: staff never see its text (the console's SMS log)
 
 
 _TICKET = {"tracking_no": "BJ20261123-0001"}
 
 KINDS: dict[str, MessageKind] = {k.key: k for k in (
     MessageKind("receipt", _l("Filing receipt"), "citizen", {**_TICKET, "query_code": "K7P2M9QX"},
-                required=("tracking_no", "query_code")),
+                required=("tracking_no", "query_code"), secret=True),
     MessageKind("query_code", _l("New query code (找回查询码)"), "citizen", {**_TICKET, "query_code": "K7P2M9QX"},
-                immediate=True, required=("tracking_no", "query_code")),
+                immediate=True, required=("tracking_no", "query_code"), secret=True),
     MessageKind("rejected", _l("Case not accepted"), "citizen",
                 {**_TICKET, "reason": "您反映的事项属于涉法涉诉信访，依法应通过上诉、申请再审等司法途径解决。"},
                 free_text=("reason",)),

@@ -162,6 +162,14 @@ def test_sms_log_masks_numbers_hides_query_codes_and_is_for_the_office(world):
     detail = office.get(f"/admin/sms/message/{receipt.id}").get_data(as_text=True)
     code = re.search(r"查询码([0-9A-Z]+)", receipt.body).group(1)
     assert code not in detail and code not in page and "138****8000" in detail
+    # a new code (找回查询码) is as secret as the receipt's
+    assert world.client.post("/api/v1/tickets/recover-code",
+                             json={"tracking_no": tracking_no, "phone": "13800138000"}).status_code == 202
+    with world.app.app_context():
+        renewed = db.session.scalar(sa.select(SmsMessage).where(SmsMessage.template == "query_code"))
+    new_code = re.search(r"新查询码为([0-9A-Z]+)", renewed.body).group(1)
+    assert new_code not in office.get(f"/admin/sms/message/{renewed.id}").get_data(as_text=True)
+    assert new_code not in office.get("/admin/sms/").get_data(as_text=True)
     assert "回复1非常满意" in office.get(f"/admin/sms/message/{survey.id}").get_data(as_text=True)
     for who in ("dept_a", "supervisor", "leader"):
         assert world.console(who).get("/admin/sms/").status_code == 403
