@@ -54,3 +54,38 @@ def test_citizen_files_and_follows_a_case(world, browser_page):
         page.click("text=提交评价")
         page.wait_for_selector("text=感谢您的评价")
         shot(page, "public-05-rated")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_public_pages_load_everything_they_ask_for_and_the_receipt_prints(world, browser_page):
+    """No public page asks for something that is not there (a missing script or style shows as a console error), each
+    names an icon that exists (headless Chromium does not fetch icons, a desktop browser asks for /favicon.ico without
+    one), and the confirmation page's print button and picture work after a reload."""
+    page = browser_page
+    failed = []
+    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+    with LiveServer(world.app) as server:
+        page.goto(server.url + "/")
+        page.fill("#name", "李四")
+        page.fill("#phone", "13900139000")
+        page.check("input[name=problem_type][value=too_slow]")
+        page.fill("#description", "营业执照变更跑了三次窗口都说材料不全。")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/filed")
+        page.reload()
+        code = page.locator("#query-code").inner_text()
+        assert len(code) == 8
+        page.evaluate("window.print = () => { window.__printed = true; }")
+        page.click("#print-receipt")
+        assert page.evaluate("window.__printed") is True
+        picture = page.request.get(server.url + "/filed/receipt.png")
+        assert picture.status == 200 and picture.headers["content-type"] == "image/png"
+        shot(page, "public-05-receipt-reloaded")
+        icon = page.locator("link[rel=icon]").get_attribute("href")
+        assert page.request.get(server.url + icon).status == 200
+        page.goto(server.url + "/track")
+        page.click("#recover-link")
+        page.wait_for_url("**/track/recover**")
+        shot(page, "public-06-recover")
+    assert failed == []
