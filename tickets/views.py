@@ -109,13 +109,18 @@ def receipt_image():
         "Content-Disposition": f'attachment; filename="{no}.png"', "Cache-Control": "no-store"})
 
 
+def _prefilled(form):
+    """A form asking for a tracking number, filled in from `?no=` when a page links to it with one."""
+    if request.method == "GET" and request.args.get("no"):
+        form.tracking_no.data = request.args["no"]
+    return form
+
+
 @bp.route("/track", methods=["GET", "POST"])
 @public_limit(lookup_limit, "lookup", methods=["POST"])
 def track():
     """Look a case up by tracking number and query code."""
-    form = LookupForm()
-    if request.method == "GET" and request.args.get("no"):
-        form.tracking_no.data = request.args["no"]
+    form = _prefilled(LookupForm())
     if form.validate_on_submit():
         ticket = intake.find_for_citizen(db.session, form.tracking_no.data or "", form.code.data or "")
         if ticket is not None:
@@ -130,9 +135,7 @@ def track():
 @public_limit(lookup_limit, "lookup", methods=["POST"])
 def recover():
     """找回查询码: the tracking number and the filing mobile number; a new code by SMS, the same answer either way."""
-    form = RecoverForm()
-    if request.method == "GET" and request.args.get("no"):
-        form.tracking_no.data = request.args["no"]
+    form = _prefilled(RecoverForm())
     if form.validate_on_submit():
         try:
             intake.recover_query_code(db.session, form.tracking_no.data, form.phone.data)
