@@ -52,6 +52,8 @@ QUEUES = (
     Queue("queue_closed", STATUS_LABELS["closed"], (Status.closed,), by_deadline=False, category=LOOKUP),
     Queue("queue_rejected", STATUS_LABELS["rejected"], (Status.rejected,), OFFICE_WIDE_ROLES, by_deadline=False,
           category=LOOKUP),
+    Queue("queue_withdrawn", STATUS_LABELS["withdrawn"], (Status.withdrawn,), OFFICE_WIDE_ROLES, by_deadline=False,
+          category=LOOKUP),
     Queue("cases", _l("All cases"), (), by_deadline=False, category=LOOKUP),
 )
 

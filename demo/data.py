@@ -29,7 +29,8 @@ DEMO_USERS = [
 
 # The cases of the last weeks, one at each stage of the loop, walked through the workflow up to now.
 # (days ago filed, name, how the citizen wrote the number, type, service item, description, steps); a step is
-# (action, payload[, username]) with the office acting when no user is named, or ("rate", score) by SMS.
+# (action, payload[, username]) with the office acting when no user is named, ("rate", score) by SMS, or
+# ("withdraw", {"reason"}) by the citizen.
 CASES = [
     (0, "张伟", "spaced", "cannot_handle", "个体工商户地址变更",
      "我在新区开的小吃店要变更经营地址，窗口说必须回原登记地办理，两个区来回跑了三趟还是办不了。", []),
@@ -40,6 +41,8 @@ CASES = [
     (2, "刘洋洋", "plain", "other", None,
      "对区法院的判决不服，要求政府出面撤销判决。",
      [("reject", {"reason": "您反映的事项属于涉法涉诉信访，依法应通过上诉、申请再审等司法途径解决。可向市中级人民法院诉讼服务中心咨询，电话 12368。"})]),
+    (1, "孙丽", "plain", "too_slow", "居住证签注",
+     "居住证签注在网上提交后一直没有结果。", [("withdraw", {"reason": "今天去派出所窗口已经办好了，谢谢。"})]),
     (3, "陈静", "spaced", "too_slow", "食品经营许可证延续",
      "食品经营许可证延续申请提交 20 天了，系统一直显示审核中，证马上到期，担心影响营业。",
      [("accept", {}), ("transfer", {"dept": "SCJG", "instructions": "请核实审核进度，尽快办理并答复群众。"})]),

@@ -105,11 +105,16 @@ class Replay:
         with self.at(moment):
             if action == "rate":
                 workflow.rate(self.session, ticket, payload, channel="sms")
+            elif action == "withdraw":  # the citizen, from the case page
+                workflow.withdraw(self.session, ticket, payload.get("reason"))
             else:
                 workflow.perform(self.session, ticket, Actor.of(user), action, payload)
 
     def local_date(self, moment: datetime) -> str:
         return clock.today(moment).isoformat()
+
+
+CITIZEN_STEPS = ("rate", "withdraw")  # steps the citizen takes, not a member of staff
 
 
 def seed(session) -> Loaded:
@@ -210,7 +215,7 @@ def _seed_present(replay: Replay, departments, users, numbers) -> int:
             action, payload = step[0], step[1]
             if action == "transfer":
                 payload = {**payload, "dept": department(payload["dept"])}
-            user = users[login(step[2] if len(step) > 2 else "office")] if action != "rate" else None
+            user = users[login(step[2] if len(step) > 2 else "office")] if action not in CITIZEN_STEPS else None
             replay.act(ticket, moment, action, _payload(replay, departments, action, payload, moment), user)
     return len(CASES)
 

@@ -39,6 +39,7 @@ STEPS = {
     "replied": ["accept", "transfer_a", "reply"],
     "closed": ["accept", "transfer_a", "reply", "approve"],
     "rectifying": ["accept", "transfer_a", "reply", "approve", "rate_5"],
+    "withdrawn": ["withdraw"],
 }
 
 ALLOWED = {
@@ -52,6 +53,7 @@ ALLOWED = {
     "closed": {"note", "mark_typical"},
     # reopened by a 差评 not yet visited (nor appealed: decide_appeal needs an appeal, see test_appeals_*)
     "rectifying": {"reply", "explain", "remind", "note", "record_visit", "appeal"},
+    "withdrawn": {"note"},  # 撤回 by the citizen: final, like 不予受理
 }
 
 
@@ -68,6 +70,9 @@ def ticket_in(world, status: str) -> str:
     for step in STEPS[status]:
         if step == "transfer_a":
             world.act("admin", no, "transfer", department_id=world.departments["A"])
+        elif step == "withdraw":
+            response = world.client.post(f"/api/v1/tickets/{no}/withdraw?code={filed['query_code']}", json={})
+            assert response.status_code == 200, response.get_json()
         elif step == "rate_5":
             response = world.client.post(f"/api/v1/tickets/{no}/rating?code={filed['query_code']}", json={"score": 5})
             assert response.status_code == 200, response.get_json()

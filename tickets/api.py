@@ -125,6 +125,17 @@ def rate_ticket(tracking_no):
     return jsonify(public_view(db.session, ticket))
 
 
+@bp.post("/tickets/<tracking_no>/withdraw")
+@public_limit(lookup_limit, "lookup")
+def withdraw_ticket(tracking_no):
+    """撤回: the citizen withdraws a case not yet accepted ({"reason"?}); 409 once accepted."""
+    ticket = _citizen_ticket(tracking_no)
+    data = json_body()
+    workflow.withdraw(db.session, ticket, data.get("reason"))
+    db.session.commit()
+    return jsonify(public_view(db.session, ticket))
+
+
 # --- staff -------------------------------------------------------------------------------------------
 
 def _list_filters() -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
 from .labels import PROBLEM_TYPE_LABELS, SCORE_LABELS
 
@@ -35,6 +35,12 @@ class RecoverForm(FieldErrorsForm):
     """找回查询码: the rules are `intake.recover_query_code`'s."""
     tracking_no = StringField(_l("Tracking number"))
     phone = StringField(_l("Mobile number you filed with"))
+
+
+class WithdrawForm(FlaskForm):
+    """撤回: the rules are `workflow.withdraw`'s; the box must be ticked."""
+    confirm = BooleanField(_l("I want to withdraw this case"))
+    reason = TextAreaField(_l("Why (optional)"))
 
 
 class RatingForm(FlaskForm):

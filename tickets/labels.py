@@ -12,6 +12,7 @@ STATUS_LABELS = {
     "replied": _l("Awaiting review"),
     "closed": _l("Closed"),
     "rectifying": _l("Being rectified"),
+    "withdrawn": _l("Withdrawn"),
 }
 
 PROBLEM_TYPE_LABELS = {

@@ -40,9 +40,10 @@ class Status(str, enum.Enum):
     replied = "replied"
     closed = "closed"
     rectifying = "rectifying"
+    withdrawn = "withdrawn"  # 撤回: the citizen took the case back before it was accepted
 
 
-FINAL_STATUSES = frozenset({Status.rejected, Status.closed})
+FINAL_STATUSES = frozenset({Status.rejected, Status.closed, Status.withdrawn})
 OPEN_STATUSES = frozenset(Status) - FINAL_STATUSES
 OPEN_STATUS_VALUES = tuple(sorted(s.value for s in OPEN_STATUSES))  # for SQL: the column holds the values
 

@@ -64,6 +64,7 @@ def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
         "reply": ticket.public_reply if ticket.status in (Status.closed.value, Status.rectifying.value) else None,
         "rating": latest_rating(session, ticket),
         "survey_open": survey_open,
+        "may_withdraw": ticket.status == Status.submitted.value,  # 撤回 (tickets.workflow.withdrawal)
     }
 
 

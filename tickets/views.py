@@ -11,7 +11,7 @@ from .api import filing_limit, lookup_limit
 from .db import db
 from .errors import InvalidTransition, ValidationFailed
 from .extensions import public_limit
-from .forms import FilingForm, LookupForm, RatingForm, RecoverForm
+from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, WithdrawForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
 from .receipt import receipt_png
@@ -162,7 +162,31 @@ def case(tracking_no):
         return redirect(url_for(".track", no=tracking_no))
     survey = workflow.open_survey_for(db.session, ticket, clock.now())
     view = public_view(db.session, ticket, survey_open=survey is not None)
-    return render_template("tickets/case.html", case=view, ticket=ticket, rating_form=RatingForm())
+    return render_template("tickets/case.html", case=view, ticket=ticket, rating_form=RatingForm(),
+                           withdraw_form=WithdrawForm())
+
+
+@bp.post("/track/<tracking_no>/withdraw")
+@public_limit(lookup_limit, "lookup")
+def withdraw(tracking_no):
+    """撤回 from the case page: only with the confirmation box ticked, only while the case waits for acceptance."""
+    ticket = _tracked_ticket(tracking_no)
+    if ticket is None:
+        return redirect(url_for(".track", no=tracking_no))
+    form = WithdrawForm()
+    if not form.validate():  # the CSRF token
+        return redirect(url_for(".case", tracking_no=tracking_no))
+    if not form.confirm.data:
+        flash(_("Tick the box to confirm that you want to withdraw the case."), "error")
+        return redirect(url_for(".case", tracking_no=tracking_no))
+    try:
+        workflow.withdraw(db.session, ticket, form.reason.data)
+        db.session.commit()
+        flash(_("Your case is withdrawn. You can file again at any time."), "success")
+    except (ValidationFailed, InvalidTransition) as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+    return redirect(url_for(".case", tracking_no=tracking_no), code=303)
 
 
 @bp.post("/track/<tracking_no>/rating")
