@@ -13,7 +13,8 @@ from flask_babel import lazy_gettext as _l
 # 差评 figures (the office's total keeps it), a rectification lifted by an upheld appeal closes the case again, and
 # the month's appeals are counted. A 差评 is set aside when its appeal was upheld by the time the report is made (the
 # draft reviewed early in the next month shows the decisions of those days; publishing freezes it).
-FORMULA_VERSION = "2026.2"
+# 2026.3 (issue 15): cases the citizen withdrew (撤回数), counted apart: never accepted, so in no other figure.
+FORMULA_VERSION = "2026.3"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ FORMULAS = (
     Formula("accepted", _l("Cases accepted"), _l(
         "Cases with an accept event in the month (the month's cohort). Rejected cases are never accepted and "
         "so never counted.")),
+    Formula("withdrawn", _l("Cases withdrawn"), _l(
+        "Cases the citizen withdrew in the month, before the office accepted them; counted apart (they are never "
+        "accepted, so in no other figure).")),
     Formula("closed", _l("Cases closed"), _l(
         "Cases of the cohort whose last status change before the month's end left them closed.")),
     Formula("closure_rate", _l("Closure rate"), _l("Closed ÷ accepted."), rate=True),

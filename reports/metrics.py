@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from escalation.calendar import WorkCalendar, working_days_between
 from tickets import offices
 from tickets.models import Appeal, Deadline, Event, ExtensionRequest, Office, ReturnVisit, Survey, Ticket
-from tickets.workflow import names
+from tickets.workflow import WITHDRAW, names
 
 from .formulas import FORMULA_VERSION
 from .models import Report
@@ -272,6 +272,16 @@ def deadline_rows(session, start, end, scope):
     return overdue, returned, extended
 
 
+def withdrawn_rows(session, start, end, scope):
+    """Per owning office (no department: the office never accepted them): cases the citizen withdrew in the month."""
+    return session.execute(
+        sa.select(sa.null(), Ticket.office_id, sa.func.count(sa.distinct(Event.ticket_id)))
+        .join(Ticket, sa.and_(Ticket.id == Event.ticket_id, scope.owned()))
+        .where(Event.action == WITHDRAW, between(Event.at, start, end))
+        .group_by(Ticket.office_id)
+    ).all()
+
+
 def contact_rows(session, start, end, scope):
     """Per department (the one asked to make the contact) and owning office: first-contact deadlines decided in the
     month (met in it, or falling due in it while still running), and of those the ones met. Met means contacted by
@@ -388,7 +398,7 @@ def appeal_rows(session, start, end, scope):
 APPEAL_COUNTS = ("appeals", "appeals_upheld", "appeals_rejected")
 COUNTS = ("accepted", "closed", "closed_in_month", "closed_on_time", "handling_days", "overdue", "returned",
           "extended", "supervised_1", "supervised_2", "supervised_3", *SURVEY_COUNTS, "contacts_due",
-          "contacted_on_time", *APPEAL_COUNTS)
+          "contacted_on_time", *APPEAL_COUNTS, "withdrawn")
 # What a rating whose appeal was upheld takes out of its department's counts (`department_view`).
 SET_ASIDE = (("bad", "bad_upheld"), ("bad_rectified", "bad_upheld_rectified"), ("bad_visited", "bad_upheld_visited"))
 
@@ -397,10 +407,13 @@ def empty_counts() -> dict:
     return dict.fromkeys(COUNTS, 0)
 
 
+NOT_WORK = (*APPEAL_COUNTS, "withdrawn")  # counted in a month without making it one a unit had cases in
+
+
 def had_cases(row: dict) -> bool:
     """Whether a department's figures count a case in the month (only those departments are ranked): an appeal
     decided in a month without cases does not rank a department."""
-    return any(row.get(key) for key in COUNTS if key not in APPEAL_COUNTS)
+    return any(row.get(key) for key in COUNTS if key not in NOT_WORK)
 
 
 def department_view(counts: dict) -> dict:
@@ -489,6 +502,8 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
     filed, decided = appeal_rows(session, start, end, scope)
     for department_id, owner, count in filed:
         add(department_id, owner, "appeals", count)
+    for department_id, owner, count in withdrawn_rows(session, start, end, scope):
+        add(department_id, owner, "withdrawn", count)
     for department_id, owner, upheld, count in decided:
         add(department_id, owner, "appeals_upheld" if upheld else "appeals_rejected", count)
     return groups

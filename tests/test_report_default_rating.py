@@ -110,7 +110,7 @@ def test_default_ratings_are_counted_apart(network, clock):
     build(network, clock)
     app = network.world.app
     figures = figures_of(app)
-    assert figures["formula_version"] == FORMULA_VERSION == "2026.2"
+    assert figures["formula_version"] == FORMULA_VERSION == "2026.3"
     assert_figures(figures["office"], OFFICE, "office")
     departments = {row["name"]: row for row in figures["departments"]}
     assert_figures(departments["市场监督管理局"], DEPARTMENT_A, "A")
@@ -138,7 +138,7 @@ def test_the_pdf_dashboard_and_formulas_say_which_is_which(network, clock):
         db.session.commit()
         text = squash(pdf_text(report.pdf))
         for words in ("默认评价数", "满意率（含默认评价）", "80.0%", "66.7%", "不含系统默认评价", "每条默认评价按“基本满意”计",
-                      "口径版本2026.2"):
+                      f"口径版本{FORMULA_VERSION}"):
             assert squash(words) in text, words
     with app.test_request_context("/?lang=en"):
         from flask_babel import refresh

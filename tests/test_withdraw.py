@@ -78,3 +78,19 @@ def test_the_offices_reminder_is_called_off(world, clock):
     assert steps(world, filed["tracking_no"])[("accept", 1, "office_reminder")][2]  # cancelled
     clock.set(2026, 11, 26, 9)
     assert sum(sweep(world).fired.values()) == 0
+
+
+def test_the_monthly_report_counts_withdrawn_cases_apart(world, clock):
+    from reports import metrics
+    from reports.figures import monthly_figures
+
+    clock.set(2026, 11, 23, 9)
+    withdraw(world, world.file())
+    kept = world.file()
+    world.act("office", kept["tracking_no"], "accept")
+    clock.set(2026, 12, 2, 9)
+    with world.app.app_context():
+        figures = monthly_figures(db.session, metrics.Month.parse("2026-11"))
+    assert (figures["office"]["withdrawn"], figures["office"]["accepted"]) == (1, 1)
+    assert figures["unassigned"]["withdrawn"] == 1  # no department ever had it
+    assert all(row["withdrawn"] == 0 for row in figures["departments"])

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from . import actions  # noqa: F401  (defines every action and event kind)
-from .actions import MAX_WORKING_DAYS, RECOVER_CODE, TEXT_MAX, escalate
+from .actions import MAX_WORKING_DAYS, RECOVER_CODE, TEXT_MAX, WITHDRAW, escalate
 from .appeals import APPEAL_WORKING_DAYS, appeal_window_ends, pending_appeal
 from .engine import CITIZEN, SYSTEM, Actor, allowed_actions, perform, record, role_allows
 from .reactions import reactions
@@ -22,4 +22,4 @@ from .withdrawal import may_withdraw, withdraw
 __all__ = ["ACTIONS", "APPEAL_WORKING_DAYS", "CITIZEN", "KINDS", "MAX_WORKING_DAYS", "RECOVER_CODE", "SYSTEM", "TEXT_MAX", "Action",
            "Actor", "Input", "Kind", "allowed_actions", "appeal_window_ends", "default_rating", "escalate", "label_of",
            "names", "open_survey", "open_survey_for", "pending_appeal", "perform", "public_note", "rate", "reactions",
-           "record", "role_allows", "unvisited_bad_rating", "may_withdraw", "withdraw"]
+           "record", "role_allows", "unvisited_bad_rating", "may_withdraw", "withdraw", "WITHDRAW"]
