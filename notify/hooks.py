@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask_babel import force_locale
 
 from tickets import contacts
-from tickets.workflow import KINDS, RECOVER_CODE, names
+from tickets.workflow import KINDS, RECOVER_CODE, SUPPLEMENT, names
 from tickets.labels import SCORE_LABELS, label
 from tickets.models import DEFAULT_SCORE, Department, Deadline, Office, Survey, is_bad_rating
 from tickets.clock import local_text
@@ -123,10 +123,26 @@ def recovered(event, *, session, ticket, query_code=None, **_):
         _citizen(session, ticket, event, "query_code", query_code=query_code)
 
 
+def supplemented(event, *, session, ticket, **_):
+    """补充材料: the lead department's handlers are told (while no department has the case, the owning office's
+    staff), so that nobody works on without what the citizen added."""
+    if ticket.department_id:
+        phones = contacts.handler_phones(session, ticket.department_id)
+        audience, department = "handler", _department_name(session, ticket.department_id)
+    else:
+        phones = contacts.staff_phones(session, (), (ticket.office_id,))[1].get(ticket.office_id, [])
+        audience, department = "office", ""
+    sent = sum(send_sms(phone, "supplement_handler", {"tracking_no": ticket.tracking_no, "department": department},
+                        ticket_id=ticket.id, audience=audience, session=session, cause=event) is not None
+               for phone in phones)
+    _notified(event, audience, sent)
+
+
 def register(reactions) -> None:
     """Which events text whom: the citizen at each step they should hear of, staff when a case needs them."""
     reactions.on("file", filed)
     reactions.on(RECOVER_CODE, recovered)
+    reactions.on(SUPPLEMENT, supplemented)
     reactions.on("reject", rejected)
     reactions.on("transfer", transferred)
     reactions.on("decide_extension", extended)

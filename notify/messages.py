@@ -85,6 +85,8 @@ KINDS: dict[str, MessageKind] = {k.key: k for k in (
                 {**_TICKET, "department": "人力资源和社会保障局", "due": "2026-11-24 10:00"}),
     MessageKind("contact_supervisor", _l("First contact missed: supervisor"), "supervisor",
                 {**_TICKET, "department": "人力资源和社会保障局", "due": "2026-11-24 10:00", "hours_overdue": 0}),
+    MessageKind("supplement_handler", _l("Citizen added information: handler"), "handler",
+                {**_TICKET, "department": "人力资源和社会保障局"}),
     MessageKind("office_reminder", _l("Office deadline reminder"), "office",
                 {**_TICKET, "deadline": "受理", "due": "2026-11-24 23:59"}),
     MessageKind("report_ready", _l("Monthly report ready"), "leader", {"month": "2026年10月", "closure_rate": "95.8%"}),

@@ -94,3 +94,48 @@ def test_the_monthly_report_counts_withdrawn_cases_apart(world, clock):
     assert (figures["office"]["withdrawn"], figures["office"]["accepted"]) == (1, 1)
     assert figures["unassigned"]["withdrawn"] == 1  # no department ever had it
     assert all(row["withdrawn"] == 0 for row in figures["departments"])
+
+
+# --- 补充材料 ----------------------------------------------------------------------------------------------------
+
+def supplement(world, filed, **body):
+    return world.client.post(f"/api/v1/tickets/{filed['tracking_no']}/supplement?code={filed['query_code']}",
+                             json=body)
+
+
+def test_information_added_by_the_citizen_reaches_the_handler(world, clock):
+    from tests.helpers import give_phones, HANDLER_PHONE, OFFICE_PHONE
+    from tests.sms_support import messages
+
+    give_phones(world)
+    clock.set(2026, 11, 23, 9)
+    filed = world.file()
+    no = filed["tracking_no"]
+    response = supplement(world, filed, content="补充：营业执照注册号是 91350100MA12345678。")
+    assert response.status_code == 200
+    assert response.get_json()["timeline"][-1]["note"] == "补充：营业执照注册号是 91350100MA12345678。"
+    # no department yet: the office's staff are told; once transferred, the department's handlers
+    assert [m.phone for m in messages(world.app, template="supplement_handler")] == [OFFICE_PHONE]
+    world.act("office", no, "accept")
+    world.act("office", no, "transfer", department_id=world.departments["A"])
+    before = world.ticket("dept_a", no)["version"]
+    clock.set(2026, 11, 23, 10)
+    assert supplement(world, filed, content="补充：窗口当时说缺少章程。").status_code == 200
+    assert [m.phone for m in messages(world.app, template="supplement_handler")][-1] == HANDLER_PHONE
+    staff = world.ticket("dept_a", no)
+    assert staff["version"] == before  # the handler's open form stays valid
+    assert [i["content"] for i in staff["new_information"]] == ["补充：窗口当时说缺少章程。"]
+    page = world.console("dept_a").get(f"/admin/case/{no}").get_data(as_text=True)
+    assert 'id="new-information"' in page and "窗口当时说缺少章程" in page
+    clock.set(2026, 11, 23, 11)
+    world.act("dept_a", no, "reply", content="已办结。")
+    assert world.ticket("dept_a", no)["new_information"] == []  # answered since
+
+
+def test_information_is_refused_once_closed_and_when_empty(world):
+    filed = world.file()
+    assert supplement(world, filed, content=" ").status_code == 422
+    assert supplement(world, filed, content="长" * 2001).status_code == 422
+    assert withdraw(world, filed).status_code == 200
+    response = supplement(world, filed, content="还想补充一点。")
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "invalid_transition"

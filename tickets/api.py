@@ -125,6 +125,16 @@ def rate_ticket(tracking_no):
     return jsonify(public_view(db.session, ticket))
 
 
+@bp.post("/tickets/<tracking_no>/supplement")
+@public_limit(lookup_limit, "lookup")
+def supplement_ticket(tracking_no):
+    """补充材料: the citizen adds information to an open case ({"content"}); 409 once it is closed."""
+    ticket = _citizen_ticket(tracking_no)
+    workflow.supplement(db.session, ticket, json_body().get("content"))
+    db.session.commit()
+    return jsonify(public_view(db.session, ticket))
+
+
 @bp.post("/tickets/<tracking_no>/withdraw")
 @public_limit(lookup_limit, "lookup")
 def withdraw_ticket(tracking_no):

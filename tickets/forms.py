@@ -37,6 +37,11 @@ class RecoverForm(FieldErrorsForm):
     phone = StringField(_l("Mobile number you filed with"))
 
 
+class SupplementForm(FlaskForm):
+    """补充材料: the rules are `workflow.supplement`'s."""
+    content = TextAreaField(_l("What you want to add"))
+
+
 class WithdrawForm(FlaskForm):
     """撤回: the rules are `workflow.withdraw`'s; the box must be ticked."""
     confirm = BooleanField(_l("I want to withdraw this case"))

@@ -9,8 +9,8 @@ from . import offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
 from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
-from .models import Appeal, Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
-from .workflow import Actor, allowed_actions, label_of, public_note
+from .models import OPEN_STATUSES, Appeal, Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
+from .workflow import SUPPLEMENT, Actor, allowed_actions, label_of, public_note
 
 
 def public_offices(session) -> list[dict]:
@@ -65,6 +65,7 @@ def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
         "rating": latest_rating(session, ticket),
         "survey_open": survey_open,
         "may_withdraw": ticket.status == Status.submitted.value,  # 撤回 (tickets.workflow.withdrawal)
+        "may_supplement": Status(ticket.status) in OPEN_STATUSES,  # 补充材料
     }
 
 
@@ -194,9 +195,17 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
             for e in events
         ],
         "appeals": appeals_of(session, ticket, users),
+        "new_information": new_information(events),
         "allowed_actions": allowed_actions(session, ticket, actor),
     })
     return view
+
+
+def new_information(events) -> list[dict]:
+    """补充材料 the citizen added since staff last acted on the case (the case page's notice), oldest first."""
+    last_staff = max((e.at for e in events if e.actor_id is not None), default=None)
+    return [{"at": iso(e.at), "content": e.note} for e in events
+            if e.action == SUPPLEMENT and (last_staff is None or e.at > last_staff)]
 
 
 def appeals_of(session, ticket: Ticket, users: dict) -> list[dict]:

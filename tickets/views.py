@@ -11,7 +11,7 @@ from .api import filing_limit, lookup_limit
 from .db import db
 from .errors import InvalidTransition, ValidationFailed
 from .extensions import public_limit
-from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, WithdrawForm
+from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
 from .receipt import receipt_png
@@ -163,7 +163,27 @@ def case(tracking_no):
     survey = workflow.open_survey_for(db.session, ticket, clock.now())
     view = public_view(db.session, ticket, survey_open=survey is not None)
     return render_template("tickets/case.html", case=view, ticket=ticket, rating_form=RatingForm(),
-                           withdraw_form=WithdrawForm())
+                           withdraw_form=WithdrawForm(), supplement_form=SupplementForm())
+
+
+@bp.post("/track/<tracking_no>/supplement")
+@public_limit(lookup_limit, "lookup")
+def supplement(tracking_no):
+    """补充材料 from the case page."""
+    ticket = _tracked_ticket(tracking_no)
+    if ticket is None:
+        return redirect(url_for(".track", no=tracking_no))
+    form = SupplementForm()
+    if form.validate():  # the CSRF token
+        try:
+            workflow.supplement(db.session, ticket, form.content.data)
+            db.session.commit()
+            flash(_("Thank you: the information is added to your case and the handler is told."), "success")
+        except (ValidationFailed, InvalidTransition) as error:
+            db.session.rollback()
+            message = next(iter(error.fields.values()), error.message) if error.fields else error.message
+            flash(str(message), "error")
+    return redirect(url_for(".case", tracking_no=tracking_no), code=303)
 
 
 @bp.post("/track/<tracking_no>/withdraw")

@@ -1,4 +1,7 @@
-"""撤回: a citizen takes back a case the office has not accepted yet. The case ends `withdrawn` (a final status of its
+"""The citizen's own steps on an open case besides the rating: 补充材料 (`supplement`, adding information) and 撤回
+(`withdraw`).
+
+撤回: a citizen takes back a case the office has not accepted yet. The case ends `withdrawn` (a final status of its
 own, apart from 不予受理), its acceptance deadline ends as `withdrawn` and the ladder's steps for it are called off
 (the event `moves_deadlines`)."""
 from __future__ import annotations
@@ -7,12 +10,32 @@ from flask_babel import lazy_gettext as _l
 
 from .. import clock, deadlines, validation
 from ..errors import InvalidTransition
-from ..models import DeadlineKind, Event, Status, Ticket
-from .actions import WITHDRAW
+from ..models import OPEN_STATUSES, DeadlineKind, Event, Status, Ticket
+from .actions import SUPPLEMENT, WITHDRAW
 from .engine import CITIZEN, claim, move, record
 
 WITHDRAWN = "withdrawn"  # the outcome of the acceptance deadline of a withdrawn case
 REASON_MAX = 1000
+SUPPLEMENT_MAX = 2000
+
+
+def may_supplement(ticket: Ticket) -> bool:
+    """Whether the citizen may add information: while the case is open."""
+    return Status(ticket.status) in OPEN_STATUSES
+
+
+def supplement(session, ticket: Ticket, content) -> Event:
+    """补充材料: the citizen adds information to an open case (required, up to SUPPLEMENT_MAX characters). A public
+    event (the timeline shows it) that the handlers of the lead department, or the office's staff while no department
+    has the case, are texted about (notify/hooks.py). It changes no state and claims no row: a handler's open form
+    stays valid. 409 once the case is closed, rejected or withdrawn."""
+    check = validation.Collector()
+    check.field("content", validation.text, content, required=True, max_len=SUPPLEMENT_MAX)
+    values = check.raise_if_errors()
+    if not may_supplement(ticket):
+        raise InvalidTransition(_l("Information can be added only while the case is open."))
+    return record(session, ticket, CITIZEN, SUPPLEMENT, clock.now(), from_status=ticket.status, note=values["content"],
+                  public=True, public_note=values["content"])
 
 
 def may_withdraw(ticket: Ticket) -> bool:
