@@ -78,6 +78,10 @@ def a_busy_office(world, clock) -> dict[str, str]:
         world.act("office", no, "approve")
         response = world.client.post(f"/api/v1/tickets/{no}/rating?code={filed['query_code']}", json={"score": score})
         assert response.status_code == 200, response.get_json()
+    withdrawn = world.file()  # 撤回 by the citizen
+    cases["withdrawn"] = withdrawn["tracking_no"]
+    assert world.client.post(f"/api/v1/tickets/{withdrawn['tracking_no']}/withdraw?code={withdrawn['query_code']}",
+                             json={}).status_code == 200
     world.act("office", cases["rectifying"], "record_visit", contacted=True, visited_on="2026-11-16",
               outcome="已电话回访，说明整改安排。")
     cases["extension"] = filed = world.file()["tracking_no"]
