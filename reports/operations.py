@@ -105,6 +105,7 @@ def exists(session, month: str, office_id: int | None = None) -> bool:
 
 
 DRAFT, PUBLISHED = "draft", "published"
+KEPT = object()  # get_or_generate's default `next_steps`: those of the draft kept, if any
 
 
 def compute(session, month: metrics.Month, office_id: int | None = None, *, next_steps: str | None = None,
@@ -134,9 +135,11 @@ def render(session, office: Office, figures: dict, *, draft: bool) -> bytes:
 
 
 def get_or_generate(session, month: metrics.Month, office_id: int | None = None, *, trigger: str,
-                    user_id: int | None = None, regenerate: bool = False, progress=lambda step: None) -> Report:
+                    user_id: int | None = None, regenerate: bool = False, next_steps=KEPT,
+                    progress=lambda step: None) -> Report:
     """The office's (default: the root's) kept report of the month: the one there is, or (when there is none, or
-    `regenerate`) computed now and kept as a draft. A published report is frozen: regenerating it is 409.
+    `regenerate`) computed now and kept as a draft, with `next_steps` (default: the kept draft's). A published report
+    is frozen: regenerating it is 409.
 
     Two may generate a month at once (two people in the console, the office's API call and the scheduler
     on the 1st). (office, month) is unique and the row is written with one upsert, so neither fails: without
@@ -152,11 +155,12 @@ def get_or_generate(session, month: metrics.Month, office_id: int | None = None,
             raise Conflict(_l("The report for %(month)s was published: its figures are frozen.",
                               month=month_label(month)))
         return kept
-    report = compute(session, month, office_id, next_steps=kept.next_steps if kept is not None else None,
-                     progress=progress)
+    if next_steps is KEPT:
+        next_steps = kept.next_steps if kept is not None else None
+    report = compute(session, month, office_id, next_steps=next_steps, progress=progress)
     values = {"office_id": report.office_id, "month": report.month, "figures": report.figures, "pdf": report.pdf,
               "formula_version": report.formula_version, "trigger": trigger, "generated_at": report.generated_at,
-              "generated_by": user_id, "status": DRAFT}
+              "generated_by": user_id, "status": DRAFT, "next_steps": next_steps}
     written = _upsert(session, values, replace=regenerate)
     kept = find(session, str(month), office_id)
     if regenerate and not written:
@@ -182,12 +186,8 @@ def save_next_steps(session, month: metrics.Month, office_id: int | None, text: 
         text = validation.text(text, required=False, max_len=NEXT_STEPS_MAX)
     except validation.FieldError as error:
         raise ValidationFailed(fields={"next_steps": error.message}) from None
-    kept = get_or_generate(session, month, office_id, trigger=MANUAL, user_id=user_id)
-    if kept.status == PUBLISHED:
-        raise Conflict(_l("The report for %(month)s was published: its figures are frozen.", month=month_label(month)))
-    kept.next_steps = text
-    session.flush()
-    return get_or_generate(session, month, office_id, trigger=MANUAL, user_id=user_id, regenerate=True)
+    return get_or_generate(session, month, office_id, trigger=MANUAL, user_id=user_id, regenerate=True,
+                           next_steps=text)
 
 
 class Published(NamedTuple):

@@ -9,8 +9,8 @@ from . import offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
 from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
-from .models import OPEN_STATUSES, Appeal, Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
-from .workflow import SUPPLEMENT, Actor, allowed_actions, label_of, public_note
+from .models import Appeal, Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
+from .workflow import SUPPLEMENT, Actor, allowed_actions, label_of, may_supplement, may_withdraw, public_note
 
 
 def public_offices(session) -> list[dict]:
@@ -64,8 +64,8 @@ def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
         "reply": ticket.public_reply if ticket.status in (Status.closed.value, Status.rectifying.value) else None,
         "rating": latest_rating(session, ticket),
         "survey_open": survey_open,
-        "may_withdraw": ticket.status == Status.submitted.value,  # 撤回 (tickets.workflow.withdrawal)
-        "may_supplement": Status(ticket.status) in OPEN_STATUSES,  # 补充材料
+        "may_withdraw": may_withdraw(ticket),      # 撤回 (tickets.workflow.citizen)
+        "may_supplement": may_supplement(ticket),  # 补充材料
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import SelectChoice
 
 from . import clock, intake, offices, workflow
@@ -166,47 +167,45 @@ def case(tracking_no):
                            withdraw_form=WithdrawForm(), supplement_form=SupplementForm())
 
 
+def _citizen_step(tracking_no: str, form, step, thanks: str):
+    """A citizen's step from the case page (补充材料, 撤回): for the browser that proved it knows the query code, with
+    the form's CSRF token; `step(ticket)` in a transaction, then back to the case page with `thanks` or what is wrong
+    (a field's message when there is one)."""
+    ticket = _tracked_ticket(tracking_no)
+    if ticket is None:
+        return redirect(url_for(".track", no=tracking_no))
+    if form.validate():  # the CSRF token
+        try:
+            step(ticket)
+            db.session.commit()
+            flash(thanks, "success")
+        except (ValidationFailed, InvalidTransition) as error:
+            db.session.rollback()
+            flash(str(next(iter(error.fields.values()), error.message)), "error")
+    return redirect(url_for(".case", tracking_no=tracking_no), code=303)
+
+
 @bp.post("/track/<tracking_no>/supplement")
 @public_limit(lookup_limit, "lookup")
 def supplement(tracking_no):
     """补充材料 from the case page."""
-    ticket = _tracked_ticket(tracking_no)
-    if ticket is None:
-        return redirect(url_for(".track", no=tracking_no))
     form = SupplementForm()
-    if form.validate():  # the CSRF token
-        try:
-            workflow.supplement(db.session, ticket, form.content.data)
-            db.session.commit()
-            flash(_("Thank you: the information is added to your case and the handler is told."), "success")
-        except (ValidationFailed, InvalidTransition) as error:
-            db.session.rollback()
-            message = next(iter(error.fields.values()), error.message) if error.fields else error.message
-            flash(str(message), "error")
-    return redirect(url_for(".case", tracking_no=tracking_no), code=303)
+    return _citizen_step(tracking_no, form, lambda ticket: workflow.supplement(db.session, ticket, form.content.data),
+                         _("Thank you: the information is added to your case and the handler is told."))
 
 
 @bp.post("/track/<tracking_no>/withdraw")
 @public_limit(lookup_limit, "lookup")
 def withdraw(tracking_no):
     """撤回 from the case page: only with the confirmation box ticked, only while the case waits for acceptance."""
-    ticket = _tracked_ticket(tracking_no)
-    if ticket is None:
-        return redirect(url_for(".track", no=tracking_no))
     form = WithdrawForm()
-    if not form.validate():  # the CSRF token
-        return redirect(url_for(".case", tracking_no=tracking_no))
-    if not form.confirm.data:
-        flash(_("Tick the box to confirm that you want to withdraw the case."), "error")
-        return redirect(url_for(".case", tracking_no=tracking_no))
-    try:
+
+    def step(ticket):
+        if not form.confirm.data:
+            raise ValidationFailed(fields={"confirm": _l("Tick the box to confirm that you want to withdraw the case.")})
         workflow.withdraw(db.session, ticket, form.reason.data)
-        db.session.commit()
-        flash(_("Your case is withdrawn. You can file again at any time."), "success")
-    except (ValidationFailed, InvalidTransition) as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-    return redirect(url_for(".case", tracking_no=tracking_no), code=303)
+
+    return _citizen_step(tracking_no, form, step, _("Your case is withdrawn. You can file again at any time."))
 
 
 @bp.post("/track/<tracking_no>/rating")

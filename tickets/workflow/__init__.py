@@ -5,7 +5,7 @@
 - `actions`: the definitions, one per action, each beside its handler;
 - `engine`: `perform`, the row claim and `record`, which appends the Event and runs the app's reactions;
 - `survey`: the satisfaction survey's rounds, the citizen's rating and the default rating of an unanswered round;
-- `withdrawal`: the citizen's 补充材料 (adding information) and 撤回 (taking back a case not yet accepted);
+- `citizen`: the citizen's 补充材料 (adding information) and 撤回 (taking back a case not yet accepted);
 - `appeals`: which 差评 a department may appeal (申诉复核) and until when, and the appeal waiting for a decision.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .engine import CITIZEN, SYSTEM, Actor, allowed_actions, perform, record, ro
 from .reactions import reactions
 from .registry import ACTIONS, KINDS, Action, Input, Kind, label_of, names, public_note
 from .survey import default_rating, open_survey, open_survey_for, rate, unvisited_bad_rating
-from .withdrawal import may_supplement, may_withdraw, supplement, withdraw
+from .citizen import may_supplement, may_withdraw, supplement, withdraw
 
 __all__ = ["ACTIONS", "APPEAL_WORKING_DAYS", "CITIZEN", "KINDS", "MAX_WORKING_DAYS", "RECOVER_CODE", "SYSTEM", "TEXT_MAX", "Action",
            "Actor", "Input", "Kind", "allowed_actions", "appeal_window_ends", "default_rating", "escalate", "label_of",

@@ -679,9 +679,9 @@ DEFAULT_RATING = event_kind(RATE_DEFAULT, _l("Default rating"), public=True, pub
     "No rating was given within the survey period; recorded by default as: %(label)s",
     label=_score_label((event.data or {}).get("score"))))
 ESCALATE = event_kind("escalate", _l("Escalated (deadline ladder)"), raises_supervision=True)
-# 补充材料: the citizen added information to an open case (`withdrawal.supplement`); the handler is texted.
+# 补充材料: the citizen added information to an open case (`citizen.supplement`); the handler is texted.
 SUPPLEMENT = event_kind("supplement", _l("Information added by the citizen"), public=True).name
-# 撤回: the citizen took the case back before it was accepted (`withdrawal.withdraw`).
+# 撤回: the citizen took the case back before it was accepted (`citizen.withdraw`).
 WITHDRAW = event_kind("withdraw", _l("Withdrawn by the citizen"), public=True, moves_deadlines=True).name
 # 找回查询码: the citizen asked for a new query code, texted to the filing number (`tickets.intake.recover_query_code`).
 RECOVER_CODE = event_kind("recover_code", _l("New query code sent to the filing number")).name
