@@ -64,6 +64,9 @@ SETTINGS = {
     "SMS_CLAIM_LEASE_SECONDS": (60, int),
     "TWILIO_TIMEOUT_SECONDS": (10, float),
     "OFFICE_NAME": ("办不成事反映窗口", str),
+    # 附件 (tickets/storage.py): in the database, or on a volume every web process mounts (ATTACHMENT_DIR)
+    "ATTACHMENT_STORAGE": ("database", str),
+    "ATTACHMENT_DIR": ("", str),
     "REPORT_FONT": ("", str),
     # The monthly 通报 (reports/scores.py): score weights, the cases a unit needs to be ranked, the rates (in %) below
     # which 主要问题 names a unit (an office may set its own in the console).

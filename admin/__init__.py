@@ -22,6 +22,7 @@ def init_app(app) -> Admin:
     from .dashboard import Dashboard
     from .queues import QUEUES, QueueView
     from .reports import ReportsView
+    from tickets.http import accept_uploads
 
     # Flask-Admin's few inline scripts carry the per-request nonce of the CSP (tickets/headers.py).
     admin = Admin(app, name=_l("Banjie console"), index_view=Dashboard(),
@@ -39,4 +40,5 @@ def init_app(app) -> Admin:
         sms.register(admin)
         admin.add_view(ReportsView(name=_l("Reports"), endpoint="reports", url="/admin/reports"))
     app.register_blueprint(auth.bp)
+    accept_uploads(app, "case.act", "intake.index")  # a reply's or answer's files; a walk-in's papers
     return CONSOLE.set(app, admin)

@@ -11,11 +11,11 @@ from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from tickets import clock, offices, workflow
+from tickets import attachments, clock, offices, workflow
 from tickets.access import ticket_for
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
-from tickets.labels import CHANNEL_LABELS, SCORE_LABELS, label, supervision_text
+from tickets.labels import CHANNEL_LABELS, RATING_CHANNEL_LABELS, SCORE_LABELS, label, supervision_text
 from tickets.models import (
     OFFICE_ROLES,
     SUPERVISING_ROLES,
@@ -59,7 +59,8 @@ def _satisfaction_and_sms(ticket, actor) -> dict:
     return {"surveys": surveys, "sms": sms, "survey_now": clock.now(), "sms_link": actor.role in OFFICE_ROLES,
             "sms_status": status_cell,
             "sms_label": lambda m: label({k: kind.label for k, kind in KINDS.items()}, m.template),
-            "score_label": lambda score: label(SCORE_LABELS, score)}
+            "score_label": lambda score: label(SCORE_LABELS, score),
+            "rating_channel": lambda channel: label(RATING_CHANNEL_LABELS, channel)}
 
 
 def _overdue_deadlines(ticket, now) -> set[tuple[str, int]]:
@@ -90,7 +91,8 @@ class CaseView(RoleGuard, BaseView):
             now_local=clock.local(clock.now()).strftime("%Y-%m-%dT%H:%M"), contact_method=contact_method_label,
             departments=departments, offices_below=offices_below, failed=failed or {},
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
-            label=label, channel_labels=CHANNEL_LABELS, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
+            label=label, channel_labels=CHANNEL_LABELS, accept_files=attachments.ACCEPT,
+            attachment_sources=attachments.SOURCE_LABELS, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
             **_satisfaction_and_sms(ticket, actor),
             ladder=ladder, event_lines=event_lines,
             sms_cause=lambda message: causes.of_message(message, events, steps),
@@ -106,6 +108,16 @@ class CaseView(RoleGuard, BaseView):
     def show(self, tracking_no):
         return self._render(ticket_for(current_actor(), tracking_no))
 
+    @expose("/<tracking_no>/files/<int:attachment_id>")
+    def attachment(self, tracking_no, attachment_id):
+        """A file of the case (`?thumbnail=1`: an image's thumbnail), for whoever may see the case."""
+        ticket = ticket_for(current_actor(), tracking_no)
+        row = attachments.find(db.session, ticket.id, attachment_id, citizen=False)
+        answer = attachments.response(db.session, row, thumbnail=request.args.get("thumbnail") == "1") if row else None
+        if answer is None:
+            abort(404)
+        return answer
+
     @expose("/<tracking_no>/<action>", methods=("POST",))
     def act(self, tracking_no, action):
         spec = workflow.ACTIONS.get(action)
@@ -113,7 +125,7 @@ class CaseView(RoleGuard, BaseView):
             abort(404)
         actor = current_actor()
         ticket = ticket_for(actor, tracking_no)
-        payload = spec.payload_from_form(request.form)
+        payload = spec.payload_from_form(request.form, request.files)
         try:
             workflow.perform(db.session, ticket, actor, action, payload, expected_version=_version(request.form))
             db.session.commit()

@@ -29,7 +29,7 @@ class SafeCsvExport:
     """Mixin for a Flask-Admin model view (before ModelView in the bases) whose CSV export must be safe.
 
     `export_phone_columns` names the model's phone columns (stored E.164): masked (138****8000) by default,
-    whole national numbers (13800138000) only when the request asks for them.
+    whole national numbers (13800138000, or 010-12345678 for a landline) only when the request asks for them.
     """
 
     export_phone_columns: tuple[str, ...] = ()

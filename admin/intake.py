@@ -12,11 +12,11 @@ from flask import current_app, redirect, request, session, url_for
 from flask_admin import BaseView, expose
 from flask_babel import lazy_gettext as _l
 
-from tickets import intake, offices
+from tickets import attachments, intake, offices, phones
 from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.labels import CHANNEL_LABELS, PROBLEM_TYPE_LABELS, label
-from tickets.models import OFFICE_ROLES, STAFF_CHANNELS, Department, Office, ProblemType
+from tickets.models import OFFICE_ROLES, STAFF_CHANNELS, Department, Office, ProblemType, Ticket
 from tickets.secrets import seal, unseal
 
 from .base import RoleGuard, current_actor
@@ -41,7 +41,7 @@ class IntakeView(RoleGuard, BaseView):
             windows=[(o.code, "\u3000" * (offices.depth(o) - top) + o.name) for o in windows],
             channels=[(c.value, label(CHANNEL_LABELS, c.value)) for c in STAFF_CHANNELS],
             problem_types=[(p.value, label(PROBLEM_TYPE_LABELS, p.value)) for p in ProblemType],
-            departments=[(str(d.id), d.name) for d in departments]), status
+            departments=[(str(d.id), d.name) for d in departments], accept_files=attachments.ACCEPT), status
 
     @expose("/", methods=("GET", "POST"))
     def index(self):
@@ -52,7 +52,8 @@ class IntakeView(RoleGuard, BaseView):
             return self._render({"office_code": own or "", "channel": STAFF_CHANNELS[0].value}, {})
         raw = {name: request.form.get(name) for name in intake.STAFF_INTAKE_FIELDS}
         try:
-            filed = intake.file_for_caller(db.session, raw, actor)
+            filed = intake.file_for_caller(db.session, raw, actor,
+                                           attachments.from_request(request.files.getlist(attachments.FIELD)))
         except ValidationFailed as error:
             db.session.rollback()
             return self._render(request.form, error.fields or {}, 422)
@@ -68,7 +69,8 @@ class IntakeView(RoleGuard, BaseView):
         code = unseal(current_app.config["SECRET_KEY"], receipt.get("code"), no) if isinstance(no, str) else None
         if code is None:
             return redirect(url_for(".index"))
-        return self.render("admin/intake_filed.html", tracking_no=no, code=code)
+        phone = db.session.scalar(sa.select(Ticket.phone).where(Ticket.tracking_no == no))
+        return self.render("admin/intake_filed.html", tracking_no=no, code=code, landline=not phones.is_mobile(phone))
 
 
 def register(admin) -> None:

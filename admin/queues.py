@@ -220,7 +220,7 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
                    "supervision_level", "created_at", "due_at")
     column_labels = {
         "tracking_no": _l("Tracking number"), "status": _l("Status"), "problem_type": _l("Problem type"),
-        "citizen_name": _l("Citizen's name"), "phone": _l("Phone"), "department_id": _l("Department"),
+        "citizen_name": _l("Citizen's name"), "phone": _l("Phone number"), "department_id": _l("Department"),
         "supervision_level": _l("Supervision"), "created_at": _l("Filed at"), "due_at": _l("Due"),
         "service_item": _l("Service item"), "description": _l("Description"), "office_id": _l("Window"),
         "contact_due_at": _l("First contact by"),
@@ -290,7 +290,7 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         term = search.strip()
         if not term:
             return query, count_query, joins, count_joins
-        phone = phones.normalise_mobile(term)
+        phone = phones.normalise_phone(term)  # a mobile number or a landline, in any spelling
         if TRACKING_NO.match(term):
             condition = Ticket.tracking_no == term.upper()
         elif phone:

@@ -22,7 +22,7 @@ from notify.outbox import held_by_quiet_hours, hold
 from tickets import clock, phones
 from tickets.db import db
 from tickets.errors import ValidationFailed
-from tickets.labels import SCORE_LABELS, label
+from tickets.labels import RATING_CHANNEL_LABELS, SCORE_LABELS, label
 from tickets.models import ADMIN_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, Survey, Ticket
 from tickets.clock import local_text
 
@@ -251,10 +251,6 @@ def _score(view, context, model, name):
     return Markup('<span class="badge badge-{}">{} {}</span>').format(css, model.score, label(SCORE_LABELS, model.score))
 
 
-# How a rating came (Survey.channel).
-RATING_CHANNELS = {"sms": _l("SMS"), "web": _l("Web"), "default": _l("Default (unanswered)")}
-
-
 class SurveyView(TicketLinks, VisibleTicketRows, OfficeFilterGroups, RoleGuard, ConsoleModelView):
     """Satisfaction survey rounds: what each citizen said, by which channel, and the 差评 to call back."""
 
@@ -273,7 +269,7 @@ class SurveyView(TicketLinks, VisibleTicketRows, OfficeFilterGroups, RoleGuard, 
         "rated_at": lambda v, c, m, n: local_text(m.rated_at),
         "ticket_id": lambda v, c, m, n: case_link(m.ticket_id),
         "score": _score,
-        "channel": lambda v, c, m, n: label(RATING_CHANNELS, m.channel) if m.channel else "",
+        "channel": lambda v, c, m, n: label(RATING_CHANNEL_LABELS, m.channel) if m.channel else "",
         "comment": lambda v, c, m, n: m.comment or "",
     }
 

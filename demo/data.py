@@ -1,8 +1,12 @@
 """What the demo office holds: departments, staff, the cases open now, and the stuff of three months of past work.
 
-Phone numbers are not here: every number of the demo comes from the reserved test range (see `demo.numbers`).
+Phone numbers are not here: every mobile number of the demo comes from the reserved test range (see `demo.numbers`).
+The one exception is a caller's landline (`LANDLINE`), which no text can reach (`tickets.phones.is_mobile`).
 """
+
 from __future__ import annotations
+
+from .files import Paper
 
 DEMO_PASSWORD = "banjie-demo"
 
@@ -30,7 +34,8 @@ DEMO_USERS = [
 # The cases of the last weeks, one at each stage of the loop, walked through the workflow up to now.
 # (days ago filed, name, how the citizen wrote the number, type, service item, description, steps); a step is
 # (action, payload[, username]) with the office acting when no user is named, ("rate", score) by SMS, or
-# ("withdraw", {"reason"}) by the citizen.
+# ("withdraw", {"reason"}) by the citizen. The number's spelling LANDLINE_STYLE: a caller who gave a landline, filed on
+# the phone by the window's staff (channel `phone`).
 CASES = [
     (0, "张伟", "spaced", "cannot_handle", "个体工商户地址变更",
      "我在新区开的小吃店要变更经营地址，窗口说必须回原登记地办理，两个区来回跑了三趟还是办不了。", []),
@@ -90,7 +95,14 @@ CASES = [
      [("accept", {}), ("transfer", {"dept": "RSJ"}),
       ("reply", {"content": "经核实，您的缴费基数调整已于申请当日办结，新基数从下月起执行，办理结果已短信告知。"}, "rsj"),
       ("approve", {}), ("rate", 5)]),
+    # A caller with a landline: no text reaches them, so the office told them the answer on the phone; the survey is
+    # open, for the office to call back and record the rating they give (记录电话评价, `record_rating`).
+    (1, "钱大爷", "landline", "too_hard", "高龄津贴申领",
+     "老人不会用手机，高龄津贴网上申领不了，打电话到窗口求助。",
+     [("accept", {}), ("resolve", {"content": "已电话告知：可由社区代为申领高龄津贴，社区工作人员将于本周上门办理。"})]),
 ]
+LANDLINE_STYLE = "landline"
+LANDLINE = "010-12345678"  # a caller's fixed line: never texted
 
 # Three months of ordinary work before the cases above, so that last month's report has something to say.
 HISTORY_MONTHS = 3
@@ -156,3 +168,25 @@ HISTORY_WINDOWS = ("root", "dh", "dhqs", "root", "xs", "xshy", "root", "nh", "nh
 # The window of each case of the last weeks (CASES, in order): the city's and, in every county, some of its windows.
 PRESENT_WINDOWS = ("root", "dhqs", "root", "xs", "root", "dh", "nhgl", "root", "xshy", "dh", "root", "nh", "dhbs",
                    "xs")
+
+
+# 附件 of the present cases, by the citizen's name: what came with the filing ("file") and with the department's reply
+# ("reply"), drawn by demo/files.py.
+FILES = {
+    "张伟": ("file", (
+        Paper("窗口退回的变更申请.jpg", "材料退回告知单", (
+            "申请人：张伟",
+            "申请事项：个体工商户经营场所变更",
+            "退回原因：请回原登记机关办理。",
+            "经办窗口：新区政务服务中心 8 号窗口",
+        ), "退回专用章"),
+    )),
+    "吴霞": ("reply", (
+        Paper("个体户注销登记通知书.jpg", "准予注销登记通知书", (
+            "吴霞：",
+            "经审查，你提交的个体工商户注销登记申请",
+            "材料齐全，符合法定形式，准予注销登记。",
+            "（税务清税与执照注销已一窗通办）",
+        ), "市场监督管理局"),
+    )),
+}

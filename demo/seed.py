@@ -30,9 +30,10 @@ from tickets.models import Department, is_bad_rating
 from tickets.workflow import KINDS, Actor
 
 from .data import (CASES, CONTACT_HOURS, CONTACTS, COUNTIES, COUNTY_DEPARTMENTS, DEMO_PASSWORD, DEMO_USERS,
-                   DEPARTMENTS, FILING_HOUR_WEIGHTS,
+                   DEPARTMENTS, FILES, FILING_HOUR_WEIGHTS, LANDLINE, LANDLINE_STYLE,
                    HISTORY_DEPARTMENTS, HISTORY_ITEMS, HISTORY_MONTHS, HISTORY_NAMES, HISTORY_PER_MONTH,
                    HISTORY_WINDOWS, NETWORK_USERS, PRESENT_WINDOWS, ROOT_NAME, county_department)
+from .files import incoming
 from .hours import office_time_from
 from .numbers import Numbers, spelled
 
@@ -96,10 +97,14 @@ class Replay:
             yield
             self.session.flush()
 
-    def file(self, moment: datetime, fields: dict):
+    def file(self, moment: datetime, fields: dict, *, by=None, channel: str = "phone", files=()):
+        """The citizen files on the web; or, `by` a member of staff, for a caller (帮办代办) on `channel`. `files`:
+        uploads (`attachments.Incoming`)."""
         with self.at(moment):
-            values = intake.validate_intake(self.session, fields)
-            return intake.file_ticket(self.session, values, channel="web").ticket
+            if by is not None:
+                return intake.file_for_caller(self.session, {**fields, "channel": channel}, Actor.of(by), files).ticket
+            values, checked = intake.validate_filing(self.session, fields, list(files))
+            return intake.file_ticket(self.session, values, channel="web", files=checked).ticket
 
     def act(self, ticket, moment: datetime, action: str, payload, user=None) -> None:
         with self.at(moment):
@@ -197,22 +202,28 @@ def _seed_present(replay: Replay, departments, users, numbers) -> int:
     """The cases of the last weeks, each at its stage of the loop now."""
     for index, (days_ago, name, style, problem_type, item, description, steps) in enumerate(CASES):
         actions, delays = [step[0] for step in steps], [STEP] * len(steps)
-        filed = replay.now - timedelta(days=days_ago, hours=1, minutes=7 * index)
-        moments = replay.schedule(filed, delays, actions)
+        by_staff = style == LANDLINE_STYLE  # filed on the phone by the window's staff: in office hours
+        start = replay.now - timedelta(days=days_ago, hours=1, minutes=7 * index)
         # A weekend or a holiday just before loading can leave no office time for the steps: file it earlier.
         for _ in range(MAX_DAYS_EARLIER):
-            if not moments or moments[-1] <= replay.now - LATEST:
-                break
-            filed -= timedelta(days=1)
+            filed = replay.when("file", start) if by_staff else start
             moments = replay.schedule(filed, delays, actions)
+            if filed <= replay.now - LATEST and (not moments or moments[-1] <= replay.now - LATEST):
+                break
+            start -= timedelta(days=1)
         else:
             raise ValueError(f"the calendar has no office time for {name}'s case before {replay.now.isoformat()}")
         office_code, department, login = _window_of(PRESENT_WINDOWS[index % len(PRESENT_WINDOWS)])
-        ticket = replay.file(filed, {"name": name, "phone": spelled(numbers.citizen(index), style),
-                                     "problem_type": problem_type, "service_item": item, "description": description,
-                                     **({"office_code": office_code} if office_code else {})})
+        fields = {"name": name, "phone": LANDLINE if by_staff else spelled(numbers.citizen(index), style),
+                  "problem_type": problem_type, "service_item": item, "description": description,
+                  **({"office_code": office_code} if office_code else {})}
+        attach_to, papers = FILES.get(name, (None, ()))
+        ticket = replay.file(filed, fields, by=users[login("office")] if by_staff else None,
+                             files=incoming(papers) if attach_to == "file" else ())
         for moment, step in zip(moments, steps):
             action, payload = step[0], step[1]
+            if action == attach_to:
+                payload = {**payload, "attachments": incoming(papers)}
             if action == "transfer":
                 payload = {**payload, "dept": department(payload["dept"])}
             user = users[login(step[2] if len(step) > 2 else "office")] if action not in CITIZEN_STEPS else None

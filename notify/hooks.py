@@ -147,5 +147,5 @@ def register(reactions) -> None:
     reactions.on("transfer", transferred)
     reactions.on("decide_extension", extended)
     reactions.on(*names(closes_case=True), closed)
-    reactions.on("rate", rated)
+    reactions.on(*names(rates_survey=True), rated)
     reactions.on("remind", reminded)

@@ -9,6 +9,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from tickets import clock
+from tickets.phones import is_mobile
 from tickets.db import db, new_row, utcnow
 from tickets.errors import ValidationFailed
 from tickets.models import Ticket
@@ -112,14 +113,16 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
              audience: str | None = None, session=None, cause=None, step_id: int | None = None) -> SmsMessage | None:
     """Write one text message to the outbox in the caller's transaction; a worker sends it after the commit.
 
-    `phone` is E.164 (as stored); a missing number sends nothing and returns None. A survey message to a
+    `phone` is E.164 (as stored); a missing number, or one no text can reach (a citizen's landline: anything but a
+    mainland mobile number, `phones.is_mobile`), writes nothing and returns None: the one place that rule lives, so
+    no text to a landline is ever queued, sent or logged as failed. A survey message to a
     number that opted out is written as failed (`opted_out`), so the console shows why it never went.
     During quiet hours the message waits until they end, unless the citizen is waiting for it (`immediate`). An administrator's wording that cannot make this
     message gives way to the default (`messages.compose`): a text never stops the action that sends it.
     Inside `writing_history` it is recorded, never sent. `cause` is the case event it is written for, `step_id`
     the ladder step that fires it: the case page shows them as the reason the text went out.
     """
-    if not phone:
+    if not phone or not is_mobile(phone):
         return None
     session = session or db.session
     kind = KINDS[template]

@@ -8,13 +8,17 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
+from tickets.models import Channel
+
 # 2026.2 (issue 14): 先行联系 (contacts_due, contacted_on_time, contact_rate); default ratings counted apart
 # (参评率, 满意率 with and without them); 申诉复核: a 差评 whose appeal was upheld leaves its department's 满意率 and
 # 差评 figures (the office's total keeps it), a rectification lifted by an upheld appeal closes the case again, and
 # the month's appeals are counted. A 差评 is set aside when its appeal was upheld by the time the report is made (the
 # draft reviewed early in the next month shows the decisions of those days; publishing freezes it).
 # 2026.3 (issue 15): cases the citizen withdrew (撤回数), counted apart: never accepted, so in no other figure.
-FORMULA_VERSION = "2026.3"
+# 2026.4 (issue 15): 受理数 by channel (网上, 窗口, 电话, 12345: the cases windows file for walk-ins and callers, 帮办代办);
+# a rating the office took by phone (`record_rating`) is an answer like one by SMS or on the web, and its 差评 reopens.
+FORMULA_VERSION = "2026.4"
 
 
 @dataclass(frozen=True)
@@ -25,10 +29,30 @@ class Formula:
     rate: bool = False   # a ratio, shown as a percentage
 
 
+# 受理渠道: the month's accepted cases by how they came in (`Ticket.channel`), in the report's four channels; every
+# channel a case can have is in exactly one, so they add up to 受理数.
+ACCEPTED_BY_CHANNEL = (
+    ("accepted_online", (Channel.web.value, Channel.api.value)),
+    ("accepted_window", (Channel.window.value,)),
+    ("accepted_phone", (Channel.phone.value,)),
+    ("accepted_hotline", (Channel.hotline.value,)),
+)
+CHANNEL_COUNTS = tuple(key for key, _channels in ACCEPTED_BY_CHANNEL)
+
 FORMULAS = (
     Formula("accepted", _l("Cases accepted"), _l(
         "Cases with an accept event in the month (the month's cohort). Rejected cases are never accepted and "
         "so never counted.")),
+    Formula("accepted_online", _l("Accepted: online"), _l(
+        "Of the cases accepted, those that came in online: filed on the public form or through the API (an app or "
+        "a portal), or entered by a window's staff as received online.")),
+    Formula("accepted_window", _l("Accepted: at the window"), _l(
+        "Of the cases accepted, those a window's staff filed for a citizen who came to the window (帮办代办).")),
+    Formula("accepted_phone", _l("Accepted: by phone"), _l(
+        "Of the cases accepted, those a window's staff filed for a citizen who called the window.")),
+    Formula("accepted_hotline", _l("Accepted: 12345 hotline"), _l(
+        "Of the cases accepted, those the 12345 hotline handed over, filed by a window's staff. The four channels "
+        "add up to the cases accepted.")),
     Formula("withdrawn", _l("Cases withdrawn"), _l(
         "Cases the citizen withdrew in the month, before the office accepted them; counted apart (they are never "
         "accepted, so in no other figure).")),
@@ -66,7 +90,8 @@ FORMULAS = (
     Formula("surveys", _l("Surveys closed"), _l(
         "Satisfaction surveys whose reply window closed in the month (so every answer they will get is in).")),
     Formula("rated", _l("Surveys answered"), _l(
-        "Those surveys the citizen answered (by SMS or on the web). A default rating is not an answer.")),
+        "Those surveys the citizen answered: by SMS, on the web, or on the phone to the office, which records the "
+        "answer. A default rating is not an answer.")),
     Formula("defaulted", _l("Default ratings"), _l(
         "Those surveys left unanswered and recorded as basically satisfied (3) by default when they closed (the "
         "owning office defaults unanswered surveys; one that does not leaves them unrated).")),

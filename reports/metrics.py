@@ -35,7 +35,7 @@ from tickets import offices
 from tickets.models import Appeal, Deadline, Event, ExtensionRequest, Office, ReturnVisit, Survey, Ticket
 from tickets.workflow import WITHDRAW, names
 
-from .formulas import FORMULA_VERSION
+from .formulas import ACCEPTED_BY_CHANNEL, CHANNEL_COUNTS, FORMULA_VERSION
 from .models import Report
 
 # Kinds of events by what they mean, from the workflow's definitions (tickets/workflow/actions.py).
@@ -43,6 +43,7 @@ CLOSING_ACTIONS = names(closes_case=True)                # approve, resolve, exp
 RECLOSING_ACTIONS = names(answers_bad_rating=True)       # what answers a bad rating: approve, explain
 SUPERVISION_ACTIONS = names(raises_supervision=True)     # escalate, remind (a remind counts as level 1)
 LIFTING_ACTIONS = names(lifts_rectification=True)        # decide_appeal: closes a reopened case again when upheld
+RATING_ACTIONS = names(rates_survey=True)                # rate, record_rating: a 差评 reopens the case
 DEPARTMENT_DEADLINES = ("handle", "rectify")      # deadlines the department is measured by
 ON_TIME_DEADLINES = ("accept", "handle", "rectify")
 CONTACT_DEADLINE = "contact"                      # 先行联系, its own figure (never in the on-time closure rate)
@@ -52,6 +53,8 @@ MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 # The years a report can cover: the calendar editor's range. Beyond it a month is not a report's (and
 # 9999-12 has no next month for `bounds` to end at).
 FIRST_YEAR, LAST_YEAR = 2000, 2100
+# A case's channel (Ticket.channel) -> the count of 受理数 by channel it adds to (`formulas.ACCEPTED_BY_CHANNEL`).
+CHANNEL_KEY = {channel: key for key, channels in ACCEPTED_BY_CHANNEL for channel in channels}
 
 
 class BadMonth(ValueError):
@@ -179,18 +182,20 @@ def cohort(start, end, scope: Scope, *, departments: bool = True):
     transferred, closed or rated badly after its acceptance, so every row that decides these lies in
     the month as well. Closed at the end means its last closing event (or upheld appeal that lifted the
     rectification, `leaves_closed`) comes after its last bad rating (a bad rating is the only way out of
-    `closed`); its department is that of its last handling deadline started in the month. Only the cases `scope` holds, with their owning office.
+    `closed`); its department is that of its last handling deadline started in the month. Only the cases `scope` holds, with their owning office
+    and how they came in (`channel`).
     """
     event, deadline = Event.__table__, Deadline.__table__
-    accepted = (sa.select(event.c.ticket_id, Ticket.office_id).join(Ticket, Ticket.id == event.c.ticket_id)
+    accepted = (sa.select(event.c.ticket_id, Ticket.office_id, Ticket.channel)
+                .join(Ticket, Ticket.id == event.c.ticket_id)
                 .where(event.c.action == "accept", between(event.c.at, start, end),
                        scope.owned()).subquery())
     closed = _latest(event.c.at, leaves_closed(event.c), between(event.c.at, start, end))
-    reopened = _latest(event.c.at, event.c.action == "rate", event.c.to_status == "rectifying",
+    reopened = _latest(event.c.at, event.c.action.in_(RATING_ACTIONS), event.c.to_status == "rectifying",
                        between(event.c.at, start, end))
     closed_flag = sa.case((sa.and_(closed.c.at.is_not(None),
                                    sa.or_(reopened.c.at.is_(None), reopened.c.at < closed.c.at)), 1), else_=0)
-    columns = [accepted.c.ticket_id, accepted.c.office_id, closed_flag.label("closed")]
+    columns = [accepted.c.ticket_id, accepted.c.office_id, accepted.c.channel, closed_flag.label("closed")]
     query = (sa.select().select_from(accepted)
              .outerjoin(closed, closed.c.ticket_id == accepted.c.ticket_id)
              .outerjoin(reopened, reopened.c.ticket_id == accepted.c.ticket_id))
@@ -206,11 +211,11 @@ def cohort(start, end, scope: Scope, *, departments: bool = True):
 
 
 def cohort_rows(session, start, end, scope):
-    """Per department and owning office: accepted in the month, and of those closed at the month's end."""
+    """Per department, owning office and channel: accepted in the month, and of those closed at the month's end."""
     rows = cohort(start, end, scope)
     return session.execute(
-        sa.select(rows.c.department_id, rows.c.office_id, sa.func.count(), sa.func.sum(rows.c.closed))
-        .group_by(rows.c.department_id, rows.c.office_id)
+        sa.select(rows.c.department_id, rows.c.office_id, rows.c.channel, sa.func.count(), sa.func.sum(rows.c.closed))
+        .group_by(rows.c.department_id, rows.c.office_id, rows.c.channel)
     ).all()
 
 
@@ -396,8 +401,8 @@ def appeal_rows(session, start, end, scope):
 # --- putting the figures together -------------------------------------------------------------------
 
 APPEAL_COUNTS = ("appeals", "appeals_upheld", "appeals_rejected")
-COUNTS = ("accepted", "closed", "closed_in_month", "closed_on_time", "handling_days", "overdue", "returned",
-          "extended", "supervised_1", "supervised_2", "supervised_3", *SURVEY_COUNTS, "contacts_due",
+COUNTS = ("accepted", *CHANNEL_COUNTS, "closed", "closed_in_month", "closed_on_time", "handling_days", "overdue",
+          "returned", "extended", "supervised_1", "supervised_2", "supervised_3", *SURVEY_COUNTS, "contacts_due",
           "contacted_on_time", *APPEAL_COUNTS, "withdrawn")
 # What a rating whose appeal was upheld takes out of its department's counts (`department_view`).
 SET_ASIDE = (("bad", "bad_upheld"), ("bad_rectified", "bad_upheld_rectified"), ("bad_visited", "bad_upheld_visited"))
@@ -477,9 +482,11 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
     def add(department_id, owner, key, value):
         groups.setdefault((department_id, owner), empty_counts())[key] += int(value or 0)
 
-    for department_id, owner, accepted, closed in cohort_rows(session, start, end, scope):
+    for department_id, owner, channel, accepted, closed in cohort_rows(session, start, end, scope):
         add(department_id, owner, "accepted", accepted)
         add(department_id, owner, "closed", closed)
+        if channel in CHANNEL_KEY:
+            add(department_id, owner, CHANNEL_KEY[channel], accepted)
     for department_id, owner, on_time, from_day, to_day, count in closed_rows(session, start, end, scope, tz,
                                                                                dialect):
         add(department_id, owner, "closed_in_month", count)

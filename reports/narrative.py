@@ -48,6 +48,9 @@ def overall(figures: dict) -> str:
     parts = [_("In %(month)s %(accepted)d cases were accepted and %(closed)d of them closed (closure rate "
                "%(rate)s).", month=month_label(figures["month"]), accepted=office["accepted"], closed=office["closed"],
                rate=percent(office["closure_rate"]))]
+    by_channel = channels(office)
+    if by_channel:
+        parts.append(by_channel)
     for key in ("on_time_rate", "satisfaction_rate", "contact_rate"):
         if office.get(key) is None:
             continue
@@ -59,6 +62,17 @@ def overall(figures: dict) -> str:
     parts.append(_("%(overdue)d deadlines were missed and %(bad)d bad ratings given.", overdue=office["overdue"],
                    bad=office["bad"]))
     return sentences(parts)
+
+
+def channels(office: dict) -> str | None:
+    """受理渠道 as a sentence: the month's accepted cases by how they came in (`formulas.ACCEPTED_BY_CHANNEL`); None
+    without accepted cases, or for a report kept before formula version 2026.4, which has no such figures."""
+    if office.get("accepted_online") is None or not office.get("accepted"):
+        return None
+    return _("By channel: %(online)d online, %(window)d at the window, %(phone)d by phone and %(hotline)d from the "
+             "12345 hotline (the last three filed by the window's staff for the citizens).",
+             online=office["accepted_online"], window=office["accepted_window"], phone=office["accepted_phone"],
+             hotline=office["accepted_hotline"])
 
 
 def sentences(parts: list[str]) -> str:

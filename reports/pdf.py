@@ -25,7 +25,7 @@ from tickets.labels import supervision_text
 
 from . import charts, narrative
 from .display import month_label, percent, show
-from .formulas import FORMULA_BY_KEY, FORMULA_VERSION, FORMULAS
+from .formulas import CHANNEL_COUNTS, FORMULA_BY_KEY, FORMULA_VERSION, FORMULAS
 from .markup import SafeParagraph, plain, text
 from .metrics import had_cases
 
@@ -282,6 +282,37 @@ def _appeals(figures, s: Styles, font: str):
     ]
 
 
+def _channels(figures, s: Styles, font: str):
+    """受理渠道: the month's accepted cases by how they came in (网上, 窗口, 电话, 12345), per department with cases and
+    per window below, with the office total. Nothing for a report kept before formula version 2026.4."""
+    if figures["office"].get(CHANNEL_COUNTS[0]) is None:
+        return []
+    head = [text(h, s.small) for h in
+            [_("Unit")] + [str(FORMULA_BY_KEY[k].label) for k in CHANNEL_COUNTS] + [str(FORMULA_BY_KEY["accepted"].label)]]
+
+    def line(name, f):
+        return [text(name, s.small)] + [str(f.get(k, 0)) for k in (*CHANNEL_COUNTS, "accepted")]
+
+    units = [(row["name"], row) for row in figures["departments"] if row.get("accepted")]
+    if figures["unassigned"].get("accepted"):
+        units.append((_("Settled by the office itself"), figures["unassigned"]))
+    windows = [(row["name"], row) for row in figures.get("offices") or [] if row.get("accepted")]
+    if windows and (figures.get("own") or {}).get("accepted"):
+        windows.append((_("Cases owned by this window itself"), figures["own"]))
+    widths = [60 * mm] + [24 * mm] * (len(CHANNEL_COUNTS) + 1)  # 180 mm: the A4 text width
+    flow = [text(_("Cases accepted by channel"), s.h2)]
+    for title, rows in ((_("By department"), units), (_("By window below"), windows)):
+        if rows:
+            flow += [text(title, s.body),
+                     _table([head] + [line(name, row) for name, row in rows]
+                            + [line(_("Office total"), figures["office"])], widths, font, total_row=True)]
+    if len(flow) == 1:
+        flow.append(text(_("No case was accepted this month."), s.body))
+    flow.append(text(_("At the window, by phone and from the 12345 hotline: cases a window's staff filed for the "
+                       "citizen (帮办代办)."), s.note))
+    return flow
+
+
 def _office_table(figures, s: Styles, font: str):
     """A parent office's child offices (同级比较), each with its whole subtree's figures, ranked as departments are;
     then the cases the office owns itself and the total (the sum of the rows above it). Nothing for a leaf office."""
@@ -453,6 +484,7 @@ def _build(figures, office, generated, tz, font, draft) -> bytes:
     flow += [PageBreak(), *_typical(figures, s, font, tz)]
     flow += _department_table(figures, s, font)
     flow += _appeals(figures, s, font)
+    flow += _channels(figures, s, font)
     flow += _office_table(figures, s, font)
     flow += [Spacer(1, 4 * mm), KeepTogether([charts.trend_chart(figures["trend"], trend_title, font)]),
              Spacer(1, 4 * mm), KeepTogether([charts.department_chart(figures["departments"], _("Departments"), font)])]

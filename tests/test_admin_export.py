@@ -72,7 +72,7 @@ def test_phone_numbers_are_masked_unless_asked_for(world):
     hostile_case(world)
     office = world.console("office")
     body, rows = export(office)
-    phone = rows[0].index("手机号码")
+    phone = rows[0].index("联系电话")
     assert rows[1][phone] == "139****2222" and b"13911112222" not in body
     body, rows = export(office, phones="full")
     assert rows[1][phone] == "13911112222"

@@ -39,6 +39,7 @@ from tickets.accounts import create_user
 from tickets.clock import CLOCK
 from tickets.db import db
 from tickets.models import (
+    Attachment,
     Deadline,
     Department,
     Event,
@@ -48,7 +49,8 @@ from tickets.models import (
     Ticket,
     User,
 )
-from tickets.phones import normalise_mobile
+from demo.data import LANDLINE
+from tickets.phones import is_mobile, normalise_mobile, normalise_phone
 from tickets.schedule import JOBS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,11 +143,28 @@ def test_the_demo_is_history_acted_in_office_hours(app, now):
         assert {"escalation_warning", "escalation_supervisor", "escalation_leader"} <= set(
             session.scalars(sa.select(SmsMessage.template)))
 
-        # every person of the demo has a number of the reserved test range
+        # every person of the demo has a number of the reserved test range, but the caller with a landline, which no
+        # text can reach: filed on the phone by the office, closed, its survey open for the office to record by phone
         phones = list(session.scalars(sa.select(Ticket.phone))) + list(session.scalars(sa.select(User.phone)))
         for department in session.scalars(sa.select(Department)):
             phones += [department.supervisor_phone, department.leader_phone]
-        assert all(phone and phone.startswith(TEST_RANGE) for phone in phones), phones
+        landline = normalise_phone(LANDLINE)
+        assert all(phone and (phone.startswith(TEST_RANGE) or phone == landline) for phone in phones), phones
+        assert not is_mobile(landline)
+        caller = session.scalar(sa.select(Ticket).where(Ticket.phone == landline))
+        assert (caller.channel, caller.status) == ("phone", "closed")
+        # its survey waits for the office's call (unless the holidays before loading left no working day in its reach:
+        # then it closed and was defaulted, as any unanswered round is)
+        survey = session.scalar(sa.select(Survey).where(Survey.ticket_id == caller.id))
+        assert survey.channel in (None, "default") and (survey.closes_at > now) == (survey.rated_at is None)
+        assert session.scalar(sa.select(sa.func.count()).select_from(SmsMessage)
+                              .where(SmsMessage.ticket_id == caller.id)) == 0
+
+        # 附件: a citizen's photo of the paper the window gave back, and a reply's notice the citizen may download
+        files = {row.name: row for row in session.scalars(sa.select(Attachment))}
+        assert set(files) == {"窗口退回的变更申请.jpg", "个体户注销登记通知书.jpg"}
+        assert (files["窗口退回的变更申请.jpg"].source, files["个体户注销登记通知书.jpg"].source) == ("citizen", "reply")
+        assert all(row.visible_to_citizen and row.thumb_key for row in files.values())
 
         # the variety: every stage now, every kind of step in the past
         assert set(session.scalars(sa.select(Ticket.status))) == {s.value for s in Status}

@@ -117,7 +117,7 @@ def test_a_county_user_files_at_a_township_below_with_the_channel_and_themselves
 
 @pytest.mark.parametrize("field, value, message", [
     ("name", "", "此项为必填项。"),
-    ("phone", "12345", "请输入有效的大陆手机号码"),
+    ("phone", "12345", "请输入有效的手机号码或带区号的固定电话号码"),
     ("problem_type", "nonsense", None),
     ("description", "短", None),
     ("department_id", "999999", None),

@@ -37,7 +37,7 @@ def test_bad_form_shows_chinese_messages_and_keeps_input(world):
     response = file_by_form(world.client, phone="12345", description="短")
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "请输入有效的大陆手机号码" in page and "至少" in page
+    assert "请输入有效的手机号码或带区号的固定电话号码" in page and "至少" in page
     assert 'value="李四"' in page and 'value="12345"' in page
 
 

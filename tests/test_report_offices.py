@@ -93,6 +93,7 @@ def expected_counts(codes, *, department="any") -> dict:
     for office, dept, count in RETURNS:
         if office in codes and (department == "any" or dept == department):
             total["returned"] += count
+    total["accepted_online"] = total["accepted"]  # every case here is filed through the API (受理渠道: 网上)
     return total
 
 

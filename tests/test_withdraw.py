@@ -54,8 +54,9 @@ def test_the_case_page_asks_for_a_confirmation(world):
     page = client.get(f"/track/{no}").get_data(as_text=True)
     assert 'id="withdraw-form"' in page and "撤回反映" in page
     token = page_csrf(client, f"/track/{no}")
-    client.post(f"/track/{no}/withdraw", data={"csrf_token": token})  # the box not ticked
-    assert "请勾选确认后再撤回。" in client.get(f"/track/{no}").get_data(as_text=True)
+    unticked = client.post(f"/track/{no}/withdraw", data={"csrf_token": token, "reason": "办好了"})  # the box not ticked
+    page = unticked.get_data(as_text=True)
+    assert unticked.status_code == 422 and "请勾选确认后再撤回。" in page and "办好了" in page  # what was typed stays
     assert world.ticket("office", no)["status"] == "submitted"
     assert client.post(f"/track/{no}/withdraw", data={"confirm": "y"}).status_code == 400  # no CSRF token: nothing
     assert world.ticket("office", no)["status"] == "submitted"

@@ -27,6 +27,7 @@ PAYLOADS = {
     "appeal": {"reason": "差评与办理质量无关，办件记录可证。", "evidence": "办件档案第 12 号"},
     "decide_appeal": {"uphold": True, "reason": "申诉属实。", "lift_rectification": True},
     "mark_typical": {"summary": "企业变更登记多次往返，转办后一天办结。"},
+    "record_rating": {"score": 2, "comment": "电话回访：满意。"},
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -50,7 +51,7 @@ ALLOWED = {
     "transferred": {"return", "request_extension", "reply", "remind", "note", "record_contact"},
     "returned": {"transfer", "remind", "note", "assign_down"},
     "replied": {"approve", "send_back", "remind", "note"},
-    "closed": {"note", "mark_typical"},
+    "closed": {"note", "mark_typical", "record_rating"},  # record_rating: the survey round opened by approve
     # reopened by a 差评 not yet visited (nor appealed: decide_appeal needs an appeal, see test_appeals_*)
     "rectifying": {"reply", "explain", "remind", "note", "record_visit", "appeal"},
     "withdrawn": {"note"},  # 撤回 by the citizen: final, like 不予受理
@@ -131,6 +132,7 @@ ROLE_CASES = {
     "appeal": ("rectifying", {"admin", "dept_a"}),
     "decide_appeal": ("rectifying+appeal", {"admin", "supervisor"}),
     "mark_typical": ("closed", {"admin", "office"}),
+    "record_rating": ("closed", {"admin", "office"}),
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 def init_app(app) -> None:
     """Wire the ticket room: the public pages, the JSON API, its error answers and the CLI."""
-    from . import api, cli, dispatch, views
-    from .http import register_error_handlers
+    from . import api, cli, dispatch, storage, tasks, views
+    from .broker import bind_actors, broker
+    from .http import accept_uploads, register_error_handlers
+    from .schedule import schedule
+
+    storage.check_settings(app.config)
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
+    from . import elder  # 长辈模式: the /elder switch and the templates' elder_mode, wording()
+    elder.init_app(app)
     register_error_handlers(app)
     cli.register(app)
     dispatch.register_cli(app)
+    accept_uploads(app, "public.submit", "public.supplement", "api.file_ticket", "api.supplement_ticket",
+                   "api.staff_action")
+    bind_actors(broker(app), tasks.ACTORS)
+    schedule(app, "held-attachments", tasks.schedule_purge)

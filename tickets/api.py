@@ -5,12 +5,12 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from . import clock, intake, offices, workflow
+from . import attachments, clock, intake, offices, workflow
 from .access import current_staff, ticket_for, visible_tickets
 from .db import db
 from .errors import NotFound, ValidationFailed
 from .extensions import csrf, public_limit, public_limits_off
-from .http import json_body
+from .http import body_and_files, json_body
 from .labels import PROBLEM_TYPE_LABELS
 from .models import Department, ProblemType, Status, Ticket
 from .clock import iso
@@ -70,10 +70,11 @@ def problem_types():
 @bp.post("/tickets")
 @public_limit(filing_limit, "filing")
 def file_ticket():
-    """File a new grievance; answers the tracking number and the query code (shown only this once)."""
-    data = json_body()
-    values = intake.validate_intake(db.session, data)
-    filed = intake.file_ticket(db.session, values, channel="api")
+    """File a new grievance; answers the tracking number and the query code (shown only this once). JSON, or
+    multipart/form-data with the same fields and up to five `attachments` files."""
+    data, files = body_and_files()
+    values, checked = intake.validate_filing(db.session, data, files)
+    filed = intake.file_ticket(db.session, values, channel="api", files=checked)
     db.session.commit()
     ticket = filed.ticket
     response = jsonify({"tracking_no": ticket.tracking_no, "query_code": filed.query_code,
@@ -128,9 +129,11 @@ def rate_ticket(tracking_no):
 @bp.post("/tickets/<tracking_no>/supplement")
 @public_limit(lookup_limit, "lookup")
 def supplement_ticket(tracking_no):
-    """补充材料: the citizen adds information to an open case ({"content"}); 409 once it is closed."""
+    """补充材料: the citizen adds information to an open case ({"content"}, or multipart/form-data with `content` and up
+    to five `attachments` files); 409 once it is closed."""
     ticket = _citizen_ticket(tracking_no)
-    workflow.supplement(db.session, ticket, json_body().get("content"))
+    data, files = body_and_files()
+    workflow.supplement(db.session, ticket, data.get("content"), files)
     db.session.commit()
     return jsonify(public_view(db.session, ticket))
 
@@ -144,6 +147,21 @@ def withdraw_ticket(tracking_no):
     workflow.withdraw(db.session, ticket, data.get("reason"))
     db.session.commit()
     return jsonify(public_view(db.session, ticket))
+
+
+def _file_answer(ticket, attachment_id: int, *, citizen: bool):
+    row = attachments.find(db.session, ticket.id, attachment_id, citizen=citizen)
+    answer = attachments.response(db.session, row, thumbnail=request.args.get("thumbnail") == "1") if row else None
+    if answer is None:
+        raise NotFound(_l("No such file on this case."))
+    return answer
+
+
+@bp.get("/tickets/<tracking_no>/attachments/<int:attachment_id>")
+@public_limit(lookup_limit, "lookup")
+def public_attachment(tracking_no, attachment_id):
+    """A file of the case the citizen may see (`?code=` the query code; `&thumbnail=1` an image's thumbnail)."""
+    return _file_answer(_citizen_ticket(tracking_no), attachment_id, citizen=True)
 
 
 # --- staff -------------------------------------------------------------------------------------------
@@ -204,11 +222,21 @@ def staff_ticket(tracking_no):
     return jsonify(staff_view(db.session, ticket, actor, clock.now()))
 
 
+@bp.get("/staff/tickets/<tracking_no>/attachments/<int:attachment_id>")
+def staff_attachment(tracking_no, attachment_id):
+    """A file of a case this staff member may see (`?thumbnail=1`: an image's thumbnail)."""
+    actor = Actor.of(current_staff())
+    return _file_answer(ticket_for(actor, tracking_no), attachment_id, citizen=False)
+
+
 @bp.post("/staff/tickets/<tracking_no>/<action>")
 def staff_action(tracking_no, action):
-    """Take one workflow action on a ticket; `version` in the body, when given, must match."""
+    """Take one workflow action on a ticket; `version` in the body, when given, must match. JSON, or
+    multipart/form-data for an action that takes files (reply, resolve: `attachments` parts)."""
     actor = Actor.of(current_staff())
-    data = json_body()
+    data, files = body_and_files()
+    if files:
+        data[attachments.FIELD] = files
     if action not in workflow.ACTIONS:
         raise NotFound(_l("Unknown action."))
     ticket = ticket_for(actor, tracking_no)

@@ -17,6 +17,7 @@ db_cli = AppGroup("db", help="Schema migrations (Alembic).")
 users_cli = AppGroup("users", help="Staff accounts and API tokens.")
 offices_cli = AppGroup("offices", help="The tree of windows (offices).")
 departments_cli = AppGroup("departments", help="Departments of the offices.")
+attachments_cli = AppGroup("attachments", help="Files of the cases (附件) and where they are kept.")
 
 
 @db_cli.command("upgrade")
@@ -163,7 +164,40 @@ def departments_create(code, name, office_code, supervisor_phone, leader_phone, 
     click.echo(f"created {department.code}")
 
 
+@attachments_cli.command("move")
+@click.option("--to", "to", type=click.Choice(["directory", "database"]), required=True,
+              help="where the files go: the volume of ATTACHMENT_DIR, or the database")
+@click.option("--batch", default=200, show_default=True, help="files moved per transaction")
+def attachments_move(to, batch):
+    """Move every file's bytes to one store (run it, then set ATTACHMENT_STORAGE to match; safe to run again).
+    Downloads keep working throughout: a file not in the configured store is read from the other."""
+    import os
+
+    from flask import current_app
+
+    from . import storage
+    from .models import Attachment
+
+    root = current_app.config["ATTACHMENT_DIR"]
+    if not root or not os.path.isdir(root) or not os.access(root, os.W_OK):
+        raise click.UsageError(f"ATTACHMENT_DIR must name an existing directory this process may write to "
+                               f"(given: {root!r})")
+    keys = [k for row in db.session.execute(sa.select(Attachment.blob_key, Attachment.thumb_key).order_by(Attachment.id))
+            for k in row if k]
+    moved = 0
+    with click.progressbar(length=len(keys), label=f"moving files to the {to}", show_pos=True) as bar:
+        for start in range(0, len(keys), batch):
+            chunk = keys[start:start + batch]
+            moved += storage.move(db.session, to, chunk)
+            db.session.commit()
+            bar.update(len(chunk))
+    click.echo(f"{moved} of {len(keys)} stored files moved to the {to}; the others were there already")
+    if current_app.config["ATTACHMENT_STORAGE"] != to:
+        click.echo(f"now set ATTACHMENT_STORAGE={to}")
+
+
 def register(app) -> None:
+    app.cli.add_command(attachments_cli)
     app.cli.add_command(db_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(offices_cli)

@@ -29,3 +29,17 @@ def system_fonts() -> tuple[str, ...]:
         return ()
     files = {line.split(":")[0].strip() for line in listing.splitlines()}
     return tuple(sorted(f for f in files if f.lower().endswith((".ttf", ".ttc", ".otf"))))
+
+
+@lru_cache(maxsize=16)
+def pillow_font(size: int):
+    """A Pillow font of `size` pixels that draws Chinese: the first known or system font that opens, else Pillow's
+    own (which draws no Chinese, but draws)."""
+    from PIL import ImageFont
+
+    for path in (*KNOWN_PATHS, *system_fonts()):
+        try:
+            return ImageFont.truetype(path, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size)

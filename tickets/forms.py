@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, MultipleFileField, RadioField, SelectChoice, SelectField, StringField, TextAreaField
 
 from .labels import PROBLEM_TYPE_LABELS, SCORE_LABELS
 
@@ -19,11 +19,12 @@ class FieldErrorsForm(FlaskForm):
 class FilingForm(FieldErrorsForm):
     office_code = SelectField(_l("Window"), choices=[], validate_choice=False)
     name = StringField(_l("Your name or company"))
-    phone = StringField(_l("Mobile number"))
+    phone = StringField(_l("Phone number (mobile or landline)"))
     problem_type = RadioField(_l("What went wrong"), choices=[SelectChoice(code, label) for code, label in PROBLEM_TYPE_LABELS.items()], validate_choice=False)
     department_id = SelectField(_l("Department concerned (if you know it)"), choices=[], validate_choice=False)
     service_item = StringField(_l("Service or matter (e.g. business licence change)"))
     description = TextAreaField(_l("What happened"))
+    attachments = MultipleFileField(_l("Photos or documents (optional)"))
 
 
 class LookupForm(FlaskForm):
@@ -37,12 +38,13 @@ class RecoverForm(FieldErrorsForm):
     phone = StringField(_l("Mobile number you filed with"))
 
 
-class SupplementForm(FlaskForm):
+class SupplementForm(FieldErrorsForm):
     """补充材料: the rules are `workflow.supplement`'s."""
     content = TextAreaField(_l("What you want to add"))
+    attachments = MultipleFileField(_l("Photos or documents (optional)"))
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(FieldErrorsForm):
     """撤回: the rules are `workflow.withdraw`'s; the box must be ticked."""
     confirm = BooleanField(_l("I want to withdraw this case"))
     reason = TextAreaField(_l("Why (optional)"))

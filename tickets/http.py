@@ -5,7 +5,7 @@ import logging
 import re
 import time
 
-from flask import jsonify, make_response, render_template, request
+from flask import current_app, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter
 from .db import db
 from .errors import BadRequest, BanjieError
 from .extensions import limiter
+from .slots import AppSlot
 from .validation import ID_MAX
 
 log = logging.getLogger("banjie.http")
@@ -35,6 +36,39 @@ HTTP_ERRORS = {
     429: ("rate_limited", _l("Too many requests. Please wait a moment and try again.")),
     500: ("internal_error", _l("Something went wrong on our side. Nothing you sent was lost; please try again.")),
 }
+
+
+# Views that take files (multipart/form-data with `attachments` parts): their requests may be as large as
+# `attachments.REQUEST_MAX`; every other request stays within MAX_CONTENT_LENGTH (64 KB).
+UPLOAD_ENDPOINTS: AppSlot[set[str]] = AppSlot("banjie.upload_endpoints", "endpoints that take files",
+                                              default=lambda app: set())
+UPLOAD_TOO_LARGE = _l("The files are too large together: at most 5 files of 10 MB each.")
+
+
+def accept_uploads(app, *endpoints: str) -> None:
+    """Let these endpoints take files (each room names its own)."""
+    UPLOAD_ENDPOINTS.get(app).update(endpoints)
+
+
+def takes_uploads() -> bool:
+    return request.endpoint in UPLOAD_ENDPOINTS.get(current_app)
+
+
+def _upload_limit() -> None:
+    if request.mimetype == "multipart/form-data" and takes_uploads():
+        from .attachments import REQUEST_MAX
+
+        request.max_content_length = REQUEST_MAX
+
+
+def body_and_files() -> tuple[dict, list]:
+    """A view that takes files: the fields and the `attachments` files of a multipart/form-data request, or the JSON
+    body and no files (see `json_body`)."""
+    from .attachments import FIELD, from_request
+
+    if request.mimetype == "multipart/form-data":
+        return request.form.to_dict(), from_request(request.files.getlist(FIELD))
+    return json_body(), []
 
 
 def json_body() -> dict:
@@ -127,6 +161,7 @@ def _seconds_until_reset() -> int | None:
 
 
 def register_error_handlers(app) -> None:
+    app.before_request(_upload_limit)  # before anything reads the form
     app.before_request(reject_nul)
     @app.errorhandler(BanjieError)
     def _banjie_error(error: BanjieError):
@@ -139,6 +174,8 @@ def register_error_handlers(app) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         code, message = HTTP_ERRORS.get(error.code, ("http_error", error.description))
+        if error.code == 413 and request.mimetype == "multipart/form-data" and takes_uploads():
+            message = UPLOAD_TOO_LARGE
         headers = {}
         if error.code == 429:
             retry_after = getattr(error, "retry_after", None) or _seconds_until_reset()

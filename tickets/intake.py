@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from . import clock, deadlines, offices, secrets, validation
+from . import attachments, clock, deadlines, offices, secrets, validation
 from .db import autocommit_row, insert_pending, new_row, upsert
 from .errors import ValidationFailed
-from .models import (STAFF_CHANNELS, DeadlineKind, Department, Event, Office, ProblemType, Role, Ticket,
+from .models import (STAFF_CHANNELS, AttachmentSource, DeadlineKind, Department, Event, Office, ProblemType, Role, Ticket,
                      TrackingCounter)
-from .phones import normalise_mobile
+from .phones import normalise_mobile, normalise_phone
 from .workflow import CITIZEN, RECOVER_CODE, record
 
 NAME_MAX = 50
@@ -29,9 +29,10 @@ def validate_intake(session, data) -> dict:
     check.field("name", validation.text, data.get("name"), required=True, max_len=NAME_MAX, single_line=True)
     raw_phone = check.field("phone", validation.text, data.get("phone"), required=True, max_len=40, single_line=True)
     if raw_phone is not None:
-        phone = normalise_mobile(raw_phone)
+        phone = normalise_phone(raw_phone)  # a mobile number or a fixed line (which gets no texts: phones.is_mobile)
         if phone is None:
-            check.fail("phone", _l("Enter a valid mainland mobile number, e.g. 138 0013 8000."))
+            check.fail("phone", _l("Enter a valid mobile number, or a landline number with its area code, "
+                                   "e.g. 138 0013 8000 or 010-6512 3456."))
         check.values["phone"] = phone
     problem_type = data.get("problem_type")
     if problem_type in (None, ""):
@@ -59,6 +60,24 @@ def validate_intake(session, data) -> dict:
             check.fail("office_code", _l("No such window."))
         check.values["office_id"] = office.id if office is not None else None
     return check.raise_if_errors()
+
+
+def validate_filing(session, data, files, *, validate=None) -> tuple[dict, list]:
+    """The intake fields (`validate` of them: `validate_intake` by default) and the files together: clean values and
+    checked files, or one ValidationFailed naming every bad field, `attachments` among them."""
+    fields: dict = {}
+    try:
+        values = (validate or (lambda raw: validate_intake(session, raw)))(data)
+    except ValidationFailed as error:
+        values, fields = {}, dict(error.fields or {})
+    try:
+        checked = attachments.checked_or_refused(files)
+    except ValidationFailed as error:
+        checked = []
+        fields.update(error.fields)
+    if fields:
+        raise ValidationFailed(fields=fields)
+    return values, checked
 
 
 @functools.lru_cache(maxsize=None)
@@ -110,9 +129,10 @@ class Filed:
     query_code: str  # shown to the citizen once; only its hash is stored
 
 
-def file_ticket(session, data: dict, *, channel: str = "web", actor=None) -> Filed:
+def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=(), held=()) -> Filed:
     """Create a submitted ticket from validated intake data (see `validate_intake`); `actor` is the member of
-    staff filing for a walk-in or a caller (None: the citizen)."""
+    staff filing for a walk-in or a caller (None: the citizen). `files`: checked attachments
+    (`attachments.check`); `held`: attachments the public form kept for this filing (`attachments.hold`)."""
     now = clock.now()
     code = secrets.new_query_code()
     tracking_no, ticket_id, event_id, root_id = take_number(session, now)
@@ -132,9 +152,16 @@ def file_ticket(session, data: dict, *, channel: str = "web", actor=None) -> Fil
     ticket.due_at, ticket.due_kind, ticket.due_provisional = accept.due_at, accept.kind, accept.provisional
     session.add_all((ticket, accept))
     with session.no_autoflush:
-        record(session, ticket, actor or CITIZEN, "file", now, public=True, data={"channel": channel},
+        filing = {"channel": channel}
+        if files or held:
+            filing["attachments"] = len(files) + len(held)
+        record(session, ticket, actor or CITIZEN, "file", now, public=True, data=filing,
                event_id=event_id, query_code=code)
     insert_pending(session, keep=(ticket,))  # the caller may act on the ticket; queries find its other rows
+    if files:
+        attachments.keep(session, list(files), ticket_id=ticket.id, event_id=event_id,
+                         source=AttachmentSource.citizen, visible=True, uploaded_by=actor.user_id if actor else None)
+    attachments.attach_held(session, list(held), ticket.id, event_id)
     return Filed(ticket, code)
 
 
@@ -167,7 +194,11 @@ def recover_query_code(session, tracking_no, phone) -> None:
     number = check.field("tracking_no", validation.text, tracking_no, required=True, max_len=24, single_line=True)
     mobile = normalise_mobile(phone) if isinstance(phone, str) else None
     if mobile is None:
-        check.fail("phone", _l("Enter the mainland mobile number the case was filed with."))
+        # The new code is texted, so only to a mobile number: a case filed with a landline has no way here.
+        check.fail("phone", _l("A new code is sent by SMS, so only to a mobile number. If the case was filed with "
+                               "a landline, contact the window with the tracking number.")
+                   if normalise_phone(phone) is not None
+                   else _l("Enter the mainland mobile number the case was filed with."))
     check.raise_if_errors()
     ticket = session.scalar(sa.select(Ticket).where(Ticket.tracking_no == number.strip().upper()).with_for_update())
     if ticket is None or ticket.phone != mobile:
@@ -232,8 +263,9 @@ def _office_id(session, code) -> int | None:
     return office.id if office is not None else None
 
 
-def file_for_caller(session, data, actor) -> Filed:
+def file_for_caller(session, data, actor, files=()) -> Filed:
     """File a case on behalf of a walk-in or a caller (no commit): checked by `validate_staff_intake`, recorded
-    with the staff member as the filing event's actor and the channel they chose."""
-    values = validate_staff_intake(session, data, actor)
-    return file_ticket(session, values, channel=values["channel"], actor=actor)
+    with the staff member as the filing event's actor and the channel they chose; `files` (`attachments.Incoming`)
+    are what the citizen brought, scanned or photographed."""
+    values, checked = validate_filing(session, data, files, validate=lambda raw: validate_staff_intake(session, raw, actor))
+    return file_ticket(session, values, channel=values["channel"], actor=actor, files=checked)

@@ -49,6 +49,15 @@ CHANNEL_LABELS = {
     "hotline": _l("12345 hotline"),
 }
 
+# How a survey round was rated (Survey.channel): the citizen on the web or by SMS, the office by phone
+# (`record_rating`), or by default when the survey closed unanswered.
+RATING_CHANNEL_LABELS = {
+    "sms": _l("SMS"),
+    "web": _l("Web"),
+    "phone": _l("By phone (recorded by the office)"),
+    "default": _l("Default (unanswered)"),
+}
+
 DEADLINE_LABELS = {
     "accept": _l("Acceptance"),
     "handle": _l("Handling"),

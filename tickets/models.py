@@ -391,7 +391,7 @@ class Survey(SQLModel, table=True):
     score: Optional[int] = Field(default=None)
     comment: Optional[str] = Field(default=None, sa_type=sa.Text)
     rated_at: Optional[datetime] = _time(default=None)
-    channel: Optional[str] = Field(default=None, sa_type=sa.String(16))  # web, sms, or default
+    channel: Optional[str] = Field(default=None, sa_type=sa.String(16))  # web, sms, phone (record_rating), default
     # Recorded by the closing sweep, not by the citizen: score DEFAULT_SCORE, rated_at = closes_at. Reports count
     # these apart (参评率 and 满意率 read real answers only; `satisfaction_rate_with_default` adds them).
     defaulted: bool = Field(default=False)
@@ -525,3 +525,48 @@ class ServiceItem(SQLModel, table=True):
     department_id: Optional[int] = Field(default=None, foreign_key="department.id", index=True)
     active: bool = Field(default=True)
     created_at: datetime = _time(default_factory=utcnow)
+
+
+class AttachmentSource(str, enum.Enum):
+    """Who added a file to a case, and so who may see it (tickets/attachments.py)."""
+
+    citizen = "citizen"  # with the filing or 补充材料 (also when staff file for a walk-in): the citizen sees it
+    reply = "reply"      # with a department's reply: the citizen sees it once the office approved that reply
+    answer = "answer"    # with the office's own answer (`resolve`): the citizen sees it at once
+    evidence = "evidence"  # with a department's appeal of a 差评 (申诉复核): staff only
+
+
+class Attachment(SQLModel, table=True):
+    """附件: one file on a case, checked and (an image) re-encoded without its metadata when it arrived. The bytes live
+    in the store (`tickets.storage`: the database by default) under `blob_key`; an image's thumbnail under `thumb_key`.
+
+    A file the public form kept while the citizen corrected another field (`held`) has no case yet: the form's next
+    submission attaches it, and the scheduler deletes it after a day if none does."""
+
+    __tablename__ = "attachment"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: Optional[int] = Field(default=None, foreign_key="ticket.id", index=True)
+    event_id: Optional[int] = Field(default=None, foreign_key="event.id")  # the filing, 补充材料, reply or answer
+    source: str = Field(sa_type=sa.String(10))  # an AttachmentSource
+    visible_to_citizen: bool = Field(default=False)
+    name: str = Field(sa_type=sa.String(120))  # what the citizen called it, cleaned, with the stored type's extension
+    content_type: str = Field(sa_type=sa.String(40))
+    size: int
+    sha256: str = Field(sa_type=sa.String(64))
+    width: Optional[int] = Field(default=None)
+    height: Optional[int] = Field(default=None)
+    blob_key: str = Field(sa_type=sa.String(40))
+    thumb_key: Optional[str] = Field(default=None, sa_type=sa.String(40))
+    uploaded_by: Optional[int] = Field(default=None, foreign_key="user_account.id")  # staff; None: the citizen
+    held: Optional[str] = Field(default=None, sa_type=sa.String(40), index=True)  # the form's token while it is held
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class AttachmentBlob(SQLModel, table=True):
+    """The bytes of files kept in the database (`tickets.storage.DatabaseStore`, the default): one backup holds all."""
+
+    __tablename__ = "attachment_blob"
+
+    key: str = Field(sa_type=sa.String(40), primary_key=True)
+    data: bytes = Field(sa_type=sa.LargeBinary)

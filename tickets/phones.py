@@ -1,18 +1,26 @@
-"""Mainland mobile numbers: parse any common spelling, store E.164, show masked."""
+"""Mainland phone numbers: parse any common spelling, store E.164, show masked.
+
+A citizen gives a mobile number or a fixed line (座机: area code and number); staff, supervisors and leaders, who
+are texted, give mobile numbers. Only a mobile number can receive a text: `is_mobile` is the one test of that (the
+SMS room writes no text to any other number).
+"""
 from __future__ import annotations
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
-_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+_MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+_PHONE_TYPES = _MOBILE_TYPES | {PhoneNumberType.FIXED_LINE}
+_MAX_LENGTH = 40
 
 
-def normalise_mobile(raw: str) -> str | None:
-    """E.164 (+8613800138000) for a valid mainland mobile number, else None.
+def _parse(raw) -> phonenumbers.PhoneNumber | None:
+    """A valid mainland number (of any type) in any common spelling, else None; never raises.
 
-    Accepts spaces, dashes, dots, brackets, full-width digits, and the +86 / 0086 / 86 prefixes.
+    Accepts spaces, dashes, dots, brackets, full-width digits, the +86 / 0086 / 86 prefixes and a fixed line's
+    trunk 0 (010-12345678, (0755)8888 8888). A number with an extension is refused: E.164 cannot keep it.
     """
-    if not isinstance(raw, str) or len(raw) > 40:
+    if not isinstance(raw, str) or len(raw) > _MAX_LENGTH:
         return None
     text = raw.strip()
     digits = "".join(ch for ch in text if ch.isdigit())
@@ -21,24 +29,73 @@ def normalise_mobile(raw: str) -> str | None:
         text = "+" + digits
     try:
         number = phonenumbers.parse(text, "CN")
-    except NumberParseException:
+    except (NumberParseException, ValueError, IndexError):
         return None
-    if number.country_code != 86 or not phonenumbers.is_valid_number(number):
+    if number.country_code != 86 or number.extension or not phonenumbers.is_valid_number(number):
         return None
-    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+    return number
+
+
+def _e164(number, types) -> str | None:
+    if number is None or phonenumbers.number_type(number) not in types:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def normalise_mobile(raw: str) -> str | None:
+    """E.164 (+8613800138000) for a valid mainland mobile number, else None (for numbers that are texted)."""
+    return _e164(_parse(raw), _MOBILE_TYPES)
+
+
+def normalise_phone(raw: str) -> str | None:
+    """E.164 for a valid mainland mobile number or fixed line (+861012345678 for 010-12345678), else None: what a
+    citizen may give. A fixed line gets no text (`is_mobile`)."""
+    return _e164(_parse(raw), _PHONE_TYPES)
+
+
+def is_mobile(e164) -> bool:
+    """Whether a stored number (E.164) is a mainland mobile number, the only kind a text can reach. False for a
+    fixed line, None, or anything that is not a number; never raises."""
+    return isinstance(e164, str) and normalise_mobile(e164) == e164
+
+
+def phone_type(e164) -> str | None:
+    """"mobile" or "landline" for a stored number (None for none): how the staff views name it."""
+    if not e164:
+        return None
+    return "mobile" if is_mobile(e164) else "landline"
+
+
+def _fixed_line_parts(e164: str) -> tuple[str, str] | None:
+    """(area code with its trunk 0, subscriber number) of a mainland fixed line: ("010", "12345678")."""
+    if len(e164) == 14 and e164.startswith("+861"):
+        return None  # a mobile number's shape (a fixed line of Beijing, 010, has one digit fewer): no parsing
+    number = _parse(e164)
+    if number is None or phonenumbers.number_type(number) != PhoneNumberType.FIXED_LINE:
+        return None
+    national = str(number.national_number)
+    area = phonenumbers.length_of_geographical_area_code(number)
+    if not area or area >= len(national):
+        return None
+    return "0" + national[:area], national[area:]
+
+
 def national(e164: str) -> str:
-    """13800138000: how people write a mainland mobile number."""
+    """How people write the number: 13800138000 for a mobile, 010-12345678 for a fixed line."""
+    parts = _fixed_line_parts(e164) if e164 else None
+    if parts is not None:
+        return "-".join(parts)
     return e164[3:] if e164.startswith("+86") else e164
 
 
 def mask(e164: str | None) -> str:
-    """138****8000: enough to recognise, not enough to call."""
+    """138****8000, or 010****5678 for a fixed line (the area code kept): enough to recognise, not enough to call."""
     if not e164:
         return ""
+    parts = _fixed_line_parts(e164)
+    if parts is not None:
+        area, local = parts
+        return f"{area}****{local[-4:]}"
     number = national(e164)
     if len(number) < 8:
         return "*" * len(number)

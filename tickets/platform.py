@@ -104,6 +104,13 @@ def init_app(app) -> None:
     _template_helpers(app)
 
 
+def human_size(size: int) -> str:
+    """A file's size as people read it: 820 KB, 3.4 MB."""
+    if size < 1024 * 1024:
+        return f"{max(1, round(size / 1024))} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
 def _template_helpers(app) -> None:
     from .models import is_bad_rating
 
@@ -112,6 +119,7 @@ def _template_helpers(app) -> None:
     app.add_template_test(is_bad_rating, "bad_rating")  # {% if score is bad_rating %}: a 差评
     app.add_template_filter(lambda number: phones.national(number) if number else "", "phone")
     app.add_template_filter(lambda number: phones.mask(number) if number else "", "mask_phone")
+    app.add_template_filter(human_size, "filesize")
 
     @app.context_processor
     def _globals():

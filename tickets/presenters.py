@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask import url_for
 
-from . import offices, phones
+from . import attachments, offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
 from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
@@ -66,7 +67,24 @@ def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
         "survey_open": survey_open,
         "may_withdraw": may_withdraw(ticket),      # 撤回 (tickets.workflow.citizen)
         "may_supplement": may_supplement(ticket),  # 补充材料
+        "attachments": attachment_list(session, ticket, citizen=True),
     }
+
+
+def attachment_list(session, ticket: Ticket, *, citizen: bool) -> list[dict]:
+    """The case's files this audience may download (tickets/attachments.py), with where to get each: the citizen's
+    addresses need `?code=` (the query code), staff's their sign-in or token."""
+    endpoint = "api.public_attachment" if citizen else "api.staff_attachment"
+    out = []
+    for row in attachments.of_ticket(session, ticket.id, citizen=citizen):
+        item = attachments.describe(row)
+        if citizen:
+            item.pop("visible_to_citizen")
+        item["url"] = url_for(endpoint, tracking_no=ticket.tracking_no, attachment_id=row.id)
+        item["thumbnail_url"] = url_for(endpoint, tracking_no=ticket.tracking_no, attachment_id=row.id,
+                                        thumbnail=1) if row.thumb_key else None
+        out.append(item)
+    return out
 
 
 def _department_names(session, ids) -> dict[int, str]:
@@ -93,6 +111,7 @@ def list_item(ticket: Ticket, departments: dict[int, str], now: datetime,
         "office_name": office_name,
         "citizen_name": ticket.citizen_name,
         "phone": phones.mask(ticket.phone),
+        "phone_type": phones.phone_type(ticket.phone),  # "mobile", or "landline": no texts reach it
         "service_item": ticket.service_item,
         "department_id": ticket.department_id,
         "department_name": departments.get(ticket.department_id),
@@ -196,6 +215,7 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
         ],
         "appeals": appeals_of(session, ticket, users),
         "new_information": new_information(events),
+        "attachments": attachment_list(session, ticket, citizen=False),
         "allowed_actions": allowed_actions(session, ticket, actor),
     })
     return view
@@ -204,8 +224,8 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
 def new_information(events) -> list[dict]:
     """补充材料 the citizen added since staff last acted on the case (the case page's notice), oldest first."""
     last_staff = max((e.at for e in events if e.actor_id is not None), default=None)
-    return [{"at": iso(e.at), "content": e.note} for e in events
-            if e.action == SUPPLEMENT and (last_staff is None or e.at > last_staff)]
+    return [{"at": iso(e.at), "content": e.note, "event_id": e.id, "files": (e.data or {}).get("attachments", 0)}
+            for e in events if e.action == SUPPLEMENT and (last_staff is None or e.at > last_staff)]
 
 
 def appeals_of(session, ticket: Ticket, users: dict) -> list[dict]:

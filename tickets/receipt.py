@@ -6,26 +6,18 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-from functools import lru_cache
 
 from flask_babel import gettext as _
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from .clock import local_text
-from .fonts import KNOWN_PATHS, system_fonts
+from .fonts import pillow_font
 
 WIDTH, HEIGHT = 720, 460
 INK, MUTED, BRAND, PAPER = "#1f2933", "#5f6b7a", "#b4232a", "#ffffff"
 
 
-@lru_cache(maxsize=8)
-def _font(size: int):
-    for path in (*KNOWN_PATHS, *system_fonts()):
-        try:
-            return ImageFont.truetype(path, size)
-        except OSError:
-            continue
-    return ImageFont.load_default(size)
+_font = pillow_font
 
 
 def receipt_png(*, office: str, tracking_no: str, code: str, window: str | None, at: datetime) -> bytes:

@@ -7,14 +7,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectChoice
 
-from . import clock, intake, offices, workflow
+from . import attachments, clock, intake, offices, storage, workflow
 from .api import filing_limit, lookup_limit
 from .db import db
-from .errors import InvalidTransition, ValidationFailed
+from .errors import InvalidTransition, NotFound, ValidationFailed
 from .extensions import public_limit
 from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
+from .phones import is_mobile
 from .receipt import receipt_png
 from .secrets import seal, unseal
 
@@ -22,6 +23,7 @@ bp = Blueprint("public", __name__)
 
 TRACKED_KEY = "tracked"
 FILED_KEY = "filed"
+UPLOADS_KEY = "uploads"  # the token under which the filing form holds this browser's files (attachments.hold)
 TRACKED_MAX = 20
 
 
@@ -41,32 +43,63 @@ def _department_choices():
     return [SelectChoice("", _("Not sure"))] + [SelectChoice(str(d.id), d.name) for d in rows]
 
 
-@bp.get("/")
-def index():
-    """The filing form."""
+def _filing_page(form, *, status=200, invalid=False, held=()):
+    return render_template("tickets/file.html", form=form, windows=public_offices(db.session), invalid=invalid,
+                           held=held, accept=attachments.ACCEPT, max_files=attachments.MAX_FILES), status
+
+
+def _filing_form() -> FilingForm:
     form = FilingForm()
     form.department_id.choices = _department_choices()
     form.office_code.choices = _office_choices()
-    return render_template("tickets/file.html", form=form, windows=public_offices(db.session))
+    return form
+
+
+@bp.get("/")
+def index():
+    """The filing form (with the files it holds for this browser, if an earlier submission had a field to correct)."""
+    return _filing_page(_filing_form(), held=attachments.held_files(db.session, session.get(UPLOADS_KEY)))
 
 
 @bp.post("/")
 @public_limit(filing_limit, "filing")
 def submit():
-    """Check the form with the same rules as the API, file it, and show the tracking number."""
-    form = FilingForm()
-    form.department_id.choices = _department_choices()
-    form.office_code.choices = _office_choices()
+    """Check the form with the same rules as the API, file it, and show the tracking number.
+
+    When a field must be corrected, nothing is lost: the typed text comes back, and the files that passed their check
+    are held for this browser (`attachments.hold`) and listed, so the citizen need not choose them again."""
+    form = _filing_form()
+    token = session.get(UPLOADS_KEY)
+    held = attachments.held_files(db.session, token)
     if not form.validate():  # only the CSRF token is checked here
-        return render_template("tickets/file.html", form=form, windows=public_offices(db.session)), 400
+        return _filing_page(form, status=400, held=held)
+    removed = set(request.form.getlist("drop_held"))
+    dropped = [row for row in held if str(row.id) in removed]
+    held = [row for row in held if str(row.id) not in removed]
+    good, refused = attachments.check(attachments.from_request(request.files.getlist(attachments.FIELD)),
+                                      room=attachments.MAX_FILES - len(held))
     raw = {name: request.form.get(name) for name in intake.INTAKE_FIELDS}
+    fields: dict = {}
     try:
         values = intake.validate_intake(db.session, raw)
     except ValidationFailed as error:
-        form.apply_errors(error.fields)
-        return render_template("tickets/file.html", form=form, invalid=True, windows=public_offices(db.session)), 422
-    filed = intake.file_ticket(db.session, values, channel="web")
+        fields = dict(error.fields)
+    if refused:
+        fields[attachments.FIELD] = " ".join(refused)
+    if fields:
+        db.session.rollback()
+        if good or dropped:
+            token = token or storage.new_key()
+            attachments.drop(db.session, dropped)
+            held += attachments.hold(db.session, good, token)
+            db.session.commit()
+            session[UPLOADS_KEY] = token
+        form.apply_errors(fields)
+        return _filing_page(form, status=422, invalid=True, held=held)
+    attachments.drop(db.session, dropped)
+    filed = intake.file_ticket(db.session, values, channel="web", files=good, held=held)
     db.session.commit()
+    session.pop(UPLOADS_KEY, None)
     # The cookie is readable by whoever holds it (signed, not encrypted): the code travels sealed.
     no = filed.ticket.tracking_no
     session[FILED_KEY] = {"tracking_no": no, "code": seal(current_app.config["SECRET_KEY"], filed.query_code, no)}
@@ -82,9 +115,11 @@ def filed():
     if filed_case is None:
         return redirect(url_for(".track"))
     no, code = filed_case
-    window = db.session.scalar(sa.select(Office.name).join(Ticket, Ticket.office_id == Office.id)
-                               .where(Ticket.tracking_no == no))
-    return render_template("tickets/filed.html", receipt={"tracking_no": no, "code": code, "office_name": window})
+    window, phone = db.session.execute(sa.select(Office.name, Ticket.phone).join(Ticket, Ticket.office_id == Office.id)
+                                       .where(Ticket.tracking_no == no)).first() or (None, None)
+    # A landline gets no texts (phones.is_mobile): the page says so instead of promising the receipt by SMS.
+    return render_template("tickets/filed.html", receipt={"tracking_no": no, "code": code, "office_name": window,
+                                                          "landline": phone is not None and not is_mobile(phone)})
 
 
 def _filed_receipt() -> tuple[str, str] | None:
@@ -161,37 +196,67 @@ def case(tracking_no):
     ticket = _tracked_ticket(tracking_no)
     if ticket is None:
         return redirect(url_for(".track", no=tracking_no))
+    return _case_page(ticket)
+
+
+def _case_page(ticket, *, status=200, **forms):
+    """The case page; `forms` (supplement_form, withdraw_form) bring back what the citizen typed, with its errors."""
     survey = workflow.open_survey_for(db.session, ticket, clock.now())
     view = public_view(db.session, ticket, survey_open=survey is not None)
-    return render_template("tickets/case.html", case=view, ticket=ticket, rating_form=RatingForm(),
-                           withdraw_form=WithdrawForm(), supplement_form=SupplementForm())
+    forms.setdefault("supplement_form", SupplementForm(formdata=None))
+    forms.setdefault("withdraw_form", WithdrawForm(formdata=None))
+    return render_template("tickets/case.html", case=view, ticket=ticket, rating_form=RatingForm(formdata=None),
+                           accept=attachments.ACCEPT, **forms), status
 
 
-def _citizen_step(tracking_no: str, form, step, thanks: str):
-    """A citizen's step from the case page (补充材料, 撤回): for the browser that proved it knows the query code, with
-    the form's CSRF token; `step(ticket)` in a transaction, then back to the case page with `thanks` or what is wrong
-    (a field's message when there is one)."""
+@bp.get("/track/<tracking_no>/files/<int:attachment_id>")
+@public_limit(lookup_limit, "lookup")
+def attachment(tracking_no, attachment_id):
+    """A file of the case this browser proved it may follow (`?thumbnail=1`: an image's thumbnail)."""
     ticket = _tracked_ticket(tracking_no)
     if ticket is None:
         return redirect(url_for(".track", no=tracking_no))
-    if form.validate():  # the CSRF token
-        try:
-            step(ticket)
-            db.session.commit()
-            flash(thanks, "success")
-        except (ValidationFailed, InvalidTransition) as error:
-            db.session.rollback()
-            flash(str(next(iter(error.fields.values()), error.message)), "error")
+    row = attachments.find(db.session, ticket.id, attachment_id, citizen=True)
+    answer = attachments.response(db.session, row, thumbnail=request.args.get("thumbnail") == "1") if row else None
+    if answer is None:
+        raise NotFound(_l("No such file on this case."))
+    return answer
+
+
+def _citizen_step(tracking_no: str, form, step, thanks: str, form_name: str):
+    """A citizen's step from the case page (补充材料, 撤回): for the browser that proved it knows the query code, with
+    the form's CSRF token; `step(ticket)` in a transaction, then back to the case page with `thanks`, or the case page
+    again with what was typed and what is wrong (422/409), so nothing typed is lost."""
+    ticket = _tracked_ticket(tracking_no)
+    if ticket is None:
+        return redirect(url_for(".track", no=tracking_no))
+    if not form.validate():  # the CSRF token
+        flash(_("The form expired. Please send it again."), "error")
+        return redirect(url_for(".case", tracking_no=tracking_no), code=303)
+    try:
+        step(ticket)
+        db.session.commit()
+    except (ValidationFailed, InvalidTransition) as error:
+        db.session.rollback()
+        fields = {name: message for name, message in error.fields.items() if hasattr(form, name)}
+        form.apply_errors(fields)
+        if not fields:
+            flash(str(error.message), "error")
+        return _case_page(ticket, status=error.status, **{form_name: form})
+    flash(thanks, "success")
     return redirect(url_for(".case", tracking_no=tracking_no), code=303)
 
 
 @bp.post("/track/<tracking_no>/supplement")
 @public_limit(lookup_limit, "lookup")
 def supplement(tracking_no):
-    """补充材料 from the case page."""
+    """补充材料 from the case page: text, files or both."""
     form = SupplementForm()
-    return _citizen_step(tracking_no, form, lambda ticket: workflow.supplement(db.session, ticket, form.content.data),
-                         _("Thank you: the information is added to your case and the handler is told."))
+    return _citizen_step(
+        tracking_no, form, lambda ticket: workflow.supplement(
+            db.session, ticket, form.content.data,
+            attachments.from_request(request.files.getlist(attachments.FIELD))),
+        _("Thank you: the information is added to your case and the handler is told."), "supplement_form")
 
 
 @bp.post("/track/<tracking_no>/withdraw")
@@ -205,7 +270,8 @@ def withdraw(tracking_no):
             raise ValidationFailed(fields={"confirm": _l("Tick the box to confirm that you want to withdraw the case.")})
         workflow.withdraw(db.session, ticket, form.reason.data)
 
-    return _citizen_step(tracking_no, form, step, _("Your case is withdrawn. You can file again at any time."))
+    return _citizen_step(tracking_no, form, step, _("Your case is withdrawn. You can file again at any time."),
+                         "withdraw_form")
 
 
 @bp.post("/track/<tracking_no>/rating")

@@ -9,13 +9,15 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_babel import lazy_gettext as _l
 
-from .. import clock, deadlines, offices, validation
+from .. import attachments, clock, deadlines, offices, validation
 from ..errors import ValidationFailed
 from ..models import (
     OPEN_STATUSES,
     Appeal,
+    AttachmentSource,
     Deadline,
     DeadlineKind,
     Department,
@@ -31,7 +33,8 @@ from . import contact
 from .appeals import appealable_rating, pending_appeal
 from .engine import SYSTEM, move, open_deadline, record
 from .registry import KINDS, Input, action, event_kind, text
-from .survey import RATE_DEFAULT, open_survey, unvisited_bad_rating
+from .survey import (NO_OPEN_SURVEY, PHONE_CHANNEL, RATE_DEFAULT, apply_rating, open_survey, open_survey_for,
+                     rating_fields, take_open_round, unvisited_bad_rating)
 
 TEXT_MAX = 4000
 MAX_WORKING_DAYS = 60
@@ -56,6 +59,36 @@ def _required(name):
     def parse(session, ticket, payload):
         return _fields(payload, lambda c, p: c.field(name, validation.text, p.get(name), required=True, max_len=TEXT_MAX))
     return parse
+
+
+def _parse_answer(session, ticket, payload):
+    """An answer to the citizen (`content`) with up to five files (`attachments`: multipart parts)."""
+    def build(c, p):
+        c.field("content", validation.text, p.get("content"), required=True, max_len=TEXT_MAX)
+        _check_files(c, p)
+    return _fields(payload, build)
+
+
+def _check_files(c, p) -> None:
+    """The payload's `attachments` (multipart parts) checked into the collected values, or the field's error."""
+    try:
+        c.values[attachments.FIELD] = attachments.checked_or_refused(p.get(attachments.FIELD) or [])
+    except ValidationFailed as error:
+        for name, message in error.fields.items():
+            c.fail(name, message)
+
+
+FILES = Input(attachments.FIELD, _l("Files (optional)"), "files", required=False,
+              hint=_l("Up to 5 files: JPEG, PNG or HEIC pictures, or PDF documents, 10 MB each."))
+
+
+def _keep_answer_files(session, ticket, actor, event, data, source: AttachmentSource) -> None:
+    """Keep the action's files, named by its event; the citizen sees an answer's at once, a reply's once approved,
+    evidence never."""
+    if data[attachments.FIELD]:
+        session.flush()  # the event's id, which the files name
+        attachments.keep(session, data[attachments.FIELD], ticket_id=ticket.id, event_id=event.id, source=source,
+                         visible=source == AttachmentSource.answer, uploaded_by=actor.user_id)
 
 
 def _active_department(session, department_id):
@@ -434,9 +467,9 @@ def _decide_extension(session, ticket, actor, data, now):
 
 
 @action("reply", roles={"department"}, statuses={"transferred", "rectifying"}, lead_department_only=True,
-        office_without_department=True, parse=_required("content"),
+        office_without_department=True, parse=_parse_answer,
         inputs=(text("content", _l("Reply to the citizen"), hint=_l(
-            "The office reviews the reply before the citizen sees it.")),),
+            "The office reviews the reply before the citizen sees it.")), FILES),
         label=_l("Department replied"), button=_l("Send the reply for review"), public=True,
         public_note=lambda event: _("The department has replied; the office is reviewing the reply."),
         moves_deadlines=True)
@@ -449,8 +482,10 @@ def _reply(session, ticket, actor, data, now):
     _withdraw_pending_extension(session, ticket, now)
     deadlines.start(session, ticket, DeadlineKind.review, now)
     deadlines.refresh_ticket_due(session, ticket)
-    # Public as a step, so the citizen sees the case is being reviewed; the text itself only after approval.
-    return record(session, ticket, actor, "reply", now, from_status=previous, note=data["content"], public=True)
+    # Public as a step, so the citizen sees the case is being reviewed; the text and files only after approval.
+    event = record(session, ticket, actor, "reply", now, from_status=previous, note=data["content"], public=True)
+    _keep_answer_files(session, ticket, actor, event, data, AttachmentSource.reply)
+    return event
 
 
 def _close(session, ticket, actor, action_name, now, previous, public_text, kinds, note=None):
@@ -470,6 +505,7 @@ def _close(session, ticket, actor, action_name, now, previous, public_text, kind
         closes_case=True, starts_survey=True, answers_bad_rating=True, moves_deadlines=True)
 def _approve(session, ticket, actor, data, now):
     previous = move(ticket, Status.closed)
+    attachments.publish_reply(session, ticket)
     return _close(session, ticket, actor, "approve", now, previous, ticket.reply_content, [DeadlineKind.review],
                   note=data["note"])
 
@@ -496,14 +532,16 @@ def _send_back(session, ticket, actor, data, now):
     return record(session, ticket, actor, "send_back", now, from_status=previous, note=data["reason"], public=True)
 
 
-@action("resolve", roles={"office"}, statuses={"accepted"}, parse=_required("content"),
-        inputs=(text("content", _l("Answer to the citizen")),),
+@action("resolve", roles={"office"}, statuses={"accepted"}, parse=_parse_answer,
+        inputs=(text("content", _l("Answer to the citizen")), FILES),
         label=_l("Resolved by the office"), button=_l("Resolve and close"), public=True,
         confirm=_l("Close the case with this answer? The citizen sees it."),
         closes_case=True, starts_survey=True, moves_deadlines=True)
 def _resolve(session, ticket, actor, data, now):
     previous = move(ticket, Status.closed)
-    return _close(session, ticket, actor, "resolve", now, previous, data["content"], [DeadlineKind.accept])
+    event = _close(session, ticket, actor, "resolve", now, previous, data["content"], [DeadlineKind.accept])
+    _keep_answer_files(session, ticket, actor, event, data, AttachmentSource.answer)
+    return event
 
 
 @action("remind", roles={"office", "supervisor"}, statuses=OPEN_STATUSES, parse=_optional_note, inputs=NOTE,
@@ -563,6 +601,36 @@ def _record_visit(session, ticket, actor, data, now):
                         "visited_on": data["visited_on"].isoformat()})
 
 
+# --- a rating taken by phone: the office calls the citizen (a landline gets no survey text) and records the answer ----
+
+def _survey_open(session, ticket, now):
+    return None if open_survey_for(session, ticket, now) is not None else NO_OPEN_SURVEY
+
+
+def _parse_rating(session, ticket, payload):
+    return _fields(payload, lambda c, p: rating_fields(c, p.get("score"), p.get("comment")))
+
+
+def _score_options():
+    from ..labels import SCORE_LABELS
+    return tuple((str(score), name) for score, name in SCORE_LABELS.items())
+
+
+@action("record_rating", roles={"office"}, statuses={"closed"}, precondition=_survey_open, parse=_parse_rating,
+        inputs=(Input("score", _l("The citizen's rating"), "choice", options=_score_options(), hint=_l(
+                    "What the citizen answered on the phone. 4 or 5 reopens the case for rectification, as a bad "
+                    "rating by SMS or on the web does.")),
+                text("comment", _l("What the citizen said (optional)"), False)),
+        label=_l("Rating recorded by phone"), button=_l("Record the rating given by phone"),
+        confirm=_l("Record this rating for the citizen? Each survey round is rated once."),
+        public=True, public_note=_rating_note, moves_deadlines=True, rates_survey=True)
+def _record_rating(session, ticket, actor, data, now):
+    """The citizen's answer to the survey taken on the phone (channel `phone`): the same rule as their own rating
+    (`survey.apply_rating`), for a citizen with a landline, whom no survey text reaches, or one who rang in."""
+    survey = take_open_round(session, ticket, now)
+    return apply_rating(session, ticket, survey, actor, "record_rating", data, PHONE_CHANNEL, now)
+
+
 # --- 典型案例: the office marks a closed case typical, with its summary, for the monthly 通报 ---------------------
 
 TYPICAL_SUMMARY_MAX = 500
@@ -603,6 +671,7 @@ def _parse_appeal(session, ticket, payload):
     def build(c, p):
         c.field("reason", validation.text, p.get("reason"), required=True, max_len=TEXT_MAX)
         c.field("evidence", validation.text, p.get("evidence"), required=False, max_len=TEXT_MAX)
+        _check_files(c, p)
     return _fields(payload, build)
 
 
@@ -614,17 +683,19 @@ def _may_appeal(session, ticket, now):
         precondition=_may_appeal, parse=_parse_appeal,
         inputs=(text("reason", _l("Why the bad rating is not deserved")),
                 text("evidence", _l("Evidence"), False, hint=_l(
-                    "Where the supervisor finds the proof: file numbers, call records, documents on record "
-                    "(files cannot be attached yet)."))),
+                    "Where the supervisor finds the proof: file numbers, call records, documents on record.")),
+                FILES),
         label=_l("Bad rating appealed"), button=_l("Appeal the bad rating"),
         confirm=_l("Appeal this bad rating? Each bad rating can be appealed once."))
 def _appeal(session, ticket, actor, data, now):
     survey, _problem = appealable_rating(session, ticket, now)
     session.add(Appeal(ticket_id=ticket.id, survey_id=survey.id, department_id=ticket.department_id,
                        reason=data["reason"], evidence=data["evidence"], filed_at=now, filed_by=actor.user_id))
-    return record(session, ticket, actor, "appeal", now, from_status=ticket.status, note=data["reason"],
-                  data={"survey_round": survey.round, "score": survey.score, "department_id": ticket.department_id,
-                        "evidence": data["evidence"]})
+    event = record(session, ticket, actor, "appeal", now, from_status=ticket.status, note=data["reason"],
+                   data={"survey_round": survey.round, "score": survey.score, "department_id": ticket.department_id,
+                         "evidence": data["evidence"]})
+    _keep_answer_files(session, ticket, actor, event, data, AttachmentSource.evidence)
+    return event
 
 
 def _parse_appeal_decision(session, ticket, payload):
@@ -673,14 +744,22 @@ def _decide_appeal(session, ticket, actor, data, now):
 # --- kinds of events that are not staff actions ------------------------------------------------------
 
 FILE = event_kind("file", _l("Submitted"), public=True, moves_deadlines=True)
-RATE = event_kind("rate", _l("Rated"), public=True, public_note=_rating_note, moves_deadlines=True)
+RATE = event_kind("rate", _l("Rated"), public=True, public_note=_rating_note, moves_deadlines=True, rates_survey=True)
 # A survey left unanswered when it closed, recorded as 基本满意 by the closing sweep (never a 差评: nothing moves).
 DEFAULT_RATING = event_kind(RATE_DEFAULT, _l("Default rating"), public=True, public_note=lambda event: _(
     "No rating was given within the survey period; recorded by default as: %(label)s",
     label=_score_label((event.data or {}).get("score"))))
 ESCALATE = event_kind("escalate", _l("Escalated (deadline ladder)"), raises_supervision=True)
 # 补充材料: the citizen added information to an open case (`citizen.supplement`); the handler is texted.
-SUPPLEMENT = event_kind("supplement", _l("Information added by the citizen"), public=True).name
+def _supplement_note(event: Event) -> str | None:
+    """What the citizen reads of their 补充材料: the text, and how many files came with it."""
+    files = (event.data or {}).get("attachments", 0)
+    added = ngettext("%(num)d file added.", "%(num)d files added.", files) if files else ""
+    return " ".join(part for part in (event.public_note, added) if part) or None
+
+
+SUPPLEMENT = event_kind("supplement", _l("Information added by the citizen"), public=True,
+                        public_note=_supplement_note).name
 # 撤回: the citizen took the case back before it was accepted (`citizen.withdraw`).
 WITHDRAW = event_kind("withdraw", _l("Withdrawn by the citizen"), public=True, moves_deadlines=True).name
 # 找回查询码: the citizen asked for a new query code, texted to the filing number (`tickets.intake.recover_query_code`).

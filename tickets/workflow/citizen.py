@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from .. import clock, deadlines, validation
-from ..errors import InvalidTransition
-from ..models import OPEN_STATUSES, DeadlineKind, Event, Status, Ticket
+from .. import attachments, clock, deadlines, validation
+from ..errors import InvalidTransition, ValidationFailed
+from ..models import OPEN_STATUSES, AttachmentSource, DeadlineKind, Event, Status, Ticket
 from .actions import SUPPLEMENT, WITHDRAW
 from .engine import CITIZEN, claim, move, record
 
@@ -24,18 +24,32 @@ def may_supplement(ticket: Ticket) -> bool:
     return Status(ticket.status) in OPEN_STATUSES
 
 
-def supplement(session, ticket: Ticket, content) -> Event:
-    """补充材料: the citizen adds information to an open case (required, up to SUPPLEMENT_MAX characters). A public
-    event (the timeline shows it) that the handlers of the lead department, or the office's staff while no department
-    has the case, are texted about (notify/hooks.py). It changes no state and claims no row: a handler's open form
-    stays valid. 409 once the case is closed, rejected or withdrawn."""
+def supplement(session, ticket: Ticket, content, files=()) -> Event:
+    """补充材料: the citizen adds information, files (`attachments.Incoming`, up to five at a time and
+    CITIZEN_FILES_PER_CASE in all) or both to an open case (text up to SUPPLEMENT_MAX characters; one of the two
+    required). A public event (the timeline shows it) that the handlers of the lead department, or the office's staff
+    while no department has the case, are texted about (notify/hooks.py). It changes no state and claims no row: a
+    handler's open form stays valid. 409 once the case is closed, rejected or withdrawn."""
     check = validation.Collector()
-    check.field("content", validation.text, content, required=True, max_len=SUPPLEMENT_MAX)
+    check.field("content", validation.text, content, required=not files, max_len=SUPPLEMENT_MAX)
+    try:
+        room = min(attachments.MAX_FILES, attachments.citizen_room(session, ticket.id))
+        checked = attachments.checked_or_refused(list(files), room=room) if files else []
+    except ValidationFailed as error:
+        checked = []
+        for name, message in error.fields.items():
+            check.fail(name, message)
     values = check.raise_if_errors()
     if not may_supplement(ticket):
         raise InvalidTransition(_l("Information can be added only while the case is open."))
-    return record(session, ticket, CITIZEN, SUPPLEMENT, clock.now(), from_status=ticket.status, note=values["content"],
-                  public=True, public_note=values["content"])
+    text = values["content"]
+    event = record(session, ticket, CITIZEN, SUPPLEMENT, clock.now(), from_status=ticket.status, note=text,
+                   public=True, public_note=text, data={"attachments": len(checked)} if checked else None)
+    if checked:
+        session.flush()  # the event's id, which the files name
+        attachments.keep(session, checked, ticket_id=ticket.id, event_id=event.id, source=AttachmentSource.citizen,
+                         visible=True)
+    return event
 
 
 def may_withdraw(ticket: Ticket) -> bool:

@@ -12,6 +12,8 @@ other rooms read instead of keeping their own lists of action names:
 - `raises_supervision`: it raises the case's supervision level (the report's supervision figures);
 - `lifts_rectification`: it may end a rectification without a new answer (an upheld appeal): when its event's
   `to_status` is closed, the case a 差评 reopened is closed again (the report's closure and 差评整改 figures);
+- `rates_survey`: it rates the open survey round (the citizen's `rate`, or `record_rating`, an answer the office
+  took by phone): a 差评 reopens the case (the report's closure figures), the supervisor is texted;
 - `public`: it may appear on the citizen's page, with `public_note` saying what the citizen reads of it.
 
 Adding an action is one `@action(...)` definition in `actions.py` (its handler below it) and its tests.
@@ -24,7 +26,7 @@ from typing import Callable
 
 from ..models import Role, Status
 
-INPUT_KINDS = ("text", "department", "departments", "days", "yesno", "date", "office", "datetime", "choice")
+INPUT_KINDS = ("text", "department", "departments", "days", "yesno", "date", "office", "datetime", "choice", "files")
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,12 @@ class Input:
     hint: object = ""
     options: tuple = ()  # ((value, label), ...): a choice's; for yesno when the default approve/refuse does not fit
 
-    def read(self, form):
-        """This field's payload value from a posted form (the workflow validates it)."""
+    def read(self, form, files=None):
+        """This field's payload value from a posted form and its files (the workflow validates it)."""
+        if self.kind == "files":
+            from ..attachments import from_request
+
+            return from_request(files.getlist(self.name)) if files is not None else []
         if self.kind == "departments":
             return [int(v) if v.isascii() and v.isdigit() else v for v in form.getlist(self.name) if v]
         if self.kind == "yesno":
@@ -67,6 +73,7 @@ class Kind:
     moves_deadlines: bool = False
     raises_supervision: bool = False                # 催办/督办: the report counts it as supervision
     lifts_rectification: bool = False               # may close a reopened case again with its earlier answer
+    rates_survey: bool = False                      # a rating of the open survey round (a 差评 reopens the case)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,8 +94,12 @@ class Action(Kind):
     confirm: object = None                          # asked before an action that ends the case or cannot be undone
     danger: bool = False                            # a refusal or a step back: the button is drawn as one
 
-    def payload_from_form(self, form) -> dict:
-        return {field.name: field.read(form) for field in self.inputs}
+    def payload_from_form(self, form, files=None) -> dict:
+        return {field.name: field.read(form, files) for field in self.inputs}
+
+    @property
+    def takes_files(self) -> bool:
+        return any(field.kind == "files" for field in self.inputs)
 
 
 KINDS: dict[str, Kind] = {}

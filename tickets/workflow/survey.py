@@ -46,25 +46,50 @@ def unvisited_bad_rating(session, ticket):
     )
 
 
-def rate(session, ticket: Ticket, score, comment=None, *, channel: str = "web") -> Event:
-    """The citizen rates the open survey round; 4 or 5 (差评) reopens the ticket for rectification."""
-    check = validation.Collector()
+COMMENT_MAX = 1000
+PHONE_CHANNEL = "phone"  # a rating the office took on the phone (`record_rating`), e.g. from a citizen with a landline
+NO_OPEN_SURVEY = _l("There is no open satisfaction survey for this case.")
+
+
+def rating_fields(check: validation.Collector, score, comment) -> None:
+    """A rating's input, whoever gives it: `score` 1..5 (required) and `comment` (optional)."""
     check.field("score", validation.integer, score, required=True, minimum=1, maximum=5)
-    check.field("comment", validation.text, comment, required=False, max_len=1000)
+    check.field("comment", validation.text, comment, required=False, max_len=COMMENT_MAX)
+
+
+def rate(session, ticket: Ticket, score, comment=None, *, channel: str = "web") -> Event:
+    """The citizen rates the open survey round (`apply_rating`: 4 or 5, 差评, reopens the ticket for rectification)."""
+    check = validation.Collector()
+    rating_fields(check, score, comment)
     values = check.raise_if_errors()
     now = clock.now()
+    survey = take_open_round(session, ticket, now)
+    claim(session, ticket, now)
+    return apply_rating(session, ticket, survey, CITIZEN, "rate", values, channel, now)
+
+
+def take_open_round(session, ticket: Ticket, now: datetime) -> Survey:
+    """The ticket's open survey round, claimed for a rating (`_take`); InvalidTransition when there is none (the case
+    is not closed, nobody opened a round, it was rated or it closed)."""
     survey = open_survey_for(session, ticket, now) if ticket.status == Status.closed.value else None
     if survey is None or not _take(session, survey, now):
-        raise InvalidTransition(_l("There is no open satisfaction survey for this case."))
+        raise InvalidTransition(NO_OPEN_SURVEY)
+    return survey
+
+
+def apply_rating(session, ticket: Ticket, survey: Survey, actor, kind: str, values: dict, channel: str,
+                 now: datetime) -> Event:
+    """Record a rating of the round `survey` (taken by `take_open_round`, the ticket's row claimed): the one rule of
+    every rating, the citizen's on the web or by SMS (`rate`) and the one the office took by phone (`record_rating`).
+    4 or 5 (差评) reopens the ticket for rectification by the same department; a public event of `kind`."""
     survey.score, survey.comment, survey.rated_at, survey.channel = values["score"], values["comment"], now, channel
-    claim(session, ticket, now)
     previous = ticket.status
     if is_bad_rating(values["score"]):
         move(ticket, Status.rectifying)
         ticket.closed_at = None
         deadlines.start(session, ticket, DeadlineKind.rectify, now, department_id=ticket.department_id)
         deadlines.refresh_ticket_due(session, ticket)
-    return record(session, ticket, CITIZEN, "rate", now, from_status=previous, note=values["comment"], public=True,
+    return record(session, ticket, actor, kind, now, from_status=previous, note=values["comment"], public=True,
                   data={"score": values["score"], "round": survey.round, "channel": channel})
 
 

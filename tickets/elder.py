@@ -1,0 +1,76 @@
+"""长辈模式 (elder mode) of the public pages: larger text and targets, high contrast, plainer wording.
+
+Where the choice lives: a cookie, `banjie_elder` ("1" on, "0" off), read by the server, so every page is rendered in
+the chosen mode from its first byte (no flash of the other mode, and it works without JavaScript: the switch is a
+plain GET form to `/elder`). static/banjie.js flips the mode in place without a reload, writes the same cookie, and
+keeps a copy in localStorage, which restores the cookie when the browser dropped it (Safari keeps cookies set by a
+script for 7 days only; "clear cookies on exit" settings); an explicit "0" is kept too, so turning it off sticks.
+The cookie says nothing about the person and is not HttpOnly (the script writes it); pages are `no-store`
+(tickets/headers.py), so no cache ever serves one mode's page to the other.
+
+Plainer wording: `wording(full, plain)` in a template renders both texts, each in a span that banjie.css shows in
+one mode only, so the switch changes them in place and a screen reader reads only the one shown.
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, has_request_context, redirect, request
+from markupsafe import Markup
+
+COOKIE = "banjie_elder"
+COOKIE_DAYS = 365
+bp = Blueprint("elder", __name__)
+
+# What a browser may read as another host or strip silently (a tab or line break in "/\t/evil.example" is dropped,
+# leaving "//evil.example"), besides the obvious "//" and backslashes.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def local_path(target: str | None) -> str | None:
+    """`target` when it is a path on this site (with its query), else None: no scheme, no host, no `//`, no
+    backslash, no control character."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if _CONTROL.search(target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def elder_mode() -> bool:
+    return request.cookies.get(COOKIE) == "1"
+
+
+def here() -> str:
+    """This page's address, for the switch's `next` (a POST's page comes back as its GET)."""
+    query = request.query_string.decode("utf-8", "replace")
+    return request.path + ("?" + query if query else "")
+
+
+def wording(full, plain) -> Markup:
+    """Both wordings of an explanation; the mode shows one (banjie.css: .wording-full, .wording-plain)."""
+    return Markup('<span class="wording-full">{}</span><span class="wording-plain">{}</span>').format(full, plain)
+
+
+@bp.get("/elder")
+def switch():
+    """The switch without JavaScript: `?on=1` or `?on=0`, then back to `next` when it is a page of this site."""
+    on = request.args.get("on") == "1"
+    response = redirect(local_path(request.args.get("next")) or "/", code=303)
+    response.set_cookie(COOKIE, "1" if on else "0", max_age=COOKIE_DAYS * 24 * 3600, path="/", samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=False)
+    return response
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def _elder():
+        if not has_request_context():
+            return {"elder_mode": False, "wording": wording, "elder_next": "/"}
+        return {"elder_mode": elder_mode(), "wording": wording, "elder_next": here()}

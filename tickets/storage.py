@@ -1,0 +1,131 @@
+"""Where the bytes of attachments live. The database by default (`ATTACHMENT_STORAGE=database`): one backup holds the
+cases and their files, and a file is written in the same transaction as its case, so a filing that fails leaves
+nothing behind. A deployment whose database should stay small moves them to a mounted volume
+(`ATTACHMENT_STORAGE=directory`, `ATTACHMENT_DIR=/srv/banjie/files`): every process that serves or receives files
+must mount the same volume (NFS or the like when web processes run on several hosts).
+
+Moving from one to the other is `flask attachments move --to directory` (or `--to database`): it copies each file and
+then removes it from where it was, in batches, with a progress bar, and may be run again after an interruption.
+Meanwhile (and after a change of ATTACHMENT_STORAGE before the move) a file not found in the configured store is
+read from the other one (`read`), so no download fails while files are on their way.
+
+Keys are random (`new_key`), never derived from a name a citizen chose. A store is told the session so the database
+store can join its transaction; the directory store writes at once (a rolled-back filing leaves a file no row names, which
+is harmless: nothing serves a file that no attachment row names).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .models import AttachmentBlob
+
+STORAGE_KINDS = ("database", "directory")
+
+
+def new_key() -> str:
+    return secrets.token_hex(16)
+
+
+class Store(Protocol):
+    def put(self, session, key: str, data: bytes) -> None: ...
+    def get(self, session, key: str) -> bytes | None: ...
+    def delete(self, session, keys: list[str]) -> None: ...
+
+
+class DatabaseStore:
+    """Bytes in the `attachment_blob` table, written with the caller's transaction."""
+
+    def put(self, session, key: str, data: bytes) -> None:
+        session.add(AttachmentBlob(key=key, data=data))
+
+    def get(self, session, key: str) -> bytes | None:
+        return session.scalar(sa.select(AttachmentBlob.data).where(AttachmentBlob.key == key))
+
+    def delete(self, session, keys: list[str]) -> None:
+        if keys:
+            session.execute(sa.delete(AttachmentBlob).where(AttachmentBlob.key.in_(keys)))
+
+
+class DirectoryStore:
+    """Bytes as files under `root` (ab/abcdef…), written whole (a temporary file renamed into place)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        if len(key) != 32 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError("not a storage key")
+        return self.root / key[:2] / key
+
+    def put(self, session, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+
+    def get(self, session, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def delete(self, session, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+
+def check_settings(config) -> None:
+    """Refuse to start with a storage the process cannot use (called by `tickets.init_app`)."""
+    kind = config["ATTACHMENT_STORAGE"]
+    if kind not in STORAGE_KINDS:
+        raise ValueError(f"ATTACHMENT_STORAGE={kind!r}: must be one of {', '.join(STORAGE_KINDS)}")
+    if kind == "directory":
+        root = config["ATTACHMENT_DIR"]
+        if not root or not os.path.isdir(root) or not os.access(root, os.W_OK):
+            raise ValueError(f"ATTACHMENT_STORAGE=directory needs ATTACHMENT_DIR, an existing directory this process "
+                             f"may write to (given: {root!r})")
+
+
+def store(kind: str | None = None) -> Store:
+    """The store this deployment keeps files in (or the one of that kind)."""
+    config = current_app.config
+    if (kind or config["ATTACHMENT_STORAGE"]) == "directory":
+        return DirectoryStore(config["ATTACHMENT_DIR"])
+    return DatabaseStore()
+
+
+def read(session, key: str) -> bytes | None:
+    """A file's bytes from the configured store, else from the other one while files are being moved (a deployment
+    without ATTACHMENT_DIR has no other)."""
+    data = store().get(session, key)
+    if data is None and current_app.config["ATTACHMENT_DIR"]:
+        other = "database" if current_app.config["ATTACHMENT_STORAGE"] == "directory" else "directory"
+        if other == "database" or os.path.isdir(current_app.config["ATTACHMENT_DIR"]):
+            data = store(other).get(session, key)
+    return data
+
+
+def move(session, to: str, keys: list[str]) -> int:
+    """Copy these files to the store `to` and remove them from the other (no commit); how many were moved (a file
+    already there, or missing from both, is skipped)."""
+    target, source = store(to), store("database" if to == "directory" else "directory")
+    moved = 0
+    for key in keys:
+        data = source.get(session, key)
+        if data is None:
+            continue
+        if target.get(session, key) is None:
+            target.put(session, key, data)
+        source.delete(session, [key])
+        moved += 1
+    return moved
