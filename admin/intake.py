@@ -53,7 +53,7 @@ class IntakeView(RoleGuard, BaseView):
         raw = {name: request.form.get(name) for name in intake.STAFF_INTAKE_FIELDS}
         try:
             filed = intake.file_for_caller(db.session, raw, actor,
-                                           attachments.from_request(request.files.getlist(attachments.FIELD)))
+                                           attachments.from_request(request.files.getlist(attachments.PART)))
         except ValidationFailed as error:
             db.session.rollback()
             return self._render(request.form, error.fields or {}, 422)

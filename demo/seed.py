@@ -24,7 +24,7 @@ from escalation.history import fire_on_time
 from notify import writing_history
 from notify.closing import close_on_time
 from notify.operations import hold_until
-from tickets import clock, deadlines, intake, offices, workflow
+from tickets import attachments, clock, deadlines, intake, offices, workflow
 from tickets.accounts import create_user
 from tickets.models import Department, is_bad_rating
 from tickets.workflow import KINDS, Actor
@@ -223,7 +223,7 @@ def _seed_present(replay: Replay, departments, users, numbers) -> int:
         for moment, step in zip(moments, steps):
             action, payload = step[0], step[1]
             if action == attach_to:
-                payload = {**payload, "attachments": incoming(papers)}
+                payload = {**payload, attachments.FIELD: incoming(papers)}
             if action == "transfer":
                 payload = {**payload, "dept": department(payload["dept"])}
             user = users[login(step[2] if len(step) > 2 else "office")] if action not in CITIZEN_STEPS else None

@@ -103,6 +103,7 @@ def test_a_pdf_is_kept_as_sent_and_a_large_photo_is_made_smaller():
     assert (big.width, big.height) == (attachments.MAX_SIDE, 819)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
 @pytest.mark.parametrize("name, data, declared, says", [
     ("notice.jpg", b"MZ\x90\x00 an executable", "image/jpeg", "is not a JPEG, PNG or HEIC picture or a PDF"),
     ("notice.pdf", b"<html><script>alert(1)</script></html>", "application/pdf", "is not a JPEG"),
@@ -122,6 +123,7 @@ def test_a_file_that_is_not_what_it_claims_is_refused_by_name(app, name, data, d
     assert says in message and name in message
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
 def test_a_decompression_bomb_is_refused_before_it_is_decoded(app):
     out = io.BytesIO()
     Image.new("1", (9000, 9000)).save(out, "PNG")  # 81 megapixels in a few kilobytes
@@ -135,6 +137,7 @@ def test_no_name_is_judged_by_content_and_a_path_in_the_name_is_dropped():
     assert one("../../etc/passwd.jpg", jpeg()).name == "passwd.jpg"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
 @settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.text(max_size=60), data=st.one_of(
     st.binary(max_size=300),
@@ -149,6 +152,7 @@ def test_any_bytes_with_any_name_are_kept_or_refused_with_a_message_never_an_exc
         assert message.strip()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
 def test_more_than_five_files_is_one_message_and_no_file(app):
     with app.test_request_context():
         good, messages = attachments.check([Incoming(f"{n}.jpg", None, jpeg()) for n in range(6)])
@@ -157,12 +161,12 @@ def test_more_than_five_files_is_one_message_and_no_file(app):
 
 # --- filing with files, and who may download them -------------------------------------------------------------------
 
-FILING = {"name": "张三", "phone": "13800138000", "problem_type": "cannot_handle",
+FILING = {"name": "张三", "phone": "13800138000", "problem_type": "cannot_handle", "privacy": "y",
           "description": "窗口说材料不全，不予受理，但没有说缺什么。"}
 
 
 def file_with(world, *files, **fields):
-    return world.client.post("/api/v1/tickets", data={**FILING, **fields, "attachments": [
+    return world.client.post("/api/v1/tickets", data={**FILING, **fields, "files[]": [
         (io.BytesIO(data), name, declared) for name, data, declared in files]}, content_type="multipart/form-data")
 
 
@@ -209,7 +213,7 @@ def test_a_bad_file_is_a_field_error_beside_the_other_fields_and_files_nothing(w
     response = file_with(world, ("照片.jpg", b"not a picture at all", "image/jpeg"), name="")
     assert response.status_code == 422
     fields = response.get_json()["error"]["fields"]
-    assert set(fields) == {"name", "attachments"} and "照片.jpg" in fields["attachments"]
+    assert set(fields) == {"name", "files"} and "照片.jpg" in fields["files"]
     with world.app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AttachmentBlob)) == 0
@@ -221,7 +225,7 @@ def test_a_request_larger_than_five_files_is_413_in_the_error_shape_and_json_sta
 
     huge = b"\xff\xd8\xff" + b"\0" * (attachments.REQUEST_MAX + 10)
     # encoded here: the test client's own encoding spools to a temporary file it leaves open when the app refuses it
-    boundary, body = encode_multipart({**FILING, "attachments": FileStorage(io.BytesIO(huge), "a.jpg", "attachments",
+    boundary, body = encode_multipart({**FILING, "files[]": FileStorage(io.BytesIO(huge), "a.jpg", "files[]",
                                                                              "image/jpeg")})
     response = world.client.post("/api/v1/tickets", data=body, content_type=f"multipart/form-data; boundary={boundary}")
     assert response.status_code == 413
@@ -236,7 +240,7 @@ def test_a_request_larger_than_five_files_is_413_in_the_error_shape_and_json_sta
 def reply_with(world, no, *files, who="dept_a", action="reply", content="已补办，附受理回执。"):
     fields = {"content": content} if content is not None else {}
     return world.client.post(f"/api/v1/staff/tickets/{no}/{action}", headers=world.headers(who), data={
-        **fields, "attachments": [(io.BytesIO(data), name, None) for name, data in files]},
+        **fields, "files[]": [(io.BytesIO(data), name, None) for name, data in files]},
         content_type="multipart/form-data")
 
 
@@ -264,8 +268,8 @@ def test_the_offices_own_answer_shows_its_files_at_once_and_json_cannot_carry_fi
     filed = world.file()
     no = filed["tracking_no"]
     world.act("office", no, "accept")
-    refused = world.act("office", no, "resolve", expect=422, content="已解决。", attachments="data:image/png;base64,AAAA")
-    assert "attachments" in refused["error"]["fields"]
+    refused = world.act("office", no, "resolve", expect=422, content="已解决。", files="data:image/png;base64,AAAA")
+    assert "files" in refused["error"]["fields"]
     assert reply_with(world, no, ("办理指南.pdf", pdf()), who="office", action="resolve").status_code == 200
     public = world.client.get(f"/api/v1/tickets/{no}?code={filed['query_code']}").get_json()
     assert [(f["name"], f["source"]) for f in public["attachments"]] == [("办理指南.pdf", "answer")]
@@ -277,7 +281,7 @@ def test_the_citizen_adds_files_with_or_without_text_up_to_the_cases_allowance(w
     filed = world.file()
     no, code = filed["tracking_no"], filed["query_code"]
     url = f"/api/v1/tickets/{no}/supplement?code={code}"
-    only_files = world.client.post(url, data={"attachments": [(io.BytesIO(jpeg()), "补充.jpg", "image/jpeg")]},
+    only_files = world.client.post(url, data={"files[]": [(io.BytesIO(jpeg()), "补充.jpg", "image/jpeg")]},
                                    content_type="multipart/form-data")
     assert only_files.status_code == 200, only_files.get_json()
     assert only_files.get_json()["timeline"][-1]["note"] == "补充了 1 个文件。"
@@ -285,10 +289,10 @@ def test_the_citizen_adds_files_with_or_without_text_up_to_the_cases_allowance(w
     notice = world.ticket("office", no)["new_information"]
     assert notice[-1]["files"] == 1 and notice[-1]["content"] is None
     monkeypatch.setattr(attachments, "CITIZEN_FILES_PER_CASE", 2)
-    too_many = world.client.post(url, data={"content": "再补两张", "attachments": [
+    too_many = world.client.post(url, data={"content": "再补两张", "files[]": [
         (io.BytesIO(jpeg()), f"{n}.jpg", "image/jpeg") for n in range(2)]}, content_type="multipart/form-data")
-    assert too_many.status_code == 422 and "At most 1" in too_many.get_json()["error"]["fields"]["attachments"] or \
-        "最多" in too_many.get_json()["error"]["fields"]["attachments"]
+    assert too_many.status_code == 422 and "At most 1" in too_many.get_json()["error"]["fields"]["files"] or \
+        "最多" in too_many.get_json()["error"]["fields"]["files"]
 
 
 # --- the public form: nothing chosen is lost when a field must be corrected -----------------------------------------
@@ -296,7 +300,7 @@ def test_the_citizen_adds_files_with_or_without_text_up_to_the_cases_allowance(w
 def test_the_form_holds_good_files_while_a_field_is_corrected_then_files_them(world):
     client = world.app.test_client()
     token = page_csrf(client)
-    first = client.post("/", data={**FILING, "name": "", "csrf_token": token, "attachments": [
+    first = client.post("/", data={**FILING, "name": "", "csrf_token": token, "files[]": [
         (io.BytesIO(jpeg()), "通知书.jpg", "image/jpeg"), (io.BytesIO(b"hello"), "病毒.pdf", "application/pdf"),
         (io.BytesIO(pdf()), "表格.pdf", "application/pdf")]}, content_type="multipart/form-data")
     page = first.get_data(as_text=True)
@@ -305,7 +309,7 @@ def test_the_form_holds_good_files_while_a_field_is_corrected_then_files_them(wo
     held = re.findall(r'name="drop_held" value="(\d+)"', page)
     assert len(held) == 2
     # the second try: the name given, the PDF left out, one more photo chosen
-    second = client.post("/", data={**FILING, "csrf_token": token, "drop_held": held[1], "attachments": [
+    second = client.post("/", data={**FILING, "csrf_token": token, "drop_held": held[1], "files[]": [
         (io.BytesIO(heic()), "IMG_1.heic", "image/heic")]}, content_type="multipart/form-data")
     assert second.status_code == 303, second.get_data(as_text=True)
     no = re.search(r'id="tracking-no">([^<]+)<', client.get("/filed").get_data(as_text=True)).group(1)
@@ -324,7 +328,7 @@ def test_the_form_holds_good_files_while_a_field_is_corrected_then_files_them(wo
 
 def test_held_files_nobody_came_back_for_are_purged_after_a_day(world, clock):
     client = world.app.test_client()
-    client.post("/", data={**FILING, "name": "", "csrf_token": page_csrf(client), "attachments": [
+    client.post("/", data={**FILING, "name": "", "csrf_token": page_csrf(client), "files[]": [
         (io.BytesIO(jpeg()), "a.jpg", "image/jpeg")]}, content_type="multipart/form-data")
     with world.app.app_context():
         assert attachments.purge_held(db.session, clock.now) == 0
@@ -340,12 +344,12 @@ def test_the_case_page_keeps_typed_text_when_a_file_is_refused(world):
     no = re.search(r'id="tracking-no">([^<]+)<', client.get("/filed").get_data(as_text=True)).group(1)
     token = page_csrf(client, f"/track/{no}")
     response = client.post(f"/track/{no}/supplement", data={"csrf_token": token, "content": "窗口工作人员姓王。",
-                           "attachments": [(io.BytesIO(b"GIF89a"), "动图.gif", "image/gif")]},
+                           "files[]": [(io.BytesIO(b"GIF89a"), "动图.gif", "image/gif")]},
                            content_type="multipart/form-data")
     page = response.get_data(as_text=True)
     assert response.status_code == 422 and "窗口工作人员姓王。" in page and "动图.gif" in page
     ok = client.post(f"/track/{no}/supplement", data={"csrf_token": token, "content": "窗口工作人员姓王。",
-                     "attachments": [(io.BytesIO(jpeg()), "照片.jpg", "image/jpeg")]}, content_type="multipart/form-data")
+                     "files[]": [(io.BytesIO(jpeg()), "照片.jpg", "image/jpeg")]}, content_type="multipart/form-data")
     assert ok.status_code == 303
     assert "照片.jpg" in client.get(f"/track/{no}").get_data(as_text=True)
 
@@ -367,7 +371,7 @@ def test_the_console_shows_files_and_a_department_replies_with_one(world):
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     sent = handler.post(f"/admin/case/{no}/reply", data={
         "csrf_token": token, "version": version, "content": "已办结，见附件。",
-        "attachments": [(io.BytesIO(pdf()), "办结通知.pdf", "application/pdf")]}, content_type="multipart/form-data")
+        "files[]": [(io.BytesIO(pdf()), "办结通知.pdf", "application/pdf")]}, content_type="multipart/form-data")
     assert sent.status_code == 302, sent.get_data(as_text=True)
     assert [f["name"] for f in world.ticket("office", no)["attachments"]] == ["通知.jpg", "办结通知.pdf"]
 
@@ -378,7 +382,7 @@ def test_staff_file_a_walk_ins_papers(world):
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     response = office.post("/admin/intake/", data={
         **FILING, "channel": "window", "csrf_token": token,
-        "attachments": [(io.BytesIO(jpeg()), "群众带来的通知.jpg", "image/jpeg")]}, content_type="multipart/form-data")
+        "files[]": [(io.BytesIO(jpeg()), "群众带来的通知.jpg", "image/jpeg")]}, content_type="multipart/form-data")
     assert response.status_code == 303, response.get_data(as_text=True)
     with world.app.app_context():
         row = db.session.scalar(sa.select(Attachment))
@@ -422,7 +426,7 @@ def test_an_appeals_evidence_files_are_for_staff_only(world):
     assert appealed.status_code == 422  # the reason is required; the files alone are no appeal
     response = world.client.post(f"/api/v1/staff/tickets/{no}/appeal", headers=world.headers("dept_a"), data={
         "reason": "群众不满意的是政策本身，办理过程合规。",
-        "attachments": [(io.BytesIO(pdf()), "通话录音记录.pdf", "application/pdf")]}, content_type="multipart/form-data")
+        "files[]": [(io.BytesIO(pdf()), "通话录音记录.pdf", "application/pdf")]}, content_type="multipart/form-data")
     assert response.status_code == 200, response.get_json()
     (evidence,) = [f for f in response.get_json()["attachments"] if f["source"] == "evidence"]
     assert evidence["visible_to_citizen"] is False and world.get("supervisor", evidence["url"]).status_code == 200
@@ -435,13 +439,13 @@ def test_an_appeals_evidence_files_are_for_staff_only(world):
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(st.tuples(st.text(max_size=30), st.binary(max_size=200),
                                 st.sampled_from(["image/jpeg", "application/pdf", "", "text/plain"])), max_size=7),
-       extra=st.dictionaries(st.sampled_from(["name", "phone", "description", "content", "version", "attachments"]),
+       extra=st.dictionaries(st.sampled_from(["name", "phone", "description", "content", "version", "files", "files[]"]),
                              st.text(max_size=40), max_size=3),
        where=st.sampled_from(["file", "supplement", "reply"]))
 def test_any_multipart_request_is_answered_in_the_error_shape_never_a_500(world, parts, extra, where):
     files = [(io.BytesIO(data), name, declared or None) for name, data, declared in parts]
     if where == "file":
-        response = world.client.post("/api/v1/tickets", data={**FILING, **extra, "attachments": files},
+        response = world.client.post("/api/v1/tickets", data={**FILING, **extra, "files[]": files},
                                      content_type="multipart/form-data")
         assert response.status_code in (201, 400, 422), response.get_json()  # 400: a NUL in a field
     else:
@@ -449,10 +453,10 @@ def test_any_multipart_request_is_answered_in_the_error_shape_never_a_500(world,
         no, code = filed["tracking_no"], filed["query_code"]
         if where == "supplement":
             response = world.client.post(f"/api/v1/tickets/{no}/supplement?code={code}",
-                                         data={**extra, "attachments": files}, content_type="multipart/form-data")
+                                         data={**extra, "files[]": files}, content_type="multipart/form-data")
         else:
             response = world.client.post(f"/api/v1/staff/tickets/{no}/reply", headers=world.headers("dept_a"),
-                                         data={**extra, "attachments": files}, content_type="multipart/form-data")
+                                         data={**extra, "files[]": files}, content_type="multipart/form-data")
         assert response.status_code in (200, 400, 403, 404, 409, 422), response.get_json()
     if response.status_code >= 400:
         assert set(response.get_json()["error"]) >= {"code", "message"}

@@ -95,7 +95,7 @@ def visit_every_kind_of_public_page(page, url, world):
     yield "form"
     photo = Path(tempfile.mkdtemp()) / "窗口拒收的表格.jpg"
     photo.write_bytes(jpeg(size=(400, 300)))
-    page.set_input_files("#attachments", [str(photo)])
+    page.set_input_files("#files", [str(photo)])
     page.click("#main button[type=submit]")  # nothing filled in but a photo chosen: it is held, with a box
     page.wait_for_selector("#error-summary")
     page.wait_for_selector("#held-files")
@@ -104,12 +104,13 @@ def visit_every_kind_of_public_page(page, url, world):
     page.fill("#phone", "170 0000 0100")
     page.check("input[name=problem_type][value=too_slow]")
     page.fill("#description", "社保转移接续材料来回跑了三趟还没办好。")
+    page.check("input[name=privacy]")
     page.click("#main button[type=submit]")
     page.wait_for_url("**/filed")
     yield "filed"
     page.click("a.button.primary")  # follow my case: waiting for acceptance, may be withdrawn or supplemented
     page.wait_for_selector("#withdraw-form")
-    page.wait_for_selector("#files img.file-thumb")  # the photo, with its thumbnail
+    page.wait_for_selector("#case-files img.file-thumb")  # the photo, with its thumbnail
     yield "case-submitted"
     page.click("#withdraw-form button[type=submit]")  # without ticking the box: an error on the case page
     page.wait_for_selector(".flash-error, #withdraw-form .error")
@@ -148,7 +149,7 @@ def visit_every_kind_of_public_page(page, url, world):
 @pytest.mark.parametrize("mode", ["normal", "elder"])
 def test_every_public_page_meets_wcag_21_aa_in_both_modes(world, browser_page, mode):
     page = browser_page
-    violations, small, errors, seen = [], [], [], []
+    violations, small, errors, seen, twice = [], [], [], [], []
     minimum = 44 if mode == "elder" else 24
     with LiveServer(world.app) as server:
         if mode == "elder":
@@ -162,6 +163,7 @@ def test_every_public_page_meets_wcag_21_aa_in_both_modes(world, browser_page, m
                 assert size >= 20, (name, size)
             violations += [f"[{name}] {v}" for v in axe_violations(page)]
             small += [f"[{name}] {s}" for s in page.evaluate(TARGETS_JS, minimum)]
+            twice += [f"[{name}] #{i}" for i in page.evaluate(DUPLICATE_IDS_JS)]  # labels and links point at ids
             if name.endswith("-errors"):
                 errors += [f"[{name}] {p}" for p in page.evaluate(ERRORS_JS)]
             shot(page, f"a11y-{mode}-{name}")
@@ -169,6 +171,14 @@ def test_every_public_page_meets_wcag_21_aa_in_both_modes(world, browser_page, m
     assert not violations, f"axe-core: {len(violations)} WCAG 2.1 AA violations ({mode} mode):\n" + "\n".join(violations)
     assert not small, f"targets smaller than {minimum}x{minimum} px ({mode} mode):\n" + "\n".join(small)
     assert not errors, "errors not announced once:\n" + "\n".join(errors)
+    assert not twice, "ids used twice on a page:\n" + "\n".join(twice)
+
+
+DUPLICATE_IDS_JS = """() => {
+  const seen = new Set(), twice = new Set();
+  document.querySelectorAll('[id]').forEach(e => { if (seen.has(e.id)) twice.add(e.id); seen.add(e.id); });
+  return [...twice];
+}"""
 
 
 def pressed(page) -> str:

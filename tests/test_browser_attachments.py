@@ -22,7 +22,8 @@ def test_a_citizen_files_with_a_photo_and_a_pdf_and_loses_nothing_on_a_field_err
         page.fill("#phone", "138 0013 8000")
         page.check("input[name=problem_type][value=cannot_handle]")
         page.fill("#description", "窗口说材料不全，不给受理，也不说缺什么。")
-        page.set_input_files("#attachments", [str(photo), str(notice)])
+        page.check("input[name=privacy]")
+        page.set_input_files("#files", [str(photo), str(notice)])
         page.click("button[type=submit]")  # the name is missing
         assert page.locator(".error-summary").is_visible()
         held = page.locator("#held-files")
@@ -33,9 +34,9 @@ def test_a_citizen_files_with_a_photo_and_a_pdf_and_loses_nothing_on_a_field_err
         page.wait_for_url("**/filed")
         tracking_no = page.locator("#tracking-no").inner_text()
         page.goto(f"{server.url}/track/{tracking_no}")
-        files = page.locator("#files")
+        files = page.locator("#case-files")
         assert "窗口拒收的表格.jpg" in files.inner_text() and "不予受理通知书.pdf" in files.inner_text()
-        assert page.locator("#files img.file-thumb").evaluate("img => img.naturalWidth") > 0  # the thumbnail loads
+        assert page.locator("#case-files img.file-thumb").evaluate("img => img.naturalWidth") > 0  # the thumbnail loads
         shot(page, "attachments-02-case-page")
         # too many files are flagged before anything is sent
         many = [tmp_path / f"{n}.jpg" for n in range(6)]

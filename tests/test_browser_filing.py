@@ -31,6 +31,7 @@ def test_a_citizen_picks_a_township_by_area_and_files_there(world, network, brow
         page.fill("#phone", "138 0013 8000")
         page.check("input[name=problem_type][value=cannot_handle]")
         page.fill("#description", "在镇上办低保认定，说要去县里，县里又说回镇上。")
+        page.check("input[name=privacy]")
         page.click("button[type=submit]")
         page.wait_for_url("**/filed")
         tracking_no = page.locator("#tracking-no").inner_text()

@@ -177,7 +177,7 @@ def test_one_window_shows_no_picker(world):
 @pytest.mark.parametrize("code", ["root", "c1", "t11", "t21"])
 def test_the_public_form_files_at_the_chosen_window_and_the_receipt_names_it(world, network, code):
     client = world.client
-    data = {**CASE, "office_code": code, "csrf_token": page_csrf(client)}
+    data = {**CASE, "office_code": code, "privacy": "y", "csrf_token": page_csrf(client)}
     response = client.post("/", data=data)
     assert response.status_code == 303
     filed = client.get("/filed").get_data(as_text=True)
@@ -197,3 +197,29 @@ def test_an_unknown_window_is_a_chinese_field_error_and_nothing_is_filed(world, 
     assert response.status_code == 422
     assert "没有这个窗口。" in response.get_data(as_text=True)
     assert tickets(world) == 0
+
+
+def test_staff_file_on_behalf_through_the_api_with_a_channel_and_files(world):
+    """帮办代办 through the API: an office token files for a caller (`channel`), with the caller's papers; other roles
+    may not; without a token the channel is the API's, whatever the body says."""
+    import io
+
+    from tests.test_attachments import jpeg
+
+    body = {"name": "孙大妈", "phone": "0571-8765 4321", "problem_type": "too_hard", "channel": "phone",
+            "description": "打电话到窗口反映，老人不会用手机上传材料。"}
+    response = world.client.post("/api/v1/tickets", headers=world.headers("office"), content_type="multipart/form-data",
+                                 data={**body, "files[]": [(io.BytesIO(jpeg()), "病历.jpg", "image/jpeg")]})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["channel"] == "phone"
+    no = response.get_json()["tracking_no"]
+    view = world.ticket("office", no)
+    assert (view["channel"], [f["name"] for f in view["attachments"]]) == ("phone", ["病历.jpg"])
+    assert view["events"][0]["actor_role"] == "office"
+    missing = world.client.post("/api/v1/tickets", headers=world.headers("office"), json={**body, "channel": ""})
+    assert missing.status_code == 422 and "channel" in missing.get_json()["error"]["fields"]
+    for who in ("supervisor", "leader", "dept_a"):
+        assert world.client.post("/api/v1/tickets", headers=world.headers(who), json=body).status_code == 403
+    assert world.client.post("/api/v1/tickets", headers={"Authorization": "Bearer nonsense"}, json=body).status_code == 401
+    public = world.client.post("/api/v1/tickets", json={**body, "phone": "13800138000"})
+    assert public.status_code == 201 and public.get_json()["channel"] == "api"

@@ -1,7 +1,7 @@
 """Public endpoints are rate limited per client, with a clear 429 in the error shape."""
 from tests.helpers import page_csrf
 
-BODY = {"name": "王五", "phone": "13800138000", "problem_type": "other", "description": "限流测试内容"}
+BODY = {"name": "王五", "phone": "13800138000", "problem_type": "other", "description": "限流测试内容", "privacy": "y"}
 
 
 def test_filing_is_limited_across_api_and_form(make_app):

@@ -21,7 +21,8 @@ from tests.sms_support import drain, messages, twilio_config
 from tests.twilio_server import TwilioTestServer
 from tickets.extensions import limiter
 
-BODY = {"name": "王五", "phone": "13800138000", "problem_type": "other", "description": "缓存服务中断时的反映"}
+BODY = {"name": "王五", "phone": "13800138000", "problem_type": "other", "description": "缓存服务中断时的反映",
+        "privacy": "y"}
 
 
 def dead_port() -> int:

@@ -46,7 +46,7 @@ def test_once_accepted_it_cannot_be_withdrawn_and_bad_input_is_refused(world):
 
 def test_the_case_page_asks_for_a_confirmation(world):
     client = world.app.test_client()
-    client.post("/", data={"name": "张三", "phone": "13800138000", "problem_type": "too_slow",
+    client.post("/", data={"name": "张三", "phone": "13800138000", "problem_type": "too_slow", "privacy": "y",
                            "description": "营业执照变更办了一个月还没有结果。", "csrf_token": page_csrf(client)})
     filed = client.get("/filed").get_data(as_text=True)
     import re

@@ -8,11 +8,11 @@ from flask_babel import lazy_gettext as _l
 from . import attachments, clock, intake, offices, workflow
 from .access import current_staff, ticket_for, visible_tickets
 from .db import db
-from .errors import NotFound, ValidationFailed
+from .errors import Forbidden, NotFound, ValidationFailed
 from .extensions import csrf, public_limit, public_limits_off
 from .http import body_and_files, json_body
 from .labels import PROBLEM_TYPE_LABELS
-from .models import Department, ProblemType, Status, Ticket
+from .models import OFFICE_ROLES, Department, ProblemType, Status, Ticket
 from .clock import iso
 from .presenters import list_items, public_offices, public_view, staff_view
 from .validation import Collector, integer
@@ -71,14 +71,23 @@ def problem_types():
 @public_limit(filing_limit, "filing")
 def file_ticket():
     """File a new grievance; answers the tracking number and the query code (shown only this once). JSON, or
-    multipart/form-data with the same fields and up to five `attachments` files."""
+    multipart/form-data with the same fields and up to five `files[]` parts. With a staff token (office staff),
+    a filing on behalf of a walk-in or a caller (帮办代办): `channel` (window, phone, hotline, web) is then required and
+    the window must be the staff member's own or one below it (`intake.file_for_caller`); without one the case's
+    channel is `api`, whatever the body says."""
     data, files = body_and_files()
-    values, checked = intake.validate_filing(db.session, data, files)
-    filed = intake.file_ticket(db.session, values, channel="api", files=checked)
+    if request.headers.get("Authorization"):
+        actor = Actor.of(current_staff())
+        if actor.role not in OFFICE_ROLES:
+            raise Forbidden(_l("Only a window's office staff file cases on behalf of citizens."))
+        filed = intake.file_for_caller(db.session, data, actor, files)
+    else:
+        values, checked = intake.validate_filing(db.session, data, files)
+        filed = intake.file_ticket(db.session, values, channel="api", files=checked)
     db.session.commit()
     ticket = filed.ticket
     response = jsonify({"tracking_no": ticket.tracking_no, "query_code": filed.query_code,
-                        "status": ticket.status, "created_at": iso(ticket.created_at)})
+                        "status": ticket.status, "channel": ticket.channel, "created_at": iso(ticket.created_at)})
     response.status_code = 201
     response.headers["Location"] = url_for(".public_ticket", tracking_no=ticket.tracking_no)
     return response
@@ -126,7 +135,8 @@ def rate_ticket(tracking_no):
     return jsonify(public_view(db.session, ticket))
 
 
-@bp.post("/tickets/<tracking_no>/supplement")
+@bp.post("/tickets/<tracking_no>/supplements")
+@bp.post("/tickets/<tracking_no>/supplement")  # the first name it had, kept for clients written against it
 @public_limit(lookup_limit, "lookup")
 def supplement_ticket(tracking_no):
     """补充材料: the citizen adds information to an open case ({"content"}, or multipart/form-data with `content` and up

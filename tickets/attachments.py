@@ -35,7 +35,8 @@ from .models import Attachment, AttachmentSource, Event
 
 pillow_heif.register_heif_opener()
 
-FIELD = "attachments"             # the form field and the multipart part name
+FIELD = "files"                   # the field: of the payload, and of the error that refuses a file
+PART = "files[]"                  # the multipart parts that carry the files (forms and the API)
 MAX_FILES = 5                     # per filing, 补充材料, reply or answer
 MAX_BYTES = 10 * 1024 * 1024      # per file, as sent
 CITIZEN_FILES_PER_CASE = 20       # a citizen's files on one case, all submissions together
@@ -105,7 +106,7 @@ class Checked:
 
 
 def from_request(files) -> list[Incoming]:
-    """The files of a multipart request's `attachments` parts (werkzeug FileStorage objects); an empty part (a file
+    """The files of a multipart request's `files[]` parts (werkzeug FileStorage objects); an empty part (a file
     input left empty) is no file."""
     out = []
     for part in files:
@@ -185,7 +186,7 @@ def check(files, *, room: int = MAX_FILES) -> tuple[list[Checked], list[str]]:
     """Every file of a submission checked: the good ones, and a message for each refused one. More than `room` files
     (MAX_FILES, or what is left of a case's allowance) is one message and no file."""
     if not isinstance(files, (list, tuple)) or not all(isinstance(f, Incoming) for f in files):
-        return [], [str(_l("Send files as multipart/form-data parts named “attachments”."))]
+        return [], [str(_l("Send files as multipart/form-data parts named “files[]”."))]
     if len(files) > room:
         return [], [str(_l("At most %(count)d files can be added here.", count=max(room, 0)))]
     good, messages = [], []

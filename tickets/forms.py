@@ -24,7 +24,8 @@ class FilingForm(FieldErrorsForm):
     department_id = SelectField(_l("Department concerned (if you know it)"), choices=[], validate_choice=False)
     service_item = StringField(_l("Service or matter (e.g. business licence change)"))
     description = TextAreaField(_l("What happened"))
-    attachments = MultipleFileField(_l("Photos or documents (optional)"))
+    files = MultipleFileField(_l("Photos or documents (optional)"), name="files[]", id="files")
+    privacy = BooleanField(_l("I have read how my personal information is handled and agree to it"))
 
 
 class LookupForm(FlaskForm):
@@ -41,7 +42,7 @@ class RecoverForm(FieldErrorsForm):
 class SupplementForm(FieldErrorsForm):
     """补充材料: the rules are `workflow.supplement`'s."""
     content = TextAreaField(_l("What you want to add"))
-    attachments = MultipleFileField(_l("Photos or documents (optional)"))
+    files = MultipleFileField(_l("Photos or documents (optional)"), name="files[]", id="files")
 
 
 class WithdrawForm(FieldErrorsForm):

@@ -38,7 +38,7 @@ HTTP_ERRORS = {
 }
 
 
-# Views that take files (multipart/form-data with `attachments` parts): their requests may be as large as
+# Views that take files (multipart/form-data with `files[]` parts): their requests may be as large as
 # `attachments.REQUEST_MAX`; every other request stays within MAX_CONTENT_LENGTH (64 KB).
 UPLOAD_ENDPOINTS: AppSlot[set[str]] = AppSlot("banjie.upload_endpoints", "endpoints that take files",
                                               default=lambda app: set())
@@ -62,12 +62,12 @@ def _upload_limit() -> None:
 
 
 def body_and_files() -> tuple[dict, list]:
-    """A view that takes files: the fields and the `attachments` files of a multipart/form-data request, or the JSON
+    """A view that takes files: the fields and the `files[]` files of a multipart/form-data request, or the JSON
     body and no files (see `json_body`)."""
-    from .attachments import FIELD, from_request
+    from .attachments import PART, from_request
 
     if request.mimetype == "multipart/form-data":
-        return request.form.to_dict(), from_request(request.files.getlist(FIELD))
+        return request.form.to_dict(), from_request(request.files.getlist(PART))
     return json_body(), []
 
 

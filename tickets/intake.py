@@ -129,10 +129,12 @@ class Filed:
     query_code: str  # shown to the citizen once; only its hash is stored
 
 
-def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=(), held=()) -> Filed:
+def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=(), held=(),
+                privacy_notice: str | None = None) -> Filed:
     """Create a submitted ticket from validated intake data (see `validate_intake`); `actor` is the member of
     staff filing for a walk-in or a caller (None: the citizen). `files`: checked attachments
-    (`attachments.check`); `held`: attachments the public form kept for this filing (`attachments.hold`)."""
+    (`attachments.check`); `held`: attachments the public form kept for this filing (`attachments.hold`);
+    `privacy_notice`: the version of the 个人信息告知 the citizen agreed to on the form, kept in the filing event."""
     now = clock.now()
     code = secrets.new_query_code()
     tracking_no, ticket_id, event_id, root_id = take_number(session, now)
@@ -155,6 +157,8 @@ def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=
         filing = {"channel": channel}
         if files or held:
             filing["attachments"] = len(files) + len(held)
+        if privacy_notice:
+            filing["privacy_notice"] = privacy_notice
         record(session, ticket, actor or CITIZEN, "file", now, public=True, data=filing,
                event_id=event_id, query_code=code)
     insert_pending(session, keep=(ticket,))  # the caller may act on the ticket; queries find its other rows
@@ -249,7 +253,7 @@ def validate_staff_intake(session, data, actor) -> dict:
     channel = data.get("channel")
     if channel in (None, ""):
         fields["channel"] = _l("This field is required.")
-    elif channel not in {c.value for c in STAFF_CHANNELS}:
+    elif not isinstance(channel, str) or channel not in {c.value for c in STAFF_CHANNELS}:
         fields["channel"] = _l("Choose one of the listed channels.")
     if fields:
         raise ValidationFailed(fields=fields)

@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import url_for
 
-from . import attachments, offices, phones
+from . import attachments, deadlines, offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
 from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
@@ -68,7 +68,23 @@ def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
         "may_withdraw": may_withdraw(ticket),      # 撤回 (tickets.workflow.citizen)
         "may_supplement": may_supplement(ticket),  # 补充材料
         "attachments": attachment_list(session, ticket, citizen=True),
+        **what_next(session, ticket, survey_open),
     }
+
+
+def what_next(session, ticket: Ticket, survey_open: bool) -> dict:
+    """What the citizen is told happens next. While the survey is open, `rework_days`: the working days the department
+    gets to put things right if they rate 4 or 5 (不满意, 非常不满意: the deadline policy's 整改 for this case). While the
+    case is being put right, `rework`: by which department and by when (the running 整改 deadline)."""
+    rework_days = rework = None
+    if survey_open:
+        rework_days = deadlines.policy().working_days(
+            DeadlineKind.rectify.value, problem_type=ticket.problem_type, department_id=ticket.department_id,
+            office_id=ticket.office_id)
+    if ticket.status == Status.rectifying.value:
+        names = _department_names(session, [ticket.department_id])
+        rework = {"department_name": names.get(ticket.department_id), "due_at": iso(ticket.due_at)}
+    return {"rework_days": rework_days, "rework": rework}
 
 
 def attachment_list(session, ticket: Ticket, *, citizen: bool) -> list[dict]:

@@ -23,6 +23,9 @@ bp = Blueprint("public", __name__)
 
 TRACKED_KEY = "tracked"
 FILED_KEY = "filed"
+# The version of the form's 个人信息告知 (templates/tickets/_privacy.html) the citizen agreed to, kept with the filing:
+# change it when the notice's substance changes.
+PRIVACY_NOTICE_VERSION = "2026-12"
 UPLOADS_KEY = "uploads"  # the token under which the filing form holds this browser's files (attachments.hold)
 TRACKED_MAX = 20
 
@@ -76,7 +79,7 @@ def submit():
     removed = set(request.form.getlist("drop_held"))
     dropped = [row for row in held if str(row.id) in removed]
     held = [row for row in held if str(row.id) not in removed]
-    good, refused = attachments.check(attachments.from_request(request.files.getlist(attachments.FIELD)),
+    good, refused = attachments.check(attachments.from_request(request.files.getlist(attachments.PART)),
                                       room=attachments.MAX_FILES - len(held))
     raw = {name: request.form.get(name) for name in intake.INTAKE_FIELDS}
     fields: dict = {}
@@ -86,6 +89,8 @@ def submit():
         fields = dict(error.fields)
     if refused:
         fields[attachments.FIELD] = " ".join(refused)
+    if not form.privacy.data:
+        fields["privacy"] = _l("Please read how your personal information is handled and tick the box.")
     if fields:
         db.session.rollback()
         if good or dropped:
@@ -97,7 +102,8 @@ def submit():
         form.apply_errors(fields)
         return _filing_page(form, status=422, invalid=True, held=held)
     attachments.drop(db.session, dropped)
-    filed = intake.file_ticket(db.session, values, channel="web", files=good, held=held)
+    filed = intake.file_ticket(db.session, values, channel="web", files=good, held=held,
+                               privacy_notice=PRIVACY_NOTICE_VERSION)
     db.session.commit()
     session.pop(UPLOADS_KEY, None)
     # The cookie is readable by whoever holds it (signed, not encrypted): the code travels sealed.
@@ -255,7 +261,7 @@ def supplement(tracking_no):
     return _citizen_step(
         tracking_no, form, lambda ticket: workflow.supplement(
             db.session, ticket, form.content.data,
-            attachments.from_request(request.files.getlist(attachments.FIELD))),
+            attachments.from_request(request.files.getlist(attachments.PART))),
         _("Thank you: the information is added to your case and the handler is told."), "supplement_form")
 
 

@@ -44,9 +44,9 @@ class Input:
     def read(self, form, files=None):
         """This field's payload value from a posted form and its files (the workflow validates it)."""
         if self.kind == "files":
-            from ..attachments import from_request
+            from ..attachments import PART, from_request
 
-            return from_request(files.getlist(self.name)) if files is not None else []
+            return from_request(files.getlist(PART)) if files is not None else []
         if self.kind == "departments":
             return [int(v) if v.isascii() and v.isdigit() else v for v in form.getlist(self.name) if v]
         if self.kind == "yesno":
