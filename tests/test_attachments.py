@@ -114,7 +114,7 @@ def test_a_pdf_is_kept_as_sent_and_a_large_photo_is_made_smaller():
     ("broken.pdf", b"%PDF-1.7\n garbage", "application/pdf", "could not be opened"),
     ("locked.pdf", pdf(password="secret"), "application/pdf", "is protected by a password"),
     ("empty.jpg", b"", "image/jpeg", "is empty"),
-    ("huge.jpg", b"\xff\xd8\xff" + b"\0" * attachments.MAX_BYTES, "image/jpeg", "is larger than 10 MB"),
+    ("huge.jpg", b"\xff\xd8\xff" + b"\0" * (attachments.MAX_BYTES - 2), "image/jpeg", "is larger than 10 MB"),
 ])
 def test_a_file_that_is_not_what_it_claims_is_refused_by_name(app, name, data, declared, says):
     with app.test_request_context("/?lang=en"), pytest.raises(attachments.Refused) as refused:
@@ -129,6 +129,15 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(app):
     Image.new("1", (9000, 9000)).save(out, "PNG")  # 81 megapixels in a few kilobytes
     with app.test_request_context("/?lang=en"), pytest.raises(attachments.Refused, match="too many pixels"):
         one("bomb.png", out.getvalue())
+
+
+def test_a_polyglot_loses_what_rides_along_and_a_pdf_is_only_ever_a_download():
+    """A JPEG with a page, a script or an archive appended (a polyglot) is kept as the picture alone: re-encoding
+    writes the pixels, nothing else. A PDF cannot be cleaned that way: it is served only as a download (below)."""
+    payload = b"<html><script>alert(document.cookie)</script></html>PK\x03\x04evil.zip"
+    kept = one("photo.jpg", jpeg() + payload)
+    assert b"script" not in kept.data and b"PK\x03\x04" not in kept.data
+    assert one("exactly-10MB.jpg", jpeg() + b"\0" * (attachments.MAX_BYTES - len(jpeg()))).width == 40
 
 
 def test_no_name_is_judged_by_content_and_a_path_in_the_name_is_dropped():
@@ -207,6 +216,8 @@ def test_the_api_files_a_case_with_files_and_each_audience_downloads_what_it_may
     assert world.get("dept_a", staff[0]["url"]).status_code == 200
     assert world.get("dept_b", staff[0]["url"]).status_code == 404
     assert world.get(None, staff[0]["url"]).status_code == 401
+    for who in ("supervisor", "leader", "admin"):  # the office's other roles see its cases, and so their files
+        assert world.get(who, staff[0]["url"]).status_code == 200, who
 
 
 def test_a_bad_file_is_a_field_error_beside_the_other_fields_and_files_nothing(world):

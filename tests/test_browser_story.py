@@ -16,7 +16,8 @@ from tests.test_browser_accessibility import axe_violations
 
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_an_elderly_citizen_and_a_landline_caller_are_served_to_the_end(world, browser_page, tmp_path):
+@pytest.mark.parametrize("elder", [True, False], ids=["elder", "normal"])
+def test_an_elderly_citizen_and_a_landline_caller_are_served_to_the_end(world, browser_page, tmp_path, elder):
     page = browser_page
     world.console("office")  # sets the console password
     photo, document = tmp_path / "窗口退回的表格.jpg", tmp_path / "医院证明.pdf"
@@ -27,8 +28,9 @@ def test_an_elderly_citizen_and_a_landline_caller_are_served_to_the_end(world, b
         url = server.url
         # 长辈模式, switched on the page itself, then the filing with a photo
         page.goto(url + "/")
-        page.click(".elder-switch button")
-        page.wait_for_selector("html.elder")
+        if elder:
+            page.click(".elder-switch button")
+            page.wait_for_selector("html.elder")
         page.fill("#name", "周大爷")
         page.fill("#phone", "138 0013 8000")
         page.check("input[name=problem_type][value=cannot_handle]")
@@ -36,12 +38,15 @@ def test_an_elderly_citizen_and_a_landline_caller_are_served_to_the_end(world, b
         page.set_input_files("#files", [str(photo)])
         page.check("input[name=privacy]")
         violations += axe_violations(page)
-        shot(page, "story-01-elder-form")
+        shot(page, f"story-01-form-{'elder' if elder else 'normal'}")
         page.click("#main button[type=submit]")
         page.wait_for_url("**/filed")
         no = page.locator("#tracking-no").inner_text()
-        # the tab is closed: a new browser session knows nothing of the case
+        # the tab is closed: the browser's session ends (the 长辈模式 choice stays on the device)
         page.context.clear_cookies()
+        if elder:
+            page.goto(url + "/track")
+            page.wait_for_selector("html.elder")  # put back from the device's storage
         page.goto(f"{url}/track/{no}")
         page.wait_for_url("**/track?no=*")
         # 忘记查询码: a new code by SMS to the filing number
