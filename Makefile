@@ -15,13 +15,14 @@ FAST_MARKERS := not postgres and not redis and not browser and not slow
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test test-fast bench bench-sms bench-escalation bench-reports bench-offices bench-attachments messages translations clean help
+.PHONY: run test test-fast bench bench-photo bench-sms bench-escalation bench-reports bench-offices bench-attachments messages translations clean help
 
 help:
 	@echo "make run    - serve Banjie on http://$${HOST:-127.0.0.1}:$${PORT:-5000} (SQLite, in-process worker, SMS outbox, demo data)"
 	@echo "make test   - run the test suite in parallel (PostgreSQL, Redis and Chromium tests run when those are reachable)"
 	@echo "make test-fast - the SQLite-only lane: no PostgreSQL, Redis, browser or slow tests, fewer hypothesis examples"
 	@echo "make bench  - filing benchmark with the bare Flask + psycopg ceiling beside it (needs PostgreSQL, Redis)"
+	@echo "make bench-photo - filing with one 3 MB 12-megapixel photo: tickets/s, p99 and each worker's peak memory (needs PostgreSQL, Redis)"
 	@echo "make bench-sms - send 10,000 SMS through the Twilio test server with dramatiq workers (needs PostgreSQL, Redis)"
 	@echo "make bench-escalation - time escalation sweeps over 1,000,000 open cases (needs PostgreSQL)"
 	@echo "make bench-reports - time the city's and a county's monthly report (100,000 cases of 2,000,000, 48 offices; needs PostgreSQL)"
@@ -58,6 +59,10 @@ test-fast: $(TEST_STAMP) translations
 
 bench: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/run.py
+
+# Filing with one photo (issue 15): 16 clients, gunicorn -w 4 -k sync; BENCH_ARGS e.g. "--requests 2000 --duration 15".
+bench-photo: $(TEST_STAMP) translations
+	$(BIN)/python tests/bench/run.py --photo-only --configs sync:4 $(BENCH_ARGS)
 
 bench-sms: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/sms.py $(BENCH_SMS_ARGS)

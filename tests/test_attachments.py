@@ -504,3 +504,11 @@ def test_files_move_to_a_volume_and_back_and_downloads_work_throughout(make_app,
     app.config["ATTACHMENT_DIR"] = str(tmp_path / "gone")
     refused = runner.invoke(args=["attachments", "move", "--to", "directory"])
     assert refused.exit_code != 0 and "ATTACHMENT_DIR" in refused.output
+
+
+def test_a_file_sent_under_another_part_name_is_refused_not_dropped(world):
+    response = world.client.post("/api/v1/tickets", content_type="multipart/form-data", data={
+        **FILING, "attachments": [(io.BytesIO(jpeg()), "通知.jpg", "image/jpeg")]})
+    assert response.status_code == 422 and "files[]" in response.get_json()["error"]["fields"]["files"]
+    with world.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0

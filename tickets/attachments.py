@@ -240,7 +240,7 @@ def _reencode(incoming: Incoming, kind: str, shown: str) -> Checked:
                 least = MAX_SIDE * 9 // 10
                 image.draft("RGB", (least * width // max(width, height), least * height // max(width, height)))
             image.load()
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)  # upright; no copy when there is nothing to turn
     except Refused:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -259,8 +259,11 @@ def _reencode(incoming: Incoming, kind: str, shown: str) -> Checked:
         image.save(out, "PNG", compress_level=3, **extra)  # twice as fast as the default 6, a little larger
     else:
         _flat(image).save(out, "JPEG", quality=JPEG_QUALITY, **extra)
-    thumb = image.copy()
-    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+    # made straight from the kept image (no full-size copy): its long side THUMB_SIDE
+    scale = THUMB_SIDE / max(image.size)
+    thumb = image if scale >= 1 else image.resize(
+        (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale))), Image.Resampling.LANCZOS,
+        reducing_gap=2.0)
     thumb_out = io.BytesIO()
     _flat(thumb).save(thumb_out, "JPEG", quality=75, **extra)
     return Checked(clean_name(incoming.name, kind), TYPES[kind].content_type, out.getvalue(), thumb_out.getvalue(),

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from .db import db
-from .errors import BadRequest, BanjieError
+from .errors import BadRequest, BanjieError, ValidationFailed
 from .extensions import limiter
 from .slots import AppSlot
 from .validation import ID_MAX
@@ -64,9 +64,11 @@ def _upload_limit() -> None:
 def body_and_files() -> tuple[dict, list]:
     """A view that takes files: the fields and the `files[]` files of a multipart/form-data request, or the JSON
     body and no files (see `json_body`)."""
-    from .attachments import PART, from_request
+    from .attachments import FIELD, PART, from_request
 
     if request.mimetype == "multipart/form-data":
+        if any(name != PART for name in request.files):  # a file under another name would be lost without a word
+            raise ValidationFailed(fields={FIELD: _l("Send files as multipart/form-data parts named “files[]”.")})
         return request.form.to_dict(), from_request(request.files.getlist(PART))
     return json_body(), []
 

@@ -300,7 +300,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rebuild", action="store_true", help="drop and rebuild even when the shape matches")
     parser.add_argument("--per-month", type=int, default=100_000, help="cases a month (20 months)")
     parser.add_argument("--build-only", action="store_true")
-    parser.add_argument("--redis-url", default=os.environ.get("BANJIE_BENCH_REDIS", "redis://127.0.0.1:6379/13"))
+    parser.add_argument("--redis-url", default=os.environ.get("BANJIE_BENCH_REDIS", "redis://127.0.0.1:6379/5"))
     parser.add_argument("--config", default=filing.RECOMMENDED, help="gunicorn workers, as in run.py (sync:4)")
     parser.add_argument("--clients", type=int, default=1, help="concurrent clients per list")
     parser.add_argument("--requests", type=int, default=300, help="timed requests per list")

@@ -21,11 +21,19 @@ tracking number received must be in the database, and no tracking number may rep
 also that every filing wrote its acceptance deadline, its filing event, its receipt SMS row and its
 escalation step, and enqueued the receipt on the Redis broker.
 
+With `--photo` (or `--photo-only`, which `make bench-photo` runs) the product's server also measures
+
+  * photo:   POST /api/v1/tickets as multipart/form-data, the same fields plus one 12-megapixel phone photo
+             (a JPEG of about 3.0 MB with EXIF and GPS, made once at the start), every answer must be 201;
+
+and reads each gunicorn worker's peak resident memory (VmHWM) before its first photo and after the phase. The
+database must then hold, for every 201, exactly one attachment with its re-encoded file and its thumbnail.
+
 The goal (issue 11, item 20): the product files at least a quarter of what the bare app files, with
 p99 < 60 ms, at 16 concurrent clients, in the production configuration (`--setup production`).
-Results also go to bench-results/filing.json. Exit status 1 on any non-201/200 answer or failed check,
-2 when the stack cannot be set up; with --check-goal also 1 when the recommended configuration misses
-the goal.
+Results also go to bench-results/filing.json (bench-results/filing-photo.json with --photo-only). Exit status 1
+on any non-201/200 answer or failed check, 2 when the stack cannot be set up; with --check-goal also 1 when the
+recommended configuration misses the goal.
 """
 from __future__ import annotations
 
@@ -54,12 +62,14 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 BIN = ROOT / ".venv" / "bin"
 WRK_SCRIPT = HERE / "wrk_filing.lua"
+WRK_PHOTO_SCRIPT = HERE / "wrk_photo.lua"  # the photo phase's multipart filings; builds on wrk_filing.lua
 RESULTS = ROOT / "bench-results" / "filing.json"
+PHOTO_RESULTS = ROOT / "bench-results" / "filing-photo.json"
 BARE_APP = "bare_app:create_app()"  # tests/bench/bare_app.py, imported with --pythonpath tests/bench
 DEFAULT_DB = os.environ.get("BANJIE_BENCH_DB", "banjie_bench")
 DEFAULT_ADMIN_URL = os.environ.get("BANJIE_BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # The benchmark's own Redis database (flushed before each configuration): broker and rate-limit counts.
-DEFAULT_REDIS_URL = os.environ.get("BANJIE_BENCH_REDIS", "redis://127.0.0.1:6379/13")
+DEFAULT_REDIS_URL = os.environ.get("BANJIE_BENCH_REDIS", "redis://127.0.0.1:6379/5")
 # Production limits, high enough that 16 clients from one address never reach them: each request still
 # makes its round trip to the limiter's Redis, as in production.
 BENCH_LIMIT = "1000000/minute"
@@ -148,7 +158,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "one keep-alive connection per client")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the GET /api/v1/problem-types phase")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare Flask + psycopg phase (and the ratio)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})")
+    parser.add_argument("--photo", action="store_true",
+                        help="also measure filing with one 12-megapixel photo (multipart/form-data, about 3.0 MB) on "
+                             "the product's server, after its other phases, with each worker's peak memory")
+    parser.add_argument("--photo-only", action="store_true",
+                        help="only the photo phase (no JSON filing phase, ceiling or bare app); `make bench-photo`")
+    parser.add_argument("--photo-warmup", type=int, default=16,
+                        help="photo filings before the photo phase is measured (after the worker memory is read); "
+                             "default 16")
+    parser.add_argument("--photo-client", choices=("python", "wrk", "same"), default="python",
+                        help="load generator of the photo phase: Python threads (default: plain closed-loop "
+                             "latencies), wrk with tests/bench/wrk_photo.lua, or the same as --client")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"JSON results (default {RESULTS.relative_to(ROOT)}, with --photo-only "
+                             f"{PHOTO_RESULTS.relative_to(ROOT)})")
     parser.add_argument("--check-goal", action="store_true",
                         help=f"exit 1 when {RECOMMENDED} files less than {GOAL_RATIO:g} x the bare app or p99 >= "
                              f"{GOAL_P99_MS:g} ms")
@@ -158,8 +181,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.configs = [Config.parse(s) for s in specs]
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
-    if args.clients < 1 or args.requests < 1 or args.duration <= 0 or args.warmup < 0:
-        parser.error("--clients, --requests and --duration must be positive, --warmup not negative")
+    if args.clients < 1 or args.requests < 1 or args.duration <= 0 or args.warmup < 0 or args.photo_warmup < 0:
+        parser.error("--clients, --requests and --duration must be positive, --warmup and --photo-warmup not negative")
+    args.photo = args.photo or args.photo_only
+    if args.output is None:
+        args.output = PHOTO_RESULTS if args.photo_only else RESULTS
     return args
 
 
@@ -446,6 +472,23 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def memory_mib(pid: int) -> dict:
+    """A process's resident memory now (VmRSS) and at its peak (VmHWM), MiB; {} when it is gone."""
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line[2:5].lower()] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return out
+
+
+def workers_memory(server: "Gunicorn") -> dict:
+    """Each gunicorn worker's {"rss", "hwm"} (MiB), by pid."""
+    return {pid: memory_mib(pid) for pid in server.worker_pids()}
+
+
 def _postgres_pids() -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -464,11 +507,22 @@ def _machine_cpu() -> tuple[float, float, float]:
     return sum(fields[:8]) / CLK_TCK, idle / CLK_TCK, fields[7] / CLK_TCK  # total, idle, steal
 
 
-def cpu_snapshot(server: Gunicorn) -> dict:
+def _backend_of(pid: int, database: str) -> bool:
+    """Whether a postgres process is a backend connected to `database` (its title names the database)."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return f" {database} " in title
+
+
+def cpu_snapshot(server: Gunicorn, database: str | None = None) -> dict:
     total, idle, steal = _machine_cpu()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once reaped
     pg = {pid: _proc_cpu(pid) for pid in _postgres_pids()}
     return {
+        # Other tenants' databases on the same server count under "postgres"; this database's own backends here.
+        "postgres_db": {pid: cpu for pid, cpu in pg.items() if database and _backend_of(pid, database)},
         "time": time.monotonic(), "machine_total": total, "machine_idle": idle, "machine_steal": steal,
         "gunicorn": sum(_proc_cpu(pid) for pid in [server.proc.pid, *server.worker_pids()]),
         "workers": {pid: _proc_cpu(pid) for pid in server.worker_pids()},
@@ -481,6 +535,7 @@ def cpu_split(before: dict, after: dict) -> dict:
     """Cores used by each party during the phase (2.0 = both cores of a 2-core machine busy)."""
     wall = after["time"] - before["time"]
     pg = sum(v - before["postgres"].get(pid, 0.0) for pid, v in after["postgres"].items())
+    pg_db = sum(v - before["postgres_db"].get(pid, 0.0) for pid, v in after["postgres_db"].items())
     busy = (after["machine_total"] - before["machine_total"]) - (after["machine_idle"] - before["machine_idle"])
     per = lambda seconds: round(seconds / wall, 2) if wall > 0 else 0.0  # noqa: E731
     return {"gunicorn": per(after["gunicorn"] - before["gunicorn"]), "postgres": per(pg),
@@ -490,6 +545,7 @@ def cpu_split(before: dict, after: dict) -> dict:
             "per_worker": sorted((per(v - before["workers"].get(pid, 0.0)) for pid, v in after["workers"].items()),
                                  reverse=True),
             "cpu_seconds": {"gunicorn": round(after["gunicorn"] - before["gunicorn"], 3), "postgres": round(pg, 3),
+                            "postgres_this_database": round(pg_db, 3),
                             "client": round(after["client"] - before["client"], 3)}}
 
 
@@ -538,6 +594,137 @@ def check_prefixes() -> None:
                 raise SetupError(f"the app refuses generated mobile number {number}")
 
 
+# --- filing with a photo -------------------------------------------------------------------------------
+
+PHONE_PLACEHOLDER = b"138 0000 0000"  # the length of random_phone()'s numbers; replaced in every request
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The photo phase's multipart/form-data body, built once: `head` + a phone number + `tail`."""
+    head: bytes
+    tail: bytes
+    content_type: str
+    part: str            # the file's part name, as tickets/attachments.py names it
+    photo_bytes: int
+    photo_pixels: tuple
+    path: Path           # the whole body with PHONE_PLACEHOLDER, for wrk
+    phone_at: int        # 1-based offset of the placeholder in `path` (Lua's string.sub)
+
+
+def upload_part_name() -> str:
+    """The multipart part name the app reads files from: `PART` of tickets/attachments.py (`files[]`), or the older
+    `FIELD` (`attachments`) when the code has no PART."""
+    sys.path.insert(0, str(ROOT))
+    from tickets import attachments
+    return getattr(attachments, "PART", None) or attachments.FIELD
+
+
+PHOTO_QUALITY = 88  # about 3.0 MB for the 12-megapixel photo below (tests/bench/attachments.py's 92: about 3.5 MB)
+
+
+def make_photo() -> tuple[str, bytes]:
+    """A 12-megapixel phone photo as tests/bench/attachments.py makes it (`make("jpeg12")`): 4032x3024 noise over a
+    gradient, EXIF with a GPS position and orientation 6 (a portrait shot, turned upright by the app), saved at JPEG
+    quality PHOTO_QUALITY: about 3.0 MB, a phone's usual size for 12 megapixels."""
+    from PIL import Image
+    import io
+    width, height = 4032, 3024
+    noise = Image.effect_noise((width // 4, height // 4), 64).convert("RGB").resize((width, height))
+    gradient = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (39.0, 54.0, 27.0), 3: "E", 4: (116.0, 23.0, 17.0)}
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    Image.blend(noise, gradient, 0.5).save(out, "JPEG", quality=PHOTO_QUALITY, exif=exif)
+    return "IMG_0001.jpg", out.getvalue()
+
+
+def build_upload(folder: Path) -> Upload:
+    from PIL import Image
+    import io
+    name, photo = make_photo()
+    with Image.open(io.BytesIO(photo)) as image:
+        pixels = image.size
+    part = upload_part_name()
+    boundary = "----BanjieBench" + "".join(random.Random(7).choice("0123456789abcdef") for _ in range(24))
+
+    def field(key: str, value: str) -> bytes:
+        return (f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n').encode()
+
+    head = field("name", NAMES[0]) + field("problem_type", PROBLEM_TYPES[0]) + field("description", DESCRIPTIONS[0]) \
+        + f'--{boundary}\r\nContent-Disposition: form-data; name="phone"\r\n\r\n'.encode()
+    tail = (f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="{part}"; filename="{name}"\r\n'
+            f'Content-Type: image/jpeg\r\n\r\n').encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+    path = folder / "photo-body.bin"
+    path.write_bytes(head + PHONE_PLACEHOLDER + tail)
+    return Upload(head, tail, f"multipart/form-data; boundary={boundary}", part, len(photo), pixels, path,
+                  len(head) + 1)
+
+
+# Per ticket filed in the photo phase: its attachments, and whether each one's bytes and thumbnail are in the
+# store (attachment_blob, the default ATTACHMENT_STORAGE=database) as the row describes them.
+PHOTO_CHECK_SQL = """
+SELECT t.tracking_no, count(a.id),
+       count(*) FILTER (WHERE b.key IS NOT NULL AND length(b.data) = a.size
+                        AND encode(sha256(b.data), 'hex') = a.sha256),
+       count(*) FILTER (WHERE th.key IS NOT NULL AND substring(th.data FROM 1 FOR 3) = '\\xffd8ff'::bytea
+                        AND length(th.data) < length(b.data)),
+       count(*) FILTER (WHERE a.content_type = 'image/jpeg' AND a.source = 'citizen' AND a.visible_to_citizen
+                        AND a.event_id IS NOT NULL),
+       min(a.width), min(a.height), min(a.size), max(a.size), min(length(th.data)), max(length(th.data))
+  FROM ticket t
+  LEFT JOIN attachment a ON a.ticket_id = t.id
+  LEFT JOIN attachment_blob b ON b.key = a.blob_key
+  LEFT JOIN attachment_blob th ON th.key = a.thumb_key
+ WHERE t.tracking_no = ANY(%s)
+ GROUP BY t.tracking_no
+"""
+
+
+def attachment_counts(db_url: str) -> dict:
+    with pg_connect(db_url) as connection:
+        return {"attachments": connection.execute("SELECT count(*) FROM attachment").fetchone()[0],
+                "blobs": connection.execute("SELECT count(*) FROM attachment_blob").fetchone()[0]}
+
+
+def check_photos(db_url: str, before: dict, result: "PhaseResult", checks: dict, upload: Upload) -> dict:
+    """Every 201 of the photo phase: exactly one attachment, its file and thumbnail in the store, the file's length
+    and SHA-256 as recorded, the photo upright (EXIF orientation 6 applied); no attachment or blob besides."""
+    received = result.tracking_nos
+    with pg_connect(db_url) as connection:
+        rows = connection.execute(PHOTO_CHECK_SQL, (received,)).fetchall()
+    after = attachment_counts(db_url)
+    created = {k: after[k] - before[k] for k in after}
+    one = sum(1 for r in rows if r[1] == 1)
+    stored = sum(1 for r in rows if r[1] == 1 and r[2] == 1)
+    thumbs = sum(1 for r in rows if r[1] == 1 and r[3] == 1)
+    described = sum(1 for r in rows if r[1] == 1 and r[4] == 1)
+    # orientation 6: the stored photo is the sent one turned upright
+    upright = sum(1 for r in rows if r[1] == 1 and (r[5], r[6]) == (upload.photo_pixels[1], upload.photo_pixels[0]))
+    kept = [r for r in rows if r[1] == 1]
+    photo = {"tickets_checked": len(rows), "with_exactly_one_attachment": one, "file_stored_as_recorded": stored,
+             "thumbnail_stored": thumbs, "row_as_expected": described, "upright": upright,
+             "attachments_created": created["attachments"], "blobs_created": created["blobs"],
+             "kept_bytes": [min((r[7] for r in kept), default=0), max((r[8] for r in kept), default=0)],
+             "thumbnail_bytes": [min((r[9] or 0 for r in kept), default=0), max((r[10] or 0 for r in kept), default=0)]}
+    checks["photos"] = photo
+    n = len(received)
+    for what in ("with_exactly_one_attachment", "file_stored_as_recorded", "thumbnail_stored", "row_as_expected",
+                 "upright"):
+        if photo[what] != n:
+            checks["problems"].append(f"{n} photo filings answered 201 but {photo[what]} {what.replace('_', ' ')}")
+    if len(rows) != n:
+        checks["problems"].append(f"{n} tracking numbers received but {len(rows)} tickets found")
+    # Filed but unanswered (wrk cut off by its -d) would add attachments without a 201: allowed like the tickets.
+    extra = checks["tickets_created"] - checks["responses_201"]
+    if created["attachments"] != n + extra or created["blobs"] != 2 * (n + extra):
+        checks["problems"].append(f"{n + extra} photo filings but {created['attachments']} attachment rows and "
+                                  f"{created['blobs']} blobs created (expected one and two each)")
+    checks["ok"] = not checks["problems"]
+    return checks
+
+
 def percentile(sorted_values: list[float], pct: float) -> float:
     if not sorted_values:
         return 0.0
@@ -546,10 +733,12 @@ def percentile(sorted_values: list[float], pct: float) -> float:
 
 
 def python_load(port: int, mode: str, clients: int, max_requests: int, duration: float,
-                close: bool = False) -> PhaseResult:
+                close: bool = False, upload: Upload | None = None) -> PhaseResult:
     """`clients` threads, each with one keep-alive HTTP/1.1 connection (reopened if the server closes it).
 
-    A request is only started while the count and the time allow, so none is left in flight.
+    A request is only started while the count and the time allow, so none is left in flight. Mode `photo` sends
+    `upload`'s multipart body with a different phone number each time (its parts written one after the other, not
+    joined into a new 3 MB string per request).
     """
     tickets = itertools.count()
     start_gate = threading.Barrier(clients + 1)
@@ -563,6 +752,17 @@ def python_load(port: int, mode: str, clients: int, max_requests: int, duration:
     get_headers = {}
     if close:  # http.client reopens the connection by itself on the next request
         headers["Connection"] = get_headers["Connection"] = "close"
+    if mode == "photo":
+        photo_length = str(len(upload.head) + len(PHONE_PLACEHOLDER) + len(upload.tail))
+        photo_headers = {"Content-Type": upload.content_type, "Content-Length": photo_length,
+                         **({"Connection": "close"} if close else {})}
+
+    def send_photo(connection, rng) -> None:
+        connection.putrequest("POST", FILING_PATH, skip_accept_encoding=True)
+        for key, value in photo_headers.items():
+            connection.putheader(key, value)
+        connection.endheaders(upload.head + random_phone(rng).encode())
+        connection.send(upload.tail)
 
     def client(seed: int) -> None:
         rng = random.Random(seed)
@@ -576,6 +776,8 @@ def python_load(port: int, mode: str, clients: int, max_requests: int, duration:
                 try:
                     if mode == "post":
                         connection.request("POST", FILING_PATH, body, headers)
+                    elif mode == "photo":
+                        send_photo(connection, rng)
                     else:
                         connection.request("GET", CEILING_PATH, headers=get_headers)
                     response = connection.getresponse()
@@ -586,7 +788,7 @@ def python_load(port: int, mode: str, clients: int, max_requests: int, duration:
                     continue
                 mine.append(time.perf_counter() - t0)
                 my_statuses[response.status] = my_statuses.get(response.status, 0) + 1
-                if mode == "post" and response.status == 201:
+                if mode in ("post", "photo") and response.status == 201:
                     my_tracking.append(json.loads(data)["tracking_no"])
         finally:
             connection.close()
@@ -614,13 +816,18 @@ def python_load(port: int, mode: str, clients: int, max_requests: int, duration:
 
 
 def wrk_load(port: int, mode: str, clients: int, max_requests: int, duration: float,
-             close: bool = False) -> PhaseResult:
+             close: bool = False, upload: Upload | None = None) -> PhaseResult:
     """wrk with tests/bench/wrk_filing.lua: one wrk thread (plenty for a few thousand requests/s) driving
-    `clients` connections; the script ends the run once `max_requests` responses are in."""
+    `clients` connections; the script ends the run once `max_requests` responses are in. Mode `photo`: the
+    same with tests/bench/wrk_photo.lua, which sends `upload`'s body (read from its file) with varied phones."""
     # -d is only a safety net: the script stops sending at `duration`, waits for the answers, then ends wrk.
+    script, script_mode, extra = WRK_SCRIPT, mode, []
+    if mode == "photo":
+        script, script_mode = WRK_PHOTO_SCRIPT, "post"
+        extra = [str(upload.path), str(upload.phone_at), str(len(PHONE_PLACEHOLDER)), upload.content_type]
     command = ["wrk", "-t", "1", "-c", str(clients), "-d", f"{int(duration) + 40}s", "--timeout", "30s",
-               "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}", "--", mode, str(max_requests), ",".join(MOBILE_PREFIXES),
-               "close" if close else "keep-alive", str(duration)]
+               "-s", str(script), f"http://127.0.0.1:{port}", "--", script_mode, str(max_requests),
+               ",".join(MOBILE_PREFIXES), "close" if close else "keep-alive", str(duration), *extra]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 90)
     line = next((l for l in done.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:
@@ -672,31 +879,62 @@ def machine_info(pg_version: str, client: str) -> dict:
 # --- the run ------------------------------------------------------------------------------------------
 
 def measure(server: Gunicorn, name: str, mode: str, expected: int, args, load, db_url: str) -> dict:
-    """One measured phase against a running server, with its CPU split and, for filings, the database checks."""
+    """One measured phase against a running server, with its CPU split and, for filings, the database checks.
+    The photo phase first reads each worker's memory, then files `--photo-warmup` photos (not measured)."""
     table = "bench_bare_ticket" if server.bare else "ticket"
-    product_filing = mode == "post" and not server.bare
+    filing = mode in ("post", "photo")
+    product_filing = filing and not server.bare
+    upload = args.upload if mode == "photo" else None
+    extra: dict = {}
+    if mode == "photo":
+        load = photo_load(args, load)
+        extra["client"] = "wrk (tests/bench/wrk_photo.lua)" if load is wrk_load else "Python threads (http.client)"
+        extra["memory_before_photos"] = workers_memory(server)
+        if args.photo_warmup:
+            warm = python_load(server.port, "photo", args.clients, args.photo_warmup, 120, args.connection_close,
+                               upload=upload)
+            extra["photo_warmup"] = {"requests": warm.requests, "errors": warm.errors(201),
+                                     "statuses": {str(k): v for k, v in sorted(warm.statuses.items())}}
+        attachments_before = attachment_counts(db_url)
     before_count = ticket_count(db_url, table)
     if product_filing:
         rows_before = filing_rows(db_url)
         queued_before = queued_receipts(args.redis_url) if args.broker else 0
-    cpu_before = cpu_snapshot(server)
-    phase = load(server.port, mode, args.clients, args.requests, args.duration, args.connection_close)
-    cpu_after = cpu_snapshot(server)
-    endpoint = f"POST {FILING_PATH}" if mode == "post" else f"GET {CEILING_PATH}"
+    cpu_before = cpu_snapshot(server, args.database)
+    phase = load(server.port, mode, args.clients, args.requests, args.duration, args.connection_close, upload=upload)
+    cpu_after = cpu_snapshot(server, args.database)
+    if mode == "photo":
+        extra["memory_after"] = workers_memory(server)
+    endpoint = {"post": f"POST {FILING_PATH}", "get": f"GET {CEILING_PATH}",
+                "photo": f"POST {FILING_PATH} + {upload.photo_bytes / 1e6:.1f} MB photo" if upload else ""}[mode]
     entry = {"endpoint": endpoint + (" (bare Flask + psycopg)" if server.bare else ""), "clients": args.clients,
              "requests": phase.requests, "seconds": round(phase.seconds, 2), "rps": round(phase.rps, 1),
              "p50_ms": phase.p50_ms, "p90_ms": phase.p90_ms, "p99_ms": phase.p99_ms, "max_ms": phase.max_ms,
              "errors": phase.errors(expected), "statuses": {str(k): v for k, v in sorted(phase.statuses.items())},
              "transport_errors": phase.transport_errors, "cpu_cores": cpu_split(cpu_before, cpu_after),
              "worker_rss_mib": [rss_mib(pid) for pid in server.worker_pids()],
-             "loadavg_after": Path("/proc/loadavg").read_text().split()[:3]}
-    if mode == "post":
+             "loadavg_after": Path("/proc/loadavg").read_text().split()[:3]} | extra
+    if filing:
         allowance = 0 if phase.drained else args.clients
         entry["db_check"] = check_filings(db_url, before_count, phase, allowance, table)
         if product_filing:
             check_filing_rows(db_url, rows_before, entry["db_check"]["tickets_created"],
                               args.redis_url if args.broker else None, queued_before, entry["db_check"])
+        if mode == "photo":
+            check_photos(db_url, attachments_before, phase, entry["db_check"], upload)
     return entry
+
+
+def photo_load(args, load):
+    """The photo phase's load generator (--photo-client): Python threads by default. At 5-20 filings/s either
+    client costs little, and Python's latencies are the closed loop's own, without wrk's correction for
+    coordinated omission, which adds samples whenever an answer takes twice the mean (answers queued behind
+    four busy workers often do)."""
+    if args.photo_client == "python":
+        return python_load
+    if args.photo_client == "wrk" and shutil.which("wrk"):
+        return wrk_load
+    return load
 
 
 def serve_phases(server: Gunicorn, phases, args, load, db_url: str, result: dict) -> None:
@@ -722,6 +960,10 @@ def serve_phases(server: Gunicorn, phases, args, load, db_url: str, result: dict
             result["phases"][filing]["postgres_per_filing"] = {
                 key: round((pg_end[key] - pg_start[key]) / filed, 3) for key in pg_end
             } | {"filings": filed}
+            photo = result["phases"].get("photo")
+            if filing == "filing" and photo:  # the server's whole life: its photo filings are in these figures too
+                result["phases"][filing]["postgres_per_filing"]["photo_filings_included"] = \
+                    photo["db_check"]["tickets_created"] + photo.get("photo_warmup", {}).get("requests", 0)
         if "Traceback" in server.log_tail(200):
             result.setdefault("gunicorn_log_tail", {})["bare" if server.bare else "product"] = server.log_tail(40)
     finally:
@@ -732,9 +974,13 @@ def run_config(config: Config, args, env: dict, bare_env: dict, db_url: str, loa
     result: dict = {"config": config.label, "description": config.description, "phases": {}}
     if args.broker:
         flush_redis(args.redis_url)  # the limiter's counts and the queued receipts of the previous configuration
-    product = [("filing", "post", 201)] + ([] if args.no_ceiling else [("ceiling", "get", 200)])
+    product = [] if args.photo_only else [("filing", "post", 201)]
+    if not args.no_ceiling and not args.photo_only:
+        product.append(("ceiling", "get", 200))
+    if args.photo:  # last: the JSON phases' figures stay those of a server that has not handled a photo yet
+        product.append(("photo", "photo", 201))
     serve_phases(Gunicorn(config, env), product, args, load, db_url, result)
-    if not args.no_bare:
+    if not args.no_bare and not args.photo_only:
         serve_phases(Gunicorn(config, bare_env, bare=True), [("bare", "post", 201)], args, load, db_url, result)
         filing, bare = result["phases"].get("filing"), result["phases"].get("bare")
         if filing and bare and bare["rps"] > 0:
@@ -760,10 +1006,20 @@ def print_db_check(name: str, check: dict) -> None:
         rows = "; per ticket also " + ", ".join(f"{n} {what}" for what, n in check["rows_written"].items())
         if "receipts_enqueued" in check:
             rows += f", {check['receipts_enqueued']} receipts enqueued on the broker"
+    photos = ""
+    if "photos" in check:
+        p = check["photos"]
+        photos = (f"; photos: {p['with_exactly_one_attachment']}/{p['tickets_checked']} tickets with exactly one "
+                  f"attachment, {p['file_stored_as_recorded']} with its file stored (length and SHA-256 as recorded), "
+                  f"{p['thumbnail_stored']} with its thumbnail, {p['upright']} upright; {p['attachments_created']} "
+                  f"attachment rows and {p['blobs_created']} blobs created; kept "
+                  f"{p['kept_bytes'][0] / 1e6:.2f}-{p['kept_bytes'][1] / 1e6:.2f} MB, thumbnails "
+                  f"{p['thumbnail_bytes'][0] / 1e3:.0f}-{p['thumbnail_bytes'][1] / 1e3:.0f} KB")
     print(f"  {name} db check: {check['tickets_created']} rows created for {check['responses_201']} answers 201{extra}; "
           f"{check['tracking_nos_received_distinct']}/{check['tracking_nos_received']} tracking numbers distinct, "
           f"all in the db: {check['tracking_nos_received_in_db'] == check['tracking_nos_received_distinct']}; "
-          f"{check['tracking_nos_in_db_distinct']}/{check['tickets_in_db']} distinct in the table{rows} -> {verdict}")
+          f"{check['tracking_nos_in_db_distinct']}/{check['tickets_in_db']} distinct in the table{rows}{photos} "
+          f"-> {verdict}")
 
 
 def print_config(result: dict, best: bool) -> None:
@@ -793,16 +1049,37 @@ def print_config(result: dict, best: bool) -> None:
            and max(p["cpu_cores"]["per_worker"]) > 0.3 for p in result["phases"].values()):
         print("  note: a worker sat (nearly) idle: gthread keeps each keep-alive connection on the worker that "
               "accepted it, and the 16 connections were not spread evenly")
-    for name in ("filing", "bare"):
+    photo = result["phases"].get("photo")
+    if photo:
+        before, after = photo["memory_before_photos"], photo["memory_after"]
+        print(f"  photo: load generator {photo['client']}; worker memory, MiB (VmHWM is the peak since the worker "
+              f"started; 'before' is read before the first photo):")
+        for pid in sorted(set(before) | set(after)):
+            b, a = before.get(pid, {}), after.get(pid, {})
+            print(f"    worker {pid}: peak {b.get('hwm', 0):.0f} before the photos -> {a.get('hwm', 0):.0f} after "
+                  f"(+{a.get('hwm', 0) - b.get('hwm', 0):.0f}); resident {b.get('rss', 0):.0f} -> {a.get('rss', 0):.0f}"
+                  + ("" if b and a else "  (not there before and after: restarted?)"))
+        peaks = [a["hwm"] for a in after.values() if a]
+        if peaks:
+            print(f"    peak per worker {min(peaks):.0f}-{max(peaks):.0f} MiB, all {len(peaks)} workers' peaks "
+                  f"together {sum(peaks):.0f} MiB")
+        warm = photo.get("photo_warmup")
+        if warm and warm.get("errors"):
+            print(f"  photo warm-up: {warm['errors']} of {warm['requests']} filings failed {warm['statuses']}")
+    for name in ("filing", "photo", "bare"):
         phase = result["phases"].get(name)
         if not phase:
             continue
         per = phase.get("postgres_per_filing", {})
         ms_cpu = {k: 1000 * v / max(1, phase["requests"]) for k, v in phase["cpu_cores"]["cpu_seconds"].items()}
+        own = ms_cpu.get("postgres_this_database")
         print(f"  {name} per request: {ms_cpu['gunicorn']:.2f} ms gunicorn CPU, {ms_cpu['postgres']:.2f} ms postgres CPU"
+              + (f" (of which {own:.2f} ms in this database's backends)" if own is not None else "")
               + (f"; over all {per['filings']} filings of this server: {per['xact_commit']:.2f} transactions, "
-                 f"{per['tup_inserted']:.2f} rows inserted, {per['sessions']:.3f} new PostgreSQL connections"
-                 if per else ""))
+                 f"{per['tup_inserted']:.2f} rows inserted (TOAST rows included), {per['sessions']:.3f} new "
+                 f"PostgreSQL connections" if per else "")
+              + (f" ({per['photo_filings_included']} of those filings had a photo)"
+                 if per.get("photo_filings_included") else ""))
         print_db_check(name, phase["db_check"])
     filing, bare = result["phases"].get("filing"), result["phases"].get("bare")
     if filing and bare:
@@ -819,6 +1096,14 @@ def print_config(result: dict, best: bool) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="bench-filing-"))
+    try:
+        return run(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args, folder: Path) -> int:
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
@@ -836,6 +1121,7 @@ def main(argv=None) -> int:
         if args.broker:
             flush_redis(args.redis_url)
         build_schema(settings)
+        args.upload = build_upload(folder) if args.photo else None
     except SetupError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
@@ -861,9 +1147,15 @@ def main(argv=None) -> int:
           + "; everything else at its default (SMS_BACKEND=outbox)"
           + ("; no dramatiq worker runs, so the receipts wait on the broker (counted, then flushed)" if args.broker
              else ""))
-    if not args.no_bare:
+    if not args.no_bare and not args.photo_only:
         print(f"bare ceiling: gunicorn with the same configuration serving tests/bench/bare_app.py against "
               f"{args.database}: POST parses the JSON, one INSERT into bench_bare_ticket, a commit")
+    if args.upload:
+        upload = args.upload
+        print(f"photo phase: multipart/form-data, the same fields and one photo as part {upload.part!r}: "
+              f"{upload.photo_pixels[0]}x{upload.photo_pixels[1]} JPEG (quality {PHOTO_QUALITY}, EXIF with GPS, "
+              f"orientation 6) of {upload.photo_bytes / 1e6:.2f} MB; {args.photo_warmup} photo filings first, not "
+              f"measured; ATTACHMENT_STORAGE at its default (database)")
 
     results = []
     failed = False
@@ -895,7 +1187,18 @@ def main(argv=None) -> int:
         failed = True
 
     recommended = next((r for r in results if r["config"] == RECOMMENDED), None)
-    if best is None:
+    for result in results:
+        photo = result["phases"].get("photo")
+        if photo:
+            peaks = [m["hwm"] for m in photo["memory_after"].values() if m]
+            print(f"{result['config']} filing with a {photo['endpoint'].rsplit('+ ', 1)[-1]}: {photo['rps']:.1f} "
+                  f"tickets/s, p50 {photo['p50_ms']:.0f} ms, p99 {photo['p99_ms']:.0f} ms at {photo['clients']} "
+                  f"clients; "
+                  f"peak memory per worker {min(peaks, default=0):.0f}-{max(peaks, default=0):.0f} MiB; "
+                  f"database check {'OK' if photo['db_check']['ok'] else 'FAILED'}")
+    if args.photo_only:
+        pass
+    elif best is None:
         print("best in this run: none (errors)")
     elif best["phases"]["filing"]["p99_ms"] < GOAL_P99_MS:
         print(f"best in this run: {best['config']} (most tickets/s among those with filing p99 under {GOAL_P99_MS:g} ms)")
@@ -907,7 +1210,8 @@ def main(argv=None) -> int:
     print(f"results written to {args.output}")
 
     errors = sum(p["errors"] for r in results for p in r["phases"].values()) \
-        + sum(w.get("errors", 0) for r in results for w in r.get("warmup", {}).values())
+        + sum(w.get("errors", 0) for r in results for w in r.get("warmup", {}).values()) \
+        + sum(p.get("photo_warmup", {}).get("errors", 0) for r in results for p in r["phases"].values())
     checks_ok = all(p["db_check"]["ok"] for r in results for p in r["phases"].values() if "db_check" in p) \
         and final_db.get("ok", False)
     goal = goal_met(recommended) if recommended else None
@@ -922,11 +1226,14 @@ def main(argv=None) -> int:
         "goal": {"ratio_to_bare_at_least": GOAL_RATIO, "p99_ms_below": GOAL_P99_MS, "clients": GOAL_CLIENTS,
                  "met_by_recommended": goal},
         "machine": machine,
+        "photo": ({"part": args.upload.part, "bytes": args.upload.photo_bytes, "pixels": list(args.upload.photo_pixels),
+                   "warmup": args.photo_warmup, "client": args.photo_client} if args.upload else None),
         "parameters": {"clients": args.clients, "requests": args.requests, "duration_s": args.duration,
                        "warmup": args.warmup, "connection": "close" if args.connection_close else "keep-alive",
                        "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
                        "configs": [c.label for c in args.configs], "database": args.database,
-                       "setup": args.setup, "app_configuration": shown, "bare": not args.no_bare},
+                       "setup": args.setup, "app_configuration": shown,
+                       "bare": not args.no_bare and not args.photo_only},
         "results": results, "best": best["config"] if best else None, "recommended": RECOMMENDED,
         "final_db_check": final_db, "errors": errors, "ok": not failed and errors == 0 and checks_ok,
     }, ensure_ascii=False, indent=2) + "\n")
