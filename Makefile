@@ -15,7 +15,7 @@ FAST_MARKERS := not postgres and not redis and not browser and not slow
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test test-fast bench bench-photo bench-sms bench-escalation bench-reports bench-offices bench-attachments messages translations clean help
+.PHONY: run test test-fast bench bench-photo bench-sms bench-escalation bench-reports bench-offices bench-attachments bench-clerk messages translations clean help
 
 help:
 	@echo "make run    - serve Banjie on http://$${HOST:-127.0.0.1}:$${PORT:-5000} (SQLite, in-process worker, SMS outbox, demo data)"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-sms - send 10,000 SMS through the Twilio test server with dramatiq workers (needs PostgreSQL, Redis)"
 	@echo "make bench-escalation - time escalation sweeps over 1,000,000 open cases (needs PostgreSQL)"
 	@echo "make bench-reports - time the city's and a county's monthly report (100,000 cases of 2,000,000, 48 offices; needs PostgreSQL)"
+	@echo "make bench-clerk - clicks, key presses and time for a clerk to take ten new cases to 办理中 (Chromium)"
 	@echo "make bench-attachments - time and memory of checking one upload: 12 and 48 megapixel photos, HEIC, PNG, PDF"
 	@echo "make bench-offices - time a county's and the city's queue pages and staff list on 48 offices, 2,000,000 cases (needs PostgreSQL, Redis)"
 
@@ -72,6 +73,8 @@ bench-reports: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/reports.py --reuse $(BENCH_ARGS)
 bench-offices: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/offices.py $(BENCH_ARGS)
+bench-clerk: $(TEST_STAMP) translations
+	$(BIN)/python tests/bench/clerk.py $(BENCH_ARGS)
 bench-attachments: $(TEST_STAMP)
 	$(BIN)/python tests/bench/attachments.py $(BENCH_ARGS)
 
