@@ -111,12 +111,7 @@ class CaseView(RoleGuard, BaseView):
     @expose("/<tracking_no>/files/<int:attachment_id>")
     def attachment(self, tracking_no, attachment_id):
         """A file of the case (`?thumbnail=1`: an image's thumbnail), for whoever may see the case."""
-        ticket = ticket_for(current_actor(), tracking_no)
-        row = attachments.find(db.session, ticket.id, attachment_id, citizen=False)
-        answer = attachments.response(db.session, row, thumbnail=request.args.get("thumbnail") == "1") if row else None
-        if answer is None:
-            abort(404)
-        return answer
+        return attachments.download(db.session, ticket_for(current_actor(), tracking_no).id, attachment_id, citizen=False)
 
     @expose("/<tracking_no>/<action>", methods=("POST",))
     def act(self, tracking_no, action):

@@ -163,19 +163,11 @@ def withdraw_ticket(tracking_no):
     return jsonify(public_view(db.session, ticket))
 
 
-def _file_answer(ticket, attachment_id: int, *, citizen: bool):
-    row = attachments.find(db.session, ticket.id, attachment_id, citizen=citizen)
-    answer = attachments.response(db.session, row, thumbnail=request.args.get("thumbnail") == "1") if row else None
-    if answer is None:
-        raise NotFound(_l("No such file on this case."))
-    return answer
-
-
 @bp.get("/tickets/<tracking_no>/attachments/<int:attachment_id>")
 @public_limit(lookup_limit, "lookup")
 def public_attachment(tracking_no, attachment_id):
     """A file of the case the citizen may see (`?code=` the query code; `&thumbnail=1` an image's thumbnail)."""
-    return _file_answer(_citizen_ticket(tracking_no), attachment_id, citizen=True)
+    return attachments.download(db.session, _citizen_ticket(tracking_no).id, attachment_id, citizen=True)
 
 
 # --- staff -------------------------------------------------------------------------------------------
@@ -240,7 +232,7 @@ def staff_ticket(tracking_no):
 def staff_attachment(tracking_no, attachment_id):
     """A file of a case this staff member may see (`?thumbnail=1`: an image's thumbnail)."""
     actor = Actor.of(current_staff())
-    return _file_answer(ticket_for(actor, tracking_no), attachment_id, citizen=False)
+    return attachments.download(db.session, ticket_for(actor, tracking_no).id, attachment_id, citizen=False)
 
 
 @bp.post("/staff/tickets/<tracking_no>/<action>")

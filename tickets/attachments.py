@@ -379,6 +379,20 @@ def describe(row: Attachment) -> dict:
             "created_at": clock.iso(row.created_at)}
 
 
+def download(session, ticket_id: int, attachment_id: int, *, citizen: bool) -> Response:
+    """The answer to a download of one of the case's files (`?thumbnail=1`: an image's thumbnail), for a caller who
+    may see the case; NotFound when the file is not the case's, not the citizen's to see, or its bytes are gone."""
+    from flask import request
+
+    from .errors import NotFound
+
+    row = find(session, ticket_id, attachment_id, citizen=citizen)
+    answer = response(session, row, thumbnail=request.args.get("thumbnail") == "1") if row is not None else None
+    if answer is None:
+        raise NotFound(_l("No such file on this case."))
+    return answer
+
+
 def response(session, row: Attachment, *, thumbnail: bool = False) -> Response | None:
     """The file (or its thumbnail) as an answer: an image shown, a PDF always downloaded; never cached, never sniffed,
     never run as a page (the site's Content-Security-Policy applies to it too). None when its bytes are missing from the store."""

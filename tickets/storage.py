@@ -108,10 +108,9 @@ def read(session, key: str) -> bytes | None:
     """A file's bytes from the configured store, else from the other one while files are being moved (a deployment
     without ATTACHMENT_DIR has no other)."""
     data = store().get(session, key)
-    if data is None and current_app.config["ATTACHMENT_DIR"]:
-        other = "database" if current_app.config["ATTACHMENT_STORAGE"] == "directory" else "directory"
-        if other == "database" or os.path.isdir(current_app.config["ATTACHMENT_DIR"]):
-            data = store(other).get(session, key)
+    if data is None and current_app.config["ATTACHMENT_DIR"]:  # a missing directory reads as a missing file
+        data = store("database" if current_app.config["ATTACHMENT_STORAGE"] == "directory" else "directory").get(
+            session, key)
     return data
 
 

@@ -10,7 +10,7 @@ from wtforms import SelectChoice
 from . import attachments, clock, intake, offices, storage, workflow
 from .api import filing_limit, lookup_limit
 from .db import db
-from .errors import InvalidTransition, NotFound, ValidationFailed
+from .errors import InvalidTransition, ValidationFailed
 from .extensions import public_limit
 from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
 from .models import Department, Office, Ticket
@@ -222,11 +222,7 @@ def attachment(tracking_no, attachment_id):
     ticket = _tracked_ticket(tracking_no)
     if ticket is None:
         return redirect(url_for(".track", no=tracking_no))
-    row = attachments.find(db.session, ticket.id, attachment_id, citizen=True)
-    answer = attachments.response(db.session, row, thumbnail=request.args.get("thumbnail") == "1") if row else None
-    if answer is None:
-        raise NotFound(_l("No such file on this case."))
-    return answer
+    return attachments.download(db.session, ticket.id, attachment_id, citizen=True)
 
 
 def _citizen_step(tracking_no: str, form, step, thanks: str, form_name: str):
