@@ -17,7 +17,7 @@ def console(app=None) -> Admin:
 
 def init_app(app) -> Admin:
     """Wire the console: its views (queues, case pages, escalation, management, appeals, SMS, reports) and sign-in."""
-    from . import appeals, auth, dispatch, escalation, intake, management, sms
+    from . import appeals, auth, dispatch, escalation, intake, knowledge, management, sms
     from .case import CaseView
     from .dashboard import Dashboard
     from .queues import QUEUES, QueueView
@@ -35,9 +35,12 @@ def init_app(app) -> Admin:
         intake.register(admin)
         escalation.register(admin)
         management.register(admin)
+        knowledge.register(admin)
         dispatch.register(admin)
         appeals.register(admin)
         sms.register(admin)
+        from . import notices  # the bell in the bar and /admin/notices
+        notices.register(admin)
         admin.add_view(ReportsView(name=_l("Reports"), endpoint="reports", url="/admin/reports"))
     app.register_blueprint(auth.bp)
     accept_uploads(app, "case.act", "intake.index")  # a reply's or answer's files; a walk-in's papers

@@ -128,6 +128,8 @@ class ConsoleModelView(SQLModelQueries, ModelView):
     not Flask-Admin's "A, B".
     """
 
+    list_template = "admin/console_list.html"  # Flask-Admin's, with the row buttons' column named
+
     def _apply_sorting(self, query, joins, sort_column, sort_desc):
         query, joins = super()._apply_sorting(query, joins, sort_column, sort_desc)
         if sort_column is None:  # the default order: the tie-break follows its first column's direction

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, request, url_for
+from markupsafe import Markup
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from tickets import attachments, clock, offices, workflow
+from reports import slip
+from tickets import attachments, clock, knowledge, offices, workflow
+from tickets.workflow.actions import ASSIGNING_ROLES, assignable_users
 from tickets.access import ticket_for
+from tickets.notices import mark_read
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, ValidationFailed
 from tickets.labels import CHANNEL_LABELS, RATING_CHANNEL_LABELS, SCORE_LABELS, label, supervision_text
@@ -20,17 +24,73 @@ from tickets.models import (
     OFFICE_ROLES,
     SUPERVISING_ROLES,
     Deadline,
+    Event,
     Office,
     ReturnVisit,
     Survey,
+    Ticket,
 )
 from tickets.presenters import staff_view
 from tickets.workflow.contact import method_label as contact_method_label
 
 from . import causes
-from .base import RoleGuard, current_actor
+from .base import RoleGuard, current_actor, current_role
 from .escalation import event_lines, step_history
-from .queues import due_badge
+from .queues import QUEUES, Queue, due_badge
+
+# The case page offers first what most cases need next (受理并转办 before 受理 alone).
+FIRST = ("accept_and_transfer",)
+QUEUE_BY_ENDPOINT = {q.endpoint: q for q in QUEUES}
+
+
+def queue_of(endpoint: str | None) -> Queue | None:
+    """The queue a case page was opened from (`?queue=`), if this viewer may use it."""
+    queue = QUEUE_BY_ENDPOINT.get(endpoint or "")
+    return queue if queue is not None and current_role() in queue.roles else None
+
+
+def in_queue(queue: Queue, ticket: Ticket, actor) -> bool:
+    return bool(db.session.scalar(sa.select(sa.literal(True)).where(*queue.where(actor), Ticket.id == ticket.id)))
+
+
+QUICK_DEPARTMENTS = 3
+RECENT_TRANSFERS = 30
+
+
+def quick_departments(actor, ticket_view: dict, choices: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """常用部门, one click each: the dispatch catalogue's department for this case, then those this clerk transferred
+    to most in their latest transfers; only departments this case may go to."""
+    allowed = dict(choices)
+    counts: dict[int, int] = {}
+    for data in db.session.scalars(sa.select(Event.data).where(Event.actor_id == actor.user_id,
+                                                               Event.action == "transfer")
+                                   .order_by(Event.id.desc()).limit(RECENT_TRANSFERS)):
+        department_id = (data or {}).get("department_id")
+        if department_id in allowed:
+            counts[department_id] = counts.get(department_id, 0) + 1
+    ranked = sorted(counts, key=lambda i: -counts[i])  # stable: the most recent first among equals
+    first = ticket_view.get("dispatch_department_id")
+    ordered = ([first] if first in allowed else []) + [i for i in ranked if i != first]
+    return [(i, allowed[i]) for i in ordered[:QUICK_DEPARTMENTS]]
+
+
+def next_in_queue(queue: Queue, ticket: Ticket, actor) -> str | None:
+    """「下一件」: the tracking number of the case after this one in the queue's order, or its first other case when
+    this one has left the queue (or was its last), the viewer's own window's cases first; None when nothing else
+    waits there."""
+    base = sa.select(Ticket.tracking_no).where(*queue.where(actor), Ticket.id != ticket.id).order_by(*queue.order())
+    # A window's staff see the windows below theirs too, but act on their own window's cases: those come first.
+    choices = [base.where(Ticket.office_id == actor.office_id), base] if actor.office_id is not None else [base]
+    for query in choices:
+        if queue.by_deadline and ticket.due_at is not None and in_queue(queue, ticket, actor):
+            after = db.session.scalar(query.where(sa.or_(Ticket.due_at > ticket.due_at, sa.and_(
+                Ticket.due_at == ticket.due_at, Ticket.id > ticket.id))).limit(1))
+            if after is not None:
+                return after
+        first = db.session.scalar(query.limit(1))
+        if first is not None:
+            return first
+    return None
 
 OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), "returned": _l("returned"),
             "referred": _l("referred to another window"), "not_contacted": _l("ended without a recorded contact"),
@@ -70,15 +130,26 @@ def _overdue_deadlines(ticket, now) -> set[tuple[str, int]]:
     return {(kind, round_) for kind, round_ in rows}
 
 
+def _knowledge(ticket, actor, actions) -> list[dict]:
+    """知识库 suggestions for the page's answer forms (the actions with a knowledge input: reply, explain, resolve)."""
+    if not any(field.kind == "knowledge" for name in actions for field in workflow.ACTIONS[name].inputs):
+        return []
+    entries = knowledge.describe(db.session, knowledge.suggest(db.session, ticket, actor))
+    return [{**entry, "excerpt": knowledge.excerpt(entry["content"])} for entry in entries]
+
+
 class CaseView(RoleGuard, BaseView):
     """/admin/case/<tracking_no>: not in the menu; the queues and the dashboard link here."""
 
     def is_visible(self) -> bool:
         return False
 
-    def _render(self, ticket, *, failed: dict | None = None, status: int = 200):
+    def _render(self, ticket, *, failed: dict | None = None, status: int = 200, queue: Queue | None = None):
         actor = current_actor()
         view = staff_view(db.session, ticket, actor, clock.now())
+        actions = sorted(view["allowed_actions"], key=lambda name: name not in FIRST)
+        assigning = actor.role in ASSIGNING_ROLES
+        next_case = next_in_queue(queue, ticket, actor) if queue is not None else None
         ladder = step_history(db.session, ticket.id)
         events = {e["id"]: e for e in view["events"]}
         steps = {s["id"]: s for s in ladder}
@@ -87,12 +158,18 @@ class CaseView(RoleGuard, BaseView):
         departments = [(d.id, d.name) for d in db.session.scalars(offices.transfer_departments(db.session, owner))]
         offices_below = [(o.code, o.name) for o in db.session.scalars(offices.below(owner))]
         html = self.render(
-            "admin/case.html", case=view, ticket=ticket, actions=view["allowed_actions"], specs=workflow.ACTIONS,
+            "admin/case.html", case=view, ticket=ticket, specs=workflow.ACTIONS,
+            actions=[a for a in actions if assigning or a != "assign"], take_it="assign" in actions and not assigning,
+            assignable=assignable_users(db.session, ticket) if assigning else [],
+            queue=queue, next_case=next_case,
+            quick_departments=quick_departments(actor, view, departments) if {"transfer", "accept_and_transfer"} & set(
+                actions) else [],
             now_local=clock.local(clock.now()).strftime("%Y-%m-%dT%H:%M"), contact_method=contact_method_label,
             departments=departments, offices_below=offices_below, failed=failed or {},
             due_badge=due_badge(ticket, clock.now()), supervision=supervision_text(ticket.supervision_level),
             label=label, channel_labels=CHANNEL_LABELS, accept_files=attachments.ACCEPT,
             attachment_sources=attachments.SOURCE_LABELS, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
+            knowledge=_knowledge(ticket, actor, view["allowed_actions"]),
             **_satisfaction_and_sms(ticket, actor),
             ladder=ladder, event_lines=event_lines,
             sms_cause=lambda message: causes.of_message(message, events, steps),
@@ -106,12 +183,22 @@ class CaseView(RoleGuard, BaseView):
 
     @expose("/<tracking_no>")
     def show(self, tracking_no):
-        return self._render(ticket_for(current_actor(), tracking_no))
+        actor = current_actor()
+        ticket = ticket_for(actor, tracking_no)
+        if mark_read(db.session, actor.user_id, clock.now(), ticket_id=ticket.id):  # what the bell said is seen here
+            db.session.commit()
+        return self._render(ticket, queue=queue_of(request.args.get("queue")))
 
     @expose("/<tracking_no>/files/<int:attachment_id>")
     def attachment(self, tracking_no, attachment_id):
         """A file of the case (`?thumbnail=1`: an image's thumbnail), for whoever may see the case."""
         return attachments.download(db.session, ticket_for(current_actor(), tracking_no).id, attachment_id, citizen=False)
+
+    @expose("/<tracking_no>/slip.pdf")
+    def transfer_slip(self, tracking_no):
+        """交办单: the case on one A4 page (more for a long text), for a department that signs paper."""
+        actor = current_actor()
+        return slip.pdf_response(db.session, ticket_for(actor, tracking_no), actor)
 
     @expose("/<tracking_no>/<action>", methods=("POST",))
     def act(self, tracking_no, action):
@@ -130,6 +217,20 @@ class CaseView(RoleGuard, BaseView):
             ticket = ticket_for(actor, tracking_no)
             failed = {"action": action, "message": error.message, "fields": error.fields or {},
                       "values": request.form}
-            return self._render(ticket, failed=failed, status=error.status)
-        flash(_("%(action)s: done.", action=spec.button), "success")
-        return redirect(url_for(".show", tracking_no=ticket.tracking_no))
+            return self._render(ticket, failed=failed, status=error.status, queue=queue_of(request.form.get("queue")))
+        queue = queue_of(request.form.get("queue"))
+        done = _("%(action)s: done.", action=spec.button)
+        if queue is not None and not in_queue(queue, ticket, actor):
+            # The case has left the queue it was worked from: straight on to the queue's next case (「下一件」).
+            following = next_in_queue(queue, ticket, actor)
+            if following is not None:
+                flash(Markup('{} {} <a href="{}" id="previous-case">{}</a>').format(
+                    ticket.tracking_no, done, url_for(".show", tracking_no=ticket.tracking_no),
+                    _("Back to %(no)s", no=ticket.tracking_no)), "success")
+                return redirect(url_for(".show", tracking_no=following, queue=queue.endpoint))
+            flash(Markup('{} <a href="{}" id="queue-done">{}</a>').format(
+                done, url_for(f"{queue.endpoint}.index_view"), _("%(queue)s: nothing else waits.", queue=queue.name)),
+                "success")
+        else:
+            flash(done, "success")
+        return redirect(url_for(".show", tracking_no=ticket.tracking_no, queue=queue.endpoint if queue else None))

@@ -14,6 +14,7 @@ from tickets.models import Role, Ticket
 
 from .appeals import PENDING_FILTER, pending_count
 from .base import RoleGuard, current_actor, current_role
+from .knowledge import due_alert
 from .queues import (QUEUES, DueTodayFilter, FiledTodayFilter, OverdueFilter, counts_by_status, department_names,
                      due_badge, queue_count, shortcut_args)
 
@@ -38,7 +39,7 @@ class Dashboard(RoleGuard, AdminIndexView):
         role = current_role()
         by_status = counts_by_status(actor)
         queues = [
-            {"name": q.name, "count": queue_count(q, by_status), "url": url_for(f"{q.endpoint}.index_view")}
+            {"name": q.name, "count": queue_count(q, by_status, actor), "url": url_for(f"{q.endpoint}.index_view")}
             for q in QUEUES if role in q.roles and q.statuses
         ]
         count = lambda condition: db.session.scalar(
@@ -55,4 +56,5 @@ class Dashboard(RoleGuard, AdminIndexView):
             .order_by(Ticket.due_at, Ticket.id).limit(LIST_SIZE)))
         return self.render(self._template, queues=queues, cards=cards, overdue=listing(OverdueFilter),
                            due_today=listing(DueTodayFilter), departments=department_names(),
-                           badge=lambda t: due_badge(t, now), status_label=lambda status: label(STATUS_LABELS, status))
+                           badge=lambda t: due_badge(t, now), status_label=lambda status: label(STATUS_LABELS, status),
+                           knowledge_due=due_alert(actor))

@@ -3,7 +3,7 @@ deadline policies, and the banners every console page shows (a stale scheduler, 
 """
 from __future__ import annotations
 
-
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, request, url_for
@@ -13,10 +13,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from escalation import store, sweeper
-from escalation.calendar import working_days_overdue
 from escalation.models import CalendarYear, EscalationStep, PolicyOverride
 from escalation.policies import DEFAULT_WORKING_DAYS, DEFAULT_WORKING_HOURS, MAX_WORKING_HOURS
 from tickets import clock, deadlines, offices
+from tickets.clock import local_text
 from tickets.access import visibility
 from tickets.db import db
 from tickets.errors import ValidationFailed
@@ -119,6 +119,13 @@ def event_lines(event: dict) -> list[tuple[str, bool]]:
         if data.get("lifted_rectification"):
             lines.append((_("The rectification was lifted; the case is closed again with its earlier answer."),
                           False))
+    if event.get("action") in ("transfer", "arbitrate") and data.get("department_name"):
+        lines.append((_("To %(department)s; reply due by %(due)s (%(days)s working days).",
+                        department=data["department_name"], due=local_text(datetime.fromisoformat(data["due_at"])),
+                        days=data.get("working_days", "")), False))
+    if (data.get("knowledge") or {}).get("title"):
+        lines.append((_("From the knowledge base: %(title)s (version %(version)s).", title=data["knowledge"]["title"],
+                        version=data["knowledge"].get("version", "")), False))
     for audience, sent in (data.get("notified") or {}).items():
         if not sent:
             lines.append((nobody_text(audience), True))
@@ -148,9 +155,9 @@ class DeadlinesView(RoleGuard, BaseView):
         total = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(*where))
         cases = db.session.scalars(sa.select(Ticket).where(*where).order_by(Ticket.due_at, Ticket.id)
                                    .limit(LIST_LIMIT)).all()
-        calendar, zone = store.settings().calendar(), clock.local_tz()
+        policy = deadlines.policy()
         rows = [{"ticket": t, "status": label(STATUS_LABELS, t.status), "deadline": label(DEADLINE_LABELS, t.due_kind),
-                 "late_days": working_days_overdue(calendar, t.due_at, now, zone) if t.overdue(now) else None,
+                 "late_days": policy.days_overdue(t.due_at, now) if t.overdue(now) else None,
                  "supervision": supervision_text(t.supervision_level)} for t in cases]
         return self.render("admin/escalation/deadlines.html", which=which, rows=rows, total=total,
                            limit=LIST_LIMIT, departments=department_names(), office_names=office_names())

@@ -4,28 +4,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
+from urllib.parse import parse_qsl, urlencode
 
 import sqlalchemy as sa
-from flask import abort, g, has_request_context, url_for
+from flask import abort, flash, g, has_request_context, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from markupsafe import Markup, escape
 
-from tickets import clock, deadlines, phones
+from tickets import bulk, clock, deadlines, lists, offices, phones, workflow
 from tickets.access import visibility
 from tickets.db import db
-from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label, supervision_text
-from tickets.models import (ALL_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role,
-                            Status, Ticket)
+from tickets.labels import CHANNEL_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label, supervision_text
+from tickets.models import (ALL_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, OPEN_STATUS_VALUES, OPEN_STATUSES, Department,
+                            Office, ProblemType, Role, SavedFilter, Status, Ticket, User)
 from tickets.clock import local_text
+from tickets.errors import ValidationFailed
 
 from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names, row_id
 from .export import SafeCsvExport
 from .scope import OfficeFilter, OfficeFilterGroups, office_names
-
-TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
-
 
 @dataclass(frozen=True)
 class Queue:
@@ -35,6 +37,26 @@ class Queue:
     roles: frozenset[Role] = ALL_ROLES
     by_deadline: bool = True  # open work is sorted by what falls due first; history by what came last
     category: object = None  # a menu dropdown: finished cases and the whole list are looked up, not worked
+    bulk: tuple[str, ...] = ()  # the actions its selection may take at once (tickets.bulk), for the roles allowed them
+    condition: Callable | None = None  # (actor) -> a further SQL condition (我的案件: the cases the viewer works)
+
+    def where(self, actor) -> list:
+        """The queue's cases, as SQL conditions on Ticket: what the viewer may see, the statuses, the condition."""
+        where = [visibility(actor)]
+        if self.statuses:
+            where.append(Ticket.status.in_([s.value for s in self.statuses]))
+        if self.condition is not None:
+            where.append(self.condition(actor))
+        return where
+
+    def order(self) -> tuple:
+        """The order its list opens in (and 「下一件」 follows): what falls due first, else the newest."""
+        if self.by_deadline:
+            return (Ticket.due_at, Ticket.id)
+        return (Ticket.created_at.desc(), Ticket.id.desc())
+
+    def bulk_actions(self, role: Role) -> list[str]:
+        return [a for a in self.bulk if role == Role.admin or role in workflow.ACTIONS[a].roles]
 
 
 LOOKUP = _l("Case lookup")
@@ -42,13 +64,17 @@ LOOKUP = _l("Case lookup")
 # Each queue holds exactly the cases its name says, one status each, so that a dashboard card's number is
 # its queue's count. Cases without a department (submitted, accepted, rejected) and those the department
 # gave back (returned) are the office's work: department handlers do not get those queues.
+MINE = "queue_mine"
 QUEUES = (
-    Queue("queue_intake", STATUS_LABELS["submitted"], (Status.submitted,), OFFICE_WIDE_ROLES),
-    Queue("queue_accepted", _l("Awaiting transfer"), (Status.accepted,), OFFICE_WIDE_ROLES),
-    Queue("queue_in_progress", STATUS_LABELS["transferred"], (Status.transferred,)),
-    Queue("queue_review", STATUS_LABELS["replied"], (Status.replied,)),
-    Queue("queue_returned", STATUS_LABELS["returned"], (Status.returned,), OFFICE_WIDE_ROLES),
-    Queue("queue_rectifying", STATUS_LABELS["rectifying"], (Status.rectifying,)),
+    Queue(MINE, _l("My cases"), tuple(sorted(OPEN_STATUSES)), condition=lambda actor: lists.worked_by(actor.user_id),
+          bulk=("remind",)),
+    Queue("queue_intake", STATUS_LABELS["submitted"], (Status.submitted,), OFFICE_WIDE_ROLES,
+          bulk=("accept_and_transfer", "accept", "assign")),
+    Queue("queue_accepted", _l("Awaiting transfer"), (Status.accepted,), OFFICE_WIDE_ROLES, bulk=("transfer", "assign")),
+    Queue("queue_in_progress", STATUS_LABELS["transferred"], (Status.transferred,), bulk=("remind", "assign")),
+    Queue("queue_review", STATUS_LABELS["replied"], (Status.replied,), bulk=("assign",)),
+    Queue("queue_returned", STATUS_LABELS["returned"], (Status.returned,), OFFICE_WIDE_ROLES, bulk=("transfer", "assign")),
+    Queue("queue_rectifying", STATUS_LABELS["rectifying"], (Status.rectifying,), bulk=("remind", "assign")),
     Queue("queue_closed", STATUS_LABELS["closed"], (Status.closed,), by_deadline=False, category=LOOKUP),
     Queue("queue_rejected", STATUS_LABELS["rejected"], (Status.rejected,), OFFICE_WIDE_ROLES, by_deadline=False,
           category=LOOKUP),
@@ -76,6 +102,14 @@ def department_names() -> dict[int, str]:
     return request_names("department", DEPARTMENT_NAMES)
 
 
+USER_NAMES = sa.select(User.id, sa.func.coalesce(User.display_name, User.username))
+
+
+def user_names() -> dict[int, str]:
+    """Staff names by id, read once per request (who works each case of a list)."""
+    return request_names("user", USER_NAMES)
+
+
 class DepartmentFilter(FilterEqual):
     """Departments as they are now: read per request, not once when the console starts."""
 
@@ -101,16 +135,31 @@ def page_now() -> datetime:
     return g.banjie_page_now
 
 
-def due_badge(ticket: Ticket, now: datetime) -> Markup:
+def due_badge(ticket: Ticket, now: datetime, *, days: bool = False) -> Markup:
+    """The running deadline, coloured when overdue or due within a working day; with `days`, also the working days
+    left (「剩3个工作日」, 「今日到期」) or past it (「超期2个工作日」), as lists show it."""
     if ticket.due_at is None or ticket.status not in OPEN_STATUS_VALUES:
         return Markup("")
     text = local_text(ticket.due_at)
+    left = lists.time_left(ticket, now) if days else {}
     if ticket.overdue(now):
-        return Markup('<span class="due-badge due-overdue" title="{}">{}</span>').format(_l("Overdue"), text)
+        n = left["working_days_overdue"] if days else 0
+        extra = ngettext("%(num)d working day overdue", "%(num)d working days overdue", n) if days else ""
+        return Markup('<span class="due-badge due-overdue" title="{}">{}</span>{}').format(
+            _l("Overdue"), text, _days(extra))
+    if days:
+        n = left["working_days_left"]
+        extra = _("due today") if n == 0 else ngettext("%(num)d working day left", "%(num)d working days left", n)
+    else:
+        extra = ""
     if ticket.due_at <= soon_threshold(now):
-        return Markup('<span class="due-badge due-soon" title="{}">{}</span>').format(
-            _l("Due within a working day"), text)
-    return Markup('<span class="due-badge">{}</span>').format(text)
+        return Markup('<span class="due-badge due-soon" title="{}">{}</span>{}').format(
+            _l("Due within a working day"), text, _days(extra))
+    return Markup('<span class="due-badge">{}</span>{}').format(text, _days(extra))
+
+
+def _days(text) -> Markup:
+    return Markup('<span class="days-left">{}</span>').format(text) if text else Markup("")
 
 
 class ShortcutFilter(BaseSQLAFilter):
@@ -216,14 +265,16 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
     can_set_page_size = True
     column_display_actions = False  # rows open the case page; there is nothing to do from the list
     page_size = 20
-    column_list = ("tracking_no", "status", "problem_type", "citizen_name", "phone", "office_id", "department_id",
-                   "supervision_level", "created_at", "due_at")
+    # What a clerk decides on without opening the case: what it is about, how long is left, who works it, how it came
+    # in and how closely it is watched. `status` only where a list holds several.
+    column_list = ("tracking_no", "status", "description", "problem_type", "citizen_name", "phone", "channel",
+                   "office_id", "department_id", "owner_id", "supervision_level", "created_at", "due_at")
     column_labels = {
         "tracking_no": _l("Tracking number"), "status": _l("Status"), "problem_type": _l("Problem type"),
         "citizen_name": _l("Citizen's name"), "phone": _l("Phone number"), "department_id": _l("Department"),
         "supervision_level": _l("Supervision"), "created_at": _l("Filed at"), "due_at": _l("Due"),
         "service_item": _l("Service item"), "description": _l("Description"), "office_id": _l("Window"),
-        "contact_due_at": _l("First contact by"),
+        "contact_due_at": _l("First contact by"), "channel": _l("Channel"), "owner_id": _l("Worked by"),
     }
     column_sortable_list = ("tracking_no", "created_at", "due_at", "supervision_level", "contact_due_at")
     # Flask-Admin shows the search box when this is set; what a term matches is decided in _apply_search.
@@ -244,18 +295,19 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         # page of a city's history; a search or a filter finds a case, and the dashboard counts every status.
         self.simple_list_pager = not queue.by_deadline
         self.column_filters = queue_filters(queue)
-        if Status.transferred in queue.statuses:  # 办理中: which cases still await the department's first contact
-            self.column_list = (*QueueView.column_list, "contact_due_at")
+        columns = QueueView.column_list
+        if len(queue.statuses) == 1:
+            columns = tuple(c for c in columns if c != "status")
+        if queue.statuses == (Status.transferred,):  # 办理中: which cases still await the department's first contact
+            columns = (*columns, "contact_due_at")
+        self.column_list = columns
         super().__init__(Ticket, db, name=queue.name, category=queue.category,
                          endpoint=queue.endpoint, url=f"/admin/{queue.endpoint.replace('_', '-')}")
 
     # --- what the viewer may see -------------------------------------------------------------------
 
     def _restrict(self, query):
-        query = query.filter(visibility(current_actor()))
-        if self.queue.statuses:
-            query = query.filter(Ticket.status.in_([s.value for s in self.queue.statuses]))
-        return query
+        return query.filter(*self.queue.where(current_actor()))
 
     def get_query(self):
         return self._restrict(super().get_query())
@@ -278,37 +330,123 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
 
     def row_cells(self, row, list_columns) -> Markup:
         """A row's cells in one call: Flask-Admin's row block makes two template calls per cell (editable? value),
-        which was a third of a queue page's time; a queue has no editable cells and no row actions."""
+        which was a third of a queue page's time; a queue has no editable cells and no row actions. Each cell names its
+        column (data-label): below 600 px a row is a card, its values labelled (static/console.css)."""
         formatters, type_formatters = self.column_formatters, self.column_type_formatters
         return Markup("".join(
-            f'<td class="col-{escape(name)}">{escape(self._get_list_value(None, row, name, formatters, type_formatters))}</td>'
-            for name, _label in list_columns))
+            f'<td class="col-{escape(name)}" data-label="{escape(str(heading))}">'
+            f'{escape(self._get_list_value(None, row, name, formatters, type_formatters))}</td>'
+            for name, heading in list_columns))
 
     # --- search: a tracking number or a phone number exactly, anything else as text --------------------
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
-        term = search.strip()
-        if not term:
+        condition = lists.search_condition(search)  # the API's `q=` reads the same definition
+        if condition is None:
             return query, count_query, joins, count_joins
-        phone = phones.normalise_phone(term)  # a mobile number or a landline, in any spelling
-        if TRACKING_NO.match(term):
-            condition = Ticket.tracking_no == term.upper()
-        elif phone:
-            condition = Ticket.phone == phone
-        else:
-            pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            condition = sa.or_(*(column.ilike(pattern, escape="\\") for column in
-                                 (Ticket.tracking_no, Ticket.citizen_name, Ticket.description, Ticket.service_item)))
         query = query.filter(condition)
         if count_query is not None:
             count_query = count_query.filter(condition)
         return query, count_query, joins, count_joins
 
+    # --- the selection and its bulk actions (tickets.bulk) ---------------------------------------------------------
+
+    def bulk_actions(self) -> list[str]:
+        return self.queue.bulk_actions(current_role())
+
+    def render(self, template, **kwargs):
+        if template == self.list_template and self.bulk_actions():
+            kwargs.update(bulk_specs=workflow.ACTIONS, bulk_departments=transfer_choices(current_actor()))
+        return super().render(template, **kwargs)
+
+    def select_cell(self, row) -> Markup:
+        """The row's checkbox for the bulk form: the case's number and the version it was listed at (a case changed
+        since is refused as stale, not acted on blindly)."""
+        return Markup('<td class="col-select"><input type="checkbox" class="bulk-select" form="bulk-form" name="tickets" '
+                      'value="{}:{}" aria-label="{}"></td>').format(
+            row.tracking_no, row.version, _l("Select %(no)s", no=row.tracking_no))
+
+    # --- saved filters: a member of staff keeps a list's filters, search and order under a name ------------------
+
+    def saved_filters(self) -> list[SavedFilter]:
+        return list(db.session.scalars(sa.select(SavedFilter).where(
+            SavedFilter.user_id == current_actor().user_id, SavedFilter.endpoint == self.endpoint)
+            .order_by(SavedFilter.name)))
+
+    def saved_filter_url(self, saved: SavedFilter) -> str:
+        return self.get_url(".index_view") + "?" + saved.query
+
+    @expose("/filters", methods=("POST",))
+    def save_filter(self):
+        name = " ".join(request.form.get("name", "").split())[:40]
+        query = filter_query(request.form.get("query", ""))
+        if not name:
+            flash(_l("Give the filter a name."), "error")
+        elif not query:
+            flash(_l("Choose a filter, a search or an order first: there is nothing to save."), "error")
+        else:
+            user_id = current_actor().user_id
+            saved = db.session.scalar(sa.select(SavedFilter).where(
+                SavedFilter.user_id == user_id, SavedFilter.endpoint == self.endpoint, SavedFilter.name == name))
+            if saved is None:
+                if len(self.saved_filters()) >= MAX_SAVED_FILTERS:
+                    flash(_l("At most %(n)d saved filters per list: delete one first.", n=MAX_SAVED_FILTERS), "error")
+                    return redirect(self.get_url(".index_view") + "?" + query)
+                saved = SavedFilter(user_id=user_id, endpoint=self.endpoint, name=name, query=query)
+                db.session.add(saved)
+            saved.query = query
+            db.session.commit()
+            flash(_l("Filter saved: %(name)s", name=name), "success")
+        return redirect(self.get_url(".index_view") + ("?" + query if query else ""))
+
+    @expose("/filters/<int:filter_id>/delete", methods=("POST",))
+    def delete_filter(self, filter_id):
+        saved = db.session.get(SavedFilter, filter_id)
+        if saved is None or saved.user_id != current_actor().user_id or saved.endpoint != self.endpoint:
+            abort(404)
+        db.session.delete(saved)
+        db.session.commit()
+        flash(_l("Filter deleted: %(name)s", name=saved.name), "success")
+        return redirect(self.get_url(".index_view"))
+
+    def current_filter_query(self) -> str:
+        return filter_query(request.query_string.decode("utf-8", "replace"))
+
+    @expose("/bulk", methods=("POST",))
+    def bulk(self):
+        """One action on the selected cases: each through the workflow on its own, one result line per case."""
+        action = request.form.get("action", "")
+        if action not in self.bulk_actions():
+            abort(404)
+        items = []
+        for value in request.form.getlist("tickets")[:bulk.MAX_ITEMS + 1]:
+            number, _sep, version = value.partition(":")
+            items.append({"tracking_no": number, "version": int(version) if version.isdigit() and len(version) < 10
+                          else None})
+        if not items:
+            flash(_l("Select at least one case."), "error")
+            return redirect(self.get_url(".index_view"))
+        spec = workflow.ACTIONS[action]
+        payload = spec.payload_from_form(request.form)
+        try:
+            selection = bulk.parse_items(items)
+        except ValidationFailed as error:
+            flash(next(iter(error.fields.values()), error.message), "error")
+            return redirect(self.get_url(".index_view"))
+        results = bulk.run(db.session, current_actor(), action, selection, payload)
+        return self.render("admin/bulk_results.html", action=spec, summary=bulk.summary(action, results),
+                           back=_console_path(request.form.get("back")) or self.get_url(".index_view"))
+
     # --- how cells look ------------------------------------------------------------------------------
 
     def _case_link(view, context, model, name):
-        return Markup('<a href="{}">{}</a>').format(url_for("case.show", tracking_no=model.tracking_no),
-                                                   model.tracking_no)
+        """The case page, told which queue it was opened from (its 「下一件」 is the next case of this queue)."""
+        return Markup('<a href="{}" class="case-link">{}</a>').format(
+            url_for("case.show", tracking_no=model.tracking_no, queue=view.endpoint), model.tracking_no)
+
+    def _worked_by(view, context, model, name):
+        names = user_names()
+        return " / ".join(names.get(i, "") for i in (model.owner_id, model.handler_id) if i)
 
     column_formatters = {
         "tracking_no": _case_link,
@@ -319,8 +457,12 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         "department_id": lambda v, c, m, n: department_names().get(m.department_id, ""),
         "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
         "created_at": lambda v, c, m, n: local_text(m.created_at),
-        "due_at": lambda v, c, m, n: due_badge(m, page_now()),
+        "due_at": lambda v, c, m, n: due_badge(m, page_now(), days=True),
         "contact_due_at": lambda v, c, m, n: contact_badge(m, page_now()),
+        "description": lambda v, c, m, n: Markup('<span class="case-summary" title="{}">{}</span>').format(
+            lists.snippet(m.description, 200), lists.snippet(m.description)),
+        "channel": lambda v, c, m, n: label(CHANNEL_LABELS, m.channel),
+        "owner_id": _worked_by,
     }
     # Export is for the office and admins. Every value passes the formula guard in SafeCsvExport; phone
     # numbers are its business too.
@@ -333,10 +475,39 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         "supervision_level": lambda v, c, m, n: supervision_text(m.supervision_level),
         "created_at": lambda v, c, m, n: local_text(m.created_at),
         "due_at": lambda v, c, m, n: local_text(m.due_at) if m.status in OPEN_STATUS_VALUES else "",
+        "channel": lambda v, c, m, n: label(CHANNEL_LABELS, m.channel),
     }
 
     def get_export_name(self, export_type="csv"):
         return f"banjie-{self.endpoint}-{clock.local(clock.now()):%Y%m%d-%H%M}.{export_type}"
+
+
+def _console_path(path: str | None) -> str | None:
+    """A return address inside the console, or None."""
+    if path and path.startswith("/admin/") and "\\" not in path and not any(ord(c) < 32 for c in path):
+        return path
+    return None
+
+
+def transfer_choices(actor) -> list[tuple[int, str]]:
+    """The departments the viewer's window transfers to (its own and those above it); every department for an admin.
+    Each case of a bulk transfer is still checked against its own window."""
+    office = db.session.get(Office, actor.office_id) if actor.office_id else None
+    query = (offices.transfer_departments(db.session, office) if office is not None else
+             sa.select(Department).where(Department.active.is_(True)).order_by(Department.code))
+    return [(d.id, d.name) for d in db.session.scalars(query)]
+
+
+MAX_SAVED_FILTERS = 20
+# What a saved filter keeps of a list's address: Flask-Admin's filters (flt…), the search, the order and page size.
+SAVED_ARGUMENTS = re.compile(r"^(flt\d+_\d+|search|sort|desc|page_size)$")
+
+
+def filter_query(query_string: str) -> str:
+    """The part of a list's query string a saved filter keeps (never the page), normalised; "" when nothing is left."""
+    pairs = [(k, v) for k, v in parse_qsl(query_string[:2000], keep_blank_values=False)
+             if SAVED_ARGUMENTS.match(k) and len(v) <= 200]
+    return urlencode(pairs)[:1000]
 
 
 def counts_by_status(actor) -> dict[str, int]:
@@ -346,6 +517,10 @@ def counts_by_status(actor) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def queue_count(queue: Queue, by_status: dict[str, int]) -> int:
+def queue_count(queue: Queue, by_status: dict[str, int], actor=None) -> int:
+    """The number of cases a queue's list holds: from the counts by status, or (a queue with a condition of its own,
+    我的案件) counted with the same conditions as its list."""
+    if queue.condition is not None:
+        return db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(*queue.where(actor)))
     statuses = [s.value for s in queue.statuses] or list(by_status)
     return sum(by_status.get(s, 0) for s in statuses)

@@ -104,6 +104,35 @@ CASES = [
 LANDLINE_STYLE = "landline"
 LANDLINE = "010-12345678"  # a caller's fixed line: never texted
 
+# 知识库: answers worth reusing, offered beside a reply, an explanation or the office's own answer. (login of the one who
+# wrote it: its owner is their department, or the window for office staff; title; text; service items; days ago it
+# was written.) One was written more than a year ago and never reviewed: it is due for review (待复核), offered to
+# nobody, and listed for 人社局 to review.
+KNOWLEDGE = [
+    ("scjg", "营业执照变更材料清单",
+     "办理营业执照变更登记需提交：1. 变更登记申请书；2. 股东会决议或决定；3. 章程修正案（涉及章程变更的）；"
+     "4. 营业执照正、副本原件；5. 变更住所的，提交新住所使用证明。材料齐全、符合法定形式的，当场办结；"
+     "需要核实的，3 个工作日内办结。也可以通过“一网通办”全程网上办理，执照邮寄到家。",
+     ["营业执照变更登记", "企业名称变更登记", "个体工商户地址变更"], 40),
+    ("rsj", "社保关系转移办理时限",
+     "养老保险关系转移接续的办理时限：转入地社保经办机构受理申请后 15 个工作日内向转出地发出联系函；"
+     "转出地 15 个工作日内办结转出手续并转移基金；转入地收到基金后 15 个工作日内办结转入并告知申请人。"
+     "办理进度可通过国家社会保险公共服务平台或“掌上 12333”查询。",
+     ["养老保险关系转移", "灵活就业社保缴费"], 25),
+    ("office", "答复群众的基本格式",
+     "您好！您反映的问题已收悉。经核实：（核实的情况）。办理结果：（办理结果及依据）。"
+     "如仍有疑问，可拨打 12345 政务服务便民热线，或到市民服务中心“办不成事”反映窗口咨询。感谢您的理解与支持！",
+     [], 60),
+    ("office", "不动产登记（二手房过户）所需材料",
+     "二手房转移登记需买卖双方共同申请，提交：1. 身份证明；2. 不动产权证书；3. 网签买卖合同；4. 完税凭证；"
+     "5. 婚姻状况证明。材料齐全的，5 个工作日内办结。可在政务服务网“不动产登记”专区预约。",
+     ["不动产登记咨询"], 30),
+    ("rsj", "失业保险金申领条件（旧版）",
+     "申领失业保险金需同时符合：失业前用人单位和本人已缴纳失业保险费满一年；非因本人意愿中断就业；"
+     "已办理失业登记并有求职要求。可在人社局网上服务大厅申领。",
+     ["失业保险金申领"], 400),
+]
+
 # Three months of ordinary work before the cases above, so that last month's report has something to say.
 HISTORY_MONTHS = 3
 HISTORY_PER_MONTH = 36

@@ -18,21 +18,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import sqlalchemy as sa
 from flask import current_app
 
 from escalation.history import fire_on_time
 from notify import writing_history
 from notify.closing import close_on_time
 from notify.operations import hold_until
-from tickets import attachments, clock, deadlines, intake, offices, workflow
+from tickets import attachments, clock, deadlines, intake, knowledge, offices, workflow
 from tickets.accounts import create_user
-from tickets.models import Department, is_bad_rating
+from tickets.models import Department, Notice, is_bad_rating
 from tickets.workflow import KINDS, Actor
 
 from .data import (CASES, CONTACT_HOURS, CONTACTS, COUNTIES, COUNTY_DEPARTMENTS, DEMO_PASSWORD, DEMO_USERS,
                    DEPARTMENTS, FILES, FILING_HOUR_WEIGHTS, LANDLINE, LANDLINE_STYLE,
                    HISTORY_DEPARTMENTS, HISTORY_ITEMS, HISTORY_MONTHS, HISTORY_NAMES, HISTORY_PER_MONTH,
-                   HISTORY_WINDOWS, NETWORK_USERS, PRESENT_WINDOWS, ROOT_NAME, county_department)
+                   HISTORY_WINDOWS, KNOWLEDGE, NETWORK_USERS, PRESENT_WINDOWS, ROOT_NAME, county_department)
 from .files import incoming
 from .hours import office_time_from
 from .numbers import Numbers, spelled
@@ -140,12 +141,15 @@ def seed(session) -> Loaded:
     }
     users.update(_seed_network(session, departments, numbers, first_number=len(DEPARTMENTS) * 2 + 1 + len(users)))
     now = clock.now()
+    _seed_knowledge(session, users, now)
     replay = Replay(session, now, random.Random(2026))
     with writing_history(session):
         cases = _seed_history(replay, departments, users, numbers)
         cases += _seed_present(replay, departments, users, numbers)
         fire_on_time(session, now)  # up to the moment of loading; what falls due later is the sweeper's
         close_on_time(session, now)
+    # The bell: what happened before yesterday was seen long ago; the last day's notices wait to be read.
+    session.execute(sa.update(Notice).where(Notice.created_at < now - timedelta(days=1)).values(read_at=now))
     return Loaded(departments=len(departments), logins=len(users), cases=cases)
 
 
@@ -172,6 +176,13 @@ def _seed_network(session, departments: dict, numbers: Numbers, first_number: in
                                   password=DEMO_PASSWORD, display_name=display,
                                   phone=numbers.staff(next(staff_numbers)))
             for username, role, office, department, display in NETWORK_USERS}
+
+
+def _seed_knowledge(session, users: dict, now: datetime) -> None:
+    """The 知识库's entries, each written by its owner on its day (so one is past its review date now)."""
+    for login, title, content, items, days_ago in KNOWLEDGE:
+        with clock.at(now - timedelta(days=days_ago)):
+            knowledge.create_entry(session, Actor.of(users[login]), title=title, content=content, service_items=items)
 
 
 def _window_of(window: str):

@@ -8,7 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from .calendar import DEFAULT_OFFICE_HOURS, Due, OfficeHours, WorkCalendar, add_working_days, add_working_hours, \
-    parse_office_hours
+    parse_office_hours, working_days_between, working_days_overdue
 
 DEFAULT_WORKING_DAYS: Mapping[str, int] = {
     "accept": 1,
@@ -65,6 +65,14 @@ class DeadlinePolicy:
 
     def due(self, start: datetime, working_days: int) -> Due:
         return add_working_days(self.calendar_source(), start, working_days, self.tz)
+
+    def days_left(self, now: datetime, due_at: datetime) -> int:
+        """Working days left before `due_at`: 0 when it falls today (or the case is already overdue)."""
+        return working_days_between(self.calendar_source(), now, due_at, self.tz)
+
+    def days_overdue(self, due_at: datetime, now: datetime) -> int:
+        """Whole working days past `due_at` that have ended by `now` (「已超期N个工作日」)."""
+        return working_days_overdue(self.calendar_source(), due_at, now, self.tz)
 
     def due_in_hours(self, start: datetime, working_hours: int) -> Due:
         return add_working_hours(self.calendar_source(), start, working_hours, self.tz, self.office_hours)

@@ -123,19 +123,31 @@ def recovered(event, *, session, ticket, query_code=None, **_):
         _citizen(session, ticket, event, "query_code", query_code=query_code)
 
 
-def supplemented(event, *, session, ticket, **_):
-    """补充材料: the lead department's handlers are told (while no department has the case, the owning office's
-    staff), so that nobody works on without what the citizen added."""
+def _workers(session, ticket) -> tuple[list[str], str, str]:
+    """Who works the case now, to text: the lead department's handlers (while no department has it, the owning window's
+    staff); with the audience and the department's name."""
     if ticket.department_id:
-        phones = contacts.handler_phones(session, ticket.department_id)
-        audience, department = "handler", _department_name(session, ticket.department_id)
-    else:
-        phones = contacts.staff_phones(session, (), (ticket.office_id,))[1].get(ticket.office_id, [])
-        audience, department = "office", ""
-    sent = sum(send_sms(phone, "supplement_handler", {"tracking_no": ticket.tracking_no, "department": department},
+        return (contacts.handler_phones(session, ticket.department_id), "handler",
+                _department_name(session, ticket.department_id))
+    return contacts.staff_phones(session, (), (ticket.office_id,))[1].get(ticket.office_id, []), "office", ""
+
+
+def _text_workers(session, ticket, event, template, **context) -> None:
+    phones, audience, department = _workers(session, ticket)
+    sent = sum(send_sms(phone, template, {"tracking_no": ticket.tracking_no, "department": department, **context},
                         ticket_id=ticket.id, audience=audience, session=session, cause=event) is not None
                for phone in phones)
     _notified(event, audience, sent)
+
+
+def supplemented(event, *, session, ticket, **_):
+    """补充材料: those who work the case are told, so that nobody works on without what the citizen added."""
+    _text_workers(session, ticket, event, "supplement_handler")
+
+
+def instructed(event, *, session, ticket, **_):
+    """批示: those who work the case are texted the instruction, so that it reaches them, not only their screens."""
+    _text_workers(session, ticket, event, "instruction_handler", instruction=event.note or "")
 
 
 def register(reactions) -> None:
@@ -149,3 +161,4 @@ def register(reactions) -> None:
     reactions.on(*names(closes_case=True), closed)
     reactions.on(*names(rates_survey=True), rated)
     reactions.on("remind", reminded)
+    reactions.on("instruct", instructed)

@@ -17,6 +17,7 @@ def init_app(app) -> None:
         raise scores.BadSetting("REPORT_MIN_CASES must be 1 or more")
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.staff_bp)
     app.cli.add_command(cli.report_cli)
     app.cli.add_command(cli.evaluation_cli)
     bind_actors(broker(app), tasks.ACTORS)

@@ -1,6 +1,6 @@
 """The reports endpoints of API.md: a month's figures as JSON, and its PDF, of an office (`?office=<code>`, default:
 the caller's own office; admins and users without an office: the root); the office's writes: publish a month's
-report, write its draft's 下步工作, set the office's thresholds of 主要问题."""
+report, write its draft's 下步工作, set the office's thresholds of 主要问题; and a case's 交办单 (PDF) for the staff."""
 from __future__ import annotations
 
 import json
@@ -9,20 +9,24 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_babel import lazy_gettext as _l
 
 from tickets import offices
-from tickets.access import current_staff
+from tickets.access import current_staff, ticket_for
 from tickets.db import db
 from tickets.errors import BadRequest, Forbidden, ValidationFailed
 from tickets.extensions import csrf
 from tickets.http import json_body
 from tickets.models import OFFICE_WIDE_ROLES, Office, Role, User
+from tickets.workflow import Actor
 
-from . import operations, scores
+from . import operations, scores, slip
 from .formulas import FORMULAS
 from .models import Report
 
 bp = Blueprint("reports_api", __name__, url_prefix="/api/v1/reports")
 # Token callers need no CSRF token; a console session's write is checked by `current_staff` (tickets/access.py).
 csrf.exempt(bp)
+# The 交办单 (slip.py) sits with the staff's tickets in the API, served from here: tickets imports no other room.
+staff_bp = Blueprint("reports_staff_api", __name__, url_prefix="/api/v1/staff")
+csrf.exempt(staff_bp)
 
 
 def report_for(month_text: str) -> Report:
@@ -154,3 +158,10 @@ def thresholds():
     operations.set_thresholds(db.session, office, body_object(required=True))
     db.session.commit()
     return jsonify(thresholds_view(office))
+
+
+@staff_bp.get("/tickets/<tracking_no>/slip.pdf")
+def transfer_slip(tracking_no: str):
+    """The 交办单 of a case this staff member may see, as PDF (the console's /admin/case/<tracking_no>/slip.pdf)."""
+    actor = Actor.of(current_staff())
+    return slip.pdf_response(db.session, ticket_for(actor, tracking_no), actor)

@@ -14,7 +14,7 @@ from tickets.labels import PROBLEM_TYPE_LABELS, label
 from tickets.models import Deadline, Department, Event, Ticket
 
 from .metrics import (
-    DEPARTMENT_DEADLINES, SUPERVISION_ACTIONS, Month, Scope, WorkingDays, between, department_at, step_level,
+    DEPARTMENT_DEADLINES, INSTRUCTION_ACTIONS, SUPERVISION_ACTIONS, Month, Scope, WorkingDays, between, department_at, step_level,
 )
 
 LIST_LIMIT = 100
@@ -74,19 +74,30 @@ def overdue_list(session, month: Month, tz: ZoneInfo, working_days: WorkingDays,
     return {"total": total, "items": items}
 
 
+INSTRUCTION_CLIP = 80  # characters of a 批示 the list shows
+
+
 def escalation_list(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict:
-    """The month's escalation steps and reminders, in order."""
+    """The month's escalation steps and reminders, and the leaders' instructions (批示) on cases under supervision,
+    in order."""
     start, end = month.bounds(tz)
     level = step_level()
-    where = (Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end), scope.owned())
+    where = (Event.action.in_(SUPERVISION_ACTIONS + INSTRUCTION_ACTIONS), between(Event.at, start, end),
+             scope.owned())
     total = session.scalar(sa.select(sa.func.count()).select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)
                            .where(*where))
     rows = session.execute(
-        sa.select(Event.at, Ticket.tracking_no, Department.name, Event.action, level)
+        sa.select(Event.at, Ticket.tracking_no, Department.name, Event.action, level, Event.note)
         .select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)
         .join(Department, Department.id == department_at(Event.ticket_id, Event.at), isouter=True)
         .where(*where).order_by(Event.at, Event.id).limit(LIST_LIMIT)
     ).all()
-    items = [{"at": at.isoformat(), "tracking_no": no, "department": name, "action": action, "level": lvl}
-             for at, no, name, action, lvl in rows]
+    items = [{"at": at.isoformat(), "tracking_no": no, "department": name, "action": action, "level": lvl,
+              "instruction": _clip(note) if action in INSTRUCTION_ACTIONS else None}
+             for at, no, name, action, lvl, note in rows]
     return {"total": total, "items": items}
+
+
+def _clip(text: str | None) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= INSTRUCTION_CLIP else flat[:INSTRUCTION_CLIP - 1] + "…"

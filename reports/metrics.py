@@ -42,6 +42,7 @@ from .models import Report
 CLOSING_ACTIONS = names(closes_case=True)                # approve, resolve, explain
 RECLOSING_ACTIONS = names(answers_bad_rating=True)       # what answers a bad rating: approve, explain
 SUPERVISION_ACTIONS = names(raises_supervision=True)     # escalate, remind (a remind counts as level 1)
+INSTRUCTION_ACTIONS = names(listed_with_escalations=True)  # instruct (批示): listed with them, not counted
 LIFTING_ACTIONS = names(lifts_rectification=True)        # decide_appeal: closes a reopened case again when upheld
 RATING_ACTIONS = names(rates_survey=True)                # rate, record_rating: a 差评 reopens the case
 DEPARTMENT_DEADLINES = ("handle", "rectify")      # deadlines the department is measured by

@@ -403,8 +403,9 @@ def _escalations(figures, s: Styles, font: str, tz):
         _("Escalations of the month"), figures["escalations"],
         [_("Time"), _("Tracking number"), _("Department"), _("Level")],
         lambda i: [_local(i["at"], tz), text(i["tracking_no"], s.small), text(i["department"] or "—", s.small),
-                   text(_level(i["level"]), s.small)],
-        [32 * mm, 38 * mm, 55 * mm, 32 * mm], s, font, _("No case was escalated this month."))
+                   text(_level(i["level"]) if not i.get("instruction") else
+                        _("Instruction (批示): %(text)s", text=i["instruction"]), s.small)],
+        [30 * mm, 36 * mm, 42 * mm, 62 * mm], s, font, _("No case was escalated this month."))
 
 
 def _appendix(figures, s: Styles, font: str, version: str):

@@ -1,6 +1,7 @@
 """A live server in a thread and Playwright driving Debian's Chromium, for tests that use the site as people do."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -50,6 +51,65 @@ def browser_page():
         browser.close()
     if violations:
         pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations))
+
+
+@pytest.fixture(scope="module")
+def module_chromium():
+    """One Chromium for all the tests of a module (a launch costs seconds); each test opens its own context
+    (`context_page`): its own cookies, window size and language."""
+    if not shutil.which(CHROMIUM) and not pathlib.Path(CHROMIUM).exists():
+        service_missing("Chromium", f"{CHROMIUM} not found (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def context_page(browser, *, width=390, height=844, locale="zh-CN", **options):
+    """A page in a new context of `browser` (a phone-sized window unless told), failing the test on any CSP
+    violation it reports, as `browser_page` does."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale=locale, **options)
+    page = context.new_page()
+    violations = watch_csp(page)
+    try:
+        yield page
+    finally:
+        context.close()
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(violations))
+
+
+@contextlib.contextmanager
+def served_office(sqlite_template, directory: pathlib.Path):
+    """`world`'s small office in an app of its own (a copy of the migrated SQLite database in `directory`, a movable
+    clock), served by a live server: one for all the browser tests of a module, which share what they file.
+    Yields (url, world, clock)."""
+    from app import create_app
+    from notify.state import BACKEND
+    from tests.helpers import BASE_CONFIG, Clock, seed_world
+    from tickets.clock import set_clock
+    from tickets.db import db
+
+    path = directory / "banjie.db"
+    shutil.copy(sqlite_template, path)
+    clock = Clock()
+    # the browser keeps the static files for the module (they do not change meanwhile): a third of each page's time
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": f"sqlite:///{path}", "SEND_FILE_MAX_AGE_DEFAULT": 3600})
+    set_clock(app, clock)
+    world = seed_world(app, app.test_client())
+    try:
+        with LiveServer(app) as server:
+            yield server.url, world, clock
+    finally:
+        backend = BACKEND.find(app)
+        if backend is not None:
+            backend.close()
+        with app.app_context():
+            db.engine.dispose()
 
 
 def watch_csp(page) -> list[str]:

@@ -51,7 +51,7 @@ settings.register_profile("fast", max_examples=10)
 
 # Markers from the fixtures a test uses, so `-m` can leave out what needs a service (make test-fast).
 FIXTURE_MARKERS = {"postgres_database": "postgres", "postgres_reset": "postgres", "redis_url": "redis",
-                   "browser_page": "browser"}
+                   "browser_page": "browser", "module_chromium": "browser"}
 
 
 def pytest_collection_modifyitems(items):

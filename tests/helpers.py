@@ -25,7 +25,7 @@ from escalation import sweeper
 from escalation.models import EscalationStep
 from tickets.accounts import create_user, issue_token
 from tickets.clock import CLOCK
-from tickets import offices
+from tickets import clock, offices
 from tickets.db import db
 from tickets.models import Department, Event, Ticket, User
 
@@ -361,3 +361,13 @@ def an_office_in_every_state(world, clock) -> dict[str, str]:
     world.act("dept_b", cases["returned"], "return", reason="不属于本部门职责。")
     at(clock, 2026, 11, 16, 15)
     return cases
+
+
+def supervise(world, tracking_no: str, level: int) -> None:
+    """Raise a case's supervision as the ladder would (an `escalate` event by the system): 2 督办, 3 挂牌督办."""
+    from tickets.workflow.actions import escalate
+
+    with world.app.app_context():
+        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+        escalate(db.session, ticket, level, clock.now(), {"steps": []})
+        db.session.commit()

@@ -1,18 +1,30 @@
-"""Accessibility of the public pages in Chromium: WCAG 2.1 AA (and 2.2's target size) on every kind of public page,
-in the normal mode and in 长辈模式, checked by axe-core (axe-playwright-python bundles it: nothing is fetched);
-targets of 24 px (44 px in 长辈模式), a visible focus, errors announced once; the 长辈模式 switch with and without
-JavaScript, remembered on the device."""
+"""Accessibility in Chromium: WCAG 2.1 AA (and 2.2's target size) on every kind of public page, in the normal mode and
+in 长辈模式, and on the console's main pages, in Chinese and in English, checked by axe-core (axe-playwright-python
+bundles it: nothing is fetched); targets of 24 px (44 px in 长辈模式), a visible focus, errors announced once; the
+长辈模式 switch with and without JavaScript, remembered on the device; on the console, a skip link first, titles that
+say which page this is, no sideways scrolling, and no Chinese left in its chrome after the switch to English.
+
+One app, one live server and one Chromium serve the whole module (each test opens its own browser context): starting
+them is seconds each, and the tests share what they file."""
 from __future__ import annotations
 
+import contextlib
+import re
 import tempfile
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
+import sqlalchemy as sa
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.browser import LiveServer, shot
+from tests.browser import context_page, module_chromium, served_office, shot  # noqa: F401  (module_chromium: a fixture)
+from tests.helpers import CONSOLE_PASSWORD, replied, transferred
 from tests.test_attachments import jpeg
+from tickets.db import db
+from tickets.models import Department, Office, User
 
 # WCAG 2.0 and 2.1 A and AA, 2.2 AA (target size), and axe's best practices (landmarks, one h1, headings in order).
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
@@ -62,8 +74,22 @@ ERRORS_JS = """() => {
 }"""
 
 
+# Only the violations come back: the details of every passing node were 40 % of a run's time, and nobody read them.
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": AXE_TAGS}, "resultTypes": ["violations"]}
+AXE_SCRIPT = Axe().axe_script
+
+
+def with_axe(page):
+    """axe-core in every page the context opens from now on, loaded with the page (sending its 500 kB for each check
+    was a sixth of a walk's time)."""
+    page.context.add_init_script(AXE_SCRIPT)
+    return page
+
+
 def axe_violations(page) -> list[str]:
-    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": AXE_TAGS}}).response
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(AXE_SCRIPT)
+    results = page.evaluate("options => axe.run(document, options)", AXE_OPTIONS)
     return [f"{page.url}: {v['id']} ({v['impact']}) {v['help']} at "
             + "; ".join(" ".join(str(t) for t in node["target"]) for node in v["nodes"][:5])
             for v in results["violations"]]
@@ -144,17 +170,197 @@ def visit_every_kind_of_public_page(page, url, world):
     yield "not-found"
 
 
+@pytest.fixture(scope="module")
+def site(sqlite_template, tmp_path_factory):
+    """The module's office, served once: its url, `world`, the clock, and the cases the console walk shows."""
+    with served_office(sqlite_template, tmp_path_factory.mktemp("accessibility")) as (url, world, clock):
+        for who in ("office", "dept_a", "admin"):
+            world.console(who)  # gives them their console password
+        yield SimpleNamespace(url=url, world=world, clock=clock, cases=cases_of_every_state(world))
+
+
+# --- the console ------------------------------------------------------------------------------------------------
+
+def cases_of_every_state(world) -> dict[str, str]:
+    """A case the office has to accept, one with its department (which has the reply's forms), one closed with its
+    survey open."""
+    submitted = world.file(name="赵敏", phone="17000000102",
+                           description="办理不动产登记时，窗口要求提供已注销企业的证明，无法开具。")["tracking_no"]
+    closed = replied(world, "A")
+    world.act("office", closed, "approve")
+    return {"submitted": submitted, "transferred": transferred(world, "A"), "closed": closed}
+
+
+def signed_in(page, url, lang, who):
+    """The page's context signed in as `who` (None: nobody) in `lang`, through the sign-in form's own request (its
+    CSRF token, the answer's cookie) without showing the form or the dashboard: the walk shows those once."""
+    form = page.request.get(f"{url}/admin/login?lang={lang}")  # the language is kept for the visit
+    if who:
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form.text()).group(1)
+        answer = page.request.post(f"{url}/admin/login", max_redirects=0,
+                                   form={"username": who, "password": CONSOLE_PASSWORD, "csrf_token": token})
+        assert answer.status == 302, (who, answer.status)
+    return page
+
+
+# The office's queues and the management lists: every one in Chinese. In English (on a phone) the pages whose words or
+# layout are their own: a queue with its form for the selected cases, the whole list with its status column, the
+# case pages, a management list; the other queues and lists are the same template with other rows (the module's
+# time is CI's to spend: each page checked costs about a second).
+QUEUES = {"zh_CN": ("queue-intake", "queue-accepted", "queue-in-progress", "queue-review", "queue-returned",
+                    "queue-rectifying", "queue-closed", "queue-rejected", "queue-withdrawn", "cases"),
+          "en": ("queue-intake", "cases")}
+MANAGEMENT = {"zh_CN": ("users", "departments", "api-tokens", "departments/new"), "en": ("users",)}
+
+
+def visit_the_console(page_as, site, lang, part):
+    """The console's main pages in turn, in `lang`; yields (page, the page's name) once it is shown. `page_as(who)`
+    opens a page signed in as `who`. Two parts (two tests, which run side by side under xdist): the lists (sign-in,
+    the dashboard, the queues), then the cases in each state, the SMS log, the reports and the management pages."""
+    url, cases = site.url, site.cases
+    if part == "lists":
+        page = page_as(None)
+        page.goto(f"{url}/admin/login")
+        yield page, "login"
+        page = page_as("office")
+        page.goto(f"{url}/admin/")
+        yield page, "dashboard"
+        for queue in QUEUES[lang]:
+            page.goto(f"{url}/admin/{queue}/")
+            yield page, queue
+        if lang == "zh_CN":
+            page.goto(f"{url}/admin/queue-in-progress/?flt0_0=yes")  # the dashboard's 超期 card: a filter, by script
+            yield page, "queue-in-progress (overdue only)"
+        return
+    page = page_as("office")
+    page.goto(f"{url}/admin/case/{cases['submitted']}")
+    yield page, "case-submitted"
+    page.fill("#note-content", "已电话核实。")
+    page.click("#action-note button[type=submit]")
+    page.wait_for_selector("#main .alert-dismissible")
+    yield page, "case-submitted (after an action)"
+    page.goto(f"{url}/admin/case/{cases['closed']}")
+    page.wait_for_selector("#surveys")
+    yield page, "case-closed-survey-open"
+    page.goto(f"{url}/admin/sms/")
+    yield page, "sms-log"
+    page.goto(f"{url}/admin/reports/")
+    yield page, "reports"
+    page = page_as("dept_a")
+    page.goto(f"{url}/admin/case/{cases['transferred']}")
+    page.wait_for_selector("#action-reply")
+    yield page, "case-transferred-department"
+    page = page_as("admin")
+    for management in MANAGEMENT[lang]:
+        page.goto(f"{url}/admin/{management}/")
+        yield page, management
+
+
+# What every console page has: its language, a skip link as the keyboard's first stop, leading to <main>, no id twice,
+# nothing wider than the window (no sideways scrolling of the page: a wide table scrolls inside its box).
+CONSOLE_PAGE_JS = """lang => {
+  const problems = [];
+  if (document.documentElement.lang !== lang) problems.push('<html lang="' + document.documentElement.lang + '">');
+  const first = [...document.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')]
+    .find(el => el.tabIndex >= 0 && !el.disabled && el.type !== 'hidden' && !el.closest('dialog:not([open])'));
+  if (!first || !first.classList.contains('skip-link') || first.getAttribute('href') !== '#main')
+    problems.push('the keyboard stops first elsewhere: ' + (first ? first.outerHTML.slice(0, 80) : 'nowhere'));
+  const main = document.getElementById('main');
+  if (!main || main.tagName !== 'MAIN') problems.push('no <main id="main">');
+  if (document.documentElement.scrollWidth > window.innerWidth)
+    problems.push('the page scrolls sideways: ' + document.documentElement.scrollWidth + ' px in ' + window.innerWidth);
+  const ids = new Set();
+  document.querySelectorAll('[id]').forEach(e => {
+    if (ids.has(e.id)) problems.push('#' + e.id + ' twice');
+    ids.add(e.id);
+  });
+  return problems;
+}"""
+
+# The console's chrome (menus, headings, buttons, labels, column headings, badges, the list of keys), without the
+# data in it (the office's name, the user's, the options of a select): the text a translation must cover.
+CHROME_JS = """() => {
+  const chrome = 'nav, h1, h2, h3, h4, h5, h6, button, .btn, th, label, legend, .nav-tabs, .pagination, footer, ' +
+                 'dialog, .badge, .form-text, .alert, title';
+  const data = '.navbar-brand, .console-user, .console-lang, option';
+  const texts = [];
+  for (const el of document.querySelectorAll(chrome)) {
+    const copy = el.cloneNode(true);
+    copy.querySelectorAll(data).forEach(d => d.remove());
+    texts.push(copy.textContent.replace(/\\s+/g, ' ').trim());
+  }
+  return texts;
+}"""
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+")
+# msgids that name a Chinese term on purpose: "I'll take it (我来办)", "Write an instruction (批示)", and the section
+# 典型案例 of the monthly report (a Chinese document) that a typical case is listed under
+CHINESE_ON_PURPOSE = ("我来办", "批示", "典型案例")
+
+
+def untranslated(page, data: set[str]) -> list[str]:
+    left = []
+    for text in page.evaluate(CHROME_JS):
+        for name in sorted(data, key=len, reverse=True):
+            text = text.replace(name, "")
+        words = [w for w in CJK.findall(text) if w not in CHINESE_ON_PURPOSE]
+        if words:
+            left.append(f"{'、'.join(words)} in “{text[:120]}”")
+    return sorted(set(left))
+
+
+def data_names(world) -> set[str]:
+    """What the console shows as data in its chrome: the names of offices, departments and people."""
+    with world.app.app_context():
+        names = set(db.session.scalars(sa.select(Office.name))) | set(db.session.scalars(sa.select(Department.name)))
+        names |= {n for n in db.session.scalars(sa.select(User.display_name)) if n}
+    return names | {world.app.config["OFFICE_NAME"]}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("lang, part", [("zh_CN", "lists"), ("zh_CN", "cases"), ("en", "lists"), ("en", "cases")])
+def test_the_main_console_pages_meet_wcag_21_aa_in_both_languages(module_chromium, site, lang, part):
+    """Chinese at a desk's width, English on a phone's (its lists as cards): both layouts, both languages."""
+    width, height = (1366, 900) if lang == "zh_CN" else (390, 844)
+    html_lang = "zh-CN" if lang == "zh_CN" else "en"
+    data = data_names(site.world)
+    violations, problems, chinese, titles = [], [], [], {}
+    with contextlib.ExitStack() as contexts:
+        def page_as(who):
+            page = contexts.enter_context(context_page(module_chromium, width=width, height=height))
+            return signed_in(with_axe(page), site.url, lang, who)
+
+        for page, name in visit_the_console(page_as, site, lang, part):
+            violations += [f"[{name}] {v}" for v in axe_violations(page)]
+            problems += [f"[{name}] {p}" for p in page.evaluate(CONSOLE_PAGE_JS, html_lang)]
+            titles[name] = page.title()
+            if lang == "en":
+                chinese += [f"[{name}] {t}" for t in untranslated(page, data)]
+    expected = 2 + len(QUEUES[lang]) + (lang == "zh_CN") if part == "lists" else 6 + len(MANAGEMENT[lang])
+    assert len(titles) == expected, list(titles)
+    assert not violations, f"axe-core: {len(violations)} violations ({lang}):\n" + "\n".join(violations)
+    assert not problems, "\n".join(problems)
+    said_twice = {name: title for name, title in titles.items()
+                  if len(parts := [p.strip() for p in title.split("·")]) != len(set(parts))}
+    assert not said_twice, f"titles that repeat themselves: {said_twice}"
+    pages = {name.split(" (")[0]: title for name, title in titles.items()}  # "x (after an action)" is page x again
+    shared = {title: [name for name in pages if pages[name] == title]
+              for title, n in Counter(pages.values()).items() if n > 1}
+    assert not shared, f"different pages with the same title: {shared}"
+    assert not chinese, "Chinese left in the English console's chrome:\n" + "\n".join(chinese)
+
+
+# --- the public pages -------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["normal", "elder"])
-def test_every_public_page_meets_wcag_21_aa_in_both_modes(world, browser_page, mode):
-    page = browser_page
+def test_every_public_page_meets_wcag_21_aa_in_both_modes(module_chromium, site, mode):
     violations, small, errors, seen, twice = [], [], [], [], []
     minimum = 44 if mode == "elder" else 24
-    with LiveServer(world.app) as server:
+    with context_page(module_chromium) as page:
+        with_axe(page)
         if mode == "elder":
-            page.goto(server.url + "/elder?on=1&next=/")  # the switch without a script: a cookie for every page
-        for name in visit_every_kind_of_public_page(page, server.url, world):
+            page.goto(site.url + "/elder?on=1&next=/")  # the switch without a script: a cookie for every page
+        for name in visit_every_kind_of_public_page(page, site.url, site.world):
             seen.append(name)
             assert page.evaluate("document.documentElement.lang") == "zh-CN", name
             assert page.evaluate("document.documentElement.classList.contains('elder')") == (mode == "elder"), name
@@ -186,11 +392,9 @@ def pressed(page) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_elder_switch_changes_the_page_in_place_and_is_remembered_on_the_device(world, browser_page):
-    page = browser_page
-    with LiveServer(world.app) as server:
-        page.goto(server.url + "/")
+def test_the_elder_switch_changes_the_page_in_place_and_is_remembered_on_the_device(module_chromium, site):
+    with context_page(module_chromium) as page:
+        page.goto(site.url + "/")
         plain = page.locator(".intro .wording-plain")
         full = page.locator(".intro .wording-full")
         assert pressed(page) == "false" and full.is_visible() and plain.is_hidden()
@@ -199,7 +403,7 @@ def test_the_elder_switch_changes_the_page_in_place_and_is_remembered_on_the_dev
         normal_size = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
 
         page.click(".elder-switch button")  # in place: no navigation
-        assert page.url == server.url + "/"
+        assert page.url == site.url + "/"
         assert pressed(page) == "true" and plain.is_visible() and full.is_hidden()
         assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= max(20, normal_size * 1.2)
         choice = page.locator("label.choice >> nth=0").bounding_box()
@@ -210,12 +414,12 @@ def test_the_elder_switch_changes_the_page_in_place_and_is_remembered_on_the_dev
         shot(page, "a11y-elder-switched-in-place")
 
         # the server renders the next page in the mode (no flash), from the cookie
-        page.goto(server.url + "/track")
+        page.goto(site.url + "/track")
         assert "class=\"elder\"" in page.content()[:200] and pressed(page) == "true"
 
         # the browser dropped its cookies: localStorage brings the mode back and writes the cookie again
         page.context.clear_cookies()
-        page.goto(server.url + "/track")
+        page.goto(site.url + "/track")
         assert page.evaluate("document.documentElement.classList.contains('elder')") and pressed(page) == "true"
         assert any(c["name"] == "banjie_elder" and c["value"] == "1" for c in page.context.cookies())
 
@@ -227,35 +431,26 @@ def test_the_elder_switch_changes_the_page_in_place_and_is_remembered_on_the_dev
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_elder_switch_works_without_javascript(world, browser_page):
-    browser = browser_page.context.browser
-    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844}, locale="zh-CN")
-    page = context.new_page()
-    try:
-        with LiveServer(world.app) as server:
-            page.goto(server.url + "/track?no=BJ20261122-0001")
-            assert pressed(page) == "false"
-            page.click(".elder-switch button")  # a plain GET form: /elder sets the cookie and comes back here
-            page.wait_for_url("**/track?no=BJ20261122-0001")
-            assert pressed(page) == "true" and page.locator("html.elder").count() == 1
-            assert page.locator("#tracking_no").input_value() == "BJ20261122-0001"
-            page.click(".elder-switch button")
-            page.wait_for_url("**/track?no=BJ20261122-0001")
-            assert pressed(page) == "false" and page.locator("html.elder").count() == 0
-    finally:
-        context.close()
+def test_the_elder_switch_works_without_javascript(module_chromium, site):
+    with context_page(module_chromium, java_script_enabled=False) as page:
+        page.goto(site.url + "/track?no=BJ20261122-0001")
+        assert pressed(page) == "false"
+        page.click(".elder-switch button")  # a plain GET form: /elder sets the cookie and comes back here
+        page.wait_for_url("**/track?no=BJ20261122-0001")
+        assert pressed(page) == "true" and page.locator("html.elder").count() == 1
+        assert page.locator("#tracking_no").input_value() == "BJ20261122-0001"
+        page.click(".elder-switch button")
+        page.wait_for_url("**/track?no=BJ20261122-0001")
+        assert pressed(page) == "false" and page.locator("html.elder").count() == 0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("mode", ["normal", "elder"])
-def test_every_stop_of_the_keyboard_shows_where_the_focus_is(world, browser_page, mode):
-    page = browser_page
-    with LiveServer(world.app) as server:
+def test_every_stop_of_the_keyboard_shows_where_the_focus_is(module_chromium, site, mode):
+    with context_page(module_chromium) as page:
         if mode == "elder":
-            page.goto(server.url + "/elder?on=1&next=/")
-        page.goto(server.url + "/")
+            page.goto(site.url + "/elder?on=1&next=/")
+        page.goto(site.url + "/")
         page.click("#main button[type=submit]")  # the form with its errors: the summary has the focus
         page.wait_for_selector("#error-summary")
         stops, unseen = [], []

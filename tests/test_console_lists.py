@@ -12,7 +12,7 @@ from tickets.db import db
 from tickets.models import Survey, Ticket
 
 ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
-CASE_LINK = re.compile(r'href="/admin/case/(BJ[0-9-]+)"')
+CASE_LINK = re.compile(r'href="/admin/case/(BJ[0-9-]+)(?:\?queue=\w+)?"')
 CARD = re.compile(r'<a class="stat-card[^"]*" href="([^"]+)"[^>]*>.*?<div class="text-muted">([^<]+)</div>\s*'
                   r'<div class="stat-number">(\d+)</div>', re.S)
 

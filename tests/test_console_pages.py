@@ -96,7 +96,7 @@ def pages_of_every_kind(world):
 
 @pytest.mark.parametrize("lang, html_lang", [("zh_CN", "zh-CN"), ("en", "en")])
 def test_every_console_page_states_its_language_and_has_one_title(world, lang, html_lang):
-    seen = 0
+    seen, titles = 0, {}
     for client, path, status in pages_of_every_kind(world):
         response = client.get(path, query_string={"lang": lang})
         assert response.status_code == status, path
@@ -104,6 +104,9 @@ def test_every_console_page_states_its_language_and_has_one_title(world, lang, h
         assert page.lang == html_lang, path
         segments = [s.strip() for s in page.title.split("·")]
         assert all(segments) and len(segments) == len(set(segments)), (path, page.title)
+        if status == 200:  # each page of a user's console has a title of its own (a tab, the history, a bookmark)
+            other = titles.setdefault((client, page.title), path)
+            assert other == path, (page.title, other, path)
         first_level = [text for tag, text in page.headings if tag == "h1"]
         assert len(first_level) == 1, (path, page.headings)
         texts = [text for _tag, text in page.headings]

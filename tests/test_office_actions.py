@@ -228,7 +228,7 @@ def test_a_department_returning_the_same_case_twice_makes_it_a_dispute_for_the_s
         response = world.post("office_c1", f"/api/v1/staff/tickets/{no}/{action}", json=payload)
         assert response.status_code == 409, action
         assert "争议" in response.get_json()["error"]["message"] or "disput" in response.get_json()["error"]["message"]
-    assert world.ticket("supervisor_c1", no)["allowed_actions"] == ["arbitrate", "remind", "note"]
+    assert world.ticket("supervisor_c1", no)["allowed_actions"] == ["arbitrate", "remind", "assign", "note"]
     # Only a department of the window or above it may be decided on.
     response = world.post("supervisor_c1", f"/api/v1/staff/tickets/{no}/arbitrate",
                           json={"department_id": dept(network, "C2")})

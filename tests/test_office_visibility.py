@@ -29,7 +29,7 @@ from tests.helpers import page_csrf
 from tickets.db import db
 from tickets.models import OFFICE_ROLES, OFFICE_WIDE_ROLES, SUPERVISING_ROLES, Appeal, Role, Survey, Ticket, User
 
-CASE_LINK = re.compile(r'href="/admin/case/(BJ\d{8}-\d{4,})"')  # a row's link (a searched number is echoed too)
+CASE_LINK = re.compile(r'href="/admin/case/(BJ\d{8}-\d{4,})(?:\?queue=\w+)?"')  # a row's link (a searched number is echoed too)
 WINDOWS = ("root", "c1", "t11", "t12", "c2", "t21")
 # Who sees which windows' cases (office members: their window's subtree).
 SUBTREE = {"root": set(WINDOWS), "c1": {"c1", "t11", "t12"}, "t11": {"t11"}, "t12": {"t12"}, "c2": {"c2", "t21"},
@@ -48,9 +48,9 @@ EVERYONE = ("admin", *MEMBERS, *HANDLERS)
 # and those that show none. Reports are the reports' own (per office, tests/test_reports*.py).
 CASE_BEARING = {"case", "cases", "queue_intake", "queue_accepted", "queue_in_progress", "queue_review",
                 "queue_returned", "queue_rectifying", "queue_closed", "queue_rejected", "queue_withdrawn", "sms_log",
-                "surveys", "deadlines", "admin", "disputed", "appeals"}
+                "surveys", "deadlines", "admin", "disputed", "appeals", "queue_mine", "notices"}
 NO_CASES = {"auth", "api_tokens", "departments", "dispatch", "policies", "problem_types", "service_items", "sms_templates",
-            "users", "work_calendar", "reports", "offices", "intake", "static"}
+            "users", "work_calendar", "reports", "offices", "intake", "static", "knowledge"}
 
 
 def cases(network) -> dict[str, str]:
@@ -134,6 +134,8 @@ def test_every_console_view_shows_each_window_its_subtree(network, clock):
             page = client.get(f"{view.url}/?page_size=100")
             in_queue = {no for no in visible if _status_of(world, no) in {s.value for s in view.queue.statuses}} \
                 if view.queue.statuses else visible
+            if view.endpoint == "queue_mine":  # 我的案件: of those, the ones this user works
+                in_queue = {no for no in in_queue if _worked_by(world, no, who)}
             check(who, view.endpoint, shown(page), in_queue)
         for no in filed.values():
             check(who, f"search {no}", shown(client.get(f"/admin/cases/?search={no}")), {no} & visible)
@@ -172,6 +174,12 @@ def test_every_console_view_shows_each_window_its_subtree(network, clock):
 def _status_of(world, no) -> str:
     with world.app.app_context():
         return db.session.scalar(sa.select(Ticket.status).where(Ticket.tracking_no == no))
+
+
+def _worked_by(world, no, who) -> bool:
+    with world.app.app_context():
+        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == no))
+        return world.users[who] in (ticket.owner_id, ticket.handler_id)
 
 
 def _open(world, no) -> bool:

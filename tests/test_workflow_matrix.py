@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import supervise
 from tickets.workflow import ACTIONS
 
 PAYLOADS = {
@@ -28,6 +29,9 @@ PAYLOADS = {
     "decide_appeal": {"uphold": True, "reason": "申诉属实。", "lift_rectification": True},
     "mark_typical": {"summary": "企业变更登记多次往返，转办后一天办结。"},
     "record_rating": {"score": 2, "comment": "电话回访：满意。"},
+    "accept_and_transfer": {"department_id": "B", "instructions": "请核实后答复"},
+    "assign": {"user_id": "office"},  # admin gives the case to the window's clerk; others take it themselves (我来办)
+    "instruct": {"content": "请分管负责同志牵头，三个工作日内办结。"},
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -44,24 +48,26 @@ STEPS = {
 }
 
 ALLOWED = {
-    "submitted": {"accept", "reject", "remind", "note"},
-    "accepted": {"transfer", "resolve", "remind", "note", "assign_down"},
+    "submitted": {"accept", "accept_and_transfer", "reject", "remind", "note", "assign"},
+    "accepted": {"transfer", "resolve", "remind", "note", "assign_down", "assign"},
     "rejected": {"note"},
     # decide_extension needs a pending request, so it is refused here; see test_extension_* for the rest
-    "transferred": {"return", "request_extension", "reply", "remind", "note", "record_contact"},
-    "returned": {"transfer", "remind", "note", "assign_down"},
-    "replied": {"approve", "send_back", "remind", "note"},
+    "transferred": {"return", "request_extension", "reply", "remind", "note", "record_contact", "assign"},
+    "returned": {"transfer", "remind", "note", "assign_down", "assign"},
+    "replied": {"approve", "send_back", "remind", "note", "assign"},
     "closed": {"note", "mark_typical", "record_rating"},  # record_rating: the survey round opened by approve
     # reopened by a 差评 not yet visited (nor appealed: decide_appeal needs an appeal, see test_appeals_*)
-    "rectifying": {"reply", "explain", "remind", "note", "record_visit", "appeal"},
+    "rectifying": {"reply", "explain", "remind", "note", "record_visit", "appeal", "assign"},
     "withdrawn": {"note"},  # 撤回 by the citizen: final, like 不予受理
 }
 
 
-def payload(world, action):
+def payload(world, action, role="admin"):
     body = dict(PAYLOADS[action])
     if "department_id" in body:
         body["department_id"] = world.departments[body["department_id"]]
+    if "user_id" in body:  # only an admin (or a supervisor) names someone else; the others take the case themselves
+        body = {**body, "user_id": world.users[body["user_id"]]} if role == "admin" else {}
     return body
 
 
@@ -83,12 +89,18 @@ def ticket_in(world, status: str) -> str:
     return no
 
 
+# 受理并转办 records both steps' events, with one version bump; these actions change no state (no bump).
+TWO_STEPS = {"accept_and_transfer": ("accept", "transfer")}
+UNCLAIMED = {name for name, spec in ACTIONS.items() if not spec.changes_state}
+
+
 def test_table_covers_every_action():
     assert set(PAYLOADS) == set(ACTIONS)
     # refer_up: the root window has no window above it; arbitrate: only a 争议件 (see test_office_actions.py);
     # decide_appeal: only an appeal (see test_appeals_in_every_status_a_bad_rating_leaves)
+    # instruct: only a case under supervision (督办, 挂牌督办), see ROLE_CASES
     assert set().union(*ALLOWED.values()) | {"decide_extension", "refer_up", "arbitrate",
-                                             "decide_appeal"} == set(ACTIONS)
+                                             "decide_appeal", "instruct"} == set(ACTIONS)
 
 
 @pytest.mark.parametrize("status", list(STEPS))
@@ -101,8 +113,10 @@ def test_every_action_in_every_status(network, status):
         body = response.get_json()
         if action in ALLOWED[status]:
             assert response.status_code == 200, (status, action, body)
-            assert body["events"][-1]["action"] == action
-            assert len(body["events"]) == len(before["events"]) + 1
+            recorded = TWO_STEPS.get(action, (action,))
+            assert [e["action"] for e in body["events"][-len(recorded):]] == list(recorded)
+            assert len(body["events"]) == len(before["events"]) + len(recorded)
+            assert body["version"] == before["version"] + (0 if action in UNCLAIMED else 1)
         else:
             assert response.status_code == 409, (status, action, body)
             assert body["error"]["code"] == "invalid_transition"
@@ -133,6 +147,9 @@ ROLE_CASES = {
     "decide_appeal": ("rectifying+appeal", {"admin", "supervisor"}),
     "mark_typical": ("closed", {"admin", "office"}),
     "record_rating": ("closed", {"admin", "office"}),
+    "accept_and_transfer": ("submitted", {"admin", "office"}),
+    "assign": ("transferred", {"admin", "office", "dept_a", "supervisor"}),  # 我来办; the admin names someone
+    "instruct": ("transferred+supervised", {"admin", "supervisor", "leader"}),  # 批示 at 督办 (level 2) and above
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 
@@ -147,10 +164,13 @@ def test_every_action_for_every_role(world, action):
         elif status == "rectifying+appeal":
             no = ticket_in(world, "rectifying")
             world.act("dept_a", no, "appeal", reason="差评与办理质量无关。")
+        elif status == "transferred+supervised":
+            no = ticket_in(world, "transferred")
+            supervise(world, no, level=2)
         else:
             no = ticket_in(world, status)
         visible = world.ticket("admin", no)["department_id"] == world.departments["A"]
-        response = world.post(role, f"/api/v1/staff/tickets/{no}/{action}", json=payload(world, action))
+        response = world.post(role, f"/api/v1/staff/tickets/{no}/{action}", json=payload(world, action, role))
         if role in allowed:
             expected = 200
         elif role.startswith("dept_") and not (role == "dept_a" and visible):

@@ -5,14 +5,14 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from . import attachments, clock, intake, offices, workflow
+from . import attachments, bulk, clock, intake, knowledge, lists, notices, offices, workflow
 from .access import current_staff, ticket_for, visible_tickets
 from .db import db
 from .errors import Forbidden, NotFound, ValidationFailed
 from .extensions import csrf, public_limit, public_limits_off
 from .http import body_and_files, json_body
 from .labels import PROBLEM_TYPE_LABELS
-from .models import OFFICE_ROLES, Department, ProblemType, Status, Ticket
+from .models import OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Status, Ticket
 from .clock import iso
 from .presenters import list_items, public_offices, public_view, staff_view
 from .validation import Collector, integer
@@ -192,6 +192,11 @@ def _list_filters() -> dict:
     if overdue not in ("", "true", "false", "1", "0"):
         check.fail("overdue", _l("Must be true or false."))
     check.values["overdue"] = overdue in ("true", "1")
+    assignee = args.get("assignee") or None
+    if assignee not in (None, "me", "none"):
+        check.fail("assignee", _l("Must be me or none."))
+    check.values["assignee"] = assignee
+    check.values["q"] = lists.search_condition(args.get("q", "")[:200])
     check.field("page", integer, args.get("page"), required=False, minimum=1, maximum=1_000_000)
     check.field("per_page", integer, args.get("per_page"), required=False, minimum=1, maximum=MAX_PER_PAGE)
     return check.raise_if_errors()
@@ -213,6 +218,13 @@ def staff_tickets():
         query = query.where(offices.ticket_in_subtree(filters["office_id"]))
     if filters["overdue"]:
         query = query.where(Ticket.overdue(now))
+    if filters["assignee"] == "me":  # 我的案件: the open cases the caller works (owner or handler)
+        query = query.where(lists.worked_by(actor.user_id))
+    elif filters["assignee"] == "none":  # open cases nobody on the caller's side works yet
+        side = Ticket.handler_id if actor.role == Role.department else Ticket.owner_id
+        query = query.where(side.is_(None), Ticket.status.in_(OPEN_STATUS_VALUES))
+    if filters["q"] is not None:
+        query = query.where(filters["q"])
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
     rows = list(db.session.scalars(
         query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(per_page).offset((page - 1) * per_page)
@@ -235,6 +247,18 @@ def staff_attachment(tracking_no, attachment_id):
     return attachments.download(db.session, ticket_for(actor, tracking_no).id, attachment_id, citizen=False)
 
 
+@bp.post("/staff/tickets/bulk/<action>")
+def staff_bulk(action):
+    """One action on many cases: {"tickets": ["BJ…", {"tracking_no": "BJ…", "version": 3}, …], …the action's body};
+    each case through the workflow with its own version and transaction; 200 with one result per tracking number."""
+    actor = Actor.of(current_staff())
+    bulk.check_action(action)
+    data = json_body()
+    items = bulk.parse_items(data.get("tickets"))
+    payload = {key: value for key, value in data.items() if key not in ("tickets", "version")}
+    return jsonify(bulk.summary(action, bulk.run(db.session, actor, action, items, payload)))
+
+
 @bp.post("/staff/tickets/<tracking_no>/<action>")
 def staff_action(tracking_no, action):
     """Take one workflow action on a ticket; `version` in the body, when given, must match. JSON, or
@@ -253,3 +277,32 @@ def staff_action(tracking_no, action):
     workflow.perform(db.session, ticket, actor, action, payload, expected_version=version)
     db.session.commit()
     return jsonify(staff_view(db.session, ticket, actor, clock.now()))
+
+
+@bp.get("/staff/tickets/<tracking_no>/knowledge")
+def staff_knowledge(tracking_no):
+    """知识库: the entries this caller may start the case's answer from, best first (`knowledge.suggest`); 404 for a
+    case the caller cannot see."""
+    actor = Actor.of(current_staff())
+    ticket = ticket_for(actor, tracking_no)
+    return jsonify(knowledge.describe(db.session, knowledge.suggest(db.session, ticket, actor)))
+
+
+# --- the bell (通知) -------------------------------------------------------------------------------------
+
+@bp.get("/staff/notices")
+def staff_notices():
+    """The caller's bell: unread count, their open cases due today, unread notices (newest first), then the last read."""
+    actor = Actor.of(current_staff())
+    return jsonify(notices.summary(db.session, actor, clock.now()))
+
+
+@bp.post("/staff/notices/read")
+def read_notices():
+    """Mark the caller's notices read: {"ids": [...]} or {"all": true} → {"unread"}; ids of notices that are not the
+    caller's are ignored (nothing says whether they exist)."""
+    actor = Actor.of(current_staff())
+    marking = notices.parse_marking(json_body())
+    notices.mark_read(db.session, actor.user_id, clock.now(), ids=marking["ids"], every=marking["all"])
+    db.session.commit()
+    return jsonify({"unread": notices.unread_count(db.session, actor)})

@@ -41,6 +41,10 @@ class Policy(Protocol):
 
     def due_in_hours(self, start: datetime, working_hours: int) -> Due: ...
 
+    def days_left(self, now: datetime, due_at: datetime) -> int: ...
+
+    def days_overdue(self, due_at: datetime, now: datetime) -> int: ...
+
 
 # Set by the escalation room's init_app (its calendar and policy overrides): this room imports no other.
 POLICY: AppSlot[Policy] = AppSlot("banjie.deadline_policy", "working days and due times of deadlines")

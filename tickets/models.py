@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -229,6 +229,9 @@ class Ticket(SQLModel, table=True):
         # an office's queues (one status, by deadline), their counts and the dashboard's counts by status, read from
         # the index alone (issue 13's benchmark: a county's queue counted 6,500 of 204,000 cases in 175 ms without it)
         sa.Index("ix_ticket_office_status_due", "office_id", "status", "due_at"),
+        # 我的案件: a member of staff's open cases, by deadline (owner: the window's clerk; handler: the department's)
+        sa.Index("ix_ticket_owner_status_due", "owner_id", "status", "due_at"),
+        sa.Index("ix_ticket_handler_status_due", "handler_id", "status", "due_at"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -269,6 +272,10 @@ class Ticket(SQLModel, table=True):
     # month the case was (last) closed in lists it. None: not typical.
     typical_summary: Optional[str] = Field(default=None, sa_type=sa.Text)
     typical_at: Optional[datetime] = _time(default=None)
+    # 我来办: who works the case, one on each side (`assign`): the window's clerk who owns it (the one who accepted it,
+    # unless someone took it over) and, while a department has it, that department's handler. None: nobody yet.
+    owner_id: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    handler_id: Optional[int] = Field(default=None, foreign_key="user_account.id")
 
     @hybrid_method
     def overdue(self, now: datetime) -> bool:
@@ -295,6 +302,8 @@ class Event(SQLModel, table=True):
     """One row per action on a ticket. Append-only: the history is the audit trail."""
 
     __tablename__ = "event"
+    # a member of staff's latest actions (the case page's departments this clerk transferred to lately)
+    __table_args__ = (sa.Index("ix_event_actor_action", "actor_id", "action", "id"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
@@ -570,3 +579,55 @@ class AttachmentBlob(SQLModel, table=True):
 
     key: str = Field(sa_type=sa.String(40), primary_key=True)
     data: bytes = Field(sa_type=sa.LargeBinary)
+
+
+class KnowledgeEntry(SQLModel, table=True):
+    """知识库 (GB/T 44191): an answer worth reusing, with the service items it is about, its owner (a department, or the
+    window itself when `department_id` is None) and the date by which it must be reviewed. Every edit raises
+    `version`; a reply that used an entry keeps its id and version (tickets/knowledge.py). An entry past its review
+    date is not suggested until its owner reviews it."""
+
+    __tablename__ = "knowledge_entry"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    office_id: int = Field(foreign_key="office.id", index=True)
+    department_id: Optional[int] = Field(default=None, foreign_key="department.id", index=True)
+    title: str = Field(sa_type=sa.String(100))
+    content: str = Field(sa_type=sa.Text)
+    service_items: list = Field(default_factory=list, sa_type=sa.JSON)  # names of service items it answers
+    version: int = Field(default=1)
+    review_by: date = Field(sa_type=sa.Date)
+    active: bool = Field(default=True)
+    updated_by: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = _time(default_factory=utcnow)
+    updated_at: datetime = _time(default_factory=utcnow)
+
+
+class Notice(SQLModel, table=True):
+    """An entry of a member of staff's bell (tickets/notices.py): something happened that concerns them (their case
+    changed, a 批示, an appeal to decide), written in the transaction of the event it reports; read once they mark it."""
+
+    __tablename__ = "notice"
+    __table_args__ = (sa.Index("ix_notice_user_unread", "user_id", "read_at", "id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id")
+    ticket_id: Optional[int] = Field(default=None, foreign_key="ticket.id", index=True)
+    event_id: Optional[int] = Field(default=None, foreign_key="event.id")
+    kind: str = Field(sa_type=sa.String(16))  # a notices.KIND
+    created_at: datetime = _time(default_factory=utcnow)
+    read_at: Optional[datetime] = _time(default=None)
+
+
+class SavedFilter(SQLModel, table=True):
+    """A list's filters a member of staff saved under a name (the console's 「保存筛选」): the query string of one queue."""
+
+    __tablename__ = "saved_filter"
+    __table_args__ = (sa.UniqueConstraint("user_id", "endpoint", "name"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    endpoint: str = Field(sa_type=sa.String(40))
+    name: str = Field(sa_type=sa.String(40))
+    query: str = Field(sa_type=sa.String(1000))
+    created_at: datetime = _time(default_factory=utcnow)

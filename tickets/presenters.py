@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import url_for
 
-from . import attachments, deadlines, offices, phones
+from . import attachments, deadlines, lists, offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
 from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
@@ -118,9 +118,18 @@ def _offices(session, ids) -> dict[int, tuple[str, str]]:
             session.execute(sa.select(Office.id, Office.code, Office.name).where(Office.id.in_(ids)))}
 
 
+def _user_names(session, ids) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return {i: display or username for i, display, username in
+            session.execute(sa.select(User.id, User.display_name, User.username).where(User.id.in_(ids)))}
+
+
 def list_item(ticket: Ticket, departments: dict[int, str], now: datetime,
-              office_rows: dict[int, tuple[str, str]] | None = None) -> dict:
+              office_rows: dict[int, tuple[str, str]] | None = None, users: dict[int, str] | None = None) -> dict:
     office_code, office_name = (office_rows or {}).get(ticket.office_id, (None, None))
+    users = users or {}
     return {
         **_headline(ticket),
         "office_code": office_code,
@@ -137,6 +146,13 @@ def list_item(ticket: Ticket, departments: dict[int, str], now: datetime,
         "due_kind": ticket.due_kind,
         "overdue": ticket.overdue(now),
         "contact_due_at": iso(ticket.contact_due_at),
+        **lists.time_left(ticket, now),
+        "channel": ticket.channel,
+        "summary": lists.snippet(ticket.description),
+        "owner_id": ticket.owner_id,        # 我来办: the window's clerk who works the case
+        "owner_name": users.get(ticket.owner_id),
+        "handler_id": ticket.handler_id,    # and the department's handler
+        "handler_name": users.get(ticket.handler_id),
         "version": ticket.version,
     }
 
@@ -144,7 +160,8 @@ def list_item(ticket: Ticket, departments: dict[int, str], now: datetime,
 def list_items(session, tickets: list[Ticket], now: datetime) -> list[dict]:
     names = _department_names(session, [t.department_id for t in tickets])
     office_rows = _offices(session, [t.office_id for t in tickets])
-    return [list_item(t, names, now, office_rows) for t in tickets]
+    users = _user_names(session, [i for t in tickets for i in (t.owner_id, t.handler_id)])
+    return [list_item(t, names, now, office_rows, users) for t in tickets]
 
 
 def _hours(minutes: int | None):
@@ -187,7 +204,8 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
     names = _department_names(session, [ticket.department_id, ticket.suggested_department_id,
                                         ticket.arbitrated_department_id, *co_ids])
     view = public_view(session, ticket)
-    view.update(list_item(ticket, names, now, _offices(session, [ticket.office_id])))
+    view.update(list_item(ticket, names, now, _offices(session, [ticket.office_id]),
+                          _user_names(session, [ticket.owner_id, ticket.handler_id])))
     events = list(session.scalars(sa.select(Event).where(Event.ticket_id == ticket.id).order_by(Event.at, Event.id)))
     deadline_rows = list(session.scalars(sa.select(Deadline).where(Deadline.ticket_id == ticket.id)
                                         .order_by(Deadline.id)))
@@ -230,6 +248,9 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
             for e in events
         ],
         "appeals": appeals_of(session, ticket, users),
+        # 批示: a leader's (or the supervisor's) instructions, newest first, shown at the top of the case
+        "instructions": [{"id": e.id, "at": iso(e.at), "by": _name(users.get(e.actor_id)), "role": e.actor_role,
+                          "content": e.note} for e in reversed(events) if e.action == "instruct"],
         "new_information": new_information(events),
         "attachments": attachment_list(session, ticket, citizen=False),
         "allowed_actions": allowed_actions(session, ticket, actor),

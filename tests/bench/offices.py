@@ -120,6 +120,12 @@ NETWORK = builder.Network(
 USERS = {"county": ("bench_county", COUNTY_ID), "city": ("bench_city", 1)}
 PASSWORD = "bench-offices-password-1"
 CONSOLE = ("/admin/queue-in-progress/", "/admin/queue-intake/", "/admin/cases/")
+# Issue 16: every page a clerk or a leader works from, each under 200 ms (the case page: an open case of the county
+# user's own window, found at run time, with the 常用部门 of a clerk who transferred before).
+CONSOLE_16 = ("/admin/", "/admin/queue-mine/", "/admin/queue-accepted/", "/admin/queue-review/",
+              "/admin/queue-returned/", "/admin/queue-rectifying/", "/admin/queue-closed/", "/admin/deadlines/",
+              "/admin/notices/", "/admin/knowledge/", "/admin/appeals/", "{case}", "/admin/cases/?search=营业执照")
+GOAL_16_P99_MS = 200.0
 API = ("/api/v1/staff/tickets", "/api/v1/staff/tickets?" + urlencode({"status": "transferred"}))
 
 
@@ -246,8 +252,8 @@ def timed(make_client, path: str, clients: int, requests: int, warmup: int, chec
 def check_console(status: int, body: bytes) -> str | None:
     if status != 200:
         return f"status {status}"
-    if b"/case/" not in body:  # a list of cases, each linked to its page
-        return "no case in the list"
+    if b"</html>" not in body:  # a whole page (a list of cases links each to its page; some pages list none)
+        return "not a whole page"
     return None
 
 
@@ -260,8 +266,30 @@ def check_api(status: int, body: bytes) -> str | None:
     return None
 
 
+def case_page(url: str) -> str:
+    """An open case owned by the county user's window (its case page is one of issue 16's pages), and make the county
+    user its owner, so that 我的案件 and the bell have something."""
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        user_id = connection.scalar(sa.text("SELECT id FROM user_account WHERE username = :u"),
+                                    {"u": USERS["county"][0]})
+        rows = connection.execute(sa.text(
+            "SELECT id, tracking_no FROM ticket WHERE office_id = :o AND status IN ('submitted', 'transferred') "
+            "ORDER BY id DESC LIMIT 50"), {"o": COUNTY_ID}).all()
+        connection.execute(sa.text("UPDATE ticket SET owner_id = :u WHERE id = ANY(:ids)"),
+                           {"u": user_id, "ids": [r[0] for r in rows]})
+    engine.dispose()
+    return f"/admin/case/{rows[0][1]}?queue=queue_intake"
+
+
+def goal_of(path: str) -> float:
+    return GOAL_P99_MS if path in CONSOLE or path.startswith("/api/") else GOAL_16_P99_MS
+
+
 def measure(args, url: str) -> list[dict]:
     tokens = staff(url)
+    case = case_page(url)
+    console_paths = CONSOLE + tuple(p.replace("{case}", case) for p in CONSOLE_16) if args.all_pages else CONSOLE
     settings = filing.app_settings(url, "production", args.redis_url)
     filing.flush_redis(args.redis_url)
     results = []
@@ -277,14 +305,15 @@ def measure(args, url: str) -> list[dict]:
             def api_client():
                 return Client(server.port, {"Authorization": f"Bearer {tokens[who]}"})
 
-            for kind, paths, make, check in (("console", CONSOLE, console_client, check_console),
+            for kind, paths, make, check in (("console", console_paths, console_client, check_console),
                                              ("api", API, api_client, check_api)):
                 for path in paths:
                     r = timed(make, path, args.clients, args.requests, args.warmup, check,
                               lambda: cpu_seconds(server, url))
                     r.update(user=who, kind=kind)
                     results.append(r)
-                    verdict = "" if who != "county" else ("  goal met" if r["p99_ms"] < GOAL_P99_MS else "  MISSED")
+                    r["goal_ms"] = goal_of(path)
+                    verdict = "" if who != "county" else ("  goal met" if r["p99_ms"] < r["goal_ms"] else "  MISSED")
                     print(f"  {who:6} {kind:7} {path:46} p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
                           f"{r['req_per_s']:6.1f}/s  CPU ms/req gunicorn {r['gunicorn_cpu_ms']:5.1f} "
                           f"pg {r['postgres_cpu_ms']:5.1f}  failures {r['failures']}  load {r['loadavg']}{verdict}",
@@ -308,6 +337,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--users", nargs="+", default=["county", "city"], choices=list(USERS))
     parser.add_argument("--output", default=str(ROOT / "bench-results" / "offices.json"))
     parser.add_argument("--check-goal", action="store_true")
+    parser.add_argument("--all-pages", action=argparse.BooleanOptionalAction, default=True,
+                        help="every console page of issue 16 too (--no-all-pages: issue 13's three lists)")
     return parser.parse_args(argv)
 
 
@@ -336,14 +367,15 @@ def main(argv=None) -> int:
         return 2
     failed = any(r["failures"] for r in results)
     county = [r for r in results if r["user"] == "county"]
-    met = all(r["p99_ms"] < GOAL_P99_MS for r in county) if county else None
+    met = all(r["p99_ms"] < r["goal_ms"] for r in county) if county else None
     out = {"machine": filing.machine_info(pg, "python"), "database": args.database, "cases_by_level": shape,
            "county_cases": county, "config": args.config, "served_by": "gunicorn", "results": results,
            "county_goal_met": met}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(out, ensure_ascii=False, indent=2))
     verdict = {True: "met", False: "MISSED", None: "not measured"}[met]
-    print(f"county goal (p99 < {GOAL_P99_MS:.0f} ms): {verdict}; written to {args.output}")
+    print(f"county goal (p99 < {GOAL_P99_MS:.0f} ms for the lists of issue 13, < {GOAL_16_P99_MS:.0f} ms for the "
+          f"pages of issue 16): {verdict}; written to {args.output}")
     return 1 if failed or (args.check_goal and met is False) else 0
 
 

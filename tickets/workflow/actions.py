@@ -12,10 +12,11 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_babel import lazy_gettext as _l
 
-from .. import attachments, clock, deadlines, offices, validation
-from ..errors import ValidationFailed
+from .. import attachments, clock, deadlines, knowledge, offices, validation
+from ..errors import Forbidden, ValidationFailed
 from ..models import (
     OPEN_STATUSES,
+    Role,
     Appeal,
     AttachmentSource,
     Deadline,
@@ -28,6 +29,7 @@ from ..models import (
     Survey,
     Ticket,
     TicketCoDepartment,
+    User,
 )
 from . import contact
 from .appeals import appealable_rating, pending_appeal
@@ -62,11 +64,27 @@ def _required(name):
 
 
 def _parse_answer(session, ticket, payload):
-    """An answer to the citizen (`content`) with up to five files (`attachments`: multipart parts)."""
+    """An answer to the citizen (`content`) with up to five files (`attachments`: multipart parts), and the 知识库
+    entry it started from, if any (`knowledge_entry_id`)."""
     def build(c, p):
         c.field("content", validation.text, p.get("content"), required=True, max_len=TEXT_MAX)
         _check_files(c, p)
+        _check_knowledge(c, p)
     return _fields(payload, build)
+
+
+def _parse_explanation(session, ticket, payload):
+    """An explanation to the citizen (`content`), and the 知识库 entry it started from, if any."""
+    def build(c, p):
+        c.field("content", validation.text, p.get("content"), required=True, max_len=TEXT_MAX)
+        _check_knowledge(c, p)
+    return _fields(payload, build)
+
+
+def _check_knowledge(c, p) -> None:
+    """The optional `knowledge_entry_id`: an id here; whether this actor may use that entry on this case now is
+    `knowledge.used`, which the handler asks first, as only it knows the actor."""
+    c.field(knowledge.FIELD, validation.identifier, p.get(knowledge.FIELD), required=False)
 
 
 def _check_files(c, p) -> None:
@@ -80,6 +98,7 @@ def _check_files(c, p) -> None:
 
 FILES = Input(attachments.FIELD, _l("Files (optional)"), "files", required=False,
               hint=_l("Up to 5 files: JPEG, PNG or HEIC pictures, or PDF documents, 10 MB each."))
+KNOWLEDGE = Input(knowledge.FIELD, _l("Knowledge base entry used"), "knowledge", required=False)
 
 
 def _keep_answer_files(session, ticket, actor, event, data, source: AttachmentSource) -> None:
@@ -220,6 +239,8 @@ NOTE = (text("note", _l("Note (internal)"), False),)
         label=_l("Accepted"), button=_l("Accept"), public=True, moves_deadlines=True)
 def _accept(session, ticket, actor, data, now):
     previous = move(ticket, Status.accepted)
+    if ticket.owner_id is None and actor.role == Role.office:
+        ticket.owner_id = actor.user_id  # whoever accepts a case works it (我的案件) until someone takes it over
     return record(session, ticket, actor, "accept", now, from_status=previous, note=data["note"], public=True)
 
 
@@ -246,6 +267,8 @@ def _dispatch(session, ticket, department, now, *, working_days, return_window: 
     """Give the case to a department (transfer, arbitrate): end the office's accept deadline, start the handling
     deadline (and the window in which the department may return a misrouted case); the event's data."""
     previous = move(ticket, Status.transferred)
+    if ticket.department_id != department.id:
+        ticket.handler_id = None  # the handler was the other department's
     ticket.department_id = department.id
     deadlines.end(session, ticket, [DeadlineKind.accept], now)
     handle = deadlines.start(session, ticket, DeadlineKind.handle, now, working_days=working_days,
@@ -260,15 +283,16 @@ def _dispatch(session, ticket, department, now, *, working_days, return_window: 
                      "provisional": handle.provisional}}
 
 
+TRANSFER_INPUTS = (
+    Input("department_id", _l("Lead department"), "department"),
+    Input("working_days", _l("Working days to reply"), "days", False, _l("Leave empty for the default of the policy.")),
+    Input("co_department_ids", _l("Co-departments"), "departments", False),
+    text("instructions", _l("Instructions to the department (internal)"), False),
+)
+
+
 @action("transfer", roles={"office"}, statuses={"accepted", "returned"}, parse=_parse_transfer,
-        precondition=_not_disputed,
-        inputs=(
-            Input("department_id", _l("Lead department"), "department"),
-            Input("working_days", _l("Working days to reply"), "days", False,
-                  _l("Leave empty for the default of the policy.")),
-            Input("co_department_ids", _l("Co-departments"), "departments", False),
-            text("instructions", _l("Instructions to the department (internal)"), False),
-        ),
+        precondition=_not_disputed, inputs=TRANSFER_INPUTS,
         label=_l("Transferred to a department"), button=_l("Transfer"), public=True, public_note=_transfer_note,
         moves_deadlines=True)
 def _transfer(session, ticket, actor, data, now):
@@ -279,6 +303,16 @@ def _transfer(session, ticket, actor, data, now):
     done = _dispatch(session, ticket, department, now, working_days=data["working_days"], return_window=True)
     return record(session, ticket, actor, "transfer", now, from_status=done["from_status"], note=data["instructions"],
                   public=True, data={**done["data"], "co_department_ids": data["co_department_ids"]})
+
+
+# 受理并转办: what a clerk does to most new cases, in one submit: the case is accepted and transferred in one
+# transaction, with both events (the history, the reports and the citizen's texts are those of the two steps).
+@action("accept_and_transfer", roles={"office"}, statuses={"submitted"}, parse=_parse_transfer,
+        inputs=TRANSFER_INPUTS,
+        label=_l("Accepted and transferred"), button=_l("Accept and transfer"), public=True, moves_deadlines=True)
+def _accept_and_transfer(session, ticket, actor, data, now):
+    _accept(session, ticket, actor, {"note": None}, now)
+    return _transfer(session, ticket, actor, data, now)
 
 
 @action("record_contact", roles={"department"}, statuses={"transferred"}, lead_department_only=True,
@@ -334,6 +368,7 @@ def _return(session, ticket, actor, data, now):
     if disputed:
         ticket.disputed = True
     previous = move(ticket, Status.returned)
+    ticket.handler_id = None
     deadlines.end(session, ticket, [DeadlineKind.handle, DeadlineKind.return_], now, outcome="returned")
     contact.end_uncontacted(session, ticket, now)
     _withdraw_pending_extension(session, ticket, now)
@@ -363,6 +398,7 @@ def _hand_over(session, ticket, actor, name, office, now, note):
     previous = move(ticket, Status.accepted)
     deadlines.end(session, ticket, [DeadlineKind.accept], now, outcome="referred")
     ticket.office_id = office.id
+    ticket.owner_id = None  # the clerk was the other window's
     deadlines.start(session, ticket, DeadlineKind.accept, now)
     deadlines.refresh_ticket_due(session, ticket)
     return record(session, ticket, actor, name, now, from_status=previous, note=note, public=True,
@@ -468,12 +504,13 @@ def _decide_extension(session, ticket, actor, data, now):
 
 @action("reply", roles={"department"}, statuses={"transferred", "rectifying"}, lead_department_only=True,
         office_without_department=True, parse=_parse_answer,
-        inputs=(text("content", _l("Reply to the citizen"), hint=_l(
+        inputs=(KNOWLEDGE, text("content", _l("Reply to the citizen"), hint=_l(
             "The office reviews the reply before the citizen sees it.")), FILES),
         label=_l("Department replied"), button=_l("Send the reply for review"), public=True,
         public_note=lambda event: _("The department has replied; the office is reviewing the reply."),
         moves_deadlines=True)
 def _reply(session, ticket, actor, data, now):
+    used = knowledge.used(session, ticket, actor, data[knowledge.FIELD])  # before anything changes
     previous = move(ticket, Status.replied)
     ticket.reply_content = data["content"]
     deadlines.end(session, ticket, [DeadlineKind.handle, DeadlineKind.rectify], now)
@@ -483,12 +520,13 @@ def _reply(session, ticket, actor, data, now):
     deadlines.start(session, ticket, DeadlineKind.review, now)
     deadlines.refresh_ticket_due(session, ticket)
     # Public as a step, so the citizen sees the case is being reviewed; the text and files only after approval.
-    event = record(session, ticket, actor, "reply", now, from_status=previous, note=data["content"], public=True)
+    event = record(session, ticket, actor, "reply", now, from_status=previous, note=data["content"], public=True,
+                   data=used or None)
     _keep_answer_files(session, ticket, actor, event, data, AttachmentSource.reply)
     return event
 
 
-def _close(session, ticket, actor, action_name, now, previous, public_text, kinds, note=None):
+def _close(session, ticket, actor, action_name, now, previous, public_text, kinds, note=None, data=None):
     ticket.public_reply = public_text
     ticket.closed_at = now
     deadlines.end(session, ticket, kinds, now)
@@ -496,7 +534,7 @@ def _close(session, ticket, actor, action_name, now, previous, public_text, kind
     if KINDS[action_name].starts_survey:
         open_survey(session, ticket, now)
     return record(session, ticket, actor, action_name, now, from_status=previous, note=note, public=True,
-                  public_note=public_text)
+                  public_note=public_text, data=data)
 
 
 @action("approve", roles={"office"}, statuses={"replied"}, parse=_optional_note, inputs=NOTE,
@@ -533,13 +571,15 @@ def _send_back(session, ticket, actor, data, now):
 
 
 @action("resolve", roles={"office"}, statuses={"accepted"}, parse=_parse_answer,
-        inputs=(text("content", _l("Answer to the citizen")), FILES),
+        inputs=(KNOWLEDGE, text("content", _l("Answer to the citizen")), FILES),
         label=_l("Resolved by the office"), button=_l("Resolve and close"), public=True,
         confirm=_l("Close the case with this answer? The citizen sees it."),
         closes_case=True, starts_survey=True, moves_deadlines=True)
 def _resolve(session, ticket, actor, data, now):
+    used = knowledge.used(session, ticket, actor, data[knowledge.FIELD])
     previous = move(ticket, Status.closed)
-    event = _close(session, ticket, actor, "resolve", now, previous, data["content"], [DeadlineKind.accept])
+    event = _close(session, ticket, actor, "resolve", now, previous, data["content"], [DeadlineKind.accept],
+                   data=used or None)
     _keep_answer_files(session, ticket, actor, event, data, AttachmentSource.answer)
     return event
 
@@ -553,6 +593,114 @@ def _remind(session, ticket, actor, data, now):
                   data={"supervision_level": ticket.supervision_level})
 
 
+# --- 我来办: who works the case; a supervisor reassigns --------------------------------------------------------
+
+ASSIGNING_ROLES = frozenset({Role.supervisor, Role.admin})  # may give a case to someone else, or take it over
+OWNER_ROLES = (Role.office.value, Role.supervisor.value)     # who may own a case on the window's side
+
+
+def _side(role) -> str:
+    """The side of the case a member of staff works: the department's handler, or the window's owner."""
+    return "handler" if Role(role) == Role.department else "owner"
+
+
+def _worker_column(side: str) -> str:
+    return "handler_id" if side == "handler" else "owner_id"
+
+
+WITH_DEPARTMENT = frozenset({Status.transferred.value, Status.replied.value, Status.rectifying.value})
+
+
+def _eligible(session, ticket, user: User | None) -> str | None:
+    """The side `user` may work this case on, or None: the owner is staff of the owning window, the handler a handler
+    of the department that has the case now."""
+    if user is None or not user.active:
+        return None
+    if user.role == Role.department.value:
+        with_them = ticket.status in WITH_DEPARTMENT and user.department_id == ticket.department_id
+        return "handler" if with_them else None
+    if user.role in OWNER_ROLES and user.office_id == ticket.office_id:
+        return "owner"
+    return None
+
+
+def assignable_users(session, ticket) -> list[tuple[int, str]]:
+    """(id, name) of everyone who may work this case: the window's staff and the lead department's handlers."""
+    where = sa.and_(User.role.in_(OWNER_ROLES), User.office_id == ticket.office_id)
+    if ticket.department_id is not None and ticket.status in WITH_DEPARTMENT:
+        where = sa.or_(where, sa.and_(User.role == Role.department.value, User.department_id == ticket.department_id))
+    rows = session.execute(sa.select(User.id, User.display_name, User.username).where(User.active.is_(True), where)
+                           .order_by(User.role, User.id))
+    return [(i, display or username) for i, display, username in rows]
+
+
+def _parse_assignment_to(session, ticket, payload):
+    def build(c, p):
+        user_id = c.field("user_id", validation.identifier, p.get("user_id"), required=False)
+        c.field("note", validation.text, p.get("note"), required=False, max_len=TEXT_MAX)
+        if user_id is not None and _eligible(session, ticket, session.get(User, user_id)) is None:
+            c.fail("user_id", _l("Choose a member of the window's staff or a handler of the department that has the "
+                                 "case."))
+    return _fields(payload, build)
+
+
+def _may_take(session, ticket, actor):
+    """我来办 is for a case nobody on one's side works yet; taking it from a colleague is a supervisor's decision."""
+    if actor.role in ASSIGNING_ROLES:
+        return None
+    side = _side(actor.role)
+    if side == "handler" and ticket.status not in WITH_DEPARTMENT:
+        return _l("This case is not with your department now.")
+    current = getattr(ticket, _worker_column(side))
+    if current == actor.user_id:
+        return _l("You already work this case.")
+    if current is not None:
+        return _l("A colleague already works this case; a supervisor can reassign it.")
+    return None
+
+
+@action("assign", roles={"office", "department", "supervisor"}, statuses=OPEN_STATUSES, lead_department_only=True,
+        actor_precondition=_may_take, parse=_parse_assignment_to,
+        inputs=(Input("user_id", _l("Who works the case"), "user", False, _l("Leave empty to take it yourself.")),
+                text("note", _l("Note (internal)"), False)),
+        label=_l("Assigned"), button=_l("I'll take it (我来办)"))
+def _assign(session, ticket, actor, data, now):
+    user = session.get(User, data["user_id"] or actor.user_id)
+    if user is None or (user.id != actor.user_id and actor.role not in ASSIGNING_ROLES):
+        raise Forbidden(_l("Only a supervisor gives a case to someone else."))
+    side = _eligible(session, ticket, user)
+    if side is None:
+        raise ValidationFailed(fields={"user_id": _l("You cannot work this case: it is not with your window or your "
+                                                     "department.")})
+    column = _worker_column(side)
+    previous_id = getattr(ticket, column)
+    setattr(ticket, column, user.id)
+    return record(session, ticket, actor, "assign", now, from_status=ticket.status, note=data["note"],
+                  data={"side": side, "user_id": user.id, "user_name": user.display_name or user.username,
+                        "previous_user_id": previous_id})
+
+
+# --- 批示: a leader (or the supervisor) instructs on a case under 督办 or 挂牌督办 ----------------------------------
+
+INSTRUCTION_LEVEL = 2  # 督办 and above
+
+
+def _under_supervision(session, ticket, now):
+    if ticket.supervision_level < INSTRUCTION_LEVEL:
+        return _l("Instructions (批示) are written on cases under supervision (督办) or listed (挂牌督办).")
+    return None
+
+
+@action("instruct", roles={"leader", "supervisor"}, statuses=OPEN_STATUSES, changes_state=False, reaches_below=True,
+        precondition=_under_supervision, parse=_required("content"),
+        inputs=(text("content", _l("Instruction (批示)"), hint=_l(
+            "Shown at the top of the case and texted to the department's handlers.")),),
+        label=_l("Leader's instruction (批示)"), button=_l("Write an instruction (批示)"), listed_with_escalations=True)
+def _instruct(session, ticket, actor, data, now):
+    return record(session, ticket, actor, "instruct", now, from_status=ticket.status, note=data["content"],
+                  data={"level": ticket.supervision_level, "department_id": ticket.department_id})
+
+
 @action("note", roles={"office", "department", "supervisor"}, statuses=ALL_STATUSES, changes_state=False,
         reaches_below=True,
         parse=_required("content"), inputs=(text("content", _l("Internal note")),),
@@ -561,15 +709,17 @@ def _note(session, ticket, actor, data, now):
     return record(session, ticket, actor, "note", now, from_status=ticket.status, note=data["content"])
 
 
-@action("explain", roles={"office"}, statuses={"rectifying"}, parse=_required("content"),
-        inputs=(text("content", _l("Explanation to the citizen")),),
+@action("explain", roles={"office"}, statuses={"rectifying"}, parse=_parse_explanation,
+        inputs=(KNOWLEDGE, text("content", _l("Explanation to the citizen"))),
         label=_l("Explained and closed"), button=_l("Explain and close"), public=True,
         confirm=_l("Close the case with this explanation? The citizen sees it."),
         # An explanation answers the 差评 without rework: no new survey, asking again would only invite the same rating.
         closes_case=True, answers_bad_rating=True, starts_survey=False, moves_deadlines=True)
 def _explain(session, ticket, actor, data, now):
+    used = knowledge.used(session, ticket, actor, data[knowledge.FIELD])
     previous = move(ticket, Status.closed)
-    return _close(session, ticket, actor, "explain", now, previous, data["content"], [DeadlineKind.rectify])
+    return _close(session, ticket, actor, "explain", now, previous, data["content"], [DeadlineKind.rectify],
+                  data=used or None)
 
 
 def _bad_rating_unvisited(session, ticket, now):

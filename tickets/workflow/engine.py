@@ -63,12 +63,16 @@ def role_allows(rule: Action, ticket: Ticket, actor: Actor) -> bool:
     return True
 
 
-def state_problem(session, ticket: Ticket, action: Action, now: datetime):
-    """None when the ticket's state permits the action, else the message that explains why not."""
+def state_problem(session, ticket: Ticket, action: Action, now: datetime, actor: Actor | None = None):
+    """None when the ticket's state permits the action (for this actor), else the message that explains why not."""
     if Status(ticket.status) not in action.statuses:
         return InvalidTransition.default_message
     if action.precondition is not None:
-        return action.precondition(session, ticket, now)
+        problem = action.precondition(session, ticket, now)
+        if problem is not None:
+            return problem
+    if action.actor_precondition is not None and actor is not None:
+        return action.actor_precondition(session, ticket, actor)
     return None
 
 
@@ -76,7 +80,7 @@ def allowed_actions(session, ticket: Ticket, actor: Actor) -> list[str]:
     """The actions this actor may take on this ticket now (for the console and the API's ticket view)."""
     now = clock.now()
     return [name for name, action in ACTIONS.items()
-            if role_allows(action, ticket, actor) and state_problem(session, ticket, action, now) is None]
+            if role_allows(action, ticket, actor) and state_problem(session, ticket, action, now, actor) is None]
 
 
 def perform(session, ticket: Ticket, actor: Actor, action: str, payload: dict | None = None,
@@ -89,7 +93,7 @@ def perform(session, ticket: Ticket, actor: Actor, action: str, payload: dict | 
     if expected_version is not None and expected_version != ticket.version:
         raise Conflict()
     now = clock.now()
-    problem = state_problem(session, ticket, definition, now)
+    problem = state_problem(session, ticket, definition, now, actor)
     if problem is not None:
         raise InvalidTransition(problem)
     data = definition.parse(session, ticket, payload or {})

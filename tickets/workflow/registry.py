@@ -14,6 +14,7 @@ other rooms read instead of keeping their own lists of action names:
   `to_status` is closed, the case a 差评 reopened is closed again (the report's closure and 差评整改 figures);
 - `rates_survey`: it rates the open survey round (the citizen's `rate`, or `record_rating`, an answer the office
   took by phone): a 差评 reopens the case (the report's closure figures), the supervisor is texted;
+- `listed_with_escalations`: the monthly report's list of escalations shows it beside the ladder's steps (批示);
 - `public`: it may appear on the citizen's page, with `public_note` saying what the citizen reads of it.
 
 Adding an action is one `@action(...)` definition in `actions.py` (its handler below it) and its tests.
@@ -26,7 +27,11 @@ from typing import Callable
 
 from ..models import Role, Status
 
-INPUT_KINDS = ("text", "department", "departments", "days", "yesno", "date", "office", "datetime", "choice", "files")
+INPUT_KINDS = ("text", "department", "departments", "days", "yesno", "date", "office", "datetime", "choice", "files",
+               "user", "knowledge")
+
+
+QUICK = "quick_"  # prefix of a submit button's name that chooses a department and sends the form at once
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,9 @@ class Input:
     name: str
     label: object
     kind: str = "text"   # one of INPUT_KINDS (office: the code of an office below the owning one; datetime: local
-                         # date and time, now unless changed; choice: one of `options`)
+                         # date and time, now unless changed; choice: one of `options`; user: a member of staff who
+                         # may work the case, offered to those who may assign others; knowledge: the id of the
+                         # 知识库 entry the answer started from, a hidden input the case page's suggestions set)
     required: bool = True
     hint: object = ""
     options: tuple = ()  # ((value, label), ...): a choice's; for yesno when the default approve/refuse does not fit
@@ -49,9 +56,13 @@ class Input:
             return from_request(files.getlist(PART)) if files is not None else []
         if self.kind == "departments":
             return [int(v) if v.isascii() and v.isdigit() else v for v in form.getlist(self.name) if v]
+        if self.kind == "user":
+            value = form.get(self.name, "")
+            return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else (value or None)
         if self.kind == "yesno":
             return {"yes": True, "no": False}.get(form.get(self.name, ""))
-        value = form.get(self.name, "")
+        value = form.get(QUICK + self.name, "") if self.kind == "department" else ""
+        value = value or form.get(self.name, "")  # a quick-choice button (the console's 常用部门) wins over the list
         return value if value.strip() else None
 
 
@@ -74,6 +85,7 @@ class Kind:
     raises_supervision: bool = False                # 催办/督办: the report counts it as supervision
     lifts_rectification: bool = False               # may close a reopened case again with its earlier answer
     rates_survey: bool = False                      # a rating of the open survey round (a 差评 reopens the case)
+    listed_with_escalations: bool = False           # in the monthly report's escalation list, without counting as one
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +97,8 @@ class Action(Kind):
     parse: Callable                                 # (session, ticket, payload) -> clean data, or ValidationFailed
     handle: Callable                                # (session, ticket, actor, data, now) -> Event
     precondition: Callable | None = None            # (session, ticket, now) -> None, or why the state forbids it
+    actor_precondition: Callable | None = None      # (session, ticket, actor) -> None, or why it is not this actor's
+                                                    # to take now (a case someone else already works: 我来办)
     lead_department_only: bool = False              # a department handler must lead the ticket
     office_without_department: bool = False         # the office acts for a case it resolved itself
     reaches_below: bool = False                     # 上级督办: offices above the owning one may take it too
