@@ -2,6 +2,8 @@
 that wires rooms together."""
 from __future__ import annotations
 
+import gc
+
 import importlib
 import os
 import re
@@ -150,6 +152,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     for name in ROOMS:
         importlib.import_module(name).init_app(app)
     app.cli.add_command(serve)
+    if not app.testing:
+        # What the app built at start lives as long as the process: out of the collector's sight, a full
+        # collection no longer walks it (a 110 ms pause in one request of a hundred; `make bench-offices`).
+        gc.freeze()
     return app
 
 

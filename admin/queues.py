@@ -510,9 +510,11 @@ def filter_query(query_string: str) -> str:
     return urlencode(pairs)[:1000]
 
 
-def counts_by_status(actor) -> dict[str, int]:
+def counts_by_status(actor, statuses=None) -> dict[str, int]:
+    """The cases this actor sees, counted by status (only `statuses`, when given)."""
+    where = [visibility(actor)] + ([Ticket.status.in_(statuses)] if statuses is not None else [])
     rows = db.session.execute(
-        sa.select(Ticket.status, sa.func.count()).where(visibility(actor)).group_by(Ticket.status)
+        sa.select(Ticket.status, sa.func.count()).where(*where).group_by(Ticket.status)
     ).all()
     return {status: count for status, count in rows}
 

@@ -300,3 +300,13 @@ def test_events_of_one_dispatch_share_the_moment(world):
         ats = db.session.scalars(sa.select(Event.at).where(Event.ticket_id == ticket_id,
                                                            Event.action.in_(("accept", "transfer")))).all()
     assert len(ats) == 2 and ats[0] == ats[1]
+
+
+def test_the_open_cases_index_covers_exactly_the_open_statuses():
+    """Migration 0017 wrote the partial index's condition out; it must stay the open statuses of the models."""
+    import pathlib
+
+    from tickets.models import OPEN_CONDITION
+
+    migration = (pathlib.Path(__file__).parents[1] / "migrations" / "versions" / "0017_console.py").read_text()
+    assert f'"{OPEN_CONDITION}"' in migration

@@ -92,7 +92,9 @@ def test_level_3_tells_the_parent_offices_supervisors(world, phoned, clock):
 
     # the case page says who was told, and that nobody above could be for t21; the SMS log names the audience
     office = world.console("office")
-    page = office.get(f"/admin/case/{cases['t11']}?lang=en").get_data(as_text=True)
+    response = office.get(f"/admin/case/{cases['t11']}?lang=en")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, page[-3000:]
     assert "Parent office&#39;s supervisors told: 2 SMS" in page or "Parent office's supervisors told: 2 SMS" in page
     page = office.get(f"/admin/case/{cases['t21']}?lang=en").get_data(as_text=True)
     assert "the parent office has no supervisor with a mobile number on record" in page

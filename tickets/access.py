@@ -62,14 +62,18 @@ def current_staff() -> User:
     return user
 
 
-def visibility(actor: Actor):
+def visibility(actor: Actor, *, kept: bool = False):
     """WHERE clause of the tickets this actor may see: a department handler only its own (lead or co-department);
-    office, supervisor and leader users their office's and those of every office below it; admins all."""
+    office, supervisor and leader users their office's and those of every office below it; admins all. `kept`: for a
+    statement built once and run many times (the bell's): the windows are then read when it runs, not listed."""
     if actor.role == Role.department:
         co = sa.select(TicketCoDepartment.ticket_id).where(TicketCoDepartment.department_id == actor.department_id)
         return sa.or_(Ticket.department_id == actor.department_id, Ticket.id.in_(co))
     if actor.role in OFFICE_MEMBER_ROLES:
-        return offices.ticket_in_subtree(actor.office_id) if actor.office_id is not None else sa.false()
+        if actor.office_id is None:
+            return sa.false()
+        subtree = offices.ticket_in_subtree_statement if kept else offices.ticket_in_subtree
+        return subtree(actor.office_id)
     return sa.true()
 
 

@@ -167,17 +167,17 @@ def _who_may_see(session, ticket: Ticket, user_ids) -> set[int]:
 
 # --- reading ------------------------------------------------------------------------------------------------
 
-def _unread(reach: Actor, user_id):
+def _unread(reach: Actor, user_id, kept: bool = False):
     """SELECT of the ids of the user's unread notices about cases this reach may see (`user_id`: a value, or the
     bell's bind parameter)."""
     return (sa.select(Notice.id).join(Ticket, Ticket.id == Notice.ticket_id)
-            .where(Notice.user_id == user_id, Notice.read_at.is_(None), visibility(reach)))
+            .where(Notice.user_id == user_id, Notice.read_at.is_(None), visibility(reach, kept=kept)))
 
 
-def _due_today(reach: Actor, user_id, start, end):
+def _due_today(reach: Actor, user_id, start, end, kept: bool = False):
     """WHERE clause: the open cases the user works (owner or handler) due within [start, end), today's local bounds
     (`clock.day_bounds`), that this reach may see."""
-    return sa.and_(worked_by(user_id), Ticket.due_at >= start, Ticket.due_at < end, visibility(reach))
+    return sa.and_(worked_by(user_id), Ticket.due_at >= start, Ticket.due_at < end, visibility(reach, kept=kept))
 
 
 def bell(session, actor: Actor, now: datetime) -> dict:
@@ -203,8 +203,9 @@ def _bell_statement(role, department_id, office_id) -> sa.Select:
     where building it cost several times what SQLite takes to answer it. The user and the day are parameters."""
     reach = Actor(None, role, department_id, office_id=office_id)
     user_id, due_type = sa.bindparam("user_id", type_=sa.Integer), Ticket.__table__.c.due_at.type
-    unread = _unread(reach, user_id).limit(BELL_CAP + 1).subquery()
-    due = _due_today(reach, user_id, sa.bindparam("start", type_=due_type), sa.bindparam("end", type_=due_type))
+    unread = _unread(reach, user_id, kept=True).limit(BELL_CAP + 1).subquery()
+    due = _due_today(reach, user_id, sa.bindparam("start", type_=due_type), sa.bindparam("end", type_=due_type),
+                     kept=True)
     return sa.select(sa.select(sa.func.count()).select_from(unread).scalar_subquery(),
                      sa.select(sa.func.count()).select_from(Ticket).where(due).scalar_subquery())
 

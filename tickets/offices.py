@@ -14,10 +14,12 @@ import functools
 import re
 
 import sqlalchemy as sa
+from flask import has_request_context, request
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import aliased
 
 from . import validation
+from .db import db
 from .models import Department, DispatchRule, DispatchScope, Office, OfficeLevel, Ticket
 
 ROOT_CODE = "root"
@@ -119,9 +121,25 @@ def codes(session) -> dict[int, str]:
 # --- who sees which cases -------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4096)
-def ticket_in_subtree(office_id: int):
-    """WHERE clause: the ticket is owned by this office or one below it (built once per office, as `subtree`)."""
+def ticket_in_subtree_statement(office_id: int):
+    """WHERE clause: the ticket is owned by this office or one below it, as a subquery: for statements built once
+    and kept (it reads the tree when it runs, so it stays true when offices are added or move)."""
     return Ticket.office_id.in_(subtree(office_id))
+
+
+def ticket_in_subtree(office_id: int):
+    """WHERE clause: the ticket is owned by this office or one below it.
+
+    The offices' ids are read first (once per request, `flask.g`) and listed in the clause: with the subquery
+    instead, PostgreSQL guessed one office for any subtree and, for the city's (every case), sorted 70,000 open cases
+    through a nested loop to show the ten most overdue (104 ms of a 134 ms page)."""
+    if not has_request_context():
+        return ticket_in_subtree_statement(office_id)
+    # Kept with the request, not in `g`: a test's (or a task's) app context can outlive many requests.
+    memo = request.environ.setdefault("banjie.subtree_ids", {})
+    if office_id not in memo:
+        memo[office_id] = subtree_ids(db.session, office_id)
+    return Ticket.office_id.in_(memo[office_id])
 
 
 def transfer_departments(session, office: Office) -> sa.Select:

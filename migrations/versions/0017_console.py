@@ -76,6 +76,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('handler_id', sa.Integer(), nullable=True))
         batch_op.create_index('ix_ticket_handler_status_due', ['handler_id', 'status', 'due_at'], unique=False)
         batch_op.create_index('ix_ticket_owner_status_due', ['owner_id', 'status', 'due_at'], unique=False)
+        batch_op.create_index('ix_ticket_open_due', ['due_at', 'id'], unique=False, postgresql_where=sa.text(
+            "status IN ('accepted', 'rectifying', 'replied', 'returned', 'submitted', 'transferred')"))
         batch_op.create_foreign_key(batch_op.f('fk_ticket_owner_id_user_account'), 'user_account', ['owner_id'], ['id'])
         batch_op.create_foreign_key(batch_op.f('fk_ticket_handler_id_user_account'), 'user_account', ['handler_id'], ['id'])
 
@@ -88,6 +90,7 @@ def downgrade() -> None:
     with op.batch_alter_table('ticket', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_ticket_handler_id_user_account'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('fk_ticket_owner_id_user_account'), type_='foreignkey')
+        batch_op.drop_index('ix_ticket_open_due')
         batch_op.drop_index('ix_ticket_owner_status_due')
         batch_op.drop_index('ix_ticket_handler_status_due')
         batch_op.drop_column('handler_id')
