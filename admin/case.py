@@ -27,6 +27,7 @@ from tickets.models import (
     Event,
     Office,
     ReturnVisit,
+    Role,
     Survey,
     Ticket,
 )
@@ -76,11 +77,17 @@ def quick_departments(actor, ticket_view: dict, choices: list[tuple[int, str]]) 
 
 def next_in_queue(queue: Queue, ticket: Ticket, actor) -> str | None:
     """「下一件」: the tracking number of the case after this one in the queue's order, or its first other case when
-    this one has left the queue (or was its last), the viewer's own window's cases first; None when nothing else
-    waits there."""
+    this one has left the queue (or was its last), among the cases the viewer works on; None when nothing else
+    waits there for them."""
     base = sa.select(Ticket.tracking_no).where(*queue.where(actor), Ticket.id != ticket.id).order_by(*queue.order())
-    # A window's staff see the windows below theirs too, but act on their own window's cases: those come first.
-    choices = [base.where(Ticket.office_id == actor.office_id), base] if actor.office_id is not None else [base]
+    # A window's staff see the windows below theirs too, but act on their own window's cases: a clerk goes on to those
+    # only; a supervisor or a leader, who remind and instruct below, to those first.
+    if actor.office_id is None:
+        choices = [base]
+    elif actor.role == Role.office:
+        choices = [base.where(Ticket.office_id == actor.office_id)]
+    else:
+        choices = [base.where(Ticket.office_id == actor.office_id), base]
     for query in choices:
         if queue.by_deadline and ticket.due_at is not None and in_queue(queue, ticket, actor):
             after = db.session.scalar(query.where(sa.or_(Ticket.due_at > ticket.due_at, sa.and_(

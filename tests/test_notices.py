@@ -67,6 +67,7 @@ def mark(world, who, body):
 
 # --- who is told ----------------------------------------------------------------------------------------------
 
+@SQLITE_ONLY
 def test_the_owner_is_told_when_the_department_replies_and_nobody_of_their_own_steps(world):
     no = transferred(world)
     assert kinds(world, "office") == [] and kinds(world, "dept_a") == []  # accepting, transferring, taking: their own
@@ -84,6 +85,7 @@ def test_the_owner_is_told_when_the_department_replies_and_nobody_of_their_own_s
     assert kinds(world, "dept_b") == kinds(world, "supervisor") == kinds(world, "leader") == []
 
 
+@SQLITE_ONLY
 def test_an_instruction_reaches_the_owner_the_handler_and_every_handler_of_the_lead_department(world):
     add_user(world, "dept_a2", "department", "A")
     add_user(world, "dept_a3", "department", "A")
@@ -102,6 +104,7 @@ def test_an_instruction_reaches_the_owner_the_handler_and_every_handler_of_the_l
     assert kinds(world, "leader") == [] and kinds(world, "dept_b") == [] and kinds(world, "supervisor") == []
 
 
+@SQLITE_ONLY
 def test_the_owning_windows_supervisors_are_told_of_an_appeal(world):
     filed = world.file()
     no = filed["tracking_no"]
@@ -118,6 +121,7 @@ def test_the_owning_windows_supervisors_are_told_of_an_appeal(world):
     assert kinds(world, "leader") == [] and kinds(world, "dept_a") == []
 
 
+@SQLITE_ONLY
 def test_assigning_tells_the_new_one_and_the_one_it_was_taken_from(world):
     add_user(world, "office2", "office")
     no = transferred(world)
@@ -130,6 +134,7 @@ def test_assigning_tells_the_new_one_and_the_one_it_was_taken_from(world):
     assert kinds(world, "dept_a") == ["changed"]
 
 
+@SQLITE_ONLY
 def test_one_action_recording_two_events_tells_each_user_once(world):
     add_user(world, "office2", "office")
     no = world.file()["tracking_no"]
@@ -141,6 +146,7 @@ def test_one_action_recording_two_events_tells_each_user_once(world):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Notice)) == 1
 
 
+@SQLITE_ONLY
 def test_the_citizen_and_the_ladder_tell_those_who_work_the_case(world, clock):
     filed = world.file()
     no = filed["tracking_no"]
@@ -169,6 +175,7 @@ def test_a_handler_hears_nothing_of_a_case_their_department_no_longer_has(world)
     assert kinds(world, "office") == ["changed", "changed"]  # the return, B's reply (the transfer was its own)
 
 
+@SQLITE_ONLY
 def test_a_notice_about_a_case_one_may_no_longer_see_is_neither_counted_nor_shown(world):
     """Written while the handler had the case; once it went to another department it is not shown (nor counted)."""
     no = transferred(world, "A")
@@ -184,6 +191,7 @@ def test_a_notice_about_a_case_one_may_no_longer_see_is_neither_counted_nor_show
     assert 'aria-label="Notices, 0 unread"' in page and 'id="notice-count"' not in page
 
 
+@SQLITE_ONLY
 def test_the_recipients_rule_checks_visibility_for_every_user_it_names(world):
     """Even a handler named on a case (a stale `handler_id`) of another department is not told."""
     no = transferred(world, "A")
@@ -206,6 +214,7 @@ def replies(world, n) -> list[str]:
     return cases
 
 
+@SQLITE_ONLY
 def test_marking_one_several_and_all_read_and_never_another_users(world):
     replies(world, 3)
     add_user(world, "office2", "office")
@@ -227,6 +236,7 @@ def test_marking_one_several_and_all_read_and_never_another_users(world):
     assert mark(world, "office", {"all": True}).get_json() == {"unread": 0}
 
 
+@SQLITE_ONLY
 def test_opening_a_case_marks_that_users_notices_of_it_read(world):
     first, second = replies(world, 2)
     world.act("office", first, "note", content="已阅。")
@@ -241,6 +251,7 @@ def test_opening_a_case_marks_that_users_notices_of_it_read(world):
     assert bell(world, "dept_a")["unread"] == 2  # their own stay unread
 
 
+@SQLITE_ONLY
 def test_the_console_page_marks_one_or_all_read_and_ignores_others_ids(world):
     replies(world, 2)
     client = world.console("office")
@@ -281,6 +292,7 @@ def test_the_bell_on_console_pages_counts_unread_notices_with_a_label(world):
     assert "notice-bell" not in world.app.test_client().get("/admin/login").get_data(as_text=True)
 
 
+@SQLITE_ONLY
 def test_the_bell_says_99_plus_beyond_its_cap(world):
     no = transferred(world)
     with world.app.app_context():
@@ -292,6 +304,7 @@ def test_the_bell_says_99_plus_beyond_its_cap(world):
     assert 'id="notice-count">99+</span>' in page and 'aria-label="Notices, more than 99 unread"' in page
 
 
+@SQLITE_ONLY
 def test_my_cases_due_today_are_a_section_of_their_own(world, clock):
     add_user(world, "office2", "office")
     clock.set(2026, 11, 13, 10)  # Friday: one working day to reply is due at the end of Monday
@@ -325,6 +338,7 @@ def test_my_cases_due_today_are_a_section_of_their_own(world, clock):
     assert "None of your open cases is due today." in empty
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("lang", ["zh_CN", "en"])
 def test_the_notices_page_for_every_role(world, lang):
     no = transferred(world)
@@ -347,6 +361,7 @@ def test_the_notices_page_for_every_role(world, lang):
     ({"ids": [2**31]}, "ids"), ({"ids": list(range(1, 502))}, "ids"), ({"all": "yes"}, "all"), ({"all": 1}, "all"),
     ({"all": False}, "ids"), ({"all": True, "ids": [1]}, "ids"), ({"ids": None}, "ids"),
 ])
+@SQLITE_ONLY
 def test_bad_bodies_are_422_naming_the_field(world, body, field):
     response = mark(world, "office", body)
     assert response.status_code == 422, body
@@ -354,6 +369,7 @@ def test_bad_bodies_are_422_naming_the_field(world, body, field):
     assert error["code"] == "validation_error" and field in error["fields"], body
 
 
+@SQLITE_ONLY
 def test_the_notices_api_needs_a_member_of_staff(world):
     assert world.client.get("/api/v1/staff/notices").status_code == 401
     assert world.client.post("/api/v1/staff/notices/read", json={"all": True}).status_code == 401
