@@ -75,10 +75,10 @@ def quick_departments(actor, ticket_view: dict, choices: list[tuple[int, str]]) 
     return [(i, allowed[i]) for i in ordered[:QUICK_DEPARTMENTS]]
 
 
-def next_in_queue(queue: Queue, ticket: Ticket, actor) -> str | None:
+def next_in_queue(queue: Queue, ticket: Ticket, actor, *, still_in: bool | None = None) -> str | None:
     """「下一件」: the tracking number of the case after this one in the queue's order, or its first other case when
     this one has left the queue (or was its last), among the cases the viewer works on; None when nothing else
-    waits there for them."""
+    waits there for them. `still_in`: whether the case is in the queue, when the caller already knows."""
     base = sa.select(Ticket.tracking_no).where(*queue.where(actor), Ticket.id != ticket.id).order_by(*queue.order())
     # A window's staff see the windows below theirs too, but act on their own window's cases: a clerk goes on to those
     # only; a supervisor or a leader, who remind and instruct below, to those first.
@@ -88,8 +88,12 @@ def next_in_queue(queue: Queue, ticket: Ticket, actor) -> str | None:
         choices = [base.where(Ticket.office_id == actor.office_id)]
     else:
         choices = [base.where(Ticket.office_id == actor.office_id), base]
+    if queue.by_deadline and ticket.due_at is not None:
+        follows = in_queue(queue, ticket, actor) if still_in is None else still_in
+    else:
+        follows = False
     for query in choices:
-        if queue.by_deadline and ticket.due_at is not None and in_queue(queue, ticket, actor):
+        if follows:
             after = db.session.scalar(query.where(sa.or_(Ticket.due_at > ticket.due_at, sa.and_(
                 Ticket.due_at == ticket.due_at, Ticket.id > ticket.id))).limit(1))
             if after is not None:
@@ -98,6 +102,7 @@ def next_in_queue(queue: Queue, ticket: Ticket, actor) -> str | None:
         if first is not None:
             return first
     return None
+
 
 OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), "returned": _l("returned"),
             "referred": _l("referred to another window"), "not_contacted": _l("ended without a recorded contact"),
@@ -229,7 +234,7 @@ class CaseView(RoleGuard, BaseView):
         done = _("%(action)s: done.", action=spec.button)
         if queue is not None and not in_queue(queue, ticket, actor):
             # The case has left the queue it was worked from: straight on to the queue's next case (「下一件」).
-            following = next_in_queue(queue, ticket, actor)
+            following = next_in_queue(queue, ticket, actor, still_in=False)
             if following is not None:
                 flash(Markup('{} {} <a href="{}" id="previous-case">{}</a>').format(
                     ticket.tracking_no, done, url_for(".show", tracking_no=ticket.tracking_no),
