@@ -75,6 +75,18 @@ SETTINGS = {
     "REPORT_SCORE_WEIGHTS": ("on_time_rate=40,satisfaction_rate=40,contact_rate=20", str),
     "REPORT_MIN_CASES": (5, int),
     "REPORT_THRESHOLDS": ("on_time_rate=90,satisfaction_rate=90,contact_rate=90", str),
+    # 并单 and 一类事 (tickets/duplicates.py, tickets/clusters.py): a possible duplicate is an open or lately closed case
+    # from the same mobile number within DUPLICATE_PHONE_DAYS, or of similar text (similarity, 0 to 1, at least
+    # DUPLICATE_TEXT_THRESHOLD) about the same service item at the same window within DUPLICATE_TEXT_DAYS; a closed case
+    # counts for DUPLICATE_CLOSED_DAYS after closing. A 一类事 is CLUSTER_MIN_CASES or more cases of one cluster (similar
+    # at CLUSTER_TEXT_THRESHOLD) within CLUSTER_DAYS.
+    "DUPLICATE_PHONE_DAYS": (30, int),
+    "DUPLICATE_TEXT_DAYS": (14, int),
+    "DUPLICATE_TEXT_THRESHOLD": (0.2, float),
+    "DUPLICATE_CLOSED_DAYS": (14, int),
+    "CLUSTER_DAYS": (14, int),
+    "CLUSTER_MIN_CASES": (5, int),
+    "CLUSTER_TEXT_THRESHOLD": (0.18, float),
     "PROXY_COUNT": (0, int),
     "LOGIN_RATELIMIT": ("5/15 minutes", str),
     "LOGIN_RATELIMIT_CLIENT": ("30/hour", str),

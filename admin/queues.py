@@ -80,6 +80,7 @@ QUEUES = (
           category=LOOKUP),
     Queue("queue_withdrawn", STATUS_LABELS["withdrawn"], (Status.withdrawn,), OFFICE_WIDE_ROLES, by_deadline=False,
           category=LOOKUP),
+    Queue("queue_merged", STATUS_LABELS["merged"], (Status.merged,), by_deadline=False, category=LOOKUP),
     Queue("cases", _l("All cases"), (), by_deadline=False, category=LOOKUP),
 )
 

@@ -57,6 +57,30 @@ def closed(event, *, session, ticket, **_):
         _citizen(session, ticket, event, "survey", days=days, default_label=_default_label(session, ticket))
 
 
+def joined_answered(event, *, session, ticket, **_):
+    """并单: the case this one joined was answered; its citizen gets the answer, and the survey when one opened."""
+    _citizen(session, ticket, event, "closed", reply=ticket.public_reply or "")
+    survey = _open_survey(session, ticket) if (event.data or {}).get("survey") else None
+    if survey is not None:
+        days = max(1, round((survey.closes_at - survey.opened_at).total_seconds() / 86400))
+        _citizen(session, ticket, event, "survey", days=days, default_label=_default_label(session, ticket))
+
+
+def governance_answered(event, *, session, ticket, **_):
+    """主动治理: the office's task opened from this case's 一类事 was answered; the citizen is texted the answer, once per
+    number (the event's data says whether this case is the one that texts: tickets/workflow/governance.py)."""
+    if (event.data or {}).get("text"):
+        _citizen(session, ticket, event, "governance_answer", answer=event.public_note or "")
+
+
+def merged(event, *, session, ticket, **_):
+    _citizen(session, ticket, event, "merged")
+
+
+def split(event, *, session, ticket, **_):
+    _citizen(session, ticket, event, "split")
+
+
 def _default_label(session, ticket) -> str:
     """What silence will count as (基本满意) when the case's office defaults unanswered surveys; "" when it does not."""
     if not session.scalar(sa.select(Office.default_unanswered).where(Office.id == ticket.office_id)):
@@ -67,8 +91,8 @@ def _default_label(session, ticket) -> str:
 
 def rated(event, *, session, ticket, **_):
     data = event.data or {}
-    if not is_bad_rating(data.get("score")):
-        return
+    if not is_bad_rating(data.get("score")) or ticket.status == "merged":
+        return  # a merged case's 差评 reopens the case it joined, whose `joined_rating` texts that one's supervisor
     department = session.get(Department, ticket.department_id) if ticket.department_id else None
     if department is None:
         return
@@ -162,3 +186,7 @@ def register(reactions) -> None:
     reactions.on(*names(rates_survey=True), rated)
     reactions.on("remind", reminded)
     reactions.on("instruct", instructed)
+    reactions.on("merge", merged)
+    reactions.on("split", split)
+    reactions.on("joined_answer", joined_answered)
+    reactions.on("governance_answer", governance_answered)

@@ -58,9 +58,15 @@ KINDS: dict[str, MessageKind] = {k.key: k for k in (
                 {**_TICKET, "department": "人力资源和社会保障局", "due": "2026-11-30"}),
     MessageKind("extended", _l("Handling deadline extended"), "citizen",
                 {**_TICKET, "department": "人力资源和社会保障局", "due": "2026-12-07"}),
+    MessageKind("merged", _l("Case merged (并单)"), "citizen", _TICKET),
+    MessageKind("split", _l("Case handled on its own again"), "citizen", _TICKET),
     MessageKind("closed", _l("Reply and closure"), "citizen",
                 {**_TICKET, "reply": "已联系申请人补正材料，养老保险关系转移已于今日办结，请留意到账短信。"},
                 free_text=("reply",)),
+    # 主动治理: the office's own task opened from a 一类事 was answered; each linked case's citizen hears it once
+    MessageKind("governance_answer", _l("Fixed at the root: linked cases (主动治理)"), "citizen",
+                {**_TICKET, "answer": "已协调市场监管局统一线上办理流程，营业执照变更现可一次办结。"},
+                free_text=("answer",)),
     # default_label: what an unanswered survey will be recorded as (基本满意), "" where the office does not default
     MessageKind("survey", _l("Satisfaction survey"), "citizen", {**_TICKET, "days": 7, "default_label": "基本满意"},
                 survey=True),

@@ -28,7 +28,7 @@ from tickets.clock import iso
 from tickets.labels import SCORE_LABELS, label
 from tickets.models import Department, Office, ServiceItem, Survey, Ticket
 
-from .metrics import Month, Scope, between, rectified_by, visited_by
+from .metrics import Month, Scope, between, rectified_by, surveyed_case, visited_by
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "evaluation.schema.json"
 RECTIFICATION_STATES = ("none", "rectifying", "rectified", "visited")
@@ -53,15 +53,17 @@ class InvalidRow(ValueError):
         super().__init__(f"case {row.get('case_no')} round {row.get('round')}: {where}: {error.message}")
 
 
-def rectification_status(at: datetime):
+def rectification_status(at: datetime, case=None):
     """The state of a rating's rectification as an SQL expression over `Survey`, as at the instant `at`:
 
     - `none`: not a 差评 (1 to 3, a default rating included);
     - `rectifying`: a 差评 whose case has not been closed again since (rework approved, or explained);
     - `rectified`: closed again, and no return visit recorded for this round yet;
     - `visited`: closed again, and the return visit recorded.
+
+    `case`: the id of the case the rating counts for (a merged case's: the one it joined, `metrics.surveyed_case`).
     """
-    rectified = rectified_by(at)
+    rectified = rectified_by(at, case)
     return sa.case(
         (sa.or_(Survey.score.is_(None), sa.not_(Survey.bad_rating)), "none"),
         (sa.and_(rectified, visited_by(at)), "visited"),
@@ -151,14 +153,17 @@ def ratings(session, month: Month, tz, office_id: int, now: datetime) -> Iterato
     """The month's ratings (by rating time, local), of `office_id`'s subtree, in time order, streamed."""
     start, end = month.bounds(tz)
     scope = Scope.of(session, office_id)
+    # the department and window a rating counts for: the case's, or (并单) those of the case it joined
+    case = Ticket.__table__.alias("rated_case")
     query = (
-        sa.select(Ticket.tracking_no, Survey.round, ServiceItem.code, Department.code, Ticket.office_id,
+        sa.select(Ticket.tracking_no, Survey.round, ServiceItem.code, Department.code, case.c.office_id,
                   Survey.channel, Survey.score, Survey.defaulted, Survey.comment, Survey.rated_at,
-                  rectification_status(now), Ticket.citizen_name, Ticket.phone)
+                  rectification_status(now, case.c.id), Ticket.citizen_name, Ticket.phone)
         .select_from(Survey).join(Ticket, Ticket.id == Survey.ticket_id)
-        .outerjoin(Department, Department.id == Ticket.department_id)
+        .join(case, case.c.id == surveyed_case())
+        .outerjoin(Department, Department.id == case.c.department_id)
         .outerjoin(ServiceItem, ServiceItem.name == Ticket.service_item)
-        .where(Survey.score.is_not(None), between(Survey.rated_at, start, end), scope.owned())
+        .where(Survey.score.is_not(None), between(Survey.rated_at, start, end), scope.owned(case.c.office_id))
         .order_by(Survey.rated_at, Survey.id)
         .execution_options(yield_per=1000)
     )

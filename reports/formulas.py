@@ -18,7 +18,10 @@ from tickets.models import Channel
 # 2026.3 (issue 15): cases the citizen withdrew (撤回数), counted apart: never accepted, so in no other figure.
 # 2026.4 (issue 15): 受理数 by channel (网上, 窗口, 电话, 12345: the cases windows file for walk-ins and callers, 帮办代办);
 # a rating the office took by phone (`record_rating`) is an answer like one by SMS or on the web, and its 差评 reopens.
-FORMULA_VERSION = "2026.4"
+# 2026.5 (issue 17): 并单: a case merged into another by the month's end is not a case of the cohort (the problem is
+# counted once, by the case it joined); 并单数 (`merged`) counts the reports joined to a case in the month and 诉求人次
+# (`people`) is 受理数 + 并单数; a joined citizen's rating counts for the department and window of the case joined.
+FORMULA_VERSION = "2026.5"
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,14 @@ CHANNEL_COUNTS = tuple(key for key, _channels in ACCEPTED_BY_CHANNEL)
 
 FORMULAS = (
     Formula("accepted", _l("Cases accepted"), _l(
-        "Cases with an accept event in the month (the month's cohort). Rejected cases are never accepted and "
+        "Cases with an accept event in the month (the month's cohort), each problem once: a case merged into another "
+        "(并单) by the month's end is not counted, the case it joined is. Rejected cases are never accepted and "
         "so never counted.")),
+    Formula("merged", _l("Reports merged (并单)"), _l(
+        "Reports merged in the month into a case that handles the same problem, and still merged at the month's end; "
+        "counted for the department and window of the case they joined.")),
+    Formula("people", _l("People who reported (诉求人次)"), _l(
+        "Cases accepted + reports merged: how many people's reports the month's problems stand for.")),
     Formula("accepted_online", _l("Accepted: online"), _l(
         "Of the cases accepted, those that came in online: filed on the public form or through the API (an app or "
         "a portal), or entered by a window's staff as received online.")),
@@ -91,7 +100,8 @@ FORMULAS = (
         "Satisfaction surveys whose reply window closed in the month (so every answer they will get is in).")),
     Formula("rated", _l("Surveys answered"), _l(
         "Those surveys the citizen answered: by SMS, on the web, or on the phone to the office, which records the "
-        "answer. A default rating is not an answer.")),
+        "answer. A default rating is not an answer. Every citizen of a merged case gets a survey of their own; their "
+        "rating counts for the department and window of the case they joined.")),
     Formula("defaulted", _l("Default ratings"), _l(
         "Those surveys left unanswered and recorded as basically satisfied (3) by default when they closed (the "
         "owning office defaults unanswered surveys; one that does not leaves them unrated).")),

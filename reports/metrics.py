@@ -32,8 +32,9 @@ import sqlalchemy as sa
 
 from escalation.calendar import WorkCalendar, working_days_between
 from tickets import offices
-from tickets.models import Appeal, Deadline, Event, ExtensionRequest, Office, ReturnVisit, Survey, Ticket
+from tickets.models import Channel, Appeal, Deadline, Event, ExtensionRequest, Office, ReturnVisit, Survey, Ticket
 from tickets.workflow import WITHDRAW, names
+from tickets.workflow.merging import MERGE, SPLIT
 
 from .formulas import ACCEPTED_BY_CHANNEL, CHANNEL_COUNTS, FORMULA_VERSION
 from .models import Report
@@ -56,6 +57,11 @@ MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 # A case's channel (Ticket.channel) -> the count of 受理数 by channel it adds to (`formulas.ACCEPTED_BY_CHANNEL`).
 CHANNEL_KEY = {channel: key for key, channels in ACCEPTED_BY_CHANNEL for channel in channels}
+
+
+# The cases the figures count: the citizens'. A 主动治理 case (channel `proactive`, tickets/clusters.py) is the office's
+# own task from a 一类事; the 高频诉求 section lists it (reports/clusters.py), no figure counts it.
+CITIZEN_CASES = Ticket.channel != Channel.proactive.value
 
 
 class BadMonth(ValueError):
@@ -110,9 +116,13 @@ class Scope:
         every = session.scalar(sa.select(sa.func.count()).select_from(Office))
         return cls(office_id, None if len(ids) == every else ids)
 
-    def owned(self):
-        """WHERE clause on `Ticket`: the case is one this report counts."""
-        return Ticket.office_id.in_(self.office_ids) if self.office_ids is not None else sa.true()
+    def owned(self, office_id=None):
+        """WHERE clause on `Ticket`: the case is one this report counts, a citizen's (`CITIZEN_CASES`) owned by the
+        scope. With `office_id`, only the ownership, on that column (a survey's case: `surveyed_case`)."""
+        if office_id is not None:
+            return office_id.in_(self.office_ids) if self.office_ids is not None else sa.true()
+        mine = Ticket.office_id.in_(self.office_ids) if self.office_ids is not None else sa.true()
+        return sa.and_(mine, CITIZEN_CASES)
 
 
 def ratio(numerator: int, denominator: int) -> float | None:
@@ -147,6 +157,24 @@ def between(column, start, end):
 
 def _flag(condition):
     return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def joined_at(ticket_id, end):
+    """Condition: the case was merged into another (并单) at the instant `end`: its last merge or split before then is a
+    merge (a history condition, so a past month's figures stay what they were whatever happens later)."""
+    merge, split = Event.__table__.alias("joined_merge"), Event.__table__.alias("joined_split")
+    return (sa.select(merge.c.id).where(
+        merge.c.ticket_id == ticket_id, merge.c.action == MERGE, merge.c.at < end,
+        ~sa.select(split.c.id).where(split.c.ticket_id == ticket_id, split.c.action == SPLIT, split.c.at < end,
+                                     split.c.at >= merge.c.at).correlate_except(split).exists())
+            .correlate_except(merge).exists())
+
+
+def surveyed_case():
+    """The case a survey's rating counts for: the case itself, or the case it was merged into (并单: the joined
+    citizen rates the answer of that case, for the department that handled it). A case with a survey of its own
+    after a merge stays merged (a split is refused once the case it joined is closed), so the column is history."""
+    return sa.func.coalesce(Ticket.merged_into_id, Ticket.id)
 
 
 def leaves_closed(events):
@@ -190,7 +218,7 @@ def cohort(start, end, scope: Scope, *, departments: bool = True):
     accepted = (sa.select(event.c.ticket_id, Ticket.office_id, Ticket.channel)
                 .join(Ticket, Ticket.id == event.c.ticket_id)
                 .where(event.c.action == "accept", between(event.c.at, start, end),
-                       scope.owned()).subquery())
+                       scope.owned(), ~joined_at(event.c.ticket_id, end)).subquery())
     closed = _latest(event.c.at, leaves_closed(event.c), between(event.c.at, start, end))
     reopened = _latest(event.c.at, event.c.action.in_(RATING_ACTIONS), event.c.to_status == "rectifying",
                        between(event.c.at, start, end))
@@ -288,6 +316,22 @@ def withdrawn_rows(session, start, end, scope):
     ).all()
 
 
+def merged_rows(session, start, end, scope):
+    """Per department and owning office of the case joined: reports merged into a case in the month (并单) and still
+    joined at its end. They add to 诉求人次 (people), not to the cases (problems) counted once by the case they joined."""
+    into = Event.data["into_id"].as_integer()
+    target = Ticket.__table__.alias("joined_target")
+    latest = (sa.select(Event.ticket_id.label("ticket_id"), sa.func.max(Event.id).label("id"))
+              .where(Event.action == MERGE, between(Event.at, start, end), joined_at(Event.ticket_id, end))
+              .group_by(Event.ticket_id).subquery())
+    owned = target.c.office_id.in_(scope.office_ids) if scope.office_ids is not None else sa.true()
+    rows = (sa.select(department_at(target.c.id, end).label("department_id"), target.c.office_id.label("office_id"))
+            .select_from(latest).join(Event, Event.id == latest.c.id).join(target, target.c.id == into)
+            .where(owned).subquery())
+    return session.execute(sa.select(rows.c.department_id, rows.c.office_id, sa.func.count())
+                           .group_by(rows.c.department_id, rows.c.office_id)).all()
+
+
 def contact_rows(session, start, end, scope):
     """Per department (the one asked to make the contact) and owning office: first-contact deadlines decided in the
     month (met in it, or falling due in it while still running), and of those the ones met. Met means contacted by
@@ -318,13 +362,14 @@ def supervision_rows(session, start, end, scope):
     ).all()
 
 
-def rectified_by(end):
+def rectified_by(end, case=None):
     """Condition on `Survey`: its 差评 was answered (rework approved, or explained) before `end`: a closing event
-    that answers a bad rating after the rating. With `visited_by`, what 差评整改率 and 实名差评回访率 count, and the
+    that answers a bad rating after the rating, on the case the rating counts for (`case`, by default the survey's
+    own; `surveyed_case()` for a merged case's). With `visited_by`, what 差评整改率 and 实名差评回访率 count, and the
     export's `rectification_status` reads."""
     return (
         sa.select(Event.id)
-        .where(Event.ticket_id == Survey.ticket_id, answers_bad_rating(Event),
+        .where(Event.ticket_id == (Survey.ticket_id if case is None else case), answers_bad_rating(Event),
                Event.at > Survey.rated_at, Event.at < end)
         .exists()
     )
@@ -354,13 +399,14 @@ def survey_rows(session, start, end, scope, as_of=None):
     A default rating (`Survey.defaulted`) is counted apart: `rated`, `satisfied`, `good` and `bad` are real answers
     only (`Survey.answered`)."""
     bad = sa.and_(Survey.answered, Survey.bad_rating)
-    rectified, visited = rectified_by(end), visited_by(end)
+    case = Ticket.__table__.alias("rated_case")  # the case the rating counts for: a merged case's, the one it joined
+    rectified, visited = rectified_by(end, case.c.id), visited_by(end)
     set_aside = sa.and_(bad, upheld_by(max(end, as_of or end)))
     # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is
-    # the one rated.
+    # the one rated (a merged case's rating: the department of the case it joined).
     surveys = sa.select(
-        Ticket.department_id.label("department_id"),
-        Ticket.office_id.label("office_id"),
+        case.c.department_id.label("department_id"),
+        case.c.office_id.label("office_id"),
         sa.case((Survey.answered, 1), else_=0).label("rated"),
         sa.case((Survey.defaulted, 1), else_=0).label("defaulted"),
         sa.case((sa.and_(Survey.answered, sa.not_(Survey.bad_rating)), 1), else_=0).label("satisfied"),
@@ -371,8 +417,8 @@ def survey_rows(session, start, end, scope, as_of=None):
         sa.case((set_aside, 1), else_=0).label("bad_upheld"),
         sa.case((sa.and_(set_aside, rectified), 1), else_=0).label("bad_upheld_rectified"),
         sa.case((sa.and_(set_aside, visited), 1), else_=0).label("bad_upheld_visited"),
-    ).join(Ticket, Ticket.id == Survey.ticket_id).where(between(Survey.closes_at, start, end),
-                                                        scope.owned()).subquery()
+    ).join(Ticket, Ticket.id == Survey.ticket_id).join(case, case.c.id == surveyed_case()).where(
+        between(Survey.closes_at, start, end), scope.owned(case.c.office_id)).subquery()
     c = surveys.c
     return session.execute(
         sa.select(c.department_id, c.office_id, sa.func.count(),
@@ -404,7 +450,7 @@ def appeal_rows(session, start, end, scope):
 APPEAL_COUNTS = ("appeals", "appeals_upheld", "appeals_rejected")
 COUNTS = ("accepted", *CHANNEL_COUNTS, "closed", "closed_in_month", "closed_on_time", "handling_days", "overdue",
           "returned", "extended", "supervised_1", "supervised_2", "supervised_3", *SURVEY_COUNTS, "contacts_due",
-          "contacted_on_time", *APPEAL_COUNTS, "withdrawn")
+          "contacted_on_time", *APPEAL_COUNTS, "withdrawn", "merged")
 # What a rating whose appeal was upheld takes out of its department's counts (`department_view`).
 SET_ASIDE = (("bad", "bad_upheld"), ("bad_rectified", "bad_upheld_rectified"), ("bad_visited", "bad_upheld_visited"))
 
@@ -437,6 +483,7 @@ def with_rates(counts: dict, *, department: bool = False) -> dict:
     if department:
         counts = department_view(counts)
     figures = {key: value for key, value in counts.items() if key != "handling_days"}
+    figures["people"] = counts["accepted"] + counts["merged"]  # 诉求人次: the problems' reports, merged ones too
     figures["closure_rate"] = ratio(counts["closed"], counts["accepted"])
     figures["on_time_rate"] = ratio(counts["closed_on_time"], counts["closed_in_month"])
     figures["avg_handling_days"] = (round(counts["handling_days"] / counts["closed_in_month"], 1)
@@ -512,6 +559,8 @@ def department_counts(session, month: Month, tz: ZoneInfo, working_days: Working
         add(department_id, owner, "appeals", count)
     for department_id, owner, count in withdrawn_rows(session, start, end, scope):
         add(department_id, owner, "withdrawn", count)
+    for department_id, owner, count in merged_rows(session, start, end, scope):
+        add(department_id, owner, "merged", count)
     for department_id, owner, upheld, count in decided:
         add(department_id, owner, "appeals_upheld" if upheld else "appeals_rejected", count)
     return groups
@@ -543,11 +592,12 @@ def trend_point(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict:
     """
     start, end = month.bounds(tz)
     rows = cohort(start, end, scope, departments=False)
+    case = Ticket.__table__.alias("rated_case")
     accepted, closed = session.execute(sa.select(sa.func.count(), sa.func.sum(rows.c.closed))).one()
     rated, satisfied = session.execute(
         sa.select(sa.func.count(), _flag(sa.not_(Survey.bad_rating)))
-        .join(Ticket, Ticket.id == Survey.ticket_id)
-        .where(between(Survey.closes_at, start, end), Survey.answered, scope.owned())
+        .join(Ticket, Ticket.id == Survey.ticket_id).join(case, case.c.id == surveyed_case())
+        .where(between(Survey.closes_at, start, end), Survey.answered, scope.owned(case.c.office_id))
     ).one()
     return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
             "satisfaction_rate": ratio(int(satisfied or 0), rated)}

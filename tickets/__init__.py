@@ -25,6 +25,8 @@ def init_app(app) -> None:
     accept_uploads(app, "public.submit", "public.supplement", "api.file_ticket", "api.supplement_ticket",
                    "api.staff_action")
     bind_actors(broker(app), tasks.ACTORS)
+    from .workflow import merging, names, reactions
+    reactions(app).on(*names(closes_case=True), merging.answered)  # 并单: the cases joined to one hear its answer
     from . import notices  # the console's bell: a notice for whom an event concerns (after the actions are defined)
     notices.register(app)
     schedule(app, "held-attachments", tasks.schedule_purge)

@@ -13,6 +13,7 @@ STATUS_LABELS = {
     "closed": _l("Closed"),
     "rectifying": _l("Being rectified"),
     "withdrawn": _l("Withdrawn"),
+    "merged": _l("Merged"),
 }
 
 PROBLEM_TYPE_LABELS = {
@@ -47,6 +48,7 @@ CHANNEL_LABELS = {
     "window": _l("Walk-in at the window"),
     "phone": _l("Phone call"),
     "hotline": _l("12345 hotline"),
+    "proactive": _l("Proactive task (主动治理)"),
 }
 
 # How a survey round was rated (Survey.channel): the citizen on the web or by SMS, the office by phone

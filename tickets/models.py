@@ -41,9 +41,10 @@ class Status(str, enum.Enum):
     closed = "closed"
     rectifying = "rectifying"
     withdrawn = "withdrawn"  # 撤回: the citizen took the case back before it was accepted
+    merged = "merged"  # 并单: joined to another case (`merged_into_id`) that handles the one problem for both
 
 
-FINAL_STATUSES = frozenset({Status.rejected, Status.closed, Status.withdrawn})
+FINAL_STATUSES = frozenset({Status.rejected, Status.closed, Status.withdrawn, Status.merged})
 OPEN_STATUSES = frozenset(Status) - FINAL_STATUSES
 OPEN_STATUS_VALUES = tuple(sorted(s.value for s in OPEN_STATUSES))  # for SQL: the column holds the values
 OPEN_CONDITION = "status IN (%s)" % ", ".join(f"'{value}'" for value in OPEN_STATUS_VALUES)  # a partial index's
@@ -72,6 +73,7 @@ class Channel(str, enum.Enum):
     window = "window"    # 窗口: a walk-in, filed by the window's staff
     phone = "phone"      # 电话: a caller to the window
     hotline = "hotline"  # 12345: handed over by the hotline
+    proactive = "proactive"  # 主动治理: the office opened it itself, from a 一类事 (tickets/clusters.py)
 
 
 STAFF_CHANNELS = (Channel.window, Channel.phone, Channel.hotline, Channel.web)
@@ -236,13 +238,20 @@ class Ticket(SQLModel, table=True):
         # open cases by deadline across every open status (the dashboard's overdue and due-today lists, 超期与临期):
         # the index (status, due_at) cannot give six statuses in one order, and sorting a city's open cases did
         sa.Index("ix_ticket_open_due", "due_at", "id", postgresql_where=sa.text(OPEN_CONDITION)),
+        # 并单 and 一类事 (tickets/duplicates.py, tickets/clusters.py): a window's recent cases about one service item
+        # (the text-similarity candidates), a cluster's cases by date, the cases joined to one
+        sa.Index("ix_ticket_office_item_created", "office_id", "service_item", "created_at"),
+        sa.Index("ix_ticket_phone_created", "phone", "created_at"),
+        sa.Index("ix_ticket_cluster_created", "cluster_id", "created_at"),
+        sa.Index("ix_ticket_merged_into", "merged_into_id"),
+        sa.Index("ix_ticket_governance", "governance_id"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     tracking_no: str = Field(sa_type=sa.String(24), unique=True)
     query_code_hash: str = Field(sa_type=sa.String(100))
     citizen_name: str = Field(sa_type=sa.String(50))
-    phone: str = Field(sa_type=sa.String(20), index=True)
+    phone: str = Field(sa_type=sa.String(20))  # indexed with created_at (ix_ticket_phone_created)
     problem_type: ProblemType = Field(sa_type=sa.String(20))
     service_item: Optional[str] = Field(default=None, sa_type=sa.String(100))
     description: str = Field(sa_type=sa.Text)
@@ -280,6 +289,15 @@ class Ticket(SQLModel, table=True):
     # unless someone took it over) and, while a department has it, that department's handler. None: nobody yet.
     owner_id: Optional[int] = Field(default=None, foreign_key="user_account.id")
     handler_id: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    # 并单 (`merge`): the case this one joined (status `merged`); None otherwise. `split` clears it.
+    merged_into_id: Optional[int] = Field(default=None, foreign_key="ticket.id")
+    # 一类事 (tickets/clusters.py): the id of the first case of the cluster of similar cases this one belongs to
+    # (the same service item at the same window, similar text, within the moving window); set when it is filed.
+    cluster_id: Optional[int] = Field(default=None)
+    # The description as the similarity methods read it (tickets/duplicates.py `normalise`), kept at filing.
+    match_text: Optional[str] = Field(default=None, sa_type=sa.Text)
+    # 主动治理: the proactive case the office opened from this case's cluster; its answer may be sent to this citizen.
+    governance_id: Optional[int] = Field(default=None, foreign_key="ticket.id")
 
     @hybrid_method
     def overdue(self, now: datetime) -> bool:

@@ -6,12 +6,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import url_for
 
-from . import attachments, deadlines, lists, offices, phones
+from . import attachments, deadlines, duplicates, lists, offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
 from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
 from .models import Appeal, Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
-from .workflow import SUPPLEMENT, Actor, allowed_actions, label_of, may_supplement, may_withdraw, public_note
+from .workflow import ACTIONS, SUPPLEMENT, Actor, allowed_actions, label_of, may_supplement, may_withdraw, public_note
 
 
 def public_offices(session) -> list[dict]:
@@ -62,13 +62,40 @@ def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
         "created_at": iso(ticket.created_at),
         "due_at": iso(ticket.due_at),
         "timeline": public_timeline(session, ticket),
-        "reply": ticket.public_reply if ticket.status in (Status.closed.value, Status.rectifying.value) else None,
+        "reply": ticket.public_reply if ticket.status in ANSWER_SHOWN else None,
         "rating": latest_rating(session, ticket),
         "survey_open": survey_open,
         "may_withdraw": may_withdraw(ticket),      # 撤回 (tickets.workflow.citizen)
         "may_supplement": may_supplement(ticket),  # 补充材料
         "attachments": attachment_list(session, ticket, citizen=True),
+        "handled_with": handled_with(session, ticket),
         **what_next(session, ticket, survey_open),
+    }
+
+
+ANSWER_SHOWN = (Status.closed.value, Status.rectifying.value, Status.merged.value)
+
+
+def handled_with(session, ticket: Ticket) -> dict | None:
+    """并单: the progress of the case a merged one joined, as its citizen may see it: its status and deadline, the
+    department handling it and the office's handling steps. Never that case's number, its citizen's words (补充材料),
+    ratings or anything else of another person's (tickets/workflow/merging.py)."""
+    if ticket.status != Status.merged.value or ticket.merged_into_id is None:
+        return None
+    target = session.get(Ticket, ticket.merged_into_id)
+    if target is None:
+        return None
+    steps = [name for name, kind in ACTIONS.items() if kind.public and not kind.rates_survey]
+    events = session.scalars(sa.select(Event).where(Event.ticket_id == target.id, Event.public.is_(True),
+                                                    Event.action.in_(steps)).order_by(Event.at, Event.id))
+    names = _department_names(session, [target.department_id])
+    return {
+        "status": target.status,
+        "status_label": label(STATUS_LABELS, target.status),
+        "due_at": iso(target.due_at),
+        "department_name": names.get(target.department_id),
+        "timeline": [{"at": iso(e.at), "status": e.to_status, "label": label_of(e.action), "note": public_note(e)}
+                     for e in events],
     }
 
 
@@ -253,7 +280,16 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
                           "content": e.note} for e in reversed(events) if e.action == "instruct"],
         "new_information": new_information(events),
         "attachments": attachment_list(session, ticket, citizen=False),
+        # 并单: the case this one joined, and the cases joined to this one (tickets/workflow/merging.py)
+        "merged_into": session.scalar(sa.select(Ticket.tracking_no).where(Ticket.id == ticket.merged_into_id))
+        if ticket.merged_into_id else None,
+        "merged_cases": list(session.scalars(sa.select(Ticket.tracking_no).where(Ticket.merged_into_id == ticket.id)
+                                             .order_by(Ticket.id))),
         "allowed_actions": allowed_actions(session, ticket, actor),
+        # 可能重复: open or lately closed cases, among those this actor may see, that are probably the same problem
+        # on every case page but a merged one's (it is handled as the case it joined)
+        "possible_duplicates": duplicates.describe(session, duplicates.possible_duplicates(session, ticket, actor, now))
+        if ticket.status != Status.merged.value else [],
     })
     return view
 

@@ -6,11 +6,16 @@
 - `engine`: `perform`, the row claim and `record`, which appends the Event and runs the app's reactions;
 - `survey`: the satisfaction survey's rounds, the citizen's rating and the default rating of an unanswered round;
 - `citizen`: the citizen's 补充材料 (adding information) and 撤回 (taking back a case not yet accepted);
+- `merging`: 并单, one case joined to another that handles the same problem (`merge`, `split`), and the answer
+  and survey its citizen gets when that one is answered;
+- `governance`: 主动治理, the office's own case opened from a 一类事 and its answer told to the linked cases;
 - `appeals`: which 差评 a department may appeal (申诉复核) and until when, and the appeal waiting for a decision.
 """
 from __future__ import annotations
 
 from . import actions  # noqa: F401  (defines every action and event kind)
+from . import merging  # noqa: F401  (并单: merge, split and their event kinds)
+from . import governance  # noqa: F401  (主动治理: notify_linked and its event kinds)
 from .actions import MAX_WORKING_DAYS, RECOVER_CODE, SUPPLEMENT, TEXT_MAX, WITHDRAW, escalate
 from .appeals import APPEAL_WORKING_DAYS, appeal_window_ends, pending_appeal
 from .engine import CITIZEN, SYSTEM, Actor, allowed_actions, perform, record, role_allows

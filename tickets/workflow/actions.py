@@ -766,7 +766,7 @@ def _score_options():
     return tuple((str(score), name) for score, name in SCORE_LABELS.items())
 
 
-@action("record_rating", roles={"office"}, statuses={"closed"}, precondition=_survey_open, parse=_parse_rating,
+@action("record_rating", roles={"office"}, statuses={"closed", "merged"}, precondition=_survey_open, parse=_parse_rating,
         inputs=(Input("score", _l("The citizen's rating"), "choice", options=_score_options(), hint=_l(
                     "What the citizen answered on the phone. 4 or 5 reopens the case for rectification, as a bad "
                     "rating by SMS or on the web does.")),

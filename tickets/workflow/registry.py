@@ -17,7 +17,8 @@ other rooms read instead of keeping their own lists of action names:
 - `listed_with_escalations`: the monthly report's list of escalations shows it beside the ladder's steps (批示);
 - `public`: it may appear on the citizen's page, with `public_note` saying what the citizen reads of it.
 
-Adding an action is one `@action(...)` definition in `actions.py` (its handler below it) and its tests.
+Adding an action is one `@action(...)` definition in `actions.py` (its handler below it) and its tests; a
+family of actions with rules of their own may have a module beside it (`merging.py`: 并单).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from typing import Callable
 from ..models import Role, Status
 
 INPUT_KINDS = ("text", "department", "departments", "days", "yesno", "date", "office", "datetime", "choice", "files",
-               "user", "knowledge")
+               "user", "knowledge", "case")
 
 
 QUICK = "quick_"  # prefix of a submit button's name that chooses a department and sends the form at once
@@ -41,9 +42,10 @@ class Input:
     name: str
     label: object
     kind: str = "text"   # one of INPUT_KINDS (office: the code of an office below the owning one; datetime: local
-                         # date and time, now unless changed; choice: one of `options`; user: a member of staff who
-                         # may work the case, offered to those who may assign others; knowledge: the id of the
-                         # 知识库 entry the answer started from, a hidden input the case page's suggestions set)
+                         # date and time, now unless changed; choice: one of `options`; case: another case's tracking
+                         # number (并单); user: a member of staff who may work the case, offered to those who
+                         # may assign others; knowledge: the id of the 知识库 entry the answer started from, a
+                         # hidden input the case page's suggestions set)
     required: bool = True
     hint: object = ""
     options: tuple = ()  # ((value, label), ...): a choice's; for yesno when the default approve/refuse does not fit

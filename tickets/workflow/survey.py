@@ -12,14 +12,17 @@ from flask_babel import lazy_gettext as _l
 from .. import clock, deadlines, validation
 from ..errors import InvalidTransition
 from ..models import (
-    DEFAULT_CHANNEL, DEFAULT_SCORE, DeadlineKind, Event, ReturnVisit, Status, Survey, Ticket, is_bad_rating,
+    DEFAULT_CHANNEL, DEFAULT_SCORE, Channel, DeadlineKind, Event, ReturnVisit, Status, Survey, Ticket, is_bad_rating,
 )
 from .engine import CITIZEN, SYSTEM, claim, move, record
 
+ANSWERED = (Status.closed.value, Status.merged.value)  # statuses in which a survey round may be rated
 RATE_DEFAULT = "rate_default"  # the kind of event a default rating records (declared in actions.py)
 
 
-def open_survey(session, ticket: Ticket, now: datetime) -> Survey:
+def open_survey(session, ticket: Ticket, now: datetime) -> Survey | None:
+    if ticket.channel == Channel.proactive.value:
+        return None  # 主动治理: the office's own task has no citizen to ask (tickets/workflow/governance.py)
     last_round = session.scalar(sa.select(sa.func.max(Survey.round)).where(Survey.ticket_id == ticket.id))
     days = current_app.config["SURVEY_OPEN_DAYS"]
     survey = Survey(ticket_id=ticket.id, round=(last_round or 0) + 1, phone=ticket.phone, opened_at=now,
@@ -71,7 +74,8 @@ def rate(session, ticket: Ticket, score, comment=None, *, channel: str = "web") 
 def take_open_round(session, ticket: Ticket, now: datetime) -> Survey:
     """The ticket's open survey round, claimed for a rating (`_take`); InvalidTransition when there is none (the case
     is not closed, nobody opened a round, it was rated or it closed)."""
-    survey = open_survey_for(session, ticket, now) if ticket.status == Status.closed.value else None
+    # a merged case's citizen rates the answer of the case it joined (tickets/workflow/merging.py)
+    survey = open_survey_for(session, ticket, now) if ticket.status in ANSWERED else None
     if survey is None or not _take(session, survey, now):
         raise InvalidTransition(NO_OPEN_SURVEY)
     return survey
@@ -84,6 +88,14 @@ def apply_rating(session, ticket: Ticket, survey: Survey, actor, kind: str, valu
     4 or 5 (差评) reopens the ticket for rectification by the same department; a public event of `kind`."""
     survey.score, survey.comment, survey.rated_at, survey.channel = values["score"], values["comment"], now, channel
     previous = ticket.status
+    if ticket.status == Status.merged.value:
+        # the answer rated is the case's this one joined: a 差评 reopens that one (its department rectifies)
+        event = record(session, ticket, actor, kind, now, from_status=previous, note=values["comment"], public=True,
+                       data={"score": values["score"], "round": survey.round, "channel": channel})
+        if is_bad_rating(values["score"]):
+            from .merging import reopen_for_joined_rating
+            reopen_for_joined_rating(session, ticket, values["score"], survey.round, now)
+        return event
     if is_bad_rating(values["score"]):
         move(ticket, Status.rectifying)
         ticket.closed_at = None
