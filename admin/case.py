@@ -182,6 +182,8 @@ class CaseView(RoleGuard, BaseView):
             label=label, channel_labels=CHANNEL_LABELS, accept_files=attachments.ACCEPT,
             attachment_sources=attachments.SOURCE_LABELS, overdue=_overdue_deadlines(ticket, clock.now()), outcomes=OUTCOMES,
             knowledge=_knowledge(ticket, actor, view["allowed_actions"]),
+            # 并入此件 beside each possible duplicate, when 并单 is among this user's actions on the case now
+            may_merge="merge" in view["allowed_actions"] and "merge" in workflow.ACTIONS,
             **_satisfaction_and_sms(ticket, actor),
             ladder=ladder, event_lines=event_lines,
             sms_cause=lambda message: causes.of_message(message, events, steps),

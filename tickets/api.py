@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from . import attachments, bulk, clock, intake, knowledge, lists, notices, offices, workflow
+from . import attachments, bulk, clock, duplicates, intake, knowledge, lists, notices, offices, workflow
 from .access import current_staff, ticket_for, visible_tickets
 from .db import db
 from .errors import Forbidden, NotFound, ValidationFailed
@@ -91,6 +91,9 @@ def file_ticket():
             "created_at": iso(ticket.created_at)}  # API.md's answer, exactly
     if on_behalf:
         body["channel"] = ticket.channel
+        # 可能重复: for the staff member filing, the cases that are probably the same problem (never for a citizen)
+        body["possible_duplicates"] = duplicates.describe(
+            db.session, duplicates.possible_duplicates(db.session, ticket, actor, clock.now()))
     response = jsonify(body)
     response.status_code = 201
     response.headers["Location"] = url_for(".public_ticket", tracking_no=ticket.tracking_no)
@@ -306,3 +309,40 @@ def read_notices():
     notices.mark_read(db.session, actor.user_id, clock.now(), ids=marking["ids"], every=marking["all"])
     db.session.commit()
     return jsonify({"unread": notices.unread_count(db.session, actor)})
+
+
+# --- 一类事 and 主动治理 (tickets/clusters.py) --------------------------------------------------------------------------
+
+@bp.get("/staff/clusters")
+def staff_clusters():
+    """一类事: the recurring problems this caller sees, the largest first (`clusters.listing`); `?office=<code>`: of that
+    window and those below it. 403 for a department's handlers, 422 for an unknown window."""
+    from . import clusters
+
+    actor = Actor.of(current_staff())
+    if not clusters.may_list(actor):
+        raise Forbidden()
+    office_id, code = None, request.args.get("office")
+    if code not in (None, ""):
+        office = offices.by_code(db.session, code)
+        if office is None:
+            raise ValidationFailed(fields={"office": _l("No such window.")})
+        office_id = office.id
+    return jsonify(clusters.to_json(clusters.listing(db.session, actor, office_id=office_id, now=clock.now())))
+
+
+@bp.post("/staff/clusters/<int:cluster_id>/governance")
+def open_governance(cluster_id):
+    """主动治理: open the office's own task from a 一类事: {"department_id", "working_days"?, "content"} → 201 and the task
+    as the staff ticket view shows it (`clusters.open_governance`: 403, 404, 409, 422)."""
+    from . import clusters
+
+    actor = Actor.of(current_staff())
+    data = json_body()
+    ticket = clusters.open_governance(db.session, actor, cluster_id, data.get("department_id"),
+                                      data.get("working_days"), data.get("content"))
+    db.session.commit()
+    response = jsonify(staff_view(db.session, ticket, actor, clock.now()))
+    response.status_code = 201
+    response.headers["Location"] = url_for(".staff_ticket", tracking_no=ticket.tracking_no)
+    return response

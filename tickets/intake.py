@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from . import attachments, clock, deadlines, offices, secrets, validation
+from . import attachments, clock, deadlines, duplicates, offices, secrets, validation
 from .db import autocommit_row, insert_pending, new_row, upsert
 from .errors import ValidationFailed
 from .models import (STAFF_CHANNELS, AttachmentSource, DeadlineKind, Department, Event, Office, ProblemType, Role, Ticket,
@@ -81,25 +81,40 @@ def validate_filing(session, data, files, *, validate=None) -> tuple[dict, list]
 
 
 @functools.lru_cache(maxsize=None)
-def _number_statement(dialect: str):
+def _number_statement(dialect: str, cluster: bool | None = None):
     """Bump the day's counter by one (creating it at 1); on PostgreSQL also take the new ticket's id and its
-    filing event's id from their sequences, in the same statement. Built once per dialect."""
+    filing event's id from their sequences, in the same statement, and (`cluster` not None: with a service item or
+    without) the earlier cases the new one may join the cluster of (`duplicates.cluster_candidates`). Built once per
+    dialect and kind."""
     bump = upsert(dialect, TrackingCounter, {"day": sa.bindparam("day"), "value": 1}, ["day"],
                   update={"value": TrackingCounter.value + 1}).returning(TrackingCounter.value)
     if dialect != "postgresql":
         return bump
     bumped = bump.cte("bumped")
+    root = offices.root_id_query().scalar_subquery()  # the root office, for a filing that names none
     # The counter's own transaction need not wait for its commit to reach the disk (synchronous_commit off, for
     # this transaction only): the ticket's transaction commits after it, and PostgreSQL flushes its log in
     # order, so no ticket with this number is durable unless the bump is. A crash can lose only bumps whose
     # numbers no committed ticket carries. Filing then waits for one flush, not two.
-    return sa.select(bumped.c.value, sa.func.nextval(sa.func.pg_get_serial_sequence(Ticket.__tablename__, "id")),
-                     sa.func.nextval(sa.func.pg_get_serial_sequence(Event.__tablename__, "id")),
-                     sa.literal_column("set_config('synchronous_commit', 'off', true)"),
-                     offices.root_id_query().scalar_subquery())  # the root office, for a filing that names none
+    columns = [bumped.c.value, sa.func.nextval(sa.func.pg_get_serial_sequence(Ticket.__tablename__, "id")),
+               sa.func.nextval(sa.func.pg_get_serial_sequence(Event.__tablename__, "id")),
+               sa.literal_column("set_config('synchronous_commit', 'off', true)"), root]
+    if cluster is not None:  # 一类事: the cluster read, with no round trip of its own
+        columns.append(duplicates.cluster_candidates(
+            cluster, sa.func.coalesce(sa.bindparam("office_id", type_=sa.Integer), root)))
+    return sa.select(*columns)
 
 
-def take_number(session, at: datetime) -> tuple[str, int, int, int]:
+def _nothing_begun(session) -> bool:
+    """PostgreSQL: the session's connection has no transaction open on the server, so `autocommit_row` runs on it
+    and sees all there is (as `autocommit_row` decides)."""
+    from psycopg.pq import TransactionStatus
+
+    raw = session.connection().connection.dbapi_connection
+    return raw.info.transaction_status == TransactionStatus.IDLE and not raw.autocommit
+
+
+def take_number(session, at: datetime, cluster: dict | None = None) -> tuple[str, int, int, int, list | None]:
     """A new ticket's tracking number, BJ20261122-0001 (the local date and that day's sequence, unique under
     concurrent filing), the id it will have and the id of its filing event (known beforehand, so the rows the
     filing's reactions write can name it as their cause).
@@ -108,19 +123,30 @@ def take_number(session, at: datetime) -> tuple[str, int, int, int]:
     statement, which also takes the id from the table's sequence, so the row lock is not held while the
     rest of the filing is written; the number may then skip if the filing fails, which is harmless. SQLite
     has a single writer anyway, so there it joins the caller's transaction, whose write lock also makes the
-    next id safe to take. Also the root office's id (read in the same statement on PostgreSQL).
+    next id safe to take. Also the root office's id (read in the same statement on PostgreSQL) and, on PostgreSQL
+    when `cluster` gives the cluster read's parameters (`duplicates.cluster_params` and `office_id`) and the statement
+    runs on the session's own connection (nothing of this transaction unseen), its rows; None otherwise: the caller
+    reads them itself.
     """
     day = clock.local(at).strftime("%Y%m%d")
     dialect = session.get_bind().dialect.name
-    statement = _number_statement(dialect)
+    candidates = None
     if dialect == "postgresql":
-        value, ticket_id, event_id, _, root_id = autocommit_row(session, statement, {"day": day})
+        if cluster is not None and not _nothing_begun(session):
+            # The counter's statement would run on a connection of its own, which cannot see what this transaction
+            # wrote (the demo files many cases in one): the caller reads the cluster's rows in the session instead.
+            cluster = None
+        statement = _number_statement(dialect, None if cluster is None else "item" in cluster)
+        row = autocommit_row(session, statement, {"day": day, **(cluster or {})})
+        value, ticket_id, event_id, _, root_id = row[:5]
+        if cluster is not None:
+            candidates = row[5]
     else:
-        value = session.execute(statement, {"day": day}).scalar_one()
+        value = session.execute(_number_statement(dialect), {"day": day}).scalar_one()
         ticket_id = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Ticket.id), 0) + 1))
         event_id = session.scalar(sa.select(sa.func.coalesce(sa.func.max(Event.id), 0) + 1))
         root_id = offices.root_id(session)
-    return f"BJ{day}-{value:04d}", ticket_id, event_id, root_id
+    return f"BJ{day}-{value:04d}", ticket_id, event_id, root_id, candidates
 
 
 @dataclass(frozen=True)
@@ -137,15 +163,29 @@ def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=
     `privacy_notice`: the version of the 个人信息告知 the citizen agreed to on the form, kept in the filing event."""
     now = clock.now()
     code = secrets.new_query_code()
-    tracking_no, ticket_id, event_id, root_id = take_number(session, now)
+    # 一类事 and 可能重复 (tickets/duplicates.py): the text as the similarity reads it, and the cluster of the most similar
+    # earlier case at this window about this service item, read with the number on PostgreSQL (elsewhere just
+    # after it), before any of the filing's rows is added.
+    match_text = duplicates.match_text_of(data["description"], data.get("service_item"))
+    cluster = {"office_id": data.get("office_id"), **duplicates.cluster_params(
+        data.get("service_item"), data["problem_type"], now)} if match_text else None
+    tracking_no, ticket_id, event_id, root_id, candidates = take_number(session, now, cluster)
+    office_id = data.get("office_id") or root_id
+    if cluster is None:
+        cluster_id = None
+    elif candidates is not None:
+        cluster_id = duplicates.cluster_of(candidates, match_text)
+    else:
+        cluster_id = duplicates.cluster_for(session, office_id=office_id, service_item=data.get("service_item"),
+                                            problem_type=data["problem_type"], match_text=match_text, now=now)
     ticket = new_row(
         Ticket, id=ticket_id, tracking_no=tracking_no, query_code_hash=secrets.hash_query_code(code),
         citizen_name=data["name"], phone=data["phone"], problem_type=data["problem_type"],
         service_item=data.get("service_item"), description=data["description"], channel=channel,
-        office_id=data.get("office_id") or root_id, suggested_department_id=data.get("department_id"),
-        created_at=now, updated_at=now,
+        office_id=office_id, suggested_department_id=data.get("department_id"),
+        created_at=now, updated_at=now, match_text=match_text, cluster_id=cluster_id or ticket_id,
     )
-    # Filing reads nothing and, on PostgreSQL, writes its rows in one statement (it is the hot path: issue 11,
+    # Filing reads nothing else and, on PostgreSQL, writes its rows in one statement (it is the hot path: issue 11,
     # item 20): the first deadline is planned before the ticket is written, the ticket's id is known
     # beforehand, and the reactions to the filing event add their rows (the receipt SMS, the escalation
     # steps) before anything is written, so nothing may flush while they do.
