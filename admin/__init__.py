@@ -38,6 +38,8 @@ def init_app(app) -> Admin:
         knowledge.register(admin)
         dispatch.register(admin)
         appeals.register(admin)
+        from . import clusters  # 一类事 and 主动治理
+        clusters.register(admin)
         sms.register(admin)
         from . import notices  # the bell in the bar and /admin/notices
         notices.register(admin)

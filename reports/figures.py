@@ -14,6 +14,7 @@ from tickets import clock, deadlines, offices
 from tickets.models import Department, Office, Ticket
 
 from . import scores
+from .clusters import frequent_clusters
 from .formulas import FORMULA_VERSION
 from .lists import escalation_list, overdue_list, recurring
 from .metrics import (
@@ -71,6 +72,7 @@ def monthly_figures(session, month: Month, office_id: int | None = None, *, prog
     progress("comparison")
     problem_types, service_items = recurring(session, month, tz, scope)
     figures["problem_types"], figures["service_items"] = problem_types, service_items
+    figures["clusters"] = frequent_clusters(session, month, tz, scope)  # 高频诉求 (reports/clusters.py)
     progress("recurring")
     figures["overdue"] = overdue_list(session, month, tz, working_days, scope)
     figures["escalations"] = escalation_list(session, month, tz, scope)

@@ -21,12 +21,12 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import KeepTogether, PageBreak, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from tickets.clock import local_text
-from tickets.labels import supervision_text
+from tickets.labels import STATUS_LABELS, label, supervision_text
 
 from . import charts, narrative
 from .display import month_label, percent, show
 from .formulas import CHANNEL_COUNTS, FORMULA_BY_KEY, FORMULA_VERSION, FORMULAS
-from .markup import SafeParagraph, plain, text
+from .markup import SafeParagraph, markup, plain, text
 from .metrics import had_cases
 
 GRID = colors.HexColor("#b0b7c3")
@@ -360,6 +360,43 @@ def _recurring(figures, s: Styles, font: str):
     return flow
 
 
+def _governance_cell(task, s: Styles):
+    """What was done about a 一类事: its latest 主动治理 task (tracking number, department, status) and its answer."""
+    if not task:
+        return text(_("No proactive task yet"), s.small)
+    head = _(", ").join(part for part in (task["tracking_no"], task.get("department") or "",
+                                          label(STATUS_LABELS, task["status"])) if part)
+    if not task.get("answer"):
+        return text(head, s.small)
+    told = _("linked cases told: %(n)d", n=task.get("linked", 0)) if task.get("notified") else ""
+    return markup("%(head)s<br/>%(answer)s%(told)s", s.small, head=head,
+                  answer=_("Answer: %(text)s", text=task["answer"]), told=f" ({told})" if told else "")
+
+
+def _frequent(figures, s: Styles, font: str):
+    """高频诉求: the month's largest 一类事 with last month's count (环比) and the 主动治理 task opened for each. Nothing for
+    a report kept before the section existed."""
+    listing = figures.get("clusters")
+    if listing is None:
+        return []
+    flow = [text(_("Frequent requests (recurring problems)"), s.h2)]
+    if not listing["items"]:
+        return flow + [text(_("No recurring problem reached %(n)d cases this month.", n=listing["min_cases"]), s.body)]
+    head = [_("Recurring problem"), _("Window"), _("This month"), _("Last month"), _("Month on month"),
+            _("What was done")]
+    rows = [[text(h, s.small) for h in head]]
+    rows += [[text(i["title"], s.small), text(i["office_name"] or "—", s.small), str(i["count"]), str(i["previous"]),
+              f"{i['mom']:+d}" if i["mom"] else "0", _governance_cell(i["governance"], s)] for i in listing["items"]]
+    flow.append(_table(rows, [52 * mm, 28 * mm, 14 * mm, 14 * mm, 14 * mm, 58 * mm], font))
+    if listing["total"] > len(listing["items"]):
+        flow.append(text(_("The first %(shown)d of %(total)d are listed.", shown=len(listing["items"]),
+                           total=listing["total"]), s.note))
+    return flow + [text(_("Cases of one recurring problem (一类事: similar reports about one service item at one window) "
+                          "filed in the month, at least %(n)d; last month's count of the same problem; the proactive "
+                          "task (主动治理) the office opened for it, as it stood when this report was made.",
+                          n=listing["min_cases"]), s.note)]
+
+
 def _listing(title, listing, head, line, widths, s: Styles, font: str, empty: str, note=None):
     """A list section: heading, the table (or `empty`), how many there are, and an optional note."""
     flow = [text(title, s.h2)]
@@ -491,6 +528,7 @@ def _build(figures, office, generated, tz, font, draft) -> bytes:
              Spacer(1, 4 * mm), KeepTogether([charts.department_chart(figures["departments"], _("Departments"), font)])]
     flow += _figures_table(figures, s, font)
     flow += _recurring(figures, s, font)
+    flow += _frequent(figures, s, font)
     flow += _overdue(figures, s, font, tz)
     flow += _escalations(figures, s, font, tz)
     flow += _appendix(figures, s, font, figures.get("formula_version", FORMULA_VERSION))

@@ -32,6 +32,9 @@ PAYLOADS = {
     "accept_and_transfer": {"department_id": "B", "instructions": "请核实后答复"},
     "assign": {"user_id": "office"},  # admin gives the case to the window's clerk; others take it themselves (我来办)
     "instruct": {"content": "请分管负责同志牵头，三个工作日内办结。"},
+    "notify_linked": {},  # 主动治理: only a closed proactive task (see tests/test_clusters.py)
+    "merge": {"into": "new"},  # 并单: into a case filed for it (tests/test_merging.py has the rest)
+    "split": {"note": "不是同一问题"},
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -45,6 +48,7 @@ STEPS = {
     "closed": ["accept", "transfer_a", "reply", "approve"],
     "rectifying": ["accept", "transfer_a", "reply", "approve", "rate_5"],
     "withdrawn": ["withdraw"],
+    "merged": ["merge"],
 }
 
 ALLOWED = {
@@ -59,13 +63,18 @@ ALLOWED = {
     # reopened by a 差评 not yet visited (nor appealed: decide_appeal needs an appeal, see test_appeals_*)
     "rectifying": {"reply", "explain", "remind", "note", "record_visit", "appeal", "assign"},
     "withdrawn": {"note"},  # 撤回 by the citizen: final, like 不予受理
+    "merged": {"note", "split"},  # 并单: handled as the case it joined, until split
 }
+for _status in ("submitted", "accepted", "transferred", "returned"):  # 并单 before a department answered
+    ALLOWED[_status] = ALLOWED[_status] | {"merge"}
 
 
 def payload(world, action, role="admin"):
     body = dict(PAYLOADS[action])
     if "department_id" in body:
         body["department_id"] = world.departments[body["department_id"]]
+    if body.get("into") == "new":
+        body["into"] = world.file()["tracking_no"]
     if "user_id" in body:  # only an admin (or a supervisor) names someone else; the others take the case themselves
         body = {**body, "user_id": world.users[body["user_id"]]} if role == "admin" else {}
     return body
@@ -99,8 +108,9 @@ def test_table_covers_every_action():
     # refer_up: the root window has no window above it; arbitrate: only a 争议件 (see test_office_actions.py);
     # decide_appeal: only an appeal (see test_appeals_in_every_status_a_bad_rating_leaves)
     # instruct: only a case under supervision (督办, 挂牌督办), see ROLE_CASES
+    # notify_linked: only a closed 主动治理 task (see tests/test_clusters.py)
     assert set().union(*ALLOWED.values()) | {"decide_extension", "refer_up", "arbitrate",
-                                             "decide_appeal", "instruct"} == set(ACTIONS)
+                                             "decide_appeal", "instruct", "notify_linked"} == set(ACTIONS)
 
 
 @pytest.mark.parametrize("status", list(STEPS))
@@ -150,6 +160,8 @@ ROLE_CASES = {
     "accept_and_transfer": ("submitted", {"admin", "office"}),
     "assign": ("transferred", {"admin", "office", "dept_a", "supervisor"}),  # 我来办; the admin names someone
     "instruct": ("transferred+supervised", {"admin", "supervisor", "leader"}),  # 批示 at 督办 (level 2) and above
+    "merge": ("transferred", {"admin", "office"}),
+    "split": ("merged", {"admin", "office"}),
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 

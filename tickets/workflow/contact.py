@@ -23,7 +23,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import clock, deadlines, validation
 from ..errors import ValidationFailed
-from ..models import ContactMethod, Deadline, DeadlineKind, Ticket
+from ..models import Channel, ContactMethod, Deadline, DeadlineKind, Ticket
 from .engine import open_deadline
 
 # Outcomes of a contact deadline: met and late (deadlines.end), and this one when no contact was recorded.
@@ -42,7 +42,10 @@ METHOD_LABELS = {
 
 
 def start(session, ticket: Ticket, department_id: int, now: datetime) -> Deadline | None:
-    """The contact deadline of a department that takes the case, unless it contacted the citizen about it before."""
+    """The contact deadline of a department that takes the case, unless it contacted the citizen about it before, or
+    the case is the office's own 主动治理 task (no citizen to contact: tickets/workflow/governance.py)."""
+    if ticket.channel == Channel.proactive.value:
+        return None
     contacted = session.scalar(sa.select(Deadline.id).where(
         Deadline.ticket_id == ticket.id, Deadline.kind == DeadlineKind.contact.value,
         Deadline.department_id == department_id, Deadline.outcome.in_(RECORDED)).limit(1))
