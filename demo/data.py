@@ -219,3 +219,19 @@ FILES = {
         ), "市场监督管理局"),
     )),
 }
+
+# 一类事 and 并单 (issue 17): one problem many people hit at the city's window in the last two weeks, reported in their own
+# words: (days ago filed, name, how the number is written, description). The office handles the first (受理并转办 to
+# 市场监管局); the second is the same company's problem, merged into the first (并单); from the cluster the office opens
+# a 主动治理 task (`RECURRING_TASK`). The demo's walk-through files one more and sees its possible duplicates.
+RECURRING_ITEM = "电子营业执照下载"
+RECURRING = [
+    (12, "冯晓", "plain", "电子营业执照下载时一直提示身份核验失败，重试了十几次都不行，没法办网上业务。"),
+    (11, "冯晓的同事 蒋欣", "dashed", "我们公司电子营业执照下载不了，提示身份核验失败，法人试了好多次也不行。"),
+    (9, "韩梅", "spaced", "手机上下載電子營業執照總是提示身份核驗失敗，到窗口說是系統問題，辦不了。"),
+    (7, "沈涛", "plus86", "电子营业执照身份验证一直失败，下载不了执照，银行开户要用，急！"),
+    (5, "朱红", "plain", "个体户想下载电子营业执照，人脸识别过了还是提示核验失败，打电话也没人解决。"),
+    (3, "秦岭", "plain", "电子执照下载提示身分核验失败（错误码 E102），窗口让找市场监管局，市场监管局让找窗口。"),
+]
+RECURRING_TASK = ("SCJG", 5, "近两周多名群众反映电子营业执照下载时提示“身份核验失败”（错误码 E102）。请排查核验接口与"
+                               "人脸识别平台的对接问题，从根本上解决，并说明修复时间和群众可用的替代办法。")

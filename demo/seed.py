@@ -33,7 +33,8 @@ from tickets.workflow import KINDS, Actor
 from .data import (CASES, CONTACT_HOURS, CONTACTS, COUNTIES, COUNTY_DEPARTMENTS, DEMO_PASSWORD, DEMO_USERS,
                    DEPARTMENTS, FILES, FILING_HOUR_WEIGHTS, LANDLINE, LANDLINE_STYLE,
                    HISTORY_DEPARTMENTS, HISTORY_ITEMS, HISTORY_MONTHS, HISTORY_NAMES, HISTORY_PER_MONTH,
-                   HISTORY_WINDOWS, KNOWLEDGE, NETWORK_USERS, PRESENT_WINDOWS, ROOT_NAME, county_department)
+                   HISTORY_WINDOWS, KNOWLEDGE, NETWORK_USERS, PRESENT_WINDOWS, RECURRING, RECURRING_ITEM,
+                   RECURRING_TASK, ROOT_NAME, county_department)
 from .files import incoming
 from .hours import office_time_from
 from .numbers import Numbers, spelled
@@ -146,6 +147,7 @@ def seed(session) -> Loaded:
     with writing_history(session):
         cases = _seed_history(replay, departments, users, numbers)
         cases += _seed_present(replay, departments, users, numbers)
+        cases += _seed_recurring(replay, departments, users, numbers)
         fire_on_time(session, now)  # up to the moment of loading; what falls due later is the sweeper's
         close_on_time(session, now)
     # The bell: what happened before yesterday was seen long ago; the last day's notices wait to be read.
@@ -240,6 +242,41 @@ def _seed_present(replay: Replay, departments, users, numbers) -> int:
             user = users[login(step[2] if len(step) > 2 else "office")] if action not in CITIZEN_STEPS else None
             replay.act(ticket, moment, action, _payload(replay, departments, action, payload, moment), user)
     return len(CASES)
+
+
+def _seed_recurring(replay: Replay, departments, users, numbers) -> int:
+    """一类事 and 并单: the reports of one problem at the city's window (`RECURRING`). The office transfers each to the
+    department, merges the second into the first (the same company's), and after the last opens a 主动治理 task from
+    their cluster (`RECURRING_TASK`), to which the cases are linked."""
+    from tickets import clusters
+
+    office = users["office"]
+    department, days, content = RECURRING_TASK
+    transfer = {"department_id": departments[department].id, "instructions": "请核实电子营业执照身份核验失败的原因并答复群众。"}
+    # Each report on its day; the office's steps at its next office time, those that fit before loading (after a long
+    # holiday the latest reports still wait, and so may the task).
+    filed, latest = [], None
+    for index, (days_ago, name, style, description) in enumerate(RECURRING):
+        moment = replay.now - timedelta(days=days_ago, hours=3, minutes=17 * index)
+        fields = {"name": name, "phone": spelled(numbers.citizen(len(CASES) + index), style),
+                  "problem_type": "cannot_handle", "service_item": RECURRING_ITEM, "description": description}
+        filed.append(replay.file(moment, fields))
+        step = replay.when("merge" if index == 1 else "accept_and_transfer", moment + STEP)
+        if step > replay.now - LATEST:
+            continue
+        if index == 1:
+            replay.act(filed[-1], step, "merge", {"into": filed[0].tracking_no, "note": "同一企业反映的同一问题"}, office)
+        else:
+            replay.act(filed[-1], step, "accept_and_transfer", transfer, office)
+        latest = max(step, latest or step)
+    # six reports in two weeks: a 一类事, and the office has it fixed at the root, once it has seen them all
+    opened = replay.when("open_governance", max(latest or replay.now, moment) + GAP)
+    if latest is not None and opened <= replay.now - LATEST:
+        with replay.at(opened):
+            clusters.open_governance(replay.session, Actor.of(office), filed[0].cluster_id, departments[department].id,
+                                     days, content, now=opened)
+        return len(RECURRING) + 1  # and the task
+    return len(RECURRING)
 
 
 def _seed_history(replay: Replay, departments, users, numbers) -> int:

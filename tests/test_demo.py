@@ -145,7 +145,10 @@ def test_the_demo_is_history_acted_in_office_hours(app, now):
 
         # every person of the demo has a number of the reserved test range, but the caller with a landline, which no
         # text can reach: filed on the phone by the office, closed, its survey open for the office to record by phone
-        phones = list(session.scalars(sa.select(Ticket.phone))) + list(session.scalars(sa.select(User.phone)))
+        # (a 主动治理 task has no citizen, and no number: nothing is ever texted to it)
+        assert set(session.scalars(sa.select(Ticket.phone).where(Ticket.channel == "proactive"))) <= {""}
+        phones = list(session.scalars(sa.select(Ticket.phone).where(Ticket.channel != "proactive")))
+        phones += list(session.scalars(sa.select(User.phone)))
         for department in session.scalars(sa.select(Department)):
             phones += [department.supervisor_phone, department.leader_phone]
         landline = normalise_phone(LANDLINE)
@@ -194,6 +197,19 @@ def test_with_twilio_loading_and_running_the_demo_texts_nobody(make_app, clock, 
     assert "banjie-demo" in result.output and "office" in result.output
     assert "already present" in runner.invoke(args=["seed-demo", "--if-empty"]).output
 
+    # 一类事 and 并单: the demo's recurring problem is listed with the 主动治理 task opened from it; one report is merged
+    client = app.test_client()
+    assert client.post("/admin/login", data={"username": "office", "password": DEMO_PASSWORD,
+                                             "csrf_token": page_csrf(client, "/admin/login")}).status_code == 302
+    page = client.get("/admin/clusters/").get_data(as_text=True)
+    assert "电子营业执照下载" in page and "办理中" in page
+    with app.app_context():
+        task = db.session.scalar(sa.select(Ticket).where(Ticket.channel == "proactive"))
+        assert task is not None and task.status == "transferred"
+        linked = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(Ticket.governance_id == task.id))
+        merged = db.session.scalars(sa.select(Ticket.status).where(Ticket.merged_into_id.is_not(None))).all()
+    assert linked == 6 and merged == ["merged"]
+
     # a restart: the outbox re-drive (by hand and the scheduler's job) and a worker find nothing to send
     assert "nothing to send" in runner.invoke(args=["sms", "redrive", "--now"]).output
     with app.app_context():
@@ -221,6 +237,7 @@ def test_with_twilio_loading_and_running_the_demo_texts_nobody(make_app, clock, 
     assert response.status_code == 302
     page = client.get("/admin/sms/").get_data(as_text=True)  # newest first: the sweeper's, then the history
     assert "测试号码（未发送）" in page and "演示历史（未发送）" in page
+
 
 
 def test_the_demo_needs_a_test_range(make_app):
