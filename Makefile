@@ -12,8 +12,8 @@ FLASK := $(BIN)/flask --app app
 # Each worker has its own databases (tests/conftest.py). `--dist loadgroup` hands out one test at a time, the longest
 # first, and a module's tests that share a module-scoped fixture (a browser, a served office) as one group
 # (tests/conftest.py `LONGEST_FIRST`): with the default `load`, batches of consecutive tests queued behind the two
-# five-minute route walks left the other workers idle at the end (a replay of the 2026-12-02 timing: about 1,400 s
-# against 1,150 s on the same tests).
+# five-minute route walks left the other workers idle at the end (replaying the 2026-12-02 timing run's durations
+# through both schedulers: 1,400 to 1,530 s with `load`, 1,140 to 1,290 s with this).
 TEST_WORKERS ?= 4
 TEST_DIST ?= loadgroup
 FAST_MARKERS := not postgres and not redis and not browser and not slow

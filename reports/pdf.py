@@ -81,27 +81,28 @@ class HeadingWithStart(KeepTogether):
             used = sum(h.wrap(available_width, available_height)[1] + h.getSpaceBefore() + h.getSpaceAfter()
                        for h in headings)
             room = available_height - used - block.getSpaceBefore()
-            parts = block.split(available_width, room) if room > 0 else []
-            if len(parts) > 1 and isinstance(block, Table):
-                parts = self._without_widows(block, available_width, room, parts)
+            parts = block.split(available_width, room) if room > 0 else []  # a KeptTable keeps MIN_ROWS a side
             if len(parts) > 1:
                 return [*headings, *parts]
         return super().split(available_width, available_height)
 
-    @staticmethod
-    def _without_widows(block: Table, width: float, room: float, parts: list) -> list:
-        """The table's split with at least MIN_ROWS rows on both pages, or [] (move it whole) when there is none."""
+
+class KeptTable(Table):
+    """A table that, split across pages, keeps at least MIN_ROWS rows (besides its repeated header) on each page, at
+    every split: the first under its heading (`HeadingWithStart`) and each later one of a table longer than a page."""
+
+    def split(self, available_width, available_height):
+        parts = super().split(available_width, available_height)
         while len(parts) > 1 and _body_rows(parts[-1]) < MIN_ROWS and _body_rows(parts[0]) > MIN_ROWS:
             heights = parts[0]._rowHeights
-            room = sum(heights[:-1]) - 0.01  # one row fewer on this page
-            parts = block.split(width, room)
+            parts = super().split(available_width, sum(heights[:-1]) - 0.01)  # one row fewer on this page
         if len(parts) > 1 and (_body_rows(parts[0]) < MIN_ROWS or _body_rows(parts[-1]) < MIN_ROWS):
-            return []
+            return []  # no split keeps enough rows on both pages: the table moves on whole
         return parts
 
 
 def _table(rows, widths, font, *, header=True, total_row=False, size=8):
-    table = Table(rows, colWidths=widths, repeatRows=1 if header else 0)
+    table = KeptTable(rows, colWidths=widths, repeatRows=1 if header else 0)
     style = [
         ("FONTNAME", (0, 0), (-1, -1), font), ("FONTSIZE", (0, 0), (-1, -1), size),
         ("GRID", (0, 0), (-1, -1), 0.4, GRID), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),

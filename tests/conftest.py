@@ -46,6 +46,41 @@ from tickets.clock import set_clock
 from tickets.db import db
 from tickets.schema import upgrade_database
 
+
+def share_url_builders() -> None:
+    """Compile each URL rule's builders once per test process, not once per app.
+
+    Werkzeug compiles two small Python functions for every URL rule of an app (what url_for calls), through the
+    ast module: about half of `create_app`'s time (some 300 rules), and nearly every test makes an app. The
+    functions depend only on what the key below holds (the rule's text, its parsed parts, the names of its
+    defaults, and a default's value only when it fills a part of the path, which is not shared), and Werkzeug binds
+    each to its rule, so the next app's equal rule gets the same code and builds the same URLs. Only for the
+    Werkzeug minor version this was read against: another one compiles as it always does.
+    """
+    import importlib.metadata
+
+    from werkzeug.routing.rules import Rule
+
+    if not importlib.metadata.version("werkzeug").startswith("3.1.") or hasattr(Rule, "shared_builders"):
+        return
+    compile_builder = Rule._compile_builder
+    builders = {}
+
+    def shared(self, append_unknown=True):
+        defaults = tuple(sorted(self.defaults or ()))
+        if any(dynamic and name in defaults for dynamic, name in self._trace):
+            return compile_builder(self, append_unknown)
+        key = (self.rule, append_unknown, tuple(self._trace), defaults)
+        if key not in builders:
+            builders[key] = compile_builder(self, append_unknown)
+        return builders[key]
+
+    Rule._compile_builder = shared
+    Rule.shared_builders = builders
+
+
+share_url_builders()
+
 # make test-fast: a tenth of the examples (tests that set their own count scale it with tests.helpers.examples).
 settings.register_profile("fast", max_examples=10)
 
@@ -54,7 +89,35 @@ FIXTURE_MARKERS = {"postgres_database": "postgres", "postgres_reset": "postgres"
                    "browser_page": "browser", "module_chromium": "browser"}
 
 
-def pytest_collection_modifyitems(items):
+# `make test` runs `pytest -n 4 --dist loadgroup`: xdist hands each worker one test at a time (holding at most three),
+# so a test of minutes no longer has a batch of others queued behind it while the other workers run out of work, and
+# the tests that share a module-scoped fixture (a browser, a served office) go to one worker together, as a group.
+# The longest tests (the timing run of 2026-12-02, slowest first) start first, so that none of them starts late and
+# holds up the end of the run; only the order changes, and only under loadgroup.
+LONGEST_FIRST = (
+    "tests/test_route_walk.py::test_no_route_answers_5xx",
+    "tests/test_workflow_matrix.py::test_every_action_in_every_status",
+    "tests/test_demo.py::test_the_demo_is_history_acted_in_office_hours",
+    "tests/test_office_visibility.py::test_every_console_view_shows_each_window_its_subtree",
+    "tests/test_route_walk.py::test_random_requests_never_answer_5xx",
+    "tests/test_workflow_matrix.py::test_every_action_for_every_role",
+    "tests/test_demo.py::test_with_twilio_loading_and_running_the_demo_texts_nobody",
+    "tests/test_browser_csp.py::test_every_console_page_and_widget_under_the_csp",
+    "tests/test_hostile_input.py::test_a_return_address_with_a_control_character_is_a_400_on_every_console_view",
+    "tests/test_console_pages.py::test_console_text_has_chinese_punctuation_and_no_developer_commands",
+    "tests/test_browser_console_pages.py::test_dashboard_cards_open_what_they_count",
+    "tests/test_upgrade_offices.py::test_a_single_window_database_at_0009_upgrades_to_offices_with_nothing_lost",
+    "tests/test_escalation_failure.py::test_worker_killed_mid_batch_fires_each_step_once",
+    "tests/test_browser_console.py::test_a_case_from_intake_to_closed_in_the_console",
+    "tests/test_browser_story.py::test_an_elderly_citizen_and_a_landline_caller_are_served_to_the_end",
+    "tests/test_smoke.py::test_flask_serve_answers_on_host_and_port",
+    "tests/test_redis_outage.py::test_a_silent_redis_holds_a_filing_for_seconds_not_minutes",
+)
+SHARED_SCOPES = ("module", "class", "package")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -62,6 +125,30 @@ def pytest_collection_modifyitems(items):
             names.add("postgres_database")
         for marker in {FIXTURE_MARKERS[name] for name in names & FIXTURE_MARKERS.keys()}:
             item.add_marker(marker)
+        if shares_a_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            if getattr(config.option, "loadgroup", False) and hasattr(item, "_id"):
+                # xdist groups by a suffix of the node id, which it writes to `_nodeid`; pytest 9 reads `_id`
+                from _pytest.nodeid import NodeId
+
+                item._id = NodeId.parse(f"{item.nodeid}@{item.nodeid.split('::')[0]}")
+    # on an xdist worker `dist` reads "no" and `loadgroup` says what the run was started with
+    if config.getoption("dist", default=None) == "loadgroup" or getattr(config.option, "loadgroup", False):
+        rank = {name: number for number, name in enumerate(LONGEST_FIRST)}
+
+        def longest_first(item):
+            number = rank.get(item.nodeid.split("[")[0], len(rank))
+            if number == len(rank) or shares_a_fixture(item):
+                return (len(rank), False)
+            return (number, "[postgresql" not in item.nodeid)  # on PostgreSQL first: the longer
+
+        items.sort(key=longest_first)
+
+
+def shares_a_fixture(item) -> bool:
+    """Whether the test uses a fixture kept for its module (or class), which the other tests there share."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return any(definition.scope in SHARED_SCOPES for chain in definitions.values() for definition in chain)
 
 
 def _migrated_app(url: str):
@@ -114,7 +201,15 @@ ROOT_OFFICE_NAME = "办不成事反映窗口"
 
 class PostgresReset:
     """Empties every table but the seeded reference data, on an engine kept for the session (not a new engine and
-    connection for every test), with the list of tables read once."""
+    connection for every test), with the list of tables read once.
+
+    A test leaves rows in a few tables: one query finds which, and those are emptied with DELETE, referencing tables
+    first, and the sequences the test drew from start again at 1. That takes about 0.01 s where a TRUNCATE of every
+    table (a new file for each) took 0.3 to 0.9 s on the shared two-core machine, for each of some 600 PostgreSQL
+    tests. A test that left many rows in a table (DELETE would be slow), or a schema whose references DELETE cannot
+    follow, gets the TRUNCATE."""
+
+    MANY_ROWS = 2000
 
     def __init__(self, engine):
         self.engine = engine
@@ -122,20 +217,72 @@ class PostgresReset:
             tables = connection.scalars(sa.text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> ALL(:keep)"
             ), {"keep": list(SEEDED_TABLES)}).all()
+            references = connection.execute(sa.text(
+                "SELECT c.relname, r.relname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+                " JOIN pg_class r ON r.oid = k.confrelid WHERE k.contype = 'f'")).all()
+            # the sequences of the tables' serial and identity columns, which RESTART IDENTITY restarts
+            self.sequences = connection.scalars(sa.text(
+                "SELECT DISTINCT s.relname FROM pg_class s JOIN pg_depend d ON d.classid = 'pg_class'::regclass"
+                " AND d.objid = s.oid AND d.deptype IN ('a', 'i') JOIN pg_class t ON t.oid = d.refobjid"
+                " WHERE s.relkind = 'S' AND t.relname = ANY(:tables)"), {"tables": list(tables)}).all()
         self.truncate = sa.text(f"TRUNCATE {', '.join(sorted(tables))} RESTART IDENTITY CASCADE")
+        self.order = referencing_first(tables, references)
+        # each table that has rows, with how many (counted up to MANY_ROWS + 1)
+        self.census = sa.text(" UNION ALL ".join(
+            f"SELECT '{table}', (SELECT count(*) FROM (SELECT FROM \"{table}\" LIMIT {self.MANY_ROWS + 1}) AS r)"
+            f" WHERE EXISTS (SELECT FROM \"{table}\")" for table in sorted(tables)))
+        self.drawn = sa.text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
+                             " AND sequencename = ANY(:sequences) AND last_value IS NOT NULL")
 
     def __call__(self) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(self.truncate)
-            # the calendar the migration seeded stays; what a test entered goes
-            for table in ("calendar_day", "calendar_year"):
-                connection.execute(sa.text(f"DELETE FROM {table} WHERE source <> 'chinese_calendar'"))
-            # the root office the migration wrote stays, as it wrote it; offices a test made go
-            connection.execute(sa.text("DELETE FROM office WHERE id <> 1"))
-            connection.execute(sa.text("UPDATE office SET code = 'root', level = 'city', parent_id = NULL, path = '1/',"
-                                       " area_code = NULL, active = true, default_unanswered = true, name = :name"),
-                               {"name": ROOT_OFFICE_NAME})
-            connection.execute(sa.text("SELECT setval(pg_get_serial_sequence('office', 'id'), 1)"))
+        try:
+            with self.engine.begin() as connection:
+                rows = dict(connection.execute(self.census).all())
+                if any(n > self.MANY_ROWS for n in rows.values()):
+                    connection.execute(self.truncate)
+                else:
+                    for table in self.order:
+                        if table in rows:
+                            connection.execute(sa.text(f'DELETE FROM "{table}"'))
+                    for sequence in connection.scalars(self.drawn, {"sequences": self.sequences}).all():
+                        connection.execute(sa.text("SELECT setval(:sequence, 1, false)"), {"sequence": sequence})
+                self.reference_data(connection)
+        except sa.exc.DBAPIError:  # a reference DELETE cannot follow (a cycle, a RESTRICT one): the slow way
+            with self.engine.begin() as connection:
+                connection.execute(self.truncate)
+                self.reference_data(connection)
+
+    @staticmethod
+    def reference_data(connection) -> None:
+        # the calendar the migration seeded stays; what a test entered goes
+        for table in ("calendar_day", "calendar_year"):
+            connection.execute(sa.text(f"DELETE FROM {table} WHERE source <> 'chinese_calendar'"))
+        # the root office the migration wrote stays, as it wrote it; offices a test made go
+        connection.execute(sa.text("DELETE FROM office WHERE id <> 1"))
+        connection.execute(sa.text("UPDATE office SET code = 'root', level = 'city', parent_id = NULL, path = '1/',"
+                                   " area_code = NULL, active = true, default_unanswered = true, name = :name"),
+                           {"name": ROOT_OFFICE_NAME})
+        connection.execute(sa.text("SELECT setval(pg_get_serial_sequence('office', 'id'), 1)"))
+
+
+def referencing_first(tables, references) -> list[str]:
+    """`tables` ordered so that each comes before the tables it references (a reference to itself aside)."""
+    referenced_by = {table: set() for table in tables}
+    for table, referenced in references:
+        if table in referenced_by and referenced in referenced_by and table != referenced:
+            referenced_by[referenced].add(table)
+    order, seen = [], set()
+
+    def visit(table):
+        if table not in seen:
+            seen.add(table)
+            for other in sorted(referenced_by[table]):
+                visit(other)
+            order.append(table)
+
+    for table in sorted(tables):
+        visit(table)
+    return order
 
 
 @pytest.fixture

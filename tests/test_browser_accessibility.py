@@ -292,9 +292,10 @@ CHROME_JS = """() => {
   return texts;
 }"""
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+")
-# msgids that name a Chinese term on purpose: "I'll take it (我来办)", "Write an instruction (批示)", and the section
-# 典型案例 of the monthly report (a Chinese document) that a typical case is listed under
-CHINESE_ON_PURPOSE = ("我来办", "批示", "典型案例")
+# msgids that name a Chinese term on purpose: "I'll take it (我来办)", "Write an instruction (批示)", the section
+# 典型案例 of the monthly report (a Chinese document) that a typical case is listed under, and the 12345 rules' terms
+# of issue 17: "Recurring problems (一类事)", "Merge into another case (并单)", "Proactive task (主动治理)"
+CHINESE_ON_PURPOSE = ("我来办", "批示", "典型案例", "一类事", "并单", "主动治理", "高频诉求")
 
 
 def untranslated(page, data: set[str]) -> list[str]:

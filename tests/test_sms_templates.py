@@ -116,9 +116,9 @@ REFUSED = {
 def test_the_editor_refuses_with_a_422_and_a_message(world, text):
     admin = world.console("admin")
     token = page_csrf(admin, "/admin/sms-templates/closed")
-    started = time.monotonic()
+    started = time.process_time()  # bounded work (CPU of this process, the app runs in it), not a busy clock
     page = admin.post("/admin/sms-templates/closed", data={"csrf_token": token, "body": text})
-    assert time.monotonic() - started < 5
+    assert time.process_time() - started < 5
     assert page.status_code == 422
     assert REFUSED[text] in page.get_data(as_text=True).replace("&#34;", '"').replace("&#39;", "'")
     with world.app.app_context():

@@ -143,7 +143,9 @@ def test_a_single_window_database_at_0009_upgrades_to_offices_with_nothing_lost(
     cases = a_busy_office(world, clock)
     with world.app.app_context():
         statuses = set(db.session.scalars(sa.text("SELECT DISTINCT status FROM ticket")))
-    assert statuses == {s.value for s in Status}  # the source holds a case in every state
+    # the source holds a case in every state but 并单's `merged`, which needs the columns of migration 0018 (a merged
+    # case's row means nothing at 0009; tests/test_merging.py has its own)
+    assert statuses == {s.value for s in Status} - {"merged"}
 
     old = create_app({**BASE_CONFIG, "DATABASE_URL": old_url, "OFFICE_NAME": OFFICE_NAME})
     set_clock(old, clock)
