@@ -13,9 +13,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import current_app
 
-from tickets.clusters import title
-from tickets.models import Channel, Department, Event, Office, Ticket
-from tickets.workflow.governance import NOTIFY
+from tickets.clusters import latest_tasks, title
+from tickets.models import Channel, Office, Ticket
 
 from .metrics import Month, Scope
 
@@ -63,27 +62,14 @@ def frequent_clusters(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict
 
 def _tasks(session, cluster_ids: list[int], scope: Scope) -> dict[int, dict]:
     """{cluster id: its latest 主动治理 task in the scope}: what was done about it."""
-    latest: dict[int, Ticket] = {}
     # (`scope.owned()` leaves the office's own tasks out of every figure; only their ownership is asked here.)
-    for task in session.scalars(sa.select(Ticket).where(Ticket.cluster_id.in_(cluster_ids),
-                                                        scope.owned(Ticket.office_id),
-                                                        Ticket.channel == Channel.proactive.value)
-                                .order_by(Ticket.id)):
-        latest[task.cluster_id] = task
-    if not latest:
-        return {}
-    ids = [t.id for t in latest.values()]
-    linked = dict(session.execute(sa.select(Ticket.governance_id, sa.func.count()).where(Ticket.governance_id.in_(ids))
-                                  .group_by(Ticket.governance_id)).all())
-    told = set(session.scalars(sa.select(Event.ticket_id).where(Event.ticket_id.in_(ids), Event.action == NOTIFY)))
-    departments = dict(session.execute(sa.select(Department.id, Department.name).where(
-        Department.id.in_({t.department_id for t in latest.values() if t.department_id}))).all())
     return {cluster_id: {
-        "tracking_no": t.tracking_no, "status": t.status, "department": departments.get(t.department_id),
+        "tracking_no": t.tracking_no, "status": t.status, "department": found["department_name"],
         "opened_at": t.created_at.isoformat(), "closed_at": t.closed_at.isoformat() if t.closed_at else None,
         "answer": _clip(t.public_reply) if t.status == "closed" else None,
-        "linked": linked.get(t.id, 0), "notified": t.id in told,
-    } for cluster_id, t in latest.items()}
+        "linked": found["linked"], "notified": found["notified"],
+    } for cluster_id, found in latest_tasks(session, cluster_ids, scope.owned(Ticket.office_id)).items()
+        for t in (found["task"],)}
 
 
 def _clip(text: str | None) -> str | None:

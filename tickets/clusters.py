@@ -206,14 +206,15 @@ def title(first: Ticket) -> str:
     return f"{first.service_item} · {snippet}" if first.service_item else snippet
 
 
-def _governance(session, actor: Actor, cluster_ids: list[int]) -> dict[int, dict]:
-    """{cluster id: its latest 主动治理 task the actor sees}: {"tracking_no", "status", "open", "department_id",
-    "department_name", "due_at", "opened_at", "closed_at", "answer", "linked", "notified"}."""
+def latest_tasks(session, cluster_ids, where) -> dict[int, dict]:
+    """{cluster id: its latest 主动治理 task among those `where` admits (a visibility or a report's scope)}, each as
+    {"task": the Ticket, "linked": cases linked to it, "notified": its answer was sent, "department_name"}: what the
+    console, the API and the report's 高频诉求 say was done about a 一类事."""
     if not cluster_ids:
         return {}
     tasks = {}
     for task in session.scalars(sa.select(Ticket).where(Ticket.cluster_id.in_(cluster_ids), Ticket.channel == PROACTIVE,
-                                                        visibility(actor)).order_by(Ticket.id)):
+                                                        where).order_by(Ticket.id)):
         tasks[task.cluster_id] = task  # the latest wins
     if not tasks:
         return {}
@@ -223,13 +224,21 @@ def _governance(session, actor: Actor, cluster_ids: list[int]) -> dict[int, dict
     told = set(session.scalars(sa.select(Event.ticket_id).where(Event.ticket_id.in_(ids), Event.action == NOTIFY)))
     departments = dict(session.execute(sa.select(Department.id, Department.name).where(
         Department.id.in_({t.department_id for t in tasks.values() if t.department_id}))).all())
+    return {cluster_id: {"task": t, "linked": linked.get(t.id, 0), "notified": t.id in told,
+                         "department_name": departments.get(t.department_id)} for cluster_id, t in tasks.items()}
+
+
+def _governance(session, actor: Actor, cluster_ids: list[int]) -> dict[int, dict]:
+    """{cluster id: its latest 主动治理 task the actor sees}: {"tracking_no", "status", "open", "department_id",
+    "department_name", "due_at", "opened_at", "closed_at", "answer", "linked", "notified"}."""
     return {cluster_id: {
         "id": t.id, "tracking_no": t.tracking_no, "status": t.status, "open": t.status not in FINAL_VALUES,
-        "department_id": t.department_id, "department_name": departments.get(t.department_id),
+        "department_id": t.department_id, "department_name": found["department_name"],
         "due_at": t.due_at, "opened_at": t.created_at, "closed_at": t.closed_at,
         "answer": t.public_reply if t.status == "closed" else None,
-        "linked": linked.get(t.id, 0), "notified": t.id in told,
-    } for cluster_id, t in tasks.items()}
+        "linked": found["linked"], "notified": found["notified"],
+    } for cluster_id, found in latest_tasks(session, cluster_ids, visibility(actor)).items()
+        for t in (found["task"],)}
 
 
 def window_count(session, actor: Actor, cluster_id: int, now: datetime) -> int:
