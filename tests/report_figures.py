@@ -45,6 +45,13 @@ def figures_with(*, departments=("市场监督管理局", "人力资源和社会
         "office_boards": scores.boards([]),
         "comparison": {"previous_month": str(parsed.shift(-1)), "year_ago_month": str(parsed.shift(-12)),
                        "rows": scores.comparison(office, counts(3), None)},
+        # 高频诉求: a recurring problem per service item, named by it, its task answered in words naming it too
+        "clusters": {"min_cases": 5, "total": len(service_items), "items": [
+            {"cluster_id": i + 1, "title": name, "service_item": name, "office_code": "root", "office_name": first,
+             "count": 6, "previous": 2, "mom": 4,
+             "governance": {"tracking_no": no, "status": "closed", "department": first, "opened_at": DUE,
+                            "closed_at": DUE, "answer": f"已整改{name}", "linked": 6, "notified": True}}
+            for i, (name, no) in enumerate(zip(service_items, [*tracking_numbers, *service_items]))]},
         "typical_cases": [{"tracking_no": no, "summary": f"{first}的典型案例", "closed_at": DUE, "department": first}
                           for no in tracking_numbers],
         "next_steps": "下月重点督办超期件。",

@@ -88,6 +88,8 @@ def test_any_text_in_any_field_builds_and_reads_back(app, office, departments, i
     text = squash(pdf_text(build(app, figures, office)))
     for value in [office, *departments, *idle, *service_items, *problem_labels, *tracking_numbers]:
         assert drawable(value) in text, value
+    for name in service_items:  # 高频诉求: the task's answer, a text people wrote, in a cell of its own
+        assert drawable(f"已整改{name}") in text, name
 
 
 def test_a_department_with_markup_and_a_service_item_naming_a_file(app):
