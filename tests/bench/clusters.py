@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+import benchdb  # tests/bench/benchdb.py: the script's folder is on the path
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -74,24 +76,15 @@ def offices_sql() -> list[tuple]:
 
 
 def build(admin_url: str, name: str, reuse: bool) -> str:
-    url = admin_url.rsplit("/", 1)[0] + "/" + name
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        present = connection.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-    if present and reuse:
+    url = benchdb.url_of(admin_url, name)
+    if reuse and benchdb.exists(admin_url, name):
         engine = sa.create_engine(url)
         with engine.connect() as connection:
             if connection.scalar(sa.text("SELECT count(*) FROM ticket")) == TOTAL:
                 print(f"reusing {name}")
                 return url
         engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench"}
-    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    benchdb.fresh(admin_url, name)
     engine = sa.create_engine(url)
     started = time.perf_counter()
     with engine.begin() as connection:
