@@ -36,6 +36,9 @@ help:
 	@echo "make bench-clusters - time the 一类事 list (city, county, admin) and the report's 高频诉求 among 2,000,000 cases (needs PostgreSQL)"
 	@echo "make bench-duplicates - time possible-duplicate suggestions and the filing's cluster read among 2,000,000 cases (needs PostgreSQL)"
 	@echo "make bench-offices - time a county's and the city's queue pages and staff list on 48 offices, 2,000,000 cases (needs PostgreSQL, Redis)"
+	@echo "make translations - compile the message catalogs (make run and make test do it themselves)"
+	@echo "make messages - extract new user-facing text into the catalogs (then translate the new entries)"
+	@echo "make clean  - remove .venv, the embedded database and the compiled catalogs"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
