@@ -20,13 +20,15 @@ FAST_MARKERS := not postgres and not redis and not browser and not slow
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run test test-fast bench bench-photo bench-sms bench-escalation bench-reports bench-offices bench-attachments bench-clerk bench-duplicates bench-clusters messages translations clean help
+.PHONY: run prod test test-fast bench bench-photo bench-sms bench-escalation bench-reports bench-offices bench-attachments bench-clerk bench-duplicates bench-clusters bench-webhooks bench-observability messages translations clean help
 
 help:
 	@echo "make run    - serve Banjie on http://$${HOST:-127.0.0.1}:$${PORT:-5000} (SQLite, in-process worker, SMS outbox, demo data)"
+	@echo "make prod   - the production stack: gunicorn, dramatiq workers, the scheduler (needs DATABASE_URL, BROKER_URL, SECRET_KEY)"
 	@echo "make test   - run the test suite in parallel (PostgreSQL, Redis and Chromium tests run when those are reachable)"
 	@echo "make test-fast - the SQLite-only lane: no PostgreSQL, Redis, browser or slow tests, fewer hypothesis examples"
 	@echo "make bench  - filing benchmark with the bare Flask + psycopg ceiling beside it (needs PostgreSQL, Redis)"
+	@echo "make bench-observability - the cost of metrics and JSON logs on filing: off and on alternated (needs PostgreSQL, Redis)"
 	@echo "make bench-photo - filing with one 3 MB 12-megapixel photo: tickets/s, p99 and each worker's peak memory (needs PostgreSQL, Redis)"
 	@echo "make bench-sms - send 10,000 SMS through the Twilio test server with dramatiq workers (needs PostgreSQL, Redis)"
 	@echo "make bench-escalation - time escalation sweeps over 1,000,000 open cases (needs PostgreSQL)"
@@ -36,6 +38,7 @@ help:
 	@echo "make bench-clusters - time the 一类事 list (city, county, admin) and the report's 高频诉求 among 2,000,000 cases (needs PostgreSQL)"
 	@echo "make bench-duplicates - time possible-duplicate suggestions and the filing's cluster read among 2,000,000 cases (needs PostgreSQL)"
 	@echo "make bench-offices - time a county's and the city's queue pages and staff list on 48 offices, 2,000,000 cases (needs PostgreSQL, Redis)"
+	@echo "make bench-webhooks - deliver 10,000 webhook events to a local receiver with dramatiq workers: deliveries/s, latency, no duplicates (needs PostgreSQL, Redis)"
 	@echo "make translations - compile the message catalogs (make run and make test do it themselves)"
 	@echo "make messages - extract new user-facing text into the catalogs (then translate the new entries)"
 	@echo "make clean  - remove .venv, the embedded database and the compiled catalogs"
@@ -62,6 +65,17 @@ run: $(STAMP) translations
 	$(FLASK) seed-demo --if-empty
 	$(FLASK) serve
 
+# The production stack of the Procfile (gunicorn, dramatiq workers, the scheduler), each process started again when
+# it dies (deploy/respawn.py). `flask prod check` refuses first, in one line, without PostgreSQL, a broker or SECRET_KEY;
+# the schema is migrated once, before any process starts; the host's metrics directory starts empty.
+prod: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/instance/prometheus
+prod: $(STAMP) translations
+	mkdir -p "$$PROMETHEUS_MULTIPROC_DIR"
+	$(FLASK) prod check
+	$(FLASK) db upgrade
+	find "$$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
+
 test: $(TEST_STAMP) translations
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist $(TEST_DIST) $(PYTEST_ARGS)
 
@@ -74,6 +88,10 @@ bench: $(TEST_STAMP) translations
 # Filing with one photo (issue 15): 16 clients, gunicorn -w 4 -k sync; BENCH_ARGS e.g. "--requests 2000 --duration 15".
 bench-photo: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/run.py --photo-only --configs sync:4 $(BENCH_ARGS)
+
+# Filing with metrics and JSON logs off and on, alternated (issue 18); BENCH_ARGS e.g. "--rounds 3 --requests 3000".
+bench-observability: $(TEST_STAMP) translations
+	$(BIN)/python tests/bench/observability.py $(BENCH_ARGS)
 
 bench-sms: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/sms.py $(BENCH_SMS_ARGS)
@@ -92,6 +110,9 @@ bench-attachments: $(TEST_STAMP)
 	$(BIN)/python tests/bench/attachments.py $(BENCH_ARGS)
 bench-clusters: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/clusters.py --reuse $(BENCH_ARGS)
+# Outbound webhooks: a backlog of 10,000 events drained, then 10,000 at a steady rate; BENCH_ARGS e.g. "--rate 200".
+bench-webhooks: $(TEST_STAMP) translations
+	$(BIN)/python tests/bench/webhooks.py $(BENCH_ARGS)
 
 # Developers: after adding or changing user-facing text, refresh the catalogs and translate the new entries.
 messages: $(STAMP)

@@ -92,6 +92,34 @@ SETTINGS = {
     "LOGIN_RATELIMIT_CLIENT": ("30/hour", str),
     "SESSION_IDLE_MINUTES": (30, int),
     "SESSION_MAX_HOURS": (12, int),
+    # Outbound webhooks (notify/deliveries.py, notify/events.py): each request's connect and read timeouts; attempts
+    # before a delivery fails; the backoff (doubled per attempt up to the cap, less up to half of it at random); how
+    # long a worker's claim on a delivery holds (at least 3 × the timeout); how long a process keeps the subscriptions
+    "WEBHOOK_TIMEOUT_SECONDS": (10.0, float),
+    "WEBHOOK_MAX_ATTEMPTS": (12, int),
+    "WEBHOOK_BACKOFF_SECONDS": (15.0, float),
+    "WEBHOOK_BACKOFF_MAX_SECONDS": (3600.0, float),
+    "WEBHOOK_CLAIM_LEASE_SECONDS": (60.0, float),
+    "WEBHOOK_CACHE_SECONDS": (5.0, float),
+    # The production stack (Procfile, deploy/): process counts, read before any app exists by deploy/gunicorn.conf.py
+    # (which listens on HOST:PORT) and by `python worker.py`
+    "WEB_WORKERS": (4, int),  # gunicorn worker processes per web host
+    "WEB_THREADS": (1, int),  # threads per gunicorn worker; more than 1: the gthread worker (no buffering proxy)
+    "WORKER_PROCESSES": (2, int),  # dramatiq worker processes per `python worker.py`
+    "WORKER_THREADS": (4, int),  # threads per dramatiq worker process
+    # Integration API (tickets/idempotency.py): hours an Idempotency-Key is remembered (then purged by the scheduler)
+    "IDEMPOTENCY_KEY_HOURS": (24, int),
+    # Observability (tickets/logs.py, tickets/telemetry.py, tickets/health.py)
+    "LOG_FORMAT": ("", str),  # text or json; empty: json with BROKER_URL (production), text without (make run)
+    "LOG_LEVEL": ("INFO", str),  # DEBUG, INFO, WARNING or ERROR (SQL is never logged below WARNING)
+    "METRICS_ENABLED": (True, flag),  # off: requests are not timed and /metrics is 404
+    "METRICS_TOKEN": ("", str),  # Bearer token for /metrics; empty: only requests from this machine, not proxied
+    "METRICS_WORKER_ADDRESS": ("", str),  # host:port where a workers-only host serves its metrics; empty: none
+    "PROMETHEUS_MULTIPROC_DIR": ("", str),  # per-host directory of every process's metric values (multiprocess mode)
+    "READY_TIMEOUT_SECONDS": (2.0, float),  # /readyz: a check that has not answered by then fails as `timeout`
+    "READY_CACHE_SECONDS": (2.0, float),  # /readyz: how long a process keeps its last answer
+    "READY_OUTBOX_MAX_AGE_SECONDS": (600, int),  # /readyz: oldest due unsent text older than this fails `outbox`
+    "READY_OUTBOX_MAX_PENDING": (0, int),  # /readyz: more due unsent texts than this fails `outbox`; 0: no limit
 }
 
 
@@ -101,16 +129,28 @@ EMPTY_IS_A_VALUE = frozenset({"SMS_QUIET_HOURS", "SMS_TEST_NUMBERS"})
 BASE_URLS = ("PUBLIC_BASE_URL", "TWILIO_API_BASE")
 
 
+def from_environment(name: str):
+    """A setting's value: the environment's, typed as SETTINGS says, else its default. For create_app, and for what
+    reads a setting before any app exists (`python worker.py`)."""
+    default, kind = SETTINGS[name]
+    raw = os.environ.get(name)
+    if raw is None or (raw == "" and name not in EMPTY_IS_A_VALUE):
+        return default
+    try:
+        return kind(raw)
+    except ValueError as error:  # say which setting and what was wrong with it
+        raise ValueError(f"{name}={raw!r} in the environment is not a valid {kind.__name__}: {error}") from None
+
+
+# Production (BROKER_URL set: web, workers and scheduler apart, perhaps on several hosts) needs one SECRET_KEY for all:
+# a key generated into each host's instance/ would sign sessions, CSRF tokens and filing cookies differently per host.
+SECRET_KEY_NEEDED = ("SECRET_KEY is not set: with BROKER_URL (production) every process on every host must share one "
+                     "key; set SECRET_KEY to a long random value (python3 -c 'import secrets; print(secrets.token_hex(32))')")
+
+
 def _load_settings(app: Flask, test_config: dict | None) -> None:
-    for name, (default, kind) in SETTINGS.items():
-        raw = os.environ.get(name)
-        if raw is not None and (raw != "" or name in EMPTY_IS_A_VALUE):
-            try:
-                app.config[name] = kind(raw)
-            except ValueError as error:  # say which setting and what was wrong with it
-                raise ValueError(f"{name}={raw!r} in the environment is not a valid {kind.__name__}: {error}") from None
-        else:
-            app.config[name] = default
+    for name in SETTINGS:
+        app.config[name] = from_environment(name)
     if test_config:
         app.config.update(test_config)
     for name in BASE_URLS:
@@ -121,15 +161,21 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'banjie.db'}"
     if not app.config["SECRET_KEY"]:
+        if app.config["BROKER_URL"]:
+            raise ValueError(SECRET_KEY_NEEDED)
         key_file = instance / "secret_key"
         if not key_file.exists():
             key_file.write_text(secrets.token_hex(32))
             key_file.chmod(0o600)
         app.config["SECRET_KEY"] = key_file.read_text().strip()
+        app.config["SECRET_KEY_FILE"] = str(key_file)  # embedded mode's key, of this host only (`flask prod check`)
     url = app.config["DATABASE_URL"]
     # psycopg 3 is the driver we ship; plain postgresql:// would ask SQLAlchemy for psycopg2.
     url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
-    app.config["SQLALCHEMY_ENGINES"] = {"default": {"url": url, "pool_pre_ping": True}}
+    # hide_parameters: a database error's text (logged with its traceback) must not carry a citizen's number or name
+    app.config["SQLALCHEMY_ENGINES"] = {"default": {"url": url, "pool_pre_ping": True, "hide_parameters": True}}
+    if not app.config["LOG_FORMAT"]:  # production (a broker: processes apart) logs JSON lines, `make run` text
+        app.config["LOG_FORMAT"] = "json" if app.config["BROKER_URL"] else "text"
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config.setdefault("RATELIMIT_ENABLED", True)  # RATELIMIT_PUBLIC=off lifts the public limits only
     # Redis away must not stop filing or sign-in: count in memory meanwhile (tickets.extensions.LimiterHealth

@@ -4,15 +4,12 @@
 
 The same loop as `flask --app app escalation scheduler` (see escalation/scheduler.py), until SIGINT or SIGTERM.
 """
-import logging
-
 from app import create_app
 from escalation.scheduler import run_process
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run_process(create_app())
+    run_process(create_app())  # create_app sets up the process's log lines (LOG_FORMAT, LOG_LEVEL: tickets/logs.py)
 
 
 if __name__ == "__main__":

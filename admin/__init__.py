@@ -35,6 +35,8 @@ def init_app(app) -> Admin:
         intake.register(admin)
         escalation.register(admin)
         management.register(admin)
+        from . import webhooks  # 管理 → 事件推送 and 推送记录 (outbound webhooks)
+        webhooks.register(admin)
         knowledge.register(admin)
         dispatch.register(admin)
         appeals.register(admin)

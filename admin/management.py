@@ -27,7 +27,7 @@ from wtforms.validators import InputRequired, Length, Optional
 from tickets import accounts, clock, contacts, offices, phones
 from tickets.errors import ValidationFailed
 from tickets.db import db
-from tickets.labels import PROBLEM_TYPE_LABELS, ROLE_LABELS, label
+from tickets.labels import ALL_SCOPES_LABEL, PROBLEM_TYPE_LABELS, ROLE_LABELS, TOKEN_SCOPE_LABELS, label, scope_text
 from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_MEMBER_ROLES, OFFICE_ROLES, ApiToken, Department,
                             Office, ProblemType, Role, ServiceItem, User)
 from tickets.clock import local_text
@@ -443,6 +443,10 @@ class IssueTokenForm(FlaskForm):
     label = StringField(_l("Label"), validators=[Optional(), Length(max=64)],
                         description=_l("What the token is for, e.g. the system that will use it."),
                         filters=[lambda value: value.strip() or None if isinstance(value, str) else value])
+    scope = ChoicesField(_l("Scope"), validators=[Optional()], choices=lambda: list(TOKEN_SCOPE_LABELS.items()),
+                         allow_blank=True, blank_text=ALL_SCOPES_LABEL,
+                         description=_l("Limit the token to one kind of use, e.g. “File cases only” for a 12345 "
+                                        "hotline platform that hands cases over."))
 
 
 class ApiTokenView(ManagementView):
@@ -454,10 +458,10 @@ class ApiTokenView(ManagementView):
     roles = ADMIN_ROLES
     can_create = can_edit = False
     list_template = "admin/management/token_list.html"
-    column_list = ("user_id", "label", "created_at", "last_used_at", "revoked_at")
+    column_list = ("user_id", "label", "scope", "created_at", "last_used_at", "revoked_at")
     column_labels = {
-        "user_id": _l("User"), "label": _l("Label"), "created_at": _l("Issued"), "last_used_at": _l("Last used"),
-        "revoked_at": _l("Status"),
+        "user_id": _l("User"), "label": _l("Label"), "scope": _l("Scope"), "created_at": _l("Issued"),
+        "last_used_at": _l("Last used"), "revoked_at": _l("Status"),
     }
     column_default_sort = ("created_at", True)
     column_sortable_list = ("created_at", "last_used_at")
@@ -476,6 +480,7 @@ class ApiTokenView(ManagementView):
 
     column_formatters = {
         "user_id": lambda v, c, m, n: username(m.user_id),
+        "scope": lambda v, c, m, n: scope_text(m.scope),
         "created_at": _time("created_at"),
         "last_used_at": _time("last_used_at"),
         "revoked_at": _status,
@@ -492,7 +497,7 @@ class ApiTokenView(ManagementView):
         if form.validate_on_submit():
             user = db.session.get(User, form.user_id.data) or abort(404)
             try:
-                token = accounts.issue_token(db.session, user, form.label.data)
+                token = accounts.issue_token(db.session, user, form.label.data, form.scope.data)
             except ValidationFailed as error:
                 db.session.rollback()
                 for name, message in error.fields.items():
@@ -501,7 +506,8 @@ class ApiTokenView(ManagementView):
                 db.session.commit()
                 # Shown on this page only: not flashed (the cookie would carry it), not logged, not cached.
                 response = self.render("admin/management/token_issued.html", token=token, user=user,
-                                       token_label=form.label.data)
+                                       token_label=form.label.data,
+                                       token_scope=scope_text(form.scope.data))
                 return response, 200, {"Cache-Control": "no-store"}
         status = 400 if request.method == "POST" else 200
         return self.render("admin/management/token_issue.html", form=form), status

@@ -10,7 +10,7 @@ def init_app(app) -> None:
     from tickets.broker import bind_actors, broker
     from tickets.workflow import reactions
 
-    from . import cli, operations, store, tasks
+    from . import cli, monitoring, operations, store, tasks
     from .calendar import parse_office_hours
     from .ladder import ladder_from_config
     from .policies import DEFAULT_WORKING_HOURS, MAX_WORKING_HOURS, DeadlinePolicy
@@ -31,3 +31,4 @@ def init_app(app) -> None:
     bind_actors(broker(app), tasks.ACTORS)
     operations.register(reactions(app))
     cli.register(app)
+    monitoring.register(app)  # /readyz: scheduler and workers heartbeats; metrics: steps due, heartbeat ages

@@ -18,15 +18,22 @@ import signal
 import threading
 
 from tickets import clock
+from tickets.db import db
+from tickets.logs import new_request_id, request_id
 from tickets.schedule import scheduled_jobs
+
+from . import store
+from .monitoring import SCHEDULER
 
 log = logging.getLogger(__name__)
 
 
 def tick(app) -> list[str]:
-    """One round: enqueue a sweep, then every registered job. Returns the names of what failed."""
+    """One round: enqueue a sweep, then every registered job, then record the tick (the scheduler's heartbeat, which
+    /readyz reads). Returns the names of what failed. The tick's log lines, and those of the messages it enqueues,
+    carry one id (`tick-...`)."""
     failed = []
-    with app.app_context():
+    with app.app_context(), request_id(new_request_id("tick-")):
         from .tasks import sweep_escalations
 
         now = clock.now()
@@ -37,6 +44,12 @@ def tick(app) -> list[str]:
             except Exception:  # a broker outage or one bad job must not stop the others or the loop
                 log.exception("scheduled job %s failed", name)
                 failed.append(name)
+        try:
+            store.mark_changed(db.session, SCHEDULER, now, {"failed": failed})
+            db.session.commit()
+        except Exception:  # the database is away: the heartbeat goes stale, which is what /readyz should say
+            db.session.rollback()
+            log.exception("could not record the scheduler's heartbeat")
     return failed
 
 

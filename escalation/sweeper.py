@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+import prometheus_client as prometheus
 from flask import current_app
 
 from notify import send_sms
 from notify.operations import hold_until
-from tickets import clock, contacts, workflow
+from tickets import clock, contacts, telemetry, workflow
 from tickets import deadlines as deadline_rules
 from tickets.db import in_batches
 from tickets.labels import DEADLINE_LABELS, label
@@ -37,6 +38,12 @@ from .models import CancelReason, EscalationStep
 from .operations import ladder
 
 log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = prometheus.Histogram("banjie_escalation_sweep_duration_seconds",
+                                     "Time one escalation sweep took (all its batches)",
+                                     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+STEPS_FIRED = prometheus.Counter("banjie_escalation_steps_fired", "Ladder steps fired by the sweeper, by step",
+                                 ["step"])
 
 PENDING = sa.and_(EscalationStep.fired_at.is_(None), EscalationStep.cancelled_at.is_(None))
 
@@ -270,6 +277,9 @@ def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResu
                                                 "sms": result.sms, "batches": result.batches,
                                                 "ms": round(result.seconds * 1000)})
     session.commit()
+    telemetry.observe(SWEEP_SECONDS, result.seconds)
+    for step, count in result.fired.items():
+        telemetry.inc(STEPS_FIRED, count, step=step)
     if result.batches:
         log.info("escalation sweep: %s", result.summary())
     return result

@@ -89,6 +89,11 @@ def writing_history(session):
         session.info.pop(_HISTORY, None)
 
 
+def in_history(session) -> bool:
+    """Whether this session replays the past (`writing_history`): nothing it writes is ever sent (texts, webhooks)."""
+    return bool(session.info.get(_HISTORY))
+
+
 def is_opted_out(session, phone: str) -> bool:
     return session.get(SmsOptOut, phone) is not None
 

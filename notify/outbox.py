@@ -8,14 +8,16 @@ asks the provider whether the text went through, and adopts its id if it did.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import dramatiq
 import sqlalchemy as sa
 from flask import current_app
+from prometheus_client import Counter, Histogram
 
-from tickets import clock
+from tickets import clock, telemetry
 from tickets.db import db
 
 from .backends import TEST_NUMBER_BACKEND, PermanentFailure, TransientFailure, backend_for
@@ -26,6 +28,15 @@ from .ratelimit import limiter_for
 from .state import ENQUEUE, RATE
 
 log = logging.getLogger("banjie.sms")
+
+SMS_QUEUED = Counter("banjie_sms_queued", "Texts written to the outbox to be sent (counted when their transaction "
+                     "commits)")
+SMS_SENT = Counter("banjie_sms_sent", "Texts handed to a backend for good, by backend (twilio; outbox and test_number "
+                   "record without sending)", ["backend"])
+SMS_FAILED = Counter("banjie_sms_failed", "Texts that failed for good, by backend", ["backend"])
+PROVIDER_SECONDS = Histogram("banjie_sms_provider_duration_seconds", "Time of one send call to the backend, by backend "
+                             "and outcome (sent, retry, failed)", ["backend", "outcome"],
+                             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 PENDING, SENDING = SmsStatus.pending.value, SmsStatus.sending.value
 
@@ -114,6 +125,7 @@ def deliver(message_id: int) -> str:
             return _transient(message, failure)
         if sid is not None:
             _mark_sent(message_id, sender.final_status, sid)
+            telemetry.inc(SMS_SENT, backend=sender.name)
             log.info("sms %s was already sent as %s; not sending again", message_id, sid)
             return "adopted"
     # The permit is taken right before the request: the rate holds where the provider counts it, at arrival.
@@ -128,16 +140,22 @@ def deliver(message_id: int) -> str:
         session.commit()
         if renewed != 1:
             return "taken"
+    started = time.perf_counter()
     try:
         sid = sender.send(message)
     except PermanentFailure as failure:
+        telemetry.observe(PROVIDER_SECONDS, time.perf_counter() - started, backend=sender.name, outcome="failed")
         _update(message_id, status=SmsStatus.failed.value, error_code=failure.code, error_message=failure.detail,
                 claimed_at=None, status_at=clock.now())
+        telemetry.inc(SMS_FAILED, backend=sender.name)
         log.warning("sms %s failed for good: %s", message_id, failure.code)
         return "failed"
     except TransientFailure as failure:
+        telemetry.observe(PROVIDER_SECONDS, time.perf_counter() - started, backend=sender.name, outcome="retry")
         return _transient(message, failure)
+    telemetry.observe(PROVIDER_SECONDS, time.perf_counter() - started, backend=sender.name, outcome="sent")
     _mark_sent(message_id, sender.final_status, sid)
+    telemetry.inc(SMS_SENT, backend=sender.name)
     return "recorded" if sender is TEST_NUMBER_BACKEND else "sent"
 
 
@@ -152,6 +170,7 @@ def _transient(message: SmsMessage, failure: TransientFailure) -> str:
         _update(message.id, status=SmsStatus.failed.value, claimed_at=None, status_at=now,
                 error_code=failure.code,
                 error_message=f"gave up after {message.attempts} attempts: {failure.detail}")
+        telemetry.inc(SMS_FAILED, backend=message.backend or "unknown")
         log.warning("sms %s failed after %s attempts", message.id, message.attempts)
         return "failed"
     backoff = min(2 ** (message.attempts - 1), 300)
@@ -216,13 +235,17 @@ def _after_commit(session) -> None:
     if not messages:
         return
     enqueue = ENQUEUE.get()
+    queued = 0
     for message in messages:
         if message.id is None or message.status != PENDING:  # never written, or not to be sent (opted out)
             continue
+        queued += 1
         try:
             enqueue(message.id)
         except Exception:  # a broker outage loses nothing: the scheduler re-drives the row
             log.warning("could not enqueue sms %s; the outbox sweep will send it", message.id, exc_info=True)
+    if queued:
+        telemetry.inc(SMS_QUEUED, queued)
 
 
 def _after_rollback(session) -> None:

@@ -16,9 +16,10 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale, lazy_gettext as _l
+from prometheus_client import Histogram
 
 from notify import send_sms
-from tickets import clock, contacts, offices, validation
+from tickets import clock, contacts, offices, telemetry, validation
 from tickets.db import upsert
 from tickets.errors import Conflict, NotFound, ValidationFailed
 from tickets.models import OFFICE_MEMBER_ROLES, OFFICE_ROLES, Office, Role
@@ -30,6 +31,8 @@ from .models import Report
 from .pdf import build_pdf
 
 AUTO, MANUAL = "auto", "manual"
+GENERATION_SECONDS = Histogram("banjie_report_generation_duration_seconds", "Time to compute a month's report and "
+                               "draw its PDF", buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
 NEXT_STEPS_MAX = 2000
 
 
@@ -113,11 +116,12 @@ def compute(session, month: metrics.Month, office_id: int | None = None, *, next
     """The office's (default: the root's) figures and PDF for the month computed now, as a draft Report that is not
     kept (not added to the session). `next_steps`: the office's 下步工作, printed in the narrative."""
     office = report_office(session, office_id)
-    figures = monthly_figures(session, month, office.id, progress=progress)
-    now = clock.now()
-    figures["generated_at"] = now.isoformat()
-    figures["next_steps"] = next_steps
-    pdf = render(session, office, figures, draft=True)
+    with telemetry.timed(GENERATION_SECONDS):
+        figures = monthly_figures(session, month, office.id, progress=progress)
+        now = clock.now()
+        figures["generated_at"] = now.isoformat()
+        figures["next_steps"] = next_steps
+        pdf = render(session, office, figures, draft=True)
     progress("pdf")
     return Report(office_id=office.id, month=str(month), figures=figures, pdf=pdf,
                   formula_version=figures["formula_version"], trigger=None, generated_at=now, status=DRAFT,

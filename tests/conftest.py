@@ -98,6 +98,7 @@ LONGEST_FIRST = (
     "tests/test_route_walk.py::test_no_route_answers_5xx",
     "tests/test_workflow_matrix.py::test_every_action_in_every_status",
     "tests/test_demo.py::test_the_demo_is_history_acted_in_office_hours",
+    "tests/test_prod_stack.py::test_make_prod_runs_the_stack_end_to_end_and_recovers_from_kill_9",
     "tests/test_office_visibility.py::test_every_console_view_shows_each_window_its_subtree",
     "tests/test_route_walk.py::test_random_requests_never_answer_5xx",
     "tests/test_workflow_matrix.py::test_every_action_for_every_role",
@@ -107,11 +108,16 @@ LONGEST_FIRST = (
     "tests/test_console_pages.py::test_console_text_has_chinese_punctuation_and_no_developer_commands",
     "tests/test_browser_console_pages.py::test_dashboard_cards_open_what_they_count",
     "tests/test_upgrade_offices.py::test_a_single_window_database_at_0009_upgrades_to_offices_with_nothing_lost",
+    "tests/test_backup.py::test_a_dump_restored_into_an_empty_database_holds_every_case_file_and_report",
     "tests/test_escalation_failure.py::test_worker_killed_mid_batch_fires_each_step_once",
     "tests/test_browser_console.py::test_a_case_from_intake_to_closed_in_the_console",
     "tests/test_browser_story.py::test_an_elderly_citizen_and_a_landline_caller_are_served_to_the_end",
     "tests/test_smoke.py::test_flask_serve_answers_on_host_and_port",
     "tests/test_redis_outage.py::test_a_silent_redis_holds_a_filing_for_seconds_not_minutes",
+    "tests/test_integration_api.py::test_sixteen_identical_requests_at_once_make_one_case",
+    "tests/test_webhooks_crash.py::test_a_broker_outage_at_commit_loses_nothing_and_sends_once",
+    "tests/test_webhooks_crash.py::test_a_worker_killed_mid_request_delivers_at_least_once_with_the_same_id",
+    "tests/test_metrics.py::test_one_hosts_processes_are_added_up",
 )
 SHARED_SCOPES = ("module", "class", "package")
 

@@ -49,9 +49,10 @@ EVERYONE = ("admin", *MEMBERS, *HANDLERS)
 CASE_BEARING = {"case", "cases", "queue_intake", "queue_accepted", "queue_in_progress", "queue_review",
                 "queue_returned", "queue_rectifying", "queue_closed", "queue_rejected", "queue_withdrawn", "sms_log",
                 "surveys", "deadlines", "admin", "disputed", "appeals", "queue_mine", "notices", "queue_merged",
-                "clusters"}  # clusters: 一类事 of the cases one sees, tests/test_clusters.py
+                "clusters",  # clusters: 一类事 of the cases one sees, tests/test_clusters.py
+                "webhook_deliveries"}  # administrators only, who see every case: tests/test_webhooks.py
 NO_CASES = {"auth", "api_tokens", "departments", "dispatch", "policies", "problem_types", "service_items", "sms_templates",
-            "users", "work_calendar", "reports", "offices", "intake", "static", "knowledge"}
+            "users", "work_calendar", "reports", "offices", "intake", "static", "knowledge", "webhooks"}
 
 
 def cases(network) -> dict[str, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def init_app(app) -> None:
-    """Wire the ticket room: the public pages, the JSON API, its error answers and the CLI."""
+    """Wire the ticket room: the public pages, the JSON API, Open311, their error answers and the CLI."""
     from . import api, cli, dispatch, storage, tasks, views
     from .broker import bind_actors, broker
     from .http import accept_uploads, register_error_handlers
@@ -17,6 +17,8 @@ def init_app(app) -> None:
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
+    from . import open311  # GeoReport v2 (before the error handlers: its unknown addresses answer in its own shape)
+    app.register_blueprint(open311.bp)
     from . import elder  # 长辈模式: the /elder switch and the templates' elder_mode, wording()
     elder.init_app(app)
     register_error_handlers(app)
@@ -30,3 +32,6 @@ def init_app(app) -> None:
     from . import notices  # the console's bell: a notice for whom an event concerns (after the actions are defined)
     notices.register(app)
     schedule(app, "held-attachments", tasks.schedule_purge)
+    from . import monitoring  # cases by status and overdue, read at each metrics scrape
+    monitoring.register(app)
+    schedule(app, "idempotency-keys", tasks.schedule_idempotency_purge)

@@ -9,26 +9,30 @@ from flask_login import current_user
 
 from . import clock, offices
 from .db import db
-from .errors import NotFound, Unauthorized
+from .errors import InsufficientScope, NotFound, Unauthorized
 from .extensions import csrf
-from .models import OFFICE_MEMBER_ROLES, OFFICE_ROLES, ApiToken, Role, Ticket, TicketCoDepartment, User
+from .models import (
+    OFFICE_MEMBER_ROLES, OFFICE_ROLES, ApiToken, Role, Ticket, TicketCoDepartment, TokenScope, User,
+)
 from .secrets import hash_api_token
 from .workflow import Actor
 
 TOKEN_TOUCH_INTERVAL = timedelta(hours=1)
 
 
-def user_from_bearer(header: str | None) -> User | None:
-    if not header or not header.startswith("Bearer "):
+def _token_and_user(raw: str) -> tuple[ApiToken, User] | None:
+    """The live token with this raw key and its active user; None for an unknown or revoked key or an inactive user.
+    Notes when the token was used, at most once an hour."""
+    if not isinstance(raw, str):
         return None
-    token = header[len("Bearer "):].strip()
-    if not token or len(token) > 200:
+    raw = raw.strip()
+    if not raw or len(raw) > 200:
         return None
     session = db.session
     row = session.execute(
         sa.select(ApiToken, User)
         .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at.is_(None), User.active.is_(True))
+        .where(ApiToken.token_hash == hash_api_token(raw), ApiToken.revoked_at.is_(None), User.active.is_(True))
     ).first()
     if row is None:
         return None
@@ -37,29 +41,58 @@ def user_from_bearer(header: str | None) -> User | None:
     if api_token.last_used_at is None or now - api_token.last_used_at > TOKEN_TOUCH_INTERVAL:
         api_token.last_used_at = now
         session.commit()
+    return api_token, user
+
+
+def token_allows(token_scope: str | None, scope: str) -> bool:
+    """A token without a scope may do everything its user may; one with a scope only that."""
+    return token_scope is None or token_scope == TokenScope(scope).value
+
+
+def user_for_api_key(raw: str, scope: str) -> User | None:
+    """The user of a raw API token, for a request needing `scope` (a TokenScope value: "file", "read" or "act").
+
+    None when the key is unknown, revoked or its user deactivated (answer 401); raises `InsufficientScope`
+    (403, code `insufficient_scope`) when the token is valid but limited to another scope.
+    """
+    found = _token_and_user(raw)
+    if found is None:
+        return None
+    api_token, user = found
+    if not token_allows(api_token.scope, scope):
+        raise InsufficientScope()
     return user
 
 
-def current_staff() -> User:
+def request_scope() -> str:
+    """The scope a staff request needs unless its view says otherwise: reading for GET, acting for writes."""
+    return TokenScope.read.value if request.method in ("GET", "HEAD", "OPTIONS") else TokenScope.act.value
+
+
+def current_staff(scope: str | None = None) -> User:
     """The signed-in staff user (Bearer token or console session), or 401.
 
-    A session-authenticated write must carry the CSRF token, as console forms do; token callers
-    are not exposed to cross-site requests, so they need none.
+    A token limited to a scope (`ApiToken.scope`) is refused with 403 `insufficient_scope` outside it: `scope`
+    is what this request needs ("file", "read", "act"; by default `request_scope()`). A console session has
+    every scope of its user. A session-authenticated write must carry the CSRF token, as console forms do;
+    token callers are not exposed to cross-site requests, so they need none.
     """
-    if "staff" in g:
-        return g.staff
-    header = request.headers.get("Authorization")
-    user = user_from_bearer(header)
-    if user is None and header:
-        raise Unauthorized()
-    if user is None and current_user.is_authenticated:
-        user = current_user._get_current_object()
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            csrf.protect()
-    if user is None:
-        raise Unauthorized()
-    g.staff = user
-    return user
+    if "staff" not in g:
+        header = request.headers.get("Authorization")
+        if header:
+            found = _token_and_user(header[len("Bearer "):]) if header.startswith("Bearer ") else None
+            if found is None:
+                raise Unauthorized()
+            g.staff_token_scope, g.staff = found[0].scope, found[1]
+        elif current_user.is_authenticated:
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                csrf.protect()
+            g.staff_token_scope, g.staff = None, current_user._get_current_object()
+        else:
+            raise Unauthorized()
+    if not token_allows(g.staff_token_scope, scope or request_scope()):
+        raise InsufficientScope()
+    return g.staff
 
 
 def visibility(actor: Actor, *, kept: bool = False):

@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.security import generate_password_hash
 
 from . import logins, offices, validation
-from .models import OFFICE_MEMBER_ROLES, ApiToken, Department, Office, Role, User
+from .models import OFFICE_MEMBER_ROLES, ApiToken, Department, Office, Role, TokenScope, User
 from .phones import normalise_mobile
 from .secrets import hash_api_token, new_api_token
 from .validation import Collector
@@ -101,15 +101,20 @@ def update_user(session, user: User, *, by: User | None = None, username=_UNSET,
     return user
 
 
-def issue_token(session, user: User, label: str | None = None) -> str:
-    """A new API token of an active account, to be shown once (only its hash is stored); or ValidationFailed."""
+def issue_token(session, user: User, label: str | None = None, scope: str | None = None) -> str:
+    """A new API token of an active account, to be shown once (only its hash is stored); or ValidationFailed.
+    `scope` (a TokenScope value: file, read, act) limits it to that (tickets/access.py); None: all its user may do."""
     check = Collector()
     label = check.field("label", validation.text, label, required=False, max_len=TOKEN_LABEL_MAX, single_line=True)
+    if scope in ("", None):
+        scope = None
+    elif scope not in TokenScope.__members__:
+        check.fail("scope", _l("Choose one of the listed scopes."))
     if not user.active:
         check.fail("user_id", _l("Inactive accounts can neither sign in nor use their API tokens."))
     check.raise_if_errors()
     token = new_api_token()
-    session.add(ApiToken(user_id=user.id, token_hash=hash_api_token(token), label=label))
+    session.add(ApiToken(user_id=user.id, token_hash=hash_api_token(token), label=label, scope=scope))
     return token
 
 

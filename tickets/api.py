@@ -5,17 +5,17 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from . import attachments, bulk, clock, duplicates, intake, knowledge, lists, notices, offices, workflow
+from . import attachments, bulk, clock, duplicates, idempotency, intake, knowledge, lists, notices, offices, workflow
 from .access import current_staff, ticket_for, visible_tickets
 from .db import db
 from .errors import Forbidden, NotFound, ValidationFailed
 from .extensions import csrf, public_limit, public_limits_off
 from .http import body_and_files, json_body
 from .labels import PROBLEM_TYPE_LABELS
-from .models import OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Status, Ticket
+from .models import OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Status, Ticket, TokenScope
 from .clock import iso
 from .presenters import list_items, public_offices, public_view, staff_view
-from .validation import Collector, integer
+from .validation import Collector, integer, text
 from .workflow import Actor
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -74,30 +74,52 @@ def file_ticket():
     multipart/form-data with the same fields and up to five `files[]` parts. With a staff token (office staff),
     a filing on behalf of a walk-in or a caller (帮办代办): `channel` (window, phone, hotline, web) is then required and
     the window must be the staff member's own or one below it (`intake.file_for_caller`); without one the case's
-    channel is `api`, whatever the body says."""
+    channel is `api`, whatever the body says. A staff token's filing may name the system that hands the case over
+    and its number for it (`source`, `external_ref`: the channel is then `hotline` unless given; a number filed
+    before is 409 `duplicate_external_ref`) and carry an `Idempotency-Key` (tickets/idempotency.py)."""
     data, files = body_and_files()
-    on_behalf = bool(request.headers.get("Authorization"))
-    if on_behalf:
-        actor = Actor.of(current_staff())
-        if actor.role not in OFFICE_ROLES:
-            raise Forbidden(_l("Only a window's office staff file cases on behalf of citizens."))
-        filed = intake.file_for_caller(db.session, data, actor, files)
-    else:
-        values, checked = intake.validate_filing(db.session, data, files)
-        filed = intake.file_ticket(db.session, values, channel="api", files=checked)
+    if request.headers.get("Authorization"):
+        return _file_on_behalf(data, files)
+    values, checked = intake.validate_filing(db.session, data, files)
+    filed = intake.file_ticket(db.session, values, channel="api", files=checked)
     db.session.commit()
-    ticket = filed.ticket
-    body = {"tracking_no": ticket.tracking_no, "query_code": filed.query_code, "status": ticket.status,
-            "created_at": iso(ticket.created_at)}  # API.md's answer, exactly
-    if on_behalf:
-        body["channel"] = ticket.channel
-        # 可能重复: for the staff member filing, the cases that are probably the same problem (never for a citizen)
-        body["possible_duplicates"] = duplicates.describe(
-            db.session, duplicates.possible_duplicates(db.session, ticket, actor, clock.now()))
-    response = jsonify(body)
+    response = jsonify(_filing_answer(filed.ticket, filed.query_code))
     response.status_code = 201
-    response.headers["Location"] = url_for(".public_ticket", tracking_no=ticket.tracking_no)
+    response.headers["Location"] = url_for(".public_ticket", tracking_no=filed.ticket.tracking_no)
     return response
+
+
+def _filing_answer(ticket: Ticket, query_code: str | None) -> dict:
+    """API.md's answer to a filing, exactly (without the query code only when it can no longer be known)."""
+    body = {"tracking_no": ticket.tracking_no, "query_code": query_code, "status": ticket.status,
+            "created_at": iso(ticket.created_at)}
+    if query_code is None:
+        del body["query_code"]
+    return body
+
+
+def _file_on_behalf(data: dict, files: list):
+    """帮办代办 and integrations: a member of the office's staff files with a token whose scope allows filing."""
+    actor = Actor.of(current_staff(scope=TokenScope.file.value))
+    if actor.role not in OFFICE_ROLES:
+        raise Forbidden(_l("Only a window's office staff file cases on behalf of citizens."))
+
+    def staff_answer(ticket: Ticket, query_code: str | None, duplicates_of: list) -> dict:
+        return {**_filing_answer(ticket, query_code), "channel": ticket.channel, "source": ticket.source,
+                "external_ref": ticket.external_ref, "possible_duplicates": duplicates_of}
+
+    def perform() -> idempotency.Answer:
+        filed = intake.file_for_caller(db.session, data, actor, files)
+        ticket = filed.ticket
+        # 可能重复: for the staff member filing, the cases that are probably the same problem (never for a citizen)
+        found = duplicates.describe(db.session, duplicates.possible_duplicates(db.session, ticket, actor, clock.now()))
+        return idempotency.Answer(201, staff_answer(ticket, filed.query_code, found), ticket.id,
+                                  {"Location": url_for(".public_ticket", tracking_no=ticket.tracking_no)})
+
+    def rebuild(ticket_id: int) -> dict:  # a kept answer that no longer opens: the case without its query code
+        return staff_answer(db.session.get(Ticket, ticket_id), None, [])
+
+    return idempotency.run(db.session, actor.user_id, data, files, perform, rebuild)
 
 
 def _citizen_ticket(tracking_no: str) -> Ticket:
@@ -200,6 +222,13 @@ def _list_filters() -> dict:
         check.fail("assignee", _l("Must be me or none."))
     check.values["assignee"] = assignee
     check.values["q"] = lists.search_condition(args.get("q", "")[:200])
+    # Integration API: the cases a system handed over (`source`), one of them by its own number (`external_ref`)
+    source = args.get("source") or None
+    if source is not None and not intake.SOURCE.fullmatch(source):
+        check.fail("source", _l("Use up to 32 lowercase letters, digits, “-” or “_”, e.g. 12345."))
+    check.values["source"] = source
+    check.field("external_ref", text, args.get("external_ref"), required=False, max_len=intake.EXTERNAL_REF_MAX,
+                single_line=True)
     check.field("page", integer, args.get("page"), required=False, minimum=1, maximum=1_000_000)
     check.field("per_page", integer, args.get("per_page"), required=False, minimum=1, maximum=MAX_PER_PAGE)
     return check.raise_if_errors()
@@ -228,6 +257,10 @@ def staff_tickets():
         query = query.where(side.is_(None), Ticket.status.in_(OPEN_STATUS_VALUES))
     if filters["q"] is not None:
         query = query.where(filters["q"])
+    if filters["source"]:
+        query = query.where(Ticket.source == filters["source"])
+    if filters["external_ref"]:
+        query = query.where(Ticket.external_ref == filters["external_ref"])
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
     rows = list(db.session.scalars(
         query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(per_page).offset((page - 1) * per_page)
@@ -268,8 +301,6 @@ def staff_action(tracking_no, action):
     multipart/form-data for an action that takes files (reply, resolve: `attachments` parts)."""
     actor = Actor.of(current_staff())
     data, files = body_and_files()
-    if files:
-        data[attachments.FIELD] = files
     if action not in workflow.ACTIONS:
         raise NotFound(_l("Unknown action."))
     ticket = ticket_for(actor, tracking_no)
@@ -277,9 +308,17 @@ def staff_action(tracking_no, action):
     version = check.field("version", integer, data.get("version"), required=False, minimum=1)
     check.raise_if_errors()
     payload = {key: value for key, value in data.items() if key != "version"}
-    workflow.perform(db.session, ticket, actor, action, payload, expected_version=version)
-    db.session.commit()
-    return jsonify(staff_view(db.session, ticket, actor, clock.now()))
+    if files:
+        payload[attachments.FIELD] = files
+
+    def perform() -> idempotency.Answer:
+        workflow.perform(db.session, ticket, actor, action, payload, expected_version=version)
+        return idempotency.Answer(200, staff_view(db.session, ticket, actor, clock.now()), ticket.id)
+
+    def rebuild(_ticket_id) -> dict:  # a kept answer that no longer opens: the ticket as it is now
+        return staff_view(db.session, ticket_for(actor, tracking_no), actor, clock.now())
+
+    return idempotency.run(db.session, actor.user_id, data, files, perform, rebuild)
 
 
 @bp.get("/staff/tickets/<tracking_no>/knowledge")

@@ -57,8 +57,15 @@ def make_broker(url: str) -> dramatiq.Broker:
 
 def init_broker(app) -> dramatiq.Broker:
     """Build the configured broker and make it the global one; call before any actor module is imported."""
+    from .logs import RequestIdMiddleware
+    from .telemetry import WorkerMetrics
+
     broker = make_broker(app.config["BROKER_URL"])
     broker.add_middleware(AppContextMiddleware(app))
+    # The request id of what enqueued a message, on the actor's lines: first, so that it is set before any other
+    # middleware's hook and unset after all of them (Retries logs its retry after the actor).
+    broker.add_middleware(RequestIdMiddleware(), before=type(broker.middleware[0]))
+    broker.add_middleware(WorkerMetrics(app))  # messages processed and their time, per actor
     dramatiq.set_broker(broker)
     BROKER.set(app, broker)
     return broker

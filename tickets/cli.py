@@ -10,7 +10,7 @@ from .accounts import create_user, issue_token
 from .db import db
 from .departments import create_department
 from .errors import ValidationFailed
-from .models import OfficeLevel, Role, User
+from .models import OfficeLevel, Role, TokenScope, User
 from .schema import alembic_config, downgrade_database, upgrade_database
 
 db_cli = AppGroup("db", help="Schema migrations (Alembic).")
@@ -102,13 +102,16 @@ def users_create(username, role, department_code, password, no_password, phone, 
 @users_cli.command("token")
 @click.argument("username")
 @click.option("--label", help="what the token is for")
-def users_token(username, label):
+@click.option("--scope", type=click.Choice([scope.value for scope in TokenScope]),
+              help="limit the token to filing (file), reading (read) or staff actions (act); "
+                   "default: all its user may do")
+def users_token(username, label, scope):
     """Print a new API token for USERNAME (shown once; only its hash is stored)."""
     user = db.session.scalar(sa.select(User).where(User.username == username))
     if user is None:
         raise click.BadParameter(f"no user {username!r}")
     try:
-        token = issue_token(db.session, user, label)
+        token = issue_token(db.session, user, label, scope)
     except ValidationFailed as error:
         raise refused(error) from None
     db.session.commit()

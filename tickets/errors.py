@@ -13,6 +13,7 @@ class BanjieError(Exception):
         super().__init__(str(message or self.default_message))
         self.message = message or self.default_message
         self.fields = fields or {}
+        self.extra: dict = {}  # more members of the error object, beside code, message and fields
 
 
 class BadRequest(BanjieError):
@@ -29,6 +30,11 @@ class Forbidden(BanjieError):
     default_message = _l("Your role is not allowed to do this.")
 
 
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+    default_message = _l("This API token is not allowed to do this.")
+
+
 class NotFound(BanjieError):
     status, code = 404, "not_found"
     default_message = _l("Not found.")
@@ -42,6 +48,27 @@ class InvalidTransition(BanjieError):
 class Conflict(BanjieError):
     status, code = 409, "conflict"
     default_message = _l("Someone else changed this ticket first. Reload it and try again.")
+
+
+class DuplicateExternalRef(BanjieError):
+    """The sending system filed this case number before: the answer names the case it became (`tracking_no`)."""
+    status, code = 409, "duplicate_external_ref"
+    default_message = _l("This system already filed a case with this number.")
+
+    def __init__(self, tracking_no: str, message=None):
+        super().__init__(message or _l("This system already filed a case with this number: %(no)s.", no=tracking_no),
+                         fields={"external_ref": _l("Already filed as case %(no)s.", no=tracking_no)})
+        self.extra = {"tracking_no": tracking_no}
+
+
+class IdempotencyConflict(BanjieError):
+    status, code = 409, "idempotency_conflict"
+    default_message = _l("This Idempotency-Key was already used for another request. Use a new key for a new request.")
+
+
+class InvalidIdempotencyKey(BanjieError):
+    status, code = 400, "invalid_idempotency_key"
+    default_message = _l("The Idempotency-Key header must be 1 to 255 printable ASCII characters.")
 
 
 class ValidationFailed(BanjieError):

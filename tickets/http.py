@@ -90,16 +90,21 @@ def json_body() -> dict:
     return data
 
 
+# Paths outside /api/ and /sms/ that answer in JSON: the probes and the metrics (tickets/health.py, tickets/telemetry.py)
+JSON_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path.startswith("/sms/")
+    return request.path.startswith("/api/") or request.path.startswith("/sms/") or request.path in JSON_PATHS
 
 
-def _error_response(status: int, code: str, message, fields=None, headers=None):
+def _error_response(status: int, code: str, message, fields=None, headers=None, extra=None):
     db.session.rollback()
     if wants_json():
         body = {"code": code, "message": str(message)}
         if fields:
             body["fields"] = {k: str(v) for k, v in fields.items()}
+        body.update(extra or {})
         response = jsonify({"error": body})
     else:
         # The console has its own look; the template lives with the admin room but needs no admin view.
@@ -167,7 +172,8 @@ def register_error_handlers(app) -> None:
     app.before_request(reject_nul)
     @app.errorhandler(BanjieError)
     def _banjie_error(error: BanjieError):
-        return _error_response(error.status, error.code, error.message, error.fields)
+        return _error_response(error.status, error.code, error.message, error.fields,
+                               extra=getattr(error, "extra", None))
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,9 +11,9 @@ from flask_babel import lazy_gettext as _l
 
 from . import attachments, clock, deadlines, duplicates, offices, secrets, validation
 from .db import autocommit_row, insert_pending, new_row, upsert
-from .errors import ValidationFailed
-from .models import (STAFF_CHANNELS, AttachmentSource, DeadlineKind, Department, Event, Office, ProblemType, Role, Ticket,
-                     TrackingCounter)
+from .errors import DuplicateExternalRef, ValidationFailed
+from .models import (STAFF_CHANNELS, AttachmentSource, Channel, DeadlineKind, Department, Event, Office, ProblemType,
+                     Role, Ticket, TrackingCounter)
 from .phones import normalise_mobile, normalise_phone
 from .workflow import CITIZEN, RECOVER_CODE, record
 
@@ -156,11 +157,12 @@ class Filed:
 
 
 def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=(), held=(),
-                privacy_notice: str | None = None) -> Filed:
+                privacy_notice: str | None = None, filing_data: dict | None = None) -> Filed:
     """Create a submitted ticket from validated intake data (see `validate_intake`); `actor` is the member of
     staff filing for a walk-in or a caller (None: the citizen). `files`: checked attachments
     (`attachments.check`); `held`: attachments the public form kept for this filing (`attachments.hold`);
-    `privacy_notice`: the version of the 个人信息告知 the citizen agreed to on the form, kept in the filing event."""
+    `privacy_notice`: the version of the 个人信息告知 the citizen agreed to on the form, kept in the filing event;
+    `filing_data`: what else the filing event keeps (Open311's place: tickets/open311_mapping.py)."""
     now = clock.now()
     code = secrets.new_query_code()
     # 一类事 and 可能重复 (tickets/duplicates.py): the text as the similarity reads it, and the cluster of the most similar
@@ -184,6 +186,7 @@ def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=
         service_item=data.get("service_item"), description=data["description"], channel=channel,
         office_id=office_id, suggested_department_id=data.get("department_id"),
         created_at=now, updated_at=now, match_text=match_text, cluster_id=cluster_id or ticket_id,
+        source=data.get("source"), external_ref=data.get("external_ref"),
     )
     # Filing reads nothing else and, on PostgreSQL, writes its rows in one statement (it is the hot path: issue 11,
     # item 20): the first deadline is planned before the ticket is written, the ticket's id is known
@@ -194,19 +197,38 @@ def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=
     ticket.due_at, ticket.due_kind, ticket.due_provisional = accept.due_at, accept.kind, accept.provisional
     session.add_all((ticket, accept))
     with session.no_autoflush:
-        filing = {"channel": channel}
+        filing = {**(filing_data or {}), "channel": channel}
         if files or held:
             filing["attachments"] = len(files) + len(held)
         if privacy_notice:
             filing["privacy_notice"] = privacy_notice
         record(session, ticket, actor or CITIZEN, "file", now, public=True, data=filing,
                event_id=event_id, query_code=code)
-    insert_pending(session, keep=(ticket,))  # the caller may act on the ticket; queries find its other rows
+    if ticket.external_ref is None:
+        insert_pending(session, keep=(ticket,))  # the caller may act on the ticket; queries find its other rows
+    else:
+        _insert_once(session, ticket)
     if files:
         attachments.keep(session, list(files), ticket_id=ticket.id, event_id=event_id,
                          source=AttachmentSource.citizen, visible=True, uploaded_by=actor.user_id if actor else None)
     attachments.attach_held(session, list(held), ticket.id, event_id)
     return Filed(ticket, code)
+
+
+def _insert_once(session, ticket: Ticket) -> None:
+    """`insert_pending` for a case another system handed over: when the same system's filing of the same number
+    committed meanwhile (the unique index waited for it), 409 naming that case rather than a database error."""
+    savepoint = session.connection().begin_nested()  # the connection's own: the session's would flush first
+    try:
+        insert_pending(session, keep=(ticket,))
+    except sa.exc.IntegrityError:
+        savepoint.rollback()
+        with session.no_autoflush:  # the filing's rows are still pending: the view's rollback drops them
+            existing = filed_as(session, ticket.source, ticket.external_ref)
+        if existing is None:
+            raise
+        raise DuplicateExternalRef(existing) from None
+    savepoint.commit()
 
 
 def find_for_citizen(session, tracking_no, code) -> Ticket | None:
@@ -262,6 +284,44 @@ def recover_query_code(session, tracking_no, phone) -> None:
 
 STAFF_INTAKE_FIELDS = INTAKE_FIELDS + ("channel",)
 
+# Integration API: a system that hands cases over (a 12345 hotline platform) names itself with a short code and
+# gives its own number for the case.
+SOURCE = re.compile(r"[a-z0-9_-]{1,32}")
+EXTERNAL_REF_MAX = 64
+INTEGRATION_CHANNEL = Channel.hotline  # the channel of a case another system hands over, unless it names one
+
+
+def validate_reference(data) -> tuple[dict, dict]:
+    """`source` (lowercase letters, digits, `-` and `_`, at most 32) and `external_ref` (at most 64 printable
+    characters on one line, only with a source), both optional: their clean values and the messages of the bad ones."""
+    values, fields = {"source": None, "external_ref": None}, {}
+    source = data.get("source")
+    if source not in (None, ""):
+        if not isinstance(source, str) or not SOURCE.fullmatch(source):
+            fields["source"] = _l("Use up to 32 lowercase letters, digits, “-” or “_”, e.g. 12345.")
+        else:
+            values["source"] = source
+    try:
+        reference = validation.text(data.get("external_ref"), required=False, max_len=EXTERNAL_REF_MAX,
+                                    single_line=True)
+    except validation.FieldError as error:
+        fields["external_ref"] = error.message
+    else:
+        if reference is not None and not reference.isprintable():
+            fields["external_ref"] = _l("Use printable characters only.")
+        elif reference is not None and source in (None, ""):
+            fields["source"] = _l("Name the system whose case number this is.")
+        values["external_ref"] = reference
+    return values, fields
+
+
+def filed_as(session, source: str | None, external_ref: str | None) -> str | None:
+    """The tracking number of the case `source` already filed with its number `external_ref`, if any."""
+    if source is None or external_ref is None:
+        return None
+    return session.scalar(sa.select(Ticket.tracking_no).where(Ticket.external_ref == external_ref,
+                                                              Ticket.source == source))
+
 
 def staff_windows(session, actor) -> list[Office]:
     """The active windows a member of staff may file at, depth first: an office member's own window and those
@@ -290,14 +350,18 @@ def validate_staff_intake(session, data, actor) -> dict:
         office_id = values.get("office_id") if values else _office_id(session, raw.get("office_code"))
         if office_id is not None and office_id not in allowed:
             fields["office_code"] = _l("You may file only at your own window or one below it.")
+    reference, reference_errors = validate_reference(data)
+    fields.update(reference_errors)
     channel = data.get("channel")
+    if channel in (None, "") and reference["source"] is not None:
+        channel = INTEGRATION_CHANNEL.value
     if channel in (None, ""):
         fields["channel"] = _l("This field is required.")
     elif not isinstance(channel, str) or channel not in {c.value for c in STAFF_CHANNELS}:
         fields["channel"] = _l("Choose one of the listed channels.")
     if fields:
         raise ValidationFailed(fields=fields)
-    return {**values, "channel": channel}
+    return {**values, **reference, "channel": channel}
 
 
 def _office_id(session, code) -> int | None:
@@ -307,9 +371,12 @@ def _office_id(session, code) -> int | None:
     return office.id if office is not None else None
 
 
-def file_for_caller(session, data, actor, files=()) -> Filed:
+def file_for_caller(session, data, actor, files=(), *, filing_data: dict | None = None) -> Filed:
     """File a case on behalf of a walk-in or a caller (no commit): checked by `validate_staff_intake`, recorded
     with the staff member as the filing event's actor and the channel they chose; `files` (`attachments.Incoming`)
-    are what the citizen brought, scanned or photographed."""
+    are what the citizen brought, scanned or photographed; `filing_data` goes with the filing event (`file_ticket`)."""
     values, checked = validate_filing(session, data, files, validate=lambda raw: validate_staff_intake(session, raw, actor))
-    return file_ticket(session, values, channel=values["channel"], actor=actor, files=checked)
+    existing = filed_as(session, values["source"], values["external_ref"])
+    if existing is not None:
+        raise DuplicateExternalRef(existing)
+    return file_ticket(session, values, channel=values["channel"], actor=actor, files=checked, filing_data=filing_data)

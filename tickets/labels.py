@@ -51,6 +51,14 @@ CHANNEL_LABELS = {
     "proactive": _l("Proactive task (主动治理)"),
 }
 
+# What an API token may do (ApiToken.scope, tickets/access.py); a token without a scope may do all its account may.
+TOKEN_SCOPE_LABELS = {
+    "file": _l("File cases only"),
+    "read": _l("Read only"),
+    "act": _l("Staff actions only"),
+}
+ALL_SCOPES_LABEL = _l("Everything the account may do")
+
 # How a survey round was rated (Survey.channel): the citizen on the web or by SMS, the office by phone
 # (`record_rating`), or by default when the survey closed unanswered.
 RATING_CHANNEL_LABELS = {
@@ -80,6 +88,11 @@ APPEAL_OUTCOME_LABELS = {
 def label(mapping, code) -> str:
     value = mapping.get(code)
     return str(value) if value is not None else str(code)
+
+
+def scope_text(scope: str | None) -> str:
+    """What an API token may do, in words (its scope, or none: all its account may)."""
+    return label(TOKEN_SCOPE_LABELS, scope) if scope else str(ALL_SCOPES_LABEL)
 
 
 def supervision_text(level: int) -> str:

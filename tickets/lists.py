@@ -18,7 +18,8 @@ SNIPPET = 60  # characters of the description a list shows
 
 def search_condition(term: str):
     """What a search term matches: a tracking number or a phone number (mobile or landline, any spelling) exactly,
-    anything else as text in the number, the citizen's name, the description and the service item. None: no term."""
+    anything else as text in the number, the citizen's name, the description, the service item and the number
+    another system gave the case (`external_ref`). None: no term."""
     term = (term or "").strip()
     if not term:
         return None
@@ -29,7 +30,8 @@ def search_condition(term: str):
         return Ticket.phone == phone
     pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return sa.or_(*(column.ilike(pattern, escape="\\") for column in
-                    (Ticket.tracking_no, Ticket.citizen_name, Ticket.description, Ticket.service_item)))
+                    (Ticket.tracking_no, Ticket.citizen_name, Ticket.description, Ticket.service_item,
+                     Ticket.external_ref)))
 
 
 def worked_by(user_id: int | None):

@@ -79,6 +79,13 @@ class Channel(str, enum.Enum):
 STAFF_CHANNELS = (Channel.window, Channel.phone, Channel.hotline, Channel.web)
 
 
+class TokenScope(str, enum.Enum):
+    """What an API token may do; a token without a scope may do everything its user may (tickets/access.py)."""
+    file = "file"  # file cases on behalf of callers (POST /api/v1/tickets, Open311 POST)
+    read = "read"  # read staff endpoints (GET: tickets, reports, clusters…)
+    act = "act"    # staff actions and other staff writes
+
+
 # Staff of these roles belong to one office (a window) and see its subtree; admins see every office.
 OFFICE_MEMBER_ROLES = frozenset({Role.office, Role.supervisor, Role.leader})
 
@@ -201,9 +208,30 @@ class ApiToken(SQLModel, table=True):
     user_id: int = Field(foreign_key="user_account.id", index=True)
     token_hash: str = Field(sa_type=sa.String(64), unique=True)
     label: Optional[str] = Field(default=None, sa_type=sa.String(64))
+    # What the token may do (a TokenScope: `file`, `read`, `act`); None: everything its user may (tickets/access.py).
+    scope: Optional[str] = Field(default=None, sa_type=sa.String(8))
     created_at: datetime = _time(default_factory=utcnow)
     last_used_at: Optional[datetime] = _time(default=None)
     revoked_at: Optional[datetime] = _time(default=None)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A staff request sent with an `Idempotency-Key` header (tickets/idempotency.py): a hash of what was asked
+    (method, path, body), the ticket it made or changed, and its answer sealed with SECRET_KEY (a filing's holds
+    the query code). One row per user and key, written in the request's own transaction: a repeat of the request
+    waits for the first and is answered the same; a failed first attempt leaves no row."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (sa.Index("ix_idempotency_key_user_key", "user_id", "key", unique=True),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id")
+    key: str = Field(sa_type=sa.String(255))
+    request_hash: str = Field(sa_type=sa.String(64))
+    ticket_id: Optional[int] = Field(default=None, foreign_key="ticket.id")
+    status_code: Optional[int] = Field(default=None)
+    response: Optional[str] = Field(default=None, sa_type=sa.Text)  # the answer's JSON body, sealed
+    created_at: datetime = _time(default_factory=utcnow, index=True)  # purged IDEMPOTENCY_KEY_HOURS later
 
 
 class UserSession(SQLModel, table=True):
@@ -245,6 +273,14 @@ class Ticket(SQLModel, table=True):
         sa.Index("ix_ticket_cluster_created", "cluster_id", "created_at"),
         sa.Index("ix_ticket_merged_into", "merged_into_id"),
         sa.Index("ix_ticket_governance", "governance_id"),
+        # Integration API: one case per sending system's case number (a second filing of it is a 409, even when
+        # both arrive at once), found by that number alone; a system's cases, newest first. Only the cases that
+        # came from another system are in them.
+        sa.Index("ix_ticket_external_ref_source", "external_ref", "source", unique=True,
+                 postgresql_where=sa.text("external_ref IS NOT NULL"),
+                 sqlite_where=sa.text("external_ref IS NOT NULL")),
+        sa.Index("ix_ticket_source_created", "source", "created_at", "id",
+                 postgresql_where=sa.text("source IS NOT NULL"), sqlite_where=sa.text("source IS NOT NULL")),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -298,6 +334,10 @@ class Ticket(SQLModel, table=True):
     match_text: Optional[str] = Field(default=None, sa_type=sa.Text)
     # 主动治理: the proactive case the office opened from this case's cluster; its answer may be sent to this citizen.
     governance_id: Optional[int] = Field(default=None, foreign_key="ticket.id")
+    # Integration API (tickets/intake.py `validate_reference`): the system that handed the case over (its short code,
+    # e.g. `12345`) and its own number for it; None for cases filed here. Set by a staff token's filing only.
+    source: Optional[str] = Field(default=None, sa_type=sa.String(32))
+    external_ref: Optional[str] = Field(default=None, sa_type=sa.String(64))
 
     @hybrid_method
     def overdue(self, now: datetime) -> bool:

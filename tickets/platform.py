@@ -1,18 +1,17 @@
 """The platform pieces every room uses, wired once by create_app before the rooms: URL converters, security
 headers, the database, translations (select_locale), CSRF, rate limits, sign-in (the session's user), the
-broker, the access log's redaction, and what every template may use (filters and globals).
+broker, log lines (format, request id, redaction: `logs.py`), the probes and metrics (`health.py`, `telemetry.py`), and
+what every template may use (filters and globals).
 """
 from __future__ import annotations
 
-import logging
-import re
 from datetime import timedelta
 
 from flask import current_app, has_request_context, request, session
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import clock, headers, logins, phones
+from . import clock, headers, health, logins, logs, phones, telemetry
 from .broker import init_broker
 from .db import configure_engine, db
 from .extensions import babel, csrf, limiter, limiter_health, login_manager
@@ -26,30 +25,18 @@ def select_locale() -> str:
 
     Pages are Chinese unless the visitor chose English with ?lang=en (remembered in the session): a
     browser left on English must not turn a Chinese government site English by itself. The JSON API
-    answers in the caller's Accept-Language (zh_CN or en), as API.md says. Outside a request
+    (and Open311's) answers in the caller's Accept-Language (zh_CN or en), as API.md says. Outside a request
     (actors, the CLI) it is zh_CN: SMS and reports speak to Chinese readers.
     """
     if not has_request_context():
         return "zh_CN"
-    if request.path.startswith(("/api/", "/sms/")):
+    if request.path.startswith(("/api/", "/sms/", "/open311/")):
         return request.accept_languages.best_match(LANGUAGES, default="zh_CN")
     chosen = request.args.get("lang")
     if chosen in LANGUAGES:
         session["lang"] = chosen
         return chosen
     return session.get("lang") if session.get("lang") in LANGUAGES else "zh_CN"
-
-
-class RedactQueryCode(logging.Filter):
-    """Access logs must not carry the citizen's query code."""
-
-    pattern = re.compile(r"(code=)[^&\s\"]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(self.pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
-        record.msg = self.pattern.sub(r"\1***", str(record.msg))
-        return True
 
 
 def _load_user(user_id: str):
@@ -72,7 +59,8 @@ def _load_user(user_id: str):
 
 def _resolve_sign_in() -> None:
     """Load the signed-in user before the view runs, so that the loader's commit never carries a view's writes."""
-    if "_user_id" in session and not (request.endpoint or "").endswith("static"):
+    endpoint = request.endpoint or ""
+    if "_user_id" in session and not endpoint.endswith("static") and endpoint not in health.SESSIONLESS:
         current_user._get_current_object()
 
 
@@ -81,7 +69,7 @@ def init_app(app) -> None:
     app.json.ensure_ascii = False  # UTF-8 JSON: Chinese stays readable in answers and logs
     if app.config["PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1, x_host=1)
-    logging.getLogger("werkzeug").addFilter(RedactQueryCode())
+    logs.init_app(app)  # first: every later hook's log lines carry the request id; the process's log format
     headers.init_app(app)  # first, so that the nonce exists before anything renders
 
     db.init_app(app)
@@ -101,6 +89,8 @@ def init_app(app) -> None:
     login_manager.user_loader(_load_user)
     app.before_request(_resolve_sign_in)
     init_broker(app)
+    telemetry.init_app(app)  # request metrics and /metrics; rooms add their scrape-time readings
+    health.init_app(app)  # /healthz and /readyz; rooms add their readiness checks
     _template_helpers(app)
 
 

@@ -175,6 +175,8 @@ def list_item(ticket: Ticket, departments: dict[int, str], now: datetime,
         "contact_due_at": iso(ticket.contact_due_at),
         **lists.time_left(ticket, now),
         "channel": ticket.channel,
+        "source": ticket.source,              # the system that handed the case over (integration API), or None
+        "external_ref": ticket.external_ref,  # and its own number for the case
         "summary": lists.snippet(ticket.description),
         "owner_id": ticket.owner_id,        # 我来办: the window's clerk who works the case
         "owner_name": users.get(ticket.owner_id),

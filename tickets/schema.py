@@ -29,3 +29,25 @@ def downgrade_database(revision: str) -> None:
     from alembic import command
 
     command.downgrade(alembic_config(), revision)
+
+
+_HEADS: list[tuple[str, ...]] = []
+
+
+def head_revisions() -> tuple[str, ...]:
+    """The newest revision(s) of the migrations this code ships, read once per process (it parses every file)."""
+    if not _HEADS:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        _HEADS.append(tuple(sorted(ScriptDirectory.from_config(config).get_heads())))
+    return _HEADS[0]
+
+
+def current_revisions(session) -> tuple[str, ...]:
+    """The revision(s) the database is at (an error when it has never been upgraded: no alembic_version table)."""
+    import sqlalchemy as sa
+
+    return tuple(sorted(session.scalars(sa.text("SELECT version_num FROM alembic_version"))))

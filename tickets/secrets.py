@@ -1,4 +1,5 @@
-"""Query codes and API tokens: generated here, stored only as hashes; and values sealed for the session cookie."""
+"""Query codes and API tokens: generated here, stored only as hashes; and values sealed for the session cookie and
+for the answers kept for idempotent requests."""
 from __future__ import annotations
 
 import base64
@@ -52,27 +53,32 @@ def hash_api_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-# --- sealed values in the signed cookie ------------------------------------------------------------------
+# --- sealed values ----------------------------------------------------------------------------------------
 # Flask's session cookie is signed, not encrypted: anyone holding it reads it by base64-decoding. The filing
 # receipt carries the query code from the POST to the confirmation page that shows it once, so the code
-# travels sealed (AES-GCM, a key derived from SECRET_KEY, bound to the tracking number).
+# travels sealed (AES-GCM, a key derived from SECRET_KEY, bound to the tracking number). The answers kept for
+# idempotent requests (tickets/idempotency.py) hold a filing's query code too, and are sealed the same way with a
+# key of their own (`purpose="stored"`), bound to the user and the key.
 
-def _cookie_key(secret_key: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"banjie: values sealed in the session cookie").derive(secret_key.encode())
+_PURPOSES = {"cookie": b"banjie: values sealed in the session cookie",
+             "stored": b"banjie: answers kept for idempotent requests"}
 
 
-def seal(secret_key: str, value: str, context: str) -> str:
-    """`value` encrypted and authenticated for the cookie; only `unseal` with the same key and context opens it."""
+def _sealing_key(secret_key: str, purpose: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_PURPOSES[purpose]).derive(secret_key.encode())
+
+
+def seal(secret_key: str, value: str, context: str, *, purpose: str = "cookie") -> str:
+    """`value` encrypted and authenticated; only `unseal` with the same key, context and purpose opens it."""
     nonce = secrets.token_bytes(12)
-    sealed = AESGCM(_cookie_key(secret_key)).encrypt(nonce, value.encode(), context.encode())
+    sealed = AESGCM(_sealing_key(secret_key, purpose)).encrypt(nonce, value.encode(), context.encode())
     return base64.urlsafe_b64encode(nonce + sealed).decode()
 
 
-def unseal(secret_key: str, sealed, context: str) -> str | None:
+def unseal(secret_key: str, sealed, context: str, *, purpose: str = "cookie") -> str | None:
     """The value `seal` sealed, or None for anything else (tampered, another key or context, not ours)."""
     try:
         raw = base64.urlsafe_b64decode(sealed.encode())
-        return AESGCM(_cookie_key(secret_key)).decrypt(raw[:12], raw[12:], context.encode()).decode()
+        return AESGCM(_sealing_key(secret_key, purpose)).decrypt(raw[:12], raw[12:], context.encode()).decode()
     except (AttributeError, ValueError, InvalidTag, UnicodeError):
         return None

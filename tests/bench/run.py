@@ -218,7 +218,8 @@ def recreate_database(admin_url: str, name: str) -> str:
 # Settings the benchmark decides; anything else of the app's (SETTINGS in app.py) is left at its default, so a
 # value in the caller's environment cannot change what is measured.
 APP_SETTINGS = ("DATABASE_URL", "BROKER_URL", "SECRET_KEY", "RATELIMIT_PUBLIC", "RATELIMIT_LOOKUP",
-                "RATELIMIT_STORAGE_URI", "SMS_BACKEND", "SMS_QUIET_HOURS", "PROXY_COUNT", "FLASK_DEBUG")
+                "RATELIMIT_STORAGE_URI", "SMS_BACKEND", "SMS_QUIET_HOURS", "PROXY_COUNT", "FLASK_DEBUG",
+                "LOG_FORMAT", "LOG_LEVEL", "METRICS_ENABLED", "METRICS_TOKEN", "PROMETHEUS_MULTIPROC_DIR")
 
 
 def app_settings(database_url: str, setup: str, redis_url: str) -> dict:
@@ -383,8 +384,8 @@ def free_port() -> int:
 class Gunicorn:
     """gunicorn serving the product (`app:create_app()`) or, with `bare=True`, tests/bench/bare_app.py."""
 
-    def __init__(self, config: Config, env: dict, bare: bool = False):
-        self.config, self.env, self.bare = config, env, bare
+    def __init__(self, config: Config, env: dict, bare: bool = False, extra_args: tuple = ()):
+        self.config, self.env, self.bare, self.extra_args = config, env, bare, list(extra_args)
         self.port = free_port()
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-gunicorn-{config.worker_class}-", suffix=".log",
                                                delete=False)
@@ -393,7 +394,7 @@ class Gunicorn:
     def __enter__(self) -> "Gunicorn":
         app = ["--pythonpath", str(HERE), BARE_APP] if self.bare else ["app:create_app()"]
         command = [str(BIN / "gunicorn"), *self.config.gunicorn_args(), "-b", f"127.0.0.1:{self.port}",
-                   "--log-level", "warning", *app]
+                   "--log-level", "warning", *self.extra_args, *app]
         self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self._wait_ready()

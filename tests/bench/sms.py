@@ -179,14 +179,15 @@ def flush_redis(url: str) -> str:
 # --- workers and CPU ----------------------------------------------------------------------------------
 
 class Workers:
-    """`dramatiq --processes N --threads T worker` in its own process group, logging to a file."""
+    """`dramatiq --processes N --threads T worker [--queues ...]` in its own process group, logging to a file."""
 
-    def __init__(self, processes: int, threads: int, env: dict, log_dir: Path):
+    def __init__(self, processes: int, threads: int, env: dict, log_dir: Path, queues: tuple = ()):
         self.processes = processes
         self.log_path = log_dir / f"worker-{processes}x{threads}-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [str(BIN / "dramatiq"), "--processes", str(processes), "--threads", str(threads), "worker"],
+            [str(BIN / "dramatiq"), "--processes", str(processes), "--threads", str(threads), "worker",
+             *(["--queues", *queues] if queues else [])],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def text(self) -> str:
