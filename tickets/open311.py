@@ -25,7 +25,7 @@ from . import open311_mapping as mapping
 from .access import user_for_api_key, visibility
 from .api import filing_limit, lookup_limit
 from .db import db
-from .errors import BadRequest, BanjieError, Forbidden, NotFound, Unauthorized, ValidationFailed
+from .errors import BadRequest, BanjieError, Forbidden, InsufficientScope, NotFound, Unauthorized, ValidationFailed
 from .extensions import csrf, public_limit
 from .http import HTTP_ERRORS, _seconds_until_reset
 from .models import Department, Event, Office, ServiceItem, Ticket, TokenScope
@@ -181,7 +181,10 @@ def key_user(values, scope: TokenScope, *, required: bool):
     raw = _raw_key(values)
     if raw is None and not required:
         return None
-    user = user_for_api_key(raw, scope.value) if raw is not None else None
+    try:
+        user = user_for_api_key(raw, scope.value) if raw is not None else None
+    except InsufficientScope:  # a valid key of another scope: refused in the spec's format, as a bad key is
+        user = None
     if user is None:
         raise KeyRefused()
     return user
