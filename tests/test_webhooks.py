@@ -451,7 +451,7 @@ def test_the_cli_adds_lists_tests_and_disables(world, receiver):
                           (["webhooks", "add", receiver.url, "--events", "nope"], "--events: "),
                           (["webhooks", "add", receiver.url, "--events", "created", "--office", "zz"], "--office: "),
                           (["webhooks", "test", "99"], "no webhook subscription 99"),
-                          (["webhooks", "test", "1"], "enable it")):
+                          (["webhooks", "test", "1"], "请启用后再发送测试")):
         result = runner.invoke(args=args)
         assert result.exit_code != 0 and message in result.output, (args, result.output)
     assert "delivered" in runner.invoke(args=["webhooks", "status"]).output
