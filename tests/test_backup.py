@@ -1,6 +1,6 @@
 """Backups: a dump of a working database, restored into an empty one, holds everything.
 
-The README's procedure (Production set-up, Backups) on real PostgreSQL: the demo city loaded (cases at every stage,
+The procedure of docs/operations.md (Backups and restore) on real PostgreSQL: the demo city loaded (cases at every stage,
 their events, deadlines, ladder steps and texts, files in the database) and a month's report kept; `pg_dump -Fc` of it,
 `pg_restore --no-owner` into a new empty database; then every row of every table is the same (by a hash of each row),
 the files' bytes and the report's PDF by name, the sequences go on from where they were, /readyz's database checks pass
