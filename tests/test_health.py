@@ -19,10 +19,11 @@ from escalation.scheduler import tick
 from notify.models import SmsMessage
 from tests.helpers import examples, free_port, wait_until
 from tickets import health
+from tickets.clock import CLOCK
 from tickets.db import db
 from tickets.models import UserSession
 
-EVERY_CHECK = {"database", "migrations", "broker", "scheduler", "workers", "outbox"}
+EVERY_CHECK = {"database", "migrations", "broker", "scheduler", "workers", "outbox", "webhooks"}
 FRESH = {"READY_CACHE_SECONDS": 0}  # every probe looks again
 
 
@@ -102,6 +103,37 @@ def test_an_old_unsent_text_fails_the_outbox_until_it_is_sent(app, clock):
         from notify import outbox
         assert outbox.deliver(message_id) in ("recorded", "sent")
     assert client.get("/readyz").status_code == 200
+
+
+def test_an_old_undelivered_webhook_fails_until_it_is_sent_and_one_in_backoff_does_not(app, clock):
+    from notify import deliveries, subscriptions
+    from notify.subscriptions import WebhookDelivery
+
+    with app.app_context():
+        subscription, _ = subscriptions.create_subscription(
+            db.session, {"url": "http://127.0.0.1:9/hook", "event_types": ["created"]}, by=None,
+            now=CLOCK.get(app)())
+        db.session.commit()
+    beat(app)
+    file(app)  # its `created` delivery waits (no worker runs here)
+    client = app.test_client()
+    clock.advance(seconds=60)
+    beat(app)
+    checks = client.get("/readyz").get_json()["checks"]
+    assert checks["webhooks"] == {**checks["webhooks"], "ok": True, "pending": 1, "oldest_seconds": 60}
+    assert "banjie_webhook_outbox_pending 1.0" in client.get("/metrics").get_data(as_text=True)
+    clock.advance(seconds=601)
+    beat(app)
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.get_json()["checks"]["webhooks"]["oldest_seconds"] == 661
+    with app.app_context():  # the receiver is down: a failed attempt, then a wait that is the receiver's, not ours
+        delivery_id = db.session.scalar(sa.select(WebhookDelivery.id))
+        with pytest.raises(deliveries.RetryLater):
+            deliveries.deliver(delivery_id)
+        db.session.rollback()
+        assert db.session.get(WebhookDelivery, delivery_id).not_before > CLOCK.get(app)()
+    checks = client.get("/readyz").get_json()["checks"]
+    assert checks["webhooks"]["ok"] and checks["webhooks"]["pending"] == 0
 
 
 def test_a_pending_limit_can_fail_the_outbox(make_app, clock):
