@@ -55,6 +55,7 @@ SETTINGS = {
     "ESCALATION_LADDER": ("", str),  # JSON; see escalation/ladder.py
     "RATELIMIT_PUBLIC": ("30/minute", str),
     "RATELIMIT_LOOKUP": ("120/minute", str),
+    "RATELIMIT_INTEGRATION": ("600/minute", str),
     "RATELIMIT_STORAGE_URI": ("memory://", str),
     "SURVEY_OPEN_DAYS": (7, int),  # natural days, as the provincial 好差评 rules have it
     "EVALUATION_EXPORT_IDENTITY": (False, flag),  # the 好差评 export includes the citizen's name and number

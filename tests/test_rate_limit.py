@@ -61,3 +61,57 @@ def test_limits_are_evaluated_once_per_request(make_app, monkeypatch):
     evaluated.clear(), hits.clear()
     assert client.get("/").status_code == 200 and evaluated == [] and hits == []  # the form: no limit of its own
     assert [client.post("/api/v1/tickets", json=BODY).status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_a_system_filing_with_its_token_has_its_own_budget_and_a_made_up_token_has_none(make_app):
+    """A 12345 platform files a whole city's cases from one address: its filings count against its token
+    (RATELIMIT_INTEGRATION), never against the public's per-client limit, and the public's never against it.
+    A token that is unknown, revoked or not allowed to file buys nothing: it counts as the address's."""
+    import sqlalchemy as sa
+
+    from tests.helpers import seed_world
+    from tickets.accounts import issue_token
+    from tickets.db import db
+    from tickets.models import User
+
+    app = make_app(RATELIMIT_PUBLIC="2/minute", RATELIMIT_INTEGRATION="4/minute")
+    world = seed_world(app, app.test_client())
+    with app.app_context():
+        office = db.session.scalar(sa.select(User).where(User.username == "office"))
+        filing, reading = issue_token(db.session, office, "12345", "file"), issue_token(db.session, office, "q", "read")
+        db.session.commit()
+    staff = {**BODY, "channel": "hotline"}
+    client = app.test_client()
+
+    def file(token=None, body=staff):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return client.post("/api/v1/tickets", json=body, headers=headers).status_code
+
+    assert [file(filing) for _ in range(4)] == [201] * 4  # twice the public's limit, from the same address
+    assert file(filing) == 429  # its own budget spent
+    assert [file(body=BODY) for _ in range(2)] == [201, 201]  # the public at that address is untouched
+    assert file(body=BODY) == 429
+    assert file("bj_made_up") == 429  # counted as the address's, which is spent: no way round the limit
+    assert file(reading) == 429  # a token that may not file is no filing token
+    assert file(world.tokens["office"]) == 201  # another system's token: a budget of its own
+
+
+def test_open311_filing_counts_against_its_api_key(make_app):
+    import sqlalchemy as sa
+
+    from tests.helpers import seed_world
+    from tickets.accounts import issue_token
+    from tickets.db import db
+    from tickets.models import User
+
+    app = make_app(RATELIMIT_PUBLIC="1/minute", RATELIMIT_INTEGRATION="3/minute")
+    seed_world(app, app.test_client())
+    with app.app_context():
+        key = issue_token(db.session, db.session.scalar(sa.select(User).where(User.username == "office")), "o", "file")
+        db.session.commit()
+    client = app.test_client()
+    form = {"service_code": "too_slow", "first_name": "三", "last_name": "张", "phone": "13800138000",
+            "description": "营业执照变更办了一个月还没有结果。"}
+    codes = [client.post("/open311/v2/requests.json", data={**form, "api_key": key}).status_code for _ in range(4)]
+    assert codes == [201, 201, 201, 429]
+    assert client.post("/open311/v2/requests.json", data=form).status_code == 403  # no key: the public's budget

@@ -44,6 +44,20 @@ def _token_and_user(raw: str) -> tuple[ApiToken, User] | None:
     return api_token, user
 
 
+def filing_token() -> ApiToken | None:
+    """The live API token this request files with, if it may file (no scope, or `file`): a 12345 platform or another
+    system files under its own rate limit (RATELIMIT_INTEGRATION, per token) instead of the public's per-client one.
+    The key is `Authorization: Bearer …`, or Open311's `api_key` field. Looked up once per request."""
+    if "filing_token" not in g:
+        header = request.headers.get("Authorization", "")
+        raw = header[len("Bearer "):] if header.startswith("Bearer ") else None
+        if raw is None and request.blueprint == "open311" and request.method == "POST":
+            raw = request.form.get("api_key")
+        found = _token_and_user(raw) if raw else None
+        g.filing_token = found[0] if found and token_allows(found[0].scope, TokenScope.file.value) else None
+    return g.filing_token
+
+
 def token_allows(token_scope: str | None, scope: str) -> bool:
     """A token without a scope may do everything its user may; one with a scope only that."""
     return token_scope is None or token_scope == TokenScope(scope).value

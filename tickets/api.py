@@ -4,9 +4,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
+from flask_limiter.util import get_remote_address
 
 from . import attachments, bulk, clock, duplicates, idempotency, intake, knowledge, lists, notices, offices, workflow
-from .access import current_staff, ticket_for, visible_tickets
+from .access import current_staff, filing_token, ticket_for, visible_tickets
 from .db import db
 from .errors import Forbidden, NotFound, ValidationFailed
 from .extensions import csrf, public_limit, public_limits_off
@@ -29,7 +30,17 @@ UNUSED_LIMIT = "1000/second"
 
 
 def filing_limit() -> str:
-    return UNUSED_LIMIT if public_limits_off() else current_app.config["RATELIMIT_PUBLIC"]
+    """The public's per-client limit, or, for a request filing with a live API token, that token's own budget."""
+    if public_limits_off():
+        return UNUSED_LIMIT
+    return current_app.config["RATELIMIT_INTEGRATION" if filing_token() else "RATELIMIT_PUBLIC"]
+
+
+def filing_key() -> str:
+    """Who a filing counts against: its API token (a 12345 platform files for a whole city from one address), else
+    the client's address."""
+    token = filing_token()
+    return f"token:{token.id}" if token is not None else get_remote_address()
 
 
 def lookup_limit() -> str:
@@ -68,7 +79,7 @@ def problem_types():
 
 
 @bp.post("/tickets")
-@public_limit(filing_limit, "filing")
+@public_limit(filing_limit, "filing", key_func=filing_key)
 def file_ticket():
     """File a new grievance; answers the tracking number and the query code (shown only this once). JSON, or
     multipart/form-data with the same fields and up to five `files[]` parts. With a staff token (office staff),

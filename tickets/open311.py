@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from . import clock
 from . import open311_mapping as mapping
 from .access import user_for_api_key, visibility
-from .api import filing_limit, lookup_limit
+from .api import filing_key, filing_limit, lookup_limit
 from .db import db
 from .errors import BadRequest, BanjieError, Forbidden, InsufficientScope, NotFound, Unauthorized, ValidationFailed
 from .extensions import csrf, public_limit
@@ -229,7 +229,7 @@ def service_definition(service_code, fmt):
 # --- requests -----------------------------------------------------------------------------------------------
 
 @bp.post("/v2/requests.<fmt>")
-@public_limit(filing_limit, "filing")
+@public_limit(filing_limit, "filing", key_func=filing_key)
 def post_request(fmt):
     """File a case on behalf of a citizen (form-encoded, as the spec says): `api_key` of scope file (a window's office
     staff), service_code, description, first_name/last_name, a mainland mobile `phone`, the place and attributes; 201
