@@ -20,7 +20,7 @@ FAST_MARKERS := not postgres and not redis and not browser and not slow
 CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
-.PHONY: run prod test test-fast bench bench-photo bench-sms bench-escalation bench-reports bench-offices bench-attachments bench-clerk bench-duplicates bench-clusters bench-webhooks bench-observability messages translations clean help
+.PHONY: run prod test test-fast bench bench-photo bench-sms bench-escalation bench-reports bench-offices bench-attachments bench-clerk bench-duplicates bench-clusters bench-webhooks bench-observability bench-anonymise messages translations clean help
 
 help:
 	@echo "make run    - serve Banjie on http://$${HOST:-127.0.0.1}:$${PORT:-5000} (SQLite, in-process worker, SMS outbox, demo data)"
@@ -39,6 +39,7 @@ help:
 	@echo "make bench-duplicates - time possible-duplicate suggestions and the filing's cluster read among 2,000,000 cases (needs PostgreSQL)"
 	@echo "make bench-offices - time a county's and the city's queue pages and staff list on 48 offices, 2,000,000 cases (needs PostgreSQL, Redis)"
 	@echo "make bench-webhooks - deliver 10,000 webhook events to a local receiver with dramatiq workers: deliveries/s, latency, no duplicates (needs PostgreSQL, Redis)"
+	@echo "make bench-anonymise - anonymise 1,000,000 closed cases: dry run, a run interrupted at half and resumed; time and peak memory (needs PostgreSQL)"
 	@echo "make translations - compile the message catalogs (make run and make test do it themselves)"
 	@echo "make messages - extract new user-facing text into the catalogs (then translate the new entries)"
 	@echo "make clean  - remove .venv, the embedded database and the compiled catalogs"
@@ -113,6 +114,9 @@ bench-clusters: $(TEST_STAMP) translations
 # Outbound webhooks: a backlog of 10,000 events drained, then 10,000 at a steady rate; BENCH_ARGS e.g. "--rate 200".
 bench-webhooks: $(TEST_STAMP) translations
 	$(BIN)/python tests/bench/webhooks.py $(BENCH_ARGS)
+# Retention: its own database banjie_bench_anonymise, rebuilt; BENCH_ARGS e.g. "--cases 100000" on a small machine.
+bench-anonymise: $(TEST_STAMP) translations
+	$(BIN)/python tests/bench/anonymise.py $(BENCH_ARGS)
 
 # Developers: after adding or changing user-facing text, refresh the catalogs and translate the new entries.
 messages: $(STAMP)

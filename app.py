@@ -19,6 +19,7 @@ from notify.test_numbers import DEFAULT_TEST_NUMBERS
 from tickets import platform
 from tickets.broker import broker
 from tickets.db import db
+from tickets.privacy import crypto as privacy_keys
 
 ROOT = Path(__file__).resolve().parent
 
@@ -37,6 +38,11 @@ SETTINGS = {
     "DATABASE_URL": ("", str),
     "BROKER_URL": ("", str),
     "SECRET_KEY": ("", str),
+    # Encryption at rest of citizens' names and numbers (tickets/privacy/crypto.py): `id:base64-key[,id:key…]`, the
+    # first writes, the others are read during a rotation; and the blind indexes' HMAC key. Without BROKER_URL and
+    # unset: made once into instance/; with BROKER_URL they must be set. Losing them loses the data.
+    "PRIVACY_KEYS": ("", str),
+    "PRIVACY_INDEX_KEY": ("", str),
     "PUBLIC_BASE_URL": ("http://127.0.0.1:5000", str),
     "SMS_BACKEND": ("outbox", str),
     "TWILIO_ACCOUNT_SID": ("", str),
@@ -110,6 +116,11 @@ SETTINGS = {
     "WORKER_THREADS": (4, int),  # threads per dramatiq worker process
     # Integration API (tickets/idempotency.py): hours an Idempotency-Key is remembered (then purged by the scheduler)
     "IDEMPOTENCY_KEY_HOURS": (24, int),
+    # Retention (tickets/privacy/retention.py): cases are anonymised this many days after they ended (0: never by
+    # the scheduler), a batch of RETENTION_BATCH_SIZE per tick; their files are deleted, or kept (`keep`)
+    "RETENTION_DAYS": (1095, int),
+    "RETENTION_ATTACHMENTS": ("delete", str),
+    "RETENTION_BATCH_SIZE": (500, int),
     # Observability (tickets/logs.py, tickets/telemetry.py, tickets/health.py)
     "LOG_FORMAT": ("", str),  # text or json; empty: json with BROKER_URL (production), text without (make run)
     "LOG_LEVEL": ("INFO", str),  # DEBUG, INFO, WARNING or ERROR (SQL is never logged below WARNING)
@@ -170,6 +181,7 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
             key_file.chmod(0o600)
         app.config["SECRET_KEY"] = key_file.read_text().strip()
         app.config["SECRET_KEY_FILE"] = str(key_file)  # embedded mode's key, of this host only (`flask prod check`)
+    privacy_keys.settle(app.config, instance)  # the encryption keys: given, made into instance/, or a refusal
     url = app.config["DATABASE_URL"]
     # psycopg 3 is the driver we ship; plain postgresql:// would ask SQLAlchemy for psycopg2.
     url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)

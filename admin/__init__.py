@@ -37,6 +37,8 @@ def init_app(app) -> Admin:
         management.register(admin)
         from . import webhooks  # 管理 → 事件推送 and 推送记录 (outbound webhooks)
         webhooks.register(admin)
+        from . import access_log  # 管理 → 访问日志 (the personal-data access log)
+        access_log.register(admin)
         knowledge.register(admin)
         dispatch.register(admin)
         appeals.register(admin)

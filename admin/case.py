@@ -6,14 +6,14 @@ API, so the console can do nothing the workflow would refuse.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, session, url_for
 from markupsafe import Markup
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from reports import slip
-from tickets import attachments, clock, knowledge, offices, workflow
+from tickets import attachments, clock, knowledge, logins, offices, workflow
 from tickets.workflow.actions import ASSIGNING_ROLES, assignable_users
 from tickets.access import ticket_for
 from tickets.notices import mark_read
@@ -32,6 +32,7 @@ from tickets.models import (
     Ticket,
 )
 from tickets.presenters import staff_view
+from tickets.privacy import access as privacy
 from tickets.workflow.contact import method_label as contact_method_label
 
 from . import causes
@@ -150,15 +151,32 @@ def _knowledge(ticket, actor, actions) -> list[dict]:
     return [{**entry, "excerpt": knowledge.excerpt(entry["content"])} for entry in entries]
 
 
+def console_session() -> int | None:
+    """This browser's console sign-in (the access log remembers a reason per case and sign-in)."""
+    return logins.session_id(db.session, session.get(logins.SESSION_KEY))
+
+
+def _phone_reveal(ticket, actor, full: bool, failed: dict | None) -> dict | None:
+    """The 「查看完整号码」 control: None for who may not see the whole number (or when there is none); else whether it
+    is shown, whether a reason is still to be given in this sign-in, and a refused reason with its message."""
+    if not privacy.may_see_full_phone(actor, ticket):
+        return None
+    handler = privacy.is_handler(actor, ticket)
+    needs_reason = not handler and privacy.reason_given(db.session, actor, ticket, console_session()) is None
+    return {"full": full, "handler": handler, "needs_reason": needs_reason, "failed": failed,
+            "min": privacy.REASON_MIN, "max": privacy.REASON_MAX}
+
+
 class CaseView(RoleGuard, BaseView):
     """/admin/case/<tracking_no>: not in the menu; the queues and the dashboard link here."""
 
     def is_visible(self) -> bool:
         return False
 
-    def _render(self, ticket, *, failed: dict | None = None, status: int = 200, queue: Queue | None = None):
+    def _render(self, ticket, *, failed: dict | None = None, status: int = 200, queue: Queue | None = None,
+                full_phone: bool = False, phone_failed: dict | None = None):
         actor = current_actor()
-        view = staff_view(db.session, ticket, actor, clock.now())
+        view = staff_view(db.session, ticket, actor, clock.now(), full_phone=full_phone)
         actions = sorted(view["allowed_actions"], key=lambda name: name not in FIRST)
         assigning = actor.role in ASSIGNING_ROLES
         next_case = next_in_queue(queue, ticket, actor) if queue is not None else None
@@ -188,6 +206,7 @@ class CaseView(RoleGuard, BaseView):
             ladder=ladder, event_lines=event_lines,
             sms_cause=lambda message: causes.of_message(message, events, steps),
             step_cause=lambda step: causes.of_event(events.get(step["event_id"])),
+            phone_reveal=_phone_reveal(ticket, actor, full_phone, phone_failed),
         )
         return html, status
 
@@ -202,6 +221,30 @@ class CaseView(RoleGuard, BaseView):
         if mark_read(db.session, actor.user_id, clock.now(), ticket_id=ticket.id):  # what the bell said is seen here
             db.session.commit()
         return self._render(ticket, queue=queue_of(request.args.get("queue")))
+
+    @expose("/<tracking_no>/whole-number", methods=("POST",))
+    def reveal_phone(self, tracking_no):
+        """「查看完整号码」: the case page again with the whole number, for who may see it; each showing is a line of the
+        access log. The case's handler sees it at once; anyone else gives a reason the first time in this sign-in."""
+        actor = current_actor()
+        ticket = ticket_for(actor, tracking_no)
+        if not privacy.may_see_full_phone(actor, ticket):
+            abort(403)
+        queue = queue_of(request.form.get("queue"))
+        signed_in = console_session()
+        reason = None
+        if not privacy.is_handler(actor, ticket):
+            reason = privacy.reason_given(db.session, actor, ticket, signed_in)
+            if reason is None:
+                try:
+                    reason = privacy.clean_reason(request.form.get(privacy.REASON_FIELD))
+                except ValidationFailed as error:
+                    typed = request.form.get(privacy.REASON_FIELD, "")[:privacy.REASON_MAX]
+                    return self._render(ticket, status=error.status, queue=queue, phone_failed={
+                        "message": str(error.fields[privacy.REASON_FIELD]), "value": typed})
+        privacy.show_phone(db.session, actor, ticket, via="console", reason=reason, console_session=signed_in)
+        db.session.commit()
+        return self._render(ticket, queue=queue, full_phone=True)
 
     @expose("/<tracking_no>/files/<int:attachment_id>")
     def attachment(self, tracking_no, attachment_id):

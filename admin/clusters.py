@@ -18,6 +18,7 @@ from tickets.db import db
 from tickets.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
 from tickets.labels import CHANNEL_LABELS, STATUS_LABELS, label
 from tickets.models import OFFICE_WIDE_ROLES, Role, Ticket
+from tickets.personal import shown
 
 from .base import RoleGuard, current_actor, row_id
 from .queues import LOOKUP
@@ -65,7 +66,8 @@ class ClustersView(RoleGuard, BaseView):
     def _page(self, entry: dict, *, values=None, errors=None, message=None, status=200):
         actor = current_actor()
         cases = [{"ticket": t, "status": label(STATUS_LABELS, t.status), "channel": label(CHANNEL_LABELS, t.channel),
-                  "phone": phones.mask(t.phone), "linked": t.governance_id is not None,
+                  "phone": phones.mask(t.phone), "citizen_name": shown(t.citizen_name),
+                  "linked": t.governance_id is not None,
                   "in_window": t.created_at >= clusters.Window.ending(clock.now(), clusters.settings()[0]).start}
                  for t in clusters.cases(db.session, actor, entry["id"])]
         opener = _opener(entry)

@@ -45,3 +45,5 @@ def init_app(app) -> None:
     app.add_template_global(operations.held_until, "sms_held_until")
     from . import monitoring  # /readyz and metrics: the outbox's backlog
     monitoring.register(app)
+    from . import retention  # an anonymised case's texts, replies and deliveries (tickets/privacy/retention.py)
+    retention.register(app)

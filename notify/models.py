@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from tickets.db import UTCDateTime, utcnow
 from tickets.models import Event
+from tickets.privacy.crypto import Encrypted, PhoneIndexed, indexed
 
 
 def _time(**kwargs):
@@ -38,7 +39,9 @@ class SmsMessage(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: Optional[int] = Field(default=None, foreign_key="ticket.id", index=True)
-    phone: str = Field(sa_type=sa.String(20))
+    # encrypted at rest (citizens' and staff numbers alike); SQL compares `phone_index` (tickets/privacy/crypto.py)
+    phone: str = Field(sa_type=Encrypted("sms_message.phone"))
+    phone_index: Optional[str] = Field(default=None, sa_type=sa.String(64), index=True)
     audience: str = Field(sa_type=sa.String(16))  # citizen | handler | supervisor | leader | office
     template: str = Field(sa_type=sa.String(40), index=True)
     body: str = Field(sa_type=sa.Text)
@@ -77,7 +80,10 @@ class SmsOptOut(SQLModel, table=True):
 
     __tablename__ = "sms_opt_out"
 
-    phone: str = Field(sa_type=sa.String(20), primary_key=True)
+    # the number's blind index (a number given is stored and looked up as its HMAC); `number` keeps it encrypted, so
+    # that a new index key can index it again (`flask privacy rotate-key --reindex`)
+    phone: str = Field(sa_type=PhoneIndexed, primary_key=True)
+    number: Optional[str] = Field(default=None, sa_type=Encrypted("sms_opt_out.number"))
     opted_out_at: datetime = _time(default_factory=utcnow)
     source: str = Field(default="sms", sa_type=sa.String(16))
 
@@ -89,7 +95,7 @@ class InboundSms(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     provider_sid: str = Field(sa_type=sa.String(64), unique=True)
-    phone: str = Field(sa_type=sa.String(20), index=True)
+    phone: str = Field(sa_type=Encrypted("sms_inbound.phone"))  # encrypted at rest (tickets/privacy/crypto.py)
     body: str = Field(sa_type=sa.Text)
     received_at: datetime = _time(default_factory=utcnow)
     outcome: str = Field(sa_type=sa.String(16))  # rated | unclear | opt_out | no_survey | closed | unknown
@@ -100,3 +106,5 @@ class InboundSms(SQLModel, table=True):
 # The event a text was written for, set by `send_sms(cause=...)` before the event has its id: the flush writes
 # the event first and fills in `event_id`. Never loaded: the case page reads `event_id`.
 SmsMessage.cause = sa.orm.relationship(Event, lazy="raise")
+
+indexed(SmsMessage, ("phone", "phone_index", "phone"))  # the blind index follows the number (tickets/privacy/crypto.py)

@@ -7,6 +7,7 @@ from tickets import clock, workflow
 from tickets.errors import BanjieError
 from tickets.labels import SCORE_LABELS, label
 from tickets.models import Survey, Ticket, is_bad_rating
+from tickets.privacy import crypto
 
 from .models import InboundSms, SmsOptOut
 from .operations import send_sms
@@ -16,7 +17,7 @@ RECENTLY_CLOSED_DAYS = 30
 
 
 def _newest(session, phone, *conditions) -> Survey | None:
-    return session.scalar(sa.select(Survey).where(Survey.phone == phone, *conditions)
+    return session.scalar(sa.select(Survey).where(Survey.phone_index == crypto.phone_index(phone), *conditions)
                           .order_by(Survey.opened_at.desc(), Survey.id.desc()).limit(1))
 
 
@@ -32,7 +33,7 @@ def handle_inbound(session, *, sid: str, phone: str, body: str) -> InboundSms:
     if reply.kind == "opt_out":
         inbound.outcome = "opt_out"
         if session.get(SmsOptOut, phone) is None:
-            session.add(SmsOptOut(phone=phone, opted_out_at=now, source="sms"))
+            session.add(SmsOptOut(phone=phone, number=phone, opted_out_at=now, source="sms"))  # kept by its index
             send_sms(phone, "opted_out", {}, session=session)
         return inbound
     survey = _newest(session, phone, Survey.rated_at.is_(None), Survey.closes_at > now)

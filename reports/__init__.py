@@ -24,3 +24,7 @@ def init_app(app) -> None:
     schedule(app, tasks.SCHEDULE_KEY, tasks.MonthlyJob(app))
     app.add_template_global(dashboard.last_month, "report_dashboard")
     app.add_template_global(display.month_label, "report_month")
+    from tickets.privacy import export as citizen_export  # a citizen's copy of their case, drawn here
+
+    from . import citizen_copy
+    citizen_export.COPY.set(app, citizen_copy.copy)

@@ -17,6 +17,7 @@ from notify import closing
 from tickets import clock, offices
 from tickets.db import db
 from tickets.errors import BanjieError
+from tickets.privacy import access as privacy
 
 from . import metrics, operations
 from .display import percent
@@ -163,6 +164,10 @@ def export(month, office_code, output):
         os.unlink(spool.name)
     else:
         os.replace(spool.name, output)
+    if identity:  # names and whole numbers left the system: the access log says so (never which ones)
+        privacy.record_export(db.session, actor="cli", what="evaluation", count=counts["lines"],
+                              filters={"month": str(parsed), "office": office.code})
+        db.session.commit()
     where = output if output is not None else "standard output"
     over = parsed.bounds(clock.local_tz())[1] <= now
     click.echo(f"{counts['lines']} rating(s) of {parsed} for {office.code} ({counts['defaulted']} by default) "

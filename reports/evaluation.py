@@ -27,6 +27,7 @@ from tickets import offices
 from tickets.clock import iso
 from tickets.labels import SCORE_LABELS, label
 from tickets.models import Department, Office, ServiceItem, Survey, Ticket
+from tickets.personal import is_token
 
 from .metrics import Month, Scope, between, rectified_by, surveyed_case, visited_by
 
@@ -113,7 +114,7 @@ def row_of(rating: Rating, *, area_code: str | None, identity: bool, labels: dic
         "rated_at": iso(rating.rated_at),
         "rectification_status": rating.rectification_status,
     }
-    if identity:
+    if identity and not is_token(rating.phone):  # an anonymised case has no identity left to give (personal.py)
         row["citizen_name"], row["phone"] = rating.citizen_name, rating.phone
     return row
 

@@ -87,8 +87,16 @@ def wait_until(condition, timeout=60.0):
 
 # --- the app and its office ----------------------------------------------------------------------------
 
+# The tests' encryption keys (tickets/privacy/crypto.py), fixed so that a database one test app wrote opens in the next;
+# the processes tests start (servers, workers, `flask` commands) find them in the environment, as production's do.
+PRIVACY_KEYS = "test1:YmFuamllLXRlc3QtcHJpdmFjeS1rZXktMzItYnl0ZXM="
+PRIVACY_INDEX_KEY = "YmFuamllLXRlc3QtYmxpbmQtaW5kZXgta2V5LTMyYnk="
+os.environ.setdefault("PRIVACY_KEYS", PRIVACY_KEYS)
+os.environ.setdefault("PRIVACY_INDEX_KEY", PRIVACY_INDEX_KEY)
+
 BASE_CONFIG = {"TESTING": True, "SECRET_KEY": "test-secret", "RATELIMIT_PUBLIC": "off",
-               "PUBLIC_BASE_URL": "http://localhost"}
+               "PUBLIC_BASE_URL": "http://localhost", "PRIVACY_KEYS": PRIVACY_KEYS,
+               "PRIVACY_INDEX_KEY": PRIVACY_INDEX_KEY}
 
 
 @dataclass

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from admin.export import BOM, FORMULA_STARTS, csv_safe
+from tests.helpers import page_csrf
 from tickets import offices
 from tickets.db import db
 from tickets.models import Department
@@ -74,11 +75,15 @@ def test_phone_numbers_are_masked_unless_asked_for(world):
     body, rows = export(office)
     phone = rows[0].index("联系电话")
     assert rows[1][phone] == "139****2222" and b"13911112222" not in body
-    body, rows = export(office, phones="full")
-    assert rows[1][phone] == "13911112222"
-    # The whole-number export is its own button, and asks first.
+    body, rows = export(office, phones="full")  # an address asks for nothing: still masked
+    assert rows[1][phone] == "139****2222" and b"13911112222" not in body
+    # Whole numbers are a choice of the export form (「包含完整号码」 and a reason: tests/test_privacy_access.py).
     page = office.get("/admin/cases/").get_data(as_text=True)
-    assert 'id="export-full-phones"' in page and "phones=full" in page and "data-confirm=" in page
+    assert 'id="export-full-phones"' in page and 'name="reason"' in page
+    full = office.post("/admin/cases/export/csv/full", data={"csrf_token": page_csrf(office, "/admin/cases/"),
+                                                             "full_phones": "y", "reason": "核对"})
+    rows = list(csv.reader(io.StringIO(full.get_data().decode("utf-8-sig"))))
+    assert rows[1][phone] == "13911112222"
 
 
 @pytest.mark.parametrize("who", ["dept_a", "supervisor", "leader"])
@@ -87,4 +92,6 @@ def test_only_the_office_and_admins_export(world, who):
     client = world.console(who)
     for args in ({}, {"phones": "full"}):
         assert client.get("/admin/cases/export/csv/", query_string=args).status_code == 403
+    assert client.post("/admin/cases/export/csv/full", data={"csrf_token": page_csrf(client, "/admin/"),
+                                                             "full_phones": "y", "reason": "核对"}).status_code == 403
     assert 'id="export-full-phones"' not in client.get("/admin/cases/").get_data(as_text=True)

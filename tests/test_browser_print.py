@@ -35,6 +35,8 @@ def test_a_printed_case_shows_the_case_and_none_of_the_controls(world, browser_p
     with LiveServer(world.app) as server:
         sign_in(page, server.url, "office")
         page.goto(f"{server.url}/admin/case/{no}")
+        page.click("#reveal-phone-button")  # the clerk who accepted it works it: the whole number at once (logged)
+        page.wait_for_selector(".case-phone-full")
         buttons = page.locator("#actions button[type=submit]").all_inner_texts()
         print_controls = page.locator(".case-print a, .case-print button").all_inner_texts()  # 打印, 交办单 PDF
         assert len(print_controls) == 2

@@ -213,7 +213,9 @@ def test_the_console_files_for_a_caller_with_a_landline(world):
         no = ticket.tracking_no
     assert sms_rows(world) == []
     case = client.get(f"/admin/case/{no}").get_data(as_text=True)
-    assert re.search(r'class="col-sm-9 case-phone">0755-88889999', case) and 'id="landline-badge"' in case
+    assert 'id="case-phone">0755****9999<' in case and 'id="landline-badge"' in case
+    shown = client.post(f"/admin/case/{no}/whole-number", data={"csrf_token": csrf_of(case), "reason": "回电"})
+    assert 'id="case-phone">0755-88889999<' in shown.get_data(as_text=True)  # 查看完整号码: as people write it
 
 
 def test_lists_search_and_exports_show_landlines_masked_with_their_area_code(world):
@@ -226,7 +228,9 @@ def test_lists_search_and_exports_show_landlines_masked_with_their_area_code(wor
     assert no in found and "138****8000" not in found
     masked = client.get("/admin/cases/export/csv/").get_data().decode("utf-8-sig")
     assert "010****3456" in masked and "65123456" not in masked
-    full = client.get("/admin/cases/export/csv/", query_string={"phones": "full"}).get_data().decode("utf-8-sig")
+    full = client.post("/admin/cases/export/csv/full", data={"csrf_token": page_csrf(client, "/admin/cases/"),
+                                                             "full_phones": "y", "reason": "核对"})
+    full = full.get_data().decode("utf-8-sig")
     assert "010-65123456" in full and "13800138000" in full
 
 

@@ -50,7 +50,8 @@ CASE_BEARING = {"case", "cases", "queue_intake", "queue_accepted", "queue_in_pro
                 "queue_returned", "queue_rectifying", "queue_closed", "queue_rejected", "queue_withdrawn", "sms_log",
                 "surveys", "deadlines", "admin", "disputed", "appeals", "queue_mine", "notices", "queue_merged",
                 "clusters",  # clusters: 一类事 of the cases one sees, tests/test_clusters.py
-                "webhook_deliveries"}  # administrators only, who see every case: tests/test_webhooks.py
+                "webhook_deliveries",  # administrators only, who see every case: tests/test_webhooks.py
+                "access_log"}  # administrators only: tests/test_privacy_access.py
 NO_CASES = {"auth", "api_tokens", "departments", "dispatch", "policies", "problem_types", "service_items", "sms_templates",
             "users", "work_calendar", "reports", "offices", "intake", "static", "knowledge", "webhooks"}
 

@@ -35,6 +35,7 @@ PAYLOADS = {
     "notify_linked": {},  # 主动治理: only a closed proactive task (see tests/test_clusters.py)
     "merge": {"into": "new"},  # 并单: into a case filed for it (tests/test_merging.py has the rest)
     "split": {"note": "不是同一问题"},
+    "anonymise": {"reason": "反映人申请删除个人信息"},  # a deletion request: ended cases only (test_privacy_retention.py)
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -54,16 +55,16 @@ STEPS = {
 ALLOWED = {
     "submitted": {"accept", "accept_and_transfer", "reject", "remind", "note", "assign"},
     "accepted": {"transfer", "resolve", "remind", "note", "assign_down", "assign"},
-    "rejected": {"note"},
+    "rejected": {"note", "anonymise"},
     # decide_extension needs a pending request, so it is refused here; see test_extension_* for the rest
     "transferred": {"return", "request_extension", "reply", "remind", "note", "record_contact", "assign"},
     "returned": {"transfer", "remind", "note", "assign_down", "assign"},
     "replied": {"approve", "send_back", "remind", "note", "assign"},
-    "closed": {"note", "mark_typical", "record_rating"},  # record_rating: the survey round opened by approve
+    "closed": {"note", "mark_typical", "record_rating", "anonymise"},  # record_rating: the round approve opened
     # reopened by a 差评 not yet visited (nor appealed: decide_appeal needs an appeal, see test_appeals_*)
     "rectifying": {"reply", "explain", "remind", "note", "record_visit", "appeal", "assign"},
-    "withdrawn": {"note"},  # 撤回 by the citizen: final, like 不予受理
-    "merged": {"note", "split"},  # 并单: handled as the case it joined, until split
+    "withdrawn": {"note", "anonymise"},  # 撤回 by the citizen: final, like 不予受理
+    "merged": {"note", "split", "anonymise"},  # 并单: handled as the case it joined, until split
 }
 for _status in ("submitted", "accepted", "transferred", "returned"):  # 并单 before a department answered
     ALLOWED[_status] = ALLOWED[_status] | {"merge"}
@@ -162,6 +163,7 @@ ROLE_CASES = {
     "instruct": ("transferred+supervised", {"admin", "supervisor", "leader"}),  # 批示 at 督办 (level 2) and above
     "merge": ("transferred", {"admin", "office"}),
     "split": ("merged", {"admin", "office"}),
+    "anonymise": ("closed", {"admin", "office"}),
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 

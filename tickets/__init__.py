@@ -35,3 +35,5 @@ def init_app(app) -> None:
     from . import monitoring  # cases by status and overdue, read at each metrics scrape
     monitoring.register(app)
     schedule(app, "idempotency-keys", tasks.schedule_idempotency_purge)
+    from . import privacy  # PIPL: encryption at rest, the access log, retention (flask privacy …)
+    privacy.init_app(app)

@@ -16,6 +16,7 @@ from .labels import PROBLEM_TYPE_LABELS
 from .models import OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Status, Ticket, TokenScope
 from .clock import iso
 from .presenters import list_items, public_offices, public_view, staff_view
+from .privacy import access as privacy_access
 from .validation import Collector, integer, text
 from .workflow import Actor
 
@@ -284,7 +285,10 @@ def staff_ticket(tracking_no):
     """The full ticket with deadlines, every event and the actions this caller may take."""
     actor = Actor.of(current_staff())
     ticket = ticket_for(actor, tracking_no)
-    return jsonify(staff_view(db.session, ticket, actor, clock.now()))
+    view = staff_view(db.session, ticket, actor, clock.now(),
+                      full_phone=privacy_access.api_shows_phone(db.session, actor, ticket))
+    db.session.commit()  # the access log's line for the whole number, if shown
+    return jsonify(view)
 
 
 @bp.get("/staff/tickets/<tracking_no>/attachments/<int:attachment_id>")
@@ -324,12 +328,19 @@ def staff_action(tracking_no, action):
 
     def perform() -> idempotency.Answer:
         workflow.perform(db.session, ticket, actor, action, payload, expected_version=version)
-        return idempotency.Answer(200, staff_view(db.session, ticket, actor, clock.now()), ticket.id)
+        full = privacy_access.api_shows_phone(db.session, actor, ticket)  # logged in the action's transaction
+        return idempotency.Answer(200, staff_view(db.session, ticket, actor, clock.now(), full_phone=full), ticket.id)
 
     def rebuild(_ticket_id) -> dict:  # a kept answer that no longer opens: the ticket as it is now
-        return staff_view(db.session, ticket_for(actor, tracking_no), actor, clock.now())
+        case = ticket_for(actor, tracking_no)
+        return staff_view(db.session, case, actor, clock.now(), full_phone=privacy_access.may_see_full_phone(actor, case))
 
-    return idempotency.run(db.session, actor.user_id, data, files, perform, rebuild)
+    response = idempotency.run(db.session, actor.user_id, data, files, perform, rebuild)
+    if response.headers.get(idempotency.REPLAYED) and ticket.phone and (response.get_json(silent=True) or {}).get(
+            "phone") == ticket.phone:  # a repeated request's kept answer shows the whole number again
+        privacy_access.show_phone(db.session, actor, ticket, via="api")
+        db.session.commit()
+    return response
 
 
 @bp.get("/staff/tickets/<tracking_no>/knowledge")

@@ -54,6 +54,7 @@ from flask import current_app
 from rapidfuzz import fuzz, process
 
 from . import phones
+from .privacy import crypto
 from .access import visibility
 from .clock import iso
 from .labels import STATUS_LABELS, label
@@ -290,7 +291,8 @@ def possible_duplicates(session, ticket: Ticket, actor, now: datetime, limit: in
         days = timedelta(days=config["DUPLICATE_PHONE_DAYS"])
         selects.append(
             sa.select(sa.literal("phone").label("rule"), *_READ)
-            .where(Ticket.phone == ticket.phone, Ticket.created_at >= ticket.created_at - days,
+            .where(Ticket.phone_index == (ticket.phone_index or crypto.phone_index(ticket.phone)),
+                   Ticket.created_at >= ticket.created_at - days,
                    Ticket.created_at <= ticket.created_at + days, live)
             .order_by(Ticket.created_at.desc()).limit(CANDIDATES))
     if mine:

@@ -15,6 +15,7 @@ from .errors import DuplicateExternalRef, ValidationFailed
 from .models import (STAFF_CHANNELS, AttachmentSource, Channel, DeadlineKind, Department, Event, Office, ProblemType,
                      Role, Ticket, TrackingCounter)
 from .phones import normalise_mobile, normalise_phone
+from .privacy import crypto
 from .workflow import CITIZEN, RECOVER_CODE, record
 
 NAME_MAX = 50
@@ -272,7 +273,8 @@ def recover_query_code(session, tracking_no, phone) -> None:
     now = clock.now()
     since = now - timedelta(days=1)
     recent = session.scalar(sa.select(sa.func.count()).select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)
-                            .where(Event.action == RECOVER_CODE, Event.at >= since, Ticket.phone == mobile))
+                            .where(Event.action == RECOVER_CODE, Event.at >= since,
+                                   Ticket.phone_index == crypto.phone_index(mobile)))
     if recent >= RECOVERIES_PER_NUMBER_PER_DAY:
         return
     code = secrets.new_query_code()

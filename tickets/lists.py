@@ -10,6 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from . import deadlines, phones
+from .privacy import crypto
 from .models import OPEN_STATUS_VALUES, Ticket
 
 TRACKING_NO = re.compile(r"^BJ\d{8}-\d{4,}$", re.IGNORECASE)
@@ -18,8 +19,9 @@ SNIPPET = 60  # characters of the description a list shows
 
 def search_condition(term: str):
     """What a search term matches: a tracking number or a phone number (mobile or landline, any spelling) exactly,
-    anything else as text in the number, the citizen's name, the description, the service item and the number
-    another system gave the case (`external_ref`). None: no term."""
+    anything else as text in the number, the description, the service item and the number another system gave the
+    case (`external_ref`), or as the citizen's exact full name (spaces ignored: names are encrypted at rest and found
+    by their blind index, never by a part). None: no term."""
     term = (term or "").strip()
     if not term:
         return None
@@ -27,11 +29,11 @@ def search_condition(term: str):
         return Ticket.tracking_no == term.upper()
     phone = phones.normalise_phone(term)
     if phone:
-        return Ticket.phone == phone
+        return Ticket.phone_index == crypto.phone_index(phone)
     pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return sa.or_(*(column.ilike(pattern, escape="\\") for column in
-                    (Ticket.tracking_no, Ticket.citizen_name, Ticket.description, Ticket.service_item,
-                     Ticket.external_ref)))
+    return sa.or_(Ticket.name_index == crypto.name_index(term),
+                  *(column.ilike(pattern, escape="\\") for column in
+                    (Ticket.tracking_no, Ticket.description, Ticket.service_item, Ticket.external_ref)))
 
 
 def worked_by(user_id: int | None):

@@ -34,6 +34,14 @@ def start(session, user: User, now: datetime) -> str:
     return key
 
 
+def session_id(session, key) -> int | None:
+    """The id of the sign-in whose key the cookie holds (live or not), or None: what a console session is called
+    where something is kept per sign-in (the access log's reasons, tickets/privacy/access.py)."""
+    if not isinstance(key, str) or not key or len(key) > 100:
+        return None
+    return session.scalar(sa.select(UserSession.id).where(UserSession.key_hash == _hash(key)))
+
+
 def end(session, key: str | None, now: datetime, reason: str = "sign_out") -> None:
     """Revoke the session of this key (signing out); a key that is unknown or already ended is left alone."""
     if not key or not isinstance(key, str):

@@ -10,7 +10,7 @@ keeps phone numbers, query codes and tokens out of every line.
   carried into the Dramatiq messages the request causes (`RequestIdMiddleware`: the message's `request_id` option,
   set again around the actor's work). The scheduler's tick takes an id of its own (`tick-...`).
 - **Redaction** (`Redact`, a logging Filter on every handler): mainland mobile numbers in any spelling, other
-  E.164 numbers, landlines written with an area code, `code=`/`query_code` values, `Bearer` credentials and
+  E.164 numbers, landlines written with an area code, ID card numbers (the patterns of `tickets.personal`), `code=`/`query_code` values, `Bearer` credentials and
   `bj_` API tokens are masked in the message, its arguments, the traceback and any extra field. Names cannot be
   recognised by a pattern: no log call may be handed one (the logging test greps a whole run for them).
 """
@@ -30,22 +30,20 @@ from contextlib import contextmanager
 from dramatiq.middleware import Middleware
 from flask import request
 
+from .personal import MASK, NUMBERS
+
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 NO_REQUEST = "-"
 
 # --- redaction ----------------------------------------------------------------------------------------------------
 
-MASK = "***"
-_SEP = r"(?:[ \t.+\-]|%20)?"  # what goes between digits, in text and in addresses; \d takes full-width digits too
 # One pattern, one pass over the text; the named groups are kept. The lookahead lets the scan skip, cheaply, every
 # position at which none of the alternatives can start (a third of the time on an access log's line).
-_SECRETS = re.compile("(?=[\\d+＋(%\"bBqcC０-９])(?:" + "|".join((
-    # a mainland mobile number, however written: 13812345678, +86 138 1234 5678, 0086-138-1234-5678, %2B8613812345678
-    rf"(?<!\d)(?:(?:[+＋]|00|００)?[8８][6６]{_SEP})?[1１][3-9３-９]\d(?:{_SEP}\d){{8}}(?!\d)",
-    # any other E.164 number (+ and 7 to 15 digits), and fixed lines with their area code: 010-12345678, (0755)8888 8888
-    rf"[+＋][1-9](?:{_SEP}\d){{6,14}}(?!\d)",
-    rf"(?<!\d)(?:\(0\d{{2,3}}\)|0\d{{2,3}}){_SEP}\d{{3,4}}{_SEP}\d{{4}}(?!\d)",
+_SECRETS = re.compile("(?=[\\d+＋(（%\"bBqcC０-９])(?:" + "|".join((
+    # ID card numbers, mainland mobile numbers however written, any other E.164 number, fixed lines with their area
+    # code: the patterns `tickets.personal` writes once for the logs and the anonymisation of free text alike
+    *NUMBERS,
     # a query code in an address or a form (code=, query_code=) and in JSON text
     r"(?<![A-Za-z0-9_])(?P<code>(?:query_)?code=)[^&\s\"';,]+",
     r"(?P<json_code>\"query_code\"\s*:\s*\")[^\"]*",

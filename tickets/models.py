@@ -10,6 +10,7 @@ from sqlalchemy.ext.hybrid import hybrid_method, hybrid_property
 from sqlmodel import Field, SQLModel
 
 from .db import UTCDateTime, utcnow
+from .privacy.crypto import Encrypted, EncryptedBytes, indexed
 
 
 class Role(str, enum.Enum):
@@ -234,6 +235,39 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = _time(default_factory=utcnow, index=True)  # purged IDEMPOTENCY_KEY_HOURS later
 
 
+class AccessKind(str, enum.Enum):
+    """What a line of the personal-data access log records (PIPL Art. 51; 等保 2.0 audits: who looked at what)."""
+
+    view_phone = "view_phone"          # a full mobile number shown to a member of staff
+    view_name = "view_name"            # a full name shown where lists mask it
+    export = "export"                  # an export (CSV, spreadsheet, PDF) with full numbers or names
+    citizen_export = "citizen_export"  # a citizen downloaded what is held about them (tracking number + query code)
+    anonymise = "anonymise"            # a case's personal data replaced by irreversible tokens
+    rotate_key = "rotate_key"          # personal data re-encrypted under a new key
+
+
+class AccessLog(SQLModel, table=True):
+    """One showing, export or change of a citizen's personal data: who, when, which case, why.
+
+    Written in the transaction of what it records; never updated or deleted by Banjie. `user_id` is None for the
+    command line and the scheduler (`actor` then says which), `ticket_id` None for a run over many cases (`count`)."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (sa.Index("ix_access_log_at", "at", "id"),
+                      sa.Index("ix_access_log_ticket", "ticket_id", "at"),
+                      sa.Index("ix_access_log_user", "user_id", "at"))
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = _time(default_factory=utcnow)
+    user_id: Optional[int] = Field(default=None, foreign_key="user_account.id")
+    actor: Optional[str] = Field(default=None, sa_type=sa.String(64))  # "cli", "scheduler", "citizen" when no user
+    ticket_id: Optional[int] = Field(default=None, foreign_key="ticket.id")
+    kind: str = Field(sa_type=sa.String(24))  # an AccessKind
+    reason: Optional[str] = Field(default=None, sa_type=sa.String(200))
+    count: Optional[int] = Field(default=None)  # cases an export or a run covered
+    detail: Optional[dict] = Field(default=None, sa_type=sa.JSON)  # e.g. the export's filters; never personal data
+
+
 class UserSession(SQLModel, table=True):
     """One console sign-in; the signed cookie holds its key, only the key's hash is stored (tickets/logins.py)."""
 
@@ -269,7 +303,9 @@ class Ticket(SQLModel, table=True):
         # 并单 and 一类事 (tickets/duplicates.py, tickets/clusters.py): a window's recent cases about one service item
         # (the text-similarity candidates), a cluster's cases by date, the cases joined to one
         sa.Index("ix_ticket_office_item_created", "office_id", "service_item", "created_at"),
-        sa.Index("ix_ticket_phone_created", "phone", "created_at"),
+        # a citizen's cases by number (duplicates, the recover-code limit, search): the blind index, not the number
+        sa.Index("ix_ticket_phone_index_created", "phone_index", "created_at"),
+        sa.Index("ix_ticket_name_index", "name_index"),  # search by an exact full name
         sa.Index("ix_ticket_cluster_created", "cluster_id", "created_at"),
         sa.Index("ix_ticket_merged_into", "merged_into_id"),
         sa.Index("ix_ticket_governance", "governance_id"),
@@ -286,8 +322,12 @@ class Ticket(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     tracking_no: str = Field(sa_type=sa.String(24), unique=True)
     query_code_hash: str = Field(sa_type=sa.String(100))
-    citizen_name: str = Field(sa_type=sa.String(50))
-    phone: str = Field(sa_type=sa.String(20))  # indexed with created_at (ix_ticket_phone_created)
+    # Encrypted at rest (tickets/privacy/crypto.py); SQL compares their blind indexes, kept in step on every write:
+    # `phone_index` (the HMAC of the E.164 number, indexed with created_at) and `name_index` (of the full name).
+    citizen_name: str = Field(sa_type=Encrypted("ticket.citizen_name"))
+    phone: str = Field(sa_type=Encrypted("ticket.phone"))
+    phone_index: Optional[str] = Field(default=None, sa_type=sa.String(64))
+    name_index: Optional[str] = Field(default=None, sa_type=sa.String(64))
     problem_type: ProblemType = Field(sa_type=sa.String(20))
     service_item: Optional[str] = Field(default=None, sa_type=sa.String(100))
     description: str = Field(sa_type=sa.Text)
@@ -338,6 +378,9 @@ class Ticket(SQLModel, table=True):
     # e.g. `12345`) and its own number for it; None for cases filed here. Set by a staff token's filing only.
     source: Optional[str] = Field(default=None, sa_type=sa.String(32))
     external_ref: Optional[str] = Field(default=None, sa_type=sa.String(64))
+    # Retention (tickets/privacy/retention.py): when the citizen's name and number were replaced by irreversible
+    # tokens and the numbers in the case's texts masked (RETENTION_DAYS after closing, or on the citizen's request).
+    anonymised_at: Optional[datetime] = _time(default=None)
 
     @hybrid_method
     def overdue(self, now: datetime) -> bool:
@@ -349,6 +392,19 @@ class Ticket(SQLModel, table=True):
     @classmethod
     def _overdue_condition(cls, now: datetime):
         return sa.and_(cls.status.in_(OPEN_STATUS_VALUES), cls.due_at < now)
+
+
+# Retention (tickets/privacy/retention.py): a case in a final status ended before a time when both its last status
+# change (`updated_at`: a refusal, a withdrawal, a merge, a closing, a rating) and its closing (`closed_at`, which a
+# merged case gets when the case it joined is answered) came before it. The selection walks the cases not yet
+# anonymised by `updated_at`, in this index's order.
+def ended_before(cutoff: datetime):
+    return sa.and_(Ticket.updated_at < cutoff, sa.or_(Ticket.closed_at.is_(None), Ticket.closed_at < cutoff))
+
+
+sa.Index("ix_ticket_retention", Ticket.__table__.c.updated_at, Ticket.__table__.c.id,
+         postgresql_where=Ticket.__table__.c.anonymised_at.is_(None),
+         sqlite_where=Ticket.__table__.c.anonymised_at.is_(None))
 
 
 class TicketCoDepartment(SQLModel, table=True):
@@ -456,7 +512,8 @@ class Survey(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
     round: int = Field(default=1)
-    phone: str = Field(sa_type=sa.String(20), index=True)
+    phone: str = Field(sa_type=Encrypted("survey.phone"))  # encrypted at rest; SQL compares `phone_index`
+    phone_index: Optional[str] = Field(default=None, sa_type=sa.String(64), index=True)
     opened_at: datetime = _time(default_factory=utcnow)
     closes_at: datetime = _time()
     score: Optional[int] = Field(default=None)
@@ -640,7 +697,7 @@ class AttachmentBlob(SQLModel, table=True):
     __tablename__ = "attachment_blob"
 
     key: str = Field(sa_type=sa.String(40), primary_key=True)
-    data: bytes = Field(sa_type=sa.LargeBinary)
+    data: bytes = Field(sa_type=EncryptedBytes("attachment_blob.data"))  # encrypted at rest (tickets/privacy/crypto.py)
 
 
 class KnowledgeEntry(SQLModel, table=True):
@@ -693,3 +750,8 @@ class SavedFilter(SQLModel, table=True):
     name: str = Field(sa_type=sa.String(40))
     query: str = Field(sa_type=sa.String(1000))
     created_at: datetime = _time(default_factory=utcnow)
+
+
+# The blind indexes follow the values they index on every write (tickets/privacy/crypto.py).
+indexed(Ticket, ("phone", "phone_index", "phone"), ("citizen_name", "name_index", "name"))
+indexed(Survey, ("phone", "phone_index", "phone"))

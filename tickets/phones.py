@@ -9,6 +9,8 @@ from __future__ import annotations
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+from .personal import is_token, shown
+
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 _PHONE_TYPES = _MOBILE_TYPES | {PhoneNumberType.FIXED_LINE}
 _MAX_LENGTH = 40
@@ -61,8 +63,8 @@ def is_mobile(e164) -> bool:
 
 def phone_type(e164) -> str | None:
     """"mobile" or "landline" for a stored number (None for none): how the staff views name it."""
-    if not e164:
-        return None
+    if not e164 or is_token(e164):
+        return None  # none, or an anonymised case's token (personal.py)
     return "mobile" if is_mobile(e164) else "landline"
 
 
@@ -82,6 +84,8 @@ def _fixed_line_parts(e164: str) -> tuple[str, str] | None:
 
 def national(e164: str) -> str:
     """How people write the number: 13800138000 for a mobile, 010-12345678 for a fixed line."""
+    if is_token(e164):
+        return shown(e164)  # 已匿名化: an anonymised case's number is gone
     parts = _fixed_line_parts(e164) if e164 else None
     if parts is not None:
         return "-".join(parts)
@@ -92,6 +96,8 @@ def mask(e164: str | None) -> str:
     """138****8000, or 010****5678 for a fixed line (the area code kept): enough to recognise, not enough to call."""
     if not e164:
         return ""
+    if is_token(e164):
+        return shown(e164)  # 已匿名化: an anonymised case's number is gone
     parts = _fixed_line_parts(e164)
     if parts is not None:
         area, local = parts

@@ -10,6 +10,7 @@ from . import attachments, deadlines, duplicates, lists, offices, phones
 from .access import co_department_ids, sees_full_phone
 from .clock import iso
 from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
+from .personal import shown
 from .models import Appeal, Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
 from .workflow import ACTIONS, SUPPLEMENT, Actor, allowed_actions, label_of, may_supplement, may_withdraw, public_note
 
@@ -69,6 +70,7 @@ def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
         "may_supplement": may_supplement(ticket),  # 补充材料
         "attachments": attachment_list(session, ticket, citizen=True),
         "handled_with": handled_with(session, ticket),
+        "anonymised": ticket.anonymised_at is not None,  # the citizen's name and number are no longer kept
         **what_next(session, ticket, survey_open),
     }
 
@@ -161,7 +163,7 @@ def list_item(ticket: Ticket, departments: dict[int, str], now: datetime,
         **_headline(ticket),
         "office_code": office_code,
         "office_name": office_name,
-        "citizen_name": ticket.citizen_name,
+        "citizen_name": shown(ticket.citizen_name),  # 已匿名化 for an anonymised case (tickets/personal.py)
         "phone": phones.mask(ticket.phone),
         "phone_type": phones.phone_type(ticket.phone),  # "mobile", or "landline": no texts reach it
         "service_item": ticket.service_item,
@@ -227,7 +229,9 @@ def first_contact(deadline_rows, events, names: dict, users: dict, now: datetime
             "recorded_by": _name(users.get(recorded.actor_id)) if recorded is not None else None}
 
 
-def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
+def staff_view(session, ticket: Ticket, actor: Actor, now: datetime, *, full_phone: bool = False) -> dict:
+    """The case as staff see it. The phone number is masked unless `full_phone`: the caller decided to show it whole
+    (only to who `sees_full_phone`) and logged the showing (tickets/privacy/access.py)."""
     co_ids = co_department_ids(session, ticket)
     dispatch = offices.suggested_department(session, ticket)
     names = _department_names(session, [ticket.department_id, ticket.suggested_department_id,
@@ -242,7 +246,9 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime) -> dict:
     actor_ids = {e.actor_id for e in events if e.actor_id}
     users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(actor_ids)))} if actor_ids else {}
     view.update({
-        "phone": ticket.phone if sees_full_phone(actor, ticket) else phones.mask(ticket.phone),
+        "phone": shown(ticket.phone) if full_phone and sees_full_phone(actor, ticket) else phones.mask(ticket.phone),
+        # retention (tickets/privacy/retention.py): when the name and number were replaced by tokens; None: not
+        "anonymised_at": iso(ticket.anonymised_at),
         "description": ticket.description,
         "channel": ticket.channel,
         "suggested_department_id": ticket.suggested_department_id,

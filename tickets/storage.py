@@ -114,6 +114,15 @@ def read(session, key: str) -> bytes | None:
     return data
 
 
+def delete_everywhere(session, keys: list[str]) -> None:
+    """Delete these files from the configured store and, while files may be on their way between the two (an
+    ATTACHMENT_DIR is set), from the other one too (tickets/privacy/retention.py: nothing of the file may stay)."""
+    store().delete(session, keys)
+    if current_app.config["ATTACHMENT_DIR"] and os.path.isdir(current_app.config["ATTACHMENT_DIR"]):
+        store("database" if current_app.config["ATTACHMENT_STORAGE"] == "directory" else "directory").delete(
+            session, keys)
+
+
 def move(session, to: str, keys: list[str]) -> int:
     """Copy these files to the store `to` and remove them from the other (no commit); how many were moved (a file
     already there, or missing from both, is skipped)."""

@@ -15,6 +15,7 @@ from .extensions import public_limit
 from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
+from .privacy import export as citizen_export
 from .phones import is_mobile
 from .receipt import receipt_png
 from .secrets import seal, unseal
@@ -171,6 +172,25 @@ def track():
         form.code.errors = [_("No case matches this tracking number and query code.")]
         return render_template("tickets/track.html", form=form), 404
     return render_template("tickets/track.html", form=form)
+
+
+@bp.post("/track/my-data")
+@public_limit(lookup_limit, "lookup")
+def my_data():
+    """「下载我的信息（PDF）」: what is held about the citizen in one case, for the tracking number and query code posted
+    with it (the look-up's check, limit and error; never in an address). Each download is in the access log."""
+    form = LookupForm()
+    if not form.validate_on_submit():  # the CSRF token
+        form.code.errors = [_("The form expired. Please send it again.")]
+        return render_template("tickets/track.html", form=form), 400
+    ticket = intake.find_for_citizen(db.session, form.tracking_no.data or "", form.code.data or "")
+    if ticket is None:
+        form.code.errors = [_("No case matches this tracking number and query code.")]
+        return render_template("tickets/track.html", form=form), 404
+    data = citizen_export.citizen_copy(db.session, ticket)
+    db.session.commit()
+    _remember(ticket.tracking_no)
+    return citizen_export.pdf_response(data, ticket.tracking_no)
 
 
 @bp.route("/track/recover", methods=["GET", "POST"])

@@ -217,7 +217,11 @@ def recreate_database(admin_url: str, name: str) -> str:
 
 # Settings the benchmark decides; anything else of the app's (SETTINGS in app.py) is left at its default, so a
 # value in the caller's environment cannot change what is measured.
-APP_SETTINGS = ("DATABASE_URL", "BROKER_URL", "SECRET_KEY", "RATELIMIT_PUBLIC", "RATELIMIT_LOOKUP",
+# The benchmark's encryption keys (tickets/privacy/crypto.py): production refuses to start without them; fixed, not
+# secret, so the product's filing encrypts and indexes as a deployment's does.
+BENCH_PRIVACY = {"PRIVACY_KEYS": "bench1:YmFuamllLWJlbmNoLW5vdC1hLXNlY3JldC0zMmJ5dGU=",
+                 "PRIVACY_INDEX_KEY": "YmFuamllLWJlbmNoLWluZGV4LW5vdC1hLXNlY3JldDM="}
+APP_SETTINGS = ("DATABASE_URL", "BROKER_URL", "SECRET_KEY", *BENCH_PRIVACY, "RATELIMIT_PUBLIC", "RATELIMIT_LOOKUP",
                 "RATELIMIT_STORAGE_URI", "SMS_BACKEND", "SMS_QUIET_HOURS", "PROXY_COUNT", "FLASK_DEBUG",
                 "LOG_FORMAT", "LOG_LEVEL", "METRICS_ENABLED", "METRICS_TOKEN", "PROMETHEUS_MULTIPROC_DIR")
 
@@ -225,7 +229,7 @@ APP_SETTINGS = ("DATABASE_URL", "BROKER_URL", "SECRET_KEY", "RATELIMIT_PUBLIC", 
 def app_settings(database_url: str, setup: str, redis_url: str) -> dict:
     """The app's configuration under test (printed and written to the results)."""
     settings = {"DATABASE_URL": database_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                "SECRET_KEY": "banjie-bench-not-a-secret"}
+                "SECRET_KEY": "banjie-bench-not-a-secret", **BENCH_PRIVACY}
     if setup == "production":
         settings.update({"BROKER_URL": redis_url, "RATELIMIT_STORAGE_URI": redis_url,
                          "RATELIMIT_PUBLIC": BENCH_LIMIT, "RATELIMIT_LOOKUP": BENCH_LIMIT})
@@ -1143,7 +1147,7 @@ def run(args, folder: Path) -> int:
           f"after a warm-up of {args.warmup} filings; database {args.database} (rebuilt, demo data loaded); "
           f"load average at start {' '.join(machine['loadavg_at_start'])}"
           + (f"; GUNICORN_CMD_ARGS={extra!r}" if extra else ""))
-    shown = {k: v for k, v in settings.items() if k != "SECRET_KEY"}
+    shown = {k: v for k, v in settings.items() if k != "SECRET_KEY" and k not in BENCH_PRIVACY}
     print(f"app configuration ({args.setup}): " + ", ".join(f"{k}={v}" for k, v in shown.items())
           + "; everything else at its default (SMS_BACKEND=outbox)"
           + ("; no dramatiq worker runs, so the receipts wait on the broker (counted, then flushed)" if args.broker

@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.run import BENCH_PRIVACY  # noqa: E402  (the benchmarks' encryption keys)
 from tests.twilio_server import TwilioTestServer  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
@@ -112,7 +113,8 @@ def app_env(db_url: str, redis_url: str, server_url: str, rate: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "SMS_", "TWILIO_"))}
     env.update({
         "DATABASE_URL": libpq_url(db_url).replace("postgresql://", "postgresql+psycopg://", 1),
-        "BROKER_URL": redis_url, "SECRET_KEY": "banjie-bench-not-a-secret", "PUBLIC_BASE_URL": "http://127.0.0.1:9",
+        "BROKER_URL": redis_url, "SECRET_KEY": "banjie-bench-not-a-secret", **BENCH_PRIVACY,
+        "PUBLIC_BASE_URL": "http://127.0.0.1:9",
         "SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_FROM_NUMBER": SENDER, "TWILIO_API_BASE": server_url, "SMS_RATE_PER_SECOND": str(rate),
         "SMS_QUIET_HOURS": "", "PYTHONUNBUFFERED": "1",

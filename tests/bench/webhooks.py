@@ -36,6 +36,8 @@ from sms import (SetupError, Workers, cpu_snapshot, cpu_split, flush_redis, libp
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.run import BENCH_PRIVACY  # noqa: E402  (the benchmarks' encryption keys)
+
 RESULTS = ROOT / "bench-results" / "webhooks.json"
 BENCH_DB = "banjie_bench_webhooks"
 DEFAULT_ADMIN_URL = os.environ.get("BANJIE_BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -99,7 +101,7 @@ def make_app(db_url: str, redis_url: str):
     from app import create_app
 
     return create_app({"DATABASE_URL": db_url, "BROKER_URL": redis_url, "SECRET_KEY": "banjie-bench-not-a-secret",
-                       "SMS_QUIET_HOURS": "", "RATELIMIT_PUBLIC": "off"})
+                       **BENCH_PRIVACY, "SMS_QUIET_HOURS": "", "RATELIMIT_PUBLIC": "off"})
 
 
 def subscribe(app, url: str) -> int:
@@ -297,7 +299,7 @@ def main(argv=None) -> int:
         return 2
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "SMS_", "WEBHOOK_"))}
     env.update({"DATABASE_URL": db_url, "BROKER_URL": args.redis_url, "SECRET_KEY": "banjie-bench-not-a-secret",
-                "SMS_QUIET_HOURS": "", "PYTHONUNBUFFERED": "1"})
+                **BENCH_PRIVACY, "SMS_QUIET_HOURS": "", "PYTHONUNBUFFERED": "1"})
     machine = machine_info(pg_version, redis_version)
     print(f"Banjie webhook benchmark -- {machine['nproc']} CPUs ({machine['cpu_model']}), PostgreSQL {pg_version}, "
           f"Redis {redis_version}, Python {machine['python']}, dramatiq {machine['dramatiq']}")

@@ -891,6 +891,32 @@ def _decide_appeal(session, ticket, actor, data, now):
                         "department_id": appeal.department_id})
 
 
+# --- a citizen's request to delete their personal information: the case is anonymised (PIPL Art. 47) -------------
+# Archive rules keep the case, so the answer to a deletion request is the retention's anonymisation of that case at
+# once (tickets/privacy/retention.py): only of a case that has ended, as every later step would need the citizen.
+
+def _may_anonymise(session, ticket, now):
+    from ..privacy.retention import refusal
+    return refusal(session, ticket, now)
+
+
+@action("anonymise", roles={"office"}, statuses=ALL_STATUSES, precondition=_may_anonymise,
+        parse=_required("reason"),
+        inputs=(text("reason", _l("Reason"), hint=_l(
+            "For example: 反映人申请删除个人信息 (the citizen asked for their personal information to be deleted).")),),
+        label=_l("Personal information anonymised on request"), button=_l("Anonymise personal information"),
+        danger=True, public=True,
+        confirm=_l("Replace the citizen's name and number with irreversible tokens, mask the numbers in the case's "
+                   "texts and delete its files? The case and its history stay; this cannot be undone."))
+def _anonymise(session, ticket, actor, data, now):
+    from ..personal import mask_text
+    from ..privacy.retention import anonymise_on_request
+
+    counts = anonymise_on_request(session, ticket, actor, data["reason"], now)
+    return record(session, ticket, actor, "anonymise", now, from_status=ticket.status, note=mask_text(data["reason"]),
+                  public=True, data=counts.as_dict())
+
+
 # --- kinds of events that are not staff actions ------------------------------------------------------
 
 FILE = event_kind("file", _l("Submitted"), public=True, moves_deadlines=True)

@@ -1,0 +1,132 @@
+"""A citizen's copy of what is held about them (PIPL Art. 45): a PDF for the tracking number and query code, read
+back with pypdf; hostile text prints as typed; a wrong code is the look-up's answer; each download is logged."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+from pypdf import PdfReader
+
+from tests.browser import LiveServer, shot
+from tests.helpers import page_csrf
+from tickets.db import db
+from tickets.models import AccessLog
+
+HOSTILE = '<b>粗体</b> & <para>段落</para> <img src="/etc/passwd"/> 开证明要跑三个部门 &amp;'
+NAME = "王<i>芳</i>&"
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def pdf_text(data: bytes) -> str:
+    return squash("".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages))
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (30, 20), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def closed_case(world):
+    """A case filed with a file and hostile text, added to, answered, closed and rated: every part of the copy."""
+    response = world.client.post("/api/v1/tickets", data={
+        "name": NAME, "phone": "139 1234 5678", "problem_type": "too_slow", "description": HOSTILE,
+        "files[]": [(io.BytesIO(png()), "户口本.png", "image/png")]}, content_type="multipart/form-data")
+    assert response.status_code == 201, response.get_json()
+    no, code = response.get_json()["tracking_no"], response.get_json()["query_code"]
+    added = world.client.post(f"/api/v1/tickets/{no}/supplement?code={code}", json={"content": "补充：窗口说缺<证明>"})
+    assert added.status_code == 200, added.get_json()
+    world.act("office", no, "accept")
+    world.act("office", no, "transfer", department_id=world.departments["A"])
+    world.act("dept_a", no, "reply", content="已为您开具证明 & 寄出。")
+    world.act("office", no, "approve")
+    rated = world.client.post(f"/api/v1/tickets/{no}/rating?code={code}", json={"score": 1, "comment": "很快<办好>"})
+    assert rated.status_code == 200, rated.get_json()
+    return no, code
+
+
+def download(client, no, code):
+    return client.post("/track/my-data", data={"tracking_no": no, "code": code,
+                                               "csrf_token": page_csrf(client, "/track")})
+
+
+def citizen_lines(world):
+    with world.app.app_context():
+        return [(r.kind, r.actor, r.user_id, r.ticket_id is not None) for r in db.session.scalars(
+            sa.select(AccessLog).where(AccessLog.kind == "citizen_export"))]
+
+
+def test_the_copy_holds_what_is_kept_about_the_citizen_and_hostile_text_prints_as_typed(world, closed_case):
+    no, code = closed_case
+    response = download(world.client, no, code.lower())  # the code in any case, as the look-up takes it
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.headers["Content-Disposition"].startswith("attachment;") and no in response.headers[
+        "Content-Disposition"]
+    assert response.headers["Cache-Control"] == "no-store"
+    text = pdf_text(response.get_data())
+    for fact in (no, NAME, "13912345678", HOSTILE, "补充：窗口说缺<证明>", "市场监督管理局", "办不成事反映窗口",
+                 "已为您开具证明&寄出。", "很快<办好>", "户口本.png", "已办结"):
+        assert squash(fact) in text, fact
+    assert code not in text and code.lower() not in text  # the receipt text is listed, not the code it carried
+    assert "1095" in text and "2029-11-15" in text  # RETENTION_DAYS after it closed (2026-11-16)
+    assert citizen_lines(world) == [("citizen_export", "citizen", None, True)]
+
+
+def test_a_wrong_code_is_the_look_ups_answer_and_leaves_no_line(world, closed_case):
+    no, code = closed_case
+    for tracking_no, guess in ((no, "AAAA2222"), ("BJ00000000-0000", code), (no, ""), (no, "码" * 50)):
+        response = download(world.client, tracking_no, guess)
+        assert response.status_code == 404 and response.mimetype == "text/html", (tracking_no, guess)
+        assert 'id="code"' in response.get_data(as_text=True)
+    expired = world.client.post("/track/my-data", data={"tracking_no": no, "code": code})  # no CSRF token
+    assert expired.status_code == 400 and expired.mimetype == "text/html"
+    assert world.client.get("/track/my-data", query_string={"no": no, "code": code}).mimetype != "application/pdf"
+    assert citizen_lines(world) == []
+
+
+def test_the_download_is_rate_limited_with_the_look_up(make_app):
+    from tests.helpers import seed_world
+
+    app = make_app(RATELIMIT_PUBLIC="100/minute", RATELIMIT_LOOKUP="2/minute")
+    world = seed_world(app, app.test_client())
+    token = page_csrf(world.client, "/track")
+    answers = [world.client.post("/track/my-data", data={"tracking_no": "BJ1", "code": "X", "csrf_token": token})
+               .status_code for _ in range(2)]
+    answers.append(world.client.post("/track", data={"tracking_no": "BJ1", "code": "X", "csrf_token": token})
+                   .status_code)
+    assert answers == [404, 404, 429]
+
+
+def test_the_case_page_and_the_look_up_offer_the_download(world, closed_case):
+    no, code = closed_case
+    assert 'id="my-data-button"' in world.client.get("/track").get_data(as_text=True)
+    world.client.post("/track", data={"tracking_no": no, "code": code, "csrf_token": page_csrf(world.client, "/track")})
+    page = world.client.get(f"/track/{no}").get_data(as_text=True)
+    form = re.search(r'<form[^>]+id="my-data-form".*?</form>', page, re.S).group(0)
+    assert 'action="/track/my-data"' in form and 'name="code"' in form and code not in form
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_citizen_downloads_their_copy_in_the_browser(world, browser_page, closed_case):
+    no, code = closed_case
+    page = browser_page
+    with LiveServer(world.app) as server:
+        page.goto(server.url + "/track")
+        page.fill("#tracking_no", no)
+        page.fill("#code", code)
+        with page.expect_download() as event:
+            page.click("#my-data-button")
+        download = event.value
+        assert download.suggested_filename == f"我的信息-{no}.pdf"
+        with open(download.path(), "rb") as saved:
+            data = saved.read()
+        assert squash(HOSTILE) in pdf_text(data) and "13912345678" in pdf_text(data)
+        shot(page, "privacy-03-track-download")

@@ -1,0 +1,383 @@
+"""Retention: anonymising ended cases (tickets/privacy/retention.py) keeps every figure and takes the citizen away.
+
+A month of cases anonymised leaves the kept report and a regenerated one with the same figures; the dry run counts
+what the real run then changes; an interrupted run resumes; numbers in any spelling are masked in free text and the
+rest kept; open, rectifying and appealable cases are left alone; the office's deletion action (who, when, the log);
+an anonymised case's pages, lists, exports, slip and API views render. SQLite and PostgreSQL.
+"""
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from notify.models import SmsMessage
+from reports.models import Report
+from tests.helpers import examples, page_csrf
+from tests.report_month import MONTH, build_month
+from tickets import personal
+from tickets.db import db
+from tickets.models import AccessLog, Attachment, AttachmentBlob, Event, Survey, Ticket
+from tickets.privacy import retention
+
+NUMBER = "13912345678"
+ID_NUMBER = "110101199003071234"
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (20, 20), (10, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def cli(world, *args):
+    return world.app.test_cli_runner().invoke(args=["privacy", "anonymise", *args])
+
+
+def tickets_by_no(world) -> dict[str, Ticket]:
+    with world.app.app_context():
+        rows = db.session.scalars(sa.select(Ticket)).all()
+        db.session.expunge_all()
+    return {t.tracking_no: t for t in rows}
+
+
+def access_lines(world) -> list[AccessLog]:
+    with world.app.app_context():
+        rows = db.session.scalars(sa.select(AccessLog).where(AccessLog.kind == "anonymise")
+                                  .order_by(AccessLog.id)).all()
+        db.session.expunge_all()
+    return rows
+
+
+def closed_case(world, *, description="营业执照变更办了一个月还没结果。", files=(), department=None):
+    """A case filed (with `files`), accepted and answered by the office itself (or by `department`, its reply approved);
+    (tracking number, query code)."""
+    if files:
+        response = world.client.post("/api/v1/tickets", data={
+            "name": "李四", "phone": "13800138000", "problem_type": "too_slow", "description": description,
+            "privacy": "y", "files[]": [(io.BytesIO(data), name, "image/png") for name, data in files]},
+            content_type="multipart/form-data")
+        assert response.status_code == 201, response.get_json()
+        filed = response.get_json()
+    else:
+        filed = world.file(description=description)
+    no = filed["tracking_no"]
+    world.act("office", no, "accept")
+    if department:
+        world.act("office", no, "transfer", department_id=world.departments[department])
+        world.act(f"dept_{department.lower()}", no, "reply", content=f"已办结，有疑问请致电{NUMBER}。")
+        world.act("office", no, "approve")
+    else:
+        world.act("office", no, "resolve", content=f"已办结，有疑问请致电{NUMBER}。")
+    return no, filed["query_code"]
+
+
+# --- a month of cases: every figure stays ----------------------------------------------------------------------------
+
+def test_anonymising_a_month_keeps_every_figure_of_the_kept_and_a_regenerated_report(world, clock):
+    november = build_month(world, clock)
+    for name in ("T2", "T5", "T7"):  # numbers in the free text too: notes, masked by the anonymisation
+        world.act("office", november[name]["tracking_no"], "note", content=f"群众电话{NUMBER}，身份证{ID_NUMBER}")
+    kept = world.get("office", f"/api/v1/reports/monthly/{MONTH}").get_json()
+    assert kept["kept"] is True
+    kept_pdf = world.get("office", f"/api/v1/reports/monthly/{MONTH}.pdf").data
+    with world.app.app_context():
+        stored = db.session.scalar(sa.select(Report.figures))
+
+    dry = cli(world, "--closed-before", "2026-12-03", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    with world.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).where(Ticket.anonymised_at.is_not(None))) == 0
+    real = cli(world, "--closed-before", "2026-12-03", "--batch", "3")
+    assert real.exit_code == 0, real.output
+    assert re.findall(r"\d+", dry.output.splitlines()[-1]) == re.findall(r"\d+", real.output.splitlines()[-1])
+
+    tickets = tickets_by_no(world)
+    open_ones = {november["T6"]["tracking_no"]}  # still being handled at the month's end and now
+    for no, ticket in tickets.items():
+        assert (ticket.anonymised_at is None) == (no in open_ones), no
+        if no not in open_ones:
+            assert personal.is_token(ticket.citizen_name) and personal.is_token(ticket.phone)
+            assert ticket.citizen_name != ticket.phone
+    counts = re.findall(r"\d+", real.output.splitlines()[-1])
+    assert int(counts[0]) == len(tickets) - 1 and int(counts[-1]) == 3  # the three notes
+    with world.app.app_context():
+        notes = db.session.scalars(sa.select(Event.note).where(Event.action == "note")).all()
+        assert notes == ["群众电话***，身份证***"] * 3
+        assert db.session.scalar(sa.select(Report.figures)) == stored  # the kept report is the record, untouched
+    # the kept report reads the same, figures and PDF
+    assert world.get("office", f"/api/v1/reports/monthly/{MONTH}").get_json() == kept
+    assert world.get("office", f"/api/v1/reports/monthly/{MONTH}.pdf").data == kept_pdf
+    # and generated again from the anonymised history: every figure the same
+    clock.advance(minutes=5)
+    result = world.app.test_cli_runner().invoke(args=["report", "monthly", MONTH, "-o", "/dev/null"])
+    assert result.exit_code == 0, result.output
+    again = world.get("office", f"/api/v1/reports/monthly/{MONTH}").get_json()
+    assert again["generated_at"] != kept["generated_at"]
+    assert {k: v for k, v in again.items() if k != "generated_at"} == {k: v for k, v in kept.items()
+                                                                       if k != "generated_at"}
+    lines = access_lines(world)
+    assert [(line.actor, line.count, line.detail["closed_before"]) for line in lines] == [
+        ("cli", len(tickets) - 1, "2026-12-03")]
+
+
+# --- the dry run, the real run, an interruption -----------------------------------------------------------------------
+
+def test_the_dry_run_counts_what_the_real_run_changes_and_an_interrupted_run_resumes(world, clock, monkeypatch):
+    numbers = [closed_case(world, description=f"窗口电话0755-8888 8888，我的手机{NUMBER}。",
+                           files=[("照片.png", png())] if i % 3 == 0 else ())[0] for i in range(7)]
+    clock.advance(days=40)
+    dry = cli(world, "--closed-before", clock.now.date().isoformat(), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    with world.app.app_context():
+        files = db.session.scalar(sa.select(sa.func.count()).select_from(Attachment))
+        size = db.session.scalar(sa.select(sa.func.sum(Attachment.size)))
+        blobs = db.session.scalar(sa.select(sa.func.count()).select_from(AttachmentBlob))
+        surveys = db.session.scalar(sa.select(sa.func.count()).select_from(Survey))
+        texts = db.session.scalar(sa.select(sa.func.count()).where(SmsMessage.audience == "citizen"))
+    assert files == 3 and blobs == 6 and surveys == 7  # each picture and its thumbnail and texts > 7
+    found = re.findall(r"\d+", dry.output.splitlines()[-1])
+    assert [int(n) for n in found[:5]] == [7, 7, texts, 3, size], dry.output
+    # per case: the description (and the text the similarity reads of it), the answer (the case's, its event's, the
+    # closing text's), nothing else
+    fields = int(found[-1])
+    assert fields == 7 * 5, dry.output
+    assert not access_lines(world)  # a dry run changes nothing and logs nothing
+
+    # interrupted after its first batch: what it did stays done, and the log says how far it came
+    real_anonymise, calls = retention.anonymise, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_anonymise(*args, **kwargs)
+
+    monkeypatch.setattr(retention, "anonymise", interrupted)
+    stopped = cli(world, "--closed-before", clock.now.date().isoformat(), "--batch", "3")
+    assert stopped.exit_code != 0
+    monkeypatch.setattr(retention, "anonymise", real_anonymise)
+    tickets = tickets_by_no(world)
+    assert sum(tickets[no].anonymised_at is not None for no in numbers) == 3
+    assert [(line.count, line.detail["finished"]) for line in access_lines(world)] == [(3, False)]
+
+    resumed = cli(world, "--closed-before", clock.now.date().isoformat(), "--batch", "3")
+    assert resumed.exit_code == 0, resumed.output
+    assert int(re.findall(r"\d+", resumed.output.splitlines()[-1])[0]) == 4
+    assert [(line.count, line.detail["finished"]) for line in access_lines(world)] == [(3, False), (4, True)]
+    assert sum(line.detail["attachments"] for line in access_lines(world)) == 3
+    assert sum(line.detail["fields"] for line in access_lines(world)) == fields
+    with world.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AttachmentBlob)) == 0
+        assert all(personal.is_token(p) for p in db.session.scalars(sa.select(Survey.phone)))
+        assert all(personal.is_token(p) for p in db.session.scalars(
+            sa.select(SmsMessage.phone).where(SmsMessage.audience == "citizen")))
+        bodies = " ".join(db.session.scalars(sa.select(SmsMessage.body)))
+        descriptions = set(db.session.scalars(sa.select(Ticket.description)))
+    assert NUMBER not in bodies and descriptions == {"窗口电话***，我的手机***。"}
+    again = cli(world, "--closed-before", clock.now.date().isoformat())
+    assert int(re.findall(r"\d+", again.output.splitlines()[-1])[0]) == 0  # nothing left: never anonymised twice
+    assert cli(world, "--closed-before", "2026-02-30").exit_code == 2
+    future = cli(world, "--closed-before", (clock.now.date() + timedelta(days=1)).isoformat())
+    assert future.exit_code == 2 and "--closed-before" in future.output
+
+
+def test_keeping_files_masks_their_names_only(make_app, clock):
+    from tests.helpers import seed_world
+
+    app = make_app(RETENTION_ATTACHMENTS="keep")
+    world = seed_world(app, app.test_client())
+    no, _code = closed_case(world, files=[(f"{NUMBER}.png", png())])
+    clock.advance(days=3)
+    result = cli(world, "--closed-before", clock.now.date().isoformat())
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        names = db.session.scalars(sa.select(Attachment.name)).all()
+        assert names == ["***.png"] and db.session.scalar(sa.select(sa.func.count()).select_from(AttachmentBlob)) == 2
+
+
+# --- free text --------------------------------------------------------------------------------------------------------
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+TEXT = st.text(alphabet=st.sampled_from("办事窗口反映电话身份证号码请联系我谢谢abcXYZ ，。：；、\n"), max_size=12)
+
+
+def _spaced(digits: str, groups: tuple[int, ...], sep: str) -> str:
+    out, start = [], 0
+    for size in groups:
+        out.append(digits[start:start + size])
+        start += size
+    return sep.join(out)
+
+
+@st.composite
+def spelled_numbers(draw) -> str:
+    kind = draw(st.sampled_from(("mobile", "id", "landline")))
+    sep = draw(st.sampled_from(("", " ", "-", ".")))
+    if kind == "mobile":
+        digits = "1" + draw(st.sampled_from("3456789")) + draw(st.text("0123456789", min_size=9, max_size=9))
+        spelled = _spaced(digits, (3, 4, 4), sep)
+        spelled = draw(st.sampled_from(("", "+86", "+86 ", "0086-", "86", "＋86"))) + spelled
+    elif kind == "id":
+        digits = draw(st.sampled_from("123456789")) + draw(st.text("0123456789", min_size=16, max_size=16))
+        spelled = _spaced(digits + draw(st.sampled_from("0123456789Xx")), (6, 8, 4), sep)
+    else:
+        area = draw(st.sampled_from(("010", "021", "0755", "0571")))
+        local = draw(st.sampled_from("2345678")) + draw(st.text("0123456789", min_size=7, max_size=7))
+        spelled = draw(st.sampled_from((f"{area}-{local}", f"({area}){local[:4]} {local[4:]}", f"{area} {local}",
+                                        f"（{area}）{local}")))
+    return spelled.translate(FULL_WIDTH) if draw(st.booleans()) else spelled
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(before=TEXT, number=spelled_numbers(), after=TEXT, other=TEXT)
+def test_any_number_in_any_spelling_is_masked_and_the_rest_of_the_text_kept(before, number, after, other):
+    text = before + number + after
+    assert personal.mask_text(text) == before + personal.MASK + after
+    assert personal.mask_text(other) == other  # text without a number stays as it is
+    data = {"note": text, "level": 2, "due_at": "2026-11-12T15:59:00.123456+08:00", "list": [text, 3]}
+    assert personal.mask_value(data) == {"note": before + personal.MASK + after, "level": 2,
+                                         "due_at": "2026-11-12T15:59:00.123456+08:00",
+                                         "list": [before + personal.MASK + after, 3]}
+
+
+def test_tokens_are_random_and_shown_as_anonymised():
+    tokens = {personal.new_token() for _ in range(100)}
+    assert len(tokens) == 100 and all(personal.is_token(t) and personal.mask_text(t) == t for t in tokens)
+    from tickets import phones
+
+    token = tokens.pop()
+    assert phones.mask(token) == phones.national(token) == personal.shown(token) == "Anonymised"
+    assert not phones.is_mobile(token) and phones.phone_type(token) is None and phones.normalise_phone(token) is None
+
+
+# --- what is never anonymised -----------------------------------------------------------------------------------------
+
+def test_open_rectifying_and_appealable_cases_are_left_alone(world, clock):
+    A = world.departments["A"]
+    plain, _ = closed_case(world)
+    open_no = world.file()["tracking_no"]
+    world.act("office", open_no, "accept")
+    world.act("office", open_no, "transfer", department_id=A)
+
+    def answered_by_a():
+        filed = world.file()
+        no = filed["tracking_no"]
+        world.act("office", no, "accept")
+        world.act("office", no, "transfer", department_id=A)
+        world.act("dept_a", no, "reply", content="已办理。")
+        world.act("office", no, "approve")
+        return no, filed["query_code"]
+
+    rectifying, code = answered_by_a()
+    assert world.client.post(f"/api/v1/tickets/{rectifying}/rating?code={code}", json={"score": 5}).status_code == 200
+    appealable, code = answered_by_a()
+    assert world.client.post(f"/api/v1/tickets/{appealable}/rating?code={code}", json={"score": 4}).status_code == 200
+    world.act("office", appealable, "explain", content="已说明政策。")  # closed again, its 差评 still appealable
+    clock.advance(days=1)
+    today = clock.now.date().isoformat()
+    dry = cli(world, "--closed-before", today, "--dry-run")
+    assert re.findall(r"\d+", dry.output.splitlines()[-1])[0] == "1", dry.output
+    assert cli(world, "--closed-before", today).exit_code == 0
+    tickets = tickets_by_no(world)
+    assert [no for no, t in tickets.items() if t.anonymised_at is not None] == [plain]
+    for no in (open_no, rectifying, appealable):
+        assert tickets[no].citizen_name == "张三"
+    # nor on request: an open case is to be closed or withdrawn first, an appealable one waits for the appeal
+    refused = world.act("office", open_no, "anonymise", expect=409, reason="反映人申请删除个人信息")
+    assert refused["error"]["message"] == str(retention.STILL_OPEN) or "撤回" in refused["error"]["message"]
+    world.act("office", rectifying, "anonymise", expect=409, reason="反映人申请删除个人信息")
+    world.act("office", appealable, "anonymise", expect=409, reason="反映人申请删除个人信息")
+    # once the appeal window has passed (5 working days), the scheduler's job takes it
+    clock.advance(days=12)
+    with world.app.app_context():
+        world.app.config["RETENTION_DAYS"] = 1
+        retention.anonymise_expired.fn()
+    tickets = tickets_by_no(world)
+    assert tickets[appealable].anonymised_at is not None and tickets[open_no].anonymised_at is None
+    assert [(line.actor, line.count) for line in access_lines(world)] == [("cli", 1), ("scheduler", 1)]
+    with world.app.app_context():
+        retention.anonymise_expired.fn()  # nothing left: no line
+    assert len(access_lines(world)) == 2
+
+
+# --- a citizen's deletion request ------------------------------------------------------------------------------------
+
+def test_the_office_anonymises_a_case_on_request_and_nobody_texts_the_citizen_after(world, clock):
+    no, code = closed_case(world, description=f"我的电话是{NUMBER}", files=[("证明.png", png())], department="A")
+    reason = "反映人申请删除个人信息"
+    assert world.act("dept_a", no, "anonymise", expect=403, reason=reason)["error"]["code"] == "forbidden"
+    world.act("supervisor", no, "anonymise", expect=403, reason=reason)
+    assert "reason" in world.act("office", no, "anonymise", expect=422)["error"]["fields"]
+    done = world.act("office", no, "anonymise", reason=reason)
+    assert done["citizen_name"] in ("Anonymised", "已匿名化") and done["anonymised_at"] is not None
+    view = world.ticket("office", no)
+    event = view["events"][-1]
+    assert (event["action"], event["note"]) == ("anonymise", reason)
+    assert view["phone"] == view["citizen_name"] != "李四" and view["description"] == "我的电话是***"
+    assert view["attachments"] == [] and "anonymise" not in view["allowed_actions"]
+    [line] = access_lines(world)
+    assert (line.user_id, line.ticket_id, line.reason, line.count) == (world.users["office"], line.ticket_id, reason, 1)
+    assert line.detail["attachments"] == 1 and line.detail["surveys"] == 1
+    assert world.act("office", no, "anonymise", expect=409, reason=reason)["error"]["code"] == "invalid_transition"
+    # the citizen still follows the case with the tracking number and query code, and is told
+    public = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()
+    assert public["anonymised"] is True and public["timeline"][-1]["status"] == "closed"
+    # later steps text nobody: a bad rating taken by phone reopens it, the answer closes it again
+    with world.app.app_context():
+        before = db.session.scalar(sa.select(sa.func.count()).select_from(SmsMessage).where(
+            SmsMessage.audience == "citizen"))
+    world.act("office", no, "record_rating", score="5")
+    world.act("dept_a", no, "reply", content="已重新办理。")
+    world.act("office", no, "approve")
+    with world.app.app_context():
+        after = db.session.scalar(sa.select(sa.func.count()).select_from(SmsMessage).where(
+            SmsMessage.audience == "citizen"))
+        rounds = db.session.scalars(sa.select(Survey.phone).order_by(Survey.id)).all()
+    assert after == before and len(rounds) == 2 and all(personal.is_token(p) for p in rounds)
+
+
+def test_the_console_offers_the_action_on_an_ended_case_only(world, clock):
+    no, _ = closed_case(world)
+    open_no = world.file()["tracking_no"]
+    client = world.console("office")
+    assert "/anonymise" in client.get(f"/admin/case/{no}").get_data(as_text=True)
+    assert f"/admin/case/{open_no}/anonymise" not in client.get(f"/admin/case/{open_no}").get_data(as_text=True)
+    token = page_csrf(client, f"/admin/case/{no}")
+    response = client.post(f"/admin/case/{no}/anonymise", data={"reason": "反映人申请删除个人信息", "csrf_token": token})
+    assert response.status_code in (200, 302, 303)
+    assert tickets_by_no(world)[no].anonymised_at is not None
+    page = client.get(f"/admin/case/{no}").get_data(as_text=True)
+    assert "anonymised-badge" in page and "李四" not in page
+
+
+# --- an anonymised case still renders everywhere ---------------------------------------------------------------------
+
+def test_an_anonymised_case_renders_on_every_page_export_slip_and_api(world, clock):
+    no, code = closed_case(world, files=[("证明.png", png())])
+    world.act("office", no, "anonymise", reason="反映人申请删除个人信息")
+    for who in ("office", "admin", "leader"):
+        assert world.get(who, f"/api/v1/staff/tickets/{no}").status_code == 200
+        assert world.get(who, "/api/v1/staff/tickets").status_code == 200
+    assert world.get("office", f"/api/v1/staff/tickets/{no}/slip.pdf").status_code == 200
+    assert world.client.get(f"/api/v1/tickets/{no}?code={code}").status_code == 200
+    client = world.console("office")
+    for path in (f"/admin/case/{no}", "/admin/cases/", f"/admin/case/{no}/slip.pdf", "/admin/cases/export/csv/",
+                 "/admin/cases/export/csv/?full=1", "/admin/sms/"):
+        response = client.get(path)
+        assert response.status_code < 400, path
+        if path.startswith("/admin/case/") and not path.endswith(".pdf"):
+            assert "李四" not in response.get_data(as_text=True)
+    citizen = world.app.test_client()
+    token = page_csrf(citizen, "/track")
+    assert citizen.post("/track", data={"tracking_no": no, "code": code, "csrf_token": token}).status_code == 303
+    page = citizen.get(f"/track/{no}").get_data(as_text=True)
+    assert "anonymised-note" in page
+    clock.advance(days=40)
+    assert world.get("office", "/api/v1/reports/monthly/2026-11").status_code == 200
