@@ -156,6 +156,15 @@ class BanjieModelConverter(AdminModelConverter):
     def convert_utc_datetime(self, column, field_args, **extra):
         return LocalDateTimeField(**field_args)
 
+    # Encrypted at rest (tickets/privacy/crypto.py): a form shows and takes the clear text, as the model does.
+    @converts("tickets.privacy.crypto.Encrypted", "tickets.privacy.crypto.PhoneIndexed")
+    def convert_encrypted_text(self, column, field_args, **extra):
+        return self.conv_String(column=column, field_args=field_args, **extra)
+
+    @converts("tickets.privacy.crypto.EncryptedBytes")
+    def convert_encrypted_bytes(self, column, field_args, **extra):
+        return self.conv_Text(column=column, field_args=field_args, **extra)
+
 
 def _single_column(prop):
     columns = getattr(prop, "columns", None)

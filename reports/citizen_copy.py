@@ -11,16 +11,13 @@ The tickets room authorises the download and logs it (tickets/privacy/export.py)
 """
 from __future__ import annotations
 
-import io
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
-from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Spacer, Table, TableStyle
 
 from notify.messages import KINDS as SMS_KINDS
 from notify.models import SmsMessage
@@ -33,9 +30,9 @@ from tickets.presenters import ANSWER_SHOWN, public_timeline
 from tickets.workflow import SUPPLEMENT
 
 from . import fonts
-from .markup import SafeParagraph, escape, plain, text
+from .markup import lines, text
 # _BUILDING: the monthly report's lock, since every document shares the embedded font's subsetting state
-from .pdf import _BUILDING, GRID, HEAD, TEXT_WIDTH, Styles
+from .pdf import _BUILDING, GRID, HEAD, TEXT_WIDTH, Styles, case_document
 
 LABEL_WIDTH = 34 * mm
 
@@ -125,13 +122,8 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{max(1, round(n / 1024))} KB"
 
 
-def _lines(value: str, style) -> SafeParagraph:
-    """Free text (a description, a note, a text message) with its line breaks kept, every line escaped."""
-    return SafeParagraph("<br/>".join(escape(line) for line in str(value).splitlines()) or "—", style)
-
-
 def _facts(h: dict, s: Styles) -> Table:
-    rows = [(_("Tracking number"), h["tracking_no"]), (_("Name"), h["name"]), (_("Phone number"), h["phone"]),
+    rows = [(_("Tracking number"), h["tracking_no"]), (_("Your name"), h["name"]), (_("Phone number"), h["phone"]),
             (_("Status"), h["status"]), (_("Problem type"), h["problem_type"]),
             (_("Service item"), h["service_item"]), (_("How it came in"), h["channel"]), (_("Filed"), h["filed_at"]),
             (_("Closed"), h["closed_at"]), (_("Window"), h["office_name"]),
@@ -157,29 +149,17 @@ def render(h: dict, *, font: str) -> bytes:
 def _render(h: dict, font: str) -> bytes:
     s = Styles(font)
     title = _("What we hold about you")
-    buffer = io.BytesIO()
-
-    def footer(canvas, doc):
-        canvas.saveState()
-        canvas.setFont(font, 8)
-        canvas.setFillColor(colors.HexColor("#555555"))
-        canvas.drawString(15 * mm, 10 * mm, plain(f"{title} · {h['tracking_no']} · {h['made_at']}"))
-        canvas.drawRightString(A4[0] - 15 * mm, 10 * mm, plain(_("Page %(page)d", page=doc.page)))
-        canvas.restoreState()
-
-    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
-                            bottomMargin=18 * mm, title=plain(f"{title} {h['tracking_no']}"), author=plain(h["site"]))
     flow = [text(h["site"], s.center), text(title, s.cover),
             text(_("Made for you on %(at)s, at your request with your tracking number and query code.",
                    at=h["made_at"]), s.center), Spacer(1, 4 * mm), _facts(h, s),
-            text(_("What you reported"), s.h2), _lines(h["description"], s.body)]
+            text(_("What you reported"), s.h2), lines(h["description"], s.body)]
     flow += _section(_("What you added"), s, [p for item in h["added"] for p in (
-        text(item["at"], s.note), _lines(item["text"], s.body))])
+        text(item["at"], s.note), lines(item["text"], s.body))])
     flow += _section(_("Progress"), s, [p for step in h["timeline"] for p in (
-        text(f"{step['at']} · {step['label']}", s.note), *([_lines(step["note"], s.body)] if step["note"] else []))])
-    flow += _section(_("Reply"), s, [_lines(h["reply"], s.body)] if h["reply"] else [], _("No reply yet."))
+        text(f"{step['at']} · {step['label']}", s.note), *([lines(step["note"], s.body)] if step["note"] else []))])
+    flow += _section(_("Reply"), s, [lines(h["reply"], s.body)] if h["reply"] else [], _("No reply yet."))
     flow += _section(_("Text messages sent to you"), s, [p for m in h["texts"] for p in (
-        text(m["at"], s.note), _lines(m["body"], s.body))])
+        text(m["at"], s.note), lines(m["body"], s.body))])
     survey_lines = []
     for survey in h["surveys"]:
         rating = (_("%(score)s (recorded by default: no rating was given)", score=survey["score"])
@@ -187,14 +167,14 @@ def _render(h: dict, font: str) -> bytes:
         survey_lines.append(text(_("Round %(n)d, sent %(at)s: %(rating)s", n=survey["round"], at=survey["opened_at"],
                                    rating=rating), s.body))
         if survey["comment"]:
-            survey_lines.append(_lines(survey["comment"], s.body))
+            survey_lines.append(lines(survey["comment"], s.body))
     flow += _section(_("Satisfaction surveys and ratings"), s, survey_lines)
     flow += _section(_("Files you attached"), s, [text(f"{f['name']} ({_size(f['size'])})", s.body)
                                                   for f in h["files"]])
     flow += [text(_("How long it is kept"), s.h2), text(h["retention"], s.body),
              text(_("Deletion"), s.h2), text(h["deletion"], s.body)]
-    doc.build(flow, onFirstPage=footer, onLaterPages=footer)
-    return buffer.getvalue()
+    return case_document(flow, font=font, title=f"{title} {h['tracking_no']}",
+                         footer=f"{title} · {h['tracking_no']} · {h['made_at']}", author=h["site"])
 
 
 def copy(session, ticket: Ticket) -> bytes:

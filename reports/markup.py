@@ -97,3 +97,8 @@ def text(value, style) -> SafeParagraph:
 def markup(template: str, style, **values) -> SafeParagraph:
     """A paragraph of the report's own markup `template`, with `values` escaped into its `%(name)s` slots."""
     return SafeParagraph(template % {key: escape(value) for key, value in values.items()}, style)
+
+
+def lines(value, style) -> SafeParagraph:
+    """Free text (a description, a note, a text message) with its line breaks kept, every line escaped; "—" if empty."""
+    return SafeParagraph("<br/>".join(escape(line) for line in str(value).splitlines()) or "—", style)

@@ -11,18 +11,15 @@ description holding `<b>&amp;</font>` prints as typed.
 """
 from __future__ import annotations
 
-import io
 import re
 from datetime import datetime
 from urllib.parse import quote
 
 from flask import Response, current_app
 from flask_babel import gettext as _
-from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.platypus import KeepTogether, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
 
 from tickets import clock, phones
 from tickets.clock import local_text
@@ -30,9 +27,9 @@ from tickets.labels import supervision_text
 from tickets.presenters import staff_view
 
 from . import fonts
-from .markup import SafeParagraph, escape, plain, text
+from .markup import lines, plain, text
 # _BUILDING: the monthly report's lock, since both documents share the embedded font's subsetting state
-from .pdf import _BUILDING, GRID, HEAD, TEXT_WIDTH, HeadingWithStart, Styles
+from .pdf import _BUILDING, GRID, HEAD, TEXT_WIDTH, HeadingWithStart, Styles, case_document
 
 INSTRUCT = "instruct"  # 批示: a leader's (or the supervisor's) instruction on a case
 DEPARTMENT_DEADLINES = ("handle", "rectify")  # what the department must meet, the one the slip is about
@@ -83,11 +80,6 @@ def facts(session, ticket, actor, now: datetime, tz) -> dict:
                          for e in events if e["action"] == INSTRUCT],
         "supervision": supervision_text(ticket.supervision_level),
     }
-
-
-def _lines(value: str, style) -> SafeParagraph:
-    """A paragraph of free text (a description, a note) with its line breaks kept, every line escaped."""
-    return SafeParagraph("<br/>".join(escape(line) for line in str(value).splitlines()) or "—", style)
 
 
 def _label_style(s: Styles) -> ParagraphStyle:
@@ -143,13 +135,13 @@ def _notes(f: dict, s: Styles) -> list:
     if transfer is None:
         flow.append(text(_("Not transferred yet"), s.body))
     else:
-        flow += [_lines(transfer["note"] or _("None"), s.body),
+        flow += [lines(transfer["note"] or _("None"), s.body),
                  text(" · ".join(v for v in (transfer["by"], transfer["at"]) if v), s.note)]
     flow.append(text(_("Leaders' instructions"), s.h2))
     if not f["instructions"]:
         flow.append(text(_("None"), s.body))
     for item in f["instructions"]:
-        flow += [_lines(item["note"], s.body), text(" · ".join(v for v in (item["by"], item["at"]) if v), s.note)]
+        flow += [lines(item["note"], s.body), text(" · ".join(v for v in (item["by"], item["at"]) if v), s.note)]
     return flow
 
 
@@ -187,24 +179,11 @@ def render(f: dict, *, font: str) -> bytes:
 def _render(f: dict, font: str) -> bytes:
     s = Styles(font)
     title = _("Transfer slip")
-    buffer = io.BytesIO()
-
-    def footer(canvas, doc):
-        canvas.saveState()
-        canvas.setFont(font, 8)
-        canvas.setFillColor(colors.HexColor("#555555"))
-        canvas.drawString(15 * mm, 10 * mm, plain(f"{title} {f['tracking_no']}"))
-        canvas.drawRightString(A4[0] - 15 * mm, 10 * mm, plain(_("Page %(page)d", page=doc.page)))
-        canvas.restoreState()
-
-    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
-                            bottomMargin=18 * mm, title=plain(f"{title} {f['tracking_no']}"),
-                            author=plain(f["office_name"]), keepTogetherClass=HeadingWithStart)
     flow = [text(f["office_name"], s.center), text(title, s.cover), Spacer(1, 4 * mm), _facts_table(f, s),
-            text(_("What the citizen reported"), s.h2), _lines(f["description"], s.body),
+            text(_("What the citizen reported"), s.h2), lines(f["description"], s.body),
             *_notes(f, s), Spacer(1, 2 * mm), _signatures(s, font)]
-    doc.build(flow, onFirstPage=footer, onLaterPages=footer)
-    return buffer.getvalue()
+    return case_document(flow, font=font, title=f"{title} {f['tracking_no']}", footer=f"{title} {f['tracking_no']}",
+                         author=f["office_name"], keepTogetherClass=HeadingWithStart)
 
 
 def pdf_response(session, ticket, actor) -> Response:

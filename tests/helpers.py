@@ -94,6 +94,14 @@ PRIVACY_INDEX_KEY = "YmFuamllLXRlc3QtYmxpbmQtaW5kZXgta2V5LTMyYnk="
 os.environ.setdefault("PRIVACY_KEYS", PRIVACY_KEYS)
 os.environ.setdefault("PRIVACY_INDEX_KEY", PRIVACY_INDEX_KEY)
 
+
+def clear(stored, column: str):
+    """A value read from an encrypted column by plain SQL (`enc:1:…`), opened with the tests' keys; None stays None."""
+    from tickets.privacy.crypto import KeyRing
+
+    return None if stored is None else KeyRing.from_config(
+        {"PRIVACY_KEYS": PRIVACY_KEYS, "PRIVACY_INDEX_KEY": PRIVACY_INDEX_KEY}).decrypt(stored, column)
+
 BASE_CONFIG = {"TESTING": True, "SECRET_KEY": "test-secret", "RATELIMIT_PUBLIC": "off",
                "PUBLIC_BASE_URL": "http://localhost", "PRIVACY_KEYS": PRIVACY_KEYS,
                "PRIVACY_INDEX_KEY": PRIVACY_INDEX_KEY}

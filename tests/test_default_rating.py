@@ -101,7 +101,7 @@ def test_the_sweep_defaults_what_closed_once_and_tells_when(world, clock):
     assert browser.post("/track", data={"tracking_no": early["tracking_no"], "code": early["query_code"],
                                         "csrf_token": token}).status_code == 303
     page = browser.get(f"/track/{early['tracking_no']}").get_data(as_text=True)
-    assert "评价期内未评价，系统默认评价为：<strong>基本满意</strong>" in page and "您的评价" not in page
+    assert "评价期内未评价，系统默认评价为：<strong>基本满意</strong>" in page and "您的评价：" not in page  # not read as a rating the citizen gave
     mine = world.client.get(f"/api/v1/tickets/{answered['tracking_no']}?code={answered['query_code']}").get_json()
     assert mine["rating"]["defaulted"] is False
 

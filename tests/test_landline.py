@@ -52,8 +52,10 @@ MOBILE_SPELLINGS = (
 @st.composite
 def landlines(draw):
     area, length = draw(st.sampled_from(AREAS))
-    subscriber = draw(st.sampled_from("2345678")) + draw(st.text("0123456789", min_size=length - 1,
-                                                                 max_size=length - 1))
+    first = draw(st.sampled_from("2345678"))
+    # numbers beginning 80 are not assigned to fixed lines (Beijing's and Shanghai's 80xxxxxx: phonenumbers' metadata)
+    second = draw(st.sampled_from("123456789" if first == "8" else "0123456789"))
+    subscriber = first + second + draw(st.text("0123456789", min_size=length - 2, max_size=length - 2))
     return draw(st.sampled_from(LANDLINE_SPELLINGS))(area, subscriber), area, subscriber
 
 

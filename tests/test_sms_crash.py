@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from app import create_app
 from notify import outbox, send_sms
-from tests.helpers import BASE_CONFIG
+from tests.helpers import BASE_CONFIG, clear
 from tests.twilio_server import TwilioTestServer
 from tickets import clock
 from tickets.broker import broker as broker_of
@@ -154,7 +154,7 @@ class Stack:
         with self.engine.connect() as connection:
             result = connection.execute(sa.text(
                 "SELECT id, phone, body, status, provider_sid, attempts FROM sms_message ORDER BY id"))
-            return {row.id: row._asdict() for row in result}
+            return {row.id: {**row._asdict(), "phone": clear(row.phone, "sms_message.phone")} for row in result}
 
     def all_final(self) -> bool:
         rows = self.rows()

@@ -19,6 +19,8 @@ from tests.helpers import (
     BASE_CONFIG,
     PG_ADMIN_URL,
     PG_TEST_DB,
+    PRIVACY_INDEX_KEY,
+    PRIVACY_KEYS,
     World,
     an_office_in_every_state,
     at,
@@ -27,6 +29,7 @@ from tests.helpers import (
 from tickets.clock import set_clock
 from tickets.db import db
 from tickets.models import Status
+from tickets.privacy.crypto import KeyRing
 from tickets.schema import downgrade_database, upgrade_database
 
 OFFICE_NAME = "东湖市办不成事反映窗口"
@@ -97,6 +100,15 @@ def a_busy_office(world, clock) -> dict[str, str]:
     return cases
 
 
+def opened(table: str, row: dict) -> dict:
+    """A row with its encrypted values (`enc:1:…`) opened with the tests' keys: what a release before encryption at
+    rest held, in clear (migration 0021 leaves such values as they are; `flask privacy rotate-key` encrypts them)."""
+    ring = KeyRing.from_config({"PRIVACY_KEYS": PRIVACY_KEYS, "PRIVACY_INDEX_KEY": PRIVACY_INDEX_KEY})
+    return {name: ring.decrypt(value, f"{table}.{name}") if isinstance(value, str)
+            else ring.decrypt_bytes(value, f"{table}.{name}") if isinstance(value, (bytes, memoryview))
+            else value for name, value in row.items()}
+
+
 def copy_rows(source_url: str, target_url: str) -> sa.MetaData:
     """Every row of the source's tables into the target's tables of the same name, only the columns the target
     has, in foreign-key order (the rows the migrations wrote themselves stay as they wrote them); on PostgreSQL the
@@ -109,7 +121,8 @@ def copy_rows(source_url: str, target_url: str) -> sa.MetaData:
             for table in tables.sorted_tables:
                 if table.name in MIGRATION_ROWS:
                     continue
-                rows = [dict(r._mapping) for r in reading.execute(sa.select(*table.columns))]  # the target's types
+                rows = [opened(table.name, dict(r._mapping))  # the target's types, in clear as it kept them
+                        for r in reading.execute(sa.select(*table.columns))]
                 writing.execute(table.delete())
                 if rows:
                     writing.execute(table.insert(), rows)
@@ -127,7 +140,7 @@ def rows_of(url: str, tables: sa.MetaData) -> dict[str, list[tuple]]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            return {table.name: [tuple(r) for r in connection.execute(
+            return {table.name: [tuple(opened(table.name, dict(r._mapping)).values()) for r in connection.execute(
                 sa.select(*table.columns).order_by(*table.primary_key.columns))]
                 for table in tables.sorted_tables if table.name not in MIGRATION_ROWS}
     finally:

@@ -903,7 +903,7 @@ def _may_anonymise(session, ticket, now):
 @action("anonymise", roles={"office"}, statuses=ALL_STATUSES, precondition=_may_anonymise,
         parse=_required("reason"),
         inputs=(text("reason", _l("Reason"), hint=_l(
-            "For example: 反映人申请删除个人信息 (the citizen asked for their personal information to be deleted).")),),
+            "For example: the citizen asked for their personal information to be deleted.")),),
         label=_l("Personal information anonymised on request"), button=_l("Anonymise personal information"),
         danger=True, public=True,
         confirm=_l("Replace the citizen's name and number with irreversible tokens, mask the numbers in the case's "
