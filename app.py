@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask.cli import with_appcontext
-from werkzeug.serving import run_simple
+from werkzeug.serving import make_server
 
 from notify.test_numbers import DEFAULT_TEST_NUMBERS
 from tickets import platform
@@ -266,10 +266,15 @@ def serve():
         worker.start()
         _thread, stop_scheduler = start_thread(app)
     host, port = app.config["HOST"], app.config["PORT"]
-    click.echo(banner(app))
     try:
-        # app.run() refuses to start inside a `flask` command, so serve with Werkzeug directly.
-        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+        # app.run() refuses to start inside a `flask` command, so serve with Werkzeug directly; the socket is
+        # bound before the banner says where to go, so whoever reads the address finds it answering.
+        try:
+            server = make_server(host, port, app, threaded=True)
+        except OSError as error:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        click.echo(banner(app))
+        server.serve_forever()  # Werkzeug's: Ctrl-C ends it quietly and closes the socket
     finally:
         if stop_scheduler is not None:
             stop_scheduler.set()

@@ -339,6 +339,24 @@ def test_serve_prints_where_the_console_is_and_the_demo_logins(app, database_url
         server.stdout.close()
 
 
+def test_serve_on_a_taken_port_says_so_and_prints_no_address(app, database_url):
+    """The banner tells where the site answers, so it comes only once the socket is bound: a taken port is a
+    one-line refusal naming the address, never an address that does not answer (nor a traceback)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DATABASE_URL": database_url, "BROKER_URL": "", "SECRET_KEY": "test-secret",
+               "HOST": "127.0.0.1", "PORT": str(port)}
+        done = subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "app", "serve"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done
+    assert f"Port {port} is in use" in done.stderr, done.stderr  # Werkzeug's words
+    assert "Traceback" not in done.stderr and "console" not in done.stdout
+
+
 # --- the city's network of windows ---------------------------------------------------------------------------
 
 def city_network_checks(app):
