@@ -10,7 +10,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont, TTFError
 
@@ -19,6 +19,25 @@ from tickets.fonts import KNOWN_PATHS, system_fonts
 log = logging.getLogger("banjie.reports")
 
 FALLBACK = "STSong-Light"
+
+
+_make_to_unicode_cmap = ttfonts.makeToUnicodeCMap
+
+
+def _to_unicode_cmap(fontname, subset) -> str:
+    """ReportLab's ToUnicode map of an embedded subset, each character spelt in UTF-16BE as the PDF standard asks
+    (ISO 32000-1, 9.10.3). ReportLab 5 writes a character above U+FFFF as its bare code point (<1044E>), which
+    readers cannot decode: a character the page drew was missing from its copied and extracted text."""
+    cmap = _make_to_unicode_cmap(fontname, subset)
+    for index, code in enumerate(subset):
+        if code > 0xFFFF:
+            cmap = cmap.replace(f"<{index:02X}> <{code:04X}>", f"<{index:02X}> <{chr(code).encode('utf-16-be').hex().upper()}>")
+    return cmap
+
+
+ttfonts.makeToUnicodeCMap = _to_unicode_cmap  # read by name when a document's fonts are written
+
+
 def _system_fonts() -> list[str]:
     """The system's Chinese fonts that look TrueType (ReportLab cannot embed the others)."""
     return [f for f in system_fonts() if f.lower().endswith((".ttf", ".ttc"))]

@@ -101,6 +101,23 @@ def test_a_department_with_markup_and_a_service_item_naming_a_file(app):
     assert "root:" not in text
 
 
+
+def test_characters_above_the_basic_plane_read_back_as_drawn(app):
+    """A character beyond U+FFFF that the font draws (a rare 汉字 of a name, in a font that has it) is in the PDF's
+    text as well: ReportLab's ToUnicode map spells it as the standard asks (reports/fonts.py), so copying and
+    extracting find it. The font's own such characters, in every kind of field."""
+    face = getattr(pdfmetrics.getFont(fonts.register()), "face", None)
+    if face is None:
+        pytest.skip("the fallback CID font embeds no subset")
+    beyond = "".join(chr(code) for code in sorted(face.charToGlyph) if code > 0xFFFF)[:40]
+    if not beyond:
+        pytest.skip("this font draws nothing above U+FFFF")
+    office, department, item = f"市{beyond}中心", f"{beyond}局", f"办{beyond}"
+    text = squash(pdf_text(build(app, figures_with(departments=[department], service_items=[item]), office)))
+    for value in (office, department, item):
+        assert value in text, [hex(ord(ch)) for ch in value]
+
+
 # --- 2. markup that slips past escaping still loads nothing --------------------------------------------
 
 STYLE = ParagraphStyle("t", fontName="Helvetica")
