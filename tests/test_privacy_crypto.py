@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import random
+import re
 import subprocess
 from pathlib import Path
 
@@ -202,7 +203,8 @@ def test_rotation_interrupted_and_resumed_leaves_every_value_under_the_new_key(w
             assert all(count == 0 for key, count in row.items() if key != "next"), (label, row)
         assert rotation.remaining(db.session, keys) == {label: 0 for label in rotation.remaining(db.session, keys)}
         lines = db.session.scalars(sa.select(AccessLog).where(AccessLog.kind == "rotate_key")).all()
-        assert [(line.actor, line.count > 0) for line in lines] == [("cli", True), ("cli", True)]
+        assert [(line.actor, line.count > 0, line.detail["finished"]) for line in lines] == [("cli", True, False),
+                                                                                           ("cli", True, True)]
     # the new key alone reads everything; the old row got its index and is found by its number and name
     alone = make_app(PRIVACY_KEYS=OTHER_KEY)
     with alone.app_context():
@@ -234,6 +236,31 @@ def test_a_missing_or_wrong_key_is_a_clear_error(world, make_app):
         db.session.scalar(sa.select(Ticket.phone))
     result = wrong.test_cli_runner().invoke(args=["privacy", "rotate-key", "--reindex"])
     assert result.exit_code == 1 and "does not open" in result.output
+
+
+def test_rotate_key_stopped_by_ctrl_c_says_how_far_it_came(world, make_app, monkeypatch):
+    """Ctrl-C mid-run: exit 130, what the committed batches changed, how to go on, and the access-log line says the run
+    did not finish (not Click's bare "Aborted!")."""
+    for n in range(3):
+        world.file(name=f"测试{n}", phone=f"1370013720{n}")
+    rotated = make_app(PRIVACY_KEYS=f"{OTHER_KEY},{BASE_CONFIG['PRIVACY_KEYS']}")
+    real = rotation._rotate_column
+    columns = []
+
+    def stopped_on_the_second_column(*args):
+        columns.append(1)
+        if len(columns) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(rotation, "_rotate_column", stopped_on_the_second_column)
+    result = rotated.test_cli_runner().invoke(args=["privacy", "rotate-key", "--batch", "2"])
+    assert result.exit_code == 130, result.output
+    changed = int(re.search(r"interrupted: (\d+) values re-encrypted", result.stderr).group(1))
+    assert changed > 0 and "run the same command again" in result.stderr
+    with rotated.app_context():
+        line = db.session.scalars(sa.select(AccessLog).where(AccessLog.kind == "rotate_key")).one()
+        assert (line.count, line.detail["finished"]) == (changed, False)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

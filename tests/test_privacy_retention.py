@@ -160,7 +160,9 @@ def test_the_dry_run_counts_what_the_real_run_changes_and_an_interrupted_run_res
 
     monkeypatch.setattr(retention, "anonymise", interrupted)
     stopped = cli(world, "--closed-before", clock.now.date().isoformat(), "--batch", "3")
-    assert stopped.exit_code != 0
+    assert stopped.exit_code == 130  # as a shell reports a command ended by Ctrl-C
+    said = stopped.stderr.splitlines()[-3:]  # after the progress bar: what the committed batch did, how to go on
+    assert said[0].startswith("已中断") and int(re.findall(r"\d+", said[1])[0]) == 3 and "再次运行" in said[2], said
     monkeypatch.setattr(retention, "anonymise", real_anonymise)
     tickets = tickets_by_no(world)
     assert sum(tickets[no].anonymised_at is not None for no in numbers) == 3

@@ -365,7 +365,7 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
     cutoff = datetime.combine(closed_before, time.min, tzinfo=clock.local_tz())
     keep_files = current_app.config["RETENTION_ATTACHMENTS"] == "keep"
     total = Counts()
-    done = False
+    done = interrupted = False
     label = _("checking") if dry_run else _("anonymising")
     try:
         with click.progressbar(length=count(session, cutoff, now), label=label, show_pos=True,
@@ -378,6 +378,10 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
                 total += counts
                 bar.update(counts.cases)
         done = True
+    except KeyboardInterrupt:
+        if dry_run:
+            raise
+        interrupted = True  # Ctrl-C: what the committed batches did stays done, and is said below
     finally:
         session.rollback()
         if not dry_run and (done or total.cases):
@@ -385,6 +389,12 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
             access.record(session, "anonymise", actor="cli", count=total.cases,
                           detail={"closed_before": closed_before.isoformat(), "finished": done, **total.as_dict()})
             session.commit()
+    if interrupted:
+        click.echo(_("Interrupted. Anonymised before the interruption, the cases that ended before %(date)s:",
+                     date=closed_before.isoformat()), err=True)
+        click.echo(summary(total, keep_files), err=True)
+        click.echo(_("Run the same command again to anonymise what is left."), err=True)
+        raise click.exceptions.Exit(130)  # the shell's code for a command ended by Ctrl-C
     if dry_run:
         click.echo(_("Dry run, nothing was changed. Anonymising the cases that ended before %(date)s would change:",
                      date=closed_before.isoformat()))

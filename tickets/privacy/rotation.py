@@ -223,9 +223,10 @@ def rotate(session, keys: crypto.KeyRing, *, batch: int = 500, reindex: bool = F
            progress: Callable[[int], None] | None = None, actor: str = "cli") -> int:
     """Every value not under the current key re-encrypted with it (a clear one encrypted and indexed), batch by batch,
     each committed; with `reindex`, then every blind index recomputed. Stopped at any point, a new run takes what is
-    left. Writes one access-log line (the values changed) when it ends, or stops on an error. A value whose key is
-    missing or wrong stops it with `crypto.PrivacyKeyError`."""
+    left. Writes one access-log line (the values changed; `finished` false when it was stopped) when it ends, or stops
+    on an error or Ctrl-C. A value whose key is missing or wrong stops it with `crypto.PrivacyKeyError`."""
     done = [0]  # values in committed batches, counted before `progress` hears of them
+    finished = False
 
     def committed(n: int) -> None:
         done[0] += n
@@ -241,10 +242,11 @@ def rotate(session, keys: crypto.KeyRing, *, batch: int = 500, reindex: bool = F
                 if column.index:
                     _reindex_column(session, keys, column, batch, committed)
             _reindex_opt_outs(session, keys, batch, committed)
+        finished = True
     finally:
         session.rollback()  # a batch an error cut short is not kept; those committed are
         access.record(session, "rotate_key", actor=actor, count=done[0],
-                      detail={"key_id": keys.current, "reindex": reindex})
+                      detail={"key_id": keys.current, "reindex": reindex, "finished": finished})
         session.commit()
     return done[0]
 
@@ -294,11 +296,21 @@ def rotate_key_command(batch, reindex, dry_run):
     if reindex:
         total += reindex_total(db.session)
     db.session.rollback()
+    committed = [0]
     try:
         with click.progressbar(length=total, label=f"re-encrypting under {keys.current}", show_pos=True) as bar:
-            done = rotate(db.session, keys, batch=batch, reindex=reindex, progress=bar.update)
+
+            def progress(n: int) -> None:
+                committed[0] += n
+                bar.update(n)
+
+            done = rotate(db.session, keys, batch=batch, reindex=reindex, progress=progress)
     except crypto.PrivacyKeyError as error:
         raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:  # Ctrl-C: the committed batches stay done (and the access log says so)
+        click.echo(f"interrupted: {committed[0]} values re-encrypted before it; run the same command again to take "
+                   "what is left", err=True)
+        raise click.exceptions.Exit(130) from None
     click.echo(f"done: {done} values" + (" re-encrypted and indexed again" if reindex else " re-encrypted"))
 
 
