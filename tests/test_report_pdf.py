@@ -101,7 +101,6 @@ def test_a_department_with_markup_and_a_service_item_naming_a_file(app):
     assert "root:" not in text
 
 
-
 def test_characters_above_the_basic_plane_read_back_as_drawn(app):
     """A character beyond U+FFFF that the font draws (a rare 汉字 of a name, in a font that has it) is in the PDF's
     text as well: ReportLab's ToUnicode map spells it as the standard asks (reports/fonts.py), so copying and

@@ -296,19 +296,14 @@ def rotate_key_command(batch, reindex, dry_run):
     if reindex:
         total += reindex_total(db.session)
     db.session.rollback()
-    committed = [0]
     try:
         with click.progressbar(length=total, label=f"re-encrypting under {keys.current}", show_pos=True) as bar:
-
-            def progress(n: int) -> None:
-                committed[0] += n
-                bar.update(n)
-
-            done = rotate(db.session, keys, batch=batch, reindex=reindex, progress=progress)
+            done = rotate(db.session, keys, batch=batch, reindex=reindex, progress=bar.update)
     except crypto.PrivacyKeyError as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:  # Ctrl-C: the committed batches stay done (and the access log says so)
-        click.echo(f"interrupted: {committed[0]} values re-encrypted before it; run the same command again to take "
+        # the bar heard of each committed batch only (rotate's `progress`), so its position is what was done
+        click.echo(f"interrupted: {bar.pos} values re-encrypted before it; run the same command again to take "
                    "what is left", err=True)
         raise click.exceptions.Exit(130) from None
     click.echo(f"done: {done} values" + (" re-encrypted and indexed again" if reindex else " re-encrypted"))
