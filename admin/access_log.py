@@ -52,7 +52,33 @@ def describe(line) -> str:
     filters = detail.get("filters")
     if isinstance(filters, dict) and filters:
         parts.append(", ".join(f"{key}={value}" for key, value in sorted(filters.items())))
+    parts.extend(_run(detail))
     return " · ".join(parts)
+
+
+def _run(detail: dict) -> list[str]:
+    """What a line of anonymisation or key rotation says: which cases or key, why, and whether the run began, ended
+    or was stopped before the end (tickets/privacy/access.py `record_run_start`; the counts are in `count`)."""
+    parts = []
+    if isinstance(detail.get("closed_before"), str):
+        parts.append(str(_l("cases ended before %(date)s", date=detail["closed_before"][:10])))
+    if isinstance(detail.get("retention_days"), int):
+        parts.append(str(_l("kept %(days)d days", days=detail["retention_days"])))
+    if detail.get("request"):
+        parts.append(str(_l("at the citizen's request")))
+    if isinstance(detail.get("key_id"), str):
+        parts.append(str(_l("key %(key)s", key=detail["key_id"])))
+    if detail.get("reindex"):
+        parts.append(str(_l("indexes recomputed")))
+    if detail.get("started"):
+        eligible = detail.get("eligible")
+        parts.append(str(_l("run began, at most %(cases)d cases", cases=eligible) if isinstance(eligible, int)
+                         else _l("run began")))
+    elif detail.get("finished") is True:
+        parts.append(str(_l("finished")))
+    elif detail.get("finished") is False:
+        parts.append(str(_l("stopped before the end; run it again for the rest")))
+    return parts
 
 
 class AccessLogView(RoleGuard, BaseView):

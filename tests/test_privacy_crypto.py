@@ -202,9 +202,13 @@ def test_rotation_interrupted_and_resumed_leaves_every_value_under_the_new_key(w
         for label, row in rotation.status(db.session, keys).items():
             assert all(count == 0 for key, count in row.items() if key != "next"), (label, row)
         assert rotation.remaining(db.session, keys) == {label: 0 for label in rotation.remaining(db.session, keys)}
-        lines = db.session.scalars(sa.select(AccessLog).where(AccessLog.kind == "rotate_key")).all()
-        assert [(line.actor, line.count > 0, line.detail["finished"]) for line in lines] == [("cli", True, False),
-                                                                                           ("cli", True, True)]
+        lines = db.session.scalars(sa.select(AccessLog).where(AccessLog.kind == "rotate_key")
+                                   .order_by(AccessLog.id)).all()
+        # each run: a line as it began (committed before its first batch), one as it ended or was stopped
+        began = {"key_id": keys.current, "reindex": False, "started": True}
+        assert [(line.actor, line.count, line.detail) for line in lines[::2]] == [("cli", None, began)] * 2
+        assert [(line.actor, line.count > 0, line.detail["finished"]) for line in lines[1::2]] == [
+            ("cli", True, False), ("cli", True, True)]
     # the new key alone reads everything; the old row got its index and is found by its number and name
     alone = make_app(PRIVACY_KEYS=OTHER_KEY)
     with alone.app_context():
@@ -259,8 +263,12 @@ def test_rotate_key_stopped_by_ctrl_c_says_how_far_it_came(world, make_app, monk
     changed = int(re.search(r"interrupted: (\d+) values re-encrypted", result.stderr).group(1))
     assert changed > 0 and "run the same command again" in result.stderr
     with rotated.app_context():
-        line = db.session.scalars(sa.select(AccessLog).where(AccessLog.kind == "rotate_key")).one()
-        assert (line.count, line.detail["finished"]) == (changed, False)
+        began, line = db.session.scalars(sa.select(AccessLog).where(AccessLog.kind == "rotate_key")
+                                         .order_by(AccessLog.id)).all()
+        assert began.detail["started"] and (line.count, line.detail["finished"]) == (changed, False)
+    page = world.console("admin").get("/admin/access-log/", query_string={"kind": "rotate_key"}).get_data(as_text=True)
+    said = re.findall(r'<td class="access-detail small text-muted">([^<]*)</td>', page)
+    assert said == ["密钥 next · 未运行完即停止，再次运行可处理其余部分", "密钥 next · 开始运行"], said
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from unittest.mock import ANY
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -46,10 +47,13 @@ def tickets_by_no(world) -> dict[str, Ticket]:
     return {t.tracking_no: t for t in rows}
 
 
-def access_lines(world) -> list[AccessLog]:
+def access_lines(world, *, begun: bool = True) -> list[AccessLog]:
+    """The anonymisation lines of the access log, oldest first (`begun=False`: without the lines runs write as they
+    begin, `access.record_run_start`)."""
     with world.app.app_context():
-        rows = db.session.scalars(sa.select(AccessLog).where(AccessLog.kind == "anonymise")
-                                  .order_by(AccessLog.id)).all()
+        rows = [line for line in db.session.scalars(sa.select(AccessLog).where(AccessLog.kind == "anonymise")
+                                                    .order_by(AccessLog.id))
+                if begun or not line.detail.get("started")]
         db.session.expunge_all()
     return rows
 
@@ -121,7 +125,7 @@ def test_anonymising_a_month_keeps_every_figure_of_the_kept_and_a_regenerated_re
     assert again["generated_at"] != kept["generated_at"]
     assert {k: v for k, v in again.items() if k != "generated_at"} == {k: v for k, v in kept.items()
                                                                        if k != "generated_at"}
-    lines = access_lines(world)
+    lines = access_lines(world, begun=False)
     assert [(line.actor, line.count, line.detail["closed_before"]) for line in lines] == [
         ("cli", len(tickets) - 1, "2026-12-03")]
 
@@ -150,10 +154,14 @@ def test_the_dry_run_counts_what_the_real_run_changes_and_an_interrupted_run_res
     assert not access_lines(world)  # a dry run changes nothing and logs nothing
 
     # interrupted after its first batch: what it did stays done, and the log says how far it came
-    real_anonymise, calls = retention.anonymise, []
+    real_anonymise, calls, seen_at_first_batch = retention.anonymise, [], []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
+        if len(calls) == 1:  # the run's first line is committed before its first batch: a kill -9 here leaves it
+            with db.engine.connect() as other:
+                seen_at_first_batch.extend(other.execute(sa.select(AccessLog.actor, AccessLog.count, AccessLog.detail)
+                                                         .where(AccessLog.kind == "anonymise")).all())
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real_anonymise(*args, **kwargs)
@@ -166,14 +174,26 @@ def test_the_dry_run_counts_what_the_real_run_changes_and_an_interrupted_run_res
     monkeypatch.setattr(retention, "anonymise", real_anonymise)
     tickets = tickets_by_no(world)
     assert sum(tickets[no].anonymised_at is not None for no in numbers) == 3
-    assert [(line.count, line.detail["finished"]) for line in access_lines(world)] == [(3, False)]
+    day = clock.now.date().isoformat()
+    began = {"closed_before": day, "eligible": 7, "started": True}
+    assert seen_at_first_batch == [("cli", None, began)]
+    assert [(line.count, line.detail) for line in access_lines(world)] == [(None, began), (3, {
+        "closed_before": day, "finished": False, "cases": 3, "surveys": 3, "texts": ANY, "attachments": ANY,
+        "attachment_bytes": ANY, "fields": 15})]
 
     resumed = cli(world, "--closed-before", clock.now.date().isoformat(), "--batch", "3")
     assert resumed.exit_code == 0, resumed.output
     assert int(re.findall(r"\d+", resumed.output.splitlines()[-1])[0]) == 4
-    assert [(line.count, line.detail["finished"]) for line in access_lines(world)] == [(3, False), (4, True)]
-    assert sum(line.detail["attachments"] for line in access_lines(world)) == 3
-    assert sum(line.detail["fields"] for line in access_lines(world)) == fields
+    assert [(line.count, line.detail.get("started"), line.detail.get("finished"))
+            for line in access_lines(world)] == [(None, True, None), (3, None, False), (None, True, None), (4, None, True)]
+    assert sum(line.detail.get("attachments", 0) for line in access_lines(world)) == 3
+    assert sum(line.detail.get("fields", 0) for line in access_lines(world)) == fields
+    # the administrators' log says, in words, which cases each line is of and how far each run came (newest first)
+    page = world.console("admin").get("/admin/access-log/", query_string={"kind": "anonymise"})
+    said = re.findall(r'<td class="access-detail small text-muted">([^<]*)</td>', page.get_data(as_text=True))
+    ended = f"于 {day} 前结束的案件"
+    assert said == [f"{ended} · 已完成", f"{ended} · 开始运行，至多 4 件",
+                    f"{ended} · 未运行完即停止，再次运行可处理其余部分", f"{ended} · 开始运行，至多 7 件"], said
     with world.app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AttachmentBlob)) == 0
@@ -303,10 +323,10 @@ def test_open_rectifying_and_appealable_cases_are_left_alone(world, clock):
         retention.anonymise_expired.fn()
     tickets = tickets_by_no(world)
     assert tickets[appealable].anonymised_at is not None and tickets[open_no].anonymised_at is None
-    assert [(line.actor, line.count) for line in access_lines(world)] == [("cli", 1), ("scheduler", 1)]
+    assert [(line.actor, line.count) for line in access_lines(world)] == [("cli", None), ("cli", 1), ("scheduler", 1)]
     with world.app.app_context():
         retention.anonymise_expired.fn()  # nothing left: no line
-    assert len(access_lines(world)) == 2
+    assert len(access_lines(world)) == 3
 
 
 # --- a citizen's deletion request ------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The access log: each showing of a full number or name, each export with them, each anonymisation and rotation.
 
 `record` is the one way to write a line; it never commits (the caller's transaction carries it with what it
-records, so a showing that failed leaves no line and a line is never lost from a showing that happened).
+records, so a showing that failed leaves no line and a line is never lost from a showing that happened). A run over
+many cases in committed batches also writes, before its first batch, a line saying it began (`record_run_start`).
 
 Who sees a citizen's whole number is `tickets.access.sees_full_phone` (the office and the lead department, as
 before); here is when and how it is shown:
@@ -52,6 +53,15 @@ def record(session, kind: AccessKind | str, *, user=None, actor: Optional[str] =
     line.at = at if at is not None else clock.now()
     session.add(line)
     return line
+
+
+def record_run_start(session, kind: AccessKind | str, *, actor: str, detail: dict) -> None:
+    """The first of the two lines of a run over many cases (`flask privacy anonymise`, `rotate-key`), committed on its
+    own before the first batch (`detail` with `started`): a run killed outright (`kill -9`, the machine lost) still
+    leaves a trace that it began. Its end line, written when it ends or is stopped, says how far it came
+    (`finished`, what its committed batches changed)."""
+    record(session, kind, actor=actor, detail={**detail, "started": True})
+    session.commit()
 
 
 # --- showing a whole number ------------------------------------------------------------------------------------

@@ -367,9 +367,12 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
     total = Counts()
     done = interrupted = False
     label = _("checking") if dry_run else _("anonymising")
+    eligible = count(session, cutoff, now)
+    if not dry_run and eligible:
+        access.record_run_start(session, "anonymise", actor="cli",
+                                detail={"closed_before": closed_before.isoformat(), "eligible": eligible})
     try:
-        with click.progressbar(length=count(session, cutoff, now), label=label, show_pos=True,
-                               file=sys.stderr) as bar:
+        with click.progressbar(length=eligible, label=label, show_pos=True, file=sys.stderr) as bar:
             for counts in batches(session, cutoff, now=now, size=size, write=not dry_run, keep_files=keep_files):
                 if dry_run:
                     session.rollback()
@@ -384,8 +387,8 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
         interrupted = True  # Ctrl-C: what the committed batches did stays done, and is said below
     finally:
         session.rollback()
-        if not dry_run and (done or total.cases):
-            # one line per run, also for a run interrupted after some batches (what they did stays done)
+        if not dry_run and (eligible or total.cases):
+            # the run's end line, also for a run interrupted after some batches (what they did stays done)
             access.record(session, "anonymise", actor="cli", count=total.cases,
                           detail={"closed_before": closed_before.isoformat(), "finished": done, **total.as_dict()})
             session.commit()
