@@ -5,7 +5,8 @@ import logging
 import re
 import time
 
-from flask import current_app, jsonify, make_response, render_template, request
+import sqlalchemy as sa
+from flask import current_app, g, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -34,8 +35,27 @@ HTTP_ERRORS = {
     413: ("payload_too_large", _l("The request is too large (64 KB at most).")),
     415: ("unsupported_media_type", _l("Send the body as application/json.")),
     429: ("rate_limited", _l("Too many requests. Please wait a moment and try again.")),
-    500: ("internal_error", _l("Something went wrong on our side. Nothing you sent was lost; please try again.")),
+    500: ("internal_error", _l("Something went wrong on our side. Please try again; if it happens again, tell the "
+                               "office.")),
+    503: ("service_unavailable", _l("The service cannot reach its database just now. Please try again in a minute.")),
 }
+
+# What the database (or the way to it) failing says, as opposed to a bug or bad input: the server is down or restarting,
+# the connection broke, a lock or statement timed out, the pool has no connection free. Every page and answer turns
+# it into 503 with Retry-After (`database_unavailable`), never 500: the client did nothing wrong and may try again.
+DATABASE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+RETRY_AFTER_SECONDS = 30
+
+
+def database_unavailable(error: Exception) -> tuple[int, str, object, dict]:
+    """(status, code, message, headers) of the answer to one of DATABASE_ERRORS, logged as one line (the error's kind
+    and the driver's first line: no statement, no parameters)."""
+    cause = getattr(error, "orig", None) or error
+    first_line = (str(cause).strip().splitlines() or [""])[0][:200]
+    log.error("database unavailable on %s %s: %s: %s", request.method, request.path, type(cause).__name__,
+              first_line)
+    code, message = HTTP_ERRORS[503]
+    return 503, code, message, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 # Views that take files (multipart/form-data with `files[]` parts): their requests may be as large as
@@ -98,8 +118,28 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path.startswith("/sms/") or request.path in JSON_PATHS
 
 
-def _error_response(status: int, code: str, message, fields=None, headers=None, extra=None):
-    db.session.rollback()
+def database_error_answer(error: Exception):
+    """The answer to one of DATABASE_ERRORS: 503 with Retry-After, the public error page (or JSON). The console's page,
+    and Flask-Login's `current_user` in every template, would look the signed-in user up in the database that just
+    failed, so the request is taken as anonymous from here on (Flask-Login keeps the request's user in `g`)."""
+    status, code, message, headers = database_unavailable(error)
+    g._login_user = current_app.login_manager.anonymous_user()
+    return _error_response(status, code, message, headers=headers, plain=True)
+
+
+def rollback_after_error() -> None:
+    """Before an error's answer: what the request wrote is not kept (a connection that is gone has nothing to roll
+    back, and must not turn the answer into another error)."""
+    try:
+        db.session.rollback()
+    except DATABASE_ERRORS:
+        pass
+
+
+def _error_response(status: int, code: str, message, fields=None, headers=None, extra=None, *, plain: bool = False):
+    """An error in the contract's shape: JSON for the API (and the probes), else a page, the console's look under
+    /admin (`plain`: the public page's everywhere, which reads nothing from the database)."""
+    rollback_after_error()
     if wants_json():
         body = {"code": code, "message": str(message)}
         if fields:
@@ -108,8 +148,11 @@ def _error_response(status: int, code: str, message, fields=None, headers=None, 
         response = jsonify({"error": body})
     else:
         # The console has its own look; the template lives with the admin room but needs no admin view.
-        template = "admin/error.html" if request.path.startswith("/admin") else "error.html"
-        response = make_response(render_template(template, status=status, message=str(message)))
+        template = "admin/error.html" if request.path.startswith("/admin") and not plain else "error.html"
+        try:
+            response = make_response(render_template(template, status=status, message=str(message)))
+        except DATABASE_ERRORS as error:  # the page looked up the signed-in user in a database that is gone
+            return database_error_answer(error)
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -195,6 +238,9 @@ def register_error_handlers(app) -> None:
         if error.code == 405 and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
         return _error_response(error.code or 500, code, message, headers=headers)
+
+    for kind in DATABASE_ERRORS:
+        app.register_error_handler(kind, database_error_answer)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

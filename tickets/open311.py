@@ -27,7 +27,7 @@ from .api import filing_key, filing_limit, lookup_limit
 from .db import db
 from .errors import BadRequest, BanjieError, Forbidden, InsufficientScope, NotFound, Unauthorized, ValidationFailed
 from .extensions import csrf, public_limit
-from .http import HTTP_ERRORS, _seconds_until_reset
+from .http import HTTP_ERRORS, _seconds_until_reset, database_unavailable, rollback_after_error
 from .models import Department, Event, Office, ServiceItem, Ticket, TokenScope
 from .workflow import Actor
 
@@ -107,7 +107,7 @@ def _asked_format() -> str:
 
 def error_answer(status: int, descriptions, headers=None):
     """The spec's error list, `[{"code", "description"}]`, with the HTTP status itself as each code."""
-    db.session.rollback()
+    rollback_after_error()
     rows = [{"code": status, "description": str(text)} for text in descriptions]
     response = answer(_asked_format(), "errors", "error", rows, status)
     for key, value in (headers or {}).items():
@@ -144,6 +144,14 @@ def _http_error(error: HTTPException):
     if status == 405 and getattr(error, "valid_methods", None):
         headers["Allow"] = ", ".join(error.valid_methods)
     message = HTTP_ERRORS.get(status, (None, error.description))[1]
+    return error_answer(status, [message], headers)
+
+
+@bp.errorhandler(sa.exc.OperationalError)
+@bp.errorhandler(sa.exc.InterfaceError)
+@bp.errorhandler(sa.exc.TimeoutError)
+def _database_error(error: Exception):
+    status, _code, message, headers = database_unavailable(error)
     return error_answer(status, [message], headers)
 
 
