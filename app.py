@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from notify.test_numbers import DEFAULT_TEST_NUMBERS
 from tickets import platform
 from tickets.broker import broker
+from tickets.cli import explain_database_errors
 from tickets.db import db
 from tickets.privacy import crypto as privacy_keys
 
@@ -223,6 +224,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     for name in ROOMS:
         importlib.import_module(name).init_app(app)
     app.cli.add_command(serve)
+    explain_database_errors(app)  # after every room's commands: each says a database away in one line
     if not app.testing:
         # What the app built at start lives as long as the process: out of the collector's sight, a full
         # collection no longer walks it (a 110 ms pause in one request of a hundred; `make bench-offices`).

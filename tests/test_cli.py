@@ -98,3 +98,53 @@ def test_offices_departments_and_office_users(app):
     with app.app_context():  # nothing of the refused commands was written
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Office)) == 3
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Department)) == 2
+
+
+# Commands of every room that read or write the database at once (their own arguments valid)
+DATABASE_COMMANDS = (["privacy", "status"], ["privacy", "anonymise", "--closed-before", "2026-01-01"],
+                     ["escalation", "sweep"], ["report", "monthly", "2026-10", "-o", "/dev/null"], ["sms", "status"],
+                     ["webhooks", "list"], ["offices", "list"], ["evaluation", "close-surveys"],
+                     ["dispatch", "export"], ["users", "token", "nobody"])
+
+
+def _one_line_error(result, expected: str) -> None:
+    output = result.output.strip().splitlines()
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert output[-1].startswith("Error: ") and expected in output[-1], result.output
+
+
+def test_a_database_never_upgraded_is_one_line_naming_the_upgrade(make_app, tmp_path):
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+    for args in DATABASE_COMMANDS:
+        _one_line_error(app.test_cli_runner().invoke(args=args), "flask --app app db upgrade")
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(make_app):
+    app = make_app(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    for args in DATABASE_COMMANDS:
+        _one_line_error(app.test_cli_runner().invoke(args=args), "the database cannot be reached")
+
+
+def test_the_flask_command_itself_says_it_in_one_line(tmp_path):
+    """The real entry point (Flask's own command group finds each room's command): the same line, on stderr."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "BROKER_URL": ""}
+    done = subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "app", "escalation", "sweep"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == ["Error: the database does not have this version's tables: run "
+                                                "`flask --app app db upgrade` first (OperationalError: no such table: "
+                                                "escalation_step)"], done.stderr
+
+
+def test_other_database_errors_are_left_to_show_as_the_bugs_they_are():
+    from tickets.cli import database_problem
+
+    integrity = sa.exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed: ticket.tracking_no"))
+    assert database_problem(integrity) is None
+    assert "db upgrade" in database_problem(sa.exc.OperationalError("SELECT ...", {}, Exception("no such table: x")))

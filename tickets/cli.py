@@ -205,3 +205,46 @@ def register(app) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(offices_cli)
     app.cli.add_command(departments_cli)
+
+
+# --- the database away or not upgraded: one line, not a traceback ----------------------------------------------------
+
+_MISSING_SCHEMA = ("UndefinedTable", "UndefinedColumn")  # PostgreSQL's words (psycopg's classes) for a table not there
+
+
+def database_problem(error: Exception) -> str | None:
+    """What an operator should read when a command met a database error (None: not the database's state, a bug): the
+    schema not upgraded (a table or column missing), or the database not reachable or refusing the work now."""
+    from .http import DATABASE_ERRORS
+
+    cause = getattr(error, "orig", None) or error
+    first_line = (str(cause).strip().splitlines() or [""])[0][:200]
+    said = f"{type(cause).__name__}: {first_line}"
+    if type(cause).__name__ in _MISSING_SCHEMA or "no such table" in first_line or "no such column" in first_line:
+        return ("the database does not have this version's tables: run `flask --app app db upgrade` first "
+                f"({said})")
+    if isinstance(error, DATABASE_ERRORS):
+        return f"the database cannot be reached or cannot do this now; check DATABASE_URL and the server ({said})"
+    return None
+
+
+def explain_database_errors(app) -> None:
+    """Every `flask` command (each room's group, wrapped once at start): a database that cannot be reached or was never
+    upgraded is one line and exit status 1, not a traceback. Other errors stay as they are: they are bugs."""
+    for command in app.cli.commands.values():
+        if getattr(command, "explains_database_errors", False):
+            continue  # the command objects are the modules' own: every app made in one process shares them
+
+        def explained(ctx, _invoke=command.invoke):
+            try:
+                return _invoke(ctx)
+            except sa.exc.DBAPIError as error:
+                problem = database_problem(error)
+                if problem is None:
+                    raise
+                raise click.ClickException(problem) from None
+            except sa.exc.TimeoutError as error:
+                raise click.ClickException(database_problem(error)) from None
+
+        command.invoke = explained
+        command.explains_database_errors = True
