@@ -32,6 +32,8 @@ KIND_LABELS = {
     AccessKind.rotate_key.value: _l("Re-encrypted under a new key"),
 }
 VIA_LABELS = {"console": _l("console"), "api": _l("API")}
+# Who, for a line without a member of staff (`AccessLog.actor`)
+ACTOR_LABELS = {"cli": _l("command line"), "scheduler": _l("scheduled job"), "citizen": _l("the citizen")}
 
 
 def _page() -> int:
@@ -97,6 +99,7 @@ class AccessLogView(RoleGuard, BaseView):
                            page=page, args=args, search=search, errors=errors, users=users,
                            kinds=[(kind.value, label(KIND_LABELS, kind.value)) for kind in AccessKind],
                            kind_label=lambda value: label(KIND_LABELS, value), describe=describe,
+                           actor_label=lambda value: label(ACTOR_LABELS, value) if value else "—",
                            local_text=clock.local_text)
 
 

@@ -191,6 +191,7 @@ def test_the_dry_run_counts_what_the_real_run_changes_and_an_interrupted_run_res
     # the administrators' log says, in words, which cases each line is of and how far each run came (newest first)
     page = world.console("admin").get("/admin/access-log/", query_string={"kind": "anonymise"})
     said = re.findall(r'<td class="access-detail small text-muted">([^<]*)</td>', page.get_data(as_text=True))
+    assert re.findall(r'<td class="access-who">([^<]*)</td>', page.get_data(as_text=True)) == ["命令行"] * 4
     ended = f"于 {day} 前结束的案件"
     assert said == [f"{ended} · 已完成", f"{ended} · 开始运行，至多 4 件",
                     f"{ended} · 未运行完即停止，再次运行可处理其余部分", f"{ended} · 开始运行，至多 7 件"], said
