@@ -152,6 +152,8 @@ def _error_response(status: int, code: str, message, fields=None, headers=None, 
         try:
             response = make_response(render_template(template, status=status, message=str(message)))
         except DATABASE_ERRORS as error:  # the page looked up the signed-in user in a database that is gone
+            if plain:
+                raise  # the plain page reads nothing from the database: this is a bug, not an outage
             return database_error_answer(error)
     response.status_code = status
     for key, value in (headers or {}).items():
