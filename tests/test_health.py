@@ -25,6 +25,10 @@ from tickets.models import UserSession
 
 EVERY_CHECK = {"database", "migrations", "broker", "scheduler", "workers", "outbox", "webhooks"}
 FRESH = {"READY_CACHE_SECONDS": 0}  # every probe looks again
+# What a loaded two-core CI machine may add to a probe bounded by a timeout: these tests tell an answer bounded by the
+# probe's own timeouts from one held for the system's TCP timeouts (minutes); the error's kind (refused, not a timeout)
+# shows that a closed port fails at once. Speed itself is for the benchmarks.
+SLACK = 2.0
 
 
 def beat(app):
@@ -52,7 +56,7 @@ def test_healthz_says_ok_without_the_database(make_app):
     started = time.monotonic()
     response = app.test_client().get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
-    assert time.monotonic() - started < 1 and "Set-Cookie" not in response.headers
+    assert time.monotonic() - started < SLACK and "Set-Cookie" not in response.headers
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -165,7 +169,7 @@ def test_an_unreachable_database_fails_in_time_and_says_only_what_kind_of_error(
     app = make_app(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", **FRESH)
     started = time.monotonic()
     response = app.test_client().get("/readyz")
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 2.0 + SLACK  # READY_TIMEOUT_SECONDS
     checks = response.get_json()["checks"]
     assert response.status_code == 503 and checks["database"]["ok"] is False
     assert checks["database"]["error"] == "OperationalError" and "nobody" not in response.get_data(as_text=True)
@@ -178,7 +182,7 @@ def test_a_hanging_check_fails_as_timeout_and_holds_the_probe_no_longer(make_app
     try:
         started = time.monotonic()
         response = app.test_client().get("/readyz")
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 0.5 + SLACK
         assert response.status_code == 503 and response.get_json()["checks"]["hangs"] == {"ok": False,
                                                                                         "error": "timeout"}
     finally:
@@ -244,7 +248,7 @@ def test_a_closed_redis_port_is_503_at_once(make_app):
     beat(app)
     started = time.monotonic()
     response = app.test_client().get("/readyz")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < health.BROKER_TIMEOUT_SECONDS + SLACK
     check = response.get_json()["checks"]["broker"]
     assert response.status_code == 503 and check["ok"] is False and check["error"] == "ConnectionError"
 
@@ -259,7 +263,7 @@ def test_a_silent_redis_holds_the_probe_about_a_second(make_app):
         app = make_app(BROKER_URL=f"redis://127.0.0.1:{listener.getsockname()[1]}/0", **FRESH)
         started = time.monotonic()
         check = broker_check(app)
-        assert 0.9 < time.monotonic() - started < 2.0
+        assert 0.9 < time.monotonic() - started < health.BROKER_TIMEOUT_SECONDS + SLACK
         assert check["ok"] is False and check["error"] == "TimeoutError"
     finally:
         for connection, _ in accepted:
@@ -314,7 +318,7 @@ def test_readyz_turns_503_when_redis_stops_and_200_when_it_is_back(make_app, own
     started = time.monotonic()
     response = client.get("/readyz")
     assert response.status_code == 503 and response.get_json()["checks"]["broker"]["ok"] is False
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 2.0 + SLACK  # READY_TIMEOUT_SECONDS
     assert {name for name, check in response.get_json()["checks"].items() if not check["ok"]} == {"broker"}
     own_redis.start()
     wait_until(lambda: client.get("/readyz").status_code == 200, timeout=10)
@@ -345,4 +349,5 @@ def test_rabbitmq_is_checked_with_a_connection_of_its_own(make_app, rabbitmq_url
     closed = make_app(BROKER_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F", **FRESH)
     started = time.monotonic()
     check = broker_check(closed)
-    assert time.monotonic() - started < 1.5 and check["ok"] is False and check["error"] == "AMQPConnectionError"
+    assert time.monotonic() - started < health.BROKER_TIMEOUT_SECONDS + SLACK
+    assert check["ok"] is False and check["error"] == "AMQPConnectionError"  # refused at once: not a timeout

@@ -171,7 +171,7 @@ def test_client_timeout_leaves_a_sent_message(server, make_client):
     started = time.monotonic()
     with pytest.raises(requests.exceptions.Timeout):
         impatient.messages.create(to=CITIZEN, from_=SENDER, body="受理回执")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.0  # it gave up before the server answered
     assert server.count_for(CITIZEN) == 1  # "Twilio" accepted it even though the client gave up
     impatient.messages.create(to=CITIZEN, from_=SENDER, body="受理回执")  # a naive retry...
     assert server.duplicates() == {(CITIZEN, "受理回执"): 2}  # ...is caught
