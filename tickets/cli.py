@@ -215,12 +215,10 @@ _MISSING_SCHEMA = ("UndefinedTable", "UndefinedColumn")  # PostgreSQL's words (p
 def database_problem(error: Exception) -> str | None:
     """What an operator should read when a command met a database error (None: not the database's state, a bug): the
     schema not upgraded (a table or column missing), or the database not reachable or refusing the work now."""
-    from .http import DATABASE_ERRORS
+    from .http import DATABASE_ERRORS, database_reason
 
-    cause = getattr(error, "orig", None) or error
-    first_line = (str(cause).strip().splitlines() or [""])[0][:200]
-    said = f"{type(cause).__name__}: {first_line}"
-    if type(cause).__name__ in _MISSING_SCHEMA or "no such table" in first_line or "no such column" in first_line:
+    said = database_reason(error)
+    if said.split(":", 1)[0] in _MISSING_SCHEMA or "no such table" in said or "no such column" in said:
         return ("the database does not have this version's tables: run `flask --app app db upgrade` first "
                 f"({said})")
     if isinstance(error, DATABASE_ERRORS):
@@ -238,13 +236,11 @@ def explain_database_errors(app) -> None:
         def explained(ctx, _invoke=command.invoke):
             try:
                 return _invoke(ctx)
-            except sa.exc.DBAPIError as error:
+            except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
                 problem = database_problem(error)
                 if problem is None:
                     raise
                 raise click.ClickException(problem) from None
-            except sa.exc.TimeoutError as error:
-                raise click.ClickException(database_problem(error)) from None
 
         command.invoke = explained
         command.explains_database_errors = True

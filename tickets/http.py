@@ -47,13 +47,16 @@ DATABASE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.Timeou
 RETRY_AFTER_SECONDS = 30
 
 
-def database_unavailable(error: Exception) -> tuple[int, str, object, dict]:
-    """(status, code, message, headers) of the answer to one of DATABASE_ERRORS, logged as one line (the error's kind
-    and the driver's first line: no statement, no parameters)."""
+def database_reason(error: Exception) -> str:
+    """A database error as an operator reads it: the driver's error class and the first line of its message (no
+    statement, no parameters), e.g. "OperationalError: connection failed: … Connection refused"."""
     cause = getattr(error, "orig", None) or error
-    first_line = (str(cause).strip().splitlines() or [""])[0][:200]
-    log.error("database unavailable on %s %s: %s: %s", request.method, request.path, type(cause).__name__,
-              first_line)
+    return f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0][:200]}"
+
+
+def database_unavailable(error: Exception) -> tuple[int, str, object, dict]:
+    """(status, code, message, headers) of the answer to one of DATABASE_ERRORS, logged as one line."""
+    log.error("database unavailable on %s %s: %s", request.method, request.path, database_reason(error))
     code, message = HTTP_ERRORS[503]
     return 503, code, message, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 

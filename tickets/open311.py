@@ -27,7 +27,7 @@ from .api import filing_key, filing_limit, lookup_limit
 from .db import db
 from .errors import BadRequest, BanjieError, Forbidden, InsufficientScope, NotFound, Unauthorized, ValidationFailed
 from .extensions import csrf, public_limit
-from .http import HTTP_ERRORS, _seconds_until_reset, database_unavailable, rollback_after_error
+from .http import DATABASE_ERRORS, HTTP_ERRORS, _seconds_until_reset, database_unavailable, rollback_after_error
 from .models import Department, Event, Office, ServiceItem, Ticket, TokenScope
 from .workflow import Actor
 
@@ -147,12 +147,13 @@ def _http_error(error: HTTPException):
     return error_answer(status, [message], headers)
 
 
-@bp.errorhandler(sa.exc.OperationalError)
-@bp.errorhandler(sa.exc.InterfaceError)
-@bp.errorhandler(sa.exc.TimeoutError)
 def _database_error(error: Exception):
     status, _code, message, headers = database_unavailable(error)
     return error_answer(status, [message], headers)
+
+
+for _kind in DATABASE_ERRORS:
+    bp.register_error_handler(_kind, _database_error)
 
 
 @bp.errorhandler(Exception)
