@@ -224,7 +224,8 @@ def rotate(session, keys: crypto.KeyRing, *, batch: int = 500, reindex: bool = F
     """Every value not under the current key re-encrypted with it (a clear one encrypted and indexed), batch by batch,
     each committed; with `reindex`, then every blind index recomputed. Stopped at any point, a new run takes what is
     left. Writes an access-log line as it begins (`access.record_run_start`) and one (the values changed; `finished`
-    false when it was stopped) when it ends, or stops on an error or Ctrl-C. A value whose key is missing or wrong stops it with `crypto.PrivacyKeyError`."""
+    false when it was stopped) when it ends, or stops on an error or Ctrl-C. A value whose key is missing or wrong
+    stops it with `crypto.PrivacyKeyError`."""
     done = [0]  # values in committed batches, counted before `progress` hears of them
     finished = False
     access.record_run_start(session, "rotate_key", actor=actor, detail={"key_id": keys.current, "reindex": reindex})
