@@ -109,6 +109,35 @@ def test_garbage_is_refused_and_nothing_raises(raw):
         assert isinstance(phones.national(result), str) and "****" in phones.mask(result)
 
 
+# Any digits after +86, of any length, and the national spellings phonenumbers reads for CN.
+plus86_digits = st.text("0123456789", min_size=1, max_size=14).flatmap(
+    lambda digits: st.sampled_from([f"+86{digits}", f"0{digits}", digits, f"86{digits}"]))
+
+
+@settings(max_examples=examples(1500), deadline=None)
+@given(st.one_of(plus86_digits, phone_like, landlines().map(lambda case: case[0]),
+                 mobiles.map(lambda case: case[2](case[0] + case[1]))))
+def test_one_metadata_match_decides_as_the_library_does(raw):
+    """The parser matches a number against the metadata once (`number_type`) and takes a known type for valid:
+    what `phonenumbers.is_valid_number` and `number_type` decide together, for every input."""
+    import phonenumbers
+
+    number, kind = phones._parse(raw)
+    try:
+        text = raw.strip()
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if not text.startswith(("+", "＋")) and len(digits) == 13 and digits.startswith("86"):
+            text = "+" + digits
+        theirs = phonenumbers.parse(text, "CN") if len(raw) <= 40 else None
+    except phonenumbers.NumberParseException:
+        theirs = None
+    valid = (theirs is not None and theirs.country_code == 86 and not theirs.extension
+             and phonenumbers.is_valid_number(theirs))
+    assert (number is not None) == valid, raw
+    if valid:
+        assert number == theirs and kind == phonenumbers.number_type(theirs)
+
+
 @pytest.mark.parametrize("raw", [
     "12345678",            # no area code
     "010-1234567",         # a digit short

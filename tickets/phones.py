@@ -16,14 +16,18 @@ _PHONE_TYPES = _MOBILE_TYPES | {PhoneNumberType.FIXED_LINE}
 _MAX_LENGTH = 40
 
 
-def _parse(raw) -> phonenumbers.PhoneNumber | None:
-    """A valid mainland number (of any type) in any common spelling, else None; never raises.
+def _parse(raw) -> tuple[phonenumbers.PhoneNumber | None, PhoneNumberType]:
+    """A valid mainland number (of any type) in any common spelling and its type, else (None, UNKNOWN); never raises.
 
     Accepts spaces, dashes, dots, brackets, full-width digits, the +86 / 0086 / 86 prefixes and a fixed line's
     trunk 0 (010-12345678, (0755)8888 8888). A number with an extension is refused: E.164 cannot keep it.
+    The metadata is matched once: for a +86 number, `phonenumbers.is_valid_number` is exactly "its type is known"
+    (both read `number_type`'s match), and filing parses two numbers (the form's, then the stored one before the
+    receipt is texted) on its hot path (issue 11, item 20).
     """
+    unknown = None, PhoneNumberType.UNKNOWN
     if not isinstance(raw, str) or len(raw) > _MAX_LENGTH:
-        return None
+        return unknown
     text = raw.strip()
     digits = "".join(ch for ch in text if ch.isdigit())
     # "8613800138000" without a plus is common on forms; phonenumbers would read it as a national number.
@@ -32,27 +36,29 @@ def _parse(raw) -> phonenumbers.PhoneNumber | None:
     try:
         number = phonenumbers.parse(text, "CN")
     except (NumberParseException, ValueError, IndexError):
-        return None
-    if number.country_code != 86 or number.extension or not phonenumbers.is_valid_number(number):
-        return None
-    return number
+        return unknown
+    if number.country_code != 86 or number.extension:
+        return unknown
+    kind = phonenumbers.number_type(number)
+    return (None if kind == PhoneNumberType.UNKNOWN else number), kind
 
 
-def _e164(number, types) -> str | None:
-    if number is None or phonenumbers.number_type(number) not in types:
+def _e164(raw, types) -> str | None:
+    number, kind = _parse(raw)
+    if number is None or kind not in types:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalise_mobile(raw: str) -> str | None:
     """E.164 (+8613800138000) for a valid mainland mobile number, else None (for numbers that are texted)."""
-    return _e164(_parse(raw), _MOBILE_TYPES)
+    return _e164(raw, _MOBILE_TYPES)
 
 
 def normalise_phone(raw: str) -> str | None:
     """E.164 for a valid mainland mobile number or fixed line (+861012345678 for 010-12345678), else None: what a
     citizen may give. A fixed line gets no text (`is_mobile`)."""
-    return _e164(_parse(raw), _PHONE_TYPES)
+    return _e164(raw, _PHONE_TYPES)
 
 
 def is_mobile(e164) -> bool:
@@ -72,8 +78,8 @@ def _fixed_line_parts(e164: str) -> tuple[str, str] | None:
     """(area code with its trunk 0, subscriber number) of a mainland fixed line: ("010", "12345678")."""
     if len(e164) == 14 and e164.startswith("+861"):
         return None  # a mobile number's shape (a fixed line of Beijing, 010, has one digit fewer): no parsing
-    number = _parse(e164)
-    if number is None or phonenumbers.number_type(number) != PhoneNumberType.FIXED_LINE:
+    number, kind = _parse(e164)
+    if number is None or kind != PhoneNumberType.FIXED_LINE:
         return None
     national = str(number.national_number)
     area = phonenumbers.length_of_geographical_area_code(number)
