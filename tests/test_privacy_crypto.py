@@ -20,6 +20,7 @@ from app import create_app
 from notify.models import InboundSms, SmsMessage, SmsOptOut
 from notify.survey import handle_inbound
 from tests.helpers import BASE_CONFIG, PG_TEST_DB, examples, page_csrf, csrf_of
+from tests.test_upgrade_contact import scratch_url  # noqa: F401  (a fixture: an empty database of the test's kind)
 from tickets.db import db
 from tickets.models import AccessLog, AttachmentBlob, Survey, Ticket
 from tickets.privacy import crypto, rotation
@@ -320,3 +321,152 @@ def test_any_name_and_number_round_trip_through_the_database(app, name, phone):
         loaded = db.session.scalar(sa.select(Ticket).where(Ticket.phone_index == crypto.phone_index(phone)))
         assert (loaded.citizen_name, loaded.phone, loaded.name_index) == (name, phone, crypto.name_index(name))
         db.session.rollback()
+
+
+# --- files on the volume (ATTACHMENT_STORAGE=directory): each encrypted with a key of its own -------------------------
+
+def volume_files(volume: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in volume.rglob("*") if path.is_file()}
+
+
+def test_files_on_a_volume_are_encrypted_each_with_its_own_key_kept_encrypted_in_the_database(make_app, tmp_path):
+    from tests.helpers import seed_world
+    from tests.test_attachments import file_with, pdf
+    from tickets import attachments, storage
+    from tickets.models import Attachment, AttachmentFileKey
+
+    volume = tmp_path / "files"
+    volume.mkdir()
+    app = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume))
+    world = seed_world(app, app.test_client())
+    response = file_with(world, ("证明.pdf", pdf(), "application/pdf"), ("现场.jpg", noisy_jpeg(), "image/jpeg"))
+    assert response.status_code == 201, response.get_json()
+    no, code = response.get_json()["tracking_no"], response.get_json()["query_code"]
+    items = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["attachments"]
+
+    def downloads() -> list[bytes]:
+        answers = [world.client.get(f"{item['url']}?code={code}") for item in items]
+        assert [answer.status_code for answer in answers] == [200, 200]
+        return [answer.get_data() for answer in answers]
+
+    plain = downloads()
+    assert plain[0].startswith(b"%PDF") and plain[1].startswith(b"\xff\xd8")
+    on_disk = volume_files(volume)
+    assert len(on_disk) == 3  # the PDF, the photo and its thumbnail
+    for sealed in on_disk.values():
+        assert sealed.startswith(storage.FILE_HEADER)
+        for data in plain:  # no stretch of either file anywhere on the volume
+            for start in range(0, len(data) - 48, max(1, (len(data) - 48) // 12)):
+                assert data[start:start + 48] not in sealed
+    with app.app_context():
+        stored = dict(db.session.execute(sa.text("SELECT key, file_key FROM attachment_file_key")).all())
+        assert set(stored) == set(on_disk) and all(value.startswith("enc:1:test1:") for value in stored.values())
+        assert len({db.session.get(AttachmentFileKey, key).file_key for key in stored}) == 3  # a key each
+        # a file put under another's name does not open: its name is bound into its encryption
+        first, second, _third = sorted(stored)
+        swapped = storage.DirectoryStore(volume)
+        (volume / first[:2] / first).write_bytes(on_disk[second])
+        with pytest.raises(crypto.PrivacyKeyError, match="does not open"):
+            swapped.get(db.session, first)
+        (volume / first[:2] / first).write_bytes(on_disk[first])
+        # a file written before encryption (no header) still reads, as it is
+        legacy = storage.new_key()
+        (volume / legacy[:2]).mkdir(exist_ok=True)
+        (volume / legacy[:2] / legacy).write_bytes(b"%PDF-1.4 written before")
+        assert swapped.get(db.session, legacy) == b"%PDF-1.4 written before"
+        (volume / legacy[:2] / legacy).unlink()
+
+    # PRIVACY_KEYS rotated: the files' keys are re-encrypted, the files themselves are not touched
+    rotated = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume),
+                       PRIVACY_KEYS=f"{OTHER_KEY},{BASE_CONFIG['PRIVACY_KEYS']}")
+    result = rotated.test_cli_runner().invoke(args=["privacy", "rotate-key"])
+    assert result.exit_code == 0, result.output
+    assert volume_files(volume) == on_disk
+    alone = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume), PRIVACY_KEYS=OTHER_KEY)
+    with alone.app_context():
+        assert all(value.startswith("enc:1:next:") for value in db.session.scalars(
+            sa.text("SELECT file_key FROM attachment_file_key")))
+        assert rotation.remaining(db.session, ring_of(alone))["attachment_file_key.file_key"] == 0
+        rows = db.session.scalars(sa.select(Attachment).order_by(Attachment.id)).all()
+        assert [storage.read(db.session, row.blob_key) for row in rows] == plain
+
+        # deleting a file deletes its key: a copy of the volume kept elsewhere no longer opens
+        copy = volume_files(volume)
+        attachments.drop(db.session, rows)
+        db.session.commit()
+        assert volume_files(volume) == {}
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AttachmentFileKey)) == 0
+        for key, sealed in copy.items():
+            (volume / key[:2] / key).write_bytes(sealed)  # the copy brought back
+            assert storage.read(db.session, key) is None
+
+
+def test_a_file_on_a_volume_whose_filing_failed_cannot_be_read(make_app, tmp_path):
+    """The file is written at once, its key with the filing's transaction: rolled back, the file stays unreadable."""
+    from tests.helpers import seed_world
+    from tickets import storage
+
+    volume = tmp_path / "files"
+    volume.mkdir()
+    app = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume))
+    seed_world(app, app.test_client())
+    with app.app_context():
+        key = storage.new_key()
+        storage.store().put(db.session, key, b"%PDF-1.4 a citizen's document")
+        assert storage.read(db.session, key) == b"%PDF-1.4 a citizen's document"  # in the transaction: readable
+        db.session.rollback()
+        assert (volume / key[:2] / key).exists() and storage.read(db.session, key) is None
+
+
+def test_moving_files_to_the_database_and_back_encrypts_those_written_before(make_app, tmp_path):
+    from tests.helpers import seed_world
+    from tests.test_attachments import file_with, pdf
+    from tickets import storage
+    from tickets.models import Attachment
+
+    volume = tmp_path / "files"
+    volume.mkdir()
+    app = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume))
+    world = seed_world(app, app.test_client())
+    filed = file_with(world, ("证明.pdf", pdf(), "application/pdf")).get_json()
+    with app.app_context():
+        (row,) = db.session.scalars(sa.select(Attachment)).all()
+        document = storage.read(db.session, row.blob_key)
+        path = volume / row.blob_key[:2] / row.blob_key
+        # as a deployment from before encryption left it: the file in clear, no key row
+        path.write_bytes(document)
+        db.session.execute(sa.text("DELETE FROM attachment_file_key"))
+        db.session.commit()
+        assert storage.read(db.session, row.blob_key) == document
+    runner = app.test_cli_runner()
+    for to in ("database", "directory"):
+        result = runner.invoke(args=["attachments", "move", "--to", to])
+        assert result.exit_code == 0 and "1 of 1" in result.output, result.output
+    assert path.read_bytes().startswith(storage.FILE_HEADER) and document[:48] not in path.read_bytes()
+    (item,) = world.client.get(f"/api/v1/tickets/{filed['tracking_no']}?code={filed['query_code']}").get_json()[
+        "attachments"]
+    assert world.client.get(f"{item['url']}?code={filed['query_code']}").get_data() == document
+
+
+def test_a_downgrade_below_0022_refuses_while_a_file_on_the_volume_is_encrypted(scratch_url, tmp_path):
+    from tests.test_upgrade_contact import migrate
+    from tickets import storage
+
+    volume = tmp_path / "files"
+    volume.mkdir()
+    app = create_app({**BASE_CONFIG, "DATABASE_URL": scratch_url, "ATTACHMENT_STORAGE": "directory",
+                      "ATTACHMENT_DIR": str(volume)})
+    migrate(app, "head")
+    with app.app_context():
+        storage.store().put(db.session, storage.new_key(), b"%PDF-1.4 a citizen's document")
+        db.session.commit()
+    with pytest.raises(RuntimeError, match="attachments move --to database"):
+        migrate(app, "0021", down=True)  # it would drop the file's key: it says how to go down safely instead
+    with app.app_context():
+        db.session.execute(sa.text("DELETE FROM attachment_file_key"))
+        db.session.commit()
+        db.engine.dispose()
+    migrate(app, "0021", down=True)
+    with app.app_context():
+        assert "attachment_file_key" not in sa.inspect(db.engine).get_table_names()
+        db.engine.dispose()

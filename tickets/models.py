@@ -700,6 +700,17 @@ class AttachmentBlob(SQLModel, table=True):
     data: bytes = Field(sa_type=EncryptedBytes("attachment_blob.data"))  # encrypted at rest (tickets/privacy/crypto.py)
 
 
+class AttachmentFileKey(SQLModel, table=True):
+    """The key of one file kept on the volume (`tickets.storage.DirectoryStore`, ATTACHMENT_STORAGE=directory): the
+    file is encrypted with a key of its own, kept here encrypted under PRIVACY_KEYS. Rotating PRIVACY_KEYS re-encrypts
+    these rows, never the files; deleting the row leaves the file unreadable, wherever a copy of the volume went."""
+
+    __tablename__ = "attachment_file_key"
+
+    key: str = Field(sa_type=sa.String(40), primary_key=True)  # the file's storage key (its name on the volume)
+    file_key: str = Field(sa_type=Encrypted("attachment_file_key.file_key"))  # base64 of 32 random bytes, encrypted
+
+
 class KnowledgeEntry(SQLModel, table=True):
     """知识库 (GB/T 44191): an answer worth reusing, with the service items it is about, its owner (a department, or the
     window itself when `department_id` is None) and the date by which it must be reviewed. Every edit raises

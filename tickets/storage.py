@@ -11,10 +11,19 @@ read from the other one (`read`), so no download fails while files are on their 
 
 Keys are random (`new_key`), never derived from a name a citizen chose. A store is told the session so the database
 store can join its transaction; the directory store writes at once (a rolled-back filing leaves a file no row names, which
-is harmless: nothing serves a file that no attachment row names).
+is harmless: nothing serves a file that no attachment row names, and its key was rolled back with the filing, so no
+one can read it).
+
+Both stores keep files encrypted at rest (tickets/privacy/crypto.py). The database's column is encrypted under
+PRIVACY_KEYS. On the volume each file is encrypted (AES-GCM, its storage key as associated data, so a file renamed to
+another's name does not open) with a random key of its own, kept in the database (`AttachmentFileKey`, encrypted under
+PRIVACY_KEYS): `flask privacy rotate-key` re-encrypts those keys, never the files, and deleting a file deletes its key,
+so a copy of the volume (a backup, a disk taken away) shows nothing without the database and PRIVACY_KEYS. A file
+written before encryption (no `FILE_HEADER`) is read as it is until moved to the database and back.
 """
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import tempfile
@@ -24,7 +33,11 @@ from typing import Protocol
 import sqlalchemy as sa
 from flask import current_app
 
-from .models import AttachmentBlob
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .models import AttachmentBlob, AttachmentFileKey
+from .privacy.crypto import PrivacyKeyError
 
 STORAGE_KINDS = ("database", "directory")
 
@@ -53,8 +66,13 @@ class DatabaseStore:
             session.execute(sa.delete(AttachmentBlob).where(AttachmentBlob.key.in_(keys)))
 
 
+FILE_HEADER = b"banjie-file:1:"  # then the 12-byte nonce and the AES-GCM ciphertext (with its tag)
+NONCE = 12
+
+
 class DirectoryStore:
-    """Bytes as files under `root` (ab/abcdef…), written whole (a temporary file renamed into place)."""
+    """Bytes as files under `root` (ab/abcdef…), written whole (a temporary file renamed into place), each encrypted
+    with a key of its own whose row (`AttachmentFileKey`) joins the caller's transaction."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -66,22 +84,40 @@ class DirectoryStore:
 
     def put(self, session, key: str, data: bytes) -> None:
         path = self._path(key)
+        file_key, nonce = AESGCM.generate_key(bit_length=256), os.urandom(NONCE)
+        sealed = FILE_HEADER + nonce + AESGCM(file_key).encrypt(nonce, bytes(data), key.encode())
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
-            handle.write(data)
+            handle.write(sealed)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
+        session.add(AttachmentFileKey(key=key, file_key=base64.b64encode(file_key).decode()))
 
     def get(self, session, key: str) -> bytes | None:
+        """The file's bytes; None when it is missing, or encrypted with a key the database no longer holds (deleted,
+        or never committed). A file without the header is one written before encryption: read as it is."""
         try:
-            return self._path(key).read_bytes()
+            stored = self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+        if not stored.startswith(FILE_HEADER):
+            return stored
+        file_key = session.scalar(sa.select(AttachmentFileKey.file_key).where(AttachmentFileKey.key == key))
+        if file_key is None:
+            return None
+        body = stored[len(FILE_HEADER):]
+        try:
+            return AESGCM(base64.b64decode(file_key)).decrypt(body[:NONCE], body[NONCE:], key.encode())
+        except InvalidTag:  # as a value that does not open with its key in the database: the damage is reported
+            raise PrivacyKeyError(f"attachment file {key}: does not open with its key (altered, damaged or another "
+                                  "file's)") from None
 
     def delete(self, session, keys: list[str]) -> None:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
+        if keys:
+            session.execute(sa.delete(AttachmentFileKey).where(AttachmentFileKey.key.in_(keys)))
 
 
 def check_settings(config) -> None:

@@ -46,7 +46,7 @@ def _selectable(column: "Column"):
     return sa.table(column.table, *cols)
 
 
-# Every column holding a citizen's name or number (or a file's bytes). Staff and department numbers
+# Every column holding a citizen's name or number (or a file's bytes, or the key of a file on the volume). Staff and department numbers
 # (user_account.phone, department.supervisor_phone, leader_phone) are staff data and stay in clear.
 COLUMNS = (
     Column("ticket", "citizen_name", index="name_index", kind="name"),
@@ -56,6 +56,7 @@ COLUMNS = (
     Column("sms_inbound", "phone"),
     Column("sms_opt_out", "number", key="phone"),
     Column("attachment_blob", "data", key="key", binary=True),
+    Column("attachment_file_key", "file_key", key="key"),  # the keys of the files on the volume (tickets/storage.py)
 )
 OPT_OUT = sa.table("sms_opt_out", sa.column("phone", sa.String), sa.column("number", sa.String))
 
@@ -313,9 +314,13 @@ def rotate_key_command(batch, reindex, dry_run):
 
 def decrypt_all(connection, keys: crypto.KeyRing) -> int:
     """Every encrypted value written back in clear, on `connection` (migration 0021's downgrade: the schema before it
-    reads clear text only); an opt-out kept only by its index, without its number, cannot be restored and goes."""
+    reads clear text only); an opt-out kept only by its index, without its number, cannot be restored and goes.
+    Columns of tables a later revision added (and its downgrade dropped first) are not there to decrypt."""
     done = 0
+    tables = set(sa.inspect(connection).get_table_names())
     for column in COLUMNS:
+        if column.table not in tables:
+            continue
         table = column.selectable()
         c = table.c
         rows = connection.execute(sa.select(c[column.key], c[column.name]).where(
