@@ -420,6 +420,66 @@ def test_a_deployment_keeps_files_on_a_volume_instead(make_app, tmp_path):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AttachmentBlob)) == 0
 
 
+def test_a_volume_that_fails_is_a_503_to_try_again_and_nothing_of_the_filing_is_kept(make_app, tmp_path, caplog):
+    """The volume unmounted, full or failing is an outage, like the database away: 503 with Retry-After on the API,
+    the form and downloads (never a 500, never a 404 that says the file is gone), nothing kept, the log line without
+    the file's name; /readyz says so. Back, everything works again without a restart."""
+    import logging
+    import shutil
+
+    from tests.helpers import seed_world
+    from tickets.models import Ticket
+
+    volume = tmp_path / "files"
+    volume.mkdir()
+    app = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume))
+    world = seed_world(app, app.test_client())
+    filed = file_with(world, ("通知.jpg", jpeg(), "image/jpeg"))
+    assert filed.status_code == 201
+    no, code = filed.get_json()["tracking_no"], filed.get_json()["query_code"]
+    (item,) = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["attachments"]
+    kept = {path.name for path in volume.rglob("*") if path.is_file()}
+    with app.app_context():
+        cases = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket))
+
+    def ready() -> dict:
+        from tickets.health import PROBE
+
+        PROBE.get(app).kept = None
+        return world.client.get("/readyz").get_json()["checks"]["attachments"]
+
+    assert ready()["ok"] is True and ready()["kind"] == "directory" and ready()["free_mb"] >= 0
+    shutil.move(volume, tmp_path / "unmounted")  # the volume gone from under the running app
+    caplog.set_level(logging.ERROR, logger="tickets.storage")
+    refused = file_with(world, ("通知.jpg", jpeg(), "image/jpeg"))
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
+    assert refused.get_json()["error"]["code"] == "service_unavailable"
+    assert "文件存储" in refused.get_json()["error"]["message"]
+    download = world.client.get(f"{item['url']}?code={code}")
+    assert download.status_code == 503 and download.headers["Retry-After"] == "30"
+    token = page_csrf(world.client, "/")
+    page = world.client.post("/", data={**FILING, "csrf_token": token, "files[]": [
+        (io.BytesIO(jpeg()), "通知.jpg", "image/jpeg")]}, content_type="multipart/form-data")
+    assert page.status_code == 503 and "文件存储" in page.get_data(as_text=True)
+    assert not volume.exists()  # a volume that is not there is not made again on the local disk
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == cases  # nothing filed
+    assert ready()["ok"] is False and ready()["error"] == "FileNotFoundError"
+    lines = [record.getMessage() for record in caplog.records if record.name == "tickets.storage"]
+    assert lines and all("cannot" in line and str(tmp_path) not in line for line in lines)
+    assert not any(key in line for key in kept for line in lines)
+
+    shutil.move(tmp_path / "unmounted", volume)  # back
+    assert world.client.get(f"{item['url']}?code={code}").status_code == 200
+    assert file_with(world, ("通知.jpg", jpeg(), "image/jpeg")).status_code == 201 and ready()["ok"] is True
+    # a file the volume cannot read (here: a folder where the file should be) is the volume failing, not a 404
+    (name,) = [k for k in kept if (volume / k[:2] / k).stat().st_size == len(storage.FILE_HEADER) + 12 + 16 +
+               len(world.client.get(f"{item['url']}?code={code}").get_data())]
+    (volume / name[:2] / name).unlink()
+    (volume / name[:2] / name).mkdir()
+    assert world.client.get(f"{item['url']}?code={code}").status_code == 503
+
+
 def test_a_storage_the_process_cannot_use_stops_it_at_start(make_app, tmp_path):
     with pytest.raises(ValueError, match="ATTACHMENT_DIR"):
         make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(tmp_path / "missing"))

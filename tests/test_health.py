@@ -23,7 +23,7 @@ from tickets.clock import CLOCK
 from tickets.db import db
 from tickets.models import UserSession
 
-EVERY_CHECK = {"database", "migrations", "broker", "scheduler", "workers", "outbox", "webhooks"}
+EVERY_CHECK = {"attachments", "database", "migrations", "broker", "scheduler", "workers", "outbox", "webhooks"}
 FRESH = {"READY_CACHE_SECONDS": 0}  # every probe looks again
 # What a loaded two-core CI machine may add to a probe bounded by a timeout: these tests tell an answer bounded by the
 # probe's own timeouts from one held for the system's TCP timeouts (minutes); the error's kind (refused, not a timeout)
@@ -68,7 +68,7 @@ def test_readyz_is_200_with_every_check_when_the_deployment_runs(app):
     assert body["status"] == "ok" and set(body["checks"]) == EVERY_CHECK
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["migrations"]["current"] == body["checks"]["migrations"]["head"] != ""
-    assert body["checks"]["broker"]["kind"] == "embedded"
+    assert body["checks"]["broker"]["kind"] == "embedded" and body["checks"]["attachments"]["kind"] == "database"
     assert body["checks"]["outbox"]["pending"] == 0 and body["checks"]["scheduler"]["seconds_ago"] == 0
 
 

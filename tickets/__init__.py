@@ -14,6 +14,8 @@ def init_app(app) -> None:
     from .schedule import schedule
 
     storage.check_settings(app.config)
+    from .health import readiness_check
+    readiness_check(app, "attachments", storage.volume_check, database=False)  # the volume, when files live on one
 
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)

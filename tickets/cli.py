@@ -9,7 +9,7 @@ from . import offices
 from .accounts import create_user, issue_token
 from .db import db
 from .departments import create_department
-from .errors import ValidationFailed
+from .errors import StorageUnavailable, ValidationFailed
 from .models import OfficeLevel, Role, TokenScope, User
 from .schema import alembic_config, downgrade_database, upgrade_database
 
@@ -191,7 +191,12 @@ def attachments_move(to, batch):
     with click.progressbar(length=len(keys), label=f"moving files to the {to}", show_pos=True) as bar:
         for start in range(0, len(keys), batch):
             chunk = keys[start:start + batch]
-            moved += storage.move(db.session, to, chunk)
+            try:
+                moved += storage.move(db.session, to, chunk)
+            except StorageUnavailable:  # the volume failed (logged): the batches before stay moved
+                db.session.rollback()
+                raise click.ClickException(f"the volume of ATTACHMENT_DIR failed after {moved} files; run the same "
+                                           "command again when it is back") from None
             db.session.commit()
             bar.update(len(chunk))
     click.echo(f"{moved} of {len(keys)} stored files moved to the {to}; the others were there already")

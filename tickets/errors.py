@@ -14,6 +14,7 @@ class BanjieError(Exception):
         self.message = message or self.default_message
         self.fields = fields or {}
         self.extra: dict = {}  # more members of the error object, beside code, message and fields
+        self.headers: dict = {}  # headers of the answer (Retry-After)
 
 
 class BadRequest(BanjieError):
@@ -74,3 +75,15 @@ class InvalidIdempotencyKey(BanjieError):
 class ValidationFailed(BanjieError):
     status, code = 422, "validation_error"
     default_message = _l("Some fields are not valid.")
+
+
+class StorageUnavailable(BanjieError):
+    """The volume of ATTACHMENT_DIR cannot be written or read (unmounted, full, failing): like the database away, 503
+    with Retry-After, and nothing of the request kept (tickets/storage.py)."""
+
+    status, code = 503, "service_unavailable"
+    default_message = _l("The file store cannot be reached just now. Please try again in a minute.")
+
+    def __init__(self, message=None):
+        super().__init__(message)
+        self.headers = {"Retry-After": "30"}

@@ -3,8 +3,9 @@ do its work: one entry per readiness check, 200 when every check passes, else 50
 
 Rooms register their checks in their `init_app` with `readiness_check(app, name, check)`, as they register
 scheduled jobs: `check(session, now)` returns a dict of facts with `"ok"`, and raising counts as failing (the entry
-then says only the exception's class). The platform registers `database`, `migrations` and `broker`; the
-escalation room `scheduler` and `workers`; the SMS room `outbox`. The facts are counts, ages and revision ids:
+then says only the exception's class). The platform registers `database`, `migrations` and `broker`; the ticket room
+`attachments` (the volume of ATTACHMENT_DIR); the escalation room `scheduler` and `workers`; the SMS room `outbox` and
+`webhooks`. The facts are counts, ages and revision ids:
 never personal data.
 
 Cheap enough for a probe every few seconds: the checks that use the database run one after the other on one

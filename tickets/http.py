@@ -221,7 +221,7 @@ def register_error_handlers(app) -> None:
     @app.errorhandler(BanjieError)
     def _banjie_error(error: BanjieError):
         return _error_response(error.status, error.code, error.message, error.fields,
-                               extra=getattr(error, "extra", None))
+                               headers=getattr(error, "headers", None), extra=getattr(error, "extra", None))
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):

@@ -24,6 +24,8 @@ written before encryption (no `FILE_HEADER`) is read as it is until moved to the
 from __future__ import annotations
 
 import base64
+import contextlib
+import logging
 import os
 import secrets
 import tempfile
@@ -36,8 +38,11 @@ from flask import current_app
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .errors import StorageUnavailable
 from .models import AttachmentBlob, AttachmentFileKey
 from .privacy.crypto import PrivacyKeyError
+
+log = logging.getLogger(__name__)
 
 STORAGE_KINDS = ("database", "directory")
 
@@ -86,21 +91,36 @@ class DirectoryStore:
         path = self._path(key)
         file_key, nonce = AESGCM.generate_key(bit_length=256), os.urandom(NONCE)
         sealed = FILE_HEADER + nonce + AESGCM(file_key).encrypt(nonce, bytes(data), key.encode())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
-            handle.write(sealed)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
+        written = None
+        try:
+            # the two-letter folder only: a volume that is not there (unmounted) is not made again on the local disk
+            path.parent.mkdir(exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+                written = handle.name
+                handle.write(sealed)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(written, path)
+        except OSError as error:
+            if written is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(written)  # no half-written file left behind
+            raise self._unavailable("write", error) from None
         session.add(AttachmentFileKey(key=key, file_key=base64.b64encode(file_key).decode()))
 
     def get(self, session, key: str) -> bytes | None:
         """The file's bytes; None when it is missing, or encrypted with a key the database no longer holds (deleted,
-        or never committed). A file without the header is one written before encryption: read as it is."""
+        or never committed). A file without the header is one written before encryption: read as it is. The volume
+        itself missing or failing is `StorageUnavailable`, not a missing file."""
+        path = self._path(key)
         try:
-            stored = self._path(key).read_bytes()
-        except FileNotFoundError:
+            stored = path.read_bytes()
+        except FileNotFoundError as error:
+            if not self.root.is_dir():
+                raise self._unavailable("read", error) from None
             return None
+        except OSError as error:
+            raise self._unavailable("read", error) from None
         if not stored.startswith(FILE_HEADER):
             return stored
         file_key = session.scalar(sa.select(AttachmentFileKey.file_key).where(AttachmentFileKey.key == key))
@@ -113,9 +133,19 @@ class DirectoryStore:
             raise PrivacyKeyError(f"attachment file {key}: does not open with its key (altered, damaged or another "
                                   "file's)") from None
 
+    @staticmethod
+    def _unavailable(doing: str, error: OSError) -> StorageUnavailable:
+        # the error's kind and words, not its path (the log names no file a citizen sent)
+        log.error("attachment volume unavailable: cannot %s a file: %s: %s", doing, type(error).__name__,
+                  error.strerror or error)
+        return StorageUnavailable()
+
     def delete(self, session, keys: list[str]) -> None:
-        for key in keys:
-            self._path(key).unlink(missing_ok=True)
+        try:
+            for key in keys:
+                self._path(key).unlink(missing_ok=True)
+        except OSError as error:
+            raise self._unavailable("delete", error) from None
         if keys:
             session.execute(sa.delete(AttachmentFileKey).where(AttachmentFileKey.key.in_(keys)))
 
@@ -130,6 +160,20 @@ def check_settings(config) -> None:
         if not root or not os.path.isdir(root) or not os.access(root, os.W_OK):
             raise ValueError(f"ATTACHMENT_STORAGE=directory needs ATTACHMENT_DIR, an existing directory this process "
                              f"may write to (given: {root!r})")
+
+
+def volume_check(session, now) -> dict:
+    """/readyz's `attachments` entry: with ATTACHMENT_STORAGE=directory, a small file written to the volume and removed
+    (an unmounted, read-only or full volume fails) and the space left; the database keeps them otherwise."""
+    config = current_app.config
+    if config["ATTACHMENT_STORAGE"] != "directory":
+        return {"ok": True, "kind": "database"}
+    root = config["ATTACHMENT_DIR"]
+    with tempfile.NamedTemporaryFile(dir=root, prefix=".readyz-") as handle:  # its own name: never a file's key
+        handle.write(b"ok")
+        handle.flush()
+    free = os.statvfs(root)
+    return {"ok": True, "kind": "directory", "free_mb": free.f_bavail * free.f_frsize // (1024 * 1024)}
 
 
 def store(kind: str | None = None) -> Store:
