@@ -460,7 +460,19 @@ def test_a_volume_that_fails_is_a_503_to_try_again_and_nothing_of_the_filing_is_
     token = page_csrf(world.client, "/")
     page = world.client.post("/", data={**FILING, "csrf_token": token, "files[]": [
         (io.BytesIO(jpeg()), "通知.jpg", "image/jpeg")]}, content_type="multipart/form-data")
-    assert page.status_code == 503 and "文件存储" in page.get_data(as_text=True)
+    text = page.get_data(as_text=True)
+    # the form again, with what was typed and a way forward: nothing is lost
+    assert page.status_code == 503 and page.headers["Retry-After"] == "30"
+    assert "无法访问文件存储" in text and "不带附件" in text and FILING["description"] in text and 'name="name"' in text
+    assert world.client.post("/", data={**FILING, "csrf_token": token}).status_code == 303  # without the files: filed
+    cases += 1
+    case_page = f"/track/{no}"
+    world.client.post("/track", data={"tracking_no": no, "code": code, "csrf_token": page_csrf(world.client, "/track")})
+    supplement = world.client.post(f"{case_page}/supplement", data={
+        "content": "补充：窗口电话打不通。", "csrf_token": page_csrf(world.client, case_page),
+        "files[]": [(io.BytesIO(jpeg()), "补充.jpg", "image/jpeg")]}, content_type="multipart/form-data")
+    assert supplement.status_code == 503 and supplement.headers["Retry-After"] == "30"
+    assert "文件存储" in supplement.get_data(as_text=True) and "补充：窗口电话打不通。" in supplement.get_data(as_text=True)
     assert not volume.exists()  # a volume that is not there is not made again on the local disk
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == cases  # nothing filed

@@ -10,8 +10,9 @@ from wtforms import SelectChoice
 from . import attachments, clock, intake, offices, storage, workflow
 from .api import filing_limit, lookup_limit
 from .db import db
-from .errors import InvalidTransition, ValidationFailed
+from .errors import InvalidTransition, StorageUnavailable, ValidationFailed
 from .extensions import public_limit
+from .http import RETRY_AFTER_SECONDS
 from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
@@ -27,6 +28,9 @@ FILED_KEY = "filed"
 # The version of the form's 个人信息告知 (templates/tickets/_privacy.html) the citizen agreed to, kept with the filing:
 # change it when the notice's substance changes.
 PRIVACY_NOTICE_VERSION = "2026-12"
+# The form's answer when the volume of files fails: what was typed stays on the page
+STORE_AWAY = _l("The files cannot be saved just now: the file store cannot be reached. Nothing was filed; what you "
+                "typed is kept below. Send it again in a minute, or without the files.")
 UPLOADS_KEY = "uploads"  # the token under which the filing form holds this browser's files (attachments.hold)
 TRACKED_MAX = 20
 
@@ -92,20 +96,29 @@ def submit():
         fields[attachments.FIELD] = " ".join(refused)
     if not form.privacy.data:
         fields["privacy"] = _l("Please read how your personal information is handled and tick the box.")
-    if fields:
+    kept = list(held)
+    try:
+        if fields:
+            db.session.rollback()
+            if good or dropped:
+                token = token or storage.new_key()
+                attachments.drop(db.session, dropped)
+                held += attachments.hold(db.session, good, token)
+                db.session.commit()
+                session[UPLOADS_KEY] = token
+            form.apply_errors(fields)
+            return _filing_page(form, status=422, invalid=True, held=held)
+        attachments.drop(db.session, dropped)
+        filed = intake.file_ticket(db.session, values, channel="web", files=good, held=held,
+                                   privacy_notice=PRIVACY_NOTICE_VERSION)
+        db.session.commit()
+    except StorageUnavailable:
+        # The volume of files failed (logged): nothing was filed, and the citizen keeps what they typed, with a way
+        # forward (files held before need no volume to be filed with the case).
         db.session.rollback()
-        if good or dropped:
-            token = token or storage.new_key()
-            attachments.drop(db.session, dropped)
-            held += attachments.hold(db.session, good, token)
-            db.session.commit()
-            session[UPLOADS_KEY] = token
-        form.apply_errors(fields)
-        return _filing_page(form, status=422, invalid=True, held=held)
-    attachments.drop(db.session, dropped)
-    filed = intake.file_ticket(db.session, values, channel="web", files=good, held=held,
-                               privacy_notice=PRIVACY_NOTICE_VERSION)
-    db.session.commit()
+        form.apply_errors({**fields, attachments.FIELD: STORE_AWAY})
+        page, status = _filing_page(form, status=503, invalid=True, held=kept)
+        return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
     session.pop(UPLOADS_KEY, None)
     # The cookie is readable by whoever holds it (signed, not encrypted): the code travels sealed.
     no = filed.ticket.tracking_no
@@ -258,13 +271,14 @@ def _citizen_step(tracking_no: str, form, step, thanks: str, form_name: str):
     try:
         step(ticket)
         db.session.commit()
-    except (ValidationFailed, InvalidTransition) as error:
+    except (ValidationFailed, InvalidTransition, StorageUnavailable) as error:  # the last: the volume of files failed
         db.session.rollback()
         fields = {name: message for name, message in error.fields.items() if hasattr(form, name)}
         form.apply_errors(fields)
         if not fields:
             flash(str(error.message), "error")
-        return _case_page(ticket, status=error.status, **{form_name: form})
+        page, status = _case_page(ticket, status=error.status, **{form_name: form})
+        return page, status, error.headers  # Retry-After when the volume failed
     flash(thanks, "success")
     return redirect(url_for(".case", tracking_no=tracking_no), code=303)
 
