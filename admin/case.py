@@ -18,7 +18,7 @@ from tickets.workflow.actions import ASSIGNING_ROLES, assignable_users
 from tickets.access import ticket_for
 from tickets.notices import mark_read
 from tickets.db import db
-from tickets.errors import Conflict, InvalidTransition, ValidationFailed
+from tickets.errors import Conflict, InvalidTransition, StorageUnavailable, ValidationFailed
 from tickets.labels import CHANNEL_LABELS, RATING_CHANNEL_LABELS, SCORE_LABELS, label, supervision_text
 from tickets.models import (
     OFFICE_ROLES,
@@ -268,8 +268,9 @@ class CaseView(RoleGuard, BaseView):
         try:
             workflow.perform(db.session, ticket, actor, action, payload, expected_version=_version(request.form))
             db.session.commit()
-        except (ValidationFailed, InvalidTransition, Conflict) as error:
+        except (ValidationFailed, InvalidTransition, Conflict, StorageUnavailable) as error:
             # Show the page again with what was typed, so nothing is lost; the latest state comes from the database.
+            # (StorageUnavailable: the volume of files failed; the files are to be sent again.)
             db.session.rollback()
             ticket = ticket_for(actor, tracking_no)
             failed = {"action": action, "message": error.message, "fields": error.fields or {},

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 
 from tickets import attachments, clock, duplicates, intake, offices, phones
 from tickets.db import db
-from tickets.errors import ValidationFailed
+from tickets.errors import StorageUnavailable, ValidationFailed
 from tickets.labels import CHANNEL_LABELS, PROBLEM_TYPE_LABELS, label
 from tickets.models import OFFICE_ROLES, STAFF_CHANNELS, Department, Office, ProblemType, Ticket
 from tickets.secrets import seal, unseal
@@ -57,6 +57,9 @@ class IntakeView(RoleGuard, BaseView):
         except ValidationFailed as error:
             db.session.rollback()
             return self._render(request.form, error.fields or {}, 422)
+        except StorageUnavailable as error:  # the volume of files failed: what was typed stays, the files go again
+            db.session.rollback()
+            return self._render(request.form, {attachments.FIELD: error.message}, error.status)
         db.session.commit()
         no = filed.ticket.tracking_no
         session[FILED_KEY] = {"tracking_no": no, "code": seal(current_app.config["SECRET_KEY"], filed.query_code, no)}

@@ -473,6 +473,25 @@ def test_a_volume_that_fails_is_a_503_to_try_again_and_nothing_of_the_filing_is_
         "files[]": [(io.BytesIO(jpeg()), "补充.jpg", "image/jpeg")]}, content_type="multipart/form-data")
     assert supplement.status_code == 503 and supplement.headers["Retry-After"] == "30"
     assert "文件存储" in supplement.get_data(as_text=True) and "补充：窗口电话打不通。" in supplement.get_data(as_text=True)
+    # staff in the console: the walk-in's form and a reply with files come back with what was typed
+    office = world.console("office")
+    intake = office.get("/admin/intake/").get_data(as_text=True)
+    walk_in = office.post("/admin/intake/", data={
+        **FILING, "channel": "window", "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', intake).group(1),
+        "files[]": [(io.BytesIO(jpeg()), "群众带来的通知.jpg", "image/jpeg")]}, content_type="multipart/form-data")
+    assert walk_in.status_code == 503 and FILING["description"] in walk_in.get_data(as_text=True)
+    assert "文件存储" in walk_in.get_data(as_text=True)
+    world.act("office", no, "accept")
+    world.act("office", no, "transfer", department_id=world.departments["A"], working_days=5)
+    handler = world.console("dept_a")
+    case = handler.get(f"/admin/case/{no}").get_data(as_text=True)
+    reply = handler.post(f"/admin/case/{no}/reply", data={
+        "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', case).group(1),
+        "version": re.search(r'name="version" value="(\d+)"', case).group(1), "content": "已办结，见附件。",
+        "files[]": [(io.BytesIO(pdf()), "办结通知.pdf", "application/pdf")]}, content_type="multipart/form-data")
+    assert reply.status_code == 503 and "已办结，见附件。" in reply.get_data(as_text=True)
+    assert "文件存储" in reply.get_data(as_text=True)
+    assert world.ticket("office", no)["status"] == "transferred"  # nothing of the reply was kept
     assert not volume.exists()  # a volume that is not there is not made again on the local disk
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == cases  # nothing filed
