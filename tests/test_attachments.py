@@ -595,6 +595,11 @@ def test_files_move_to_a_volume_and_back_and_downloads_work_throughout(make_app,
     app.config["ATTACHMENT_DIR"] = str(tmp_path / "gone")
     refused = runner.invoke(args=["attachments", "move", "--to", "directory"])
     assert refused.exit_code != 0 and "ATTACHMENT_DIR" in refused.output
+    # back on the database for good, the old volume gone but still named: no outage, a missing file is missing
+    app.config["ATTACHMENT_STORAGE"] = "database"
+    assert downloads() == [200, 200]
+    with app.app_context():
+        assert storage.read(db.session, storage.new_key()) is None
 
 
 def test_a_file_sent_under_another_part_name_is_refused_not_dropped(world):

@@ -187,10 +187,13 @@ def store(kind: str | None = None) -> Store:
 def read(session, key: str) -> bytes | None:
     """A file's bytes from the configured store, else from the other one while files are being moved (a deployment
     without ATTACHMENT_DIR has no other)."""
+    config = current_app.config
     data = store().get(session, key)
-    if data is None and current_app.config["ATTACHMENT_DIR"]:  # a missing directory reads as a missing file
-        data = store("database" if current_app.config["ATTACHMENT_STORAGE"] == "directory" else "directory").get(
-            session, key)
+    if data is None and config["ATTACHMENT_DIR"]:
+        if config["ATTACHMENT_STORAGE"] == "directory":
+            data = store("database").get(session, key)
+        elif os.path.isdir(config["ATTACHMENT_DIR"]):  # a volume no longer there is no other store (not an outage)
+            data = store("directory").get(session, key)
     return data
 
 
