@@ -33,10 +33,9 @@ from pathlib import Path
 from typing import Protocol
 
 import sqlalchemy as sa
-from flask import current_app
-
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from flask import current_app
 
 from .errors import StorageUnavailable
 from .models import AttachmentBlob, AttachmentFileKey
@@ -137,7 +136,7 @@ class DirectoryStore:
     def _unavailable(doing: str, error: OSError) -> StorageUnavailable:
         # the error's kind and words, not its path (the log names no file a citizen sent)
         log.error("attachment volume unavailable: cannot %s a file: %s: %s", doing, type(error).__name__,
-                  error.strerror or error)
+                  error.strerror or f"errno {error.errno}")
         return StorageUnavailable()
 
     def delete(self, session, keys: list[str]) -> None:
