@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
+# How long a client told 503 (the database or the volume of files away) waits before it tries again (Retry-After)
+RETRY_AFTER_SECONDS = 30
+
 
 class BanjieError(Exception):
     status = 400
@@ -86,4 +89,4 @@ class StorageUnavailable(BanjieError):
 
     def __init__(self, message=None):
         super().__init__(message)
-        self.headers = {"Retry-After": "30"}
+        self.headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from .db import db
-from .errors import BadRequest, BanjieError, ValidationFailed
+from .errors import RETRY_AFTER_SECONDS, BadRequest, BanjieError, ValidationFailed
 from .extensions import limiter
 from .slots import AppSlot
 from .validation import ID_MAX
@@ -44,7 +44,6 @@ HTTP_ERRORS = {
 # the connection broke, a lock or statement timed out, the pool has no connection free. Every page and answer turns
 # it into 503 with Retry-After (`database_unavailable`), never 500: the client did nothing wrong and may try again.
 DATABASE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-RETRY_AFTER_SECONDS = 30
 
 
 def database_reason(error: Exception) -> str:

@@ -12,7 +12,6 @@ from .api import filing_limit, lookup_limit
 from .db import db
 from .errors import InvalidTransition, StorageUnavailable, ValidationFailed
 from .extensions import public_limit
-from .http import RETRY_AFTER_SECONDS
 from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
@@ -112,13 +111,13 @@ def submit():
         filed = intake.file_ticket(db.session, values, channel="web", files=good, held=held,
                                    privacy_notice=PRIVACY_NOTICE_VERSION)
         db.session.commit()
-    except StorageUnavailable:
+    except StorageUnavailable as error:
         # The volume of files failed (logged): nothing was filed, and the citizen keeps what they typed, with a way
         # forward (files held before need no volume to be filed with the case).
         db.session.rollback()
         form.apply_errors({**fields, attachments.FIELD: STORE_AWAY})
-        page, status = _filing_page(form, status=503, invalid=True, held=kept)
-        return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        page, status = _filing_page(form, status=error.status, invalid=True, held=kept)
+        return page, status, error.headers
     session.pop(UPLOADS_KEY, None)
     # The cookie is readable by whoever holds it (signed, not encrypted): the code travels sealed.
     no = filed.ticket.tracking_no
