@@ -511,6 +511,29 @@ def test_a_volume_that_fails_is_a_503_to_try_again_and_nothing_of_the_filing_is_
     assert world.client.get(f"{item['url']}?code={code}").status_code == 503
 
 
+def test_a_held_file_the_volume_could_not_drop_is_listed_again_not_filed(world, monkeypatch):
+    """The citizen leaves out a file the form held, and the volume fails as it is deleted: the page lists it again
+    (it is still held, to be left out again), and nothing is filed."""
+    from tickets.errors import StorageUnavailable
+    from tickets.models import Ticket
+
+    client = world.app.test_client()
+    token = page_csrf(client)
+    first = client.post("/", data={**FILING, "name": "", "csrf_token": token, "files[]": [
+        (io.BytesIO(pdf()), "表格.pdf", "application/pdf")]}, content_type="multipart/form-data")
+    (held,) = re.findall(r'name="drop_held" value="(\d+)"', first.get_data(as_text=True))
+
+    def failing(self, session, keys):
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(storage.DatabaseStore, "delete", failing)
+    second = client.post("/", data={**FILING, "csrf_token": token, "drop_held": held})
+    assert second.status_code == 503 and second.headers["Retry-After"] == "30"
+    assert re.findall(r'name="drop_held" value="(\d+)"', second.get_data(as_text=True)) == [held]
+    with world.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 0
+
+
 def test_a_storage_the_process_cannot_use_stops_it_at_start(make_app, tmp_path):
     with pytest.raises(ValueError, match="ATTACHMENT_DIR"):
         make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(tmp_path / "missing"))

@@ -80,6 +80,7 @@ def submit():
     held = attachments.held_files(db.session, token)
     if not form.validate():  # only the CSRF token is checked here
         return _filing_page(form, status=400, held=held)
+    kept = list(held)  # listed again if the volume fails: a file to leave out included, since it was not dropped
     removed = set(request.form.getlist("drop_held"))
     dropped = [row for row in held if str(row.id) in removed]
     held = [row for row in held if str(row.id) not in removed]
@@ -95,7 +96,6 @@ def submit():
         fields[attachments.FIELD] = " ".join(refused)
     if not form.privacy.data:
         fields["privacy"] = _l("Please read how your personal information is handled and tick the box.")
-    kept = list(held)
     try:
         if fields:
             db.session.rollback()
