@@ -46,8 +46,8 @@ def _selectable(column: "Column"):
     return sa.table(column.table, *cols)
 
 
-# Every column holding a citizen's name or number (or a file's bytes, or the key of a file on the volume). Staff and department numbers
-# (user_account.phone, department.supervisor_phone, leader_phone) are staff data and stay in clear.
+# Every column holding a citizen's name or number (or a file's bytes, or the key of a file on the volume). Staff and
+# department numbers (user_account.phone, department.supervisor_phone, leader_phone) are staff data and stay in clear.
 COLUMNS = (
     Column("ticket", "citizen_name", index="name_index", kind="name"),
     Column("ticket", "phone", index="phone_index"),
