@@ -403,6 +403,11 @@ def test_staff_file_a_walk_ins_papers(world):
 
 # --- storage ----------------------------------------------------------------------------------------------------------
 
+def stored_files(volume) -> list:
+    """The files a volume keeps, each in its two-letter folder (not the volume's marker at its root)."""
+    return [path for path in volume.glob("??/*") if path.is_file()]
+
+
 def test_a_deployment_keeps_files_on_a_volume_instead(make_app, tmp_path):
     from tests.helpers import seed_world
 
@@ -415,7 +420,8 @@ def test_a_deployment_keeps_files_on_a_volume_instead(make_app, tmp_path):
     no, code = response.get_json()["tracking_no"], response.get_json()["query_code"]
     (item,) = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["attachments"]
     assert world.client.get(f"{item['url']}?code={code}").headers["Content-Type"] == "image/jpeg"
-    assert len([p for p in volume.rglob("*") if p.is_file()]) == 2  # the photo and its thumbnail
+    assert len(stored_files(volume)) == 2  # the photo and its thumbnail (and the volume's marker)
+    assert (volume / storage.MARKER).read_bytes() == storage.MARKER_TEXT
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AttachmentBlob)) == 0
 
@@ -438,7 +444,7 @@ def test_a_volume_that_fails_is_a_503_to_try_again_and_nothing_of_the_filing_is_
     assert filed.status_code == 201
     no, code = filed.get_json()["tracking_no"], filed.get_json()["query_code"]
     (item,) = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["attachments"]
-    kept = {path.name for path in volume.rglob("*") if path.is_file()}
+    kept = {path.name for path in stored_files(volume)}
     with app.app_context():
         cases = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket))
 
@@ -509,6 +515,87 @@ def test_a_volume_that_fails_is_a_503_to_try_again_and_nothing_of_the_filing_is_
     (volume / name[:2] / name).unlink()
     (volume / name[:2] / name).mkdir()
     assert world.client.get(f"{item['url']}?code={code}").status_code == 503
+
+
+def test_an_empty_mount_point_is_not_the_volume_and_no_file_goes_to_the_local_disk(make_app, tmp_path, clock, caplog):
+    """NFS unmounted under a running app leaves its mount point: an empty directory the process may write to. No file
+    may go there (it would vanish when the volume is mounted again) and none may read as deleted: the volume carries a
+    marker, and without it, while the database knows of files on the volume, writing, reading and deleting are 503s,
+    the anonymisation stops and says what stays done, /readyz says which it is. A volume from before the marker is
+    recognised by its files and marked."""
+    import logging
+    import shutil
+
+    from tests.helpers import seed_world
+    from tests.test_privacy_retention import closed_case, png
+    from tickets.models import AttachmentFileKey
+
+    volume = tmp_path / "files"
+    volume.mkdir()
+    app = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume))
+    world = seed_world(app, app.test_client())
+    no, code = closed_case(world, files=[("照片.png", png())])
+    (item,) = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["attachments"]
+    assert (volume / storage.MARKER).is_file() and len(stored_files(volume)) == 2
+    held = world.client.post("/", data={**FILING, "name": "", "csrf_token": page_csrf(world.client, "/"), "files[]": [
+        (io.BytesIO(pdf()), "表格.pdf", "application/pdf")]}, content_type="multipart/form-data")
+    assert held.status_code == 422 and len(stored_files(volume)) == 3  # the form holds the file for the filing
+
+    def ready() -> dict:
+        from tickets.health import PROBE
+
+        PROBE.get(app).kept = None
+        return world.client.get("/readyz").get_json()["checks"]["attachments"]
+
+    shutil.move(volume, tmp_path / "unmounted")
+    volume.mkdir()  # the mount point left behind
+    caplog.set_level(logging.ERROR, logger="tickets.storage")
+    refused = file_with(world, ("通知.jpg", jpeg(), "image/jpeg"))
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
+    download = world.client.get(f"{item['url']}?code={code}")
+    assert download.status_code == 503 and download.headers["Retry-After"] == "30"  # not a 404: the file is not gone
+    answer = ready()
+    assert answer == {"ok": False, "kind": "directory", "error": "not_the_volume", "ms": answer["ms"]}
+    assert file_with(world).status_code == 201  # a filing without files needs no volume
+    clock.advance(days=3)
+    stopped = world.app.test_cli_runner().invoke(args=["privacy", "anonymise", "--closed-before",
+                                                       clock.now.date().isoformat()])
+    assert stopped.exit_code == 1 and "ATTACHMENT_DIR" in stopped.stderr and "再次运行" in stopped.stderr, stopped.output
+    assert "Traceback" not in stopped.output
+    # the scheduled jobs that delete files leave them for their next tick, without an error of their own
+    from tickets.privacy.retention import anonymise_expired
+    from tickets.tasks import purge_held_attachments
+
+    app.config["RETENTION_DAYS"] = 1
+    with app.app_context():
+        anonymise_expired.fn()
+        purge_held_attachments.fn()
+    app.config["RETENTION_DAYS"] = 0
+    assert world.ticket("office", no)["anonymised_at"] is None
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Attachment).where(Attachment.held.is_not(None)))
+    assert list(volume.iterdir()) == []  # nothing written to the local disk, not even a marker
+    lines = [record.getMessage() for record in caplog.records if record.name == "tickets.storage"]
+    assert lines and all("not mounted?" in line and str(tmp_path) not in line for line in lines)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AttachmentFileKey)) == 3  # no key deleted
+
+    volume.rmdir()
+    shutil.move(tmp_path / "unmounted", volume)  # mounted again: everything works, nothing was lost
+    assert world.client.get(f"{item['url']}?code={code}").status_code == 200 and ready()["ok"] is True
+    # a volume from before the marker: its files show it is the volume, and it is marked
+    (volume / storage.MARKER).unlink()
+    assert file_with(world, ("通知.jpg", jpeg(), "image/jpeg")).status_code == 201
+    assert (volume / storage.MARKER).read_bytes() == storage.MARKER_TEXT
+    (volume / storage.MARKER).unlink()
+    assert ready()["ok"] is True and (volume / storage.MARKER).is_file()
+    done = world.app.test_cli_runner().invoke(args=["privacy", "anonymise", "--closed-before",
+                                                    clock.now.date().isoformat()])
+    assert done.exit_code == 0, done.output
+    with app.app_context():
+        purge_held_attachments.fn()  # the held file, a day old, goes now
+    # the anonymised case's photo and thumbnail gone, the held file gone, the new filing's photo and thumbnail kept
+    assert len(stored_files(volume)) == 2
 
 
 def test_a_held_file_the_volume_could_not_drop_is_listed_again_not_filed(world, monkeypatch):
@@ -605,7 +692,7 @@ def test_files_move_to_a_volume_and_back_and_downloads_work_throughout(make_app,
     result = runner.invoke(args=["attachments", "move", "--to", "directory", "--batch", "2"])
     assert result.exit_code == 0, result.output
     assert "3 of 3 stored files moved to the directory" in result.output and "ATTACHMENT_STORAGE=directory" in result.output
-    assert len([p for p in volume.rglob("*") if p.is_file()]) == 3
+    assert len(stored_files(volume)) == 3
     assert downloads() == [200, 200]  # the setting still says database: read from the volume meanwhile
     again = runner.invoke(args=["attachments", "move", "--to", "directory"])
     assert "0 of 3" in again.output
@@ -613,7 +700,7 @@ def test_files_move_to_a_volume_and_back_and_downloads_work_throughout(make_app,
     assert downloads() == [200, 200]
     back = runner.invoke(args=["attachments", "move", "--to", "database"])
     assert back.exit_code == 0 and "3 of 3" in back.output
-    assert [p for p in volume.rglob("*") if p.is_file()] == []
+    assert stored_files(volume) == []
     assert downloads() == [200, 200]
     app.config["ATTACHMENT_DIR"] = str(tmp_path / "gone")
     refused = runner.invoke(args=["attachments", "move", "--to", "directory"])

@@ -20,11 +20,18 @@ another's name does not open) with a random key of its own, kept in the database
 PRIVACY_KEYS): `flask privacy rotate-key` re-encrypts those keys, never the files, and deleting a file deletes its key,
 so a copy of the volume (a backup, a disk taken away) shows nothing without the database and PRIVACY_KEYS. A file
 written before encryption (no `FILE_HEADER`) is read as it is until moved to the database and back.
+
+A volume that is not mounted leaves its mount point, an empty directory the process may write to. So that files never
+go to the local disk under it (to vanish when the volume comes back) nor read as deleted, the volume carries a marker
+at its root (`MARKER`), written with its first file. A directory without it while the database holds the keys of files
+on the volume is not the volume: writing, reading a missing file and deleting are `StorageUnavailable`, and /readyz
+says so. A volume from before the marker gets it once one of those files is found on it.
 """
 from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -72,6 +79,9 @@ class DatabaseStore:
 
 FILE_HEADER = b"banjie-file:1:"  # then the 12-byte nonce and the AES-GCM ciphertext (with its tag)
 NONCE = 12
+MARKER = ".banjie-volume"  # at the volume's root: this is the volume the database's files are on (never a file's key)
+MARKER_TEXT = b"Banjie attachment volume: the files of the cases, encrypted. Keep this file.\n"
+KNOWN_FILES_LOOKED_AT = 5  # without the marker: files the database knows of, any of them found shows the volume is there
 
 
 class DirectoryStore:
@@ -86,8 +96,38 @@ class DirectoryStore:
             raise ValueError("not a storage key")
         return self.root / key[:2] / key
 
+    def mounted(self, session, *, mark: bool = False) -> bool:
+        """This directory is the volume the database's files are on: it has the marker, or the database knows of no
+        file on a volume (a new one: `mark` writes the marker, as the first file is put), or one of the files it knows
+        of is here (a volume from before the marker: it gets one). An empty mount point is not. Reads only committed
+        rows (nothing of the caller's transaction is flushed)."""
+        marker = self.root / MARKER
+        if marker.is_file():
+            return True
+        with session.no_autoflush:
+            known = session.scalars(sa.select(AttachmentFileKey.key).limit(KNOWN_FILES_LOOKED_AT)).all()
+        if known and not any(self._path(key).is_file() for key in known):
+            return False
+        if known or mark:
+            try:
+                with open(marker, "xb") as handle:
+                    handle.write(MARKER_TEXT)
+            except FileExistsError:
+                pass  # another process marked it meanwhile
+            except OSError as error:
+                raise self._unavailable("mark", error) from None
+        return True
+
+    def _refuse_unless_mounted(self, session, doing: str, *, mark: bool = False) -> None:
+        if not self.mounted(session, mark=mark):
+            log.error("attachment volume unavailable: cannot %s a file: the volume's marker (%s) is missing and so "
+                      "are the files the database knows of: not mounted?", doing, MARKER)
+            raise StorageUnavailable()
+
     def put(self, session, key: str, data: bytes) -> None:
         path = self._path(key)
+        if self.root.is_dir():  # else the write below fails as a volume that is gone
+            self._refuse_unless_mounted(session, "write", mark=True)
         file_key, nonce = AESGCM.generate_key(bit_length=256), os.urandom(NONCE)
         sealed = FILE_HEADER + nonce + AESGCM(file_key).encrypt(nonce, bytes(data), key.encode())
         written = None
@@ -117,6 +157,7 @@ class DirectoryStore:
         except FileNotFoundError as error:
             if not self.root.is_dir():
                 raise self._unavailable("read", error) from None
+            self._refuse_unless_mounted(session, "read")  # missing from an empty mount point is not deleted
             return None
         except OSError as error:
             raise self._unavailable("read", error) from None
@@ -140,6 +181,10 @@ class DirectoryStore:
         return StorageUnavailable()
 
     def delete(self, session, keys: list[str]) -> None:
+        if keys:  # the volume away: the files (those from before encryption in clear) would stay on it, unseen
+            if not self.root.is_dir():
+                raise self._unavailable("delete", FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
+            self._refuse_unless_mounted(session, "delete")
         try:
             for key in keys:
                 self._path(key).unlink(missing_ok=True)
@@ -171,6 +216,8 @@ def volume_check(session, now) -> dict:
     with tempfile.NamedTemporaryFile(dir=root, prefix=".readyz-") as handle:  # its own name: never a file's key
         handle.write(b"ok")
         handle.flush()
+    if not DirectoryStore(root).mounted(session):
+        return {"kind": "directory", "error": "not_the_volume"}  # an empty mount point: the marker and files missing
     free = os.statvfs(root)
     return {"ok": True, "kind": "directory", "free_mb": free.f_bavail * free.f_frsize // (1024 * 1024)}
 

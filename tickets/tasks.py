@@ -5,13 +5,18 @@ import dramatiq
 
 from . import attachments, clock, idempotency
 from .db import db
+from .errors import StorageUnavailable
 
 
 # No retries: the next scheduler tick purges again.
 @dramatiq.actor(queue_name="tickets", max_retries=0)
 def purge_held_attachments() -> None:
     """Delete the files the public form held for a filing that never came (after `attachments.HELD_FOR`)."""
-    attachments.purge_held(db.session, clock.now())
+    try:
+        attachments.purge_held(db.session, clock.now())
+    except StorageUnavailable:  # the volume away (tickets.storage logged why): the next tick purges
+        db.session.rollback()
+        return
     db.session.commit()
 
 

@@ -43,6 +43,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import clock, storage
 from ..db import UTCDateTime, db
+from ..errors import StorageUnavailable
 from ..models import (
     FINAL_STATUSES, OPEN_STATUS_VALUES, Appeal, Attachment, Event, ExtensionRequest, ReturnVisit,
     Survey, Ticket, User, ended_before,
@@ -298,7 +299,10 @@ def anonymise_expired() -> None:
         return
     now = clock.now()
     cutoff = cutoff_of(days, now)
-    counts = next(batches(db.session, cutoff, now=now, size=config["RETENTION_BATCH_SIZE"]), None)
+    try:
+        counts = next(batches(db.session, cutoff, now=now, size=config["RETENTION_BATCH_SIZE"]), None)
+    except StorageUnavailable:  # the volume of files away (tickets.storage logged why): the next tick tries again
+        counts = None
     if counts is None or not counts.cases:
         db.session.rollback()
         return
@@ -365,7 +369,7 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
     cutoff = datetime.combine(closed_before, time.min, tzinfo=clock.local_tz())
     keep_files = current_app.config["RETENTION_ATTACHMENTS"] == "keep"
     total = Counts()
-    done = interrupted = False
+    done = interrupted = volume_away = False
     label = _("checking") if dry_run else _("anonymising")
     eligible = count(session, cutoff, now)
     if not dry_run and eligible:
@@ -385,6 +389,8 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
         if dry_run:
             raise
         interrupted = True  # Ctrl-C: what the committed batches did stays done, and is said below
+    except StorageUnavailable:  # the volume of files failed (logged): the batches before stay done, this one not
+        volume_away = True
     finally:
         session.rollback()
         if not dry_run and (eligible or total.cases):
@@ -392,12 +398,14 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
             access.record(session, "anonymise", actor="cli", count=total.cases,
                           detail={"closed_before": closed_before.isoformat(), "finished": done, **total.as_dict()})
             session.commit()
-    if interrupted:
+    if interrupted or volume_away:
         click.echo(_("Interrupted. Anonymised before the interruption, the cases that ended before %(date)s:",
-                     date=closed_before.isoformat()), err=True)
+                     date=closed_before.isoformat()) if interrupted else
+                   _("The volume of files (ATTACHMENT_DIR) cannot be reached: stopped. Anonymised before, the cases "
+                     "that ended before %(date)s:", date=closed_before.isoformat()), err=True)
         click.echo(summary(total, keep_files), err=True)
         click.echo(_("Run the same command again to anonymise what is left."), err=True)
-        raise click.exceptions.Exit(130)  # the shell's code for a command ended by Ctrl-C
+        raise click.exceptions.Exit(130 if interrupted else 1)  # 130: the shell's code for a command ended by Ctrl-C
     if dry_run:
         click.echo(_("Dry run, nothing was changed. Anonymising the cases that ended before %(date)s would change:",
                      date=closed_before.isoformat()))
