@@ -16,7 +16,7 @@ from flask.cli import with_appcontext
 from werkzeug.serving import make_server
 
 from notify.test_numbers import DEFAULT_TEST_NUMBERS
-from tickets import platform
+from tickets import logformat, platform
 from tickets.broker import broker
 from tickets.cli import explain_database_errors
 from tickets.db import db
@@ -188,8 +188,8 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
     # hide_parameters: a database error's text (logged with its traceback) must not carry a citizen's number or name
     app.config["SQLALCHEMY_ENGINES"] = {"default": {"url": url, "pool_pre_ping": True, "hide_parameters": True}}
-    if not app.config["LOG_FORMAT"]:  # production (a broker: processes apart) logs JSON lines, `make run` text
-        app.config["LOG_FORMAT"] = "json" if app.config["BROKER_URL"] else "text"
+    # production (a broker: processes apart) logs JSON lines, `make run` text
+    app.config["LOG_FORMAT"] = logformat.resolved(app.config["LOG_FORMAT"], app.config["BROKER_URL"])
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config.setdefault("RATELIMIT_ENABLED", True)  # RATELIMIT_PUBLIC=off lifts the public limits only
     # Redis away must not stop filing or sign-in: count in memory meanwhile (tickets.extensions.LimiterHealth

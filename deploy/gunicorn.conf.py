@@ -58,3 +58,30 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid, directory)
+
+
+def _json_logger_class():
+    """gunicorn's logger with its own lines (the master's: starting, workers booted, timed out, signals) in the JSON
+    of every other line (tickets/logformat.py, loaded by its path: the master imports nothing of the app). Set again at
+    each reload, which makes gunicorn's handlers anew. Workers then format both logs themselves (tickets/logs.py)."""
+    import importlib.util
+
+    from gunicorn.glogging import Logger
+
+    spec = importlib.util.spec_from_file_location("banjie_gunicorn_logformat", ROOT / "tickets" / "logformat.py")
+    logformat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(logformat)
+    if logformat.resolved(setting("LOG_FORMAT", ""), setting("BROKER_URL", "")) != "json":
+        return Logger
+
+    class JsonLogger(Logger):
+        def setup(self, cfg):
+            super().setup(cfg)
+            for handler in self.error_log.handlers:
+                handler.setFormatter(logformat.json_formatter())
+                handler.addFilter(logformat.outside_requests)
+
+    return JsonLogger
+
+
+logger_class = _json_logger_class()

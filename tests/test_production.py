@@ -247,6 +247,62 @@ def test_gunicorns_master_imports_none_of_the_app():
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
+@pytest.mark.slow  # a gunicorn master and its worker, reloaded
+def test_gunicorns_own_lines_are_json_like_every_other_line_also_after_a_reload(tmp_path):
+    """With LOG_FORMAT=json every line gunicorn writes is one JSON object with the app's keys: the master's own (starting,
+    listening, workers booted, signals, shutting down; request_id '-') as well as the workers' and the access log's,
+    and still after a reload (HUP), which makes gunicorn's handlers anew."""
+    import json
+
+    import requests
+
+    from tests.helpers import PRIVACY_INDEX_KEY, PRIVACY_KEYS
+
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_WORKERS": "1", "WEB_THREADS": "1",
+           "LOG_FORMAT": "json", "DATABASE_URL": f"sqlite:///{tmp_path / 'banjie.db'}", "SECRET_KEY": "gunicorn-log",
+           "PRIVACY_KEYS": PRIVACY_KEYS, "PRIVACY_INDEX_KEY": PRIVACY_INDEX_KEY, "BROKER_URL": ""}
+    out, err = open(tmp_path / "out.log", "wb"), open(tmp_path / "err.log", "wb")
+    master = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py")],
+                              cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
+
+    def lines() -> list[str]:
+        return [line for name in ("out.log", "err.log") for line in (tmp_path / name).read_text().splitlines()]
+
+    def answers() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def wait(condition, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline and master.poll() is None, f"{what}:\n" + "\n".join(lines())
+            time.sleep(0.2)
+
+    try:
+        wait(answers, "gunicorn to answer")
+        master.send_signal(signal.SIGHUP)
+        wait(lambda: sum("Booting worker" in line for line in lines()) == 2, "a new worker after the reload")
+        wait(answers, "gunicorn to answer after the reload")
+    finally:
+        master.terminate()
+        master.wait(30)
+        out.close()
+        err.close()
+    parsed = [json.loads(line) for line in lines()]  # every line: one JSON object
+    assert all({"time", "level", "logger", "pid", "request_id", "message"} <= set(line) or
+               line["logger"] == "gunicorn.access" for line in parsed), parsed
+    own = [line["message"] for line in parsed if line["pid"] == master.pid]
+    for said in ("Starting gunicorn", "Listening at", "Handling signal: hup", "Handling signal: term",
+                 "Shutting down: Master"):
+        assert any(message.startswith(said) for message in own), own
+    assert {line["request_id"] for line in parsed if line["pid"] == master.pid} == {"-"}
+    access = [line["status"] for line in parsed if line["logger"] == "gunicorn.access"]
+    assert len(access) >= 2 and set(access) == {"200"}  # before and after the reload
+
+
 def test_every_process_of_the_procfile_runs_under_respawn():
     entries = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines()
                    if line and not line.startswith("#"))

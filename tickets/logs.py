@@ -30,11 +30,9 @@ from contextlib import contextmanager
 from dramatiq.middleware import Middleware
 from flask import request
 
+from .logformat import LOG_FORMATS, NO_REQUEST, json_formatter, outside_requests, utc_time
 from .personal import MASK, NUMBERS
-
-LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-NO_REQUEST = "-"
 
 # --- redaction ----------------------------------------------------------------------------------------------------
 
@@ -220,26 +218,6 @@ class RequestIdMiddleware(Middleware):
 
 # --- formats ------------------------------------------------------------------------------------------------------
 
-def _utc_time(record: logging.LogRecord) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
-
-
-def json_formatter() -> logging.Formatter:
-    from pythonjsonlogger.core import RESERVED_ATTRS
-    from pythonjsonlogger.json import JsonFormatter
-
-    class BanjieJson(JsonFormatter):
-        """One JSON object per line: time (UTC), level, logger, pid, request_id, message, exc_info, and extras."""
-
-        def add_fields(self, log_data, record, message_dict):
-            log_data["time"] = _utc_time(record)
-            super().add_fields(log_data, record, message_dict)
-
-    return BanjieJson("%(levelname)s %(name)s %(process)d %(request_id)s %(message)s",
-                      rename_fields={"levelname": "level", "name": "logger", "process": "pid"},
-                      reserved_attrs=[*RESERVED_ATTRS, "_banjie_redacted"], json_ensure_ascii=False)
-
-
 class AccessJson(logging.Formatter):
     """Gunicorn's access log as JSON: the request's facts as fields, the free text among them redacted, and its id."""
 
@@ -254,7 +232,7 @@ class AccessJson(logging.Formatter):
         if not isinstance(record.args, RedactedAtoms):
             return self.json.format(record)
         atoms = record.args.atoms
-        line = {"time": _utc_time(record), "level": record.levelname, "logger": record.name, "pid": record.process}
+        line = {"time": utc_time(record), "level": record.levelname, "logger": record.name, "pid": record.process}
         for field, atom in self.FACTS.items():
             value = atoms.get(atom)
             line[field] = None if value in ("-", "", None) else value
@@ -292,7 +270,9 @@ QUIET = {"sqlalchemy": logging.WARNING, "twilio": logging.WARNING}
 
 
 def guard(handler: logging.Handler) -> logging.Handler:
-    """Give a handler the request id and the redaction (once)."""
+    """Give a handler the request id and the redaction (once), in place of the master's id for lines of no request
+    (gunicorn's handlers, which each worker inherits from it)."""
+    handler.removeFilter(outside_requests)
     for each in (_REQUEST_ID, REDACT):
         if each not in handler.filters:
             handler.addFilter(each)
