@@ -16,16 +16,20 @@ whole stack. Under this wrapper the worker's command starts again and honcho see
   within 10 s of its start (a port in use, a database away): each time one line says so, with its exit status.
   (`make prod` runs `flask prod check` before anything starts, so a bad setting stops it there instead.)
 
-Standard library only: it imports nothing of Banjie.
+Standard library only: it imports nothing of Banjie. Its lines are JSON when the app's are (LOG_FORMAT as the app
+resolves it from the environment: tickets/logformat.py, loaded by its path, with python-json-logger), else text.
 """
 from __future__ import annotations
 
 import ctypes
+import importlib.util
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 FIRST_DELAY, LONGEST_DELAY, SHORT_RUN = 1.0, 30.0, 10.0
 
@@ -39,8 +43,32 @@ def _die_with_parent() -> None:
         pass
 
 
+def _log() -> logging.Logger:
+    """One line per event on stderr: in the JSON of every other line of the stack, or `respawn: ...`."""
+    log = logging.getLogger("banjie.respawn")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("respawn: %(message)s"))
+    spec = importlib.util.spec_from_file_location("banjie_respawn_logformat",
+                                                  Path(__file__).resolve().parent.parent / "tickets" / "logformat.py")
+    logformat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(logformat)
+    if logformat.resolved(os.environ.get("LOG_FORMAT", ""), os.environ.get("BROKER_URL", "")) == "json":
+        try:
+            handler.setFormatter(logformat.json_formatter())
+            handler.addFilter(logformat.outside_requests)
+        except ImportError:  # run by a Python without the app's packages: text rather than nothing
+            pass
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return log
+
+
+LOG = _log()
+
+
 def say(text: str) -> None:
-    print(f"respawn: {text}", file=sys.stderr, flush=True)
+    LOG.info(text)
 
 
 def describe(status: int) -> str:

@@ -458,3 +458,17 @@ def test_make_prod_runs_the_stack_end_to_end_and_recovers_from_kill_9(stack, ser
     log = stack.log_path.read_text(errors="replace")
     leaked = [phone for phone in CITIZENS + [SUPERVISOR] if re.sub(r"^\+86", "", phone) in log]
     assert leaked == [], "phone numbers in the stack's log"
+    # every line the stack's processes wrote is one JSON object (LOG_FORMAT=json): the app's, gunicorn's master,
+    # dramatiq's main process (booting up; a worker process killed), respawn's (what it started again)
+    lines = [match.groups() for match in re.finditer(r"^\d\d:\d\d:\d\d (web|worker|scheduler)\.\d+\s+\| (.*)$", log, re.M)]
+    not_json = [f"{name}: {line}" for name, line in lines if not _is_json_object(line)]
+    assert lines and not not_json, "\n".join(not_json[:20])
+    said = {json.loads(line).get("logger") for _name, line in lines}
+    assert {"gunicorn.error", "dramatiq.MainProcess", "banjie.respawn"} <= said, said
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False

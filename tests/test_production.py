@@ -188,9 +188,14 @@ def gone(pid: int, timeout: float = 10.0) -> bool:
 
 
 @pytest.mark.slow
-def test_respawn_starts_a_killed_command_again_and_stops_it_once_when_told():
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_respawn_starts_a_killed_command_again_and_stops_it_once_when_told(log_format):
+    """... and says so in one line, in the stack's format (JSON like every other line, or text)."""
+    import json
+
     wrapper = subprocess.Popen([sys.executable, str(DEPLOY / "respawn.py"), sys.executable, "-c", SLEEPER],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "LOG_FORMAT": log_format})
     try:
         [first] = pids_printed(wrapper.stdout, 1)
         os.kill(first, signal.SIGKILL)
@@ -199,7 +204,14 @@ def test_respawn_starts_a_killed_command_again_and_stops_it_once_when_told():
         wrapper.send_signal(signal.SIGTERM)
         assert wrapper.wait(timeout=10) == 0
         assert gone(second)
-        assert "ended (killed by signal 9)" in wrapper.stderr.read()
+        (said,) = wrapper.stderr.read().splitlines()
+        if log_format == "json":
+            line = json.loads(said)
+            assert (line["logger"], line["level"], line["request_id"]) == ("banjie.respawn", "INFO", "-")
+            said = line["message"]
+        else:
+            assert said.startswith("respawn: ")
+        assert f"(pid {first}) ended (killed by signal 9)" in said and "starting it again in 1 s" in said
     finally:
         wrapper.kill()
         wrapper.wait()
