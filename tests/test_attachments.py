@@ -598,6 +598,120 @@ def test_an_empty_mount_point_is_not_the_volume_and_no_file_goes_to_the_local_di
     assert len(stored_files(volume)) == 2
 
 
+def test_property_no_sequence_of_mounts_and_file_operations_loses_a_file_or_writes_under_the_mount_point(
+        make_app, tmp_path):
+    """Any sequence of writing, reading and deleting files, the volume unmounted (an empty mount point left) and mounted
+    again, and its marker removed (a volume from before the marker): while the database knows of a file on the volume,
+    an empty mount point gets nothing written to it and every operation there is StorageUnavailable (nothing read as
+    deleted, no key dropped); mounted, every kept file reads back as written and the files on the volume are exactly
+    the kept ones."""
+    import shutil
+
+    from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+
+    from tickets.errors import StorageUnavailable
+    from tickets.models import AttachmentFileKey
+
+    app = make_app()  # the store under test is made for each run's own volume
+    runs = iter(range(10**6))
+
+    class Volume(RuleBasedStateMachine):
+        @initialize()
+        def start(self):
+            self.root = tmp_path / f"run{next(runs)}"
+            self.volume, self.away = self.root / "files", self.root / "away"
+            self.volume.mkdir(parents=True)
+            self.kept: dict[str, bytes] = {}
+            self.lost: set[str] = set()  # put under an empty mount point while nothing was known (see `put`)
+            self.mounted = True
+            self.store = storage.DirectoryStore(self.volume)
+            with app.app_context():
+                db.session.execute(sa.delete(AttachmentFileKey))
+                db.session.commit()
+
+        def attempt(self, operation):
+            """The operation, committed; whether it was refused as the volume being away (then nothing kept)."""
+            with app.app_context():
+                try:
+                    result = operation(db.session)
+                except StorageUnavailable:
+                    db.session.rollback()
+                    return True, None
+                db.session.commit()
+                return False, result
+
+        def expect_refusal(self) -> bool:
+            return not self.mounted and bool(self.kept)  # an empty mount point with files known: not the volume
+
+        @rule(data=st.binary(min_size=0, max_size=64))
+        def put(self, data):
+            key = storage.new_key()
+            refused, _ = self.attempt(lambda session: self.store.put(session, key, data))
+            assert refused == self.expect_refusal()
+            if not refused and self.mounted:
+                self.kept[key] = data
+            elif not refused:  # nothing was known: an empty directory cannot be told from a new volume (README)
+                self.lost.add(key)
+
+        @rule(pick=st.integers(min_value=0))
+        def get(self, pick):
+            if not self.kept:
+                return
+            key = sorted(self.kept)[pick % len(self.kept)]
+            refused, data = self.attempt(lambda session: self.store.get(session, key))
+            assert refused == (not self.mounted)
+            if self.mounted:
+                assert data == self.kept[key]
+
+        @rule(pick=st.integers(min_value=0))
+        def delete(self, pick):
+            if not self.kept:
+                return
+            key = sorted(self.kept)[pick % len(self.kept)]
+            refused, _ = self.attempt(lambda session: self.store.delete(session, [key]))
+            assert refused == (not self.mounted)
+            if not refused:
+                del self.kept[key]
+
+        @rule()
+        def unmount(self):
+            if self.mounted:
+                shutil.move(self.volume, self.away)
+                self.volume.mkdir()
+                self.mounted = False
+
+        @rule()
+        def mount(self):
+            if not self.mounted:
+                shutil.rmtree(self.volume)  # a file put while nothing was known stays on the local disk, unseen
+                shutil.move(self.away, self.volume)
+                self.mounted = True
+                if self.lost:
+                    with app.app_context():  # as a filing's file nobody can serve: its key row goes
+                        db.session.execute(sa.delete(AttachmentFileKey).where(AttachmentFileKey.key.in_(self.lost)))
+                        db.session.commit()
+                    self.lost = set()
+
+        @rule()
+        def forget_the_marker(self):
+            if self.mounted:
+                (self.volume / storage.MARKER).unlink(missing_ok=True)
+
+        @invariant()
+        def files_are_where_they_belong(self):
+            if self.mounted:
+                on_volume = {path.name for path in self.volume.glob("??/*")}
+                assert on_volume == set(self.kept)
+            elif self.kept:
+                assert list(self.volume.iterdir()) == []
+            with app.app_context():
+                keys = set(db.session.scalars(sa.select(AttachmentFileKey.key)))
+            assert keys == set(self.kept) | self.lost
+
+    run_state_machine_as_test(Volume, settings=settings(max_examples=examples(60), stateful_step_count=25,
+                                                        deadline=None))
+
+
 def test_a_held_file_the_volume_could_not_drop_is_listed_again_not_filed(world, monkeypatch):
     """The citizen leaves out a file the form held, and the volume fails as it is deleted: the page lists it again
     (it is still held, to be left out again), and nothing is filed."""
