@@ -403,22 +403,33 @@ def test_staff_file_a_walk_ins_papers(world):
 
 # --- storage ----------------------------------------------------------------------------------------------------------
 
+def on_a_volume(make_app, tmp_path):
+    """An office that keeps its files on a volume (tmp_path/files): (the volume, the app, the served world)."""
+    from tests.helpers import seed_world
+
+    volume = tmp_path / "files"
+    volume.mkdir()
+    app = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume))
+    return volume, app, seed_world(app, app.test_client())
+
+
+def filed_photo(world) -> tuple[str, str, dict]:
+    """A case filed with a photo: its tracking number, query code and the photo as the citizen's view lists it."""
+    response = file_with(world, ("通知.jpg", jpeg(), "image/jpeg"))
+    assert response.status_code == 201, response.get_json()
+    no, code = response.get_json()["tracking_no"], response.get_json()["query_code"]
+    (item,) = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["attachments"]
+    return no, code, item
+
+
 def stored_files(volume) -> list:
     """The files a volume keeps, each in its two-letter folder (not the volume's marker at its root)."""
     return [path for path in volume.glob("??/*") if path.is_file()]
 
 
 def test_a_deployment_keeps_files_on_a_volume_instead(make_app, tmp_path):
-    from tests.helpers import seed_world
-
-    volume = tmp_path / "files"
-    volume.mkdir()
-    app = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume))
-    world = seed_world(app, app.test_client())
-    response = file_with(world, ("通知.jpg", jpeg(), "image/jpeg"))
-    assert response.status_code == 201
-    no, code = response.get_json()["tracking_no"], response.get_json()["query_code"]
-    (item,) = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["attachments"]
+    volume, app, world = on_a_volume(make_app, tmp_path)
+    no, code, item = filed_photo(world)
     assert world.client.get(f"{item['url']}?code={code}").headers["Content-Type"] == "image/jpeg"
     assert len(stored_files(volume)) == 2  # the photo and its thumbnail (and the volume's marker)
     assert (volume / storage.MARKER).read_bytes() == storage.MARKER_TEXT
@@ -433,17 +444,10 @@ def test_a_volume_that_fails_is_a_503_to_try_again_and_nothing_of_the_filing_is_
     import logging
     import shutil
 
-    from tests.helpers import seed_world
     from tickets.models import Ticket
 
-    volume = tmp_path / "files"
-    volume.mkdir()
-    app = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume))
-    world = seed_world(app, app.test_client())
-    filed = file_with(world, ("通知.jpg", jpeg(), "image/jpeg"))
-    assert filed.status_code == 201
-    no, code = filed.get_json()["tracking_no"], filed.get_json()["query_code"]
-    (item,) = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["attachments"]
+    volume, app, world = on_a_volume(make_app, tmp_path)
+    no, code, item = filed_photo(world)
     kept = {path.name for path in stored_files(volume)}
     with app.app_context():
         cases = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket))
@@ -526,14 +530,10 @@ def test_an_empty_mount_point_is_not_the_volume_and_no_file_goes_to_the_local_di
     import logging
     import shutil
 
-    from tests.helpers import seed_world
     from tests.test_privacy_retention import closed_case, png
     from tickets.models import AttachmentFileKey
 
-    volume = tmp_path / "files"
-    volume.mkdir()
-    app = make_app(ATTACHMENT_STORAGE="directory", ATTACHMENT_DIR=str(volume))
-    world = seed_world(app, app.test_client())
+    volume, app, world = on_a_volume(make_app, tmp_path)
     no, code = closed_case(world, files=[("照片.png", png())])
     (item,) = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["attachments"]
     assert (volume / storage.MARKER).is_file() and len(stored_files(volume)) == 2
