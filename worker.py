@@ -35,18 +35,15 @@ def run_dramatiq(arguments: list[str]) -> int:
         "banjie_dramatiq_logformat", os.path.join(os.path.dirname(os.path.abspath(__file__)), "tickets", "logformat.py"))
     logformat = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(logformat)
-    if logformat.resolved(os.environ.get("LOG_FORMAT", ""), os.environ.get("BROKER_URL", "")) == "json":
-        plain = dramatiq.cli.setup_parent_logging
+    plain = dramatiq.cli.setup_parent_logging
 
-        def setup_parent_logging(args, *, stream=sys.stderr):
-            logger = plain(args, stream=stream)
-            # the worker processes start with these handlers too, until their app replaces them (tickets/logs.py)
-            for handler in logging.getLogger().handlers:
-                handler.setFormatter(logformat.json_formatter())
-                handler.addFilter(logformat.outside_requests)
-            return logger
+    def setup_parent_logging(args, *, stream=sys.stderr):
+        logger = plain(args, stream=stream)
+        # the worker processes start with these handlers too, until their app replaces them (tickets/logs.py)
+        logformat.outside_the_app(logging.getLogger().handlers)
+        return logger
 
-        dramatiq.cli.setup_parent_logging = setup_parent_logging
+    dramatiq.cli.setup_parent_logging = setup_parent_logging
     sys.argv = ["dramatiq", *arguments]
     return dramatiq.cli.main()
 

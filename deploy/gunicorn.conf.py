@@ -60,10 +60,11 @@ def child_exit(server, worker):
         multiprocess.mark_process_dead(worker.pid, directory)
 
 
-def _json_logger_class():
+def _logger_class():
     """gunicorn's logger with its own lines (the master's: starting, workers booted, timed out, signals) in the JSON
-    of every other line (tickets/logformat.py, loaded by its path: the master imports nothing of the app). Set again at
-    each reload, which makes gunicorn's handlers anew. Workers then format both logs themselves (tickets/logs.py)."""
+    of every other line when the app's are JSON (tickets/logformat.py, loaded by its path: the master imports nothing
+    of the app). Set again at each reload, which makes gunicorn's handlers anew. Workers then format both logs
+    themselves (tickets/logs.py)."""
     import importlib.util
 
     from gunicorn.glogging import Logger
@@ -71,17 +72,13 @@ def _json_logger_class():
     spec = importlib.util.spec_from_file_location("banjie_gunicorn_logformat", ROOT / "tickets" / "logformat.py")
     logformat = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(logformat)
-    if logformat.resolved(setting("LOG_FORMAT", ""), setting("BROKER_URL", "")) != "json":
-        return Logger
 
-    class JsonLogger(Logger):
+    class BanjieLogger(Logger):
         def setup(self, cfg):
             super().setup(cfg)
-            for handler in self.error_log.handlers:
-                handler.setFormatter(logformat.json_formatter())
-                handler.addFilter(logformat.outside_requests)
+            logformat.outside_the_app(self.error_log.handlers)
 
-    return JsonLogger
+    return BanjieLogger
 
 
-logger_class = _json_logger_class()
+logger_class = _logger_class()

@@ -52,12 +52,10 @@ def _log() -> logging.Logger:
                                                   Path(__file__).resolve().parent.parent / "tickets" / "logformat.py")
     logformat = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(logformat)
-    if logformat.resolved(os.environ.get("LOG_FORMAT", ""), os.environ.get("BROKER_URL", "")) == "json":
-        try:
-            handler.setFormatter(logformat.json_formatter())
-            handler.addFilter(logformat.outside_requests)
-        except ImportError:  # run by a Python without the app's packages: text rather than nothing
-            pass
+    try:
+        logformat.outside_the_app([handler])
+    except ImportError:  # run by a Python without the app's packages: text rather than nothing
+        pass
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
