@@ -4,6 +4,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import time
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
 
@@ -55,9 +56,13 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
+# A pooled PostgreSQL connection that sat unused longer than this is pinged before it is handed out (`configure_engine`).
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
 def configure_engine(engine: sa.Engine) -> None:
     """Per-connection settings: on SQLite, WAL for concurrent readers, a busy wait, enforced foreign keys; on
-    PostgreSQL, no JIT compilation.
+    PostgreSQL, no JIT compilation, and a ping of a pooled connection that sat unused (`_ping_after_idle`).
 
     PostgreSQL compiles a query to machine code once its estimated cost passes `jit_above_cost`: the monthly report's
     aggregates over a city's month and the count of a city's cases passed it, and compiling them took longer than
@@ -73,6 +78,8 @@ def configure_engine(engine: sa.Engine) -> None:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SET jit = off")
             dbapi_connection.autocommit = autocommit
+
+        _ping_after_idle(engine)
         return
     if engine.dialect.name != "sqlite":
         return
@@ -84,6 +91,34 @@ def configure_engine(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def _ping_after_idle(engine: sa.Engine) -> None:
+    """Hand out a pooled connection that sat unused more than PING_AFTER_IDLE_SECONDS only after a ping (a round trip
+    of `SELECT 1`); a dead one (the server restarted, a proxy dropped it) is replaced by a new connection, so the
+    request never sees it. A connection checked in less than that ago is handed out as it is: SQLAlchemy's
+    `pool_pre_ping` pinged at every checkout, one round trip of a filing's four (issue 19's benchmark), although a
+    busy worker's connection was in use a moment before. Connection pools commonly skip validating a connection
+    used within the last half second or so (HikariCP's `aliveBypassWindowMs`: 500 ms). A connection that dies in
+    that second fails its request with 503 and Retry-After (tickets/http.py), like one that dies while in use, and
+    SQLAlchemy then replaces it."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE_SECONDS:
+            return  # new (it just connected) or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # Dead after sitting idle: most likely the server restarted, so are the others. The pool connects this
+            # one again (and replaces the others when they are next checked out).
+            raise sa.exc.InvalidatePoolError() from error
 
 
 def in_batches(session, claim, act, after=lambda ids: None) -> int:
