@@ -186,8 +186,8 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     url = app.config["DATABASE_URL"]
     # psycopg 3 is the driver we ship; plain postgresql:// would ask SQLAlchemy for psycopg2.
     url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
-    # A pooled connection is pinged before use only after it sat unused (tickets.db.configure_engine), not at every
-    # checkout as `pool_pre_ping` would. hide_parameters: a database error's text (logged with its traceback) must not carry a citizen's number or name
+    # hide_parameters: a database error's text (logged with its traceback) must not carry a citizen's number or name.
+    # No `pool_pre_ping` (a ping at every checkout): tickets.db.configure_engine pings a connection that sat unused.
     app.config["SQLALCHEMY_ENGINES"] = {"default": {"url": url, "hide_parameters": True}}
     # production (a broker: processes apart) logs JSON lines, `make run` text
     app.config["LOG_FORMAT"] = logformat.resolved(app.config["LOG_FORMAT"], app.config["BROKER_URL"])

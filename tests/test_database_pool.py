@@ -72,7 +72,7 @@ def _admin(database_url: str):
 def test_a_connection_used_a_moment_ago_is_handed_out_without_a_ping(world, client, pings):
     for _ in range(3):
         assert client.post("/api/v1/tickets", json=FILING).status_code == 201
-    assert pings == []  # the same connection each time, checked in a moment before
+    assert pings == []  # every connection was checked in a moment before
 
 
 def test_a_connection_that_sat_idle_is_pinged_and_a_dead_one_replaced_unseen(world, client, pings, monkeypatch,
