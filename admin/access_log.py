@@ -62,8 +62,11 @@ def _run(detail: dict) -> list[str]:
     """What a line of anonymisation or key rotation says: which cases or key, why, and whether the run began, ended
     or was stopped before the end (tickets/privacy/access.py `record_run_start`; the counts are in `count`)."""
     parts = []
-    if isinstance(detail.get("closed_before"), str):
-        parts.append(str(_l("cases ended before %(date)s", date=detail["closed_before"][:10])))
+    before = detail.get("closed_before")
+    if isinstance(before, str):
+        # the command's local date as given, or the scheduler's cut-off instant (RETENTION_DAYS before it ran) read
+        # in local time to the minute: its date alone would be a day early for most of the day
+        parts.append(str(_l("cases ended before %(date)s", date=before if len(before) == 10 else clock.iso_text(before))))
     if isinstance(detail.get("retention_days"), int):
         parts.append(str(_l("kept %(days)d days", days=detail["retention_days"])))
     if detail.get("request"):

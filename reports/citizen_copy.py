@@ -22,6 +22,7 @@ from reportlab.platypus import Spacer, Table, TableStyle
 from notify.messages import KINDS as SMS_KINDS
 from notify.models import SmsMessage
 from tickets import clock, phones
+from tickets.personal import shown
 from tickets.labels import (CHANNEL_LABELS, PROBLEM_TYPE_LABELS, RATING_CHANNEL_LABELS, SCORE_LABELS, STATUS_LABELS,
                             label)
 from tickets.models import (FINAL_STATUSES, Attachment, AttachmentSource, Deadline, Department, Event, Office,
@@ -91,7 +92,7 @@ def held(session, ticket: Ticket, now: datetime, tz) -> dict:
         "office_name": office_name,
         "tracking_no": ticket.tracking_no,
         "made_at": _local(now, tz),
-        "name": ticket.citizen_name or "",
+        "name": shown(ticket.citizen_name) or "",  # 已匿名化 for an anonymised case, as its number
         "phone": phones.national(ticket.phone) if ticket.phone else "",
         "status": label(STATUS_LABELS, ticket.status),
         "problem_type": label(PROBLEM_TYPE_LABELS, ticket.problem_type),

@@ -8,11 +8,13 @@ import io
 import re
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 import sqlalchemy as sa
 
 from tests.browser import LiveServer, shot, sign_in
-from tests.helpers import START, page_csrf
+from tests.helpers import START, examples, page_csrf
 from tickets.db import db
 from tickets.models import AccessLog, User
 from tickets.privacy import access as privacy
@@ -177,6 +179,64 @@ def test_the_staff_api_logs_each_answer_with_the_whole_number(world):
     new = lines(world)[before:]
     assert [(line["kind"], line["user_id"], line["detail"]["via"]) for line in new] == [
         ("view_phone", world.users["office"], "api")] + [("view_phone", world.users["dept_a"], "api")] * 3
+
+
+def test_a_repeated_request_shows_the_number_as_the_caller_may_see_it_now(world):
+    """An Idempotency-Key's kept answer is the case as it was: a department that led the case then, and is only a
+    co-department now, gets the number masked on a repeat, and no line says it saw it."""
+    no = transferred_to_a(world)
+    key = {**world.headers("dept_a"), "Idempotency-Key": "note-a-1"}
+    first = world.client.post(f"/api/v1/staff/tickets/{no}/note", json={"content": "已联系"}, headers=key)
+    assert first.status_code == 200 and first.get_json()["phone"] == WHOLE
+    world.act("dept_a", no, "return", reason="不属于本部门职责范围")
+    world.act("office", no, "transfer", department_id=world.departments["B"], co_department_ids=[world.departments["A"]])
+    assert world.ticket("dept_a", no)["phone"] == MASKED
+    before = len(lines(world))
+    repeated = world.client.post(f"/api/v1/staff/tickets/{no}/note", json={"content": "已联系"}, headers=key)
+    assert repeated.status_code == 200 and repeated.headers.get("Idempotent-Replayed") == "true"
+    assert repeated.get_json()["phone"] == MASKED and WHOLE not in repeated.get_data(as_text=True)
+    assert lines(world)[before:] == []
+
+
+def test_a_repeated_request_after_anonymisation_answers_from_the_anonymised_case(world):
+    """The kept answer held the name and number anonymising replaced for good: a repeat is answered from the case as
+    it is now, with neither, and no line of a showing."""
+    no = world.file(phone=PHONE, name="李四")["tracking_no"]
+    key = {**world.headers("office"), "Idempotency-Key": "accept-once-1"}
+    first = world.client.post(f"/api/v1/staff/tickets/{no}/accept", json={}, headers=key)
+    assert first.status_code == 200 and first.get_json()["phone"] == WHOLE and first.get_json()["citizen_name"] == "李四"
+    world.act("office", no, "resolve", content="已办结。")
+    world.act("office", no, "anonymise", reason="反映人申请删除个人信息")
+    before = len(lines(world))
+    repeated = world.client.post(f"/api/v1/staff/tickets/{no}/accept", json={}, headers=key)
+    assert repeated.status_code == 200 and repeated.headers.get("Idempotent-Replayed") == "true"
+    body = repeated.get_data(as_text=True)
+    assert WHOLE not in body and PHONE not in body and "李四" not in body
+    assert repeated.get_json()["citizen_name"] == repeated.get_json()["phone"] == "已匿名化"
+    assert lines(world)[before:] == []
+
+
+def test_an_anonymised_case_has_no_number_to_show_and_no_showing_to_log(world):
+    no = world.file(phone=PHONE)["tracking_no"]
+    world.act("office", no, "accept")
+    world.act("office", no, "resolve", content="已办结。")
+    world.act("office", no, "anonymise", reason="反映人申请删除个人信息")
+    before = len(lines(world))
+    assert world.ticket("office", no)["phone"] == "已匿名化"
+    assert reveal(world.console("office"), no).status_code == 403
+    assert lines(world)[before:] == []
+
+
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(since=st.text(max_size=12) | st.dates().map(str), until=st.text(max_size=12) | st.dates().map(str))
+@example(since="0001-01-01", until="9999-12-31")
+@example(since="1999-12-31", until="2101-01-01")
+def test_the_log_search_reads_any_date_or_says_it_cannot(world, since, until):
+    """Any text in the date fields, and any day of the calendar (the first and the last among them, which moved
+    between time zones or a day later overflow): the page, with a message for a date it cannot use, never a 500 (a
+    NUL character is a 400 anywhere, tickets/http.py)."""
+    page = world.console("admin").get("/admin/access-log/", query_string={"since": since, "until": until})
+    assert page.status_code == (400 if "\x00" in since + until else 200)
 
 
 def test_an_export_with_whole_numbers_is_a_choice_with_a_reason_and_one_line(world):

@@ -79,6 +79,16 @@ def test_the_copy_holds_what_is_kept_about_the_citizen_and_hostile_text_prints_a
     assert citizen_lines(world) == [("citizen_export", "citizen", None, True)]
 
 
+def test_the_copy_of_an_anonymised_case_says_so_for_the_name_and_the_number(world, closed_case):
+    no, code = closed_case
+    world.act("office", no, "anonymise", reason="反映人申请删除个人信息")
+    response = download(world.client, no, code)
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = pdf_text(response.get_data())
+    assert squash(NAME) not in text and "13912345678" not in text and "已匿名-" not in text  # no token either
+    assert text.count("已匿名化") >= 2  # 姓名 and 手机号码
+
+
 def test_a_wrong_code_is_the_look_ups_answer_and_leaves_no_line(world, closed_case):
     no, code = closed_case
     for tracking_no, guess in ((no, "AAAA2222"), ("BJ00000000-0000", code), (no, ""), (no, "码" * 50)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import re
 from unittest.mock import ANY
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from hypothesis import given, settings
@@ -79,6 +79,25 @@ def closed_case(world, *, description="营业执照变更办了一个月还没�
     else:
         world.act("office", no, "resolve", content=f"已办结，有疑问请致电{NUMBER}。")
     return no, filed["query_code"]
+
+
+def answered_by_a(world) -> tuple[str, str]:
+    """A case department A answered and the office approved (closed, its survey open): (tracking number, query code)."""
+    filed = world.file()
+    no = filed["tracking_no"]
+    world.act("office", no, "accept")
+    world.act("office", no, "transfer", department_id=world.departments["A"])
+    world.act("dept_a", no, "reply", content="已办理。")
+    world.act("office", no, "approve")
+    return no, filed["query_code"]
+
+
+def appealable_case(world) -> str:
+    """A case rated 差评 and explained by the office: closed again, its bad rating still open to appeal."""
+    no, code = answered_by_a(world)
+    assert world.client.post(f"/api/v1/tickets/{no}/rating?code={code}", json={"score": 4}).status_code == 200
+    world.act("office", no, "explain", content="已说明政策。")
+    return no
 
 
 # --- a month of cases: every figure stays ----------------------------------------------------------------------------
@@ -289,20 +308,9 @@ def test_open_rectifying_and_appealable_cases_are_left_alone(world, clock):
     world.act("office", open_no, "accept")
     world.act("office", open_no, "transfer", department_id=A)
 
-    def answered_by_a():
-        filed = world.file()
-        no = filed["tracking_no"]
-        world.act("office", no, "accept")
-        world.act("office", no, "transfer", department_id=A)
-        world.act("dept_a", no, "reply", content="已办理。")
-        world.act("office", no, "approve")
-        return no, filed["query_code"]
-
-    rectifying, code = answered_by_a()
+    rectifying, code = answered_by_a(world)
     assert world.client.post(f"/api/v1/tickets/{rectifying}/rating?code={code}", json={"score": 5}).status_code == 200
-    appealable, code = answered_by_a()
-    assert world.client.post(f"/api/v1/tickets/{appealable}/rating?code={code}", json={"score": 4}).status_code == 200
-    world.act("office", appealable, "explain", content="已说明政策。")  # closed again, its 差评 still appealable
+    appealable = appealable_case(world)
     clock.advance(days=1)
     today = clock.now.date().isoformat()
     dry = cli(world, "--closed-before", today, "--dry-run")
@@ -328,6 +336,44 @@ def test_open_rectifying_and_appealable_cases_are_left_alone(world, clock):
     with world.app.app_context():
         retention.anonymise_expired.fn()  # nothing left: no line
     assert len(access_lines(world)) == 3
+
+
+def test_the_scheduler_passes_over_a_batch_that_may_still_be_appealed(world, clock):
+    """The oldest ended case may still be appealed (left for later); with a batch of one, a tick still reaches the
+    case after it, where `next(batches(...))` alone took the empty first batch for the end of the work."""
+    appealable = appealable_case(world)
+    clock.advance(minutes=5)
+    plain, _ = closed_case(world)
+    clock.advance(days=2)
+    with world.app.app_context():
+        world.app.config.update(RETENTION_DAYS=1, RETENTION_BATCH_SIZE=1)
+        retention.anonymise_expired.fn()
+    tickets = tickets_by_no(world)
+    assert tickets[plain].anonymised_at is not None and tickets[appealable].anonymised_at is None
+    assert [(line.actor, line.count) for line in access_lines(world)] == [("scheduler", 1)]
+
+
+def test_the_schedulers_line_says_its_cut_off_to_the_minute_in_local_time(world, clock):
+    """The scheduler's cut-off is an instant (RETENTION_DAYS before the tick), not a local date: the log page reads it
+    in local time to the minute. (Its UTC date, shown before, was a day early from midnight to 08:00 local.)"""
+    closed_case(world)
+    clock.now = datetime(2026, 11, 19, 23, 0, tzinfo=timezone.utc)  # as production's clock reads: 07:00 in Shanghai
+    with world.app.app_context():
+        world.app.config["RETENTION_DAYS"] = 3
+        retention.anonymise_expired.fn()
+    (line,) = access_lines(world)
+    assert line.detail["closed_before"] == "2026-11-16T23:00:00+00:00"
+    page = world.console("admin").get("/admin/access-log/", query_string={"kind": "anonymise"}).get_data(as_text=True)
+    assert "于 2026-11-17 07:00 前结束的案件" in page and "2026-11-16" not in page
+
+
+def test_the_command_refuses_a_date_it_cannot_use_in_one_line(world):
+    closed_case(world)
+    for day in ("0001-01-01", "1999-12-31"):
+        for dry in ((), ("--dry-run",)):
+            done = cli(world, "--closed-before", day, *dry)
+            assert done.exit_code == 2 and "2000-01-01" in done.output and "Traceback" not in done.output, done.output
+    assert all(t.anonymised_at is None for t in tickets_by_no(world).values()) and access_lines(world) == []
 
 
 # --- a citizen's deletion request ------------------------------------------------------------------------------------

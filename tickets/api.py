@@ -1,6 +1,8 @@
 """The JSON API of API.md: public filing and lookup, and the staff queue and actions."""
 from __future__ import annotations
 
+import dataclasses
+
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
@@ -15,7 +17,7 @@ from .http import body_and_files, json_body
 from .labels import PROBLEM_TYPE_LABELS
 from .models import OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Status, Ticket, TokenScope
 from .clock import iso
-from .presenters import list_items, public_offices, public_view, staff_view
+from .presenters import list_items, public_offices, public_view, staff_phone, staff_view
 from .privacy import access as privacy_access
 from .validation import Collector, integer, text
 from .workflow import Actor
@@ -332,15 +334,17 @@ def staff_action(tracking_no, action):
         return idempotency.Answer(200, staff_view(db.session, ticket, actor, clock.now(), full_phone=full), ticket.id)
 
     def rebuild(_ticket_id) -> dict:  # a kept answer that no longer opens: the ticket as it is now
-        case = ticket_for(actor, tracking_no)
-        return staff_view(db.session, case, actor, clock.now(), full_phone=privacy_access.may_see_full_phone(actor, case))
+        return staff_view(db.session, ticket_for(actor, tracking_no), actor, clock.now())
 
-    response = idempotency.run(db.session, actor.user_id, data, files, perform, rebuild)
-    if response.headers.get(idempotency.REPLAYED) and ticket.phone and (response.get_json(silent=True) or {}).get(
-            "phone") == ticket.phone:  # a repeated request's kept answer shows the whole number again
-        privacy_access.show_phone(db.session, actor, ticket, via="api")
-        db.session.commit()
-    return response
+    def replayed(answer: idempotency.Answer) -> idempotency.Answer:
+        # The number as the caller may see it now (the case's lead or its number may have changed since the answer
+        # was kept), each whole showing logged as the first answer's was.
+        case = ticket_for(actor, tracking_no)
+        full = privacy_access.api_shows_phone(db.session, actor, case)
+        phone = staff_phone(case, actor, full_phone=full)
+        return dataclasses.replace(answer, body={**answer.body, "phone": phone})
+
+    return idempotency.run(db.session, actor.user_id, data, files, perform, rebuild, replayed)
 
 
 @bp.get("/staff/tickets/<tracking_no>/knowledge")

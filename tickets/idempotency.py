@@ -10,7 +10,8 @@ way. A first request that failed (a 4xx, a crash) rolled its row back with the r
 
 The kept answer is sealed with SECRET_KEY (`tickets.secrets.seal`, bound to the user and the key): a filing's answer
 holds the query code, stored nowhere else but as a hash. After SECRET_KEY changes a kept answer cannot be opened;
-a repeat is then answered from the case as it is now (`rebuild`), without the query code. A row is purged
+a repeat is then answered from the case as it is now (`rebuild`), without the query code; so it is after the case
+was anonymised (tickets/privacy/retention.py drops its kept answers). A row is purged
 IDEMPOTENCY_KEY_HOURS after it was written (the scheduler's job, `purge`); an older key counts as new.
 """
 from __future__ import annotations
@@ -139,10 +140,12 @@ def respond(answer: Answer, *, replayed: bool = False):
 
 
 def run(session, user_id: int, data: dict, files, perform: Callable[[], Answer],
-        rebuild: Callable[[int | None], dict]):
+        rebuild: Callable[[int | None], dict], replayed: Callable[[Answer], Answer] | None = None):
     """Answer a staff request: `perform()` does its work (no commit) and says what to answer; committed here. With
     an Idempotency-Key the first request with the key does it and keeps the answer, a repeat gets that answer again
-    (`rebuild(ticket_id)` makes it from the case when the kept one cannot be opened, after SECRET_KEY changed)."""
+    (`rebuild(ticket_id)` makes it from the case when the kept one cannot be opened: after SECRET_KEY changed, or the
+    case was anonymised). `replayed(answer)` gives a repeat's answer what only the caller's rights now decide (the
+    whole number or its mask, the showing logged: committed here)."""
     key = requested_key()
     if key is None:
         answer = perform()
@@ -153,6 +156,9 @@ def run(session, user_id: int, data: dict, files, perform: Callable[[], Answer],
         session.rollback()  # nothing was written: end the transaction the claim began
         if outcome.body is None:
             outcome = Answer(outcome.status, rebuild(outcome.ticket_id), outcome.ticket_id)
+        if replayed is not None:
+            outcome = replayed(outcome)
+            session.commit()
         return respond(outcome, replayed=True)
     answer = perform()
     keep(session, outcome, answer)

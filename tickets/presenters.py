@@ -229,6 +229,12 @@ def first_contact(deadline_rows, events, names: dict, users: dict, now: datetime
             "recorded_by": _name(users.get(recorded.actor_id)) if recorded is not None else None}
 
 
+def staff_phone(ticket: Ticket, actor: Actor, *, full_phone: bool = False) -> str | None:
+    """The case's number in the staff view: whole when `full_phone` (the caller decided to show it and logged the
+    showing) for who `sees_full_phone`, else masked."""
+    return shown(ticket.phone) if full_phone and sees_full_phone(actor, ticket) else phones.mask(ticket.phone)
+
+
 def staff_view(session, ticket: Ticket, actor: Actor, now: datetime, *, full_phone: bool = False) -> dict:
     """The case as staff see it. The phone number is masked unless `full_phone`: the caller decided to show it whole
     (only to who `sees_full_phone`) and logged the showing (tickets/privacy/access.py)."""
@@ -246,7 +252,7 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime, *, full_pho
     actor_ids = {e.actor_id for e in events if e.actor_id}
     users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(actor_ids)))} if actor_ids else {}
     view.update({
-        "phone": shown(ticket.phone) if full_phone and sees_full_phone(actor, ticket) else phones.mask(ticket.phone),
+        "phone": staff_phone(ticket, actor, full_phone=full_phone),
         # retention (tickets/privacy/retention.py): when the name and number were replaced by tokens; None: not
         "anonymised_at": iso(ticket.anonymised_at),
         "description": ticket.description,

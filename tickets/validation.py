@@ -98,6 +98,10 @@ def calendar_date(value, *, required: bool):
         raise FieldError(_l("Must be a date written YYYY-MM-DD.")) from None
 
 
+# The years a date or a time given to Banjie may fall in (cases, logs, cut-offs); outside them Python's dates overflow
+# when moved between time zones or a day is added.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
 _MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
 
 
@@ -117,7 +121,7 @@ def moment(value, *, required: bool, tz):
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=tz)
-        if not 2000 <= parsed.year <= 2100:
+        if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
             raise ValueError(parsed.year)
         return parsed.astimezone(timezone.utc)
     except (ValueError, OverflowError):

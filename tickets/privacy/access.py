@@ -27,6 +27,8 @@ from .. import clock
 from ..access import sees_full_phone
 from ..errors import ValidationFailed
 from ..models import OFFICE_ROLES, AccessKind, AccessLog, Role, Ticket, User
+from ..personal import is_token
+from ..validation import FIRST_YEAR, LAST_YEAR
 
 REASON_MIN, REASON_MAX = 2, 200
 REASON_FIELD = "reason"
@@ -82,8 +84,8 @@ def is_handler(actor, ticket: Ticket) -> bool:
 
 def may_see_full_phone(actor, ticket: Ticket) -> bool:
     """Whether this member of staff may see the case's whole number at all (`tickets.access.sees_full_phone`), and
-    there is one to see."""
-    return bool(ticket.phone) and sees_full_phone(actor, ticket)
+    there is one to see (none, or an anonymised case's token, is nothing to show and no showing to log)."""
+    return bool(ticket.phone) and not is_token(ticket.phone) and sees_full_phone(actor, ticket)
 
 
 def clean_reason(raw) -> str:
@@ -176,10 +178,13 @@ def parse_search(args) -> tuple[Search, dict]:
         if not raw:
             return None
         try:
-            return date.fromisoformat(raw)
+            day = date.fromisoformat(raw)
         except ValueError:
+            day = None
+        if day is None or not FIRST_YEAR <= day.year <= LAST_YEAR:
             errors[name] = _l("Enter a date as YYYY-MM-DD.")
             return None
+        return day
 
     raw_user = (args.get("user") or "").strip()
     user_id = int(raw_user) if raw_user.isascii() and raw_user.isdigit() and len(raw_user) < 10 else None

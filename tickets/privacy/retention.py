@@ -45,11 +45,12 @@ from .. import clock, storage
 from ..db import UTCDateTime, db
 from ..errors import StorageUnavailable
 from ..models import (
-    FINAL_STATUSES, OPEN_STATUS_VALUES, Appeal, Attachment, Event, ExtensionRequest, ReturnVisit,
+    FINAL_STATUSES, OPEN_STATUS_VALUES, Appeal, Attachment, Event, ExtensionRequest, IdempotencyKey, ReturnVisit,
     Survey, Ticket, User, ended_before,
 )
 from ..personal import mask_value, new_token
 from ..slots import AppSlot
+from ..validation import FIRST_YEAR
 from . import access, privacy_cli
 
 ATTACHMENT_CHOICES = ("delete", "keep")
@@ -159,6 +160,12 @@ def _cases(batch: Batch) -> None:
                            (ExtensionRequest, ("reason", "decision_note"))):
         table = model.__table__
         mask_columns(batch, table, columns, table.c.ticket_id.in_(ids))
+    if batch.write:
+        # A staff request's kept answer (tickets/idempotency.py, kept IDEMPOTENCY_KEY_HOURS) holds the name and number
+        # as they were: without it, a repeat of the request is answered from the anonymised case.
+        idempotent = IdempotencyKey.__table__
+        session.execute(sa.update(idempotent).where(idempotent.c.ticket_id.in_(ids), idempotent.c.response.is_not(None))
+                        .values(response=None))
     _files(batch)
 
 
@@ -292,7 +299,8 @@ def cutoff_of(days: int, now: datetime) -> datetime:
 @dramatiq.actor(queue_name="tickets", max_retries=0)
 def anonymise_expired() -> None:
     """One batch of the cases that ended RETENTION_DAYS ago, anonymised and committed with one access-log line
-    (actor `scheduler`) when it changed anything; the next tick takes the next batch."""
+    (actor `scheduler`) when it changed anything; the next tick takes the next batch. A batch of cases that may all
+    still be appealed (left for later) is passed over within the tick, not taken as the end of the work."""
     config = current_app.config
     days = config["RETENTION_DAYS"]
     if days <= 0:
@@ -300,7 +308,8 @@ def anonymise_expired() -> None:
     now = clock.now()
     cutoff = cutoff_of(days, now)
     try:
-        counts = next(batches(db.session, cutoff, now=now, size=config["RETENTION_BATCH_SIZE"]), None)
+        counts = next((done for done in batches(db.session, cutoff, now=now, size=config["RETENTION_BATCH_SIZE"])
+                       if done.cases), None)
     except StorageUnavailable:  # the volume of files away (tickets.storage logged why): the next tick tries again
         counts = None
     if counts is None or not counts.cases:
@@ -364,6 +373,9 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
     closed_before = closed_before.date()
     if closed_before > clock.today():
         raise click.BadParameter(_("the date must not be after today"), param_hint="'--closed-before'")
+    if closed_before.year < FIRST_YEAR:
+        raise click.BadParameter(_("the date must not be before %(year)d-01-01", year=FIRST_YEAR),
+                                 param_hint="'--closed-before'")
     session = db.session
     now = clock.now()
     cutoff = datetime.combine(closed_before, time.min, tzinfo=clock.local_tz())
