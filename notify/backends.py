@@ -13,6 +13,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from tickets.personal import mask_text
+
 from .state import BACKEND
 
 # Twilio error codes that no retry can fix (https://www.twilio.com/docs/api/errors).
@@ -156,7 +158,9 @@ class TwilioBackend:
 
 
 def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
+    """A provider's or the network's error as kept with the text and shown in the console: one line, cut, and the
+    numbers in it masked (Twilio's 21211 names the 'To' number; a failed look-up's error carries its URL, To=...)."""
+    text = mask_text(" ".join(str(text).split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

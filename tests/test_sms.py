@@ -132,6 +132,10 @@ def test_invalid_numbers_fail_at_once_and_show_why(world, twilio):
     (receipt,) = messages(world.app)
     assert (receipt.status, receipt.error_code, receipt.attempts) == ("failed", "invalid_number", 1)
     assert len(twilio.requests) == 1
+    # Twilio's own words name the number: kept and shown masked, as the number is everywhere in the console
+    assert "number *** is not a valid" in receipt.error_message and "13800138000" not in receipt.error_message
+    page = world.console("office").get(f"/admin/sms/message/{receipt.id}").get_data(as_text=True)
+    assert "138****8000" in page and "13800138000" not in page
 
 
 @pytest.mark.slow  # a real request timeout
