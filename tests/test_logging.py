@@ -45,6 +45,8 @@ def test_every_spelling_of_a_mobile_number_is_masked(spelling):
     ("token=bj_Secret_1 given", "token=bj_*** given"),
     ("the landline 010-12345678 and (0755)8888 8888", "the landline *** and ***"),
     ("a sender +1 415 555 0100", "a sender ***"),
+    ("GET /admin/cases/?search=%E5%BC%A0%E4%B8%89%E4%B8%B0&page=2", "GET /admin/cases/?search=***&page=2"),
+    ("/api/v1/staff/tickets?status=open&q=138%E3%80%800013%E3%80%808000", "/api/v1/staff/tickets?status=open&q=***"),
 ])
 def test_codes_tokens_and_other_numbers_are_masked(text, expected):
     assert logs.redact(text) == expected
@@ -53,7 +55,7 @@ def test_codes_tokens_and_other_numbers_are_masked(text, expected):
 @pytest.mark.parametrize("text", [
     "2026-12-01T10:00:00.123Z escalation sweep: fired 3 step(s); 1 batch(es) in 120 ms",
     "sms 1234 failed after 8 attempts", "pid 12345 message 5f1e0c9a-2b7d-4e42-9d0e-1c2b3a4d5e6f",
-    "error_code=invalid_number", "office_code=root", "ticket BJ20261201000123 accepted",
+    "error_code=invalid_number", "office_code=root", "ticket BJ20261201000123 accepted", "/admin/faq=1?research=2",
 ])
 def test_ordinary_log_text_is_left_alone(text):
     assert logs.redact(text) == text
@@ -72,6 +74,20 @@ def test_property_a_mobile_number_in_any_text_never_survives(prefix, second, dig
     written = f"{prefix}{number[:3]}{gaps[0]}{number[3:7]}{gaps[1]}{number[7:]}"
     masked = logs.redact(f"{before}{written}{after}")
     assert number[3:] not in re.sub(r"\D", "", masked), (written, masked)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(term=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30),
+       name=st.sampled_from(["search", "q"]), encode=st.sampled_from([quote, quote_plus]),
+       path=st.sampled_from(["/admin/cases/", "/admin/sms/", "/api/v1/staff/tickets"]), first=st.booleans())
+def test_property_no_search_term_survives_in_an_address(term, name, encode, path, first):
+    """What staff search for (a name, or a number in a spelling the number patterns do not know: 138　0013　8000,
+    138/0013/8000) is in the address of a list and of the pages opened from it (Referer): masked whole."""
+    written = encode(term, safe="")
+    query = f"{name}={written}&page=2" if first else f"page=2&{name}={written}"
+    masked = logs.redact(f"GET {path}?{query} HTTP/1.1")
+    expected = f"{name}=***&page=2" if first else f"page=2&{name}=***"
+    assert masked == f"GET {path}?{expected} HTTP/1.1"
 
 
 # --- the filter on records ----------------------------------------------------------------------------------------

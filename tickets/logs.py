@@ -10,7 +10,7 @@ keeps phone numbers, query codes and tokens out of every line.
   carried into the Dramatiq messages the request causes (`RequestIdMiddleware`: the message's `request_id` option,
   set again around the actor's work). The scheduler's tick takes an id of its own (`tick-...`).
 - **Redaction** (`Redact`, a logging Filter on every handler): mainland mobile numbers in any spelling, other
-  E.164 numbers, landlines written with an area code, ID card numbers (the patterns of `tickets.personal`), `code=`/`query_code` values, `Bearer` credentials and
+  E.164 numbers, landlines written with an area code, ID card numbers (the patterns of `tickets.personal`), `code=`/`query_code` values, search terms (`search=`, `q=`), `Bearer` credentials and
   `bj_` API tokens are masked in the message, its arguments, the traceback and any extra field. Names cannot be
   recognised by a pattern: no log call may be handed one (the logging test greps a whole run for them).
 """
@@ -38,13 +38,16 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 # One pattern, one pass over the text; the named groups are kept. The lookahead lets the scan skip, cheaply, every
 # position at which none of the alternatives can start (a third of the time on an access log's line).
-_SECRETS = re.compile("(?=[\\d+＋(（%\"bBqcC０-９])(?:" + "|".join((
+_SECRETS = re.compile("(?=[\\d+＋(（%\"bBqcCs０-９])(?:" + "|".join((
     # ID card numbers, mainland mobile numbers however written, any other E.164 number, fixed lines with their area
     # code: the patterns `tickets.personal` writes once for the logs and the anonymisation of free text alike
     *NUMBERS,
     # a query code in an address or a form (code=, query_code=) and in JSON text
     r"(?<![A-Za-z0-9_])(?P<code>(?:query_)?code=)[^&\s\"';,]+",
     r"(?P<json_code>\"query_code\"\s*:\s*\")[^\"]*",
+    # what a member of staff searched for (the console's lists: search=, the staff API's q=): a name, or a number
+    # written in any of the ways the search understands, which the patterns above cannot all know
+    r"(?<![A-Za-z0-9_])(?P<search>(?:search|q)=)[^&\s\"';,]+",
     # credentials: Bearer tokens (API tokens, METRICS_TOKEN) and Banjie's API tokens wherever they appear
     r"(?P<bearer>(?i:bearer)\s+)[^\s,;\"']+",
     r"(?<![A-Za-z0-9])(?P<token>bj_)[A-Za-z0-9_\-]+",
@@ -52,7 +55,8 @@ _SECRETS = re.compile("(?=[\\d+＋(（%\"bBqcC０-９])(?:" + "|".join((
 
 
 def _mask(match: re.Match) -> str:
-    kept = match.group("code") or match.group("json_code") or match.group("bearer") or match.group("token") or ""
+    kept = (match.group("code") or match.group("json_code") or match.group("search") or match.group("bearer")
+            or match.group("token") or "")
     return kept + MASK
 
 
