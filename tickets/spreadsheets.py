@@ -6,8 +6,9 @@ before it. The file starts with a UTF-8 byte order mark, without which Excel on 
 from __future__ import annotations
 
 BOM = "\ufeff"
-# Spreadsheets run a cell starting with one of these as a formula (a tab or carriage return before one, too).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheets run a cell starting with one of these as a formula (a tab or carriage return before one, too). The
+# full-width forms are what a Chinese input method types: a spreadsheet may read them as the ASCII ones.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
 def csv_safe(value) -> str:
