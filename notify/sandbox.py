@@ -22,6 +22,8 @@ MAX_SOURCE = 1000      # characters of wording: a message is 201 at most
 MAX_OUTPUT = 2000      # characters a rendering may produce before it is stopped
 MAX_NUMBER = 10_000    # the largest number written in a text (a clip length, a threshold)
 MAX_POWER = 64
+MAX_POWER_BITS = 1024  # the largest whole number ** may make (10000 ** 64 has 851 bits): a chain of powers is not
+# bounded by its exponents alone, ((10000 ** 64) ** 64) ** 64 took seconds of CPU and grew with each step
 
 ALLOWED_FILTERS = frozenset({"clip", "default", "d", "upper", "lower", "trim", "truncate", "length", "count",
                              "string", "title", "capitalize", "abs", "round", "int", "first", "last"})
@@ -55,8 +57,11 @@ class SmsSandbox(SandboxedEnvironment):
                 if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) \
                         and len(sequence) * times > MAX_OUTPUT:
                     raise SecurityError("the result of * would be too long")
-        elif operator == "**" and (not isinstance(right, (int, float)) or abs(right) > MAX_POWER):
-            raise SecurityError("the exponent of ** is too large")
+        elif operator == "**":
+            if not isinstance(right, (int, float)) or abs(right) > MAX_POWER:
+                raise SecurityError("the exponent of ** is too large")
+            if isinstance(left, int) and right > 0 and abs(left).bit_length() * right > MAX_POWER_BITS:
+                raise SecurityError("the result of ** would be too large")
         elif operator == "%" and isinstance(left, str):
             raise SecurityError("% does not format text here")
         return super().call_binop(context, operator, left, right)
