@@ -8,7 +8,6 @@ another process. An edit in this process invalidates at once.
 from __future__ import annotations
 
 import csv
-import io
 import threading
 import time
 from collections.abc import Iterable
@@ -75,7 +74,12 @@ def parse_calendar_csv(text: str) -> dict[int, dict[date, tuple[bool, str | None
     working weekends (workday 1). Every year named in the file is replaced whole and published.
     """
     years: dict[int, dict] = {}
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    # line by line, whatever ends them (a lone CR too, which the csv module refuses in the middle of a text)
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            row = next(csv.reader([line]), [])
+        except csv.Error:
+            raise CalendarFileError(_l("Line %(line)d: expected date,workday[,name].", line=number)) from None
         cells = [c.strip() for c in row]
         if not cells or not cells[0] or cells[0].startswith("#") or cells[0].lower() == "date":
             continue

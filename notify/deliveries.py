@@ -126,7 +126,11 @@ def _excerpt(response: requests.Response) -> str:
         raw += chunk
         if len(raw) >= READ_LIMIT:
             break
-    text = raw[:EXCERPT_CHARACTERS * 4].decode(response.encoding or "utf-8", errors="replace")
+    head = raw[:EXCERPT_CHARACTERS * 4]
+    try:
+        text = head.decode(response.encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know, or a codec that is no text encoding (hex, base64)
+        text = head.decode("utf-8", errors="replace")
     return _clean(text, EXCERPT_CHARACTERS)
 
 

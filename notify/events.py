@@ -15,7 +15,7 @@ from the kind's flags (`tickets.workflow.registry`), never from lists of action 
 | escalated | `raises_supervision` kinds (the ladder's `escalate`, a 催办 `remind`) |
 
 Payloads carry no personal data: no name, number, query code, description or internal note; an event's note only
-when the citizen may read it too. Which subscriptions want what is read once per WEBHOOK_CACHE_SECONDS per process
+when the citizen may read it too, and then with any phone or ID number in it masked. Which subscriptions want what is read once per WEBHOOK_CACHE_SECONDS per process
 (filing is the hot path and must not read it each time): a change made in this process counts at once (after its
 commit), one made in another within that time.
 """
@@ -35,6 +35,7 @@ from tickets import clock, offices
 from tickets.db import new_row
 from tickets.labels import STATUS_LABELS, label
 from tickets.models import Department, Office, Status
+from tickets.personal import mask_text
 from tickets.slots import AppSlot
 from tickets.workflow import KINDS, public_note
 from tickets.workflow.survey import RATE_DEFAULT
@@ -152,7 +153,9 @@ def event_view(event) -> dict:
         if event.public:  # what the citizen's page shows of it, and nothing internal
             note = public_note(event)
             if note:
-                view["note"] = note
+                # with the numbers in it masked: what the citizen wrote (a withdrawal's reason, an addition) may
+                # hold their number, and a receiver learns nothing of the citizen (`ticket_view`)
+                view["note"] = mask_text(note)
     data = event.data or {}
     if isinstance(data.get("score"), int) and (KINDS[event.action].rates_survey or event.action == RATE_DEFAULT):
         view["score"] = data["score"]

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from escalation import store
@@ -15,6 +15,7 @@ from escalation.calendar import (
     working_days_between,
 )
 from escalation.ladder import fire_at
+from tests.helpers import examples
 from tickets.db import db
 from tickets.models import Ticket
 
@@ -187,9 +188,22 @@ def test_calendar_file_errors(text, message):
         store.parse_calendar_csv(text)
 
 
-def test_calendar_words():
-    years = store.parse_calendar_csv("2027-02-06,班,春节\n2027-02-08,休\n")
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_calendar_words(end):
+    years = store.parse_calendar_csv(f"2027-02-06,班,春节{end}2027-02-08,休{end}")
     assert years == {2027: {date(2027, 2, 6): (True, "春节"), date(2027, 2, 8): (False, None)}}
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=30), st.sampled_from(["2027-01-01,0,元旦", "2027-02-06,1", '"2027-02-07",1',
+                                                                  "\r", "\x00", '"', "date,workday"])), max_size=6))
+def test_any_calendar_file_is_read_or_refused_with_a_message(parts):
+    """What a clerk pastes or uploads: the years it gives, or CalendarFileError (a 400 with the line), nothing else."""
+    try:
+        years = store.parse_calendar_csv("".join(parts))
+    except store.CalendarFileError:
+        return
+    assert all(isinstance(day, date) and day.year == year for year, days in years.items() for day in days)
 
 
 def test_cache_sees_another_process_edit(app):

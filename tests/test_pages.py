@@ -87,6 +87,36 @@ def test_case_page_follows_the_loop_and_takes_the_rating(world):
     assert "感谢您的评价" in page and "非常满意" in page and "提交评价" not in page
 
 
+def closed_by_form(world) -> str:
+    """A case filed through the form by this browser (which may then rate it), answered and closed."""
+    file_by_form(world.client)
+    no = re.search(r'id="tracking-no">([^<]+)<', world.client.get("/filed").get_data(as_text=True)).group(1)
+    world.act("office", no, "accept")
+    world.act("office", no, "transfer", department_id=world.departments["A"])
+    world.act("dept_a", no, "reply", content="已为您开通一窗通办。")
+    world.act("office", no, "approve")
+    return no
+
+
+def test_a_comment_the_browser_let_through_is_taken_and_a_bad_one_says_why(world):
+    """The textarea's maxlength counts a line break as one character; the form sends it as CRLF, two: the server counts
+    as the browser does. A comment it refuses says what is wrong with the comment, not with the score."""
+    no = closed_by_form(world)
+    token = page_csrf(world.client, f"/track/{no}")
+    refused = world.client.post(f"/track/{no}/rating", data={"score": "2", "comment": "好\x01", "csrf_token": token})
+    assert refused.status_code == 303
+    page = world.client.get(f"/track/{no}").get_data(as_text=True)
+    assert "无法保存的字符" in page and "请从五个评价等级中选择一项" not in page and "提交评价" in page
+    nonsense = world.client.post(f"/track/{no}/rating", data={"score": "abc", "csrf_token": token})
+    assert nonsense.status_code == 303
+    assert "请从五个评价等级中选择一项" in world.client.get(f"/track/{no}").get_data(as_text=True)
+    comment = "\r\n".join(["很"] * 500)  # 999 characters as the browser counts them, 1,498 as sent
+    taken = world.client.post(f"/track/{no}/rating", data={"score": "2", "comment": comment, "csrf_token": token})
+    assert taken.status_code == 303
+    page = world.client.get(f"/track/{no}").get_data(as_text=True)
+    assert "感谢您的评价" in page and "提交评价" not in page
+
+
 def test_errors_render_as_chinese_pages(world):
     response = world.client.get("/no-such-page")
     assert response.status_code == 404 and "抱歉" in response.get_data(as_text=True)

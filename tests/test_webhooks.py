@@ -185,6 +185,34 @@ def test_a_receiver_answering_500_then_200_gets_the_same_delivery_again(world, r
     assert ok.status_code == 200 and ok.error is None
 
 
+def test_what_the_citizen_wrote_reaches_a_receiver_without_the_numbers_in_it(world, receiver):
+    """A withdrawal's reason is public (the citizen's page shows it), so its event carries it as its note: with the
+    number the citizen put in it masked, as a payload carries no number."""
+    subscribed(world, receiver, ["status_changed"])
+    filed = world.file()
+    withdrawn = world.client.post(f"/api/v1/tickets/{filed['tracking_no']}/withdraw?code={filed['query_code']}",
+                                  json={"reason": "不办了，有事打我电话139 0000 1111"})
+    assert withdrawn.status_code == 200, withdrawn.get_json()
+    assert pump(world.app) == ["delivered"]
+    [request] = receiver.received
+    assert request.json["event"]["note"].startswith("不办了，有事打我电话")
+    assert "1111" not in request.body.decode() and "***" in request.json["event"]["note"]
+
+
+@pytest.mark.parametrize("charset", ["x-no-such-codec", "hex", "base64", "utf-16", "gb18030"])
+def test_whatever_charset_a_receiver_names_its_answer_settles_the_delivery(world, receiver, clock, charset):
+    """A charset Python does not know, or a codec that is no text encoding, raised while its excerpt was read: after
+    the claim, so the delivery stayed `sending` and was sent again after every lease, past the attempts allowed."""
+    subscribed(world, receiver, ["created"])
+    receiver.content_type = f"application/json; charset={charset}"
+    world.file()
+    assert pump(world.app, clock) == ["delivered"]
+    [delivery] = rows(world.app)
+    assert delivery.status == "delivered" and delivery.attempts == 1 and len(receiver.received) == 1
+    [attempt] = rows(world.app, WebhookAttempt)
+    assert attempt.status_code == 200 and attempt.error is None and attempt.response_excerpt
+
+
 def test_a_receiver_that_is_down_is_retried_with_backoff_then_failed_and_resent_from_the_console(make_app, clock,
                                                                                                   receiver):
     from tests.helpers import seed_world

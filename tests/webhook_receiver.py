@@ -59,6 +59,7 @@ class WebhookReceiver:
         self.default_status = default_status
         self.statuses: list[int] = []
         self.delay = 0.0           # seconds before answering every request
+        self.content_type = "application/json"  # of every answer (a charset the sender cannot read, for one)
         self.hold_next = 0         # the next n requests are recorded, then held until `release` is set
         self.release = threading.Event()
         self.record_bodies = record_bodies
@@ -91,7 +92,7 @@ class WebhookReceiver:
                 answer = json.dumps({"ok": 200 <= status < 300, "status": status}).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", receiver.content_type)
                     self.send_header("Content-Length", str(len(answer)))
                     if 300 <= status < 400:
                         self.send_header("Location", "http://127.0.0.1:9/elsewhere")

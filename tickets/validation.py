@@ -34,9 +34,12 @@ def text(value, *, required: bool, max_len: int, min_len: int = 1, single_line: 
     value = value.strip()
     if single_line and ("\n" in value or "\r" in value):
         raise FieldError(_l("Must be on one line."))
-    if len(value) < min_len:
+    # counted as a browser's maxlength counts (a form sends each line break as CRLF, two characters, which the page's
+    # limit counted as one), the text kept as written
+    length = len(value) - value.count("\r\n")
+    if length < min_len:
         raise FieldError(_l("Must be at least %(n)d characters.", n=min_len))
-    if len(value) > max_len:
+    if length > max_len:
         raise FieldError(_l("Must be at most %(n)d characters.", n=max_len))
     return value
 

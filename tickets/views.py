@@ -317,14 +317,18 @@ def rate(tracking_no):
     if ticket is None:
         return redirect(url_for(".track", no=tracking_no))
     form = RatingForm()
-    if form.validate():
+    if not form.validate():  # a score that is no number (the form offers only the five)
+        flash(_("Please choose one of the five ratings."), "error")
+    else:
         try:
             workflow.rate(db.session, ticket, request.form.get("score"), form.comment.data, channel="web")
             db.session.commit()
             flash(_("Thank you for your rating."), "success")
-        except ValidationFailed:
+        except ValidationFailed as error:
             db.session.rollback()
-            flash(_("Please choose one of the five ratings."), "error")
+            comment = (error.fields or {}).get("comment")  # else the score: the form offers only the five
+            flash(f"{form.comment.label.text}：{comment}" if comment else _("Please choose one of the five ratings."),
+                  "error")
         except InvalidTransition:
             db.session.rollback()
             flash(_("There is no open satisfaction survey for this case."), "error")
