@@ -68,14 +68,20 @@ def test_file_confirm_track_and_escape(world):
     assert right.status_code == 303 and other.get(f"/track/{no}").status_code == 200
 
 
-def test_case_page_follows_the_loop_and_takes_the_rating(world):
+def closed_by_form(world, **accept) -> str:
+    """A case filed through the form by this browser (which may then rate it), accepted (with `accept`'s fields),
+    answered and closed."""
     file_by_form(world.client)
-    receipt = world.client.get("/filed").get_data(as_text=True)
-    no = re.search(r'id="tracking-no">([^<]+)<', receipt).group(1)
-    world.act("office", no, "accept", note="内部备注不应出现")
+    no = re.search(r'id="tracking-no">([^<]+)<', world.client.get("/filed").get_data(as_text=True)).group(1)
+    world.act("office", no, "accept", **accept)
     world.act("office", no, "transfer", department_id=world.departments["A"])
     world.act("dept_a", no, "reply", content="已为您开通一窗通办。")
     world.act("office", no, "approve")
+    return no
+
+
+def test_case_page_follows_the_loop_and_takes_the_rating(world):
+    no = closed_by_form(world, note="内部备注不应出现")
     page = world.client.get(f"/track/{no}").get_data(as_text=True)
     for text in ("已提交", "已受理", "已转办", "市场监督管理局", "审核通过，已办结", "已为您开通一窗通办", "提交评价"):
         assert text in page, text
@@ -85,17 +91,6 @@ def test_case_page_follows_the_loop_and_takes_the_rating(world):
     assert response.status_code == 303
     page = world.client.get(f"/track/{no}").get_data(as_text=True)
     assert "感谢您的评价" in page and "非常满意" in page and "提交评价" not in page
-
-
-def closed_by_form(world) -> str:
-    """A case filed through the form by this browser (which may then rate it), answered and closed."""
-    file_by_form(world.client)
-    no = re.search(r'id="tracking-no">([^<]+)<', world.client.get("/filed").get_data(as_text=True)).group(1)
-    world.act("office", no, "accept")
-    world.act("office", no, "transfer", department_id=world.departments["A"])
-    world.act("dept_a", no, "reply", content="已为您开通一窗通办。")
-    world.act("office", no, "approve")
-    return no
 
 
 def test_a_comment_the_browser_let_through_is_taken_and_a_bad_one_says_why(world):
