@@ -95,21 +95,33 @@ def test_case_page_follows_the_loop_and_takes_the_rating(world):
 
 def test_a_comment_the_browser_let_through_is_taken_and_a_bad_one_says_why(world):
     """The textarea's maxlength counts a line break as one character; the form sends it as CRLF, two: the server counts
-    as the browser does. A comment it refuses says what is wrong with the comment, not with the score."""
+    as the browser does. A rating refused comes back (422) saying what is wrong, on the field it is wrong with, with
+    the choice and the comment as they were sent: nothing typed is lost."""
     no = closed_by_form(world)
     token = page_csrf(world.client, f"/track/{no}")
-    refused = world.client.post(f"/track/{no}/rating", data={"score": "2", "comment": "好\x01", "csrf_token": token})
-    assert refused.status_code == 303
-    page = world.client.get(f"/track/{no}").get_data(as_text=True)
-    assert "无法保存的字符" in page and "请从五个评价等级中选择一项" not in page and "提交评价" in page
-    nonsense = world.client.post(f"/track/{no}/rating", data={"score": "abc", "csrf_token": token})
-    assert nonsense.status_code == 303
-    assert "请从五个评价等级中选择一项" in world.client.get(f"/track/{no}").get_data(as_text=True)
+    refused = world.client.post(f"/track/{no}/rating", data={"score": "2", "comment": "好<b>\x01", "csrf_token": token})
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert re.search(r'<p class="error" id="comment-error">[^<]*无法保存的字符', page)
+    assert "请从五个评价等级中选择一项" not in page and "提交评价" in page
+    assert re.search(r'<textarea[^>]*aria-invalid="true"[^>]*>\s*好&lt;b&gt;\x01</textarea>', page)
+    assert re.search(r'<input[^>]*checked[^>]*value="2"|<input[^>]*value="2"[^>]*checked', page)
+    for score in ("abc", "", "6", "1e3", None):
+        data = {"comment": "材料齐全了", "csrf_token": token} | ({} if score is None else {"score": score})
+        nonsense = world.client.post(f"/track/{no}/rating", data=data)
+        assert nonsense.status_code == 422, score
+        page = nonsense.get_data(as_text=True)
+        assert re.search(r'<p class="error" id="score-error">请从五个评价等级中选择一项', page), score
+        assert "材料齐全了</textarea>" in page and "checked" not in page.split('id="rating-form"')[1].split("</form>")[0]
+    expired = world.client.post(f"/track/{no}/rating", data={"score": "2", "csrf_token": "stale"})
+    assert expired.status_code == 400 and "提交评价" in world.client.get(f"/track/{no}").get_data(as_text=True)
     comment = "\r\n".join(["很"] * 500)  # 999 characters as the browser counts them, 1,498 as sent
     taken = world.client.post(f"/track/{no}/rating", data={"score": "2", "comment": comment, "csrf_token": token})
     assert taken.status_code == 303
     page = world.client.get(f"/track/{no}").get_data(as_text=True)
     assert "感谢您的评价" in page and "提交评价" not in page
+    again = world.client.post(f"/track/{no}/rating", data={"score": "5", "csrf_token": token})
+    assert again.status_code == 409 and "该件当前没有可填写的满意度评价" in again.get_data(as_text=True)
 
 
 def test_errors_render_as_chinese_pages(world):

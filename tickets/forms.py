@@ -51,7 +51,8 @@ class WithdrawForm(FieldErrorsForm):
     reason = TextAreaField(_l("Why (optional)"))
 
 
-class RatingForm(FlaskForm):
-    score = RadioField(_l("How satisfied are you?"), choices=[SelectChoice(score, label) for score, label in SCORE_LABELS.items()], coerce=int,
+class RatingForm(FieldErrorsForm):
+    """满意度评价: the rules are `workflow.rate`'s (the score arrives as sent, so a refused one comes back as it was)."""
+    score = RadioField(_l("How satisfied are you?"), choices=[SelectChoice(str(score), label) for score, label in SCORE_LABELS.items()],
                        validate_choice=False)
     comment = TextAreaField(_l("Comment (optional)"))

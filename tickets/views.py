@@ -238,13 +238,14 @@ def case(tracking_no):
 
 
 def _case_page(ticket, *, status=200, **forms):
-    """The case page; `forms` (supplement_form, withdraw_form) bring back what the citizen typed, with its errors."""
+    """The case page; `forms` (supplement_form, withdraw_form, rating_form) bring back what the citizen typed, with
+    its errors."""
     survey = workflow.open_survey_for(db.session, ticket, clock.now())
     view = public_view(db.session, ticket, survey_open=survey is not None)
     forms.setdefault("supplement_form", SupplementForm(formdata=None))
     forms.setdefault("withdraw_form", WithdrawForm(formdata=None))
-    return render_template("tickets/case.html", case=view, ticket=ticket, rating_form=RatingForm(formdata=None),
-                           accept=attachments.ACCEPT, **forms), status
+    forms.setdefault("rating_form", RatingForm(formdata=None))
+    return render_template("tickets/case.html", case=view, ticket=ticket, accept=attachments.ACCEPT, **forms), status
 
 
 @bp.get("/track/<tracking_no>/files/<int:attachment_id>")
@@ -258,7 +259,7 @@ def attachment(tracking_no, attachment_id):
 
 
 def _citizen_step(tracking_no: str, form, step, thanks: str, form_name: str):
-    """A citizen's step from the case page (补充材料, 撤回): for the browser that proved it knows the query code, with
+    """A citizen's step from the case page (补充材料, 撤回, the rating): for the browser that proved it knows the query code, with
     the form's CSRF token; `step(ticket)` in a transaction, then back to the case page with `thanks`, or the case page
     again with what was typed and what is wrong (422/409), so nothing typed is lost."""
     ticket = _tracked_ticket(tracking_no)
@@ -312,24 +313,15 @@ def withdraw(tracking_no):
 @bp.post("/track/<tracking_no>/rating")
 @public_limit(lookup_limit, "lookup")
 def rate(tracking_no):
-    """Record the citizen's rating from the case page."""
-    ticket = _tracked_ticket(tracking_no)
-    if ticket is None:
-        return redirect(url_for(".track", no=tracking_no))
+    """Record the citizen's rating from the case page; one refused comes back with the choice and comment kept."""
     form = RatingForm()
-    if not form.validate():  # a score that is no number (the form offers only the five)
-        flash(_("Please choose one of the five ratings."), "error")
-    else:
+
+    def step(ticket):
         try:
-            workflow.rate(db.session, ticket, request.form.get("score"), form.comment.data, channel="web")
-            db.session.commit()
-            flash(_("Thank you for your rating."), "success")
+            workflow.rate(db.session, ticket, form.score.data, form.comment.data, channel="web")
         except ValidationFailed as error:
-            db.session.rollback()
-            comment = (error.fields or {}).get("comment")  # else the score: the form offers only the five
-            flash(f"{form.comment.label.text}：{comment}" if comment else _("Please choose one of the five ratings."),
-                  "error")
-        except InvalidTransition:
-            db.session.rollback()
-            flash(_("There is no open satisfaction survey for this case."), "error")
-    return redirect(url_for(".case", tracking_no=tracking_no), code=303)
+            if "score" in error.fields:  # none chosen, or no number: the form offers only the five
+                error.fields["score"] = _l("Please choose one of the five ratings.")
+            raise
+
+    return _citizen_step(tracking_no, form, step, _("Thank you for your rating."), "rating_form")
