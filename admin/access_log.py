@@ -18,7 +18,7 @@ from tickets.labels import label
 from tickets.models import ADMIN_ROLES, AccessKind, User
 from tickets.privacy import access as privacy
 
-from .base import RoleGuard
+from .base import RoleGuard, refuse_url_parameters
 from .management import CATEGORY
 
 PAGE_SIZE = 50
@@ -93,6 +93,7 @@ class AccessLogView(RoleGuard, BaseView):
 
     @expose("/")
     def index(self):
+        refuse_url_parameters(request.args)  # the pager hands them back to url_for
         search, errors = privacy.parse_search(request.args)
         page = _page()
         rows = db.session.execute(privacy.search(search).limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()

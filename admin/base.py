@@ -77,6 +77,26 @@ class BoundedFilterConverter(filters.FilterConverter):
     int_filters = tuple(f if f is filters.FilterEmpty else _bounded(f) for f in filters.FilterConverter.int_filters)
 
 
+# Query arguments named as url_for's own parameters: Flask-Admin hands a list's arguments back to url_for to build its
+# links (the pager, the sorting, the export), where `endpoint` or `export_type` clashes with the one it names (a
+# TypeError) and Flask's `_method`, `_scheme`, `_external`, `_anchor` change the link (a BuildError, another scheme).
+# No console address has them.
+def url_parameter(name: str) -> bool:
+    return name in ("endpoint", "export_type") or name.startswith("_")
+
+
+def refuse_url_parameters(args) -> None:
+    """400 when the query string has an argument that would be taken for one of url_for's parameters."""
+    if any(url_parameter(name) for name in args):
+        raise BadRequest(_l("The address has an argument the console does not take."))
+
+
+def version_number(raw: str) -> int | None:
+    """The version a form says a case was seen at (digits, ASCII only: int() takes other scripts' digits and refuses
+    「²」, which isdigit() passes), or None when it says none."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
+
+
 def row_id(value) -> int | None:
     """A row id from a URL argument (`?id=`, a filter's value), or None when it cannot name a row."""
     try:
@@ -91,7 +111,8 @@ class SQLModelQueries:
     Flask-Admin calls `session.query()`, which SQLModel's Session marks deprecated (a warning on every
     list page); constructing `Query` on the same session is what that call does, without the warning.
     Flask-Admin also hands the database whatever the URL says (`?page=`, `?id=`, `?flt0_0=`): the page is
-    clamped, an id that cannot be one names no row, and integer filters stay within their column's range.
+    clamped, an id that cannot be one names no row, and integer filters stay within their column's range; an argument
+    named as one of url_for's parameters is refused (`url_parameter`).
     """
 
     filter_converter = BoundedFilterConverter()
@@ -113,6 +134,7 @@ class SQLModelQueries:
     def _get_list_extra_args(self):
         """Flask-Admin reads `?page=` with int(): 20 digits overflow the query's OFFSET and a negative one is
         refused by the database. A page number is a whole number from 0 to MAX_PAGE, else 400."""
+        refuse_url_parameters(request.args)
         raw = request.args.get("page")
         if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) <= MAX_PAGE):
             raise BadRequest(_l("The page number is not valid."))

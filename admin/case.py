@@ -36,7 +36,7 @@ from tickets.privacy import access as privacy
 from tickets.workflow.contact import method_label as contact_method_label
 
 from . import causes
-from .base import RoleGuard, current_actor, current_role
+from .base import RoleGuard, current_actor, current_role, version_number
 from .escalation import event_lines, step_history
 from .queues import QUEUES, Queue, due_badge
 
@@ -111,8 +111,7 @@ OUTCOMES = {"met": _l("on time"), "late": _l("late"), "replied": _l("replied"), 
 
 
 def _version(form) -> int | None:
-    raw = form.get("version", "")
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
+    return version_number(form.get("version", ""))
 
 
 def _satisfaction_and_sms(ticket, actor) -> dict:

@@ -163,8 +163,17 @@ class DeadlinesView(RoleGuard, BaseView):
                            limit=LIST_LIMIT, departments=department_names(), office_names=office_names())
 
 
+def keeps_city_wide_settings(user) -> bool:
+    """Whether this user sets what applies to the whole city (the working-day calendar, the problem types' deadlines):
+    administrators and the root office's staff, not a county's or a township's."""
+    return user.role == Role.admin.value or (user.role in {r.value for r in OFFICE_ROLES}
+                                             and user.office_id == offices.root_id(db.session))
+
+
 class CalendarView(RoleGuard, BaseView):
-    """The working-day calendar: each year published from the State Council notice, or provisional."""
+    """The working-day calendar: each year published from the State Council notice, or provisional. Every window's
+    office staff read it; the city publishes it (`keeps_city_wide_settings`): every deadline in the city counts
+    on it."""
 
     roles = OFFICE_ROLES
 
@@ -182,7 +191,10 @@ class CalendarView(RoleGuard, BaseView):
             abort(404)
         row = db.session.get(CalendarYear, year)
         error, text, notice = None, None, (row.notice if row else "") or ""
+        may_publish = keeps_city_wide_settings(current_user)
         if request.method == "POST":
+            if not may_publish:
+                abort(403)
             text, notice = request.form.get("days", ""), request.form.get("notice", "").strip()[:200]
             try:
                 store.publish(db.session, text, year=year, source="admin", now=clock.now(), notice=notice or None)
@@ -198,7 +210,7 @@ class CalendarView(RoleGuard, BaseView):
         if text is None:
             text = "".join(f"{d.isoformat()},{1 if w else 0},{n or ''}\n" for d, (w, n) in exceptions.items())
         return self.render("admin/escalation/calendar_year.html", year=year, row=row, exceptions=exceptions,
-                           text=text, notice=notice, error=error), 400 if error else 200
+                           text=text, notice=notice, error=error, may_publish=may_publish), 400 if error else 200
 
 
 class PolicyView(RoleGuard, BaseView):
@@ -212,7 +224,7 @@ class PolicyView(RoleGuard, BaseView):
     def _reach(self):
         """(office ids this user may set policies for, department ids likewise, whether problem types too)."""
         user = current_user._get_current_object()
-        if user.role == Role.admin.value or user.office_id == offices.root_id(db.session):
+        if keeps_city_wide_settings(user):
             office_ids = None  # every office
         else:
             office_ids = set(offices.subtree_ids(db.session, user.office_id)) if user.office_id else set()
@@ -298,7 +310,7 @@ def console_alerts() -> dict:
     today = clock.today(now)
     return {"scheduler_stale": sweeper.is_stale(last, now, interval), "scheduler_last_run": last.at if last else None,
             "provisional_years": store.provisional_years_ahead(today, published),
-            "can_edit_calendar": Role(current_user.role) in OFFICE_ROLES}
+            "can_edit_calendar": keeps_city_wide_settings(current_user)}
 
 
 def register(admin) -> None:

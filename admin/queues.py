@@ -27,7 +27,8 @@ from tickets.personal import shown
 from tickets.errors import ValidationFailed
 from tickets.privacy import access as privacy
 
-from .base import ConsoleModelView, RoleGuard, current_actor, current_role, request_names, row_id
+from .base import (ConsoleModelView, RoleGuard, current_actor, current_role, refuse_url_parameters, request_names,
+                   row_id, version_number)
 from .export import FULL_FIELD, SafeCsvExport
 from .scope import OfficeFilter, OfficeFilterGroups, office_names
 
@@ -334,6 +335,7 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         usual masked export; ticked, whole numbers for who sees them, with the reason in the access log."""
         if not self.can_export or current_role() not in OFFICE_ROLES:
             abort(403)
+        refuse_url_parameters(request.args)  # before they go back to url_for in the redirect below
         if request.form.get(FULL_FIELD):
             try:
                 self.grant_full_phones(privacy.clean_reason(request.form.get(privacy.REASON_FIELD)))
@@ -438,8 +440,7 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         items = []
         for value in request.form.getlist("tickets")[:bulk.MAX_ITEMS + 1]:
             number, _sep, version = value.partition(":")
-            items.append({"tracking_no": number, "version": int(version) if version.isdigit() and len(version) < 10
-                          else None})
+            items.append({"tracking_no": number, "version": version_number(version)})
         if not items:
             flash(_l("Select at least one case."), "error")
             return redirect(self.get_url(".index_view"))
