@@ -3,7 +3,8 @@
 Configure with `ESCALATION_LADDER` (in the environment as JSON), a dict from deadline kind to a list of steps, each a dict
 `{"step": name, "level": 0-3, "offset": working days, "audience": handler|supervisor|leader|office,
 "template": SMS key}`, or with `"share"` instead of `"offset"`; a kind given there replaces its default list, a kind
-mapped to [] has no ladder.
+mapped to [] has no ladder. The template must be a text (notify/messages.py) that uses only what the sweeper gives a
+step's text (`TEXT_VARIABLES`): another stops start-up with a message.
 
 `offset` counts working days from the deadline's due day: 0 fires at the deadline itself (the moment
 the case is overdue); a positive offset fires at the end of that many working days after it; a negative
@@ -26,6 +27,10 @@ from zoneinfo import ZoneInfo
 from .calendar import END_OF_DAY, OfficeHours, WorkCalendar, at_share, offset_working_day
 
 AUDIENCES = ("handler", "supervisor", "leader", "office")
+# What the sweeper gives a step's text (escalation/sweeper.py, `_send`); a deadline counted in working hours
+# (tickets.models.HOURLY_KINDS) adds `hours_overdue`. A step's template may use these and no others.
+TEXT_VARIABLES = frozenset({"tracking_no", "department", "due", "days_overdue", "deadline"})
+HOURLY_TEXT_VARIABLES = TEXT_VARIABLES | {"hours_overdue"}
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,28 @@ def ladder_from_config(configured: dict | str | None) -> dict[str, tuple[Rung, .
             if not timed or rung.audience not in AUDIENCES or not rung.template or not 0 <= rung.level <= 3 or (
                     rung.share is not None and not (isinstance(rung.share, (int, float)) and 0 < rung.share <= 1)):
                 raise ValueError(f"ESCALATION_LADDER[{kind!r}]: bad step {rung}")
+        for rung in rungs:
+            if (problem := _text_problem(kind, rung.template)) is not None:
+                raise ValueError(f"ESCALATION_LADDER[{kind!r}]: step {rung.step!r}: {problem}")
         if len({r.step for r in rungs}) != len(rungs):
             raise ValueError(f"ESCALATION_LADDER[{kind!r}]: step names must be unique")
         ladder[kind] = rungs
     return ladder
+
+
+def _text_problem(kind: str, template: str) -> str | None:
+    """Why the sweeper cannot write the text `template` for a step of the deadline `kind`, or None."""
+    from notify.messages import KINDS as TEXTS
+    from tickets.models import HOURLY_KINDS
+
+    text = TEXTS.get(template)
+    if text is None:
+        return f"{template!r} is not a text message (one of {', '.join(TEXTS)})"
+    given = HOURLY_TEXT_VARIABLES if kind in {k.value for k in HOURLY_KINDS} else TEXT_VARIABLES
+    missing = sorted(set(text.sample) - given)
+    if missing:
+        return f"the text {template!r} needs {', '.join(missing)}, which a ladder step does not give"
+    return None
 
 
 def fire_at(calendar: WorkCalendar, due_at: datetime, offset: int, tz: ZoneInfo) -> datetime:

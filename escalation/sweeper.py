@@ -238,6 +238,7 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
     went up is returned ({"office_id", "recipients", "sms"}) for the case's history. None otherwise."""
     department_id = deadline.department_id or ticket.department_id
     department = batch.recipients.departments.get(department_id)
+    # ladder.TEXT_VARIABLES (and HOURLY_TEXT_VARIABLES): what ESCALATION_LADDER's texts are checked against at start-up
     context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
                "due": clock.local_text(deadline.due_at),
                "days_overdue": str(working_days_overdue(batch.calendar, deadline.due_at, now, clock.local_tz())),

@@ -21,6 +21,7 @@ from tickets import clock, telemetry
 from tickets.db import db
 
 from .backends import TEST_NUMBER_BACKEND, PermanentFailure, TransientFailure, backend_for
+from .messages import KINDS
 from .models import FINAL, SmsMessage, SmsStatus
 from .operations import hold_until
 from .quiet import ends_quiet_hours, parse_quiet_hours
@@ -99,7 +100,8 @@ def deliver(message_id: int) -> str:
     if message is None or SmsStatus(message.status) in FINAL:
         return "done"
     now = clock.now()
-    held = hold_until(now)
+    kind = KINDS.get(message.template)
+    held = None if kind is not None and kind.immediate else hold_until(now)  # the citizen waits for it (send_sms)
     if held is not None:
         _update(message_id, not_before=held)
         return "held"
@@ -128,6 +130,10 @@ def deliver(message_id: int) -> str:
             telemetry.inc(SMS_SENT, backend=sender.name)
             log.info("sms %s was already sent as %s; not sending again", message_id, sid)
             return "adopted"
+        if message.attempts > current_app.config["SMS_MAX_ATTEMPTS"]:
+            # The look after the last attempt (`_transient`): that attempt did not get through, and none is left.
+            return _give_up(message, message.error_code or "lookup", message.error_message or "",
+                            current_app.config["SMS_MAX_ATTEMPTS"])
     # The permit is taken right before the request: the rate holds where the provider counts it, at arrival.
     # (Taken before the claim, the claim's round trips put a varying delay between permit and arrival.)
     _limiter().acquire()
@@ -167,17 +173,20 @@ def _transient(message: SmsMessage, failure: TransientFailure) -> str:
         if failure.maybe_sent:
             _update(message.id, claimed_at=None, error_code=failure.code, error_message=failure.detail)
             raise RetryLater(str(failure), delay=1_000)
-        _update(message.id, status=SmsStatus.failed.value, claimed_at=None, status_at=now,
-                error_code=failure.code,
-                error_message=f"gave up after {message.attempts} attempts: {failure.detail}")
-        telemetry.inc(SMS_FAILED, backend=message.backend or "unknown")
-        log.warning("sms %s failed after %s attempts", message.id, message.attempts)
-        return "failed"
+        return _give_up(message, failure.code, failure.detail, message.attempts)
     backoff = min(2 ** (message.attempts - 1), 300)
     _update(message.id, status=SENDING if failure.maybe_sent else PENDING, claimed_at=None,
             not_before=now + timedelta(seconds=backoff), error_code=failure.code, error_message=failure.detail)
     log.info("sms %s: %s, retrying in %ss", message.id, failure.code, backoff)
     raise RetryLater(str(failure), delay=backoff * 1000)
+
+
+def _give_up(message: SmsMessage, code: str, detail: str, attempts: int) -> str:
+    _update(message.id, status=SmsStatus.failed.value, claimed_at=None, status_at=clock.now(), error_code=code,
+            error_message=f"gave up after {attempts} attempts: {detail}")
+    telemetry.inc(SMS_FAILED, backend=message.backend or "unknown")
+    log.warning("sms %s failed after %s attempts", message.id, attempts)
+    return "failed"
 
 
 # A provider status may only move forward: a late `sent` callback never undoes `delivered`.
@@ -198,7 +207,10 @@ def record_provider_status(sid: str, status: SmsStatus, at, *, message_id: int |
         values.update(error_code=error_code, error_message=f"the carrier reported {status.value}")
     ours = SmsMessage.provider_sid == sid
     if message_id is not None:
-        ours = sa.or_(ours, sa.and_(SmsMessage.id == message_id, SmsMessage.provider_sid.is_(None)))
+        # ... unless another row owns that sid: then the report is that row's (or nobody's), never row `message_id`'s
+        owner = sa.orm.aliased(SmsMessage)
+        ours = sa.or_(ours, sa.and_(SmsMessage.id == message_id, SmsMessage.provider_sid.is_(None),
+                                    ~sa.exists().where(owner.provider_sid == sid)))
     return db.session.execute(
         sa.update(SmsMessage).where(ours, SmsMessage.status.in_(_EARLIER[status]))
         .values(**values).execution_options(synchronize_session=False)

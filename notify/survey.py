@@ -28,7 +28,11 @@ def handle_inbound(session, *, sid: str, phone: str, body: str) -> InboundSms:
         return existing
     now = clock.now()
     inbound = InboundSms(provider_sid=sid, phone=phone, body=body[:1000], received_at=now, outcome="unknown")
-    session.add(inbound)
+    try:
+        with session.begin_nested():  # written first: the same sid posted again meanwhile (Twilio's retry) acts once
+            session.add(inbound)
+    except sa.exc.IntegrityError:
+        return session.scalar(sa.select(InboundSms).where(InboundSms.provider_sid == sid))
     reply = parse_reply(body)
     if reply.kind == "opt_out":
         inbound.outcome = "opt_out"

@@ -12,6 +12,7 @@ from tickets.cli import refused
 from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.models import Office
+from tickets.validation import ID_MAX
 
 from . import deliveries
 from .subscriptions import (EVENT_TYPES, WebhookDelivery, WebhookSubscription, create_subscription, send_test,
@@ -22,7 +23,8 @@ OPTION_NAMES = {"url": "URL", "event_types": "--events", "office": "--office", "
 
 
 def _subscription(subscription_id: int) -> WebhookSubscription:
-    subscription = db.session.get(WebhookSubscription, subscription_id)
+    # an id past the database's integers names no row (and would be the database's error, not an answer)
+    subscription = db.session.get(WebhookSubscription, subscription_id) if 1 <= subscription_id <= ID_MAX else None
     if subscription is None:
         raise click.ClickException(f"no webhook subscription {subscription_id}")
     return subscription

@@ -11,6 +11,7 @@ from tickets import clock
 from tickets.db import db
 from tickets.extensions import csrf
 from tickets.phones import normalise_mobile
+from tickets.validation import ID_MAX
 
 from .models import SmsStatus
 from .outbox import record_provider_status
@@ -54,6 +55,8 @@ def status_callback():
         error_code = (request.form.get("ErrorCode") or "")[:32] or None
         row = request.args.get("m", "")
         message_id = int(row) if row.isascii() and row.isdigit() and len(row) < 12 else None
+        if message_id is not None and not 1 <= message_id <= ID_MAX:
+            message_id = None  # names no row (and is past the database's integers)
         if record_provider_status(sid, new, clock.now(), message_id=message_id,
                                   error_code=error_code if failed else None):
             db.session.commit()
