@@ -74,11 +74,20 @@ def ladder_from_config(configured: dict | str | None) -> dict[str, tuple[Rung, .
     if isinstance(configured, str):
         configured = json.loads(configured) if configured.strip() else None
     ladder = dict(DEFAULT_LADDER)
+    if not isinstance(configured or {}, dict):
+        raise ValueError("ESCALATION_LADDER: a JSON object from deadline kind to a list of steps")
     for kind, steps in (configured or {}).items():
-        rungs = tuple(Rung(**step) for step in steps)
+        if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+            raise ValueError(f"ESCALATION_LADDER[{kind!r}]: a list of steps, each a JSON object")
+        try:
+            rungs = tuple(Rung(**step) for step in steps)
+        except TypeError as error:  # a key a step does not have, or one it needs missing
+            raise ValueError(f"ESCALATION_LADDER[{kind!r}]: bad step: {error}") from None
         for given, rung in zip(steps, rungs):
             timed = ("offset" in given) != ("share" in given)  # one of them says when it fires
-            if not timed or rung.audience not in AUDIENCES or not rung.template or not 0 <= rung.level <= 3 or (
+            numbers = all(isinstance(value, int) and not isinstance(value, bool) for value in (rung.level, rung.offset))
+            if not timed or not numbers or not isinstance(rung.step, str) or rung.audience not in AUDIENCES or (
+                    not isinstance(rung.template, str) or not rung.template or not 0 <= rung.level <= 3) or (
                     rung.share is not None and not (isinstance(rung.share, (int, float)) and 0 < rung.share <= 1)):
                 raise ValueError(f"ESCALATION_LADDER[{kind!r}]: bad step {rung}")
         for rung in rungs:

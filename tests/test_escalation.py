@@ -197,6 +197,24 @@ def test_bad_ladder_is_refused():
         ladder_from_config('{"handle": [{"step": "x", "level": 1, "offset": 0, "audience": "mayor", "template": "t"}]}')
 
 
+@pytest.mark.parametrize("configured", [
+    '[1]', '{"handle": 1}', '{"handle": [1]}', '{"handle": [{"x": 1}]}', '{"handle": [{"level": 1}]}',
+    '{"handle": [{"step": "x", "level": "2", "offset": 0, "audience": "office", "template": "escalation_supervisor"}]}',
+    '{"handle": [{"step": "x", "level": true, "offset": 0, "audience": "office", "template": "escalation_supervisor"}]}',
+    '{"handle": [{"step": "x", "level": 1, "offset": "0", "audience": "office", "template": "escalation_supervisor"}]}',
+    '{"handle": [{"step": "x", "level": 1, "offset": 0, "audience": "office", "template": ["escalation_supervisor"]}]}',
+    '{"handle": [{"step": "x", "level": 1, "offset": 0, "audience": ["office"], "template": "escalation_supervisor"}]}',
+    '{"handle": [{"step": ["x"], "level": 1, "offset": 0, "audience": "office", "template": "escalation_supervisor"}]}',
+    '{"handle": ', '{"handle": [{"step": "x", "level": 1, "share": "1", "audience": "office", "template": "escalation_supervisor"}]}',
+])
+def test_a_ladder_of_any_wrong_shape_is_refused_with_a_message_naming_the_setting(configured):
+    """Start-up says what is wrong with the setting (a ValueError naming ESCALATION_LADDER, or the JSON's own
+    message), never a TypeError from deep inside."""
+    with pytest.raises(ValueError) as refused:
+        ladder_from_config(configured)
+    assert "ESCALATION_LADDER" in str(refused.value) or isinstance(refused.value, json.JSONDecodeError)
+
+
 def test_scheduler_process_needs_a_broker(app):
     result = app.test_cli_runner().invoke(args=["escalation", "scheduler"])
     assert result.exit_code != 0 and "BROKER_URL" in result.output
