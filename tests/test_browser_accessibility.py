@@ -163,6 +163,12 @@ def visit_every_kind_of_public_page(page, url, world):
     a_case_the_browser_follows(page, url, world, steps=closed)
     page.wait_for_selector("input[name=score]")
     yield "case-closed-survey-open"
+    page.fill("#comment", "材料齐全了")
+    page.click("#rating-form button[type=submit]")  # no rating chosen: back with the message, the comment kept
+    page.wait_for_selector("#score-error")
+    assert page.input_value("#comment") == "材料齐全了"
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    yield "case-rating-refused"
     a_case_the_browser_follows(page, url, world, steps=closed, rating=2)
     page.wait_for_selector("#rating")
     yield "case-rated"
@@ -374,7 +380,7 @@ def test_every_public_page_meets_wcag_21_aa_in_both_modes(module_chromium, site,
             if name.endswith("-errors"):
                 errors += [f"[{name}] {p}" for p in page.evaluate(ERRORS_JS)]
             shot(page, f"a11y-{mode}-{name}")
-    assert len(seen) == 13, seen
+    assert len(seen) == 14, seen
     assert not violations, f"axe-core: {len(violations)} WCAG 2.1 AA violations ({mode} mode):\n" + "\n".join(violations)
     assert not small, f"targets smaller than {minimum}x{minimum} px ({mode} mode):\n" + "\n".join(small)
     assert not errors, "errors not announced once:\n" + "\n".join(errors)

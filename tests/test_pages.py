@@ -112,6 +112,7 @@ def test_a_comment_the_browser_let_through_is_taken_and_a_bad_one_says_why(world
         assert nonsense.status_code == 422, score
         page = nonsense.get_data(as_text=True)
         assert re.search(r'<p class="error" id="score-error">请从五个评价等级中选择一项', page), score
+        assert "您对办理结果是否满意：请从五个评价等级中选择一项" in page  # the summary's link, one mark between
         assert "材料齐全了</textarea>" in page and "checked" not in page.split('id="rating-form"')[1].split("</form>")[0]
     expired = world.client.post(f"/track/{no}/rating", data={"score": "2", "csrf_token": "stale"})
     assert expired.status_code == 400 and "提交评价" in world.client.get(f"/track/{no}").get_data(as_text=True)
