@@ -68,7 +68,7 @@ class BadMonth(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)  # ordered by year, then month
 class Month:
     year: int
     month: int

@@ -65,6 +65,23 @@ def previous_month(now=None) -> str:
     return str(metrics.Month.containing(now or clock.now(), clock.local_tz()).shift(-1))
 
 
+# How far back the scheduler's job catches up after an outage over a month's first days: a year of monthly reports.
+CATCH_UP_MONTHS = 12
+
+
+def month_to_generate(session, now) -> str | None:
+    """The month whose city report (the root's) the scheduler's job should generate at `now`: last month when none
+    is kept yet; after a scheduler outage over one or more months' first days, the first month after the latest kept
+    report (oldest first, at most CATCH_UP_MONTHS back), so no month is skipped. None when last month is kept. Months
+    before the first report ever kept are not the job's (a new deployment starts with last month)."""
+    last = metrics.Month.parse(previous_month(now))
+    latest = session.scalar(sa.select(sa.func.max(Report.month)).where(Report.office_id == _office_id(session, None)))
+    if latest is None:
+        return str(last)
+    month = max(metrics.Month.parse(latest).shift(1), last.shift(1 - CATCH_UP_MONTHS))
+    return str(month) if month <= last else None
+
+
 def own_office_id(session, user) -> int:
     """The office a staff user's reports default to: their own office; admins and users without one: the root."""
     if Role(user.role) in OFFICE_MEMBER_ROLES and user.office_id is not None:
@@ -100,11 +117,6 @@ def find(session, month: str, office_id: int | None = None) -> Report | None:
     return session.scalar(sa.select(Report).options(sa.orm.defer(Report.pdf))
                           .where(Report.month == month, Report.office_id == _office_id(session, office_id))
                           .execution_options(populate_existing=True))
-
-
-def exists(session, month: str, office_id: int | None = None) -> bool:
-    return session.scalar(sa.select(Report.id).where(Report.month == month,
-                                                     Report.office_id == _office_id(session, office_id))) is not None
 
 
 DRAFT, PUBLISHED = "draft", "published"

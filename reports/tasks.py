@@ -33,7 +33,9 @@ RETRY_SECONDS = 600  # a job enqueued but not yet done is enqueued again only af
 
 
 class MonthlyJob:
-    """Every scheduler tick: when last month's report does not exist yet, enqueue its generation.
+    """Every scheduler tick: when last month's report does not exist yet, enqueue its generation; after a
+    scheduler outage over a month's first days, the months it missed first, oldest first, one per tick
+    (`operations.month_to_generate`).
 
     Cheap (one indexed lookup) and idempotent: the row is unique per month and the actor skips a month
     that exists; an enqueued month is not enqueued again for RETRY_SECONDS while the worker runs.
@@ -45,8 +47,8 @@ class MonthlyJob:
 
     def __call__(self, now) -> str | None:
         with self.app.app_context():
-            month = operations.previous_month(now)
-            if operations.exists(db.session, month):
+            month = operations.month_to_generate(db.session, now)
+            if month is None:
                 return None
         if time.monotonic() - self.enqueued.get(month, -RETRY_SECONDS) < RETRY_SECONDS:
             return None

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
+from reports import operations
+from reports.metrics import Month
 from reports.models import Report
 from reports.tasks import SCHEDULE_KEY
 from tests.helpers import page_csrf
@@ -180,3 +182,32 @@ def test_only_the_office_and_admins_generate_in_the_console(world, clock):
         assert "2026年11月的报告已生成" in client.get("/admin/reports/").get_data(as_text=True)
     [report] = report_rows(world.app)  # generated twice, kept once (the second replaced the first)
     assert report.trigger == "manual"
+
+
+# --- the scheduler's job after an outage --------------------------------------------------------------------
+
+def test_the_job_generates_the_months_a_scheduler_outage_missed_oldest_first(world, clock):
+    """Down over the first days of September to November, the scheduler comes back on December 2nd: its job makes
+    September's, October's and November's reports, one per tick, oldest first, then nothing; a report that was never
+    kept (a new deployment) starts with last month only; and it looks back a year at most."""
+    small_month(world, clock)
+    broker, job = broker_of(world.app), JOBS.get(world.app)[SCHEDULE_KEY]
+
+    def tick(*at):
+        month = job(clock.set(*at))
+        run_queue(broker, "reports")
+        return month
+
+    assert tick(2026, 9, 1, 0, 5) == "2026-08"  # the first report this deployment keeps: last month's only
+    assert tick(2026, 9, 1, 0, 6) is None
+    assert [tick(2026, 12, 2, 9, minute) for minute in range(5)] == ["2026-09", "2026-10", MONTH, None, None]
+    assert [r.month for r in report_rows(world.app)] == ["2026-08", "2026-09", "2026-10", MONTH]
+    november = world.get("office", URL).get_json()
+    assert november["kept"] and november["office"]["accepted"] == 1  # the month's one case
+
+    forget_reports(world.app)
+    with world.app.app_context():  # the only report kept is of March 2024
+        operations.get_or_generate(db.session, Month.parse("2024-03"), trigger=operations.MANUAL)
+        db.session.commit()
+    # at most CATCH_UP_MONTHS back: from December 2025 (the twelfth month before December 2026), not April 2024
+    assert tick(2026, 12, 2, 10) == "2025-12"
