@@ -58,7 +58,8 @@
     if (parent) {
       var none = document.createElement('option');
       none.value = '';
-      none.textContent = (picker.dataset.none || '{name}').replace('{name}', parent.name);
+      // a function, not the name itself: a replacement string reads $&, $' and $$ in a window's name
+      none.textContent = (picker.dataset.none || '{name}').replace('{name}', function () { return parent.name; });
       select.appendChild(none);
     }
     options.forEach(function (w) {

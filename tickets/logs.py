@@ -250,8 +250,22 @@ class AccessJson(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+# What a reader of a text log (or `str.splitlines`) takes for the end of a line: inside a message (a percent-decoded
+# request path, an answer another system wrote) it is written out (\n, \u2028), so one record stays one line and
+# no one can write a line of their choosing into the log. A traceback still follows on lines of its own.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT, one line per record: line breaks in the message written out (the JSON format escapes them itself)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _LINE_BREAKS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                                super().formatMessage(record))
+
+
 def _text_formatter() -> logging.Formatter:
-    return logging.Formatter(TEXT_FORMAT)
+    return TextFormatter(TEXT_FORMAT)
 
 
 class StderrHandler(logging.StreamHandler):

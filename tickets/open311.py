@@ -80,7 +80,9 @@ def to_xml(root: str, item: str | None, body) -> bytes:
     top = ET.Element(root)
     for key, value in (body.items() if isinstance(body, dict) else ((item, row) for row in body)):
         _xml_element(top, key, value)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(top, encoding="utf-8")
+    # A carriage return (a textarea sends CRLF) is written as a reference: a parser turns a raw one into a line feed.
+    # Only text holds one (ElementTree writes no whitespace of its own between elements).
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(top, encoding="utf-8").replace(b"\r", b"&#13;")
 
 
 def answer(fmt: str, root: str, item: str | None, body, status: int = 200):
