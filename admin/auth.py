@@ -1,8 +1,6 @@
 """Console sign-in and sign-out (Flask-Login), with throttling of repeated failures (Flask-Limiter)."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -17,6 +15,7 @@ from wtforms.validators import DataRequired, Length
 from tickets import clock, logins
 from tickets.db import db
 from tickets.extensions import limiter
+from tickets.http import local_path
 from tickets.models import User
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
@@ -29,16 +28,6 @@ class LoginForm(FlaskForm):
     username = StringField(_l("Username"), validators=[DataRequired(_l("Enter your username.")), Length(max=64)])
     password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password.")), Length(max=200)])
     next = HiddenField()
-
-
-def safe_next(target: str | None) -> str | None:
-    """Only a path on this site: no scheme, no host, no `//` or backslash tricks that browsers read as a host."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
-        return None
-    return target
 
 
 def _login_failed(response) -> bool:
@@ -66,9 +55,9 @@ def client_limit() -> str:
 def login():
     form = LoginForm()
     if request.method == "GET":
-        form.next.data = safe_next(request.args.get("next")) or ""
+        form.next.data = local_path(request.args.get("next")) or ""
     if current_user.is_authenticated and request.method == "GET":
-        return redirect(safe_next(request.args.get("next")) or url_for("admin.index"))
+        return redirect(local_path(request.args.get("next")) or url_for("admin.index"))
     status = 200
     if form.validate_on_submit():
         username = form.username.data.strip()
@@ -83,7 +72,7 @@ def login():
             session[logins.SESSION_KEY] = logins.start(db.session, user, clock.now())
             login_user(user)
             db.session.commit()
-            return redirect(safe_next(form.next.data) or url_for("admin.index"))
+            return redirect(local_path(form.next.data) or url_for("admin.index"))
         status = 401
         form.password.errors = [_("The username or password is not correct.")]
     elif request.method == "POST":

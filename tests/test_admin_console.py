@@ -76,7 +76,8 @@ def test_inactive_users_cannot_sign_in(world):
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example/",
-                                    "javascript:alert(1)", "http:/evil.example", "/\t/evil.example"])
+                                    "javascript:alert(1)", "http:/evil.example", "/\t/evil.example",
+                                    "/\u2028/evil.example", "/\x85/evil.example", "/\x7f/evil.example"])
 def test_next_never_leaves_the_site(world, target):
     world.console("office")
     client = world.app.test_client()

@@ -13,33 +13,14 @@ one mode only, so the switch changes them in place and a screen reader reads onl
 """
 from __future__ import annotations
 
-import re
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, has_request_context, redirect, request
 from markupsafe import Markup
+
+from .http import local_path
 
 COOKIE = "banjie_elder"
 COOKIE_DAYS = 365
 bp = Blueprint("elder", __name__)
-
-# What a browser may read as another host or strip silently (a tab or line break in "/\t/evil.example" is dropped,
-# leaving "//evil.example"), besides the obvious "//" and backslashes.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def local_path(target: str | None) -> str | None:
-    """`target` when it is a path on this site (with its query), else None: no scheme, no host, no `//`, no
-    backslash, no control character."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    if _CONTROL.search(target):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return None
-    return target
-
 
 def elder_mode() -> bool:
     return request.cookies.get(COOKIE) == "1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app, g, jsonify, make_response, render_template, request
@@ -24,6 +25,25 @@ log = logging.getLogger("banjie.http")
 class UnsupportedMediaType(BanjieError):
     status, code = 415, "unsupported_media_type"
     default_message = _l("Send the body as application/json.")
+
+
+# What a browser may read as another host or strip silently (a tab or line break in "/\t/evil.example" is dropped,
+# leaving "//evil.example"), besides the obvious "//" and backslashes.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def local_path(target: str | None) -> str | None:
+    """`target` when it is a path on this site (with its query), else None: no scheme, no host, no `//`, no
+    backslash, no control character. Every redirect to an address a request names goes through it (the 长辈模式
+    switch's `next`, the console sign-in's)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if _CONTROL.search(target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
 
 
 HTTP_ERRORS = {
