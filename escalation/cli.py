@@ -8,9 +8,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from tickets import clock
+from tickets import clock, validation
+from tickets.cli import batches_shown
 from tickets.db import db
 from tickets.errors import ValidationFailed
+from tickets.validation import FIRST_YEAR, LAST_YEAR
 
 from . import store, sweeper
 from .models import CalendarYear
@@ -20,7 +22,7 @@ escalation_cli = AppGroup("escalation", help="The escalation ladder: sweeps and 
 
 
 @calendar_cli.command("show")
-@click.argument("year", type=int)
+@click.argument("year", type=click.IntRange(FIRST_YEAR, LAST_YEAR))
 def calendar_show(year):
     """List YEAR's holidays and make-up working days, and whether the year is published."""
     row = db.session.get(CalendarYear, year)
@@ -47,10 +49,17 @@ def calendar_import(path, notice):
         2027-02-06,1,春节
     """
     try:
-        years = store.publish(db.session, path.read_text(encoding="utf-8-sig"), source="import", now=clock.now(),
-                              notice=notice)
+        text = path.read_text(encoding="utf-8-sig")
+        notice = validation.text(notice, required=False, max_len=NOTICE_MAX, single_line=True)
     except UnicodeDecodeError as error:
         raise click.ClickException(str(error)) from None
+    except validation.FieldError as error:
+        raise click.BadParameter(str(error.message), param_hint="'--notice'") from None
+    problem = _unpublishable(text)
+    if problem:
+        raise click.ClickException(problem)
+    try:
+        years = store.publish(db.session, text, source="import", now=clock.now(), notice=notice)
     except ValidationFailed as error:
         raise click.ClickException(str(error.message)) from None
     for year, exceptions in sorted(years.items()):
@@ -60,10 +69,39 @@ def calendar_import(path, notice):
     store.invalidate()
 
 
+NOTICE_MAX = CalendarYear.__table__.c.notice.type.length
+NAME_MAX = 50  # store.parse_calendar_csv keeps the first 50 characters of a day's name
+
+
+def _unpublishable(text: str) -> str | None:
+    """What in a well-formed calendar file cannot be published (store.publish says what is wrong with the others): a
+    year outside FIRST_YEAR to LAST_YEAR, a day's name the database cannot hold."""
+    try:
+        years = store.parse_calendar_csv(text)
+    except store.CalendarFileError:
+        return None
+    for year, days in sorted(years.items()):
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            return f"{year:04d}: only the years {FIRST_YEAR} to {LAST_YEAR} can be published"
+        for day, (_workday, name) in sorted(days.items()):
+            try:
+                validation.text(name, required=False, max_len=NAME_MAX, single_line=True)
+            except validation.FieldError as error:
+                return f"{day.isoformat()}: the name: {error.message}"
+    return None
+
+
 @escalation_cli.command("sweep")
 def escalation_sweep():
-    """Fire every ladder step that is due now, and print what was done."""
-    click.echo(sweeper.sweep(db.session, clock.now()).summary())
+    """Fire every ladder step that is due now, and print what was done (a progress bar when more than a batch is
+    due). Each batch commits: stopped, run it again and it fires what is left."""
+    now = clock.now()
+    due = sweeper.due_count(db.session, now)
+    db.session.rollback()
+    with batches_shown(due, "sweeping", current_app.config["ESCALATION_BATCH_SIZE"],
+                       "step(s) fired or called off") as progress:
+        result = sweeper.sweep(db.session, now, progress=progress)
+    click.echo(result.summary())
 
 
 @escalation_cli.command("plan")

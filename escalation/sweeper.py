@@ -267,12 +267,20 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
     return told
 
 
-def sweep(session, now: datetime, *, batch_size: int | None = None) -> SweepResult:
-    """Fire everything due at `now`, one committed batch at a time, then record the run."""
+def due_count(session, now: datetime) -> int:
+    """How many steps are due at `now` (what a sweep now would fire or call off)."""
+    return session.scalar(sa.select(sa.func.count()).select_from(EscalationStep)
+                          .where(PENDING, EscalationStep.due_at <= now))
+
+
+def sweep(session, now: datetime, *, batch_size: int | None = None, progress=lambda done: None) -> SweepResult:
+    """Fire everything due at `now`, one committed batch at a time (`progress(n)` after each, n its steps), then
+    record the run."""
     batch_size = batch_size or current_app.config["ESCALATION_BATCH_SIZE"]
     result, started = SweepResult(), time.perf_counter()
     result.batches = in_batches(session, lambda: claim(session, now, batch_size),
-                                lambda step_ids: _act(session, step_ids, now, result))
+                                lambda step_ids: _act(session, step_ids, now, result),
+                                after=lambda step_ids: progress(len(step_ids)))
     result.seconds = time.perf_counter() - started
     store.mark_changed(session, "sweeper", now, {"fired": sum(result.fired.values()), "cancelled": result.cancelled,
                                                 "sms": result.sms, "batches": result.batches,

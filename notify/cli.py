@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from tickets import clock
+from tickets.cli import enqueue_each, interruptible
 from tickets.db import db
 
 from . import outbox
@@ -35,14 +36,16 @@ def redrive(in_process):
     Without BROKER_URL (embedded mode) there are no workers to enqueue for, so it sends in this process."""
     ids = outbox.redrive(clock.now(), grace_seconds=0, batch=100_000)
     if in_process or not current_app.config["BROKER_URL"]:
-        with click.progressbar(ids, label="sending") as bar:
-            results = [_send_here(message_id) for message_id in bar]
+        results = []
+        with interruptible(lambda: f"{len(results)} of {len(ids)} message(s) tried"), \
+                click.progressbar(ids, label="sending") as bar:
+            for message_id in bar:
+                results.append(_send_here(message_id))
         click.echo(", ".join(f"{r}: {results.count(r)}" for r in sorted(set(results))) or "nothing to send")
         return
     from .tasks import deliver_sms
 
-    for message_id in ids:
-        deliver_sms.send(message_id)
+    enqueue_each(deliver_sms.send, ids, "message(s)")
     click.echo(f"enqueued {len(ids)} message(s)")
 
 

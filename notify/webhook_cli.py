@@ -8,13 +8,14 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from tickets import clock
-from tickets.cli import refused
+from tickets.cli import enqueue_each, interruptible, refused
 from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.models import Office
 from tickets.validation import ID_MAX
 
 from . import deliveries
+from .state import WEBHOOK_ENQUEUE
 from .subscriptions import (EVENT_TYPES, WebhookDelivery, WebhookSubscription, create_subscription, send_test,
                             set_active)
 
@@ -108,7 +109,9 @@ def test(subscription_id, in_process):
         if row.status != "delivered":
             raise SystemExit(1)
         return
+    deliveries.not_enqueued(db.session)  # enqueued here, to say whether it was (the broker may be away)
     db.session.commit()
+    enqueue_each(WEBHOOK_ENQUEUE.get(), [delivery_id], "deliveries")
     click.echo(f"ping {key} enqueued")
 
 
@@ -125,14 +128,16 @@ def redrive(in_process):
     """Send (or enqueue) every delivery that should have gone by now (what the scheduler does every interval)."""
     ids = deliveries.redrive(clock.now(), grace_seconds=0, batch=100_000)
     if in_process or not current_app.config["BROKER_URL"]:
-        with click.progressbar(ids, label="sending") as bar:
-            results = [_send_here(delivery_id) for delivery_id in bar]
+        results = []
+        with interruptible(lambda: f"{len(results)} of {len(ids)} deliveries tried"), \
+                click.progressbar(ids, label="sending") as bar:
+            for delivery_id in bar:
+                results.append(_send_here(delivery_id))
         click.echo(", ".join(f"{r}: {results.count(r)}" for r in sorted(set(results))) or "nothing to send")
         return
     from .tasks import deliver_webhook
 
-    for delivery_id in ids:
-        deliver_webhook.send(delivery_id)
+    enqueue_each(deliver_webhook.send, ids, "deliveries")
     click.echo(f"enqueued {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'}")
 
 

@@ -15,6 +15,7 @@ from flask.cli import AppGroup
 
 from notify import closing
 from tickets import clock, offices
+from tickets.cli import batches_shown, writable_output
 from tickets.db import db
 from tickets.errors import BanjieError
 from tickets.privacy import access as privacy
@@ -38,6 +39,7 @@ def monthly(month, output, office_code):
         parsed = operations.ended_month(month)
     except BanjieError as error:
         raise click.BadParameter(str(error.message), param_hint="MONTH") from None
+    writable_output(output)
     office = offices.by_code(db.session, office_code) if office_code is not None else offices.root(db.session)
     if office is None:
         raise click.BadParameter(f"no office has the code {office_code!r}", param_hint="--office")
@@ -49,7 +51,11 @@ def monthly(month, output, office_code):
             db.session.rollback()
             raise click.ClickException(_message(error)) from None
         db.session.commit()
-    output.write_bytes(report.pdf)
+    try:
+        output.write_bytes(report.pdf)
+    except OSError as error:  # a full disk, a directory gone meanwhile: the report is kept, its PDF not written
+        raise click.ClickException(f"the report of {parsed} is kept as a draft, but {output} could not be written "
+                                   f"({error.strerror or error}); run the command again") from None
     office = report.figures["office"]
     click.echo(f"{output}: {len(report.pdf)} bytes; accepted {office['accepted']}, closure rate "
                f"{percent(office['closure_rate'])}, formula version {report.formula_version}")
@@ -109,11 +115,8 @@ def close_surveys():
     now = clock.now()
     due = closing.due_count(db.session, now)
     db.session.rollback()
-    if due > closing.BATCH_SIZE:
-        with click.progressbar(length=due, label="closing surveys", show_pos=True) as bar:
-            result = closing.close_surveys(db.session, now, progress=bar.update)
-    else:
-        result = closing.close_surveys(db.session, now)
+    with batches_shown(due, "closing surveys", closing.BATCH_SIZE, "closed survey(s) settled") as progress:
+        result = closing.close_surveys(db.session, now, progress=progress)
     click.echo(result.summary())
     if result.failed:
         raise SystemExit(1)
@@ -137,6 +140,8 @@ def export(month, office_code, output):
     except metrics.BadMonth:
         raise click.BadParameter(f"{month!r} is not a month: give it as YYYY-MM, e.g. 2026-11", param_hint="MONTH") \
             from None
+    if output is not None:
+        writable_output(output)
     office = offices.by_code(db.session, office_code) if office_code is not None else offices.root(db.session)
     if office is None:
         raise click.BadParameter(f"no office has the code {office_code!r}", param_hint="--office")

@@ -1,11 +1,17 @@
 """Command line of API.md: `flask db ...`, `flask users ...` (`flask seed-demo` is the demo's, in demo/cli.py)."""
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
 import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
+from flask_babel import lazy_gettext as _l
 
-from . import offices
+from . import offices, validation
 from .accounts import create_user, issue_token
 from .db import db
 from .departments import create_department
@@ -65,6 +71,63 @@ DEPARTMENT_OPTION_NAMES = {"code": "CODE", "name": "--name", "office_code": "--o
                            "supervisor_name": "--supervisor-name", "leader_name": "--leader-name"}
 
 
+def writable_output(path, hint: str = "'-o' / '--output'") -> None:
+    """Refuse, before any work, a file to write whose directory is not there or may not be written (Click's
+    `writable` checks only a file that already exists)."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{folder} is not a directory this process may write to", param_hint=hint)
+
+
+@contextmanager
+def interruptible(done: Callable[[], str]):
+    """Ctrl-C during a command's committed batches: `done()` (what the batches committed so far did) and how to go on,
+    on stderr, and exit status 130 (the shell's for a command ended by Ctrl-C), not Click's bare "Aborted!"."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        db.session.rollback()
+        click.echo(f"interrupted: {done()} before it; run the same command again to do what is left", err=True)
+        raise click.exceptions.Exit(130) from None
+
+
+@contextmanager
+def batches_shown(due: int, label: str, batch_size: int, what: str):
+    """A command's committed batches: a progress bar when more than one batch is due, and on Ctrl-C how many `what`
+    the committed batches did (`interruptible`). Yields `progress(n)`, to call after each batch with its size."""
+    done = [0]
+    with interruptible(lambda: f"{done[0]} {what}"), \
+            click.progressbar(length=due, label=label, show_pos=True, hidden=due <= batch_size) as bar:
+        def progress(count: int) -> None:
+            done[0] += count
+            bar.update(count)
+
+        yield progress
+
+
+def enqueue_each(send: Callable[[int], object], ids: list[int], what: str) -> None:
+    """Enqueue each id for the workers; the broker away is one line saying how many went (the others wait in the
+    database for the scheduler's next re-drive), not a traceback."""
+    for done, row_id in enumerate(ids):
+        try:
+            send(row_id)
+        except Exception as error:  # noqa: BLE001 - the broker's errors (redis, pika, dramatiq) share no base class
+            raise click.ClickException(
+                f"the broker (BROKER_URL) cannot be reached: enqueued {done} of {len(ids)} {what}; the others wait for "
+                f"the next re-drive, or send them in this process with --now ({type(error).__name__}: "
+                f"{(str(error).splitlines() or [''])[0][:200]})") from None
+
+
+def storable(value: str) -> bool:
+    """Whether the database can hold this text (no NUL or other control character, no lone surrogate): a name given
+    on the command line that is not can name no row, and looking it up would be the database's error."""
+    try:
+        validation.text(value, required=False, max_len=max(len(value), 1))
+    except validation.FieldError:
+        return False
+    return True
+
+
 def refused(error: ValidationFailed, names: dict = OPTION_NAMES) -> click.ClickException:
     """The rules' refusal as the command line says it: the message, then one line per option."""
     db.session.rollback()
@@ -89,6 +152,8 @@ def users_create(username, role, department_code, password, no_password, phone, 
         raise click.UsageError("--password and --no-password exclude each other")
     if password is None and not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if department_code is not None and not storable(department_code):  # names no department (the database's error)
+        raise refused(ValidationFailed(fields={"department_id": _l("There is no department with this code.")}))
     try:
         user = create_user(db.session, username, role, department_code=department_code, password=password,
                            phone=phone, display_name=display_name, require_password=not no_password,
@@ -107,7 +172,7 @@ def users_create(username, role, department_code, password, no_password, phone, 
                    "default: all its user may do")
 def users_token(username, label, scope):
     """Print a new API token for USERNAME (shown once; only its hash is stored)."""
-    user = db.session.scalar(sa.select(User).where(User.username == username))
+    user = db.session.scalar(sa.select(User).where(User.username == username)) if storable(username) else None
     if user is None:
         raise click.BadParameter(f"no user {username!r}")
     try:
@@ -170,7 +235,8 @@ def departments_create(code, name, office_code, supervisor_phone, leader_phone, 
 @attachments_cli.command("move")
 @click.option("--to", "to", type=click.Choice(["directory", "database"]), required=True,
               help="where the files go: the volume of ATTACHMENT_DIR, or the database")
-@click.option("--batch", default=200, show_default=True, help="files moved per transaction")
+@click.option("--batch", default=200, show_default=True, type=click.IntRange(1, 100_000),
+              help="files moved per transaction")
 def attachments_move(to, batch):
     """Move every file's bytes to one store (run it, then set ATTACHMENT_STORAGE to match; safe to run again).
     Downloads keep working throughout: a file not in the configured store is read from the other."""
@@ -188,16 +254,18 @@ def attachments_move(to, batch):
     keys = [k for row in db.session.execute(sa.select(Attachment.blob_key, Attachment.thumb_key).order_by(Attachment.id))
             for k in row if k]
     moved = 0
-    with click.progressbar(length=len(keys), label=f"moving files to the {to}", show_pos=True) as bar:
+    with interruptible(lambda: f"{moved} stored file(s) moved to the {to}"), \
+            click.progressbar(length=len(keys), label=f"moving files to the {to}", show_pos=True) as bar:
         for start in range(0, len(keys), batch):
             chunk = keys[start:start + batch]
             try:
-                moved += storage.move(db.session, to, chunk)
+                count = storage.move(db.session, to, chunk)
             except StorageUnavailable:  # the volume failed (logged): the batches before stay moved
                 db.session.rollback()
                 raise click.ClickException(f"the volume of ATTACHMENT_DIR failed after {moved} files; run the same "
                                            "command again when it is back") from None
             db.session.commit()
+            moved += count  # what the committed batches moved (Ctrl-C says so)
             bar.update(len(chunk))
     click.echo(f"{moved} of {len(keys)} stored files moved to the {to}; the others were there already")
     if current_app.config["ATTACHMENT_STORAGE"] != to:

@@ -23,7 +23,6 @@ import logging
 import re
 import secrets
 import sys
-import time
 from collections.abc import Mapping
 from contextlib import contextmanager
 
