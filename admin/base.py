@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import sqlalchemy as sa
 from babel.lists import format_list
@@ -14,7 +15,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from sqlalchemy.orm import Query
+from wtforms import HiddenField, PasswordField, StringField, TextAreaField
+from wtforms.fields.core import UnboundField
+from wtforms.validators import Length, StopValidation
 
+from tickets import validation
 from tickets.db import db
 from tickets.errors import BadRequest
 from tickets.models import ALL_ROLES, Role
@@ -105,6 +110,73 @@ def row_id(value) -> int | None:
         return None
 
 
+# --- staff-typed text: the API's one definition of a text field (tickets/validation.py `text`) -----------------------
+
+UNBOUNDED = sys.maxsize  # a field whose length another rule bounds (or no column does): only the characters are checked
+
+
+def storable_text(value, *, max_len: int | None = None, single_line: bool = False) -> str | None:
+    """A console text field as `validation.text` takes it (None when empty; FieldError with its message otherwise):
+    no control characters or lone surrogates, a CRLF counted as one character, at most `max_len`.
+
+    For the hand-written forms that save what staff type without going through a workflow or an operation that
+    checks it; the model forms get the same rule from `StorableText`."""
+    return validation.text(value, required=False, max_len=UNBOUNDED if max_len is None else max_len,
+                           single_line=single_line)
+
+
+class StorableText:
+    """WTForms validator: the text as typed passes `validation.text` (its message on the field, validation stops).
+
+    It checks what was typed (`raw_data`), before the field's filters: a strip would quietly drop the control
+    characters Python counts as white space (\x1c-\x1f, \x0b, \x0c) and save the rest. Emptiness is left to the
+    field's InputRequired/Optional."""
+
+    def __init__(self, max_len: int | None = None, *, single_line: bool = False):
+        self.max_len = max_len
+        self.single_line = single_line
+
+    def __call__(self, form, field) -> None:
+        if field.process_errors:
+            return  # the field could not read what was typed (ServiceItemsField): it said why already
+        typed = field.raw_data[0] if field.raw_data else field.data
+        if not isinstance(typed, str):
+            return
+        try:
+            storable_text(typed, max_len=self.max_len, single_line=self.single_line)
+        except FieldError as error:
+            raise StopValidation(str(error.message)) from None
+
+
+def hold_to_text_rules(form_class):
+    """Give every free-text field of a scaffolded form `StorableText`: one line for a text input, lines for a text
+    area, and the column's length (in place of WTForms' Length, which counts a CRLF as two characters).
+
+    Passwords and hidden fields are not free text; a field that already has the validator keeps it."""
+    for name in dir(form_class):
+        unbound = getattr(form_class, name, None)
+        if not isinstance(unbound, UnboundField) or not issubclass(unbound.field_class, StringField):
+            continue
+        if issubclass(unbound.field_class, (PasswordField, HiddenField)):
+            continue
+        if "validators" in unbound.kwargs or len(unbound.args) < 2:
+            checks = list(unbound.kwargs.get("validators") or ())
+        else:
+            checks = list(unbound.args[1] or ())
+        if any(isinstance(check, StorableText) for check in checks):
+            continue
+        lengths = [c for c in checks if type(c) is Length and c.min in (-1, 0, None) and c.max not in (-1, None)]
+        checks = [c for c in checks if not any(c is length for length in lengths)]
+        max_len = min((length.max for length in lengths), default=None)
+        single_line = not issubclass(unbound.field_class, TextAreaField)
+        checks.insert(0, StorableText(max_len, single_line=single_line))
+        if "validators" in unbound.kwargs or len(unbound.args) < 2:
+            unbound.kwargs["validators"] = checks
+        else:
+            unbound.args = (unbound.args[0], checks, *unbound.args[2:])
+    return form_class
+
+
 class SQLModelQueries:
     """Mixin for every Flask-Admin SQLAlchemy view: build the legacy Query directly, within what the database takes.
 
@@ -151,6 +223,11 @@ class ConsoleModelView(SQLModelQueries, ModelView):
     """
 
     list_template = "admin/console_list.html"  # Flask-Admin's, with the row buttons' column named
+
+    def scaffold_form(self):
+        """The model's form, its free text held to the API's rules (`hold_to_text_rules`): every console model form
+        that saves what staff type is scaffolded here, whichever view adds fields of its own."""
+        return hold_to_text_rules(super().scaffold_form())
 
     def _apply_sorting(self, query, joins, sort_column, sort_desc):
         query, joins = super()._apply_sorting(query, joins, sort_column, sort_desc)

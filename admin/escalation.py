@@ -20,11 +20,12 @@ from tickets.clock import local_text
 from tickets.access import visibility
 from tickets.db import db
 from tickets.errors import ValidationFailed
+from tickets.validation import FieldError
 from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label, supervision_text
 from tickets.models import ALL_ROLES, OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Ticket
 from tickets.workflow import MAX_WORKING_DAYS
 
-from .base import RoleGuard, current_actor
+from .base import RoleGuard, current_actor, storable_text
 from .queues import department_names, soon_threshold
 from .scope import office_names
 
@@ -170,6 +171,9 @@ def keeps_city_wide_settings(user) -> bool:
                                              and user.office_id == offices.root_id(db.session))
 
 
+NOTICE_MAX = 200  # the State Council notice's reference (CalendarYear.notice)
+
+
 class CalendarView(RoleGuard, BaseView):
     """The working-day calendar: each year published from the State Council notice, or provisional. Every window's
     office staff read it; the city publishes it (`keeps_city_wide_settings`): every deadline in the city counts
@@ -191,13 +195,23 @@ class CalendarView(RoleGuard, BaseView):
             abort(404)
         row = db.session.get(CalendarYear, year)
         error, text, notice = None, None, (row.notice if row else "") or ""
+        errors = {}
         may_publish = keeps_city_wide_settings(current_user)
         if request.method == "POST":
             if not may_publish:
                 abort(403)
-            text, notice = request.form.get("days", ""), request.form.get("notice", "").strip()[:200]
+            text, notice = request.form.get("days", ""), request.form.get("notice", "")
+            # what is typed is held to the API's rules of text (the lines' own format is the calendar file's)
+            for name, value, single_line, max_len in (("notice", notice, True, NOTICE_MAX), ("days", text, False, None)):
+                try:
+                    storable_text(value, max_len=max_len, single_line=single_line)
+                except FieldError as problem:
+                    errors[name] = str(problem.message)
             try:
-                store.publish(db.session, text, year=year, source="admin", now=clock.now(), notice=notice or None)
+                if errors:
+                    raise ValidationFailed(fields=errors)
+                store.publish(db.session, text, year=year, source="admin", now=clock.now(),
+                              notice=notice.strip() or None)
             except ValidationFailed as problem:
                 db.session.rollback()
                 error = str(problem.message)
@@ -210,7 +224,8 @@ class CalendarView(RoleGuard, BaseView):
         if text is None:
             text = "".join(f"{d.isoformat()},{1 if w else 0},{n or ''}\n" for d, (w, n) in exceptions.items())
         return self.render("admin/escalation/calendar_year.html", year=year, row=row, exceptions=exceptions,
-                           text=text, notice=notice, error=error, may_publish=may_publish), 400 if error else 200
+                           text=text, notice=notice, error=error, errors=errors, may_publish=may_publish,
+                           notice_max=NOTICE_MAX), 400 if error else 200
 
 
 class PolicyView(RoleGuard, BaseView):

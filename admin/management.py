@@ -22,7 +22,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from wtforms import PasswordField, StringField, ValidationError
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Optional
 
 from tickets import accounts, clock, contacts, offices, phones
 from tickets.errors import ValidationFailed
@@ -32,7 +32,7 @@ from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_MEMBER_ROLES, OFFICE_
                             Office, ProblemType, Role, ServiceItem, User)
 from tickets.clock import local_text
 
-from .base import ConsoleModelView, RoleGuard, current_actor, request_names, row_id
+from .base import ConsoleModelView, RoleGuard, StorableText, current_actor, request_names, row_id
 from .scope import OFFICE_LABEL, OfficeChoice, OfficeFilterGroups, office_names, visible_offices
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
@@ -440,7 +440,7 @@ def _user_choices():
 
 class IssueTokenForm(FlaskForm):
     user_id = ChoicesField(_l("User"), validators=[InputRequired()], choices=_user_choices, coerce=int)
-    label = StringField(_l("Label"), validators=[Optional(), Length(max=64)],
+    label = StringField(_l("Label"), validators=[StorableText(accounts.TOKEN_LABEL_MAX, single_line=True), Optional()],
                         description=_l("What the token is for, e.g. the system that will use it."),
                         filters=[lambda value: value.strip() or None if isinstance(value, str) else value])
     scope = ChoicesField(_l("Scope"), validators=[Optional()], choices=lambda: list(TOKEN_SCOPE_LABELS.items()),

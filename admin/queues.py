@@ -8,7 +8,7 @@ from typing import Callable
 from urllib.parse import parse_qsl, urlencode
 
 import sqlalchemy as sa
-from flask import abort, flash, g, has_request_context, redirect, request, url_for
+from flask import abort, flash, g, has_request_context, redirect, request, session, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
 from flask_babel import gettext as _
@@ -26,9 +26,10 @@ from tickets.clock import local_text
 from tickets.personal import shown
 from tickets.errors import ValidationFailed
 from tickets.privacy import access as privacy
+from tickets.validation import FieldError
 
 from .base import (ConsoleModelView, RoleGuard, current_actor, current_role, refuse_url_parameters, request_names,
-                   row_id, version_number)
+                   row_id, storable_text, version_number)
 from .export import FULL_FIELD, SafeCsvExport
 from .scope import OfficeFilter, OfficeFilterGroups, office_names
 
@@ -395,10 +396,29 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
     def saved_filter_url(self, saved: SavedFilter) -> str:
         return self.get_url(".index_view") + "?" + saved.query
 
+    def typed_filter(self) -> dict | None:
+        """A filter name this list refused a moment ago, with why (shown once in the save form, as it was typed)."""
+        typed = session.get(TYPED_FILTER_KEY)
+        if isinstance(typed, dict) and typed.get("endpoint") == self.endpoint:
+            session.pop(TYPED_FILTER_KEY, None)
+            return typed
+        return None
+
     @expose("/filters", methods=("POST",))
     def save_filter(self):
-        name = " ".join(request.form.get("name", "").split())[:40]
+        typed = request.form.get("name", "")
         query = filter_query(request.form.get("query", ""))
+        try:
+            name = " ".join((storable_text(typed, max_len=FILTER_NAME_MAX, single_line=True) or "").split())
+        except FieldError as error:
+            # back to the list with the name as typed and the rule's message under it (nothing is saved); the save
+            # form is on a list with filters only
+            if query:
+                session[TYPED_FILTER_KEY] = {"endpoint": self.endpoint, "name": typed[:TYPED_KEPT],
+                                             "error": str(error.message)}
+            else:
+                flash(error.message, "error")
+            return redirect(self.get_url(".index_view") + ("?" + query if query else ""))
         if not name:
             flash(_l("Give the filter a name."), "error")
         elif not query:
@@ -519,6 +539,9 @@ def transfer_choices(actor) -> list[tuple[int, str]]:
 
 
 MAX_SAVED_FILTERS = 20
+FILTER_NAME_MAX = 40  # SavedFilter.name
+TYPED_FILTER_KEY = "banjie_typed_filter"  # the session's note of a refused name (read once by the list)
+TYPED_KEPT = 200  # of a refused name, what the session keeps to show again (the page's field takes 40)
 # What a saved filter keeps of a list's address: Flask-Admin's filters (flt…), the search, the order and page size.
 SAVED_ARGUMENTS = re.compile(r"^(flt\d+_\d+|search|sort|desc|page_size)$")
 

@@ -27,7 +27,7 @@ from tickets.models import ADMIN_ROLES, OFFICE_ROLES, OFFICE_WIDE_ROLES, Survey,
 from tickets.clock import local_text
 
 from . import causes
-from .base import ConsoleModelView, RoleGuard, current_actor
+from .base import ConsoleModelView, RoleGuard, StorableText, current_actor
 from .scope import OfficeFilter, OfficeFilterGroups, VisibleTicketRows, ticket_rows_condition
 
 CATEGORY = _l("SMS and surveys")
@@ -170,8 +170,13 @@ class SmsLogView(TicketLinks, VisibleTicketRows, OfficeFilterGroups, RoleGuard, 
         return redirect(url_for(".message", message_id=copy.id))
 
 
+# What an administrator may write as a message's source: ample for any wording of a text of at most MAX_LENGTH
+# characters with its variables and filters (the rendering is checked on its own, `check_text`).
+TEMPLATE_SOURCE_MAX = 1000
+
+
 class TemplateForm(FlaskForm):
-    body = TextAreaField(_l("Text"), validators=[InputRequired()])
+    body = TextAreaField(_l("Text"), validators=[StorableText(TEMPLATE_SOURCE_MAX), InputRequired()])
 
 
 class SmsTemplatesView(RoleGuard, BaseView):
