@@ -51,13 +51,16 @@ class ReportsView(RoleGuard, BaseView):
 
     @expose("/")
     def index(self):
-        office = operations.office_for_reader(db.session, current_user, request.args.get("office"))
+        return self._page(operations.office_for_reader(db.session, current_user, request.args.get("office")))
+
+    def _page(self, office: Office, typed: dict | None = None):
+        """The office's reports; `typed`: a form refused a moment ago ({"month", "next_steps"}), shown as typed."""
         may_keep = operations.may_keep(current_user.role)
         return self.render("admin/reports.html", reports=operations.listing(db.session, office.id),
                            months=operations.recent_months(), percent=percent, office=office,
                            offices=operations.visible_offices(db.session, current_user),
                            may_generate=may_keep, next_steps_max=operations.NEXT_STEPS_MAX,
-                           thresholds=thresholds_view(office) if may_keep else None,
+                           thresholds=thresholds_view(office) if may_keep else None, typed=typed or {},
                            rates=[(key, FORMULA_BY_KEY[key].label) for key in scores.SCORED_RATES])
 
     def _kept_office(self) -> Office:
@@ -67,15 +70,18 @@ class ReportsView(RoleGuard, BaseView):
             abort(403)
         return operations.office_for_reader(db.session, current_user, request.form.get("office"))
 
-    def _write(self, act, done) -> object:
+    def _write(self, act, done, typed: dict | None = None) -> object:
         """One console write to the office of the form (`_kept_office`): `act(office)` in a transaction, then back
-        to the list with `done(office, result)` as the message, or the error's (a 409 or 422 says what and why)."""
+        to the list with `done(office, result)` as the message, or the error's (a 409 or 422 says what and why);
+        with `typed` (what the form's text fields held), the list again at once with them, so nothing typed is lost."""
         office = self._kept_office()
         try:
             result = act(office)
             db.session.commit()
         except BanjieError as error:
             flash_error(error)
+            if typed is not None:
+                return self._page(office, typed), error.status
         else:
             flash(done(office, result), "success")
         return redirect(url_for(".index", office=office.code))
@@ -98,7 +104,8 @@ class ReportsView(RoleGuard, BaseView):
         return self._write(
             lambda office: operations.save_next_steps(db.session, self._month(), office.id,
                                                       request.form.get("next_steps"), user_id=current_user.id),
-            lambda office, report: _("The next steps for %(month)s are saved.", month=month_label(report.month)))
+            lambda office, report: _("The next steps for %(month)s are saved.", month=month_label(report.month)),
+            typed={"month": request.form.get("month", ""), "next_steps": request.form.get("next_steps", "")})
 
     @expose("/publish", methods=("POST",))
     def publish(self):

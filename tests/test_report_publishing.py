@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -355,10 +356,12 @@ def test_console_writes_next_steps_and_publishes_a_draft(november):
     page = client.get("/admin/reports/").get_data(as_text=True)
     assert zh(world.app, "The next steps for %(month)s are saved.", month=MONTH) in page
     assert f">{STEPS_TEXT}</textarea>" in page and kept(world.app).next_steps == STEPS_TEXT
-    too_long = client.post("/admin/reports/next-steps", data={"month": MONTH, "csrf_token": token,
-                                                              "next_steps": "办" * (operations.NEXT_STEPS_MAX + 1)})
-    assert too_long.status_code == 302 and kept(world.app).next_steps == STEPS_TEXT
-    assert "alert-danger" in client.get("/admin/reports/").get_data(as_text=True)
+    for bad in ("办" * (operations.NEXT_STEPS_MAX + 1), "一、压缩时限\x01二、"):  # refused: back as typed, nothing saved
+        refused = client.post("/admin/reports/next-steps", data={"month": MONTH, "csrf_token": token, "next_steps": bad})
+        assert refused.status_code == 422 and kept(world.app).next_steps == STEPS_TEXT
+        page = refused.get_data(as_text=True)
+        assert "alert-danger" in page and f'aria-invalid="true">{bad}</textarea>' in page
+        assert re.search(r"<details open>\s*<summary>", page)
 
     response = client.post("/admin/reports/publish", data={"month": MONTH, "office": "root", "csrf_token": token})
     assert response.status_code == 302
