@@ -340,8 +340,9 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
         if request.form.get(FULL_FIELD):
             try:
                 self.grant_full_phones(privacy.clean_reason(request.form.get(privacy.REASON_FIELD)))
-            except ValidationFailed as error:
-                flash(str(error.fields[privacy.REASON_FIELD]), "error")
+            except ValidationFailed as error:  # back to the list, the form open with the reason as typed
+                self.keep_typed("export", error.fields[privacy.REASON_FIELD],
+                                reason=request.form.get(privacy.REASON_FIELD, ""))
                 return redirect(url_for(".index_view", **request.args.to_dict()))
         return self.export(export_type)
 
@@ -396,12 +397,19 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
     def saved_filter_url(self, saved: SavedFilter) -> str:
         return self.get_url(".index_view") + "?" + saved.query
 
-    def typed_filter(self) -> dict | None:
-        """A filter name this list refused a moment ago, with why (shown once in the save form, as it was typed)."""
-        typed = session.get(TYPED_FILTER_KEY)
-        if isinstance(typed, dict) and typed.get("endpoint") == self.endpoint:
-            session.pop(TYPED_FILTER_KEY, None)
-            return typed
+    def keep_typed(self, form: str, error, **values: str) -> None:
+        """Note a form of this list refused: what was typed in it and why, for the list the redirect shows (`typed`).
+        The list is Flask-Admin's page and is reached by a redirect, so the note goes through the session."""
+        session[TYPED_KEY] = {"endpoint": self.endpoint, "form": form, "error": str(error),
+                              **{name: value[:TYPED_KEPT] for name, value in values.items()}}
+
+    def typed(self, form: str) -> dict | None:
+        """What `form` (`filter`: the saved filter's name; `export`: the whole-number export's reason) held when this
+        list refused it a moment ago, with why: shown once, as it was typed."""
+        note = session.get(TYPED_KEY)
+        if isinstance(note, dict) and note.get("endpoint") == self.endpoint and note.get("form") == form:
+            session.pop(TYPED_KEY, None)
+            return note
         return None
 
     @expose("/filters", methods=("POST",))
@@ -414,8 +422,7 @@ class QueueView(RoleGuard, OfficeFilterGroups, SafeCsvExport, ConsoleModelView):
             # back to the list with the name as typed and the rule's message under it (nothing is saved); the save
             # form is on a list with filters only
             if query:
-                session[TYPED_FILTER_KEY] = {"endpoint": self.endpoint, "name": typed[:TYPED_KEPT],
-                                             "error": str(error.message)}
+                self.keep_typed("filter", error.message, name=typed)
             else:
                 flash(error.message, "error")
             return redirect(self.get_url(".index_view") + ("?" + query if query else ""))
@@ -540,8 +547,8 @@ def transfer_choices(actor) -> list[tuple[int, str]]:
 
 MAX_SAVED_FILTERS = 20
 FILTER_NAME_MAX = 40  # SavedFilter.name
-TYPED_FILTER_KEY = "banjie_typed_filter"  # the session's note of a refused name (read once by the list)
-TYPED_KEPT = 200  # of a refused name, what the session keeps to show again (the page's field takes 40)
+TYPED_KEY = "banjie_typed"  # the session's note of a list's refused form (`QueueView.keep_typed`, read once)
+TYPED_KEPT = 200  # of each value typed in a refused form, what the session keeps to show again
 # What a saved filter keeps of a list's address: Flask-Admin's filters (flt…), the search, the order and page size.
 SAVED_ARGUMENTS = re.compile(r"^(flt\d+_\d+|search|sort|desc|page_size)$")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from hypothesis import given
@@ -98,3 +99,22 @@ def test_only_the_office_and_admins_export(world, who):
     assert client.post("/admin/cases/export/csv/full", data={"csrf_token": page_csrf(client, "/admin/"),
                                                              "full_phones": "y", "reason": "核对"}).status_code == 403
     assert 'id="export-full-phones"' not in client.get("/admin/cases/").get_data(as_text=True)
+
+
+def test_a_refused_reason_for_whole_numbers_comes_back_as_typed_with_why(world):
+    """The export form is Flask-Admin's list's: refused (a reason too short, or one with a control character), the list
+    comes back with the form open, the box ticked and the reason as typed, its message under it; shown once."""
+    hostile_case(world)
+    office = world.console("office")
+    token = page_csrf(office, "/admin/cases/")
+    for reason in ("查", "核对\x01", ""):
+        refused = office.post("/admin/cases/export/csv/full", query_string={"search": "张"},
+                              data={"csrf_token": token, "full_phones": "y", "reason": reason})
+        assert refused.status_code == 302 and "search=" in refused.headers["Location"], reason
+        page = office.get(refused.headers["Location"]).get_data(as_text=True)
+        form = page.split('id="export-full"')[1].split("</form>")[0]
+        assert form.startswith(" open>") and re.search(r'id="export-full-phones"[^>]*checked', form), reason
+        assert re.search(r'id="export-reason"[^>]*value="%s"[^>]*aria-invalid="true"' % re.escape(reason), form)
+        assert re.search(r'id="error-export-reason">[^<]+</div>', form), reason
+        again = office.get("/admin/cases/").get_data(as_text=True)  # shown once
+        assert 'id="error-export-reason"' not in again and "checked" not in again.split('id="export-full"')[1].split("</form>")[0]

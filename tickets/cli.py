@@ -118,16 +118,6 @@ def enqueue_each(send: Callable[[int], object], ids: list[int], what: str) -> No
                 f"{(str(error).splitlines() or [''])[0][:200]})") from None
 
 
-def storable(value: str) -> bool:
-    """Whether the database can hold this text (no NUL or other control character, no lone surrogate): a name given
-    on the command line that is not can name no row, and looking it up would be the database's error."""
-    try:
-        validation.text(value, required=False, max_len=max(len(value), 1))
-    except validation.FieldError:
-        return False
-    return True
-
-
 def refused(error: ValidationFailed, names: dict = OPTION_NAMES) -> click.ClickException:
     """The rules' refusal as the command line says it: the message, then one line per option."""
     db.session.rollback()
@@ -152,7 +142,7 @@ def users_create(username, role, department_code, password, no_password, phone, 
         raise click.UsageError("--password and --no-password exclude each other")
     if password is None and not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if department_code is not None and not storable(department_code):  # names no department (the database's error)
+    if department_code is not None and not validation.storable(department_code):  # names none (a database error)
         raise refused(ValidationFailed(fields={"department_id": _l("There is no department with this code.")}))
     try:
         user = create_user(db.session, username, role, department_code=department_code, password=password,
@@ -172,7 +162,8 @@ def users_create(username, role, department_code, password, no_password, phone, 
                    "default: all its user may do")
 def users_token(username, label, scope):
     """Print a new API token for USERNAME (shown once; only its hash is stored)."""
-    user = db.session.scalar(sa.select(User).where(User.username == username)) if storable(username) else None
+    found = sa.select(User).where(User.username == username)
+    user = db.session.scalar(found) if validation.storable(username) else None  # else a database error
     if user is None:
         raise click.BadParameter(f"no user {username!r}")
     try:

@@ -10,6 +10,12 @@ from .errors import ValidationFailed
 # Control characters other than tab and newlines, and lone surrogates: PostgreSQL refuses NUL and
 # unpaired surrogates, and nothing a person types contains them.
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+UNSTORABLE = _l("Contains characters that cannot be stored.")
+
+
+def storable(value: str) -> bool:
+    """Whether a text holds none of the characters `text` refuses (the database cannot keep them, nobody types them)."""
+    return not _FORBIDDEN.search(value)
 
 
 class FieldError(Exception):
@@ -29,8 +35,8 @@ def text(value, *, required: bool, max_len: int, min_len: int = 1, single_line: 
         return None
     if not isinstance(value, str):
         raise FieldError(_l("Must be text."))
-    if _FORBIDDEN.search(value):
-        raise FieldError(_l("Contains characters that cannot be stored."))
+    if not storable(value):
+        raise FieldError(UNSTORABLE)
     value = value.strip()
     if single_line and ("\n" in value or "\r" in value):
         raise FieldError(_l("Must be on one line."))

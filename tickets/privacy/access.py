@@ -28,7 +28,7 @@ from ..access import sees_full_phone
 from ..errors import ValidationFailed
 from ..models import OFFICE_ROLES, AccessKind, AccessLog, Role, Ticket, User
 from ..personal import is_token
-from ..validation import FIRST_YEAR, LAST_YEAR
+from ..validation import FIRST_YEAR, LAST_YEAR, UNSTORABLE, storable
 
 REASON_MIN, REASON_MAX = 2, 200
 REASON_FIELD = "reason"
@@ -89,8 +89,11 @@ def may_see_full_phone(actor, ticket: Ticket) -> bool:
 
 
 def clean_reason(raw) -> str:
-    """A reason as kept: trimmed, 2 to 200 characters; ValidationFailed on the `reason` field otherwise."""
+    """A reason as kept: trimmed, 2 to 200 characters, none `validation.text` refuses; ValidationFailed on the
+    `reason` field otherwise."""
     text = " ".join(str(raw or "").split())
+    if not storable(text):
+        raise ValidationFailed(fields={REASON_FIELD: UNSTORABLE})
     if not text:
         raise ValidationFailed(fields={REASON_FIELD: REASON_REQUIRED})
     if not REASON_MIN <= len(text) <= REASON_MAX:
