@@ -176,7 +176,8 @@ TEMPLATE_SOURCE_MAX = 1000
 
 
 class TemplateForm(FlaskForm):
-    body = TextAreaField(_l("Text"), validators=[StorableText(TEMPLATE_SOURCE_MAX), InputRequired()])
+    # the characters here; the length (TEMPLATE_SOURCE_MAX) and the rest are save_template's, with its messages
+    body = TextAreaField(_l("Text"), validators=[StorableText(), InputRequired()])
 
 
 class SmsTemplatesView(RoleGuard, BaseView):
@@ -219,8 +220,8 @@ class SmsTemplatesView(RoleGuard, BaseView):
                 forget_templates()
                 flash(_("The message “%(name)s” was saved.", name=kind.label), "success")
                 return redirect(url_for(".index"))
-        else:
-            status = 400
+        else:  # a text the form refuses (the CSRF token is the app's: a 400 before this view)
+            status = 422
         if preview is None and form.body.data:
             try:
                 preview = check_text(key, form.body.data)
