@@ -16,7 +16,7 @@ from .access import visible_tickets
 from .errors import BanjieError, NotFound, ValidationFailed
 from .labels import STATUS_LABELS, label
 from .models import Ticket
-from .validation import Collector, integer
+from .validation import Collector, integer, storable
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def parse_items(value) -> list[Item]:
     for entry in value:
         number, version = (entry, None) if isinstance(entry, str) else (
             (entry.get("tracking_no"), entry.get("version")) if isinstance(entry, dict) else (None, None))
-        if not isinstance(number, str) or not number.strip() or len(number) > TRACKING_NO_MAX:
+        # a character the database cannot compare (NUL, a lone surrogate) is no tracking number either
+        if not isinstance(number, str) or not number.strip() or len(number) > TRACKING_NO_MAX or not storable(number):
             raise ValidationFailed(fields={"tickets": _l("Each entry is a tracking number, or an object with "
                                                          "\"tracking_no\" and, if you like, \"version\".")})
         version = check.field("tickets", integer, version, required=False, minimum=1)

@@ -111,6 +111,8 @@ def body_and_files() -> tuple[dict, list]:
     if request.mimetype == "multipart/form-data":
         if any(name != PART for name in request.files):  # a file under another name would be lost without a word
             raise ValidationFailed(fields={FIELD: _l("Send files as multipart/form-data parts named “files[]”.")})
+        if PART in request.form:  # a `files[]` part without a filename is read as text: the file would be lost too
+            raise ValidationFailed(fields={FIELD: _l("Give each “files[]” part a filename.")})
         return request.form.to_dict(), from_request(request.files.getlist(PART))
     return json_body(), []
 
