@@ -131,6 +131,19 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(app):
         one("bomb.png", out.getvalue())
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
+@pytest.mark.parametrize("size", [(1, attachments.MAX_DECODED_SIDE + 1), (attachments.MAX_DECODED_SIDE + 1, 1)])
+def test_a_picture_too_long_and_narrow_is_refused_before_it_is_decoded(app, size):
+    """Within MAX_PIXELS, but a row pointer each: a 1 x 59,000,000 PNG took 600 MB to decode."""
+    out = io.BytesIO()
+    Image.new("L", size).save(out, "PNG")
+    with app.test_request_context("/"), pytest.raises(attachments.Refused, match="过于狭长"):
+        one("strip.png", out.getvalue())
+    panorama = io.BytesIO()
+    Image.new("RGB", (12_000, 3_000)).save(panorama, "JPEG")
+    assert one("panorama.jpg", panorama.getvalue()).width == attachments.MAX_SIDE
+
+
 def test_a_polyglot_loses_what_rides_along_and_a_pdf_is_only_ever_a_download():
     """A JPEG with a page, a script or an archive appended (a polyglot) is kept as the picture alone: re-encoding
     writes the pixels, nothing else. A PDF cannot be cleaned that way: it is served only as a download (below)."""

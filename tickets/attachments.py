@@ -43,6 +43,9 @@ CITIZEN_FILES_PER_CASE = 20       # a citizen's files on one case, all submissio
 MAX_PIXELS = 60_000_000           # an image larger than this is refused before it is decoded (a 48-megapixel phone
                                   # photo passes)
 MAX_SIDE = 4096                   # a kept image's long side at most (a page photographed stays readable)
+# A side longer than this is refused before decoding too: Pillow keeps a pointer per row, so a 1 x 59,000,000 PNG
+# (within MAX_PIXELS, 114 KB on disk) took 600 MB to decode. A phone's panorama (about 12,000 x 3,000) passes.
+MAX_DECODED_SIDE = 40_000
 THUMB_SIDE = 320
 JPEG_QUALITY = 85
 # The largest multipart request a view taking files accepts: the files and the form's text around them.
@@ -234,6 +237,8 @@ def _reencode(incoming: Incoming, kind: str, shown: str) -> Checked:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise Refused(_l("“%(name)s” has too many pixels; send a smaller picture.", name=shown))
+            if max(width, height) > MAX_DECODED_SIDE:
+                raise Refused(_l("“%(name)s” is too long and narrow a picture; send a smaller one.", name=shown))
             if kind == "jpeg" and max(width, height) > MAX_SIDE:
                 # JPEG can decode at 1/2, 1/4 … of its size: take the smallest that keeps the long side at least 90 %
                 # of MAX_SIDE (a 48-megapixel photo decodes at 12, with a quarter of the memory and time)
