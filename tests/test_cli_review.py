@@ -203,3 +203,15 @@ def test_users_create_with_a_department_code_no_database_holds_names_no_departme
                                                 "--no-password"])
     assert result.exit_code == 1 and "Traceback" not in result.output, repr(result.exception)  # the refused() style:
     assert result.output.startswith("Error: ") and "\n--department: " in result.output, result.output  # one per option
+
+
+@pytest.mark.parametrize("department_id", [2**31, 2**63, 10**30, -1, 0, True])
+def test_an_account_naming_a_department_number_no_database_holds_is_refused_on_the_field(app, department_id):
+    """The rule is the accounts' (the command line and the console both reach it): a number past the database's
+    integers names no department, as an unknown one does, not a database error."""
+    from tickets import accounts
+    from tickets.errors import ValidationFailed
+
+    with app.app_context(), pytest.raises(ValidationFailed) as refused:
+        accounts.create_user(db.session, "bob", "department", department_id=department_id, require_password=False)
+    assert set(refused.value.fields) == {"department_id"}

@@ -18,7 +18,7 @@ from . import logins, offices, validation
 from .models import OFFICE_MEMBER_ROLES, ApiToken, Department, Office, Role, TokenScope, User
 from .phones import normalise_mobile
 from .secrets import hash_api_token, new_api_token
-from .validation import Collector
+from .validation import ID_MAX, Collector, storable
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 200
@@ -189,14 +189,16 @@ def _username_taken(session, name: str, editing: User | None) -> bool:
 
 
 def _department(session, check: Collector, code, department_id) -> Department | None:
-    if code:
-        department = session.scalar(sa.select(Department).where(Department.code == code))
+    if code:  # a code the database cannot compare (not text, a NUL, a lone surrogate) names no department
+        department = session.scalar(sa.select(Department).where(Department.code == code)) if (
+            isinstance(code, str) and storable(code)) else None
         if department is None:
             check.fail("department_id", _l("There is no department with this code."))
         return department
     if department_id in (None, ""):
         return None
-    department = session.get(Department, department_id) if isinstance(department_id, int) else None
+    department = session.get(Department, department_id) if isinstance(department_id, int) and not isinstance(
+        department_id, bool) and 1 <= department_id <= ID_MAX else None  # past the integers: none
     if department is None:
         check.fail("department_id", _l("Unknown department."))
     return department

@@ -9,7 +9,6 @@ from typing import Callable
 import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
-from flask_babel import lazy_gettext as _l
 
 from . import offices, validation
 from .accounts import create_user, issue_token
@@ -142,8 +141,6 @@ def users_create(username, role, department_code, password, no_password, phone, 
         raise click.UsageError("--password and --no-password exclude each other")
     if password is None and not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if department_code is not None and not validation.storable(department_code):  # names none (a database error)
-        raise refused(ValidationFailed(fields={"department_id": _l("There is no department with this code.")}))
     try:
         user = create_user(db.session, username, role, department_code=department_code, password=password,
                            phone=phone, display_name=display_name, require_password=not no_password,
