@@ -205,13 +205,14 @@ def test_users_create_with_a_department_code_no_database_holds_names_no_departme
     assert result.output.startswith("Error: ") and "\n--department: " in result.output, result.output  # one per option
 
 
-@pytest.mark.parametrize("department_id", [2**31, 2**63, 10**30, -1, 0, True])
-def test_an_account_naming_a_department_number_no_database_holds_is_refused_on_the_field(app, department_id):
+@pytest.mark.parametrize("number", [2**31, 2**63, 10**30, -1, 0, True, 1.5, "x"])
+@pytest.mark.parametrize("role, field", [("department", "department_id"), ("office", "office_id")])
+def test_an_account_naming_a_number_no_database_holds_is_refused_on_the_field(app, number, role, field):
     """The rule is the accounts' (the command line and the console both reach it): a number past the database's
-    integers names no department, as an unknown one does, not a database error."""
+    integers names no department or office, as an unknown one does, not a database error."""
     from tickets import accounts
     from tickets.errors import ValidationFailed
 
     with app.app_context(), pytest.raises(ValidationFailed) as refused:
-        accounts.create_user(db.session, "bob", "department", department_id=department_id, require_password=False)
-    assert set(refused.value.fields) == {"department_id"}
+        accounts.create_user(db.session, "bob", role, require_password=False, **{field: number})
+    assert field in refused.value.fields

@@ -18,7 +18,7 @@ from . import logins, offices, validation
 from .models import OFFICE_MEMBER_ROLES, ApiToken, Department, Office, Role, TokenScope, User
 from .phones import normalise_mobile
 from .secrets import hash_api_token, new_api_token
-from .validation import ID_MAX, Collector, storable
+from .validation import Collector, FieldError, identifier, storable
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 200
@@ -188,6 +188,14 @@ def _username_taken(session, name: str, editing: User | None) -> bool:
     return session.scalar(query.limit(1)) is not None
 
 
+def _row(session, model, value):
+    """The row a number names (`validation.identifier`: a whole number the database holds), or None."""
+    try:
+        return session.get(model, identifier(value, required=True))
+    except FieldError:
+        return None
+
+
 def _department(session, check: Collector, code, department_id) -> Department | None:
     if code:  # a code the database cannot compare (not text, a NUL, a lone surrogate) names no department
         department = session.scalar(sa.select(Department).where(Department.code == code)) if (
@@ -197,8 +205,7 @@ def _department(session, check: Collector, code, department_id) -> Department | 
         return department
     if department_id in (None, ""):
         return None
-    department = session.get(Department, department_id) if isinstance(department_id, int) and not isinstance(
-        department_id, bool) and 1 <= department_id <= ID_MAX else None  # past the integers: none
+    department = _row(session, Department, department_id)
     if department is None:
         check.fail("department_id", _l("Unknown department."))
     return department
@@ -212,7 +219,7 @@ def _office(session, check: Collector, code, office_id) -> Office | None:
         return office
     if office_id in (None, ""):
         return None
-    office = session.get(Office, office_id) if isinstance(office_id, int) else None
+    office = _row(session, Office, office_id)
     if office is None:
         check.fail("office_id", _l("Unknown office."))
     return office
