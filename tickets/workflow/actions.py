@@ -13,7 +13,7 @@ from flask_babel import ngettext
 from flask_babel import lazy_gettext as _l
 
 from .. import attachments, clock, deadlines, knowledge, offices, validation
-from ..errors import Forbidden, ValidationFailed
+from ..errors import Forbidden, InvalidTransition, ValidationFailed
 from ..models import (
     OPEN_STATUSES,
     Role,
@@ -740,7 +740,12 @@ def _bad_rating_unvisited(session, ticket, now):
 def _record_visit(session, ticket, actor, data, now):
     from ..models import ReturnVisit
 
+    # It claims no row, so two clerks may both pass the precondition: the ticket's row lock makes the second wait
+    # for the first's commit and then find the round visited (one visit per round), as a lost race: 409.
+    session.execute(sa.select(Ticket.id).where(Ticket.id == ticket.id).with_for_update())
     survey = unvisited_bad_rating(session, ticket)
+    if survey is None:
+        raise InvalidTransition(_bad_rating_unvisited(session, ticket, now))
     tz = clock.local_tz()
     visited_at = datetime.combine(data["visited_on"], datetime.min.time(), tzinfo=tz) + timedelta(hours=12)
     session.add(ReturnVisit(ticket_id=ticket.id, survey_id=survey.id, visited_at=min(visited_at, now),

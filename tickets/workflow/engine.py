@@ -102,18 +102,28 @@ def perform(session, ticket: Ticket, actor: Actor, action: str, payload: dict | 
     return definition.handle(session, ticket, actor, data, now)
 
 
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE for a transaction it aborted to break a deadlock
+
+
 def claim(session, ticket: Ticket, now: datetime) -> None:
     """Bump the version only if nobody else did since we read the ticket; the loser gets 409 conflict.
 
     On PostgreSQL the UPDATE also takes the row lock, so a concurrent action waits for our commit and
-    then finds the version moved.
+    then finds the version moved. An action that claims two cases (并单: its own, then the other) may wait for one
+    that claimed them the other way round; the database breaks that deadlock by aborting one of the two, which lost
+    the race as any other loser does (409, its transaction rolled back by whoever answers the error).
     """
-    result = session.execute(
-        sa.update(Ticket)
-        .where(Ticket.id == ticket.id, Ticket.version == ticket.version)
-        .values(version=Ticket.version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    try:
+        result = session.execute(
+            sa.update(Ticket)
+            .where(Ticket.id == ticket.id, Ticket.version == ticket.version)
+            .values(version=Ticket.version + 1, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    except sa.exc.OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) == DEADLOCK_DETECTED:
+            raise Conflict() from error
+        raise
     if result.rowcount != 1:
         raise Conflict()
     set_committed_value(ticket, "version", ticket.version + 1)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from .. import offices
 from ..models import Channel, Event, Ticket
 from .engine import record
 from .registry import action, event_kind
@@ -33,11 +34,18 @@ def is_proactive(ticket: Ticket) -> bool:
     return ticket.channel == PROACTIVE
 
 
+def _of_window(governance: Ticket):
+    """WHERE clause: the case is its task's window's (owned by it or a window below it). A case of the cluster that
+    was referred to a window above, or elsewhere, is that window's now: the task neither links nor tells it."""
+    return offices.ticket_in_subtree(governance.office_id)
+
+
 def link(session, governance: Ticket, actor, now: datetime, *, start: datetime, end: datetime) -> list[Ticket]:
-    """Link to the task `governance` the cases of its cluster filed from `start` to `end` that no task links yet (an
-    internal `governance_link` event on each); the cases linked now."""
+    """Link to the task `governance` the cases of its cluster filed from `start` to `end` that no task links yet and
+    that are its window's (an internal `governance_link` event on each); the cases linked now."""
     cases = list(session.scalars(
         sa.select(Ticket).where(Ticket.cluster_id == governance.cluster_id, Ticket.channel != PROACTIVE,
+                                _of_window(governance),
                                 Ticket.governance_id.is_(None), Ticket.created_at >= start, Ticket.created_at <= end)
         .order_by(Ticket.id)))
     for case in cases:
@@ -48,7 +56,9 @@ def link(session, governance: Ticket, actor, now: datetime, *, start: datetime, 
 
 
 def linked_cases(session, governance: Ticket) -> list[Ticket]:
-    return list(session.scalars(sa.select(Ticket).where(Ticket.governance_id == governance.id).order_by(Ticket.id)))
+    """The cases linked to the task that are still its window's."""
+    return list(session.scalars(sa.select(Ticket).where(Ticket.governance_id == governance.id, _of_window(governance))
+                                .order_by(Ticket.id)))
 
 
 def notified(session, governance: Ticket) -> bool:
@@ -69,8 +79,8 @@ def _may_notify(session, ticket, now):
         return _l("Only a proactive task (主动治理) has linked cases to tell its answer.")
     if notified(session, ticket):
         return _l("The answer was already sent to the citizens of the linked cases.")
-    linked = session.scalar(sa.select(Ticket.id).where(sa.or_(Ticket.governance_id == ticket.id,
-                                                              _late_joiners(ticket))).limit(1))
+    linked = session.scalar(sa.select(Ticket.id).where(sa.or_(Ticket.governance_id == ticket.id, _late_joiners(ticket)),
+                                                       _of_window(ticket)).limit(1))
     if linked is None:
         return _l("No case is linked to this proactive task.")
     return None

@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from .. import deadlines, validation
-from ..errors import ValidationFailed
+from ..errors import Forbidden, ValidationFailed
 from ..models import FINAL_STATUSES, Channel, Deadline, DeadlineKind, Status, Ticket
 from .engine import SYSTEM, claim, move, record, role_allows
 from .registry import ACTIONS, Input, action, event_kind
@@ -52,26 +52,38 @@ def _no_cases_joined(session, ticket, now):
 
 
 def _parse_merge(session, ticket, payload):
+    """`into` (a tracking number) and `note`; which case `into` names, as the actor may name it, is `_target`'s, which
+    the handler asks first, as only it knows the actor."""
     if not isinstance(payload, dict):
         raise ValidationFailed(_l("The body must be a JSON object."))
     check = validation.Collector()
-    into = check.field("into", validation.text, payload.get("into"), required=True, max_len=24, single_line=True)
-    target = None
-    if into is not None:
-        target = session.scalar(sa.select(Ticket).where(Ticket.tracking_no == into.strip().upper()))
-        if target is None:
-            check.fail("into", _l("No case has this tracking number."))
-        elif target.id == ticket.id:
-            check.fail("into", _l("A case cannot be merged into itself."))
-        elif target.status == Status.merged.value:
-            check.fail("into", _l("That case is itself merged into another: merge into that one instead."))
-        elif target.channel == Channel.proactive.value:
-            check.fail("into", _l("A proactive task (主动治理) is the office's own: link cases to it, do not merge them."))
-        elif Status(target.status) not in TAKES_IN:
-            check.fail("into", _l("Only an open or closed case can take another in (not a rejected or withdrawn one)."))
-    values = check.raise_if_errors()
-    values["target"] = target
-    return values
+    check.field("into", validation.text, payload.get("into"), required=True, max_len=24, single_line=True)
+    check.field("note", validation.text, payload.get("note"), required=False, max_len=4000)
+    return check.raise_if_errors()
+
+
+def _target(session, ticket, actor, into: str) -> Ticket:
+    """The case to merge into: one the actor sees (any other is no case to them, whatever its state), that may take
+    this one in; a field error on `into` otherwise, 403 when it is not a case the actor's window handles."""
+    from ..access import visibility
+
+    target = session.scalar(sa.select(Ticket).where(Ticket.tracking_no == into.strip().upper(), visibility(actor)))
+    problem = None
+    if target is None:
+        problem = _l("No case has this tracking number.")
+    elif target.id == ticket.id:
+        problem = _l("A case cannot be merged into itself.")
+    elif target.status == Status.merged.value:
+        problem = _l("That case is itself merged into another: merge into that one instead.")
+    elif target.channel == Channel.proactive.value:
+        problem = _l("A proactive task (主动治理) is the office's own: link cases to it, do not merge them.")
+    elif Status(target.status) not in TAKES_IN:
+        problem = _l("Only an open or closed case can take another in (not a rejected or withdrawn one).")
+    if problem is not None:
+        raise ValidationFailed(fields={"into": problem})
+    if not role_allows(ACTIONS["merge"], target, actor):
+        raise Forbidden(_l("You may merge only into a case your window handles."))
+    return target
 
 
 @action("merge", roles={"office"}, statuses=MERGEABLE, parse=_parse_merge, precondition=_no_cases_joined,
@@ -85,10 +97,7 @@ def _parse_merge(session, ticket, payload):
                                                  "two are handled together (并单). You get its answer."),
         moves_deadlines=True)
 def _merge(session, ticket, actor, data, now):
-    target = data["target"]
-    if not role_allows(ACTIONS["merge"], target, actor):
-        from ..errors import Forbidden
-        raise Forbidden(_l("You may merge only into a case your window handles."))
+    target = _target(session, ticket, actor, data["into"])
     before = {name: getattr(ticket, name) for name in SNAPSHOT}
     before["due_at"] = before["due_at"].isoformat() if before["due_at"] else None
     before["contact_due_at"] = before["contact_due_at"].isoformat() if before["contact_due_at"] else None
