@@ -33,11 +33,10 @@ from tickets.models import (
 )
 from tickets.presenters import staff_view
 from tickets.privacy import access as privacy
-from tickets.validation import FieldError
 from tickets.workflow.contact import method_label as contact_method_label
 
 from . import causes
-from .base import RoleGuard, current_actor, current_role, storable_text, version_number
+from .base import RoleGuard, current_actor, current_role, version_number
 from .escalation import event_lines, step_history
 from .queues import QUEUES, Queue, due_badge
 
@@ -167,16 +166,6 @@ def _phone_reveal(ticket, actor, full: bool, failed: dict | None) -> dict | None
             "min": privacy.REASON_MIN, "max": privacy.REASON_MAX}
 
 
-def _storable_reason(typed):
-    """The reason as typed, if its characters are text the API would store (its length is `clean_reason`'s rule);
-    ValidationFailed on the reason's field otherwise."""
-    try:
-        storable_text(typed)
-    except FieldError as error:
-        raise ValidationFailed(fields={privacy.REASON_FIELD: error.message}) from None
-    return typed
-
-
 class CaseView(RoleGuard, BaseView):
     """/admin/case/<tracking_no>: not in the menu; the queues and the dashboard link here."""
 
@@ -247,7 +236,7 @@ class CaseView(RoleGuard, BaseView):
             reason = privacy.reason_given(db.session, actor, ticket, signed_in)
             if reason is None:
                 try:
-                    reason = privacy.clean_reason(_storable_reason(request.form.get(privacy.REASON_FIELD)))
+                    reason = privacy.clean_reason(request.form.get(privacy.REASON_FIELD))
                 except ValidationFailed as error:
                     typed = request.form.get(privacy.REASON_FIELD, "")[:privacy.REASON_MAX]
                     return self._render(ticket, status=error.status, queue=queue, phone_failed={
