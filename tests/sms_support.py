@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 
 from notify.models import SmsMessage
 from tickets.broker import broker as broker_of
+from tests.browser import closing
 from tests.twilio_server import TwilioTestServer
 from tickets.db import db
 
@@ -29,7 +30,7 @@ def twilio_config(server, **extra) -> dict:
 @contextmanager
 def served(app):
     """The app on a free local port (Twilio's callbacks need a real URL); yields the base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, closing(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
