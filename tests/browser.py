@@ -63,6 +63,7 @@ class LiveServer:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.thread.join(5)
+        self.server.server_close()
 
 
 @pytest.fixture

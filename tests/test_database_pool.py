@@ -7,6 +7,8 @@ and the next request gets a new connection.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 
@@ -21,7 +23,9 @@ FILING = {"name": "张三", "phone": "13800138000", "problem_type": "too_slow",
           "description": "营业执照变更办了一个月还没有结果。"}
 
 
-APP_NAME = "banjie-pool-test"
+# this test process's own name: the suite runs in several processes at once, each with its own database, and
+# ending another process's connections fails that process's test (as two of these tests did to each other)
+APP_NAME = f"banjie-pool-test-{os.getpid()}"
 
 
 @pytest.fixture
