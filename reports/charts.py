@@ -152,11 +152,23 @@ def department_chart(departments: list[dict], title: str, font: str, sizes: Text
     return drawing
 
 
-def to_svg(drawing: Drawing) -> str:
-    """The drawing as an inline SVG element (no XML prolog), drawn at its own size, with no style attributes."""
+def to_svg(drawing: Drawing, name: str) -> str:
+    """The drawing as an inline SVG element (no XML prolog), drawn at its own size, with no style attributes.
+
+    `name` prefixes the element ids ReportLab writes (`clip`, `group`, the same in every drawing): two charts in
+    one page would otherwise share them, and the second would be cut to the first's clip rectangle (its title
+    and legend were not drawn)."""
     svg = renderSVG.drawToString(drawing)
     start = svg.find("<svg")
-    return _presentation_attributes(svg[start:] if start >= 0 else svg)
+    return _presentation_attributes(_own_ids(svg[start:] if start >= 0 else svg, name))
+
+
+_ID = re.compile(r'(\sid="|url\(#|href="#)([^")]+)')
+
+
+def _own_ids(svg: str, name: str) -> str:
+    """Every id of the SVG, and every reference to one, prefixed with `name-`."""
+    return _ID.sub(lambda match: f"{match.group(1)}{name}-{match.group(2)}", svg)
 
 
 _STYLE = re.compile(r'\sstyle="([^"]*)"')

@@ -16,9 +16,9 @@ def charts_for(figures: dict) -> dict:
     font = fonts.register(current_app.config["REPORT_FONT"])
     trend_title = _("Closure and satisfaction rates, last 12 months")
     return {
-        "trend": charts.to_svg(charts.trend_chart(figures["trend"], trend_title, font, charts.SCREEN)),
+        "trend": charts.to_svg(charts.trend_chart(figures["trend"], trend_title, font, charts.SCREEN), "trend-chart"),
         "departments": charts.to_svg(charts.department_chart(figures["departments"], _("Departments"), font,
-                                                             charts.SCREEN)),
+                                                             charts.SCREEN), "department-chart"),
     }
 
 

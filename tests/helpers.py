@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -232,6 +233,15 @@ def set_password(world, who: str, password: str = MANAGEMENT_PASSWORD) -> None:
     with world.app.app_context():
         db.session.get(User, world.users[who]).password_hash = generate_password_hash(password)
         db.session.commit()
+
+
+ELEMENT_ID = re.compile(r'<[a-zA-Z][^<>]*?\sid="([^"]+)"')
+
+
+def ids_given_twice(page: str) -> set[str]:
+    """The element ids a page gives to more than one element: a label, a skip link or an SVG's url(#clip) reaches
+    the first of them only."""
+    return {name for name, count in Counter(ELEMENT_ID.findall(page)).items() if count > 1}
 
 
 def csrf_of(page: str) -> str:

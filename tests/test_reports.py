@@ -12,7 +12,7 @@ from reports import fonts, metrics, operations
 from reports.formulas import FORMULA_VERSION
 from reports.models import Report
 from reports.tasks import SCHEDULE_KEY
-from tests.helpers import page_csrf
+from tests.helpers import ids_given_twice, page_csrf
 from tests.sms_support import run_queue
 from tests.report_month import A_NAME, B_NAME, MONTH, build_month
 from tickets.broker import broker as broker_of
@@ -102,6 +102,7 @@ def test_console_reports_page_generates_and_downloads(world, november):
     # the dashboard shows last month's charts from the kept report; a department handler sees none
     home = leader.get("/admin/").get_data(as_text=True)
     assert 'id="report-charts"' in home and "<svg" in home and "71.4%" in home and "上月（2026年11月）" in home
+    assert home.count("<svg") == 2 and ids_given_twice(home) == set()  # each chart clipped to its own rectangle
     assert 'id="report-charts"' not in world.console("dept_a").get("/admin/").get_data(as_text=True)
 
 

@@ -31,6 +31,7 @@ from tests.helpers import (
     CONSOLE_PASSWORD_HASH,
     ROLES,
     examples,
+    ids_given_twice,
     page_csrf,
     seed_world,
 )
@@ -144,6 +145,7 @@ class Walk:
     tickets: dict = field(default_factory=dict)  # state → tracking number
     valid: dict = field(default_factory=dict)    # path argument → values naming real things
     chosen: dict = field(default_factory=dict)   # action → a case on which it is allowed
+    duplicate_ids: dict = field(default_factory=dict)  # page rule → ids given to more than one element
 
     # --- accounts ------------------------------------------------------------------------------------
 
@@ -193,7 +195,11 @@ class Walk:
             why = self.errors.seen[logged:]
             self.failures.append(f"{status} {identity.name} {method} {url[:200]!r} {what} {why[-1] if why else ''}")
         elif method == "GET" and status == 200 and response.mimetype == "text/html":
-            self.field_names.update(FIELD_NAME.findall(response.get_data(as_text=True)))
+            page = response.get_data(as_text=True)
+            self.field_names.update(FIELD_NAME.findall(page))
+            twice = ids_given_twice(page)
+            if twice:
+                self.duplicate_ids.setdefault(rule.rule, set()).update(twice)
         response.close()  # a static file's answer holds the file open until closed
         return status
 
@@ -411,6 +417,7 @@ def test_no_route_answers_5xx(walk):
                     walk.call(identity, rule, method, path, body=body, what=body.label)
 
     assert not walk.failures, report(walk)
+    assert walk.duplicate_ids == {}
     every = {(r.rule, m) for r in rules(app) for m in methods(r)}
     assert every - walk.called == set()  # no route was left out
     # The walk got into the views: many GET routes answered 2xx to some caller (Flask-Admin's disabled
