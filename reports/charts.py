@@ -21,7 +21,7 @@ from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
-from .display import month_label
+from .display import month_label, percent
 from .formulas import FORMULA_BY_KEY
 from .metrics import had_cases
 
@@ -120,7 +120,9 @@ def trend_chart(trend: list[dict], title: str, font: str, sizes: TextSizes = PRI
 def department_chart(departments: list[dict], title: str, font: str, sizes: TextSizes = PRINT) -> Drawing:
     """On-time closure rate and satisfaction rate of the ranked departments, in the table's order (top first).
 
-    Departments without a case in the month have no bars to draw and are left out.
+    Departments without a case in the month have no bars to draw and are left out. Each bar is labelled with its
+    rate as the table prints it; a rate with nothing to count (no case closed, none rated) gets the table's dash
+    beside a bar of nothing, so it does not read as 0 %.
     """
     shown = [row for row in departments if had_cases(row)][:MAX_DEPARTMENTS]
     bar_space = sizes.text * 2.75
@@ -133,11 +135,17 @@ def department_chart(departments: list[dict], title: str, font: str, sizes: Text
     names = [_short(r["name"]) for r in shown]
     label_room = min(max(stringWidth(name, font, sizes.text) for name in names) + sizes.label_gap + 7,
                      sizes.width * 0.45)
+    value_room = stringWidth(percent(1.0), font, sizes.text) * 1.2 + sizes.label_gap  # a full bar's label, 100.0%
     chart = HorizontalBarChart()
-    chart.x, chart.y, chart.width, chart.height = label_room, 25, sizes.width - label_room - 20, height - top_room - 25
+    chart.x, chart.y, chart.width, chart.height = (label_room, 25, sizes.width - label_room - value_room,
+                                                   height - top_room - 25)
     # The category axis draws from the bottom up; reverse so the best department is on top.
     rows = list(reversed(shown))
-    chart.data = [[_percent(r["on_time_rate"]) or 0 for r in rows], [_percent(r["satisfaction_rate"]) or 0 for r in rows]]
+    keys = ("on_time_rate", "satisfaction_rate")
+    chart.data = [[_percent(r[key]) or 0 for r in rows] for key in keys]
+    chart.barLabelFormat, chart.barLabelArray = "values", [[percent(r[key]) for r in rows] for key in keys]
+    chart.barLabels.fontName, chart.barLabels.fontSize = font, sizes.text
+    chart.barLabels.boxAnchor, chart.barLabels.dx = "w", sizes.label_gap / 2
     chart.categoryAxis.categoryNames = list(reversed(names))
     chart.categoryAxis.labels.fontName, chart.categoryAxis.labels.fontSize = font, sizes.text
     chart.categoryAxis.labels.boxAnchor, chart.categoryAxis.labels.dx = "e", -sizes.label_gap
@@ -148,7 +156,7 @@ def department_chart(departments: list[dict], title: str, font: str, sizes: Text
     chart.bars.strokeColor = None
     chart.barSpacing, chart.groupSpacing = 1, sizes.text * 0.75
     drawing.add(chart)
-    _legend(drawing, legend_top, font, sizes, ("on_time_rate", "satisfaction_rate"), (BLUE, ORANGE))
+    _legend(drawing, legend_top, font, sizes, keys, (BLUE, ORANGE))
     return drawing
 
 

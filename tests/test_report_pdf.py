@@ -253,6 +253,26 @@ def test_department_chart_draws_only_ranked_departments(app):
     assert "甲局" in drawn and "乙局" not in drawn
 
 
+@pytest.mark.parametrize("sizes", [charts.PRINT, charts.SCREEN])
+def test_department_chart_labels_every_bar_and_tells_no_figure_from_zero(app, sizes):
+    """A department with cases but no closure in the month has no on-time rate (and none rated, no satisfaction
+    rate): its bars are labelled with the table's dash, not drawn as a 0 % a reader cannot tell from a real one."""
+    figures = figures_with(departments=("甲局", "乙局", "丙局"))
+    rows = figures["departments"]
+    rows[0]["on_time_rate"], rows[0]["satisfaction_rate"] = 1.0, 0.875
+    rows[1]["on_time_rate"], rows[1]["satisfaction_rate"] = None, None
+    rows[2]["on_time_rate"], rows[2]["satisfaction_rate"] = 0.0, 0.5
+    with app.test_request_context():
+        drawing = charts.department_chart(rows, "部门", fonts.register(), sizes)
+        drawn = strings(drawing)
+    texts = [s.text for s in drawn]
+    assert sorted(t for t in texts if t.endswith("%") and "." in t) == ["0.0%", "100.0%", "50.0%", "87.5%"]
+    assert texts.count("—") == 2
+    label = next(s for s in drawn if s.text == "100.0%")  # the widest label still ends inside the drawing
+    assert label.x + pdfmetrics.stringWidth(label.text, label.fontName, label.fontSize) <= drawing.width
+    assert min(s.fontSize for s in drawn) >= (8 if sizes is charts.PRINT else 12)
+
+
 # --- 4. the ranking ------------------------------------------------------------------------------------
 
 RATES = st.sampled_from([None, 0.0, 0.5, 0.8, 1.0])
