@@ -43,6 +43,7 @@ from tickets.models import ApiToken, Department, User
 WALKER_ADDRESS = "203.0.113.7"  # hostile calls come from here, the walk's own sign-ins from the test default
 ARGUMENT = re.compile(r"<(?:([^:<>()]+)(?:\([^<>]*\))?:)?([^<>]+)>")
 FIELD_NAME = re.compile(r'name="([A-Za-z_][\w\-\[\]]{0,40})"')
+ICON_LINK = re.compile(r'<link rel="icon" href="/static/favicon\.svg"')
 
 HOSTILE_SEGMENTS = ("\x00", "BJ\x00", "99999999999999999999", "2147483648", "-1", "0", "9999-12", "0000-00",
                     "2026-11\x00", "..", "%", "a" * 3000, "9" * 5000, "测试", "\ufffd", "1e400", " ")
@@ -146,6 +147,8 @@ class Walk:
     valid: dict = field(default_factory=dict)    # path argument → values naming real things
     chosen: dict = field(default_factory=dict)   # action → a case on which it is allowed
     duplicate_ids: dict = field(default_factory=dict)  # page rule → ids given to more than one element
+    # page rule → statuses of its HTML pages that name no icon (a browser then asks /favicon.ico, a 404)
+    iconless: dict = field(default_factory=dict)
 
     # --- accounts ------------------------------------------------------------------------------------
 
@@ -194,12 +197,15 @@ class Walk:
         if status >= 500 and (rule.rule, status) not in MEANT_5XX:
             why = self.errors.seen[logged:]
             self.failures.append(f"{status} {identity.name} {method} {url[:200]!r} {what} {why[-1] if why else ''}")
-        elif method == "GET" and status == 200 and response.mimetype == "text/html":
+        elif method == "GET" and response.mimetype == "text/html":
             page = response.get_data(as_text=True)
-            self.field_names.update(FIELD_NAME.findall(page))
-            twice = ids_given_twice(page)
-            if twice:
-                self.duplicate_ids.setdefault(rule.rule, set()).update(twice)
+            if not (300 <= status < 400 or ICON_LINK.search(page)):  # a redirect's page is never shown
+                self.iconless.setdefault(rule.rule, set()).add(status)
+            if status == 200:
+                self.field_names.update(FIELD_NAME.findall(page))
+                twice = ids_given_twice(page)
+                if twice:
+                    self.duplicate_ids.setdefault(rule.rule, set()).update(twice)
         response.close()  # a static file's answer holds the file open until closed
         return status
 
@@ -418,6 +424,7 @@ def test_no_route_answers_5xx(walk):
 
     assert not walk.failures, report(walk)
     assert walk.duplicate_ids == {}
+    assert walk.iconless == {}  # every page the walk saw, errors and the sign-in page included
     every = {(r.rule, m) for r in rules(app) for m in methods(r)}
     assert every - walk.called == set()  # no route was left out
     # The walk got into the views: many GET routes answered 2xx to some caller (Flask-Admin's disabled
