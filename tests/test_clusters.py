@@ -4,6 +4,7 @@ from a cluster, sending its answer to the linked citizens once, the console's pa
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import timedelta
 
 import pytest
@@ -328,11 +329,13 @@ def test_the_console_lists_clusters_and_opens_a_task_from_one(world, console):
     assert 'id="governance-case"' in again and 'id="governance-form"' not in again
     assert "A proactive task for this recurring problem is open already" in again  # why there is no form
     task_no = done.headers["Location"].rsplit("/", 1)[1]
-    assert office.get(done.headers["Location"] + "/slip.pdf").status_code == 200  # 交办单 of a case without a phone
+    slip = office.get(done.headers["Location"] + "/slip.pdf")  # 交办单 of a case without a phone: a dash, not a blank
+    assert slip.status_code == 200 and re.search(r"(?:联系电话|Phone number)\s*—", pdf_text(slip.get_data()))
     assert task_no in office.get("/admin/cases/").get_data(as_text=True)  # in the lists as any case
     assert task_no in office.get("/admin/cases/export/csv/").get_data(as_text=True)
     task_page = office.get(done.headers["Location"]).get_data(as_text=True)  # the task and a linked case link back
     assert 'id="cluster-note"' in task_page and f'href="/admin/clusters/{cluster_id}"' in task_page
+    assert '<span class="case-phone" id="case-phone">—</span>' in task_page  # no number: a dash, not an empty line
     linked_page = office.get(f"/admin/case/{nos[0]}").get_data(as_text=True)
     assert 'id="cluster-note"' in linked_page and done.headers["Location"].rsplit("/", 1)[1] in linked_page
     handler = console("dept_b").get(done.headers["Location"])  # the department works the task, without the list
