@@ -19,6 +19,7 @@ from reportlab.graphics.charts.linecharts import HorizontalLineChart
 from reportlab.graphics.shapes import Drawing, String
 from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
+from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from .display import month_label, percent
@@ -168,7 +169,7 @@ def to_svg(drawing: Drawing, name: str) -> str:
     and legend were not drawn)."""
     svg = renderSVG.drawToString(drawing)
     start = svg.find("<svg")
-    return _presentation_attributes(_own_ids(svg[start:] if start >= 0 else svg, name))
+    return _web_fonts(_presentation_attributes(_own_ids(svg[start:] if start >= 0 else svg, name)))
 
 
 _ID = re.compile(r'(\sid="|url\(#|href="#)([^")]+)')
@@ -177,6 +178,28 @@ _ID = re.compile(r'(\sid="|url\(#|href="#)([^")]+)')
 def _own_ids(svg: str, name: str) -> str:
     """Every id of the SVG, and every reference to one, prefixed with `name-`."""
     return _ID.sub(lambda match: f"{match.group(1)}{name}-{match.group(2)}", svg)
+
+
+# The console's own font stack (static/console.css), after the font the chart was measured with.
+WEB_FONTS = "system-ui, 'PingFang SC', 'Noto Sans CJK SC', 'Microsoft YaHei', sans-serif"
+_FONT_FAMILY = re.compile(r'\sfont-family="([^"]*)"')
+_FAMILY_NAME = re.compile(r"[^\w \-]")
+
+
+def _web_fonts(svg: str) -> str:
+    """ReportLab names the font it registered (`Banjie-wqy-microhei`), which no browser knows: it then draws the text
+    in its default font, a serif one on an English page. Each font becomes its family name (the one the chart was
+    measured with, where the browser has it) and the console's fonts after it."""
+    def family(match: re.Match) -> str:
+        try:
+            name = getattr(pdfmetrics.getFont(match.group(1)).face, "familyName", b"")
+        except KeyError:
+            name = b""
+        name = _FAMILY_NAME.sub("", name.decode("utf-8", "ignore") if isinstance(name, bytes) else str(name)).strip()
+        stack = f"'{name}', {WEB_FONTS}" if name else WEB_FONTS
+        return f' font-family="{stack}"'
+
+    return _FONT_FAMILY.sub(family, svg)
 
 
 _STYLE = re.compile(r'\sstyle="([^"]*)"')

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,9 @@ def test_console_reports_page_generates_and_downloads(world, november):
     home = leader.get("/admin/").get_data(as_text=True)
     assert 'id="report-charts"' in home and "<svg" in home and "71.4%" in home and "上月（2026年11月）" in home
     assert home.count("<svg") == 2 and ids_given_twice(home) == set()  # each chart clipped to its own rectangle
+    # in fonts a browser knows (ReportLab's own name for the font, unknown to it, drew English pages in a serif)
+    families = set(re.findall(r'font-family="([^"]*)"', home.split('id="report-charts"')[1]))
+    assert families and all(f.endswith(", sans-serif") and "Banjie-" not in f for f in families), families
     assert 'id="report-charts"' not in world.console("dept_a").get("/admin/").get_data(as_text=True)
 
 
