@@ -61,7 +61,9 @@ MIN_ROWS = 3  # a table split across pages keeps at least this many rows (beside
 
 def case_document(flow: list, *, font: str, title: str, footer: str, author: str, **options) -> bytes:
     """One case's A4 document (the 交办单, a citizen's copy of their data) as PDF bytes: 15 mm margins and, on every
-    page, a footer line saying what it is and which page. `options` go to SimpleDocTemplate (keepTogetherClass)."""
+    page, a footer line saying what it is and which page; a heading and the text or table after it are kept as the
+    monthly report keeps them (`HeadingWithStart`). `options` go to SimpleDocTemplate."""
+    options.setdefault("keepTogetherClass", HeadingWithStart)
     buffer = io.BytesIO()
 
     def draw_footer(canvas, doc):

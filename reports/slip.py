@@ -29,7 +29,7 @@ from tickets.presenters import staff_view
 from . import fonts
 from .markup import lines, plain, text
 # _BUILDING: the monthly report's lock, since both documents share the embedded font's subsetting state
-from .pdf import _BUILDING, GRID, HEAD, TEXT_WIDTH, HeadingWithStart, Styles, case_document
+from .pdf import _BUILDING, GRID, HEAD, TEXT_WIDTH, Styles, case_document
 
 INSTRUCT = "instruct"  # 批示: a leader's (or the supervisor's) instruction on a case
 DEPARTMENT_DEADLINES = ("handle", "rectify")  # what the department must meet, the one the slip is about
@@ -183,7 +183,7 @@ def _render(f: dict, font: str) -> bytes:
             text(_("What the citizen reported"), s.h2), lines(f["description"], s.body),
             *_notes(f, s), Spacer(1, 2 * mm), _signatures(s, font)]
     return case_document(flow, font=font, title=f"{title} {f['tracking_no']}", footer=f"{title} {f['tracking_no']}",
-                         author=f["office_name"], keepTogetherClass=HeadingWithStart)
+                         author=f["office_name"])
 
 
 def pdf_response(session, ticket, actor) -> Response:

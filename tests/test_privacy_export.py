@@ -79,6 +79,19 @@ def test_the_copy_holds_what_is_kept_about_the_citizen_and_hostile_text_prints_a
     assert citizen_lines(world) == [("citizen_export", "citizen", None, True)]
 
 
+def test_a_long_report_starts_under_its_heading_on_the_first_page(world):
+    """A description longer than what is left of the first page is split there, as the monthly report and the 交办单
+    split theirs: it used to move to the next page whole, its heading with it, leaving the first page half empty."""
+    description = "".join(f"第{n}句：材料交了三次，每次都说缺一样东西。" for n in range(90))
+    response = world.client.post("/api/v1/tickets", json={"name": "王芳", "phone": "139 1234 5678",
+                                                          "problem_type": "too_slow", "description": description})
+    assert response.status_code == 201, response.get_json()
+    copy = download(world.client, response.get_json()["tracking_no"], response.get_json()["query_code"])
+    pages = [squash(page.extract_text()) for page in PdfReader(io.BytesIO(copy.get_data())).pages]
+    assert "您反映的内容第0句" in pages[0] and "第89句" not in pages[0]  # begun on page 1, continued after
+    assert all(f"第{n}句：材料交了三次，每次都说缺一样东西。" in "".join(pages) for n in range(90))  # nothing lost
+
+
 def test_the_copy_of_an_anonymised_case_says_so_for_the_name_and_the_number(world, closed_case):
     no, code = closed_case
     world.act("office", no, "anonymise", reason="反映人申请删除个人信息")
