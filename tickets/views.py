@@ -26,7 +26,7 @@ TRACKED_KEY = "tracked"
 FILED_KEY = "filed"
 # The version of the form's 个人信息告知 (templates/tickets/_privacy.html) the citizen agreed to, kept with the filing:
 # change it when the notice's substance changes.
-PRIVACY_NOTICE_VERSION = "2026-12"
+PRIVACY_NOTICE_VERSION = "2026-12-04"  # 2026-12-04: the retention period and the rights of issue 19
 # The form's answer when the volume of files fails: what was typed stays on the page
 STORE_AWAY = _l("The files cannot be saved just now: the file store cannot be reached. Nothing was filed; what you "
                 "typed is kept below. Send it again in a minute, or without the files.")
