@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 from reports import slip
 from tickets import attachments, clock, knowledge, logins, offices, workflow
 from tickets.workflow.actions import ASSIGNING_ROLES, assignable_users
-from tickets.access import ticket_for
+from tickets.access import ticket_for, visibility
 from tickets.notices import mark_read
 from tickets.db import db
 from tickets.errors import Conflict, InvalidTransition, StorageUnavailable, ValidationFailed
@@ -155,6 +155,17 @@ def console_session() -> int | None:
     return logins.session_id(db.session, session.get(logins.SESSION_KEY))
 
 
+def _openable(actor, tracking_numbers: list) -> set[str]:
+    """Which of the cases named on the page (并单: the case this one joined, those joined to it) this user may open:
+    the others are named without a link (a department's handler sees that two more reports were merged into its
+    case, not those cases, which are no department's: their link was a 404)."""
+    numbers = [no for no in tracking_numbers if no]
+    if not numbers:
+        return set()
+    return set(db.session.scalars(sa.select(Ticket.tracking_no).where(visibility(actor),
+                                                                      Ticket.tracking_no.in_(numbers))))
+
+
 def _phone_reveal(ticket, actor, full: bool, failed: dict | None) -> dict | None:
     """The 「查看完整号码」 control: None for who may not see the whole number (or when there is none); else whether it
     is shown, whether a reason is still to be given in this sign-in, and a refused reason with its message."""
@@ -206,6 +217,7 @@ class CaseView(RoleGuard, BaseView):
             sms_cause=lambda message: causes.of_message(message, events, steps),
             step_cause=lambda step: causes.of_event(events.get(step["event_id"])),
             phone_reveal=_phone_reveal(ticket, actor, full_phone, phone_failed),
+            openable=_openable(actor, [view["merged_into"], *view["merged_cases"]]),
         )
         return html, status
 

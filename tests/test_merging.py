@@ -2,6 +2,8 @@
 the joined citizen hears the answer, gets a survey of their own, and a 差评 reopens the case that handled it."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -88,6 +90,24 @@ def test_one_problem_two_citizens_one_answer_each_their_own_survey(world):
         rounds = db.session.scalars(sa.select(Survey.round).join(Ticket, Ticket.id == Survey.ticket_id)
                                     .where(Ticket.tracking_no == no).order_by(Survey.round)).all()
     assert rounds == [1, 2]
+
+
+def test_every_case_a_case_page_links_to_opens_for_its_reader(world):
+    """并单 names the cases merged into this one; a department's handler sees their number, but only a link to what
+    it may open (a merged report is no department's case: its link was a 404)."""
+    first = transferred(world, "A")
+    joined = world.file(phone=OTHER_PHONE, description="营业执照变更一个多月了还没办好，窗口说在审核。")["tracking_no"]
+    world.act("office", joined, "accept")
+    world.act("office", joined, "merge", into=first, note="同一企业的执照变更")
+    for role, page_of, linked in (("office", first, {joined}), ("dept_a", first, set()), ("office", joined, {first})):
+        reader = world.console(role)
+        page = reader.get(f"/admin/case/{page_of}").get_data(as_text=True)
+        box = re.search(r'id="merged-(?:cases|into)">(.*?)</div>', page, re.S).group(1)
+        assert (joined if page_of == first else first) in box  # named either way
+        links = set(re.findall(r'href="/admin/case/(BJ[\d-]+)"', box))
+        assert links == linked, (role, page_of, links)
+        for no in set(re.findall(r'href="/admin/case/(BJ[\d-]+)"', page)):  # and every case link of the page opens
+            assert reader.get(f"/admin/case/{no}").status_code == 200, (role, page_of, no)
 
 
 def test_split_restores_the_case_exactly_and_only_before_the_other_is_closed(world, clock):
