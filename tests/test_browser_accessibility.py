@@ -216,7 +216,8 @@ def signed_in(page, url, lang, who):
 QUEUES = {"zh_CN": ("queue-intake", "queue-accepted", "queue-in-progress", "queue-review", "queue-returned",
                     "queue-rectifying", "queue-closed", "queue-rejected", "queue-withdrawn", "cases"),
           "en": ("queue-intake", "cases")}
-MANAGEMENT = {"zh_CN": ("users", "departments", "api-tokens", "departments/new"), "en": ("users",)}
+MANAGEMENT = {"zh_CN": ("users", "departments", "api-tokens", "departments/new"),
+              "en": ("users", "calendar", "sms-templates", "policies", "problem-types")}  # the English run is 390 px wide
 
 
 def visit_the_console(page_as, site, lang, part):

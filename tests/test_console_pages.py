@@ -198,3 +198,16 @@ def test_console_base_template_is_flask_admins_with_the_language():
     changes = [line for line in difflib.unified_diff(theirs, ours, lineterm="", n=0)
                if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert changes == ["-<html>", '+<html lang="{{ html_lang }}">'], changes
+
+
+def test_every_console_table_scrolls_in_its_own_box():
+    """A table wider than a phone (390 px; English words are longer) scrolls inside a .table-responsive box instead of
+    widening the page: each <table> of the console's templates is in such a box (the nearest <div> opened before it)."""
+    unboxed = []
+    for template in sorted((ROOT / "templates/admin").rglob("*.html")):
+        text = template.read_text()
+        for table in re.finditer(r"<table\b", text):
+            opened = re.findall(r"<div\b[^>]*>", text[:table.start()])
+            if not opened or "table-responsive" not in opened[-1]:
+                unboxed.append(f"{template.relative_to(ROOT)}:{text[:table.start()].count(chr(10)) + 1}")
+    assert unboxed == []
