@@ -284,7 +284,9 @@ class StderrHandler(logging.StreamHandler):
 
 REDACT, _REQUEST_ID = Redact(), RequestId()
 # Loggers that would otherwise print personal data at DEBUG (SQL parameters, request bodies): never below WARNING.
-QUIET = {"sqlalchemy": logging.WARNING, "twilio": logging.WARNING}
+QUIET = {"sqlalchemy": logging.WARNING, "twilio": logging.WARNING,
+         # and one that says nothing an operator needs: Alembic's plugin set-up, seven INFO lines at every migration
+         "alembic.runtime.plugins": logging.WARNING}
 
 
 def guard(handler: logging.Handler) -> logging.Handler:
