@@ -29,8 +29,9 @@ FILE_ITEM = '<img src="/etc/passwd"/>'
 
 
 def report_rows(app) -> list[Report]:
+    """The kept reports, by month (PostgreSQL returns a table's rows in no set order: an updated row moves)."""
     with app.app_context():
-        return db.session.scalars(sa.select(Report)).all()
+        return db.session.scalars(sa.select(Report).order_by(Report.month, Report.id)).all()
 
 
 def forget_reports(app) -> None:
