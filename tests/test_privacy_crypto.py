@@ -27,6 +27,7 @@ from tickets.privacy import crypto, rotation
 from tickets.production import setting_findings
 
 PG_DUMP = "/usr/lib/postgresql/15/bin/pg_dump"
+QUERY_CODE = re.compile(r"查询码([A-Z0-9]{8})")  # as the receipt text gives it
 OTHER_KEY = "next:" + base64.b64encode(b"n" * 32).decode()
 
 # name, mobile (national), how it is filed
@@ -128,7 +129,14 @@ def test_a_run_leaves_no_citizens_name_number_or_file_in_clear(world):
         assert blobs and all(blob.startswith(b"\xff\xd8") for blob in blobs)  # JPEG, decrypted on reading
         raw = db.session.execute(sa.text("SELECT phone FROM ticket")).scalars().all()
         assert all(value.startswith("enc:1:test1:") for value in raw)
+        # the receipts' query codes too: with the tracking number, a code opens the case and the citizen's copy
+        codes = {code for body in db.session.scalars(sa.select(SmsMessage.body)) for code in QUERY_CODE.findall(body)}
+        assert len(codes) >= 4
+        raw = db.session.execute(sa.text("SELECT body FROM sms_message")).scalars().all()
+        assert all(value.startswith("enc:1:test1:") for value in raw)
     dump = database_bytes(world.app)
+    for code in codes:
+        assert code.encode() not in dump
     for name, phone in CITIZENS.values():
         assert name.encode() not in dump
         for part in name.split():

@@ -154,7 +154,8 @@ class Stack:
         with self.engine.connect() as connection:
             result = connection.execute(sa.text(
                 "SELECT id, phone, body, status, provider_sid, attempts FROM sms_message ORDER BY id"))
-            return {row.id: {**row._asdict(), "phone": clear(row.phone, "sms_message.phone")} for row in result}
+            return {row.id: {**row._asdict(), "phone": clear(row.phone, "sms_message.phone"),
+                             "body": clear(row.body, "sms_message.body")} for row in result}
 
     def all_final(self) -> bool:
         rows = self.rows()

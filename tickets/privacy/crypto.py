@@ -275,6 +275,19 @@ class Encrypted(sa.types.TypeDecorator):
         return Encrypted(self.column, self.impl.length)
 
 
+class EncryptedText(Encrypted):
+    """`Encrypted` for text of any length: a text message's body, which may carry a query code."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def __init__(self, column: str):
+        super().__init__(column, None)
+
+    def copy(self, **kw):
+        return EncryptedText(self.column)
+
+
 class EncryptedBytes(sa.types.TypeDecorator):
     """Bytes encrypted at rest (`enc:1:<key id>:` + nonce + ciphertext), `column` as associated data."""
 

@@ -46,13 +46,15 @@ def _selectable(column: "Column"):
     return sa.table(column.table, *cols)
 
 
-# Every column holding a citizen's name or number (or a file's bytes, or the key of a file on the volume). Staff and
-# department numbers (user_account.phone, department.supervisor_phone, leader_phone) are staff data and stay in clear.
+# Every column holding a citizen's name or number (or a file's bytes, the key of a file on the volume, or a text that
+# may carry a query code). Staff and department numbers (user_account.phone, department.supervisor_phone,
+# leader_phone) are staff data and stay in clear.
 COLUMNS = (
     Column("ticket", "citizen_name", index="name_index", kind="name"),
     Column("ticket", "phone", index="phone_index"),
     Column("survey", "phone", index="phone_index"),
     Column("sms_message", "phone", index="phone_index"),
+    Column("sms_message", "body"),  # a receipt's or a new code's text carries the query code
     Column("sms_inbound", "phone"),
     Column("sms_opt_out", "number", key="phone"),
     Column("attachment_blob", "data", key="key", binary=True),
