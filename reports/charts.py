@@ -22,6 +22,7 @@ from reportlab.lib import colors
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
+from . import fonts
 from .display import month_label, percent
 from .formulas import FORMULA_BY_KEY
 from .metrics import had_cases
@@ -76,7 +77,10 @@ def _title(drawing: Drawing, text: str, font: str, sizes: TextSizes) -> float:
     return drawing.height - sizes.title - 8
 
 
-def _short(name: str) -> str:
+def _short(name: str, font: str) -> str:
+    """A department's or a window's name as its axis label: cut to `NAME_CHARACTERS`, each character the font lacks
+    as 〓 (a label has one font: `reports.fonts.drawable`)."""
+    name = fonts.drawable(name, font)
     return name if len(name) <= NAME_CHARACTERS else name[:NAME_CHARACTERS] + "…"
 
 
@@ -133,7 +137,7 @@ def department_chart(departments: list[dict], title: str, font: str, sizes: Text
     legend_top = _title(drawing, title, font, sizes)
     if not shown:
         return _no_data(drawing, font, sizes)
-    names = [_short(r["name"]) for r in shown]
+    names = [_short(r["name"], font) for r in shown]
     label_room = min(max(stringWidth(name, font, sizes.text) for name in names) + sizes.label_gap + 7,
                      sizes.width * 0.45)
     value_room = stringWidth(percent(1.0), font, sizes.text) * 1.2 + sizes.label_gap  # a full bar's label, 100.0%

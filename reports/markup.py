@@ -23,13 +23,16 @@ from reportlab.platypus import Paragraph
 from reportlab.platypus.paragraph import textTransformFrags
 from reportlab.platypus.paraparser import ParaParser
 
+from . import fonts
+
 # ReportLab reads these at every fetch (`reportlab.lib.utils.rlUrlRead`): no host and no scheme is
 # trusted, whatever RL_trustedHosts says in the environment. Report markup never needs a URL.
 rl_config.trustedHosts = None
 rl_config.trustedSchemes = []
 
-# The markup the report's own templates use; the values are what each attribute may hold.
-ALLOWED_TAGS = {"para": set(), "b": set(), "i": set(), "u": set(), "br": set(), "font": {"size", "color"}}
+# The markup the report's own templates use; the values are what each attribute may hold. `<font name>` is written by
+# `escape` around a character the paragraph's font has no glyph for, naming a font `reports.fonts` registered (no other).
+ALLOWED_TAGS = {"para": set(), "b": set(), "i": set(), "u": set(), "br": set(), "font": {"size", "color", "name"}}
 # Control characters other than tab and newlines (C0, DEL, C1), and the two non-characters XML forbids.
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 
@@ -38,14 +41,21 @@ class RefusedMarkup(ValueError):
     """Markup outside what the report writes reached a paragraph: a string was not escaped."""
 
 
-def plain(value) -> str:
-    """A value as text drawn directly (a table cell, the footer, the PDF's metadata): control characters dropped."""
-    return CONTROL.sub("", str(value))
+def plain(value, font: str | None = None) -> str:
+    """A value as text drawn directly (a table cell, the footer, the PDF's metadata): control characters dropped; with
+    the `font` it is drawn in, each character that font lacks shown as 〓 (`reports.fonts.drawable`)."""
+    value = CONTROL.sub("", str(value))
+    return value if font is None else fonts.drawable(value, font)
 
 
-def escape(value) -> str:
-    """A value as paragraph text that reads exactly as written: `&`, `<`, `>` escaped, control characters dropped."""
-    return xml_escape(plain(value))
+def escape(value, font: str | None = None) -> str:
+    """A value as paragraph text that reads exactly as written: `&`, `<`, `>` escaped, control characters dropped; with
+    the paragraph's `font`, each character it lacks drawn in a font that has it, or as 〓 (`reports.fonts.runs`)."""
+    value = plain(value)
+    if font is None:
+        return xml_escape(value)
+    return "".join(xml_escape(run) if face is None else f'<font name="{face}">{xml_escape(run)}</font>'
+                   for run, face in fonts.runs(value, font))
 
 
 class ResourceFreeParser(ParaParser):
@@ -60,6 +70,10 @@ class ResourceFreeParser(ParaParser):
         names = {name.lower() for name, _value in (attrs.items() if isinstance(attrs, dict) else attrs)}
         if allowed is None or not names <= allowed:
             raise RefusedMarkup(f"<{tag}> with {sorted(names)} is not allowed in report text")
+        pairs = attrs.items() if isinstance(attrs, dict) else attrs
+        face = next((value for name, value in pairs if name.lower() == "name"), None)
+        if face is not None and face not in fonts.fallback_names():
+            raise RefusedMarkup(f"<{tag} name={face!r}> names a font the report did not register")
         super().handle_starttag(tag, attrs)
 
     def handle_endtag(self, tag):
@@ -91,14 +105,14 @@ class SafeParagraph(Paragraph):
 
 def text(value, style) -> SafeParagraph:
     """A paragraph showing `value` (any string: a name, a service item, a translated label) as written."""
-    return SafeParagraph(escape(value), style)
+    return SafeParagraph(escape(value, style.fontName), style)
 
 
 def markup(template: str, style, **values) -> SafeParagraph:
     """A paragraph of the report's own markup `template`, with `values` escaped into its `%(name)s` slots."""
-    return SafeParagraph(template % {key: escape(value) for key, value in values.items()}, style)
+    return SafeParagraph(template % {key: escape(value, style.fontName) for key, value in values.items()}, style)
 
 
 def lines(value, style) -> SafeParagraph:
     """Free text (a description, a note, a text message) with its line breaks kept, every line escaped; "—" if empty."""
-    return SafeParagraph("<br/>".join(escape(line) for line in str(value).splitlines()) or "—", style)
+    return SafeParagraph("<br/>".join(escape(line, style.fontName) for line in str(value).splitlines()) or "—", style)

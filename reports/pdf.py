@@ -70,7 +70,7 @@ def case_document(flow: list, *, font: str, title: str, footer: str, author: str
         canvas.saveState()
         canvas.setFont(font, 8)
         canvas.setFillColor(colors.HexColor("#555555"))
-        canvas.drawString(15 * mm, 10 * mm, plain(footer))
+        canvas.drawString(15 * mm, 10 * mm, plain(footer, font))
         canvas.drawRightString(A4[0] - 15 * mm, 10 * mm, plain(_("Page %(page)d", page=doc.page)))
         canvas.restoreState()
 
@@ -503,7 +503,7 @@ def build_pdf(figures: dict, *, office: str, generated_at: datetime, tz, font: s
 
 def _fit(value: str, font: str, size: float, width: float) -> str:
     """`value` cut (with an ellipsis) to fit `width` points in one line."""
-    value = plain(value)
+    value = plain(value, font)
     if stringWidth(value, font, size) <= width:
         return value
     while value and stringWidth(value + "…", font, size) > width:

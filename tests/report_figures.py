@@ -1,13 +1,14 @@
 """A month's figures dict built by hand (the shape `reports.figures.monthly_figures` returns), for PDF tests without a database;
-the text of a PDF read back, and a server that counts who fetched its image."""
+the text of a PDF read back (and what it should read: `drawable`), and a server that counts who fetched its image."""
 from __future__ import annotations
 
 import http.server
 import io
 
 from pypdf import PdfReader
+from reportlab.pdfbase import pdfmetrics
 
-from reports import markup, metrics, scores
+from reports import fonts, markup, metrics, scores
 
 MONTH = "2026-11"
 DUE = "2026-11-12T15:59:00+00:00"
@@ -83,6 +84,22 @@ def pdf_text(data: bytes) -> str:
 def squash(value: str) -> str:
     """Text as the PDF can give it back: control characters dropped, no whitespace (lines wrap anywhere)."""
     return "".join(ch for ch in markup.plain(value) if not ch.isspace())
+
+
+def drawable(value: str) -> str:
+    """`value` as a PDF gives it back (`squash`ed): each character the report's font draws, or another font of this
+    machine draws (`fonts.fallback`), as itself; one no font here draws as 〓, or left out when it has no form of its
+    own (a joiner, a variation selector)."""
+    face = getattr(pdfmetrics.getFont(fonts.register()), "face", None)
+    if face is None:
+        return squash(value)
+
+    def drawn(ch: str) -> str:
+        if face.charToGlyph.get(ord(ch)) or fonts.fallback(ord(ch)):
+            return ch
+        return "" if fonts._invisible(ch) else fonts.PLACEHOLDER
+
+    return "".join(drawn(ch) for ch in squash(value))
 
 
 class CountingServer(http.server.ThreadingHTTPServer):

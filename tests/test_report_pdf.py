@@ -5,8 +5,11 @@ Built from hand-made figures (tests/report_figures.py), so no database is needed
 from __future__ import annotations
 
 import ast
+import io
 import pathlib
 import re
+import shutil
+import subprocess
 import sys
 import threading
 import urllib.request
@@ -21,16 +24,17 @@ from reportlab.graphics.shapes import String, UserNode
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
-from reportlab.platypus import Paragraph
+from reportlab.platypus import Paragraph, SimpleDocTemplate
 
 from app import create_app
 from reports import charts, fonts, markup
 from reports import scores
 from reports.pdf import build_pdf
-from tests.helpers import BASE_CONFIG, TZ, examples
+from tests.helpers import BASE_CONFIG, TZ, examples, service_missing
 from tests.report_figures import (
     CountingServer,
     counts,
+    drawable,
     figures_with,
     pdf_pages,
     pdf_text,
@@ -51,12 +55,6 @@ def app():
 def build(app, figures, office="办不成事反映窗口") -> bytes:
     with app.app_context():
         return build_pdf(figures, office=office, generated_at=GENERATED, tz=TZ, font=fonts.register())
-
-
-def drawable(value: str) -> str:
-    """What of `value` the report's font can draw (a character it has no glyph for prints as a blank box)."""
-    face = getattr(pdfmetrics.getFont(fonts.register()), "face", None)
-    return "".join(ch for ch in squash(value) if face is None or ord(ch) in face.charToGlyph)
 
 
 # --- 1. any string in any field ---------------------------------------------------------------------
@@ -115,6 +113,88 @@ def test_characters_above_the_basic_plane_read_back_as_drawn(app):
     text = squash(pdf_text(build(app, figures_with(departments=[department], service_items=[item]), office)))
     for value in (office, department, item):
         assert value in text, [hex(ord(ch)) for ch in value]
+
+
+NO_FONT_HAS = "\U0010FFFD"  # plane 16's private use: no font of any machine here draws it
+
+
+def _ink(pdf: bytes, tmp_path) -> int:
+    """Dark pixels on the first page, rendered by poppler (what a reader sees, not what the text layer says)."""
+    if shutil.which("pdftoppm") is None:
+        service_missing("pdftoppm (poppler-utils)", "not installed")
+    (tmp_path / "page.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "72", "-png", "-f", "1", "-l", "1", "-singlefile", str(tmp_path / "page.pdf"),
+                    str(tmp_path / "page")], check=True, timeout=60)
+    picture = Image.open(tmp_path / "page.png").convert("L")
+    return sum(1 for value in picture.tobytes() if value < 128)
+
+
+def _alone(paragraph) -> bytes:
+    buffer = io.BytesIO()
+    SimpleDocTemplate(buffer).build([paragraph])
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("character", ["😀", "☃", "\U00020000"])
+def test_a_character_the_report_font_lacks_is_drawn_or_marked_never_blank(app, character, tmp_path):
+    """An emoji in a citizen's description, a rare 汉字 of a name: the CJK font has no glyph, and ReportLab alone draws
+    a blank where it stood. The report's paragraphs draw it with a font of this machine that has it, else print 〓;
+    either way there is ink on the page and the character (or the mark) in the PDF's text."""
+    font = fonts.register()
+    if fonts.glyphs(font) is None:
+        pytest.skip("the fallback CID font: ReportLab cannot tell what it draws")
+    if ord(character) in fonts.glyphs(font):
+        pytest.skip(f"this machine's report font draws {character} itself")
+    style = ParagraphStyle("t", fontName=font, fontSize=24)
+    assert _ink(_alone(Paragraph(character, style)), tmp_path) == 0  # the blank the report would have printed
+    pdf = _alone(markup.text(character, style))
+    assert _ink(pdf, tmp_path) > 20
+    expected = character if fonts.fallback(ord(character)) else fonts.PLACEHOLDER
+    assert squash(pdf_text(pdf)) == expected
+
+
+def test_a_character_no_font_has_is_marked_in_every_kind_of_field(app):
+    """〓 where no font here draws a character, in a paragraph (names, descriptions), a table, the footer and the
+    chart's labels alike."""
+    name, item = f"环保{NO_FONT_HAS}局", f"证照{NO_FONT_HAS}办理"
+    office = f"市{NO_FONT_HAS}中心"
+    pdf = build(app, figures_with(departments=[name], service_items=[item]), office)
+    text = squash(pdf_text(pdf))
+    for value in ("环保〓局", "证照〓办理", "市〓中心"):
+        assert value in text
+    assert NO_FONT_HAS not in text
+    label = charts._short(name, fonts.register())
+    assert label.startswith("环保〓")
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_every_run_is_drawn_by_the_font_it_names(app, value):
+    """`fonts.runs`, the kind: every character lands in a run whose font has its glyph, or is whitespace, or became 〓
+    (one for one), or, having no form of its own, is left out; nothing else is added, dropped or reordered."""
+    font = fonts.register()
+    have = fonts.glyphs(font)
+    if have is None:
+        pytest.skip("the fallback CID font")
+    parts = fonts.runs(value, font)
+    assert "".join(run for run, _ in parts) == "".join(
+        ch if ord(ch) in have or ch.isspace() or fonts.fallback(ord(ch)) else "" if fonts._invisible(ch)
+        else fonts.PLACEHOLDER for ch in value)
+    for run, face in parts:
+        glyphs = have if face is None else fonts.glyphs(face)
+        assert all(ord(ch) in glyphs or ch.isspace() for ch in run), (run, face)
+    assert fonts.drawable(value, font) == "".join(
+        ch if ord(ch) in have or ch.isspace() else "" if fonts._invisible(ch) else fonts.PLACEHOLDER for ch in value)
+
+
+def test_a_font_name_in_paragraph_markup_must_be_one_the_report_registered():
+    """`<font name>` exists for `fonts.runs`; a name that slipped past escaping (a file, a font never registered)
+    is refused like any other markup the report does not write."""
+    for attack in ('<font name="/etc/passwd">x</font>', '<font name="Helvetica">x</font>'):
+        with pytest.raises(markup.RefusedMarkup):
+            markup.SafeParagraph(attack, STYLE)
+    for name in fonts.fallback_names():
+        markup.SafeParagraph(f'<font name="{name}">x</font>', STYLE)
 
 
 # --- 2. markup that slips past escaping still loads nothing --------------------------------------------

@@ -10,11 +10,10 @@ import sqlalchemy as sa
 from flask_babel import force_locale, gettext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reportlab.pdfbase import pdfmetrics
 
 from reports import fonts, slip
 from tests.helpers import examples
-from tests.report_figures import pdf_pages, pdf_text, squash
+from tests.report_figures import drawable, pdf_pages, pdf_text, squash
 from tickets import clock
 from tickets.db import db
 from tickets.models import Event, Ticket, User
@@ -158,12 +157,6 @@ MARKUP = st.sampled_from([HOSTILE, "<b>", "</para>", '<img src="/etc/passwd"/>',
 CHINESE = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1, max_size=30)
 ANYTHING = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=10)
 TEXT = st.lists(st.one_of(MARKUP, CHINESE, ANYTHING), max_size=12).map("".join)
-
-
-def drawable(value: str) -> str:
-    """What of `value` the font draws (a character it has no glyph for prints as a blank box)."""
-    face = getattr(pdfmetrics.getFont(fonts.register()), "face", None)
-    return "".join(ch for ch in squash(value) if face is None or ord(ch) in face.charToGlyph)
 
 
 @pytest.fixture
