@@ -7,6 +7,7 @@ is one of the CID fonts every PDF reader has (Adobe's Asian font pack); it needs
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import unicodedata
@@ -47,9 +48,10 @@ def _system_fonts() -> list[str]:
 
 
 def _load(path: str) -> TTFont | None:
-    """The font (a collection's first face), or None when missing or not embeddable (CFF outlines)."""
+    """The font (a collection's first face), or None when missing or not embeddable (CFF outlines). Its name is made of
+    the file's, in letters, digits, `.`, `_` and `-` only: a paragraph's markup names a fallback font (`runs`)."""
     try:
-        return TTFont(f"Banjie-{Path(path).stem}", path, subfontIndex=0)
+        return TTFont(f"Banjie-{re.sub(r'[^A-Za-z0-9._-]', '_', Path(path).stem)}", path, subfontIndex=0)
     except (TTFError, OSError, ValueError):
         return None
 
@@ -137,6 +139,11 @@ def _invisible(char: str) -> bool:
     return unicodedata.category(char) == "Cf" or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
 
 
+def _mark(have: frozenset[int]) -> str:
+    """What marks a missing character in a font with the glyphs `have`: 〓, or ? in a font without it."""
+    return PLACEHOLDER if ord(PLACEHOLDER) in have else "?"
+
+
 def runs(value: str, font: str) -> list[tuple[str, str | None]]:
     """`value` cut into runs of (text, font to draw it with: None for `font` itself). A character `font` lacks is drawn
     with a font that has it (`fallback`), else as `PLACEHOLDER` in `font` (left out when `_invisible`); whitespace is
@@ -144,7 +151,7 @@ def runs(value: str, font: str) -> list[tuple[str, str | None]]:
     have = glyphs(font)
     if have is None:
         return [(value, None)] if value else []
-    mark = PLACEHOLDER if ord(PLACEHOLDER) in have else "?"
+    mark = _mark(have)
     drawn: list[tuple[str, str | None]] = []
     for char in value:
         face = None
@@ -167,5 +174,5 @@ def drawable(value: str, font: str) -> str:
     have = glyphs(font)
     if have is None:
         return value
-    mark = PLACEHOLDER if ord(PLACEHOLDER) in have else "?"
+    mark = _mark(have)
     return "".join(c if ord(c) in have or c.isspace() else "" if _invisible(c) else mark for c in value)

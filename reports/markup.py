@@ -67,10 +67,10 @@ class ResourceFreeParser(ParaParser):
 
     def handle_starttag(self, tag, attrs):
         allowed = ALLOWED_TAGS.get(tag.lower())
-        names = {name.lower() for name, _value in (attrs.items() if isinstance(attrs, dict) else attrs)}
+        pairs = list(attrs.items() if isinstance(attrs, dict) else attrs)
+        names = {name.lower() for name, _value in pairs}
         if allowed is None or not names <= allowed:
             raise RefusedMarkup(f"<{tag}> with {sorted(names)} is not allowed in report text")
-        pairs = attrs.items() if isinstance(attrs, dict) else attrs
         face = next((value for name, value in pairs if name.lower() == "name"), None)
         if face is not None and face not in fonts.fallback_names():
             raise RefusedMarkup(f"<{tag} name={face!r}> names a font the report did not register")

@@ -197,6 +197,22 @@ def test_a_font_name_in_paragraph_markup_must_be_one_the_report_registered():
         markup.SafeParagraph(f'<font name="{name}">x</font>', STYLE)
 
 
+def test_a_fallback_fonts_name_is_safe_in_markup_whatever_its_file_is_called(tmp_path, monkeypatch):
+    """A host's font file may be called anything (`My "Emoji" <Font>.ttf`): the name a paragraph's markup gives it is
+    letters, digits and `._-` only, so the paragraph that names it parses and draws."""
+    dejavu = shutil.which("fc-match") and subprocess.run(["fc-match", "-f", "%{file}", "DejaVu Sans"],
+                                                         capture_output=True, text=True).stdout
+    if not dejavu or not dejavu.endswith(".ttf"):
+        pytest.skip("no DejaVu Sans here")
+    odd = tmp_path / 'My "Emoji" <Font> & co.ttf'
+    shutil.copy(dejavu, odd)
+    font = fonts._load(str(odd))
+    assert re.fullmatch(r"Banjie-[A-Za-z0-9._-]+", font.fontName), font.fontName
+    pdfmetrics.registerFont(font)
+    monkeypatch.setattr(fonts, "fallback_names", lambda: frozenset({font.fontName}))
+    assert squash(pdf_text(_alone(markup.SafeParagraph(f'<font name="{font.fontName}">☃</font>', STYLE)))) == "☃"
+
+
 # --- 2. markup that slips past escaping still loads nothing --------------------------------------------
 
 STYLE = ParagraphStyle("t", fontName="Helvetica")
