@@ -42,10 +42,13 @@ class TextSizes:
     # font metrics; a browser drawing it in another font may draw it wider, into the axis.
     label_gap: float = 5
     width: float = 480
+    # Drawn in the chart's font alone (the PDF): a character it lacks is marked (`_short`). A browser (the console)
+    # draws the SVG with the console's fonts after it (`WEB_FONTS`) and finds one for an emoji or a rare 汉字.
+    one_font: bool = True
 
 
 PRINT = TextSizes(title=10, text=8)                   # points on paper: 8 pt reads well printed
-SCREEN = TextSizes(title=14, text=12, label_gap=12)   # CSS pixels in the console: 12 px at least
+SCREEN = TextSizes(title=14, text=12, label_gap=12, one_font=False)  # CSS pixels in the console: 12 px at least
 
 
 def _percent(value):
@@ -77,10 +80,11 @@ def _title(drawing: Drawing, text: str, font: str, sizes: TextSizes) -> float:
     return drawing.height - sizes.title - 8
 
 
-def _short(name: str, font: str) -> str:
-    """A department's or a window's name as its axis label: cut to `NAME_CHARACTERS`, each character the font lacks
-    as 〓 (a label has one font: `reports.fonts.drawable`)."""
-    name = fonts.drawable(name, font)
+def _short(name: str, font: str, sizes: TextSizes = PRINT) -> str:
+    """A department's or a window's name as its axis label: cut to `NAME_CHARACTERS`; in a chart drawn in one font
+    (the PDF's), each character the font lacks as 〓 (`reports.fonts.drawable`)."""
+    if sizes.one_font:
+        name = fonts.drawable(name, font)
     return name if len(name) <= NAME_CHARACTERS else name[:NAME_CHARACTERS] + "…"
 
 
@@ -137,7 +141,7 @@ def department_chart(departments: list[dict], title: str, font: str, sizes: Text
     legend_top = _title(drawing, title, font, sizes)
     if not shown:
         return _no_data(drawing, font, sizes)
-    names = [_short(r["name"], font) for r in shown]
+    names = [_short(r["name"], font, sizes) for r in shown]
     label_room = min(max(stringWidth(name, font, sizes.text) for name in names) + sizes.label_gap + 7,
                      sizes.width * 0.45)
     value_room = stringWidth(percent(1.0), font, sizes.text) * 1.2 + sizes.label_gap  # a full bar's label, 100.0%

@@ -167,6 +167,23 @@ def test_a_character_no_font_has_is_marked_in_every_kind_of_field(app):
     assert label.startswith("环保〓")
 
 
+def test_a_chart_on_the_console_shows_every_character_as_written(app):
+    """The console's dashboard shows the report's charts as SVG, whose text the browser draws with the chart's font
+    and the console's fonts after it (`charts.WEB_FONTS`), finding one for an emoji or a rare 汉字 where the
+    report's font has none: there a name is written as it is, not marked 〓 as in the PDF, whose chart has one
+    font. The dashboard's own route: tests/test_browser_reports.py."""
+    name = f"环保😀{NO_FONT_HAS}局"
+    office = "王𠀀中心"
+    figures = figures_with(departments=[name, office])
+    font = fonts.register()
+    with app.test_request_context():
+        svg = charts.to_svg(charts.department_chart(figures["departments"], "部门", font, charts.SCREEN), "chart")
+        printed = {s.text for s in strings(charts.department_chart(figures["departments"], "部门", font))}
+    assert name in svg and office in svg and fonts.PLACEHOLDER not in svg
+    assert name not in printed
+    assert any(text.startswith("环保") and fonts.PLACEHOLDER in text for text in printed)
+
+
 @settings(max_examples=examples(200), deadline=None)
 @given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40))
 def test_every_run_is_drawn_by_the_font_it_names(app, value):
