@@ -12,7 +12,7 @@ from flask import current_app, redirect, request, session, url_for
 from flask_admin import BaseView, expose
 from flask_babel import lazy_gettext as _l
 
-from tickets import attachments, clock, duplicates, intake, offices, phones
+from tickets import attachments, clock, duplicates, intake, offices, phones, presenters
 from tickets.db import db
 from tickets.errors import StorageUnavailable, ValidationFailed
 from tickets.labels import CHANNEL_LABELS, PROBLEM_TYPE_LABELS, label
@@ -74,8 +74,8 @@ class IntakeView(RoleGuard, BaseView):
             return redirect(url_for(".index"))
         ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == no))
         # 可能重复: the cases that are probably the same problem, among those this user may see (tickets/duplicates.py)
-        found = duplicates.describe(db.session, duplicates.possible_duplicates(db.session, ticket, current_actor(),
-                                                                               clock.now())) if ticket else []
+        found = presenters.possible_duplicates(db.session, duplicates.possible_duplicates(
+            db.session, ticket, current_actor(), clock.now())) if ticket else []
         return self.render("admin/intake_filed.html", tracking_no=no, code=code,
                            landline=not phones.is_mobile(ticket.phone if ticket else None), duplicates=found)
 

@@ -17,7 +17,7 @@ from .http import body_and_files, json_body
 from .labels import PROBLEM_TYPE_LABELS
 from .models import OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Status, Ticket, TokenScope
 from .clock import iso
-from .presenters import list_items, public_offices, public_view, staff_phone, staff_view
+from .presenters import list_items, possible_duplicates, public_offices, public_view, staff_phone, staff_view
 from .privacy import access as privacy_access
 from .validation import Collector, integer, text
 from .workflow import Actor
@@ -126,7 +126,7 @@ def _file_on_behalf(data: dict, files: list):
         filed = intake.file_for_caller(db.session, data, actor, files)
         ticket = filed.ticket
         # 可能重复: for the staff member filing, the cases that are probably the same problem (never for a citizen)
-        found = duplicates.describe(db.session, duplicates.possible_duplicates(db.session, ticket, actor, clock.now()))
+        found = possible_duplicates(db.session, duplicates.possible_duplicates(db.session, ticket, actor, clock.now()))
         return idempotency.Answer(201, staff_answer(ticket, filed.query_code, found), ticket.id,
                                   {"Location": url_for(".public_ticket", tracking_no=ticket.tracking_no)})
 

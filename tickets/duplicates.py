@@ -56,9 +56,6 @@ from rapidfuzz import fuzz, process
 from . import phones
 from .privacy import crypto
 from .access import visibility
-from .clock import iso
-from .labels import STATUS_LABELS, label
-from .lists import snippet
 from .models import OPEN_STATUS_VALUES, Status, Ticket
 
 MATCH_TEXT_MAX = 300     # characters of a normalised description kept and compared
@@ -326,24 +323,3 @@ def possible_duplicates(session, ticket: Ticket, actor, now: datetime, limit: in
     tickets = {t.id: t for t in session.scalars(sa.select(Ticket).where(Ticket.id.in_(ranked)))}
     return [Candidate(tickets[i], tuple(r for r in ("phone", "text") if r in reasons[i]), scores[i])
             for i in ranked if i in tickets]
-
-
-def describe(session, candidates: list[Candidate]) -> list[dict]:
-    """The API's and the console's `possible_duplicates`: each candidate's number, state, reasons, score, date, a
-    snippet of its text, its window and department, and the masked number (never the whole one)."""
-    from .presenters import _department_names, _offices  # presenters shows these lists: imported when used
-
-    if not candidates:
-        return []
-    departments = _department_names(session, [c.ticket.department_id for c in candidates])
-    office_rows = _offices(session, [c.ticket.office_id for c in candidates])
-    return [{
-        "tracking_no": c.ticket.tracking_no, "status": c.ticket.status,
-        "status_label": label(STATUS_LABELS, c.ticket.status), "reasons": list(c.reasons), "score": c.score,
-        "created_at": iso(c.ticket.created_at), "summary": snippet(c.ticket.description),
-        "service_item": c.ticket.service_item,
-        "office_code": office_rows.get(c.ticket.office_id, (None, None))[0],
-        "office_name": office_rows.get(c.ticket.office_id, (None, None))[1],
-        "department_name": departments.get(c.ticket.department_id),
-        "phone": phones.mask(c.ticket.phone),
-    } for c in candidates]

@@ -155,6 +155,26 @@ def _user_names(session, ids) -> dict[int, str]:
             session.execute(sa.select(User.id, User.display_name, User.username).where(User.id.in_(ids)))}
 
 
+def possible_duplicates(session, candidates: list[duplicates.Candidate]) -> list[dict]:
+    """The API's and the console's `possible_duplicates`: each candidate's number, state, reasons, score, date, a
+    snippet of its text, its window and department, and the masked number (never the whole one). The candidates:
+    `duplicates.possible_duplicates`."""
+    if not candidates:
+        return []
+    departments = _department_names(session, [c.ticket.department_id for c in candidates])
+    office_rows = _offices(session, [c.ticket.office_id for c in candidates])
+    return [{
+        "tracking_no": c.ticket.tracking_no, "status": c.ticket.status,
+        "status_label": label(STATUS_LABELS, c.ticket.status), "reasons": list(c.reasons), "score": c.score,
+        "created_at": iso(c.ticket.created_at), "summary": lists.snippet(c.ticket.description),
+        "service_item": c.ticket.service_item,
+        "office_code": office_rows.get(c.ticket.office_id, (None, None))[0],
+        "office_name": office_rows.get(c.ticket.office_id, (None, None))[1],
+        "department_name": departments.get(c.ticket.department_id),
+        "phone": phones.mask(c.ticket.phone),
+    } for c in candidates]
+
+
 def list_item(ticket: Ticket, departments: dict[int, str], now: datetime,
               office_rows: dict[int, tuple[str, str]] | None = None, users: dict[int, str] | None = None) -> dict:
     office_code, office_name = (office_rows or {}).get(ticket.office_id, (None, None))
@@ -302,7 +322,7 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime, *, full_pho
         "allowed_actions": allowed_actions(session, ticket, actor),
         # 可能重复: open or lately closed cases, among those this actor may see, that are probably the same problem
         # on every case page but a merged one's (it is handled as the case it joined)
-        "possible_duplicates": duplicates.describe(session, duplicates.possible_duplicates(session, ticket, actor, now))
+        "possible_duplicates": possible_duplicates(session, duplicates.possible_duplicates(session, ticket, actor, now))
         if ticket.status != Status.merged.value else [],
     })
     return view
