@@ -86,6 +86,18 @@ def wait_until(condition, timeout=60.0):
         time.sleep(0.1)
 
 
+WORKER_STOP_MS = 10_000
+
+
+def stop_worker(worker) -> None:
+    """Stop a dramatiq Worker a test started, waiting at most WORKER_STOP_MS for its threads.
+
+    dramatiq's own bound is ten minutes a group of threads (`Worker.stop(timeout=600000)`): in one CI run a thread of
+    tests/test_logging.py's worker did not stop and the test took 600.1 s, then passed. What a test checks is done
+    by the time it stops its worker; a thread still running afterwards is a daemon, gone with the test process."""
+    worker.stop(timeout=WORKER_STOP_MS)
+
+
 # --- the app and its office ----------------------------------------------------------------------------
 
 # The tests' encryption keys (tickets/privacy/crypto.py), fixed so that a database one test app wrote opens in the next;

@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 from notify.models import SmsMessage
 from tickets.broker import broker as broker_of
 from tests.browser import closing
+from tests.helpers import stop_worker
 from tests.twilio_server import TwilioTestServer
 from tickets.db import db
 
@@ -55,7 +56,7 @@ def run_queue(broker, queue: str, timeout: float = 30.0) -> None:
         broker.join(queue, timeout=int(timeout * 1000), fail_fast=True)
         worker.join()
     finally:
-        worker.stop()
+        stop_worker(worker)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from escalation import scheduler, sweeper
 from escalation.models import EscalationStep
 from notify.models import SmsMessage
 from tests.helpers import OVERDUE_CASES as CASES
-from tests.helpers import open_cases, seed_world, wait_until
+from tests.helpers import open_cases, seed_world, stop_worker, wait_until
 from tickets.broker import broker as broker_of
 from tickets.db import db
 from tickets.models import Event
@@ -193,7 +193,7 @@ def test_broker_down_loses_nothing(make_app, clock, redis_url):
         broker.join("escalation", timeout=30_000)
         worker.join()
     finally:
-        worker.stop()
+        stop_worker(worker)
     assert_each_once(up, cases=5)
 
 

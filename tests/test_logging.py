@@ -16,7 +16,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.helpers import examples
+from tests.helpers import examples, stop_worker
 from tests.sms_support import AUTH_TOKEN, drain, messages, served, twilio_config
 from tests.twilio_server import twilio_signature
 from tickets import logs
@@ -226,14 +226,14 @@ def test_a_requests_log_lines_carry_its_id_and_its_messages_carry_it_to_the_work
     assert message.options["request_id"] == "filing-123"
     # In one CI run (4 test processes on 2 cores) this test took 600.1 s, Worker.stop()'s default timeout: a thread of
     # the worker did not stop (which one is not known; alone it takes 0.1 s). Only this test's queue (2 consumer
-    # threads, not 14), one worker thread, and a bounded stop: what is tested is the request id, not the shutdown.
+    # threads, not 14), one worker thread, and a bounded stop (`stop_worker`): what is tested is the request id.
     worker = dramatiq.Worker(broker, queues={"logging-test"}, worker_timeout=50, worker_threads=1)
     worker.start()
     try:
         broker.join("logging-test", timeout=10_000, fail_fast=True)
         worker.join()
     finally:
-        worker.stop(timeout=10_000)
+        stop_worker(worker)
     assert got == ["filing-123"] and logs.current_request_id() is None
     lines = [json.loads(text) for text in buffer.getvalue().splitlines()]
     ours = [line for line in lines if line["logger"] == "banjie.test"]

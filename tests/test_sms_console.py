@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from notify.models import SmsMessage, SmsTemplate
 from notify.ratelimit import LocalRateLimiter, RedisRateLimiter
-from tests.helpers import TZ, examples, page_csrf
+from tests.helpers import TZ, examples, page_csrf, stop_worker
 from tests.sms_support import AUTH_TOKEN, messages, twilio_config
 from tests.twilio_server import TwilioTestServer, max_events_in_window, twilio_signature
 from tickets.broker import broker as broker_of
@@ -143,7 +143,7 @@ def test_sending_through_a_redis_broker(make_app, redis_url):
             while len(twilio.messages) < 5 and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
-            worker.stop()
+            stop_worker(worker)
             broker.close()
         assert len(twilio.messages) == 5 and twilio.duplicates() == {}
         assert {m.status for m in messages(app)} == {"sent"}

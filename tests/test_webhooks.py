@@ -23,7 +23,7 @@ from notify.deliveries import RetryLater, deliver, signature
 from notify.state import WEBHOOK_ENQUEUE
 from notify.subscriptions import (EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookSubscription,
                                   create_subscription)
-from tests.helpers import csrf_of, examples, free_port, sweep
+from tests.helpers import csrf_of, examples, free_port, stop_worker, sweep
 from tests.webhook_receiver import WebhookReceiver, verify
 from tickets import clock as app_clock
 from tickets.broker import broker as broker_of
@@ -345,7 +345,7 @@ def test_a_delivery_over_redis_by_a_dramatiq_worker_with_real_backoff(make_app, 
         while {d.status for d in rows(app)} != {"delivered"} and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        worker.stop()
+        stop_worker(worker)
         broker.close()
     assert {d.status for d in rows(app)} == {"delivered"}
     assert sorted(receiver.counts().values()) in ([1, 3], [2, 2])  # two failures, each retried after its backoff
