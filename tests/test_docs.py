@@ -81,3 +81,47 @@ def test_every_make_target_is_documented_and_in_make_help():
         pytest.skip("make is not installed")
     assert sorted(t for t in targets if f"make {t}" not in text) == []
     assert sorted(t for t in phony - PLUMBING_TARGETS if f"make {t} " not in shown and f"make {t}\n" not in shown) == []
+
+
+# --- links between the documents ------------------------------------------------------------------------------
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6} (.*)$", re.M)
+FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+
+
+def heading_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown page's headings: lower case, punctuation dropped (CJK kept), spaces as
+    hyphens; a repeated heading's anchor numbered (-1, -2, ...)."""
+    anchors, seen = set(), {}
+    for heading in HEADING.findall(FENCE.sub("", text)):
+        anchor = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(anchor, 0)
+        seen[anchor] = count + 1
+        anchors.add(anchor if count == 0 else f"{anchor}-{count}")
+    return anchors
+
+
+def test_heading_anchors_are_githubs():
+    assert heading_anchors("# Personal information (PIPL)\n## 并单 and 一类事: one problem\n### `make run`\n## Files\n"
+                           "## Files\n```\n# not a heading\n```\n") == {
+        "personal-information-pipl", "并单-and-一类事-one-problem", "make-run", "files", "files-1"}
+
+
+def test_every_link_between_the_documents_resolves():
+    """A link from the README or a page under docs/ (or the benchmarks' README) to a file of the repository names one
+    that exists, and its #anchor a heading of that page: documentation moved between pages must not leave a reader
+    at a dead link."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "tests" / "bench" / "README.md"]
+    dead = []
+    for page in pages:
+        for target in LINK.findall(FENCE.sub("", page.read_text(encoding="utf-8"))):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+                continue
+            name, _, anchor = target.partition("#")
+            linked = (page.parent / name).resolve() if name else page
+            if not linked.exists():
+                dead.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in heading_anchors(linked.read_text(encoding="utf-8")):
+                dead.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert dead == []
