@@ -112,9 +112,12 @@ def _fallbacks() -> tuple[tuple[str, frozenset[int]], ...]:
     """The fonts `fallback` draws with, registered, each with its code points: found once, so that text full of
     characters no font has costs no more than any other."""
     found: list[tuple[str, frozenset[int]]] = []
+    read: dict[str, TTFont | None] = {}  # one file is often the best for several probes: parsed once
     for code in PROBES:
         path = _best_font_with(code)
-        font = _load(path) if path else None
+        if path and path not in read:
+            read[path] = _load(path)
+        font = read.get(path) if path else None
         if font is None or not font.face.charToGlyph.get(code) or any(name == font.fontName for name, _ in found):
             continue
         pdfmetrics.registerFont(font)
