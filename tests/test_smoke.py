@@ -47,3 +47,40 @@ def test_flask_serve_answers_on_host_and_port(tmp_path):
         server.terminate()
         server.wait(timeout=10)
         server.stdout.close()
+
+
+def test_flask_serve_stopped_with_a_job_running_ends_in_seconds_not_dramatiqs_ten_minutes(app, monkeypatch):
+    """Ctrl-C on `make run` while the in-process worker is on a job that does not end (a provider that never
+    answers): `flask serve` waits `serve_stop_seconds` for it, then ends; what the job had not done waits in the
+    outbox. Dramatiq's own default would hold the terminal for ten minutes."""
+    import threading
+    import time
+
+    import dramatiq
+
+    import app as app_module
+    from tickets.broker import broker
+
+    app.config.update(TWILIO_TIMEOUT_SECONDS=0.5, WEBHOOK_TIMEOUT_SECONDS=0.5)
+    assert app_module.serve_stop_seconds(app.config) == 6
+    started, release = threading.Event(), threading.Event()
+
+    @dramatiq.actor(queue_name="serve-stop-test", broker=broker(app))
+    def stuck():
+        started.set()
+        release.wait(120)
+
+    class Server:  # what Werkzeug's server does on Ctrl-C: serve_forever returns (it swallows KeyboardInterrupt)
+        def serve_forever(self):
+            stuck.send()
+            assert started.wait(30), "the in-process worker never took the job"
+
+    monkeypatch.setattr(app_module, "make_server", lambda *args, **kwargs: Server())
+    began = time.monotonic()
+    try:
+        result = app.test_cli_runner().invoke(args=["serve"])
+        took = time.monotonic() - began
+    finally:
+        release.set()
+    assert result.exit_code == 0, result.output
+    assert took < 30, f"flask serve took {took:.0f} s to stop"
