@@ -282,11 +282,12 @@ def serve():
         if stop_scheduler is not None:
             stop_scheduler.set()
         if worker is not None:
-            worker.stop(timeout=int(serve_stop_seconds(app.config) * 1000))
+            worker.stop(timeout=int(job_stop_seconds(app.config) * 1000))
 
 
-def serve_stop_seconds(config) -> float:
-    """How long `flask serve` waits, once stopped, for the in-process worker's jobs: long enough for a text or a
-    webhook call already under way to get its answer (so it is not sent twice), never Dramatiq's ten minutes. A job
-    still running then ends with the process; what it had not finished waits in the outbox for the next start."""
+def job_stop_seconds(config) -> float:
+    """How long a stopped worker (`flask serve`'s in-process one, a `python worker.py` process) waits for the jobs
+    under way: long enough for a text or a webhook call already sent to get its answer (so it is not sent twice),
+    never Dramatiq's ten minutes. A job still running then ends with the process; what it had not finished waits in
+    the outbox for the next worker."""
     return max(config["TWILIO_TIMEOUT_SECONDS"], 2 * config["WEBHOOK_TIMEOUT_SECONDS"]) + 5

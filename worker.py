@@ -1,7 +1,7 @@
 """Entry of the Dramatiq worker processes.
 
     python worker.py                              # WORKER_PROCESSES processes of WORKER_THREADS threads (Procfile, deploy/)
-    dramatiq --processes 2 --threads 4 worker     # the same, by hand
+    dramatiq --processes 2 --threads 4 --worker-shutdown-timeout 25000 worker   # the same, by hand
 
 `dramatiq` imports this module as its broker module: it builds the app (which sets the broker), and with it the
 actors. Run as a script, it starts `dramatiq` with the configured numbers in its place (same process id), as
@@ -16,11 +16,13 @@ RUN_DRAMATIQ = "dramatiq"  # python worker.py dramatiq ARGUMENTS: dramatiq's com
 
 
 def dramatiq_command() -> list[str]:
-    from app import from_environment
+    from app import from_environment, job_stop_seconds
 
+    timeouts = {name: from_environment(name) for name in ("TWILIO_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_SECONDS")}
     return [sys.executable, os.path.abspath(__file__), RUN_DRAMATIQ,
             "--processes", str(from_environment("WORKER_PROCESSES")),
-            "--threads", str(from_environment("WORKER_THREADS")), "worker"]
+            "--threads", str(from_environment("WORKER_THREADS")),
+            "--worker-shutdown-timeout", str(int(job_stop_seconds(timeouts) * 1000)), "worker"]
 
 
 def run_dramatiq(arguments: list[str]) -> int:

@@ -51,7 +51,7 @@ def test_flask_serve_answers_on_host_and_port(tmp_path):
 
 def test_flask_serve_stopped_with_a_job_running_ends_in_seconds_not_dramatiqs_ten_minutes(app, monkeypatch):
     """Ctrl-C on `make run` while the in-process worker is on a job that does not end (a provider that never
-    answers): `flask serve` waits `serve_stop_seconds` for it, then ends; what the job had not done waits in the
+    answers): `flask serve` waits `job_stop_seconds` for it, then ends; what the job had not done waits in the
     outbox. Dramatiq's own default would hold the terminal for ten minutes."""
     import threading
     import time
@@ -62,7 +62,7 @@ def test_flask_serve_stopped_with_a_job_running_ends_in_seconds_not_dramatiqs_te
     from tickets.broker import broker
 
     app.config.update(TWILIO_TIMEOUT_SECONDS=0.5, WEBHOOK_TIMEOUT_SECONDS=0.5)
-    assert app_module.serve_stop_seconds(app.config) == 6
+    assert app_module.job_stop_seconds(app.config) == 6
     started, release = threading.Event(), threading.Event()
 
     @dramatiq.actor(queue_name="serve-stop-test", broker=broker(app))
@@ -84,3 +84,22 @@ def test_flask_serve_stopped_with_a_job_running_ends_in_seconds_not_dramatiqs_te
         release.set()
     assert result.exit_code == 0, result.output
     assert took < 30, f"flask serve took {took:.0f} s to stop"
+
+
+def test_python_worker_py_gives_dramatiq_the_same_bound_on_a_stop(monkeypatch):
+    """Production's worker processes (`python worker.py`, which `make prod` and the systemd units run) stop within the
+    same bound as `flask serve`'s in-process worker, inside the units' TimeoutStopSec (60 s)."""
+    import worker
+    from app import job_stop_seconds
+
+    monkeypatch.setenv("TWILIO_TIMEOUT_SECONDS", "20")
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "3")
+    command = worker.dramatiq_command()
+    bound = command[command.index("--worker-shutdown-timeout") + 1]
+    assert bound == "25000" == str(int(job_stop_seconds({"TWILIO_TIMEOUT_SECONDS": 20,
+                                                         "WEBHOOK_TIMEOUT_SECONDS": 3}) * 1000))
+    assert command[-1] == "worker"
+    monkeypatch.delenv("TWILIO_TIMEOUT_SECONDS")
+    monkeypatch.delenv("WEBHOOK_TIMEOUT_SECONDS")
+    defaults = worker.dramatiq_command()
+    assert int(defaults[defaults.index("--worker-shutdown-timeout") + 1]) == 25_000 < 60_000
