@@ -36,7 +36,8 @@ def no_series_from_earlier_tests():
     by method and status) leave tens of thousands of samples in the process-wide registry, which every scrape here would
     print and parse again (in the full suite a property test's forty scrapes took 97 s, alone 2 s). A test reads
     differences or labels, never a total from before it."""
-    for family in (telemetry.HTTP_REQUESTS, telemetry.HTTP_SECONDS, telemetry.WORKER_MESSAGES, telemetry.WORKER_SECONDS):
+    for family in (telemetry.HTTP_REQUESTS, telemetry.HTTP_SECONDS,
+                   telemetry.WORKER_MESSAGES, telemetry.WORKER_SECONDS):
         family.clear()
 
 
