@@ -117,7 +117,7 @@ def _fallbacks() -> tuple[tuple[str, frozenset[int]], ...]:
         path = _best_font_with(code)
         if path and path not in read:
             read[path] = _load(path)
-        font = read.get(path) if path else None
+        font = read.get(path)
         if font is None or not font.face.charToGlyph.get(code) or any(name == font.fontName for name, _ in found):
             continue
         pdfmetrics.registerFont(font)
