@@ -167,6 +167,29 @@ class World:
         assert response.status_code == expect, (action, response.get_json())
         return response.get_json()
 
+    def step(self, who, tracking_no, action, **payload) -> None:
+        """`act` for a test's set-up: the action taken through `tickets.workflow.perform` and committed, as the API's
+        staff_action takes it, without the HTTP request and its answer (the case's staff view, which costs more than
+        most actions). What a test checks of the action itself still goes through `act` or `post`."""
+        from tickets.workflow import Actor, perform
+
+        with self.app.app_context():
+            ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+            perform(db.session, ticket, Actor.of(db.session.get(User, self.users[who])), action, payload)
+            db.session.commit()
+
+    def case(self, tracking_no) -> Ticket:
+        """A case's row as the database holds it now (detached: its columns read, nothing loads)."""
+        with self.app.app_context():
+            return db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+
+    def state(self, tracking_no) -> tuple[str, int, int]:
+        """(status, version, number of events) of a case, read from the database."""
+        with self.app.app_context():
+            ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+            events = db.session.scalar(sa.select(sa.func.count()).where(Event.ticket_id == ticket.id))
+            return ticket.status, ticket.version, events
+
     def console(self, who: str):
         """A new browser-like client signed into the console as `who` (through the real sign-in form)."""
         with self.app.app_context():

@@ -82,11 +82,13 @@ def payload(world, action, role="admin"):
 
 
 def ticket_in(world, status: str) -> str:
+    """A new case brought to `status`: filed and rated through the API as a citizen does, the staff's steps taken
+    through the workflow directly (`World.step`: the action under test is what goes through the API)."""
     filed = world.file()
     no = filed["tracking_no"]
     for step in STEPS[status]:
         if step == "transfer_a":
-            world.act("admin", no, "transfer", department_id=world.departments["A"])
+            world.step("admin", no, "transfer", department_id=world.departments["A"])
         elif step == "withdraw":
             response = world.client.post(f"/api/v1/tickets/{no}/withdraw?code={filed['query_code']}", json={})
             assert response.status_code == 200, response.get_json()
@@ -94,8 +96,8 @@ def ticket_in(world, status: str) -> str:
             response = world.client.post(f"/api/v1/tickets/{no}/rating?code={filed['query_code']}", json={"score": 5})
             assert response.status_code == 200, response.get_json()
         else:
-            world.act("admin", no, step, **payload(world, step))
-    assert world.ticket("admin", no)["status"] == status
+            world.step("admin", no, step, **payload(world, step))
+    assert world.state(no)[0] == status
     return no
 
 
@@ -119,21 +121,20 @@ def test_every_action_in_every_status(network, status):
     world = network.world  # the root window's cases, with windows below it for assign_down
     for action in ACTIONS:
         no = ticket_in(world, status)
-        before = world.ticket("admin", no)
+        _status, version, events = world.state(no)
         response = world.post("admin", f"/api/v1/staff/tickets/{no}/{action}", json=payload(world, action))
         body = response.get_json()
         if action in ALLOWED[status]:
             assert response.status_code == 200, (status, action, body)
             recorded = TWO_STEPS.get(action, (action,))
             assert [e["action"] for e in body["events"][-len(recorded):]] == list(recorded)
-            assert len(body["events"]) == len(before["events"]) + len(recorded)
-            assert body["version"] == before["version"] + (0 if action in UNCLAIMED else 1)
+            assert len(body["events"]) == events + len(recorded)
+            assert body["version"] == version + (0 if action in UNCLAIMED else 1)
+            assert world.state(no) == (body["status"], body["version"], len(body["events"]))
         else:
             assert response.status_code == 409, (status, action, body)
             assert body["error"]["code"] == "invalid_transition"
-            after = world.ticket("admin", no)
-            assert after["status"] == before["status"] and after["version"] == before["version"]
-            assert len(after["events"]) == len(before["events"])
+            assert world.state(no) == (status, version, events)  # nothing changed
 
 
 # For each action: a status where it is allowed, and the roles that may take it there. The ticket's lead
@@ -174,16 +175,16 @@ def test_every_action_for_every_role(world, action):
     for role in ALL_ROLES:
         if status == "transferred+extension":
             no = ticket_in(world, "transferred")
-            world.act("dept_a", no, "request_extension", working_days=2, reason="需要补充材料")
+            world.step("dept_a", no, "request_extension", working_days=2, reason="需要补充材料")
         elif status == "rectifying+appeal":
             no = ticket_in(world, "rectifying")
-            world.act("dept_a", no, "appeal", reason="差评与办理质量无关。")
+            world.step("dept_a", no, "appeal", reason="差评与办理质量无关。")
         elif status == "transferred+supervised":
             no = ticket_in(world, "transferred")
             supervise(world, no, level=2)
         else:
             no = ticket_in(world, status)
-        visible = world.ticket("admin", no)["department_id"] == world.departments["A"]
+        visible = world.case(no).department_id == world.departments["A"]
         response = world.post(role, f"/api/v1/staff/tickets/{no}/{action}", json=payload(world, action, role))
         if role in allowed:
             expected = 200
@@ -215,10 +216,10 @@ def test_appeals_in_every_status_a_bad_rating_leaves(world, state):
     for appeal_first in (False, True):
         no = ticket_in(world, "rectifying")
         if appeal_first:
-            world.act("dept_a", no, "appeal", **PAYLOADS["appeal"])
+            world.step("dept_a", no, "appeal", **PAYLOADS["appeal"])
         for who, action, body in steps:
-            world.act(who, no, action, **body)
-        before = world.ticket("admin", no)
+            world.step(who, no, action, **body)
+        _status, version, _events = world.state(no)
         action, allowed = ("decide_appeal", may_decide) if appeal_first else ("appeal", may_appeal)
         response = world.post("admin", f"/api/v1/staff/tickets/{no}/{action}", json=payload(world, action))
         assert response.status_code == (200 if allowed else 409), (state, action, response.get_json())
@@ -227,7 +228,7 @@ def test_appeals_in_every_status_a_bad_rating_leaves(world, state):
             assert body["events"][-1]["action"] == action
         else:
             assert body["error"]["code"] == "invalid_transition"
-            assert world.ticket("admin", no)["version"] == before["version"]
+            assert world.state(no)[1] == version
         if appeal_first:  # decided: nothing waits any more, and the round was appealed once
             for again in ("appeal", "decide_appeal"):
                 response = world.post("admin", f"/api/v1/staff/tickets/{no}/{again}", json=payload(world, again))
