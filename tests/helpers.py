@@ -344,7 +344,7 @@ def escalations(world, tracking_no) -> list[dict]:
 def contacted(world, tracking_no, who="dept_a"):
     """The department records its first contact (先行联系) now: its own ladder stops, only the handling ladder runs."""
     now = CLOCK.get(world.app)()
-    return world.act(who, tracking_no, "record_contact", contacted_at=now.isoformat(), method="phone",
+    world.step(who, tracking_no, "record_contact", contacted_at=now.isoformat(), method="phone",
                      outcome="已电话联系申请人，了解诉求。")
 
 
@@ -352,8 +352,8 @@ def transferred_case(world, clock):
     """Filed and transferred to A on Monday 2026-11-16 09:00: handling due Monday 11-23 at the end of the day. A
     contacts the citizen at once, so that the handling deadline's ladder is the only one running."""
     case = world.file()["tracking_no"]
-    world.act("office", case, "accept")
-    world.act("office", case, "transfer", department_id=world.departments["A"])
+    world.step("office", case, "accept")
+    world.step("office", case, "transfer", department_id=world.departments["A"])
     contacted(world, case)
     return case
 
@@ -369,8 +369,8 @@ def open_cases(world, clock, n=OVERDUE_CASES):
     clock.set(2026, 3, 2, 9, 0)
     for _ in range(n):
         case = world.file()["tracking_no"]
-        world.act("office", case, "accept")
-        world.act("office", case, "transfer", department_id=world.departments["A"])
+        world.step("office", case, "accept")
+        world.step("office", case, "transfer", department_id=world.departments["A"])
         contacted(world, case)  # only the handling ladders are left to fire
     clock.set(2026, 4, 1, 9, 0)
 
@@ -383,14 +383,14 @@ def at(clock, *when):
 
 def transferred(world, department="A", **transfer):
     no = world.file()["tracking_no"]
-    world.act("office", no, "accept")
-    world.act("office", no, "transfer", department_id=world.departments[department], **transfer)
+    world.step("office", no, "accept")
+    world.step("office", no, "transfer", department_id=world.departments[department], **transfer)
     return no
 
 
 def replied(world, department="A"):
     no = transferred(world, department)
-    world.act(f"dept_{department.lower()}", no, "reply", content="已办理。")
+    world.step(f"dept_{department.lower()}", no, "reply", content="已办理。")
     return no
 
 
@@ -403,23 +403,23 @@ def an_office_in_every_state(world, clock) -> dict[str, str]:
     at(clock, 2026, 11, 12, 10)  # Thursday: a one-day deadline that is overdue by Monday
     cases["overdue"] = transferred(world, "A", working_days=1)
     cases["rejected_old"] = world.file()["tracking_no"]
-    world.act("office", cases["rejected_old"], "reject", reason="属于诉讼事项，请通过法院解决。")
+    world.step("office", cases["rejected_old"], "reject", reason="属于诉讼事项，请通过法院解决。")
     at(clock, 2026, 11, 13, 10)  # Friday: due at the end of Monday
     cases["due_today"] = transferred(world, "B", working_days=1)
     cases["shared"] = transferred(world, "A", co_department_ids=[world.departments["B"]])
     cases["accepted_old"] = world.file()["tracking_no"]
-    world.act("office", cases["accepted_old"], "accept")
+    world.step("office", cases["accepted_old"], "accept")
     at(clock, 2026, 11, 16, 9)  # Monday
     cases["submitted"] = world.file()["tracking_no"]
     cases["accepted"] = world.file()["tracking_no"]
-    world.act("office", cases["accepted"], "accept")
+    world.step("office", cases["accepted"], "accept")
     cases["rejected"] = world.file()["tracking_no"]
-    world.act("office", cases["rejected"], "reject", reason="属于民事纠纷，请通过调解或诉讼解决。")
+    world.step("office", cases["rejected"], "reject", reason="属于民事纠纷，请通过调解或诉讼解决。")
     cases["replied"] = replied(world, "B")
     cases["closed"] = replied(world, "A")
-    world.act("office", cases["closed"], "approve")
+    world.step("office", cases["closed"], "approve")
     cases["returned"] = transferred(world, "B")
-    world.act("dept_b", cases["returned"], "return", reason="不属于本部门职责。")
+    world.step("dept_b", cases["returned"], "return", reason="不属于本部门职责。")
     at(clock, 2026, 11, 16, 15)
     return cases
 
