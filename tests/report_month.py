@@ -98,7 +98,8 @@ def _return_visit(app, tracking_no, when):
 
 
 def build_month(world, clock) -> dict:
-    """Walk T1..T9 through the API at the times above; returns {"T1": filed, ...}."""
+    """Walk T1..T9 at the times above (filed and rated through the API as citizens do, the staff's steps through the
+    workflow: `World.step`); returns {"T1": filed, ...}."""
     A, B = world.departments["A"], world.departments["B"]
     t = {}
 
@@ -107,7 +108,7 @@ def build_month(world, clock) -> dict:
         return t[name]["tracking_no"]
 
     def act(who, name, action, **body):
-        return world.act(who, t[name]["tracking_no"], action, **body)
+        world.step(who, t[name]["tracking_no"], action, **body)
 
     def rate(name, score):
         no, code = t[name]["tracking_no"], t[name]["query_code"]
@@ -205,8 +206,8 @@ def small_month(world, clock, items=("营业执照变更",), names=None, to="A")
     numbers = []
     for index, item in enumerate(items):
         no = world.file(service_item=item)["tracking_no"]
-        world.act("office", no, "accept")
-        world.act("office", no, "transfer", department_id=world.departments[to[index % len(to)]])
+        world.step("office", no, "accept")
+        world.step("office", no, "transfer", department_id=world.departments[to[index % len(to)]])
         numbers.append(no)
     clock.set(2026, 12, 3, 10)
     return numbers
