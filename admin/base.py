@@ -1,6 +1,7 @@
 """What every console view shares: who may open it, and what happens to those who may not."""
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 
@@ -228,6 +229,15 @@ class ConsoleModelView(SQLModelQueries, ModelView):
         """The model's form, its free text held to the API's rules (`hold_to_text_rules`): every console model form
         that saves what staff type is scaffolded here, whichever view adds fields of its own."""
         return hold_to_text_rules(super().scaffold_form())
+
+    def get_form(self):
+        """A list that neither creates nor edits (most of the console's) gets a form without fields: Flask-Admin
+        scaffolds every view's create and edit forms from its model when the console is built, which was a third of
+        building the app, for forms such a view never shows (its create and edit routes redirect). A view that
+        decides per user (a property) gets its model's form."""
+        if self.form is None and all(inspect.getattr_static(self, name) is False for name in ("can_create", "can_edit")):
+            return type(f"{type(self).__name__}Form", (self.form_base_class,), {})
+        return super().get_form()
 
     def _apply_sorting(self, query, joins, sort_column, sort_desc):
         query, joins = super()._apply_sorting(query, joins, sort_column, sort_desc)

@@ -330,3 +330,27 @@ def test_queue_parameters_never_break_the_page(world, search, filter_value, page
     response = client.get("/admin/cases/", query_string={"search": search, "flt0_1": filter_value,
                                                          "flt1_2": filter_value, "page": page, "sort": sort})
     assert response.status_code in (200, 302, 400)
+
+
+def test_only_lists_that_neither_create_nor_edit_have_forms_without_fields(app):
+    """A read-only list gets an empty form (admin/base.py `ConsoleModelView.get_form`); a view that creates or edits,
+    for every user or per user, keeps its model's form with its fields."""
+    import inspect
+
+    from flask_admin.contrib.sqla import ModelView
+    from wtforms.fields.core import UnboundField
+
+    from admin import console
+
+    def fields(form_class) -> set[str]:
+        return {name for name in dir(form_class) if isinstance(getattr(form_class, name), UnboundField)}
+
+    views = [view for view in console(app)._views if isinstance(view, ModelView)]
+    read_only = [view for view in views
+                 if all(inspect.getattr_static(view, name) is False for name in ("can_create", "can_edit"))]
+    assert read_only and len(read_only) < len(views)
+    for view in views:
+        if view in read_only:
+            assert fields(view._create_form_class) == fields(view._edit_form_class) == set(), view.endpoint
+        else:
+            assert fields(view._create_form_class) or fields(view._edit_form_class), view.endpoint
