@@ -67,8 +67,8 @@ def share_url_builders() -> None:
     builders = {}
 
     def shared(self, append_unknown=True):
-        defaults = tuple(sorted(self.defaults or ()))
-        if any(dynamic and name in defaults for dynamic, name in self._trace):
+        defaults = tuple(sorted(self.defaults)) if self.defaults else ()
+        if defaults and any(dynamic and name in defaults for dynamic, name in self._trace):
             return compile_builder(self, append_unknown)
         key = (self.rule, append_unknown, tuple(self._trace), defaults)
         if key not in builders:
