@@ -345,7 +345,7 @@ def contacted(world, tracking_no, who="dept_a"):
     """The department records its first contact (先行联系) now: its own ladder stops, only the handling ladder runs."""
     now = CLOCK.get(world.app)()
     world.step(who, tracking_no, "record_contact", contacted_at=now.isoformat(), method="phone",
-                     outcome="已电话联系申请人，了解诉求。")
+               outcome="已电话联系申请人，了解诉求。")
 
 
 def transferred_case(world, clock):
