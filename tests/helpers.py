@@ -136,6 +136,11 @@ class Clock:
         return self.now
 
 
+def numbered(tracking_no) -> Ticket | None:
+    """The case with this tracking number, read in the session of the app context the caller holds."""
+    return db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+
+
 @dataclass
 class World:
     """A small office: three departments, one user of each role (two department handlers), their tokens."""
@@ -174,19 +179,19 @@ class World:
         from tickets.workflow import Actor, perform
 
         with self.app.app_context():
-            ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+            ticket = numbered(tracking_no)
             perform(db.session, ticket, Actor.of(db.session.get(User, self.users[who])), action, payload)
             db.session.commit()
 
     def case(self, tracking_no) -> Ticket:
         """A case's row as the database holds it now (detached: its columns read, nothing loads)."""
         with self.app.app_context():
-            return db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+            return numbered(tracking_no)
 
     def state(self, tracking_no) -> tuple[str, int, int]:
         """(status, version, number of events) of a case, read from the database."""
         with self.app.app_context():
-            ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+            ticket = numbered(tracking_no)
             events = db.session.scalar(sa.select(sa.func.count()).where(Event.ticket_id == ticket.id))
             return ticket.status, ticket.version, events
 
@@ -327,7 +332,7 @@ def sweep(world):
 def steps(world, tracking_no) -> dict:
     """(kind, round, step) -> (local due time, fired?, cancelled?)"""
     with world.app.app_context():
-        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+        ticket = numbered(tracking_no)
         rows = db.session.scalars(sa.select(EscalationStep).where(EscalationStep.ticket_id == ticket.id))
         return {(s.kind, s.round, s.step): (s.due_at.astimezone(TZ), s.fired_at is not None, s.cancelled_at is not None)
                 for s in rows}
@@ -335,7 +340,7 @@ def steps(world, tracking_no) -> dict:
 
 def escalations(world, tracking_no) -> list[dict]:
     with world.app.app_context():
-        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+        ticket = numbered(tracking_no)
         events = db.session.scalars(sa.select(Event).where(Event.ticket_id == ticket.id, Event.action == "escalate")
                                     .order_by(Event.id))
         return [{**e.data, "public": e.public, "actor_role": e.actor_role} for e in events]
@@ -429,6 +434,6 @@ def supervise(world, tracking_no: str, level: int) -> None:
     from tickets.workflow.actions import escalate
 
     with world.app.app_context():
-        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+        ticket = numbered(tracking_no)
         escalate(db.session, ticket, level, clock.now(), {"steps": []})
         db.session.commit()
