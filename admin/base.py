@@ -214,6 +214,11 @@ class SQLModelQueries:
         return super()._get_list_extra_args()
 
 
+def neither_creates_nor_edits(view) -> bool:
+    """A console list whose create and edit are off for everyone (class attributes False, not a per-user property)."""
+    return all(inspect.getattr_static(view, name) is False for name in ("can_create", "can_edit"))
+
+
 class ConsoleModelView(SQLModelQueries, ModelView):
     """Base of the console's Flask-Admin lists.
 
@@ -235,7 +240,7 @@ class ConsoleModelView(SQLModelQueries, ModelView):
         scaffolds every view's create and edit forms from its model when the console is built, which was a third of
         building the app, for forms such a view never shows (its create and edit routes redirect). A view that
         decides per user (a property) gets its model's form."""
-        if self.form is None and all(inspect.getattr_static(self, name) is False for name in ("can_create", "can_edit")):
+        if self.form is None and neither_creates_nor_edits(self):
             return type(f"{type(self).__name__}Form", (self.form_base_class,), {})
         return super().get_form()
 

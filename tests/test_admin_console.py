@@ -6,9 +6,13 @@ import io
 import re
 
 import pytest
+from flask_admin.contrib.sqla import ModelView
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wtforms.fields.core import UnboundField
 
+from admin import console
+from admin.base import neither_creates_nor_edits
 from tests.helpers import CONSOLE_PASSWORD, examples, page_csrf
 
 QUEUE_URLS = ["/admin/queue-intake/", "/admin/queue-accepted/", "/admin/queue-in-progress/", "/admin/queue-review/",
@@ -335,19 +339,12 @@ def test_queue_parameters_never_break_the_page(world, search, filter_value, page
 def test_only_lists_that_neither_create_nor_edit_have_forms_without_fields(app):
     """A read-only list gets an empty form (admin/base.py `ConsoleModelView.get_form`); a view that creates or edits,
     for every user or per user, keeps its model's form with its fields."""
-    import inspect
-
-    from flask_admin.contrib.sqla import ModelView
-    from wtforms.fields.core import UnboundField
-
-    from admin import console
 
     def fields(form_class) -> set[str]:
         return {name for name in dir(form_class) if isinstance(getattr(form_class, name), UnboundField)}
 
     views = [view for view in console(app)._views if isinstance(view, ModelView)]
-    read_only = [view for view in views
-                 if all(inspect.getattr_static(view, name) is False for name in ("can_create", "can_edit"))]
+    read_only = [view for view in views if neither_creates_nor_edits(view)]
     assert read_only and len(read_only) < len(views)
     for view in views:
         if view in read_only:
