@@ -31,6 +31,7 @@ def init_app(app) -> None:
     bind_actors(broker(app), tasks.ACTORS)
     from .workflow import merging, names, reactions
     reactions(app).on(*names(closes_case=True), merging.answered)  # 并单: the cases joined to one hear its answer
+    reactions(app).on(*names(rates_survey=True), merging.rated)  # and a joined citizen's 差评 reopens that one
     from . import notices  # the console's bell: a notice for whom an event concerns (after the actions are defined)
     notices.register(app)
     schedule(app, "held-attachments", tasks.schedule_purge)

@@ -1,6 +1,7 @@
 """Who is calling, and which tickets they may see. Row filtering happens in the query, never after it."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -15,9 +16,31 @@ from .models import (
     OFFICE_MEMBER_ROLES, OFFICE_ROLES, ApiToken, Role, Ticket, TicketCoDepartment, TokenScope, User,
 )
 from .secrets import hash_api_token
-from .workflow import Actor
 
 TOKEN_TOUCH_INTERVAL = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a staff user, or (user_id None, role None) the citizen."""
+
+    user_id: int | None
+    role: Role | None
+    department_id: int | None = None
+    system: bool = False  # the sweeper and other automatic steps
+    office_id: int | None = None  # office, supervisor and leader users: their window
+
+    @classmethod
+    def of(cls, user) -> "Actor":
+        return cls(user.id, Role(user.role), user.department_id, office_id=user.office_id)
+
+    @property
+    def role_name(self) -> str:
+        return "system" if self.system else self.role.value if self.role else "citizen"
+
+
+CITIZEN = Actor(None, None)
+SYSTEM = Actor(None, None, system=True)
 
 
 def _token_and_user(raw: str) -> tuple[ApiToken, User] | None:

@@ -13,12 +13,13 @@
 """
 from __future__ import annotations
 
+from ..access import CITIZEN, SYSTEM, Actor
 from . import actions  # noqa: F401  (defines every action and event kind)
 from . import merging  # noqa: F401  (并单: merge, split and their event kinds)
 from . import governance  # noqa: F401  (主动治理: notify_linked and its event kinds)
 from .actions import MAX_WORKING_DAYS, RECOVER_CODE, SUPPLEMENT, TEXT_MAX, WITHDRAW, escalate
 from .appeals import APPEAL_WORKING_DAYS, appeal_window_ends, pending_appeal
-from .engine import CITIZEN, SYSTEM, Actor, allowed_actions, perform, record, role_allows
+from .engine import allowed_actions, perform, record, role_allows
 from .reactions import reactions
 from .registry import ACTIONS, KINDS, Action, Input, Kind, label_of, names, public_note
 from .survey import default_rating, open_survey, open_survey_for, rate, unvisited_bad_rating

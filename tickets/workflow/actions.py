@@ -13,6 +13,7 @@ from flask_babel import ngettext
 from flask_babel import lazy_gettext as _l
 
 from .. import attachments, clock, deadlines, knowledge, offices, validation
+from ..access import SYSTEM
 from ..errors import Forbidden, InvalidTransition, ValidationFailed
 from ..models import (
     OPEN_STATUSES,
@@ -33,7 +34,7 @@ from ..models import (
 )
 from . import contact
 from .appeals import appealable_rating, pending_appeal
-from .engine import SYSTEM, move, open_deadline, record
+from .engine import move, open_deadline, record
 from .registry import KINDS, Input, action, event_kind, text
 from .survey import (NO_OPEN_SURVEY, PHONE_CHANNEL, RATE_DEFAULT, apply_rating, open_survey, open_survey_for,
                      rating_fields, take_open_round, unvisited_bad_rating)

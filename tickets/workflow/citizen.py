@@ -9,10 +9,11 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from .. import attachments, clock, deadlines, validation
+from ..access import CITIZEN
 from ..errors import InvalidTransition, ValidationFailed
 from ..models import OPEN_STATUSES, AttachmentSource, DeadlineKind, Event, Status, Ticket
 from .actions import SUPPLEMENT, WITHDRAW
-from .engine import CITIZEN, claim, move, record
+from .engine import claim, move, record
 
 WITHDRAWN = "withdrawn"  # the outcome of the acceptance deadline of a withdrawn case
 REASON_MAX = 1000

@@ -8,7 +8,6 @@ back on error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,34 +16,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock, deadlines
+from ..access import Actor
 from ..db import new_row
 from ..errors import Conflict, Forbidden, InvalidTransition, NotFound
 from ..models import OFFICE_MEMBER_ROLES, DeadlineKind, Event, Role, Status, Ticket
 from .reactions import reactions
 from .registry import ACTIONS, Action
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: a staff user, or (user_id None, role None) the citizen."""
-
-    user_id: int | None
-    role: Role | None
-    department_id: int | None = None
-    system: bool = False  # the sweeper and other automatic steps
-    office_id: int | None = None  # office, supervisor and leader users: their window
-
-    @classmethod
-    def of(cls, user) -> "Actor":
-        return cls(user.id, Role(user.role), user.department_id, office_id=user.office_id)
-
-    @property
-    def role_name(self) -> str:
-        return "system" if self.system else self.role.value if self.role else "citizen"
-
-
-CITIZEN = Actor(None, None)
-SYSTEM = Actor(None, None, system=True)
 
 
 # --- who may do what ------------------------------------------------------------------------------

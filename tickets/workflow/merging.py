@@ -19,10 +19,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from .. import deadlines, validation
+from ..access import SYSTEM, visibility
 from ..errors import Forbidden, ValidationFailed
-from ..models import FINAL_STATUSES, Channel, Deadline, DeadlineKind, Status, Ticket
-from .engine import SYSTEM, claim, move, record, role_allows
-from .registry import ACTIONS, Input, action, event_kind
+from ..models import FINAL_STATUSES, Channel, Deadline, DeadlineKind, Event, Status, Ticket, is_bad_rating
+from .engine import claim, move, record, role_allows
+from .registry import ACTIONS, KINDS, Input, action, event_kind
+from .survey import open_survey
 
 # B's statuses from which it may join another case: before a department answered. A reply waiting for review, or a
 # rectification a 差评 asked for, is an answer owed to this citizen: review it, or answer the 差评, instead.
@@ -65,8 +67,6 @@ def _parse_merge(session, ticket, payload):
 def _target(session, ticket, actor, into: str) -> Ticket:
     """The case to merge into: one the actor sees (any other is no case to them, whatever its state), that may take
     this one in; a field error on `into` otherwise, 403 when it is not a case the actor's window handles."""
-    from ..access import visibility
-
     target = session.scalar(sa.select(Ticket).where(Ticket.tracking_no == into.strip().upper(), visibility(actor)))
     problem = None
     if target is None:
@@ -143,8 +143,8 @@ def _target_open(session, ticket, now):
         public=True, public_note=lambda event: _("Your report is handled on its own again."), moves_deadlines=True)
 def _split(session, ticket, actor, data, now):
     merged = session.scalar(sa.select(Ticket.id).where(Ticket.id == ticket.merged_into_id))
-    last = session.scalar(sa.select(_event()).where(_event().ticket_id == ticket.id, _event().action == "merge")
-                          .order_by(_event().id.desc()).limit(1))
+    last = session.scalar(sa.select(Event).where(Event.ticket_id == ticket.id, Event.action == "merge")
+                          .order_by(Event.id.desc()).limit(1))
     before = dict((last.data or {}).get("before") or {}) if last is not None else {}
     ids = (last.data or {}).get("deadline_ids") or [] if last is not None else []
     for deadline in session.scalars(sa.select(Deadline).where(Deadline.ticket_id == ticket.id, Deadline.id.in_(ids))):
@@ -161,16 +161,9 @@ def _split(session, ticket, actor, data, now):
                   data={"from": target.tracking_no, "from_id": target.id})
 
 
-def _event():
-    from ..models import Event
-    return Event
-
-
 def answer_joined(session, ticket: Ticket, cause, now, *, cases=None, survey: bool) -> int:
     """Tell every case joined to `ticket` (or `cases`) its answer: a public `joined_answer` event on each (its
     citizen is texted the answer by the SMS room) and, when `survey`, a survey round of its own. The number told."""
-    from .survey import open_survey
-
     told = 0
     for joined in cases if cases is not None else joined_cases(session, ticket):
         joined.public_reply = ticket.public_reply
@@ -186,11 +179,16 @@ def answer_joined(session, ticket: Ticket, cause, now, *, cases=None, survey: bo
 
 def answered(event, *, session, ticket, **_):
     """The reaction to a closing of a case others are joined to: they all hear the answer (`answer_joined`)."""
-    from .registry import KINDS
-
     if ticket.status != Status.closed.value:
         return
     answer_joined(session, ticket, event, event.at, survey=KINDS[event.action].starts_survey)
+
+
+def rated(event, *, session, ticket, **_):
+    """The reaction to a rating (a kind that `rates_survey`) of a case joined to another: a 差评 reopens that other
+    case (`reopen_for_joined_rating`). A rating of any other case is the survey's own (`survey.apply_rating`)."""
+    if ticket.status == Status.merged.value and is_bad_rating(event.data["score"]):
+        reopen_for_joined_rating(session, ticket, event.data["score"], event.data["round"], event.at)
 
 
 def reopen_for_joined_rating(session, joined: Ticket, score: int, survey_round: int, now):

@@ -10,11 +10,12 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from .. import clock, deadlines, validation
+from ..access import CITIZEN, SYSTEM
 from ..errors import InvalidTransition
 from ..models import (
     DEFAULT_CHANNEL, DEFAULT_SCORE, Channel, DeadlineKind, Event, ReturnVisit, Status, Survey, Ticket, is_bad_rating,
 )
-from .engine import CITIZEN, SYSTEM, claim, move, record
+from .engine import claim, move, record
 
 ANSWERED = (Status.closed.value, Status.merged.value)  # statuses in which a survey round may be rated
 RATE_DEFAULT = "rate_default"  # the kind of event a default rating records (declared in actions.py)
@@ -89,13 +90,10 @@ def apply_rating(session, ticket: Ticket, survey: Survey, actor, kind: str, valu
     survey.score, survey.comment, survey.rated_at, survey.channel = values["score"], values["comment"], now, channel
     previous = ticket.status
     if ticket.status == Status.merged.value:
-        # the answer rated is the case's this one joined: a 差评 reopens that one (its department rectifies)
-        event = record(session, ticket, actor, kind, now, from_status=previous, note=values["comment"], public=True,
-                       data={"score": values["score"], "round": survey.round, "channel": channel})
-        if is_bad_rating(values["score"]):
-            from .merging import reopen_for_joined_rating
-            reopen_for_joined_rating(session, ticket, values["score"], survey.round, now)
-        return event
+        # the answer rated is the case's this one joined: a 差评 reopens that one, whose department rectifies
+        # (`merging.rated`, a reaction to this event)
+        return record(session, ticket, actor, kind, now, from_status=previous, note=values["comment"], public=True,
+                      data={"score": values["score"], "round": survey.round, "channel": channel})
     if is_bad_rating(values["score"]):
         move(ticket, Status.rectifying)
         ticket.closed_at = None
