@@ -21,8 +21,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
+from notify.deliveries import resend as resend_delivery
 from notify.subscriptions import (EVENT_TYPE_LABELS, EVENT_TYPES, FINAL, DeliveryStatus, WebhookAttempt,
-                                  WebhookDelivery, WebhookSubscription, create_subscription, renew_secret, resend,
+                                  WebhookDelivery, WebhookSubscription, create_subscription, renew_secret,
                                   send_test, set_active, update_subscription)
 from tickets import clock, offices
 from tickets.clock import local_text
@@ -298,7 +299,7 @@ class DeliveryView(TicketLinks, RoleGuard, ConsoleModelView):
             abort(400)
         delivery = db.session.get(WebhookDelivery, delivery_id) or abort(404)
         try:
-            resend(db.session, delivery, by=current_user.id, now=clock.now())
+            resend_delivery(db.session, delivery, by=current_user.id, now=clock.now())
         except ValidationFailed as error:
             db.session.rollback()
             flash(str(error.message), "error")

@@ -32,20 +32,22 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import dramatiq
 import requests
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from tickets import clock
 from tickets.db import UTCDateTime, db
+from tickets.errors import ValidationFailed
 
 from .state import WEBHOOK_ENQUEUE
 from .subscriptions import FINAL, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from .subscriptions import subscriptions_changed
+from .subscriptions import forget_targets, subscriptions_changed
 
 log = logging.getLogger("banjie.webhooks")
 
@@ -310,6 +312,22 @@ def backlog(session, now) -> tuple[int, float | None]:
     return count, None if oldest is None else max(0.0, (now - oldest).total_seconds())
 
 
+def resend(session, delivery: WebhookDelivery, *, by: int | None, now: datetime) -> None:
+    """Queue a delivery again: the same id and body, a new attempt after the commit (a delivered or failed one starts a
+    new round of WEBHOOK_MAX_ATTEMPTS; one waiting for its next attempt is sent now). ValidationFailed while a worker is
+    sending it, or while its subscription is disabled."""
+    subscription = session.get(WebhookSubscription, delivery.subscription_id)
+    if not subscription.active:
+        raise ValidationFailed(_l("The subscription is disabled: enable it before sending again."))
+    if delivery.status == DeliveryStatus.sending.value:
+        raise ValidationFailed(_l("A worker is sending this delivery right now."))
+    if delivery.status in FINAL:
+        delivery.attempts, delivery.delivered_at = 0, None
+    delivery.status, delivery.not_before, delivery.claimed_at = DeliveryStatus.pending.value, now, None
+    delivery.resent_at, delivery.resent_by = now, by
+    queue_after_commit(session, delivery)
+
+
 # --- enqueue after the commit ------------------------------------------------------------------------------------------
 
 _KEY = "banjie.webhooks_to_send"
@@ -331,8 +349,6 @@ def _new_row(session, instance) -> None:
 
 
 def _after_commit(session) -> None:
-    from .events import forget_targets
-
     if subscriptions_changed(session):
         forget_targets()
     deliveries = session.info.pop(_KEY, None)

@@ -21,7 +21,6 @@ commit), one made in another within that time.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -36,12 +35,11 @@ from tickets.db import new_row
 from tickets.labels import STATUS_LABELS, label
 from tickets.models import Department, Office, Status
 from tickets.personal import mask_text
-from tickets.slots import AppSlot
 from tickets.workflow import KINDS, public_note
 from tickets.workflow.survey import RATE_DEFAULT
 
 from .operations import in_history
-from .subscriptions import WebhookDelivery, WebhookSubscription
+from .subscriptions import TARGETS, WebhookDelivery, WebhookSubscription, dumps
 
 log = logging.getLogger("banjie.webhooks")
 
@@ -83,13 +81,6 @@ class Targets:
     departments: dict  # id -> (code, name)
 
 
-TARGETS: AppSlot[Targets] = AppSlot("banjie.webhook_targets", "the active webhook subscriptions, read briefly")
-
-
-def forget_targets(app=None) -> None:
-    TARGETS.clear(app)
-
-
 def targets(session) -> Targets:
     app = current_app._get_current_object()
     cached = TARGETS.find(app)
@@ -111,11 +102,6 @@ def targets(session) -> Targets:
 
 
 # --- the payload ---------------------------------------------------------------------------------------------------
-
-def dumps(body: dict) -> str:
-    """The JSON text sent, as stored: compact, UTF-8 characters as they are."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-
 
 def ticket_view(ticket, known: Targets, session=None) -> dict:
     """What a receiver learns of the case: its state, never the citizen (no name, number, code or description).

@@ -9,6 +9,7 @@ with its attempts. The operations check their input, raise ValidationFailed (one
 from __future__ import annotations
 
 import enum
+import json
 import re
 import secrets
 import uuid
@@ -24,6 +25,7 @@ from tickets import offices, validation
 from tickets.db import UTCDateTime, new_row, utcnow
 from tickets.errors import ValidationFailed
 from tickets.models import Office
+from tickets.slots import AppSlot
 
 # The event types a subscription may ask for, in the order the console lists them (what each means: README, Webhooks).
 EVENT_TYPES = ("created", "status_changed", "replied", "closed", "rated", "escalated")
@@ -219,6 +221,15 @@ def _changed(session) -> None:
     session.info[_CHANGED] = True
 
 
+# What `notify.events.targets` read of the active subscriptions, kept WEBHOOK_CACHE_SECONDS; `notify.deliveries` drops it
+# after a commit that changed a subscription (`subscriptions_changed`).
+TARGETS = AppSlot("banjie.webhook_targets", "the active webhook subscriptions, read briefly")
+
+
+def forget_targets(app=None) -> None:
+    TARGETS.clear(app)
+
+
 def subscriptions_changed(session) -> bool:
     return bool(session.info.pop(_CHANGED, False))
 
@@ -261,28 +272,8 @@ def renew_secret(session, subscription: WebhookSubscription, *, now: datetime) -
     return subscription.secret
 
 
-def resend(session, delivery: WebhookDelivery, *, by: int | None, now: datetime) -> None:
-    """Queue a delivery again: the same id and body, a new attempt after the commit (a delivered or failed one starts a
-    new round of WEBHOOK_MAX_ATTEMPTS; one waiting for its next attempt is sent now). ValidationFailed while a worker is
-    sending it, or while its subscription is disabled."""
-    from .deliveries import queue_after_commit
-
-    subscription = session.get(WebhookSubscription, delivery.subscription_id)
-    if not subscription.active:
-        raise ValidationFailed(_l("The subscription is disabled: enable it before sending again."))
-    if delivery.status == DeliveryStatus.sending.value:
-        raise ValidationFailed(_l("A worker is sending this delivery right now."))
-    if delivery.status in FINAL:
-        delivery.attempts, delivery.delivered_at = 0, None
-    delivery.status, delivery.not_before, delivery.claimed_at = DeliveryStatus.pending.value, now, None
-    delivery.resent_at, delivery.resent_by = now, by
-    queue_after_commit(session, delivery)
-
-
 def send_test(session, subscription: WebhookSubscription, *, now: datetime) -> WebhookDelivery:
     """A `ping` delivery to this subscription (发送测试), sent after the commit like any other."""
-    from .events import dumps
-
     if not subscription.active:
         raise ValidationFailed(_l("The subscription is disabled: enable it before sending a test event."))
     key = str(uuid.uuid4())
@@ -293,6 +284,11 @@ def send_test(session, subscription: WebhookSubscription, *, now: datetime) -> W
     session.add(delivery)
     session.flush()
     return delivery
+
+
+def dumps(body: dict) -> str:
+    """The JSON text sent, as stored: compact, UTF-8 characters as they are."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 def _iso(value: datetime) -> str:
