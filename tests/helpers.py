@@ -19,9 +19,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from flask_admin.contrib.sqla import ModelView
 from hypothesis import settings
 from werkzeug.security import generate_password_hash
 
+from admin import console
 from escalation import sweeper
 from escalation.models import EscalationStep
 from tickets.accounts import create_user, issue_token
@@ -276,6 +278,17 @@ def set_password(world, who: str, password: str = MANAGEMENT_PASSWORD) -> None:
 
 
 ELEMENT_ID = re.compile(r'<[a-zA-Z][^<>]*?\sid="([^"]+)"')
+
+
+def console_lists(app) -> list[ModelView]:
+    """The console's Flask-Admin model views (its lists)."""
+    return [view for view in console(app)._views if isinstance(view, ModelView)]
+
+
+def serves(app, view, route: str) -> bool:
+    """Whether the console view has this Flask-Admin route (`create_view`, `export`, ...): a list's routes that nobody
+    can use are not made (admin/base.py `routes_never_served`)."""
+    return f"{view.endpoint}.{route}" in app.view_functions
 
 
 def ids_given_twice(page: str) -> set[str]:

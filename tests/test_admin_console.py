@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wtforms.fields.core import UnboundField
 
-from admin import console
-from admin.base import neither_creates_nor_edits
-from tests.helpers import CONSOLE_PASSWORD, examples, page_csrf
+from admin.base import neither_creates_nor_edits, routes_never_served
+from tests.helpers import CONSOLE_PASSWORD, console_lists, examples, page_csrf, serves
 
 QUEUE_URLS = ["/admin/queue-intake/", "/admin/queue-accepted/", "/admin/queue-in-progress/", "/admin/queue-review/",
               "/admin/queue-returned/", "/admin/queue-rectifying/", "/admin/queue-closed/", "/admin/queue-rejected/",
@@ -343,7 +342,7 @@ def test_only_lists_that_neither_create_nor_edit_have_forms_without_fields(app):
     def fields(form_class) -> set[str]:
         return {name for name in dir(form_class) if isinstance(getattr(form_class, name), UnboundField)}
 
-    views = [view for view in console(app)._views if isinstance(view, ModelView)]
+    views = console_lists(app)
     read_only = [view for view in views if neither_creates_nor_edits(view)]
     assert read_only and len(read_only) < len(views)
     for view in views:
@@ -351,3 +350,28 @@ def test_only_lists_that_neither_create_nor_edit_have_forms_without_fields(app):
             assert fields(view._create_form_class) == fields(view._edit_form_class) == set(), view.endpoint
         else:
             assert fields(view._create_form_class) or fields(view._edit_form_class), view.endpoint
+
+
+def test_a_list_has_only_the_routes_someone_can_use(world):
+    """Flask-Admin makes every route of a model view whatever the view allows (a switched-off one redirects to the
+    list); the console's lists make only those someone can use (admin/base.py `routes_never_served`). Another answers
+    404, and a switch decided per user (a property) keeps its route."""
+    app, admin = world.app, world.console("admin")
+    views = console_lists(app)
+    every = {name for _url, name, _methods in ModelView._urls}
+    made = set()
+    for view in views:
+        never = routes_never_served(view)
+        assert {name for name in every if serves(app, view, name)} == every - never, view.endpoint
+        made |= every - never
+    assert {"index_view", "action_view", "create_view", "edit_view", "export"} <= made
+    assert len(list(app.url_map.iter_rules())) < 250  # 360 with every route of every list
+    queue, departments, knowledge = (next(v for v in views if v.endpoint == name)
+                                     for name in ("queue_intake", "departments", "knowledge"))
+    assert {"create_view", "edit_view", "delete_view", "details_view"} <= routes_never_served(queue)
+    assert admin.get("/admin/queue-intake/new/").status_code == 404
+    assert admin.post("/admin/queue-intake/delete/", data={"id": "1"}).status_code == 404
+    assert admin.get("/admin/departments/new/").status_code == 200
+    assert serves(app, departments, "edit_view") and not serves(app, departments, "delete_view")
+    assert serves(app, knowledge, "create_view")  # can_create is the signed-in user's
+    assert serves(app, queue, "export")  # can_export too

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from flask_admin.contrib.sqla import ModelView
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from admin import access_log, console
+from admin import access_log
 from admin.base import version_number
-from tests.helpers import examples, page_csrf
+from tests.helpers import console_lists, examples, page_csrf, serves
 from tickets.db import db
 from tickets.privacy import access as privacy
 
@@ -16,10 +15,6 @@ from tickets.privacy import access as privacy
 # _external: links to another scheme.
 URL_FOR_NAMES = ("endpoint", "export_type", "_method", "_scheme", "_external", "_anchor")
 REFUSED = "网址中有控制台不接受的参数"
-
-
-def console_lists(app) -> list[ModelView]:
-    return [view for view in console(app)._views if isinstance(view, ModelView)]
 
 
 def test_an_argument_named_as_a_url_for_parameter_is_a_400_on_every_console_list(world):
@@ -31,7 +26,9 @@ def test_an_argument_named_as_a_url_for_parameter_is_a_400_on_every_console_list
             response = admin.get(f"{view.url}/", query_string={name: "javascript", "_external": "1"})
             assert response.status_code == 400, (view.url, name, response.status_code)
             assert REFUSED in response.get_data(as_text=True)
-            assert admin.get(f"{view.url}/export/csv/", query_string={name: "x"}).status_code in (302, 400), view.url
+            if serves(world.app, view, "export"):
+                export = admin.get(f"{view.url}/export/csv/", query_string={name: "x"})
+                assert export.status_code in (302, 400), view.url
         assert admin.get(f"{view.url}/", query_string={"search": "_x", "endpoint_x": "1"}).status_code == 200
 
 

@@ -7,14 +7,12 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
-from flask_admin.contrib.sqla import ModelView
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.routing import Map, Rule
 
-from admin import console
 from reports.metrics import BadMonth, Month
-from tests.helpers import examples, page_csrf
+from tests.helpers import console_lists, examples, page_csrf, serves
 from tests.sms_support import AUTH_TOKEN
 from tests.twilio_server import twilio_signature
 from tickets.http import RowIdConverter
@@ -77,10 +75,6 @@ def test_a_signed_webhook_with_nul_in_a_field_is_a_400(world, field):
              "bad_request")
 
 
-def console_lists(app) -> list[ModelView]:
-    return [view for view in console(app)._views if isinstance(view, ModelView)]
-
-
 @pytest.mark.parametrize("page", ["99999999999999999999", "-3", "9" * 5000, "100001", "1e3", "x", "\u0663"])
 def test_every_console_list_refuses_a_page_number_that_is_not_one(world, page):
     console = world.console("admin")
@@ -90,7 +84,8 @@ def test_every_console_list_refuses_a_page_number_that_is_not_one(world, page):
         response = console.get(f"{view.url}/?page={page}&page_size={page}")
         assert response.status_code == 400, view.url
         assert "页码无效" in response.get_data(as_text=True)
-        assert console.get(f"{view.url}/export/csv/?page={page}").status_code in (200, 302, 400), view.url
+        if serves(world.app, view, "export"):
+            assert console.get(f"{view.url}/export/csv/?page={page}").status_code in (200, 302, 400), view.url
 
 
 CONTROLS = "\r\n\t\x0b\x0c\x16\x1f\x7f\x85\u2028\u2029"
@@ -104,12 +99,16 @@ def test_a_return_address_with_a_control_character_is_a_400_on_every_console_vie
     business: a bad one leads home, tests/test_admin_console.py.)"""
     console = world.console("admin")
     target = "/admin/" + before + control + after
-    for view in console_lists(world.app):
-        for page in ("details/", "new/", "edit/"):
+    pages = [(view, page) for view in console_lists(world.app)
+             for page, route in (("details/", "details_view"), ("new/", "create_view"), ("edit/", "edit_view"),
+                                 ("delete/", "delete_view")) if serves(world.app, view, route)]
+    assert len(pages) >= 8
+    for view, page in pages:
+        if page == "delete/":
+            response = console.post(f"{view.url}/{page}", data={"id": "1", "url": target})
+        else:
             response = console.get(f"{view.url}/{page}", query_string={"id": "1", "url": target})
-            assert response.status_code == 400, (view.url, page, response.status_code)
-        response = console.post(f"{view.url}/delete/", data={"id": "1", "url": target})
-        assert response.status_code == 400, (view.url, "delete")
+        assert response.status_code == 400, (view.url, page, response.status_code)
     login = world.client.get("/admin/login", query_string={"next": target}).status_code
     assert login == (400 if "\x00" in target else 200)  # a NUL anywhere is the address rule's 400
 

@@ -427,10 +427,11 @@ def test_no_route_answers_5xx(walk):
     assert walk.iconless == {}  # every page the walk saw, errors and the sign-in page included
     every = {(r.rule, m) for r in rules(app) for m in methods(r)}
     assert every - walk.called == set()  # no route was left out
-    # The walk got into the views: many GET routes answered 2xx to some caller (Flask-Admin's disabled
-    # create/edit/details/export routes of read-only lists only ever redirect), and hostile input was refused.
+    # The walk got into the views: most GET routes answered 2xx to some caller (82 of 107 on 2026-12-04; the others
+    # want a file, a report or a form's answer that the office lacks, or a format the walk does not name), and
+    # hostile input was refused.
     gets = {(r.rule, m) for r in rules(app) for m in methods(r) if m == "GET"}
-    assert len(walk.reached & gets) >= 0.4 * len(gets), sorted(gets - walk.reached)
+    assert len(walk.reached & gets) >= 0.7 * len(gets), sorted(gets - walk.reached)
     assert walk.answers.get(400, 0) > 100
 
 
