@@ -11,9 +11,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from app import ROOMS
+
 ROOT = Path(__file__).resolve().parent.parent
-ROOMS = ("tickets", "escalation", "notify", "reports", "admin", "demo")
-TOP = ("app", "worker", "scheduler")
+TOP = ("app", "worker", "scheduler")  # the process entry points beside the rooms
 
 
 def product_modules() -> dict[str, Path]:
