@@ -6,7 +6,7 @@ it is committed; a filing that does not commit leaves nothing and sends nothing.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -15,8 +15,8 @@ from escalation.models import EscalationStep
 from notify.models import SmsMessage
 from notify.state import ENQUEUE
 from tickets import intake, offices, workflow
-from tickets.db import db, new_row
-from tickets.models import Deadline, Event, Ticket, User
+from tickets.db import UTCDateTime, db, driver_row, new_row
+from tickets.models import Deadline, Event, Ticket, TrackingCounter, User
 from tickets.workflow import Actor
 
 
@@ -199,3 +199,25 @@ def test_new_rows_are_written_by_a_flush_and_later_changes_are_tracked(world):
     with world.app.app_context():
         stored = db.session.get(SmsMessage, text_id)
         assert (stored.body, stored.status, stored.attempts, stored.created_at) == ("【办】改过", "pending", 0, _AT)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_driver_path_answers_as_sqlalchemy_does_and_raises_its_errors(world):
+    """Filing's two statements run on the driver's cursor (`tickets.db.driver_row`): the same row as SQLAlchemy's own
+    execution (the statement's literal values, each parameter through its type's conversion), and a driver error
+    is SQLAlchemy's (a broken unique key an IntegrityError, which `intake._insert_once` catches), after which the
+    session rolls back and goes on."""
+    at = datetime(2026, 11, 16, 9, 30, tzinfo=timezone(timedelta(hours=8)))
+    statement = sa.select(sa.literal(7), sa.bindparam("at", type_=UTCDateTime), sa.bindparam("n", type_=sa.Integer) + 1,
+                          sa.func.json_build_array(sa.bindparam("n", type_=sa.Integer), "二"))
+    bump = sa.insert(TrackingCounter).values(day=sa.bindparam("day"), value=1).returning(TrackingCounter.value)
+    with world.app.app_context():
+        connection = db.session.connection()
+        ours = driver_row(connection, statement, {"at": at, "n": 1})
+        assert tuple(ours) == tuple(connection.execute(statement, {"at": at, "n": 1}).one()) == (7, at, 2, [1, "二"])
+        assert tuple(driver_row(connection, bump, {"day": "20990101"})) == (1,)
+        with pytest.raises(sa.exc.IntegrityError):
+            driver_row(connection, bump, {"day": "20990101"})
+        db.session.rollback()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(TrackingCounter)
+                                 .where(TrackingCounter.day == "20990101")) == 0

@@ -288,8 +288,8 @@ def insert_pending(session, *, keep=()) -> None:
     rows = [(type(obj).__table__, _column_values(obj)) for obj in pending]
     if connection.dialect.name == "postgresql":
         statement, converters = _insert_rows(connection.dialect, tuple((table, tuple(values)) for table, values in rows))
-        ids = connection.execute(statement, {f"r{n}": _json_row(convert, values)
-                                             for n, (convert, (_table, values)) in enumerate(zip(converters, rows))}).one()
+        ids = driver_row(connection, statement, {f"r{n}": _json_row(convert, values)
+                                                 for n, (convert, (_table, values)) in enumerate(zip(converters, rows))})
     else:
         ids = [connection.execute(sa.insert(table), values).inserted_primary_key[0] for table, values in rows]
     kept = {id(obj) for obj in keep}
@@ -300,6 +300,34 @@ def insert_pending(session, *, keep=()) -> None:
         if id(obj) in kept:
             make_transient_to_detached(obj)
             session.add(obj)
+
+
+@functools.lru_cache(maxsize=64)
+def _driver_statement(statement, dialect) -> tuple[str, object, dict]:
+    """`statement` compiled once for `dialect`: its SQL, the compiled form (for the parameters it binds itself) and
+    the bind processors of its parameters' types."""
+    compiled = statement.compile(dialect=dialect)
+    return compiled.string, compiled, dict(compiled._bind_processors)
+
+
+def driver_row(connection: sa.Connection, statement, params: dict) -> tuple:
+    """The one row of `statement` (a cached, compiled-once statement of the filing's hot path), run on the driver's
+    cursor through SQLAlchemy's `_cursor_execute`, which keeps its events, logging and the translation of driver
+    errors (a lost connection invalidated, IntegrityError and OperationalError as SQLAlchemy's), but leaves out the
+    result object SQLAlchemy builds around every execution from the cursor's description: a seventh of a filing's
+    CPU for its two statements (tests/bench/README.md, third round). `params` are the statement's bind parameters
+    by name, as for `connection.execute`; each goes through its type's conversion."""
+    sql, compiled, processors = _driver_statement(statement, connection.dialect)
+    values = compiled.construct_params(params)
+    for name, process in processors.items():
+        if values.get(name) is not None:
+            values[name] = process(values[name])
+    cursor = connection.connection.cursor()
+    try:
+        connection._cursor_execute(cursor, sql, values)
+        return cursor.fetchone()
+    finally:
+        cursor.close()
 
 
 def autocommit_row(session, statement, params: dict) -> sa.Row:
@@ -316,7 +344,7 @@ def autocommit_row(session, statement, params: dict) -> sa.Row:
     if raw.info.transaction_status == TransactionStatus.IDLE and not raw.autocommit:
         raw.autocommit = True
         try:
-            return connection.execute(statement, params).one()
+            return driver_row(connection, statement, params)
         finally:
             if not raw.closed:
                 raw.autocommit = False
