@@ -9,6 +9,7 @@ BANJIE_TEST_REDIS minus N); everything else a test starts (servers, worker proce
 """
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -80,6 +81,44 @@ def share_url_builders() -> None:
 
 
 share_url_builders()
+
+
+def share_console_scaffolding() -> None:
+    """Scaffold each console list once per test process, not once per app.
+
+    Flask-Admin's `BaseModelView._refresh_cache` derives a list's columns, forms, search and filters from its class
+    and model when the console is built: more than half of `create_app` once the URL builders are shared, and
+    nearly every test makes an app (sharing it took a twentieth off test_api's and test_landline's time). What it
+    derives depends only on the view's class, endpoint and model (the console's views read no configuration when
+    they are made: tests/test_admin_console.py compares each app's shared values with Flask-Admin's own), so the
+    next app's view of the same class and endpoint takes the same values. The attributes it set are copied, not the objects it made:
+    the lists re-read their per-request options (admin/scope.py `OfficeFilterGroups`) into their own instance.
+    """
+    from flask_admin.model.base import BaseModelView
+
+    if hasattr(BaseModelView, "shared_scaffolding"):
+        return
+    refresh = BaseModelView._refresh_cache
+    kept = {}
+
+    def shared(self):
+        key = (type(self), self.endpoint, getattr(self, "model", None))
+        made = kept.get(key)
+        if made is None:
+            before = dict(self.__dict__)
+            refresh(self)
+            made = kept[key] = {name: value for name, value in self.__dict__.items()
+                                if name not in before or before[name] is not value}
+        else:
+            self.__dict__.update(made)
+
+    BaseModelView._refresh_cache = shared
+    BaseModelView.shared_scaffolding = kept
+    BaseModelView.own_refresh_cache = refresh
+
+
+if os.environ.get("BANJIE_TEST_SCAFFOLD_EACH_APP") != "1":
+    share_console_scaffolding()
 
 # No Hypothesis deadline anywhere: an example's time says nothing about the product on a shared two-core machine
 # running four test workers (a 5 ms example of tests/test_recover_code.py once took 255 ms and failed the 200 ms
