@@ -18,9 +18,13 @@ from .seed import seed
 @click.option("--if-empty", is_flag=True, help="do nothing when the database already has departments")
 def seed_demo(if_empty):
     """Load the demo office: six departments, one login of each role, three months of past cases and 14 recent ones."""
-    if if_empty and db.session.scalar(sa.select(sa.func.count()).select_from(Department)):
-        click.echo("demo data already present")
-        return
+    if db.session.scalar(sa.select(sa.func.count()).select_from(Department)):
+        if if_empty:
+            click.echo("demo data already present")
+            return
+        # the demo's departments and logins would collide with what is there (and have no place in a real office's data)
+        raise click.ClickException("the database already has departments: the demo loads only into an empty database "
+                                   "(--if-empty skips it without an error)")
     try:
         loaded = seed(db.session)
     except NoTestRange as error:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from flask import current_app
+from werkzeug.security import generate_password_hash
 
 from escalation.history import fire_on_time
 from notify import writing_history
@@ -135,12 +136,17 @@ def seed(session) -> Loaded:
                                        leader_phone=numbers.staff(2 * index + 2), office_id=root_id)
         session.add(departments[code])
     session.flush()
+    # One hash of the demo password for every demo login: its password is printed on the console anyway, and a
+    # hash takes a tenth of a second by design (28 of them were a third of loading the demo, and `flask serve`
+    # checked each again for its banner: demo/logins.py).
+    password_hash = generate_password_hash(DEMO_PASSWORD)
     users = {
-        username: create_user(session, username, role, department_code=code, password=DEMO_PASSWORD,
-                              display_name=display, phone=numbers.staff(len(DEPARTMENTS) * 2 + 1 + index))
+        username: _with_password(create_user(session, username, role, department_code=code, display_name=display,
+                                     phone=numbers.staff(len(DEPARTMENTS) * 2 + 1 + index)), password_hash)
         for index, (username, role, code, display) in enumerate(DEMO_USERS)
     }
-    users.update(_seed_network(session, departments, numbers, first_number=len(DEPARTMENTS) * 2 + 1 + len(users)))
+    users.update(_seed_network(session, departments, numbers, first_number=len(DEPARTMENTS) * 2 + 1 + len(users),
+                               password_hash=password_hash))
     now = clock.now()
     _seed_knowledge(session, users, now)
     replay = Replay(session, now, random.Random(2026))
@@ -155,10 +161,16 @@ def seed(session) -> Loaded:
     return Loaded(departments=len(departments), logins=len(users), cases=cases)
 
 
-def _seed_network(session, departments: dict, numbers: Numbers, first_number: int) -> dict:
+def _with_password(user, password_hash: str):
+    """A demo account that signs in with the demo password (`password_hash`: its hash)."""
+    user.password_hash = password_hash
+    return user
+
+
+def _seed_network(session, departments: dict, numbers: Numbers, first_number: int, password_hash: str) -> dict:
     """The city's network: the root renamed 市民服务中心, three counties with two townships each, each county's
-    departments, and the staff of every window (their logins: `NETWORK_USERS`). Adds the county departments to
-    `departments`; returns the logins by username."""
+    departments, and the staff of every window (their logins: `NETWORK_USERS`, signing in with `password_hash`).
+    Adds the county departments to `departments`; returns the logins by username."""
     offices.root(session).name = ROOT_NAME
     staff_numbers = iter(range(first_number, first_number + 1000))
     for county, name, townships in COUNTIES:
@@ -174,9 +186,9 @@ def _seed_network(session, departments: dict, numbers: Numbers, first_number: in
             session.add(department)
             departments[department.code] = department
     session.flush()
-    return {username: create_user(session, username, role, office_code=office, department_code=department,
-                                  password=DEMO_PASSWORD, display_name=display,
-                                  phone=numbers.staff(next(staff_numbers)))
+    return {username: _with_password(create_user(session, username, role, office_code=office, department_code=department,
+                                         display_name=display, phone=numbers.staff(next(staff_numbers))),
+                             password_hash)
             for username, role, office, department, display in NETWORK_USERS}
 
 

@@ -21,11 +21,15 @@ import chinese_calendar
 import pytest
 import requests
 import sqlalchemy as sa
+from werkzeug.security import check_password_hash
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app import banner
 from demo import DEMO_PASSWORD, seed
+from demo import logins as demo_logins_module
+from demo.data import DEMO_USERS, NETWORK_USERS
+from demo.logins import demo_logins
 from demo.hours import office_time_from
 from demo.numbers import Numbers, spelled
 from escalation.models import EscalationStep
@@ -57,6 +61,7 @@ from tickets.schedule import JOBS
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_ROLES = ("office", "department", "supervisor", "leader", "admin")
 TEST_RANGE = "+8617000000"
+DEMO_LOGINS = [name for name, *_ in DEMO_USERS] + [name for name, *_ in NETWORK_USERS]
 LADDER_TEMPLATES = ("escalation_warning", "escalation_supervisor", "escalation_leader", "office_reminder",
                     "contact_warning", "contact_supervisor")
 
@@ -204,6 +209,12 @@ def test_with_twilio_loading_and_running_the_demo_texts_nobody(make_app, clock, 
     assert result.exit_code == 0, result.output
     assert "banjie-demo" in result.output and "office" in result.output
     assert "already present" in runner.invoke(args=["seed-demo", "--if-empty"]).output
+    again = runner.invoke(args=["seed-demo"])  # asked to load it again: one line, not the database's traceback
+    assert again.exit_code == 1 and "already has departments" in again.output and "Traceback" not in again.output
+    with app.app_context():  # every demo login opens with the demo password, hashed once for all of them
+        hashes = db.session.scalars(sa.select(User.password_hash).where(User.username.in_(DEMO_LOGINS))).all()
+        assert len(hashes) == len(DEMO_LOGINS) and len(set(hashes)) == 1
+        assert [user.username for user in demo_logins(db.session)] == DEMO_LOGINS
 
     # 一类事 and 并单: the demo's recurring problem is listed with the 主动治理 task opened from it; one report is merged
     client = app.test_client()
@@ -301,6 +312,30 @@ def test_the_banner_lists_only_logins_that_open_with_the_demo_password(app):
     with app.app_context():
         text = banner(app)
     assert "(every interface)" in text and "console      http://127.0.0.1:8080/admin/" in text
+
+
+def test_the_banner_checks_each_distinct_password_hash_once(app, monkeypatch):
+    """A password check takes a tenth of a second by design: the banner checks a hash that several logins share once."""
+    checked = []
+
+    def check(digest, password):
+        checked.append(digest)
+        return check_password_hash(digest, password)
+
+    monkeypatch.setattr(demo_logins_module, "check_password_hash", check)
+    with app.app_context():
+        shared = create_user(db.session, "office", "office", password=DEMO_PASSWORD).password_hash
+        for username in ("admin", "leader"):
+            create_user(db.session, username, username).password_hash = shared
+        create_user(db.session, "office_dh", "office", password="another-password")
+        db.session.commit()
+        assert [user.username for user in demo_logins(db.session)] == ["admin", "office", "leader"]
+    assert sorted(checked) == sorted({shared, db_hash(app, "office_dh")})
+
+
+def db_hash(app, username: str) -> str:
+    with app.app_context():
+        return db.session.scalar(sa.select(User.password_hash).where(User.username == username))
 
 
 @pytest.mark.slow
