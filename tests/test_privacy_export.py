@@ -7,13 +7,20 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from flask_babel import gettext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pypdf import PdfReader
 
+from reports import citizen_copy, fonts
 from tests.browser import LiveServer, shot
-from tests.helpers import page_csrf
+from tests.helpers import examples, page_csrf
+from tests.report_figures import drawable, pdf_pages
+from tests.test_slip import TEXT
+from tickets import clock
 from tickets.db import db
-from tickets.models import AccessLog
+from tickets.models import AccessLog, Ticket
 
 HOSTILE = '<b>粗体</b> & <para>段落</para> <img src="/etc/passwd"/> 开证明要跑三个部门 &amp;'
 NAME = "王<i>芳</i>&"
@@ -153,3 +160,40 @@ def test_a_citizen_downloads_their_copy_in_the_browser(world, browser_page, clos
             data = saved.read()
         assert squash(HOSTILE) in pdf_text(data) and "13912345678" in pdf_text(data)
         shot(page, "privacy-03-track-download")
+
+
+# --- any text -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def held_facts(world, closed_case):
+    """What the copy of the closed case shows (`citizen_copy.held`), to put any text into."""
+    no, _code = closed_case
+    with world.app.test_request_context():
+        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == no))
+        return citizen_copy.held(db.session, ticket, clock.now(), clock.local_tz())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # drawing needs no second database
+@settings(max_examples=examples(30), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(values=st.lists(TEXT, min_size=9, max_size=9), long=st.text(min_size=3000, max_size=5000))
+def test_any_text_the_copy_holds_prints_as_typed(world, held_facts, values, long):
+    """Whatever the citizen, the staff or a text put in a case (markup, entities, format strings, any script), the
+    copy builds and reads back what was typed: the kind of fault where text reaches ReportLab unescaped."""
+    name, item, added, note, reply, sms, comment, file_name, office = values
+    facts = {**held_facts, "name": name, "service_item": item, "office_name": office, "description": long,
+             "added": [{"at": "2026-11-16 10:00", "text": added}],
+             "timeline": [{**step, "note": note} for step in held_facts["timeline"][:1]],
+             "reply": reply, "texts": [{"at": "2026-11-16 10:01", "body": sms}],
+             "surveys": [{**survey, "comment": comment} for survey in held_facts["surveys"][:1]],
+             "files": [{"name": file_name, "size": 2048}]}
+    with world.app.test_request_context():
+        data = citizen_copy.render(facts, font=fonts.register())
+        footers = [squash(f"{gettext('What we hold about you')} · {facts['tracking_no']} · {facts['made_at']}"
+                          f"{gettext('Page %(page)d', page=n)}") for n in range(1, 100)]
+    text = ""
+    for page, footer in zip(pdf_pages(data), footers):  # each page begins with its footer: the text runs on past it
+        assert squash(page).startswith(footer), (footer, page[:80])
+        text += squash(page)[len(footer):]
+    for value in (*values, long):
+        assert drawable(value) in text, value
