@@ -16,7 +16,8 @@ def demo_logins(session) -> list[User]:
     order = {name: index for index, name in enumerate(names)}
     # Each distinct hash is checked once: the demo gives all its logins one (demo/seed.py), and a check takes a tenth
     # of a second by design.
-    opens = {digest: check_password_hash(digest, DEMO_PASSWORD) for digest in {u.password_hash for u in users} if digest}
+    hashes = {u.password_hash for u in users if u.password_hash}
+    opens = {digest: check_password_hash(digest, DEMO_PASSWORD) for digest in hashes}
     return sorted((u for u in users if u.password_hash and opens[u.password_hash]), key=lambda u: order[u.username])
 
 

@@ -142,7 +142,7 @@ def seed(session) -> Loaded:
     password_hash = generate_password_hash(DEMO_PASSWORD)
     users = {
         username: _with_password(create_user(session, username, role, department_code=code, display_name=display,
-                                     phone=numbers.staff(len(DEPARTMENTS) * 2 + 1 + index)), password_hash)
+                                             phone=numbers.staff(len(DEPARTMENTS) * 2 + 1 + index)), password_hash)
         for index, (username, role, code, display) in enumerate(DEMO_USERS)
     }
     users.update(_seed_network(session, departments, numbers, first_number=len(DEPARTMENTS) * 2 + 1 + len(users),
@@ -186,9 +186,9 @@ def _seed_network(session, departments: dict, numbers: Numbers, first_number: in
             session.add(department)
             departments[department.code] = department
     session.flush()
-    return {username: _with_password(create_user(session, username, role, office_code=office, department_code=department,
-                                         display_name=display, phone=numbers.staff(next(staff_numbers))),
-                             password_hash)
+    return {username: _with_password(create_user(session, username, role, office_code=office,
+                                                 department_code=department, display_name=display,
+                                                 phone=numbers.staff(next(staff_numbers))), password_hash)
             for username, role, office, department, display in NETWORK_USERS}
 
 

@@ -91,8 +91,9 @@ def share_console_scaffolding() -> None:
     nearly every test makes an app (sharing it took a twentieth off test_api's and test_landline's time). What it
     derives depends only on the view's class, endpoint and model (the console's views read no configuration when
     they are made: tests/test_admin_console.py compares each app's shared values with Flask-Admin's own), so the
-    next app's view of the same class and endpoint takes the same values. The attributes it set are copied, not the objects it made:
-    the lists re-read their per-request options (admin/scope.py `OfficeFilterGroups`) into their own instance.
+    next app's view of the same class and endpoint takes the same values: the attributes `_refresh_cache` set on
+    the first one. The lists that re-read their options per request (admin/scope.py `OfficeFilterGroups`) set new
+    values on their own instance, never into the shared ones.
     """
     from flask_admin.model.base import BaseModelView
 

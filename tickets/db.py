@@ -330,7 +330,7 @@ def driver_row(connection: sa.Connection, statement, params: dict) -> tuple:
         cursor.close()
 
 
-def autocommit_row(session, statement, params: dict) -> sa.Row:
+def autocommit_row(session, statement, params: dict) -> tuple:
     """Run one statement in a transaction of its own (autocommit) on PostgreSQL and return its one row.
 
     When the session's transaction has not begun on the server yet, the statement runs on the connection the
@@ -349,4 +349,4 @@ def autocommit_row(session, statement, params: dict) -> sa.Row:
             if not raw.closed:
                 raw.autocommit = False
     with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as own:
-        return own.execute(statement, params).one()
+        return tuple(own.execute(statement, params).one())
