@@ -9,11 +9,14 @@ from tickets.models import User
 from .data import DEMO_PASSWORD, DEMO_USERS, NETWORK_USERS
 
 
+# The usernames of the demo's logins, in the banner's order.
+DEMO_LOGINS = [name for name, *_ in DEMO_USERS] + [name for name, *_ in NETWORK_USERS]
+
+
 def demo_logins(session) -> list[User]:
     """The demo's logins that still open with the demo password: none on a real office's database."""
-    names = [name for name, *_ in DEMO_USERS] + [name for name, *_ in NETWORK_USERS]
-    users = session.scalars(sa.select(User).where(User.username.in_(names), User.active.is_(True))).all()
-    order = {name: index for index, name in enumerate(names)}
+    users = session.scalars(sa.select(User).where(User.username.in_(DEMO_LOGINS), User.active.is_(True))).all()
+    order = {name: index for index, name in enumerate(DEMO_LOGINS)}
     # Each distinct hash is checked once: the demo gives all its logins one (demo/seed.py), and a check takes a tenth
     # of a second by design.
     hashes = {u.password_hash for u in users if u.password_hash}

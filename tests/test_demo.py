@@ -21,15 +21,14 @@ import chinese_calendar
 import pytest
 import requests
 import sqlalchemy as sa
-from werkzeug.security import check_password_hash
 from hypothesis import given
 from hypothesis import strategies as st
+from werkzeug.security import check_password_hash
 
 from app import banner
 from demo import DEMO_PASSWORD, seed
 from demo import logins as demo_logins_module
-from demo.data import DEMO_USERS, NETWORK_USERS
-from demo.logins import demo_logins
+from demo.logins import DEMO_LOGINS, demo_logins
 from demo.hours import office_time_from
 from demo.numbers import Numbers, spelled
 from escalation.models import EscalationStep
@@ -61,7 +60,6 @@ from tickets.schedule import JOBS
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_ROLES = ("office", "department", "supervisor", "leader", "admin")
 TEST_RANGE = "+8617000000"
-DEMO_LOGINS = [name for name, *_ in DEMO_USERS] + [name for name, *_ in NETWORK_USERS]
 LADDER_TEMPLATES = ("escalation_warning", "escalation_supervisor", "escalation_leader", "office_reminder",
                     "contact_warning", "contact_supervisor")
 
