@@ -22,12 +22,12 @@ from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.validation import FieldError
 from tickets.labels import DEADLINE_LABELS, PROBLEM_TYPE_LABELS, STATUS_LABELS, label, supervision_text
-from tickets.models import ALL_ROLES, OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Role, Ticket
+from tickets.models import ALL_ROLES, OFFICE_ROLES, OPEN_STATUS_VALUES, Department, ProblemType, Ticket
 from tickets.workflow import MAX_WORKING_DAYS
 
 from .base import RoleGuard, current_actor, storable_text
 from .queues import department_names, soon_threshold
-from .scope import office_names
+from .scope import keeps_city_wide_settings, office_names
 
 CATEGORY = _l("Deadlines")
 LIST_LIMIT = 200
@@ -162,13 +162,6 @@ class DeadlinesView(RoleGuard, BaseView):
                  "supervision": supervision_text(t.supervision_level)} for t in cases]
         return self.render("admin/escalation/deadlines.html", which=which, rows=rows, total=total,
                            limit=LIST_LIMIT, departments=department_names(), office_names=office_names())
-
-
-def keeps_city_wide_settings(user) -> bool:
-    """Whether this user sets what applies to the whole city (the working-day calendar, the problem types' deadlines):
-    administrators and the root office's staff, not a county's or a township's."""
-    return user.role == Role.admin.value or (user.role in {r.value for r in OFFICE_ROLES}
-                                             and user.office_id == offices.root_id(db.session))
 
 
 NOTICE_MAX = 200  # the State Council notice's reference (CalendarYear.notice)

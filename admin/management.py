@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import sqlalchemy as sa
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, g, has_request_context, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_admin.model.template import LinkRowAction
@@ -33,7 +33,8 @@ from tickets.models import (ADMIN_ROLES, ALL_ROLES, OFFICE_MEMBER_ROLES, OFFICE_
 from tickets.clock import local_text
 
 from .base import ConsoleModelView, RoleGuard, StorableText, current_actor, request_names, row_id
-from .scope import OFFICE_LABEL, OfficeChoice, OfficeFilterGroups, office_names, visible_offices
+from .scope import (OFFICE_LABEL, OfficeChoice, OfficeFilterGroups, keeps_city_wide_settings, office_names,
+                    visible_offices)
 from .queues import department_names
 from .converters import BanjieModelConverter, ChoicesField
 
@@ -522,7 +523,12 @@ class ApiTokenView(ManagementView):
 
 
 class ServiceItemView(ManagementView):
+    """The city's catalogue of service items (办理事项): one for the whole deployment (their codes go into every 好差评
+    export, their being active into Open311's list). Every window's office staff read it; administrators and the root
+    office keep it (`keeps_city_wide_settings`), as the calendar and the problem types' deadlines."""
+
     roles = OFFICE_ROLES
+    list_template = "admin/management/service_item_list.html"
     column_list = ("name", "code", "department_id", "active", "created_at")
     column_labels = {"name": _l("Service item"), "code": _l("Item code"), "department_id": _l("Department"),
                      "active": _l("Active"), "created_at": _l("Created")}
@@ -541,6 +547,19 @@ class ServiceItemView(ManagementView):
 
     def __init__(self, **kwargs):
         super().__init__(ServiceItem, **kwargs)
+
+    @staticmethod
+    def keeps_catalogue() -> bool:
+        """Whether the viewer changes the catalogue; outside a request (the view's scaffolding), the view has forms."""
+        return not has_request_context() or keeps_city_wide_settings(current_user)
+
+    @property
+    def can_create(self) -> bool:
+        return self.keeps_catalogue()
+
+    @property
+    def can_edit(self) -> bool:
+        return self.keeps_catalogue()
 
 
 class ProblemTypesView(RoleGuard, BaseView):

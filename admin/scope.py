@@ -14,7 +14,7 @@ from flask_login import current_user
 from tickets import offices
 from tickets.access import visibility
 from tickets.db import db
-from tickets.models import OFFICE_MEMBER_ROLES, Office, Role, Ticket
+from tickets.models import OFFICE_MEMBER_ROLES, OFFICE_ROLES, Office, Role, Ticket
 
 from .base import current_actor, request_names, row_id
 
@@ -59,6 +59,13 @@ OFFICE_NAMES = sa.select(Office.id, Office.name)  # built once: a list asks for 
 
 def office_names() -> dict[int, str]:
     return request_names("office", OFFICE_NAMES)
+
+
+def keeps_city_wide_settings(user) -> bool:
+    """Whether this user sets what applies to the whole city (the working-day calendar, the problem types' deadlines,
+    the catalogue of service items): administrators and the root office's staff, not a county's or a township's."""
+    return user.role == Role.admin.value or (user.role in {r.value for r in OFFICE_ROLES}
+                                             and user.office_id == offices.root_id(db.session))
 
 
 def visible_ticket_ids(actor) -> sa.Select:

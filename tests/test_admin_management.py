@@ -316,3 +316,37 @@ def test_a_database_failure_is_a_sentence_not_the_sql(world):
         flashed = " ".join(message for _category, message in get_flashed_messages(with_categories=True))
     assert flashed == "未能保存，请重试。"
     assert "13912345678" not in flashed and "INSERT" not in flashed
+
+
+@pytest.mark.parametrize("who", ["office_c1", "office_t11"])
+def test_a_countys_or_townships_staff_read_the_citys_service_items_and_change_none(network, console, who):
+    """The catalogue is the city's: its codes go into every 好差评 export, its being active into Open311's list. A
+    county's or a township's office staff read it; only administrators and the root office change it (as the calendar
+    and the problem types' deadlines)."""
+    world = network.world
+    with world.app.app_context():
+        item = ServiceItem(name="社保卡补办", code="330000-SBK-001", department_id=world.departments["A"])
+        db.session.add(item)
+        db.session.commit()
+        item_id = item.id
+    client = console(who)
+    page = client.get("/admin/service-items/").get_data(as_text=True)
+    assert "社保卡补办" in page and "the city's office keeps it" in page
+    assert "/admin/service-items/new/" not in page and "/admin/service-items/edit/" not in page
+    csrf = csrf_of(page)
+    for path in (f"/admin/service-items/edit/?id={item_id}", "/admin/service-items/new/"):
+        form = client.get(path)
+        assert form.status_code == 302 and "西山县人社局" not in form.get_data(as_text=True), path
+    edited = client.post(f"/admin/service-items/edit/?id={item_id}", data={
+        "csrf_token": csrf, "name": "社保卡补办", "code": "HIJACKED", "department_id": str(world.departments["C2"]),
+        "active": ""})
+    created = client.post("/admin/service-items/new/", data={"csrf_token": csrf, "name": "新事项", "active": "y"})
+    assert edited.status_code == created.status_code == 302
+    after = row(world, ServiceItem, id=item_id)
+    assert (after.name, after.code, after.active, after.department_id) == (
+        "社保卡补办", "330000-SBK-001", True, world.departments["A"])
+    assert row(world, ServiceItem, name="新事项") is None
+    # The root office's staff and the administrators still keep it.
+    for keeper in ("office", "admin"):
+        keeper_page = console(keeper).get("/admin/service-items/").get_data(as_text=True)
+        assert "/admin/service-items/edit/" in keeper_page and "office keeps it" not in keeper_page, keeper
