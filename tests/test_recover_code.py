@@ -118,3 +118,56 @@ def test_the_confirmation_says_when_a_receipt_held_by_the_quiet_hours_arrives(wo
     file_by_form(other)
     page = other.get("/filed").get_data(as_text=True)
     assert 'id="receipt-sent"' in page and 'id="receipt-held"' not in page
+
+
+def test_a_new_code_shuts_out_every_browser_that_knew_only_the_old_one(world, clock):
+    """「旧查询码失效」: a browser that proved the old code (a shared computer, whoever saw it) loses the case page, its
+    files and every citizen's step; the filing browser's confirmation stops showing the dead code; proving the new code
+    opens the case again."""
+    from tests.helpers import file_by_form
+
+    clock.set(2026, 11, 23, 10)
+    filer = world.app.test_client()
+    assert file_by_form(filer, phone=PHONE).status_code == 303
+    confirmation = filer.get("/filed").get_data(as_text=True)
+    no = re.search(r"BJ\d{8}-\d{4}", confirmation).group(0)
+    old = re.search(r'id="query-code">([A-Z0-9]+)<', confirmation).group(1)
+    other = world.app.test_client()
+    assert other.post("/track", data={"tracking_no": no, "code": old,
+                                      "csrf_token": page_csrf(other, "/track")}).status_code == 303
+    csrf = {other: page_csrf(other, f"/track/{no}"), filer: page_csrf(filer, f"/track/{no}")}
+
+    assert world.client.post(RECOVER, json={"tracking_no": no, "phone": PHONE}).status_code == 202
+    code = new_code(world.app, no)
+    for client in (other, filer):
+        response = client.get(f"/track/{no}")
+        assert response.status_code == 302 and response.headers["Location"] == f"/track?no={no}"
+        for step, data in (("withdraw", {"confirm": "y", "reason": "不需要了"}), ("supplement", {"text": "补充"}),
+                           ("rating", {"score": "5"})):
+            answer = client.post(f"/track/{no}/{step}", data={**data, "csrf_token": csrf[client]})
+            assert answer.status_code == 302, (step, answer.status_code)
+    assert world.case(no).status == "submitted"
+    # the confirmation page and its picture no longer show the dead code
+    assert filer.get("/filed").headers["Location"] == "/track"
+    assert filer.get("/filed/receipt.png").headers["Location"] == "/track"
+    # the new code opens the case again, in the same browser
+    assert other.post("/track", data={"tracking_no": no, "code": code,
+                                      "csrf_token": page_csrf(other, "/track")}).status_code == 303
+    assert other.get(f"/track/{no}").status_code == 200
+
+
+def test_a_browser_keeps_the_cases_whose_code_it_proved(world, clock):
+    """Another case's new code does not shut a browser out of the cases it still holds the code of; a cookie of the
+    earlier shape (tracking numbers only) asks for the code again."""
+    clock.set(2026, 11, 23, 10)
+    first, second = world.file(phone=PHONE), world.file(phone="13900139000")
+    client = world.app.test_client()
+    for filed in (first, second):
+        assert client.post("/track", data={"tracking_no": filed["tracking_no"], "code": filed["query_code"],
+                                           "csrf_token": page_csrf(client, "/track")}).status_code == 303
+    assert world.client.post(RECOVER, json={"tracking_no": first["tracking_no"], "phone": PHONE}).status_code == 202
+    assert client.get(f"/track/{first['tracking_no']}").status_code == 302
+    assert client.get(f"/track/{second['tracking_no']}").status_code == 200
+    with client.session_transaction() as session:
+        session["tracked"] = [second["tracking_no"], "junk", 7, [1, 2, 3]]
+    assert client.get(f"/track/{second['tracking_no']}").status_code == 302

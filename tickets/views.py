@@ -1,6 +1,8 @@
 """Public pages in Chinese, mobile first: file a grievance, get the tracking number, follow it, rate the reply."""
 from __future__ import annotations
 
+import hmac
+
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -18,7 +20,7 @@ from .presenters import public_offices, public_view
 from .privacy import export as citizen_export
 from .phones import is_mobile
 from .receipt import receipt_png
-from .secrets import seal, unseal
+from .secrets import check_query_code, code_stamp, seal, unseal
 
 bp = Blueprint("public", __name__)
 
@@ -34,10 +36,25 @@ UPLOADS_KEY = "uploads"  # the token under which the filing form holds this brow
 TRACKED_MAX = 20
 
 
-def _remember(tracking_no: str) -> None:
-    """This browser proved it knows the query code; let it come back without typing it again."""
-    tracked = [n for n in session.get(TRACKED_KEY, []) if n != tracking_no]
-    session[TRACKED_KEY] = ([tracking_no] + tracked)[:TRACKED_MAX]
+def _stamp(ticket: Ticket) -> str:
+    return code_stamp(current_app.config["SECRET_KEY"], ticket.query_code_hash)
+
+
+def _tracked() -> list[list]:
+    """The cases this browser proved the query code of: [tracking number, stamp of that code] pairs, newest first."""
+    tracked = session.get(TRACKED_KEY)
+    return [entry for entry in tracked if isinstance(entry, list) and len(entry) == 2] if isinstance(tracked, list) else []
+
+
+def _remember(ticket: Ticket) -> None:
+    """This browser proved it knows the case's query code; let it come back without typing it again, for as long as
+    that code is the case's (a new code, 找回查询码, shuts it out: `_tracked_ticket`)."""
+    tracked = [entry for entry in _tracked() if entry[0] != ticket.tracking_no]
+    session[TRACKED_KEY] = ([[ticket.tracking_no, _stamp(ticket)]] + tracked)[:TRACKED_MAX]
+
+
+def _forget(tracking_no: str) -> None:
+    session[TRACKED_KEY] = [entry for entry in _tracked() if entry[0] != tracking_no]
 
 
 def _office_choices():
@@ -122,7 +139,7 @@ def submit():
     # The cookie is readable by whoever holds it (signed, not encrypted): the code travels sealed.
     no = filed.ticket.tracking_no
     session[FILED_KEY] = {"tracking_no": no, "code": seal(current_app.config["SECRET_KEY"], filed.query_code, no)}
-    _remember(filed.ticket.tracking_no)
+    _remember(filed.ticket)
     return redirect(url_for(".filed"), code=303)
 
 
@@ -142,11 +159,18 @@ def filed():
 
 
 def _filed_receipt() -> tuple[str, str] | None:
-    """(tracking number, query code) of the case this browser filed last, while its session lasts."""
+    """(tracking number, query code) of the case this browser filed last, while its session lasts and while that code
+    is still the case's (after 找回查询码 the old code is dead: the page does not show it again)."""
     receipt = session.get(FILED_KEY)
     no = receipt.get("tracking_no") if isinstance(receipt, dict) else None
     code = unseal(current_app.config["SECRET_KEY"], receipt.get("code"), no) if isinstance(no, str) else None
-    return (no, code) if code is not None else None
+    if code is None:
+        return None
+    stored = db.session.scalar(sa.select(Ticket.query_code_hash).where(Ticket.tracking_no == no))
+    if stored is None or not check_query_code(stored, code):
+        session.pop(FILED_KEY, None)
+        return None
+    return no, code
 
 
 @bp.get("/filed/receipt.png")
@@ -179,7 +203,7 @@ def track():
     if form.validate_on_submit():
         ticket = intake.find_for_citizen(db.session, form.tracking_no.data or "", form.code.data or "")
         if ticket is not None:
-            _remember(ticket.tracking_no)
+            _remember(ticket)
             return redirect(url_for(".case", tracking_no=ticket.tracking_no), code=303)
         form.code.errors = [_("No case matches this tracking number and query code.")]
         return render_template("tickets/track.html", form=form), 404
@@ -201,7 +225,7 @@ def my_data():
         return render_template("tickets/track.html", form=form), 404
     data = citizen_export.citizen_copy(db.session, ticket)
     db.session.commit()
-    _remember(ticket.tracking_no)
+    _remember(ticket)
     return citizen_export.pdf_response(data, ticket.tracking_no)
 
 
@@ -223,9 +247,15 @@ def recover():
 
 
 def _tracked_ticket(tracking_no: str) -> Ticket | None:
-    if tracking_no not in session.get(TRACKED_KEY, []):
+    """The case, if this browser proved its current query code; a browser that knew an older code is forgotten."""
+    stamp = next((entry[1] for entry in _tracked() if entry[0] == tracking_no), None)
+    if stamp is None:
         return None
-    return db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+    ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == tracking_no))
+    if ticket is None or not hmac.compare_digest(str(stamp), _stamp(ticket)):
+        _forget(tracking_no)
+        return None
+    return ticket
 
 
 @bp.get("/track/<tracking_no>")
