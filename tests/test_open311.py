@@ -4,6 +4,7 @@ a 2xx or a 4xx in the spec's error shape; and nothing a citizen wrote is shown w
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 
@@ -406,3 +407,31 @@ def test_any_posted_form_files_or_gets_a_spec_error(world, form):
     assert_answer_or_spec_error(response)
     if response.status_code != 201:
         assert response.status_code in (400, 413)
+
+
+VALID_FILING = {"service_code": "other", "description": "窗口不给办营业执照变更。", "phone": "13800138000",
+                "first_name": "三", "last_name": "张", "lat": "31.2304", "long": "121.4737", "address_string": "人民大道200号",
+                "media_url": "https://example.org/photo.jpg"}
+COORDINATES = st.sampled_from(["31.2", "-33.9", "0", "90", "-180", "121.4737", "１２１", "200", "abc", ""])
+
+
+@FIXTURE_SETTINGS
+@given(broken=st.dictionaries(st.sampled_from(POST_PARAMETERS), HOSTILE | COORDINATES, max_size=3),
+       dropped=st.sets(st.sampled_from(sorted(VALID_FILING)), max_size=2))
+def test_a_valid_filing_with_any_parameter_broken_or_missing_files_or_gets_a_spec_error(world, broken, dropped):
+    """From a filing that files, a few parameters changed to anything (a coordinate among them, valid or not) or left
+    out: filed, or refused in the spec's shape; never a 500 (a valid lat beside a bad or missing long was one)."""
+    form = {key: value for key, value in {**VALID_FILING, **broken}.items() if key not in dropped}
+    response = world.client.post("/open311/v2/requests.json", data={**form, "api_key": world.tokens["office"]})
+    assert_answer_or_spec_error(response)
+    assert response.status_code in (201, 400, 413), response.data
+
+
+@pytest.mark.parametrize("lat,long", [("31.2", "abc"), ("31.2", "200"), ("31.2", "１２１"), ("31.2", None),
+                                      (None, "121.5"), ("abc", "121.5")])
+def test_a_coordinate_without_a_valid_partner_is_a_400_naming_it(world, lat, long):
+    form = {key: value for key, value in {**VALID_FILING, "lat": lat, "long": long}.items() if value is not None}
+    response = world.client.post("/open311/v2/requests.json", data={**form, "api_key": world.tokens["office"]})
+    assert response.status_code == 400, response.data
+    assert_spec_errors(response, 400)
+    assert {"lat", "long"} & {re.split("[:：]", error["description"])[0] for error in response.get_json()}, response.get_json()

@@ -184,7 +184,7 @@ def _description(text, place: dict) -> str | None:
     with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
         if place.get("address_string"):
             lines.append(str(_l("Place: %(place)s", place=place["address_string"])))
-        if place.get("lat") is not None:
+        if place.get("lat") is not None and place.get("long") is not None:  # one without the other is refused
             lines.append(str(_l("Coordinates: %(lat)s, %(long)s", lat=place["lat"], long=place["long"])))
         if place.get("media_url"):
             lines.append(str(_l("Photo or other media: %(url)s", url=place["media_url"])))
