@@ -208,6 +208,38 @@ def test_the_elder_mode_renders_from_its_cookie_with_both_wordings(world):
     assert "class" not in Fields(client.get("/").get_data(as_text=True)).html
 
 
+NEXT = re.compile(r'<input type="hidden" name="next" value="([^"]*)">')
+
+
+@SQLITE_ONLY
+def test_the_switch_on_every_page_answered_to_a_post_leads_to_a_page(world):
+    """Every public page a POST answers (a form sent back with its errors) carries the switch; its `next` is a page
+    (200), never a POST-only step's address (a 405: 补充材料, 撤回, the rating, 下载我的信息 have no page of their own)."""
+    import html
+
+    filed = world.file()
+    no = filed["tracking_no"]
+    client = world.app.test_client()
+    client.post("/track", data={"tracking_no": no, "code": filed["query_code"], "csrf_token": page_csrf(client, "/track")})
+    csrf = page_csrf(client, f"/track/{no}")
+    posts = sorted(rule.rule for rule in world.app.url_map.iter_rules() if "POST" in rule.methods
+                   and not rule.rule.startswith(("/admin", "/api", "/open311", "/sms", "/static", "/webhooks"))
+                   and set(rule.arguments) <= {"tracking_no"})
+    assert "/track/<tracking_no>/supplement" in posts and "/track/my-data" in posts, posts
+    answered = []
+    for rule in posts:
+        path = rule.replace("<tracking_no>", no)
+        response = client.post(path, data={"csrf_token": csrf})
+        found = NEXT.search(response.get_data(as_text=True))
+        if found is None:
+            continue
+        answered.append(path)
+        switched = client.get("/elder", query_string={"on": "1", "next": html.unescape(found.group(1))})
+        landing = client.get(switched.headers["Location"])
+        assert landing.status_code == 200, (path, response.status_code, switched.headers["Location"], landing.status_code)
+    assert {f"/track/{no}/supplement", f"/track/{no}/withdraw", f"/track/{no}/rating", "/track/my-data"} <= set(answered)
+
+
 HOSTILE = ["//evil.example/", "https://evil.example/", "http:/evil.example", "/\\evil.example", "\\\\evil.example",
            "/\t/evil.example", "/\n/evil.example", "javascript:alert(1)", "evil.example", " //evil.example",
            "/%2F/evil.example", "///evil.example", "\x00/", "data:text/html,x", "/\u2028/evil.example", ""]

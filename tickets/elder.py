@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, has_request_context, redirect, request
 from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from .http import local_path
 
@@ -27,9 +29,29 @@ def elder_mode() -> bool:
 
 
 def here() -> str:
-    """This page's address, for the switch's `next` (a POST's page comes back as its GET)."""
+    """This page's address, for the switch's `next`. A page answered to a POST comes back as its GET; a step that has
+    no page of its own (补充材料, 撤回, the rating, 下载我的信息: POST only) as the page it belongs to, the nearest address
+    above it that answers a GET (/track/<no>/supplement: the case page, /track/my-data: the look-up)."""
     query = request.query_string.decode("utf-8", "replace")
-    return request.path + ("?" + query if query else "")
+    if request.method in ("GET", "HEAD"):
+        return request.path + ("?" + query if query else "")
+    adapter = current_app.url_map.bind("localhost")
+    path = request.path
+    while path not in ("", "/"):
+        try:
+            endpoint, _ = adapter.match(path, method="GET")
+        except RequestRedirect:  # the same page with or without its trailing slash
+            return path
+        except HTTPException:  # no page here (405: POST only; 404)
+            endpoint = None
+        if path != request.path:
+            if endpoint is not None:
+                return path
+        elif request.url_rule is not None and endpoint == request.url_rule.endpoint:
+            return path + ("?" + query if query else "")
+        # Not this step's page (/track/my-data reads as a case page for a tracking number "my-data"): the one above.
+        path = path.rsplit("/", 1)[0]
+    return "/"
 
 
 def wording(full, plain) -> Markup:
