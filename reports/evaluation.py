@@ -98,6 +98,13 @@ def rating_labels() -> dict[int, str]:
         return {score: label(SCORE_LABELS, score) for score in SCORE_LABELS}
 
 
+def line_breaks(text: str | None) -> str | None:
+    """A text with each CRLF line break written LF. A form sends a line break as CRLF and the rating's limit
+    (`validation.text`, as a browser's maxlength) counts it as one character; the schema's maxLength counts code
+    points, so a comment the rating accepted (COMMENT_MAX counted characters) fits it only this way."""
+    return text.replace("\r\n", "\n") if text else text
+
+
 def row_of(rating: Rating, *, area_code: str | None, identity: bool, labels: dict[int, str]) -> dict:
     """One line's fields (the schema's shape); `labels`: `rating_labels()`."""
     row = {
@@ -110,7 +117,7 @@ def row_of(rating: Rating, *, area_code: str | None, identity: bool, labels: dic
         "rating": rating.score,
         "rating_label": labels.get(rating.score),
         "defaulted": rating.defaulted,
-        "comment": rating.comment,
+        "comment": line_breaks(rating.comment),
         "rated_at": iso(rating.rated_at),
         "rectification_status": rating.rectification_status,
     }

@@ -21,7 +21,10 @@ from tickets.models import Channel
 # 2026.5 (issue 17): 并单: a case merged into another by the month's end is not a case of the cohort (the problem is
 # counted once, by the case it joined); 并单数 (`merged`) counts the reports joined to a case in the month and 诉求人次
 # (`people`) is 受理数 + 并单数; a joined citizen's rating counts for the department and window of the case joined.
-FORMULA_VERSION = "2026.5"
+# 2026.6: a case a window referred up before accepting it (`refer_up` out of `submitted`: it is `accepted` at the window
+# above, without an `accept` event) is accepted by that window then, so it is a case of that month's cohort; it was in
+# no month's before, though closed and rated.
+FORMULA_VERSION = "2026.6"
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,10 @@ CHANNEL_COUNTS = tuple(key for key, _channels in ACCEPTED_BY_CHANNEL)
 
 FORMULAS = (
     Formula("accepted", _l("Cases accepted"), _l(
-        "Cases with an accept event in the month (the month's cohort), each problem once: a case merged into another "
-        "(并单) by the month's end is not counted, the case it joined is. Rejected cases are never accepted and "
-        "so never counted.")),
+        "Cases accepted in the month (the month's cohort): with an accept event, or referred up by a window before it "
+        "accepted them (then accepted by the window above). Each problem once: a case merged into another (并单) by "
+        "the month's end is not counted, the case it joined is. Rejected cases are never accepted and so never "
+        "counted.")),
     Formula("merged", _l("Reports merged (并单)"), _l(
         "Reports merged in the month into a case that handles the same problem, and still merged at the month's end; "
         "counted for the department and window of the case they joined.")),

@@ -14,7 +14,8 @@ from tickets.labels import PROBLEM_TYPE_LABELS, label
 from tickets.models import Deadline, Department, Event, Ticket
 
 from .metrics import (
-    DEPARTMENT_DEADLINES, INSTRUCTION_ACTIONS, SUPERVISION_ACTIONS, Month, Scope, WorkingDays, between, department_at, step_level,
+    DEPARTMENT_DEADLINES, INSTRUCTION_ACTIONS, SUPERVISION_ACTIONS, Month, Scope, WorkingDays, accepted_in, between,
+    department_at, step_level,
 )
 
 LIST_LIMIT = 100
@@ -31,13 +32,14 @@ def supervision_level_at(ticket_id, at):
 
 
 def recurring(session, month: Month, tz: ZoneInfo, scope: Scope) -> tuple[list[dict], list[dict]]:
-    """The cohort's problem types, and the service items it names most often (一类事: fix them at the root).
+    """The cohort's problem types, and the service items it names most often (一类事: fix them at the root): the cases
+    受理数 counts (`metrics.accepted_in`), so the problem types add up to it.
 
     One pass over the cohort's tickets grouped by (problem type, service item); the two tallies are
     summed from those groups (a few thousand at most).
     """
     start, end = month.bounds(tz)
-    cohort = sa.select(Event.ticket_id).where(Event.action == "accept", between(Event.at, start, end))
+    cohort = sa.select(Event.ticket_id).where(accepted_in(Event, start, end))  # the figures' cohort (受理数)
     groups = session.execute(
         sa.select(Ticket.problem_type, Ticket.service_item, sa.func.count()).where(Ticket.id.in_(cohort), scope.owned())
         .group_by(Ticket.problem_type, Ticket.service_item)

@@ -46,6 +46,7 @@ SUPERVISION_ACTIONS = names(raises_supervision=True)     # escalate, remind (a r
 INSTRUCTION_ACTIONS = names(listed_with_escalations=True)  # instruct (批示): listed with them, not counted
 LIFTING_ACTIONS = names(lifts_rectification=True)        # decide_appeal: closes a reopened case again when upheld
 RATING_ACTIONS = names(rates_survey=True)                # rate, record_rating: a 差评 reopens the case
+HAND_OVER_ACTIONS = ("refer_up", "assign_down")   # the case goes to another window (`accepted` there)
 DEPARTMENT_DEADLINES = ("handle", "rectify")      # deadlines the department is measured by
 ON_TIME_DEADLINES = ("accept", "handle", "rectify")
 CONTACT_DEADLINE = "contact"                      # 先行联系, its own figure (never in the on-time closure rate)
@@ -170,6 +171,23 @@ def joined_at(ticket_id, end):
             .correlate_except(merge).exists())
 
 
+def accepting(events):
+    """Condition on events: the one event that accepted a case: its `accept`, or a hand-over to another window out of
+    `submitted` (a window refers a case it has not accepted up, `refer_up`, and the case is `accepted` at the window
+    above, with no `accept` event): the receiving window's acceptance. A case leaves `submitted` once, so it has at
+    most one such event."""
+    return sa.or_(events.action == "accept",
+                  sa.and_(events.action.in_(HAND_OVER_ACTIONS), events.from_status == "submitted"))
+
+
+def accepted_in(events, start, end):
+    """Condition on events (`Event` or its table's columns): the acceptance of a case of the month's cohort (受理数,
+    `formulas` "accepted"): an accepting event (`accepting`) in the month, of a case not merged (并单) into another by
+    the month's end (`joined_at`). The one reading of the cohort, for its figures (`cohort`) and its lists
+    (`lists.recurring`)."""
+    return sa.and_(accepting(events), between(events.at, start, end), ~joined_at(events.ticket_id, end))
+
+
 def surveyed_case():
     """The case a survey's rating counts for: the case itself, or the case it was merged into (并单: the joined
     citizen rates the answer of that case, for the department that handled it). A case with a survey of its own
@@ -217,8 +235,7 @@ def cohort(start, end, scope: Scope, *, departments: bool = True):
     event, deadline = Event.__table__, Deadline.__table__
     accepted = (sa.select(event.c.ticket_id, Ticket.office_id, Ticket.channel)
                 .join(Ticket, Ticket.id == event.c.ticket_id)
-                .where(event.c.action == "accept", between(event.c.at, start, end),
-                       scope.owned(), ~joined_at(event.c.ticket_id, end)).subquery())
+                .where(accepted_in(event.c, start, end), scope.owned()).subquery())
     closed = _latest(event.c.at, leaves_closed(event.c), between(event.c.at, start, end))
     reopened = _latest(event.c.at, event.c.action.in_(RATING_ACTIONS), event.c.to_status == "rectifying",
                        between(event.c.at, start, end))

@@ -26,7 +26,7 @@ from tickets.labels import STATUS_LABELS, label, supervision_text
 from . import charts, narrative
 from .display import month_label, percent, show
 from .formulas import CHANNEL_COUNTS, FORMULA_BY_KEY, FORMULA_VERSION, FORMULAS
-from .markup import SafeParagraph, markup, plain, text
+from .markup import SafeParagraph, lines, markup, plain, text
 from .metrics import had_cases
 
 GRID = colors.HexColor("#b0b7c3")
@@ -219,7 +219,7 @@ def _narrative(figures, s: Styles):
             for key, value in thresholds.items())), s.note))
     steps = narrative.next_steps(figures)
     flow += [text(_("Next steps"), s.h2),
-             text(steps, s.body) if steps else text(_("The office has not written its next steps yet."), s.note)]
+             lines(steps, s.body) if steps else text(_("The office has not written its next steps yet."), s.note)]
     return flow
 
 
@@ -230,7 +230,7 @@ def _typical(figures, s: Styles, font: str, tz):
         return flow + [text(_("The office marked no case of this month as typical."), s.body)]
     rows = [[text(h, s.small) for h in (_("Tracking number"), _("Department"), _("Closed"), _("Summary"))]]
     rows += [[text(c["tracking_no"], s.small), text(c["department"] or "—", s.small), _local(c["closed_at"], tz),
-              text(c["summary"], s.small)] for c in cases]
+              lines(c["summary"], s.small)] for c in cases]  # the office's words, line breaks kept
     return flow + [_table(rows, [32 * mm, 30 * mm, 28 * mm, 90 * mm], font)]
 
 

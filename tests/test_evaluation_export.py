@@ -167,6 +167,28 @@ def test_a_row_the_schema_refuses_stops_the_export_and_leaves_no_file(network, c
     assert list((tmp_path / "out").iterdir()) == []  # neither the export nor its temporary file
 
 
+@SQLITE
+def test_a_comment_of_the_longest_the_rating_takes_with_line_breaks_is_exported(world, clock, tmp_path):
+    """The rating counts a CRLF line break as one character (as the form's maxlength does): a comment of COMMENT_MAX
+    counted characters with line breaks has more code points than the schema's maxLength, and one such row would stop
+    the month's export. The export writes each CRLF as LF, so the comment fits as the rating counted it."""
+    clock.set(2026, 11, 2, 9)
+    filed = world.file()
+    world.step("office", filed["tracking_no"], "accept")
+    world.step("office", filed["tracking_no"], "resolve", content="已当场答复。")
+    comment = ("办得很慢窗口人员态度一般好" + "\r\n") * 70 + "谢" * 20  # 1000 counted, 1070 code points
+    response = world.client.post(f"/api/v1/tickets/{filed['tracking_no']}/rating?code={filed['query_code']}",
+                                 json={"score": 2, "comment": comment})
+    assert response.status_code == 200, response.get_json()
+    clock.set(2026, 12, 10, 9)
+    target = tmp_path / "2026-11.jsonl"
+    result = world.app.test_cli_runner().invoke(args=["evaluation", "export", "2026-11", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert row["comment"] == comment.replace("\r\n", "\n") and len(row["comment"]) == 1000
+    assert list(VALIDATOR.iter_errors(row)) == []
+
+
 # --- any text a citizen can write reaches the line escaped, and back unchanged -----------------------------
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=50) | st.sampled_from(
@@ -190,7 +212,8 @@ def test_text_fields_are_escaped_in_one_line(name, comment):
     text = evaluation.line(row)
     assert text.endswith("\n") and len(text.splitlines()) == 1   # whatever a reader counts as a line break
     assert not any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for ch in text[:-1])  # every control escaped
-    assert json.loads(text) == row and row["citizen_name"] == name and row["comment"] == comment
+    assert json.loads(text) == row and row["citizen_name"] == name
+    assert row["comment"] == (comment.replace("\r\n", "\n") if comment else comment)  # a CRLF written LF
     assert row["rated_at"] == "2026-11-02T09:00:00+08:00"
 
 
@@ -217,4 +240,4 @@ def test_text_from_the_database_comes_back_unchanged(world, clock, name, comment
     app.config["EVALUATION_EXPORT_IDENTITY"] = True
     result, rows = export(app, "2026-11")
     assert result.exit_code == 0, result.output
-    assert [(row["citizen_name"], row["comment"]) for row in rows] == [(name, comment or None)]
+    assert [(row["citizen_name"], row["comment"]) for row in rows] == [(name, comment.replace("\r\n", "\n") or None)]

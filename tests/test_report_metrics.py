@@ -74,6 +74,26 @@ def test_lists_recurring_items_and_trend(world, november):
     assert trend["2025-12"]["closure_rate"] is None
 
 
+def test_problem_types_and_service_items_are_of_the_cases_accepted(world, clock):
+    """The lists count the cohort the figures count: a case merged (并单) by the month's end is not a case of it (its
+    problem is counted once, by the case it joined), so the problem types add up to 受理数; one merged after the month's
+    end still is the month's."""
+    clock.set(2026, 11, 2, 9)
+    first = world.file(service_item="营业执照变更")["tracking_no"]
+    merged = world.file(service_item="营业执照变更", phone="13900139000", problem_type="too_hard")["tracking_no"]
+    later = world.file(service_item="营业执照变更", phone="13900139001")["tracking_no"]
+    for no in (first, merged, later):
+        world.step("office", no, "accept")
+    world.step("office", merged, "merge", into=first, note="同一问题")
+    clock.set(2026, 12, 1, 9)
+    world.step("office", later, "merge", into=first, note="同一问题")  # December's: November's cohort keeps it
+    figures = figures_of(world.app)
+    assert (figures["office"]["accepted"], figures["office"]["merged"]) == (2, 1)
+    assert [(p["code"], p["count"]) for p in figures["problem_types"]] == [("too_slow", 2)]
+    assert sum(p["count"] for p in figures["problem_types"]) == figures["office"]["accepted"]
+    assert figures["service_items"] == [{"name": "营业执照变更", "count": 2}]
+
+
 def test_december_events_do_not_change_november(world, november, clock):
     before = figures_of(world.app)
     clock.set(2026, 12, 20, 9)

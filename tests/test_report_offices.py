@@ -228,6 +228,37 @@ def test_the_city_ranks_its_counties_and_each_level_reads_its_own(network, novem
     assert world.get("office", URL + "?office=c1").get_json()["office"]["accepted"] == 3
 
 
+def test_a_case_referred_up_before_acceptance_is_accepted_by_the_window_above(network, clock):
+    """A township refers a case up before accepting it (`refer_up` out of `submitted`): the county has it `accepted`
+    without an `accept` event, and that hand-over is its acceptance, in the month it happened. Before, the case was in no
+    month's 受理数 anywhere, though closed (and on time) in 本月办结数. A case referred up after its acceptance is
+    accepted once, by the township, in the month of its `accept`."""
+    world = network.world
+    clock.set(2026, 10, 30, 9)
+    early = network.file("t11")
+    world.step("office_t11", early, "accept")                                 # October's, at the township
+    clock.set(2026, 11, 2, 9)
+    world.step("office_t11", early, "refer_up", reason="需要县里协调")
+    referred = network.file("t11", phone="13900139000")
+    world.step("office_t11", referred, "refer_up", reason="需要县里协调")     # submitted -> accepted at c1
+    world.step("office_c1", referred, "transfer", department_id=network.departments["C1"])
+    clock.set(2026, 11, 4, 9)
+    world.step("dept_c1", referred, "reply", content="已办理完毕。")
+    world.step("office_c1", referred, "approve")
+    clock.set(2026, 12, 3, 10)
+    city, county = figures_of(network, "root"), figures_of(network, "c1")
+    for figures in (city, county):
+        office = figures["office"]
+        assert (office["accepted"], office["closed"], office["closed_in_month"]) == (1, 1, 1), office
+        assert sum(p["count"] for p in figures["problem_types"]) == 1
+    assert county["own"]["accepted"] == 1 and figures_of(network, "t11")["office"]["accepted"] == 0
+    c1 = {row["name"]: row for row in county["departments"]}["东湖县人社局"]
+    assert (c1["accepted"], c1["closed"]) == (1, 1)
+    with world.app.app_context():
+        october = monthly_figures(db.session, metrics.Month.parse("2026-10"), network.offices["root"])
+    assert october["office"]["accepted"] == 1  # the early case: accepted once, in October
+
+
 @pytest.mark.parametrize("who, office", [
     ("office_c1", "c2"), ("leader_c1", "t21"), ("supervisor_c2", "c1"), ("office_t11", "c1"), ("office_t11", "t12"),
     ("office_t11", "root"), ("leader_c2", "nowhere"), ("office", "nowhere"), ("office_c1", "x" * 40),

@@ -465,6 +465,18 @@ def test_the_first_page_holds_figures_changes_boards_and_narrative(app):
     assert "已发布" in squash(published[0])
 
 
+def test_the_offices_own_texts_keep_their_line_breaks(app):
+    """下步工作 and a 典型案例's summary are written in text boxes, line by line: the PDF prints each line as a line
+    (escaped, as every text), not the lines run together into one."""
+    figures = figures_with(tracking_numbers=["BJ20261102-0001"])
+    figures["next_steps"] = "一、加强督办超期件。\n二、整改<b>差评</b>。\r\n三、回访群众。"
+    figures["typical_cases"][0]["summary"] = "群众反映营业执照变更慢。\n窗口协调当日办结。"
+    text = pdf_text(build(app, figures))
+    assert "一、加强督办超期件。\n二、整改<b>差评</b>。\n三、回访群众。" in text
+    assert "一、加强督办超期件。 二、" not in text
+    assert "群众反映营业执照变更慢。\n窗口协调当日办结。" in text
+
+
 def test_tables_split_across_pages_keep_three_rows_on_each_side(app):
     """However long the overdue list, a page never ends with a table's header and one or two rows, nor starts with
     its last one or two."""
