@@ -13,11 +13,11 @@ from markupsafe import Markup
 from wtforms import TextAreaField
 from wtforms.validators import InputRequired
 
-from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text, segments
+from notify.messages import KINDS, MAX_LENGTH, TemplateProblem, check_text, default_text, segments, sms_length
 from notify.backends import TEST_NUMBER_BACKEND
 from notify.models import SmsMessage, SmsStatus, SmsTemplate
-from notify.operations import (HISTORY_BACKEND, RESENDABLE, forget_templates, reset_template, resend, save_template,
-                               template_text)
+from notify.operations import (HISTORY_BACKEND, forget_templates, reset_template, resend, resend_refusal,
+                               save_template, template_text)
 from notify.outbox import held_by_quiet_hours, hold
 from tickets import clock, phones
 from tickets.db import db
@@ -150,7 +150,7 @@ class SmsLogView(TicketLinks, VisibleTicketRows, OfficeFilterGroups, RoleGuard, 
         return self.render("admin/sms/message.html", message=message, body=shown_body(message),
                            phone=phones.mask(message.phone), status=status_badge(message.status, message.backend),
                            kind=KINDS.get(message.template), case=case_link(message.ticket_id),
-                           resendable=message.status in RESENDABLE, history=history, local_text=local_text,
+                           resendable=resend_refusal(db.session, message) is None, history=history, local_text=local_text,
                            status_badge=status_badge, hold=hold_text(message),
                            quiet=held_by_quiet_hours(message), cause=causes.load_for_message(db.session, message),
                            number=tracking_number(message.ticket_id) if message.ticket_id else None)
@@ -229,6 +229,7 @@ class SmsTemplatesView(RoleGuard, BaseView):
                 preview = None
         return self.render("admin/sms/template_edit.html", form=form, kind=kind, key=key, preview=preview,
                            segments=segments(preview) if preview else 0, max_length=MAX_LENGTH,
+                           length=sms_length(preview) if preview else 0,  # as the provider counts: an emoji is two
                            variables=sorted(kind.sample), default=default_text(key),
                            custom=db.session.get(SmsTemplate, key) is not None), status
 

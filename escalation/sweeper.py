@@ -24,11 +24,11 @@ import prometheus_client as prometheus
 from flask import current_app
 
 from notify import send_sms
-from notify.operations import hold_until
+from notify.operations import hold_until, sms_label
 from tickets import clock, contacts, telemetry, workflow
 from tickets import deadlines as deadline_rules
 from tickets.db import in_batches
-from tickets.labels import DEADLINE_LABELS, label
+from tickets.labels import DEADLINE_LABELS
 from tickets.models import FINAL_STATUSES, HOURLY_KINDS, Deadline, Department, Ticket
 
 from . import store
@@ -241,8 +241,9 @@ def _send(session, step: EscalationStep, rung: Rung, ticket: Ticket, deadline: D
     # ladder.TEXT_VARIABLES (and HOURLY_TEXT_VARIABLES): what ESCALATION_LADDER's texts are checked against at start-up
     context = {"tracking_no": ticket.tracking_no, "department": department.name if department else "",
                "due": clock.local_text(deadline.due_at),
-               "days_overdue": str(working_days_overdue(batch.calendar, deadline.due_at, now, clock.local_tz())),
-               "deadline": label(DEADLINE_LABELS, step.kind)}
+               # a number, as the editor's samples have it (notify/messages.py): an edited text may compare it
+               "days_overdue": working_days_overdue(batch.calendar, deadline.due_at, now, clock.local_tz()),
+               "deadline": sms_label(DEADLINE_LABELS, step.kind)}
     if step.kind in {k.value for k in HOURLY_KINDS}:
         # whole working hours past the deadline as this text is written (0 on time; more when the sweep runs late)
         context["hours_overdue"] = working_minutes_between(batch.calendar, deadline.due_at, now, clock.local_tz(),

@@ -6,18 +6,22 @@ back) with the change it reports, naming the event as its cause. Texts to staff 
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask_babel import force_locale
 
 from tickets import contacts
 from tickets.workflow import KINDS, RECOVER_CODE, SUPPLEMENT, names
-from tickets.labels import SCORE_LABELS, label
+from tickets.labels import SCORE_LABELS
 from tickets.models import DEFAULT_SCORE, Department, Deadline, Office, Survey, is_bad_rating
 from tickets.clock import local_text
 
-from .operations import send_sms
+from .models import SmsMessage, SmsStatus
+from .operations import send_sms, sms_label
+
+# 补充材料: a handler told of a case's new information is not texted again for the same case until this long after
+# (a citizen adding five things in an evening sends one text, not five); the case page lists every supplement.
+SUPPLEMENT_TEXT_INTERVAL = timedelta(hours=4)
 
 
 def _department_name(session, department_id) -> str:
@@ -81,12 +85,11 @@ def split(event, *, session, ticket, **_):
     _citizen(session, ticket, event, "split")
 
 
-def _default_label(session, ticket) -> str:
+def _default_label(session, ticket):
     """What silence will count as (基本满意) when the case's office defaults unanswered surveys; "" when it does not."""
     if not session.scalar(sa.select(Office.default_unanswered).where(Office.id == ticket.office_id)):
         return ""
-    with force_locale("zh_CN"):  # the texts are Chinese
-        return label(SCORE_LABELS, DEFAULT_SCORE)
+    return sms_label(SCORE_LABELS, DEFAULT_SCORE)  # in Chinese, as every text (`send_sms`)
 
 
 def rated(event, *, session, ticket, **_):
@@ -100,7 +103,7 @@ def rated(event, *, session, ticket, **_):
                                                        Deadline.ended_at.is_(None)).order_by(Deadline.round.desc()))
     message = send_sms(contacts.department_phone(department, "supervisor"), "bad_rating_supervisor",
                        {"tracking_no": ticket.tracking_no, "department": department.name,
-                        "score_label": label(SCORE_LABELS, data.get("score")),
+                        "score_label": sms_label(SCORE_LABELS, data.get("score")),
                         "due": _date(rectify.due_at) if rectify else ""},
                        ticket_id=ticket.id, session=session, cause=event)
     _notified(event, "supervisor", int(message is not None))
@@ -156,17 +159,29 @@ def _workers(session, ticket) -> tuple[list[str], str, str]:
     return contacts.staff_phones(session, (), (ticket.office_id,))[1].get(ticket.office_id, []), "office", ""
 
 
-def _text_workers(session, ticket, event, template, **context) -> None:
+def _text_workers(session, ticket, event, template, *, told=frozenset(), **context) -> None:
+    """Text those who work the case; the numbers in `told` already know (they count as notified, and get no text)."""
     phones, audience, department = _workers(session, ticket)
-    sent = sum(send_sms(phone, template, {"tracking_no": ticket.tracking_no, "department": department, **context},
-                        ticket_id=ticket.id, audience=audience, session=session, cause=event) is not None
+    sent = sum(phone in told or send_sms(phone, template, {"tracking_no": ticket.tracking_no, "department": department,
+                                                           **context},
+                                         ticket_id=ticket.id, audience=audience, session=session,
+                                         cause=event) is not None
                for phone in phones)
     _notified(event, audience, sent)
 
 
+def _recently_told(session, ticket, template: str, since) -> set[str]:
+    """The numbers a text `template` of this case went (or is going) to since `since`; one that failed tells nobody."""
+    return set(session.scalars(sa.select(SmsMessage.phone).where(
+        SmsMessage.ticket_id == ticket.id, SmsMessage.template == template, SmsMessage.created_at > since,
+        SmsMessage.status.not_in((SmsStatus.failed.value, SmsStatus.undelivered.value)))))
+
+
 def supplemented(event, *, session, ticket, **_):
-    """补充材料: those who work the case are told, so that nobody works on without what the citizen added."""
-    _text_workers(session, ticket, event, "supplement_handler")
+    """补充材料: those who work the case are told, so that nobody works on without what the citizen added; once per
+    SUPPLEMENT_TEXT_INTERVAL per case and person (a burst of supplements is one text: the case page lists them all)."""
+    told = _recently_told(session, ticket, "supplement_handler", event.at - SUPPLEMENT_TEXT_INTERVAL)
+    _text_workers(session, ticket, event, "supplement_handler", told=told)
 
 
 def instructed(event, *, session, ticket, **_):

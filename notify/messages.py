@@ -18,13 +18,15 @@ from pathlib import Path
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from .sandbox import TemplateProblem, check_source, render, usable
+from .sandbox import TemplateProblem, check_source, render, sms_length, usable
 
 log = logging.getLogger("banjie.sms")
 
 DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "templates" / "notify" / "sms"
 
-# A Chinese text message is 70 characters; longer ones travel as 67-character parts. Three parts at most.
+# A Chinese text message is 70 characters; longer ones travel as 67-character parts. Three parts at most. Characters
+# as the provider bills them (UCS-2: UTF-16 code units, `sms_length`): an emoji or a rare character (CJK Extension B,
+# e.g. 𠀀) counts as two.
 SINGLE_SEGMENT = 70
 SEGMENT = 67
 MAX_SEGMENTS = 3
@@ -104,7 +106,8 @@ KINDS: dict[str, MessageKind] = {k.key: k for k in (
 
 def segments(text: str) -> int:
     """How many SMS parts a Chinese (UCS-2) text needs."""
-    return 1 if len(text) <= SINGLE_SEGMENT else math.ceil(len(text) / SEGMENT)
+    length = sms_length(text)
+    return 1 if length <= SINGLE_SEGMENT else math.ceil(length / SEGMENT)
 
 
 @functools.lru_cache(maxsize=None)
@@ -133,9 +136,9 @@ def compose(key: str, custom: str | None, context: dict) -> str:
             if not usable(custom, frozenset(KINDS[key].sample)):
                 raise TemplateProblem("it fails the template check")
             text = render_text(custom, context)
-            if len(text) <= MAX_LENGTH:
+            if sms_length(text) <= MAX_LENGTH:
                 return text
-            problem = f"{len(text)} characters, {MAX_LENGTH} at most"
+            problem = f"{sms_length(text)} characters, {MAX_LENGTH} at most"
         except Exception as error:  # noqa: BLE001 - an action never fails because of a text
             problem = str(error) if isinstance(error, TemplateProblem) else type(error).__name__
         log.warning("SMS template %r cannot be used for this message (%s); the default text was sent", key, problem)
@@ -143,6 +146,7 @@ def compose(key: str, custom: str | None, context: dict) -> str:
 
 
 LONG_VALUE = "测" * 500  # longer than any message; a name or date is far shorter, a citizen's reply may not be
+LONG_WIDE_VALUE = "😀" * 500  # as long, in characters that count twice (`sms_length`): an emoji-laden reply
 
 
 def check_text(key: str, source: str) -> str:
@@ -159,21 +163,21 @@ def check_text(key: str, source: str) -> str:
         raise TemplateProblem(_l("The text cannot be empty."))
     check_source(source, kind.sample)
     rendered = _rendered(source, kind.sample, lambda error: _l("The text cannot be used: %(error)s", error=error))
-    if len(rendered) > MAX_LENGTH:
+    if sms_length(rendered) > MAX_LENGTH:
         raise TemplateProblem(_l("With the sample values the message has %(n)d characters; %(max)d at most.",
-                                 n=len(rendered), max=MAX_LENGTH))
+                                 n=sms_length(rendered), max=MAX_LENGTH))
     missing = [name for name in kind.required if str(kind.sample[name]) not in rendered]
     if missing:
         raise TemplateProblem(_l("The text must show %(names)s: without it the citizen cannot use the message.",
                                  names=", ".join("{{ %s }}" % name for name in missing)))
     for name, value in sorted(kind.sample.items()):
-        empty, *long = (0, -1, 10**6) if isinstance(value, int) else ("", LONG_VALUE)
+        empty, *long = (0, -1, 10**6) if isinstance(value, int) else ("", LONG_VALUE, LONG_WIDE_VALUE)
         _rendered(source, {**kind.sample, name: empty}, lambda error: _l(
             "With an empty “%(name)s” the text cannot be used: %(error)s", name=name, error=error))
         for extreme in long:
             text = _rendered(source, {**kind.sample, name: extreme}, lambda error: _l(
                 "With a long “%(name)s” the text cannot be used: %(error)s", name=name, error=error))
-            if name in kind.free_text and len(text) > MAX_LENGTH:
+            if name in kind.free_text and sms_length(text) > MAX_LENGTH:
                 raise TemplateProblem(_l("“%(name)s” can be long: shorten it with a filter, e.g. "
                                          "{{ %(name)s|clip(40) }}.", name=name))
     return rendered

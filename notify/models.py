@@ -100,7 +100,7 @@ class InboundSms(SQLModel, table=True):
     phone: str = Field(sa_type=Encrypted("sms_inbound.phone"))  # encrypted at rest (tickets/privacy/crypto.py)
     body: str = Field(sa_type=sa.Text)
     received_at: datetime = _time(default_factory=utcnow)
-    outcome: str = Field(sa_type=sa.String(16))  # rated | unclear | opt_out | no_survey | closed | unknown
+    outcome: str = Field(sa_type=sa.String(16))  # rated | unclear | opt_out | no_survey | closed | conflict | unknown
     survey_id: Optional[int] = Field(default=None, foreign_key="survey.id", index=True)
     score: Optional[int] = Field(default=None)
 

@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from tickets import clock
 from tickets.phones import is_mobile
@@ -17,11 +19,14 @@ from tickets.models import Ticket
 from .messages import KINDS, TemplateProblem, check_text, compose, default_text
 from .models import SmsMessage, SmsOptOut, SmsStatus, SmsTemplate
 from .quiet import parse_quiet_hours, quiet_until
+from .retention import ANONYMISED
 from .state import TEMPLATES
 
 
-OPTED_OUT = {"status": SmsStatus.failed.value, "error_code": "opted_out",
+OPTED_OUT_CODE = "opted_out"
+OPTED_OUT = {"status": SmsStatus.failed.value, "error_code": OPTED_OUT_CODE,
              "error_message": "the number opted out of surveys (TD/退订)"}
+SMS_LOCALE = "zh_CN"  # every text is Chinese, whatever the language of the request or the person that caused it
 
 
 # Administrators' wordings, read in one query and kept briefly: every outbox row would otherwise read its
@@ -114,6 +119,19 @@ def held_until(tracking_no: str, template: str) -> datetime | None:
     return waiting if waiting is not None and waiting > clock.now() else None
 
 
+def sms_label(mapping, code):
+    """A label (`tickets.labels`) as a text's variable: left untranslated, so that `send_sms` renders it in Chinese
+    whatever the request's language (`label()` would translate it now, into English for an English-speaking caller)."""
+    return mapping.get(code, "" if code is None else str(code))
+
+
+def _in_chinese(template: str, custom: str | None, context: dict) -> str:
+    """The text of the message, rendered in SMS_LOCALE: a label passed untranslated (`sms_label`) is read in Chinese."""
+    with force_locale(SMS_LOCALE):
+        values = {name: str(value) if isinstance(value, LazyString) else value for name, value in context.items()}
+        return compose(template, custom, values)
+
+
 def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int | None = None,
              audience: str | None = None, session=None, cause=None, step_id: int | None = None) -> SmsMessage | None:
     """Write one text message to the outbox in the caller's transaction; a worker sends it after the commit.
@@ -122,7 +140,9 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
     mainland mobile number, `phones.is_mobile`), writes nothing and returns None: the one place that rule lives, so
     no text to a landline is ever queued, sent or logged as failed. A survey message to a
     number that opted out is written as failed (`opted_out`), so the console shows why it never went.
-    During quiet hours the message waits until they end, unless the citizen is waiting for it (`immediate`). An administrator's wording that cannot make this
+    During quiet hours the message waits until they end, unless the citizen is waiting for it (`immediate`). Every text
+    is rendered in Chinese (SMS_LOCALE), whatever the request's language: pass a label with `sms_label`, untranslated,
+    and it is read in Chinese here. An administrator's wording that cannot make this
     message gives way to the default (`messages.compose`): a text never stops the action that sends it.
     Inside `writing_history` it is recorded, never sent. `cause` is the case event it is written for, `step_id`
     the ladder step that fires it: the case page shows them as the reason the text went out.
@@ -135,7 +155,7 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
     opted_out = kind.survey and is_opted_out(session, phone)
     message = new_row(
         SmsMessage, ticket_id=ticket_id, phone=phone, audience=audience or kind.audience, template=template,
-        body=compose(template, custom_text(session, template), context), created_at=now,
+        body=_in_chinese(template, custom_text(session, template), context), created_at=now,
         not_before=now if kind.immediate else hold_until(now) or now,
         event_id=cause.id if cause is not None else None, step_id=step_id,
         **(OPTED_OUT if opted_out else AS_HISTORY if session.info.get(_HISTORY) else {}),
@@ -150,13 +170,30 @@ def send_sms(phone: str | None, template: str, context: dict, *, ticket_id: int 
 
 
 RESENDABLE = frozenset({SmsStatus.failed.value, SmsStatus.undelivered.value})
+# Texts that failed because they were never to go: to a number that opted out of surveys, or waiting when the case was
+# anonymised (its number is no longer one). Sending them again would undo that decision.
+NEVER_TO_GO = frozenset({OPTED_OUT_CODE, ANONYMISED})
+
+
+def resend_refusal(session, message: SmsMessage):
+    """Why the console may not send `message` again, or None when it may: only a failed or undelivered text, not one
+    that was never to go (NEVER_TO_GO), and only to what `send_sms` would write to now (a mobile number; for a survey
+    text, one that has not opted out since)."""
+    if message.status not in RESENDABLE:
+        return _l("Only a failed or undelivered message can be sent again.")
+    kind = KINDS.get(message.template)
+    if (message.error_code in NEVER_TO_GO or not message.phone or not is_mobile(message.phone)
+            or (kind is not None and kind.survey and is_opted_out(session, message.phone))):
+        return _l("This message cannot be sent again: the number opted out of surveys or can no longer be texted.")
+    return None
 
 
 def resend(session, message: SmsMessage, now) -> SmsMessage:
     """A failed or undelivered text goes out again as a new row (the failed one stays, as history); the worker
-    sends it after the commit. ValidationFailed for a text in any other state."""
-    if message.status not in RESENDABLE:
-        raise ValidationFailed(_l("Only a failed or undelivered message can be sent again."))
+    sends it after the commit. ValidationFailed when it may not (`resend_refusal`)."""
+    refusal = resend_refusal(session, message)
+    if refusal is not None:
+        raise ValidationFailed(refusal)
     copy = SmsMessage(ticket_id=message.ticket_id, phone=message.phone, audience=message.audience,
                       template=message.template, body=message.body, created_at=now, not_before=now,
                       resent_from_id=message.id, event_id=message.event_id, step_id=message.step_id)

@@ -23,7 +23,7 @@ from tickets.db import db
 from .backends import TEST_NUMBER_BACKEND, PermanentFailure, TransientFailure, backend_for
 from .messages import KINDS
 from .models import FINAL, SmsMessage, SmsStatus
-from .operations import hold_until
+from .operations import OPTED_OUT, hold_until, is_opted_out
 from .quiet import ends_quiet_hours, parse_quiet_hours
 from .ratelimit import limiter_for
 from .state import ENQUEUE, RATE
@@ -101,6 +101,12 @@ def deliver(message_id: int) -> str:
         return "done"
     now = clock.now()
     kind = KINDS.get(message.template)
+    if kind is not None and kind.survey and message.status == PENDING and is_opted_out(session, message.phone):
+        # the number opted out after the text was written (a survey held for the night, then 退订): it never goes
+        db.session.execute(sa.update(SmsMessage).where(SmsMessage.id == message_id, SmsMessage.status == PENDING)
+                           .values(status_at=now, **OPTED_OUT))
+        db.session.commit()
+        return "opted_out"
     held = None if kind is not None and kind.immediate else hold_until(now)  # the citizen waits for it (send_sms)
     if held is not None:
         _update(message_id, not_before=held)
@@ -260,8 +266,15 @@ def _after_commit(session) -> None:
         telemetry.inc(SMS_QUEUED, queued)
 
 
-def _after_rollback(session) -> None:
-    session.info.pop(_KEY, None)
+def _after_rollback(session, previous) -> None:
+    """A rolled-back transaction sends nothing it wrote. A savepoint's rollback (`begin_nested`: a refused rating, one
+    survey of the closing sweep) takes back only the rows written inside it: the rest of the transaction's still go at
+    its commit, not at the outbox sweep's next pass."""
+    messages = session.info.pop(_KEY, None)
+    if previous.nested and messages:
+        kept = [message for message in messages if message in session]
+        if kept:
+            session.info[_KEY] = kept
 
 
 def install_session_hooks(session_class) -> None:
@@ -270,4 +283,4 @@ def install_session_hooks(session_class) -> None:
         return
     sa.event.listen(session_class, "transient_to_pending", _new_row)
     sa.event.listen(session_class, "after_commit", _after_commit)
-    sa.event.listen(session_class, "after_soft_rollback", lambda session, previous: _after_rollback(session))
+    sa.event.listen(session_class, "after_soft_rollback", _after_rollback)

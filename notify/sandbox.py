@@ -67,10 +67,25 @@ class SmsSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+def sms_length(text: str) -> int:
+    """The length of a text as the provider counts and bills it: UTF-16 code units (UCS-2), so a character outside the
+    Basic Multilingual Plane (an emoji, a CJK Extension B character such as 𠀀) is two. Every SMS length Banjie checks or
+    shows is this one: `clip`, `messages.segments` and MAX_LENGTH, the template editor's count."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2  # a lone surrogate (not UTF-8 anyway) is one
+
+
 def _clip(value, length: int = 40) -> str:
-    """The value on one line, cut to `length` characters with an ellipsis."""
+    """The value on one line, cut to `length` characters (`sms_length`: an emoji counts two) with an ellipsis."""
     text = " ".join(str(value or "").split())
-    return text if len(text) <= length else text[: length - 1] + "…"
+    if sms_length(text) <= length:
+        return text
+    kept, used = [], 1  # the ellipsis
+    for char in text:
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > length:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
 
 
 environment = SmsSandbox(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False)

@@ -119,6 +119,59 @@ def test_on_time_texts_do_not_depend_on_the_seconds_the_sweep_runs_late(world, c
     assert [e["level"] for e in escalations(world, case)] == [1, 2, 3]  # one line per sweep, as before
 
 
+def _edit(world, key: str, wording: str) -> str:
+    """Save an administrator's wording through the editor's own check; its preview (with the editor's samples)."""
+    from notify.messages import check_text
+    from notify.operations import forget_templates, save_template
+    from tickets import clock as product_clock
+
+    with world.app.app_context():
+        save_template(db.session, key, wording, by=None, now=product_clock.now())
+        db.session.commit()
+        forget_templates()
+        return check_text(key, wording)
+
+
+def test_an_edited_text_that_compares_days_overdue_says_what_its_preview_said(world, clock):
+    """The editor checks and previews `days_overdue` as the number its samples hold (0 for 督办, 2 for 挂牌督办); the
+    sweeper gives the same kind of value, so a wording that compares it behaves as it did in the preview."""
+    give_phones(world)
+    case = transferred_case(world, clock)
+    preview = _edit(world, "escalation_supervisor",
+                    "{{ tracking_no }}{% if days_overdue == 0 %}今日到期仍未办结{% else %}已超期{{ days_overdue }}个工作日"
+                    "{% endif %}，请督促。")
+    assert "今日到期仍未办结" in preview
+    _edit(world, "escalation_leader", "【挂牌督办】{{ tracking_no }}已超期{{ days_overdue }}个工作日"
+                                      "{% if days_overdue > 3 %}，情况严重{% endif %}，请领导关注。")
+    clock.set(2026, 11, 24, 0, 0, 5)  # right after the deadline: 0 working days overdue
+    sweep(world)
+    clock.set(2026, 11, 30, 9, 0)  # four working days late
+    sweep(world)
+    sent = texts(world, "escalation_supervisor", "escalation_leader")
+    assert "今日到期仍未办结" in sent["escalation_supervisor"][0], sent
+    assert case in sent["escalation_leader"][0] and "已超期4个工作日，情况严重" in sent["escalation_leader"][0], sent
+
+
+def test_every_value_the_sweeper_gives_a_text_is_of_the_kind_its_editor_checks(world, clock, monkeypatch):
+    """What the template editor renders with (`MessageKind.sample`) and what the sweeper writes with agree, value by
+    value, in kind (a number stays a number), for each text of the ladder."""
+    from notify.messages import KINDS
+
+    given = []
+    real_send = sweeper.send_sms
+    monkeypatch.setattr(sweeper, "send_sms", lambda phone, template, context, **kw: (
+        given.append((template, context)), real_send(phone, template, context, **kw))[1])
+    give_phones(world)
+    transferred_case(world, clock)
+    for day in (20, 24, 26):
+        clock.set(2026, 11, day, 9, 0)
+        sweep(world)
+    assert {template for template, _ in given} >= {"escalation_warning", "escalation_supervisor", "escalation_leader"}
+    for template, context in given:
+        for name, sample in KINDS[template].sample.items():
+            assert isinstance(context[name], int) == isinstance(sample, int), (template, name, context[name])
+
+
 def test_working_days_overdue_counts_days_that_are_over():
     from escalation.calendar import from_chinese_calendar
 

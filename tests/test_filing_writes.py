@@ -221,3 +221,25 @@ def test_the_driver_path_answers_as_sqlalchemy_does_and_raises_its_errors(world)
         db.session.rollback()
         assert db.session.scalar(sa.select(sa.func.count()).select_from(TrackingCounter)
                                  .where(TrackingCounter.day == "20990101")) == 0
+
+
+def test_a_savepoint_rolled_back_takes_back_only_its_own_texts(world):
+    """A refused step inside a savepoint (a rating by SMS that met a staff action, one survey of the closing sweep)
+    sends none of the texts it wrote; the texts the transaction wrote before it still go at the commit."""
+    from notify.operations import send_sms
+
+    enqueued = []
+    ENQUEUE.set(world.app, enqueued.append)
+    with world.app.app_context():
+        before = send_sms("+8613800138000", "opted_out", {}, session=db.session)
+        with pytest.raises(RuntimeError):
+            with db.session.begin_nested():
+                send_sms("+8613900139000", "opted_out", {}, session=db.session)
+                raise RuntimeError("refused")
+        db.session.commit()
+        assert enqueued == [before.id]
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(SmsMessage)) == 1
+        enqueued.clear()
+        send_sms("+8613800138000", "opted_out", {}, session=db.session)
+        db.session.rollback()
+    assert enqueued == []

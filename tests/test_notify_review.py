@@ -235,3 +235,99 @@ def test_a_webhook_subscription_number_that_names_no_row_is_refused_in_one_line(
     any unknown id, not the database's traceback."""
     result = world.app.test_cli_runner().invoke(args=["webhooks", command, number])
     assert result.exit_code == 1 and result.output.strip() == f"Error: no webhook subscription {number}"
+
+
+# --- survey replies and the quiet hours ----------------------------------------------------------------------------
+
+def _closed_case(world) -> dict:
+    filed = world.file(phone=CITIZEN)
+    world.step("office", filed["tracking_no"], "accept")
+    world.step("office", filed["tracking_no"], "transfer", department_id=world.departments["A"])
+    world.step("dept_a", filed["tracking_no"], "reply", content="已为您办理完毕，营业执照已变更。")
+    world.step("office", filed["tracking_no"], "approve")
+    return filed
+
+
+def _reply(world, body: str, sid: str):
+    params = {"MessageSid": sid, "From": CITIZEN, "To": "+15005550006", "Body": body, "AccountSid": "AC"}
+    return world.client.post("/sms/inbound", data=params, headers={
+        "X-Twilio-Signature": twilio_signature("http://localhost/sms/inbound", params, AUTH_TOKEN)})
+
+
+def test_a_reply_at_night_rates_the_survey_whose_question_was_sent_not_one_still_held(world, clock):
+    """A case closed at 22:00 has its survey question held until 08:00; a reply at 22:30 answers the question the
+    citizen has (the afternoon's case), never the newer one nothing has told them of yet."""
+    from tickets.models import Survey, Ticket
+
+    clock.set(2026, 11, 16, 15, 0)
+    sent = _closed_case(world)["tracking_no"]
+    clock.set(2026, 11, 16, 22, 0)
+    held = _closed_case(world)["tracking_no"]
+    clock.set(2026, 11, 16, 22, 30)
+    _reply(world, "5", "SM-night")
+    with world.app.app_context():
+        rated = dict(db.session.execute(sa.select(Ticket.tracking_no, Survey.score).join(Ticket)).all())
+    assert rated == {sent: 5, held: None}
+    clock.set(2026, 11, 17, 8, 30)  # the held question went out in the morning: a reply now answers it
+    _reply(world, "1", "SM-morning")
+    with world.app.app_context():
+        assert db.session.scalar(sa.select(Survey.score).join(Ticket).where(Ticket.tracking_no == held)) == 1
+
+
+def test_a_reply_at_night_when_the_only_survey_is_held_rates_nothing_and_is_not_told_it_closed(world, clock):
+    from tickets.models import Survey
+
+    clock.set(2026, 11, 16, 22, 0)
+    _closed_case(world)
+    _reply(world, "2", "SM-early")
+    with world.app.app_context():
+        assert db.session.scalar(sa.select(Survey.score)) is None
+    assert messages(world.app, template="survey_closed") == [] and messages(world.app, template="survey_thanks") == []
+
+
+def test_a_survey_text_held_for_the_night_is_not_sent_after_the_number_opts_out(world, twilio, clock):
+    """The question waits for 08:00; the citizen sends 退订 (to an earlier survey) at 23:00: in the morning the worker
+    finds the number opted out and records the text as failed (`opted_out`), as `send_sms` would have written it."""
+    from notify import outbox
+
+    clock.set(2026, 11, 16, 22, 0)
+    _closed_case(world)
+    clock.set(2026, 11, 16, 23, 0)
+    _reply(world, "退订", "SM-td")
+    clock.set(2026, 11, 17, 8, 30)
+    (question,) = messages(world.app, template="survey")
+    with world.app.app_context():
+        assert outbox.deliver(question.id) == "opted_out"
+    (question,) = messages(world.app, template="survey")
+    assert (question.status, question.error_code) == ("failed", "opted_out")
+    assert not [m for m in twilio.messages if "回复1" in m["body"]]
+
+
+# --- 补充材料: one text per handler for a burst ----------------------------------------------------------------------
+
+def test_a_burst_of_supplements_texts_each_handler_once_and_the_case_lists_them_all(world, clock):
+    """A citizen adding information ten times in an evening texts the department's handler once; after
+    SUPPLEMENT_TEXT_INTERVAL the next addition texts again. The staff view lists every supplement."""
+    from notify.hooks import SUPPLEMENT_TEXT_INTERVAL
+    from tests.helpers import HANDLER_PHONE, give_phones
+
+    give_phones(world)
+    clock.set(2026, 11, 16, 10, 0)
+    filed = world.file()
+    no = filed["tracking_no"]
+    world.step("office", no, "accept")
+    world.step("office", no, "transfer", department_id=world.departments["A"])
+    url = f"/api/v1/tickets/{no}/supplements?code={filed['query_code']}"
+    for i in range(10):
+        clock.advance(minutes=5)
+        assert world.client.post(url, json={"content": f"补充第{i}次"}).status_code == 200
+    texts = [m for m in messages(world.app, template="supplement_handler") if m.phone == HANDLER_PHONE]
+    assert len(texts) == 1
+    staff = world.ticket("dept_a", no)
+    assert [i["content"] for i in staff["new_information"]] == [f"补充第{i}次" for i in range(10)]
+    supplements = [e for e in staff["events"] if e["action"] == "supplement"]
+    assert all(e["data"]["notified"]["handler"] >= 1 for e in supplements)  # told: no "nobody could be texted"
+    clock.set(2026, 11, 16, 10, 5)
+    clock.now += SUPPLEMENT_TEXT_INTERVAL  # as long after the text as the interval: it is not recent any more
+    assert world.client.post(url, json={"content": "又补充了"}).status_code == 200
+    assert len([m for m in messages(world.app, template="supplement_handler") if m.phone == HANDLER_PHONE]) == 2

@@ -316,6 +316,94 @@ def test_opting_out_stops_surveys_but_not_case_notices(world, body):
         assert db.session.get(SmsOptOut, CITIZEN) is not None
 
 
+def _claim_after_staff_acted(monkeypatch, times: int | None = None) -> None:
+    """A staff action commits on the case between the reply reading it and the rating claiming it (the first `times`
+    claims, or all): the case's version has moved on, and `claim` raises Conflict."""
+    import tickets.workflow.survey as survey_module
+
+    real_claim, raced = survey_module.claim, []
+
+    def claim(session, ticket, now):
+        if times is None or len(raced) < times:
+            raced.append(True)
+            session.execute(sa.text("UPDATE ticket SET version = version + 1 WHERE id = :id"), {"id": ticket.id})
+        return real_claim(session, ticket, now)
+
+    monkeypatch.setattr(survey_module, "claim", claim)
+
+
+def test_a_reply_that_keeps_meeting_staff_actions_keeps_nothing_and_the_survey_stays_open(world, monkeypatch):
+    """The round is claimed before the case: a rating the case then refuses (409) must give the round back, or the
+    survey stays taken and unscored for ever (no reply can rate it, the closing sweep never defaults it)."""
+    close_case(world)
+    _claim_after_staff_acted(monkeypatch)
+    assert inbound(world, "2", sid="SM-busy").status_code == 200
+    with world.app.app_context():
+        survey = db.session.scalar(sa.select(Survey))
+        assert (survey.rated_at, survey.score, survey.channel) == (None, None, None)
+        assert db.session.scalar(sa.select(InboundSms.outcome)) == "conflict"
+    assert [m.template for m in messages(world.app) if m.template.startswith("survey_")] == []
+    monkeypatch.undo()
+    inbound(world, "2", sid="SM-again")  # the citizen tries again: the round is still theirs to rate
+    with world.app.app_context():
+        assert db.session.scalar(sa.select(Survey.score)) == 2
+    assert messages(world.app)[-1].template == "survey_thanks"
+
+
+def test_a_reply_that_met_one_staff_action_is_rated_on_the_case_as_it_is_now(world, monkeypatch):
+    tracking_no = close_case(world)
+    _claim_after_staff_acted(monkeypatch, times=1)
+    inbound(world, "4", sid="SM-once")
+    with world.app.app_context():
+        assert db.session.scalar(sa.select(Survey.score)) == 4
+        assert db.session.scalar(sa.select(InboundSms.outcome)) == "rated"
+    assert world.ticket("office", tracking_no)["status"] == "rectifying"
+    assert [m.template for m in messages(world.app)][-2:] == ["bad_rating_supervisor", "survey_thanks_bad"]
+
+
+def test_a_rating_refused_after_it_was_applied_leaves_no_trace(world, monkeypatch):
+    """A Conflict after the rating was written (as a merged case's 差评 meets the case it joined being claimed by
+    someone else, `merging.reopen_for_joined_rating`): the score, the reopening, the supervisor's text all go."""
+    import tickets.workflow.survey as survey_module
+    from tickets.errors import Conflict
+
+    tracking_no = close_case(world)
+    real_apply = survey_module.apply_rating
+
+    def apply_then_conflict(*args, **kwargs):
+        real_apply(*args, **kwargs)
+        raise Conflict()
+
+    monkeypatch.setattr(survey_module, "apply_rating", apply_then_conflict)
+    inbound(world, "5", sid="SM-joined")
+    with world.app.app_context():
+        survey = db.session.scalar(sa.select(Survey))
+        assert (survey.rated_at, survey.score) == (None, None)
+    assert world.ticket("office", tracking_no)["status"] == "closed"
+    assert not [m for m in messages(world.app) if m.template in ("bad_rating_supervisor", "survey_thanks_bad")]
+
+
+def test_every_text_is_chinese_whatever_language_the_request_speaks(world):
+    """The thanks for an SMS rating (Twilio's webhook may carry any Accept-Language) and the supervisor's 差评 text
+    (written while an English-speaking citizen rates on the web) read their labels in Chinese, as every text does."""
+    english = {"Accept-Language": "en-US,en;q=0.9"}
+    close_case(world)
+    params = {"MessageSid": "SM-en", "From": CITIZEN, "To": "+15005550006", "Body": "2", "AccountSid": "AC"}
+    signature = twilio_signature("http://localhost/sms/inbound", params, AUTH_TOKEN)
+    world.client.post("/sms/inbound", data=params, headers={"X-Twilio-Signature": signature, **english})
+    (thanks,) = messages(world.app, template="survey_thanks")
+    assert "（满意）" in thanks.body and "Satisfied" not in thanks.body, thanks.body
+    filed = world.file(phone="13800138001")
+    for who, action, body in (("office", "accept", {}), ("office", "transfer", {"department_id": world.departments["A"]}),
+                              ("dept_a", "reply", {"content": "已办结。"}), ("office", "approve", {})):
+        world.act(who, filed["tracking_no"], action, **body)
+    response = world.client.post(f"/api/v1/tickets/{filed['tracking_no']}/rating?code={filed['query_code']}",
+                                 json={"score": 4}, headers=english)
+    assert response.status_code == 200, response.get_json()
+    (alert,) = messages(world.app, template="bad_rating_supervisor")
+    assert "不满意" in alert.body and "Dissatisfied" not in alert.body, alert.body
+
+
 # --- the 差评 loop --------------------------------------------------------------------------------------
 
 def test_a_bad_rating_reopens_tells_the_supervisor_and_every_round_is_kept(world, twilio):

@@ -200,6 +200,47 @@ def test_resending_a_failed_message(world):
     assert len(messages(world.app)) == 2
 
 
+def test_a_text_that_was_never_to_go_is_not_sent_again(world):
+    """A survey text held back because the number opted out (TD/退订), a text failed when its case was anonymised (its
+    number is now the case's token), and a failed survey text to a number that opted out since: no 重新发送 button,
+    and a post anyway is refused with a message and writes nothing. A case notice to that number may still go again."""
+    from notify.models import SmsOptOut
+    from tickets import clock
+
+    _case(world)
+    with world.app.app_context():
+        survey = db.session.scalar(sa.select(SmsMessage).where(SmsMessage.template == "survey"))
+        receipt = db.session.scalar(sa.select(SmsMessage).where(SmsMessage.template == "receipt"))
+        phone = survey.phone
+        survey.status, survey.error_code = "failed", "invalid_number"
+        receipt.status, receipt.error_code = "failed", "invalid_number"
+        anonymised = SmsMessage(ticket_id=survey.ticket_id, phone="anon-0001", audience="citizen", template="closed",
+                                body="x", status="failed", error_code="anonymised")
+        db.session.add(anonymised)
+        db.session.add(SmsOptOut(phone=phone, number=phone, opted_out_at=clock.now(), source="sms"))
+        db.session.commit()
+        survey_id, receipt_id, anonymised_id = survey.id, receipt.id, anonymised.id
+    world.file()  # a second case: its survey text (after closing) would be written as failed, opted_out
+    tracking_no = world.file()["tracking_no"]
+    for who, action, body in (("office", "accept", {}), ("office", "transfer", {"department_id": world.departments["A"]}),
+                              ("dept_a", "reply", {"content": "已办结。"}), ("office", "approve", {})):
+        world.act(who, tracking_no, action, **body)
+    opted_out = messages(world.app, template="survey")[-1]
+    assert (opted_out.status, opted_out.error_code) == ("failed", "opted_out")
+    office = world.console("office")
+    before = len(messages(world.app))
+    for message_id in (opted_out.id, anonymised_id, survey_id):
+        page = office.get(f"/admin/sms/message/{message_id}").get_data(as_text=True)
+        assert 'id="resend"' not in page, message_id
+        token = page_csrf(office, f"/admin/sms/message/{message_id}")
+        response = office.post(f"/admin/sms/message/{message_id}/resend", data={"csrf_token": token},
+                               follow_redirects=True)
+        assert "不能重新发送" in response.get_data(as_text=True) or "cannot be sent again" in response.get_data(
+            as_text=True), message_id
+    assert len(messages(world.app)) == before
+    assert 'id="resend"' in office.get(f"/admin/sms/message/{receipt_id}").get_data(as_text=True)
+
+
 def test_template_editor(world):
     admin = world.console("admin")
     listing = admin.get("/admin/sms-templates/").get_data(as_text=True)

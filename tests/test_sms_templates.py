@@ -150,6 +150,32 @@ def test_the_sandbox_bounds_what_operators_and_output_can_build():
     assert render("{{ x * 3 }}{{ 2 ** 10 }}", {"x": "ab"}) == "ababab1024"
 
 
+def test_emoji_in_a_reply_never_make_a_text_longer_than_three_parts(world):
+    """A reply full of emoji (two UTF-16 units each, as the provider bills them): the default text clips it to its
+    length in those units, an edited text that would run past three parts gives way to the default, and the editor
+    refuses a wording that clips too little for such a reply."""
+    from notify.messages import MAX_SEGMENTS, compose, segments
+    from tests.twilio_server import count_segments
+
+    reply = "已办结👍" * 50
+    with world.app.app_context():
+        for custom in (None, "{{ tracking_no }}已办结：{{ reply|clip(180) }}", "{{ tracking_no }}：{{ reply|truncate(180) }}"):
+            body = compose("closed", custom, {"tracking_no": "BJ20261116-0001", "reply": reply})
+            assert segments(body) == count_segments(body) <= MAX_SEGMENTS, (custom, body)
+        with pytest.raises(TemplateProblem):
+            check_text("closed", "{{ tracking_no }}：{{ reply|truncate(180) }}")
+
+
+def test_the_editor_counts_characters_as_the_provider_does(world):
+    """The preview's count is in UTF-16 units: 60 emoji and the signature 【办不成事反映窗口】 are 130, two parts."""
+    admin = world.console("admin")
+    saved = admin.post("/admin/sms-templates/opted_out", data={
+        "csrf_token": page_csrf(admin, "/admin/sms-templates/opted_out"), "body": "😀" * 60})
+    assert saved.status_code == 302
+    page = admin.get("/admin/sms-templates/opted_out").get_data(as_text=True)
+    assert "130 个字，2 条" in page
+
+
 FRAGMENTS = ["{{", "}}", "{%", "%}", " for i in range(99999) ", " endfor ", " if ", " endif ", " else ", "reply",
              "tracking_no", "*", "**", "//", "%", "~", "9999", "0", "-1", "(", ")", "|", "clip(", "center(", "int",
              "'a'", "[1]", ".split('，')", ".__class__", "range(", "10**", " is defined", "，", "好", "\x00", "\ud800"]

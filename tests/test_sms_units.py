@@ -102,3 +102,18 @@ def test_message_lengths(app):
             check_text("receipt", "长" * 300)
         with pytest.raises(TemplateProblem):
             check_text("receipt", "{{ tracking_no.__class__.__mro__ }}")  # the sandbox refuses
+
+
+def test_lengths_count_what_the_provider_bills_utf16_units():
+    """UCS-2 bills UTF-16 code units: an emoji or a CJK Extension B character (𠀀) is two of the 70 (67 per part)."""
+    from notify.messages import segments, sms_length
+    from notify.sandbox import render
+    from tests.twilio_server import count_segments
+
+    assert sms_length("字😀𠀀") == 5
+    for text in ("😀" * 35, "😀" * 36, "字" + "𠀀" * 67, "𠀀" * 100, "字" * 134 + "😀"):
+        assert segments(text) == count_segments(text), text
+    assert segments("😀" * 35) == 1 and segments("😀" * 36) == 2 and segments("😀" * 101) == 4
+    clipped = render("{{ reply|clip(10) }}", {"reply": "😀" * 20})
+    assert sms_length(clipped) <= 10 and clipped.endswith("…")
+    assert render("{{ reply|clip(10) }}", {"reply": "字😀" * 3}) == "字😀" * 3  # 9 units: nothing to cut
