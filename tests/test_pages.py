@@ -128,3 +128,41 @@ def test_a_comment_the_browser_let_through_is_taken_and_a_bad_one_says_why(world
 def test_errors_render_as_chinese_pages(world):
     response = world.client.get("/no-such-page")
     assert response.status_code == 404 and "抱歉" in response.get_data(as_text=True)
+
+
+def test_a_step_that_meets_a_staff_action_shows_the_case_as_it_is_now_with_what_was_typed(world, monkeypatch):
+    """Staff commit on the case between the case page's reading and the citizen's step (撤回, the rating): the
+    case's version moved on and the workflow answers Conflict. The page comes back (409) with the case as it is now,
+    the message and what was typed; nothing of the step is kept."""
+    import sqlalchemy as sa
+
+    import tickets.workflow.citizen as citizen  # 撤回 (补充材料 claims no row: it races with nothing)
+    import tickets.workflow.survey as survey
+    from tickets.db import db
+    from tickets.models import Event
+
+    closed = closed_by_form(world)
+    filed = world.file()
+    waiting = filed["tracking_no"]
+    world.client.post("/track", data={"tracking_no": waiting, "code": filed["query_code"],
+                                      "csrf_token": page_csrf(world.client, "/track")})
+    tokens = {no: page_csrf(world.client, f"/track/{no}") for no in (closed, waiting)}
+    real_claim = citizen.claim
+
+    def claim(session, ticket, now):  # a staff action commits first
+        session.execute(sa.text("UPDATE ticket SET version = version + 1 WHERE id = :id"), {"id": ticket.id})
+        return real_claim(session, ticket, now)
+
+    for module in (citizen, survey):
+        monkeypatch.setattr(module, "claim", claim)
+    with world.app.app_context():
+        events = db.session.scalar(sa.select(sa.func.count()).select_from(Event))
+    for no, step, data, typed in (
+            (closed, "rating", {"score": "2", "comment": "答复没有解决问题"}, "答复没有解决问题</textarea>"),
+            (waiting, "withdraw", {"confirm": "y", "reason": "已经在别处办好了"}, "已经在别处办好了")):
+        response = world.client.post(f"/track/{no}/{step}", data={**data, "csrf_token": tokens[no]})
+        page = response.get_data(as_text=True)
+        assert response.status_code == 409, (step, response.status_code)
+        assert typed in page and "该件已被他人修改" in page, step
+    with world.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Event)) == events

@@ -12,7 +12,7 @@ from wtforms import SelectChoice
 from . import attachments, clock, intake, offices, storage, workflow
 from .api import filing_limit, lookup_limit
 from .db import db
-from .errors import InvalidTransition, StorageUnavailable, ValidationFailed
+from .errors import Conflict, InvalidTransition, StorageUnavailable, ValidationFailed
 from .extensions import public_limit
 from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
 from .models import Department, Office, Ticket
@@ -301,7 +301,9 @@ def _citizen_step(tracking_no: str, form, step, thanks: str, form_name: str):
     try:
         step(ticket)
         db.session.commit()
-    except (ValidationFailed, InvalidTransition, StorageUnavailable) as error:  # the last: the volume of files failed
+    # Conflict: staff acted on the case between this page's reading and the step (it is shown again as it is now);
+    # StorageUnavailable: the volume of files failed.
+    except (ValidationFailed, InvalidTransition, Conflict, StorageUnavailable) as error:
         db.session.rollback()
         fields = {name: message for name, message in error.fields.items() if hasattr(form, name)}
         form.apply_errors(fields)
