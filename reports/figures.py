@@ -18,7 +18,7 @@ from .clusters import frequent_clusters
 from .formulas import FORMULA_VERSION
 from .lists import escalation_list, overdue_list, recurring
 from .metrics import (
-    FIRST_YEAR, Month, Scope, WorkingDays, department_counts, empty_counts, had_cases, office_total, summed, trend, with_rates,
+    FIRST_YEAR, Month, Scope, WorkingDays, department_at, department_counts, empty_counts, had_cases, office_total, summed, trend, with_rates,
 )
 from .models import Report
 
@@ -161,13 +161,15 @@ def rank_rows(rows: list[dict], rules: dict) -> list[dict]:
 
 
 def typical_cases(session, month: Month, tz, scope: Scope) -> list[dict]:
-    """典型案例: the cases of the scope marked typical (`mark_typical`) whose last closing fell in the month, in the
-    order they were marked, with their summaries."""
+    """典型案例: the cases of the scope (owned at the month's end) marked typical (`mark_typical`) whose last closing
+    fell in the month, in the order they were marked, with their summaries and the department that closed them (none
+    when the window settled the case itself: `metrics.department_at`)."""
     start, end = month.bounds(tz)
     rows = session.execute(
         sa.select(Ticket.tracking_no, Ticket.typical_summary, Ticket.closed_at, Department.name)
-        .outerjoin(Department, Department.id == Ticket.department_id)
-        .where(Ticket.typical_summary.is_not(None), Ticket.closed_at >= start, Ticket.closed_at < end, scope.owned())
+        .outerjoin(Department, Department.id == department_at(Ticket.id, Ticket.closed_at, through=True))
+        .where(Ticket.typical_summary.is_not(None), Ticket.closed_at >= start, Ticket.closed_at < end,
+               scope.owned(at=end))
         .order_by(Ticket.typical_at, Ticket.id).limit(TYPICAL_CASES)
     ).all()
     return [{"tracking_no": tracking_no, "summary": summary, "closed_at": closed_at.isoformat(), "department": name}

@@ -24,7 +24,13 @@ from tickets.models import Channel
 # 2026.6: a case a window referred up before accepting it (`refer_up` out of `submitted`: it is `accepted` at the window
 # above, without an `accept` event) is accepted by that window then, so it is a case of that month's cohort; it was in
 # no month's before, though closed and rated.
-FORMULA_VERSION = "2026.6"
+# 2026.7: whose a case is, read from the history like every figure: the window that owned it at the month's end (the
+# last hand-over before then), not the ticket's current `office_id` (a case referred up or assigned down later left
+# the month's figures of the window that had it); the department leading it (its latest handling deadline) unless it
+# returned the case by then, and for a closing and the survey it opens the department leading it at the closing (not
+# the ticket's `department_id`, which a return leaves set: a case the window settled itself after a return was the
+# returning department's closing and rating).
+FORMULA_VERSION = "2026.7"
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,9 @@ FORMULAS = (
         "Cases accepted in the month (the month's cohort): with an accept event, or referred up by a window before it "
         "accepted them (then accepted by the window above). Each problem once: a case merged into another (并单) by "
         "the month's end is not counted, the case it joined is. Rejected cases are never accepted and so never "
-        "counted.")),
+        "counted. Every figure counts a case for the window that owned it at the month's end (the one the last "
+        "hand-over before then gave it to, else the one it was filed at) and, here, for the department leading it "
+        "then (its latest handling deadline; none once the department returned it to the window).")),
     Formula("merged", _l("Reports merged (并单)"), _l(
         "Reports merged in the month into a case that handles the same problem, and still merged at the month's end; "
         "counted for the department and window of the case they joined.")),
@@ -73,7 +81,9 @@ FORMULAS = (
         "Cases of the cohort whose last status change before the month's end left them closed.")),
     Formula("closure_rate", _l("Closure rate"), _l("Closed ÷ accepted."), rate=True),
     Formula("closed_in_month", _l("Closed in the month"), _l(
-        "Cases with a closing event (approve, resolve, explain) in the month, whenever they were filed.")),
+        "Cases with a closing event (approve, resolve, explain) in the month, whenever they were filed; counted for "
+        "the department leading the case at its last closing in the month (none when the window settled it itself, "
+        "also after a department returned it).")),
     Formula("closed_on_time", _l("Closed on time"), _l(
         "Cases closed in the month none of whose accept, handling or rectification deadlines started before "
         "the closing was missed; an approved extension moves the deadline.")),
@@ -101,7 +111,8 @@ FORMULAS = (
     Formula("supervised_2", _l("Supervised (level 2)"), _l("Cases with a level-2 escalation event in the month.")),
     Formula("supervised_3", _l("Listed (level 3)"), _l("Cases with a level-3 escalation event in the month.")),
     Formula("surveys", _l("Surveys closed"), _l(
-        "Satisfaction surveys whose reply window closed in the month (so every answer they will get is in).")),
+        "Satisfaction surveys whose reply window closed in the month (so every answer they will get is in); counted, "
+        "with their answers, for the department leading the case at the closing that opened the survey.")),
     Formula("rated", _l("Surveys answered"), _l(
         "Those surveys the citizen answered: by SMS, on the web, or on the phone to the office, which records the "
         "answer. A default rating is not an answer. Every citizen of a merged case gets a survey of their own; their "

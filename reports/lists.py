@@ -1,7 +1,7 @@
 """The report's lists: problem types and recurring service items, the cases overdue at the month's end, the escalations.
 
 Each reads the history as it stood in the month, like the figures (`metrics`), of the cases the report's
-office's subtree owns (`metrics.Scope`), and returns at most `LIST_LIMIT` rows with the total.
+office's subtree owned at the month's end (`metrics.Scope`, `metrics.owner_at`), and returns at most `LIST_LIMIT` rows with the total.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def recurring(session, month: Month, tz: ZoneInfo, scope: Scope) -> tuple[list[d
     start, end = month.bounds(tz)
     cohort = sa.select(Event.ticket_id).where(accepted_in(Event, start, end))  # the figures' cohort (受理数)
     groups = session.execute(
-        sa.select(Ticket.problem_type, Ticket.service_item, sa.func.count()).where(Ticket.id.in_(cohort), scope.owned())
+        sa.select(Ticket.problem_type, Ticket.service_item, sa.func.count()).where(Ticket.id.in_(cohort), scope.owned(at=end))
         .group_by(Ticket.problem_type, Ticket.service_item)
     ).all()
     by_type: dict = {}
@@ -59,7 +59,7 @@ def recurring(session, month: Month, tz: ZoneInfo, scope: Scope) -> tuple[list[d
 def overdue_list(session, month: Month, tz: ZoneInfo, working_days: WorkingDays, scope: Scope) -> dict:
     """Cases with a department deadline past due and still open at the month's end, most overdue first."""
     start, end = month.bounds(tz)
-    where = (Deadline.kind.in_(DEPARTMENT_DEADLINES), Deadline.overdue(end), scope.owned())
+    where = (Deadline.kind.in_(DEPARTMENT_DEADLINES), Deadline.overdue(end), scope.owned(at=end))
     total = session.scalar(sa.select(sa.func.count(sa.distinct(Deadline.ticket_id)))
                            .join(Ticket, Ticket.id == Deadline.ticket_id).where(*where))
     rows = session.execute(
@@ -85,7 +85,7 @@ def escalation_list(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict:
     start, end = month.bounds(tz)
     level = step_level()
     where = (Event.action.in_(SUPERVISION_ACTIONS + INSTRUCTION_ACTIONS), between(Event.at, start, end),
-             scope.owned())
+             scope.owned(at=end))
     total = session.scalar(sa.select(sa.func.count()).select_from(Event).join(Ticket, Ticket.id == Event.ticket_id)
                            .where(*where))
     rows = session.execute(

@@ -3,9 +3,13 @@
 Every count is defined by rows whose timestamps fall inside the month (local time), or by the history as
 it stood at the month's end, so a past month gives the same figures whenever it is computed. A report is
 of one office and counts only the cases its subtree owns (`Scope`, read from `offices.subtree`: one condition on the
-ticket, joined where a query reads other tables). The queries group by (department, owning office); a
-department's figures, a child office's (its subtree's) and the total are sums of those groups (each case
-belongs to exactly one office, and to one department or to none when the window settled it itself).
+ticket, joined where a query reads other tables). The owning office is the one at the month's end (`owner_at`: the
+window the last hand-over before then gave the case to, else the window it was filed at), so a case a window refers
+up or assigns down later stays in the month of the window that had it. The queries group by (department, owning
+office); a department's figures, a child office's (its subtree's) and the total are sums of those groups (each case
+belongs to exactly one office, and to one department or to none when the window settled it itself). The department
+is the one leading the case at the instant the figure reads (`department_at`): at the month's end for the cohort, at
+the closing for a closing and the survey it opened.
 Definitions: `formulas.FORMULAS`.
 
 Appeals (申诉复核): a 差评 whose appeal was upheld by the time the report is made (`as_of`: a draft made again early
@@ -117,13 +121,18 @@ class Scope:
         every = session.scalar(sa.select(sa.func.count()).select_from(Office))
         return cls(office_id, None if len(ids) == every else ids)
 
-    def owned(self, office_id=None):
+    def holds(self, office_id):
+        """Condition: the office (an id column or expression) is in the scope."""
+        return office_id.in_(self.office_ids) if self.office_ids is not None else sa.true()
+
+    def owned(self, office_id=None, *, at=None):
         """WHERE clause on `Ticket`: the case is one this report counts, a citizen's (`CITIZEN_CASES`) owned by the
-        scope. With `office_id`, only the ownership, on that column (a survey's case: `surveyed_case`)."""
+        scope: at the instant `at` (the month's end: `owner_at`), else now (`Ticket.office_id`: the lists of the
+        present). With `office_id`, only the ownership, on that column or expression (a survey's case:
+        `surveyed_case`)."""
         if office_id is not None:
-            return office_id.in_(self.office_ids) if self.office_ids is not None else sa.true()
-        mine = Ticket.office_id.in_(self.office_ids) if self.office_ids is not None else sa.true()
-        return sa.and_(mine, CITIZEN_CASES)
+            return self.holds(office_id)
+        return sa.and_(self.holds(Ticket.office_id if at is None else owner_at(at)), CITIZEN_CASES)
 
 
 def ratio(numerator: int, denominator: int) -> float | None:
@@ -141,15 +150,45 @@ def local_date(column, tz: ZoneInfo, dialect: str):
     return sa.func.date(column, f"{int(offset.total_seconds())} seconds")
 
 
-def department_at(ticket_id, at):
-    """The department leading a case at an instant: the one of its latest handling deadline started before it."""
+def department_at(ticket_id, at, *, through: bool = False):
+    """The department leading a case at an instant: the one of its latest handling deadline started before it (with
+    `through`, or at it: the instant of an event that came after the transfer, such as the closing), unless that
+    deadline had ended by then with the department returning the case (`return`): the case is back with its window,
+    which leads it itself (None) until it transfers it again; a hand-over to another window or the window's own
+    `resolve` do not give it back to the department. One lookup per case by `ix_deadline_ticket_id`."""
+    lead = Deadline.__table__.alias("lead_deadline")
+    by = (lambda column: column <= at) if through else (lambda column: column < at)
+    returned = sa.and_(lead.c.outcome == "returned", by(lead.c.ended_at))
     return (
-        sa.select(Deadline.department_id)
-        .where(Deadline.ticket_id == ticket_id, Deadline.kind == "handle", Deadline.started_at < at)
-        .order_by(Deadline.started_at.desc(), Deadline.id.desc())
+        sa.select(sa.case((returned, sa.null()), else_=lead.c.department_id))
+        .where(lead.c.ticket_id == ticket_id, lead.c.kind == "handle", by(lead.c.started_at))
+        .order_by(lead.c.started_at.desc(), lead.c.id.desc())
         .limit(1)
+        .correlate_except(lead)
         .scalar_subquery()
     )
+
+
+def office_at(ticket_id, office_id, at):
+    """The window owning a case at the instant `at`: the one the last hand-over (`refer_up`, `assign_down`) before
+    it gave the case to, else the window it was filed at. Read from the other side, as one lookup of the case's
+    events (`ix_event_ticket_id`): the window the first hand-over at or after `at` took the case from, else the one
+    that owns it now (`office_id`, the ticket's column: only a hand-over changes it). History, so a past month's
+    figures stay those of the window that had the case then, whatever moves it later."""
+    handed = Event.__table__.alias("handed_over")
+    later = (sa.select(handed.c.data["from_office_id"].as_integer())
+             .where(handed.c.ticket_id == ticket_id, handed.c.action.in_(HAND_OVER_ACTIONS), handed.c.at >= at)
+             .order_by(handed.c.at, handed.c.id)
+             .limit(1)
+             .correlate_except(handed)
+             .scalar_subquery())
+    return sa.func.coalesce(later, office_id)
+
+
+def owner_at(at, case=None):
+    """`office_at` of `case` (a ticket table or alias; default `Ticket`'s) at `at`."""
+    columns = (case if case is not None else Ticket.__table__).c
+    return office_at(columns.id, columns.office_id, at)
 
 
 def between(column, start, end):
@@ -229,13 +268,15 @@ def cohort(start, end, scope: Scope, *, departments: bool = True):
     transferred, closed or rated badly after its acceptance, so every row that decides these lies in
     the month as well. Closed at the end means its last closing event (or upheld appeal that lifted the
     rectification, `leaves_closed`) comes after its last bad rating (a bad rating is the only way out of
-    `closed`); its department is that of its last handling deadline started in the month. Only the cases `scope` holds, with their owning office
-    and how they came in (`channel`).
+    `closed`); its department is the one leading it at the month's end (`department_at`, set-based here): that of
+    its last handling deadline started in the month, unless the department returned the case by then (the window
+    leads it: none). Only the cases `scope` holds at the month's end, with their owning office then (`owner_at`) and
+    how they came in (`channel`).
     """
     event, deadline = Event.__table__, Deadline.__table__
-    accepted = (sa.select(event.c.ticket_id, Ticket.office_id, Ticket.channel)
-                .join(Ticket, Ticket.id == event.c.ticket_id)
-                .where(accepted_in(event.c, start, end), scope.owned()).subquery())
+    accepted = (sa.select(event.c.ticket_id, owner_at(end).label("office_id"), Ticket.channel)
+                .select_from(event).join(Ticket, Ticket.id == event.c.ticket_id)
+                .where(accepted_in(event.c, start, end), scope.owned(at=end)).subquery())
     closed = _latest(event.c.at, leaves_closed(event.c), between(event.c.at, start, end))
     reopened = _latest(event.c.at, event.c.action.in_(RATING_ACTIONS), event.c.to_status == "rectifying",
                        between(event.c.at, start, end))
@@ -252,7 +293,8 @@ def cohort(start, end, scope: Scope, *, departments: bool = True):
         query = query.outerjoin(sent, sent.c.ticket_id == accepted.c.ticket_id).outerjoin(
             lead, sa.and_(lead.c.ticket_id == sent.c.ticket_id, lead.c.kind == "handle", lead.c.started_at == sent.c.at,
                           between(lead.c.started_at, start, end)))
-        columns.append(lead.c.department_id.label("department_id"))
+        returned = sa.and_(lead.c.outcome == "returned", lead.c.ended_at < end)
+        columns.append(sa.case((returned, sa.null()), else_=lead.c.department_id).label("department_id"))
     return query.add_columns(*columns).subquery()
 
 
@@ -268,9 +310,10 @@ def cohort_rows(session, start, end, scope):
 def closed_rows(session, start, end, scope, tz, dialect):
     """Per department and owning office, on-time flag and (filing day, closing day): the cases closed in the month.
 
-    The department is the ticket's own: a case is never transferred again once it has been closed
-    (after a close it can only be rated, rectified by the same department and closed again), so for a
-    case closed in the month the column holds the department that closed it, whenever this runs.
+    The department is the one leading the case at its last closing of the month (`department_at`): the department
+    whose reply was approved or whose case was explained, none when the window settled the case itself (a `resolve`,
+    also after a department returned the case). Not the ticket's `department_id`, which a return and a hand-over to
+    another window leave set. The office is the owning one at the month's end (`owner_at`).
     """
     closes = (
         sa.select(Event.ticket_id.label("ticket_id"), sa.func.max(Event.at).label("closed_at"))
@@ -286,51 +329,60 @@ def closed_rows(session, start, end, scope, tz, dialect):
         .exists()
     )
     rows = sa.select(
-        Ticket.department_id.label("department_id"),
-        Ticket.office_id.label("office_id"),
+        department_at(closes.c.ticket_id, closes.c.closed_at, through=True).label("department_id"),
+        owner_at(end).label("office_id"),
         sa.case((missed, 0), else_=1).label("on_time"),
         local_date(Ticket.created_at, tz, dialect).label("from_day"),
         local_date(closes.c.closed_at, tz, dialect).label("to_day"),
     ).select_from(closes).join(Ticket, Ticket.id == closes.c.ticket_id).where(
-        scope.owned()).subquery()
+        scope.owned(at=end)).subquery()
     keys = (rows.c.department_id, rows.c.office_id, rows.c.on_time, rows.c.from_day, rows.c.to_day)
     return session.execute(sa.select(*keys, sa.func.count()).group_by(*keys)).all()
+
+
+def grouped(session, query, keys=("department_id", "office_id"), *sums):
+    """`query`'s rows counted by its columns named `keys`, with the sums of those named `sums`. The query's
+    `office_id` is the owner at the month's end (`owner_at`), a lookup per row: made once per row, inside, and
+    grouped on outside, where it is a plain column (the same name in the query's own GROUP BY would be read as the
+    ticket's column)."""
+    rows = query.subquery()
+    by = [rows.c[key] for key in keys]
+    return session.execute(
+        sa.select(*by, sa.func.count(), *(sa.func.sum(rows.c[key]) for key in sums)).group_by(*by)).all()
 
 
 def deadline_rows(session, start, end, scope):
     """Per department and owning office: cases overdue in the month, handling deadlines ended by the department
     returning the case (退回次数: one per `return`, counted against the department that returned it), approved
-    extensions."""
-    by = (Deadline.department_id, Ticket.office_id)
-    owned = (Ticket, sa.and_(Ticket.id == Deadline.ticket_id, scope.owned()))
-    overdue = session.execute(
-        sa.select(*by, sa.func.count(sa.distinct(Deadline.ticket_id))).join(*owned)
+    extensions. The office: the owning one at the month's end (`owner_at`)."""
+    by = (Deadline.department_id.label("department_id"), owner_at(end).label("office_id"))
+    owned = (Ticket, sa.and_(Ticket.id == Deadline.ticket_id, scope.owned(at=end)))
+    overdue = grouped(session, (
+        sa.select(*by, Deadline.ticket_id).select_from(Deadline).join(*owned)
         .where(Deadline.kind.in_(DEPARTMENT_DEADLINES), between(Deadline.due_at, start, end),
                sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at > Deadline.due_at))
-        .group_by(*by)
-    ).all()
-    returned = session.execute(
-        sa.select(*by, sa.func.count()).join(*owned)
+        .distinct()  # a case once per department
+    ))
+    returned = grouped(session, (
+        sa.select(*by).select_from(Deadline).join(*owned)
         .where(Deadline.kind == "handle", Deadline.outcome == "returned", between(Deadline.ended_at, start, end))
-        .group_by(*by)
-    ).all()
-    extended = session.execute(
-        sa.select(*by, sa.func.count())
+    ))
+    extended = grouped(session, (
+        sa.select(*by)
         .select_from(ExtensionRequest).join(Deadline, Deadline.id == ExtensionRequest.deadline_id).join(*owned)
         .where(ExtensionRequest.approved.is_(True), between(ExtensionRequest.decided_at, start, end))
-        .group_by(*by)
-    ).all()
+    ))
     return overdue, returned, extended
 
 
 def withdrawn_rows(session, start, end, scope):
     """Per owning office (no department: the office never accepted them): cases the citizen withdrew in the month."""
-    return session.execute(
-        sa.select(sa.null(), Ticket.office_id, sa.func.count(sa.distinct(Event.ticket_id)))
-        .join(Ticket, sa.and_(Ticket.id == Event.ticket_id, scope.owned()))
+    return grouped(session, (
+        sa.select(sa.null().label("department_id"), owner_at(end).label("office_id"), Event.ticket_id)
+        .select_from(Event).join(Ticket, sa.and_(Ticket.id == Event.ticket_id, scope.owned(at=end)))
         .where(Event.action == WITHDRAW, between(Event.at, start, end))
-        .group_by(Ticket.office_id)
-    ).all()
+        .distinct()  # a case once
+    ))
 
 
 def merged_rows(session, start, end, scope):
@@ -341,8 +393,9 @@ def merged_rows(session, start, end, scope):
     latest = (sa.select(Event.ticket_id.label("ticket_id"), sa.func.max(Event.id).label("id"))
               .where(Event.action == MERGE, between(Event.at, start, end), joined_at(Event.ticket_id, end))
               .group_by(Event.ticket_id).subquery())
-    owned = target.c.office_id.in_(scope.office_ids) if scope.office_ids is not None else sa.true()
-    rows = (sa.select(department_at(target.c.id, end).label("department_id"), target.c.office_id.label("office_id"))
+    owner = owner_at(end, target)
+    owned = scope.holds(owner)
+    rows = (sa.select(department_at(target.c.id, end).label("department_id"), owner.label("office_id"))
             .select_from(latest).join(Event, Event.id == latest.c.id).join(target, target.c.id == into)
             .where(owned).subquery())
     return session.execute(sa.select(rows.c.department_id, rows.c.office_id, sa.func.count())
@@ -356,22 +409,22 @@ def contact_rows(session, start, end, scope):
     met = sa.and_(Deadline.outcome == "met", between(Deadline.ended_at, start, end))
     fell_due = sa.and_(between(Deadline.due_at, start, end),
                        sa.or_(Deadline.ended_at.is_(None), Deadline.ended_at > Deadline.due_at))
-    by = (Deadline.department_id, Ticket.office_id)
-    return session.execute(
-        sa.select(*by, sa.func.count(), _flag(met)).join(Ticket, Ticket.id == Deadline.ticket_id)
-        .where(Deadline.kind == CONTACT_DEADLINE, sa.or_(met, fell_due), scope.owned())
-        .group_by(*by)
-    ).all()
+    return grouped(session, (
+        sa.select(Deadline.department_id.label("department_id"), owner_at(end).label("office_id"),
+                  sa.case((met, 1), else_=0).label("met"))
+        .select_from(Deadline).join(Ticket, Ticket.id == Deadline.ticket_id)
+        .where(Deadline.kind == CONTACT_DEADLINE, sa.or_(met, fell_due), scope.owned(at=end))
+    ), ("department_id", "office_id"), "met")
 
 
 def supervision_rows(session, start, end, scope):
     """Per department, owning office and level: cases escalated (or reminded, level 1) in the month."""
     level = step_level()
     steps = sa.select(
-        Event.ticket_id.label("ticket_id"), level.label("level"), Ticket.office_id.label("office_id"),
+        Event.ticket_id.label("ticket_id"), level.label("level"), owner_at(end).label("office_id"),
         department_at(Event.ticket_id, Event.at).label("department_id"),
-    ).join(Ticket, Ticket.id == Event.ticket_id).where(
-        Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end), scope.owned(),
+    ).select_from(Event).join(Ticket, Ticket.id == Event.ticket_id).where(
+        Event.action.in_(SUPERVISION_ACTIONS), between(Event.at, start, end), scope.owned(at=end),
     ).subquery()
     return session.execute(
         sa.select(steps.c.department_id, steps.c.office_id, steps.c.level, sa.func.count(sa.distinct(steps.c.ticket_id)))
@@ -419,11 +472,14 @@ def survey_rows(session, start, end, scope, as_of=None):
     case = Ticket.__table__.alias("rated_case")  # the case the rating counts for: a merged case's, the one it joined
     rectified, visited = rectified_by(end, case.c.id), visited_by(end)
     set_aside = sa.and_(bad, upheld_by(max(end, as_of or end)))
-    # A survey opens when a case closes, and a closed case is never transferred again: the ticket's department is
-    # the one rated (a merged case's rating: the department of the case it joined).
+    # A survey opens when a case closes: the department rated is the one leading the case at that closing
+    # (`department_at`: none when the window settled it itself, also after a department returned it), not the
+    # ticket's `department_id`, which a return leaves set (a merged case's rating: the case it joined, at its
+    # closing). The office: the owning one at the month's end.
+    owner = owner_at(end, case)
     surveys = sa.select(
-        case.c.department_id.label("department_id"),
-        case.c.office_id.label("office_id"),
+        department_at(case.c.id, Survey.opened_at, through=True).label("department_id"),
+        owner.label("office_id"),
         sa.case((Survey.answered, 1), else_=0).label("rated"),
         sa.case((Survey.defaulted, 1), else_=0).label("defaulted"),
         sa.case((sa.and_(Survey.answered, sa.not_(Survey.bad_rating)), 1), else_=0).label("satisfied"),
@@ -435,7 +491,7 @@ def survey_rows(session, start, end, scope, as_of=None):
         sa.case((sa.and_(set_aside, rectified), 1), else_=0).label("bad_upheld_rectified"),
         sa.case((sa.and_(set_aside, visited), 1), else_=0).label("bad_upheld_visited"),
     ).join(Ticket, Ticket.id == Survey.ticket_id).join(case, case.c.id == surveyed_case()).where(
-        between(Survey.closes_at, start, end), scope.owned(case.c.office_id)).subquery()
+        between(Survey.closes_at, start, end), scope.holds(owner)).subquery()
     c = surveys.c
     return session.execute(
         sa.select(c.department_id, c.office_id, sa.func.count(),
@@ -449,16 +505,12 @@ def survey_rows(session, start, end, scope, as_of=None):
 def appeal_rows(session, start, end, scope):
     """Per department (the one that appealed) and owning office: appeals filed in the month; appeals decided in the
     month, upheld or rejected."""
-    by = (Appeal.department_id, Ticket.office_id)
-    owned = (Ticket, sa.and_(Ticket.id == Appeal.ticket_id, scope.owned()))
-    filed = session.execute(
-        sa.select(*by, sa.func.count()).select_from(Appeal).join(*owned)
-        .where(between(Appeal.filed_at, start, end)).group_by(*by)
-    ).all()
-    decided = session.execute(
-        sa.select(*by, Appeal.upheld, sa.func.count()).select_from(Appeal).join(*owned)
-        .where(between(Appeal.decided_at, start, end)).group_by(*by, Appeal.upheld)
-    ).all()
+    by = (Appeal.department_id.label("department_id"), owner_at(end).label("office_id"))
+    owned = (Ticket, sa.and_(Ticket.id == Appeal.ticket_id, scope.owned(at=end)))
+    filed = grouped(session, sa.select(*by).select_from(Appeal).join(*owned)
+                    .where(between(Appeal.filed_at, start, end)))
+    decided = grouped(session, sa.select(*by, Appeal.upheld.label("upheld")).select_from(Appeal).join(*owned)
+                      .where(between(Appeal.decided_at, start, end)), ("department_id", "office_id", "upheld"))
     return filed, decided
 
 
@@ -614,7 +666,7 @@ def trend_point(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict:
     rated, satisfied = session.execute(
         sa.select(sa.func.count(), _flag(sa.not_(Survey.bad_rating)))
         .join(Ticket, Ticket.id == Survey.ticket_id).join(case, case.c.id == surveyed_case())
-        .where(between(Survey.closes_at, start, end), Survey.answered, scope.owned(case.c.office_id))
+        .where(between(Survey.closes_at, start, end), Survey.answered, scope.holds(owner_at(end, case)))
     ).one()
     return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
             "satisfaction_rate": ratio(int(satisfied or 0), rated)}

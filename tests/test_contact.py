@@ -355,7 +355,7 @@ def test_the_months_first_contact_rate_by_hand(network, clock):
         november = monthly_figures(db.session, metrics.Month.parse("2026-11"))
         october = monthly_figures(db.session, metrics.Month.parse("2026-10"))
         december = monthly_figures(db.session, metrics.Month.parse("2026-12"))
-    assert november["formula_version"] == "2026.6"
+    assert november["formula_version"] == "2026.7"
     office = november["office"]
     assert (office["contacts_due"], office["contacted_on_time"], office["contact_rate"]) == (6, 3, 0.5)
     rows = {row["name"]: row for row in november["departments"]}

@@ -158,7 +158,7 @@ def rows_of(figures) -> dict:
 def test_appeals_in_the_hand_built_month(world, clock):
     build_november(world, clock)
     figures = figures_of(world.app)
-    assert figures["formula_version"] == "2026.6"
+    assert figures["formula_version"] == "2026.7"
     for key, expected in OFFICE.items():
         assert figures["office"][key] == expected, key
     rows = rows_of(figures)

@@ -29,7 +29,7 @@ def test_every_channel_is_counted_in_exactly_one_figure_with_its_formula():
     assert CHANNEL_COUNTS == ("accepted_online", "accepted_window", "accepted_phone", "accepted_hotline")
     for key in CHANNEL_COUNTS:
         assert key in metrics.COUNTS and FORMULA_BY_KEY[key].definition and not FORMULA_BY_KEY[key].rate
-    assert FORMULA_VERSION == "2026.6"
+    assert FORMULA_VERSION == "2026.7"
 
 
 def intake(world, client, channel: str, phone: str = "139 1234 5678", **more) -> str:
@@ -75,7 +75,7 @@ def test_the_months_cases_by_channel_for_the_office_its_departments_and_the_json
     with world.app.app_context():
         figures = monthly_figures(db.session, metrics.Month.parse(MONTH))
     office = figures["office"]
-    assert figures["formula_version"] == "2026.6"
+    assert figures["formula_version"] == "2026.7"
     assert {key: office[key] for key in ("accepted", *CHANNEL_COUNTS)} == {
         "accepted": 6, "accepted_online": 3, "accepted_window": 1, "accepted_phone": 1, "accepted_hotline": 1}
     assert sum(office[key] for key in CHANNEL_COUNTS) == office["accepted"]
@@ -86,7 +86,7 @@ def test_the_months_cases_by_channel_for_the_office_its_departments_and_the_json
     assert [figures["own"][k] for k in CHANNEL_COUNTS] == [3, 1, 1, 1]  # one window: every case is its own
     # the API's JSON carries them, with their formulas
     body = world.get("office", f"/api/v1/reports/monthly/{MONTH}").get_json()
-    assert body["formula_version"] == "2026.6"
+    assert body["formula_version"] == "2026.7"
     assert [body["office"][k] for k in CHANNEL_COUNTS] == [3, 1, 1, 1]
     formulas = {f["key"]: f for f in body["formulas"]}
     assert set(CHANNEL_COUNTS) <= set(formulas) and "帮办代办" in formulas["accepted_window"]["definition"]

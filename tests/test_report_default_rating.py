@@ -110,7 +110,7 @@ def test_default_ratings_are_counted_apart(network, clock):
     build(network, clock)
     app = network.world.app
     figures = figures_of(app)
-    assert figures["formula_version"] == FORMULA_VERSION == "2026.6"
+    assert figures["formula_version"] == FORMULA_VERSION == "2026.7"
     assert_figures(figures["office"], OFFICE, "office")
     departments = {row["name"]: row for row in figures["departments"]}
     assert_figures(departments["市场监督管理局"], DEPARTMENT_A, "A")

@@ -106,6 +106,37 @@ def test_december_events_do_not_change_november(world, november, clock):
     assert (december["accepted"], december["closed_in_month"]) == (0, 2)  # T6 and T8, both accepted in November
 
 
+def test_a_case_a_department_returned_is_the_windows_until_it_is_transferred_again(world, clock):
+    """A department that returns a case (退回) gives it back to the window, though the ticket keeps its
+    `department_id`: a case still waiting at the window at the month's end is the window's in the cohort
+    (`unassigned`), not the department's, and the return stays counted against the department (退单数). A case it
+    returned that another department then answered is that department's: accepted, closed, on time, rated."""
+    A, B = world.departments["A"], world.departments["B"]
+    clock.set(2026, 11, 2, 9)
+    waiting, answered = world.file(), world.file(phone="13900139000")
+    for case in (waiting, answered):
+        world.step("office", case["tracking_no"], "accept")
+        world.step("office", case["tracking_no"], "transfer", department_id=A)
+    clock.set(2026, 11, 3, 9)
+    for case in (waiting, answered):
+        world.step("dept_a", case["tracking_no"], "return", reason="不属于本部门职责。")
+    world.step("office", answered["tracking_no"], "transfer", department_id=B)
+    clock.set(2026, 11, 5, 9)
+    world.step("dept_b", answered["tracking_no"], "reply", content="已办理完毕。")
+    world.step("office", answered["tracking_no"], "approve")
+    response = world.client.post(f"/api/v1/tickets/{answered['tracking_no']}/rating?code={answered['query_code']}",
+                                 json={"score": 1})
+    assert response.status_code == 200, response.get_json()
+    clock.set(2026, 12, 3, 10)
+    figures = figures_of(world.app)
+    rows = {row["name"]: row for row in figures["departments"]}
+    keys = ("accepted", "closed", "closed_in_month", "closed_on_time", "surveys", "rated", "good", "returned")
+    assert [rows[A_NAME][key] for key in keys] == [0, 0, 0, 0, 0, 0, 0, 2]
+    assert [rows[B_NAME][key] for key in keys] == [1, 1, 1, 1, 1, 1, 1, 0]
+    assert [figures["unassigned"][key] for key in keys] == [1, 0, 0, 0, 0, 0, 0, 0]
+    assert [figures["office"][key] for key in keys] == [2, 1, 1, 1, 1, 1, 1, 2]
+
+
 def test_month_parsing():
     assert str(metrics.Month.parse("2026-01").shift(-1)) == "2025-12"
     for bad in ("2026-13", "2026-00", "2026-1", "26-01", "", "2026-01x", "1999-12"):

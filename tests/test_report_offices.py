@@ -31,7 +31,7 @@ from reports import metrics
 from reports.figures import monthly_figures
 from reports.models import Report
 from tests.network import OFFICES
-from tests.report_month import _escalate, at
+from tests.report_month import A_NAME, _escalate, at
 from tickets.db import db
 
 MONTH = "2026-11"
@@ -257,6 +257,76 @@ def test_a_case_referred_up_before_acceptance_is_accepted_by_the_window_above(ne
     with world.app.app_context():
         october = monthly_figures(db.session, metrics.Month.parse("2026-10"), network.offices["root"])
     assert october["office"]["accepted"] == 1  # the early case: accepted once, in October
+
+
+def test_a_past_month_stays_with_the_windows_that_had_the_cases_at_its_end(network, clock):
+    """A month's figures and lists are those of the windows that owned the cases at its end (the last hand-over before
+    it), not of the ticket's `office_id` now: a case a township accepted in November (and a county department returned
+    to it) referred up on Dec 1, and one a county accepted in November assigned down on Dec 1, leave every report of
+    November as it was, before and after, at every level (受理数, 退单数, the windows' rows, the lists)."""
+    world = network.world
+    clock.set(2026, 11, 2, 9)
+    up = network.file("t11")
+    world.step("office_t11", up, "accept")
+    world.step("office_t11", up, "transfer", department_id=network.departments["C1"])
+    clock.set(2026, 11, 3, 9)
+    world.step("dept_c1", up, "return", reason="不属于本部门职责。")
+    clock.set(2026, 11, 30, 9)
+    down = network.file("c1", phone="13900139000")
+    world.step("office_c1", down, "accept")
+    clock.set(2026, 12, 1, 9)
+    codes = ("root", "c1", "t11", "t12")
+    before = {code: figures_of(network, code) for code in codes}
+    world.step("office_t11", up, "refer_up", reason="需要县里协调")
+    world.step("office_c1", down, "assign_down", office_code="t12", instructions="请镇里办理。")
+    after = {code: figures_of(network, code) for code in codes}
+    for code in codes:
+        for key in ("office", "departments", "unassigned", "offices", "own", "problem_types", "overdue"):
+            assert after[code][key] == before[code][key], (code, key)
+    t11, c1 = after["t11"]["office"], after["c1"]
+    assert (t11["accepted"], t11["returned"]) == (1, 1)
+    assert after["t12"]["office"]["accepted"] == 0 and c1["own"]["accepted"] == 1
+    assert {row["code"]: row["accepted"] for row in c1["offices"]} == {"t11": 1, "t12": 0}
+    assert {row["code"]: row["returned"] for row in c1["offices"]} == {"t11": 1, "t12": 0}
+
+
+def test_a_case_a_department_returned_and_the_window_above_settled_is_not_the_departments(network, clock):
+    """A county department returns a township's case (退回); the township refers it up and the county settles it itself
+    (`resolve`). The ticket keeps the department's `department_id`, but the closing, its timeliness and the citizen's
+    rating are the county window's (`unassigned`, the county's own cases), as is the case in the cohort; the
+    department keeps only its returns (退单数). A case it returned that the
+    township sent on to a city department is that department's."""
+    world = network.world
+    clock.set(2026, 11, 2, 9)
+    filed = world.file(office_code="t11"), world.file(office_code="t11", phone="13900139000")
+    settled, answered = (case["tracking_no"] for case in filed)
+    for case in (settled, answered):
+        world.step("office_t11", case, "accept")
+        world.step("office_t11", case, "transfer", department_id=network.departments["C1"])
+    clock.set(2026, 11, 3, 9)
+    for case in (settled, answered):
+        world.step("dept_c1", case, "return", reason="不属于本部门职责。")
+    world.step("office_t11", settled, "refer_up", reason="需要县里协调")
+    world.step("office_c1", settled, "resolve", content="县窗口已当场答复。")
+    world.step("office_t11", answered, "transfer", department_id=network.departments["A"])
+    clock.set(2026, 11, 4, 9)
+    world.step("dept_a", answered, "reply", content="已办理完毕。")
+    world.step("office_t11", answered, "approve")
+    for case, score in zip(filed, (4, 1)):  # the 差评 reopens the county's answer: not closed at the month's end
+        response = world.client.post(f"/api/v1/tickets/{case['tracking_no']}/rating?code={case['query_code']}",
+                                     json={"score": score})
+        assert response.status_code == 200, response.get_json()
+    clock.set(2026, 12, 3, 10)
+    city, county = figures_of(network, "root"), figures_of(network, "c1")
+    keys = ("accepted", "closed", "closed_in_month", "closed_on_time", "surveys", "rated", "bad", "returned")
+    rows = {row["name"]: row for row in city["departments"]}
+    assert [rows["东湖县人社局"][key] for key in keys] == [0, 0, 0, 0, 0, 0, 0, 2]
+    assert [rows[A_NAME][key] for key in keys] == [1, 1, 1, 1, 1, 1, 0, 0]
+    assert [city["unassigned"][key] for key in keys] == [1, 0, 1, 1, 1, 1, 1, 0]
+    # by window: the settled case is the county's own at the month's end, with its return; the other the township's
+    assert [county["own"][key] for key in keys] == [1, 0, 1, 1, 1, 1, 1, 1]
+    t11 = {row["code"]: row for row in county["offices"]}["t11"]
+    assert [t11[key] for key in keys] == [1, 1, 1, 1, 1, 1, 0, 1]
 
 
 @pytest.mark.parametrize("who, office", [
