@@ -248,6 +248,28 @@ def test_a_department_returning_the_same_case_twice_makes_it_a_dispute_for_the_s
     assert world.act("dept_c1", no, "reply", content="已办结")["status"] == "replied"
 
 
+def test_a_case_the_window_above_resolves_after_a_return_is_no_longer_the_returning_departments(network):
+    """C1 returned the case; the township referred it up and the county answered it itself. A 差评 of that answer is
+    the window's to rectify: C1 is not told, gets no rectify deadline, cannot reply or appeal, no longer sees it."""
+    world = network.world
+    filed = world.file(office_code="t11")
+    no = filed["tracking_no"]
+    world.act("office_t11", no, "accept")
+    world.act("office_t11", no, "transfer", department_id=dept(network, "C1"))
+    world.act("dept_c1", no, "return", reason="不属于本部门职责。")
+    world.act("office_t11", no, "refer_up", reason=REASON)
+    closed = world.act("office_c1", no, "resolve", content="窗口已直接协调办结。")
+    assert (closed["status"], closed["department_id"], closed["handler_id"]) == ("closed", None, None)
+    rated = world.client.post(f"/api/v1/tickets/{no}/rating?code={filed['query_code']}", json={"score": 5})
+    assert rated.status_code == 200
+    case = world.ticket("office_c1", no)
+    assert case["status"] == "rectifying" and case["department_id"] is None
+    assert [d["department_id"] for d in case["deadlines"] if d["kind"] == "rectify"] == [None]
+    assert world.get("dept_c1", f"/api/v1/staff/tickets/{no}").status_code == 404
+    for action in ("reply", "appeal"):
+        assert world.post("dept_c1", f"/api/v1/staff/tickets/{no}/{action}", json={}).status_code == 404, action
+
+
 def test_transfer_goes_to_departments_of_the_window_or_above_it(network):
     """For every window and every department: the transfer is refused with a field error exactly when the
     department belongs to no window on the path from the root to the case's window."""

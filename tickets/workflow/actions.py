@@ -579,6 +579,9 @@ def _send_back(session, ticket, actor, data, now):
 def _resolve(session, ticket, actor, data, now):
     used = knowledge.used(session, ticket, actor, data[knowledge.FIELD])
     previous = move(ticket, Status.closed)
+    # The window answered the case itself: no department leads it. A department that returned it earlier kept only
+    # the link (`_hand_over`); it does not rectify a 差评 of this answer, nor appeal it, nor see the case again.
+    ticket.department_id = ticket.handler_id = None
     event = _close(session, ticket, actor, "resolve", now, previous, data["content"], [DeadlineKind.accept],
                    data=used or None)
     _keep_answer_files(session, ticket, actor, event, data, AttachmentSource.answer)
