@@ -261,7 +261,7 @@ def _spaced(digits: str, groups: tuple[int, ...], sep: str) -> str:
 @st.composite
 def spelled_numbers(draw) -> str:
     kind = draw(st.sampled_from(("mobile", "id", "landline")))
-    sep = draw(st.sampled_from(("", " ", "-", ".")))
+    sep = draw(st.sampled_from(("", *personal.SEPARATORS.replace("\t", ""))))  # any a keyboard types between groups
     if kind == "mobile":
         digits = "1" + draw(st.sampled_from("3456789")) + draw(st.text("0123456789", min_size=9, max_size=9))
         spelled = _spaced(digits, (3, 4, 4), sep)
@@ -272,9 +272,26 @@ def spelled_numbers(draw) -> str:
     else:
         area = draw(st.sampled_from(("010", "021", "0755", "0571")))
         local = draw(st.sampled_from("2345678")) + draw(st.text("0123456789", min_size=7, max_size=7))
-        spelled = draw(st.sampled_from((f"{area}-{local}", f"({area}){local[:4]} {local[4:]}", f"{area} {local}",
-                                        f"（{area}）{local}")))
+        spelled = draw(st.sampled_from((f"{area}-{local}", f"({area}){local[:4]}{sep}{local[4:]}",
+                                        f"{area}{sep}{local}", f"（{area}）{local}")))
     return spelled.translate(FULL_WIDTH) if draw(st.booleans()) else spelled
+
+
+def test_a_number_the_form_takes_in_any_spelling_is_masked_when_written_so_in_text():
+    """A number written as a citizen may write it on the form (`phones.normalise_phone` reads it, whatever mark stands
+    between the digit groups: the parser's punctuation, brackets aside) is masked when written the same way in a
+    description, a note or a log line (`personal.SEPARATORS`). Full-width digits too."""
+    from phonenumbers import phonenumberutil
+
+    from tickets.phones import normalise_phone
+
+    marks = sorted(mark for mark in set(phonenumberutil._VALID_PUNCTUATION) - set("()（）[]［］\\x")
+                   if normalise_phone(_spaced("13912345678", (3, 4, 4), mark)) == "+8613912345678")
+    assert set(marks) <= set(personal.SEPARATORS), [hex(ord(c)) for c in set(marks) - set(personal.SEPARATORS)]
+    for sep in (*marks, *personal.SEPARATORS.replace("\t", ""), "%20"):
+        for digits in ("13912345678", "13912345678".translate(FULL_WIDTH)):
+            spelled = _spaced(digits, (3, 4, 4), sep)
+            assert personal.mask_text(f"电话{spelled}。") == f"电话{personal.MASK}。", repr(spelled)
 
 
 @settings(max_examples=examples(300), deadline=None)

@@ -19,7 +19,14 @@ import secrets
 from flask_babel import lazy_gettext as _l
 
 MASK = "***"
-SEP = r"(?:[ \t.+\-]|%20)?"  # what goes between digits, in text and in addresses; \d takes full-width digits too
+# What people put between the digit groups of a number: ASCII space, tab, dot, plus and hyphen, and what a Chinese
+# keyboard in full-width mode or a word processor types instead: the ideographic space, a no-break or thin space, a
+# soft hyphen or an invisible break, the dashes and the minus sign, the full-width hyphen, dot, slash, the tildes, ー:
+# every mark the phone parser (`phones.normalise_phone`, phonenumbers) reads between digits, brackets aside.
+SEPARATORS = (" \t.+-" "\u3000\u00a0\u2009\u202f\u00ad\u200b\u2060"  # spaces, invisible breaks
+              "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d"  # hyphens, dashes, minus, full-width hyphen
+              "\uff0e/\uff0f~\uff5e\u2053\u223c\u30fc")  # full-width dot, slashes, tildes, ー
+SEP = "(?:[" + re.escape(SEPARATORS) + "]|%20)?"  # between digits, in text and in addresses; \d takes full-width digits
 
 # An 18-digit ID card number (6 digits of area, 8 of birth date, 3 of sequence, a check digit or X). First: a number
 # of Hebei (13…) written in groups would otherwise be taken for a mobile number and half of it left.

@@ -43,7 +43,9 @@ def _stamp(ticket: Ticket) -> str:
 def _tracked() -> list[list]:
     """The cases this browser proved the query code of: [tracking number, stamp of that code] pairs, newest first."""
     tracked = session.get(TRACKED_KEY)
-    return [entry for entry in tracked if isinstance(entry, list) and len(entry) == 2] if isinstance(tracked, list) else []
+    if not isinstance(tracked, list):
+        return []
+    return [entry for entry in tracked if isinstance(entry, list) and len(entry) == 2]
 
 
 def _remember(ticket: Ticket) -> None:
