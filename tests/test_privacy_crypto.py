@@ -239,6 +239,26 @@ def test_rotation_interrupted_and_resumed_leaves_every_value_under_the_new_key(w
         assert items == [1]
 
 
+def test_a_number_that_opted_out_again_under_a_new_index_key_is_reindexed_to_one_opt_out(world, make_app):
+    """Between a new PRIVACY_INDEX_KEY and `rotate-key --reindex`, the opt-out kept under the old index is not found
+    (docs/privacy.md), so a second TD writes a second row under the new one: the reindex keeps one, and finishes."""
+    number = "+8613700137001"
+    with world.app.app_context():
+        handle_inbound(db.session, sid="SM-td-1", phone=number, body="TD")
+        db.session.commit()
+    changed = make_app(PRIVACY_INDEX_KEY=base64.b64encode(b"i" * 32).decode())
+    with changed.app_context():
+        assert db.session.get(SmsOptOut, number) is None
+        handle_inbound(db.session, sid="SM-td-2", phone=number, body="TD")
+        db.session.commit()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(SmsOptOut)) == 2
+    result = changed.test_cli_runner().invoke(args=["privacy", "rotate-key", "--reindex"])
+    assert result.exit_code == 0, (result.output, repr(result.exception))
+    with changed.app_context():
+        assert db.session.get(SmsOptOut, number) is not None
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(SmsOptOut)) == 1
+
+
 def test_a_missing_or_wrong_key_is_a_clear_error(world, make_app):
     world.file(name="欧阳明月", phone="13700137001")
     missing = make_app(PRIVACY_KEYS=OTHER_KEY)

@@ -206,7 +206,13 @@ def _reindex_opt_outs(session, keys, batch: int, progress) -> int:
             return done
         for index, number in rows:
             fresh = keys.phone_index(keys.decrypt(number, "sms_opt_out.number"))
-            if fresh != index:
+            if fresh == index:
+                continue
+            if session.scalar(sa.select(sa.func.count()).select_from(OPT_OUT).where(OPT_OUT.c.phone == fresh)):
+                # The number opted out again after the index key changed (its old row unseen by the lookup): one
+                # opt-out is kept, the one already under the fresh index, as `_rotate_opt_outs` does.
+                session.execute(sa.delete(OPT_OUT).where(OPT_OUT.c.phone == index))
+            else:
                 session.execute(sa.update(OPT_OUT).where(OPT_OUT.c.phone == index).values(phone=fresh))
         session.commit()
         done += len(rows)
