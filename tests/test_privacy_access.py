@@ -265,6 +265,34 @@ def test_an_export_with_whole_numbers_is_a_choice_with_a_reason_and_one_line(wor
     assert "13933334444" not in repr(new)
 
 
+def test_no_line_of_the_log_holds_a_number_typed_into_its_reason_or_filters(world):
+    """The log holds no numbers (docs/privacy.md): a number typed into the reason for a showing or an export, or
+    carried in a list's filter, is masked as the deletion request's reason is; the log's page shows none."""
+    number = "13912345678"
+    filed = world.file(name="欧阳明月", phone=number)
+    no = filed["tracking_no"]
+    world.act("office", no, "accept")
+    admin = world.console("admin")  # may see it, not the handler: asked a reason
+    shown = admin.post(f"/admin/case/{no}/whole-number",
+                       data={"csrf_token": page_csrf(admin, f"/admin/case/{no}"), "reason": f"回拨{number}核实诉求"})
+    assert shown.status_code == 200
+    office = world.console("office")
+    exported = office.post(f"/admin/cases/export/csv/full?flt0_0=139%201234%205678", data={
+        "csrf_token": page_csrf(office, "/admin/cases/"), "full_phones": "y", "reason": f"核对１３９－１２３４－５６７８等号码"})
+    assert exported.status_code == 200
+    world.act("office", no, "resolve", content="已办结。")
+    rated = world.client.post(f"/api/v1/tickets/{no}/rating?code={filed['query_code']}", json={"score": 1})
+    assert rated.status_code == 200  # the survey answered: the case has ended
+    world.act("office", no, "anonymise", reason=f"反映人{number}申请删除个人信息")
+    with world.app.app_context():
+        lines = db.session.execute(sa.select(AccessLog.kind, AccessLog.reason, AccessLog.detail)).all()
+    reasons = {kind: reason for kind, reason, _ in lines if reason}
+    assert reasons == {"view_phone": "回拨***核实诉求", "export": "核对***等号码", "anonymise": "反映人***申请删除个人信息"}
+    assert not any(re.search(r"1\s?3\s?9", str(detail)) for _, _, detail in lines), lines
+    page = admin.get("/admin/access-log/").get_data(as_text=True)
+    assert number not in page and "回拨***核实诉求" in page
+
+
 @pytest.mark.parametrize("who", ["dept_a", "supervisor", "leader"])
 def test_only_who_sees_whole_numbers_exports_them(world, who):
     transferred_to_a(world)

@@ -27,7 +27,7 @@ from .. import clock
 from ..access import sees_full_phone
 from ..errors import ValidationFailed
 from ..models import OFFICE_ROLES, AccessKind, AccessLog, Role, Ticket, User
-from ..personal import is_token
+from ..personal import is_token, mask_text, mask_value
 from ..validation import FIRST_YEAR, LAST_YEAR, UNSTORABLE, storable
 
 REASON_MIN, REASON_MAX = 2, 200
@@ -48,10 +48,13 @@ def record(session, kind: AccessKind | str, *, user=None, actor: Optional[str] =
            reason: Optional[str] = None, count: Optional[int] = None, detail: Optional[dict] = None,
            at=None) -> AccessLog:
     """Add one line to the access log in `session` (not committed). `user` is a User or an Actor (or None with
-    `actor`); `at` defaults to the app's clock (the same clock as the sign-ins and the cases)."""
+    `actor`); `at` defaults to the app's clock (the same clock as the sign-ins and the cases). The log holds no
+    number: one typed into a reason ("回拨13912345678核实") or carried in `detail` (a list's filter) is masked here, for
+    every kind of line, as anonymisation masks a case's texts (`personal.mask_text`)."""
     kind = AccessKind(kind)
     line = AccessLog(kind=kind.value, user_id=_user_id(user), actor=actor, ticket_id=ticket_id,
-                     reason=(reason or None) and reason.strip()[:REASON_MAX], count=count, detail=detail)
+                     reason=(reason or None) and mask_text(reason.strip())[:REASON_MAX], count=count,
+                     detail=mask_value(detail))
     line.at = at if at is not None else clock.now()
     session.add(line)
     return line
