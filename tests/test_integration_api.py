@@ -249,6 +249,31 @@ def test_a_staff_action_with_a_key_is_done_once(world):
     assert count(world, Event, Event.action == "remind") == 2
 
 
+def test_a_repeat_gets_the_kept_answer_after_the_action_took_the_case_out_of_sight(world):
+    """A department's `return` gives the case back to the window; the office sends it to another department. The
+    department's integration, retrying the same request with its key, gets the kept answer (not a 404 telling it the
+    case never existed), its number masked; a new request on the case is the same 404 as for any case not its own."""
+    from tests.helpers import transferred
+
+    no = transferred(world, "A")
+    path = f"/api/v1/staff/tickets/{no}/return"
+    headers = bearer(world.tokens["dept_a"], **{"Idempotency-Key": "return-1"})
+    first = world.client.post(path, json={"reason": "非本部门职责"}, headers=headers)
+    assert first.status_code == 200
+    world.act("office", no, "transfer", department_id=world.departments["B"])
+    again = world.client.post(path, json={"reason": "非本部门职责"}, headers=headers)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert {k: v for k, v in again.get_json().items() if k != "phone"} == {
+        k: v for k, v in first.get_json().items() if k != "phone"}
+    assert "****" in again.get_json()["phone"]
+    assert count(world, Event, Event.action == "return") == 1
+    fresh = world.client.post(path, json={"reason": "非本部门职责"},
+                              headers=bearer(world.tokens["dept_a"], **{"Idempotency-Key": "return-2"}))
+    unknown = world.client.post("/api/v1/staff/tickets/BJ20991231-9999/return", json={"reason": "x"},
+                                headers=bearer(world.tokens["dept_a"], **{"Idempotency-Key": "return-3"}))
+    assert fresh.status_code == unknown.status_code == 404 and fresh.get_json() == unknown.get_json()
+
+
 def jpeg(colour) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (40, 20), colour).save(out, "JPEG")

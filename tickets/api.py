@@ -8,7 +8,8 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_limiter.util import get_remote_address
 
-from . import attachments, bulk, clock, duplicates, idempotency, intake, knowledge, lists, notices, offices, workflow
+from . import (attachments, bulk, clock, duplicates, idempotency, intake, knowledge, lists, notices, offices, phones,
+               workflow)
 from .access import current_staff, filing_token, ticket_for, visible_tickets
 from .db import db
 from .errors import Forbidden, NotFound, ValidationFailed
@@ -320,7 +321,9 @@ def staff_action(tracking_no, action):
     data, files = body_and_files()
     if action not in workflow.ACTIONS:
         raise NotFound(_l("Unknown action."))
-    ticket = ticket_for(actor, tracking_no)
+    # A repeat of a request with an Idempotency-Key gets its kept answer even when the action took the case out of the
+    # caller's sight (refer_up, return): the case is looked up when the action is done, not before the key is read.
+    ticket = ticket_for(actor, tracking_no) if idempotency.requested_key() is None else None
     check = Collector()
     version = check.field("version", integer, data.get("version"), required=False, minimum=1)
     check.raise_if_errors()
@@ -329,17 +332,21 @@ def staff_action(tracking_no, action):
         payload[attachments.FIELD] = files
 
     def perform() -> idempotency.Answer:
-        workflow.perform(db.session, ticket, actor, action, payload, expected_version=version)
-        full = privacy_access.api_shows_phone(db.session, actor, ticket)  # logged in the action's transaction
-        return idempotency.Answer(200, staff_view(db.session, ticket, actor, clock.now(), full_phone=full), ticket.id)
+        case = ticket or ticket_for(actor, tracking_no)
+        workflow.perform(db.session, case, actor, action, payload, expected_version=version)
+        full = privacy_access.api_shows_phone(db.session, actor, case)  # logged in the action's transaction
+        return idempotency.Answer(200, staff_view(db.session, case, actor, clock.now(), full_phone=full), case.id)
 
-    def rebuild(_ticket_id) -> dict:  # a kept answer that no longer opens: the ticket as it is now
+    def rebuild(_ticket_id) -> dict:  # a kept answer that no longer opens: the ticket as it is now, if still the caller's
         return staff_view(db.session, ticket_for(actor, tracking_no), actor, clock.now())
 
     def replayed(answer: idempotency.Answer) -> idempotency.Answer:
         # The number as the caller may see it now (the case's lead or its number may have changed since the answer
-        # was kept), each whole showing logged as the first answer's was.
-        case = ticket_for(actor, tracking_no)
+        # was kept), each whole showing logged as the first answer's was; masked once the case has left the caller.
+        case = db.session.scalar(visible_tickets(actor).where(Ticket.tracking_no == tracking_no))
+        if case is None:
+            gone = db.session.get(Ticket, answer.ticket_id) if answer.ticket_id is not None else None
+            return dataclasses.replace(answer, body={**answer.body, "phone": phones.mask(gone.phone) if gone else None})
         full = privacy_access.api_shows_phone(db.session, actor, case)
         phone = staff_phone(case, actor, full_phone=full)
         return dataclasses.replace(answer, body={**answer.body, "phone": phone})
