@@ -2,8 +2,10 @@
 
 The catalogue is the office's to keep (OFFICE_ROLES): an office user sees and changes the entries of their own
 window's subtree, an administrator every entry. Every change goes through tickets/dispatch.py, as the CLI's do.
-The 争议件 list shows the disputed cases the caller may see (tickets.access.visibility, in the query) with the
-departments that returned each and how often; the owning office's supervisor opens the case to arbitrate.
+The 争议件 list shows the disputed cases the caller may see (tickets.access.visibility, in the query) that can still
+be arbitrated (in a status `arbitrate` takes: a case merged, refused or withdrawn meanwhile waits for nobody; split
+again, it is back), with the departments that returned each and how often; the owning office's supervisor opens the
+case to arbitrate.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from tickets.errors import ValidationFailed
 from tickets.labels import PROBLEM_TYPE_LABELS, STATUS_LABELS, label
 from tickets.models import (OFFICE_ROLES, SUPERVISING_ROLES, Department, DispatchRule, DispatchScope, Event, Office,
                             ProblemType, Role, Ticket)
+from tickets.workflow import ACTIONS
 
 from .base import RoleGuard, current_actor, row_id
 from .queues import department_names
@@ -172,14 +175,16 @@ class DispatchView(RoleGuard, BaseView):
 
 
 class DisputedView(RoleGuard, BaseView):
-    """争议件: cases a department returned a second time, waiting for the owning office's supervisor."""
+    """争议件: cases a department returned a second time, waiting for the owning office's supervisor (those the
+    `arbitrate` action can still take: `disputed` stays on a case merged, refused or withdrawn meanwhile)."""
 
     roles = SUPERVISING_ROLES
 
     @expose("/")
     def index(self):
         actor = current_actor()
-        where = [visibility(actor), Ticket.disputed.is_(True)]
+        arbitrable = sorted(status.value for status in ACTIONS["arbitrate"].statuses)
+        where = [visibility(actor), Ticket.disputed.is_(True), Ticket.status.in_(arbitrable)]
         total = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(*where))
         tickets = db.session.scalars(sa.select(Ticket).where(*where)
                                      .order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(DISPUTED_LIMIT)).all()

@@ -135,6 +135,61 @@ def test_split_restores_the_case_exactly_and_only_before_the_other_is_closed(wor
     assert world.act("office", no, "split", expect=409)["error"]["code"] == "invalid_transition"
 
 
+def test_a_case_that_heard_the_answer_is_not_split_even_when_the_other_reopens(world, clock):
+    """Once B has the answer of the case it joined (its reply, its closing, a survey round), splitting it would leave an
+    open case marked answered, with a survey its citizen, or the closing sweep, rates: the merge stays, also while
+    the case it joined is reopened by its own citizen's 差评."""
+    from notify.closing import close_surveys
+
+    first = world.file()
+    a = first["tracking_no"]
+    world.act("office", a, "accept")
+    world.act("office", a, "transfer", department_id=world.departments["A"])
+    joined = world.file(phone=OTHER_PHONE)
+    no = joined["tracking_no"]
+    world.act("office", no, "merge", into=a)
+    assert "split" in world.ticket("office", no)["allowed_actions"]  # not answered yet
+    world.act("dept_a", a, "reply", content="已办结。")
+    world.act("office", a, "approve")
+    response = world.client.post(f"/api/v1/tickets/{a}/rating?code={first['query_code']}", json={"score": 4})
+    assert response.status_code == 200 and response.get_json()["status"] == "rectifying"
+    refused = world.act("office", no, "split", expect=409)
+    assert refused["error"]["code"] == "invalid_transition" and "split" not in world.ticket("office", no)[
+        "allowed_actions"]
+    view = lookup(world, joined)
+    assert view["status"] == "merged" and view["reply"] == "已办结。" and view["survey_open"]
+    clock.advance(days=10)
+    with world.app.app_context():
+        close_surveys(db.session, clock.now)
+        db.session.commit()
+    events = world.ticket("office", no)["events"]
+    assert events[-1]["action"] == "rate_default" and events[-1]["from_status"] == "merged"
+
+
+def test_a_disputed_case_merged_leaves_the_disputed_list_until_it_is_split(world):
+    """争议件 lists the cases the supervisor can still arbitrate: a merged one is handled as the case it joined (split
+    again, it waits for the arbitration once more)."""
+    first = transferred(world, "B")
+    no = world.file(phone=OTHER_PHONE)["tracking_no"]
+    world.act("office", no, "accept")
+    for reason in ("非本部门职责", "仍非本部门职责"):
+        world.act("office", no, "transfer", department_id=world.departments["A"])
+        returned = world.act("dept_a", no, "return", reason=reason)
+    assert returned["disputed"] is True
+    supervisor = world.console("supervisor")
+    assert no in supervisor.get("/admin/disputed/").get_data(as_text=True)
+    world.act("office", no, "merge", into=first)
+    assert no not in supervisor.get("/admin/disputed/").get_data(as_text=True)
+    split = world.act("office", no, "split")
+    assert (split["status"], split["disputed"]) == ("returned", True) and "arbitrate" in world.ticket(
+        "supervisor", no)["allowed_actions"]
+    assert no in supervisor.get("/admin/disputed/").get_data(as_text=True)
+    world.act("office", no, "merge", into=first)
+    world.act("dept_b", first, "reply", content="已办结。")
+    world.act("office", first, "approve")  # the merge is final: it never waits for an arbitration again
+    assert no not in supervisor.get("/admin/disputed/").get_data(as_text=True)
+
+
 MERGEABLE = {"submitted", "accepted", "transferred", "returned"}
 
 

@@ -28,6 +28,7 @@ from tickets.privacy import retention
 
 NUMBER = "13912345678"
 ID_NUMBER = "110101199003071234"
+SURVEY_OVER = {"days": 8}  # SURVEY_OPEN_DAYS (7) and more: nobody can rate the case any more, it has ended
 
 
 def png() -> bytes:
@@ -112,6 +113,7 @@ def test_anonymising_a_month_keeps_every_figure_of_the_kept_and_a_regenerated_re
     with world.app.app_context():
         stored = db.session.scalar(sa.select(Report.figures))
 
+    clock.advance(days=7)  # the last surveys have closed: a case whose citizen may still rate it has not ended
     dry = cli(world, "--closed-before", "2026-12-03", "--dry-run")
     assert dry.exit_code == 0, dry.output
     with world.app.app_context():
@@ -236,7 +238,7 @@ def test_keeping_files_masks_their_names_only(make_app, clock):
     app = make_app(RETENTION_ATTACHMENTS="keep")
     world = seed_world(app, app.test_client())
     no, _code = closed_case(world, files=[(f"{NUMBER}.png", png())])
-    clock.advance(days=3)
+    clock.advance(**SURVEY_OVER)
     result = cli(world, "--closed-before", clock.now.date().isoformat())
     assert result.exit_code == 0, result.output
     with app.app_context():
@@ -321,6 +323,7 @@ def test_tokens_are_random_and_shown_as_anonymised():
 def test_open_rectifying_and_appealable_cases_are_left_alone(world, clock):
     A = world.departments["A"]
     plain, _ = closed_case(world)
+    clock.advance(**SURVEY_OVER)  # its survey closed: it has ended (the others' surveys open after)
     open_no = world.file()["tracking_no"]
     world.act("office", open_no, "accept")
     world.act("office", open_no, "transfer", department_id=A)
@@ -342,7 +345,7 @@ def test_open_rectifying_and_appealable_cases_are_left_alone(world, clock):
     assert refused["error"]["message"] == str(retention.STILL_OPEN) or "撤回" in refused["error"]["message"]
     world.act("office", rectifying, "anonymise", expect=409, reason="反映人申请删除个人信息")
     world.act("office", appealable, "anonymise", expect=409, reason="反映人申请删除个人信息")
-    # once the appeal window has passed (5 working days), the scheduler's job takes it
+    # once the appeal window has passed (5 working days) and its survey closed, the scheduler's job takes it
     clock.advance(days=12)
     with world.app.app_context():
         world.app.config["RETENTION_DAYS"] = 1
@@ -355,9 +358,64 @@ def test_open_rectifying_and_appealable_cases_are_left_alone(world, clock):
     assert len(access_lines(world)) == 3
 
 
+def test_a_case_is_anonymised_only_once_nothing_can_reopen_it(world, clock):
+    """A case merged into one still open (a split reopens it), or whose survey round, or a merged case's, its citizen
+    may still rate (a 差评 reopens it), has not ended: neither a deletion request nor the retention anonymises it. Once
+    anonymised, nothing opens it again: no rating, no split, no case merged into it."""
+    from tests.helpers import transferred
+
+    reason = "反映人申请删除个人信息"
+    handled = transferred(world, "A")
+    joined = world.file(phone=NUMBER)
+    world.act("office", joined["tracking_no"], "merge", into=handled)
+    refused = world.act("office", joined["tracking_no"], "anonymise", expect=409, reason=reason)
+    assert refused["error"]["code"] == "invalid_transition"
+    assert "split" in world.ticket("office", joined["tracking_no"])["allowed_actions"]
+    world.act("dept_a", handled, "reply", content="已办理。")
+    world.act("office", handled, "approve")  # both citizens get the answer and a survey round
+    closed_no, closed_code = answered_by_a(world)
+    for no in (handled, joined["tracking_no"], closed_no):
+        world.act("office", no, "anonymise", expect=409, reason=reason)
+    clock.advance(days=1)
+    dry = cli(world, "--closed-before", clock.now.date().isoformat(), "--dry-run")
+    assert re.findall(r"\d+", dry.output.splitlines()[-1])[0] == "0", dry.output  # the retention waits too
+
+    clock.advance(**SURVEY_OVER)
+    for no in (handled, joined["tracking_no"], closed_no):
+        assert world.act("office", no, "anonymise", reason=reason)["status"] in ("closed", "merged")
+    assert world.client.post(f"/api/v1/tickets/{closed_no}/rating?code={closed_code}",
+                             json={"score": 5}).status_code == 409
+    world.act("office", joined["tracking_no"], "split", expect=409)
+    other = world.file()["tracking_no"]
+    assert "into" in world.act("office", other, "merge", expect=422, into=handled)["error"]["fields"]
+    assert [world.ticket("office", no)["status"] for no in (handled, joined["tracking_no"], closed_no)] == \
+        ["closed", "merged", "closed"]
+
+
+def test_a_merged_case_s_open_survey_keeps_the_case_it_joined(world, clock):
+    """The case a citizen's merged report joined waits for that citizen's rating too: their 差评 would reopen it."""
+    from tests.helpers import transferred
+
+    handled = transferred(world, "A")
+    world.act("dept_a", handled, "reply", content="已办理。")
+    world.act("office", handled, "approve")
+    clock.advance(**SURVEY_OVER)  # its own citizen's survey closed
+    joined = world.file(phone=NUMBER)
+    world.act("office", joined["tracking_no"], "merge", into=handled)  # answered at once, with a survey round
+    refused = world.act("office", handled, "anonymise", expect=409, reason="反映人申请删除个人信息")
+    assert refused["error"]["code"] == "invalid_transition"
+    with world.app.app_context():
+        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == handled))
+        assert retention.refusal(db.session, ticket, clock.now) == retention.SURVEY_OPEN
+        assert retention.count(db.session, clock.now + timedelta(days=1), clock.now) == 0
+    clock.advance(**SURVEY_OVER)
+    world.act("office", handled, "anonymise", reason="反映人申请删除个人信息")
+
+
 def test_the_scheduler_passes_over_a_batch_that_may_still_be_appealed(world, clock):
     """The oldest ended case may still be appealed (left for later); with a batch of one, a tick still reaches the
     case after it, where `next(batches(...))` alone took the empty first batch for the end of the work."""
+    world.app.config["SURVEY_OPEN_DAYS"] = 1  # the surveys close before the 差评's appeal window does
     appealable = appealable_case(world)
     clock.advance(minutes=5)
     plain, _ = closed_case(world)
@@ -374,9 +432,9 @@ def test_the_schedulers_line_says_its_cut_off_to_the_minute_in_local_time(world,
     """The scheduler's cut-off is an instant (RETENTION_DAYS before the tick), not a local date: the log page reads it
     in local time to the minute. (Its UTC date, shown before, was a day early from midnight to 08:00 local.)"""
     closed_case(world)
-    clock.now = datetime(2026, 11, 19, 23, 0, tzinfo=timezone.utc)  # as production's clock reads: 07:00 in Shanghai
+    clock.now = datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)  # as production's clock reads: 07:00 in Shanghai
     with world.app.app_context():
-        world.app.config["RETENTION_DAYS"] = 3
+        world.app.config["RETENTION_DAYS"] = 7  # the case's survey closed in between
         retention.anonymise_expired.fn()
     (line,) = access_lines(world)
     assert line.detail["closed_before"] == "2026-11-16T23:00:00+00:00"
@@ -397,6 +455,7 @@ def test_the_command_refuses_a_date_it_cannot_use_in_one_line(world):
 
 def test_the_office_anonymises_a_case_on_request_and_nobody_texts_the_citizen_after(world, clock):
     no, code = closed_case(world, description=f"我的电话是{NUMBER}", files=[("证明.png", png())], department="A")
+    clock.advance(**SURVEY_OVER)
     reason = "反映人申请删除个人信息"
     assert world.act("dept_a", no, "anonymise", expect=403, reason=reason)["error"]["code"] == "forbidden"
     world.act("supervisor", no, "anonymise", expect=403, reason=reason)
@@ -415,22 +474,23 @@ def test_the_office_anonymises_a_case_on_request_and_nobody_texts_the_citizen_af
     # the citizen still follows the case with the tracking number and query code, and is told
     public = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()
     assert public["anonymised"] is True and public["timeline"][-1]["status"] == "closed"
-    # later steps text nobody: a bad rating taken by phone reopens it, the answer closes it again
+    # it has ended for good: no rating reopens it, and nobody is texted
     with world.app.app_context():
         before = db.session.scalar(sa.select(sa.func.count()).select_from(SmsMessage).where(
             SmsMessage.audience == "citizen"))
-    world.act("office", no, "record_rating", score="5")
-    world.act("dept_a", no, "reply", content="已重新办理。")
-    world.act("office", no, "approve")
+    assert world.client.post(f"/api/v1/tickets/{no}/rating?code={code}", json={"score": 5}).status_code == 409
+    world.act("office", no, "record_rating", expect=409, score="5")
     with world.app.app_context():
         after = db.session.scalar(sa.select(sa.func.count()).select_from(SmsMessage).where(
             SmsMessage.audience == "citizen"))
         rounds = db.session.scalars(sa.select(Survey.phone).order_by(Survey.id)).all()
-    assert after == before and len(rounds) == 2 and all(personal.is_token(p) for p in rounds)
+    assert after == before and len(rounds) == 1 and all(personal.is_token(p) for p in rounds)
+    assert world.ticket("office", no)["status"] == "closed"
 
 
 def test_the_console_offers_the_action_on_an_ended_case_only(world, clock):
     no, _ = closed_case(world)
+    clock.advance(**SURVEY_OVER)
     open_no = world.file()["tracking_no"]
     client = world.console("office")
     assert "/anonymise" in client.get(f"/admin/case/{no}").get_data(as_text=True)
@@ -447,6 +507,7 @@ def test_the_console_offers_the_action_on_an_ended_case_only(world, clock):
 
 def test_an_anonymised_case_renders_on_every_page_export_slip_and_api(world, clock):
     no, code = closed_case(world, files=[("证明.png", png())])
+    clock.advance(**SURVEY_OVER)
     world.act("office", no, "anonymise", reason="反映人申请删除个人信息")
     for who in ("office", "admin", "leader"):
         assert world.get(who, f"/api/v1/staff/tickets/{no}").status_code == 200

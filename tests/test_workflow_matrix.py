@@ -60,11 +60,13 @@ ALLOWED = {
     "transferred": {"return", "request_extension", "reply", "remind", "note", "record_contact", "assign"},
     "returned": {"transfer", "remind", "note", "assign_down", "assign"},
     "replied": {"approve", "send_back", "remind", "note", "assign"},
-    "closed": {"note", "mark_typical", "record_rating", "anonymise"},  # record_rating: the round approve opened
+    # record_rating: the round approve opened; anonymise waits for it to close (test_privacy_retention.py)
+    "closed": {"note", "mark_typical", "record_rating"},
     # reopened by a 差评 not yet visited (nor appealed: decide_appeal needs an appeal, see test_appeals_*)
     "rectifying": {"reply", "explain", "remind", "note", "record_visit", "appeal", "assign"},
     "withdrawn": {"note", "anonymise"},  # 撤回 by the citizen: final, like 不予受理
-    "merged": {"note", "split", "anonymise"},  # 并单: handled as the case it joined, until split
+    # 并单: handled as the case it joined, until split; anonymised once that case is answered (test_privacy_retention.py)
+    "merged": {"note", "split"},
 }
 for _status in ("submitted", "accepted", "transferred", "returned"):  # 并单 before a department answered
     ALLOWED[_status] = ALLOWED[_status] | {"merge"}
@@ -164,7 +166,7 @@ ROLE_CASES = {
     "instruct": ("transferred+supervised", {"admin", "supervisor", "leader"}),  # 批示 at 督办 (level 2) and above
     "merge": ("transferred", {"admin", "office"}),
     "split": ("merged", {"admin", "office"}),
-    "anonymise": ("closed", {"admin", "office"}),
+    "anonymise": ("rejected", {"admin", "office"}),  # ended at once (a closed case's survey is open a while)
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 

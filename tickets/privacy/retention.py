@@ -15,10 +15,12 @@ Archive rules keep case records for years, so nothing is deleted but what identi
 
 Which cases (`eligible`): a final status (`FINAL_STATUSES`) reached before the cut-off (`tickets.models.ended_before`:
 its last change and its closing), not anonymised yet, not merged into a case still open (its citizen waits for that
-answer), without an appeal waiting for a decision, and not a 差评 still within its appeal window
-(`tickets.workflow.appeals`). `batches` walks them in the order of `ix_ticket_retention`, one batch at a time (the
-caller commits each: interrupted and started again, it takes what is left); the dry run walks the same way and writes
-nothing, so its counts are what the real run changes.
+answer), without a survey round still open on it or on a case merged into it (a 差评 would reopen it), without an
+appeal waiting for a decision, and not a 差评 still within its appeal window (`tickets.workflow.appeals`): a case
+whose citizen was anonymised is never open again. A deletion request (`refusal`) asks the same, the cut-off aside.
+`batches` walks them in the order of `ix_ticket_retention`, one batch at a time (the caller commits each: interrupted
+and started again, it takes what is left); the dry run walks the same way and writes nothing, so its counts are what
+the real run changes.
 
 Three ways in: `flask privacy anonymise --closed-before YYYY-MM-DD [--dry-run] [--batch N]`, the scheduler's
 `retention` job (RETENTION_DAYS after the end, a batch per tick), and the office's `anonymise` action on a citizen's
@@ -202,13 +204,34 @@ def anonymise(session, ids: list[int], *, now: datetime, write: bool = True, kee
 
 # --- which cases ------------------------------------------------------------------------------------------------------
 
+# What keeps a case in a final status from having ended for good: each an SQL condition on `Ticket`, shared by the
+# scheduled path (`eligible`) and a deletion request (`refusal`), so both mean the same. A case with an anonymised
+# citizen is never open again: none of these may reopen it afterwards.
+
+def waiting_for_answer():
+    """Merged into a case still open: its citizen waits for that answer (and `split` would reopen it)."""
+    target = Ticket.__table__.alias("merged_target")
+    return sa.exists().where(target.c.id == Ticket.merged_into_id, target.c.status.in_(OPEN_STATUS_VALUES))
+
+
+def survey_open(now: datetime):
+    """A survey round of the case, or of a case merged into it, may still be rated: a 差评 would reopen the case (or,
+    for a merged case, the case it joined: its own survey is the answer it rates)."""
+    joined = Ticket.__table__.alias("joined_case")
+    rateable = sa.and_(Survey.rated_at.is_(None), Survey.swept_at.is_(None), Survey.closes_at > now)
+    return sa.or_(sa.exists().where(Survey.ticket_id == Ticket.id, rateable),
+                  sa.exists().where(Survey.ticket_id == joined.c.id, joined.c.merged_into_id == Ticket.id, rateable))
+
+
+def appeal_pending():
+    """An appeal of one of its 差评 waits for the supervisor's decision."""
+    return sa.exists().where(Appeal.ticket_id == Ticket.id, Appeal.decided_at.is_(None))
+
+
 def eligible(cutoff: datetime, now: datetime):
     """The SQL condition of a case the retention may anonymise, except the appeal window (`_appealable`, exact)."""
-    target = Ticket.__table__.alias("merged_target")
-    waiting = sa.exists().where(target.c.id == Ticket.merged_into_id, target.c.status.in_(OPEN_STATUS_VALUES))
-    appeal_pending = sa.exists().where(Appeal.ticket_id == Ticket.id, Appeal.decided_at.is_(None))
-    return sa.and_(Ticket.anonymised_at.is_(None), ended_before(cutoff), Ticket.status.in_(FINAL_VALUES), ~waiting,
-                   ~appeal_pending)
+    return sa.and_(Ticket.anonymised_at.is_(None), ended_before(cutoff), Ticket.status.in_(FINAL_VALUES),
+                   ~waiting_for_answer(), ~survey_open(now), ~appeal_pending())
 
 
 def _recently_rated_badly(now: datetime):
@@ -264,16 +287,28 @@ ALREADY = _l("This case's personal information has already been anonymised.")
 STILL_OPEN = _l("This case is still open: close it, or have the citizen withdraw it, before anonymising it.")
 APPEALABLE = _l("A bad rating of this case may still be appealed, or an appeal waits for a decision: anonymise the "
                 "case once that is settled.")
+WAITING = _l("This case is merged into a case still open: its citizen waits for that answer, and the merge may still "
+             "be split. Anonymise it once that case is closed.")
+SURVEY_OPEN = _l("The satisfaction survey of this case (or of a case merged into it) is still open, and a bad rating "
+                 "would reopen the case: anonymise it once the survey has closed.")
+
+
+def _holds(session, ticket: Ticket, condition) -> bool:
+    return session.scalar(sa.select(Ticket.id).where(Ticket.id == ticket.id, condition)) is not None
 
 
 def refusal(session, ticket: Ticket, now: datetime):
-    """Why this case may not be anonymised on request now (None: it may): the `anonymise` action's precondition."""
+    """Why this case may not be anonymised on request now (None: it may): the `anonymise` action's precondition. The
+    conditions are `eligible`'s (the cut-off aside): a case is anonymised once it has ended for good."""
     if ticket.anonymised_at is not None:
         return ALREADY
     if ticket.status not in FINAL_VALUES:
         return STILL_OPEN
-    if session.scalar(sa.select(sa.exists().where(Appeal.ticket_id == ticket.id, Appeal.decided_at.is_(None)))) \
-            or _appealable(session, ticket, now):
+    if _holds(session, ticket, waiting_for_answer()):
+        return WAITING
+    if _holds(session, ticket, survey_open(now)):
+        return SURVEY_OPEN
+    if _holds(session, ticket, appeal_pending()) or _appealable(session, ticket, now):
         return APPEALABLE
     return None
 

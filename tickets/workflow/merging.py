@@ -2,9 +2,10 @@
 
 `merge` joins a case B to a case A that handles the same problem: B ends `merged` (a final status), A keeps its
 department, deadline and handling. B's running deadlines end (outcome `merged`) and what B was is kept in the
-merge event's data, so `split`, while A is not closed, restores B exactly: its status and its deadlines, due
-when they were due. B's citizen is texted that the report is handled together with another (never which one: the
-citizen sees nothing of other people's cases), and B's lookup page shows A's progress, public steps only.
+merge event's data, so `split`, while A is not closed and B has not heard A's answer (nor was anonymised), restores B
+exactly: its status and its deadlines, due when they were due. B's citizen is texted that the report is handled
+together with another (never which one: the citizen sees nothing of other people's cases), and B's lookup page shows
+A's progress, public steps only. A case whose citizen was anonymised takes no case in (it is never open again).
 
 When A is answered (an action that `closes_case`), every case joined to it hears the answer (`joined_answer`, an
 event on B with the answer, the `closed` text to B's citizen) and, if the closing `starts_survey`, a survey round of
@@ -79,6 +80,10 @@ def _target(session, ticket, actor, into: str) -> Ticket:
         problem = _l("A proactive task (主动治理) is the office's own: link cases to it, do not merge them.")
     elif Status(target.status) not in TAKES_IN:
         problem = _l("Only an open or closed case can take another in (not a rejected or withdrawn one).")
+    elif target.anonymised_at is not None:
+        # the joined citizen's 差评 would reopen it: a case whose citizen was anonymised is never open again
+        problem = _l("That case's personal information was anonymised: it is never reopened, so it takes no case "
+                     "in. Handle this case on its own.")
     if problem is not None:
         raise ValidationFailed(fields={"into": problem})
     if not role_allows(ACTIONS["merge"], target, actor):
@@ -128,12 +133,27 @@ def _parse_note(payload):
     return check.raise_if_errors()
 
 
+def answered_since_merged(session, ticket: Ticket) -> bool:
+    """Whether this merged case heard the answer of the case it joined (`joined_answer`) since it was last merged."""
+    merged_at = sa.select(sa.func.max(Event.id)).where(Event.ticket_id == ticket.id, Event.action == MERGE)
+    return session.scalar(sa.select(sa.exists().where(
+        Event.ticket_id == ticket.id, Event.action == JOINED_ANSWER.name, Event.id > merged_at.scalar_subquery())))
+
+
 def _target_open(session, ticket, now):
+    """The split's precondition: the case it joined still open and this one not answered by it yet. Once answered, B
+    holds that answer (`public_reply`, `closed_at`) and maybe a survey round: reopened, it would be an open case marked
+    answered, rated by its citizen or by the closing sweep."""
     target = session.get(Ticket, ticket.merged_into_id) if ticket.merged_into_id else None
     if target is None:
         return _l("This case is not merged into another.")
+    if ticket.anonymised_at is not None:
+        return _l("This case's personal information was anonymised: it is never reopened; the merge stays.")
     if Status(target.status) in FINAL_STATUSES:
         return _l("The case it was merged into is closed: its citizen has that answer; the merge stays.")
+    if answered_since_merged(session, ticket):
+        return _l("This case's citizen already has the answer of the case it was merged into (and its survey), even "
+                  "if that case was reopened since: the merge stays.")
     return None
 
 
