@@ -37,6 +37,9 @@ def flag(raw: str) -> bool:
 # name: (default, type). Environment variables of the same name override; see API.md's table.
 SETTINGS = {
     "DATABASE_URL": ("", str),
+    # PostgreSQL: seconds a new connection may take before it fails (libpq's connect_timeout, unless DATABASE_URL has
+    # its own): a silent database host must fail requests and /readyz's check, not hold them for the TCP timeout
+    "DATABASE_CONNECT_TIMEOUT_SECONDS": (5, int),
     "BROKER_URL": ("", str),
     "SECRET_KEY": ("", str),
     # Encryption at rest of citizens' names and numbers (tickets/privacy/crypto.py): `id:base64-key[,id:key…]`, the
@@ -136,6 +139,99 @@ SETTINGS = {
 }
 
 
+# The range of every number among the settings, both ends included. A value outside it, or not a number at all (nan,
+# inf), stops start-up with one line naming the setting, from the environment (`from_environment`, which the processes
+# that read a setting before any app exists use too) or from create_app's own configuration; README's Configuration
+# table gives the same ranges. A setting with more to it (WEBHOOK_CLAIM_LEASE_SECONDS against the timeout) is checked
+# further by the room that uses it.
+RANGES: dict[str, tuple[float, float, str]] = {  # name: (lowest, highest, unit)
+    "DATABASE_CONNECT_TIMEOUT_SECONDS": (2, 300, "seconds"),  # libpq counts less than 2 as 2, and 0 as for ever
+    "PORT": (1, 65535, ""),
+    "SWEEP_INTERVAL_SECONDS": (1, 3600, "seconds"),
+    "ESCALATION_BATCH_SIZE": (1, 100000, "steps"),
+    "ESCALATION_CACHE_SECONDS": (0, 3600, "seconds"),
+    "SURVEY_OPEN_DAYS": (1, 365, "days"),
+    "FIRST_CONTACT_HOURS": (1, 120, "working hours"),  # escalation.policies.MAX_WORKING_HOURS
+    "SMS_RATE_PER_SECOND": (0, 10000, "texts"),  # 0: no limit
+    "SMS_MAX_ATTEMPTS": (1, 100, "attempts"),
+    "SMS_CLAIM_LEASE_SECONDS": (1, 86400, "seconds"),
+    "TWILIO_TIMEOUT_SECONDS": (0.1, 300, "seconds"),
+    "REPORT_MIN_CASES": (1, 100000, "cases"),
+    "DUPLICATE_PHONE_DAYS": (0, 3650, "days"),
+    "DUPLICATE_TEXT_DAYS": (0, 3650, "days"),
+    "DUPLICATE_TEXT_THRESHOLD": (0, 1, ""),
+    "DUPLICATE_CLOSED_DAYS": (0, 3650, "days"),
+    "CLUSTER_DAYS": (1, 3650, "days"),
+    "CLUSTER_MIN_CASES": (2, 100000, "cases"),
+    "CLUSTER_TEXT_THRESHOLD": (0, 1, ""),
+    "PROXY_COUNT": (0, 10, "proxies"),
+    "SESSION_IDLE_MINUTES": (1, 1440, "minutes"),
+    "SESSION_MAX_HOURS": (1, 720, "hours"),
+    "WEBHOOK_TIMEOUT_SECONDS": (0.1, 300, "seconds"),
+    "WEBHOOK_MAX_ATTEMPTS": (1, 100, "attempts"),
+    "WEBHOOK_BACKOFF_SECONDS": (0, 86400, "seconds"),
+    "WEBHOOK_BACKOFF_MAX_SECONDS": (0, 604800, "seconds"),
+    "WEBHOOK_CLAIM_LEASE_SECONDS": (0.3, 86400, "seconds"),
+    "WEBHOOK_CACHE_SECONDS": (0, 3600, "seconds"),
+    "WEB_WORKERS": (1, 256, "processes"),
+    "WEB_THREADS": (1, 256, "threads"),
+    "WORKER_PROCESSES": (1, 256, "processes"),
+    "WORKER_THREADS": (1, 256, "threads"),
+    "IDEMPOTENCY_KEY_HOURS": (1, 8760, "hours"),
+    "RETENTION_DAYS": (0, 36500, "days"),  # 0: never by the scheduler
+    "RETENTION_BATCH_SIZE": (1, 100000, "cases"),
+    "READY_TIMEOUT_SECONDS": (0, 60, "seconds"),
+    "READY_CACHE_SECONDS": (0, 60, "seconds"),
+    "READY_OUTBOX_MAX_AGE_SECONDS": (1, 604800, "seconds"),
+    "READY_OUTBOX_MAX_PENDING": (0, 10000000, "texts"),  # 0: no limit
+}
+
+
+def range_text(name: str) -> str:
+    """A setting's range as README's table and the refusals say it: `1 to 65535`, `0.1 to 300 seconds`."""
+    low, high, unit = RANGES[name]
+    return f"{low} to {high}" + (f" {unit}" if unit else "")
+
+
+def check_range(name: str, value) -> None:
+    """Refuse a number outside its setting's range (RANGES) in one line naming the setting."""
+    if name not in RANGES:
+        return
+    low, high, _unit = RANGES[name]
+    whole = SETTINGS[name][1] is int
+    fits = not isinstance(value, bool) and isinstance(value, (int, float)) and low <= value <= high  # never nan
+    if not fits or (whole and value != int(value)):
+        raise ValueError(f"{name} must be {'a whole number' if whole else 'a number'} from {range_text(name)}, "
+                         f"not {value!r}")
+
+
+# Rate limits (the limits library's notation: `30/minute`, `5 per 15 minutes`, `10/minute;100/hour`): a malformed one
+# would be logged and skipped at every request (RATELIMIT_SWALLOW_ERRORS), the limit silently gone, so start-up refuses
+# it. name: whether `off` is a value (RATELIMIT_PUBLIC=off lifts the public limits).
+RATE_LIMITS = {"RATELIMIT_PUBLIC": True, "RATELIMIT_LOOKUP": False, "RATELIMIT_INTEGRATION": False,
+               "LOGIN_RATELIMIT": False, "LOGIN_RATELIMIT_CLIENT": False}
+
+
+def check_rate_limit(name: str, value) -> None:
+    from limits import parse_many
+
+    if RATE_LIMITS[name] and isinstance(value, str) and value.strip().lower() == "off":
+        return
+    try:
+        parse_many(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name}={value!r} is not a rate limit: write it like 30/minute or 5 per 15 minutes"
+                         + (", or off" if RATE_LIMITS[name] else "")) from None
+
+
+def check_settings(config) -> None:
+    """Every number within its range, every rate limit readable: else start-up stops, naming the setting."""
+    for name in RANGES:
+        check_range(name, config[name])
+    for name in RATE_LIMITS:
+        check_rate_limit(name, config[name])
+
+
 # Settings where an empty value is a choice (API.md: SMS_QUIET_HOURS empty means no quiet hours), not "unset".
 EMPTY_IS_A_VALUE = frozenset({"SMS_QUIET_HOURS", "SMS_TEST_NUMBERS"})
 # Base URLs that paths are joined to: kept without surrounding spaces or a trailing slash, however they were written.
@@ -150,9 +246,11 @@ def from_environment(name: str):
     if raw is None or (raw == "" and name not in EMPTY_IS_A_VALUE):
         return default
     try:
-        return kind(raw)
+        value = kind(raw)
     except ValueError as error:  # say which setting and what was wrong with it
         raise ValueError(f"{name}={raw!r} in the environment is not a valid {kind.__name__}: {error}") from None
+    check_range(name, value)
+    return value
 
 
 # Production (BROKER_URL set: web, workers and scheduler apart, perhaps on several hosts) needs one SECRET_KEY for all:
@@ -166,6 +264,7 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
         app.config[name] = from_environment(name)
     if test_config:
         app.config.update(test_config)
+    check_settings(app.config)
     for name in BASE_URLS:
         app.config[name] = app.config[name].strip().rstrip("/")
     instance = Path(app.instance_path)
@@ -188,7 +287,10 @@ def _load_settings(app: Flask, test_config: dict | None) -> None:
     url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
     # hide_parameters: a database error's text (logged with its traceback) must not carry a citizen's number or name.
     # No `pool_pre_ping` (a ping at every checkout): tickets.db.configure_engine pings a connection that sat unused.
-    app.config["SQLALCHEMY_ENGINES"] = {"default": {"url": url, "hide_parameters": True}}
+    engine = {"url": url, "hide_parameters": True}
+    if url.startswith("postgresql") and "connect_timeout" not in url:  # the URL's own connect_timeout wins
+        engine["connect_args"] = {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"]}
+    app.config["SQLALCHEMY_ENGINES"] = {"default": engine}
     # production (a broker: processes apart) logs JSON lines, `make run` text
     app.config["LOG_FORMAT"] = logformat.resolved(app.config["LOG_FORMAT"], app.config["BROKER_URL"])
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024

@@ -18,15 +18,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The ranges of app.RANGES for the numbers read here (tests/test_production.py holds them equal): the master binds
+# before any worker builds the app that would refuse them.
+RANGES = {"PORT": (1, 65535), "WEB_WORKERS": (1, 256), "WEB_THREADS": (1, 256)}
+
+
 def setting(name: str, default):
     """The environment's value, of the default's type; the default when unset or empty."""
     raw = os.environ.get(name, "")
     if not raw:
         return default
     try:
-        return type(default)(raw)
+        value = type(default)(raw)
     except ValueError:
         raise SystemExit(f"{name}={raw!r} in the environment is not a valid {type(default).__name__}") from None
+    low, high = RANGES.get(name, (value, value))
+    if not low <= value <= high:
+        raise SystemExit(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+    return value
 
 
 wsgi_app = "app:create_app()"

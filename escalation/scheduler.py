@@ -55,6 +55,8 @@ def tick(app) -> list[str]:
 
 def run(app, stop: threading.Event) -> None:
     interval = app.config["SWEEP_INTERVAL_SECONDS"]
+    if not interval >= 1:  # create_app refuses it too (app.RANGES): never a loop without a pause
+        raise ValueError(f"SWEEP_INTERVAL_SECONDS must be 1 or more, not {interval!r}")
     log.info("scheduler: every %s s", interval)
     while not stop.is_set():
         tick(app)

@@ -277,7 +277,9 @@ def due_count(session, now: datetime) -> int:
 def sweep(session, now: datetime, *, batch_size: int | None = None, progress=lambda done: None) -> SweepResult:
     """Fire everything due at `now`, one committed batch at a time (`progress(n)` after each, n its steps), then
     record the run."""
-    batch_size = batch_size or current_app.config["ESCALATION_BATCH_SIZE"]
+    batch_size = batch_size if batch_size is not None else current_app.config["ESCALATION_BATCH_SIZE"]
+    if batch_size < 1:  # a batch of none would claim nothing, for ever, while the heartbeat says all is well
+        raise ValueError(f"a sweep's batch size must be 1 or more, not {batch_size!r}")
     result, started = SweepResult(), time.perf_counter()
     result.batches = in_batches(session, lambda: claim(session, now, batch_size),
                                 lambda step_ids: _act(session, step_ids, now, result),

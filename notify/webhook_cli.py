@@ -12,6 +12,7 @@ from tickets.cli import enqueue_each, interruptible, refused
 from tickets.db import db
 from tickets.errors import ValidationFailed
 from tickets.models import Office
+from tickets.production import masked
 from tickets.validation import ID_MAX
 
 from . import deliveries
@@ -64,7 +65,7 @@ def list_():
         state = "active" if s.active else "disabled"
         office = f" office={codes.get(s.office_id)}" if s.office_id else ""
         tally = ", ".join(f"{k} {v}" for k, v in sorted(counts.get(s.id, {}).items())) or "no deliveries"
-        click.echo(f"{s.id:>4} {state:8} {s.url}  [{','.join(s.event_types)}]{office}"
+        click.echo(f"{s.id:>4} {state:8} {masked(s.url)}  [{','.join(s.event_types)}]{office}"
                    f"{'  ' + s.label if s.label else ''}  ({tally})")
     if not rows:
         click.echo("no webhook subscriptions")

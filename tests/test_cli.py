@@ -1,6 +1,7 @@
 """The CLI of API.md and migrations that match the models on every backend (the demo: test_demo.py)."""
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -148,3 +149,16 @@ def test_other_database_errors_are_left_to_show_as_the_bugs_they_are():
     integrity = sa.exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed: ticket.tracking_no"))
     assert database_problem(integrity) is None
     assert "db upgrade" in database_problem(sa.exc.OperationalError("SELECT ...", {}, Exception("no such table: x")))
+
+
+# Every command that writes a file given with -o (the others print to stdout)
+FILE_COMMANDS = (["dispatch", "export"], ["report", "monthly", "2026-10"], ["evaluation", "export", "2026-10"])
+
+
+@pytest.mark.parametrize("args", FILE_COMMANDS, ids=[" ".join(args[:2]) for args in FILE_COMMANDS])
+def test_a_file_to_write_in_a_missing_directory_is_one_line_before_any_work(app, tmp_path, args):
+    target = tmp_path / "no-such-dir" / "out.file"
+    result = app.test_cli_runner().invoke(args=[*args, "-o", str(target)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (result.exception, result.output)
+    assert f"{target.parent} is not a directory this process may write to" in result.output, result.output
+    assert not target.parent.exists()

@@ -50,6 +50,17 @@ def test_every_setting_is_in_the_configuration_table():
     assert sorted(set(SETTINGS) - rows) == []
 
 
+def test_every_range_and_rate_limit_is_in_the_configuration_table():
+    """The range start-up holds each number to (app.RANGES), in the setting's row, as the refusal says it."""
+    from app import RANGES, RATE_LIMITS, range_text
+
+    table = section((ROOT / "README.md").read_text(encoding="utf-8"), "Configuration")
+    rows = {name: line for line in table.splitlines() if line.startswith("| ")
+            for name in re.findall(r"[A-Z][A-Z0-9_]{2,}", line.split("|")[1])}
+    assert [name for name in RANGES if range_text(name) not in rows[name]] == []
+    assert [name for name in RATE_LIMITS if name not in table.split("| variable")[0]] == []
+
+
 def test_every_command_is_documented():
     app = create_app({"DATABASE_URL": "sqlite://", "SECRET_KEY": "docs"})
     text = documentation()

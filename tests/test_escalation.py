@@ -16,6 +16,7 @@ from tests.helpers import (
     escalations,
     give_phones,
     local,
+    open_cases,
     seed_world,
     steps,
     sweep,
@@ -213,6 +214,48 @@ def test_a_ladder_of_any_wrong_shape_is_refused_with_a_message_naming_the_settin
     with pytest.raises(ValueError) as refused:
         ladder_from_config(configured)
     assert "ESCALATION_LADDER" in str(refused.value) or isinstance(refused.value, json.JSONDecodeError)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("config", [{"ESCALATION_BATCH_SIZE": 0}, {"ESCALATION_BATCH_SIZE": -5},
+                                    {"SWEEP_INTERVAL_SECONDS": 0}, {"SWEEP_INTERVAL_SECONDS": -1}])
+def test_a_sweep_that_could_fire_nothing_or_a_scheduler_that_would_never_pause_stops_start_up(make_app, config):
+    [(name, value)] = config.items()
+    with pytest.raises(ValueError, match=f"^{name} must be a whole number from 1 to"):
+        make_app(**config)
+
+
+def test_a_batch_of_none_is_refused_not_taken_for_the_configured_size(world, clock):
+    """`batch_size=0` given is not `batch_size` left out: a sweep of batches of none would fire nothing and still write
+    its heartbeat."""
+    open_cases(world, clock, n=1)
+    clock.set(2026, 5, 4, 10, 0)
+    with world.app.app_context():
+        with pytest.raises(ValueError, match="batch size must be 1 or more"):
+            sweeper.sweep(db.session, clock(), batch_size=0)
+        assert sweeper.last_run(db.session) is None
+
+
+def test_the_scheduler_loop_refuses_an_interval_without_a_pause(app, monkeypatch):
+    import threading
+
+    from escalation import scheduler
+
+    app.config["SWEEP_INTERVAL_SECONDS"] = 0  # changed after start-up, past create_app's check
+    ticks, stop, refused = [], threading.Event(), []
+    monkeypatch.setattr(scheduler, "tick", lambda _app: ticks.append(1) or (len(ticks) >= 100 and stop.set()))
+
+    def run():
+        try:
+            scheduler.run(app, stop)
+        except ValueError as error:
+            refused.append(str(error))
+
+    loop = threading.Thread(target=run, daemon=True)
+    loop.start()
+    loop.join(2)
+    stop.set()
+    assert ticks == [] and refused == ["SWEEP_INTERVAL_SECONDS must be 1 or more, not 0"], len(ticks)
 
 
 def test_scheduler_process_needs_a_broker(app):

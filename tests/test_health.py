@@ -189,6 +189,76 @@ def test_a_hanging_check_fails_as_timeout_and_holds_the_probe_no_longer(make_app
         release.set()
 
 
+class SilentServer:
+    """A port that accepts connections and never says a word: a database host behind a black hole."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port, self.accepted = self.listener.getsockname()[1], []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        time.sleep(0.2)
+        for connection in self.accepted:
+            connection.close()
+        time.sleep(0.3)  # the hung connects see EOF and give the shared threads back
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_silent_database_fails_only_the_database_however_many_probes_come(make_app):
+    """A check whose run has not answered is not started again: hung connects do not pile up in the probes' shared
+    threads until the broker's check of a later probe finds none free and fails as `timeout` too."""
+    silent = SilentServer()
+    try:
+        app = make_app(DATABASE_URL=f"postgresql://nobody@127.0.0.1:{silent.port}/none", READY_TIMEOUT_SECONDS=0.2,
+                       DATABASE_CONNECT_TIMEOUT_SECONDS=60, **FRESH)
+        client = app.test_client()
+        for _ in range(12):
+            response = client.get("/readyz")
+            checks = response.get_json()["checks"]
+            assert response.status_code == 503 and checks["database"] == {"ok": False, "error": "timeout"}
+            assert checks["broker"]["ok"] is True, checks["broker"]  # embedded: nothing to reach
+        assert len(silent.accepted) <= 2  # one hung connect, not one per probe
+    finally:
+        silent.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_silent_database_fails_a_connection_after_the_connect_timeout(make_app):
+    silent = SilentServer()
+    try:
+        app = make_app(DATABASE_URL=f"postgresql://nobody@127.0.0.1:{silent.port}/none",
+                       DATABASE_CONNECT_TIMEOUT_SECONDS=2)
+        failed = []
+
+        def connect():
+            with app.app_context():
+                try:
+                    db.session.execute(sa.text("SELECT 1"))
+                except sa.exc.OperationalError as error:
+                    failed.append(error)
+
+        started = time.monotonic()
+        attempt = threading.Thread(target=connect, daemon=True)
+        attempt.start()
+        attempt.join(2 + SLACK + 2)
+        assert not attempt.is_alive() and failed, "the connect still waits on a silent database"
+        assert time.monotonic() - started >= 1.5
+    finally:
+        silent.close()
+
+
 def test_answers_are_kept_for_the_cache_seconds(make_app, clock):
     app = make_app(READY_CACHE_SECONDS=30)
     client = app.test_client()

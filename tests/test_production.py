@@ -43,6 +43,59 @@ def texts(found, refuse: bool) -> list[str]:
     return [finding.text for finding in found if finding.refuse is refuse]
 
 
+# --- numeric settings: each within its range (app.RANGES), else start-up stops naming it --------------------------
+
+@pytest.mark.parametrize("name, value", [
+    ("PORT", 70724), ("PORT", 0), ("SWEEP_INTERVAL_SECONDS", 0), ("SWEEP_INTERVAL_SECONDS", -30),
+    ("ESCALATION_BATCH_SIZE", 0), ("ESCALATION_BATCH_SIZE", -1), ("SURVEY_OPEN_DAYS", 0),
+    ("SESSION_IDLE_MINUTES", 0), ("TWILIO_TIMEOUT_SECONDS", float("nan")), ("TWILIO_TIMEOUT_SECONDS", float("inf")),
+    ("WORKER_THREADS", 0), ("PROXY_COUNT", -1), ("DUPLICATE_TEXT_THRESHOLD", 1.5), ("READY_TIMEOUT_SECONDS", 61),
+    ("DATABASE_CONNECT_TIMEOUT_SECONDS", 0), ("ESCALATION_BATCH_SIZE", 2.5), ("PORT", True),
+])
+def test_a_number_out_of_its_range_stops_start_up_naming_the_setting(name, value):
+    from app import range_text
+
+    with pytest.raises(ValueError) as refused:
+        create_app({**BASE_CONFIG, "DATABASE_URL": "sqlite://", name: value})
+    assert str(refused.value) == f"{name} must be {'a whole number' if SETTINGS[name][1] is int else 'a number'} " \
+                                 f"from {range_text(name)}, not {value!r}"
+
+
+def test_every_number_has_a_range_and_both_ends_start(monkeypatch):
+    from app import RANGES, check_range, from_environment
+
+    numbers = {name for name, (_default, kind) in SETTINGS.items() if kind in (int, float)}
+    assert set(RANGES) == numbers
+    for name, (low, high, _unit) in RANGES.items():
+        for value in (low, high, SETTINGS[name][0]):
+            check_range(name, value)
+        for value in (low - 1, high + 1, float("nan")):
+            with pytest.raises(ValueError, match=f"^{name} must be"):
+                check_range(name, value)
+        monkeypatch.setenv(name, str(high + 1))  # the processes that read a setting before any app: worker.py
+        with pytest.raises(ValueError, match=f"^{name} must be"):
+            from_environment(name)
+        monkeypatch.delenv(name)
+
+
+def test_the_check_says_a_number_out_of_range_in_one_line():
+    result = run_check(lambda: create_app({**BASE_CONFIG, **PRODUCTION, "PORT": 70724}))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == ["refused: PORT must be a whole number from 1 to 65535, not 70724"]
+
+
+def test_flask_serve_refuses_a_port_out_of_range_before_it_listens(tmp_path):
+    """Not PORT mod 65536 (where the socket would bind) under a banner naming PORT: the start stops, as for any other
+    setting create_app refuses, its last line the refusal."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FLASK_")}
+    env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "BROKER_URL": "", "PORT": str(65536 + 5188)})
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "serve"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Banjie on" not in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == \
+        "ValueError: PORT must be a whole number from 1 to 65535, not 70724", done.stderr
+
+
 # --- flask prod check ------------------------------------------------------------------------------------------------
 
 def test_a_complete_production_configuration_has_nothing_to_say():
@@ -94,6 +147,44 @@ def test_a_password_in_a_url_is_never_printed(user, password, port):
 
 def test_an_ipv6_database_keeps_its_address_and_loses_its_password():
     assert masked("postgresql://banjie:s3cret@[fd00::5]:5432/banjie") == "postgresql://banjie:***@[fd00::5]:5432/banjie"
+
+
+@given(password=st.text(st.characters(blacklist_categories=("Cs",)), min_size=6, max_size=24))
+def test_a_password_of_any_characters_is_never_printed_as_written_or_escaped(password):
+    """#, / and ? in a password (which urlsplit took for the fragment, the path or the query), escaped or not."""
+    from urllib.parse import quote
+
+    for written in (quote(password, safe=""), password):
+        url = f"postgresql+psycopg://banjie:{written}@db.internal:5432/banjie"
+        shown = masked(url)
+        assert written not in shown or written in "postgresql+psycopg://banjie:@db.internal:5432/banjie", shown
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://banjie:s3cr#et@127.0.0.1:1/banjie", "postgresql://banjie:***@127.0.0.1:1/banjie"),
+    ("postgresql://banjie:s3/cr?et@db/banjie", "postgresql://banjie:***@db/banjie"),
+    ("postgresql://banjie:s3cr@et@db/banjie", "postgresql://banjie:***@db/banjie"),
+    ("postgresql://banjie@db/banjie?sslmode=require&password=s3cr%23et", "postgresql://banjie@db/banjie?password=***&sslmode=require"),
+    ("postgresql://banjie@db/banjie?sslpassword=s3cret", "postgresql://banjie@db/banjie?sslpassword=***"),
+    ("redis://:s3cret@redis.internal:6379/0", "redis://:***@redis.internal:6379/0"),
+    ("redis://redis.internal:6379/1?password=s3cret", "redis://redis.internal:6379/1?password=***"),
+    ("amqp://banjie:s3cret@rabbit.internal//", "amqp://banjie:***@rabbit.internal//"),
+    ("https://hooks.example.gov.cn/banjie?token=s3cret", "https://hooks.example.gov.cn/banjie?token=***"),
+    ("memory://", "memory://"),
+    ("redis://redis.internal:s3cret/0", "(unreadable URL)"),
+])
+def test_a_password_or_a_secret_parameter_is_masked_in_any_url(url, shown):
+    assert masked(url) == shown
+
+
+@pytest.mark.parametrize("url", ["postgresql://banjie:s3cr#et@127.0.0.1:{port}/banjie",
+                                 "postgresql://banjie@127.0.0.1:{port}/banjie?password=s3cr%23et"])
+def test_the_check_never_prints_a_database_password_it_cannot_use(url):
+    closed = free_port()
+    result = run_check(lambda: create_app({**BASE_CONFIG, **PRODUCTION, "DATABASE_URL": url.format(port=closed),
+                                           "BROKER_URL": f"redis://:s3cret@127.0.0.1:{closed}/0"}))
+    assert result.exit_code == 1 and "refused: DATABASE_URL postgresql+psycopg://banjie" in result.output
+    assert "s3cr" not in result.output, result.output
 
 
 @given(st.text())
@@ -249,6 +340,18 @@ def test_gunicorn_listens_and_scales_as_the_settings_say(monkeypatch):
     defaults = {name: SETTINGS[name][0] for name in ("HOST", "PORT", "WEB_WORKERS", "WEB_THREADS")}
     assert settings["bind"] == [f"{defaults['HOST']}:{defaults['PORT']}"]
     assert (settings["workers"], settings["threads"]) == (defaults["WEB_WORKERS"], defaults["WEB_THREADS"])
+
+
+def test_gunicorn_refuses_what_the_app_refuses_before_it_binds(monkeypatch):
+    from app import RANGES
+
+    settings = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    assert {name: RANGES[name][:2] for name in settings["RANGES"]} == settings["RANGES"]
+    for name, value in (("PORT", "70724"), ("PORT", "0"), ("WEB_WORKERS", "0"), ("WEB_THREADS", "-1")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SystemExit, match=f"^{name} must be a whole number from "):
+            runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+        monkeypatch.delenv(name)
 
 
 def test_gunicorns_master_imports_none_of_the_app():

@@ -1,4 +1,6 @@
 """Public endpoints are rate limited per client, with a clear 429 in the error shape."""
+import pytest
+
 from tests.helpers import page_csrf
 
 BODY = {"name": "王五", "phone": "13800138000", "problem_type": "other", "description": "限流测试内容", "privacy": "y"}
@@ -115,3 +117,33 @@ def test_open311_filing_counts_against_its_api_key(make_app):
     codes = [client.post("/open311/v2/requests.json", data={**form, "api_key": key}).status_code for _ in range(4)]
     assert codes == [201, 201, 201, 429]
     assert client.post("/open311/v2/requests.json", data=form).status_code == 403  # no key: the public's budget
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("name", ["RATELIMIT_PUBLIC", "RATELIMIT_LOOKUP", "RATELIMIT_INTEGRATION", "LOGIN_RATELIMIT",
+                                  "LOGIN_RATELIMIT_CLIENT"])
+@pytest.mark.parametrize("value", ["3 per minut", "5/15 minuts", "", "none", "off"])
+def test_a_rate_limit_the_limiter_cannot_read_stops_start_up_naming_it(make_app, name, value):
+    """Not a limit silently gone: the limiter would log the parse error at each request and let it through."""
+    if value == "off" and name == "RATELIMIT_PUBLIC":
+        make_app(**{name: value})  # lifts the public limits: a choice, not a typo
+        return
+    with pytest.raises(ValueError) as refused:
+        make_app(**{name: value})
+    assert str(refused.value).startswith(f"{name}={value!r} is not a rate limit: write it like 30/minute")
+
+
+def test_a_malformed_login_limit_from_the_environment_is_refused_by_prod_check_in_one_line(monkeypatch):
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from app import create_app
+    from tests.helpers import BASE_CONFIG
+    from tickets.production import check_command
+
+    monkeypatch.setenv("LOGIN_RATELIMIT", "3 per 15 minuts")
+    result = CliRunner().invoke(check_command, [], obj=ScriptInfo(
+        create_app=lambda: create_app({**BASE_CONFIG, "DATABASE_URL": "sqlite://"})))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "refused: LOGIN_RATELIMIT='3 per 15 minuts' is not a rate limit: write it like 30/minute or 5 per 15 minutes"]

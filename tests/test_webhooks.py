@@ -475,6 +475,11 @@ def test_the_cli_adds_lists_tests_and_disables(world, receiver):
     assert receiver.received[0].verified and receiver.received[0].json["type"] == "ping"
     assert "disabled" in runner.invoke(args=["webhooks", "disable", "1"]).output
     assert "1 disabled" in runner.invoke(args=["webhooks", "list"]).output.replace("   1 ", "1 ")
+    # a receiver that takes its token in the address: the list never prints it (`production.masked`)
+    keyed = runner.invoke(args=["webhooks", "add", receiver.url + "?token=s3cr3t-t0ken", "--events", "created"])
+    assert keyed.exit_code == 0, keyed.output
+    listed = runner.invoke(args=["webhooks", "list"]).output
+    assert "s3cr3t-t0ken" not in listed and "token=***" in listed, listed
     for args, message in ((["webhooks", "add", "ftp://x", "--events", "created"], "URL: "),
                           (["webhooks", "add", receiver.url, "--events", "nope"], "--events: "),
                           (["webhooks", "add", receiver.url, "--events", "created", "--office", "zz"], "--office: "),

@@ -25,6 +25,7 @@ from flask.cli import AppGroup, with_appcontext
 from flask_babel import lazy_gettext as _l
 
 from . import clock, offices, validation
+from .cli import writable_output
 from .db import db
 from .errors import ValidationFailed
 from .models import Department, DispatchRule, DispatchScope, Office, ProblemType
@@ -327,6 +328,8 @@ def import_command(file, replace):
 @with_appcontext
 def export_command(output):
     """Write the catalogue as CSV (UTF-8 with a byte order mark, cells guarded against formulas)."""
+    if output is not None:
+        writable_output(output)  # a directory that is not there: one line, before any work
     session = db.session
     total = session.scalar(sa.select(sa.func.count()).select_from(DispatchRule))
     if output is None:

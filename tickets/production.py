@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus
 
 import click
 import sqlalchemy as sa
@@ -36,17 +36,29 @@ class Finding:
         return f"{'refused' if self.refuse else 'warning'}: {one_line(self.text)}"
 
 
+# Query parameters that may carry a secret (libpq's password and sslpassword, Redis's password, a webhook's token...).
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key|auth|sig|credential", re.I)
+HIDDEN = "***"
+
+
 def masked(url: str) -> str:
-    """A URL as it may be printed: any password replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        hidden = parts.password is not None
-    except ValueError:  # not a URL one can read: say nothing of what is in it
-        return "(unreadable URL)"
-    if not hidden:
+    """A URL as it may be printed or logged (a database, a broker, a Redis, a webhook): its password, and the value of
+    any query parameter whose name says secret (`?password=`, `?token=`...), replaced by ***. Read as SQLAlchemy reads
+    a database URL, so a password holding #, / or ? is hidden whole; a text that is no URL one can read says nothing
+    of what it holds."""
+    from sqlalchemy.engine import make_url
+
+    if not url:
         return url
-    userinfo, _, where = parts.netloc.rpartition("@")
-    return parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{where}").geturl()
+    try:
+        parsed = make_url(url)
+        query = {key: (HIDDEN if _SECRET_PARAMETER.search(key) else value) for key, value in parsed.query.items()}
+        parsed = parsed.set(query=query)
+        if parsed.host and "@" in parsed.host:  # an @ left unescaped in the password: all before the last is secret
+            parsed = parsed.set(password=HIDDEN, host=parsed.host.rsplit("@", 1)[1])
+        return parsed.render_as_string(hide_password=True).replace(quote_plus(HIDDEN), HIDDEN)
+    except Exception:  # noqa: BLE001 (not a URL one can read: any error of the parser)
+        return "(unreadable URL)"
 
 
 def first_line(error: BaseException) -> str:
