@@ -550,8 +550,11 @@ class ServiceItemView(ManagementView):
 
     @staticmethod
     def keeps_catalogue() -> bool:
-        """Whether the viewer changes the catalogue; outside a request (the view's scaffolding), the view has forms."""
-        return not has_request_context() or keeps_city_wide_settings(current_user)
+        """Whether the viewer changes the catalogue; outside a signed-in request (the view's scaffolding: nobody else
+        gets past RoleGuard), the view has forms."""
+        if not has_request_context() or not current_user.is_authenticated:
+            return True
+        return keeps_city_wide_settings(current_user)
 
     @property
     def can_create(self) -> bool:
