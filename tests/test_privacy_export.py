@@ -16,7 +16,7 @@ from pypdf import PdfReader
 from reports import citizen_copy, fonts
 from tests.browser import LiveServer, shot
 from tests.helpers import examples, page_csrf
-from tests.report_figures import drawable, pdf_pages
+from tests.report_figures import drawable, left_to_right, pdf_pages
 from tests.test_slip import TEXT
 from tickets import clock
 from tickets.db import db
@@ -174,12 +174,16 @@ def held_facts(world, closed_case):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # drawing needs no second database
+# Every example draws a text of 3,000 to 5,000 characters on purpose (a page and more of it): more data than Hypothesis
+# expects of an example, which its data_too_large check sometimes refuses before the test runs (a CI run failed so).
 @settings(max_examples=examples(30), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 @given(values=st.lists(TEXT, min_size=9, max_size=9), long=st.text(min_size=3000, max_size=5000))
 def test_any_text_the_copy_holds_prints_as_typed(world, held_facts, values, long):
     """Whatever the citizen, the staff or a text put in a case (markup, entities, format strings, any script), the
-    copy builds and reads back what was typed: the kind of fault where text reaches ReportLab unescaped."""
+    copy builds and reads back what was typed: the kind of fault where text reaches ReportLab unescaped. Right-to-left
+    letters are left out of the drawn texts: pypdf reads them back reordered (`report_figures.left_to_right`)."""
+    values, long = [left_to_right(value) for value in values], left_to_right(long)
     name, item, added, note, reply, sms, comment, file_name, office = values
     facts = {**held_facts, "name": name, "service_item": item, "office_name": office, "description": long,
              "added": [{"at": "2026-11-16 10:00", "text": added}],
