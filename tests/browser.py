@@ -160,6 +160,20 @@ def watch_csp(page) -> list[str]:
     return violations
 
 
+def loaded_width(image) -> int:
+    """The natural width of an <img> once it has loaded or failed (0 for a broken picture).
+
+    Thumbnails are `loading="lazy"`: the page's load event does not wait for them, so reading naturalWidth right after
+    `goto` races the picture's request.
+    """
+    return image.evaluate(
+        """img => img.complete ? img.naturalWidth : new Promise(done => {
+            img.addEventListener("load", () => done(img.naturalWidth));
+            img.addEventListener("error", () => done(0));
+        })"""
+    )
+
+
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 

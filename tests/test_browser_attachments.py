@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import LiveServer, shot, sign_in, watch_csp
+from tests.browser import LiveServer, loaded_width, shot, sign_in, watch_csp
 from tests.test_attachments import jpeg, pdf
 
 
@@ -36,7 +36,7 @@ def test_a_citizen_files_with_a_photo_and_a_pdf_and_loses_nothing_on_a_field_err
         page.goto(f"{server.url}/track/{tracking_no}")
         files = page.locator("#case-files")
         assert "窗口拒收的表格.jpg" in files.inner_text() and "不予受理通知书.pdf" in files.inner_text()
-        assert page.locator("#case-files img.file-thumb").evaluate("img => img.naturalWidth") > 0  # the thumbnail loads
+        assert loaded_width(page.locator("#case-files img.file-thumb")) > 0  # the thumbnail loads
         shot(page, "attachments-02-case-page")
         # too many files are flagged before anything is sent
         many = [tmp_path / f"{n}.jpg" for n in range(6)]
@@ -46,6 +46,6 @@ def test_a_citizen_files_with_a_photo_and_a_pdf_and_loses_nothing_on_a_field_err
         assert page.locator("#supplement-form .file-check").is_visible()
         sign_in(page, server.url, "office")
         page.goto(f"{server.url}/admin/case/{tracking_no}")
-        assert page.locator("#attachments img.attachment-thumb").evaluate("img => img.naturalWidth") > 0
+        assert loaded_width(page.locator("#attachments img.attachment-thumb")) > 0
         shot(page, "attachments-03-console")
     assert blocked == []
