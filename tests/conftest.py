@@ -10,6 +10,7 @@ BANJIE_TEST_REDIS minus N); everything else a test starts (servers, worker proce
 from __future__ import annotations
 
 import os
+import weakref
 import shutil
 
 import pytest
@@ -117,9 +118,87 @@ def share_console_scaffolding() -> None:
     BaseModelView.shared_scaffolding = kept
     BaseModelView.own_refresh_cache = refresh
 
+    # The list's actions (`@action` methods), which Flask-Admin finds by reading every attribute of the view (a
+    # quarter of what was left of building a console): the methods found on the first view of a class, bound to the
+    # next one.
+    from flask_admin import tools
+    from flask_admin.actions import ActionsMixin
+
+    init_actions = ActionsMixin.init_actions
+    found = {}
+
+    def shared_actions(self):
+        methods = found.get(type(self))
+        if methods is None:
+            methods = found[type(self)] = [(name, attribute._action) for name in dir(self)
+                                           if hasattr(attribute := tools.get_dict_attr(self, name), "_action")]
+        self._actions = [(name, text) for _method, (name, text, _desc) in methods]
+        self._actions_data = {name: (getattr(self, method), text, desc) for method, (name, text, desc) in methods}
+
+    ActionsMixin.init_actions = shared_actions
+    ActionsMixin.own_init_actions = init_actions
+
 
 if os.environ.get("BANJIE_TEST_SCAFFOLD_EACH_APP") != "1":
     share_console_scaffolding()
+
+
+class SharedCompiledSql:
+    """One compiled-SQL cache for every engine of a test process, in place of each engine's own.
+
+    SQLAlchemy keeps the SQL it compiled for a statement in its engine, keyed by the dialect object; nearly every test
+    makes an app, so an engine, and compiled every statement it ran again: about a tenth of a test's time. Here an
+    engine's dialect stands for every dialect of its class with the same settings (its plain values: server version,
+    flags read at the first connection, paramstyle), which compile every statement to the same SQL. Only for the
+    SQLAlchemy minor version this was read against (`ClauseElement._compile_w_cache`): another keeps its own caches.
+    """
+
+    def __init__(self):
+        self.compiled = {}
+        self.kinds = weakref.WeakKeyDictionary()  # dialect → its class and settings, once it has connected
+
+    def kind(self, dialect):
+        kind = self.kinds.get(dialect)
+        if kind is None:
+            plain = (bool, int, float, str, bytes, tuple, type(None))
+            settings = sorted((name, value) for name, value in vars(dialect).items()
+                              if isinstance(value, plain) and not name.startswith("__"))
+            kind = (type(dialect), repr(settings))
+            if dialect.server_version_info is not None:  # what the first connection reads is in (else read again)
+                self.kinds[dialect] = kind
+        return kind
+
+    def get(self, key, default=None):
+        return self.compiled.get((self.kind(key[0]), *key[1:]), default)
+
+    def __setitem__(self, key, compiled):
+        self.compiled[(self.kind(key[0]), *key[1:])] = compiled
+
+    def __getitem__(self, key):
+        return self.compiled[(self.kind(key[0]), *key[1:])]
+
+    def __contains__(self, key):
+        return (self.kind(key[0]), *key[1:]) in self.compiled
+
+    def __len__(self):
+        return len(self.compiled)
+
+    def clear(self):
+        self.compiled.clear()
+
+
+def share_compiled_sql() -> None:
+    from sqlalchemy.engine.base import Engine
+
+    if not sa.__version__.startswith("2.1.") or hasattr(Engine, "shared_compiled_sql"):
+        return
+    shared = Engine.shared_compiled_sql = SharedCompiledSql()
+    # what Engine.__init__ sets (an LRU cache of its own, or None for query_cache_size=0) is left unread
+    Engine._compiled_cache = property(lambda engine: shared, lambda engine, own: None)
+
+
+if os.environ.get("BANJIE_TEST_COMPILE_EACH_ENGINE") != "1":
+    share_compiled_sql()
 
 # No Hypothesis deadline anywhere: an example's time says nothing about the product on a shared two-core machine
 # running four test workers (a 5 ms example of tests/test_recover_code.py once took 255 ms and failed the 200 ms

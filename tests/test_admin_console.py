@@ -394,13 +394,17 @@ def _scaffolding(view) -> dict:
         "forms": [fields(getattr(view, key, None)) for key in ("_create_form_class", "_edit_form_class",
                                                                "_delete_form_class", "_action_form_class")],
         "choices": view._column_choices_map,
+        "actions": [(name, str(text)) for name, text in view._actions],
+        "action_data": {name: (method.__func__, str(text), str(desc) if desc else desc)
+                        for name, (method, text, desc) in view._actions_data.items()},
     }
 
 
 def test_a_list_made_from_an_earlier_apps_scaffolding_is_what_flask_admin_makes_for_it(make_app):
     """The tests make each console list's scaffolding once per process (tests/conftest.py
     `share_console_scaffolding`): a second app's lists, built with another language and other limits, must hold what
-    Flask-Admin's own `_refresh_cache` derives for them."""
+    Flask-Admin's own `_refresh_cache` and `init_actions` derive for them, with their actions bound to them."""
+    from flask_admin.actions import ActionsMixin
     from flask_admin.model.base import BaseModelView
 
     if not hasattr(BaseModelView, "own_refresh_cache"):
@@ -408,9 +412,11 @@ def test_a_list_made_from_an_earlier_apps_scaffolding_is_what_flask_admin_makes_
     make_app()
     app = make_app(BABEL_DEFAULT_LOCALE="en", RATELIMIT_PUBLIC="off")
     views = console_lists(app)
-    assert len(views) > 20
+    assert len(views) > 20 and sum(bool(view._actions) for view in views) > 5
     with app.test_request_context():
         for view in views:
             shared = _scaffolding(view)
+            assert all(method.__self__ is view for method, _text, _desc in view._actions_data.values())
             BaseModelView.own_refresh_cache(view)
+            ActionsMixin.own_init_actions(view)
             assert _scaffolding(view) == shared, view.endpoint
