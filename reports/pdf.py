@@ -52,6 +52,7 @@ class Styles:
         heading = {**base, "keepWithNext": 1}
         self.h1 = ParagraphStyle("h1", **{**heading, "fontSize": 15, "leading": 20, "spaceBefore": 6, "spaceAfter": 8})
         self.h2 = ParagraphStyle("h2", **{**heading, "fontSize": 12, "leading": 16, "spaceBefore": 8, "spaceAfter": 4})
+        self.h3 = ParagraphStyle("h3", **{**heading, "spaceBefore": 4, "spaceAfter": 2})  # a table's title in a section
         self.cover = ParagraphStyle("cover", **{**base, "fontSize": 18, "leading": 26, "alignment": TA_CENTER})
         self.center = ParagraphStyle("center", **{**base, "alignment": TA_CENTER})
 
@@ -325,7 +326,7 @@ def _channels(figures, s: Styles, font: str):
     flow = [text(_("Cases accepted by channel"), s.h2)]
     for title, rows in ((_("By department"), units), (_("By window below"), windows)):
         if rows:
-            flow += [text(title, s.body),
+            flow += [text(title, s.h3),
                      _table([head] + [line(name, row) for name, row in rows]
                             + [line(_("Office total"), figures["office"])], widths, font, total_row=True)]
     if len(flow) == 1:

@@ -44,7 +44,7 @@ from tests.report_figures import (
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GENERATED = datetime(2026, 12, 1, 0, 5, tzinfo=TZ)
 HEADINGS = ("2026年11月办结情况月报", "部门排名", "本月指标", "问题类型", "反映最多的办理事项", "月末超期案件",
-            "本月督办情况", "附录")
+            "本月督办情况", "附录", "受理渠道", "按部门", "按下级窗口")
 
 
 @pytest.fixture(scope="module")
