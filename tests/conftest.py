@@ -10,8 +10,8 @@ BANJIE_TEST_REDIS minus N); everything else a test starts (servers, worker proce
 from __future__ import annotations
 
 import os
-import weakref
 import shutil
+import weakref
 
 import pytest
 import sqlalchemy as sa
@@ -168,20 +168,15 @@ class SharedCompiledSql:
                 self.kinds[dialect] = kind
         return kind
 
-    def get(self, key, default=None):
-        return self.compiled.get((self.kind(key[0]), *key[1:]), default)
+    def _key(self, key):
+        dialect, *rest = key  # ClauseElement._compile_w_cache's key: the dialect, then what the statement is
+        return (self.kind(dialect), *rest)
+
+    def get(self, key, default=None):  # what SQLAlchemy calls: get, set and clear
+        return self.compiled.get(self._key(key), default)
 
     def __setitem__(self, key, compiled):
-        self.compiled[(self.kind(key[0]), *key[1:])] = compiled
-
-    def __getitem__(self, key):
-        return self.compiled[(self.kind(key[0]), *key[1:])]
-
-    def __contains__(self, key):
-        return (self.kind(key[0]), *key[1:]) in self.compiled
-
-    def __len__(self):
-        return len(self.compiled)
+        self.compiled[self._key(key)] = compiled
 
     def clear(self):
         self.compiled.clear()
