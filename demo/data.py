@@ -20,6 +20,29 @@ DEPARTMENTS = [
     ("YBJ", "医疗保障局", "褚督办", "卫主任"),
 ]
 
+# The city's catalogue of service items (办理事项, 管理 → 办理事项): every item the demo's cases name, with its code in
+# the province's catalogue (made up: the demo's own, 好差评 exports carry it) and the department that does it (none
+# for 高龄津贴申领: the city's 民政局 is not in the demo). name, code, department code
+SERVICE_ITEMS = [
+    ("营业执照变更登记", "DEMO-SCJG-001", "SCJG"),
+    ("企业名称变更登记", "DEMO-SCJG-002", "SCJG"),
+    ("个体工商户地址变更", "DEMO-SCJG-003", "SCJG"),
+    ("个体户注销", "DEMO-SCJG-004", "SCJG"),
+    ("电子营业执照下载", "DEMO-SCJG-005", "SCJG"),
+    ("食品经营许可证延续", "DEMO-SCJG-006", "SCJG"),
+    ("养老保险关系转移", "DEMO-RSJ-001", "RSJ"),
+    ("失业保险金申领", "DEMO-RSJ-002", "RSJ"),
+    ("工伤认定", "DEMO-RSJ-003", "RSJ"),
+    ("社保卡补办", "DEMO-RSJ-004", "RSJ"),
+    ("灵活就业社保缴费", "DEMO-RSJ-005", "RSJ"),
+    ("公积金提取", "DEMO-ZJJ-001", "ZJJ"),
+    ("公租房申请", "DEMO-ZJJ-002", "ZJJ"),
+    ("不动产登记咨询", "DEMO-ZJJ-003", "ZJJ"),
+    ("居住证签注", "DEMO-GAJ-001", "GAJ"),
+    ("新生儿医保参保", "DEMO-YBJ-001", "YBJ"),
+    ("高龄津贴申领", "DEMO-MZJ-001", None),
+]
+
 # username, role, department code, display name
 DEMO_USERS = [
     ("admin", "admin", None, "系统管理员"),

@@ -28,14 +28,14 @@ from notify.closing import close_on_time
 from notify.operations import hold_until
 from tickets import attachments, clock, deadlines, intake, knowledge, offices, workflow
 from tickets.accounts import create_user
-from tickets.models import Department, Notice, is_bad_rating
+from tickets.models import Department, Notice, ServiceItem, is_bad_rating
 from tickets.workflow import KINDS, Actor
 
 from .data import (CASES, CONTACT_HOURS, CONTACTS, COUNTIES, COUNTY_DEPARTMENTS, DEMO_PASSWORD, DEMO_USERS,
                    DEPARTMENTS, FILES, FILING_HOUR_WEIGHTS, LANDLINE, LANDLINE_STYLE,
                    HISTORY_DEPARTMENTS, HISTORY_ITEMS, HISTORY_MONTHS, HISTORY_NAMES, HISTORY_PER_MONTH,
                    HISTORY_WINDOWS, KNOWLEDGE, NETWORK_USERS, PRESENT_WINDOWS, RECURRING, RECURRING_ITEM,
-                   RECURRING_TASK, ROOT_NAME, county_department)
+                   RECURRING_TASK, ROOT_NAME, SERVICE_ITEMS, county_department)
 from .files import incoming
 from .hours import office_time_from
 from .numbers import Numbers, spelled
@@ -136,6 +136,8 @@ def seed(session) -> Loaded:
                                        leader_phone=numbers.staff(2 * index + 2), office_id=root_id)
         session.add(departments[code])
     session.flush()
+    session.add_all(ServiceItem(name=name, code=code, department_id=departments[department].id if department else None)
+                    for name, code, department in SERVICE_ITEMS)
     # One hash of the demo password for every demo login: its password is printed on the console anyway, and a
     # hash takes a tenth of a second by design (28 of them were a third of loading the demo, and `flask serve`
     # checked each again for its banner: demo/logins.py).

@@ -48,6 +48,7 @@ from tickets.models import (
     Department,
     Event,
     ReturnVisit,
+    ServiceItem,
     Status,
     Survey,
     Ticket,
@@ -172,6 +173,13 @@ def test_the_demo_is_history_acted_in_office_hours(app, now):
         assert set(files) == {"窗口退回的变更申请.jpg", "个体户注销登记通知书.jpg"}
         assert (files["窗口退回的变更申请.jpg"].source, files["个体户注销登记通知书.jpg"].source) == ("citizen", "reply")
         assert all(row.visible_to_citizen and row.thumb_key for row in files.values())
+
+        # the catalogue of 办理事项 holds every item a case names, with its code, and (but one) the department doing it
+        catalogue = {item.name: item for item in session.scalars(sa.select(ServiceItem))}
+        named = {name for name in session.scalars(sa.select(Ticket.service_item)) if name}
+        assert len(named) > 10 and named <= set(catalogue)
+        assert all(item.code and item.active for item in catalogue.values())
+        assert [name for name, item in catalogue.items() if item.department_id is None] == ["高龄津贴申领"]
 
         # the variety: every stage now, every kind of step in the past
         assert set(session.scalars(sa.select(Ticket.status))) == {s.value for s in Status}
