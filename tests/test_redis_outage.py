@@ -176,10 +176,12 @@ def test_a_silent_redis_holds_a_filing_for_seconds_not_minutes(make_app):
         started = time.monotonic()
         first = client.post("/api/v1/tickets", json=BODY)
         assert first.status_code == 201
-        assert time.monotonic() - started < 10  # the limiter's 1 s, the broker's 5 s
+        # the limiter's 1 s and the broker's 5 s, with room for a CI machine running four test workers on two cores
+        # (7.2 s once for the second filing's 5 s): what is tested is seconds, where no timeout would hang for ever
+        assert time.monotonic() - started < 15
         started = time.monotonic()
         assert client.post("/api/v1/tickets", json=BODY).status_code == 201
-        assert time.monotonic() - started < 7  # the limiter counts in memory now; the broker still tries
+        assert time.monotonic() - started < 12  # the limiter counts in memory now; the broker still tries
     assert len(messages(app)) == 2
 
 

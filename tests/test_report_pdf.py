@@ -36,6 +36,7 @@ from tests.report_figures import (
     counts,
     drawable,
     figures_with,
+    left_to_right,
     pdf_pages,
     pdf_text,
     squash,
@@ -65,7 +66,9 @@ HOSTILE = st.sampled_from([
     "<a href='file:///etc/passwd'>", "<br/>", "<onDraw name='x'/>", '"', "'", "%s", "%(x)s", "\\",
 ])
 CJK = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1, max_size=12)
-ANY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=6)
+# any character but right-to-left letters, which pypdf reads back reordered (`report_figures.left_to_right`)
+ANY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
+              max_size=6).map(left_to_right)
 
 
 def texts(max_size: int):

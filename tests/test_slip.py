@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reports import fonts, slip
 from tests.helpers import examples
-from tests.report_figures import drawable, pdf_pages, pdf_text, squash
+from tests.report_figures import drawable, left_to_right, pdf_pages, pdf_text, squash
 from tickets import clock
 from tickets.db import db
 from tickets.models import Event, Ticket, User
@@ -155,7 +155,9 @@ def test_the_staff_api_serves_the_same_slip(world):
 MARKUP = st.sampled_from([HOSTILE, "<b>", "</para>", '<img src="/etc/passwd"/>', "<br/>", "&", "&#0;", "&nbsp;", "<",
                           ">", "]]>", "<!--", '<font face="/etc/passwd">', "%s", "%(x)s", "\\", "\n", "\r\n", "\t"])
 CHINESE = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1, max_size=30)
-ANYTHING = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=10)
+# any character but right-to-left letters, which pypdf reads back reordered (`report_figures.left_to_right`)
+ANYTHING = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
+                   max_size=10).map(left_to_right)
 TEXT = st.lists(st.one_of(MARKUP, CHINESE, ANYTHING), max_size=12).map("".join)
 
 
@@ -171,7 +173,7 @@ def base_facts(world):
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # drawing needs no second database
 @settings(max_examples=examples(40), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(description=st.one_of(TEXT, st.text(min_size=3000, max_size=6000)), instructions=TEXT,
+@given(description=st.one_of(TEXT, st.text(min_size=3000, max_size=6000).map(left_to_right)), instructions=TEXT,
        leader=st.lists(TEXT, max_size=2))
 def test_any_description_and_instructions_render(world, base_facts, description, instructions, leader):
     """Whatever people type, the slip renders (a long text on more pages) and reads back what was typed."""
