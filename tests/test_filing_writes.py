@@ -119,6 +119,79 @@ def test_only_the_counters_own_transaction_skips_the_wait_for_the_disk(world, da
     assert filing_setting == "on"
 
 
+def _transaction_after_each_statement(engine, seen: list):
+    """An `after_cursor_execute` listener noting, for each statement, its first six words and whether a transaction was
+    open on the server after it (psycopg sends BEGIN before a statement only outside autocommit, and COMMIT only
+    inside a transaction: a statement after which none is open was a transaction of its own)."""
+    from psycopg.pq import TransactionStatus
+
+    def listener(conn, cursor, sql, parameters, context, executemany):
+        raw = conn.connection.dbapi_connection
+        seen.append((" ".join(sql.split()[:6]), raw.info.transaction_status != TransactionStatus.IDLE))
+
+    sa.event.listen(engine, "after_cursor_execute", listener)
+    return lambda: sa.event.remove(engine, "after_cursor_execute", listener)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_citizens_api_filing_is_two_statements_each_its_own_transaction(world, database_url):
+    """A citizen's filing through the API writes nothing but its rows: on PostgreSQL the number's statement and the
+    rows' statement each commit by themselves, so no BEGIN and no COMMIT go to the server (four round trips become
+    two); the rows are still all written, and the receipt is enqueued once they are committed. (The public form
+    reads its choices first, so its filing is one transaction as before.)"""
+    committed = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    enqueued = []
+
+    def enqueue(message_id):
+        with committed.connect() as other:
+            enqueued.append(other.scalar(sa.select(SmsMessage.status).where(SmsMessage.id == message_id)))
+
+    ENQUEUE.set(world.app, enqueue)
+    world.file()  # caches warm
+    enqueued.clear()
+    seen = []
+    with world.app.app_context():
+        stop = _transaction_after_each_statement(db.engine, seen)
+    try:
+        number = world.file()["tracking_no"]
+    finally:
+        stop()
+        committed.dispose()
+    assert seen == [("WITH bumped AS (INSERT INTO tracking_counter", False),
+                    ("WITH row_0 AS (INSERT INTO ticket", False)]
+    assert enqueued == ["pending"]
+    with world.app.app_context():
+        rows = _rows_of(number)
+        assert [len(rows[kind]) for kind in ("deadlines", "events", "sms", "steps")] == [1, 1, 1, 1]
+        raw = db.session.connection().connection.dbapi_connection
+        assert raw.autocommit is False  # the connection went back to the pool as it came
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_filing_committed_with_other_writes_is_one_transaction_with_them(world):
+    """When the session has more to write than the filing's rows (here a changed case with no transaction open on the
+    server; also a filing with files, or one in a transaction begun before it), `commit=True` commits it all
+    together, the rows inside the transaction: a failure of the commit takes back the filing too."""
+    other = world.file()["tracking_no"]
+    values = {"name": "张三", "phone": "+8613800138000", "problem_type": "other", "description": "营业执照变更办了一个月"}
+    seen = []
+    with world.app.app_context():
+        before = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket))
+        loaded = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == other))
+        db.session.commit()  # nothing open on the server, but a change to write (objects do not expire at a commit)
+        loaded.description = "改过的描述"
+        stop = _transaction_after_each_statement(db.engine, seen)
+        try:
+            intake.file_ticket(db.session, values, channel="api", commit=True)
+        finally:
+            stop()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == before + 1
+        assert db.session.get(Ticket, loaded.id).description == "改过的描述"
+    writes = [open_after for words, open_after in seen if words.startswith("WITH row_")]
+    assert writes == [True]  # inside the transaction, committed with the change
+    assert all(open_after for words, open_after in seen if words.startswith("UPDATE"))
+
+
 @pytest.mark.parametrize("office_code", [None, "", "root"])
 def test_a_filing_that_names_no_window_reads_the_root_office_with_its_number(world, database_url, office_code):
     """Filing resolves its office (issue 13). When the filing names none, the root office's id comes back with the

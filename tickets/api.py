@@ -96,8 +96,7 @@ def file_ticket():
     if request.headers.get("Authorization"):
         return _file_on_behalf(data, files)
     values, checked = intake.validate_filing(db.session, data, files)
-    filed = intake.file_ticket(db.session, values, channel="api", files=checked)
-    db.session.commit()
+    filed = intake.file_ticket(db.session, values, channel="api", files=checked, commit=True)
     response = jsonify(_filing_answer(filed.ticket, filed.query_code))
     response.status_code = 201
     response.headers["Location"] = url_for(".public_ticket", tracking_no=filed.ticket.tracking_no)

@@ -1,6 +1,7 @@
 """The database handle shared by views, the console and actors, and the column types every room uses."""
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
@@ -264,7 +265,7 @@ def _table_order() -> dict:
 BEFORE_INSERT_PENDING: list = []
 
 
-def insert_pending(session, *, keep=()) -> None:
+def insert_pending(session, *, keep=(), commit: bool = False) -> None:
     """Write the objects added to `session` since its last flush, as `session.flush()` would.
 
     On PostgreSQL they go in one statement (their INSERTs as the parts of a data-modifying WITH; foreign keys
@@ -276,6 +277,10 @@ def insert_pending(session, *, keep=()) -> None:
     their rows again): putting an object back costs about as much as writing it. No mapper insert events fire
     for them. Elsewhere one INSERT each, in the order the foreign keys need (the unit of work orders tables by
     relationships, and these have none).
+
+    `commit`: then commit the session, which must hold nothing else to write. On PostgreSQL, when nothing of the
+    session's transaction has reached the server (`alone`), the one statement is its own transaction: no BEGIN
+    before it and no COMMIT after it, two round trips of a filing's four (a statement is atomic by itself).
     """
     order = _table_order()
     pending = sorted(session.new, key=lambda obj: order[type(obj).__table__])  # a stable shape to cache
@@ -288,8 +293,13 @@ def insert_pending(session, *, keep=()) -> None:
     rows = [(type(obj).__table__, _column_values(obj)) for obj in pending]
     if connection.dialect.name == "postgresql":
         statement, converters = _insert_rows(connection.dialect, tuple((table, tuple(values)) for table, values in rows))
-        ids = driver_row(connection, statement, {f"r{n}": _json_row(convert, values)
-                                                 for n, (convert, (_table, values)) in enumerate(zip(converters, rows))})
+        params = {f"r{n}": _json_row(convert, values)
+                  for n, (convert, (_table, values)) in enumerate(zip(converters, rows))}
+        if commit and alone(session):
+            with _autocommit(connection):
+                ids = driver_row(connection, statement, params)
+        else:
+            ids = driver_row(connection, statement, params)
     else:
         ids = [connection.execute(sa.insert(table), values).inserted_primary_key[0] for table, values in rows]
     kept = {id(obj) for obj in keep}
@@ -300,6 +310,8 @@ def insert_pending(session, *, keep=()) -> None:
         if id(obj) in kept:
             make_transient_to_detached(obj)
             session.add(obj)
+    if commit:
+        session.commit()  # after the statement of its own: nothing left to send (the driver's commit is a no-op)
 
 
 @functools.lru_cache(maxsize=64)
@@ -337,16 +349,39 @@ def autocommit_row(session, statement, params: dict) -> tuple:
     session is about to use, switched to autocommit for it (the same toggle as SQLAlchemy's own pre-ping): no
     second pool checkout and no second ping. Otherwise it runs on a connection of its own.
     """
-    from psycopg.pq import TransactionStatus  # the PostgreSQL driver Banjie ships (app.py asks for it)
-
-    connection = session.connection()
-    raw = connection.connection.dbapi_connection
-    if raw.info.transaction_status == TransactionStatus.IDLE and not raw.autocommit:
-        raw.autocommit = True
-        try:
+    if nothing_begun(session):
+        connection = session.connection()
+        with _autocommit(connection):
             return driver_row(connection, statement, params)
-        finally:
-            if not raw.closed:
-                raw.autocommit = False
     with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as own:
         return tuple(own.execute(statement, params).one())
+
+
+def nothing_begun(session) -> bool:
+    """PostgreSQL: the session's connection has no transaction open on the server (none of this session's statements
+    has run since its last commit), so a statement run on it in autocommit sees all there is and is a transaction
+    of its own."""
+    from psycopg.pq import TransactionStatus  # the PostgreSQL driver Banjie ships (app.py asks for it)
+
+    raw = session.connection().connection.dbapi_connection
+    return raw.info.transaction_status == TransactionStatus.IDLE and not raw.autocommit
+
+
+def alone(session) -> bool:
+    """PostgreSQL: `nothing_begun`, and the session has nothing to write but its new objects, so one statement writing
+    them all, committed by itself, is the whole transaction (`insert_pending(commit=True)`)."""
+    return not session.dirty and not session.deleted and nothing_begun(session)
+
+
+@contextlib.contextmanager
+def _autocommit(connection: sa.Connection):
+    """The connection's driver connection in autocommit for the statements of the block (the same toggle as
+    SQLAlchemy's own pre-ping): each is a transaction of its own, with no BEGIN sent before it. Only where
+    `nothing_begun`."""
+    raw = connection.connection.dbapi_connection
+    raw.autocommit = True
+    try:
+        yield
+    finally:
+        if not raw.closed:
+            raw.autocommit = False

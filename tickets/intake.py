@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from . import attachments, clock, deadlines, duplicates, offices, secrets, validation
-from .db import autocommit_row, insert_pending, new_row, upsert
+from .db import autocommit_row, insert_pending, new_row, nothing_begun, upsert
 from .errors import DuplicateExternalRef, ValidationFailed
 from .models import (STAFF_CHANNELS, AttachmentSource, Channel, DeadlineKind, Department, Event, Office, ProblemType,
                      Role, Ticket, TrackingCounter)
@@ -107,15 +107,6 @@ def _number_statement(dialect: str, cluster: bool | None = None):
     return sa.select(*columns)
 
 
-def _nothing_begun(session) -> bool:
-    """PostgreSQL: the session's connection has no transaction open on the server, so `autocommit_row` runs on it
-    and sees all there is (as `autocommit_row` decides)."""
-    from psycopg.pq import TransactionStatus
-
-    raw = session.connection().connection.dbapi_connection
-    return raw.info.transaction_status == TransactionStatus.IDLE and not raw.autocommit
-
-
 def take_number(session, at: datetime, cluster: dict | None = None) -> tuple[str, int, int, int, list | None]:
     """A new ticket's tracking number, BJ20261122-0001 (the local date and that day's sequence, unique under
     concurrent filing), the id it will have and the id of its filing event (known beforehand, so the rows the
@@ -134,7 +125,7 @@ def take_number(session, at: datetime, cluster: dict | None = None) -> tuple[str
     dialect = session.get_bind().dialect.name
     candidates = None
     if dialect == "postgresql":
-        if cluster is not None and not _nothing_begun(session):
+        if cluster is not None and not nothing_begun(session):
             # The counter's statement would run on a connection of its own, which cannot see what this transaction
             # wrote (the demo files many cases in one): the caller reads the cluster's rows in the session instead.
             cluster = None
@@ -158,12 +149,14 @@ class Filed:
 
 
 def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=(), held=(),
-                privacy_notice: str | None = None, filing_data: dict | None = None) -> Filed:
+                privacy_notice: str | None = None, filing_data: dict | None = None, commit: bool = False) -> Filed:
     """Create a submitted ticket from validated intake data (see `validate_intake`); `actor` is the member of
     staff filing for a walk-in or a caller (None: the citizen). `files`: checked attachments
     (`attachments.check`); `held`: attachments the public form kept for this filing (`attachments.hold`);
     `privacy_notice`: the version of the 个人信息告知 the citizen agreed to on the form, kept in the filing event;
-    `filing_data`: what else the filing event keeps (Open311's place: tickets/open311_mapping.py)."""
+    `filing_data`: what else the filing event keeps (Open311's place: tickets/open311_mapping.py); `commit`: commit
+    the session with the filing (a citizen's filing, which writes nothing else: on PostgreSQL its rows are then
+    a transaction of their own, `insert_pending(commit=True)`)."""
     now = clock.now()
     code = secrets.new_query_code()
     # 一类事 and 可能重复 (tickets/duplicates.py): the text as the similarity reads it, and the cluster of the most similar
@@ -205,14 +198,18 @@ def file_ticket(session, data: dict, *, channel: str = "web", actor=None, files=
             filing["privacy_notice"] = privacy_notice
         record(session, ticket, actor or CITIZEN, "file", now, public=True, data=filing,
                event_id=event_id, query_code=code)
+    last = commit and not files and not held and ticket.external_ref is None  # the rows are all the filing writes
     if ticket.external_ref is None:
-        insert_pending(session, keep=(ticket,))  # the caller may act on the ticket; queries find its other rows
+        # the caller may act on the ticket; queries find its other rows
+        insert_pending(session, keep=(ticket,), commit=last)
     else:
         _insert_once(session, ticket)
     if files:
         attachments.keep(session, list(files), ticket_id=ticket.id, event_id=event_id,
                          source=AttachmentSource.citizen, visible=True, uploaded_by=actor.user_id if actor else None)
     attachments.attach_held(session, list(held), ticket.id, event_id)
+    if commit and not last:
+        session.commit()
     return Filed(ticket, code)
 
 

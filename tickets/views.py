@@ -128,8 +128,7 @@ def submit():
             return _filing_page(form, status=422, invalid=True, held=held)
         attachments.drop(db.session, dropped)
         filed = intake.file_ticket(db.session, values, channel="web", files=good, held=held,
-                                   privacy_notice=PRIVACY_NOTICE_VERSION)
-        db.session.commit()
+                                   privacy_notice=PRIVACY_NOTICE_VERSION, commit=True)
     except StorageUnavailable as error:
         # The volume of files failed (logged): nothing was filed, and the citizen keeps what they typed, with a way
         # forward (files held before need no volume to be filed with the case).
