@@ -9,6 +9,7 @@ BANJIE_TEST_REDIS minus N); everything else a test starts (servers, worker proce
 """
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import weakref
@@ -82,6 +83,64 @@ def share_url_builders() -> None:
 
 
 share_url_builders()
+
+
+def share_url_rules() -> None:
+    """Parse each URL rule once per test process, not once per app.
+
+    Werkzeug parses every rule's text when the rule is added to an app's map (`Rule.compile`: its parts for the
+    matcher, its trace for the builders, a converter for each argument): about half of `create_app` once the builders
+    are shared. What the parsing makes depends only on the rule's text, its host or subdomain, whether slashes merge
+    and the map's converter classes (the key below); the next app's equal rule takes the same parts and trace (the
+    matcher compares and sorts them, never changes them) and converters of its own, made the way the parsing made them
+    (`Rule.get_converter` with the same arguments), bound to its own map. tests/test_harness.py compares every rule of
+    an app with Werkzeug's own parsing. Only for the Werkzeug minor version this was read against;
+    `BANJIE_TEST_PARSE_EACH_RULE=1` turns it off.
+    """
+    import importlib.metadata
+
+    from werkzeug.routing.rules import Rule
+
+    if (not importlib.metadata.version("werkzeug").startswith("3.1.") or hasattr(Rule, "shared_rules")
+            or os.environ.get("BANJIE_TEST_PARSE_EACH_RULE") == "1"):
+        return
+    compile_rule = Rule.compile
+    parsed = {}
+
+    def shared(self):
+        domain = (self.host if self.map.host_matching else self.subdomain) or ""
+        key = (self.rule, domain, self.map.host_matching, bool(self.merge_slashes),
+               frozenset(self.map.converters.items()))
+        made = parsed.get(key)
+        if made is None:
+            asked = []
+            own = type(self).get_converter
+
+            def get_converter(variable_name, converter_name, args, kwargs):
+                asked.append((variable_name, converter_name, args, dict(kwargs)))
+                return own(self, variable_name, converter_name, args, kwargs)
+
+            self.get_converter = get_converter
+            try:
+                compile_rule(self)
+            finally:
+                del self.get_converter
+            parsed[key] = (tuple(self._parts), tuple(self._trace), tuple(asked))
+            return
+        parts, trace, asked = made
+        self._parts, self._trace = list(parts), list(trace)
+        self._converters = {name: self.get_converter(name, converter, args, kwargs)
+                            for name, converter, args, kwargs in asked}
+        self.arguments.update(name for name, *_ in asked)
+        self._build = self._compile_builder(False).__get__(self, None)
+        self._build_unknown = self._compile_builder(True).__get__(self, None)
+
+    Rule.compile = shared
+    Rule.shared_rules = parsed
+    Rule.compile_each = compile_rule  # Werkzeug's own, for the test that compares
+
+
+share_url_rules()
 
 
 def share_console_scaffolding() -> None:
@@ -268,6 +327,26 @@ def pytest_collection_modifyitems(config, items):
             return (number, "[postgresql" not in item.nodeid)  # on PostgreSQL first: the longer
 
         items.sort(key=longest_first)
+
+
+# The collector's full passes walk every object of the process: the libraries, the shared caches above, what the first
+# tests load (some 400,000 objects; 150-180 ms a pass), and each test's app and database leave garbage that calls for
+# one every few tests: a tenth of a worker's CPU. Before the tests below (counted per worker), what is alive once the
+# collector has run (the last test's garbage gone) is moved out of its sight (`gc.freeze`, what the product does at
+# start, app.py): it lives as long as the process anyway. A full pass then walks only what came after. What is frozen
+# and later dropped stays (a few of the first tests' module-scoped fixtures at most). `BANJIE_TEST_GC_FREEZE=0` turns
+# it off.
+GC_FREEZE_BEFORE = frozenset({1, 4, 16, 64, 256})
+_tests_started = 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    global _tests_started
+    _tests_started += 1
+    if _tests_started in GC_FREEZE_BEFORE and os.environ.get("BANJIE_TEST_GC_FREEZE") != "0":
+        gc.collect()
+        gc.freeze()
 
 
 def shares_a_fixture(item) -> bool:
