@@ -295,7 +295,7 @@ def insert_pending(session, *, keep=(), commit: bool = False) -> None:
         statement, converters = _insert_rows(connection.dialect, tuple((table, tuple(values)) for table, values in rows))
         params = {f"r{n}": _json_row(convert, values)
                   for n, (convert, (_table, values)) in enumerate(zip(converters, rows))}
-        if commit and alone(session):
+        if commit and alone(session, connection):
             with _autocommit(connection):
                 ids = driver_row(connection, statement, params)
         else:
@@ -349,28 +349,28 @@ def autocommit_row(session, statement, params: dict) -> tuple:
     session is about to use, switched to autocommit for it (the same toggle as SQLAlchemy's own pre-ping): no
     second pool checkout and no second ping. Otherwise it runs on a connection of its own.
     """
-    if nothing_begun(session):
-        connection = session.connection()
+    connection = session.connection()
+    if nothing_begun(connection):
         with _autocommit(connection):
             return driver_row(connection, statement, params)
     with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as own:
         return tuple(own.execute(statement, params).one())
 
 
-def nothing_begun(session) -> bool:
-    """PostgreSQL: the session's connection has no transaction open on the server (none of this session's statements
-    has run since its last commit), so a statement run on it in autocommit sees all there is and is a transaction
-    of its own."""
+def nothing_begun(connection: sa.Connection) -> bool:
+    """PostgreSQL: the session's connection (`session.connection()`) has no transaction open on the server (none of the
+    session's statements has run since its last commit), so a statement run on it in autocommit sees all there is and
+    is a transaction of its own."""
     from psycopg.pq import TransactionStatus  # the PostgreSQL driver Banjie ships (app.py asks for it)
 
-    raw = session.connection().connection.dbapi_connection
+    raw = connection.connection.dbapi_connection
     return raw.info.transaction_status == TransactionStatus.IDLE and not raw.autocommit
 
 
-def alone(session) -> bool:
+def alone(session, connection: sa.Connection) -> bool:
     """PostgreSQL: `nothing_begun`, and the session has nothing to write but its new objects, so one statement writing
     them all, committed by itself, is the whole transaction (`insert_pending(commit=True)`)."""
-    return not session.dirty and not session.deleted and nothing_begun(session)
+    return not session.dirty and not session.deleted and nothing_begun(connection)
 
 
 @contextlib.contextmanager

@@ -125,7 +125,7 @@ def take_number(session, at: datetime, cluster: dict | None = None) -> tuple[str
     dialect = session.get_bind().dialect.name
     candidates = None
     if dialect == "postgresql":
-        if cluster is not None and not nothing_begun(session):
+        if cluster is not None and not nothing_begun(session.connection()):
             # The counter's statement would run on a connection of its own, which cannot see what this transaction
             # wrote (the demo files many cases in one): the caller reads the cluster's rows in the session instead.
             cluster = None
