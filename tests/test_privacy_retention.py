@@ -503,6 +503,118 @@ def test_the_console_offers_the_action_on_an_ended_case_only(world, clock):
     assert "anonymised-badge" in page and "李四" not in page
 
 
+# --- a deletion request recorded before the case has ended, carried out by the scheduler ------------------------------
+
+REASON = "反映人申请删除个人信息"
+
+
+def run_job(world, **config) -> None:
+    with world.app.app_context():
+        world.app.config.update(config)
+        retention.anonymise_expired.fn()
+
+
+def test_a_deletion_request_while_the_survey_is_open_is_recorded_and_carried_out_once_it_closed(world, clock):
+    """The office need not come back: a request it could not carry out at once is remembered, and the scheduler's
+    job anonymises the case as soon as nothing can open it again, also with RETENTION_DAYS 0 (retention off)."""
+    no, code = closed_case(world, description=f"我的电话是{NUMBER}", department="A")
+    refused = world.act("office", no, "anonymise", expect=409, reason=REASON)["error"]["message"]
+    assert refused == str(retention.SURVEY_OPEN) or "登记删除申请" in refused
+    assert "request_anonymise" in world.ticket("office", no)["allowed_actions"]
+    world.act("dept_a", no, "request_anonymise", expect=403, reason=REASON)
+    world.act("supervisor", no, "request_anonymise", expect=403, reason=REASON)
+    assert "reason" in world.act("office", no, "request_anonymise", expect=422)["error"]["fields"]
+    done = world.act("office", no, "request_anonymise", reason=f"{REASON}，回拨{NUMBER}")
+    assert done["anonymise_requested_at"] is not None and done["anonymised_at"] is None
+    assert done["events"][-1]["note"] == f"{REASON}，回拨***"  # no number in the case's history
+    assert not {"anonymise", "request_anonymise"} & set(done["allowed_actions"])
+    assert world.act("office", no, "request_anonymise", expect=409, reason=REASON)["error"]["code"] == \
+        "invalid_transition"
+    public = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()
+    assert "申请已登记" in public["timeline"][-1]["note"] and public["anonymised"] is False
+    run_job(world, RETENTION_DAYS=0)  # the survey is still open: nothing yet
+    assert world.case(no).anonymised_at is None and access_lines(world) == []
+    clock.advance(**SURVEY_OVER)
+    run_job(world, RETENTION_DAYS=0)
+    view = world.ticket("office", no)
+    assert view["anonymised_at"] is not None and view["description"] == "我的电话是***"
+    event = view["events"][-1]
+    assert (event["action"], event["actor"], event["note"], event["public"]) == (
+        "anonymise", None, f"{REASON}，回拨***", True)
+    [line] = access_lines(world)
+    assert (line.actor, line.user_id, line.ticket_id, line.count) == ("scheduler", None, world.case(no).id, 1)
+    assert line.reason == f"{REASON}，回拨***" and line.detail["request"] is True
+    assert line.detail["requested_by"] == world.users["office"] and line.detail["surveys"] == 1
+    run_job(world, RETENTION_DAYS=0)  # carried out once
+    assert len(access_lines(world)) == 1 and world.ticket("office", no)["events"][-1]["action"] == "anonymise"
+    assert world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["anonymised"] is True
+
+
+def test_a_deletion_request_on_an_open_case_waits_through_a_bad_rating_and_its_appeal_window(world, clock):
+    """Recorded while the case is open, the request waits for the answer, the 差评 that reopens it, the new answer and
+    the 差评's appeal window: the case is anonymised only when nothing can open it again."""
+    world.app.config["SURVEY_OPEN_DAYS"] = 1  # the surveys close before the 差评's appeal window does
+    no, code = answered_by_a(world)
+    world.act("office", no, "request_anonymise", reason=REASON)
+    assert world.client.post(f"/api/v1/tickets/{no}/rating?code={code}", json={"score": 4}).status_code == 200
+    run_job(world, RETENTION_DAYS=0)
+    assert world.case(no).status != "closed" and world.case(no).anonymised_at is None  # reopened by the 差评
+    world.act("office", no, "explain", content="已说明政策。")
+    clock.advance(days=2)
+    run_job(world, RETENTION_DAYS=0)
+    assert world.case(no).anonymised_at is None  # the 差评 may still be appealed
+    clock.advance(days=retention.APPEAL_NATURAL_DAYS_AT_MOST)
+    run_job(world, RETENTION_DAYS=0)
+    assert world.case(no).anonymised_at is not None and [line.actor for line in access_lines(world)] == ["scheduler"]
+
+
+def test_a_deletion_request_is_refused_where_the_case_can_be_anonymised_at_once(world, clock):
+    no, _ = closed_case(world)
+    clock.advance(**SURVEY_OVER)
+    refused = world.act("office", no, "request_anonymise", expect=409, reason=REASON)["error"]["message"]
+    assert refused == str(retention.NOW) or "匿名化个人信息" in refused
+    world.act("office", no, "anonymise", reason=REASON)
+    assert world.act("office", no, "request_anonymise", expect=409, reason=REASON)["error"]["code"] == \
+        "invalid_transition"
+
+
+def test_the_scheduler_enqueues_the_job_with_retention_off_only_when_a_request_waits(world, clock):
+    from tickets.privacy.retention import schedule_anonymise
+
+    no, _ = closed_case(world)
+    sent = []
+    original = retention.anonymise_expired.send
+    retention.anonymise_expired.send = lambda *a, **k: sent.append(1)
+    try:
+        with world.app.app_context():
+            world.app.config["RETENTION_DAYS"] = 0
+            schedule_anonymise(clock.now)
+            assert sent == []
+        world.act("office", no, "request_anonymise", reason=REASON)
+        with world.app.app_context():
+            schedule_anonymise(clock.now)
+            assert sent == [1]
+    finally:
+        retention.anonymise_expired.send = original
+
+
+def test_the_console_offers_the_request_and_shows_it_on_the_case(world, clock):
+    no, _ = closed_case(world)  # its survey still open
+    client = world.console("office")
+    page = client.get(f"/admin/case/{no}").get_data(as_text=True)
+    assert f"/admin/case/{no}/request_anonymise" in page and f"/admin/case/{no}/anonymise\"" not in page
+    token = page_csrf(client, f"/admin/case/{no}")
+    response = client.post(f"/admin/case/{no}/request_anonymise", data={"reason": REASON, "csrf_token": token})
+    assert response.status_code in (200, 302, 303)
+    page = client.get(f"/admin/case/{no}").get_data(as_text=True)
+    assert "deletion-requested-badge" in page and "登记删除申请" in page
+    assert f"/admin/case/{no}/request_anonymise" not in page
+    clock.advance(**SURVEY_OVER)
+    run_job(world, RETENTION_DAYS=0)
+    page = world.console("office").get(f"/admin/case/{no}").get_data(as_text=True)  # a new day, a new sign-in
+    assert "anonymised-badge" in page and "deletion-requested-badge" not in page
+
+
 # --- an anonymised case still renders everywhere ---------------------------------------------------------------------
 
 def test_an_anonymised_case_renders_on_every_page_export_slip_and_api(world, clock):

@@ -36,6 +36,7 @@ PAYLOADS = {
     "merge": {"into": "new"},  # 并单: into a case filed for it (tests/test_merging.py has the rest)
     "split": {"note": "不是同一问题"},
     "anonymise": {"reason": "反映人申请删除个人信息"},  # a deletion request: ended cases only (test_privacy_retention.py)
+    "request_anonymise": {"reason": "反映人申请删除个人信息"},  # the same, recorded until the case has ended for good
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -70,6 +71,8 @@ ALLOWED = {
 }
 for _status in ("submitted", "accepted", "transferred", "returned"):  # 并单 before a department answered
     ALLOWED[_status] = ALLOWED[_status] | {"merge"}
+for _status in set(ALLOWED) - {"rejected", "withdrawn"}:  # a deletion request waits where anonymise cannot yet
+    ALLOWED[_status] = ALLOWED[_status] | {"request_anonymise"}
 
 
 def payload(world, action, role="admin"):
@@ -169,6 +172,7 @@ ROLE_CASES = {
     "merge": ("transferred", {"admin", "office"}),
     "split": ("merged", {"admin", "office"}),
     "anonymise": ("rejected", {"admin", "office"}),  # ended at once (a closed case's survey is open a while)
+    "request_anonymise": ("transferred", {"admin", "office"}),
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 

@@ -381,6 +381,10 @@ class Ticket(SQLModel, table=True):
     # Retention (tickets/privacy/retention.py): when the citizen's name and number were replaced by irreversible
     # tokens and the numbers in the case's texts masked (RETENTION_DAYS after closing, or on the citizen's request).
     anonymised_at: Optional[datetime] = _time(default=None)
+    # A citizen's deletion request the office recorded before the case had ended for good (its survey still open, an
+    # appeal still possible, the case still open): the scheduler's `retention` job anonymises the case as soon as it
+    # has (tickets/privacy/retention.py, `carry_out_requests`), whatever RETENTION_DAYS says.
+    anonymise_requested_at: Optional[datetime] = _time(default=None)
 
     @hybrid_method
     def overdue(self, now: datetime) -> bool:
@@ -405,6 +409,10 @@ def ended_before(cutoff: datetime):
 sa.Index("ix_ticket_retention", Ticket.__table__.c.updated_at, Ticket.__table__.c.id,
          postgresql_where=Ticket.__table__.c.anonymised_at.is_(None),
          sqlite_where=Ticket.__table__.c.anonymised_at.is_(None))
+# The deletion requests still to carry out: few, found without reading the cases.
+_REQUESTED = sa.and_(Ticket.__table__.c.anonymise_requested_at.isnot(None), Ticket.__table__.c.anonymised_at.is_(None))
+sa.Index("ix_ticket_anonymise_requested", Ticket.__table__.c.updated_at, Ticket.__table__.c.id,
+         postgresql_where=_REQUESTED, sqlite_where=_REQUESTED)
 
 
 class TicketCoDepartment(SQLModel, table=True):

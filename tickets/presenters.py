@@ -275,6 +275,7 @@ def staff_view(session, ticket: Ticket, actor: Actor, now: datetime, *, full_pho
         "phone": staff_phone(ticket, actor, full_phone=full_phone),
         # retention (tickets/privacy/retention.py): when the name and number were replaced by tokens; None: not
         "anonymised_at": iso(ticket.anonymised_at),
+        "anonymise_requested_at": iso(ticket.anonymise_requested_at),  # a deletion request waiting for the case to end
         "description": ticket.description,
         "channel": ticket.channel,
         "suggested_department_id": ticket.suggested_department_id,

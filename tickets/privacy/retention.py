@@ -228,10 +228,20 @@ def appeal_pending():
     return sa.exists().where(Appeal.ticket_id == Ticket.id, Appeal.decided_at.is_(None))
 
 
+def ended_for_good(now: datetime):
+    """A case not anonymised yet that nothing can open again (the appeal window aside: `_appealable`, exact)."""
+    return sa.and_(Ticket.anonymised_at.is_(None), Ticket.status.in_(FINAL_VALUES), ~waiting_for_answer(),
+                   ~survey_open(now), ~appeal_pending())
+
+
 def eligible(cutoff: datetime, now: datetime):
     """The SQL condition of a case the retention may anonymise, except the appeal window (`_appealable`, exact)."""
-    return sa.and_(Ticket.anonymised_at.is_(None), ended_before(cutoff), Ticket.status.in_(FINAL_VALUES),
-                   ~waiting_for_answer(), ~survey_open(now), ~appeal_pending())
+    return sa.and_(ended_before(cutoff), ended_for_good(now))
+
+
+def requested_due(now: datetime):
+    """A case whose citizen's deletion request waits (`anonymise_requested_at`) and that has now ended for good."""
+    return sa.and_(Ticket.anonymise_requested_at.isnot(None), ended_for_good(now))
 
 
 def _recently_rated_badly(now: datetime):
@@ -250,12 +260,13 @@ def count(session, cutoff: datetime, now: datetime) -> int:
     return session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(eligible(cutoff, now)))
 
 
-def next_batch(session, cutoff: datetime, now: datetime, size: int, after=None, *, lock: bool = False):
+def next_batch(session, cutoff: datetime | None, now: datetime, size: int, after=None, *, lock: bool = False):
     """(ids of up to `size` cases to anonymise, the position to go on from), by last change then id after `after`;
-    (…, None) when none is left. With `lock` on PostgreSQL the rows are locked for this transaction and those another
+    (…, None) when none is left. `cutoff` None: the cases whose deletion request is due (`requested_due`) instead of
+    those that ended before it. With `lock` on PostgreSQL the rows are locked for this transaction and those another
     run holds are skipped (two runs at once share the work)."""
     query = sa.select(Ticket.id, Ticket.updated_at, _recently_rated_badly(now).label("rated_badly")).where(
-        eligible(cutoff, now))
+        requested_due(now) if cutoff is None else eligible(cutoff, now))
     if after is not None:
         query = query.where(sa.tuple_(Ticket.updated_at, Ticket.id)
                             > sa.tuple_(sa.literal(after[0], UTCDateTime), sa.literal(after[1], sa.Integer)))
@@ -284,13 +295,17 @@ def batches(session, cutoff: datetime, *, now: datetime, size: int = DEFAULT_BAT
 # --- a citizen's deletion request -------------------------------------------------------------------------------------
 
 ALREADY = _l("This case's personal information has already been anonymised.")
-STILL_OPEN = _l("This case is still open: close it, or have the citizen withdraw it, before anonymising it.")
+STILL_OPEN = _l("This case is still open: close it, or have the citizen withdraw it, before anonymising it. Or "
+                "record the deletion request: the case is then anonymised by itself once it has ended for good.")
 APPEALABLE = _l("A bad rating of this case may still be appealed, or an appeal waits for a decision: anonymise the "
-                "case once that is settled.")
+                "case once that is settled. Or record the deletion request: the case is then anonymised by itself once "
+                "it has ended for good.")
 WAITING = _l("This case is merged into a case still open: its citizen waits for that answer, and the merge may still "
-             "be split. Anonymise it once that case is closed.")
+             "be split. Anonymise it once that case is closed. Or record the deletion request: the case is then "
+             "anonymised by itself once it has ended for good.")
 SURVEY_OPEN = _l("The satisfaction survey of this case (or of a case merged into it) is still open, and a bad rating "
-                 "would reopen the case: anonymise it once the survey has closed.")
+                 "would reopen the case: anonymise it once the survey has closed. Or record the deletion request: the "
+                 "case is then anonymised by itself once it has ended for good.")
 
 
 def _holds(session, ticket: Ticket, condition) -> bool:
@@ -313,6 +328,23 @@ def refusal(session, ticket: Ticket, now: datetime):
     return None
 
 
+NOW = _l("This case has ended for good and can be anonymised now: use “Anonymise personal information”.")
+REQUESTED = _l("A deletion request is already recorded for this case: it is anonymised as soon as the case has ended "
+               "for good.")
+
+
+def request_refusal(session, ticket: Ticket, now: datetime):
+    """Why the office may not record a deletion request for this case now (None: it may): the `request_anonymise`
+    action's precondition. A request is recorded only when the case cannot be anonymised at once (`refusal`)."""
+    if ticket.anonymised_at is not None:
+        return ALREADY
+    if ticket.anonymise_requested_at is not None:
+        return REQUESTED
+    if refusal(session, ticket, now) is None:
+        return NOW
+    return None
+
+
 def anonymise_on_request(session, ticket: Ticket, actor, reason: str, now: datetime) -> Counts:
     """The office anonymises one case at the citizen's request (the `anonymise` action's work; it records the event):
     the case at once, and a line of the access log with the member of staff, the case and the reason."""
@@ -323,6 +355,39 @@ def anonymise_on_request(session, ticket: Ticket, actor, reason: str, now: datet
     access.record(session, "anonymise", user=user, ticket_id=ticket.id, reason=mask_value(reason), count=1,
                   detail={"request": True, **counts.as_dict()})
     return counts
+
+
+REQUEST = "request_anonymise"  # the action that records a deletion request (tickets/workflow/actions.py)
+
+
+def carry_out_requests(session, now: datetime, size: int) -> int:
+    """Anonymise up to `size` cases whose recorded deletion request is due (`requested_due`: the case has ended for
+    good; one that may still be appealed waits), each as the office's `anonymise` action would: its history gets the
+    public `anonymise` event (by the system, the request's reason as its note) and the access log a line (actor
+    `scheduler`, the case, the reason, who recorded the request and when). Returns how many; never commits."""
+    from ..workflow import SYSTEM, record
+
+    done, after = 0, None
+    while done < size:
+        ids, after = next_batch(session, None, now, size - done, after, lock=True)
+        if after is None:
+            return done
+        for ticket_id in ids:
+            request = session.scalar(sa.select(Event).where(Event.ticket_id == ticket_id, Event.action == REQUEST)
+                                     .order_by(Event.id.desc()).limit(1))
+            counts = anonymise(session, [ticket_id], now=now)
+            session.expire_all()  # the ticket, its surveys and files as they now are
+            ticket = session.get(Ticket, ticket_id)
+            asked = {"requested_at": ticket.anonymise_requested_at.isoformat(),
+                     "requested_by": request.actor_id if request is not None else None}
+            reason = request.note if request is not None else None
+            record(session, ticket, SYSTEM, "anonymise", now, from_status=ticket.status, note=reason, public=True,
+                   data={**counts.as_dict(), **asked})
+            access.record(session, "anonymise", actor="scheduler", ticket_id=ticket_id, reason=reason, count=1,
+                          detail={"request": True, **asked, **counts.as_dict()})
+            session.flush()
+            done += 1
+    return done
 
 
 # --- the scheduled job ------------------------------------------------------------------------------------------------
@@ -338,9 +403,17 @@ def anonymise_expired() -> None:
     still be appealed (left for later) is passed over within the tick, not taken as the end of the work."""
     config = current_app.config
     days = config["RETENTION_DAYS"]
+    now = clock.now()
+    try:  # the citizens' deletion requests that are due first, whatever RETENTION_DAYS says
+        requested = carry_out_requests(db.session, now, config["RETENTION_BATCH_SIZE"])
+    except StorageUnavailable:
+        requested = 0
+    if requested:
+        db.session.commit()
+    else:
+        db.session.rollback()
     if days <= 0:
         return
-    now = clock.now()
     cutoff = cutoff_of(days, now)
     try:
         counts = next((done for done in batches(db.session, cutoff, now=now, size=config["RETENTION_BATCH_SIZE"])
@@ -356,8 +429,10 @@ def anonymise_expired() -> None:
 
 
 def schedule_anonymise(now) -> None:
-    """The scheduler's job: enqueue a batch when retention is on (RETENTION_DAYS > 0)."""
-    if current_app.config["RETENTION_DAYS"] > 0:
+    """The scheduler's job: enqueue a batch when retention is on (RETENTION_DAYS > 0) or a deletion request waits."""
+    if current_app.config["RETENTION_DAYS"] > 0 or db.session.scalar(
+            sa.select(Ticket.id).where(Ticket.anonymise_requested_at.isnot(None), Ticket.anonymised_at.is_(None))
+            .limit(1)) is not None:
         anonymise_expired.send()
 
 

@@ -926,6 +926,32 @@ def _anonymise(session, ticket, actor, data, now):
                   public=True, data=counts.as_dict())
 
 
+# A deletion request for a case that has not ended for good (still open, its survey open, an appeal possible, merged
+# into a case still open) is recorded instead of refused: the scheduler's `retention` job anonymises the case as soon
+# as it has (`retention.carry_out_requests`), so nobody at the office has to remember to come back to it.
+
+def _may_request_anonymise(session, ticket, now):
+    from ..privacy.retention import request_refusal
+    return request_refusal(session, ticket, now)
+
+
+@action("request_anonymise", roles={"office"}, statuses=ALL_STATUSES, precondition=_may_request_anonymise,
+        parse=_required("reason"),
+        inputs=(text("reason", _l("Reason"), hint=_l(
+            "For example: the citizen asked for their personal information to be deleted.")),),
+        label=_l("Deletion request recorded"), button=_l("Record a deletion request"), public=True,
+        public_note=lambda event: _("Your request to delete your personal information is recorded: it is carried "
+                                    "out as soon as this case has ended for good."),
+        confirm=_l("Anonymise this case's personal information as soon as the case has ended for good (closed, its "
+                   "survey over, no appeal possible)? Nobody has to come back to it; this cannot be undone."))
+def _request_anonymise(session, ticket, actor, data, now):
+    from ..personal import mask_text
+
+    ticket.anonymise_requested_at = now
+    return record(session, ticket, actor, "request_anonymise", now, from_status=ticket.status,
+                  note=mask_text(data["reason"]), public=True)
+
+
 # --- kinds of events that are not staff actions ------------------------------------------------------
 
 FILE = event_kind("file", _l("Submitted"), public=True, moves_deadlines=True)
