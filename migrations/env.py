@@ -31,6 +31,8 @@ def run(connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        # one transaction for the whole run on SQLite too (see below: it is a real one there), not one per revision
+        transactional_ddl=True,
         render_item=render_item,
         compare_type=True,
     )
@@ -48,8 +50,22 @@ with engine.connect() as connection:
         # table that other rows reference fails. Off for the migration (a no-op inside a transaction, so first),
         # then checked: a migration must leave no dangling reference.
         connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-    run(connection)
-    connection.commit()
+        # The whole run in one real transaction, DDL included: Python's sqlite3 module opens one only before a
+        # row is written, so a CREATE or DROP before it was committed on its own, and a run that failed part way
+        # (a downgrade that refuses, after the ones above it ran) left tables half rebuilt. With the module's own
+        # transaction handling off for this connection, BEGIN is sent here; commit and rollback end it as usual.
+        driver = connection.connection.driver_connection
+        connection.rollback()  # nothing is open: the PRAGMA wrote no row
+        isolation, driver.isolation_level = driver.isolation_level, None
+        driver.execute("BEGIN")
+    try:
+        run(connection)
+        connection.commit()
+    finally:
+        if sqlite:
+            if driver.in_transaction:
+                driver.rollback()
+            driver.isolation_level = isolation
     if sqlite:
         dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
         connection.exec_driver_sql("PRAGMA foreign_keys=ON")

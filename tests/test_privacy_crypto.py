@@ -491,6 +491,14 @@ def test_a_downgrade_below_0022_refuses_while_a_file_on_the_volume_is_encrypted(
     with pytest.raises(RuntimeError, match="attachments move --to database"):
         migrate(app, "0021", down=True)  # it would drop the file's key: it says how to go down safely instead
     with app.app_context():
+        # and the refused run changed nothing, also of the revisions above 0022 it undid first (on SQLite too, whose
+        # driver committed each CREATE and DROP on its own before migrations/env.py sent a BEGIN of its own)
+        inspector = sa.inspect(db.engine)
+        assert "anonymise_requested_at" in {c["name"] for c in inspector.get_columns("ticket")}
+        assert "ix_ticket_anonymise_requested" in {i["name"] for i in inspector.get_indexes("ticket")}
+        assert not any(name.startswith("_alembic_tmp") for name in inspector.get_table_names())
+        db.engine.dispose()
+    with app.app_context():
         db.session.execute(sa.text("DELETE FROM attachment_file_key"))
         db.session.commit()
         db.engine.dispose()
