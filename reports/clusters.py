@@ -16,7 +16,7 @@ from flask import current_app
 from tickets.clusters import latest_tasks, title
 from tickets.models import Channel, Office, Ticket
 
-from .metrics import Month, Scope
+from .metrics import Month, Scope, owner_at
 
 TOP_CLUSTERS = 10
 ANSWER_CLIP = 200  # characters of a task's answer the report keeps
@@ -28,7 +28,10 @@ def frequent_clusters(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict
     minimum = int(current_app.config["CLUSTER_MIN_CASES"])
     start, end = month.bounds(tz)
     previous_start, _previous_end = month.shift(-1).bounds(tz)
-    counted = (Ticket.cluster_id.is_not(None), Ticket.channel != Channel.proactive.value, scope.owned())
+    # The cases of each month that the scope's windows owned at that month's end (`Scope.owned(at=...)`, as every
+    # figure of the report): a case referred up or assigned down later stays where it was counted.
+    kinds = (Ticket.cluster_id.is_not(None), Ticket.channel != Channel.proactive.value)
+    counted = (*kinds, scope.owned(at=end))
     count = sa.func.count()
     grouped = (sa.select(Ticket.cluster_id, count.label("n"))
                .where(*counted, Ticket.created_at >= start, Ticket.created_at < end)
@@ -43,17 +46,19 @@ def frequent_clusters(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict
     mine = (*counted, Ticket.cluster_id.in_(ids))
     before = dict(session.execute(
         sa.select(Ticket.cluster_id, sa.func.count())
-        .where(*mine, Ticket.created_at >= previous_start, Ticket.created_at < start).group_by(Ticket.cluster_id)).all())
+        .where(*kinds, scope.owned(at=start), Ticket.cluster_id.in_(ids), Ticket.created_at >= previous_start,
+               Ticket.created_at < start).group_by(Ticket.cluster_id)).all())
     first_ids = sa.select(sa.func.min(Ticket.id)).where(*mine).group_by(Ticket.cluster_id)
     firsts = {t.cluster_id: t for t in session.scalars(sa.select(Ticket).where(Ticket.id.in_(first_ids)))}
+    owners = dict(session.execute(sa.select(Ticket.id, owner_at(end)).where(Ticket.id.in_(first_ids))).all())
     names = {i: (code, name) for i, code, name in session.execute(
-        sa.select(Office.id, Office.code, Office.name).where(Office.id.in_({t.office_id for t in firsts.values()})))}
+        sa.select(Office.id, Office.code, Office.name).where(Office.id.in_(set(owners.values()))))}
     tasks = _tasks(session, ids, scope)
     items = []
     for cluster_id, n in rows:
         first = firsts[cluster_id]
         previous = before.get(cluster_id, 0)
-        code, name = names.get(first.office_id, (None, None))
+        code, name = names.get(owners.get(first.id), (None, None))
         items.append({"cluster_id": cluster_id, "title": title(first), "service_item": first.service_item,
                       "office_code": code, "office_name": name, "count": n, "previous": previous,
                       "mom": n - previous, "governance": tasks.get(cluster_id)})

@@ -33,6 +33,7 @@ from reports.models import Report
 from tests.network import OFFICES
 from tests.report_month import A_NAME, _escalate, at
 from tickets.db import db
+from tickets.models import Ticket
 
 MONTH = "2026-11"
 URL = f"/api/v1/reports/monthly/{MONTH}"
@@ -288,6 +289,31 @@ def test_a_past_month_stays_with_the_windows_that_had_the_cases_at_its_end(netwo
     assert after["t12"]["office"]["accepted"] == 0 and c1["own"]["accepted"] == 1
     assert {row["code"]: row["accepted"] for row in c1["offices"]} == {"t11": 1, "t12": 0}
     assert {row["code"]: row["returned"] for row in c1["offices"]} == {"t11": 1, "t12": 0}
+
+
+def test_a_past_month_s_frequent_requests_stay_with_the_windows_that_had_them(network, clock):
+    """高频诉求 (reports/clusters.py) counts a month's cases where every other figure does: at the windows that owned
+    them at the month's end. Three similar reports a township had in November, referred up on Dec 1, stay the
+    township's (its name on the item too) in November's reports at every level, before and after."""
+    world = network.world
+    world.app.config["CLUSTER_MIN_CASES"] = 2
+    clock.set(2026, 11, 30, 9)
+    nos = [network.file("t11", phone=f"13900139{k:03d}", service_item="营业执照变更",
+                        description=f"营业执照变更网上提交后一直显示审核中，打电话也没人接（第{k}次）") for k in range(3)]
+    with world.app.app_context():
+        rows = db.session.scalars(sa.select(Ticket).where(Ticket.tracking_no.in_(nos)).order_by(Ticket.id)).all()
+        for row in rows:
+            row.cluster_id = rows[0].id
+        db.session.commit()
+    codes = ("root", "c1", "t11", "t12")
+    before = {code: figures_of(network, code)["clusters"] for code in codes}
+    assert [(i["count"], i["office_code"]) for i in before["t11"]["items"]] == [(3, "t11")]
+    assert before["c1"]["items"] == before["t11"]["items"] and before["t12"]["items"] == []
+    clock.set(2026, 12, 1, 9)
+    for no in nos:
+        world.step("office_t11", no, "refer_up", reason="需要县里协调")
+    assert {network.office_of(no) for no in nos} == {"c1"}
+    assert {code: figures_of(network, code)["clusters"] for code in codes} == before
 
 
 def test_a_case_a_department_returned_and_the_window_above_settled_is_not_the_departments(network, clock):
