@@ -143,7 +143,8 @@ def test_case_page_actions_follow_role_and_state(world):
     # 我来办 (assign) for the department, which nobody there works yet; the office clerk who accepted it works it
     # already; a supervisor may always reassign
     assert actions["dept_a"] == {"record_contact", "return", "request_extension", "reply", "note", "assign"}
-    assert actions["office"] == {"remind", "note", "merge"}  # 并单 until a department answered
+    # 并单 until a department answered; a citizen's deletion request, recorded until the case has ended for good
+    assert actions["office"] == {"remind", "note", "merge", "request_anonymise"}
     assert actions["supervisor"] == {"remind", "note", "assign"}
     assert actions["leader"] == set() and "没有需要您处理的事项" in pages["leader"]
     # a form the role may not use is refused even if posted by hand
