@@ -524,8 +524,11 @@ def test_a_deletion_request_while_the_survey_is_open_is_recorded_and_carried_out
     world.act("dept_a", no, "request_anonymise", expect=403, reason=REASON)
     world.act("supervisor", no, "request_anonymise", expect=403, reason=REASON)
     assert "reason" in world.act("office", no, "request_anonymise", expect=422)["error"]["fields"]
+    (status, version, events), updated = world.state(no), world.case(no).updated_at
     done = world.act("office", no, "request_anonymise", reason=f"{REASON}，回拨{NUMBER}")
     assert done["anonymise_requested_at"] is not None and done["anonymised_at"] is None
+    # not a step of the case: a handler's open form stays current, and the case's last change stays its closing
+    assert world.state(no) == (status, version, events + 1) and world.case(no).updated_at == updated
     assert done["events"][-1]["note"] == f"{REASON}，回拨***"  # no number in the case's history
     assert not {"anonymise", "request_anonymise"} & set(done["allowed_actions"])
     assert world.act("office", no, "request_anonymise", expect=409, reason=REASON)["error"]["code"] == \

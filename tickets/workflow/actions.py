@@ -936,6 +936,7 @@ def _may_request_anonymise(session, ticket, now):
 
 
 @action("request_anonymise", roles={"office"}, statuses=ALL_STATUSES, precondition=_may_request_anonymise,
+        changes_state=False,  # no step of the case: a handler's open form stays current, `updated_at` stays its last
         parse=_required("reason"),
         inputs=(text("reason", _l("Reason"), hint=_l(
             "For example: the citizen asked for their personal information to be deleted.")),),
