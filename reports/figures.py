@@ -58,6 +58,11 @@ def monthly_figures(session, month: Month, office_id: int | None = None, *, prog
         # 4.3-5.7 s (tests/bench/README.md).
         session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
         session.execute(sa.text("SET LOCAL random_page_cost = 1.1"))
+        # A plan for each run of a query with its own month, never the generic one: psycopg prepares a statement
+        # after its fifth run, and from the sixth PostgreSQL may keep a generic plan, which for the trend's
+        # cohort of a county (the same statement for twelve months in a row) ran one month for minutes instead of
+        # under a second (tests/bench/README.md, "A trend month that took minutes").
+        session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
     scope = Scope.of(session, office.id)
     rules = scoring(office)
     figures = {"month": str(month), "formula_version": FORMULA_VERSION, "scoring": rules,

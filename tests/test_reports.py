@@ -151,3 +151,22 @@ def test_fonts_embed_a_configured_truetype_and_refuse_what_cannot_be_embedded(tm
     if not Path(dejavu).exists():
         pytest.skip("no TrueType font to embed on this machine")
     assert fonts.register(dejavu) == "Banjie-DejaVuSans"
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_the_report_plans_every_query_for_its_own_month(world, clock):
+    """The report's transaction never runs a generic plan: the trend's cohort query, the same statement for twelve
+    months in a row (psycopg prepares it after its fifth run), once ran one county's month for minutes with the plan
+    PostgreSQL kept (tests/bench/README.md). Each run is planned with its own month's bounds."""
+    from reports.figures import monthly_figures
+    from tickets import offices
+
+    clock.set(2026, 12, 3, 10)
+    with world.app.app_context():
+        monthly_figures(db.session, metrics.Month.parse("2026-11"), offices.root_id(db.session))
+        settings = dict(db.session.execute(sa.text(
+            "SELECT name, setting FROM pg_settings WHERE name IN ('plan_cache_mode', 'random_page_cost')")).all())
+        db.session.rollback()
+        after = db.session.scalar(sa.text("SHOW plan_cache_mode"))
+    assert settings == {"plan_cache_mode": "force_custom_plan", "random_page_cost": "1.1"}
+    assert after == "auto"  # SET LOCAL: the connection goes back to the pool as it was
