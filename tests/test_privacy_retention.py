@@ -548,6 +548,8 @@ def test_a_deletion_request_while_the_survey_is_open_is_recorded_and_carried_out
     assert (line.actor, line.user_id, line.ticket_id, line.count) == ("scheduler", None, world.case(no).id, 1)
     assert line.reason == f"{REASON}，回拨***" and line.detail["request"] is True
     assert line.detail["requested_by"] == world.users["office"] and line.detail["surveys"] == 1
+    page = world.console("admin").get("/admin/access-log/", query_string={"kind": "anonymise"}).get_data(as_text=True)
+    assert "依反映人申请" in page and "申请登记于" in page and "回拨***" in page
     run_job(world, RETENTION_DAYS=0)  # carried out once
     assert len(access_lines(world)) == 1 and world.ticket("office", no)["events"][-1]["action"] == "anonymise"
     assert world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()["anonymised"] is True
