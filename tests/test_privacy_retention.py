@@ -12,6 +12,7 @@ import re
 from unittest.mock import ANY
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -440,6 +441,41 @@ def test_the_schedulers_line_says_its_cut_off_to_the_minute_in_local_time(world,
     assert line.detail["closed_before"] == "2026-11-16T23:00:00+00:00"
     page = world.console("admin").get("/admin/access-log/", query_string={"kind": "anonymise"}).get_data(as_text=True)
     assert "于 2026-11-17 07:00 前结束的案件" in page and "2026-11-16" not in page
+
+
+def test_ctrl_c_as_a_batch_commits_leaves_the_batch_in_the_end_line(world, clock):
+    """A real SIGINT that arrives as a batch's commit ends (sent from the session's after-commit hook, the worst
+    moment): the batch is committed, so the run's end line and its words count it (`tickets.db.commit_counted`).
+    Before, the Ctrl-C came out of the commit before the tally, and the log said one batch fewer than was done."""
+    import os
+    import signal
+    import threading
+
+    from sqlmodel import Session
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    for _ in range(5):
+        closed_case(world)
+    clock.advance(**SURVEY_OVER)
+    commits = []
+
+    def after_commit(session):
+        commits.append(1)
+        if len(commits) == 2:  # the run's first line, then its first batch
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sa.event.listen(Session, "after_commit", after_commit)
+    try:
+        clock.advance(days=1)
+        stopped = cli(world, "--closed-before", clock.now.date().isoformat(), "--batch", "2")
+    finally:
+        sa.event.remove(Session, "after_commit", after_commit)
+    assert stopped.exit_code == 130, stopped.output
+    done = sum(t.anonymised_at is not None for t in tickets_by_no(world).values())
+    end = access_lines(world)[-1]
+    assert done == 2 and (end.count, end.detail["finished"]) == (2, False)
+    assert int(re.findall(r"\d+", stopped.stderr.splitlines()[-2])[0]) == 2
 
 
 def test_the_command_refuses_a_date_it_cannot_use_in_one_line(world):

@@ -73,3 +73,26 @@ def test_postgresql_connections_run_without_jit(app):
         engine = db.engine
         with engine.connect() as first, engine.connect() as second:
             assert [c.scalar(sa.text("SHOW jit")) for c in (first, second)] == ["off", "off"]
+
+
+def test_ctrl_c_held_delivers_the_interrupt_once_the_block_has_run():
+    """`tickets.db.ctrl_c_held`: a SIGINT inside the block is delivered when it ends (the commit and its count both
+    happen), Python's own handler is back afterwards, and without a signal nothing is raised."""
+    import os
+    import signal
+    import threading
+
+    from tickets.db import ctrl_c_held
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    ran = []
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            ran.extend(range(1000))  # Python runs a handler between bytecodes: it has run by now
+            ran.append("end of the block")
+    assert ran[-1] == "end of the block" and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with ctrl_c_held():
+        ran.append("no signal")
+    assert ran[-1] == "no signal"

@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 
 from . import offices, validation
 from .accounts import create_user, issue_token
-from .db import db
+from .db import commit_counted, db
 from .departments import create_department
 from .errors import StorageUnavailable, ValidationFailed
 from .models import OfficeLevel, Role, TokenScope, User
@@ -252,9 +252,12 @@ def attachments_move(to, batch):
                 db.session.rollback()
                 raise click.ClickException(f"the volume of ATTACHMENT_DIR failed after {moved} files; run the same "
                                            "command again when it is back") from None
-            db.session.commit()
-            moved += count  # what the committed batches moved (Ctrl-C says so)
-            bar.update(len(chunk))
+            def tally(count=count, chunk=chunk) -> None:
+                nonlocal moved
+                moved += count  # what the committed batches moved (Ctrl-C says so)
+                bar.update(len(chunk))
+
+            commit_counted(db.session, tally)
     click.echo(f"{moved} of {len(keys)} stored files moved to the {to}; the others were there already")
     if current_app.config["ATTACHMENT_STORAGE"] != to:
         click.echo(f"now set ATTACHMENT_STORAGE={to}")

@@ -5,6 +5,8 @@ import contextlib
 import enum
 import functools
 import json
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
@@ -122,11 +124,41 @@ def _ping_after_idle(engine: sa.Engine) -> None:
             raise sa.exc.InvalidatePoolError() from error
 
 
+@contextlib.contextmanager
+def ctrl_c_held():
+    """Ctrl-C (SIGINT) held off until the block has run, then delivered: a batch's commit and the count of what it did
+    happen both or neither, so a command stopped with Ctrl-C says exactly what its committed batches did (a Ctrl-C
+    just after a commit had left that batch out of the count, and one during it may or may not have committed). In
+    a thread other than the main one, which no signal reaches, it only runs the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append((number, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if callable(previous):
+            previous(*caught[0])  # Python's own raises KeyboardInterrupt
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+
+def commit_counted(session, count) -> None:
+    """Commit `session`, then `count()` what the commit made lasting, with Ctrl-C held off across both
+    (`ctrl_c_held`): every command that tallies committed batches commits through this."""
+    with ctrl_c_held():
+        session.commit()
+        count()
+
+
 def in_batches(session, claim, act, after=lambda ids: None) -> int:
     """Claim rows and act on them one committed batch at a time until a claim comes back empty; the batches done.
 
     `claim()` returns the batch's ids (locked for this transaction), `act(ids)` does the work, `after(ids)` runs
-    once the batch is committed. An error rolls its batch back and propagates: the batches before it stay done.
+    once the batch is committed (with it: `commit_counted`). An error rolls its batch back and propagates: the batches before it stay done.
     The sweeps that settle due work (the escalation ladder, the closing of surveys) share this loop."""
     batches = 0
     while True:
@@ -136,12 +168,11 @@ def in_batches(session, claim, act, after=lambda ids: None) -> int:
                 session.rollback()
                 return batches
             act(ids)
-            session.commit()
+            commit_counted(session, lambda: after(ids))
         except Exception:
             session.rollback()
             raise
         batches += 1
-        after(ids)
 
 
 def upsert(dialect: str, model, values: dict, key: Sequence[str], *, update: dict | None = None,

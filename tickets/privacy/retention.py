@@ -44,7 +44,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from .. import clock, storage
-from ..db import UTCDateTime, db
+from ..db import UTCDateTime, commit_counted, db
 from ..errors import StorageUnavailable
 from ..models import (
     FINAL_STATUSES, OPEN_STATUS_VALUES, Appeal, Attachment, Event, ExtensionRequest, IdempotencyKey, ReturnVisit,
@@ -499,13 +499,17 @@ def anonymise_command(closed_before: datetime, dry_run: bool, size: int) -> None
                                 detail={"closed_before": closed_before.isoformat(), "eligible": eligible})
     try:
         with click.progressbar(length=eligible, label=label, show_pos=True, file=sys.stderr) as bar:
+            def tally(counts: Counts) -> None:
+                nonlocal total
+                total += counts
+                bar.update(counts.cases)
+
             for counts in batches(session, cutoff, now=now, size=size, write=not dry_run, keep_files=keep_files):
                 if dry_run:
                     session.rollback()
-                else:
-                    session.commit()
-                total += counts
-                bar.update(counts.cases)
+                    tally(counts)
+                else:  # the batch and its count in the end line both or neither, whenever Ctrl-C comes
+                    commit_counted(session, lambda: tally(counts))
         done = True
     except KeyboardInterrupt:
         if dry_run:

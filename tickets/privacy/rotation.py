@@ -15,6 +15,7 @@ import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
+from ..db import commit_counted
 from . import access, crypto, privacy_cli
 
 
@@ -144,11 +145,9 @@ def _rotate_column(session, keys, column: Column, batch: int, progress) -> int:
                 values[column.index] = _index(keys, column, value)
             # unchanged since it was read (else the next run takes it)
             session.execute(sa.update(table).where(c[column.key] == row[0], c[column.name] == stored).values(values))
-        session.commit()
+        commit_counted(session, lambda: progress(len(rows)) if progress else None)
         done += len(rows)
         last = rows[-1][0]
-        if progress:
-            progress(len(rows))
 
 
 def _rotate_opt_outs(session, keys, batch: int, progress) -> int:
@@ -165,10 +164,8 @@ def _rotate_opt_outs(session, keys, batch: int, progress) -> int:
             else:
                 session.execute(sa.update(OPT_OUT).where(OPT_OUT.c.phone == number).values(
                     phone=index, number=keys.encrypt(number, "sms_opt_out.number")))
-        session.commit()
+        commit_counted(session, lambda: progress(len(rows)) if progress else None)
         done += len(rows)
-        if progress:
-            progress(len(rows))
 
 
 def _reindex_column(session, keys, column: Column, batch: int, progress) -> int:
@@ -187,11 +184,9 @@ def _reindex_column(session, keys, column: Column, batch: int, progress) -> int:
             fresh = _index(keys, column, _open(keys, column, stored))
             if fresh != index:
                 session.execute(sa.update(table).where(c[column.key] == key).values({column.index: fresh}))
-        session.commit()
+        commit_counted(session, lambda: progress(len(rows)) if progress else None)
         done += len(rows)
         last = rows[-1][0]
-        if progress:
-            progress(len(rows))
 
 
 def _reindex_opt_outs(session, keys, batch: int, progress) -> int:
@@ -214,11 +209,9 @@ def _reindex_opt_outs(session, keys, batch: int, progress) -> int:
                 session.execute(sa.delete(OPT_OUT).where(OPT_OUT.c.phone == index))
             else:
                 session.execute(sa.update(OPT_OUT).where(OPT_OUT.c.phone == index).values(phone=fresh))
-        session.commit()
+        commit_counted(session, lambda: progress(len(rows)) if progress else None)
         done += len(rows)
         last = rows[-1][0]
-        if progress:
-            progress(len(rows))
 
 
 def reindex_total(session) -> int:
