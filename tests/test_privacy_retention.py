@@ -466,11 +466,14 @@ def test_ctrl_c_as_a_batch_commits_leaves_the_batch_in_the_end_line(world, clock
             os.kill(os.getpid(), signal.SIGINT)
 
     sa.event.listen(Session, "after_commit", after_commit)
+    # as in a terminal: a process started in the background by a shell (as CI may be) inherits SIGINT ignored
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         clock.advance(days=1)
         stopped = cli(world, "--closed-before", clock.now.date().isoformat(), "--batch", "2")
     finally:
         sa.event.remove(Session, "after_commit", after_commit)
+        signal.signal(signal.SIGINT, outer)
     assert stopped.exit_code == 130, stopped.output
     done = sum(t.anonymised_at is not None for t in tickets_by_no(world).values())
     end = access_lines(world)[-1]
