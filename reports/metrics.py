@@ -132,7 +132,18 @@ class Scope:
         `surveyed_case`)."""
         if office_id is not None:
             return self.holds(office_id)
-        return sa.and_(self.holds(Ticket.office_id if at is None else owner_at(at)), CITIZEN_CASES)
+        return sa.and_(self.holds(Ticket.office_id) if at is None else self.holds_at(at), CITIZEN_CASES)
+
+    def holds_at(self, at, case=None):
+        """Condition: the window owning `case` (a ticket table or alias; default `Ticket`'s) at the instant `at`
+        (`owner_at`) is in the scope. The same as `holds(owner_at(at, case))`, written so that the window is looked up
+        only for a case handed over since `at` (few): any other case's is its `office_id`."""
+        if self.office_ids is None:
+            return sa.true()
+        columns = (case if case is not None else Ticket.__table__).c
+        later = handed_over_since(columns.id, at)
+        return sa.or_(sa.and_(~later, self.holds(columns.office_id)),
+                      sa.and_(later, self.holds(office_at(columns.id, columns.office_id, at))))
 
 
 def ratio(numerator: int, denominator: int) -> float | None:
@@ -183,6 +194,13 @@ def office_at(ticket_id, office_id, at):
              .correlate_except(handed)
              .scalar_subquery())
     return sa.func.coalesce(later, office_id)
+
+
+def handed_over_since(ticket_id, at):
+    """Condition: the case was handed to another window (`refer_up`, `assign_down`) at or after `at`."""
+    handed = Event.__table__.alias("handed_since")
+    return sa.exists().where(handed.c.ticket_id == ticket_id, handed.c.action.in_(HAND_OVER_ACTIONS),
+                             handed.c.at >= at)
 
 
 def owner_at(at, case=None):
@@ -666,7 +684,7 @@ def trend_point(session, month: Month, tz: ZoneInfo, scope: Scope) -> dict:
     rated, satisfied = session.execute(
         sa.select(sa.func.count(), _flag(sa.not_(Survey.bad_rating)))
         .join(Ticket, Ticket.id == Survey.ticket_id).join(case, case.c.id == surveyed_case())
-        .where(between(Survey.closes_at, start, end), Survey.answered, scope.holds(owner_at(end, case)))
+        .where(between(Survey.closes_at, start, end), Survey.answered, scope.holds_at(end, case))
     ).one()
     return {"month": str(month), "closure_rate": ratio(int(closed or 0), accepted),
             "satisfaction_rate": ratio(int(satisfied or 0), rated)}

@@ -22,6 +22,8 @@ as missed; W1's reply (Nov 3 09:00) and C2's return of W3 came before the time w
 from __future__ import annotations
 
 import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -289,6 +291,38 @@ def test_a_past_month_stays_with_the_windows_that_had_the_cases_at_its_end(netwo
     assert after["t12"]["office"]["accepted"] == 0 and c1["own"]["accepted"] == 1
     assert {row["code"]: row["accepted"] for row in c1["offices"]} == {"t11": 1, "t12": 0}
     assert {row["code"]: row["returned"] for row in c1["offices"]} == {"t11": 1, "t12": 0}
+
+
+def test_the_window_at_an_instant_is_the_same_condition_written_both_ways(network, clock):
+    """`Scope.holds_at` (every figure's filter: the window is looked up only for cases handed over since) selects
+    exactly the cases `holds(owner_at(...))` does, for every office's scope and instants before, at, between and
+    after hand-overs."""
+    world = network.world
+    clock.set(2026, 11, 2, 9)
+    stay, up, down, both = (network.file(code, phone=f"1390013{k:04d}")
+                            for k, code in enumerate(("t11", "t11", "c1", "t11")))
+    for no, code in ((up, "t11"), (down, "c1"), (both, "t11")):
+        world.step(f"office_{code}", no, "accept")
+    clock.set(2026, 11, 10, 9)
+    world.step("office_t11", up, "refer_up", reason="需要县里协调")
+    world.step("office_c1", down, "assign_down", office_code="t12", instructions="请镇里办理。")
+    world.step("office_t11", both, "refer_up", reason="需要县里协调")
+    clock.set(2026, 11, 20, 9)
+    world.step("office_c1", both, "assign_down", office_code="t12", instructions="请镇里办理。")
+    shanghai = ZoneInfo("Asia/Shanghai")  # at a hand-over's very instant too (10th and 20th, 09:00)
+    instants = [datetime(2026, 11, day, 9, tzinfo=shanghai) for day in (1, 10, 15, 20, 30)]
+    seen = {}
+    with world.app.app_context():
+        for code in ("root", *(c for c, *_ in OFFICES)):
+            scope = metrics.Scope.of(db.session, network.offices[code])
+            for instant in instants:
+                def ids(condition):
+                    return set(db.session.scalars(sa.select(Ticket.tracking_no).where(condition)))
+                seen[code, instant.day] = ids(scope.holds_at(instant))
+                assert seen[code, instant.day] == ids(scope.holds(metrics.owner_at(instant))), (code, instant)
+    assert seen["t11", 1] == {stay, up, both} and seen["t11", 15] == {stay}
+    assert seen["c1", 15] == {stay, up, down, both}
+    assert seen["t12", 1] == set() and seen["t12", 15] == {down} and seen["t12", 30] == {down, both}
 
 
 def test_a_past_month_s_frequent_requests_stay_with_the_windows_that_had_them(network, clock):
