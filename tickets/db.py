@@ -158,7 +158,8 @@ def in_batches(session, claim, act, after=lambda ids: None) -> int:
     """Claim rows and act on them one committed batch at a time until a claim comes back empty; the batches done.
 
     `claim()` returns the batch's ids (locked for this transaction), `act(ids)` does the work, `after(ids)` runs
-    once the batch is committed (with it: `commit_counted`). An error rolls its batch back and propagates: the batches before it stay done.
+    once the batch is committed (with it: `commit_counted`). An error rolls its batch back and propagates: the
+    batches before it stay done.
     The sweeps that settle due work (the escalation ladder, the closing of surveys) share this loop."""
     batches = 0
     while True:

@@ -239,9 +239,14 @@ def eligible(cutoff: datetime, now: datetime):
     return sa.and_(ended_before(cutoff), ended_for_good(now))
 
 
+def request_waits():
+    """A case whose citizen's deletion request (`anonymise_requested_at`) is not carried out yet."""
+    return sa.and_(Ticket.anonymise_requested_at.isnot(None), Ticket.anonymised_at.is_(None))
+
+
 def requested_due(now: datetime):
-    """A case whose citizen's deletion request waits (`anonymise_requested_at`) and that has now ended for good."""
-    return sa.and_(Ticket.anonymise_requested_at.isnot(None), ended_for_good(now))
+    """A case whose citizen's deletion request waits and that has now ended for good."""
+    return sa.and_(request_waits(), ended_for_good(now))
 
 
 def _recently_rated_badly(now: datetime):
@@ -431,8 +436,7 @@ def anonymise_expired() -> None:
 def schedule_anonymise(now) -> None:
     """The scheduler's job: enqueue a batch when retention is on (RETENTION_DAYS > 0) or a deletion request waits."""
     if current_app.config["RETENTION_DAYS"] > 0 or db.session.scalar(
-            sa.select(Ticket.id).where(Ticket.anonymise_requested_at.isnot(None), Ticket.anonymised_at.is_(None))
-            .limit(1)) is not None:
+            sa.select(Ticket.id).where(request_waits()).limit(1)) is not None:
         anonymise_expired.send()
 
 
