@@ -71,6 +71,8 @@ def _run(detail: dict) -> list[str]:
         parts.append(str(_l("kept %(days)d days", days=detail["retention_days"])))
     if detail.get("request"):
         parts.append(str(_l("at the citizen's request")))
+    if detail.get("by_citizen"):  # sent by the citizen from the case page or the API
+        parts.append(str(_l("requested by the citizen online")))
     if isinstance(detail.get("requested_at"), str):  # a request recorded earlier, carried out by the scheduler
         parts.append(str(_l("request recorded %(date)s", date=clock.iso_text(detail["requested_at"]))))
     if isinstance(detail.get("key_id"), str):

@@ -113,8 +113,9 @@ def held(session, ticket: Ticket, now: datetime, tz) -> dict:
                      "channel": label(RATING_CHANNEL_LABELS, s.channel) if s.channel else ""} for s in surveys],
         "files": [{"name": f.name, "size": f.size} for f in files],
         "retention": retention(ticket, tz),
-        "deletion": _("To have your personal information in this case deleted (anonymised), ask %(office)s, giving "
-                      "your tracking number %(no)s; the office checks that the request is yours and answers you.",
+        "deletion": _("To have your personal information in this case deleted (anonymised), ask for it on your case's "
+                      "page under Track my case (tracking number %(no)s and your query code), or ask %(office)s; it is "
+                      "carried out once the case has ended.",
                       office=office_name or current_app.config["OFFICE_NAME"], no=ticket.tracking_no),
     }
 

@@ -83,6 +83,7 @@ def test_the_copy_holds_what_is_kept_about_the_citizen_and_hostile_text_prints_a
         assert squash(fact) in text, fact
     assert code not in text and code.lower() not in text  # the receipt text is listed, not the code it carried
     assert "1095" in text and "2029-11-15" in text  # RETENTION_DAYS after it closed (2026-11-16)
+    assert squash("可在「进度查询」的案件页面提出申请") in text  # where to ask for deletion (the case page's form)
     assert citizen_lines(world) == [("citizen_export", "citizen", None, True)]
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -657,6 +657,109 @@ def test_the_console_offers_the_request_and_shows_it_on_the_case(world, clock):
     run_job(world, RETENTION_DAYS=0)
     page = world.console("office").get(f"/admin/case/{no}").get_data(as_text=True)  # a new day, a new sign-in
     assert "anonymised-badge" in page and "deletion-requested-badge" not in page
+
+
+# --- the citizen's own deletion request (PIPL Art. 47 and 50), from the case page or the API -------------------------
+
+def follow(world, no: str, code: str):
+    """A browser that proved the case's query code, and the CSRF token of its case page."""
+    client = world.app.test_client()
+    assert client.post("/track", data={"tracking_no": no, "code": code,
+                                       "csrf_token": page_csrf(client, "/track")}).status_code == 303
+    return client, page_csrf(client, f"/track/{no}")
+
+
+def test_the_citizen_asks_on_the_case_page_and_the_case_is_anonymised_once_it_has_ended(world, clock):
+    """An open case: the request is recorded (no step of the case), the office sees it, the case goes on, and the
+    scheduler anonymises it once it has ended for good; the access log says the citizen asked online."""
+    filed = world.file(description=f"营业执照变更办了一个月，请回电{NUMBER}")
+    no = filed["tracking_no"]
+    client, token = follow(world, no, filed["query_code"])
+    page = client.get(f"/track/{no}").get_data(as_text=True)
+    assert 'id="deletion-form"' in page and "删除我的个人信息" in page and 'id="deletion-requested"' not in page
+    unticked = client.post(f"/track/{no}/deletion-request", data={"csrf_token": token, "delete_reason": "不想留存"})
+    page = unticked.get_data(as_text=True)
+    assert unticked.status_code == 422 and "请勾选确认后再提交删除申请。" in page and "不想留存" in page
+    assert client.post(f"/track/{no}/deletion-request", data={"delete_confirm": "y"}).status_code == 400  # no CSRF
+    too_long = client.post(f"/track/{no}/deletion-request",
+                           data={"csrf_token": token, "delete_confirm": "y", "delete_reason": "长" * 1001})
+    assert too_long.status_code == 422 and 'id="delete_reason-error"' in too_long.get_data(as_text=True)
+    assert world.case(no).anonymise_requested_at is None
+    (status, version, events), updated = world.state(no), world.case(no).updated_at
+    done = client.post(f"/track/{no}/deletion-request",
+                       data={"csrf_token": token, "delete_confirm": "y", "delete_reason": f"换号了，旧号{NUMBER}"})
+    assert done.status_code == 303
+    page = client.get(f"/track/{no}").get_data(as_text=True)
+    assert "您的申请已登记" in page and 'id="deletion-requested"' in page and 'id="deletion-form"' not in page
+    # no step of the case: the office's open form stays current, its last change stays the filing
+    assert world.state(no) == (status, version, events + 1) and world.case(no).updated_at == updated
+    view = world.ticket("office", no)
+    event = view["events"][-1]
+    assert (event["action"], event["actor"], event["note"]) == ("request_anonymise", None, "换号了，旧号***")
+    assert "deletion-requested-badge" in world.console("office").get(f"/admin/case/{no}").get_data(as_text=True)
+    assert not {"anonymise", "request_anonymise"} & set(view["allowed_actions"])
+    again = client.post(f"/track/{no}/deletion-request", data={"csrf_token": token, "delete_confirm": "y"})
+    assert again.status_code == 409 and "已登记删除申请" in again.get_data(as_text=True)
+    run_job(world, RETENTION_DAYS=0)  # still open: it waits
+    assert world.case(no).anonymised_at is None
+    world.act("office", no, "accept")  # the case goes on as before
+    world.act("office", no, "resolve", content="已办结。")
+    run_job(world, RETENTION_DAYS=0)  # its survey is open: it waits
+    assert world.case(no).anonymised_at is None
+    clock.advance(**SURVEY_OVER)
+    run_job(world, RETENTION_DAYS=0)
+    view = world.ticket("office", no)
+    assert view["anonymised_at"] is not None and view["description"] == "营业执照变更办了一个月，请回电***"
+    [line] = access_lines(world)
+    assert (line.actor, line.reason, line.detail["by_citizen"], line.detail["requested_by"]) == (
+        "scheduler", "换号了，旧号***", True, None)
+    log = world.console("admin").get("/admin/access-log/", query_string={"kind": "anonymise"}).get_data(as_text=True)
+    assert "反映人在线申请" in log and "申请登记于" in log
+    page = client.get(f"/track/{no}").get_data(as_text=True)
+    assert 'id="anonymised-note"' in page and 'id="deletion-form"' not in page and 'id="deletion-requested"' not in page
+
+
+def test_the_api_takes_the_request_once_and_an_ended_case_goes_at_the_next_tick(world, clock):
+    no, code = closed_case(world)
+    clock.advance(**SURVEY_OVER)  # ended for good: the office could anonymise it at once, the citizen asks
+    path = f"/api/v1/tickets/{no}/deletion-request"
+    assert world.client.post(f"{path}?code=WRONG", json={}).status_code == 404
+    unknown = f"/api/v1/tickets/BJ20000101-0001/deletion-request?code={code}"
+    assert world.client.post(unknown, json={}).status_code == 404
+    refused = world.client.post(f"{path}?code={code}", json={"reason": "长" * 1001})
+    assert refused.status_code == 422 and "reason" in refused.get_json()["error"]["fields"]
+    assert world.client.post(f"{path}?code={code}", data="{", content_type="application/json").status_code == 400
+    assert world.case(no).anonymise_requested_at is None
+    taken = world.client.post(f"{path}?code={code}", json={})
+    body = taken.get_json()
+    assert taken.status_code == 202 and body["deletion_requested_at"] is not None
+    assert (body["may_request_deletion"], body["anonymised"]) == (False, False)
+    assert "申请已登记" in body["timeline"][-1]["note"]
+    twice = world.client.post(f"{path}?code={code}", json={})
+    assert twice.status_code == 409 and twice.get_json()["error"]["code"] == "invalid_transition"
+    run_job(world, RETENTION_DAYS=0)
+    [line] = access_lines(world)
+    assert line.reason is None and line.detail["by_citizen"] is True
+    after = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()
+    assert (after["anonymised"], after["deletion_requested_at"], after["may_request_deletion"]) == (True, None, False)
+    assert world.client.post(f"{path}?code={code}", json={}).get_json()["error"]["message"] == "该案件的个人信息已匿名化。"
+
+
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
+                      st.lists(st.integers(), max_size=3),
+                      st.dictionaries(st.sampled_from(["reason", "code", "x"]),
+                                      st.one_of(st.none(), st.integers(), st.text(max_size=1200),
+                                                st.lists(st.text(max_size=3), max_size=2)), max_size=3)))
+def test_any_body_of_the_request_is_taken_or_refused_in_the_error_shape(world, body):
+    filed = world.file()
+    response = world.client.post(f"/api/v1/tickets/{filed['tracking_no']}/deletion-request?code={filed['query_code']}",
+                                 json=body)
+    assert response.status_code in (202, 400, 422), (body, response.status_code)
+    requested = world.case(filed["tracking_no"]).anonymise_requested_at is not None
+    assert requested == (response.status_code == 202)
+    if response.status_code != 202:
+        assert set(response.get_json()["error"]) >= {"code", "message"}
 
 
 # --- an anonymised case still renders everywhere ---------------------------------------------------------------------

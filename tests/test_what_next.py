@@ -49,14 +49,14 @@ def test_the_form_files_only_once_the_privacy_notice_is_acknowledged(world):
     assert "姓名" in notice and "电话" in notice and "保存" in notice
     # PIPL Art. 17: how long (RETENTION_DAYS, then anonymised) and how to use the rights issue 19 gives
     assert "案件结束后 1095 天，届时予以匿名化" in notice and "下载本系统保存的您的信息（PDF）" in notice
-    assert "申请删除（予以匿名化）" in notice
+    assert "也可在该处申请删除（案件结束后予以匿名化）" in notice
     refused = file_by_form(client, privacy="")
     page = refused.get_data(as_text=True)
     assert refused.status_code == 422 and 'id="privacy-error"' in page and "李四" in page  # what was typed stays
     assert file_by_form(client).status_code == 303
     with world.app.app_context():
         filing = db.session.scalar(sa.select(Event).where(Event.action == "file"))
-        assert filing.data["privacy_notice"] == "2026-12-04"
+        assert filing.data["privacy_notice"] == "2026-12-05"
 
 
 def test_the_privacy_notice_without_a_retention_period_keeps_to_the_archive_rules(make_app):

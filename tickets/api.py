@@ -202,6 +202,19 @@ def withdraw_ticket(tracking_no):
     return jsonify(public_view(db.session, ticket))
 
 
+@bp.post("/tickets/<tracking_no>/deletion-request")
+@public_limit(lookup_limit, "lookup")
+def request_deletion(tracking_no):
+    """删除个人信息: the citizen asks for their name and number in this case to be deleted ({"reason"?}) → 202: the
+    case is anonymised by the scheduler once it has ended for good (`workflow.request_deletion`); 409 once
+    anonymised or already requested."""
+    ticket = _citizen_ticket(tracking_no)
+    data = json_body()
+    workflow.request_deletion(db.session, ticket, data.get("reason"))
+    db.session.commit()
+    return jsonify(public_view(db.session, ticket)), 202
+
+
 @bp.get("/tickets/<tracking_no>/attachments/<int:attachment_id>")
 @public_limit(lookup_limit, "lookup")
 def public_attachment(tracking_no, attachment_id):

@@ -51,6 +51,13 @@ class WithdrawForm(FieldErrorsForm):
     reason = TextAreaField(_l("Why (optional)"))
 
 
+class DeletionRequestForm(FieldErrorsForm):
+    """删除个人信息的申请: the rules are `workflow.request_deletion`'s; the box must be ticked. Its own field names: the case
+    page also holds the withdrawal form."""
+    delete_confirm = BooleanField(_l("I want my name and phone number in this case deleted"))
+    delete_reason = TextAreaField(_l("Why you ask (optional)"))
+
+
 class RatingForm(FieldErrorsForm):
     """满意度评价: the rules are `workflow.rate`'s (the score arrives as sent, so a refused one comes back as it was)."""
     score = RadioField(_l("How satisfied are you?"), choices=[SelectChoice(str(score), label) for score, label in SCORE_LABELS.items()],

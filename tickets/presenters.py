@@ -12,7 +12,8 @@ from .clock import iso
 from .labels import APPEAL_OUTCOME_LABELS, DEADLINE_LABELS, PROBLEM_TYPE_LABELS, SCORE_LABELS, STATUS_LABELS, label
 from .personal import shown
 from .models import Appeal, Deadline, DeadlineKind, Department, Event, Office, Status, Survey, Ticket, User
-from .workflow import ACTIONS, SUPPLEMENT, Actor, allowed_actions, label_of, may_supplement, may_withdraw, public_note
+from .workflow import (ACTIONS, SUPPLEMENT, Actor, allowed_actions, label_of, may_request_deletion, may_supplement,
+                       may_withdraw, public_note)
 
 
 def public_offices(session) -> list[dict]:
@@ -71,6 +72,9 @@ def public_view(session, ticket: Ticket, *, survey_open: bool = False) -> dict:
         "attachments": attachment_list(session, ticket, citizen=True),
         "handled_with": handled_with(session, ticket),
         "anonymised": ticket.anonymised_at is not None,  # the citizen's name and number are no longer kept
+        # a deletion request waits for the case to end (the citizen's or the office's; tickets.workflow.citizen)
+        "deletion_requested_at": iso(ticket.anonymise_requested_at) if ticket.anonymised_at is None else None,
+        "may_request_deletion": may_request_deletion(ticket),
         **what_next(session, ticket, survey_open),
     }
 

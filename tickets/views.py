@@ -14,7 +14,7 @@ from .api import filing_limit, lookup_limit
 from .db import db
 from .errors import Conflict, InvalidTransition, StorageUnavailable, ValidationFailed
 from .extensions import public_limit
-from .forms import FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
+from .forms import DeletionRequestForm, FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
 from .privacy import export as citizen_export
@@ -28,7 +28,8 @@ TRACKED_KEY = "tracked"
 FILED_KEY = "filed"
 # The version of the form's 个人信息告知 (templates/tickets/_privacy.html) the citizen agreed to, kept with the filing:
 # change it when the notice's substance changes.
-PRIVACY_NOTICE_VERSION = "2026-12-04"  # 2026-12-04: the retention period and the rights of issue 19
+PRIVACY_NOTICE_VERSION = "2026-12-05"  # 2026-12-04: the retention period and the rights of issue 19; 2026-12-05:
+# deletion asked for on the case page
 # The form's answer when the volume of files fails: what was typed stays on the page
 STORE_AWAY = _l("The files cannot be saved just now: the file store cannot be reached. Nothing was filed; what you "
                 "typed is kept below. Send it again in a minute, or without the files.")
@@ -269,13 +270,14 @@ def case(tracking_no):
 
 
 def _case_page(ticket, *, status=200, **forms):
-    """The case page; `forms` (supplement_form, withdraw_form, rating_form) bring back what the citizen typed, with
-    its errors."""
+    """The case page; `forms` (supplement_form, withdraw_form, rating_form, deletion_form) bring back what the citizen
+    typed, with its errors."""
     survey = workflow.open_survey_for(db.session, ticket, clock.now())
     view = public_view(db.session, ticket, survey_open=survey is not None)
     forms.setdefault("supplement_form", SupplementForm(formdata=None))
     forms.setdefault("withdraw_form", WithdrawForm(formdata=None))
     forms.setdefault("rating_form", RatingForm(formdata=None))
+    forms.setdefault("deletion_form", DeletionRequestForm(formdata=None))
     return render_template("tickets/case.html", case=view, ticket=ticket, accept=attachments.ACCEPT, **forms), status
 
 
@@ -341,6 +343,28 @@ def withdraw(tracking_no):
 
     return _citizen_step(tracking_no, form, step, _("Your case is withdrawn. You can file again at any time."),
                          "withdraw_form")
+
+
+@bp.post("/track/<tracking_no>/deletion-request")
+@public_limit(lookup_limit, "lookup")
+def request_deletion(tracking_no):
+    """删除个人信息 from the case page: only with the confirmation box ticked; carried out once the case has ended."""
+    form = DeletionRequestForm()
+
+    def step(ticket):
+        if not form.delete_confirm.data:
+            raise ValidationFailed(fields={"delete_confirm": _l(
+                "Tick the box to confirm that you want your personal information deleted.")})
+        try:
+            workflow.request_deletion(db.session, ticket, form.delete_reason.data)
+        except ValidationFailed as error:  # the form's own field name
+            error.fields = {("delete_reason" if name == "reason" else name): message
+                            for name, message in error.fields.items()}
+            raise
+
+    return _citizen_step(tracking_no, form, step, _("Your request is recorded: your name and phone number in this "
+                                                    "case are deleted as soon as the case has ended."),
+                         "deletion_form")
 
 
 @bp.post("/track/<tracking_no>/rating")

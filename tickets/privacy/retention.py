@@ -362,15 +362,14 @@ def anonymise_on_request(session, ticket: Ticket, actor, reason: str, now: datet
     return counts
 
 
-REQUEST = "request_anonymise"  # the action that records a deletion request (tickets/workflow/actions.py)
-
-
 def carry_out_requests(session, now: datetime, size: int) -> int:
     """Anonymise up to `size` cases whose recorded deletion request is due (`requested_due`: the case has ended for
     good; one that may still be appealed waits), each as the office's `anonymise` action would: its history gets the
     public `anonymise` event (by the system, the request's reason as its note) and the access log a line (actor
-    `scheduler`, the case, the reason, who recorded the request and when). Returns how many; never commits."""
-    from ..workflow import SYSTEM, record
+    `scheduler`, the case, the reason, who recorded the request and when, or that the citizen sent it from the case
+    page or the API: `workflow.request_deletion`). Returns how many; never commits."""
+    from ..workflow import CITIZEN, SYSTEM, record
+    from ..workflow.actions import REQUEST_ANONYMISE
 
     done, after = 0, None
     while done < size:
@@ -378,13 +377,16 @@ def carry_out_requests(session, now: datetime, size: int) -> int:
         if after is None:
             return done
         for ticket_id in ids:
-            request = session.scalar(sa.select(Event).where(Event.ticket_id == ticket_id, Event.action == REQUEST)
+            request = session.scalar(sa.select(Event).where(Event.ticket_id == ticket_id,
+                                                            Event.action == REQUEST_ANONYMISE)
                                      .order_by(Event.id.desc()).limit(1))
             counts = anonymise(session, [ticket_id], now=now)
             session.expire_all()  # the ticket, its surveys and files as they now are
             ticket = session.get(Ticket, ticket_id)
             asked = {"requested_at": ticket.anonymise_requested_at.isoformat(),
                      "requested_by": request.actor_id if request is not None else None}
+            if request is not None and request.actor_role == CITIZEN.role_name:
+                asked["by_citizen"] = True  # sent by the citizen (case page or API), not recorded by the office
             reason = request.note if request is not None else None
             record(session, ticket, SYSTEM, "anonymise", now, from_status=ticket.status, note=reason, public=True,
                    data={**counts.as_dict(), **asked})

@@ -5,7 +5,8 @@
 - `actions`: the definitions, one per action, each beside its handler;
 - `engine`: `perform`, the row claim and `record`, which appends the Event and runs the app's reactions;
 - `survey`: the satisfaction survey's rounds, the citizen's rating and the default rating of an unanswered round;
-- `citizen`: the citizen's 补充材料 (adding information) and 撤回 (taking back a case not yet accepted);
+- `citizen`: the citizen's 补充材料 (adding information), 撤回 (taking back a case not yet accepted) and request to
+  delete their personal information;
 - `merging`: 并单, one case joined to another that handles the same problem (`merge`, `split`), and the answer
   and survey its citizen gets when that one is answered;
 - `governance`: 主动治理, the office's own case opened from a 一类事 and its answer told to the linked cases;
@@ -23,7 +24,7 @@ from .engine import allowed_actions, perform, record, role_allows
 from .reactions import reactions
 from .registry import ACTIONS, KINDS, Action, Input, Kind, label_of, names, public_note
 from .survey import default_rating, open_survey, open_survey_for, rate, unvisited_bad_rating
-from .citizen import may_supplement, may_withdraw, supplement, withdraw
+from .citizen import may_request_deletion, may_supplement, may_withdraw, request_deletion, supplement, withdraw
 
 __all__ = ["ACTIONS", "APPEAL_WORKING_DAYS", "CITIZEN", "KINDS", "MAX_WORKING_DAYS", "RECOVER_CODE", "SYSTEM", "TEXT_MAX", "Action",
            "Actor", "Input", "Kind", "allowed_actions", "appeal_window_ends", "default_rating", "escalate", "label_of",

@@ -935,7 +935,10 @@ def _may_request_anonymise(session, ticket, now):
     return request_refusal(session, ticket, now)
 
 
-@action("request_anonymise", roles={"office"}, statuses=ALL_STATUSES, precondition=_may_request_anonymise,
+REQUEST_ANONYMISE = "request_anonymise"  # also the citizen's own request from the case page (citizen.request_deletion)
+
+
+@action(REQUEST_ANONYMISE, roles={"office"}, statuses=ALL_STATUSES, precondition=_may_request_anonymise,
         changes_state=False,  # no step of the case: a handler's open form stays current, `updated_at` stays its last
         parse=_required("reason"),
         inputs=(text("reason", _l("Reason"), hint=_l(
@@ -949,7 +952,7 @@ def _request_anonymise(session, ticket, actor, data, now):
     from ..personal import mask_text
 
     ticket.anonymise_requested_at = now
-    return record(session, ticket, actor, "request_anonymise", now, from_status=ticket.status,
+    return record(session, ticket, actor, REQUEST_ANONYMISE, now, from_status=ticket.status,
                   note=mask_text(data["reason"]), public=True)
 
 

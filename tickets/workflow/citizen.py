@@ -1,5 +1,5 @@
-"""The citizen's own steps on an open case besides the rating: 补充材料 (`supplement`, adding information) and 撤回
-(`withdraw`).
+"""The citizen's own steps on a case besides the rating: 补充材料 (`supplement`, adding information), 撤回
+(`withdraw`) and the request to delete their personal information (`request_deletion`).
 
 撤回: a citizen takes back a case the office has not accepted yet. The case ends `withdrawn` (a final status of its
 own, apart from 不予受理), its acceptance deadline ends as `withdrawn` and the ladder's steps for it are called off
@@ -12,7 +12,7 @@ from .. import attachments, clock, deadlines, validation
 from ..access import CITIZEN
 from ..errors import InvalidTransition, ValidationFailed
 from ..models import OPEN_STATUSES, AttachmentSource, DeadlineKind, Event, Status, Ticket
-from .actions import SUPPLEMENT, WITHDRAW
+from .actions import REQUEST_ANONYMISE, SUPPLEMENT, WITHDRAW
 from .engine import claim, move, record
 
 WITHDRAWN = "withdrawn"  # the outcome of the acceptance deadline of a withdrawn case
@@ -73,3 +73,33 @@ def withdraw(session, ticket: Ticket, reason=None) -> Event:
     deadlines.refresh_ticket_due(session, ticket)
     return record(session, ticket, CITIZEN, WITHDRAW, now, from_status=previous, note=values["reason"], public=True,
                   public_note=values["reason"])
+
+
+def may_request_deletion(ticket: Ticket) -> bool:
+    """Whether the citizen may ask for their personal information to be deleted: until it is, once per case."""
+    return ticket.anonymised_at is None and ticket.anonymise_requested_at is None
+
+
+def request_deletion(session, ticket: Ticket, reason=None) -> Event:
+    """删除个人信息的申请 (PIPL Art. 47, and Art. 50's 便捷的申请受理机制): the citizen asks, with the query code, for their
+    name and number in this case to be deleted (`reason` optional, shown to the office with numbers masked). The
+    same record as the office's `request_anonymise` action: `anonymise_requested_at` and a public event by the
+    citizen. The scheduler's `retention` job then anonymises the case as the archive rules allow
+    (tickets/privacy/retention.py `carry_out_requests`): at its next tick when the case has ended for good, else as
+    soon as it has (closed, its survey over, no appeal possible). Like 补充材料 it is no step of the case: no row
+    claim, no version bump, a handler's open form stays valid. 409 once anonymised or already requested."""
+    from ..personal import mask_text
+    from ..privacy.retention import ALREADY, REQUESTED
+
+    check = validation.Collector()
+    check.field("reason", validation.text, reason, required=False, max_len=REASON_MAX)
+    values = check.raise_if_errors()
+    if ticket.anonymised_at is not None:
+        raise InvalidTransition(ALREADY)
+    if ticket.anonymise_requested_at is not None:
+        raise InvalidTransition(REQUESTED)
+    now = clock.now()
+    ticket.anonymise_requested_at = now
+    note = mask_text(values["reason"]) if values["reason"] else None
+    return record(session, ticket, CITIZEN, REQUEST_ANONYMISE, now, from_status=ticket.status, note=note, public=True,
+                  data={"by": "citizen"})
