@@ -368,8 +368,7 @@ def carry_out_requests(session, now: datetime, size: int) -> int:
     public `anonymise` event (by the system, the request's reason as its note) and the access log a line (actor
     `scheduler`, the case, the reason, who recorded the request and when, or that the citizen sent it from the case
     page or the API: `workflow.request_deletion`). Returns how many; never commits."""
-    from ..workflow import CITIZEN, SYSTEM, record
-    from ..workflow.actions import REQUEST_ANONYMISE
+    from ..workflow import CITIZEN, REQUEST_ANONYMISE, SYSTEM, record
 
     done, after = 0, None
     while done < size:
