@@ -63,9 +63,10 @@ def add_cases(connection, first: int, last: int, department_id: int, now: dateti
     connection.execute(sa.text("""
         INSERT INTO ticket (tracking_no, query_code_hash, citizen_name, phone, problem_type, description, channel,
                             status, department_id, supervision_level, version, extension_pending, due_at, due_kind,
-                            due_provisional, created_at, updated_at)
+                            due_provisional, created_at, updated_at, office_id, disputed)
         SELECT 'BJB' || lpad(g::text, 9, '0'), 'bench', '张三', '+8613800138000', 'too_slow', '基准测试案件', 'web',
-               'transferred', :dept, 0, 1, false, :due, 'handle', false, :started, :started
+               'transferred', :dept, 0, 1, false, :due, 'handle', false, :started, :started,
+               (SELECT office_id FROM department WHERE id = :dept), false
         FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) g"""), params)
     connection.execute(sa.text("""
         INSERT INTO deadline (ticket_id, kind, round, department_id, started_at, working_days, due_at,
@@ -130,8 +131,9 @@ def main() -> int:
         upgrade_database()
         with db.engine.begin() as connection:
             department_id = connection.scalar(sa.text(
-                "INSERT INTO department (code, name, supervisor_phone, leader_phone, active, created_at) "
-                "VALUES ('BENCH', '基准测试局', '+8613900000001', '+8613900000002', true, now()) RETURNING id"))
+                "INSERT INTO department (code, name, supervisor_phone, leader_phone, active, created_at, office_id) "
+                "VALUES ('BENCH', '基准测试局', '+8613900000001', '+8613900000002', true, now(), "
+                "(SELECT id FROM office WHERE parent_id IS NULL ORDER BY id LIMIT 1)) RETURNING id"))
         started = time.perf_counter()
         with db.engine.begin() as connection:
             add_cases(connection, 1, args.small, department_id, now)
