@@ -667,24 +667,52 @@ def build_upload(folder: Path) -> Upload:
                   len(head) + 1)
 
 
-# Per ticket filed in the photo phase: its attachments, and whether each one's bytes and thumbnail are in the
-# store (attachment_blob, the default ATTACHMENT_STORAGE=database) as the row describes them.
+# Per ticket filed in the photo phase: its attachments and how they are described. The stored bytes are read apart
+# (PHOTO_BYTES_SQL): the store holds them encrypted (issue 19), so they are opened with the benchmark's key to be
+# compared with the row's length and SHA-256.
 PHOTO_CHECK_SQL = """
 SELECT t.tracking_no, count(a.id),
-       count(*) FILTER (WHERE b.key IS NOT NULL AND length(b.data) = a.size
-                        AND encode(sha256(b.data), 'hex') = a.sha256),
-       count(*) FILTER (WHERE th.key IS NOT NULL AND substring(th.data FROM 1 FOR 3) = '\\xffd8ff'::bytea
-                        AND length(th.data) < length(b.data)),
        count(*) FILTER (WHERE a.content_type = 'image/jpeg' AND a.source = 'citizen' AND a.visible_to_citizen
                         AND a.event_id IS NOT NULL),
-       min(a.width), min(a.height), min(a.size), max(a.size), min(length(th.data)), max(length(th.data))
+       min(a.width), min(a.height), min(a.size), max(a.size)
   FROM ticket t
   LEFT JOIN attachment a ON a.ticket_id = t.id
-  LEFT JOIN attachment_blob b ON b.key = a.blob_key
-  LEFT JOIN attachment_blob th ON th.key = a.thumb_key
  WHERE t.tracking_no = ANY(%s)
  GROUP BY t.tracking_no
 """
+# The file and thumbnail of each attachment of those tickets (ATTACHMENT_STORAGE=database, the default), row by row.
+PHOTO_BYTES_SQL = """
+SELECT t.tracking_no, a.size, a.sha256, b.data, th.data
+  FROM ticket t
+  JOIN attachment a ON a.ticket_id = t.id
+  LEFT JOIN attachment_blob b ON b.key = a.blob_key
+  LEFT JOIN attachment_blob th ON th.key = a.thumb_key
+ WHERE t.tracking_no = ANY(%s)
+"""
+
+
+def stored_photos(db_url: str, received: list[str]) -> tuple[set, set, list[int]]:
+    """The tickets whose file is stored as its row says (opened with the benchmark's key: length and SHA-256), those
+    whose thumbnail is a JPEG smaller than the file, and the thumbnails' sizes; one row in memory at a time."""
+    import hashlib
+
+    from tickets.privacy.crypto import KeyRing
+
+    ring = KeyRing.from_config(BENCH_PRIVACY)
+    stored, thumbs, sizes = set(), set(), []
+    with pg_connect(db_url) as connection, connection.transaction(), \
+            connection.cursor(name="bench_photos") as cursor:  # a server-side cursor lives in a transaction
+        cursor.execute(PHOTO_BYTES_SQL, (received,))
+        for no, size, sha, data, thumb in cursor:
+            data = ring.decrypt_bytes(data, "attachment_blob.data") if data is not None else None
+            thumb = ring.decrypt_bytes(thumb, "attachment_blob.data") if thumb is not None else None
+            if data is not None and len(data) == size and hashlib.sha256(data).hexdigest() == sha:
+                stored.add(no)
+            if thumb is not None:
+                sizes.append(len(thumb))
+                if thumb[:3] == b"\xff\xd8\xff" and data is not None and len(thumb) < len(data):
+                    thumbs.add(no)
+    return stored, thumbs, sizes
 
 
 def attachment_counts(db_url: str) -> dict:
@@ -699,20 +727,21 @@ def check_photos(db_url: str, before: dict, result: "PhaseResult", checks: dict,
     received = result.tracking_nos
     with pg_connect(db_url) as connection:
         rows = connection.execute(PHOTO_CHECK_SQL, (received,)).fetchall()
+    files, thumbnails, thumbnail_sizes = stored_photos(db_url, received)
     after = attachment_counts(db_url)
     created = {k: after[k] - before[k] for k in after}
     one = sum(1 for r in rows if r[1] == 1)
-    stored = sum(1 for r in rows if r[1] == 1 and r[2] == 1)
-    thumbs = sum(1 for r in rows if r[1] == 1 and r[3] == 1)
-    described = sum(1 for r in rows if r[1] == 1 and r[4] == 1)
+    stored = sum(1 for r in rows if r[1] == 1 and r[0] in files)
+    thumbs = sum(1 for r in rows if r[1] == 1 and r[0] in thumbnails)
+    described = sum(1 for r in rows if r[1] == 1 and r[2] == 1)
     # orientation 6: the stored photo is the sent one turned upright
-    upright = sum(1 for r in rows if r[1] == 1 and (r[5], r[6]) == (upload.photo_pixels[1], upload.photo_pixels[0]))
+    upright = sum(1 for r in rows if r[1] == 1 and (r[3], r[4]) == (upload.photo_pixels[1], upload.photo_pixels[0]))
     kept = [r for r in rows if r[1] == 1]
     photo = {"tickets_checked": len(rows), "with_exactly_one_attachment": one, "file_stored_as_recorded": stored,
              "thumbnail_stored": thumbs, "row_as_expected": described, "upright": upright,
              "attachments_created": created["attachments"], "blobs_created": created["blobs"],
-             "kept_bytes": [min((r[7] for r in kept), default=0), max((r[8] for r in kept), default=0)],
-             "thumbnail_bytes": [min((r[9] or 0 for r in kept), default=0), max((r[10] or 0 for r in kept), default=0)]}
+             "kept_bytes": [min((r[5] for r in kept), default=0), max((r[6] for r in kept), default=0)],
+             "thumbnail_bytes": [min(thumbnail_sizes, default=0), max(thumbnail_sizes, default=0)]}
     checks["photos"] = photo
     n = len(received)
     for what in ("with_exactly_one_attachment", "file_stored_as_recorded", "thumbnail_stored", "row_as_expected",
