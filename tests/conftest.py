@@ -284,6 +284,7 @@ LONGEST_FIRST = (
     "tests/test_workflow_matrix.py::test_every_action_in_every_status",
     "tests/test_demo.py::test_the_demo_is_history_acted_in_office_hours",
     "tests/test_prod_stack.py::test_make_prod_runs_the_stack_end_to_end_and_recovers_from_kill_9",
+    "tests/test_bench_scripts.py::test_the_filing_benchmark_checks_every_filing_and_every_photo",
     "tests/test_office_visibility.py::test_every_console_view_shows_each_window_its_subtree",
     "tests/test_route_walk.py::test_random_requests_never_answer_5xx",
     "tests/test_workflow_matrix.py::test_every_action_for_every_role",

@@ -71,8 +71,8 @@ WHERE t.id BETWEEN :first AND :last
 """
 
 
-def build(admin_url: str, total: int) -> str:
-    url = benchdb.fresh(admin_url, NAME)
+def build(admin_url: str, total: int, name: str = NAME) -> str:
+    url = benchdb.fresh(admin_url, name)
     engine = sa.create_engine(url)
     started = time.perf_counter()
     step = 100_000
@@ -129,8 +129,9 @@ def main() -> int:
         "BANJIE_BENCH_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--database", default=NAME, help=f"the benchmark's database (dropped first); default {NAME}")
     args = parser.parse_args()
-    url = build(args.database_url, args.cases)
+    url = build(args.database_url, args.cases, args.database)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
           f"this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
     results = {}

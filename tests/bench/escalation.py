@@ -44,13 +44,13 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
-def recreate(admin_url: str) -> str:
+def recreate(admin_url: str, name: str = DB_NAME) -> str:
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                           {"n": DB_NAME})
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}"'))
-        connection.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
+                           {"n": name})
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
         version = connection.scalar(sa.text("SHOW server_version"))
     admin.dispose()
     return version
@@ -97,11 +97,12 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=21)
+    parser.add_argument("--database", default=DB_NAME, help=f"the benchmark's database (dropped first); default {DB_NAME}")
     parser.add_argument("--output", default=str(ROOT / "bench-results" / "escalation.json"))
     args = parser.parse_args()
 
-    pg_version = recreate(args.database_url)
-    url = args.database_url.rsplit("/", 1)[0] + "/" + DB_NAME
+    pg_version = recreate(args.database_url, args.database)
+    url = args.database_url.rsplit("/", 1)[0] + "/" + args.database
     os.environ.update({"DATABASE_URL": url, "BROKER_URL": "", "SECRET_KEY": "bench"})
     from app import create_app
     from escalation import sweeper
