@@ -15,8 +15,8 @@ from tickets.models import OPEN_STATUS_VALUES, Role, Ticket
 from .appeals import PENDING_FILTER, pending_count
 from .base import RoleGuard, current_actor, current_role
 from .knowledge import due_alert
-from .queues import (QUEUES, DueTodayFilter, FiledTodayFilter, OverdueFilter, counts_by_status, department_names,
-                     due_badge, queue_count, shortcut_args)
+from .queues import (QUEUES, DeletionRequestedFilter, DueTodayFilter, FiledTodayFilter, OverdueFilter, counts_by_status,
+                     department_names, due_badge, queue_count, shortcut_args)
 
 LIST_SIZE = 10
 ALL_CASES = next(q for q in QUEUES if q.endpoint == "cases")
@@ -26,6 +26,8 @@ CARDS = (("new_today", _l("New today"), "", FiledTodayFilter),
          ("overdue", _l("Overdue"), "stat-alert", OverdueFilter))
 # Who is shown the appeals of 差评 waiting for a decision (申诉复核): those who decide them.
 APPEAL_DECIDERS = frozenset({Role.supervisor, Role.admin})
+# Who is shown the deletion requests waiting for their case to end: those who record and answer them (PIPL Art. 50).
+DELETION_HANDLERS = frozenset({Role.office, Role.admin})
 
 
 class Dashboard(RoleGuard, AdminIndexView):
@@ -53,6 +55,12 @@ class Dashboard(RoleGuard, AdminIndexView):
             cards.append({"key": "appeals", "text": _l("Appeals awaiting decision"), "css": "stat-warn",
                           "count": pending_count(actor),
                           "url": url_for("appeals.index_view", **{f"flt0_{PENDING_FILTER}": "pending"})})
+        if role in DELETION_HANDLERS:
+            waiting = count(DeletionRequestedFilter.condition(now))
+            if waiting:  # a card only while requests wait: most days none does
+                cards.append({"key": "deletion_requested", "text": _l("Deletion requests waiting"), "css": "",
+                              "count": waiting,
+                              "url": url_for("cases.index_view", **shortcut_args(ALL_CASES, DeletionRequestedFilter))})
         listing = lambda kind: list(db.session.scalars(
             sa.select(Ticket).where(visibility(actor), kind.condition(now))
             .order_by(Ticket.due_at, Ticket.id).limit(LIST_SIZE)))

@@ -228,6 +228,19 @@ class AwaitingContactFilter(ShortcutFilter):
         return Ticket.contact_due_at.is_not(None)
 
 
+class DeletionRequestedFilter(ShortcutFilter):
+    """Cases whose deletion request (the citizen's, or recorded by the office) waits for the case to end
+    (tickets/privacy/retention.py `request_waits`; the scheduler anonymises each once it has ended for good)."""
+
+    def __init__(self):
+        super().__init__(Ticket.anonymise_requested_at, _l("Deletion requested"))
+
+    @staticmethod
+    def condition(now):
+        from tickets.privacy.retention import request_waits
+        return request_waits()
+
+
 def contact_badge(ticket: Ticket, now: datetime) -> Markup:
     """When the first contact is due, while it is awaited: marked once its time is up (not as an overdue case: the
     row keeps the colour its handling deadline gives it)."""
@@ -253,7 +266,8 @@ def queue_filters(queue: Queue) -> list:
         shown = queue.statuses or tuple(Status)
         filters.append(FilterEqual(Ticket.status, _l("Status"),
                                    options=[(s.value, STATUS_LABELS[s.value]) for s in shown]))
-    return filters + [DueTodayFilter(), FiledTodayFilter(), OfficeFilter(), AwaitingContactFilter()]
+    return filters + [DueTodayFilter(), FiledTodayFilter(), OfficeFilter(), AwaitingContactFilter(),
+                      DeletionRequestedFilter()]
 
 
 def shortcut_args(queue: Queue, kind: type[ShortcutFilter]) -> dict[str, str]:

@@ -745,6 +745,28 @@ def test_the_api_takes_the_request_once_and_an_ended_case_goes_at_the_next_tick(
     assert world.client.post(f"{path}?code={code}", json={}).get_json()["error"]["message"] == "该案件的个人信息已匿名化。"
 
 
+def test_the_office_sees_the_requests_waiting_on_its_home_page_and_lists_them(world, clock):
+    import html
+
+    waiting, code = closed_case(world)  # its survey open: the request waits
+    other = world.file()["tracking_no"]
+    home = world.console("office").get("/admin/").get_data(as_text=True)
+    assert 'id="stat-deletion_requested"' not in home  # none waits: no card
+    assert world.client.post(f"/api/v1/tickets/{waiting}/deletion-request?code={code}", json={}).status_code == 202
+    for who in ("office", "admin"):
+        home = world.console(who).get("/admin/").get_data(as_text=True)
+        card = re.search(r'<a class="stat-card[^"]*" href="([^"]+)" id="stat-deletion_requested">.*?'
+                         r'<div class="stat-number">(\d+)</div>', home, re.S)
+        assert card and card.group(2) == "1", who
+        listed = world.console(who).get(html.unescape(card.group(1))).get_data(as_text=True)
+        assert waiting in listed and other not in listed, who
+    for who in ("dept_a", "supervisor"):
+        assert 'id="stat-deletion_requested"' not in world.console(who).get("/admin/").get_data(as_text=True), who
+    clock.advance(**SURVEY_OVER)
+    run_job(world, RETENTION_DAYS=0)  # carried out: nothing waits any more
+    assert 'id="stat-deletion_requested"' not in world.console("office").get("/admin/").get_data(as_text=True)
+
+
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
                       st.lists(st.integers(), max_size=3),
