@@ -767,6 +767,80 @@ def test_the_office_sees_the_requests_waiting_on_its_home_page_and_lists_them(wo
     assert 'id="stat-deletion_requested"' not in world.console("office").get("/admin/").get_data(as_text=True)
 
 
+def test_the_citizen_takes_the_request_back_and_may_ask_again(world, clock):
+    """Taken back from the case page or the API before it is carried out: nothing waits, the case is not anonymised
+    when it ends; the citizen may ask again. 409 when none waits, and once the case is anonymised."""
+    no, code = closed_case(world)  # its survey open: a request waits
+    client, token = follow(world, no, code)
+    assert client.post(f"/track/{no}/deletion-request",
+                       data={"csrf_token": token, "delete_confirm": "y"}).status_code == 303
+    page = client.get(f"/track/{no}").get_data(as_text=True)
+    assert 'id="deletion-withdraw-form"' in page
+    version = world.state(no)[1]
+    assert client.post(f"/track/{no}/deletion-request/withdraw").status_code == 400  # no CSRF token: nothing
+    assert world.case(no).anonymise_requested_at is not None
+    taken = client.post(f"/track/{no}/deletion-request/withdraw", data={"csrf_token": token})
+    assert taken.status_code == 303
+    page = client.get(f"/track/{no}").get_data(as_text=True)
+    assert "您的删除申请已撤回" in page and 'id="deletion-form"' in page and 'id="deletion-requested"' not in page
+    assert world.case(no).anonymise_requested_at is None and world.state(no)[1] == version  # no step of the case
+    event = world.ticket("office", no)["events"][-1]
+    assert (event["action"], event["actor"]) == ("cancel_anonymise_request", None)
+    again = client.post(f"/track/{no}/deletion-request/withdraw", data={"csrf_token": token})
+    assert again.status_code == 409 and "本件没有待执行的删除申请" in again.get_data(as_text=True)
+    path = f"/api/v1/tickets/{no}/deletion-request?code={code}"
+    assert world.client.delete(path).get_json()["error"]["code"] == "invalid_transition"
+    assert world.client.post(path, json={}).status_code == 202  # asked again, taken back through the API
+    assert world.client.delete(f"/api/v1/tickets/{no}/deletion-request?code=WRONG").status_code == 404
+    body = world.client.delete(path).get_json()
+    assert (body["deletion_requested_at"], body["may_request_deletion"]) == (None, True)
+    clock.advance(**SURVEY_OVER)
+    run_job(world, RETENTION_DAYS=0)  # nothing waits: the case keeps its name and number
+    assert world.case(no).anonymised_at is None and access_lines(world) == []
+    assert world.client.post(path, json={}).status_code == 202
+    run_job(world, RETENTION_DAYS=0)
+    assert world.client.delete(path).get_json()["error"]["message"] == "该案件的个人信息已匿名化。"
+
+
+def test_the_office_withdraws_a_request_for_the_citizen(world, clock):
+    no, code = closed_case(world)
+    assert "cancel_anonymise_request" not in world.ticket("office", no)["allowed_actions"]
+    world.act("office", no, "cancel_anonymise_request", expect=409, reason="反映人来电撤回")
+    assert world.client.post(f"/api/v1/tickets/{no}/deletion-request?code={code}", json={}).status_code == 202
+    assert "cancel_anonymise_request" in world.ticket("office", no)["allowed_actions"]
+    assert "reason" in world.act("office", no, "cancel_anonymise_request", expect=422)["error"]["fields"]
+    world.act("supervisor", no, "cancel_anonymise_request", expect=403, reason="反映人来电撤回")
+    done = world.act("office", no, "cancel_anonymise_request", reason=f"反映人来电撤回，回拨{NUMBER}")
+    assert done["anonymise_requested_at"] is None and done["events"][-1]["note"] == "反映人来电撤回，回拨***"
+    public = world.client.get(f"/api/v1/tickets/{no}?code={code}").get_json()
+    assert "申请已撤回" in public["timeline"][-1]["note"] and public["may_request_deletion"] is True
+    clock.advance(**SURVEY_OVER)
+    run_job(world, RETENTION_DAYS=0)
+    assert world.case(no).anonymised_at is None
+
+
+def test_a_request_carried_out_meanwhile_is_not_taken_back(world, clock):
+    """The scheduler anonymised the case after the citizen's request was read: taking it back reads the row as
+    committed (locked on PostgreSQL) and answers that the case is anonymised, never that the request was withdrawn."""
+    from tickets.errors import InvalidTransition
+    from tickets.workflow import withdraw_deletion_request
+
+    no, code = closed_case(world)
+    assert world.client.post(f"/api/v1/tickets/{no}/deletion-request?code={code}", json={}).status_code == 202
+    clock.advance(**SURVEY_OVER)
+    with world.app.app_context():
+        stale = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == no))
+        assert stale.anonymise_requested_at is not None and stale.anonymised_at is None
+        db.session.commit()  # the page's reading is done; the scheduler runs before the citizen's step
+        run_job(world, RETENTION_DAYS=0)
+        with pytest.raises(InvalidTransition) as refused:
+            withdraw_deletion_request(db.session, stale)
+        assert refused.value.message == retention.ALREADY
+        db.session.rollback()
+    assert world.case(no).anonymised_at is not None
+    assert world.ticket("office", no)["events"][-1]["action"] == "anonymise"
+
+
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
                       st.lists(st.integers(), max_size=3),

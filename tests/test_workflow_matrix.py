@@ -37,6 +37,7 @@ PAYLOADS = {
     "split": {"note": "不是同一问题"},
     "anonymise": {"reason": "反映人申请删除个人信息"},  # a deletion request: ended cases only (test_privacy_retention.py)
     "request_anonymise": {"reason": "反映人申请删除个人信息"},  # the same, recorded until the case has ended for good
+    "cancel_anonymise_request": {"reason": "反映人来电撤回申请"},  # only while a request waits (ROLE_CASES)
 }
 
 # Status -> what it takes to get a fresh ticket there (as admin and citizen).
@@ -117,8 +118,9 @@ def test_table_covers_every_action():
     # decide_appeal: only an appeal (see test_appeals_in_every_status_a_bad_rating_leaves)
     # instruct: only a case under supervision (督办, 挂牌督办), see ROLE_CASES
     # notify_linked: only a closed 主动治理 task (see tests/test_clusters.py)
-    assert set().union(*ALLOWED.values()) | {"decide_extension", "refer_up", "arbitrate",
-                                             "decide_appeal", "instruct", "notify_linked"} == set(ACTIONS)
+    # cancel_anonymise_request: only while a deletion request waits, see ROLE_CASES
+    assert set().union(*ALLOWED.values()) | {"decide_extension", "refer_up", "arbitrate", "decide_appeal", "instruct",
+                                             "notify_linked", "cancel_anonymise_request"} == set(ACTIONS)
 
 
 @pytest.mark.parametrize("status", list(STEPS))
@@ -173,6 +175,7 @@ ROLE_CASES = {
     "split": ("merged", {"admin", "office"}),
     "anonymise": ("rejected", {"admin", "office"}),  # ended at once (a closed case's survey is open a while)
     "request_anonymise": ("transferred", {"admin", "office"}),
+    "cancel_anonymise_request": ("transferred+deletion_requested", {"admin", "office"}),
 }
 ALL_ROLES = ("admin", "office", "dept_a", "dept_b", "supervisor", "leader")
 
@@ -188,6 +191,9 @@ def case_in(world, status: str) -> str:
     elif status == "transferred+supervised":
         no = ticket_in(world, "transferred")
         supervise(world, no, level=2)
+    elif status == "transferred+deletion_requested":
+        no = ticket_in(world, "transferred")
+        world.step("office", no, "request_anonymise", reason="反映人申请删除个人信息")
     else:
         no = ticket_in(world, status)
     return no

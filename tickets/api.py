@@ -215,6 +215,17 @@ def request_deletion(tracking_no):
     return jsonify(public_view(db.session, ticket)), 202
 
 
+@bp.delete("/tickets/<tracking_no>/deletion-request")
+@public_limit(lookup_limit, "lookup")
+def withdraw_deletion_request(tracking_no):
+    """The citizen takes back a deletion request before it is carried out → 200 and the view; 409 once the case is
+    anonymised or when none waits (`workflow.withdraw_deletion_request`)."""
+    ticket = _citizen_ticket(tracking_no)
+    workflow.withdraw_deletion_request(db.session, ticket)
+    db.session.commit()
+    return jsonify(public_view(db.session, ticket))
+
+
 @bp.get("/tickets/<tracking_no>/attachments/<int:attachment_id>")
 @public_limit(lookup_limit, "lookup")
 def public_attachment(tracking_no, attachment_id):

@@ -58,6 +58,10 @@ class DeletionRequestForm(FieldErrorsForm):
     delete_reason = TextAreaField(_l("Why you ask (optional)"))
 
 
+class DeletionWithdrawForm(FieldErrorsForm):
+    """The deletion request taken back: nothing but the CSRF token (`workflow.withdraw_deletion_request`)."""
+
+
 class RatingForm(FieldErrorsForm):
     """满意度评价: the rules are `workflow.rate`'s (the score arrives as sent, so a refused one comes back as it was)."""
     score = RadioField(_l("How satisfied are you?"), choices=[SelectChoice(str(score), label) for score, label in SCORE_LABELS.items()],

@@ -14,7 +14,7 @@ from .api import filing_limit, lookup_limit
 from .db import db
 from .errors import Conflict, InvalidTransition, StorageUnavailable, ValidationFailed
 from .extensions import public_limit
-from .forms import DeletionRequestForm, FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
+from .forms import DeletionRequestForm, DeletionWithdrawForm, FilingForm, LookupForm, RatingForm, RecoverForm, SupplementForm, WithdrawForm
 from .models import Department, Office, Ticket
 from .presenters import public_offices, public_view
 from .privacy import export as citizen_export
@@ -365,6 +365,16 @@ def request_deletion(tracking_no):
     return _citizen_step(tracking_no, form, step, _("Your request is recorded: your name and phone number in this "
                                                     "case are deleted as soon as the case has ended."),
                          "deletion_form")
+
+
+@bp.post("/track/<tracking_no>/deletion-request/withdraw")
+@public_limit(lookup_limit, "lookup")
+def withdraw_deletion_request(tracking_no):
+    """The deletion request taken back from the case page, before it is carried out."""
+    return _citizen_step(tracking_no, DeletionWithdrawForm(),
+                         lambda ticket: workflow.withdraw_deletion_request(db.session, ticket),
+                         _("Your deletion request is withdrawn: your name and phone number are kept until this "
+                           "case's retention period ends."), "deletion_withdraw_form")
 
 
 @bp.post("/track/<tracking_no>/rating")

@@ -45,7 +45,7 @@ from flask_babel import lazy_gettext as _l
 
 from .. import clock, storage
 from ..db import UTCDateTime, commit_counted, db
-from ..errors import StorageUnavailable
+from ..errors import InvalidTransition, StorageUnavailable
 from ..models import (
     FINAL_STATUSES, OPEN_STATUS_VALUES, Appeal, Attachment, Event, ExtensionRequest, IdempotencyKey, ReturnVisit,
     Survey, Ticket, User, ended_before,
@@ -348,6 +348,33 @@ def request_refusal(session, ticket: Ticket, now: datetime):
     if refusal(session, ticket, now) is None:
         return NOW
     return None
+
+
+NOT_REQUESTED = _l("No deletion request waits for this case.")
+
+
+def request_state(session, ticket: Ticket) -> tuple[datetime | None, datetime | None]:
+    """(anonymised_at, anonymise_requested_at) of the case as committed, its row locked for this transaction on
+    PostgreSQL: the scheduler takes the cases it anonymises with FOR UPDATE SKIP LOCKED (`carry_out_requests`,
+    `next_batch`), so a request recorded or taken back under this lock is never one it is carrying out at that moment
+    (it waits for the next tick, or this waits for its commit and sees the case anonymised)."""
+    query = sa.select(Ticket.anonymised_at, Ticket.anonymise_requested_at).where(Ticket.id == ticket.id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Ticket)
+    anonymised_at, requested_at = session.execute(query).one()
+    return anonymised_at, requested_at
+
+
+def take_back_request(session, ticket: Ticket) -> None:
+    """Withdraw the case's waiting deletion request (the citizen's `workflow.withdraw_deletion_request`, the office's
+    `cancel_anonymise_request`): InvalidTransition once the case is anonymised or when no request waits. The case's
+    name and number then stay until its retention period ends; the citizen may ask again."""
+    anonymised_at, requested_at = request_state(session, ticket)
+    if anonymised_at is not None:
+        raise InvalidTransition(ALREADY)
+    if requested_at is None:
+        raise InvalidTransition(NOT_REQUESTED)
+    ticket.anonymise_requested_at = None
 
 
 def anonymise_on_request(session, ticket: Ticket, actor, reason: str, now: datetime) -> Counts:

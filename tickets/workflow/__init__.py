@@ -18,16 +18,19 @@ from ..access import CITIZEN, SYSTEM, Actor
 from . import actions  # noqa: F401  (defines every action and event kind)
 from . import merging  # noqa: F401  (并单: merge, split and their event kinds)
 from . import governance  # noqa: F401  (主动治理: notify_linked and its event kinds)
-from .actions import MAX_WORKING_DAYS, RECOVER_CODE, REQUEST_ANONYMISE, SUPPLEMENT, TEXT_MAX, WITHDRAW, escalate
+from .actions import (CANCEL_ANONYMISE_REQUEST, MAX_WORKING_DAYS, RECOVER_CODE, REQUEST_ANONYMISE, SUPPLEMENT, TEXT_MAX,
+                      WITHDRAW, escalate)
 from .appeals import APPEAL_WORKING_DAYS, appeal_window_ends, pending_appeal
 from .engine import allowed_actions, perform, record, role_allows
 from .reactions import reactions
 from .registry import ACTIONS, KINDS, Action, Input, Kind, label_of, names, public_note
 from .survey import default_rating, open_survey, open_survey_for, rate, unvisited_bad_rating
-from .citizen import may_request_deletion, may_supplement, may_withdraw, request_deletion, supplement, withdraw
+from .citizen import (may_request_deletion, may_supplement, may_withdraw, request_deletion, supplement, withdraw,
+                      withdraw_deletion_request)
 
 __all__ = ["ACTIONS", "APPEAL_WORKING_DAYS", "CITIZEN", "KINDS", "MAX_WORKING_DAYS", "RECOVER_CODE", "SYSTEM", "TEXT_MAX", "Action",
            "Actor", "Input", "Kind", "allowed_actions", "appeal_window_ends", "default_rating", "escalate", "label_of",
            "names", "open_survey", "open_survey_for", "pending_appeal", "perform", "public_note", "rate", "reactions",
            "record", "role_allows", "unvisited_bad_rating", "may_withdraw", "withdraw", "WITHDRAW", "may_supplement", "supplement",
-           "SUPPLEMENT", "may_request_deletion", "request_deletion", "REQUEST_ANONYMISE"]
+           "SUPPLEMENT", "may_request_deletion", "request_deletion", "REQUEST_ANONYMISE", "withdraw_deletion_request",
+           "CANCEL_ANONYMISE_REQUEST"]

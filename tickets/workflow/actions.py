@@ -956,6 +956,36 @@ def _request_anonymise(session, ticket, actor, data, now):
                   note=mask_text(data["reason"]), public=True)
 
 
+# The request taken back before it is carried out (the citizen asked the office, or changed their mind): the name and
+# number then stay until the retention period ends. The citizen may do the same from the case page.
+
+def _may_cancel_anonymise_request(session, ticket, now):
+    from ..privacy.retention import ALREADY, NOT_REQUESTED
+    if ticket.anonymised_at is not None:
+        return ALREADY
+    return NOT_REQUESTED if ticket.anonymise_requested_at is None else None
+
+
+CANCEL_ANONYMISE_REQUEST = "cancel_anonymise_request"  # also the citizen's (citizen.withdraw_deletion_request)
+
+
+@action(CANCEL_ANONYMISE_REQUEST, roles={"office"}, statuses=ALL_STATUSES, precondition=_may_cancel_anonymise_request,
+        changes_state=False, parse=_required("reason"),
+        inputs=(text("reason", _l("Reason"), hint=_l("For example: the citizen called to withdraw the request.")),),
+        label=_l("Deletion request withdrawn"), button=_l("Withdraw the deletion request"), public=True,
+        public_note=lambda event: _("The request to delete your personal information is withdrawn: your name and "
+                                    "number are kept until this case's retention period ends."),
+        confirm=_l("Withdraw the deletion request? The case is then not anonymised when it ends, only when its "
+                   "retention period does."))
+def _cancel_anonymise_request(session, ticket, actor, data, now):
+    from ..personal import mask_text
+    from ..privacy.retention import take_back_request
+
+    take_back_request(session, ticket)
+    return record(session, ticket, actor, CANCEL_ANONYMISE_REQUEST, now, from_status=ticket.status,
+                  note=mask_text(data["reason"]), public=True)
+
+
 # --- kinds of events that are not staff actions ------------------------------------------------------
 
 FILE = event_kind("file", _l("Submitted"), public=True, moves_deadlines=True)

@@ -1,5 +1,6 @@
 """The citizen's own steps on a case besides the rating: 补充材料 (`supplement`, adding information), 撤回
-(`withdraw`) and the request to delete their personal information (`request_deletion`).
+(`withdraw`) and the request to delete their personal information (`request_deletion`), which they may take back
+until it is carried out (`withdraw_deletion_request`).
 
 撤回: a citizen takes back a case the office has not accepted yet. The case ends `withdrawn` (a final status of its
 own, apart from 不予受理), its acceptance deadline ends as `withdrawn` and the ladder's steps for it are called off
@@ -12,7 +13,7 @@ from .. import attachments, clock, deadlines, validation
 from ..access import CITIZEN
 from ..errors import InvalidTransition, ValidationFailed
 from ..models import OPEN_STATUSES, AttachmentSource, DeadlineKind, Event, Status, Ticket
-from .actions import REQUEST_ANONYMISE, SUPPLEMENT, WITHDRAW
+from .actions import CANCEL_ANONYMISE_REQUEST, REQUEST_ANONYMISE, SUPPLEMENT, WITHDRAW
 from .engine import claim, move, record
 
 WITHDRAWN = "withdrawn"  # the outcome of the acceptance deadline of a withdrawn case
@@ -89,17 +90,29 @@ def request_deletion(session, ticket: Ticket, reason=None) -> Event:
     soon as it has (closed, its survey over, no appeal possible). Like 补充材料 it is no step of the case: no row
     claim, no version bump, a handler's open form stays valid. 409 once anonymised or already requested."""
     from ..personal import mask_text
-    from ..privacy.retention import ALREADY, REQUESTED
+    from ..privacy.retention import ALREADY, REQUESTED, request_state
 
     check = validation.Collector()
     check.field("reason", validation.text, reason, required=False, max_len=REASON_MAX)
     values = check.raise_if_errors()
-    if ticket.anonymised_at is not None:
+    anonymised_at, requested_at = request_state(session, ticket)  # as committed, the row locked
+    if anonymised_at is not None:
         raise InvalidTransition(ALREADY)
-    if ticket.anonymise_requested_at is not None:
+    if requested_at is not None:
         raise InvalidTransition(REQUESTED)
     now = clock.now()
     ticket.anonymise_requested_at = now
     note = mask_text(values["reason"]) if values["reason"] else None
     return record(session, ticket, CITIZEN, REQUEST_ANONYMISE, now, from_status=ticket.status, note=note, public=True,
                   data={"by": "citizen"})
+
+
+def withdraw_deletion_request(session, ticket: Ticket) -> Event:
+    """The citizen takes back their deletion request (theirs or one the office recorded) before it is carried out: the
+    same as the office's `cancel_anonymise_request` (`retention.take_back_request`), a public event by the citizen.
+    409 once the case is anonymised or when no request waits."""
+    from ..privacy.retention import take_back_request
+
+    take_back_request(session, ticket)
+    return record(session, ticket, CITIZEN, CANCEL_ANONYMISE_REQUEST, clock.now(), from_status=ticket.status,
+                  public=True, data={"by": "citizen"})
