@@ -841,6 +841,25 @@ def test_a_request_carried_out_meanwhile_is_not_taken_back(world, clock):
     assert world.ticket("office", no)["events"][-1]["action"] == "anonymise"
 
 
+def test_a_request_recorded_meanwhile_is_not_recorded_twice(world, clock):
+    """The office recorded the request after the citizen's page was read: the citizen's own request reads the row as
+    committed and answers that one is recorded already, with no second event."""
+    from tickets.errors import InvalidTransition
+    from tickets.workflow import request_deletion
+
+    no, _code = closed_case(world)
+    with world.app.app_context():
+        stale = db.session.scalar(sa.select(Ticket).where(Ticket.tracking_no == no))
+        db.session.commit()
+        world.act("office", no, "request_anonymise", reason=REASON)
+        events = world.state(no)[2]
+        with pytest.raises(InvalidTransition) as refused:
+            request_deletion(db.session, stale)
+        assert refused.value.message == retention.REQUESTED
+        db.session.rollback()
+    assert world.state(no)[2] == events
+
+
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
                       st.lists(st.integers(), max_size=3),

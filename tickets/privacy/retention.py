@@ -365,6 +365,18 @@ def request_state(session, ticket: Ticket) -> tuple[datetime | None, datetime | 
     return anonymised_at, requested_at
 
 
+def record_request(session, ticket: Ticket, now: datetime) -> None:
+    """Record a deletion request for the case (the office's `request_anonymise`, the citizen's
+    `workflow.request_deletion`): InvalidTransition once the case is anonymised or when a request already waits, read
+    as committed (`request_state`), so not for a case the scheduler or someone else took care of meanwhile."""
+    anonymised_at, requested_at = request_state(session, ticket)
+    if anonymised_at is not None:
+        raise InvalidTransition(ALREADY)
+    if requested_at is not None:
+        raise InvalidTransition(REQUESTED)
+    ticket.anonymise_requested_at = now
+
+
 def take_back_request(session, ticket: Ticket) -> None:
     """Withdraw the case's waiting deletion request (the citizen's `workflow.withdraw_deletion_request`, the office's
     `cancel_anonymise_request`): InvalidTransition once the case is anonymised or when no request waits. The case's

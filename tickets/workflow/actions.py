@@ -950,8 +950,9 @@ REQUEST_ANONYMISE = "request_anonymise"  # also the citizen's own request from t
                    "survey over, no appeal possible)? Nobody has to come back to it; this cannot be undone."))
 def _request_anonymise(session, ticket, actor, data, now):
     from ..personal import mask_text
+    from ..privacy.retention import record_request
 
-    ticket.anonymise_requested_at = now
+    record_request(session, ticket, now)
     return record(session, ticket, actor, REQUEST_ANONYMISE, now, from_status=ticket.status,
                   note=mask_text(data["reason"]), public=True)
 

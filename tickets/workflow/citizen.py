@@ -90,18 +90,13 @@ def request_deletion(session, ticket: Ticket, reason=None) -> Event:
     soon as it has (closed, its survey over, no appeal possible). Like 补充材料 it is no step of the case: no row
     claim, no version bump, a handler's open form stays valid. 409 once anonymised or already requested."""
     from ..personal import mask_text
-    from ..privacy.retention import ALREADY, REQUESTED, request_state
+    from ..privacy.retention import record_request
 
     check = validation.Collector()
     check.field("reason", validation.text, reason, required=False, max_len=REASON_MAX)
     values = check.raise_if_errors()
-    anonymised_at, requested_at = request_state(session, ticket)  # as committed, the row locked
-    if anonymised_at is not None:
-        raise InvalidTransition(ALREADY)
-    if requested_at is not None:
-        raise InvalidTransition(REQUESTED)
     now = clock.now()
-    ticket.anonymise_requested_at = now
+    record_request(session, ticket, now)
     note = mask_text(values["reason"]) if values["reason"] else None
     return record(session, ticket, CITIZEN, REQUEST_ANONYMISE, now, from_status=ticket.status, note=note, public=True,
                   data={"by": "citizen"})
