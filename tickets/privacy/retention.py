@@ -341,10 +341,9 @@ REQUESTED = _l("A deletion request is already recorded for this case: it is anon
 def request_refusal(session, ticket: Ticket, now: datetime):
     """Why the office may not record a deletion request for this case now (None: it may): the `request_anonymise`
     action's precondition. A request is recorded only when the case cannot be anonymised at once (`refusal`)."""
-    if ticket.anonymised_at is not None:
-        return ALREADY
-    if ticket.anonymise_requested_at is not None:
-        return REQUESTED
+    asking = asking_refusal(ticket.anonymised_at, ticket.anonymise_requested_at)
+    if asking is not None:
+        return asking
     if refusal(session, ticket, now) is None:
         return NOW
     return None
@@ -365,27 +364,38 @@ def request_state(session, ticket: Ticket) -> tuple[datetime | None, datetime | 
     return anonymised_at, requested_at
 
 
+def asking_refusal(anonymised_at, requested_at):
+    """Why a deletion request may not be recorded for a case in this state (None: it may): anonymised already, or one
+    waits already. Read on the loaded case to offer the step, on the committed row (`request_state`) to take it."""
+    if anonymised_at is not None:
+        return ALREADY
+    return REQUESTED if requested_at is not None else None
+
+
+def taking_back_refusal(anonymised_at, requested_at):
+    """Why a case's deletion request may not be taken back in this state (None: it may): anonymised, or none waits."""
+    if anonymised_at is not None:
+        return ALREADY
+    return NOT_REQUESTED if requested_at is None else None
+
+
 def record_request(session, ticket: Ticket, now: datetime) -> None:
     """Record a deletion request for the case (the office's `request_anonymise`, the citizen's
-    `workflow.request_deletion`): InvalidTransition once the case is anonymised or when a request already waits, read
-    as committed (`request_state`), so not for a case the scheduler or someone else took care of meanwhile."""
-    anonymised_at, requested_at = request_state(session, ticket)
-    if anonymised_at is not None:
-        raise InvalidTransition(ALREADY)
-    if requested_at is not None:
-        raise InvalidTransition(REQUESTED)
+    `workflow.request_deletion`): InvalidTransition (`asking_refusal`) read as committed (`request_state`), so not for
+    a case the scheduler or someone else took care of meanwhile."""
+    refused = asking_refusal(*request_state(session, ticket))
+    if refused is not None:
+        raise InvalidTransition(refused)
     ticket.anonymise_requested_at = now
 
 
 def take_back_request(session, ticket: Ticket) -> None:
     """Withdraw the case's waiting deletion request (the citizen's `workflow.withdraw_deletion_request`, the office's
-    `cancel_anonymise_request`): InvalidTransition once the case is anonymised or when no request waits. The case's
-    name and number then stay until its retention period ends; the citizen may ask again."""
-    anonymised_at, requested_at = request_state(session, ticket)
-    if anonymised_at is not None:
-        raise InvalidTransition(ALREADY)
-    if requested_at is None:
-        raise InvalidTransition(NOT_REQUESTED)
+    `cancel_anonymise_request`): InvalidTransition (`taking_back_refusal`) read as committed. The case's name and number
+    then stay until its retention period ends; the citizen may ask again."""
+    refused = taking_back_refusal(*request_state(session, ticket))
+    if refused is not None:
+        raise InvalidTransition(refused)
     ticket.anonymise_requested_at = None
 
 

@@ -961,10 +961,8 @@ def _request_anonymise(session, ticket, actor, data, now):
 # number then stay until the retention period ends. The citizen may do the same from the case page.
 
 def _may_cancel_anonymise_request(session, ticket, now):
-    from ..privacy.retention import ALREADY, NOT_REQUESTED
-    if ticket.anonymised_at is not None:
-        return ALREADY
-    return NOT_REQUESTED if ticket.anonymise_requested_at is None else None
+    from ..privacy.retention import taking_back_refusal
+    return taking_back_refusal(ticket.anonymised_at, ticket.anonymise_requested_at)
 
 
 CANCEL_ANONYMISE_REQUEST = "cancel_anonymise_request"  # also the citizen's (citizen.withdraw_deletion_request)

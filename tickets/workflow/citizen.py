@@ -77,8 +77,9 @@ def withdraw(session, ticket: Ticket, reason=None) -> Event:
 
 
 def may_request_deletion(ticket: Ticket) -> bool:
-    """Whether the citizen may ask for their personal information to be deleted: until it is, once per case."""
-    return ticket.anonymised_at is None and ticket.anonymise_requested_at is None
+    """Whether the citizen may ask for their personal information to be deleted: until it is, once per request."""
+    from ..privacy.retention import asking_refusal
+    return asking_refusal(ticket.anonymised_at, ticket.anonymise_requested_at) is None
 
 
 def request_deletion(session, ticket: Ticket, reason=None) -> Event:
@@ -98,8 +99,7 @@ def request_deletion(session, ticket: Ticket, reason=None) -> Event:
     now = clock.now()
     record_request(session, ticket, now)
     note = mask_text(values["reason"]) if values["reason"] else None
-    return record(session, ticket, CITIZEN, REQUEST_ANONYMISE, now, from_status=ticket.status, note=note, public=True,
-                  data={"by": "citizen"})
+    return record(session, ticket, CITIZEN, REQUEST_ANONYMISE, now, from_status=ticket.status, note=note, public=True)
 
 
 def withdraw_deletion_request(session, ticket: Ticket) -> Event:
@@ -110,4 +110,4 @@ def withdraw_deletion_request(session, ticket: Ticket) -> Event:
 
     take_back_request(session, ticket)
     return record(session, ticket, CITIZEN, CANCEL_ANONYMISE_REQUEST, clock.now(), from_status=ticket.status,
-                  public=True, data={"by": "citizen"})
+                  public=True)
