@@ -412,3 +412,15 @@ def test_a_rating_by_phone_is_a_line_of_the_evaluation_export(world, clock):
         rows = list(export_rows(db.session, Month.parse("2026-11"), TZ, identity=True, now=clock()))
     assert [(r["case_no"], r["channel"], r["rating"], r["phone"], r["rectification_status"]) for r in rows] == [
         (no, "phone", 4, LANDLINE_E164, "rectifying")]  # the schema takes both the channel and the landline
+
+
+@PURE
+@given(st.one_of(landlines().map(lambda case: case[0]), mobiles.map(lambda case: case[2](case[0] + case[1])),
+                 phone_like))
+def test_whether_a_number_can_be_texted_is_the_same_remembered_or_parsed(raw):
+    """Filing parses the citizen's number, then asks of the stored one whether a text can reach it; the second answer
+    comes from what the first parse remembered (`phones._KNOWN_KINDS`) and must be what a parse of it says."""
+    e164 = phones.normalise_phone(raw)
+    remembered = phones.is_mobile(e164)
+    phones._KNOWN_KINDS.clear()
+    assert phones.is_mobile(e164) == remembered == (e164 is not None and phones.normalise_mobile(e164) == e164)

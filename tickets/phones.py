@@ -43,11 +43,22 @@ def _parse(raw) -> tuple[phonenumbers.PhoneNumber | None, PhoneNumberType]:
     return (None if kind == PhoneNumberType.UNKNOWN else number), kind
 
 
+# The type of each number `_e164` wrote lately, by its E.164: filing parses the citizen's number, then asks of the stored
+# one whether a text can reach it (`is_mobile`, before the receipt); that second parse is a lookup here. Bounded: when
+# full it starts again (a number not found is parsed, as before).
+_KNOWN_KINDS: dict[str, PhoneNumberType] = {}
+_KNOWN_MAX = 1024
+
+
 def _e164(raw, types) -> str | None:
     number, kind = _parse(raw)
     if number is None or kind not in types:
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(_KNOWN_KINDS) >= _KNOWN_MAX:
+        _KNOWN_KINDS.clear()
+    _KNOWN_KINDS[e164] = kind
+    return e164
 
 
 def normalise_mobile(raw: str) -> str | None:
@@ -64,7 +75,12 @@ def normalise_phone(raw: str) -> str | None:
 def is_mobile(e164) -> bool:
     """Whether a stored number (E.164) is a mainland mobile number, the only kind a text can reach. False for a
     fixed line, None, or anything that is not a number; never raises."""
-    return isinstance(e164, str) and normalise_mobile(e164) == e164
+    if not isinstance(e164, str):
+        return False
+    known = _KNOWN_KINDS.get(e164)
+    if known is not None:
+        return known in _MOBILE_TYPES
+    return normalise_mobile(e164) == e164
 
 
 def phone_type(e164) -> str | None:
