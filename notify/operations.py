@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from babel import Locale
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
@@ -26,7 +27,9 @@ from .state import TEMPLATES
 OPTED_OUT_CODE = "opted_out"
 OPTED_OUT = {"status": SmsStatus.failed.value, "error_code": OPTED_OUT_CODE,
              "error_message": "the number opted out of surveys (TD/退订)"}
-SMS_LOCALE = "zh_CN"  # every text is Chinese, whatever the language of the request or the person that caused it
+# Every text is Chinese, whatever the language of the request or the person that caused it (parsed once: each text
+# switches to it, and `force_locale` would parse a name again every time).
+SMS_LOCALE = Locale.parse("zh_CN")
 
 
 # Administrators' wordings, read in one query and kept briefly: every outbox row would otherwise read its
