@@ -22,8 +22,8 @@ def _parse(raw) -> tuple[phonenumbers.PhoneNumber | None, PhoneNumberType]:
     Accepts spaces, dashes, dots, brackets, full-width digits, the +86 / 0086 / 86 prefixes and a fixed line's
     trunk 0 (010-12345678, (0755)8888 8888). A number with an extension is refused: E.164 cannot keep it.
     The metadata is matched once: for a +86 number, `phonenumbers.is_valid_number` is exactly "its type is known"
-    (both read `number_type`'s match), and filing parses two numbers (the form's, then the stored one before the
-    receipt is texted) on its hot path (issue 11, item 20).
+    (both read `number_type`'s match): parsing is on filing's hot path (issue 11, item 20), whose second look at the
+    number (the stored one, before the receipt is texted) is a lookup in `_KNOWN_KINDS`.
     """
     unknown = None, PhoneNumberType.UNKNOWN
     if not isinstance(raw, str) or len(raw) > _MAX_LENGTH:
