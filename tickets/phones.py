@@ -43,11 +43,12 @@ def _parse(raw) -> tuple[phonenumbers.PhoneNumber | None, PhoneNumberType]:
     return (None if kind == PhoneNumberType.UNKNOWN else number), kind
 
 
-# The type of each number `_e164` wrote lately, by its E.164: filing parses the citizen's number, then asks of the stored
-# one whether a text can reach it (`is_mobile`, before the receipt); that second parse is a lookup here. Bounded: when
-# full it starts again (a number not found is parsed, as before).
+# The type of each number `_e164` wrote last, by its E.164: filing parses the citizen's number, then asks of the stored
+# one whether a text can reach it (`is_mobile`, before the receipt, in the same request); that second parse is a lookup
+# here. Only the last few numbers are kept, in memory and never written anywhere (a citizen's number is personal
+# information): when full it starts again, and a number not found is parsed, as before.
 _KNOWN_KINDS: dict[str, PhoneNumberType] = {}
-_KNOWN_MAX = 1024
+_KNOWN_MAX = 64
 
 
 def _e164(raw, types) -> str | None:
